@@ -1,0 +1,228 @@
+//! `Config`: what a parallelizer is built from, and the `MODE[:NPROCS]` spec.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How to build a parallelizer: the mode (a backend name), the number of
+/// ranks, the timeout of blocking receives, the worker initializer and
+/// backend options.
+///
+/// Deserializable, so a job file can hold it (`timeout` is in seconds):
+///
+/// ```
+/// use parallelizer_core::Config;
+/// use std::time::Duration;
+/// let c = Config::new("threads").nprocs(4).timeout(Duration::from_secs(30));
+/// assert_eq!(c.to_string(), "threads:4");
+/// let parsed: Config = "processes:3".parse().unwrap();
+/// assert_eq!(parsed.get_nprocs(), Some(3));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The backend name (`serial`, `threads`, `processes`, `mpi`, or a
+    /// user backend registered with `#[parallelizer(name = ...)]`).
+    pub mode: String,
+    /// Number of ranks, main included; `None` lets the backend choose.
+    #[serde(default)]
+    pub nprocs: Option<usize>,
+    /// Longest wait of any blocking receive; `None` waits forever (but a
+    /// failed or dead rank still releases every waiter).
+    #[serde(default, with = "secs")]
+    pub timeout: Option<Duration>,
+    /// Path of a registered task run once on every worker at start-up
+    /// (McUtils `initialization_function`).
+    #[serde(default)]
+    pub initializer: Option<String>,
+    /// The collectives every rank must issue, in order and cyclically
+    /// (McUtils `CallerContract`); empty means unchecked.
+    #[serde(default)]
+    pub contract: Vec<String>,
+    /// Backend-specific options, as strings.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// A configuration of `mode` with everything else left to the backend.
+    pub fn new(mode: impl Into<String>) -> Config {
+        Config {
+            mode: mode.into(),
+            nprocs: None,
+            timeout: None,
+            initializer: None,
+            contract: Vec::new(),
+            options: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the number of ranks, main included.
+    pub fn nprocs(mut self, nprocs: usize) -> Config {
+        self.nprocs = Some(nprocs);
+        self
+    }
+
+    /// Sets the timeout of every blocking receive.
+    pub fn timeout(mut self, timeout: Duration) -> Config {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the worker initializer: the path of a `#[parallelizer::task]`.
+    pub fn initializer(mut self, task_path: impl Into<String>) -> Config {
+        self.initializer = Some(task_path.into());
+        self
+    }
+
+    /// Sets the collective contract (McUtils `CallerContract`).
+    ///
+    /// ```
+    /// # use parallelizer_core::Config;
+    /// let c = Config::new("threads").contract(["scatter", "gather"]);
+    /// assert_eq!(c.contract, ["scatter", "gather"]);
+    /// ```
+    pub fn contract<S: Into<String>>(mut self, calls: impl IntoIterator<Item = S>) -> Config {
+        self.contract = calls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets a backend-specific option.
+    pub fn option(mut self, key: impl Into<String>, value: impl ToString) -> Config {
+        self.options.insert(key.into(), value.to_string());
+        self
+    }
+
+    /// The number of ranks asked for, if any.
+    pub fn get_nprocs(&self) -> Option<usize> {
+        self.nprocs
+    }
+
+    /// Reads a backend option and parses it, naming the option on failure.
+    ///
+    /// ```
+    /// # use parallelizer_core::Config;
+    /// let c = Config::new("mpi").option("threads_per_rank", 2);
+    /// assert_eq!(c.parsed_option::<usize>("threads_per_rank").unwrap(), Some(2));
+    /// assert!(Config::new("mpi").option("threads_per_rank", "x")
+    ///     .parsed_option::<usize>("threads_per_rank").is_err());
+    /// ```
+    pub fn parsed_option<T: FromStr>(&self, key: &str) -> Result<Option<T>>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.options
+            .get(key)
+            .map(|v| {
+                v.parse().map_err(|e| {
+                    Error::Config(format!(
+                        "option `{key}` = `{v}` of mode `{}`: {e}",
+                        self.mode
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    /// `nprocs`, or `default` when unset, rejecting zero.
+    pub fn nprocs_or(&self, default: usize) -> Result<usize> {
+        match self.nprocs {
+            Some(0) => Err(Error::Config(format!(
+                "mode `{}` needs at least 1 rank (nprocs counts main), got 0",
+                self.mode
+            ))),
+            Some(n) => Ok(n),
+            None => Ok(default.max(1)),
+        }
+    }
+}
+
+impl std::fmt::Display for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.nprocs {
+            Some(n) => write!(f, "{}:{n}", self.mode),
+            None => f.write_str(&self.mode),
+        }
+    }
+}
+
+/// Parses `MODE[:NPROCS]`. Whether `MODE` exists is checked when the
+/// parallelizer is built, where the list of known modes is at hand.
+impl FromStr for Config {
+    type Err = Error;
+
+    fn from_str(spec: &str) -> Result<Config> {
+        let spec = spec.trim();
+        const FORM: &str = "expected MODE or MODE:NPROCS, e.g. `threads:4`";
+        if spec.is_empty() {
+            return Err(Error::Config(format!("empty spec; {FORM}")));
+        }
+        let (mode, nprocs) = match spec.split_once(':') {
+            None => (spec, None),
+            Some((mode, n)) => {
+                let n: usize = n.trim().parse().map_err(|_| {
+                    Error::Config(format!(
+                        "`{n}` in `{spec}` is not a number of ranks; {FORM}"
+                    ))
+                })?;
+                if n == 0 {
+                    return Err(Error::Config(format!(
+                        "`{spec}` asks for 0 ranks; NPROCS counts main and must be at least 1"
+                    )));
+                }
+                (mode.trim(), Some(n))
+            }
+        };
+        if mode.is_empty() {
+            return Err(Error::Config(format!("`{spec}` has no mode; {FORM}")));
+        }
+        let mut config = Config::new(mode);
+        config.nprocs = nprocs;
+        Ok(config)
+    }
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<f64>::deserialize(d)?
+            .map(|s| {
+                Duration::try_from_secs_f64(s).map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "timeout must be a non-negative number of seconds, got {s}"
+                    ))
+                })
+            })
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_errors_say_what_is_accepted() {
+        for bad in ["", "  ", "threads:0", "threads:abc", ":4", "threads:-1"] {
+            let err = bad.parse::<Config>().unwrap_err().to_string();
+            assert!(
+                err.contains("MODE") || err.contains("at least 1"),
+                "{bad:?}: {err}"
+            );
+        }
+        assert_eq!("threads : 3".parse::<Config>().unwrap().nprocs, Some(3));
+    }
+}

@@ -1,0 +1,59 @@
+//! The runtime of [`parallelizer`](https://docs.rs/parallelizer): the
+//! [`Parallelizer`] trait, the typed API on `dyn Parallelizer`, the registry
+//! and the backends. Users depend on the `parallelizer` facade, which
+//! re-exports this crate and the macros.
+//!
+//! ```
+//! use parallelizer_core::{from_config, Parallelizer};
+//! let par = from_config("threads:4").unwrap();
+//! let squares = par.map(|x: u64| x * x, Some((1..=8).collect())).unwrap();
+//! assert_eq!(squares.unwrap().iter().sum::<u64>(), 204);
+//! ```
+#![deny(missing_docs)]
+
+// `#[parallelizer(...)]` and the generated code name `::parallelizer_core`
+// items through `crate::__private` when used inside this crate.
+extern crate self as parallelizer_core;
+
+mod api;
+pub mod backend;
+mod config;
+mod contract;
+mod error;
+mod guard;
+mod msg;
+mod parallelizer;
+mod registry;
+mod split;
+mod task;
+pub mod worker;
+
+pub use api::{Apply, EnterGuard, Where};
+pub use config::Config;
+pub use contract::CallerContract;
+pub use error::{Error, Result};
+pub use guard::{AsParallelizer, Restricted, main_restricted, worker_restricted};
+pub use msg::{Data, Encoding, Msg};
+pub use parallelizer::{Core, LocalTask, Parallelizer, Region, RegionTask, check_rank, collective};
+pub use parallelizer_macros::parallelizer;
+pub use registry::{
+    BackendEntry, CurrentGuard, FromConfig, Key, Spec, current, from_config, from_env, get_default,
+    lookup, modes, new, registered_names, reset_default, set_current, set_default,
+};
+pub use split::chunk_sizes;
+pub use task::{TaskEntry, TaskKind, task_by_id, task_by_path, task_name, task_of, tasks};
+
+/// Items the macros' expansions name; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::guard::AsParallelizer;
+    pub use crate::registry::{BackendEntry, build_backend};
+    pub use crate::task::{TASKS, TaskEntry, TaskKind};
+    pub use crate::worker::{test_worker_entry, worker_entry};
+    pub use crate::{
+        Msg, Parallelizer, Restricted, Result, current, main_restricted, worker_restricted,
+    };
+    pub use inventory;
+    pub use linkme;
+    pub use std;
+}

@@ -1,0 +1,401 @@
+//! Messages: what moves between ranks.
+//!
+//! A [`Msg`] is either a value that has not been encoded yet (threads move it
+//! as is; the wire backends encode it when it leaves the process) or the bytes
+//! that arrived from another process. The receiver decodes with the same
+//! typed call the sender used, so one type serves every backend.
+
+use std::any::{Any, type_name};
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// What a payload must be to travel between ranks: serializable for the
+/// process and MPI backends, `Send + 'static` for the threads backend, which
+/// moves it without serializing.
+///
+/// Blanket-implemented; never implement it by hand.
+///
+/// ```
+/// fn takes<T: parallelizer_core::Data>(_: T) {}
+/// takes(vec![1.0f64, 2.0]);
+/// takes((String::from("a"), 3u8));
+/// ```
+pub trait Data: Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + 'static> Data for T {}
+
+/// How the bytes of a message are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Encoding {
+    /// The serde codec (bincode 2, standard configuration).
+    Serde,
+    /// The raw bytes of a slice of plain data (`bytemuck::Pod`), no codec.
+    Pod,
+}
+
+/// A payload on its way between ranks; see the [module docs](self).
+pub struct Msg(Repr);
+
+enum Repr {
+    Value(Box<dyn Payload>),
+    Bytes(Encoding, Vec<u8>),
+}
+
+/// A value not yet encoded. Object-safe so that a backend can move, clone or
+/// encode it without knowing its type.
+trait Payload: Send {
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+    fn encoding(&self) -> Encoding;
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()>;
+    fn pod_bytes(&self) -> Option<&[u8]>;
+    fn try_clone(&self) -> Option<Box<dyn Payload>>;
+    fn type_name(&self) -> &'static str;
+}
+
+struct SerdeValue<T>(T);
+struct CloneValue<T>(T);
+struct PodVec<T>(Vec<T>);
+
+impl<T: Data> Payload for SerdeValue<T> {
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        Box::new(self.0)
+    }
+    fn encoding(&self) -> Encoding {
+        Encoding::Serde
+    }
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        encode_serde(&self.0, out)
+    }
+    fn pod_bytes(&self) -> Option<&[u8]> {
+        None
+    }
+    fn try_clone(&self) -> Option<Box<dyn Payload>> {
+        None
+    }
+    fn type_name(&self) -> &'static str {
+        type_name::<T>()
+    }
+}
+
+impl<T: Data + Clone> Payload for CloneValue<T> {
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        Box::new(self.0)
+    }
+    fn encoding(&self) -> Encoding {
+        Encoding::Serde
+    }
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        encode_serde(&self.0, out)
+    }
+    fn pod_bytes(&self) -> Option<&[u8]> {
+        None
+    }
+    fn try_clone(&self) -> Option<Box<dyn Payload>> {
+        Some(Box::new(CloneValue(self.0.clone())))
+    }
+    fn type_name(&self) -> &'static str {
+        type_name::<T>()
+    }
+}
+
+impl<T: bytemuck::Pod + Send> Payload for PodVec<T> {
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        Box::new(self.0)
+    }
+    fn encoding(&self) -> Encoding {
+        Encoding::Pod
+    }
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        out.extend_from_slice(bytemuck::cast_slice(&self.0));
+        Ok(())
+    }
+    fn pod_bytes(&self) -> Option<&[u8]> {
+        Some(bytemuck::cast_slice(&self.0))
+    }
+    fn try_clone(&self) -> Option<Box<dyn Payload>> {
+        Some(Box::new(PodVec(self.0.clone())))
+    }
+    fn type_name(&self) -> &'static str {
+        type_name::<Vec<T>>()
+    }
+}
+
+fn codec() -> impl bincode::config::Config {
+    bincode::config::standard()
+}
+
+/// Encodes `value` with the framework's serde codec, appending to `out`.
+pub(crate) fn encode_serde<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    bincode::serde::encode_into_std_write(value, out, codec())
+        .map(|_| ())
+        .map_err(|e| Error::Codec(format!("cannot encode {}: {e}", type_name::<T>())))
+}
+
+/// Decodes a `T` from bytes made by [`encode_serde`]; trailing bytes are an error.
+pub(crate) fn decode_serde<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, codec())
+        .map_err(|e| Error::Codec(format!("cannot decode {}: {e}", type_name::<T>())))?;
+    if used != bytes.len() {
+        return Err(Error::Codec(format!(
+            "decoding {} used {used} of {} bytes: the sender sent another type",
+            type_name::<T>(),
+            bytes.len()
+        )));
+    }
+    Ok(value)
+}
+
+impl Msg {
+    /// Wraps a value; it is encoded only if it leaves the process.
+    ///
+    /// ```
+    /// # use parallelizer_core::Msg;
+    /// let m = Msg::new(vec!["a".to_string()]);
+    /// assert_eq!(m.into_value::<Vec<String>>().unwrap(), ["a"]);
+    /// ```
+    pub fn new<T: Data>(value: T) -> Msg {
+        Msg(Repr::Value(Box::new(SerdeValue(value))))
+    }
+
+    /// Wraps a value that backends may clone (broadcast hands every rank its
+    /// own copy without serializing it).
+    pub fn cloneable<T: Data + Clone>(value: T) -> Msg {
+        Msg(Repr::Value(Box::new(CloneValue(value))))
+    }
+
+    /// Wraps a vector of plain data; on the wire it is its raw bytes.
+    ///
+    /// ```
+    /// # use parallelizer_core::Msg;
+    /// let m = Msg::pod(vec![1.5f64, 2.5]);
+    /// assert_eq!(m.pod_bytes().unwrap().len(), 16);
+    /// let wire = Msg::from_bytes(parallelizer_core::Encoding::Pod, m.to_bytes().unwrap());
+    /// assert_eq!(wire.into_pod::<f64>().unwrap(), [1.5, 2.5]);
+    /// ```
+    pub fn pod<T: bytemuck::Pod + Send>(values: Vec<T>) -> Msg {
+        Msg(Repr::Value(Box::new(PodVec(values))))
+    }
+
+    /// A message that arrived as bytes from another process.
+    pub fn from_bytes(encoding: Encoding, bytes: Vec<u8>) -> Msg {
+        Msg(Repr::Bytes(encoding, bytes))
+    }
+
+    /// The encoding this message has or will have on the wire.
+    pub fn encoding(&self) -> Encoding {
+        match &self.0 {
+            Repr::Value(v) => v.encoding(),
+            Repr::Bytes(e, _) => *e,
+        }
+    }
+
+    /// Whether this message is still an in-process value (not bytes).
+    pub fn is_value(&self) -> bool {
+        matches!(self.0, Repr::Value(_))
+    }
+
+    /// Appends the wire form of this message to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<()> {
+        match &self.0 {
+            Repr::Value(v) => v.encode(out),
+            Repr::Bytes(_, b) => {
+                out.extend_from_slice(b);
+                Ok(())
+            }
+        }
+    }
+
+    /// The wire form of this message.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        if let Repr::Bytes(_, b) = &self.0 {
+            return Ok(b.clone());
+        }
+        let mut out = Vec::new();
+        self.encode_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// Turns this message into its wire form, without copying when it already is.
+    pub fn into_bytes(self) -> Result<Vec<u8>> {
+        match self.0 {
+            Repr::Bytes(_, b) => Ok(b),
+            Repr::Value(v) => {
+                let mut out = Vec::new();
+                v.encode(&mut out)?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// The raw bytes of a plain-data message, borrowed (for vectored writes
+    /// and shared memory); `None` for serde messages.
+    pub fn pod_bytes(&self) -> Option<&[u8]> {
+        match &self.0 {
+            Repr::Value(v) => v.pod_bytes(),
+            Repr::Bytes(Encoding::Pod, b) => Some(b),
+            Repr::Bytes(..) => None,
+        }
+    }
+
+    /// A copy of this message, if it can be made without serializing
+    /// (cloneable values, plain data and bytes).
+    pub fn try_clone(&self) -> Option<Msg> {
+        match &self.0 {
+            Repr::Value(v) => v.try_clone().map(|v| Msg(Repr::Value(v))),
+            Repr::Bytes(e, b) => Some(Msg(Repr::Bytes(*e, b.clone()))),
+        }
+    }
+
+    /// A copy of this message, serializing it once if it cannot be cloned.
+    pub fn duplicate(&self) -> Result<Msg> {
+        match self.try_clone() {
+            Some(m) => Ok(m),
+            None => Ok(Msg(Repr::Bytes(self.encoding(), self.to_bytes()?))),
+        }
+    }
+
+    /// Takes the value out, decoding it if it arrived as bytes.
+    pub fn into_value<T: Data>(self) -> Result<T> {
+        match self.0 {
+            Repr::Value(v) => downcast(v),
+            Repr::Bytes(Encoding::Serde, b) => decode_serde(&b),
+            Repr::Bytes(Encoding::Pod, _) => Err(Error::Codec(format!(
+                "expected {} but the sender sent plain data (a *_pod call); \
+                 use the matching *_pod call on every rank",
+                type_name::<T>()
+            ))),
+        }
+    }
+
+    /// Takes a plain-data vector out, copying it out of the wire bytes.
+    pub fn into_pod<T: bytemuck::Pod + Send>(self) -> Result<Vec<T>> {
+        match self.0 {
+            Repr::Value(v) => downcast(v),
+            Repr::Bytes(Encoding::Pod, b) => {
+                if b.len() % std::mem::size_of::<T>().max(1) != 0 {
+                    return Err(Error::Codec(format!(
+                        "{} bytes is not a whole number of {}",
+                        b.len(),
+                        type_name::<T>()
+                    )));
+                }
+                Ok(bytemuck::pod_collect_to_vec(&b))
+            }
+            Repr::Bytes(Encoding::Serde, _) => Err(Error::Codec(format!(
+                "expected plain data Vec<{}> but the sender sent a serde value; \
+                 use the matching call on every rank",
+                type_name::<T>()
+            ))),
+        }
+    }
+
+    /// Takes an in-process value of any type out (values that never cross a
+    /// process, such as a task's result on main).
+    pub fn into_local<T: Send + 'static>(self) -> Result<T> {
+        match self.0 {
+            Repr::Value(v) => downcast(v),
+            Repr::Bytes(..) => Err(Error::Codec(format!(
+                "expected an in-process {} but got bytes from another process",
+                type_name::<T>()
+            ))),
+        }
+    }
+
+    /// Wraps any in-process value that will not leave this process (it
+    /// cannot be encoded; trying is a codec error).
+    pub fn local<T: Send + 'static>(value: T) -> Msg {
+        Msg(Repr::Value(Box::new(LocalValue(value))))
+    }
+}
+
+struct LocalValue<T>(T);
+
+impl<T: Send + 'static> Payload for LocalValue<T> {
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        Box::new(self.0)
+    }
+    fn encoding(&self) -> Encoding {
+        Encoding::Serde
+    }
+    fn encode(&self, _: &mut Vec<u8>) -> Result<()> {
+        Err(Error::Codec(format!(
+            "{} is an in-process value and cannot be sent to another process",
+            type_name::<T>()
+        )))
+    }
+    fn pod_bytes(&self) -> Option<&[u8]> {
+        None
+    }
+    fn try_clone(&self) -> Option<Box<dyn Payload>> {
+        None
+    }
+    fn type_name(&self) -> &'static str {
+        type_name::<T>()
+    }
+}
+
+fn downcast<T: 'static>(v: Box<dyn Payload>) -> Result<T> {
+    let sent = v.type_name();
+    v.into_any().downcast::<T>().map(|b| *b).map_err(|_| {
+        Error::Codec(format!(
+            "type mismatch: expected {} but the sender sent {sent}",
+            type_name::<T>()
+        ))
+    })
+}
+
+impl fmt::Debug for Msg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Repr::Value(v) => write!(f, "Msg::Value({})", v.type_name()),
+            Repr::Bytes(e, b) => write!(f, "Msg::Bytes({e:?}, {} bytes)", b.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_roundtrip_through_bytes() {
+        let m = Msg::new((1u32, String::from("x"), vec![1.5f64]));
+        let wire = Msg::from_bytes(Encoding::Serde, m.into_bytes().unwrap());
+        let v: (u32, String, Vec<f64>) = wire.into_value().unwrap();
+        assert_eq!(v, (1, "x".into(), vec![1.5]));
+    }
+
+    #[test]
+    fn type_mismatch_is_a_codec_error() {
+        let err = Msg::new(1u32).into_value::<String>().unwrap_err();
+        assert!(
+            matches!(err, Error::Codec(ref s) if s.contains("u32")),
+            "{err}"
+        );
+        let wire = Msg::from_bytes(Encoding::Serde, Msg::new(7u64).into_bytes().unwrap());
+        assert!(matches!(
+            wire.into_value::<(u64, u64)>(),
+            Err(Error::Codec(_))
+        ));
+    }
+
+    #[test]
+    fn pod_rejects_ragged_bytes() {
+        let m = Msg::from_bytes(Encoding::Pod, vec![0; 7]);
+        assert!(matches!(m.into_pod::<f64>(), Err(Error::Codec(_))));
+    }
+
+    #[test]
+    fn duplicate_serializes_only_when_needed() {
+        let m = Msg::new(vec![1u8, 2]);
+        let d = m.duplicate().unwrap();
+        assert!(!d.is_value());
+        assert_eq!(d.into_value::<Vec<u8>>().unwrap(), [1, 2]);
+        let c = Msg::cloneable(5i32);
+        assert!(c.duplicate().unwrap().is_value());
+    }
+}

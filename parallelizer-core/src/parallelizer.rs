@@ -1,0 +1,343 @@
+//! The object-safe `Parallelizer` trait that every backend implements, and
+//! the state they all share.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use crate::config::Config;
+use crate::contract::CallerContract;
+use crate::error::{Error, Result};
+use crate::msg::Msg;
+use crate::task::TaskEntry;
+
+/// A group of `nprocs()` ranks that can run SPMD regions and exchange
+/// messages. Rank 0 is main.
+///
+/// Backends implement identity, the two transport calls and
+/// [`run_region`](Parallelizer::run_region); the collectives have default
+/// implementations built from `send_msg`/`recv_msg` (McUtils'
+/// `SendRecieveParallelizer`) that a backend may override with native ones.
+/// Users call the typed API on `dyn Parallelizer` (`broadcast`, `map`,
+/// `run`, ...), not these methods.
+///
+/// ```
+/// use parallelizer_core::{from_config, Parallelizer};
+/// let par = from_config("threads:3").unwrap();
+/// let ids = par.run(|p: &dyn Parallelizer, ()| p.gather(p.id()).unwrap(), ()).unwrap();
+/// assert_eq!(ids, Some(vec![0, 1, 2]));
+/// ```
+pub trait Parallelizer: Send + Sync + 'static {
+    /// The state every parallelizer carries (configuration, nesting depth,
+    /// contract).
+    fn core(&self) -> &Core;
+
+    /// This rank's id, `0..nprocs`; 0 is main.
+    fn id(&self) -> usize;
+
+    /// The number of ranks, main included.
+    fn nprocs(&self) -> usize;
+
+    /// The backend name this parallelizer was built as.
+    fn mode(&self) -> &str {
+        &self.core().config().mode
+    }
+
+    /// Whether this rank is main (rank 0).
+    fn on_main(&self) -> bool {
+        self.id() == 0
+    }
+
+    /// The OS process id of this rank.
+    fn pid(&self) -> u32 {
+        std::process::id()
+    }
+
+    /// Whether collectives called here pair up with the other ranks: true
+    /// inside a region (and always for single-rank and SPMD-launched
+    /// backends), false on main outside a region.
+    fn in_region(&self) -> bool;
+
+    /// Starts the backend's resources (threads, worker processes). Called by
+    /// the outermost [`enter`](crate::Parallelizer::enter).
+    fn initialize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Releases what [`initialize`](Parallelizer::initialize) started.
+    fn finalize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Delivers `msg` to rank `to`.
+    fn send_msg(&self, msg: Msg, to: usize) -> Result<()>;
+
+    /// Blocks for the next message from rank `from`. Must return
+    /// [`Error::Aborted`] when another rank failed, and honour the timeout.
+    fn recv_msg(&self, from: usize) -> Result<Msg>;
+
+    /// Runs `region` on every rank and returns main's result. On a rank
+    /// handle (inside a region) it runs the task on this rank only, as every
+    /// rank does (SPMD).
+    fn run_region(&self, region: Region) -> Result<Msg>;
+
+    /// Broadcast from main: main passes `Some`, workers `None`; every rank
+    /// returns the value.
+    fn broadcast_msg(&self, msg: Option<Msg>) -> Result<Msg> {
+        collective::broadcast(self, msg)
+    }
+
+    /// Scatter from main: main passes one message per rank; every rank
+    /// returns its own.
+    fn scatter_msg(&self, chunks: Option<Vec<Msg>>) -> Result<Msg> {
+        collective::scatter(self, chunks)
+    }
+
+    /// Gather to main: `Some` of every rank's message in rank order on main,
+    /// `None` on workers.
+    fn gather_msg(&self, msg: Msg) -> Result<Option<Vec<Msg>>> {
+        collective::gather(self, msg)
+    }
+
+    /// Blocks until every rank has reached the barrier.
+    fn barrier(&self) -> Result<()> {
+        collective::barrier(self)
+    }
+}
+
+/// State shared by every parallelizer: its configuration, how deeply it is
+/// entered, its contract and its place in the registry.
+///
+/// A backend builds one with [`Core::new`] and returns it from
+/// [`Parallelizer::core`].
+pub struct Core {
+    config: Arc<Config>,
+    depth: AtomicUsize,
+    contract: Option<Mutex<CallerContract>>,
+    this: OnceLock<Weak<dyn Parallelizer>>,
+    uid: u64,
+}
+
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+impl Core {
+    /// The state of a parallelizer built from `config`.
+    ///
+    /// ```
+    /// # use parallelizer_core::{Config, Core};
+    /// let core = Core::new(Config::new("serial"));
+    /// assert_eq!(core.config().mode, "serial");
+    /// ```
+    pub fn new(config: Config) -> Core {
+        Core::shared(Arc::new(config))
+    }
+
+    /// Like [`Core::new`], sharing an existing configuration (rank handles
+    /// share their parallelizer's).
+    pub fn shared(config: Arc<Config>) -> Core {
+        let contract = (!config.contract.is_empty())
+            .then(|| Mutex::new(CallerContract::new(config.contract.iter().cloned())));
+        Core {
+            config,
+            depth: AtomicUsize::new(0),
+            contract,
+            this: OnceLock::new(),
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// The configuration this parallelizer was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The configuration, shareable.
+    pub fn config_arc(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// A process-unique id of this parallelizer (McUtils `uid`).
+    pub fn uid(&self) -> u64 {
+        self.uid
+    }
+
+    /// How many [`enter`](crate::Parallelizer::enter) guards are alive.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::SeqCst)
+    }
+
+    /// Whether at least one enter guard is alive (McUtils `active`).
+    pub fn is_active(&self) -> bool {
+        self.depth() > 0
+    }
+
+    pub(crate) fn enter_depth(&self) -> usize {
+        self.depth.fetch_add(1, Ordering::SeqCst)
+    }
+
+    pub(crate) fn leave_depth(&self) -> usize {
+        self.depth.fetch_sub(1, Ordering::SeqCst) - 1
+    }
+
+    /// Checks `call` against the contract, if there is one.
+    pub fn check_contract(&self, rank: usize, call: &str) -> Result<()> {
+        match &self.contract {
+            None => Ok(()),
+            Some(c) => c
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .check(rank, call),
+        }
+    }
+
+    /// Records the `Arc` this parallelizer lives in, so that `enter` and
+    /// `run` can make it the default. Done by [`crate::new`] and the registry.
+    pub(crate) fn bind(&self, this: Weak<dyn Parallelizer>) {
+        let _ = self.this.set(this);
+    }
+
+    /// The `Arc` this parallelizer lives in, if it was built through
+    /// [`crate::new`] or [`crate::from_config`].
+    pub fn this(&self) -> Option<Arc<dyn Parallelizer>> {
+        self.this.get().and_then(Weak::upgrade)
+    }
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("config", &self.config)
+            .field("depth", &self.depth())
+            .field("uid", &self.uid)
+            .finish()
+    }
+}
+
+/// The part of a task that runs in this process: decode the args, call the
+/// task, wrap main's result.
+pub type LocalTask = Arc<dyn Fn(&dyn Parallelizer, Msg) -> Result<Msg> + Send + Sync>;
+
+/// One SPMD region: the task every rank runs and its arguments.
+#[derive(Debug)]
+pub struct Region {
+    /// What every rank runs.
+    pub task: RegionTask,
+    /// Arguments, the same for every rank.
+    pub args: Msg,
+}
+
+/// The task of a [`Region`]; cheap to clone, shareable between rank threads.
+#[derive(Clone)]
+pub struct RegionTask {
+    /// The task's type name, for messages.
+    pub name: &'static str,
+    /// The task's registration, if it has one; backends whose ranks live in
+    /// other processes can only run registered tasks.
+    pub entry: Option<&'static TaskEntry>,
+    /// The task as a closure, for ranks in this process.
+    pub local: LocalTask,
+}
+
+impl RegionTask {
+    /// The registration, or [`Error::TaskNotRegistered`] naming the task.
+    pub fn require_entry(&self) -> Result<&'static TaskEntry> {
+        self.entry.ok_or_else(|| Error::TaskNotRegistered {
+            task: self.name.to_string(),
+        })
+    }
+
+    /// Runs the task on rank `par` of this process. Worker ranks use the
+    /// registration when there is one, so that a registered task behaves the
+    /// same whether its ranks are threads or processes (its `Err` is
+    /// reported, its value dropped); main always runs the closure to get its
+    /// typed result.
+    pub fn run_on(&self, par: &dyn Parallelizer, args: Msg) -> Result<Msg> {
+        match self.entry {
+            Some(entry) if !par.on_main() => entry.invoke(par, args).map(|()| Msg::local(())),
+            _ => (self.local)(par, args),
+        }
+    }
+}
+
+impl std::fmt::Debug for RegionTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegionTask")
+            .field("name", &self.name)
+            .field("entry", &self.entry.map(|e| e.path))
+            .finish()
+    }
+}
+
+/// Checks that `rank` addresses a rank of `par`.
+pub fn check_rank<P: Parallelizer + ?Sized>(par: &P, rank: usize) -> Result<()> {
+    let nprocs = par.nprocs();
+    if rank >= nprocs {
+        return Err(Error::InvalidRank { rank, nprocs });
+    }
+    Ok(())
+}
+
+/// Collectives built from point-to-point messages, the defaults of
+/// [`Parallelizer`]; a backend with native collectives overrides them.
+pub mod collective {
+    use super::*;
+
+    /// Main sends a copy to every worker (cloned, or serialized once).
+    pub fn broadcast<P: Parallelizer + ?Sized>(par: &P, msg: Option<Msg>) -> Result<Msg> {
+        if !par.on_main() {
+            return par.recv_msg(0);
+        }
+        let msg = msg.ok_or_else(|| missing("broadcast"))?;
+        for rank in 1..par.nprocs() {
+            par.send_msg(msg.duplicate()?, rank)?;
+        }
+        Ok(msg)
+    }
+
+    /// Main sends chunk `i` to rank `i` and keeps chunk 0.
+    pub fn scatter<P: Parallelizer + ?Sized>(par: &P, chunks: Option<Vec<Msg>>) -> Result<Msg> {
+        if !par.on_main() {
+            return par.recv_msg(0);
+        }
+        let chunks = chunks.ok_or_else(|| missing("scatter"))?;
+        if chunks.len() != par.nprocs() {
+            return Err(Error::ContractViolation(format!(
+                "scatter needs one chunk per rank: {} chunks for {} ranks",
+                chunks.len(),
+                par.nprocs()
+            )));
+        }
+        let mut chunks = chunks.into_iter();
+        let own = chunks.next().expect("nprocs >= 1");
+        for (rank, chunk) in chunks.enumerate() {
+            par.send_msg(chunk, rank + 1)?;
+        }
+        Ok(own)
+    }
+
+    /// Workers send to main; main receives in rank order.
+    pub fn gather<P: Parallelizer + ?Sized>(par: &P, msg: Msg) -> Result<Option<Vec<Msg>>> {
+        if !par.on_main() {
+            par.send_msg(msg, 0)?;
+            return Ok(None);
+        }
+        let mut all = Vec::with_capacity(par.nprocs());
+        all.push(msg);
+        for rank in 1..par.nprocs() {
+            all.push(par.recv_msg(rank)?);
+        }
+        Ok(Some(all))
+    }
+
+    /// Gather of a token, then broadcast of a token.
+    pub fn barrier<P: Parallelizer + ?Sized>(par: &P) -> Result<()> {
+        gather(par, Msg::new(()))?;
+        broadcast(par, par.on_main().then(|| Msg::new(())))?;
+        Ok(())
+    }
+
+    fn missing(op: &str) -> Error {
+        Error::ContractViolation(format!(
+            "main must pass Some(data) to {op}; workers pass None"
+        ))
+    }
+}

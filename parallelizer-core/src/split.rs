@@ -1,0 +1,56 @@
+//! How `scatter` splits data over ranks (ARCHITECTURE.md 3.1).
+
+/// The chunk sizes of `n` items over `nprocs` ranks: `n / nprocs` each, one
+/// more for the first `n % nprocs` ranks; rank 0 keeps chunk 0, and with
+/// fewer items than ranks the trailing chunks are empty.
+///
+/// ```
+/// use parallelizer_core::chunk_sizes;
+/// assert_eq!(chunk_sizes(10, 4), [3, 3, 2, 2]);
+/// assert_eq!(chunk_sizes(2, 4), [1, 1, 0, 0]);
+/// ```
+pub fn chunk_sizes(n: usize, nprocs: usize) -> Vec<usize> {
+    let nprocs = nprocs.max(1);
+    let (base, extra) = (n / nprocs, n % nprocs);
+    (0..nprocs).map(|i| base + usize::from(i < extra)).collect()
+}
+
+/// Splits `data` into contiguous chunks of [`chunk_sizes`], moving the items.
+pub(crate) fn split<T>(mut data: Vec<T>, nprocs: usize) -> Vec<Vec<T>> {
+    let sizes = chunk_sizes(data.len(), nprocs);
+    let mut chunks = Vec::with_capacity(sizes.len());
+    // Split from the back so each split_off moves only its own tail.
+    for &size in sizes.iter().rev() {
+        let rest = data.len() - size;
+        chunks.push(data.split_off(rest));
+    }
+    chunks.reverse();
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_table() {
+        // mcutils-spec.md 1.5.2, verified against the Python original.
+        assert_eq!(chunk_sizes(1000, 5), vec![200; 5]);
+        assert_eq!(chunk_sizes(1000, 4), vec![250; 4]);
+        assert_eq!(chunk_sizes(1000, 15), [vec![67; 10], vec![66; 5]].concat());
+        assert_eq!(chunk_sizes(1000, 16), [vec![63; 8], vec![62; 8]].concat());
+        assert_eq!(chunk_sizes(10, 3), [4, 3, 3]);
+        assert_eq!(chunk_sizes(3, 3), [1, 1, 1]);
+        assert_eq!(chunk_sizes(9, 9), vec![1; 9]);
+    }
+
+    #[test]
+    fn split_is_contiguous_and_ordered() {
+        let chunks = split((0..10).collect::<Vec<_>>(), 4);
+        assert_eq!(
+            chunks,
+            [vec![0, 1, 2], vec![3, 4, 5], vec![6, 7], vec![8, 9]]
+        );
+        assert_eq!(split(Vec::<u8>::new(), 3), [vec![], vec![], vec![]]);
+    }
+}

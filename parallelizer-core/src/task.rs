@@ -1,0 +1,107 @@
+//! Tasks registered by name at link time, so a worker process can run them.
+//!
+//! A closure cannot cross a process boundary; a function can, by name, the
+//! way Python pickles a module-level function. `#[parallelizer::task]` adds
+//! a [`TaskEntry`] to the [`TASKS`] slice (linkme); every rank sorts the
+//! slice by path, so the same binary gives every task the same dense id.
+
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+use crate::msg::Msg;
+use crate::parallelizer::Parallelizer;
+
+/// Every task registered with `#[parallelizer::task]` in this binary.
+#[linkme::distributed_slice]
+pub static TASKS: [TaskEntry];
+
+/// One registered task.
+///
+/// Written by `#[parallelizer::task]`; the fields are public so the macro
+/// can build it in a `static`.
+#[derive(Debug)]
+pub struct TaskEntry {
+    /// `module::path::name` of the fn, the task's name on every rank.
+    pub path: &'static str,
+    /// `std::any::type_name` of the fn item, which `run(f, ..)` looks up.
+    pub type_name: fn() -> &'static str,
+    /// How a worker runs it.
+    pub kind: TaskKind,
+}
+
+/// How a worker runs a registered task.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum TaskKind {
+    /// `fn(par: &dyn Parallelizer, args: A) -> R`, run by `run`: decode the
+    /// args, call, drop the value, return the task's `Err` if it has one.
+    Region(fn(&dyn Parallelizer, Msg) -> Result<()>),
+    /// `fn(item: T) -> R`, run by a pool-style `map`: take part in the map
+    /// (scatter, apply, gather) as a worker.
+    Map(fn(&dyn Parallelizer) -> Result<()>),
+}
+
+impl TaskEntry {
+    /// Runs this task on a worker rank.
+    pub fn invoke(&self, par: &dyn Parallelizer, args: Msg) -> Result<()> {
+        match self.kind {
+            TaskKind::Region(f) => f(par, args),
+            TaskKind::Map(f) => f(par),
+        }
+    }
+
+    /// This task's dense id, the same on every rank of one binary.
+    pub fn id(&'static self) -> u32 {
+        tasks()
+            .iter()
+            .position(|t| std::ptr::eq(*t, self))
+            .expect("a TaskEntry outside TASKS") as u32
+    }
+}
+
+/// The registered tasks sorted by path: index = dense id.
+///
+/// ```
+/// let paths: Vec<_> = parallelizer_core::tasks().iter().map(|t| t.path).collect();
+/// assert!(paths.windows(2).all(|w| w[0] <= w[1]));
+/// ```
+pub fn tasks() -> &'static [&'static TaskEntry] {
+    static SORTED: OnceLock<Vec<&'static TaskEntry>> = OnceLock::new();
+    SORTED.get_or_init(|| {
+        let mut all: Vec<&'static TaskEntry> = TASKS.iter().collect();
+        all.sort_by_key(|t| t.path);
+        all
+    })
+}
+
+/// The task with dense id `id`.
+pub fn task_by_id(id: u32) -> Result<&'static TaskEntry> {
+    tasks().get(id as usize).copied().ok_or_else(|| {
+        Error::Codec(format!(
+            "task id {id} is not registered in this binary ({} tasks); \
+             are all ranks running the same executable?",
+            tasks().len()
+        ))
+    })
+}
+
+/// The task registered under `path` (`module::name`).
+pub fn task_by_path(path: &str) -> Result<&'static TaskEntry> {
+    tasks()
+        .binary_search_by_key(&path, |t| t.path)
+        .map(|i| tasks()[i])
+        .map_err(|_| Error::TaskNotRegistered {
+            task: path.to_string(),
+        })
+}
+
+/// The registration of the fn item type `F`, if it has one.
+pub fn task_of<F>() -> Option<&'static TaskEntry> {
+    let name = std::any::type_name::<F>();
+    tasks().iter().copied().find(|t| (t.type_name)() == name)
+}
+
+/// The type name of `F`, for messages about tasks.
+pub fn task_name<F>() -> &'static str {
+    std::any::type_name::<F>()
+}

@@ -1,0 +1,26 @@
+//! # parallelizer
+//!
+//! One API for parallel work that runs unchanged on one thread, on every
+//! core of a machine and across a cluster; the Rust successor of McUtils'
+//! `Parallelizer`. See the README for a tour.
+//!
+//! ```
+//! use parallelizer::prelude::*;
+//! let par = parallelizer::from_config("threads:2").unwrap();
+//! let total = par.run(|p: &dyn Parallelizer, n: u64| {
+//!     let mine: u64 = p.scatter(p.on_main().then(|| (1..=n).collect())).unwrap().iter().sum();
+//!     p.gather(mine).unwrap().map(|v| v.iter().sum::<u64>())
+//! }, 10).unwrap();
+//! assert_eq!(total, Some(55));
+//! ```
+#![deny(missing_docs)]
+
+pub use parallelizer_core::*;
+
+/// The names most programs need: `use parallelizer::prelude::*;`.
+pub mod prelude {
+    pub use parallelizer_core::{
+        Config, Data, Error, Parallelizer, Restricted, Result, Where, current, from_config,
+        get_default, lookup,
+    };
+}
