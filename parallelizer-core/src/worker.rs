@@ -2,10 +2,9 @@
 //! insert before the body: in a process that a backend launched as a worker
 //! it serves tasks and exits, never running the body (Python's
 //! `if __name__ == "__main__":`). In any other process it returns at once.
-
-/// The environment variable a backend sets in the worker processes it
-/// launches. Its presence alone marks a worker.
-pub const WORKER_ENV: &str = "PARALLELIZER_WORKER";
+//!
+//! Backends plug in through [`WorkerHook`]s; each hook checks its own marker
+//! (an environment variable, an MPI rank) and must be cheap when absent.
 
 /// Called first thing by `#[parallelizer::main]`. Returns at once unless
 /// this process is a worker launched by a backend, in which case it serves
@@ -16,9 +15,6 @@ pub const WORKER_ENV: &str = "PARALLELIZER_WORKER";
 /// parallelizer_core::worker::worker_entry();
 /// ```
 pub fn worker_entry() {
-    if std::env::var_os(WORKER_ENV).is_none() {
-        return;
-    }
     for hook in inventory::iter::<WorkerHook> {
         if let Some(code) = (hook.serve)() {
             std::process::exit(code);
