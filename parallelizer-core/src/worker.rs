@@ -22,11 +22,33 @@ pub fn worker_entry() {
     }
 }
 
-/// Called by `#[parallelizer::test]` with the test's path: a worker
-/// launched for that test serves; every other process returns.
+/// Called by `#[parallelizer::test]` with the test's path
+/// (`concat!(module_path!(), "::", name)`): a worker launched for that test
+/// serves; every other process returns, remembering the test's libtest name
+/// (the path without the crate) so that backends which re-execute the test
+/// binary can select this test alone (`--exact NAME`).
+///
+/// ```
+/// parallelizer_core::worker::test_worker_entry("my_tests::inner::it_works");
+/// assert_eq!(parallelizer_core::worker::current_test().as_deref(), Some("inner::it_works"));
+/// ```
 pub fn test_worker_entry(test_path: &str) {
-    let _ = test_path;
+    let name = test_path
+        .split_once("::")
+        .map_or(test_path, |(_, rest)| rest)
+        .to_string();
+    TEST_NAME.with(|t| *t.borrow_mut() = Some(name));
     worker_entry();
+}
+
+thread_local! {
+    static TEST_NAME: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The libtest name of the test running on this thread, if it called
+/// [`test_worker_entry`].
+pub fn current_test() -> Option<String> {
+    TEST_NAME.with(|t| t.borrow().clone())
 }
 
 /// A backend's worker loop, run by [`worker_entry`] in launched workers.
