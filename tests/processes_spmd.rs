@@ -49,7 +49,62 @@ fn main() {
         );
         failed += usize::from(!ok);
     }
-    println!("{} passed, {failed} failed", 3 - failed);
+    // A worker panics inside a region: main reports it and exits cleanly.
+    let t = Instant::now();
+    let out = std::process::Command::new(&exe)
+        .env("SPMD_RANKS", "3")
+        .env("SPMD_PANIC_RANK", "2")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ok = out.status.success() && stdout.contains("spmd panic on rank 2 reported");
+    println!(
+        "test spmd worker panic reported ... {} ({:.2?})",
+        if ok { "ok" } else { "FAILED" },
+        t.elapsed()
+    );
+    if !ok {
+        println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    failed += usize::from(!ok);
+
+    // No orphans: SIGKILL main while its workers are alive; the parent-death
+    // signal takes them down with it.
+    let t = Instant::now();
+    let mut child = std::process::Command::new(&exe)
+        .env("SPMD_RANKS", "3")
+        .env("SPMD_ORPHAN", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("ready") {
+        line.clear();
+        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+            break;
+        }
+    }
+    let before = children().len();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut leftover = children();
+    while !leftover.is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+        // SAFETY: non-blocking waitpid on any child.
+        unsafe { while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {} };
+        leftover = children();
+    }
+    let ok = line.contains("ready") && before == 1 && leftover.is_empty();
+    println!(
+        "test spmd workers die with main ... {} ({:.2?}, leftover {leftover:?})",
+        if ok { "ok" } else { "FAILED" },
+        t.elapsed()
+    );
+    failed += usize::from(!ok);
+
+    println!("{} passed, {failed} failed", 5 - failed);
     if failed > 0 {
         std::process::exit(1);
     }
@@ -93,6 +148,32 @@ fn spmd_program(n: usize) {
     )
     .unwrap();
     let serial = parallelizer::from_config("serial").unwrap();
+
+    // A panic on a worker inside a region is that worker's error on main,
+    // and releases every rank.
+    if let Ok(bad) = std::env::var("SPMD_PANIC_RANK") {
+        let bad: usize = bad.parse().unwrap();
+        let r = par.run(
+            move |p: &dyn Parallelizer, ()| {
+                if p.id() == bad {
+                    panic!("spmd boom on {bad} (pid {})", std::process::id());
+                }
+                p.gather(p.id())
+            },
+            (),
+        );
+        if par.on_main() {
+            match r {
+                Err(Error::WorkerPanicked { rank, message })
+                    if rank == bad && message.contains("spmd boom") =>
+                {
+                    println!("spmd panic on rank {bad} reported");
+                }
+                other => panic!("expected WorkerPanicked from rank {bad}, got {other:?}"),
+            }
+        }
+        return;
+    }
 
     // A closure region: every rank runs it with its own handle.
     let lens = |p: &dyn Parallelizer, k: usize| {
@@ -149,7 +230,19 @@ fn spmd_program(n: usize) {
         .unwrap();
     assert_eq!(big.iter().sum::<f64>(), 1.25 * (1 << 18) as f64);
 
+    if std::env::var_os("SPMD_ORPHAN").is_some() {
+        if par.on_main() {
+            println!("ready");
+        }
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+
+    // A worker whose assertions failed has panicked by now: main's gather
+    // reports it, and main exits non-zero.
+    let all = par.gather(true).unwrap();
     if par.on_main() {
+        assert_eq!(all, Some(vec![true; n]));
         println!("spmd program with {n} ranks: ok");
     }
 }

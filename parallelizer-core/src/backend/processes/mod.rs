@@ -151,6 +151,7 @@ impl Processes {
                 }
                 let mut ep = worker::join(&info, true, &opts)?;
                 opts.apply(&mut ep, &config);
+                ep.eof_fails_region = false;
                 Role::SpmdWorker {
                     rank: info.rank as usize,
                     ep: Arc::new(Mutex::new(ep)),
@@ -200,6 +201,11 @@ impl Processes {
     fn ensure_pool(&self) -> Result<()> {
         let mut pool = lock(&self.pool);
         if let Some(p) = pool.as_ref() {
+            if p.spmd {
+                // SPMD workers run their own `main`: they cannot be replaced,
+                // and a lost one fails the receives that wait for it.
+                return Ok(());
+            }
             let mut ep = lock(&p.ep);
             ep.refresh()?;
             let healthy = (1..self.nprocs).all(|r| !ep.is_closed(r) && !ep.broken[r]);
@@ -232,13 +238,19 @@ impl Processes {
         let mut ep = Endpoint::new(0, self.nprocs, launched.fds);
         ep.pids = launched.pids.clone();
         self.opts.apply(&mut ep, config);
+        // During start-up a worker that leaves is reported by the hello loop
+        // (and an SPMD worker may legitimately be done before the others join).
+        ep.eof_fails_region = false;
         let pool = Pool {
             ep: Arc::new(Mutex::new(ep)),
             pids: launched.pids,
             spmd: false,
         };
         match self.await_hellos(&pool, &launched.token) {
-            Ok(spmd) => Ok(Pool { spmd, ..pool }),
+            Ok(spmd) => {
+                lock(&pool.ep).eof_fails_region = !spmd;
+                Ok(Pool { spmd, ..pool })
+            }
             Err(e) => {
                 shutdown(pool, Duration::ZERO);
                 Err(e)
@@ -403,7 +415,11 @@ impl Processes {
         let outcome = run_guarded(&handle, || (task.local)(&*handle, args));
         let mut e = lock(&ep);
         match outcome {
-            Ok(v) => Ok(v),
+            // Another rank failed during the region: that is the result.
+            Ok(v) => match e.take_failure() {
+                Some((by_rank, Some(cause))) if by_rank != self.id() => Err(cause),
+                _ => Ok(v),
+            },
             Err(Failure::Error(err)) if err.is_secondary() || e.aborted_by().is_some() => {
                 match e.take_failure() {
                     Some((_, Some(cause))) => Err(cause),

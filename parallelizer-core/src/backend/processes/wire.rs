@@ -313,6 +313,10 @@ pub(crate) struct Endpoint {
     pub statuses: Vec<Option<String>>,
     /// Main only: workers that reported a corrupt stream and must be replaced.
     pub broken: Vec<bool>,
+    /// Whether a peer closing its connection fails the region at once
+    /// (served workers), or only a receive from that peer (SPMD, where a
+    /// rank ends by returning from `main`).
+    pub eof_fails_region: bool,
 }
 
 /// The payload of a [`Kind::Done`] frame.
@@ -353,6 +357,7 @@ impl Endpoint {
             pids: vec![None; nprocs],
             statuses: vec![None; nprocs],
             broken: vec![false; nprocs],
+            eof_fails_region: true,
         }
     }
 
@@ -516,6 +521,9 @@ impl Endpoint {
         peer.closed = Some(reason);
         peer.fds.clear();
         let _ = region;
+        if !codec && !self.eof_fails_region {
+            return;
+        }
         // A dead peer fails the region it was part of; a corrupt stream is
         // the failure of the rank that read it (main: of the sender).
         let err = self.peer_error(r);
@@ -752,6 +760,11 @@ impl Endpoint {
                 return Ok(q.pop_front().expect("checked"));
             }
             if self.is_closed(from) {
+                // An abort sent before the peer left may still be unread.
+                self.refresh()?;
+                if let Some(by_rank) = self.aborted_by() {
+                    return Err(Error::Aborted { by_rank });
+                }
                 return Err(self.gone(from));
             }
             if self.pump(deadline, None)? {
