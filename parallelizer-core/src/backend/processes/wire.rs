@@ -923,6 +923,9 @@ impl Endpoint {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
+                    // What the peer sent before it left (its Done report with
+                    // the real cause, say) comes first.
+                    self.read_peer(to);
                     self.mark_closed(to, format!("connection error: {e}"));
                     return Err(self.gone(to));
                 }
