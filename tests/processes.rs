@@ -125,7 +125,7 @@ fn assert_no_children() {
 
 fn processes(n: usize) -> Arc<dyn Parallelizer> {
     parallelizer::from_config(
-        &Config::new("processes")
+        Config::new("processes")
             .nprocs(n)
             .timeout(Duration::from_secs(60)),
     )
@@ -435,13 +435,13 @@ fn worker_initializer_runs_once_per_worker_and_its_failure_fails_enter() {
         Some(vec![false, true, true])
     );
     let bad =
-        parallelizer::from_config(&config.clone().initializer("processes::init_fails")).unwrap();
+        parallelizer::from_config(config.clone().initializer("processes::init_fails")).unwrap();
     let err = bad.enter().map(|_| ()).unwrap_err();
     assert!(
         matches!(err, Error::TaskFailed { rank: 2, ref message } if message.contains("licence")),
         "{err}"
     );
-    let missing = parallelizer::from_config(&config.initializer("processes::nope")).unwrap();
+    let missing = parallelizer::from_config(config.initializer("processes::nope")).unwrap();
     assert!(matches!(
         missing.enter().map(|_| ()),
         Err(Error::TaskNotRegistered { .. })
@@ -601,7 +601,7 @@ fn fault_sigkill_while_main_is_in_broadcast() {
     let _one = one_at_a_time();
     // In-band broadcast (no shared memory), so main blocks writing 64 MiB.
     let par = parallelizer::from_config(
-        &Config::new("processes")
+        Config::new("processes")
             .nprocs(3)
             .option("shm_threshold", usize::MAX),
     )
@@ -636,7 +636,7 @@ fn fault_main_side_timeout_on_a_sleeping_worker() {
     worker_guard!("fault_main_side_timeout_on_a_sleeping_worker");
     let _one = one_at_a_time();
     let par = parallelizer::from_config(
-        &Config::new("processes")
+        Config::new("processes")
             .nprocs(3)
             .timeout(Duration::from_millis(800)),
     )

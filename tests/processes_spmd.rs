@@ -142,7 +142,7 @@ fn spmd_program(n: usize) {
     use std::time::Duration;
 
     let par = parallelizer::from_config(
-        &Config::new("processes")
+        Config::new("processes")
             .nprocs(n)
             .timeout(Duration::from_secs(60)),
     )

@@ -31,7 +31,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Data for T {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Encoding {
-    /// The serde codec (bincode 2, standard configuration).
+    /// The serde codec (postcard).
     Serde,
     /// The raw bytes of a slice of plain data (`bytemuck::Pod`), no codec.
     Pod,
@@ -124,25 +124,28 @@ impl<T: bytemuck::Pod + Send> Payload for PodVec<T> {
     }
 }
 
-fn codec() -> impl bincode::config::Config {
-    bincode::config::standard()
-}
+// The codec is postcard (varint integers, no framing of its own), chosen
+// over bincode 2 (standard configuration) by measurement: the same sizes
+// within 2%, and faster decoding (Vec<f64> 1M: 1.4-1.9 ms vs 2.2-4.2 ms;
+// Vec<u32> 1M: 1.4-2.0 vs 3.5-4.9; 100k structs: 13-19 vs 14-23), with
+// encoding a tie. Figures: docs/processes-readme-section.md.
 
 /// Encodes `value` with the framework's serde codec, appending to `out`.
 pub(crate) fn encode_serde<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
-    bincode::serde::encode_into_std_write(value, out, codec())
-        .map(|_| ())
+    postcard::to_extend(value, std::mem::take(out))
+        .map(|bytes| *out = bytes)
         .map_err(|e| Error::Codec(format!("cannot encode {}: {e}", type_name::<T>())))
 }
 
 /// Decodes a `T` from bytes made by [`encode_serde`]; trailing bytes are an error.
 pub(crate) fn decode_serde<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, codec())
+    let (value, rest) = postcard::take_from_bytes(bytes)
         .map_err(|e| Error::Codec(format!("cannot decode {}: {e}", type_name::<T>())))?;
-    if used != bytes.len() {
+    if !rest.is_empty() {
         return Err(Error::Codec(format!(
-            "decoding {} used {used} of {} bytes: the sender sent another type",
+            "decoding {} used {} of {} bytes: the sender sent another type",
             type_name::<T>(),
+            bytes.len() - rest.len(),
             bytes.len()
         )));
     }

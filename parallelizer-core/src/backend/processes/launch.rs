@@ -214,12 +214,10 @@ pub(crate) fn launch(nprocs: usize, config: &Config) -> Result<Launched> {
     let mut matrix: Vec<Vec<Option<OwnedFd>>> = (0..nprocs)
         .map(|_| (0..nprocs).map(|_| None).collect())
         .collect();
-    for i in 0..nprocs {
-        for j in i + 1..nprocs {
-            let (a, b) = socketpair()?;
-            matrix[i][j] = Some(a);
-            matrix[j][i] = Some(b);
-        }
+    for (i, j) in (0..nprocs).flat_map(|i| (i + 1..nprocs).map(move |j| (i, j))) {
+        let (a, b) = socketpair()?;
+        matrix[i][j] = Some(a);
+        matrix[j][i] = Some(b);
     }
     let main_pid = std::process::id();
     let args = worker_args();
