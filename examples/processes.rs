@@ -8,6 +8,7 @@
 //! cargo run --release --example processes                 # all cores, n = 12, r = 9
 //! cargo run --release --example processes -- 4 8 5        # 4 ranks, n = 8, r = 5
 //! cargo run --release --example processes -- 2 12 9 --compare   # also run serial
+//! cargo run --release --example processes -- 4 --bcast 100       # 100 MB broadcast: memfd vs sockets
 //! ```
 //!
 //! Main scatters the combinations, each rank maps its chunk
@@ -96,6 +97,29 @@ static MAP_APPLIER: TaskEntry = TaskEntry {
     }),
 };
 
+/// Broadcasts `mb` MB of plain data `reps` times; every rank checks a byte.
+fn bcast_bench(par: &dyn Parallelizer, (mb, reps): (usize, u32)) -> f64 {
+    let t = Instant::now();
+    for i in 0..reps {
+        let data = par.on_main().then(|| vec![i as u8; mb << 20]);
+        let got = par.broadcast_pod(data).unwrap();
+        assert_eq!((got.len(), got[mb << 19]), (mb << 20, i as u8));
+    }
+    par.wait().unwrap();
+    t.elapsed().as_secs_f64() / f64::from(reps)
+}
+
+#[parallelizer::__private::linkme::distributed_slice(parallelizer::__private::TASKS)]
+#[linkme(crate = parallelizer::__private::linkme)]
+static BCAST_BENCH: TaskEntry = TaskEntry {
+    path: concat!(module_path!(), "::bcast_bench"),
+    type_name: || std::any::type_name_of_val(&bcast_bench),
+    kind: TaskKind::Region(|par, args: Msg| {
+        let _ = bcast_bench(par, args.into_value()?);
+        Ok(())
+    }),
+};
+
 fn report(label: &str, out: &[u32], secs: f64) {
     let total: u64 = out.iter().map(|&x| u64::from(x)).sum();
     println!(
@@ -120,6 +144,23 @@ fn main() {
         _ => (12, 9),
     };
 
+    if let Some(i) = args.iter().position(|a| a == "--bcast") {
+        // cargo run --release --example processes -- 4 --bcast 100
+        let mb: usize = args.get(i + 1).and_then(|a| a.parse().ok()).unwrap_or(100);
+        for (label, threshold) in [("memfd", 1usize << 20), ("sockets", usize::MAX)] {
+            let config = Config::new("processes")
+                .nprocs(nprocs)
+                .option("shm_threshold", threshold);
+            let par = parallelizer::from_config(config).unwrap();
+            let secs = par.run(bcast_bench, (mb, 5)).unwrap();
+            println!(
+                "broadcast of {mb} MB to {} workers via {label}: {:.1} ms",
+                nprocs - 1,
+                secs * 1e3
+            );
+        }
+        return;
+    }
     let par = parallelizer::from_config(Config::new("processes").nprocs(nprocs)).unwrap();
     let _entered = par.enter().unwrap(); // workers start here
     let t = Instant::now();

@@ -7,6 +7,7 @@
 
 use std::any::{Any, type_name};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -42,7 +43,40 @@ pub struct Msg(Repr);
 
 enum Repr {
     Value(Box<dyn Payload>),
-    Bytes(Encoding, Vec<u8>),
+    Bytes(Encoding, Bytes),
+}
+
+/// Received bytes: owned, or a shared read-only mapping (a large message
+/// received through shared memory, read in place instead of copied out).
+enum Bytes {
+    Owned(Vec<u8>),
+    Shared(Arc<dyn AsRef<[u8]> + Send + Sync>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Shared(s) => (**s).as_ref(),
+        }
+    }
+}
+
+impl Bytes {
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Shared(s) => (*s).as_ref().to_vec(),
+        }
+    }
+
+    fn cheap_clone(&self) -> Bytes {
+        match self {
+            Bytes::Owned(v) => Bytes::Owned(v.clone()),
+            Bytes::Shared(s) => Bytes::Shared(s.clone()),
+        }
+    }
 }
 
 /// A value not yet encoded. Object-safe so that a backend can move, clone or
@@ -185,7 +219,13 @@ impl Msg {
 
     /// A message that arrived as bytes from another process.
     pub fn from_bytes(encoding: Encoding, bytes: Vec<u8>) -> Msg {
-        Msg(Repr::Bytes(encoding, bytes))
+        Msg(Repr::Bytes(encoding, Bytes::Owned(bytes)))
+    }
+
+    /// A message that arrived in shared memory, read in place: decoding or
+    /// collecting plain data copies straight out of the mapping.
+    pub fn from_shared(encoding: Encoding, bytes: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Msg {
+        Msg(Repr::Bytes(encoding, Bytes::Shared(bytes)))
     }
 
     /// The encoding this message has or will have on the wire.
@@ -215,7 +255,7 @@ impl Msg {
     /// The wire form of this message.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         if let Repr::Bytes(_, b) = &self.0 {
-            return Ok(b.clone());
+            return Ok(b.to_vec());
         }
         let mut out = Vec::new();
         self.encode_into(&mut out)?;
@@ -225,7 +265,7 @@ impl Msg {
     /// Turns this message into its wire form, without copying when it already is.
     pub fn into_bytes(self) -> Result<Vec<u8>> {
         match self.0 {
-            Repr::Bytes(_, b) => Ok(b),
+            Repr::Bytes(_, b) => Ok(b.into_vec()),
             Repr::Value(v) => {
                 let mut out = Vec::new();
                 v.encode(&mut out)?;
@@ -249,7 +289,7 @@ impl Msg {
     pub fn try_clone(&self) -> Option<Msg> {
         match &self.0 {
             Repr::Value(v) => v.try_clone().map(|v| Msg(Repr::Value(v))),
-            Repr::Bytes(e, b) => Some(Msg(Repr::Bytes(*e, b.clone()))),
+            Repr::Bytes(e, b) => Some(Msg(Repr::Bytes(*e, b.cheap_clone()))),
         }
     }
 
@@ -257,7 +297,7 @@ impl Msg {
     pub fn duplicate(&self) -> Result<Msg> {
         match self.try_clone() {
             Some(m) => Ok(m),
-            None => Ok(Msg(Repr::Bytes(self.encoding(), self.to_bytes()?))),
+            None => Ok(Msg::from_bytes(self.encoding(), self.to_bytes()?)),
         }
     }
 

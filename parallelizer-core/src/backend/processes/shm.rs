@@ -37,6 +37,59 @@ pub(crate) fn read_all(fd: &OwnedFd, len: u64) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A read-only shared mapping of a received memfd; unmapped on drop.
+pub(crate) struct Mapping {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value alone.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; `&[u8]` access only.
+unsafe impl Sync for Mapping {}
+
+impl AsRef<[u8]> for Mapping {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `map` mapped.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// Maps a received memfd read-only; it must hold exactly `len > 0` bytes.
+/// The sender never writes to it after sending, so the view is stable.
+pub(crate) fn map(fd: &OwnedFd, len: u64) -> Result<Mapping> {
+    let file = File::from(fd.try_clone()?);
+    let size = file.metadata()?.len();
+    if size != len || len == 0 {
+        return Err(Error::Codec(format!(
+            "a shared-memory message announces {len} bytes but holds {size}"
+        )));
+    }
+    let len = usize::try_from(len).map_err(|_| Error::Codec("shared message too large".into()))?;
+    // SAFETY: mapping a regular memfd read-only; checked below.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(Error::Io(std::io::Error::last_os_error()));
+    }
+    Ok(Mapping { ptr, len })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +99,7 @@ mod tests {
         let fd = create(&[1, 2, 3, 4]).unwrap();
         assert_eq!(read_all(&fd, 4).unwrap(), [1, 2, 3, 4]);
         assert!(matches!(read_all(&fd, 1 << 60), Err(Error::Codec(_))));
+        assert_eq!(map(&fd, 4).unwrap().as_ref(), [1, 2, 3, 4]);
+        assert!(matches!(map(&fd, 5), Err(Error::Codec(_))));
     }
 }

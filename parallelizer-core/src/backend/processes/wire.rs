@@ -166,7 +166,13 @@ impl Frame {
 
     pub(crate) fn into_msg(self) -> Result<Msg> {
         let enc = self.header.enc;
-        Ok(Msg::from_bytes(enc, self.bytes()?))
+        match self.body {
+            Body::Shm(fd) if self.header.len > 0 => {
+                let mapping = shm::map(&fd, self.header.len)?;
+                Ok(Msg::from_shared(enc, std::sync::Arc::new(mapping)))
+            }
+            _ => Ok(Msg::from_bytes(enc, self.bytes()?)),
+        }
     }
 }
 
