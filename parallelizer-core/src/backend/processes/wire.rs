@@ -1164,6 +1164,116 @@ fn send_some(sock: RawFd, parts: &[&[u8]], skip: usize, fd: Option<RawFd>) -> io
 mod tests {
     use super::*;
 
+    /// Two endpoints (ranks 0 and 1) joined by a socketpair, in this process.
+    fn pair(timeout: Option<Duration>) -> (Endpoint, Endpoint) {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for two descriptors.
+        let r = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        assert_eq!(r, 0);
+        let own = |fd| {
+            super::super::launch::set_nonblocking(fd).unwrap();
+            // SAFETY: just created, owned here.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        };
+        let mut a = Endpoint::new(0, 2, vec![None, Some(own(fds[0]))]);
+        let mut b = Endpoint::new(1, 2, vec![Some(own(fds[1])), None]);
+        a.timeout = timeout;
+        b.timeout = timeout;
+        (a, b)
+    }
+
+    #[test]
+    fn messages_in_band_and_through_shared_memory() {
+        let (mut a, mut b) = pair(Some(Duration::from_secs(5)));
+        b.shm_threshold = 1024;
+        b.send_msg(Msg::new(vec!["x".to_string(); 3]), 0).unwrap();
+        b.send_msg(Msg::pod(vec![2.5f64; 10]), 0).unwrap();
+        b.send_msg(Msg::pod(vec![7u32; 100_000]), 0).unwrap(); // memfd
+        let m = a.recv(1).unwrap().into_msg().unwrap();
+        assert_eq!(m.into_value::<Vec<String>>().unwrap(), ["x", "x", "x"]);
+        let m = a.recv(1).unwrap().into_msg().unwrap();
+        assert_eq!(m.into_pod::<f64>().unwrap(), [2.5; 10]);
+        let f = a.recv(1).unwrap();
+        assert_eq!(f.header.kind, Kind::Shm);
+        assert_eq!(
+            f.into_msg().unwrap().into_pod::<u32>().unwrap(),
+            vec![7; 100_000]
+        );
+    }
+
+    #[test]
+    fn receive_and_send_honour_the_timeout() {
+        let (mut a, mut b) = pair(Some(Duration::from_millis(100)));
+        let t = Instant::now();
+        assert!(matches!(
+            a.recv(1),
+            Err(Error::Timeout {
+                op: "receive",
+                rank: 1,
+                ..
+            })
+        ));
+        assert!(t.elapsed() >= Duration::from_millis(100) && t.elapsed() < Duration::from_secs(2));
+        // Nobody reads rank 0's end: a 64 MiB in-band frame cannot be written.
+        b.shm_threshold = usize::MAX;
+        let err = b.send_msg(Msg::pod(vec![0u8; 64 << 20]), 0).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Timeout {
+                    op: "send",
+                    rank: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        drop(a);
+    }
+
+    #[test]
+    fn oversized_truncated_and_closed_streams() {
+        // 2^60 bytes announced: a codec error before any allocation.
+        let (mut a, mut b) = pair(Some(Duration::from_secs(5)));
+        b.write_raw(0, &Header::new(Kind::Data, 0, 1 << 60).encode())
+            .unwrap();
+        // The receive is released; the region's failure is the codec error.
+        assert!(matches!(a.recv(1), Err(Error::Aborted { by_rank: 1 })));
+        assert!(
+            matches!(a.take_failure(), Some((1, Some(Error::Codec(m)))) if m.contains("over the limit"))
+        );
+        // A truncated frame, then the peer goes away.
+        let (mut a, mut b) = pair(Some(Duration::from_secs(5)));
+        b.write_raw(0, &Header::new(Kind::Data, 0, 100).encode())
+            .unwrap();
+        b.write_raw(0, &[1; 10]).unwrap();
+        drop(b);
+        assert!(matches!(a.recv(1), Err(Error::Aborted { by_rank: 1 })));
+        match a.take_failure() {
+            Some((1, Some(Error::WorkerDied { rank: 1, status }))) => {
+                assert!(status.contains("middle of a frame (10 of 100"), "{status}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A closed peer cannot be written to (and the region stays aborted).
+        assert!(matches!(
+            a.send_msg(Msg::new(1u8), 1),
+            Err(Error::Aborted { .. })
+        ));
+        let h = Header::new(Kind::Data, 0, 0);
+        assert!(matches!(
+            a.write_frame(1, h, &[], None, true),
+            Err(Error::WorkerDied { rank: 1, .. })
+        ));
+    }
+
     #[test]
     fn header_roundtrip_and_bounds() {
         let h = Header::new(Kind::Data, 7, 123);
