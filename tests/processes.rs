@@ -692,3 +692,23 @@ fn fault_oversized_and_truncated_frames() {
     }
     assert_no_children();
 }
+
+#[test]
+fn output_inherited_when_not_prefixed() {
+    worker_guard!("output_inherited_when_not_prefixed");
+    let _one = one_at_a_time();
+    let par = parallelizer::from_config(
+        Config::new("processes")
+            .nprocs(3)
+            .option("prefix_output", false),
+    )
+    .unwrap();
+    assert_eq!(par.run(gather_order, ()).unwrap().map(|v| v.len()), Some(3));
+    let bad = parallelizer::from_config(
+        Config::new("processes")
+            .nprocs(3)
+            .option("prefix_output", "maybe"),
+    );
+    assert!(matches!(bad, Err(Error::Config(_))));
+    assert_no_children();
+}

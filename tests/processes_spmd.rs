@@ -57,14 +57,19 @@ fn main() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let ok = out.status.success() && stdout.contains("spmd panic on rank 2 reported");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The worker's panic message reached main's stderr, prefixed with its rank.
+    let relayed = stderr
+        .lines()
+        .any(|l| l.starts_with("[rank 2] ") && l.contains("spmd boom on 2"));
+    let ok = out.status.success() && stdout.contains("spmd panic on rank 2 reported") && relayed;
     println!(
         "test spmd worker panic reported ... {} ({:.2?})",
         if ok { "ok" } else { "FAILED" },
         t.elapsed()
     );
     if !ok {
-        println!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        println!("{stdout}\n{stderr}");
     }
     failed += usize::from(!ok);
 

@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::{ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -161,16 +161,19 @@ fn worker_args() -> Vec<OsString> {
             "--nocapture".into(),
             "--include-ignored".into(),
             "--test-threads=1".into(),
+            "--quiet".into(),
         ],
         None => std::env::args_os().skip(1).collect(),
     }
 }
 
-type SpawnJob = (Command, mpsc::Sender<std::io::Result<u32>>);
+/// A spawned worker: its pid and, when output is relayed, its pipes.
+type Spawned = (u32, Option<ChildStdout>, Option<ChildStderr>);
+type SpawnJob = (Command, mpsc::Sender<std::io::Result<Spawned>>);
 
 /// Spawns on one thread that never exits, so `PR_SET_PDEATHSIG` fires when
 /// main's process dies, not when the thread that entered finishes.
-fn spawn_on_launcher(cmd: Command) -> Result<u32> {
+fn spawn_on_launcher(cmd: Command) -> Result<Spawned> {
     static LAUNCHER: Mutex<Option<mpsc::Sender<SpawnJob>>> = Mutex::new(None);
     let mut guard = LAUNCHER.lock().unwrap_or_else(|e| e.into_inner());
     if guard.is_none() {
@@ -180,7 +183,10 @@ fn spawn_on_launcher(cmd: Command) -> Result<u32> {
             .spawn(move || {
                 for (mut cmd, reply) in rx {
                     // Never waited through `Child`: pids are reaped with waitpid.
-                    let _ = reply.send(cmd.spawn().map(|c| c.id()));
+                    let _ = reply.send(
+                        cmd.spawn()
+                            .map(|mut c| (c.id(), c.stdout.take(), c.stderr.take())),
+                    );
                 }
             })?;
         *guard = Some(tx);
@@ -204,10 +210,66 @@ pub(crate) struct Launched {
     pub fds: Vec<Option<OwnedFd>>,
     pub pids: Vec<Option<i32>>,
     pub token: [u8; 16],
+    /// Signalled by each output relay when its pipe closes.
+    pub relays: Vec<mpsc::Receiver<()>>,
+}
+
+/// Copies a worker's output to ours line by line, each line prefixed with
+/// `[rank N] `; a partial last line is flushed at EOF.
+fn relay(
+    rank: usize,
+    from: impl std::io::Read + Send + 'static,
+    to_stderr: bool,
+) -> mpsc::Receiver<()> {
+    // A test worker's libtest prints a `running 1 test` banner first.
+    let mut in_banner = !to_stderr && crate::worker::current_test().is_some();
+    let (done_tx, done_rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(format!("parallelizer-rank-{rank}-output"))
+        .spawn(move || {
+            use std::io::{BufRead, Write};
+            let mut reader = std::io::BufReader::new(from);
+            let prefix = format!("[rank {rank}] ");
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if in_banner && matches!(line.trim_ascii(), b"" | b"running 1 test") => {}
+                    Ok(_) => {
+                        in_banner = false;
+                        let mut buf = Vec::with_capacity(prefix.len() + line.len() + 1);
+                        buf.extend_from_slice(prefix.as_bytes());
+                        buf.extend_from_slice(&line);
+                        if !line.ends_with(b"\n") {
+                            buf.push(b'\n');
+                        }
+                        let _ = if to_stderr {
+                            std::io::stderr().lock().write_all(&buf)
+                        } else {
+                            std::io::stdout().lock().write_all(&buf)
+                        };
+                    }
+                }
+            }
+            let _ = done_tx.send(());
+        });
+    if spawned.is_err() {
+        // No thread: the pipe closes and the worker's writes fail quietly.
+    }
+    done_rx
+}
+
+/// Waits up to `within` for the output relays to drain their pipes.
+pub(crate) fn wait_relays(relays: &[mpsc::Receiver<()>], within: Duration) {
+    let until = Instant::now() + within;
+    for r in relays {
+        let _ = r.recv_timeout(until.saturating_duration_since(Instant::now()));
+    }
 }
 
 /// Starts ranks `1..nprocs` as copies of this executable.
-pub(crate) fn launch(nprocs: usize, config: &Config) -> Result<Launched> {
+pub(crate) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Result<Launched> {
     let exe = std::env::current_exe()?;
     let token = token();
     // matrix[i][j]: rank i's end of the socket between i and j.
@@ -222,6 +284,7 @@ pub(crate) fn launch(nprocs: usize, config: &Config) -> Result<Launched> {
     let main_pid = std::process::id();
     let args = worker_args();
     let mut pids: Vec<Option<i32>> = vec![None; nprocs];
+    let mut relays = Vec::new();
     let mut failure = None;
     for rank in 1..nprocs {
         let fds: Vec<i32> = matrix[rank]
@@ -240,6 +303,9 @@ pub(crate) fn launch(nprocs: usize, config: &Config) -> Result<Launched> {
         cmd.args(&args)
             .env(LAUNCH_ENV, info.to_env()?)
             .stdin(Stdio::null());
+        if prefix_output {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
         let keep: Vec<RawFd> = fds.into_iter().filter(|&f| f >= 0).collect();
         // SAFETY: only async-signal-safe calls (fcntl, prctl, getppid, _exit).
         unsafe {
@@ -260,7 +326,15 @@ pub(crate) fn launch(nprocs: usize, config: &Config) -> Result<Launched> {
             });
         }
         match spawn_on_launcher(cmd) {
-            Ok(pid) => pids[rank] = Some(pid as i32),
+            Ok((pid, out, err)) => {
+                pids[rank] = Some(pid as i32);
+                if let Some(out) = out {
+                    relays.push(relay(rank, out, false));
+                }
+                if let Some(err) = err {
+                    relays.push(relay(rank, err, true));
+                }
+            }
             Err(e) => {
                 failure = Some(e);
                 break;
@@ -280,6 +354,7 @@ pub(crate) fn launch(nprocs: usize, config: &Config) -> Result<Launched> {
         fds: main_fds,
         pids,
         token,
+        relays,
     })
 }
 

@@ -29,7 +29,8 @@
 //! `max_frame` (largest in-band frame, default 16 GiB), `start_timeout`
 //! (seconds main waits for workers to join, default 60), `grace` (seconds
 //! main waits for the other ranks to wind down after a failure before
-//! killing them, default 2).
+//! killing them, default 2), `prefix_output` (relay worker stdout/stderr
+//! line by line with a `[rank N] ` prefix, default true; false inherits).
 
 mod launch;
 mod shm;
@@ -84,6 +85,7 @@ struct Opts {
     max_frame: u64,
     start_timeout: Duration,
     grace: Duration,
+    prefix_output: bool,
 }
 
 enum Role {
@@ -100,6 +102,7 @@ struct Pool {
     ep: Arc<Mutex<Endpoint>>,
     pids: Vec<Option<i32>>,
     spmd: bool,
+    relays: Vec<std::sync::mpsc::Receiver<()>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -120,6 +123,7 @@ impl Opts {
                 .unwrap_or(wire::DEFAULT_MAX_FRAME),
             start_timeout: secs("start_timeout", 60.0)?,
             grace: secs("grace", 2.0)?,
+            prefix_output: config.parsed_option("prefix_output")?.unwrap_or(true),
         })
     }
 
@@ -229,12 +233,13 @@ impl Processes {
                 ep: Arc::new(Mutex::new(ep)),
                 pids: vec![None],
                 spmd: false,
+                relays: Vec::new(),
             });
         }
         if let Some(path) = &config.initializer {
             task_by_path(path)?;
         }
-        let launched = launch::launch(self.nprocs, config)?;
+        let launched = launch::launch(self.nprocs, config, self.opts.prefix_output)?;
         let mut ep = Endpoint::new(0, self.nprocs, launched.fds);
         ep.pids = launched.pids.clone();
         self.opts.apply(&mut ep, config);
@@ -245,6 +250,7 @@ impl Processes {
             ep: Arc::new(Mutex::new(ep)),
             pids: launched.pids,
             spmd: false,
+            relays: launched.relays,
         };
         match self.await_hellos(&pool, &launched.token) {
             Ok(spmd) => {
@@ -532,6 +538,9 @@ fn shutdown(pool: Pool, grace: Duration) {
         }
     }
     launch::kill_and_reap(&left);
+    // Let the last lines of output through (a grandchild holding a pipe open
+    // must not hold us up).
+    launch::wait_relays(&pool.relays, Duration::from_millis(500));
 }
 
 impl FromConfig for Processes {
