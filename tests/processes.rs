@@ -418,6 +418,16 @@ fn closures_and_unregistered_fns_are_refused() {
     assert!(matches!(err, Error::TaskNotRegistered { .. }), "{err}");
     let err = par.map(|x: u64| x + 1, Some(vec![1])).unwrap_err();
     assert!(matches!(err, Error::TaskNotRegistered { .. }), "{err}");
+    // One rank: no worker process, the same rules.
+    let one = processes(1);
+    assert_eq!(
+        one.run(gather_order, ()).unwrap(),
+        Some(vec!["rank 0".to_string()])
+    );
+    assert!(matches!(
+        one.run(|p: &dyn Parallelizer, ()| p.id(), ()),
+        Err(Error::TaskNotRegistered { .. })
+    ));
     assert_no_children();
 }
 
