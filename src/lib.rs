@@ -17,6 +17,11 @@
 
 pub use parallelizer_core::*;
 
+// The attributes. `main_restricted` and `worker_restricted` are both an
+// attribute (macro namespace, from here) and a fn (value namespace, from
+// the glob above): `use parallelizer::main_restricted;` brings in both.
+pub use parallelizer_macros::{main, main_restricted, task, test, worker_restricted};
+
 /// The names most programs need: `use parallelizer::prelude::*;`.
 pub mod prelude {
     pub use parallelizer_core::{

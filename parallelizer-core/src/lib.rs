@@ -48,7 +48,7 @@ pub use task::{TaskEntry, TaskKind, task_by_id, task_by_path, task_name, task_of
 pub mod __private {
     pub use crate::guard::AsParallelizer;
     pub use crate::registry::{BackendEntry, build_backend};
-    pub use crate::task::{TASKS, TaskEntry, TaskKind};
+    pub use crate::task::{TASKS, TaskEntry, TaskKind, task_outcome};
     pub use crate::worker::{test_worker_entry, worker_entry};
     pub use crate::{
         Msg, Parallelizer, Restricted, Result, current, main_restricted, worker_restricted,
