@@ -73,6 +73,7 @@ fn sorted_dense_ids() {
     assert_eq!(
         paths,
         [
+            "tasks::invoke",
             "tasks::registered::fails_on_2",
             "tasks::registered::greet",
             "tasks::registered::square",
@@ -130,4 +131,21 @@ fn err_on_rank_2_is_task_failed() {
     // try_run reports it the same way.
     let err = par.try_run(registered::fails_on_2, ()).unwrap_err();
     assert!(matches!(err, Error::TaskFailed { rank: 2, .. }), "{err}");
+}
+
+/// A task may be called like the expansion's own items.
+#[parallelizer::task]
+fn invoke(x: u8) -> u8 {
+    x + 1
+}
+
+#[test]
+fn task_named_like_generated_items() {
+    let entry = parallelizer::task_by_path("tasks::invoke").unwrap();
+    assert!(std::ptr::eq(entry_of(invoke).unwrap(), entry));
+    let par = parallelizer::from_config("threads:2").unwrap();
+    assert_eq!(
+        par.map(invoke, Some(vec![1, 2, 3])).unwrap(),
+        Some(vec![2, 3, 4])
+    );
 }

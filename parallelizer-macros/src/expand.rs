@@ -71,9 +71,11 @@ pub fn guard(g: Guard) -> TokenStream {
         Rank::Expr(expr) => expr.into_token_stream(),
         Rank::Current => quote!(#krate::__private::current()),
     };
+    // Spanned at the rank's source, so "cannot ask X for a rank" points there.
+    let asked = quote_spanned!(rank.span()=> (#rank).as_parallelizer());
     let on_main = quote! {{
         use #krate::__private::AsParallelizer as _;
-        #krate::__private::Parallelizer::on_main((#rank).as_parallelizer())
+        #krate::__private::Parallelizer::on_main(#asked)
     }};
     let (skip_if, marker) = if main {
         (quote!(!#on_main), quote!(InWorkerProcess))
@@ -129,9 +131,9 @@ pub fn task(t: Task) -> TokenStream {
                 }},
             };
             (
-                quote!(#p::TaskKind::Region(invoke)),
+                quote!(#p::TaskKind::Region(__parallelizer_invoke)),
                 quote! {
-                    fn invoke(par: &dyn #p::Parallelizer, args: #p::Msg) -> #p::Result<()> {
+                    fn __parallelizer_invoke(par: &dyn #p::Parallelizer, args: #p::Msg) -> #p::Result<()> {
                         let args = args.into_value::<#args>()?;
                         #finish
                     }
@@ -139,23 +141,25 @@ pub fn task(t: Task) -> TokenStream {
             )
         }
         TaskShape::Map { item } => (
-            quote!(#p::TaskKind::Map(invoke)),
+            quote!(#p::TaskKind::Map(__parallelizer_invoke)),
             quote! {
-                fn invoke(par: &dyn #p::Parallelizer) -> #p::Result<()> {
-                    par.map(#ident, ::core::option::Option::None::<::std::vec::Vec<#item>>)
+                fn __parallelizer_invoke(par: &dyn #p::Parallelizer) -> #p::Result<()> {
+                    par.map(#ident, ::core::option::Option::None::<#p::std::vec::Vec<#item>>)
                         .map(::core::mem::drop)
                 }
             },
         ),
     };
     let linkme = quote!(#p::linkme);
+    // The names inside the anonymous const cannot clash with the user's
+    // (a task may itself be called `invoke`).
     quote! {
         #func
         const _: () = {
             #invoker
             #[#linkme::distributed_slice(#p::TASKS)]
             #[linkme(crate = #linkme)]
-            static TASK: #p::TaskEntry = #p::TaskEntry {
+            static __PARALLELIZER_TASK: #p::TaskEntry = #p::TaskEntry {
                 path: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
                 type_name: || #p::std::any::type_name_of_val(&#ident),
                 kind: #kind,
