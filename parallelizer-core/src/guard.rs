@@ -13,7 +13,7 @@ use crate::parallelizer::Parallelizer;
 /// assert_eq!(main_restricted(&*par, || 1), Restricted::Ran(1));
 /// assert_eq!(worker_restricted(&*par, || 1), Restricted::InMainProcess);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Restricted<T> {
     /// The fn ran here and returned this.
     Ran(T),
