@@ -21,7 +21,10 @@ fn map_applier(par: &dyn Parallelizer, (n, r): (u8, u8)) -> Option<Vec<u64>> {
 }
 
 fn main() -> Result<()> {
-    let args: Vec<u8> = std::env::args().skip(1).map(|a| a.parse().expect("usage: [N R]")).collect();
+    let args: Vec<u8> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("usage: [N R]"))
+        .collect();
     let (n, r) = match args[..] {
         [n, r] => (n, r),
         [] => (12, 9),
@@ -49,6 +52,9 @@ fn main() -> Result<()> {
     }
     let (serial, threads) = (&results[0], &results[1]);
     assert_eq!(serial.0, threads.0, "threads must equal serial, in order");
-    println!("identical results; threads speed-up over serial: {:.2}x", serial.1 / threads.1);
+    println!(
+        "identical results; threads speed-up over serial: {:.2}x",
+        serial.1 / threads.1
+    );
     Ok(())
 }

@@ -24,7 +24,11 @@ fn serial() -> Arc<dyn Parallelizer> {
 fn chunk_table_matches_the_reference() {
     for (items, ranks, sizes) in chunk_table() {
         let par = from_config(format!("threads:{ranks}")).unwrap();
-        assert_eq!(par.run(chunk_lens, items).unwrap(), Some(sizes), "{items} over {ranks}");
+        assert_eq!(
+            par.run(chunk_lens, items).unwrap(),
+            Some(sizes),
+            "{items} over {ranks}"
+        );
     }
     assert_eq!(serial().run(chunk_lens, 1000).unwrap(), Some(vec![1000]));
 }
@@ -34,7 +38,11 @@ fn scatter_then_gather_returns_the_data_in_order() {
     for par in modes() {
         for n in [0, 1, 2, 3, 10, 1000] {
             let expect = Some((0..n).collect::<Vec<u32>>());
-            assert_eq!(par.run(scatter_roundtrip, n).unwrap(), expect, "{par:?} n={n}");
+            assert_eq!(
+                par.run(scatter_roundtrip, n).unwrap(),
+                expect,
+                "{par:?} n={n}"
+            );
         }
     }
 }
@@ -43,7 +51,9 @@ fn scatter_then_gather_returns_the_data_in_order() {
 fn gather_is_ordered_main_first() {
     for par in modes() {
         let got = par.run(gather_ids, ()).unwrap().unwrap();
-        let expect: Vec<_> = (0..par.nprocs()).map(|i| (i, format!("rank-{i}"))).collect();
+        let expect: Vec<_> = (0..par.nprocs())
+            .map(|i| (i, format!("rank-{i}")))
+            .collect();
         assert_eq!(got, expect);
     }
 }
@@ -51,7 +61,10 @@ fn gather_is_ordered_main_first() {
 #[test]
 fn broadcast_of_a_struct_reaches_every_rank() {
     for par in modes() {
-        assert_eq!(par.run(broadcast_struct, ()).unwrap(), Some(vec![sample_job(); par.nprocs()]));
+        assert_eq!(
+            par.run(broadcast_struct, ()).unwrap(),
+            Some(vec![sample_job(); par.nprocs()])
+        );
     }
 }
 
@@ -69,7 +82,11 @@ fn maps_equal_serial_in_input_order() {
         for par in modes() {
             assert_eq!(par.run(map_in_region, n).unwrap(), expect.0, "{par:?}");
             assert_eq!(par.run(map_with_in_region, n).unwrap(), expect.1, "{par:?}");
-            assert_eq!(par.run(map_chunks_in_region, n).unwrap(), expect.2, "{par:?}");
+            assert_eq!(
+                par.run(map_chunks_in_region, n).unwrap(),
+                expect.2,
+                "{par:?}"
+            );
             assert_eq!(par.run(starmap_in_region, n).unwrap(), expect.3, "{par:?}");
         }
     }
@@ -79,19 +96,48 @@ fn maps_equal_serial_in_input_order() {
 fn pool_style_map_outside_a_region() {
     let expect: Vec<i64> = (0..100).map(square).collect();
     for par in modes() {
-        assert_eq!(par.map(square, Some((0..100).collect())).unwrap().unwrap(), expect);
-        let with = par.map_with(|x: i64, k: &i64| x + k, Some(vec![1, 2, 3]), Some(10)).unwrap();
+        assert_eq!(
+            par.map(square, Some((0..100).collect())).unwrap().unwrap(),
+            expect
+        );
+        let with = par
+            .map_with(|x: i64, k: &i64| x + k, Some(vec![1, 2, 3]), Some(10))
+            .unwrap();
         assert_eq!(with.unwrap(), [11, 12, 13]);
-        let star = par.starmap(|a: i64, b: String| format!("{b}{a}"), Some(vec![(1, "x".into())]));
+        let star = par.starmap(
+            |a: i64, b: String| format!("{b}{a}"),
+            Some(vec![(1, "x".into())]),
+        );
         assert_eq!(star.unwrap().unwrap(), ["x1"]);
     }
 }
 
 #[test]
 fn send_and_receive_between_workers() {
-    assert_eq!(from_config("threads:4").unwrap().run(worker_to_worker, ()).unwrap().unwrap(), "hello from 1 to 3");
-    assert_eq!(from_config("threads:3").unwrap().run(worker_to_worker, ()).unwrap().unwrap(), "hello from 1 to 2");
-    assert_eq!(from_config("threads:2").unwrap().run(worker_to_worker, ()).unwrap().unwrap(), "hello from 1 to 0");
+    assert_eq!(
+        from_config("threads:4")
+            .unwrap()
+            .run(worker_to_worker, ())
+            .unwrap()
+            .unwrap(),
+        "hello from 1 to 3"
+    );
+    assert_eq!(
+        from_config("threads:3")
+            .unwrap()
+            .run(worker_to_worker, ())
+            .unwrap()
+            .unwrap(),
+        "hello from 1 to 2"
+    );
+    assert_eq!(
+        from_config("threads:2")
+            .unwrap()
+            .run(worker_to_worker, ())
+            .unwrap()
+            .unwrap(),
+        "hello from 1 to 0"
+    );
 }
 
 #[test]
@@ -134,7 +180,11 @@ fn t2_map() {
     assert_eq!((expect[0], *expect.last().unwrap()), (21, 39));
     for par in modes() {
         let _entered = par.enter().unwrap();
-        assert_eq!(par.run(map_applier, (9, 6)).unwrap().unwrap(), expect, "{par:?}");
+        assert_eq!(
+            par.run(map_applier, (9, 6)).unwrap().unwrap(),
+            expect,
+            "{par:?}"
+        );
     }
 }
 
@@ -145,7 +195,10 @@ fn t3_map_small() {
     let par = from_config("threads:3").unwrap();
     assert_eq!(par.run(map_applier, (3, 9)).unwrap(), Some(vec![]));
     assert_eq!(serial().run(map_applier, (3, 9)).unwrap(), Some(vec![]));
-    assert_eq!(par.run(map_applier, (4, 2)).unwrap(), serial().run(map_applier, (4, 2)).unwrap());
+    assert_eq!(
+        par.run(map_applier, (4, 2)).unwrap(),
+        serial().run(map_applier, (4, 2)).unwrap()
+    );
 }
 
 /// T4 BroadcastParallelizer: broadcast the parallelizer (its configuration,
@@ -154,7 +207,9 @@ fn t3_map_small() {
 #[test]
 fn t4_broadcast_parallelizer() {
     fn bcast_parallelizer(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
-        let config = par.broadcast(par.on_main().then(|| par.core().config().clone())).unwrap();
+        let config = par
+            .broadcast(par.on_main().then(|| par.core().config().clone()))
+            .unwrap();
         let thread = format!("{config}/{:?}", std::thread::current().id());
         par.gather(thread).unwrap()
     }
@@ -162,7 +217,10 @@ fn t4_broadcast_parallelizer() {
     let _entered = par.enter().unwrap();
     let first = par.run(bcast_parallelizer, ()).unwrap().unwrap();
     let second = par.run(bcast_parallelizer, ()).unwrap().unwrap();
-    assert!(first.iter().all(|s| s.starts_with("threads:3/")), "{first:?}");
+    assert!(
+        first.iter().all(|s| s.starts_with("threads:3/")),
+        "{first:?}"
+    );
     assert_eq!(first, second, "the same threads serve both runs");
 }
 
@@ -170,7 +228,12 @@ fn t4_broadcast_parallelizer() {
 /// equal to the sum of serial's.
 #[test]
 fn t5_scatter_gather() {
-    let serial_sum: usize = serial().run(chunk_lens, 1000).unwrap().unwrap().iter().sum();
+    let serial_sum: usize = serial()
+        .run(chunk_lens, 1000)
+        .unwrap()
+        .unwrap()
+        .iter()
+        .sum();
     for par in modes() {
         let lens = par.run(chunk_lens, 1000).unwrap().unwrap();
         assert_eq!(lens.len(), par.nprocs());
@@ -193,6 +256,11 @@ fn t6_scatter_gather_small() {
 fn t7_misc() {
     let par = from_config("threads:9").unwrap();
     assert_eq!(par.run(simple_scatter_1, ()).unwrap(), Some(vec![1; 9]));
-    assert!(from_config("threads:3").unwrap().run(simple_print, ()).unwrap());
+    assert!(
+        from_config("threads:3")
+            .unwrap()
+            .run(simple_print, ())
+            .unwrap()
+    );
     assert!(serial().run(simple_print, ()).unwrap());
 }

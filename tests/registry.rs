@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use parallelizer::prelude::*;
 use parallelizer::{
-    Restricted, get_default, main_restricted, modes, registered_names, reset_default,
-    set_default, worker_restricted,
+    Restricted, get_default, main_restricted, modes, registered_names, reset_default, set_default,
+    worker_restricted,
 };
 
 fn serialized() -> MutexGuard<'static, ()> {
@@ -123,7 +123,10 @@ fn from_config_rejects_bad_specs_with_what_is_accepted() {
     let cases = [
         ("", "empty spec; expected MODE or MODE:NPROCS"),
         ("threads:0", "asks for 0 ranks"),
-        ("threads:abc", "`abc` in `threads:abc` is not a number of ranks"),
+        (
+            "threads:abc",
+            "`abc` in `threads:abc` is not a number of ranks",
+        ),
         ("serial:2", "serial has exactly 1 rank"),
     ];
     for (spec, expect) in cases {
@@ -138,7 +141,10 @@ fn from_config_rejects_bad_specs_with_what_is_accepted() {
         other => panic!("{other:?}"),
     }
     let err = from_config("warp").unwrap_err().to_string();
-    assert!(err.contains("known modes: ") && err.contains("serial") && err.contains("threads"), "{err}");
+    assert!(
+        err.contains("known modes: ") && err.contains("serial") && err.contains("threads"),
+        "{err}"
+    );
     assert!(modes().iter().any(|m| m == "threads"));
 }
 
@@ -159,7 +165,10 @@ fn config_comes_from_a_job_file_and_from_the_environment() {
     let bad = parallelizer::from_env().unwrap_err().to_string();
     unsafe { std::env::remove_var("PARALLELIZER") };
     assert_eq!(from_env.nprocs(), 2);
-    assert!(bad.starts_with("invalid parallelizer configuration: PARALLELIZER=threads:x"), "{bad}");
+    assert!(
+        bad.starts_with("invalid parallelizer configuration: PARALLELIZER=threads:x"),
+        "{bad}"
+    );
     assert_eq!(parallelizer::from_env().unwrap().mode(), "serial");
 }
 
@@ -168,23 +177,40 @@ fn config_comes_from_a_job_file_and_from_the_environment() {
 #[test]
 fn restricted_plain_fns_on_every_rank() {
     let _lock = serialized();
-    type Row = (Restricted<(String, usize)>, Restricted<(String, usize, usize)>);
+    type Row = (
+        Restricted<(String, usize)>,
+        Restricted<(String, usize, usize)>,
+    );
     let par = from_config("threads:4").unwrap();
-    let rows = par
-        .run(
-            |p: &dyn Parallelizer, ()| {
-                let mainr = main_restricted(p, || ("main".to_string(), 1));
-                let workr = worker_restricted(p, || ("worker".to_string(), 2, p.id()));
-                p.gather::<Row>((mainr, workr)).unwrap()
-            },
-            (),
-        );
+    let rows = par.run(
+        |p: &dyn Parallelizer, ()| {
+            let mainr = main_restricted(p, || ("main".to_string(), 1));
+            let workr = worker_restricted(p, || ("worker".to_string(), 2, p.id()));
+            p.gather::<Row>((mainr, workr)).unwrap()
+        },
+        (),
+    );
     let rows = rows.unwrap().unwrap();
-    assert_eq!(rows[0], (Restricted::Ran(("main".into(), 1)), Restricted::InMainProcess));
+    assert_eq!(
+        rows[0],
+        (
+            Restricted::Ran(("main".into(), 1)),
+            Restricted::InMainProcess
+        )
+    );
     for (id, row) in rows.iter().enumerate().skip(1) {
-        assert_eq!(*row, (Restricted::InWorkerProcess, Restricted::Ran(("worker".into(), 2, id))));
+        assert_eq!(
+            *row,
+            (
+                Restricted::InWorkerProcess,
+                Restricted::Ran(("worker".into(), 2, id))
+            )
+        );
     }
     let serial = get_default();
     assert!(main_restricted(&*serial, || ()).is_ran());
-    assert_eq!(worker_restricted(&*serial, || ()), Restricted::InMainProcess);
+    assert_eq!(
+        worker_restricted(&*serial, || ()),
+        Restricted::InMainProcess
+    );
 }

@@ -32,7 +32,11 @@ fn a_worker_panic_during_gather_is_reported_and_releases_everyone() {
     FINISHED.store(0, Ordering::SeqCst);
     let start = Instant::now();
     let err = par.run(panic_on_two, ()).unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
     match err {
         Error::WorkerPanicked { rank, message } => {
             assert_eq!(rank, 2);
@@ -43,7 +47,9 @@ fn a_worker_panic_during_gather_is_reported_and_releases_everyone() {
     // `run` returned only after every rank left the region.
     assert_eq!(FINISHED.load(Ordering::SeqCst), 4);
     // The same worker threads serve the next region.
-    let ids = par.run(|p: &dyn Parallelizer, ()| p.gather(p.id()).unwrap(), ()).unwrap();
+    let ids = par
+        .run(|p: &dyn Parallelizer, ()| p.gather(p.id()).unwrap(), ())
+        .unwrap();
     assert_eq!(ids, Some(vec![0, 1, 2, 3]));
 }
 
@@ -71,7 +77,9 @@ fn an_err_on_rank_three_is_task_failed() {
 
 #[test]
 fn a_receive_times_out_with_the_configured_timeout() {
-    let config = Config::new("threads").nprocs(2).timeout(Duration::from_millis(100));
+    let config = Config::new("threads")
+        .nprocs(2)
+        .timeout(Duration::from_millis(100));
     let par = from_config(&config).unwrap();
     let start = Instant::now();
     let err = par
@@ -86,7 +94,8 @@ fn a_receive_times_out_with_the_configured_timeout() {
         )
         .unwrap_err();
     assert!(
-        err.to_string().contains("gather timed out after 100ms waiting for rank 1"),
+        err.to_string()
+            .contains("gather timed out after 100ms waiting for rank 1"),
         "{err}"
     );
     assert!(start.elapsed() < Duration::from_secs(3));
@@ -109,7 +118,8 @@ fn waiting_for_a_rank_that_finished_is_an_error_not_a_hang() {
         .unwrap()
         .unwrap_err();
     assert!(
-        err.to_string().contains("rank 0 waited for a message from rank 2, which finished"),
+        err.to_string()
+            .contains("rank 0 waited for a message from rank 2, which finished"),
         "{err}"
     );
 }
@@ -148,35 +158,66 @@ fn main_panicking_resumes_on_main_after_releasing_workers() {
     }));
     let panic = caught.unwrap_err();
     assert_eq!(panic.downcast_ref::<&str>(), Some(&"main's own bug"));
-    assert_eq!(par.run(|p: &dyn Parallelizer, ()| p.nprocs(), ()).unwrap(), 3);
+    assert_eq!(
+        par.run(|p: &dyn Parallelizer, ()| p.nprocs(), ()).unwrap(),
+        3
+    );
 }
 
 #[test]
 fn bad_ranks_and_contracts_are_errors() {
     let par = from_config("threads:2").unwrap();
-    let err = par.run(|p: &dyn Parallelizer, ()| p.receive::<u8>(7).unwrap_err().to_string(), ());
-    assert_eq!(err.unwrap(), "invalid rank 7: this parallelizer has ranks 0..2");
+    let err = par.run(
+        |p: &dyn Parallelizer, ()| p.receive::<u8>(7).unwrap_err().to_string(),
+        (),
+    );
+    assert_eq!(
+        err.unwrap(),
+        "invalid rank 7: this parallelizer has ranks 0..2"
+    );
 
-    let contract = Config::new("threads").nprocs(3).contract(["scatter", "gather"]);
+    let contract = Config::new("threads")
+        .nprocs(3)
+        .contract(["scatter", "gather"]);
     let par = from_config(&contract).unwrap();
-    let ok = par.run(|p: &dyn Parallelizer, ()| {
-        let c = p.scatter(p.on_main().then(|| vec![1, 2, 3, 4, 5, 6])).unwrap();
-        p.gather(c.len()).unwrap()
-    }, ());
+    let ok = par.run(
+        |p: &dyn Parallelizer, ()| {
+            let c = p
+                .scatter(p.on_main().then(|| vec![1, 2, 3, 4, 5, 6]))
+                .unwrap();
+            p.gather(c.len()).unwrap()
+        },
+        (),
+    );
     assert_eq!(ok.unwrap(), Some(vec![2, 2, 2]));
     let err = par
-        .run(|p: &dyn Parallelizer, ()| p.gather(1).unwrap_err().to_string(), ())
+        .run(
+            |p: &dyn Parallelizer, ()| p.gather(1).unwrap_err().to_string(),
+            (),
+        )
         .unwrap();
-    assert!(err.contains("rank 0 called `gather` but the contract expected `scatter`"), "{err}");
+    assert!(
+        err.contains("rank 0 called `gather` but the contract expected `scatter`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn collectives_outside_a_region_say_where_to_call_them() {
     let par = from_config("threads:2").unwrap();
     let err = par.broadcast(Some(1)).unwrap_err().to_string();
-    assert!(err.contains("outside a region") && err.contains("inside `run`"), "{err}");
-    let err = par.run(|p: &dyn Parallelizer, ()| p.broadcast::<u8>(None).unwrap_err().to_string(), ());
+    assert!(
+        err.contains("outside a region") && err.contains("inside `run`"),
+        "{err}"
+    );
+    let err = par.run(
+        |p: &dyn Parallelizer, ()| p.broadcast::<u8>(None).unwrap_err().to_string(),
+        (),
+    );
     // Main passed None: that is the caller's mistake, named as such; the
     // workers waiting for main's broadcast are told main finished.
-    assert!(err.unwrap().contains("main must pass Some(data) to broadcast"));
+    assert!(
+        err.unwrap()
+            .contains("main must pass Some(data) to broadcast")
+    );
 }

@@ -26,7 +26,8 @@ pub fn scatter_roundtrip(par: &dyn Parallelizer, n: u32) -> Option<Vec<u32>> {
 
 /// Gather of each rank's id and pid-independent label, main first.
 pub fn gather_ids(par: &dyn Parallelizer, (): ()) -> Option<Vec<(usize, String)>> {
-    par.gather((par.id(), format!("rank-{}", par.id()))).unwrap()
+    par.gather((par.id(), format!("rank-{}", par.id())))
+        .unwrap()
 }
 
 /// A struct with heap fields, to broadcast.
@@ -64,20 +65,29 @@ pub fn square(x: i64) -> i64 {
 
 /// `map` inside a region.
 pub fn map_in_region(par: &dyn Parallelizer, n: i64) -> Option<Vec<i64>> {
-    par.map(square, par.on_main().then(|| (0..n).collect())).unwrap()
+    par.map(square, par.on_main().then(|| (0..n).collect()))
+        .unwrap()
 }
 
 /// `map_with`: McUtils `extra_args`.
 pub fn map_with_in_region(par: &dyn Parallelizer, n: i64) -> Option<Vec<i64>> {
     let data = par.on_main().then(|| (0..n).collect());
-    par.map_with(|x: i64, k: &(i64, i64)| x * k.0 + k.1, data, par.on_main().then_some((2, 100)))
-        .unwrap()
+    par.map_with(
+        |x: i64, k: &(i64, i64)| x * k.0 + k.1,
+        data,
+        par.on_main().then_some((2, 100)),
+    )
+    .unwrap()
 }
 
 /// `map_chunks`: McUtils `vectorized=True`.
 pub fn map_chunks_in_region(par: &dyn Parallelizer, n: i64) -> Option<Vec<i64>> {
     let data = par.on_main().then(|| (0..n).collect());
-    par.map_chunks(|xs: Vec<i64>| xs.into_iter().map(|x| x + 1000).collect(), data).unwrap()
+    par.map_chunks(
+        |xs: Vec<i64>| xs.into_iter().map(|x| x + 1000).collect(),
+        data,
+    )
+    .unwrap()
 }
 
 /// `starmap` over pairs, flat like `map`.
@@ -122,7 +132,9 @@ pub fn wait_then_gather(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
 /// McUtils H1 `run_job` (T1), without the 3 s sleep: broadcast "woop",
 /// scatter arange(1000), gather the lengths, sum.
 pub fn run_job(par: &dyn Parallelizer, (): ()) -> Option<usize> {
-    let woop = par.broadcast(par.on_main().then(|| "woop".to_string())).unwrap();
+    let woop = par
+        .broadcast(par.on_main().then(|| "woop".to_string()))
+        .unwrap();
     assert_eq!(woop, "woop");
     chunk_lens(par, 1000).map(|lens| lens.iter().sum())
 }
@@ -149,10 +161,19 @@ pub fn simple_print(par: &dyn Parallelizer, (): ()) -> bool {
 
 /// Plain-data collectives: scatter_pod, square, gather_pod; broadcast_pod.
 pub fn pod_roundtrip(par: &dyn Parallelizer, n: usize) -> Option<(Vec<f64>, f64)> {
-    let data = par.on_main().then(|| (0..n).map(|i| i as f64).collect::<Vec<_>>());
-    let mine: Vec<f64> = par.scatter_pod(data).unwrap().iter().map(|x| x * x).collect();
+    let data = par
+        .on_main()
+        .then(|| (0..n).map(|i| i as f64).collect::<Vec<_>>());
+    let mine: Vec<f64> = par
+        .scatter_pod(data)
+        .unwrap()
+        .iter()
+        .map(|x| x * x)
+        .collect();
     let back = par.gather_pod(mine).unwrap();
-    let shared = par.broadcast_pod(par.on_main().then(|| vec![0.5f64; 3])).unwrap();
+    let shared = par
+        .broadcast_pod(par.on_main().then(|| vec![0.5f64; 3]))
+        .unwrap();
     let sums = par.gather(shared.iter().sum::<f64>()).unwrap();
     back.zip(sums.map(|s| s.iter().sum()))
 }

@@ -13,7 +13,9 @@ pub fn combinations(n: u8, r: u8) -> Vec<Vec<u8>> {
     let mut idx: Vec<usize> = (0..r).collect();
     loop {
         out.push(idx.iter().map(|&i| i as u8).collect());
-        let Some(i) = (0..r).rev().find(|&i| idx[i] != i + n - r) else { return out };
+        let Some(i) = (0..r).rev().find(|&i| idx[i] != i + n - r) else {
+            return out;
+        };
         idx[i] += 1;
         for j in i + 1..r {
             idx[j] = idx[j - 1] + 1;
@@ -54,7 +56,10 @@ pub fn mapped_func(data: Vec<Vec<u8>>) -> Vec<u64> {
 #[test]
 fn small_analogue_matches_the_reference() {
     // mcutils-spec.md 3.2 T2: n=4, r=2 gives [3,3,4,4,5,5,5,5,6,6,7,7].
-    assert_eq!(mapped_func(combinations(4, 2)), [3, 3, 4, 4, 5, 5, 5, 5, 6, 6, 7, 7]);
+    assert_eq!(
+        mapped_func(combinations(4, 2)),
+        [3, 3, 4, 4, 5, 5, 5, 5, 6, 6, 7, 7]
+    );
     assert_eq!(combinations(3, 9), Vec::<Vec<u8>>::new());
     assert_eq!(combinations(12, 9).len(), 220);
 }
