@@ -214,3 +214,33 @@ fn restricted_plain_fns_on_every_rank() {
         Restricted::InMainProcess
     );
 }
+
+/// Rank threads of this process, read from /proc (names are cut to 15 bytes).
+fn rank_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("parallelizer-ra"))
+        .count()
+}
+
+#[test]
+fn worker_threads_live_from_the_outermost_enter_to_its_drop() {
+    let _lock = serialized();
+    let before = rank_threads();
+    let par = from_config("threads:4").unwrap();
+    {
+        let _outer = par.enter().unwrap();
+        assert_eq!(rank_threads(), before + 3);
+        let _ = par.run(|_: &dyn Parallelizer, ()| panic!("a failed region keeps the pool"), ());
+        {
+            let _inner = par.enter().unwrap();
+            par.run(|p: &dyn Parallelizer, ()| p.wait().unwrap(), ()).unwrap();
+        }
+        assert_eq!(rank_threads(), before + 3);
+    }
+    assert_eq!(rank_threads(), before, "finalize joined the workers");
+    // `run` without an outer enter starts and joins them itself.
+    par.run(|p: &dyn Parallelizer, ()| p.wait().unwrap(), ()).unwrap();
+    assert_eq!(rank_threads(), before);
+}
