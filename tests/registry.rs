@@ -215,32 +215,49 @@ fn restricted_plain_fns_on_every_rank() {
     );
 }
 
-/// Rank threads of this process, read from /proc (names are cut to 15 bytes).
-fn rank_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.starts_with("parallelizer-ra"))
-        .count()
+/// Rank threads of this process, read from /proc (names are cut to 15
+/// bytes). A new thread names itself once it runs, and a joined one is gone
+/// at once, so this polls briefly for the count to settle on `expect`.
+fn rank_threads(expect: usize) -> usize {
+    let count = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.starts_with("parallelizer-ra"))
+            .count()
+    };
+    for _ in 0..200 {
+        if count() == expect {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    count()
 }
 
 #[test]
 fn worker_threads_live_from_the_outermost_enter_to_its_drop() {
     let _lock = serialized();
-    let before = rank_threads();
+    let before = rank_threads(0);
     let par = from_config("threads:4").unwrap();
     {
         let _outer = par.enter().unwrap();
-        assert_eq!(rank_threads(), before + 3);
-        let _ = par.run(|_: &dyn Parallelizer, ()| panic!("a failed region keeps the pool"), ());
+        assert_eq!(rank_threads(before + 3), before + 3);
+        let failed = par.run(
+            |p: &dyn Parallelizer, ()| assert!(p.on_main(), "a failed region keeps the pool"),
+            (),
+        );
+        assert!(matches!(failed, Err(Error::WorkerPanicked { .. })));
         {
             let _inner = par.enter().unwrap();
-            par.run(|p: &dyn Parallelizer, ()| p.wait().unwrap(), ()).unwrap();
+            par.run(|p: &dyn Parallelizer, ()| p.wait().unwrap(), ())
+                .unwrap();
         }
-        assert_eq!(rank_threads(), before + 3);
+        assert_eq!(rank_threads(before + 3), before + 3);
     }
-    assert_eq!(rank_threads(), before, "finalize joined the workers");
+    assert_eq!(rank_threads(before), before, "finalize joined the workers");
     // `run` without an outer enter starts and joins them itself.
-    par.run(|p: &dyn Parallelizer, ()| p.wait().unwrap(), ()).unwrap();
-    assert_eq!(rank_threads(), before);
+    par.run(|p: &dyn Parallelizer, ()| p.wait().unwrap(), ())
+        .unwrap();
+    assert_eq!(rank_threads(before), before);
 }

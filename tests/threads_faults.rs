@@ -221,3 +221,31 @@ fn collectives_outside_a_region_say_where_to_call_them() {
             .contains("main must pass Some(data) to broadcast")
     );
 }
+
+#[test]
+fn the_parallelizer_itself_inside_its_own_region() {
+    let par = from_config("threads:3").unwrap();
+    let inner = par.clone();
+    let got = par
+        .run(
+            move |p: &dyn Parallelizer, ()| {
+                // A nested run on the parallelizer (not the handle) runs on
+                // every rank instead of deadlocking, and so does a pool-style map.
+                let nested = inner
+                    .run(|q: &dyn Parallelizer, ()| q.gather(q.id()).unwrap(), ())
+                    .unwrap();
+                let mapped = inner
+                    .map(|x: u8| x + 1, p.on_main().then(|| vec![1, 2, 3]))
+                    .unwrap();
+                // Collectives on it say to use the handle.
+                let err = inner.broadcast(Some(1u8)).unwrap_err().to_string();
+                assert!(err.contains("call it on the rank handle"), "{err}");
+                // The default inside a region is this rank's handle.
+                assert_eq!(get_default().id(), p.id());
+                (nested, mapped)
+            },
+            (),
+        )
+        .unwrap();
+    assert_eq!(got, (Some(vec![0, 1, 2]), Some(vec![2, 3, 4])));
+}

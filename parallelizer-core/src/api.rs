@@ -198,6 +198,13 @@ impl dyn Parallelizer {
         if self.in_region() {
             return Ok(());
         }
+        if registry::rank_of(self).is_some() {
+            return Err(Error::ContractViolation(format!(
+                "`{op}` was called on the `{}` parallelizer itself inside one of its regions; \
+                 call it on the rank handle the task receives (or `current()`)",
+                self.mode()
+            )));
+        }
         Err(Error::ContractViolation(format!(
             "`{op}` was called on main outside a region of the {}-rank `{}` parallelizer, \
              where no other rank takes part; call it inside `run`",
@@ -508,6 +515,11 @@ impl dyn Parallelizer {
         self.core().check_contract(self.id(), op)?;
         if self.nprocs() == 1 || self.in_region() {
             return map_in_region(self, data, extra, &body);
+        }
+        if let Some(rank) = registry::rank_of(self) {
+            // Called on the parallelizer inside one of its regions: every
+            // rank is here, so map on this rank's handle.
+            return map_in_region(&*rank, data, extra, &body);
         }
         if !self.on_main() {
             return Err(Error::ContractViolation(format!(

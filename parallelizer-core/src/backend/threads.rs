@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::parallelizer::{Core, Parallelizer, Region, RegionTask, check_rank};
-use crate::registry::{FromConfig, set_current};
+use crate::registry::{FromConfig, rank_of, set_current};
 
 /// Ranks as threads of this process: `nprocs - 1` persistent worker threads
 /// plus the calling thread as rank 0. Workers park between regions and are
@@ -148,6 +148,11 @@ impl Parallelizer for Threads {
     }
 
     fn run_region(&self, region: Region) -> Result<Msg> {
+        // `run` on this parallelizer from inside one of its own regions: every
+        // rank runs it on its handle (SPMD), instead of waiting for itself.
+        if let Some(rank) = rank_of(self) {
+            return rank.run_region(region);
+        }
         let _one_region = self.region.lock().unwrap_or_else(|e| e.into_inner());
         let jobs: Vec<Sender<Job>> = match &*self.pool() {
             Some(pool) => pool.jobs.clone(),
