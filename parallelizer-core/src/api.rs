@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::msg::{Data, Msg};
 use crate::parallelizer::{LocalTask, Parallelizer, Region, RegionTask, check_rank};
 use crate::registry;
-use crate::split::split;
+use crate::split::{concat, split};
 use crate::task::{TaskKind, task_of};
 
 /// Where `print` prints (McUtils `where=`).
@@ -361,11 +361,11 @@ impl dyn Parallelizer {
         match rename_timeout("gather", self.gather_msg(Msg::pod(data)))? {
             None => Ok(None),
             Some(all) => {
-                let mut out = Vec::new();
-                for m in all {
-                    out.extend(m.into_pod::<T>()?);
-                }
-                Ok(Some(out))
+                let parts = all
+                    .into_iter()
+                    .map(Msg::into_pod::<T>)
+                    .collect::<Result<_>>()?;
+                Ok(Some(concat(parts)))
             }
         }
     }
@@ -689,9 +689,7 @@ where
         Extra::None => Msg::new(()).into_value::<E>()?,
     };
     let out = body(chunk, extra);
-    Ok(par
-        .gather_unchecked(out)?
-        .map(|all| all.into_iter().flatten().collect()))
+    Ok(par.gather_unchecked(out)?.map(concat))
 }
 
 impl std::fmt::Debug for dyn Parallelizer {
