@@ -101,6 +101,23 @@ pub fn task_of<F>() -> Option<&'static TaskEntry> {
     tasks().iter().copied().find(|t| (t.type_name)() == name)
 }
 
+/// The region that runs the worker initializer `path` (a registered task
+/// taking `()`) on every rank.
+pub fn initializer_region(path: &str) -> Result<crate::Region> {
+    let entry = task_by_path(path)?;
+    let local: crate::LocalTask = std::sync::Arc::new(move |par: &dyn Parallelizer, args: Msg| {
+        entry.invoke(par, args).map(|()| Msg::local(()))
+    });
+    Ok(crate::Region {
+        task: crate::RegionTask {
+            name: entry.path,
+            entry: Some(entry),
+            local,
+        },
+        args: Msg::new(()),
+    })
+}
+
 /// The type name of `F`, for messages about tasks.
 pub fn task_name<F>() -> &'static str {
     std::any::type_name::<F>()
