@@ -49,7 +49,7 @@ static REFUSE: TaskEntry = TaskEntry {
 #[test]
 fn the_initializer_runs_once_per_rank_at_enter_and_its_failure_fails_enter() {
     let par = from_config(
-        &Config::new("threads")
+        Config::new("threads")
             .nprocs(3)
             .initializer("initializer::count_call"),
     )
@@ -68,7 +68,7 @@ fn the_initializer_runs_once_per_rank_at_enter_and_its_failure_fails_enter() {
     }
 
     let par = from_config(
-        &Config::new("threads")
+        Config::new("threads")
             .nprocs(3)
             .initializer("initializer::refuse"),
     )
@@ -80,7 +80,7 @@ fn the_initializer_runs_once_per_rank_at_enter_and_its_failure_fails_enter() {
     assert!(!par.core().is_active());
 
     let par = from_config(
-        &Config::new("threads")
+        Config::new("threads")
             .nprocs(2)
             .initializer("initializer::nope"),
     )
