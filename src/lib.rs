@@ -29,3 +29,8 @@ pub mod prelude {
         get_default, lookup,
     };
 }
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -178,7 +178,13 @@ fn threads_4_every_rank() {
             |p: &dyn Parallelizer, ()| {
                 log_on_main(p);
                 log_on_workers(p);
-                let mut c = Counter::make("c").unwrap();
+                // Inside a region the default is this rank's handle.
+                let made = Counter::make("c");
+                assert_eq!(made.is_ran(), p.on_main());
+                let mut c = Counter {
+                    hits: 0,
+                    name: "c".into(),
+                };
                 let seen = (
                     mainr(p, 1),
                     workr(p, 2),

@@ -34,15 +34,18 @@ impl FromConfig for Loopback {
     }
 }
 
+/// A message on the wire: its encoding and bytes.
+type Frame = (parallelizer::Encoding, Vec<u8>);
+
 /// One rank inside a loopback region.
 struct Rank {
     core: Core,
     id: usize,
     nprocs: usize,
     /// `outbox[to]`; `None` for itself.
-    outbox: Vec<Option<Sender<(parallelizer::Encoding, Vec<u8>)>>>,
+    outbox: Vec<Option<Sender<Frame>>>,
     /// `inbox[from]`.
-    inbox: Vec<Option<Mutex<Receiver<(parallelizer::Encoding, Vec<u8>)>>>>,
+    inbox: Vec<Option<Mutex<Receiver<Frame>>>>,
     timeout: Duration,
 }
 
@@ -78,8 +81,8 @@ impl Parallelizer for Loopback {
             .timeout
             .unwrap_or(Duration::from_secs(20));
         // One channel per ordered pair of ranks.
-        let mut outboxes: Vec<Vec<Option<Sender<_>>>> = (0..n).map(|_| Vec::new()).collect();
-        let mut inboxes: Vec<Vec<Option<Mutex<Receiver<_>>>>> =
+        let mut outboxes: Vec<Vec<Option<Sender<Frame>>>> = (0..n).map(|_| Vec::new()).collect();
+        let mut inboxes: Vec<Vec<Option<Mutex<Receiver<Frame>>>>> =
             (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
         for (from, outbox) in outboxes.iter_mut().enumerate() {
             for (to, inbox) in inboxes.iter_mut().enumerate() {

@@ -118,6 +118,23 @@ pub fn task_outcome<T, E: std::fmt::Display>(
     }
 }
 
+/// The region that runs the worker initializer `path` (a registered task
+/// taking `()`) on every rank.
+pub fn initializer_region(path: &str) -> Result<crate::Region> {
+    let entry = task_by_path(path)?;
+    let local: crate::LocalTask = std::sync::Arc::new(move |par: &dyn Parallelizer, args: Msg| {
+        entry.invoke(par, args).map(|()| Msg::local(()))
+    });
+    Ok(crate::Region {
+        task: crate::RegionTask {
+            name: entry.path,
+            entry: Some(entry),
+            local,
+        },
+        args: Msg::new(()),
+    })
+}
+
 /// The type name of `F`, for messages about tasks.
 pub fn task_name<F>() -> &'static str {
     std::any::type_name::<F>()

@@ -35,11 +35,7 @@ pub(crate) fn needs_inference(tokens: TokenStream) -> bool {
             TokenTree::Punct(p) if p.as_char() == '\'' => {}
             // `&T`, `&mut T`, `&&T`: elided.
             _ if after_amp => return true,
-            TokenTree::Group(g) => {
-                if needs_inference(g.stream()) {
-                    return true;
-                }
-            }
+            TokenTree::Group(g) if needs_inference(g.stream()) => return true,
             _ => {}
         }
         after_amp = matches!(&tt, TokenTree::Punct(p) if p.as_char() == '&');

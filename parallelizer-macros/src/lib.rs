@@ -135,14 +135,14 @@ pub fn parallelizer(args: TokenStream, item: TokenStream) -> TokenStream {
 /// use parallelizer::{main_restricted, Parallelizer, Restricted};
 ///
 /// #[main_restricted]
-/// fn report(par: &dyn Parallelizer, x: u32) -> (&'static str, u32) {
-///     ("main", x)
+/// fn report(par: &dyn Parallelizer, x: u32) -> (String, u32) {
+///     ("main".to_string(), x)
 /// }
 ///
 /// let par = parallelizer::from_config("threads:3").unwrap();
 /// let all = par.run(|p: &dyn Parallelizer, ()| p.gather(report(p, 1)).unwrap(), ()).unwrap();
 /// assert_eq!(all.unwrap(), [
-///     Restricted::Ran(("main", 1)),
+///     Restricted::Ran(("main".to_string(), 1)),
 ///     Restricted::InWorkerProcess,
 ///     Restricted::InWorkerProcess,
 /// ]);
