@@ -3,8 +3,8 @@
 //! ...), which re-exports them.
 //!
 //! The crate is organised like thiserror-impl and tracing-attributes:
-//! [`parse`] reads the attribute arguments and the item, [`validate`]
-//! checks the item and builds the model its expansion needs, [`expand`]
+//! `parse` reads the attribute arguments and the item, `validate`
+//! checks the item and builds the model its expansion needs, `expand`
 //! writes the code. On any error the original item is emitted unchanged
 //! next to a `compile_error!` pointing at the offending tokens, so IDEs
 //! keep working; nothing panics.
