@@ -6,6 +6,11 @@ use parallelizer::Parallelizer;
 
 #[parallelizer::test]
 fn plain() {
+    // The name a process backend re-executes this binary with (`--exact`).
+    assert_eq!(
+        parallelizer::worker::current_test().as_deref(),
+        Some("plain")
+    );
     let par = parallelizer::from_config("threads:2").unwrap();
     let ids = par
         .run(|p: &dyn Parallelizer, ()| p.gather(p.id()).unwrap(), ())
@@ -33,6 +38,9 @@ fn ignore_is_kept() {}
 mod nested {
     #[parallelizer::test]
     fn in_a_module() {
-        parallelizer::worker::worker_entry();
+        assert_eq!(
+            parallelizer::worker::current_test().as_deref(),
+            Some("nested::in_a_module")
+        );
     }
 }

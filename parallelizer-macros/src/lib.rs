@@ -68,7 +68,8 @@ fn fallback(kind: Kind, item: TokenStream2) -> TokenStream2 {
 /// too).
 ///
 /// The struct must implement `Parallelizer` and `FromConfig` and must not be
-/// generic. Two structs registered under one name are an error at first use
+/// generic. A backend defined in another crate is found only if the binary
+/// names that crate once (`use my_backends as _;`). Two structs registered under one name are an error at first use
 /// that names both types. Arguments: `name = "mode"` (required; no `:` or
 /// spaces) and `crate = "path"` (where `parallelizer` is, for re-exporters).
 ///
@@ -198,9 +199,14 @@ pub fn worker_restricted(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - `fn name(item: T) -> R`, for `par.map(name, Some(data))`.
 ///
 /// The fn must be a free, non-generic, safe, synchronous Rust fn at module
-/// level (a worker calls it with no `self`, by one name). Tasks are listed
-/// by `parallelizer::tasks()` sorted by path, which gives every rank the
-/// same dense ids. Takes `crate = "path"`.
+/// level (a worker calls it with no `self`, by one name). The attribute
+/// cannot see an enclosing `impl`; on an associated fn rustc reports
+/// "`const` items in this context need a name": move the fn out of the
+/// impl. Tasks are listed by `parallelizer::tasks()` sorted by path, which
+/// gives every rank the same dense ids. Tasks (and backends) defined in
+/// another crate are found only if the binary names that crate once, e.g.
+/// `use my_tasks as _;` (rustc does not link a dependency that is never
+/// named). Takes `crate = "path"`.
 ///
 /// ```
 /// use parallelizer::{task, Parallelizer};
