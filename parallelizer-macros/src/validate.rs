@@ -353,6 +353,15 @@ pub fn task(args: Args, func: ItemFn) -> syn::Result<Task> {
             ),
         );
     }
+    if let Some(self_ty) = find_self_type(quote::ToTokens::to_token_stream(sig)) {
+        return Err(syn::Error::new(
+            self_ty,
+            format!(
+                "{attr} needs a free fn at module level, but `Self` shows this fn is in an impl \
+                 or trait; move it out of the impl; {TASK_FORMS}"
+            ),
+        ));
+    }
     let typed: Vec<&syn::PatType> = sig
         .inputs
         .iter()
@@ -414,6 +423,15 @@ pub fn task(args: Args, func: ItemFn) -> syn::Result<Task> {
         shape,
         result,
         krate: args.krate(),
+    })
+}
+
+/// The span of a `Self` in a signature, if any.
+fn find_self_type(tokens: proc_macro2::TokenStream) -> Option<Span> {
+    tokens.into_iter().find_map(|tt| match tt {
+        proc_macro2::TokenTree::Ident(i) if i == "Self" => Some(i.span()),
+        proc_macro2::TokenTree::Group(g) => find_self_type(g.stream()),
+        _ => None,
     })
 }
 

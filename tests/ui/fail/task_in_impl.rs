@@ -10,3 +10,11 @@ impl Solver {
 }
 
 fn main() {}
+
+impl Solver {
+    // With `Self` in the signature the attribute can tell, and says so.
+    #[parallelizer::task]
+    fn make(_par: &dyn Parallelizer, _n: u32) -> Self {
+        Solver
+    }
+}
