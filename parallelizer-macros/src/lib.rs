@@ -121,8 +121,11 @@ pub fn parallelizer(args: TokenStream, item: TokenStream) -> TokenStream {
 /// 2. the parameter marked `#[par]` (any type the guard can ask: a concrete
 ///    backend, `Arc<MyBackend>`, ...);
 /// 3. the first parameter whose type, after `&`/`&mut`, is `dyn Parallelizer`,
-///    `impl Parallelizer`, a type parameter bounded by `Parallelizer`, or
-///    `Arc`/`Rc`/`Box` of one of these (`&Arc<dyn Parallelizer>`);
+///    `impl Parallelizer`, a type parameter bounded by `Parallelizer` or
+///    `AsParallelizer` (use `P: AsParallelizer + ?Sized` to accept both
+///    `&dyn Parallelizer` and concrete backends), or `Arc`/`Rc`/`Box` of one
+///    of these (`&Arc<dyn Parallelizer>`); this is a syntactic rule, so a
+///    concrete backend type (`&Threads`) needs `#[par]`;
 /// 4. else `parallelizer::current()`: the rank handle inside a region, the
 ///    default parallelizer outside.
 ///
@@ -130,7 +133,9 @@ pub fn parallelizer(args: TokenStream, item: TokenStream) -> TokenStream {
 /// doc comments, generics and where clauses are kept, and `return` and `?`
 /// in the body keep their meaning (the body runs in a closure). `async fn`
 /// and `const fn` are rejected. `Restricted` is not `#[must_use]`, so a
-/// guarded fn can be called as a statement. Also takes `crate = "path"`.
+/// guarded fn can be called as a statement. When the return type has elided
+/// lifetimes or `impl Trait`, the closure's return type is inferred rather
+/// than written. Also takes `crate = "path"`.
 ///
 /// ```
 /// use parallelizer::{main_restricted, Parallelizer, Restricted};
