@@ -3,16 +3,16 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parallelizer::__private::linkme;
 use parallelizer::prelude::*;
-use parallelizer::{TaskEntry, TaskKind};
 
 static CALLS: AtomicUsize = AtomicUsize::new(0);
 
+#[parallelizer::task]
 fn count_call(_: &dyn Parallelizer, (): ()) {
     CALLS.fetch_add(1, Ordering::SeqCst);
 }
 
+#[parallelizer::task]
 fn refuse(par: &dyn Parallelizer, (): ()) -> std::result::Result<(), String> {
     if par.id() == 1 {
         Err("rank 1 cannot open its scratch file".into())
@@ -20,31 +20,6 @@ fn refuse(par: &dyn Parallelizer, (): ()) -> std::result::Result<(), String> {
         Ok(())
     }
 }
-
-// Written by hand here; `#[parallelizer::task]` generates the same.
-#[linkme::distributed_slice(parallelizer::__private::TASKS)]
-#[linkme(crate = parallelizer::__private::linkme)]
-static COUNT_CALL: TaskEntry = TaskEntry {
-    path: "initializer::count_call",
-    type_name: || std::any::type_name_of_val(&count_call),
-    kind: TaskKind::Region(|par, args| {
-        count_call(par, args.into_value()?);
-        Ok(())
-    }),
-};
-
-#[linkme::distributed_slice(parallelizer::__private::TASKS)]
-#[linkme(crate = parallelizer::__private::linkme)]
-static REFUSE: TaskEntry = TaskEntry {
-    path: "initializer::refuse",
-    type_name: || std::any::type_name_of_val(&refuse),
-    kind: TaskKind::Region(|par, args| {
-        refuse(par, args.into_value()?).map_err(|message| Error::TaskFailed {
-            rank: par.id(),
-            message,
-        })
-    }),
-};
 
 #[test]
 fn the_initializer_runs_once_per_rank_at_enter_and_its_failure_fails_enter() {
