@@ -13,15 +13,13 @@
 //!
 //! Main scatters the combinations, each rank maps its chunk
 //! (`map_chunks`, McUtils' `vectorized=True`), main gathers in rank order.
-//! The task runs on workers by name: it is registered at link time (what
-//! `#[parallelizer::task]` generates), and `main` starts with the worker
-//! entry (what `#[parallelizer::main]` inserts), so a worker process serves
-//! tasks and never runs the body of `main`.
+//! The task runs on workers by name (`#[parallelizer::task]` registers it at
+//! link time), and `#[parallelizer::main]` makes a worker process serve
+//! tasks instead of running the body of `main`.
 
 use std::time::Instant;
 
 use parallelizer::prelude::*;
-use parallelizer::{Msg, TaskEntry, TaskKind};
 
 /// Every `r`-combination of `0..n`, in lexicographic order.
 fn combinations(n: usize, r: usize) -> Vec<Vec<u8>> {
@@ -80,24 +78,14 @@ fn map_chunk(chunk: Vec<Vec<u8>>) -> Vec<u32> {
 
 /// The region every rank runs: main passes the combinations, each rank maps
 /// its contiguous chunk, main gets the flat result in input order.
+#[parallelizer::task]
 fn map_applier(par: &dyn Parallelizer, (n, r): (usize, usize)) -> Option<Vec<u32>> {
     let combos = par.on_main().then(|| combinations(n, r));
     par.map_chunks(map_chunk, combos).unwrap()
 }
 
-// What `#[parallelizer::task]` on `map_applier` generates.
-#[parallelizer::__private::linkme::distributed_slice(parallelizer::__private::TASKS)]
-#[linkme(crate = parallelizer::__private::linkme)]
-static MAP_APPLIER: TaskEntry = TaskEntry {
-    path: concat!(module_path!(), "::map_applier"),
-    type_name: || std::any::type_name_of_val(&map_applier),
-    kind: TaskKind::Region(|par, args: Msg| {
-        let _ = map_applier(par, args.into_value()?);
-        Ok(())
-    }),
-};
-
 /// Broadcasts `mb` MB of plain data `reps` times; every rank checks a byte.
+#[parallelizer::task]
 fn bcast_bench(par: &dyn Parallelizer, (mb, reps): (usize, u32)) -> f64 {
     let t = Instant::now();
     for i in 0..reps {
@@ -109,17 +97,6 @@ fn bcast_bench(par: &dyn Parallelizer, (mb, reps): (usize, u32)) -> f64 {
     t.elapsed().as_secs_f64() / f64::from(reps)
 }
 
-#[parallelizer::__private::linkme::distributed_slice(parallelizer::__private::TASKS)]
-#[linkme(crate = parallelizer::__private::linkme)]
-static BCAST_BENCH: TaskEntry = TaskEntry {
-    path: concat!(module_path!(), "::bcast_bench"),
-    type_name: || std::any::type_name_of_val(&bcast_bench),
-    kind: TaskKind::Region(|par, args: Msg| {
-        let _ = bcast_bench(par, args.into_value()?);
-        Ok(())
-    }),
-};
-
 fn report(label: &str, out: &[u32], secs: f64) {
     let total: u64 = out.iter().map(|&x| u64::from(x)).sum();
     println!(
@@ -130,10 +107,8 @@ fn report(label: &str, out: &[u32], secs: f64) {
     );
 }
 
+#[parallelizer::main]
 fn main() {
-    // What `#[parallelizer::main]` inserts: a worker serves and exits here.
-    parallelizer::__private::worker_entry();
-
     let args: Vec<String> = std::env::args().skip(1).collect();
     let compare = args.iter().any(|a| a == "--compare");
     let nums: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();

@@ -2,83 +2,18 @@
 //! 2, 3 and 4 ranks against serial, and the fault tests of ARCHITECTURE.md
 //! section 4, each checking that no worker process is left behind.
 //!
-//! Every test starts with the worker entry that `#[parallelizer::test]`
-//! inserts (`test_worker_entry`): in a worker launched for this test it
-//! serves tasks and exits; in the test process it returns. Tasks are
-//! registered with the `task!` macros below, which write the registration
-//! `#[parallelizer::task]` generates. (Until the attribute macros land;
-//! switching is mechanical.)
+//! `#[parallelizer::test]` starts every test with the worker entry: in a
+//! worker launched for this test it serves tasks and exits; in the test
+//! process it returns. Tasks are `#[parallelizer::task]` fns.
 #![cfg(target_os = "linux")]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use parallelizer::chunk_sizes;
 use parallelizer::prelude::*;
-use parallelizer::{Msg, TaskEntry, TaskKind, chunk_sizes};
 use serde::{Deserialize, Serialize};
-
-fn type_name_of<F>(_: &F) -> &'static str {
-    std::any::type_name::<F>()
-}
-
-/// Registers `fn(&dyn Parallelizer, A) -> R` as a region task.
-macro_rules! task {
-    ($slot:ident = $f:ident($A:ty)) => {
-        #[parallelizer::__private::linkme::distributed_slice(parallelizer::__private::TASKS)]
-        #[linkme(crate = parallelizer::__private::linkme)]
-        static $slot: TaskEntry = TaskEntry {
-            path: concat!(module_path!(), "::", stringify!($f)),
-            type_name: || type_name_of(&$f),
-            kind: TaskKind::Region(|par, args: Msg| {
-                let args: $A = args.into_value()?;
-                let _ = $f(par, args);
-                Ok(())
-            }),
-        };
-    };
-}
-
-/// Registers `fn(&dyn Parallelizer, A) -> Result<R, E>`: `Err` is `TaskFailed`.
-macro_rules! try_task {
-    ($slot:ident = $f:ident($A:ty)) => {
-        #[parallelizer::__private::linkme::distributed_slice(parallelizer::__private::TASKS)]
-        #[linkme(crate = parallelizer::__private::linkme)]
-        static $slot: TaskEntry = TaskEntry {
-            path: concat!(module_path!(), "::", stringify!($f)),
-            type_name: || type_name_of(&$f),
-            kind: TaskKind::Region(|par, args: Msg| {
-                let args: $A = args.into_value()?;
-                $f(par, args)
-                    .map(|_| ())
-                    .map_err(|e| parallelizer::Error::TaskFailed {
-                        rank: par.id(),
-                        message: e.to_string(),
-                    })
-            }),
-        };
-    };
-}
-
-/// Registers a one-argument fn for pool-style `map`.
-macro_rules! map_task {
-    ($slot:ident = $f:ident($T:ty)) => {
-        #[parallelizer::__private::linkme::distributed_slice(parallelizer::__private::TASKS)]
-        #[linkme(crate = parallelizer::__private::linkme)]
-        static $slot: TaskEntry = TaskEntry {
-            path: concat!(module_path!(), "::", stringify!($f)),
-            type_name: || type_name_of(&$f),
-            kind: TaskKind::Map(|par| par.map($f, None::<Vec<$T>>).map(|_| ())),
-        };
-    };
-}
-
-/// What `#[parallelizer::test]` inserts first in the test body.
-macro_rules! worker_guard {
-    ($name:literal) => {
-        parallelizer::__private::test_worker_entry(concat!(module_path!(), "::", $name));
-    };
-}
 
 // ---------------------------------------------------------------- helpers
 
@@ -138,6 +73,7 @@ fn serial() -> Arc<dyn Parallelizer> {
 
 // ------------------------------------------------------------------ tasks
 
+#[parallelizer::task]
 fn chunk_lens(par: &dyn Parallelizer, n: usize) -> Option<Vec<usize>> {
     let chunk = par
         .scatter(par.on_main().then(|| (0..n).collect::<Vec<usize>>()))
@@ -146,8 +82,8 @@ fn chunk_lens(par: &dyn Parallelizer, n: usize) -> Option<Vec<usize>> {
     assert!(chunk.windows(2).all(|w| w[1] == w[0] + 1));
     par.gather(chunk.len()).unwrap()
 }
-task!(CHUNK_LENS = chunk_lens(usize));
 
+#[parallelizer::task]
 fn scatter_sum(par: &dyn Parallelizer, n: u64) -> u64 {
     let chunk = par
         .scatter(par.on_main().then(|| (1..=n).collect::<Vec<u64>>()))
@@ -155,12 +91,11 @@ fn scatter_sum(par: &dyn Parallelizer, n: u64) -> u64 {
     let all = par.gather(chunk.iter().sum::<u64>()).unwrap();
     all.map_or(0, |v| v.iter().sum())
 }
-task!(SCATTER_SUM = scatter_sum(u64));
 
+#[parallelizer::task]
 fn gather_order(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
     par.gather(format!("rank {}", par.id() * 10)).unwrap()
 }
-task!(GATHER_ORDER = gather_order(()));
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Params {
@@ -179,14 +114,15 @@ fn params() -> Params {
     }
 }
 
+#[parallelizer::task]
 fn broadcast_struct(par: &dyn Parallelizer, (): ()) -> Option<Vec<Params>> {
     let p = par.broadcast(par.on_main().then(params)).unwrap();
     par.gather(p).unwrap()
 }
-task!(BROADCAST_STRUCT = broadcast_struct(()));
 
 type Maps = (Vec<u64>, Vec<i64>, Vec<String>, Vec<i32>);
 
+#[parallelizer::task]
 fn all_maps(par: &dyn Parallelizer, n: u64) -> Option<Maps> {
     let data = || par.on_main().then(|| (0..n).collect::<Vec<u64>>());
     let a = par.map(|x: u64| x * x + 1, data()).unwrap();
@@ -212,10 +148,10 @@ fn all_maps(par: &dyn Parallelizer, n: u64) -> Option<Maps> {
         .unwrap();
     Some((a?, b?, c?, d?))
 }
-task!(ALL_MAPS = all_maps(u64));
 
 /// Rank r sends to rank (r + 1) % n, receives from (r - 1) % n: worker to
 /// worker, worker to main and main to worker.
+#[parallelizer::task]
 fn ring(par: &dyn Parallelizer, (): ()) -> Option<Vec<(usize, String)>> {
     let (id, n) = (par.id(), par.nprocs());
     let next = (id + 1) % n;
@@ -225,26 +161,26 @@ fn ring(par: &dyn Parallelizer, (): ()) -> Option<Vec<(usize, String)>> {
     par.wait().unwrap();
     par.gather((id, got)).unwrap()
 }
-task!(RING = ring(()));
 
+#[parallelizer::task]
 fn waits(par: &dyn Parallelizer, rounds: u32) -> Option<Vec<u32>> {
     for _ in 0..rounds {
         par.wait().unwrap();
     }
     par.gather(rounds).unwrap()
 }
-task!(WAITS = waits(u32));
 
+#[parallelizer::task]
 fn pids(par: &dyn Parallelizer, (): ()) -> Option<Vec<u32>> {
     par.gather(par.pid()).unwrap()
 }
-task!(PIDS = pids(()));
 
+#[parallelizer::task]
 fn square(x: u64) -> u64 {
     x * x
 }
-map_task!(SQUARE = square(u64));
 
+#[parallelizer::task]
 fn big_pod(par: &dyn Parallelizer, n: usize) -> Option<Vec<f64>> {
     // 8 * n bytes broadcast through shared memory, then scattered and gathered.
     let data = par
@@ -261,33 +197,31 @@ fn big_pod(par: &dyn Parallelizer, n: usize) -> Option<Vec<f64>> {
         s
     })
 }
-task!(BIG_POD = big_pod(usize));
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 
+#[parallelizer::task]
 fn init_worker(_: &dyn Parallelizer, (): ()) {
     INITIALIZED.store(true, Ordering::SeqCst);
 }
-task!(INIT_WORKER = init_worker(()));
 
+#[parallelizer::task]
 fn init_fails(par: &dyn Parallelizer, (): ()) -> Result<(), String> {
     if par.id() == 2 {
         return Err("no licence on rank 2".into());
     }
     Ok(())
 }
-try_task!(INIT_FAILS = init_fails(()));
 
+#[parallelizer::task]
 fn initialized(par: &dyn Parallelizer, (): ()) -> Option<Vec<bool>> {
     par.gather(INITIALIZED.load(Ordering::SeqCst)).unwrap()
 }
-task!(INITIALIZED_TASK = initialized(()));
 
 // ------------------------------------------------------------ suite tests
 
-#[test]
+#[parallelizer::test]
 fn scatter_gather_chunk_table() {
-    worker_guard!("scatter_gather_chunk_table");
     let _one = one_at_a_time();
     let table: &[(usize, usize, &[usize])] = &[
         (1000, 4, &[250, 250, 250, 250]),
@@ -316,9 +250,8 @@ fn scatter_gather_chunk_table() {
     assert_no_children();
 }
 
-#[test]
+#[parallelizer::test]
 fn gather_order_and_broadcast_struct() {
-    worker_guard!("gather_order_and_broadcast_struct");
     let _one = one_at_a_time();
     for p in [2, 3, 4] {
         let par = processes(p);
@@ -334,9 +267,8 @@ fn gather_order_and_broadcast_struct() {
     assert_no_children();
 }
 
-#[test]
+#[parallelizer::test]
 fn maps_equal_serial() {
-    worker_guard!("maps_equal_serial");
     let _one = one_at_a_time();
     let want = serial().run(all_maps, 23).unwrap();
     for p in [2, 3, 4] {
@@ -345,9 +277,8 @@ fn maps_equal_serial() {
     assert_no_children();
 }
 
-#[test]
+#[parallelizer::test]
 fn send_receive_between_any_ranks_and_wait() {
-    worker_guard!("send_receive_between_any_ranks_and_wait");
     let _one = one_at_a_time();
     for p in [2, 3, 4] {
         let par = processes(p);
@@ -362,9 +293,8 @@ fn send_receive_between_any_ranks_and_wait() {
     assert_no_children();
 }
 
-#[test]
+#[parallelizer::test]
 fn pool_style_map_and_workers_persist_across_regions() {
-    worker_guard!("pool_style_map_and_workers_persist_across_regions");
     let _one = one_at_a_time();
     let data: Vec<u64> = (0..100).collect();
     let want: Vec<u64> = data.iter().map(|x| x * x).collect();
@@ -391,9 +321,8 @@ fn pool_style_map_and_workers_persist_across_regions() {
     assert_no_children();
 }
 
-#[test]
+#[parallelizer::test]
 fn plain_data_through_shared_memory() {
-    worker_guard!("plain_data_through_shared_memory");
     let _one = one_at_a_time();
     let n = 3_000_000; // 24 MB, over the 1 MiB threshold
     let want = (0..n).map(|i| i as f64).sum::<f64>();
@@ -405,9 +334,8 @@ fn plain_data_through_shared_memory() {
     assert_no_children();
 }
 
-#[test]
+#[parallelizer::test]
 fn closures_and_unregistered_fns_are_refused() {
-    worker_guard!("closures_and_unregistered_fns_are_refused");
     let _one = one_at_a_time();
     let par = processes(2);
     let err = par.run(|p: &dyn Parallelizer, ()| p.id(), ()).unwrap_err();
@@ -431,9 +359,8 @@ fn closures_and_unregistered_fns_are_refused() {
     assert_no_children();
 }
 
-#[test]
+#[parallelizer::test]
 fn worker_initializer_runs_once_per_worker_and_its_failure_fails_enter() {
-    worker_guard!("worker_initializer_runs_once_per_worker_and_its_failure_fails_enter");
     let _one = one_at_a_time();
     let config = Config::new("processes")
         .nprocs(3)
@@ -461,6 +388,7 @@ fn worker_initializer_runs_once_per_worker_and_its_failure_fails_enter() {
 
 // ------------------------------------------------------------ fault tests
 
+#[parallelizer::task]
 fn panic_in_gather(par: &dyn Parallelizer, (): ()) -> Result<Option<Vec<usize>>, Error> {
     if par.id() == 2 {
         std::thread::sleep(Duration::from_millis(100)); // main is in gather by now
@@ -468,8 +396,8 @@ fn panic_in_gather(par: &dyn Parallelizer, (): ()) -> Result<Option<Vec<usize>>,
     }
     par.gather(par.id())
 }
-try_task!(PANIC_IN_GATHER = panic_in_gather(()));
 
+#[parallelizer::task]
 fn err_on_rank_3(par: &dyn Parallelizer, (): ()) -> Result<Option<Vec<usize>>, String> {
     if par.id() == 3 {
         return Err("bad input on rank 3".into());
@@ -480,16 +408,16 @@ fn err_on_rank_3(par: &dyn Parallelizer, (): ()) -> Result<Option<Vec<usize>>, S
     }
     par.gather(par.id()).map_err(|e| e.to_string())
 }
-try_task!(ERR_ON_RANK_3 = err_on_rank_3(()));
 
+#[parallelizer::task]
 fn exit_3(par: &dyn Parallelizer, (): ()) -> Result<Option<Vec<usize>>, Error> {
     if par.id() == 1 {
         std::process::exit(3);
     }
     par.gather(par.id())
 }
-try_task!(EXIT_3 = exit_3(()));
 
+#[parallelizer::task]
 fn stall_in_broadcast(par: &dyn Parallelizer, mb: usize) -> Result<usize, Error> {
     if par.id() == 1 {
         // Does not read: main blocks writing to it until it is killed.
@@ -498,21 +426,21 @@ fn stall_in_broadcast(par: &dyn Parallelizer, mb: usize) -> Result<usize, Error>
     let v = par.broadcast_pod(par.on_main().then(|| vec![7u8; mb << 20]))?;
     Ok(v.len())
 }
-try_task!(STALL_IN_BROADCAST = stall_in_broadcast(usize));
 
+#[parallelizer::task]
 fn sleepy(par: &dyn Parallelizer, secs: u64) -> Result<Option<Vec<usize>>, Error> {
     if par.id() == 1 {
         std::thread::sleep(Duration::from_secs(secs));
     }
     par.gather(par.id())
 }
-task!(SLEEPY = sleepy(u64));
 
+#[parallelizer::task]
 fn sleepy_try(par: &dyn Parallelizer, secs: u64) -> Result<Option<Vec<usize>>, Error> {
     sleepy(par, secs)
 }
-try_task!(SLEEPY_TRY = sleepy_try(u64));
 
+#[parallelizer::task]
 fn inject(par: &dyn Parallelizer, what: u8) -> Result<Option<Vec<usize>>, Error> {
     use parallelizer::backend::processes::{__frame_header, __inject_raw};
     match (par.id(), what) {
@@ -535,7 +463,6 @@ fn inject(par: &dyn Parallelizer, what: u8) -> Result<Option<Vec<usize>>, Error>
     }
     par.gather(par.id())
 }
-try_task!(INJECT = inject(u8));
 
 /// A failed run, then a good one: the next run works, with fresh workers if
 /// some died; nothing is left behind.
@@ -548,9 +475,8 @@ fn then_recovers(par: &Arc<dyn Parallelizer>) {
     );
 }
 
-#[test]
+#[parallelizer::test]
 fn fault_panic_on_a_worker_during_gather() {
-    worker_guard!("fault_panic_on_a_worker_during_gather");
     let _one = one_at_a_time();
     let par = processes(4);
     {
@@ -567,9 +493,8 @@ fn fault_panic_on_a_worker_during_gather() {
     assert_no_children();
 }
 
-#[test]
+#[parallelizer::test]
 fn fault_err_on_rank_3_of_4() {
-    worker_guard!("fault_err_on_rank_3_of_4");
     let _one = one_at_a_time();
     let par = processes(4);
     {
@@ -586,9 +511,8 @@ fn fault_err_on_rank_3_of_4() {
     assert_no_children();
 }
 
-#[test]
+#[parallelizer::test]
 fn fault_exit_in_a_worker() {
-    worker_guard!("fault_exit_in_a_worker");
     let _one = one_at_a_time();
     let par = processes(3);
     {
@@ -605,9 +529,8 @@ fn fault_exit_in_a_worker() {
     assert_no_children();
 }
 
-#[test]
+#[parallelizer::test]
 fn fault_sigkill_while_main_is_in_broadcast() {
-    worker_guard!("fault_sigkill_while_main_is_in_broadcast");
     let _one = one_at_a_time();
     // In-band broadcast (no shared memory), so main blocks writing 64 MiB.
     let par = parallelizer::from_config(
@@ -641,9 +564,8 @@ fn fault_sigkill_while_main_is_in_broadcast() {
     assert_no_children();
 }
 
-#[test]
+#[parallelizer::test]
 fn fault_main_side_timeout_on_a_sleeping_worker() {
-    worker_guard!("fault_main_side_timeout_on_a_sleeping_worker");
     let _one = one_at_a_time();
     let par = parallelizer::from_config(
         Config::new("processes")
@@ -672,9 +594,8 @@ fn fault_main_side_timeout_on_a_sleeping_worker() {
     assert_no_children();
 }
 
-#[test]
+#[parallelizer::test]
 fn fault_oversized_and_truncated_frames() {
-    worker_guard!("fault_oversized_and_truncated_frames");
     let _one = one_at_a_time();
     let par = processes(3);
     {
@@ -703,9 +624,8 @@ fn fault_oversized_and_truncated_frames() {
     assert_no_children();
 }
 
-#[test]
+#[parallelizer::test]
 fn output_inherited_when_not_prefixed() {
-    worker_guard!("output_inherited_when_not_prefixed");
     let _one = one_at_a_time();
     let par = parallelizer::from_config(
         Config::new("processes")

@@ -22,33 +22,37 @@ pub fn worker_entry() {
     }
 }
 
-/// Called by `#[parallelizer::test]` with the test's path
-/// (`concat!(module_path!(), "::", name)`): a worker launched for that test
-/// serves; every other process returns, remembering the test's libtest name
-/// (the path without the crate) so that backends which re-execute the test
-/// binary can select this test alone (`--exact NAME`).
-///
-/// ```
-/// parallelizer_core::worker::test_worker_entry("my_tests::inner::it_works");
-/// assert_eq!(parallelizer_core::worker::current_test().as_deref(), Some("inner::it_works"));
-/// ```
+/// Called by `#[parallelizer::test]` first thing in the test, with the
+/// test's path `concat!(module_path!(), "::", name)` (crate name first): a
+/// worker launched for that test serves; every other process records the
+/// test as this thread's [`current_test`] and returns.
 pub fn test_worker_entry(test_path: &str) {
-    let name = test_path
-        .split_once("::")
-        .map_or(test_path, |(_, rest)| rest)
-        .to_string();
-    TEST_NAME.with(|t| *t.borrow_mut() = Some(name));
+    CURRENT_TEST.with(|t| *t.borrow_mut() = Some(test_path.to_string()));
     worker_entry();
 }
 
 thread_local! {
-    static TEST_NAME: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    static CURRENT_TEST: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
-/// The libtest name of the test running on this thread, if it called
-/// [`test_worker_entry`].
+/// The libtest name of the `#[parallelizer::test]` running on this thread
+/// (its path without the crate name, e.g. `tests::gathers`), which a
+/// process backend passes to the re-executed test binary as
+/// `--exact NAME`. `None` outside such a test.
+///
+/// ```
+/// assert_eq!(parallelizer_core::worker::current_test(), None);
+/// parallelizer_core::worker::test_worker_entry("my_crate::tests::gathers");
+/// assert_eq!(parallelizer_core::worker::current_test().as_deref(), Some("tests::gathers"));
+/// ```
 pub fn current_test() -> Option<String> {
-    TEST_NAME.with(|t| t.borrow().clone())
+    CURRENT_TEST.with(|t| {
+        t.borrow().as_deref().map(|path| {
+            path.split_once("::")
+                .map_or(path, |(_, rest)| rest)
+                .to_string()
+        })
+    })
 }
 
 /// A backend's worker loop, run by [`worker_entry`] in launched workers.
