@@ -67,6 +67,22 @@ struct Hello {
 /// Unix sockets. See the [module docs](self).
 ///
 /// Default `nprocs`: `std::thread::available_parallelism()`.
+///
+/// This program has no guard, so each worker runs it from the top and joins
+/// at `from_config` (SPMD): the closure runs on every rank.
+///
+/// ```
+/// use parallelizer_core::{from_config, Parallelizer};
+/// let par = from_config("processes:3").unwrap();
+/// let ids = par.run(|p: &dyn Parallelizer, ()| p.gather((p.id(), p.pid())).unwrap(), ()).unwrap();
+/// if par.on_main() {
+///     let ids = ids.unwrap();
+///     assert_eq!(ids.iter().map(|r| r.0).collect::<Vec<_>>(), [0, 1, 2]);
+///     assert!(ids[0].1 != ids[1].1 && ids[1].1 != ids[2].1, "three processes");
+/// } else {
+///     assert_eq!(ids, None);
+/// }
+/// ```
 #[crate::parallelizer(name = "processes", crate = "crate")]
 pub struct Processes {
     core: Core,
