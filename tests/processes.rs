@@ -642,3 +642,29 @@ fn output_inherited_when_not_prefixed() {
     assert!(matches!(bad, Err(Error::Config(_))));
     assert_no_children();
 }
+
+#[parallelizer::task]
+fn main_panics(par: &dyn Parallelizer, (): ()) -> Result<u8, Error> {
+    if par.on_main() {
+        panic!("main gives up");
+    }
+    // Workers wait for a broadcast that never comes: they must be released.
+    par.broadcast::<u8>(None)
+}
+
+#[parallelizer::test]
+fn fault_main_panics_while_workers_wait() {
+    let _one = one_at_a_time();
+    let par = processes(3);
+    {
+        let _in = par.enter().unwrap();
+        let t = Instant::now();
+        let panic =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| par.run(main_panics, ())))
+                .unwrap_err();
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"main gives up"));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        then_recovers(&par);
+    }
+    assert_no_children();
+}

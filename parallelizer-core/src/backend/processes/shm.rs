@@ -4,21 +4,34 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
 use crate::error::{Error, Result};
 
-/// A sealed-size memfd holding `bytes`.
+const SEALS: libc::c_int =
+    libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE | libc::F_SEAL_SEAL;
+
+/// A memfd holding `bytes`, sealed against any change (so a receiver's
+/// mapping can neither shrink under it, which would be SIGBUS, nor change).
 pub(crate) fn create(bytes: &[u8]) -> Result<OwnedFd> {
     // SAFETY: a NUL-terminated name and valid flags.
-    let fd = unsafe { libc::memfd_create(c"parallelizer-msg".as_ptr(), libc::MFD_CLOEXEC) };
+    let fd = unsafe {
+        libc::memfd_create(
+            c"parallelizer-msg".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
     if fd < 0 {
         return Err(Error::Io(std::io::Error::last_os_error()));
     }
     // SAFETY: `fd` was just created and is owned by nobody else.
     let mut file = unsafe { File::from_raw_fd(fd) };
     file.write_all(bytes)?;
+    // SAFETY: fcntl on the memfd just written.
+    if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, SEALS) } < 0 {
+        return Err(Error::Io(std::io::Error::last_os_error()));
+    }
     Ok(OwnedFd::from(file))
 }
 
@@ -72,6 +85,13 @@ pub(crate) fn map(fd: &OwnedFd, len: u64) -> Result<Mapping> {
             "a shared-memory message announces {len} bytes but holds {size}"
         )));
     }
+    // SAFETY: fcntl on a received descriptor.
+    let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+    if seals < 0 || seals & SEALS != SEALS {
+        return Err(Error::Codec(
+            "a shared-memory message that is not sealed against changes".into(),
+        ));
+    }
     let len = usize::try_from(len).map_err(|_| Error::Codec("shared message too large".into()))?;
     // SAFETY: mapping a regular memfd read-only; checked below.
     let ptr = unsafe {
@@ -80,7 +100,7 @@ pub(crate) fn map(fd: &OwnedFd, len: u64) -> Result<Mapping> {
             len,
             libc::PROT_READ,
             libc::MAP_SHARED,
-            std::os::fd::AsRawFd::as_raw_fd(&file),
+            file.as_raw_fd(),
             0,
         )
     };
@@ -101,5 +121,12 @@ mod tests {
         assert!(matches!(read_all(&fd, 1 << 60), Err(Error::Codec(_))));
         assert_eq!(map(&fd, 4).unwrap().as_ref(), [1, 2, 3, 4]);
         assert!(matches!(map(&fd, 5), Err(Error::Codec(_))));
+        // An unsealed memfd is refused.
+        // SAFETY: plain memfd_create.
+        let raw = unsafe { libc::memfd_create(c"t".as_ptr(), libc::MFD_CLOEXEC) };
+        let mut f = unsafe { File::from_raw_fd(raw) };
+        f.write_all(&[1, 2]).unwrap();
+        let unsealed = OwnedFd::from(f);
+        assert!(matches!(map(&unsealed, 2), Err(Error::Codec(m)) if m.contains("sealed")));
     }
 }
