@@ -54,7 +54,8 @@ fn main() {
     let out = arg_value(&args, "--out").map_or_else(|| root.join("BENCHMARKS.md"), PathBuf::from);
     let results = root.join("benches/results");
     std::fs::create_dir_all(&results).expect("create benches/results");
-    let svg = results.join("bandwidth.svg");
+    // Beside the report (committed with it), unlike the raw figures.
+    let svg = root.join("benches/bandwidth.svg");
     let svg_link = relative_link(&out, &svg);
 
     if let Some(figures) = arg_value(&args, "--report-only") {
