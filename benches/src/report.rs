@@ -375,7 +375,7 @@ fn markdown(store: &Store, plot_note: &str) -> String {
     let _ = writeln!(w, "## map\n");
     let _ = writeln!(
         w,
-        "Fine: `par.map(f, data)` over {} f64 items, f = 16 dependent multiply-adds (~10 ns). \
+        "Fine: `par.map(f, data)` over {} f64 items, f = 16 dependent multiply-then-add steps (~10 ns, measured by the serial-loop row). \
          Coarse: McUtils `map_applier`: `par.map_chunks(mapped_func, combinations({cn}, {cr}))`, \
          every permutation of every tuple walked with Heap's algorithm, {} `u32` results. Both \
          run inside `run` (every rank takes part). Baselines: hand-written rayon \
@@ -464,6 +464,16 @@ fn markdown(store: &Store, plot_note: &str) -> String {
     s
 }
 
+/// `1 kB`, `10 MB`: axis labels of a log scale fall on powers of ten.
+fn decimal_bytes(x: f64) -> String {
+    match x {
+        x if x >= 1e9 => format!("{:.0} GB", x / 1e9),
+        x if x >= 1e6 => format!("{:.0} MB", x / 1e6),
+        x if x >= 1e3 => format!("{:.0} kB", x / 1e3),
+        x => format!("{x:.0} B"),
+    }
+}
+
 /// Bandwidth (MB/s) against message size, log-log, one line per source.
 fn plot(store: &Store, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let plan = store.plan.clone().unwrap_or_else(|| Plan::new(false));
@@ -504,7 +514,10 @@ fn plot(store: &Store, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Point-to-point bandwidth (ping-pong, one way)", ("sans-serif", 22))
+        .caption(
+            "Point-to-point bandwidth (ping-pong, one way; threads move the buffer, no copy)",
+            ("sans-serif", 20),
+        )
         .margin(12)
         .x_label_area_size(44)
         .y_label_area_size(70)
@@ -516,7 +529,8 @@ fn plot(store: &Store, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         .configure_mesh()
         .x_desc("message size (bytes)")
         .y_desc("MB/s")
-        .x_label_formatter(&|x| size_name(*x as usize))
+        .x_label_formatter(&|x| decimal_bytes(*x))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
     for (i, (label, pts)) in lines.into_iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
