@@ -379,7 +379,7 @@ fn markdown(store: &Store, plot_note: &str) -> String {
          Coarse: McUtils `map_applier`: `par.map_chunks(mapped_func, combinations({cn}, {cr}))`, \
          every permutation of every tuple walked with Heap's algorithm, {} `u32` results. Both \
          run inside `run` (every rank takes part). Baselines: hand-written rayon \
-         (`into_par_iter().map(f).collect()`, `flat_map_iter`) on a pool of P threads, and a \
+         (`into_par_iter().map(f).collect()`; coarse: one `Vec` per tuple, then `concat`) on a pool of P threads, and a \
          serial loop. Python: `multiprocessing.Pool(P).map` (coarse: `chunksize` = one chunk per \
          worker, like `vectorized=True`); for serial, a Python loop.\n",
         plan.fine_n,

@@ -44,7 +44,7 @@ register_region_task!(MAP_COARSE_TASK, map_coarse, MapArgs);
 // ---------------------------------------------------------------------------
 
 /// The dispatch workload: nothing.
-pub fn empty(_: &dyn Parallelizer, (): ()) {}
+pub fn empty(_par: &dyn Parallelizer, _args: ()) {}
 
 /// Arguments of [`pingpong`].
 #[derive(Debug, Clone, Serialize, Deserialize)]

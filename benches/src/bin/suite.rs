@@ -67,6 +67,7 @@ fn main() {
     }
 
     let quick = args.iter().any(|a| a == "--quick");
+    watchdog(Duration::from_secs(if quick { 300 } else { 1500 }));
     let start = Instant::now();
     let log = move |msg: &str| eprintln!("[{:6.1}s] {msg}", start.elapsed().as_secs_f64());
     let plan = Plan::new(quick);
@@ -147,6 +148,17 @@ fn main() {
         .expect("write the figures");
     report::write(&store, &out, &svg, &svg_link).expect("write the report");
     log(&format!("wrote {}, {} and {}", out.display(), svg.display(), json.display()));
+}
+
+/// Ends the run if it hangs (a backend stuck in a collective): the suite is
+/// meant to finish in minutes, and a bench that never returns blocks
+/// whoever runs it.
+fn watchdog(limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("suite: still running after {} s; giving up (a backend hangs?)", limit.as_secs());
+        std::process::exit(3);
+    });
 }
 
 /// The reason a backend is not in this run.
