@@ -1,0 +1,137 @@
+//! The MPI baselines: raw rsmpi, no parallelizer. Run by the suite as
+//! `mpirun -n P mpi_raw --plan PLAN --out FIGURES`; rank 0 writes the figures.
+
+use std::time::Instant;
+
+use mpi::datatype::{Partition, PartitionMut};
+use mpi::traits::*;
+use mpi::Count;
+use parallelizer_bench::measure::median;
+use parallelizer_bench::plan::{self, Figures, Plan};
+use parallelizer_bench::workloads::f64_data;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let plan = Plan::load(plan::arg_value(&args, "--plan").expect("--plan").as_ref())
+        .expect("read the plan");
+    let out = plan::arg_value(&args, "--out").expect("--out");
+
+    let universe = mpi::initialize().expect("MPI initializes once");
+    let world = universe.world();
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
+    let root = world.process_at_rank(0);
+    let mut figs = Figures::new();
+    let mut put = |k: String, v: f64| {
+        figs.insert(k, v.into());
+    };
+
+    // Dispatch baseline: a barrier.
+    let mut samples = Vec::new();
+    for i in 0..plan.dispatch.total() {
+        let t0 = Instant::now();
+        world.barrier();
+        if i >= plan.dispatch.warmup {
+            samples.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    put(plan::k_dispatch(size), median(samples));
+
+    // Ping-pong 0 <-> 1 (only with exactly 2 ranks, like the other rows).
+    if size == 2 {
+        for &bytes in &plan.pp_bytes {
+            let iters = plan.iters_for(bytes);
+            let mut buf = vec![1u8; bytes];
+            let mut samples = Vec::new();
+            for i in 0..iters.total() {
+                world.barrier();
+                let t0 = Instant::now();
+                if rank == 0 {
+                    world.process_at_rank(1).send(&buf[..]);
+                    world.process_at_rank(1).receive_into(&mut buf[..]);
+                } else {
+                    world.process_at_rank(0).receive_into(&mut buf[..]);
+                    world.process_at_rank(0).send(&buf[..]);
+                }
+                if i >= iters.warmup {
+                    samples.push(t0.elapsed().as_secs_f64() / 2.0);
+                }
+            }
+            put(plan::k_pp(bytes), median(samples));
+        }
+    }
+
+    // Collectives of Vec<f64>: native datatypes, varcount scatter/gather.
+    for &n in &plan.f64_ns {
+        let iters = plan.iters_for(n * 8);
+        let full = f64_data(n);
+        let counts: Vec<Count> = parallelizer::chunk_sizes(n, size)
+            .into_iter()
+            .map(|c| c as Count)
+            .collect();
+        let displs: Vec<Count> = counts
+            .iter()
+            .scan(0, |acc, &c| {
+                let d = *acc;
+                *acc += c;
+                Some(d)
+            })
+            .collect();
+        let lo = displs[rank] as usize;
+        let mine_len = counts[rank] as usize;
+        let timed = |f: &mut dyn FnMut()| -> f64 {
+            let mut samples = Vec::new();
+            for i in 0..iters.total() {
+                world.barrier();
+                let t0 = Instant::now();
+                f();
+                if i >= iters.warmup {
+                    samples.push(t0.elapsed().as_secs_f64());
+                }
+            }
+            median(samples)
+        };
+        let mut buf = if rank == 0 { full.clone() } else { vec![0.0; n] };
+        let t = timed(&mut || root.broadcast_into(&mut buf[..]));
+        put(plan::k_coll("bcast", "f64", n, size), t);
+
+        let mut mine = vec![0.0f64; mine_len];
+        let t = timed(&mut || {
+            if rank == 0 {
+                let part = Partition::new(&full[..], &counts[..], &displs[..]);
+                root.scatter_varcount_into_root(&part, &mut mine[..]);
+            } else {
+                root.scatter_varcount_into(&mut mine[..]);
+            }
+        });
+        put(plan::k_coll("scatter", "f64", n, size), t);
+
+        let chunk = full[lo..lo + mine_len].to_vec();
+        let mut all = vec![0.0f64; if rank == 0 { n } else { 0 }];
+        let t = timed(&mut || {
+            if rank == 0 {
+                let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+                root.gather_varcount_into_root(&chunk[..], &mut part);
+            } else {
+                root.gather_varcount_into(&chunk[..]);
+            }
+        });
+        put(plan::k_coll("gather", "f64", n, size), t);
+
+        let t = timed(&mut || {
+            if rank == 0 {
+                let part = Partition::new(&full[..], &counts[..], &displs[..]);
+                root.scatter_varcount_into_root(&part, &mut mine[..]);
+                let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+                root.gather_varcount_into_root(&mine[..], &mut part);
+            } else {
+                root.scatter_varcount_into(&mut mine[..]);
+                root.gather_varcount_into(&mine[..]);
+            }
+        });
+        put(plan::k_coll("sg", "f64", n, size), t);
+    }
+
+    if rank == 0 {
+        plan::save_figures(out.as_ref(), &figs).expect("write the figures");
+    }
+}

@@ -1,0 +1,423 @@
+//! The benchmark suite: every workload on every backend next to its
+//! baseline, in one run; writes BENCHMARKS.md and the bandwidth plot.
+//!
+//! ```text
+//! bash benches/run.sh [--quick]          # builds, makes the Python venv, runs this
+//! cargo run --release -p parallelizer-bench --bin suite -- [--quick] [--python PY] [--out FILE]
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parallelizer::{Error, Parallelizer};
+use parallelizer_bench::ours;
+use parallelizer_bench::plan::{self, Figures, Plan, arg_value};
+use parallelizer_bench::rawsock::{self, CHILD_FLAG, EXIT_FLAG};
+use parallelizer_bench::report::{self, Store};
+
+const USAGE: &str = "\
+usage: suite [--quick] [--python PYTHON] [--out BENCHMARKS.md] [--mcutils mcutils-bench.json]
+       suite --report-only FIGURES.json [--out BENCHMARKS.md]
+
+Runs every workload on serial, threads, processes and (with --features mpi,
+under mpirun) mpi, each next to its baseline, and writes BENCHMARKS.md, the
+bandwidth plot and the raw figures (benches/results/). --quick: smaller
+sizes and few iterations (a smoke test, under a minute). --python: the
+interpreter of a venv with numpy and mpi4py, for the Python anchors.";
+
+fn main() {
+    // ---- WORKER GUARD: becomes `#[parallelizer::main]` on `fn main` when the
+    // macros land. In a worker process launched by a backend (processes
+    // re-exec, MPI ranks) it serves tasks and exits; elsewhere it returns.
+    parallelizer::__private::worker_entry();
+    // ---------------------------------------------------------------------
+
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some(EXIT_FLAG) => return,
+        Some(CHILD_FLAG) => {
+            let path = args.get(2).expect("socket path");
+            let rank = args.get(3).and_then(|r| r.parse().ok()).expect("rank");
+            if let Err(e) = rawsock::child_main(Path::new(path), rank) {
+                eprintln!("raw-socket child {rank}: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        Some("--mpi-par") => return mpi_par(&args),
+        Some("--help" | "-h") => return println!("{USAGE}"),
+        _ => {}
+    }
+    let root = workspace_root();
+    let out = arg_value(&args, "--out").map_or_else(|| root.join("BENCHMARKS.md"), PathBuf::from);
+    let results = root.join("benches/results");
+    std::fs::create_dir_all(&results).expect("create benches/results");
+    // Beside the report (committed with it), unlike the raw figures.
+    let svg = root.join("benches/bandwidth.svg");
+    let svg_link = relative_link(&out, &svg);
+
+    if let Some(figures) = arg_value(&args, "--report-only") {
+        let text = std::fs::read_to_string(&figures).expect("read the figures");
+        let store: Store = serde_json::from_str(&text).expect("parse the figures");
+        report::write(&store, &out, &svg, &svg_link).expect("write the report");
+        eprintln!("wrote {}", out.display());
+        return;
+    }
+
+    let quick = args.iter().any(|a| a == "--quick");
+    watchdog(Duration::from_secs(if quick { 300 } else { 1500 }));
+    let start = Instant::now();
+    let log = move |msg: &str| eprintln!("[{:6.1}s] {msg}", start.elapsed().as_secs_f64());
+    let plan = Plan::new(quick);
+    let plan_path = results.join("plan.json");
+    plan.save(&plan_path).expect("write the plan");
+
+    let mut store = Store {
+        plan: Some(plan.clone()),
+        ..Store::default()
+    };
+    store.machine = machine(&args);
+    store.mcutils = mcutils_figures(&args, &root);
+
+    // Our figures, in process: serial, threads, processes.
+    let mut serial = Figures::new();
+    match parallelizer::from_config("serial") {
+        Ok(par) => ours::measure_backend(&par, &plan, &mut serial, &log),
+        Err(e) => {
+            store.missing.insert("serial".into(), format!("failed: {e}"));
+        }
+    }
+    store.sources.insert("serial".into(), serial);
+    for backend in ["threads", "processes"] {
+        let mut figs = Figures::new();
+        let mut built = true;
+        for &p in &plan.ranks {
+            let par = match parallelizer::from_config(format!("{backend}:{p}").as_str()) {
+                Ok(par) => par,
+                Err(e) => {
+                    built = false;
+                    store.missing.insert(backend.into(), unavailable(&e));
+                    break;
+                }
+            };
+            log(&format!("{backend} x{p}: start-up"));
+            ours::record(&mut figs, plan::k_startup(p), || {
+                ours::measure_startup(&par, plan.startup)
+            });
+            ours::measure_backend(&par, &plan, &mut figs, &log);
+        }
+        if built {
+            store.sources.insert(backend.into(), figs);
+        }
+    }
+
+    // In-process baselines.
+    log("baselines: serial loop, rayon, memcpy");
+    let mut serial_loop = Figures::new();
+    ours::serial_baselines(&plan, &mut serial_loop);
+    store.sources.insert("serial_loop".into(), serial_loop);
+    let mut rayon = Figures::new();
+    for &p in &plan.ranks {
+        ours::rayon_baselines(&plan, p, &mut rayon);
+    }
+    store.sources.insert("rayon".into(), rayon);
+    let mut channel = Figures::new();
+    ours::channel_baselines(&plan, &mut channel);
+    store.sources.insert("channel".into(), channel);
+    let mut memcpy = Figures::new();
+    ours::memcpy_baselines(&plan, &mut memcpy);
+    store.sources.insert("memcpy".into(), memcpy);
+    log("baselines: raw sockets");
+    let mut raw = Figures::new();
+    for &p in &plan.ranks {
+        ours::rawsock_baselines(&plan, p, &mut raw);
+    }
+    store.sources.insert("rawsock".into(), raw);
+
+    // MPI: ours and raw rsmpi, each in its own mpirun job.
+    run_mpi(&mut store, &plan, &plan_path, &results, &log);
+
+    // Python anchors.
+    run_python(&mut store, &args, &plan, &plan_path, &results, &root, &log);
+
+    store.wall = start.elapsed().as_secs_f64();
+    let json = results.join("figures.json");
+    std::fs::write(&json, serde_json::to_string_pretty(&store).expect("serialize"))
+        .expect("write the figures");
+    report::write(&store, &out, &svg, &svg_link).expect("write the report");
+    log(&format!("wrote {}, {} and {}", out.display(), svg.display(), json.display()));
+}
+
+/// Ends the run if it hangs (a backend stuck in a collective): the suite is
+/// meant to finish in minutes, and a bench that never returns blocks
+/// whoever runs it.
+fn watchdog(limit: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("suite: still running after {} s; giving up (a backend hangs?)", limit.as_secs());
+        std::process::exit(3);
+    });
+}
+
+/// The reason a backend is not in this run.
+fn unavailable(e: &Error) -> String {
+    match e {
+        Error::UnknownParallelizer { .. } => "n/a (backend not built)".into(),
+        other => format!("failed: {other}"),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("benches/ has a parent")
+        .to_path_buf()
+}
+
+fn relative_link(md: &Path, target: &Path) -> String {
+    let base = md.parent().unwrap_or(Path::new("."));
+    let base = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
+    let target = target.canonicalize().unwrap_or_else(|_| target.to_path_buf());
+    target
+        .strip_prefix(&base)
+        .map_or_else(|_| target.display().to_string(), |p| p.display().to_string())
+}
+
+/// The first line of `cmd args` (stdout, else stderr), if it runs.
+fn first_line(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).stdin(Stdio::null()).output().ok()?;
+    let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
+    String::from_utf8_lossy(&text).lines().next().map(str::to_string)
+}
+
+fn machine(args: &[String]) -> Vec<(String, String)> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown".into(), |s| s.trim().to_string());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .map_or("unknown".into(), |l| l.trim_start_matches("MemTotal:").trim().to_string());
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let mut m = vec![
+        ("date (UTC)".into(), first_line("date", &["-u", "+%Y-%m-%d %H:%M"]).unwrap_or_default()),
+        ("nproc".into(), nproc.to_string()),
+        ("CPU".into(), model),
+        ("memory".into(), mem),
+        ("kernel".into(), first_line("uname", &["-sr"]).unwrap_or_default()),
+        ("rustc".into(), first_line(&rustc, &["-V"]).unwrap_or_else(|| "unknown".into())),
+        (
+            "commit".into(),
+            first_line("git", &["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"])
+                .unwrap_or_default(),
+        ),
+        ("cargo features".into(), if cfg!(feature = "mpi") { "mpi".into() } else { "(none)".into() }),
+    ];
+    if cfg!(feature = "mpi") {
+        m.push(("mpirun".into(), first_line("mpirun", &["--version"]).unwrap_or_else(|| "not found".into())));
+    }
+    if let Some(py) = arg_value(args, "--python") {
+        m.push(("python".into(), first_line(&py, &["--version"]).unwrap_or_else(|| "not found".into())));
+    }
+    m
+}
+
+fn mcutils_figures(args: &[String], root: &Path) -> Option<serde_json::Value> {
+    let candidates = match arg_value(args, "--mcutils") {
+        Some(p) => vec![PathBuf::from(p)],
+        None => vec![
+            root.join("../shared/reference/mcutils-bench.json"),
+            PathBuf::from("/work/shared/reference/mcutils-bench.json"),
+        ],
+    };
+    candidates
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// Runs `cmd`, killing it after `limit`. Its stdout goes to our stderr.
+fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<(), String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start: {e}"))?;
+    let t0 = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(format!("exited with {status}")),
+            Ok(None) if t0.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("timed out after {} s", limit.as_secs()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// `mpirun -n P` with what OpenMPI needs to run as root and oversubscribed
+/// (4 ranks on 2 cores); harmless for other MPIs.
+fn mpirun(p: usize) -> Command {
+    let mut c = Command::new("mpirun");
+    c.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .args(["-n", &p.to_string()]);
+    c
+}
+
+fn mpi_limit(plan: &Plan) -> Duration {
+    Duration::from_secs(if plan.quick { 120 } else { 300 })
+}
+
+fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log: &dyn Fn(&str)) {
+    if !cfg!(feature = "mpi") {
+        let why = "n/a (suite built without `--features mpi`)".to_string();
+        store.missing.insert("mpi".into(), why.clone());
+        store.missing.insert("rawmpi".into(), why);
+        return;
+    }
+    if first_line("mpirun", &["--version"]).is_none() {
+        let why = "n/a (no `mpirun` on PATH)".to_string();
+        store.missing.insert("mpi".into(), why.clone());
+        store.missing.insert("rawmpi".into(), why);
+        return;
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let raw_exe = exe.with_file_name("mpi_raw");
+    for (source, program, extra) in [("rawmpi", raw_exe, None), ("mpi", exe.clone(), Some("--mpi-par"))] {
+        let mut all = Figures::new();
+        for &p in &plan.ranks {
+            log(&format!("{source} x{p} (mpirun)"));
+            let out = results.join(format!("{source}-{p}.json"));
+            let _ = std::fs::remove_file(&out);
+            let mut cmd = mpirun(p);
+            cmd.arg(&program);
+            if let Some(flag) = extra {
+                cmd.arg(flag);
+            }
+            cmd.arg("--plan").arg(plan_path).arg("--out").arg(&out);
+            if let Err(e) = run_bounded(&mut cmd, mpi_limit(plan)) {
+                all.insert(plan::k_dispatch(p), format!("failed: mpirun: {e}").into());
+                continue;
+            }
+            match plan::load_figures(&out) {
+                Ok(f) => all.extend(f),
+                Err(e) => {
+                    all.insert(plan::k_dispatch(p), format!("failed: no figures: {e}").into());
+                }
+            }
+        }
+        if let Some(serde_json::Value::String(why)) = all.get("_unavailable") {
+            store.missing.insert(source.into(), why.clone());
+        } else {
+            store.sources.insert(source.into(), all);
+        }
+    }
+}
+
+/// `--mpi-par`: this process is one rank of `mpirun -n P suite --mpi-par`;
+/// main (rank 0) measures the `mpi` backend and writes the figures. (Worker
+/// ranks never get here once the MPI backend's worker guard serves them.)
+fn mpi_par(args: &[String]) {
+    let plan = Plan::load(arg_value(args, "--plan").expect("--plan").as_ref()).expect("plan");
+    let out = arg_value(args, "--out").expect("--out");
+    let rank0 = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok())
+        .is_none_or(|r| r == "0");
+    let mut figs = Figures::new();
+    match parallelizer::from_config("mpi") {
+        Ok(par) => {
+            let par: Arc<dyn Parallelizer> = par;
+            let log = |m: &str| {
+                if rank0 {
+                    eprintln!("        {m}");
+                }
+            };
+            ours::measure_backend(&par, &plan, &mut figs, &log);
+        }
+        Err(e) => {
+            figs.insert("_unavailable".into(), unavailable(&e).into());
+        }
+    }
+    if rank0 {
+        plan::save_figures(out.as_ref(), &figs).expect("write the figures");
+    }
+}
+
+fn run_python(
+    store: &mut Store,
+    args: &[String],
+    plan: &Plan,
+    plan_path: &Path,
+    results: &Path,
+    root: &Path,
+    log: &dyn Fn(&str),
+) {
+    let sources = ["py:pool", "py:serial", "py:mpi4py_pickle", "py:mpi4py_buffer"];
+    let Some(py) = arg_value(args, "--python") else {
+        for s in sources {
+            store.missing.insert(s.into(), "not run (use `bash benches/run.sh`, or pass --python)".into());
+        }
+        return;
+    };
+    let script = root.join("benches/python/bench.py");
+    let merge = |store: &mut Store, out: &Path, what: &str| match std::fs::read_to_string(out)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str::<std::collections::BTreeMap<String, Figures>>(&t).map_err(|e| e.to_string()))
+    {
+        Ok(by_source) => {
+            for (src, figs) in by_source {
+                store.missing.remove(&src);
+                store.sources.entry(src).or_default().extend(figs);
+            }
+        }
+        Err(e) => log(&format!("python {what}: no figures ({e})")),
+    };
+    log("python: multiprocessing.Pool and serial loop");
+    let out = results.join("python-pool.json");
+    let _ = std::fs::remove_file(&out);
+    let mut cmd = Command::new(&py);
+    cmd.arg(&script).args(["--mode", "pool", "--plan"]).arg(plan_path).arg("--out").arg(&out);
+    match run_bounded(&mut cmd, Duration::from_secs(if plan.quick { 120 } else { 400 })) {
+        Ok(()) => merge(store, &out, "pool"),
+        Err(e) => {
+            for s in ["py:pool", "py:serial"] {
+                store.missing.insert(s.into(), format!("failed: {e}"));
+            }
+        }
+    }
+    if first_line("mpirun", &["--version"]).is_none() {
+        for s in ["py:mpi4py_pickle", "py:mpi4py_buffer"] {
+            store.missing.insert(s.into(), "n/a (no `mpirun` on PATH)".into());
+        }
+        return;
+    }
+    for &p in &plan.ranks {
+        log(&format!("python: mpi4py x{p} (mpirun)"));
+        let out = results.join(format!("python-mpi-{p}.json"));
+        let _ = std::fs::remove_file(&out);
+        let mut cmd = mpirun(p);
+        cmd.arg(&py).arg(&script).args(["--mode", "mpi", "--plan"]).arg(plan_path).arg("--out").arg(&out);
+        match run_bounded(&mut cmd, mpi_limit(plan)) {
+            Ok(()) => merge(store, &out, "mpi4py"),
+            Err(e) => {
+                for s in ["py:mpi4py_pickle", "py:mpi4py_buffer"] {
+                    store.missing.insert(s.into(), format!("failed: mpirun: {e}"));
+                }
+            }
+        }
+    }
+}

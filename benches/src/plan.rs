@@ -1,0 +1,143 @@
+//! What one run measures (sizes, rank counts, iterations), shared with the
+//! helper processes (`mpi_raw`, the suite under `mpirun`, `bench.py`)
+//! through a JSON file, and the flat result files they write back.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::measure::Iters;
+
+/// The sizes and iteration counts of one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// Smoke-test sizes (`--quick`).
+    pub quick: bool,
+    /// Rank counts for dispatch, collectives and maps.
+    pub ranks: Vec<usize>,
+    /// Ping-pong message sizes in bytes.
+    pub pp_bytes: Vec<usize>,
+    /// `Vec<f64>` lengths for the collectives.
+    pub f64_ns: Vec<usize>,
+    /// `Vec<String>` length for the collectives.
+    pub str_n: usize,
+    /// Items of the fine-grained map.
+    pub fine_n: usize,
+    /// `(n, r)` of the coarse map, combinations(n, r).
+    pub coarse: (usize, usize),
+    /// Dispatch (empty `run`) and barrier iterations.
+    pub dispatch: Iters,
+    /// Messages up to 1 MiB.
+    pub small: Iters,
+    /// Messages above 1 MiB.
+    pub large: Iters,
+    /// Start-up iterations.
+    pub startup: Iters,
+    /// Fine map iterations.
+    pub fine: Iters,
+    /// Coarse map iterations.
+    pub coarse_iters: Iters,
+}
+
+impl Plan {
+    /// The full suite (under 10 minutes on 2 cores) or the smoke test.
+    pub fn new(quick: bool) -> Plan {
+        if quick {
+            Plan {
+                quick,
+                ranks: vec![2, 4],
+                pp_bytes: vec![8, 1 << 10, 1 << 20, 16 << 20],
+                f64_ns: vec![1_000, 1_000_000],
+                str_n: 100_000,
+                fine_n: 1_000_000,
+                coarse: (10, 7),
+                dispatch: Iters::new(5, 30),
+                small: Iters::new(1, 5),
+                large: Iters::new(1, 3),
+                startup: Iters::new(1, 3),
+                fine: Iters::new(1, 3),
+                coarse_iters: Iters::new(1, 3),
+            }
+        } else {
+            Plan {
+                quick,
+                ranks: vec![2, 4],
+                pp_bytes: vec![8, 1 << 10, 1 << 20, 16 << 20],
+                f64_ns: vec![1_000, 1_000_000, 10_000_000],
+                str_n: 100_000,
+                fine_n: 1_000_000,
+                coarse: (12, 9),
+                dispatch: Iters::new(20, 200),
+                small: Iters::new(3, 20),
+                large: Iters::new(2, 7),
+                startup: Iters::new(2, 10),
+                fine: Iters::new(2, 9),
+                coarse_iters: Iters::new(1, 3),
+            }
+        }
+    }
+
+    /// Iterations for a message of `bytes`.
+    pub fn iters_for(&self, bytes: usize) -> Iters {
+        if bytes <= 1 << 20 { self.small } else { self.large }
+    }
+
+    /// Reads a plan written by [`Plan::save`].
+    pub fn load(path: &Path) -> std::io::Result<Plan> {
+        let text = std::fs::read_to_string(path)?;
+        serde_json::from_str(&text).map_err(std::io::Error::other)
+    }
+
+    /// Writes the plan for a helper process.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, serde_json::to_string_pretty(self).map_err(std::io::Error::other)?)
+    }
+}
+
+/// Figures by key (`dispatch:2`, `pp:1024`, `bcast:f64:1000000:4`, ...), in
+/// seconds; a string value is a reason the figure is missing.
+pub type Figures = BTreeMap<String, serde_json::Value>;
+
+/// Key of a dispatch figure.
+pub fn k_dispatch(p: usize) -> String {
+    format!("dispatch:{p}")
+}
+/// Key of a ping-pong figure (one-way seconds).
+pub fn k_pp(bytes: usize) -> String {
+    format!("pp:{bytes}")
+}
+/// Key of a collective figure.
+pub fn k_coll(op: &str, kind: &str, n: usize, p: usize) -> String {
+    format!("{op}:{kind}:{n}:{p}")
+}
+/// Key of a fine map figure.
+pub fn k_fine(p: usize) -> String {
+    format!("map_fine:{p}")
+}
+/// Key of a coarse map figure.
+pub fn k_coarse(p: usize) -> String {
+    format!("map_coarse:{p}")
+}
+/// Key of a start-up figure.
+pub fn k_startup(p: usize) -> String {
+    format!("startup:{p}")
+}
+
+/// Writes figures as JSON.
+pub fn save_figures(path: &Path, f: &Figures) -> std::io::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(f).map_err(std::io::Error::other)?)
+}
+
+/// Reads figures written by [`save_figures`] (or by `bench.py`).
+pub fn load_figures(path: &Path) -> std::io::Result<Figures> {
+    let text = std::fs::read_to_string(path)?;
+    serde_json::from_str(&text).map_err(std::io::Error::other)
+}
+
+/// The value of `--name VALUE` in `args`.
+pub fn arg_value(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}

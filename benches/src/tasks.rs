@@ -1,0 +1,304 @@
+//! The SPMD regions the suite runs on every backend, and their
+//! registrations.
+//!
+//! Every region times itself on main (rank 0), OSU-style: per iteration an
+//! untimed barrier (`wait`), then the timed operation; main returns the
+//! median. Workers run the same loop and return `None`.
+
+use parallelizer::Parallelizer;
+use serde::{Deserialize, Serialize};
+
+use crate::measure::{Iters, median};
+use crate::workloads::{combinations, f64_data, fine_work, mapped_func, string_data};
+
+// ---------------------------------------------------------------------------
+// HAND-WRITTEN TASK REGISTRATIONS: the only place to touch when the macros
+// land. Replace each `register_region_task!(STATIC, fn, Args)` with
+// `#[parallelizer::task]` on the fn itself (and drop the macro).
+// ---------------------------------------------------------------------------
+
+/// What `#[parallelizer::task]` will write for a region fn
+/// `fn(&dyn Parallelizer, A) -> R`: a [`parallelizer::TaskEntry`] in the
+/// link-time `TASKS` slice, so processes and MPI workers can run it by name.
+macro_rules! register_region_task {
+    ($slot:ident, $f:ident, $args:ty) => {
+        #[linkme::distributed_slice(parallelizer::__private::TASKS)]
+        static $slot: parallelizer::TaskEntry = parallelizer::TaskEntry {
+            path: concat!(module_path!(), "::", stringify!($f)),
+            type_name: || std::any::type_name_of_val(&$f),
+            kind: parallelizer::TaskKind::Region(|par, msg| {
+                let args: $args = msg.into_value()?;
+                let _ = $f(par, args);
+                Ok(())
+            }),
+        };
+    };
+}
+
+register_region_task!(EMPTY_TASK, empty, ());
+register_region_task!(PINGPONG_TASK, pingpong, PingArgs);
+register_region_task!(COLLECTIVE_TASK, collective, CollArgs);
+register_region_task!(MAP_FINE_TASK, map_fine, MapArgs);
+register_region_task!(MAP_COARSE_TASK, map_coarse, MapArgs);
+
+// ---------------------------------------------------------------------------
+
+/// The dispatch workload: nothing.
+pub fn empty(_par: &dyn Parallelizer, _args: ()) {}
+
+/// Arguments of [`pingpong`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PingArgs {
+    /// Message size in bytes.
+    pub bytes: usize,
+    /// Iterations.
+    pub iters: Iters,
+}
+
+/// Ping-pong of `bytes` between ranks 0 and 1; main returns the median
+/// one-way time (round trip / 2), as OSU latency does. Other ranks idle.
+pub fn pingpong(p: &dyn Parallelizer, a: PingArgs) -> Option<f64> {
+    let mut samples = Vec::new();
+    for i in 0..a.iters.total() {
+        match p.id() {
+            0 => {
+                let msg = vec![1u8; a.bytes];
+                let t0 = std::time::Instant::now();
+                p.send(msg, 1).expect("send 0->1");
+                let back: Vec<u8> = p.receive(1).expect("receive 1->0");
+                let dt = t0.elapsed().as_secs_f64() / 2.0;
+                assert_eq!(back.len(), a.bytes);
+                if i >= a.iters.warmup {
+                    samples.push(dt);
+                }
+            }
+            1 => {
+                let got: Vec<u8> = p.receive(0).expect("receive 0->1");
+                p.send(got, 0).expect("send 1->0");
+            }
+            _ => {}
+        }
+    }
+    p.on_main().then(|| median(samples))
+}
+
+/// Which collective [`collective`] times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// `broadcast` from main.
+    Bcast,
+    /// `scatter` from main.
+    Scatter,
+    /// `gather` of each rank's chunk to main.
+    Gather,
+    /// `scatter` then `gather` of the chunk (McUtils' "scatter+gather").
+    ScatterGather,
+}
+
+impl Op {
+    /// All of them, in table order.
+    pub const ALL: [Op; 4] = [Op::Bcast, Op::Scatter, Op::Gather, Op::ScatterGather];
+
+    /// Short key used in result files.
+    pub fn key(self) -> &'static str {
+        match self {
+            Op::Bcast => "bcast",
+            Op::Scatter => "scatter",
+            Op::Gather => "gather",
+            Op::ScatterGather => "sg",
+        }
+    }
+}
+
+/// The payload of [`collective`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// `Vec<f64>` through the serde calls.
+    F64,
+    /// `Vec<f64>` through the `*_pod` calls (raw bytes, no codec).
+    F64Pod,
+    /// `Vec<String>` through the serde calls.
+    Str,
+}
+
+impl Kind {
+    /// All of them, in table order.
+    pub const ALL: [Kind; 3] = [Kind::F64, Kind::F64Pod, Kind::Str];
+
+    /// Short key used in result files.
+    pub fn key(self) -> &'static str {
+        match self {
+            Kind::F64 => "f64",
+            Kind::F64Pod => "f64pod",
+            Kind::Str => "str",
+        }
+    }
+}
+
+/// Arguments of [`collective`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CollArgs {
+    /// Which collective.
+    pub op: Op,
+    /// Which payload.
+    pub kind: Kind,
+    /// Items in main's vector.
+    pub n: usize,
+    /// Iterations.
+    pub iters: Iters,
+}
+
+/// Times one collective; main returns the median seconds per call.
+pub fn collective(p: &dyn Parallelizer, a: CollArgs) -> Option<f64> {
+    match a.kind {
+        Kind::F64 | Kind::F64Pod => collective_of(p, &a, f64_data(a.n)),
+        Kind::Str => collective_of(p, &a, string_data(a.n)),
+    }
+}
+
+fn my_chunk<T: Clone>(p: &dyn Parallelizer, full: &[T]) -> Vec<T> {
+    let sizes = parallelizer::chunk_sizes(full.len(), p.nprocs());
+    let start: usize = sizes[..p.id()].iter().sum();
+    full[start..start + sizes[p.id()]].to_vec()
+}
+
+fn collective_of<T>(p: &dyn Parallelizer, a: &CollArgs, full: Vec<T>) -> Option<f64>
+where
+    T: parallelizer::Data + Clone + PodOrNot,
+{
+    let pod = a.kind == Kind::F64Pod;
+    let mut samples = Vec::new();
+    for i in 0..a.iters.total() {
+        // Untimed: the inputs, then a barrier so every rank starts together.
+        let data = p.on_main().then(|| full.clone());
+        let chunk = my_chunk(p, &full);
+        p.wait().expect("barrier");
+        let t0 = std::time::Instant::now();
+        match a.op {
+            Op::Bcast => {
+                let v = T::bcast(p, data, pod);
+                std::hint::black_box(v.len());
+            }
+            Op::Scatter => {
+                let v = T::scatter(p, data, pod);
+                std::hint::black_box(v.len());
+            }
+            Op::Gather => {
+                let all = T::gather(p, chunk, pod);
+                if let Some(all) = &all {
+                    assert_eq!(all.len(), a.n);
+                }
+            }
+            Op::ScatterGather => {
+                let mine = T::scatter(p, data, pod);
+                let all = T::gather(p, mine, pod);
+                if let Some(all) = &all {
+                    assert_eq!(all.len(), a.n);
+                }
+            }
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        if i >= a.iters.warmup {
+            samples.push(dt);
+        }
+    }
+    p.on_main().then(|| median(samples))
+}
+
+/// Dispatches a collective to the serde or the `*_pod` call.
+trait PodOrNot: Sized {
+    fn bcast(p: &dyn Parallelizer, data: Option<Vec<Self>>, pod: bool) -> Vec<Self>;
+    fn scatter(p: &dyn Parallelizer, data: Option<Vec<Self>>, pod: bool) -> Vec<Self>;
+    fn gather(p: &dyn Parallelizer, mine: Vec<Self>, pod: bool) -> Option<Vec<Self>>;
+}
+
+impl PodOrNot for f64 {
+    fn bcast(p: &dyn Parallelizer, data: Option<Vec<f64>>, pod: bool) -> Vec<f64> {
+        if pod { p.broadcast_pod(data) } else { p.broadcast(data) }.expect("broadcast")
+    }
+    fn scatter(p: &dyn Parallelizer, data: Option<Vec<f64>>, pod: bool) -> Vec<f64> {
+        if pod { p.scatter_pod(data) } else { p.scatter(data) }.expect("scatter")
+    }
+    fn gather(p: &dyn Parallelizer, mine: Vec<f64>, pod: bool) -> Option<Vec<f64>> {
+        if pod {
+            p.gather_pod(mine).expect("gather_pod")
+        } else {
+            p.gather(mine)
+                .expect("gather")
+                .map(|all| all.into_iter().flatten().collect())
+        }
+    }
+}
+
+impl PodOrNot for String {
+    fn bcast(p: &dyn Parallelizer, data: Option<Vec<String>>, _: bool) -> Vec<String> {
+        p.broadcast(data).expect("broadcast")
+    }
+    fn scatter(p: &dyn Parallelizer, data: Option<Vec<String>>, _: bool) -> Vec<String> {
+        p.scatter(data).expect("scatter")
+    }
+    fn gather(p: &dyn Parallelizer, mine: Vec<String>, _: bool) -> Option<Vec<String>> {
+        p.gather(mine)
+            .expect("gather")
+            .map(|all| all.into_iter().flatten().collect())
+    }
+}
+
+/// Arguments of the map regions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MapArgs {
+    /// Fine map: items. Coarse map: `n` of combinations(n, r).
+    pub n: usize,
+    /// Coarse map: `r` of combinations(n, r); unused by the fine map.
+    pub r: usize,
+    /// Iterations.
+    pub iters: Iters,
+}
+
+/// The fine-grained map: `par.map(fine_work, data)` over `n` f64 items;
+/// main returns the median seconds (inputs built untimed).
+pub fn map_fine(p: &dyn Parallelizer, a: MapArgs) -> Option<f64> {
+    let mut samples = Vec::new();
+    for i in 0..a.iters.total() {
+        let data = p.on_main().then(|| f64_data(a.n));
+        p.wait().expect("barrier");
+        let t0 = std::time::Instant::now();
+        let out = p.map(fine_work, data).expect("map");
+        let dt = t0.elapsed().as_secs_f64();
+        if let Some(out) = out {
+            assert_eq!(out.len(), a.n);
+        }
+        if i >= a.iters.warmup {
+            samples.push(dt);
+        }
+    }
+    p.on_main().then(|| median(samples))
+}
+
+/// The coarse map, McUtils' `map_applier(n, r)`:
+/// `par.map_chunks(mapped_func, combinations(n, r))`, flat results.
+pub fn map_coarse(p: &dyn Parallelizer, a: MapArgs) -> Option<f64> {
+    let mut samples = Vec::new();
+    for i in 0..a.iters.total() {
+        let data = p.on_main().then(|| combinations(a.n as u8, a.r as u8));
+        p.wait().expect("barrier");
+        let t0 = std::time::Instant::now();
+        let out = p.map_chunks(mapped_func, data).expect("map_chunks");
+        let dt = t0.elapsed().as_secs_f64();
+        if let Some(out) = out {
+            assert_eq!(out.len(), coarse_len(a.n, a.r));
+        }
+        if i >= a.iters.warmup {
+            samples.push(dt);
+        }
+    }
+    p.on_main().then(|| median(samples))
+}
+
+/// The number of results of the coarse map: C(n, r) * r!.
+pub fn coarse_len(n: usize, r: usize) -> usize {
+    if r > n {
+        return 0;
+    }
+    (n - r + 1..=n).product()
+}
