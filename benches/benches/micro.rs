@@ -19,8 +19,13 @@ fn dispatch(c: &mut Criterion) {
         g.bench_function(format!("threads:{p} run(empty)"), |b| {
             b.iter(|| par.run(tasks::empty, ()).expect("run"))
         });
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(p).build().expect("pool");
-        g.bench_function(format!("rayon:{p} broadcast"), |b| b.iter(|| pool.broadcast(|_| ())));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(p)
+            .build()
+            .expect("pool");
+        g.bench_function(format!("rayon:{p} broadcast"), |b| {
+            b.iter(|| pool.broadcast(|_| ()))
+        });
     }
     g.finish();
 }
@@ -46,7 +51,10 @@ fn fine_map(c: &mut Criterion) {
                 criterion::BatchSize::LargeInput,
             )
         });
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(p).build().expect("pool");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(p)
+            .build()
+            .expect("pool");
         g.bench_function(format!("rayon:{p} par_iter"), |b| {
             b.iter_batched(
                 || f64_data(n),

@@ -38,7 +38,11 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
 
 /// Median seconds of `f` over `iters`; `setup` runs untimed before each
 /// call and its output is handed to `f`.
-pub fn time_with<S, T>(iters: Iters, mut setup: impl FnMut() -> S, mut f: impl FnMut(S) -> T) -> f64 {
+pub fn time_with<S, T>(
+    iters: Iters,
+    mut setup: impl FnMut() -> S,
+    mut f: impl FnMut(S) -> T,
+) -> f64 {
     let mut samples = Vec::with_capacity(iters.timed);
     for i in 0..iters.total() {
         let input = setup();

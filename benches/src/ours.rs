@@ -41,7 +41,12 @@ fn main_result(r: parallelizer::Result<Option<f64>>) -> Result<f64, String> {
 
 /// Every workload on `par` (already built with its rank count). Keys carry
 /// `par.nprocs()`; ping-pong runs only with 2 ranks.
-pub fn measure_backend(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures, log: &dyn Fn(&str)) {
+pub fn measure_backend(
+    par: &Arc<dyn Parallelizer>,
+    plan: &Plan,
+    figs: &mut Figures,
+    log: &dyn Fn(&str),
+) {
     let p = par.nprocs();
     let _entered = match par.enter() {
         Ok(g) => g,
@@ -86,12 +91,23 @@ pub fn measure_backend(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figu
     record(figs, plan::k_fine(p), || {
         main_result(par.run(
             tasks::map_fine,
-            MapArgs { n: plan.fine_n, r: 0, iters: plan.fine },
+            MapArgs {
+                n: plan.fine_n,
+                r: 0,
+                iters: plan.fine,
+            },
         ))
     });
     let (n, r) = plan.coarse;
     record(figs, plan::k_coarse(p), || {
-        main_result(par.run(tasks::map_coarse, MapArgs { n, r, iters: plan.coarse_iters }))
+        main_result(par.run(
+            tasks::map_coarse,
+            MapArgs {
+                n,
+                r,
+                iters: plan.coarse_iters,
+            },
+        ))
     });
 }
 
@@ -131,32 +147,46 @@ pub fn measure_startup(par: &Arc<dyn Parallelizer>, iters: Iters) -> Result<f64,
 /// rayon on a pool of `p` threads: dispatch (`broadcast`), the two maps
 /// (`par_iter`), and pool build + drop.
 pub fn rayon_baselines(plan: &Plan, p: usize, figs: &mut Figures) {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(p).build().expect("rayon pool");
-    record(figs, plan::k_dispatch(p), || Ok(time(plan.dispatch, || pool.broadcast(|_| ()))));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(p)
+        .build()
+        .expect("rayon pool");
+    record(figs, plan::k_dispatch(p), || {
+        Ok(time(plan.dispatch, || pool.broadcast(|_| ())))
+    });
     record(figs, plan::k_fine(p), || {
-        Ok(time_with(plan.fine, || f64_data(plan.fine_n), |data| {
-            pool.install(|| data.into_par_iter().map(fine_work).collect::<Vec<f64>>())
-        }))
+        Ok(time_with(
+            plan.fine,
+            || f64_data(plan.fine_n),
+            |data| pool.install(|| data.into_par_iter().map(fine_work).collect::<Vec<f64>>()),
+        ))
     });
     let (n, r) = plan.coarse;
     record(figs, plan::k_coarse(p), || {
-        Ok(time_with(plan.coarse_iters, || combinations(n as u8, r as u8), |combos| {
-            // One result vector per tuple, then one concatenation (memcpy):
-            // faster than collecting a `flat_map_iter`, which pushes item by item.
-            let out: Vec<u32> = pool.install(|| {
-                combos
-                    .into_par_iter()
-                    .map(|c| mapped_func(vec![c]))
-                    .collect::<Vec<Vec<u32>>>()
-                    .concat()
-            });
-            assert_eq!(out.len(), tasks::coarse_len(n, r));
-            out
-        }))
+        Ok(time_with(
+            plan.coarse_iters,
+            || combinations(n as u8, r as u8),
+            |combos| {
+                // One result vector per tuple, then one concatenation (memcpy):
+                // faster than collecting a `flat_map_iter`, which pushes item by item.
+                let out: Vec<u32> = pool.install(|| {
+                    combos
+                        .into_par_iter()
+                        .map(|c| mapped_func(vec![c]))
+                        .collect::<Vec<Vec<u32>>>()
+                        .concat()
+                });
+                assert_eq!(out.len(), tasks::coarse_len(n, r));
+                out
+            },
+        ))
     });
     record(figs, plan::k_startup(p), || {
         Ok(time(plan.startup, || {
-            rayon::ThreadPoolBuilder::new().num_threads(p).build().expect("rayon pool")
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(p)
+                .build()
+                .expect("rayon pool")
         }))
     });
 }
@@ -164,13 +194,19 @@ pub fn rayon_baselines(plan: &Plan, p: usize, figs: &mut Figures) {
 /// The serial loop: the two maps on the calling thread.
 pub fn serial_baselines(plan: &Plan, figs: &mut Figures) {
     record(figs, plan::k_fine(1), || {
-        Ok(time_with(plan.fine, || f64_data(plan.fine_n), |data| {
-            data.into_iter().map(fine_work).collect::<Vec<f64>>()
-        }))
+        Ok(time_with(
+            plan.fine,
+            || f64_data(plan.fine_n),
+            |data| data.into_iter().map(fine_work).collect::<Vec<f64>>(),
+        ))
     });
     let (n, r) = plan.coarse;
     record(figs, plan::k_coarse(1), || {
-        Ok(time_with(plan.coarse_iters, || combinations(n as u8, r as u8), mapped_func))
+        Ok(time_with(
+            plan.coarse_iters,
+            || combinations(n as u8, r as u8),
+            mapped_func,
+        ))
     });
 }
 
@@ -204,7 +240,13 @@ pub fn memcpy_baselines(plan: &Plan, figs: &mut Figures) {
     }
 }
 
-fn memcpy_colls<T: Clone + Send>(figs: &mut Figures, kind: Kind, p: usize, iters: Iters, full: Vec<T>) {
+fn memcpy_colls<T: Clone + Send>(
+    figs: &mut Figures,
+    kind: Kind,
+    p: usize,
+    iters: Iters,
+    full: Vec<T>,
+) {
     let n = full.len();
     let sizes = parallelizer::chunk_sizes(n, p);
     let bounds: Vec<(usize, usize)> = sizes
@@ -216,7 +258,10 @@ fn memcpy_colls<T: Clone + Send>(figs: &mut Figures, kind: Kind, p: usize, iters
         })
         .collect();
     let scatter = |full: &[T]| -> Vec<Vec<T>> {
-        bounds[1..].iter().map(|&(lo, hi)| full[lo..hi].to_vec()).collect()
+        bounds[1..]
+            .iter()
+            .map(|&(lo, hi)| full[lo..hi].to_vec())
+            .collect()
     };
     let gather = |chunks: &[Vec<T>]| -> Vec<T> {
         let mut out = Vec::with_capacity(n);
@@ -225,12 +270,21 @@ fn memcpy_colls<T: Clone + Send>(figs: &mut Figures, kind: Kind, p: usize, iters
         }
         out
     };
-    let chunks: Vec<Vec<T>> = bounds.iter().map(|&(lo, hi)| full[lo..hi].to_vec()).collect();
+    let chunks: Vec<Vec<T>> = bounds
+        .iter()
+        .map(|&(lo, hi)| full[lo..hi].to_vec())
+        .collect();
     record(figs, plan::k_coll("bcast", kind.key(), n, p), || {
-        Ok(time(iters, || (1..p).map(|_| full.clone()).collect::<Vec<_>>()))
+        Ok(time(iters, || {
+            (1..p).map(|_| full.clone()).collect::<Vec<_>>()
+        }))
     });
-    record(figs, plan::k_coll("scatter", kind.key(), n, p), || Ok(time(iters, || scatter(&full))));
-    record(figs, plan::k_coll("gather", kind.key(), n, p), || Ok(time(iters, || gather(&chunks))));
+    record(figs, plan::k_coll("scatter", kind.key(), n, p), || {
+        Ok(time(iters, || scatter(&full)))
+    });
+    record(figs, plan::k_coll("gather", kind.key(), n, p), || {
+        Ok(time(iters, || gather(&chunks)))
+    });
     record(figs, plan::k_coll("sg", kind.key(), n, p), || {
         Ok(time(iters, || {
             let mut parts = scatter(&full);
@@ -255,19 +309,31 @@ pub fn rawsock_baselines(plan: &Plan, p: usize, figs: &mut Figures) {
         }
     };
     let io = |r: std::io::Result<f64>| r.map_err(|e| e.to_string());
-    record(figs, plan::k_dispatch(p), || io(world.dispatch(plan.dispatch)));
+    record(figs, plan::k_dispatch(p), || {
+        io(world.dispatch(plan.dispatch))
+    });
     if p == 2 {
         for &bytes in &plan.pp_bytes {
-            record(figs, plan::k_pp(bytes), || io(world.pingpong(bytes, plan.iters_for(bytes))));
+            record(figs, plan::k_pp(bytes), || {
+                io(world.pingpong(bytes, plan.iters_for(bytes)))
+            });
         }
     }
     for &n in &plan.f64_ns {
         let data: Vec<u8> = f64_data(n).iter().flat_map(|x| x.to_le_bytes()).collect();
         let iters = plan.iters_for(n * 8);
-        record(figs, plan::k_coll("bcast", "f64", n, p), || io(world.bcast(&data, iters)));
-        record(figs, plan::k_coll("scatter", "f64", n, p), || io(world.scatter(&data, 8, iters)));
-        record(figs, plan::k_coll("gather", "f64", n, p), || io(world.gather(data.len(), 8, iters)));
-        record(figs, plan::k_coll("sg", "f64", n, p), || io(world.scatter_gather(&data, 8, iters)));
+        record(figs, plan::k_coll("bcast", "f64", n, p), || {
+            io(world.bcast(&data, iters))
+        });
+        record(figs, plan::k_coll("scatter", "f64", n, p), || {
+            io(world.scatter(&data, 8, iters))
+        });
+        record(figs, plan::k_coll("gather", "f64", n, p), || {
+            io(world.gather(data.len(), 8, iters))
+        });
+        record(figs, plan::k_coll("sg", "f64", n, p), || {
+            io(world.scatter_gather(&data, 8, iters))
+        });
     }
 }
 
@@ -287,10 +353,14 @@ pub fn channel_baselines(plan: &Plan, figs: &mut Figures) {
     });
     for &bytes in &plan.pp_bytes {
         record(figs, plan::k_pp(bytes), || {
-            let t = time_with(plan.iters_for(bytes), || vec![1u8; bytes], |msg| {
-                to_tx.send(msg).expect("echo thread");
-                back_rx.recv().expect("echo thread")
-            });
+            let t = time_with(
+                plan.iters_for(bytes),
+                || vec![1u8; bytes],
+                |msg| {
+                    to_tx.send(msg).expect("echo thread");
+                    back_rx.recv().expect("echo thread")
+                },
+            );
             Ok(t / 2.0)
         });
     }

@@ -80,7 +80,11 @@ impl Plan {
 
     /// Iterations for a message of `bytes`.
     pub fn iters_for(&self, bytes: usize) -> Iters {
-        if bytes <= 1 << 20 { self.small } else { self.large }
+        if bytes <= 1 << 20 {
+            self.small
+        } else {
+            self.large
+        }
     }
 
     /// Reads a plan written by [`Plan::save`].
@@ -91,7 +95,10 @@ impl Plan {
 
     /// Writes the plan for a helper process.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        std::fs::write(path, serde_json::to_string_pretty(self).map_err(std::io::Error::other)?)
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(self).map_err(std::io::Error::other)?,
+        )
     }
 }
 
@@ -126,7 +133,10 @@ pub fn k_startup(p: usize) -> String {
 
 /// Writes figures as JSON.
 pub fn save_figures(path: &Path, f: &Figures) -> std::io::Result<()> {
-    std::fs::write(path, serde_json::to_string_pretty(f).map_err(std::io::Error::other)?)
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(f).map_err(std::io::Error::other)?,
+    )
 }
 
 /// Reads figures written by [`save_figures`] (or by `bench.py`).

@@ -70,7 +70,10 @@ impl SockWorld {
         let _ = std::fs::remove_dir(&dir);
         Ok(SockWorld {
             children,
-            socks: socks.into_iter().map(|s| s.expect("every child connected")).collect(),
+            socks: socks
+                .into_iter()
+                .map(|s| s.expect("every child connected"))
+                .collect(),
         })
     }
 

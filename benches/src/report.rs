@@ -47,7 +47,12 @@ impl Store {
 
     /// A McUtils median (seconds) by backend and metric.
     fn mcutils(&self, backend: &str, metric: &str) -> Option<f64> {
-        self.mcutils.as_ref()?.get("medians_s")?.get(backend)?.get(metric)?.as_f64()
+        self.mcutils
+            .as_ref()?
+            .get("medians_s")?
+            .get(backend)?
+            .get(metric)?
+            .as_f64()
     }
 }
 
@@ -62,7 +67,13 @@ pub fn fmt_time(s: f64) -> String {
     } else {
         (s, "s")
     };
-    let digits = if v >= 100.0 { 0 } else if v >= 10.0 { 1 } else { 2 };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
     format!("{v:.digits$} {unit}")
 }
 
@@ -87,7 +98,11 @@ fn fmt_ratio(ours: &Cell, base: &Cell) -> String {
     match (ours, base) {
         (Ok(o), Ok(b)) if *b > 0.0 => {
             let r = o / b;
-            if r > 1.5 { format!("**{r:.2}×**") } else { format!("{r:.2}×") }
+            if r > 1.5 {
+                format!("**{r:.2}×**")
+            } else {
+                format!("{r:.2}×")
+            }
         }
         _ => "–".into(),
     }
@@ -170,8 +185,16 @@ fn markdown(store: &Store, plot_note: &str) -> String {
          iterations after warm-up (OSU-style), and every baseline was measured **in the same run** \
          on the same machine. Ratio = ours / baseline time: below 1 we are faster, 1.00× is parity, \
          **bold** marks a loss by more than 1.5×. Absolute times depend on the machine; quote ratios.\n",
-        if plan.quick { "bash benches/run.sh --quick" } else { "bash benches/run.sh" },
-        if plan.quick { "quick: smaller sizes, few iterations, noisy" } else { "full" },
+        if plan.quick {
+            "bash benches/run.sh --quick"
+        } else {
+            "bash benches/run.sh"
+        },
+        if plan.quick {
+            "quick: smaller sizes, few iterations, noisy"
+        } else {
+            "full"
+        },
         store.wall
     );
     let _ = writeln!(w, "## Machine\n");
@@ -202,11 +225,19 @@ fn markdown(store: &Store, plot_note: &str) -> String {
          barrier (mpi). Python: `Pool.map(noop, range(P))` on a `Pool(P)`, and mpi4py \
          `comm.barrier()`.\n"
     );
-    let _ = writeln!(w, "| backend | ranks | ours | baseline | ratio | Python (same run) | McUtils run(noop) (measured separately) |");
+    let _ = writeln!(
+        w,
+        "| backend | ranks | ours | baseline | ratio | Python (same run) | McUtils run(noop) (measured separately) |"
+    );
     let _ = writeln!(w, "|---|---|---|---|---|---|---|");
     {
         let ours = store.get("serial", &plan::k_dispatch(1));
-        let _ = writeln!(w, "| serial | 1 | {} | – | – | – | {} |", fmt_cell(&ours), mc_cell(store, "serial", 1, "run_noop", 1.0));
+        let _ = writeln!(
+            w,
+            "| serial | 1 | {} | – | – | – | {} |",
+            fmt_cell(&ours),
+            mc_cell(store, "serial", 1, "run_noop", 1.0)
+        );
     }
     for (backend, base, base_name) in [
         ("threads", "rayon", "rayon broadcast"),
@@ -247,7 +278,10 @@ fn markdown(store: &Store, plot_note: &str) -> String {
          `send`/`recv` (pickle) and `Send`/`Recv` (buffer). McUtils figures are its round trips \
          halved.\n"
     );
-    let _ = writeln!(w, "| size | backend | ours | ours bandwidth | baseline | baseline bandwidth | ratio | memcpy | Python (same run) | McUtils (measured separately) |");
+    let _ = writeln!(
+        w,
+        "| size | backend | ours | ours bandwidth | baseline | baseline bandwidth | ratio | memcpy | Python (same run) | McUtils (measured separately) |"
+    );
     let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
     for &bytes in &plan.pp_bytes {
         let key = plan::k_pp(bytes);
@@ -294,9 +328,15 @@ fn markdown(store: &Store, plot_note: &str) -> String {
     for op in Op::ALL {
         let (title, what) = match op {
             Op::Bcast => ("broadcast", "main's vector to every rank"),
-            Op::Scatter => ("scatter", "main's vector split into one contiguous chunk per rank"),
+            Op::Scatter => (
+                "scatter",
+                "main's vector split into one contiguous chunk per rank",
+            ),
             Op::Gather => ("gather", "every rank's chunk concatenated on main"),
-            Op::ScatterGather => ("scatter + gather", "scatter, then gather of the chunk (McUtils' \"scatter+gather(chunk)\")"),
+            Op::ScatterGather => (
+                "scatter + gather",
+                "scatter, then gather of the chunk (McUtils' \"scatter+gather(chunk)\")",
+            ),
         };
         let _ = writeln!(w, "## Collective: {title}\n");
         let _ = writeln!(
@@ -314,9 +354,17 @@ fn markdown(store: &Store, plot_note: &str) -> String {
         let _ = writeln!(
             w,
             "| payload | n | backend | ranks | ours | baseline | ratio | Python (same run) |{}",
-            if mc { " McUtils (measured separately) |" } else { "" }
+            if mc {
+                " McUtils (measured separately) |"
+            } else {
+                ""
+            }
         );
-        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|{}", if mc { "---|" } else { "" });
+        let _ = writeln!(
+            w,
+            "|---|---|---|---|---|---|---|---|{}",
+            if mc { "---|" } else { "" }
+        );
         for kind in Kind::ALL {
             let sizes = match kind {
                 Kind::Str => vec![plan.str_n],
@@ -350,7 +398,11 @@ fn markdown(store: &Store, plot_note: &str) -> String {
                         };
                         let mccell = if mc {
                             let metric = format!("sg_{n}");
-                            let c = if kind == Kind::F64 { mc_cell(store, backend, p, &metric, 1.0) } else { "–".into() };
+                            let c = if kind == Kind::F64 {
+                                mc_cell(store, backend, p, &metric, 1.0)
+                            } else {
+                                "–".into()
+                            };
                             format!(" {c} |")
                         } else {
                             String::new()
@@ -385,11 +437,22 @@ fn markdown(store: &Store, plot_note: &str) -> String {
         plan.fine_n,
         crate::tasks::coarse_len(cn, cr)
     );
-    let _ = writeln!(w, "| workload | backend | ranks | ours | baseline | ratio | serial loop | speed-up vs serial loop | Python (same run) | McUtils (measured separately) |");
+    let _ = writeln!(
+        w,
+        "| workload | backend | ranks | ours | baseline | ratio | serial loop | speed-up vs serial loop | Python (same run) | McUtils (measured separately) |"
+    );
     let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
     for (name, kf, mc_metric) in [
-        ("fine", plan::k_fine as fn(usize) -> String, "finemap_1000000".to_string()),
-        ("coarse", plan::k_coarse as fn(usize) -> String, format!("map_n{cn}_r{cr}")),
+        (
+            "fine",
+            plan::k_fine as fn(usize) -> String,
+            "finemap_1000000".to_string(),
+        ),
+        (
+            "coarse",
+            plan::k_coarse as fn(usize) -> String,
+            format!("map_n{cn}_r{cr}"),
+        ),
     ] {
         let serial = store.get("serial_loop", &kf(1));
         let mut rows: Vec<(&str, usize)> = vec![("serial", 1)];
@@ -442,14 +505,24 @@ fn markdown(store: &Store, plot_note: &str) -> String {
          `Pool(P)` + `close()` + `join()`. McUtils' figure is construct + enter + apply(noop) + \
          exit, not quite the same measure.\n"
     );
-    let _ = writeln!(w, "| backend | ranks | ours | baseline | ratio | Python (same run) | McUtils (measured separately) |");
+    let _ = writeln!(
+        w,
+        "| backend | ranks | ours | baseline | ratio | Python (same run) | McUtils (measured separately) |"
+    );
     let _ = writeln!(w, "|---|---|---|---|---|---|---|");
-    for (backend, base, base_name) in [("threads", "rayon", "rayon pool"), ("processes", "rawsock", "Command spawn")] {
+    for (backend, base, base_name) in [
+        ("threads", "rayon", "rayon pool"),
+        ("processes", "rawsock", "Command spawn"),
+    ] {
         for &p in &plan.ranks {
             let key = plan::k_startup(p);
             let ours = store.get(backend, &key);
             let b = store.get(base, &key);
-            let py = if backend == "processes" { labelled("Pool", &store.get("py:pool", &key)) } else { "–".into() };
+            let py = if backend == "processes" {
+                labelled("Pool", &store.get("py:pool", &key))
+            } else {
+                "–".into()
+            };
             let _ = writeln!(
                 w,
                 "| {backend} | {p} | {} | {} | {} | {py} | {} |",
@@ -460,7 +533,10 @@ fn markdown(store: &Store, plot_note: &str) -> String {
             );
         }
     }
-    let _ = writeln!(w, "\nMPI start-up is `mpirun`'s, outside the library; it is not measured here.");
+    let _ = writeln!(
+        w,
+        "\nMPI start-up is `mpirun`'s, outside the library; it is not measured here."
+    );
     s
 }
 
@@ -495,7 +571,11 @@ fn plot(store: &Store, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
             .pp_bytes
             .iter()
             .filter_map(|&b| {
-                store.get(src, &plan::k_pp(b)).ok().filter(|t| *t > 0.0).map(|t| (b as f64, b as f64 / t / 1e6))
+                store
+                    .get(src, &plan::k_pp(b))
+                    .ok()
+                    .filter(|t| *t > 0.0)
+                    .map(|t| (b as f64, b as f64 / t / 1e6))
             })
             .collect();
         for &(_, y) in &pts {
@@ -537,7 +617,9 @@ fn plot(store: &Store, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         chart
             .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
             .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
         chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
     }
     chart

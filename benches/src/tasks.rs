@@ -11,39 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::measure::{Iters, median};
 use crate::workloads::{combinations, f64_data, fine_work, mapped_func, string_data};
 
-// ---------------------------------------------------------------------------
-// HAND-WRITTEN TASK REGISTRATIONS: the only place to touch when the macros
-// land. Replace each `register_region_task!(STATIC, fn, Args)` with
-// `#[parallelizer::task]` on the fn itself (and drop the macro).
-// ---------------------------------------------------------------------------
-
-/// What `#[parallelizer::task]` will write for a region fn
-/// `fn(&dyn Parallelizer, A) -> R`: a [`parallelizer::TaskEntry`] in the
-/// link-time `TASKS` slice, so processes and MPI workers can run it by name.
-macro_rules! register_region_task {
-    ($slot:ident, $f:ident, $args:ty) => {
-        #[linkme::distributed_slice(parallelizer::__private::TASKS)]
-        static $slot: parallelizer::TaskEntry = parallelizer::TaskEntry {
-            path: concat!(module_path!(), "::", stringify!($f)),
-            type_name: || std::any::type_name_of_val(&$f),
-            kind: parallelizer::TaskKind::Region(|par, msg| {
-                let args: $args = msg.into_value()?;
-                let _ = $f(par, args);
-                Ok(())
-            }),
-        };
-    };
-}
-
-register_region_task!(EMPTY_TASK, empty, ());
-register_region_task!(PINGPONG_TASK, pingpong, PingArgs);
-register_region_task!(COLLECTIVE_TASK, collective, CollArgs);
-register_region_task!(MAP_FINE_TASK, map_fine, MapArgs);
-register_region_task!(MAP_COARSE_TASK, map_coarse, MapArgs);
-
-// ---------------------------------------------------------------------------
-
 /// The dispatch workload: nothing.
+#[parallelizer::task]
 pub fn empty(_par: &dyn Parallelizer, _args: ()) {}
 
 /// Arguments of [`pingpong`].
@@ -57,6 +26,9 @@ pub struct PingArgs {
 
 /// Ping-pong of `bytes` between ranks 0 and 1; main returns the median
 /// one-way time (round trip / 2), as OSU latency does. Other ranks idle.
+/// The buffer travels with `send_pod`/`receive_pod` (raw bytes), as OSU and
+/// the raw baselines move raw buffers.
+#[parallelizer::task]
 pub fn pingpong(p: &dyn Parallelizer, a: PingArgs) -> Option<f64> {
     let mut samples = Vec::new();
     for i in 0..a.iters.total() {
@@ -64,8 +36,8 @@ pub fn pingpong(p: &dyn Parallelizer, a: PingArgs) -> Option<f64> {
             0 => {
                 let msg = vec![1u8; a.bytes];
                 let t0 = std::time::Instant::now();
-                p.send(msg, 1).expect("send 0->1");
-                let back: Vec<u8> = p.receive(1).expect("receive 1->0");
+                p.send_pod(msg, 1).expect("send 0->1");
+                let back: Vec<u8> = p.receive_pod(1).expect("receive 1->0");
                 let dt = t0.elapsed().as_secs_f64() / 2.0;
                 assert_eq!(back.len(), a.bytes);
                 if i >= a.iters.warmup {
@@ -73,8 +45,8 @@ pub fn pingpong(p: &dyn Parallelizer, a: PingArgs) -> Option<f64> {
                 }
             }
             1 => {
-                let got: Vec<u8> = p.receive(0).expect("receive 0->1");
-                p.send(got, 0).expect("send 1->0");
+                let got: Vec<u8> = p.receive_pod(0).expect("receive 0->1");
+                p.send_pod(got, 0).expect("send 1->0");
             }
             _ => {}
         }
@@ -149,6 +121,7 @@ pub struct CollArgs {
 }
 
 /// Times one collective; main returns the median seconds per call.
+#[parallelizer::task]
 pub fn collective(p: &dyn Parallelizer, a: CollArgs) -> Option<f64> {
     match a.kind {
         Kind::F64 | Kind::F64Pod => collective_of(p, &a, f64_data(a.n)),
@@ -214,10 +187,20 @@ trait PodOrNot: Sized {
 
 impl PodOrNot for f64 {
     fn bcast(p: &dyn Parallelizer, data: Option<Vec<f64>>, pod: bool) -> Vec<f64> {
-        if pod { p.broadcast_pod(data) } else { p.broadcast(data) }.expect("broadcast")
+        if pod {
+            p.broadcast_pod(data)
+        } else {
+            p.broadcast(data)
+        }
+        .expect("broadcast")
     }
     fn scatter(p: &dyn Parallelizer, data: Option<Vec<f64>>, pod: bool) -> Vec<f64> {
-        if pod { p.scatter_pod(data) } else { p.scatter(data) }.expect("scatter")
+        if pod {
+            p.scatter_pod(data)
+        } else {
+            p.scatter(data)
+        }
+        .expect("scatter")
     }
     fn gather(p: &dyn Parallelizer, mine: Vec<f64>, pod: bool) -> Option<Vec<f64>> {
         if pod {
@@ -257,6 +240,7 @@ pub struct MapArgs {
 
 /// The fine-grained map: `par.map(fine_work, data)` over `n` f64 items;
 /// main returns the median seconds (inputs built untimed).
+#[parallelizer::task]
 pub fn map_fine(p: &dyn Parallelizer, a: MapArgs) -> Option<f64> {
     let mut samples = Vec::new();
     for i in 0..a.iters.total() {
@@ -277,6 +261,7 @@ pub fn map_fine(p: &dyn Parallelizer, a: MapArgs) -> Option<f64> {
 
 /// The coarse map, McUtils' `map_applier(n, r)`:
 /// `par.map_chunks(mapped_func, combinations(n, r))`, flat results.
+#[parallelizer::task]
 pub fn map_coarse(p: &dyn Parallelizer, a: MapArgs) -> Option<f64> {
     let mut samples = Vec::new();
     for i in 0..a.iters.total() {

@@ -184,6 +184,30 @@ impl dyn Parallelizer {
         rename_timeout("receive", self.recv_msg(from))?.into_value()
     }
 
+    /// `send` of plain data as raw bytes, no codec (mpi4py's `Send`).
+    ///
+    /// ```
+    /// use parallelizer_core::{from_config, Parallelizer};
+    /// let par = from_config("threads:2").unwrap();
+    /// let got = par.run(|p: &dyn Parallelizer, ()| {
+    ///     if p.on_main() { p.send_pod(vec![1.5f64; 4], 1).unwrap(); None }
+    ///     else { Some(p.receive_pod::<f64>(0).unwrap()) }
+    /// }, ()).unwrap();
+    /// assert_eq!(got, None); // rank 1 got [1.5; 4]
+    /// ```
+    pub fn send_pod<T: bytemuck::Pod + Send>(&self, data: Vec<T>, to: usize) -> Result<()> {
+        self.core().check_contract(self.id(), "send")?;
+        self.point_to_point(to, "send")?;
+        rename_timeout("send", self.send_msg(Msg::pod(data), to))
+    }
+
+    /// Receives plain data sent with `send_pod` (mpi4py's `Recv`).
+    pub fn receive_pod<T: bytemuck::Pod + Send>(&self, from: usize) -> Result<Vec<T>> {
+        self.core().check_contract(self.id(), "receive")?;
+        self.point_to_point(from, "receive from")?;
+        rename_timeout("receive", self.recv_msg(from))?.into_pod()
+    }
+
     fn point_to_point(&self, peer: usize, what: &str) -> Result<()> {
         check_rank(self, peer)?;
         if peer == self.id() {

@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
+use mpi::Count;
 use mpi::datatype::{Partition, PartitionMut};
 use mpi::traits::*;
-use mpi::Count;
 use parallelizer_bench::measure::median;
 use parallelizer_bench::plan::{self, Figures, Plan};
 use parallelizer_bench::workloads::f64_data;
@@ -90,7 +90,11 @@ fn main() {
             }
             median(samples)
         };
-        let mut buf = if rank == 0 { full.clone() } else { vec![0.0; n] };
+        let mut buf = if rank == 0 {
+            full.clone()
+        } else {
+            vec![0.0; n]
+        };
         let t = timed(&mut || root.broadcast_into(&mut buf[..]));
         put(plan::k_coll("bcast", "f64", n, size), t);
 

@@ -27,13 +27,10 @@ bandwidth plot and the raw figures (benches/results/). --quick: smaller
 sizes and few iterations (a smoke test, under a minute). --python: the
 interpreter of a venv with numpy and mpi4py, for the Python anchors.";
 
+/// In a worker process launched by a backend (processes re-exec, MPI ranks)
+/// the guard serves tasks and exits; elsewhere `main` runs.
+#[parallelizer::main]
 fn main() {
-    // ---- WORKER GUARD: becomes `#[parallelizer::main]` on `fn main` when the
-    // macros land. In a worker process launched by a backend (processes
-    // re-exec, MPI ranks) it serves tasks and exits; elsewhere it returns.
-    parallelizer::__private::worker_entry();
-    // ---------------------------------------------------------------------
-
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some(EXIT_FLAG) => return,
@@ -86,7 +83,9 @@ fn main() {
     match parallelizer::from_config("serial") {
         Ok(par) => ours::measure_backend(&par, &plan, &mut serial, &log),
         Err(e) => {
-            store.missing.insert("serial".into(), format!("failed: {e}"));
+            store
+                .missing
+                .insert("serial".into(), format!("failed: {e}"));
         }
     }
     store.sources.insert("serial".into(), serial);
@@ -144,10 +143,18 @@ fn main() {
 
     store.wall = start.elapsed().as_secs_f64();
     let json = results.join("figures.json");
-    std::fs::write(&json, serde_json::to_string_pretty(&store).expect("serialize"))
-        .expect("write the figures");
+    std::fs::write(
+        &json,
+        serde_json::to_string_pretty(&store).expect("serialize"),
+    )
+    .expect("write the figures");
     report::write(&store, &out, &svg, &svg_link).expect("write the report");
-    log(&format!("wrote {}, {} and {}", out.display(), svg.display(), json.display()));
+    log(&format!(
+        "wrote {}, {} and {}",
+        out.display(),
+        svg.display(),
+        json.display()
+    ));
 }
 
 /// Ends the run if it hangs (a backend stuck in a collective): the suite is
@@ -156,7 +163,10 @@ fn main() {
 fn watchdog(limit: Duration) {
     std::thread::spawn(move || {
         std::thread::sleep(limit);
-        eprintln!("suite: still running after {} s; giving up (a backend hangs?)", limit.as_secs());
+        eprintln!(
+            "suite: still running after {} s; giving up (a backend hangs?)",
+            limit.as_secs()
+        );
         std::process::exit(3);
     });
 }
@@ -179,17 +189,31 @@ fn workspace_root() -> PathBuf {
 fn relative_link(md: &Path, target: &Path) -> String {
     let base = md.parent().unwrap_or(Path::new("."));
     let base = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
-    let target = target.canonicalize().unwrap_or_else(|_| target.to_path_buf());
-    target
-        .strip_prefix(&base)
-        .map_or_else(|_| target.display().to_string(), |p| p.display().to_string())
+    let target = target
+        .canonicalize()
+        .unwrap_or_else(|_| target.to_path_buf());
+    target.strip_prefix(&base).map_or_else(
+        |_| target.display().to_string(),
+        |p| p.display().to_string(),
+    )
 }
 
 /// The first line of `cmd args` (stdout, else stderr), if it runs.
 fn first_line(cmd: &str, args: &[&str]) -> Option<String> {
-    let out = Command::new(cmd).args(args).stdin(Stdio::null()).output().ok()?;
-    let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
-    String::from_utf8_lossy(&text).lines().next().map(str::to_string)
+    let out = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .next()
+        .map(str::to_string)
 }
 
 fn machine(args: &[String]) -> Vec<(String, String)> {
@@ -203,28 +227,61 @@ fn machine(args: &[String]) -> Vec<(String, String)> {
         .unwrap_or_default()
         .lines()
         .next()
-        .map_or("unknown".into(), |l| l.trim_start_matches("MemTotal:").trim().to_string());
+        .map_or("unknown".into(), |l| {
+            l.trim_start_matches("MemTotal:").trim().to_string()
+        });
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let mut m = vec![
-        ("date (UTC)".into(), first_line("date", &["-u", "+%Y-%m-%d %H:%M"]).unwrap_or_default()),
+        (
+            "date (UTC)".into(),
+            first_line("date", &["-u", "+%Y-%m-%d %H:%M"]).unwrap_or_default(),
+        ),
         ("nproc".into(), nproc.to_string()),
         ("CPU".into(), model),
         ("memory".into(), mem),
-        ("kernel".into(), first_line("uname", &["-sr"]).unwrap_or_default()),
-        ("rustc".into(), first_line(&rustc, &["-V"]).unwrap_or_else(|| "unknown".into())),
+        (
+            "kernel".into(),
+            first_line("uname", &["-sr"]).unwrap_or_default(),
+        ),
+        (
+            "rustc".into(),
+            first_line(&rustc, &["-V"]).unwrap_or_else(|| "unknown".into()),
+        ),
         (
             "commit".into(),
-            first_line("git", &["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"])
-                .unwrap_or_default(),
+            first_line(
+                "git",
+                &[
+                    "-C",
+                    env!("CARGO_MANIFEST_DIR"),
+                    "rev-parse",
+                    "--short",
+                    "HEAD",
+                ],
+            )
+            .unwrap_or_default(),
         ),
-        ("cargo features".into(), if cfg!(feature = "mpi") { "mpi".into() } else { "(none)".into() }),
+        (
+            "cargo features".into(),
+            if cfg!(feature = "mpi") {
+                "mpi".into()
+            } else {
+                "(none)".into()
+            },
+        ),
     ];
     if cfg!(feature = "mpi") {
-        m.push(("mpirun".into(), first_line("mpirun", &["--version"]).unwrap_or_else(|| "not found".into())));
+        m.push((
+            "mpirun".into(),
+            first_line("mpirun", &["--version"]).unwrap_or_else(|| "not found".into()),
+        ));
     }
     if let Some(py) = arg_value(args, "--python") {
-        m.push(("python".into(), first_line(&py, &["--version"]).unwrap_or_else(|| "not found".into())));
+        m.push((
+            "python".into(),
+            first_line(&py, &["--version"]).unwrap_or_else(|| "not found".into()),
+        ));
     }
     m
 }
@@ -296,7 +353,10 @@ fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log
     }
     let exe = std::env::current_exe().expect("current exe");
     let raw_exe = exe.with_file_name("mpi_raw");
-    for (source, program, extra) in [("rawmpi", raw_exe, None), ("mpi", exe.clone(), Some("--mpi-par"))] {
+    for (source, program, extra) in [
+        ("rawmpi", raw_exe, None),
+        ("mpi", exe.clone(), Some("--mpi-par")),
+    ] {
         let mut all = Figures::new();
         for &p in &plan.ranks {
             log(&format!("{source} x{p} (mpirun)"));
@@ -315,7 +375,10 @@ fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log
             match plan::load_figures(&out) {
                 Ok(f) => all.extend(f),
                 Err(e) => {
-                    all.insert(plan::k_dispatch(p), format!("failed: no figures: {e}").into());
+                    all.insert(
+                        plan::k_dispatch(p),
+                        format!("failed: no figures: {e}").into(),
+                    );
                 }
             }
         }
@@ -366,18 +429,28 @@ fn run_python(
     root: &Path,
     log: &dyn Fn(&str),
 ) {
-    let sources = ["py:pool", "py:serial", "py:mpi4py_pickle", "py:mpi4py_buffer"];
+    let sources = [
+        "py:pool",
+        "py:serial",
+        "py:mpi4py_pickle",
+        "py:mpi4py_buffer",
+    ];
     let Some(py) = arg_value(args, "--python") else {
         for s in sources {
-            store.missing.insert(s.into(), "not run (use `bash benches/run.sh`, or pass --python)".into());
+            store.missing.insert(
+                s.into(),
+                "not run (use `bash benches/run.sh`, or pass --python)".into(),
+            );
         }
         return;
     };
     let script = root.join("benches/python/bench.py");
     let merge = |store: &mut Store, out: &Path, what: &str| match std::fs::read_to_string(out)
         .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str::<std::collections::BTreeMap<String, Figures>>(&t).map_err(|e| e.to_string()))
-    {
+        .and_then(|t| {
+            serde_json::from_str::<std::collections::BTreeMap<String, Figures>>(&t)
+                .map_err(|e| e.to_string())
+        }) {
         Ok(by_source) => {
             for (src, figs) in by_source {
                 store.missing.remove(&src);
@@ -390,8 +463,15 @@ fn run_python(
     let out = results.join("python-pool.json");
     let _ = std::fs::remove_file(&out);
     let mut cmd = Command::new(&py);
-    cmd.arg(&script).args(["--mode", "pool", "--plan"]).arg(plan_path).arg("--out").arg(&out);
-    match run_bounded(&mut cmd, Duration::from_secs(if plan.quick { 120 } else { 400 })) {
+    cmd.arg(&script)
+        .args(["--mode", "pool", "--plan"])
+        .arg(plan_path)
+        .arg("--out")
+        .arg(&out);
+    match run_bounded(
+        &mut cmd,
+        Duration::from_secs(if plan.quick { 120 } else { 400 }),
+    ) {
         Ok(()) => merge(store, &out, "pool"),
         Err(e) => {
             for s in ["py:pool", "py:serial"] {
@@ -401,7 +481,9 @@ fn run_python(
     }
     if first_line("mpirun", &["--version"]).is_none() {
         for s in ["py:mpi4py_pickle", "py:mpi4py_buffer"] {
-            store.missing.insert(s.into(), "n/a (no `mpirun` on PATH)".into());
+            store
+                .missing
+                .insert(s.into(), "n/a (no `mpirun` on PATH)".into());
         }
         return;
     }
@@ -410,12 +492,19 @@ fn run_python(
         let out = results.join(format!("python-mpi-{p}.json"));
         let _ = std::fs::remove_file(&out);
         let mut cmd = mpirun(p);
-        cmd.arg(&py).arg(&script).args(["--mode", "mpi", "--plan"]).arg(plan_path).arg("--out").arg(&out);
+        cmd.arg(&py)
+            .arg(&script)
+            .args(["--mode", "mpi", "--plan"])
+            .arg(plan_path)
+            .arg("--out")
+            .arg(&out);
         match run_bounded(&mut cmd, mpi_limit(plan)) {
             Ok(()) => merge(store, &out, "mpi4py"),
             Err(e) => {
                 for s in ["py:mpi4py_pickle", "py:mpi4py_buffer"] {
-                    store.missing.insert(s.into(), format!("failed: mpirun: {e}"));
+                    store
+                        .missing
+                        .insert(s.into(), format!("failed: mpirun: {e}"));
                 }
             }
         }
