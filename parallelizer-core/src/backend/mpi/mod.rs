@@ -114,6 +114,10 @@ enum Role {
 const SHUTDOWN: u64 = 0;
 const REGION: u64 = 1;
 
+/// The piece size of the backend's own broadcasts on the control
+/// communicator, the same on every rank whatever the configurations.
+const CTRL_LIMIT: usize = 1 << 30;
+
 /// Failure kinds in the end-of-region report.
 const FAILED: u8 = 0;
 const PANICKED: u8 = 1;
@@ -266,7 +270,7 @@ impl Mpi {
         } else {
             None
         };
-        let bytes = self.bcast_bytes(world.ctrl, report, failed)?;
+        let bytes = Mpi::bcast_bytes(world.ctrl, report, failed)?;
         let (kind, message): (u8, String) = decode_serde(&bytes)?;
         if failed == world.rank {
             match outcome {
@@ -290,8 +294,9 @@ impl Mpi {
         })
     }
 
-    /// Broadcast of a byte vector from `root`: length, then the bytes.
-    fn bcast_bytes(&self, comm: Comm, data: Option<Vec<u8>>, root: usize) -> Result<Vec<u8>> {
+    /// Broadcast of a byte vector from `root` on the control communicator:
+    /// length, then the bytes.
+    fn bcast_bytes(comm: Comm, data: Option<Vec<u8>>, root: usize) -> Result<Vec<u8>> {
         let mut len = [data.as_ref().map_or(0, |d| d.len()) as u64];
         world::bcast(
             comm,
@@ -302,7 +307,7 @@ impl Mpi {
             1,
         )?;
         let mut buf = data.unwrap_or_else(|| vec![0; len[0] as usize]);
-        world::bcast(comm, world::byte_type(), 1, &mut buf, root, self.limit(1))?;
+        world::bcast(comm, world::byte_type(), 1, &mut buf, root, CTRL_LIMIT)?;
         Ok(buf)
     }
 
@@ -326,7 +331,7 @@ impl Mpi {
             1,
             &mut payload,
             0,
-            self.limit(1),
+            CTRL_LIMIT,
         )?;
         let Region { task, args } = region;
         let outcome = self.execute(|| (task.local)(self, args));
@@ -813,7 +818,7 @@ fn serve(world: &'static World) -> i32 {
             1,
             &mut payload,
             0,
-            1 << 30,
+            CTRL_LIMIT,
         ) {
             fatal(e)
         }

@@ -1,0 +1,51 @@
+//! Fault injection for the MPI backend: rank 1 panics while the other ranks
+//! wait for it in a collective. The job must end (MPI_Abort) with a
+//! non-zero status, the rank and the message on stderr, instead of hanging.
+//!
+//! ```text
+//! mpirun -n 4 target/debug/examples/mpi_fault region   # panic inside a region
+//! mpirun -n 4 target/debug/examples/mpi_fault main     # SPMD: panic in main itself
+//! ```
+
+use parallelizer::prelude::*;
+
+fn panics_on_one(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
+    if par.id() == 1 {
+        panic!("injected failure on rank 1");
+    }
+    // Everyone else waits for rank 1 here.
+    par.gather(par.id()).unwrap()
+}
+
+const _: () = {
+    #[parallelizer::__private::linkme::distributed_slice(parallelizer::__private::TASKS)]
+    #[linkme(crate = parallelizer::__private::linkme)]
+    static ENTRY: parallelizer::__private::TaskEntry = parallelizer::__private::TaskEntry {
+        path: concat!(module_path!(), "::panics_on_one"),
+        type_name: || std::any::type_name_of_val(&panics_on_one),
+        kind: parallelizer::__private::TaskKind::Region(|par, msg| {
+            panics_on_one(par, msg.into_value()?);
+            Ok(())
+        }),
+    };
+};
+
+fn main() {
+    parallelizer::__private::worker_entry();
+    let par = parallelizer::from_config("mpi").expect("mpi");
+    match std::env::args().nth(1).as_deref().unwrap_or("region") {
+        "region" => {
+            let got = par.run(panics_on_one, ());
+            println!("rank {} returned {got:?}", par.id());
+        }
+        "main" => {
+            // SPMD only: every rank runs this.
+            if par.id() == 1 {
+                panic!("injected failure in main on rank 1");
+            }
+            let got = par.gather(par.id());
+            println!("rank {} returned {got:?}", par.id());
+        }
+        other => panic!("unknown fault `{other}`; use `region` or `main`"),
+    }
+}

@@ -1,0 +1,575 @@
+//! The SPMD suite on the MPI backend: every check runs as a region on the
+//! `mpi` parallelizer and is compared with what `serial` and `threads:P`
+//! (P = the number of MPI ranks) give for the same function.
+//!
+//! ```text
+//! cargo build --features mpi --example mpi_suite
+//! mpirun -n 4 target/debug/examples/mpi_suite                            # served (guard)
+//! PARALLELIZER_MPI_SERVE=0 mpirun -n 4 target/debug/examples/mpi_suite   # classic SPMD
+//! ```
+//! Prints `N passed, M failed` on rank 0 and exits non-zero on a failure.
+
+use std::collections::BTreeMap;
+
+use parallelizer::prelude::*;
+use parallelizer::{Error, chunk_sizes};
+use serde::{Deserialize, Serialize};
+
+/// Registers fns the way `#[parallelizer::task]` will, until the macro
+/// lands: `region!(f)` for `run`/`try_run` tasks, `map_task!(f, T)` for
+/// pool-style `map`.
+macro_rules! region {
+    ($name:ident) => {
+        const _: () = {
+            #[parallelizer::__private::linkme::distributed_slice(parallelizer::__private::TASKS)]
+            #[linkme(crate = parallelizer::__private::linkme)]
+            static ENTRY: parallelizer::__private::TaskEntry = parallelizer::__private::TaskEntry {
+                path: concat!(module_path!(), "::", stringify!($name)),
+                type_name: || std::any::type_name_of_val(&$name),
+                kind: parallelizer::__private::TaskKind::Region(|par, msg| {
+                    let out = $name(par, msg.into_value()?);
+                    IntoTaskResult::into_task_result(out, par.id())
+                }),
+            };
+        };
+    };
+}
+
+macro_rules! map_task {
+    ($name:ident, $t:ty) => {
+        const _: () = {
+            #[parallelizer::__private::linkme::distributed_slice(parallelizer::__private::TASKS)]
+            #[linkme(crate = parallelizer::__private::linkme)]
+            static ENTRY: parallelizer::__private::TaskEntry = parallelizer::__private::TaskEntry {
+                path: concat!(module_path!(), "::", stringify!($name)),
+                type_name: || std::any::type_name_of_val(&$name),
+                kind: parallelizer::__private::TaskKind::Map(|par| {
+                    par.map($name, None::<Vec<$t>>).map(|_| ())
+                }),
+            };
+        };
+    };
+}
+
+/// What a registered task's value means on a worker: `Result`s report
+/// their `Err`, anything else is dropped.
+trait IntoTaskResult {
+    fn into_task_result(self, rank: usize) -> parallelizer::Result<()>;
+}
+impl<T> IntoTaskResult for Result<T, String> {
+    fn into_task_result(self, rank: usize) -> parallelizer::Result<()> {
+        self.map(|_| ())
+            .map_err(|message| Error::TaskFailed { rank, message })
+    }
+}
+impl<T> IntoTaskResult for Option<T> {
+    fn into_task_result(self, _: usize) -> parallelizer::Result<()> {
+        Ok(())
+    }
+}
+
+type Par<'a> = &'a dyn Parallelizer;
+
+// ---------------------------------------------------------------- tasks
+
+/// For each n: every rank's chunk of 0..n, gathered (the chunk table and
+/// contiguity at once).
+fn chunk_table(par: Par, ns: Vec<usize>) -> Option<Vec<Vec<Vec<u32>>>> {
+    let mut out = Vec::new();
+    for n in ns {
+        let data = par.on_main().then(|| (0..n as u32).collect::<Vec<_>>());
+        let chunk = par.scatter(data).unwrap();
+        out.push(par.gather(chunk).unwrap());
+    }
+    // Every rank takes part in every gather before main-only results are
+    // unwrapped (a `?` inside the loop would leave main waiting).
+    out.into_iter().collect()
+}
+region!(chunk_table);
+
+fn gather_order(par: Par, (): ()) -> Option<Vec<(usize, String)>> {
+    par.gather((par.id(), format!("rank {}", par.id())))
+        .unwrap()
+}
+region!(gather_order);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Inner {
+    name: String,
+    tags: Vec<String>,
+    weight: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Nested {
+    id: u64,
+    inner: Vec<Inner>,
+    table: BTreeMap<String, Vec<i32>>,
+}
+
+fn sample(i: u64) -> Nested {
+    Nested {
+        id: i,
+        inner: (0..i % 3)
+            .map(|k| Inner {
+                name: format!("item {i}.{k} ✓"),
+                tags: vec!["a".repeat(k as usize + 1), String::new()],
+                weight: (k % 2 == 0).then_some(i as f64 / 3.0),
+            })
+            .collect(),
+        table: [(format!("k{i}"), vec![i as i32, -1])].into_iter().collect(),
+    }
+}
+
+/// Every rank's copy of main's broadcast struct.
+fn broadcast_struct(par: Par, (): ()) -> Option<Vec<Nested>> {
+    let got = par.broadcast(par.on_main().then(|| sample(5))).unwrap();
+    par.gather(got).unwrap()
+}
+region!(broadcast_struct);
+
+/// Heap types through scatter and gather: strings and nested structs,
+/// each rank transforming its chunk.
+fn heap_types(par: Par, n: u64) -> Option<(Vec<String>, Vec<Nested>)> {
+    let strings = par.on_main().then(|| (0..n).map(|i| format!("s{i}-{}", "x".repeat(i as usize))).collect());
+    let mine: Vec<String> = par.scatter(strings).unwrap();
+    let mine: Vec<String> = mine.into_iter().map(|s| s.to_uppercase()).collect();
+    let structs = par.on_main().then(|| (0..n).map(sample).collect());
+    let theirs: Vec<Nested> = par.scatter(structs).unwrap();
+    let s = par.gather(mine).unwrap();
+    let t = par.gather(theirs).unwrap();
+    Some((s?.concat(), t?.concat()))
+}
+region!(heap_types);
+
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Point {
+    x: f64,
+    y: f64,
+    tag: u32,
+    pad: u32,
+}
+
+/// Plain data: uneven scatter-v of f64 (chunks gathered as serde to see
+/// each rank's share), gather-v back, broadcast of a custom Pod struct.
+fn pod_paths(par: Par, n: usize) -> Option<(Vec<Vec<f64>>, Vec<f64>, Vec<Vec<Point>>)> {
+    let data = par.on_main().then(|| (0..n).map(|i| i as f64 * 1.5).collect::<Vec<f64>>());
+    let mine = par.scatter_pod(data).unwrap();
+    let shares = par.gather(mine.clone()).unwrap();
+    let doubled: Vec<f64> = mine.iter().map(|x| x * 2.0).collect();
+    let back = par.gather_pod(doubled).unwrap();
+    let points = par.on_main().then(|| {
+        (0..7)
+            .map(|i| Point { x: i as f64, y: -(i as f64), tag: i, pad: 0 })
+            .collect::<Vec<_>>()
+    });
+    let got = par.broadcast_pod(points).unwrap();
+    let all = par.gather(got.iter().map(|p| (p.x, p.y, p.tag)).collect::<Vec<_>>()).unwrap();
+    let all = all.map(|v| {
+        v.into_iter()
+            .map(|ps| ps.into_iter().map(|(x, y, tag)| Point { x, y, tag, pad: 0 }).collect())
+            .collect()
+    });
+    Some((shares?, back?, all?))
+}
+region!(pod_paths);
+
+fn square(x: u64) -> u64 {
+    x * x + 1
+}
+map_task!(square, u64);
+
+fn scaled(x: i64, k: &i64) -> i64 {
+    x * k - 3
+}
+
+fn add(a: i32, b: String) -> String {
+    format!("{b}{a}")
+}
+
+/// map, map_with, map_chunks and starmap inside a region.
+#[allow(clippy::type_complexity)]
+fn maps(par: Par, n: u64) -> Option<(Vec<u64>, Vec<i64>, Vec<usize>, Vec<String>)> {
+    let on = par.on_main();
+    let a = par.map(square, on.then(|| (0..n).collect())).unwrap();
+    let b = par
+        .map_with(scaled, on.then(|| (0..n as i64).collect()), on.then_some(7))
+        .unwrap();
+    let c = par
+        .map_chunks(|xs: Vec<u64>| vec![xs.len(); xs.len()], on.then(|| (0..n).collect()))
+        .unwrap();
+    let d = par
+        .starmap(add, on.then(|| (0..n as i32).map(|i| (i, format!("#{i}:"))).collect()))
+        .unwrap();
+    Some((a?, b?, c?, d?))
+}
+region!(maps);
+
+/// Rank 1 sends to rank 2 (or 0 to 1 with two ranks); the receiver
+/// reports what it got through a gather.
+fn send_receive(par: Par, (): ()) -> Option<Vec<Option<String>>> {
+    let (from, to) = if par.nprocs() >= 3 { (1, 2) } else { (0, 1) };
+    let mut got = None;
+    if par.nprocs() >= 2 {
+        if par.id() == from {
+            par.send(format!("hello from {from}"), to).unwrap();
+        } else if par.id() == to {
+            got = Some(par.receive::<String>(from).unwrap());
+        }
+    }
+    par.gather(got).unwrap()
+}
+region!(send_receive);
+
+/// A barrier, then an exchange that only works if every rank got past it.
+fn wait(par: Par, rounds: u32) -> Option<Vec<u32>> {
+    let mut passed = 0;
+    for _ in 0..rounds {
+        par.wait().unwrap();
+        passed += 1;
+    }
+    par.gather(passed).unwrap()
+}
+region!(wait);
+
+/// Hybrid map: how many distinct threads applied `f` on each rank.
+fn hybrid(par: Par, n: u64) -> Option<(Vec<u64>, Vec<usize>)> {
+    let on = par.on_main();
+    let out = par
+        .map(
+            |x: u64| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                (x * 3, format!("{:?}", std::thread::current().id()))
+            },
+            on.then(|| (0..n).collect()),
+        )
+        .unwrap();
+    let threads = par.gather(par.threads_per_rank()).unwrap();
+    let values = out.map(|v| v.into_iter().map(|(x, _)| x).collect());
+    Some((values?, threads?))
+}
+region!(hybrid);
+
+/// Counts the distinct threads that run `f` on this rank's chunk.
+fn thread_spread(par: Par, n: u64) -> Option<Vec<usize>> {
+    let chunk = par.scatter(par.on_main().then(|| (0..n).collect::<Vec<u64>>())).unwrap();
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let jobs: Vec<parallelizer::Job<'_>> = chunk
+        .iter()
+        .map(|_| {
+            let seen = &seen;
+            Box::new(move || {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                seen.lock().unwrap().insert(format!("{:?}", std::thread::current().id()));
+            }) as parallelizer::Job<'_>
+        })
+        .collect();
+    par.run_jobs(jobs);
+    let distinct = seen.into_inner().unwrap().len();
+    par.gather(distinct).unwrap()
+}
+region!(thread_spread);
+
+/// Fails on the last rank without making anyone wait for it.
+fn fails_on_last(par: Par, (): ()) -> Result<usize, String> {
+    if par.id() == par.nprocs() - 1 {
+        return Err(format!("bad input on rank {}", par.id()));
+    }
+    Ok(par.id())
+}
+region!(fails_on_last);
+
+/// Panics on the last rank, also without blocking the others.
+fn panics_on_last(par: Par, (): ()) -> Option<usize> {
+    if par.id() == par.nprocs() - 1 {
+        panic!("deliberate panic on rank {}", par.id());
+    }
+    Some(par.id())
+}
+region!(panics_on_last);
+
+// ---------------------------------------------------------------- harness
+
+struct Suite {
+    rank: usize,
+    passed: usize,
+    failed: usize,
+}
+
+impl Suite {
+    fn check(&mut self, name: &str, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                self.passed += 1;
+                if self.rank == 0 {
+                    println!("PASS {name}");
+                }
+            }
+            Err(why) => {
+                self.failed += 1;
+                if self.rank == 0 {
+                    println!("FAIL {name}: {why}");
+                }
+            }
+        }
+    }
+}
+
+fn eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        let (g, w) = (format!("{got:?}"), format!("{want:?}"));
+        let cut = |s: String| if s.len() > 300 { format!("{}...", &s[..300]) } else { s };
+        Err(format!("{what}: got {} want {}", cut(g), cut(w)))
+    }
+}
+
+/// Runs `task` on mpi, threads:P and serial; main's results must match
+/// between mpi and threads, and `check` judges the mpi one (given the
+/// serial result too).
+fn compare<A, R, F>(
+    mpi: &std::sync::Arc<dyn Parallelizer>,
+    task: F,
+    args: A,
+) -> Result<(R, R, R), String>
+where
+    A: parallelizer::Data + Clone,
+    R: Send + 'static,
+    F: Fn(Par, A) -> R + Send + Sync + Copy + 'static,
+{
+    let threads = parallelizer::from_config(format!("threads:{}", mpi.nprocs()).as_str())
+        .map_err(|e| e.to_string())?;
+    let serial = parallelizer::from_config("serial").map_err(|e| e.to_string())?;
+    let m = mpi.run(task, args.clone()).map_err(|e| format!("mpi: {e}"))?;
+    let t = threads.run(task, args.clone()).map_err(|e| format!("threads: {e}"))?;
+    let s = serial.run(task, args).map_err(|e| format!("serial: {e}"))?;
+    Ok((m, t, s))
+}
+
+fn main() {
+    parallelizer::__private::worker_entry();
+    let par = parallelizer::from_config("mpi").expect("mpi parallelizer");
+    let (p, rank) = (par.nprocs(), par.id());
+    // Outside a region only served main is not in one.
+    let served = !par.in_region();
+    if rank == 0 {
+        println!(
+            "mpi_suite: {p} rank(s), {} model",
+            if served { "served (guard)" } else { "SPMD" }
+        );
+    }
+    let mut suite = Suite { rank, passed: 0, failed: 0 };
+
+    // Chunk table (ARCHITECTURE 3.1 and mcutils-spec 1.5.2).
+    let ns = vec![1000, 10, 2, 3, 0];
+    suite.check("chunk table", (|| {
+        let (m, t, _) = compare(&par, chunk_table, ns.clone())?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        let m = m.ok_or("no result on main")?;
+        for (i, &n) in ns.iter().enumerate() {
+            let sizes: Vec<usize> = m[i].iter().map(Vec::len).collect();
+            eq(&format!("sizes of {n} over {p}"), sizes, chunk_sizes(n, p))?;
+            eq(&format!("contiguous {n}"), m[i].concat(), (0..n as u32).collect())?;
+        }
+        let table: &[(usize, usize, &[usize])] = &[
+            (1000, 4, &[250, 250, 250, 250]),
+            (10, 3, &[4, 3, 3]),
+            (10, 4, &[3, 3, 2, 2]),
+            (2, 4, &[1, 1, 0, 0]),
+            (3, 3, &[1, 1, 1]),
+        ];
+        for &(n, np, want) in table {
+            if np == p {
+                let i = ns.iter().position(|&x| x == n).unwrap();
+                let sizes: Vec<usize> = m[i].iter().map(Vec::len).collect();
+                eq(&format!("table {n} over {np}"), sizes.as_slice(), want)?;
+            }
+        }
+        eq("same as threads", Some(m), t)
+    })());
+
+    suite.check("gather order", (|| {
+        let (m, t, s) = compare(&par, gather_order, ())?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        eq("ranks", m.clone(), Some((0..p).map(|r| (r, format!("rank {r}"))).collect()))?;
+        eq("serial", s, Some(vec![(0, "rank 0".to_string())]))?;
+        eq("threads", m, t)
+    })());
+
+    suite.check("broadcast of a struct", (|| {
+        let (m, t, _) = compare(&par, broadcast_struct, ())?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        eq("every rank", m.clone(), Some(vec![sample(5); p]))?;
+        eq("threads", m, t)
+    })());
+
+    suite.check("heap types (strings, nested structs)", (|| {
+        let (m, t, s) = compare(&par, heap_types, 11)?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        eq("serial", m.clone(), s)?;
+        eq("threads", m, t)
+    })());
+
+    suite.check("plain data: uneven scatter-v of f64, gather-v, Pod struct broadcast", (|| {
+        let (m, t, s) = compare(&par, pod_paths, 10)?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        let (shares, back, points) = m.clone().ok_or("no result")?;
+        let data: Vec<f64> = (0..10).map(|i| i as f64 * 1.5).collect();
+        let mut at = 0;
+        for (r, share) in shares.iter().enumerate() {
+            let n = chunk_sizes(10, p)[r];
+            eq(&format!("rank {r} share"), share.as_slice(), &data[at..at + n])?;
+            at += n;
+        }
+        eq("gather-v", back, data.iter().map(|x| x * 2.0).collect())?;
+        eq("points on every rank", points.len(), p)?;
+        eq("same as threads", m.clone(), t)?;
+        let (s_shares, s_back, _) = s.ok_or("no serial result")?;
+        eq("serial", (shares.concat(), m.unwrap().1), (s_shares.concat(), s_back))
+    })());
+
+    suite.check("map / map_with / map_chunks / starmap equal serial", (|| {
+        let (m, t, s) = compare(&par, maps, 23)?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        let (a, b, c, d) = m.clone().ok_or("no result")?;
+        let (sa, sb, _, sd) = s.ok_or("no serial result")?;
+        eq("map", a, sa)?;
+        eq("map_with", b, sb)?;
+        eq("starmap", d, sd)?;
+        let lens: Vec<usize> = chunk_sizes(23, p).into_iter().flat_map(|n| vec![n; n]).collect();
+        eq("map_chunks sees each rank's chunk", c, lens)?;
+        eq("threads", m, t)
+    })());
+
+    suite.check("pool-style map outside a region equals serial", (|| {
+        let data: Vec<u64> = (0..37).collect();
+        let got = par.map(square, (rank == 0).then(|| data.clone())).map_err(|e| e.to_string())?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        eq("map", got, Some(data.into_iter().map(square).collect()))
+    })());
+
+    suite.check("send / receive between two ranks", (|| {
+        let (m, t, _) = compare(&par, send_receive, ())?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        let mut want = vec![None; p];
+        match p {
+            1 => {}
+            2 => want[1] = Some("hello from 0".to_string()),
+            _ => want[2] = Some("hello from 1".to_string()),
+        }
+        eq("received", m.clone(), Some(want))?;
+        eq("threads", m, t)
+    })());
+
+    suite.check("wait", (|| {
+        let (m, t, _) = compare(&par, wait, 5)?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        eq("all passed 5 barriers", m.clone(), Some(vec![5; p]))?;
+        eq("threads", m, t)
+    })());
+
+    // Messages split into many MPI calls: a 7-byte limit per call.
+    let tiny = parallelizer::from_config(Config::new("mpi").option("max_message_bytes", 7))
+        .expect("mpi with a tiny message limit");
+    suite.check("tiny max_message_bytes: every path split into rounds", (|| {
+        let e = |e: Error| e.to_string();
+        let heap = tiny.run(heap_types, 11).map_err(e)?;
+        let reference = par.run(heap_types, 11).map_err(e)?;
+        let pods = tiny.run(pod_paths, 10).map_err(e)?;
+        let pods_ref = par.run(pod_paths, 10).map_err(e)?;
+        let bc = tiny.run(broadcast_struct, ()).map_err(e)?;
+        let sr = tiny.run(send_receive, ()).map_err(e)?;
+        let sr_ref = par.run(send_receive, ()).map_err(e)?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        eq("heap types", heap, reference)?;
+        eq("pod", pods, pods_ref)?;
+        eq("broadcast", bc, Some(vec![sample(5); p]))?;
+        eq("send/receive", sr, sr_ref)
+    })());
+
+    let hybrid_par = parallelizer::from_config(Config::new("mpi").option("threads_per_rank", 3))
+        .expect("hybrid mpi");
+    suite.check("hybrid: threads_per_rank = 3", (|| {
+        let got = hybrid_par.run(hybrid, 40).map_err(|e| e.to_string())?;
+        let spread = hybrid_par.run(thread_spread, 40).map_err(|e| e.to_string())?;
+        let plain = par.run(thread_spread, 40).map_err(|e| e.to_string())?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        let (values, threads) = got.ok_or("no result")?;
+        eq("map result", values, (0..40).map(|x| x * 3).collect())?;
+        eq("threads per rank", threads, vec![3; p])?;
+        let spread = spread.ok_or("no result")?;
+        if spread.iter().any(|&n| n < 2) {
+            return Err(format!("expected several threads per rank, saw {spread:?}"));
+        }
+        eq("without the option, one thread", plain, Some(vec![1; p]))
+    })());
+
+    suite.check("an Err on the last rank reaches main", (|| {
+        let err = par.try_run(fails_on_last, ()).err().ok_or("no error")?;
+        match err {
+            Error::TaskFailed { rank, message } if rank == p - 1 && message.contains("bad input") => Ok(()),
+            other => Err(format!("unexpected {other}")),
+        }
+    })());
+
+    if p > 1 {
+        suite.check("a panic on the last rank reaches main when nobody waits for it", (|| {
+            let err = par.run(panics_on_last, ()).err().ok_or("no error")?;
+            match err {
+                Error::WorkerPanicked { rank, message }
+                    if rank == p - 1 && message.contains("deliberate panic") => Ok(()),
+                other => Err(format!("unexpected {other}")),
+            }
+        })());
+    }
+
+    suite.check("closures: SPMD runs them everywhere, served needs a registered task", (|| {
+        let got = par.run(|q: Par, x: usize| q.gather(q.id() * x).unwrap(), 10);
+        if served {
+            match got {
+                Err(Error::TaskNotRegistered { .. }) => Ok(()),
+                other => Err(format!("expected TaskNotRegistered, got {other:?}")),
+            }
+        } else {
+            let got = got.map_err(|e| e.to_string())?;
+            let want = (rank == 0).then(|| (0..p).map(|r| r * 10).collect::<Vec<_>>());
+            eq("gathered", got, want)
+        }
+    })());
+
+    suite.check("nprocs must match the launcher", (|| {
+        match parallelizer::from_config(format!("mpi:{}", p + 1).as_str()) {
+            Err(Error::Config(m)) if m.contains("mpirun") => Ok(()),
+            other => Err(format!("expected a Config error, got {:?}", other.map(|p| p.nprocs()))),
+        }
+    })());
+
+    if rank == 0 {
+        println!("{} passed, {} failed", suite.passed, suite.failed);
+    }
+    std::process::exit(i32::from(suite.failed > 0));
+}
