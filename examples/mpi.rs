@@ -10,8 +10,7 @@
 //! target/release/examples/mpi 12 9 serial            # the same checksum, serially
 //! mpirun -n 2 target/release/examples/mpi 8 5 mpi    # smaller: N R [SPEC]
 //! ```
-//! SPEC is any parallelizer spec (`mpi`, `serial`, `threads:4`); options
-//! such as `threads_per_rank` come from `PARALLELIZER_MPI_THREADS`.
+//! SPEC is any parallelizer spec (`mpi`, `serial`, `threads:4`).
 
 use std::time::Instant;
 
@@ -98,11 +97,7 @@ fn main() -> parallelizer::Result<()> {
     let n: u8 = args.get(1).map_or(12, |s| s.parse().expect("N: a number up to 255"));
     let r: usize = args.get(2).map_or(9, |s| s.parse().expect("R: a number"));
     let spec = args.get(3).map_or("mpi", String::as_str);
-    let mut config: Config = spec.parse()?;
-    if let Ok(t) = std::env::var("PARALLELIZER_MPI_THREADS") {
-        config = config.option("threads_per_rank", t);
-    }
-    let par = parallelizer::from_config(config)?;
+    let par = parallelizer::from_config(spec)?;
     let start = Instant::now();
     let result = par.run(map_applier, (n, r))?;
     let elapsed = start.elapsed();
