@@ -26,7 +26,10 @@ fn combinations(n: u8, r: usize) -> Vec<Vec<u8>> {
     loop {
         out.push(idx.clone());
         // The rightmost index that can still move right.
-        let Some(i) = (0..r).rev().find(|&i| idx[i] as usize != i + n as usize - r) else {
+        let Some(i) = (0..r)
+            .rev()
+            .find(|&i| idx[i] as usize != i + n as usize - r)
+        else {
             return out;
         };
         idx[i] += 1;
@@ -94,7 +97,9 @@ const _: () = {
 fn main() -> parallelizer::Result<()> {
     parallelizer::__private::worker_entry();
     let args: Vec<String> = std::env::args().collect();
-    let n: u8 = args.get(1).map_or(12, |s| s.parse().expect("N: a number up to 255"));
+    let n: u8 = args
+        .get(1)
+        .map_or(12, |s| s.parse().expect("N: a number up to 255"));
     let r: usize = args.get(2).map_or(9, |s| s.parse().expect("R: a number"));
     let spec = args.get(3).map_or("mpi", String::as_str);
     let par = parallelizer::from_config(spec)?;

@@ -117,7 +117,9 @@ fn sample(i: u64) -> Nested {
                 weight: (k % 2 == 0).then_some(i as f64 / 3.0),
             })
             .collect(),
-        table: [(format!("k{i}"), vec![i as i32, -1])].into_iter().collect(),
+        table: [(format!("k{i}"), vec![i as i32, -1])]
+            .into_iter()
+            .collect(),
     }
 }
 
@@ -131,7 +133,11 @@ region!(broadcast_struct);
 /// Heap types through scatter and gather: strings and nested structs,
 /// each rank transforming its chunk.
 fn heap_types(par: Par, n: u64) -> Option<(Vec<String>, Vec<Nested>)> {
-    let strings = par.on_main().then(|| (0..n).map(|i| format!("s{i}-{}", "x".repeat(i as usize))).collect());
+    let strings = par.on_main().then(|| {
+        (0..n)
+            .map(|i| format!("s{i}-{}", "x".repeat(i as usize)))
+            .collect()
+    });
     let mine: Vec<String> = par.scatter(strings).unwrap();
     let mine: Vec<String> = mine.into_iter().map(|s| s.to_uppercase()).collect();
     let structs = par.on_main().then(|| (0..n).map(sample).collect());
@@ -153,22 +159,37 @@ struct Point {
 
 /// Plain data: uneven scatter-v of f64 (chunks gathered as serde to see
 /// each rank's share), gather-v back, broadcast of a custom Pod struct.
-fn pod_paths(par: Par, n: usize) -> Option<(Vec<Vec<f64>>, Vec<f64>, Vec<Vec<Point>>)> {
-    let data = par.on_main().then(|| (0..n).map(|i| i as f64 * 1.5).collect::<Vec<f64>>());
+type PodResult = (Vec<Vec<f64>>, Vec<f64>, Vec<Vec<Point>>);
+
+fn pod_paths(par: Par, n: usize) -> Option<PodResult> {
+    let data = par
+        .on_main()
+        .then(|| (0..n).map(|i| i as f64 * 1.5).collect::<Vec<f64>>());
     let mine = par.scatter_pod(data).unwrap();
     let shares = par.gather(mine.clone()).unwrap();
     let doubled: Vec<f64> = mine.iter().map(|x| x * 2.0).collect();
     let back = par.gather_pod(doubled).unwrap();
     let points = par.on_main().then(|| {
         (0..7)
-            .map(|i| Point { x: i as f64, y: -(i as f64), tag: i, pad: 0 })
+            .map(|i| Point {
+                x: i as f64,
+                y: -(i as f64),
+                tag: i,
+                pad: 0,
+            })
             .collect::<Vec<_>>()
     });
     let got = par.broadcast_pod(points).unwrap();
-    let all = par.gather(got.iter().map(|p| (p.x, p.y, p.tag)).collect::<Vec<_>>()).unwrap();
+    let all = par
+        .gather(got.iter().map(|p| (p.x, p.y, p.tag)).collect::<Vec<_>>())
+        .unwrap();
     let all = all.map(|v| {
         v.into_iter()
-            .map(|ps| ps.into_iter().map(|(x, y, tag)| Point { x, y, tag, pad: 0 }).collect())
+            .map(|ps| {
+                ps.into_iter()
+                    .map(|(x, y, tag)| Point { x, y, tag, pad: 0 })
+                    .collect()
+            })
             .collect()
     });
     Some((shares?, back?, all?))
@@ -197,10 +218,16 @@ fn maps(par: Par, n: u64) -> Option<(Vec<u64>, Vec<i64>, Vec<usize>, Vec<String>
         .map_with(scaled, on.then(|| (0..n as i64).collect()), on.then_some(7))
         .unwrap();
     let c = par
-        .map_chunks(|xs: Vec<u64>| vec![xs.len(); xs.len()], on.then(|| (0..n).collect()))
+        .map_chunks(
+            |xs: Vec<u64>| vec![xs.len(); xs.len()],
+            on.then(|| (0..n).collect()),
+        )
         .unwrap();
     let d = par
-        .starmap(add, on.then(|| (0..n as i32).map(|i| (i, format!("#{i}:"))).collect()))
+        .starmap(
+            add,
+            on.then(|| (0..n as i32).map(|i| (i, format!("#{i}:"))).collect()),
+        )
         .unwrap();
     Some((a?, b?, c?, d?))
 }
@@ -253,7 +280,9 @@ region!(hybrid);
 
 /// Counts the distinct threads that run `f` on this rank's chunk.
 fn thread_spread(par: Par, n: u64) -> Option<Vec<usize>> {
-    let chunk = par.scatter(par.on_main().then(|| (0..n).collect::<Vec<u64>>())).unwrap();
+    let chunk = par
+        .scatter(par.on_main().then(|| (0..n).collect::<Vec<u64>>()))
+        .unwrap();
     let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
     let jobs: Vec<parallelizer::Job<'_>> = chunk
         .iter()
@@ -261,7 +290,9 @@ fn thread_spread(par: Par, n: u64) -> Option<Vec<usize>> {
             let seen = &seen;
             Box::new(move || {
                 std::thread::sleep(std::time::Duration::from_millis(5));
-                seen.lock().unwrap().insert(format!("{:?}", std::thread::current().id()));
+                seen.lock()
+                    .unwrap()
+                    .insert(format!("{:?}", std::thread::current().id()));
             }) as parallelizer::Job<'_>
         })
         .collect();
@@ -298,8 +329,8 @@ struct Suite {
 }
 
 impl Suite {
-    fn check(&mut self, name: &str, result: Result<(), String>) {
-        match result {
+    fn check(&mut self, name: &str, test: impl FnOnce() -> Result<(), String>) {
+        match test() {
             Ok(()) => {
                 self.passed += 1;
                 if self.rank == 0 {
@@ -321,7 +352,13 @@ fn eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<(),
         Ok(())
     } else {
         let (g, w) = (format!("{got:?}"), format!("{want:?}"));
-        let cut = |s: String| if s.len() > 300 { format!("{}...", &s[..300]) } else { s };
+        let cut = |s: String| {
+            if s.len() > 300 {
+                format!("{}...", &s[..300])
+            } else {
+                s
+            }
+        };
         Err(format!("{what}: got {} want {}", cut(g), cut(w)))
     }
 }
@@ -342,8 +379,12 @@ where
     let threads = parallelizer::from_config(format!("threads:{}", mpi.nprocs()).as_str())
         .map_err(|e| e.to_string())?;
     let serial = parallelizer::from_config("serial").map_err(|e| e.to_string())?;
-    let m = mpi.run(task, args.clone()).map_err(|e| format!("mpi: {e}"))?;
-    let t = threads.run(task, args.clone()).map_err(|e| format!("threads: {e}"))?;
+    let m = mpi
+        .run(task, args.clone())
+        .map_err(|e| format!("mpi: {e}"))?;
+    let t = threads
+        .run(task, args.clone())
+        .map_err(|e| format!("threads: {e}"))?;
     let s = serial.run(task, args).map_err(|e| format!("serial: {e}"))?;
     Ok((m, t, s))
 }
@@ -360,11 +401,15 @@ fn main() {
             if served { "served (guard)" } else { "SPMD" }
         );
     }
-    let mut suite = Suite { rank, passed: 0, failed: 0 };
+    let mut suite = Suite {
+        rank,
+        passed: 0,
+        failed: 0,
+    };
 
     // Chunk table (ARCHITECTURE 3.1 and mcutils-spec 1.5.2).
     let ns = vec![1000, 10, 2, 3, 0];
-    suite.check("chunk table", (|| {
+    suite.check("chunk table", || {
         let (m, t, _) = compare(&par, chunk_table, ns.clone())?;
         if rank != 0 {
             return Ok(()); // workers only take part; main judges
@@ -373,7 +418,11 @@ fn main() {
         for (i, &n) in ns.iter().enumerate() {
             let sizes: Vec<usize> = m[i].iter().map(Vec::len).collect();
             eq(&format!("sizes of {n} over {p}"), sizes, chunk_sizes(n, p))?;
-            eq(&format!("contiguous {n}"), m[i].concat(), (0..n as u32).collect())?;
+            eq(
+                &format!("contiguous {n}"),
+                m[i].concat(),
+                (0..n as u32).collect(),
+            )?;
         }
         let table: &[(usize, usize, &[usize])] = &[
             (1000, 4, &[250, 250, 250, 250]),
@@ -390,57 +439,72 @@ fn main() {
             }
         }
         eq("same as threads", Some(m), t)
-    })());
+    });
 
-    suite.check("gather order", (|| {
+    suite.check("gather order", || {
         let (m, t, s) = compare(&par, gather_order, ())?;
         if rank != 0 {
             return Ok(()); // workers only take part; main judges
         }
-        eq("ranks", m.clone(), Some((0..p).map(|r| (r, format!("rank {r}"))).collect()))?;
+        eq(
+            "ranks",
+            m.clone(),
+            Some((0..p).map(|r| (r, format!("rank {r}"))).collect()),
+        )?;
         eq("serial", s, Some(vec![(0, "rank 0".to_string())]))?;
         eq("threads", m, t)
-    })());
+    });
 
-    suite.check("broadcast of a struct", (|| {
+    suite.check("broadcast of a struct", || {
         let (m, t, _) = compare(&par, broadcast_struct, ())?;
         if rank != 0 {
             return Ok(()); // workers only take part; main judges
         }
         eq("every rank", m.clone(), Some(vec![sample(5); p]))?;
         eq("threads", m, t)
-    })());
+    });
 
-    suite.check("heap types (strings, nested structs)", (|| {
+    suite.check("heap types (strings, nested structs)", || {
         let (m, t, s) = compare(&par, heap_types, 11)?;
         if rank != 0 {
             return Ok(()); // workers only take part; main judges
         }
         eq("serial", m.clone(), s)?;
         eq("threads", m, t)
-    })());
+    });
 
-    suite.check("plain data: uneven scatter-v of f64, gather-v, Pod struct broadcast", (|| {
-        let (m, t, s) = compare(&par, pod_paths, 10)?;
-        if rank != 0 {
-            return Ok(()); // workers only take part; main judges
-        }
-        let (shares, back, points) = m.clone().ok_or("no result")?;
-        let data: Vec<f64> = (0..10).map(|i| i as f64 * 1.5).collect();
-        let mut at = 0;
-        for (r, share) in shares.iter().enumerate() {
-            let n = chunk_sizes(10, p)[r];
-            eq(&format!("rank {r} share"), share.as_slice(), &data[at..at + n])?;
-            at += n;
-        }
-        eq("gather-v", back, data.iter().map(|x| x * 2.0).collect())?;
-        eq("points on every rank", points.len(), p)?;
-        eq("same as threads", m.clone(), t)?;
-        let (s_shares, s_back, _) = s.ok_or("no serial result")?;
-        eq("serial", (shares.concat(), m.unwrap().1), (s_shares.concat(), s_back))
-    })());
+    suite.check(
+        "plain data: uneven scatter-v of f64, gather-v, Pod struct broadcast",
+        || {
+            let (m, t, s) = compare(&par, pod_paths, 10)?;
+            if rank != 0 {
+                return Ok(()); // workers only take part; main judges
+            }
+            let (shares, back, points) = m.clone().ok_or("no result")?;
+            let data: Vec<f64> = (0..10).map(|i| i as f64 * 1.5).collect();
+            let mut at = 0;
+            for (r, share) in shares.iter().enumerate() {
+                let n = chunk_sizes(10, p)[r];
+                eq(
+                    &format!("rank {r} share"),
+                    share.as_slice(),
+                    &data[at..at + n],
+                )?;
+                at += n;
+            }
+            eq("gather-v", back, data.iter().map(|x| x * 2.0).collect())?;
+            eq("points on every rank", points.len(), p)?;
+            eq("same as threads", m.clone(), t)?;
+            let (s_shares, s_back, _) = s.ok_or("no serial result")?;
+            eq(
+                "serial",
+                (shares.concat(), m.unwrap().1),
+                (s_shares.concat(), s_back),
+            )
+        },
+    );
 
-    suite.check("map / map_with / map_chunks / starmap equal serial", (|| {
+    suite.check("map / map_with / map_chunks / starmap equal serial", || {
         let (m, t, s) = compare(&par, maps, 23)?;
         if rank != 0 {
             return Ok(()); // workers only take part; main judges
@@ -450,21 +514,26 @@ fn main() {
         eq("map", a, sa)?;
         eq("map_with", b, sb)?;
         eq("starmap", d, sd)?;
-        let lens: Vec<usize> = chunk_sizes(23, p).into_iter().flat_map(|n| vec![n; n]).collect();
+        let lens: Vec<usize> = chunk_sizes(23, p)
+            .into_iter()
+            .flat_map(|n| vec![n; n])
+            .collect();
         eq("map_chunks sees each rank's chunk", c, lens)?;
         eq("threads", m, t)
-    })());
+    });
 
-    suite.check("pool-style map outside a region equals serial", (|| {
+    suite.check("pool-style map outside a region equals serial", || {
         let data: Vec<u64> = (0..37).collect();
-        let got = par.map(square, (rank == 0).then(|| data.clone())).map_err(|e| e.to_string())?;
+        let got = par
+            .map(square, (rank == 0).then(|| data.clone()))
+            .map_err(|e| e.to_string())?;
         if rank != 0 {
             return Ok(()); // workers only take part; main judges
         }
         eq("map", got, Some(data.into_iter().map(square).collect()))
-    })());
+    });
 
-    suite.check("send / receive between two ranks", (|| {
+    suite.check("send / receive between two ranks", || {
         let (m, t, _) = compare(&par, send_receive, ())?;
         if rank != 0 {
             return Ok(()); // workers only take part; main judges
@@ -477,43 +546,48 @@ fn main() {
         }
         eq("received", m.clone(), Some(want))?;
         eq("threads", m, t)
-    })());
+    });
 
-    suite.check("wait", (|| {
+    suite.check("wait", || {
         let (m, t, _) = compare(&par, wait, 5)?;
         if rank != 0 {
             return Ok(()); // workers only take part; main judges
         }
         eq("all passed 5 barriers", m.clone(), Some(vec![5; p]))?;
         eq("threads", m, t)
-    })());
+    });
 
     // Messages split into many MPI calls: a 7-byte limit per call.
     let tiny = parallelizer::from_config(Config::new("mpi").option("max_message_bytes", 7))
         .expect("mpi with a tiny message limit");
-    suite.check("tiny max_message_bytes: every path split into rounds", (|| {
-        let e = |e: Error| e.to_string();
-        let heap = tiny.run(heap_types, 11).map_err(e)?;
-        let reference = par.run(heap_types, 11).map_err(e)?;
-        let pods = tiny.run(pod_paths, 10).map_err(e)?;
-        let pods_ref = par.run(pod_paths, 10).map_err(e)?;
-        let bc = tiny.run(broadcast_struct, ()).map_err(e)?;
-        let sr = tiny.run(send_receive, ()).map_err(e)?;
-        let sr_ref = par.run(send_receive, ()).map_err(e)?;
-        if rank != 0 {
-            return Ok(()); // workers only take part; main judges
-        }
-        eq("heap types", heap, reference)?;
-        eq("pod", pods, pods_ref)?;
-        eq("broadcast", bc, Some(vec![sample(5); p]))?;
-        eq("send/receive", sr, sr_ref)
-    })());
+    suite.check(
+        "tiny max_message_bytes: every path split into rounds",
+        || {
+            let e = |e: Error| e.to_string();
+            let heap = tiny.run(heap_types, 11).map_err(e)?;
+            let reference = par.run(heap_types, 11).map_err(e)?;
+            let pods = tiny.run(pod_paths, 10).map_err(e)?;
+            let pods_ref = par.run(pod_paths, 10).map_err(e)?;
+            let bc = tiny.run(broadcast_struct, ()).map_err(e)?;
+            let sr = tiny.run(send_receive, ()).map_err(e)?;
+            let sr_ref = par.run(send_receive, ()).map_err(e)?;
+            if rank != 0 {
+                return Ok(()); // workers only take part; main judges
+            }
+            eq("heap types", heap, reference)?;
+            eq("pod", pods, pods_ref)?;
+            eq("broadcast", bc, Some(vec![sample(5); p]))?;
+            eq("send/receive", sr, sr_ref)
+        },
+    );
 
     let hybrid_par = parallelizer::from_config(Config::new("mpi").option("threads_per_rank", 3))
         .expect("hybrid mpi");
-    suite.check("hybrid: threads_per_rank = 3", (|| {
+    suite.check("hybrid: threads_per_rank = 3", || {
         let got = hybrid_par.run(hybrid, 40).map_err(|e| e.to_string())?;
-        let spread = hybrid_par.run(thread_spread, 40).map_err(|e| e.to_string())?;
+        let spread = hybrid_par
+            .run(thread_spread, 40)
+            .map_err(|e| e.to_string())?;
         let plain = par.run(thread_spread, 40).map_err(|e| e.to_string())?;
         if rank != 0 {
             return Ok(()); // workers only take part; main judges
@@ -526,47 +600,64 @@ fn main() {
             return Err(format!("expected several threads per rank, saw {spread:?}"));
         }
         eq("without the option, one thread", plain, Some(vec![1; p]))
-    })());
+    });
 
-    suite.check("an Err on the last rank reaches main", (|| {
+    suite.check("an Err on the last rank reaches main", || {
         let err = par.try_run(fails_on_last, ()).err().ok_or("no error")?;
         match err {
-            Error::TaskFailed { rank, message } if rank == p - 1 && message.contains("bad input") => Ok(()),
+            Error::TaskFailed { rank, message }
+                if rank == p - 1 && message.contains("bad input") =>
+            {
+                Ok(())
+            }
             other => Err(format!("unexpected {other}")),
         }
-    })());
+    });
 
     if p > 1 {
-        suite.check("a panic on the last rank reaches main when nobody waits for it", (|| {
-            let err = par.run(panics_on_last, ()).err().ok_or("no error")?;
-            match err {
-                Error::WorkerPanicked { rank, message }
-                    if rank == p - 1 && message.contains("deliberate panic") => Ok(()),
-                other => Err(format!("unexpected {other}")),
-            }
-        })());
+        suite.check(
+            "a panic on the last rank reaches main when nobody waits for it",
+            || {
+                let err = par.run(panics_on_last, ()).err().ok_or("no error")?;
+                match err {
+                    Error::WorkerPanicked { rank, message }
+                        if rank == p - 1 && message.contains("deliberate panic") =>
+                    {
+                        Ok(())
+                    }
+                    other => Err(format!("unexpected {other}")),
+                }
+            },
+        );
     }
 
-    suite.check("closures: SPMD runs them everywhere, served needs a registered task", (|| {
-        let got = par.run(|q: Par, x: usize| q.gather(q.id() * x).unwrap(), 10);
-        if served {
-            match got {
-                Err(Error::TaskNotRegistered { .. }) => Ok(()),
-                other => Err(format!("expected TaskNotRegistered, got {other:?}")),
+    suite.check(
+        "closures: SPMD runs them everywhere, served needs a registered task",
+        || {
+            let got = par.run(|q: Par, x: usize| q.gather(q.id() * x).unwrap(), 10);
+            if served {
+                match got {
+                    Err(Error::TaskNotRegistered { .. }) => Ok(()),
+                    other => Err(format!("expected TaskNotRegistered, got {other:?}")),
+                }
+            } else {
+                let got = got.map_err(|e| e.to_string())?;
+                let want = (rank == 0).then(|| (0..p).map(|r| r * 10).collect::<Vec<_>>());
+                eq("gathered", got, want)
             }
-        } else {
-            let got = got.map_err(|e| e.to_string())?;
-            let want = (rank == 0).then(|| (0..p).map(|r| r * 10).collect::<Vec<_>>());
-            eq("gathered", got, want)
-        }
-    })());
+        },
+    );
 
-    suite.check("nprocs must match the launcher", (|| {
-        match parallelizer::from_config(format!("mpi:{}", p + 1).as_str()) {
+    suite.check(
+        "nprocs must match the launcher",
+        || match parallelizer::from_config(format!("mpi:{}", p + 1).as_str()) {
             Err(Error::Config(m)) if m.contains("mpirun") => Ok(()),
-            other => Err(format!("expected a Config error, got {:?}", other.map(|p| p.nprocs()))),
-        }
-    })());
+            other => Err(format!(
+                "expected a Config error, got {:?}",
+                other.map(|p| p.nprocs())
+            )),
+        },
+    );
 
     if rank == 0 {
         println!("{} passed, {} failed", suite.passed, suite.failed);

@@ -12,8 +12,8 @@ use crate::msg::{Data, Msg};
 use crate::parallelizer::{
     Job, LocalTask, NativePod, Parallelizer, PodType, Region, RegionTask, check_rank,
 };
-use crate::split::chunk_sizes;
 use crate::registry;
+use crate::split::chunk_sizes;
 use crate::split::split;
 use crate::task::{TaskKind, task_of};
 
@@ -506,7 +506,9 @@ impl dyn Parallelizer {
 
     /// The body of every map: scatter, apply `body` to this rank's chunk,
     /// gather and flatten. Opens a region first when called on main outside
-    /// one (pool-style).
+    /// one (pool-style). `elementwise` maps may split a rank's chunk over its
+    /// threads (hybrid).
+    #[allow(clippy::too_many_arguments)]
     fn map_op<T, E, R, B>(
         &self,
         op: &'static str,
@@ -556,7 +558,13 @@ impl dyn Parallelizer {
                     },
                 )
             };
-            Ok(Msg::local(map_in_region(p, data, extra, elementwise, &*body)?))
+            Ok(Msg::local(map_in_region(
+                p,
+                data,
+                extra,
+                elementwise,
+                &*body,
+            )?))
         });
         let region = Region {
             task: RegionTask { name, entry, local },

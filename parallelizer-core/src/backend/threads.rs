@@ -262,11 +262,11 @@ impl Fabric {
             (0..nprocs).map(|_| Vec::with_capacity(nprocs)).collect();
         let mut outbox: Vec<Vec<Sender<Msg>>> =
             (0..nprocs).map(|_| Vec::with_capacity(nprocs)).collect();
-        for to in 0..nprocs {
+        for to_box in inbox.iter_mut() {
             for from_box in outbox.iter_mut() {
                 let (tx, rx) = unbounded();
                 from_box.push(tx);
-                inbox[to].push(rx);
+                to_box.push(rx);
             }
         }
         let (tokens, finished): (Vec<_>, Vec<_>) =

@@ -68,9 +68,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg, decode_serde, encode_serde};
-use crate::parallelizer::{
-    Core, Job, NativePod, Parallelizer, PodType, Region, check_rank,
-};
+use crate::parallelizer::{Core, Job, NativePod, Parallelizer, PodType, Region, check_rank};
 use crate::registry::{FromConfig, set_current};
 use crate::task::task_by_id;
 use crate::worker::WorkerHook;
@@ -148,7 +146,9 @@ impl Mpi {
                 world.size
             )));
         }
-        let threads = config.parsed_option::<usize>("threads_per_rank")?.unwrap_or(1);
+        let threads = config
+            .parsed_option::<usize>("threads_per_rank")?
+            .unwrap_or(1);
         if threads == 0 {
             return Err(Error::Config(
                 "option `threads_per_rank` of mode `mpi` must be at least 1".into(),
@@ -685,14 +685,7 @@ impl NativePod for Mpi {
             return Ok(());
         }
         let dt = PodDatatype::new(ty)?;
-        world::bcast(
-            self.world.data,
-            dt.ty,
-            ty.size,
-            buf,
-            0,
-            self.limit(ty.size),
-        )
+        world::bcast(self.world.data, dt.ty, ty.size, buf, 0, self.limit(ty.size))
     }
 
     fn all_counts(&self, mine: usize) -> Result<Vec<usize>> {

@@ -95,8 +95,11 @@ fn init() -> std::result::Result<World, String> {
     let (mut rank, mut size) = (0, 0);
     let dup = || -> std::result::Result<Comm, String> {
         let mut comm = unsafe { ffi::RSMPI_COMM_NULL };
-        check(unsafe { ffi::MPI_Comm_dup(world, &mut comm) }, "MPI_Comm_dup")
-            .map_err(|e| e.to_string())?;
+        check(
+            unsafe { ffi::MPI_Comm_dup(world, &mut comm) },
+            "MPI_Comm_dup",
+        )
+        .map_err(|e| e.to_string())?;
         // Errors come back as codes (mapped to Error::Mpi) instead of
         // killing the job inside the library.
         check(
