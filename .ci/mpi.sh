@@ -5,8 +5,10 @@
 # 2. Builds with `--features mpi`; runs the backend's unit tests.
 # 3. Runs examples/mpi_suite under `mpirun -n 1..4` (oversubscribed), in the
 #    served model (`#[parallelizer::main]` guard) and in classic SPMD.
-# 4. Fault tests: a panic on rank 1 of 4 must end the job with a non-zero
-#    status in under 5 s, with the rank and the message on stderr.
+# 4. A host program that owns MPI uses the backend next to its own calls.
+#    Fault tests: a panic on rank 1 of 4 (and on rank 0 outside a region)
+#    must end the job with a non-zero status in under 5 s, with the rank and
+#    the message on stderr.
 # 5. The McUtils map workload under `mpirun -n 4` must print the serial
 #    checksum (and the known values of mcutils-spec 3.2 T2).
 set -euo pipefail
@@ -48,9 +50,17 @@ for n in 1 2 3 4; do
     done
 done
 
-say "fault: a panic on rank 1 of 4"
-for fault in "1 region" "0 region" "0 main"; do
-    read -r serve where <<<"$fault"
+say "host program that owns MPI (rsmpi initialize/finalize)"
+for n in 1 2 4; do
+    timeout 120 mpirun -n "$n" target/debug/examples/mpi_host | grep -q 'host-initialized MPI: ok' \
+        || fail "mpi_host -n $n"
+    echo "-- mpirun -n $n: ok"
+done
+
+say "fault: a panic on one rank of 4 ends the job"
+# serve model, where the panic happens, the rank that panics
+for fault in "1 region 1" "0 region 1" "0 main 1" "1 main0 0"; do
+    read -r serve where rank <<<"$fault"
     start=$(date +%s%N)
     set +e
     PARALLELIZER_MPI_SERVE=$serve timeout 60 mpirun -n 4 target/debug/examples/mpi_fault "$where" \
@@ -58,11 +68,11 @@ for fault in "1 region" "0 region" "0 main"; do
     status=$?
     set -e
     ms=$(( ($(date +%s%N) - start) / 1000000 ))
-    echo "-- serve=$serve panic in $where: status $status after ${ms} ms"
+    echo "-- serve=$serve panic in $where on rank $rank: status $status after ${ms} ms"
     grep 'parallelizer: MPI rank' /tmp/mpi_fault.err || true
     [[ $status != 0 && $status != 124 ]] || fail "fault $where: status $status (0 = not aborted, 124 = hung)"
     ((ms < 5000)) || fail "fault $where: took ${ms} ms"
-    grep -q 'MPI rank 1 of 4 panicked: injected failure' /tmp/mpi_fault.err \
+    grep -q "MPI rank $rank of 4 panicked: injected failure" /tmp/mpi_fault.err \
         || { cat /tmp/mpi_fault.err >&2; fail "fault $where: rank and message not on stderr"; }
 done
 

@@ -5,6 +5,7 @@
 //! ```text
 //! mpirun -n 4 target/debug/examples/mpi_fault region   # panic inside a region
 //! mpirun -n 4 target/debug/examples/mpi_fault main     # SPMD: panic in main itself
+//! mpirun -n 4 target/debug/examples/mpi_fault main0    # rank 0 panics in main
 //! ```
 
 use parallelizer::prelude::*;
@@ -46,6 +47,12 @@ fn main() {
             let got = par.gather(par.id());
             println!("rank {} returned {got:?}", par.id());
         }
-        other => panic!("unknown fault `{other}`; use `region` or `main`"),
+        "main0" => {
+            // Served: rank 0 panics in main while the workers serve.
+            if par.id() == 0 {
+                panic!("injected failure in main on rank 0");
+            }
+        }
+        other => panic!("unknown fault `{other}`; use `region`, `main` or `main0`"),
     }
 }

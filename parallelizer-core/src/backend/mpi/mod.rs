@@ -48,7 +48,11 @@
 //! blocked waiting for the failed rank, so it prints its rank and message
 //! on stderr and calls `MPI_Abort`, which ends the whole job with a
 //! non-zero status (rsmpi issue 197). A panic outside any region aborts the
-//! job the same way. MPI errors are [`Error::Mpi`] with MPI's error string.
+//! job the same way when it happens on the main thread (panics of other
+//! threads belong to whoever joins them). MPI errors are [`Error::Mpi`]
+//! with MPI's error string. Collectives do not honour the configured
+//! `timeout` (MPI has no cancellable collectives); point-to-point
+//! `receive` does.
 //!
 //! # Options
 //!
@@ -59,6 +63,12 @@
 
 mod plan;
 mod world;
+
+/// The rsmpi crate this backend is built on, for programs that also call
+/// MPI directly (same version, so one `Universe`). Initialize it before the
+/// first `from_config("mpi")` to keep ownership of MPI, or use
+/// `rsmpi::topology::SimpleCommunicator::world()` after.
+pub use mpi as rsmpi;
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -765,6 +775,11 @@ fn launched_by_mpi() -> bool {
 /// rank joins MPI; rank 0 returns to run `main`, the others serve.
 fn serve_hook() -> Option<i32> {
     if !launched_by_mpi() || std::env::var("PARALLELIZER_MPI_SERVE").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    if std::env::var_os("PARALLELIZER_PROCESSES_LAUNCH").is_some() {
+        // A worker of the processes backend started from an MPI rank
+        // inherits the launcher's variables but is no MPI process.
         return None;
     }
     let world = match world::world() {

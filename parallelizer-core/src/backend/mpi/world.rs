@@ -61,7 +61,10 @@ pub(crate) struct World {
 static WORLD: OnceLock<std::result::Result<World, String>> = OnceLock::new();
 static UNIVERSE: Mutex<Option<Universe>> = Mutex::new(None);
 /// Regions running on this rank; a panic while one runs is handled by the
-/// region (agreement, else abort), any other panic aborts the job.
+/// region (agreement, else abort). A panic on the main thread outside any
+/// region aborts the job: it would end this rank while the others may be
+/// waiting for it, and `MPI_Finalize` in the exit handler would wait for
+/// them in turn.
 pub(crate) static REGIONS: AtomicUsize = AtomicUsize::new(0);
 
 /// Initializes MPI (once per process) and the backend's communicators.
@@ -164,6 +167,12 @@ fn install_panic_hook() {
         previous(info);
         if REGIONS.load(Ordering::SeqCst) > 0 {
             // The region catches it and lets the ranks agree, or aborts.
+            return;
+        }
+        if std::thread::current().name() != Some("main") {
+            // Other threads' panics belong to their owners (the threads
+            // backend, rayon, a `join`); only the main thread's panic ends
+            // the process, and with it this rank.
             return;
         }
         if let Some(world) = world_if_initialized() {
@@ -564,6 +573,35 @@ pub(crate) fn probe(comm: Comm, from: usize, tag: c_int, deadline: Instant) -> R
             std::thread::yield_now();
         } else {
             std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Initializes MPI in the test process (a singleton without `mpirun`).
+    #[test]
+    fn mpi_errors_carry_the_mpi_error_string() {
+        let world = world().expect("MPI singleton");
+        let mut buf = [0u64; 1];
+        let err = bcast(
+            world.data,
+            u64_type(),
+            8,
+            bytemuck::cast_slice_mut(&mut buf),
+            world.size + 5,
+            1,
+        )
+        .unwrap_err();
+        match err {
+            Error::Mpi(text) => {
+                eprintln!("{text}");
+                assert!(text.starts_with("MPI_Bcast failed: "), "{text}");
+                assert!(text.to_lowercase().contains("root"), "{text}");
+            }
+            other => panic!("expected Error::Mpi, got {other:?}"),
         }
     }
 }
