@@ -57,8 +57,11 @@
 //! # Options
 //!
 //! - `threads_per_rank`: rayon threads per rank for `map`, `map_with` and
-//!   `starmap` (hybrid MPI + threads); default 1.
-//! - `max_message_bytes`: the largest single MPI call (see above).
+//!   `starmap` (hybrid MPI + threads); default 1, or the environment
+//!   variable `PARALLELIZER_THREADS_PER_RANK`.
+//! - `max_message_bytes`: the largest single MPI call (see above); every
+//!   rank must use the same value (they do when they build the same
+//!   `Config`; served workers get main's).
 //! - `abort_grace_ms`: see Failure.
 
 mod plan;
@@ -148,7 +151,14 @@ impl Mpi {
         Mpi::with_role(config, world, role)
     }
 
-    fn with_role(config: Config, world: &'static World, role: Role) -> Result<Mpi> {
+    fn with_role(mut config: Config, world: &'static World, role: Role) -> Result<Mpi> {
+        if !config.options.contains_key("threads_per_rank") {
+            // A batch script sets it like OMP_NUM_THREADS; kept in the
+            // configuration, which served workers receive from main.
+            if let Ok(n) = std::env::var("PARALLELIZER_THREADS_PER_RANK") {
+                config = config.option("threads_per_rank", n.trim());
+            }
+        }
         if let Some(n) = config.nprocs.filter(|&n| n != world.size) {
             return Err(Error::Config(format!(
                 "`{config}` asks for {n} ranks but the MPI job has {} (the launcher decides: \
