@@ -302,6 +302,19 @@ fn thread_spread(par: Par, n: u64) -> Option<Vec<usize>> {
 }
 region!(thread_spread);
 
+/// Inside a task: `current()` is this rank's handle, and a parallelizer
+/// built there (instead of the one passed in) runs nested regions in place.
+fn nested(par: Par, (): ()) -> Option<(Vec<usize>, Vec<usize>)> {
+    let current = parallelizer::current().id();
+    let fresh = parallelizer::from_config("mpi").unwrap();
+    let inner = fresh
+        .run(|q: Par, k: usize| q.gather(q.id() * k).unwrap(), 10)
+        .unwrap();
+    let ids = par.gather(current).unwrap();
+    Some((ids?, inner?))
+}
+region!(nested);
+
 /// Fails on the last rank without making anyone wait for it.
 fn fails_on_last(par: Par, (): ()) -> Result<usize, String> {
     if par.id() == par.nprocs() - 1 {
@@ -558,6 +571,16 @@ fn main() {
     });
 
     // Messages split into many MPI calls: a 7-byte limit per call.
+    suite.check("current() and nested regions inside a task", || {
+        let got = par.run(nested, ()).map_err(|e| e.to_string())?;
+        if rank != 0 {
+            return Ok(());
+        }
+        let (ids, inner) = got.ok_or("no result")?;
+        eq("current ids", ids, (0..p).collect())?;
+        eq("nested run", inner, (0..p).map(|r| r * 10).collect())
+    });
+
     let tiny = parallelizer::from_config(Config::new("mpi").option("max_message_bytes", 7))
         .expect("mpi with a tiny message limit");
     suite.check(

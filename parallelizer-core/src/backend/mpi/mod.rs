@@ -74,7 +74,7 @@ mod world;
 pub use mpi as rsmpi;
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,15 +100,11 @@ pub struct Mpi {
     core: Core,
     world: &'static World,
     role: Role,
-    /// Regions open on this handle.
-    depth: AtomicUsize,
     /// Largest single MPI call, in bytes.
     limit_bytes: usize,
     grace: Duration,
     threads: usize,
     pool: Option<rayon::ThreadPool>,
-    /// One dispatched region at a time.
-    region: Mutex<()>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,12 +195,10 @@ impl Mpi {
             core: Core::new(config),
             world,
             role,
-            depth: AtomicUsize::new(0),
             limit_bytes,
             grace,
             threads,
             pool,
-            region: Mutex::new(()),
         })
     }
 
@@ -225,14 +219,12 @@ impl Mpi {
     /// Runs `f` as this rank's part of a region: counted (so a panic is
     /// left to the region), current, panics caught.
     fn execute(&self, f: impl FnOnce() -> Result<Msg>) -> std::thread::Result<Result<Msg>> {
-        self.depth.fetch_add(1, Ordering::SeqCst);
         REGIONS.fetch_add(1, Ordering::SeqCst);
         let outcome = {
             let _current = self.core.this().map(set_current);
             catch_unwind(AssertUnwindSafe(f))
         };
         REGIONS.fetch_sub(1, Ordering::SeqCst);
-        self.depth.fetch_sub(1, Ordering::SeqCst);
         outcome
     }
 
@@ -332,7 +324,9 @@ impl Mpi {
     }
 
     fn dispatch(&self, region: Region) -> Result<Msg> {
-        let _one = self.region.lock().unwrap_or_else(|e| e.into_inner());
+        // One region at a time in this process, whichever handle runs it.
+        static DISPATCH: Mutex<()> = Mutex::new(());
+        let _one = DISPATCH.lock().unwrap_or_else(|e| e.into_inner());
         let entry = region.task.require_entry()?;
         let mut payload = Vec::new();
         encode_serde(self.core.config(), &mut payload)?;
@@ -410,7 +404,7 @@ impl Parallelizer for Mpi {
         self.world.size
     }
     fn in_region(&self) -> bool {
-        self.role != Role::Main || self.depth.load(Ordering::SeqCst) > 0
+        self.role != Role::Main || REGIONS.load(Ordering::SeqCst) > 0
     }
 
     fn send_msg(&self, msg: Msg, to: usize) -> Result<()> {
@@ -474,7 +468,9 @@ impl Parallelizer for Mpi {
     }
 
     fn run_region(&self, region: Region) -> Result<Msg> {
-        let top = self.depth.load(Ordering::SeqCst) == 0;
+        // Regions are counted per process: a handle built inside a task
+        // (rather than the one the task got) is inside the region too.
+        let top = REGIONS.load(Ordering::SeqCst) == 0;
         match (self.role, top) {
             // Inside a region every rank runs a nested `run` itself.
             (_, false) => (region.task.local)(self, region.args),
