@@ -315,6 +315,50 @@ fn nested(par: Par, (): ()) -> Option<(Vec<usize>, Vec<usize>)> {
 }
 region!(nested);
 
+/// Larger payloads on the default limits: 32 MB of f64 broadcast, 8 MB
+/// scattered and gathered back, 100k strings through serde.
+fn large(par: Par, n: usize) -> Option<(f64, usize, Vec<f64>, usize)> {
+    let on = par.on_main();
+    let big = par
+        .broadcast_pod(on.then(|| (0..4 * n).map(|i| i as f64).collect::<Vec<f64>>()))
+        .unwrap();
+    let sum_big: f64 = big.iter().sum();
+    let mine = par
+        .scatter_pod(on.then(|| (0..n).map(|i| i as f64).collect::<Vec<f64>>()))
+        .unwrap();
+    let back = par
+        .gather_pod(mine.iter().map(|x| x + 1.0).collect())
+        .unwrap();
+    let words = par
+        .scatter(on.then(|| {
+            (0..100_000)
+                .map(|i| format!("w{i}"))
+                .collect::<Vec<String>>()
+        }))
+        .unwrap();
+    let lens = par
+        .gather(words.iter().map(String::len).sum::<usize>())
+        .unwrap();
+    let sums = par.gather(sum_big).unwrap();
+    Some((sums?.iter().sum(), lens?.iter().sum(), back?, big.len()))
+}
+region!(large);
+
+/// Rank 1 waits for a message that rank 0 never sends: with a timeout it
+/// gets `Error::Timeout` instead of hanging.
+fn receive_timeout(par: Par, (): ()) -> Option<Vec<String>> {
+    let mine = if par.id() == 1 {
+        match par.receive::<u8>(0) {
+            Err(Error::Timeout { op, rank, .. }) => format!("timeout {op} from {rank}"),
+            other => format!("unexpected {other:?}"),
+        }
+    } else {
+        String::new()
+    };
+    par.gather(mine).unwrap()
+}
+region!(receive_timeout);
+
 /// Fails on the last rank without making anyone wait for it.
 fn fails_on_last(par: Par, (): ()) -> Result<usize, String> {
     if par.id() == par.nprocs() - 1 {
@@ -580,6 +624,61 @@ fn main() {
         eq("current ids", ids, (0..p).collect())?;
         eq("nested run", inner, (0..p).map(|r| r * 10).collect())
     });
+
+    suite.check(
+        "large payloads (32 MB broadcast, 8 MB scatter/gather, 100k strings)",
+        || {
+            let n = 1 << 20;
+            let started = std::time::Instant::now();
+            let got = par.run(large, n).map_err(|e| e.to_string())?;
+            if rank != 0 {
+                return Ok(());
+            }
+            let (sum_big, lens, back, len) = got.ok_or("no result")?;
+            let want_big = (0..4 * n).map(|i| i as f64).sum::<f64>() * p as f64;
+            eq("broadcast length", len, 4 * n)?;
+            eq("broadcast sums", sum_big, want_big)?;
+            eq("gather-v", back, (0..n).map(|i| i as f64 + 1.0).collect())?;
+            let want_lens: usize = (0..100_000).map(|i| format!("w{i}").len()).sum();
+            eq("strings", lens, want_lens)?;
+            println!(
+                "     large payloads took {:.3}s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        },
+    );
+
+    suite.check("receive honours the timeout", || {
+        let timed = parallelizer::from_config(
+            Config::new("mpi").timeout(std::time::Duration::from_millis(200)),
+        )
+        .map_err(|e| e.to_string())?;
+        let got = timed.run(receive_timeout, ()).map_err(|e| e.to_string())?;
+        if rank != 0 {
+            return Ok(());
+        }
+        let mut want = vec![String::new(); p];
+        if p > 1 {
+            want[1] = "timeout receive from 0".into();
+        }
+        eq("rank 1", got, Some(want))
+    });
+
+    suite.check(
+        "collectives outside a region: SPMD pairs them, served main refuses",
+        || {
+            let got = par.broadcast((rank == 0).then_some(7u32));
+            if served {
+                match got {
+                    Err(Error::ContractViolation(_)) => Ok(()),
+                    other => Err(format!("expected ContractViolation, got {other:?}")),
+                }
+            } else {
+                eq("broadcast", got.map_err(|e| e.to_string())?, 7)
+            }
+        },
+    );
 
     let tiny = parallelizer::from_config(Config::new("mpi").option("max_message_bytes", 7))
         .expect("mpi with a tiny message limit");
