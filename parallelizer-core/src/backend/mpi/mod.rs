@@ -813,7 +813,8 @@ inventory::submit! {
 /// the job down.
 fn serve(world: &'static World) -> i32 {
     let fatal = |e: Error| -> ! { world::report_and_abort(world, &format!("serving: {e}"), 1) };
-    let mut cached: Option<(Vec<u8>, Arc<Mpi>)> = None;
+    // Handles by main's encoded configuration (each may own a thread pool).
+    let mut handles: Vec<(Vec<u8>, Arc<Mpi>)> = Vec::new();
     loop {
         let mut header = [0u64; 4];
         if let Err(e) = world::ibcast_u64(world.ctrl, &mut header) {
@@ -837,9 +838,9 @@ fn serve(world: &'static World) -> i32 {
             fatal(e)
         }
         let args = payload.split_off(config_len);
-        let handle = match &cached {
-            Some((bytes, handle)) if *bytes == payload => handle.clone(),
-            _ => {
+        let handle = match handles.iter().find(|(bytes, _)| *bytes == payload) {
+            Some((_, handle)) => handle.clone(),
+            None => {
                 let built = decode_serde::<Config>(&payload)
                     .and_then(|config| Mpi::with_role(config, world, Role::Worker));
                 match built {
@@ -847,7 +848,10 @@ fn serve(world: &'static World) -> i32 {
                         let handle = Arc::new(mpi);
                         let as_dyn: Arc<dyn Parallelizer> = handle.clone();
                         handle.core.bind(Arc::downgrade(&as_dyn));
-                        cached = Some((payload, handle.clone()));
+                        if handles.len() == 16 {
+                            handles.remove(0);
+                        }
+                        handles.push((payload, handle.clone()));
                         handle
                     }
                     // Main built the same configuration, so this cannot
