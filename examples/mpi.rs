@@ -75,27 +75,15 @@ fn mapped_func(chunk: &[Vec<u8>]) -> Vec<u32> {
 /// McUtils' `map_applier`: main builds the combinations, each rank maps its
 /// chunk, main gets the flat result in input order. The results come back
 /// as plain data (one MPI gather-v, no serialization).
+#[parallelizer::task]
 fn map_applier(par: &dyn Parallelizer, (n, r): (u8, usize)) -> Option<Vec<u32>> {
     let combos = par.on_main().then(|| combinations(n, r));
     let mine = par.scatter(combos).unwrap();
     par.gather_pod(mapped_func(&mine)).unwrap()
 }
 
-const _: () = {
-    #[parallelizer::__private::linkme::distributed_slice(parallelizer::__private::TASKS)]
-    #[linkme(crate = parallelizer::__private::linkme)]
-    static ENTRY: parallelizer::__private::TaskEntry = parallelizer::__private::TaskEntry {
-        path: concat!(module_path!(), "::map_applier"),
-        type_name: || std::any::type_name_of_val(&map_applier),
-        kind: parallelizer::__private::TaskKind::Region(|par, msg| {
-            map_applier(par, msg.into_value()?);
-            Ok(())
-        }),
-    };
-};
-
+#[parallelizer::main]
 fn main() -> parallelizer::Result<()> {
-    parallelizer::__private::worker_entry();
     let args: Vec<String> = std::env::args().collect();
     let n: u8 = args
         .get(1)

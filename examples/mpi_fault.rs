@@ -10,6 +10,7 @@
 
 use parallelizer::prelude::*;
 
+#[parallelizer::task]
 fn panics_on_one(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
     if par.id() == 1 {
         panic!("injected failure on rank 1");
@@ -18,21 +19,8 @@ fn panics_on_one(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
     par.gather(par.id()).unwrap()
 }
 
-const _: () = {
-    #[parallelizer::__private::linkme::distributed_slice(parallelizer::__private::TASKS)]
-    #[linkme(crate = parallelizer::__private::linkme)]
-    static ENTRY: parallelizer::__private::TaskEntry = parallelizer::__private::TaskEntry {
-        path: concat!(module_path!(), "::panics_on_one"),
-        type_name: || std::any::type_name_of_val(&panics_on_one),
-        kind: parallelizer::__private::TaskKind::Region(|par, msg| {
-            panics_on_one(par, msg.into_value()?);
-            Ok(())
-        }),
-    };
-};
-
+#[parallelizer::main]
 fn main() {
-    parallelizer::__private::worker_entry();
     let par = parallelizer::from_config("mpi").expect("mpi");
     match std::env::args().nth(1).as_deref().unwrap_or("region") {
         "region" => {

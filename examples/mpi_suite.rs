@@ -15,66 +15,14 @@ use parallelizer::prelude::*;
 use parallelizer::{Error, chunk_sizes};
 use serde::{Deserialize, Serialize};
 
-/// Registers fns the way `#[parallelizer::task]` will, until the macro
-/// lands: `region!(f)` for `run`/`try_run` tasks, `map_task!(f, T)` for
-/// pool-style `map`.
-macro_rules! region {
-    ($name:ident) => {
-        const _: () = {
-            #[parallelizer::__private::linkme::distributed_slice(parallelizer::__private::TASKS)]
-            #[linkme(crate = parallelizer::__private::linkme)]
-            static ENTRY: parallelizer::__private::TaskEntry = parallelizer::__private::TaskEntry {
-                path: concat!(module_path!(), "::", stringify!($name)),
-                type_name: || std::any::type_name_of_val(&$name),
-                kind: parallelizer::__private::TaskKind::Region(|par, msg| {
-                    let out = $name(par, msg.into_value()?);
-                    IntoTaskResult::into_task_result(out, par.id())
-                }),
-            };
-        };
-    };
-}
-
-macro_rules! map_task {
-    ($name:ident, $t:ty) => {
-        const _: () = {
-            #[parallelizer::__private::linkme::distributed_slice(parallelizer::__private::TASKS)]
-            #[linkme(crate = parallelizer::__private::linkme)]
-            static ENTRY: parallelizer::__private::TaskEntry = parallelizer::__private::TaskEntry {
-                path: concat!(module_path!(), "::", stringify!($name)),
-                type_name: || std::any::type_name_of_val(&$name),
-                kind: parallelizer::__private::TaskKind::Map(|par| {
-                    par.map($name, None::<Vec<$t>>).map(|_| ())
-                }),
-            };
-        };
-    };
-}
-
-/// What a registered task's value means on a worker: `Result`s report
-/// their `Err`, anything else is dropped.
-trait IntoTaskResult {
-    fn into_task_result(self, rank: usize) -> parallelizer::Result<()>;
-}
-impl<T> IntoTaskResult for Result<T, String> {
-    fn into_task_result(self, rank: usize) -> parallelizer::Result<()> {
-        self.map(|_| ())
-            .map_err(|message| Error::TaskFailed { rank, message })
-    }
-}
-impl<T> IntoTaskResult for Option<T> {
-    fn into_task_result(self, _: usize) -> parallelizer::Result<()> {
-        Ok(())
-    }
-}
-
 type Par<'a> = &'a dyn Parallelizer;
 
 // ---------------------------------------------------------------- tasks
 
 /// For each n: every rank's chunk of 0..n, gathered (the chunk table and
 /// contiguity at once).
-fn chunk_table(par: Par, ns: Vec<usize>) -> Option<Vec<Vec<Vec<u32>>>> {
+#[parallelizer::task]
+fn chunk_table(par: &dyn Parallelizer, ns: Vec<usize>) -> Option<Vec<Vec<Vec<u32>>>> {
     let mut out = Vec::new();
     for n in ns {
         let data = par.on_main().then(|| (0..n as u32).collect::<Vec<_>>());
@@ -85,13 +33,12 @@ fn chunk_table(par: Par, ns: Vec<usize>) -> Option<Vec<Vec<Vec<u32>>>> {
     // unwrapped (a `?` inside the loop would leave main waiting).
     out.into_iter().collect()
 }
-region!(chunk_table);
 
-fn gather_order(par: Par, (): ()) -> Option<Vec<(usize, String)>> {
+#[parallelizer::task]
+fn gather_order(par: &dyn Parallelizer, (): ()) -> Option<Vec<(usize, String)>> {
     par.gather((par.id(), format!("rank {}", par.id())))
         .unwrap()
 }
-region!(gather_order);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Inner {
@@ -124,15 +71,16 @@ fn sample(i: u64) -> Nested {
 }
 
 /// Every rank's copy of main's broadcast struct.
-fn broadcast_struct(par: Par, (): ()) -> Option<Vec<Nested>> {
+#[parallelizer::task]
+fn broadcast_struct(par: &dyn Parallelizer, (): ()) -> Option<Vec<Nested>> {
     let got = par.broadcast(par.on_main().then(|| sample(5))).unwrap();
     par.gather(got).unwrap()
 }
-region!(broadcast_struct);
 
 /// Heap types through scatter and gather: strings and nested structs,
 /// each rank transforming its chunk.
-fn heap_types(par: Par, n: u64) -> Option<(Vec<String>, Vec<Nested>)> {
+#[parallelizer::task]
+fn heap_types(par: &dyn Parallelizer, n: u64) -> Option<(Vec<String>, Vec<Nested>)> {
     let strings = par.on_main().then(|| {
         (0..n)
             .map(|i| format!("s{i}-{}", "x".repeat(i as usize)))
@@ -146,7 +94,6 @@ fn heap_types(par: Par, n: u64) -> Option<(Vec<String>, Vec<Nested>)> {
     let t = par.gather(theirs).unwrap();
     Some((s?.concat(), t?.concat()))
 }
-region!(heap_types);
 
 #[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
@@ -161,7 +108,8 @@ struct Point {
 /// each rank's share), gather-v back, broadcast of a custom Pod struct.
 type PodResult = (Vec<Vec<f64>>, Vec<f64>, Vec<Vec<Point>>);
 
-fn pod_paths(par: Par, n: usize) -> Option<PodResult> {
+#[parallelizer::task]
+fn pod_paths(par: &dyn Parallelizer, n: usize) -> Option<PodResult> {
     let data = par
         .on_main()
         .then(|| (0..n).map(|i| i as f64 * 1.5).collect::<Vec<f64>>());
@@ -194,12 +142,11 @@ fn pod_paths(par: Par, n: usize) -> Option<PodResult> {
     });
     Some((shares?, back?, all?))
 }
-region!(pod_paths);
 
+#[parallelizer::task]
 fn square(x: u64) -> u64 {
     x * x + 1
 }
-map_task!(square, u64);
 
 fn scaled(x: i64, k: &i64) -> i64 {
     x * k - 3
@@ -211,7 +158,8 @@ fn add(a: i32, b: String) -> String {
 
 /// map, map_with, map_chunks and starmap inside a region.
 #[allow(clippy::type_complexity)]
-fn maps(par: Par, n: u64) -> Option<(Vec<u64>, Vec<i64>, Vec<usize>, Vec<String>)> {
+#[parallelizer::task]
+fn maps(par: &dyn Parallelizer, n: u64) -> Option<(Vec<u64>, Vec<i64>, Vec<usize>, Vec<String>)> {
     let on = par.on_main();
     let a = par.map(square, on.then(|| (0..n).collect())).unwrap();
     let b = par
@@ -231,11 +179,11 @@ fn maps(par: Par, n: u64) -> Option<(Vec<u64>, Vec<i64>, Vec<usize>, Vec<String>
         .unwrap();
     Some((a?, b?, c?, d?))
 }
-region!(maps);
 
 /// Rank 1 sends to rank 2 (or 0 to 1 with two ranks); the receiver
 /// reports what it got through a gather.
-fn send_receive(par: Par, (): ()) -> Option<Vec<Option<String>>> {
+#[parallelizer::task]
+fn send_receive(par: &dyn Parallelizer, (): ()) -> Option<Vec<Option<String>>> {
     let (from, to) = if par.nprocs() >= 3 { (1, 2) } else { (0, 1) };
     let mut got = None;
     if par.nprocs() >= 2 {
@@ -247,10 +195,10 @@ fn send_receive(par: Par, (): ()) -> Option<Vec<Option<String>>> {
     }
     par.gather(got).unwrap()
 }
-region!(send_receive);
 
 /// A barrier, then an exchange that only works if every rank got past it.
-fn wait(par: Par, rounds: u32) -> Option<Vec<u32>> {
+#[parallelizer::task]
+fn wait(par: &dyn Parallelizer, rounds: u32) -> Option<Vec<u32>> {
     let mut passed = 0;
     for _ in 0..rounds {
         par.wait().unwrap();
@@ -258,10 +206,10 @@ fn wait(par: Par, rounds: u32) -> Option<Vec<u32>> {
     }
     par.gather(passed).unwrap()
 }
-region!(wait);
 
 /// Hybrid map: how many distinct threads applied `f` on each rank.
-fn hybrid(par: Par, n: u64) -> Option<(Vec<u64>, Vec<usize>)> {
+#[parallelizer::task]
+fn hybrid(par: &dyn Parallelizer, n: u64) -> Option<(Vec<u64>, Vec<usize>)> {
     let on = par.on_main();
     let out = par
         .map(
@@ -276,10 +224,10 @@ fn hybrid(par: Par, n: u64) -> Option<(Vec<u64>, Vec<usize>)> {
     let values = out.map(|v| v.into_iter().map(|(x, _)| x).collect());
     Some((values?, threads?))
 }
-region!(hybrid);
 
 /// Counts the distinct threads that run `f` on this rank's chunk.
-fn thread_spread(par: Par, n: u64) -> Option<Vec<usize>> {
+#[parallelizer::task]
+fn thread_spread(par: &dyn Parallelizer, n: u64) -> Option<Vec<usize>> {
     let chunk = par
         .scatter(par.on_main().then(|| (0..n).collect::<Vec<u64>>()))
         .unwrap();
@@ -300,11 +248,11 @@ fn thread_spread(par: Par, n: u64) -> Option<Vec<usize>> {
     let distinct = seen.into_inner().unwrap().len();
     par.gather(distinct).unwrap()
 }
-region!(thread_spread);
 
 /// Inside a task: `current()` is this rank's handle, and a parallelizer
 /// built there (instead of the one passed in) runs nested regions in place.
-fn nested(par: Par, (): ()) -> Option<(Vec<usize>, Vec<usize>)> {
+#[parallelizer::task]
+fn nested(par: &dyn Parallelizer, (): ()) -> Option<(Vec<usize>, Vec<usize>)> {
     let current = parallelizer::current().id();
     let fresh = parallelizer::from_config("mpi").unwrap();
     let inner = fresh
@@ -313,11 +261,11 @@ fn nested(par: Par, (): ()) -> Option<(Vec<usize>, Vec<usize>)> {
     let ids = par.gather(current).unwrap();
     Some((ids?, inner?))
 }
-region!(nested);
 
 /// Larger payloads on the default limits: 32 MB of f64 broadcast, 8 MB
 /// scattered and gathered back, 100k strings through serde.
-fn large(par: Par, n: usize) -> Option<(f64, usize, Vec<f64>, usize)> {
+#[parallelizer::task]
+fn large(par: &dyn Parallelizer, n: usize) -> Option<(f64, usize, Vec<f64>, usize)> {
     let on = par.on_main();
     let big = par
         .broadcast_pod(on.then(|| (0..4 * n).map(|i| i as f64).collect::<Vec<f64>>()))
@@ -342,11 +290,11 @@ fn large(par: Par, n: usize) -> Option<(f64, usize, Vec<f64>, usize)> {
     let sums = par.gather(sum_big).unwrap();
     Some((sums?.iter().sum(), lens?.iter().sum(), back?, big.len()))
 }
-region!(large);
 
 /// Rank 1 waits for a message that rank 0 never sends: with a timeout it
 /// gets `Error::Timeout` instead of hanging.
-fn receive_timeout(par: Par, (): ()) -> Option<Vec<String>> {
+#[parallelizer::task]
+fn receive_timeout(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
     let mine = if par.id() == 1 {
         match par.receive::<u8>(0) {
             Err(Error::Timeout { op, rank, .. }) => format!("timeout {op} from {rank}"),
@@ -357,25 +305,24 @@ fn receive_timeout(par: Par, (): ()) -> Option<Vec<String>> {
     };
     par.gather(mine).unwrap()
 }
-region!(receive_timeout);
 
 /// Fails on the last rank without making anyone wait for it.
-fn fails_on_last(par: Par, (): ()) -> Result<usize, String> {
+#[parallelizer::task]
+fn fails_on_last(par: &dyn Parallelizer, (): ()) -> Result<usize, String> {
     if par.id() == par.nprocs() - 1 {
         return Err(format!("bad input on rank {}", par.id()));
     }
     Ok(par.id())
 }
-region!(fails_on_last);
 
 /// Panics on the last rank, also without blocking the others.
-fn panics_on_last(par: Par, (): ()) -> Option<usize> {
+#[parallelizer::task]
+fn panics_on_last(par: &dyn Parallelizer, (): ()) -> Option<usize> {
     if par.id() == par.nprocs() - 1 {
         panic!("deliberate panic on rank {}", par.id());
     }
     Some(par.id())
 }
-region!(panics_on_last);
 
 // ---------------------------------------------------------------- harness
 
@@ -446,8 +393,8 @@ where
     Ok((m, t, s))
 }
 
+#[parallelizer::main]
 fn main() {
-    parallelizer::__private::worker_entry();
     let par = parallelizer::from_config("mpi").expect("mpi parallelizer");
     let (p, rank) = (par.nprocs(), par.id());
     // Outside a region only served main is not in one.

@@ -13,11 +13,10 @@ use crate::parallelizer::{
     Job, LocalTask, NativePod, Parallelizer, PodType, Region, RegionTask, check_rank,
 };
 use crate::registry;
-use crate::split::chunk_sizes;
-use crate::split::split;
+use crate::split::{chunk_sizes, concat, split};
 use crate::task::{TaskKind, task_of};
 
-/// Where [`print`](crate::Parallelizer::print) prints (McUtils `where=`).
+/// Where `print` prints (McUtils `where=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Where {
     /// On main and on workers.
@@ -30,7 +29,7 @@ pub enum Where {
 }
 
 /// A fn that takes its arguments as a tuple, for
-/// [`starmap`](crate::Parallelizer::starmap): `Fn(A, B) -> R` is
+/// `starmap`: `Fn(A, B) -> R` is
 /// `Apply<(A, B)>`.
 pub trait Apply<Args>: Send + Sync {
     /// The fn's return type.
@@ -61,7 +60,7 @@ impl_apply!(A, B, C, D, E);
 impl_apply!(A, B, C, D, E, G);
 
 /// Keeps a parallelizer entered (initialized and the default) until dropped;
-/// see [`enter`](crate::Parallelizer::enter).
+/// see `enter`.
 #[must_use = "the parallelizer is left when the guard drops"]
 pub struct EnterGuard<'a> {
     par: &'a dyn Parallelizer,
@@ -162,7 +161,7 @@ impl dyn Parallelizer {
         }
     }
 
-    /// Sends `value` to rank `to`; pairs with [`receive`](Self::receive) there.
+    /// Sends `value` to rank `to`; pairs with `receive` there.
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer};
@@ -200,6 +199,13 @@ impl dyn Parallelizer {
     fn require_region(&self, op: &str) -> Result<()> {
         if self.in_region() {
             return Ok(());
+        }
+        if registry::rank_of(self).is_some() {
+            return Err(Error::ContractViolation(format!(
+                "`{op}` was called on the `{}` parallelizer itself inside one of its regions; \
+                 call it on the rank handle the task receives (or `current()`)",
+                self.mode()
+            )));
         }
         Err(Error::ContractViolation(format!(
             "`{op}` was called on main outside a region of the {}-rank `{}` parallelizer, \
@@ -298,7 +304,7 @@ impl dyn Parallelizer {
         }
     }
 
-    /// [`broadcast`](Self::broadcast) of plain data as raw bytes, no codec
+    /// `broadcast` of plain data as raw bytes, no codec
     /// (mpi4py's `Bcast`).
     pub fn broadcast_pod<T: bytemuck::Pod + Send>(&self, data: Option<Vec<T>>) -> Result<Vec<T>> {
         self.core().check_contract(self.id(), "broadcast")?;
@@ -317,7 +323,7 @@ impl dyn Parallelizer {
         rename_timeout("broadcast", self.broadcast_msg(msg))?.into_pod()
     }
 
-    /// [`scatter`](Self::scatter) of plain data as raw bytes (mpi4py's `Scatterv`).
+    /// `scatter` of plain data as raw bytes (mpi4py's `Scatterv`).
     pub fn scatter_pod<T: bytemuck::Pod + Send>(&self, data: Option<Vec<T>>) -> Result<Vec<T>> {
         self.core().check_contract(self.id(), "scatter")?;
         if self.nprocs() == 1 {
@@ -343,7 +349,7 @@ impl dyn Parallelizer {
     }
 
     /// Every rank's plain data concatenated in rank order on main, `None` on
-    /// workers (mpi4py's `Gatherv`); the inverse of [`scatter_pod`](Self::scatter_pod).
+    /// workers (mpi4py's `Gatherv`); the inverse of `scatter_pod`.
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer};
@@ -367,11 +373,11 @@ impl dyn Parallelizer {
         match rename_timeout("gather", self.gather_msg(Msg::pod(data)))? {
             None => Ok(None),
             Some(all) => {
-                let mut out = Vec::new();
-                for m in all {
-                    out.extend(m.into_pod::<T>()?);
-                }
-                Ok(Some(out))
+                let parts = all
+                    .into_iter()
+                    .map(Msg::into_pod::<T>)
+                    .collect::<Result<_>>()?;
+                Ok(Some(concat(parts)))
             }
         }
     }
@@ -417,7 +423,7 @@ impl dyn Parallelizer {
         )
     }
 
-    /// [`map`](Self::map) with an extra argument that main broadcasts to
+    /// `map` with an extra argument that main broadcasts to
     /// every rank: `f(x, &extra)` (McUtils `extra_args`).
     ///
     /// ```
@@ -449,7 +455,7 @@ impl dyn Parallelizer {
         )
     }
 
-    /// [`map`](Self::map) where `f` takes a whole chunk and returns its
+    /// `map` where `f` takes a whole chunk and returns its
     /// results (McUtils `vectorized=True`); results are concatenated in rank
     /// order.
     ///
@@ -477,7 +483,7 @@ impl dyn Parallelizer {
         )
     }
 
-    /// [`map`](Self::map) over tuples whose fields are `f`'s arguments;
+    /// `map` over tuples whose fields are `f`'s arguments;
     /// flat results in input order, like `map` (McUtils returned them per
     /// rank; see the README).
     ///
@@ -528,6 +534,11 @@ impl dyn Parallelizer {
         self.core().check_contract(self.id(), op)?;
         if self.nprocs() == 1 || self.in_region() {
             return map_in_region(self, data, extra, elementwise, &body);
+        }
+        if let Some(rank) = registry::rank_of(self) {
+            // Called on the parallelizer inside one of its regions: every
+            // rank is here, so map on this rank's handle.
+            return map_in_region(&*rank, data, extra, elementwise, &body);
         }
         if !self.on_main() {
             return Err(Error::ContractViolation(format!(
@@ -604,7 +615,7 @@ impl dyn Parallelizer {
         self.run_local::<F, R>(local, Msg::new(args))
     }
 
-    /// [`run`](Self::run) for tasks that return `Result`: an `Err` on any
+    /// `run` for tasks that return `Result`: an `Err` on any
     /// rank is [`Error::TaskFailed`] with that rank and the error's message,
     /// and releases the other ranks.
     ///
@@ -727,9 +738,7 @@ where
     } else {
         body(chunk, extra)
     };
-    Ok(par
-        .gather_unchecked(out)?
-        .map(|all| all.into_iter().flatten().collect()))
+    Ok(par.gather_unchecked(out)?.map(concat))
 }
 
 impl std::fmt::Debug for dyn Parallelizer {

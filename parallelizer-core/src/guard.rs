@@ -5,7 +5,8 @@ use crate::parallelizer::Parallelizer;
 
 /// The result of a guarded fn: its value where it ran, else a marker of
 /// where it did not. Not `#[must_use]`: calling a guarded fn for its side
-/// effects is the common case.
+/// effects is the common case. Serializable, so ranks can gather what
+/// their guarded calls returned.
 ///
 /// ```
 /// use parallelizer_core::{get_default, main_restricted, worker_restricted, Restricted};
@@ -13,7 +14,7 @@ use crate::parallelizer::Parallelizer;
 /// assert_eq!(main_restricted(&*par, || 1), Restricted::Ran(1));
 /// assert_eq!(worker_restricted(&*par, || 1), Restricted::InMainProcess);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Restricted<T> {
     /// The fn ran here and returned this.
     Ran(T),

@@ -44,14 +44,16 @@ pub use registry::{
     lookup, modes, new, registered_names, reset_default, set_current, set_default,
 };
 pub use split::chunk_sizes;
-pub use task::{TaskEntry, TaskKind, task_by_id, task_by_path, task_name, task_of, tasks};
+pub use task::{
+    TaskEntry, TaskKind, initializer_region, task_by_id, task_by_path, task_name, task_of, tasks,
+};
 
 /// Items the macros' expansions name; not a public API.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::guard::AsParallelizer;
     pub use crate::registry::{BackendEntry, build_backend};
-    pub use crate::task::{TASKS, TaskEntry, TaskKind};
+    pub use crate::task::{TASKS, TaskEntry, TaskKind, task_outcome};
     pub use crate::worker::{test_worker_entry, worker_entry};
     pub use crate::{
         Msg, Parallelizer, Restricted, Result, current, main_restricted, worker_restricted,

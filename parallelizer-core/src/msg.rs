@@ -37,7 +37,10 @@ pub enum Encoding {
     Pod,
 }
 
-/// A payload on its way between ranks; see the [module docs](self).
+/// A payload on its way between ranks: either a value that has not been
+/// encoded yet (threads move it as is; the wire backends encode it when it
+/// leaves the process) or the bytes that arrived from another process. The
+/// receiver decodes with the same typed call the sender used.
 pub struct Msg(Repr);
 
 enum Repr {

@@ -58,7 +58,7 @@ pub trait Parallelizer: Send + Sync + 'static {
     fn in_region(&self) -> bool;
 
     /// Starts the backend's resources (threads, worker processes). Called by
-    /// the outermost [`enter`](crate::Parallelizer::enter).
+    /// the outermost `enter`.
     fn initialize(&self) -> Result<()> {
         Ok(())
     }
@@ -249,7 +249,7 @@ impl Core {
         self.uid
     }
 
-    /// How many [`enter`](crate::Parallelizer::enter) guards are alive.
+    /// How many `enter` guards are alive.
     pub fn depth(&self) -> usize {
         self.depth.load(Ordering::SeqCst)
     }

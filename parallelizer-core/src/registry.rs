@@ -209,14 +209,19 @@ fn stock_serial() -> Arc<dyn Parallelizer> {
         .clone()
 }
 
-/// The default parallelizer: the innermost entered one, else the one given
-/// to [`set_default`], else a stock serial parallelizer.
+/// The default parallelizer: inside a region, the calling rank's handle
+/// (so library code that asks for "the active parallelizer" can take part in
+/// collectives); outside, the innermost entered one, else the one given to
+/// [`set_default`], else a stock serial parallelizer.
 ///
 /// ```
 /// let d = parallelizer_core::get_default();
 /// assert_eq!(d.mode(), "serial");
 /// ```
 pub fn get_default() -> Arc<dyn Parallelizer> {
+    if let Some(rank) = CURRENT.with(|c| c.borrow().last().cloned()) {
+        return rank;
+    }
     let st = state();
     st.entered
         .last()
@@ -351,9 +356,19 @@ thread_local! {
 /// assert_eq!(ids, 0); // main's result
 /// ```
 pub fn current() -> Arc<dyn Parallelizer> {
-    CURRENT
-        .with(|c| c.borrow().last().cloned())
-        .unwrap_or_else(get_default)
+    get_default()
+}
+
+/// This thread's rank handle in a region of `par`, if this thread is running
+/// one (rank handles share their parallelizer's configuration).
+pub(crate) fn rank_of(par: &dyn Parallelizer) -> Option<Arc<dyn Parallelizer>> {
+    CURRENT.with(|c| {
+        c.borrow()
+            .iter()
+            .rev()
+            .find(|r| Arc::ptr_eq(r.core().config_arc(), par.core().config_arc()) && r.in_region())
+            .cloned()
+    })
 }
 
 /// Makes `rank` what [`current`] returns on this thread until the guard drops.

@@ -19,13 +19,28 @@ pub fn chunk_sizes(n: usize, nprocs: usize) -> Vec<usize> {
 pub(crate) fn split<T>(mut data: Vec<T>, nprocs: usize) -> Vec<Vec<T>> {
     let sizes = chunk_sizes(data.len(), nprocs);
     let mut chunks = Vec::with_capacity(sizes.len());
-    // Split from the back so each split_off moves only its own tail.
-    for &size in sizes.iter().rev() {
+    // Split from the back so each split_off copies only its own tail; rank 0
+    // keeps the original allocation.
+    for &size in sizes[1..].iter().rev() {
         let rest = data.len() - size;
         chunks.push(data.split_off(rest));
     }
+    chunks.push(data);
     chunks.reverse();
     chunks
+}
+
+/// Concatenates per-rank results in rank order, reusing the first
+/// allocation; each further chunk is one bulk copy.
+pub(crate) fn concat<T>(parts: Vec<Vec<T>>) -> Vec<T> {
+    let total: usize = parts.iter().map(Vec::len).sum();
+    let mut parts = parts.into_iter();
+    let mut out = parts.next().unwrap_or_default();
+    out.reserve(total - out.len());
+    for part in parts {
+        out.extend(part);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -52,5 +67,7 @@ mod tests {
             [vec![0, 1, 2], vec![3, 4, 5], vec![6, 7], vec![8, 9]]
         );
         assert_eq!(split(Vec::<u8>::new(), 3), [vec![], vec![], vec![]]);
+        assert_eq!(concat(chunks), (0..10).collect::<Vec<_>>());
+        assert_eq!(concat(Vec::<Vec<u8>>::new()), Vec::<u8>::new());
     }
 }

@@ -101,6 +101,40 @@ pub fn task_of<F>() -> Option<&'static TaskEntry> {
     tasks().iter().copied().find(|t| (t.type_name)() == name)
 }
 
+/// What a worker rank reports for a registered task that returned `r`:
+/// `Ok(())`, or [`Error::TaskFailed`] with this rank and the error's
+/// `Display`. Called by the code `#[parallelizer::task]` generates.
+#[doc(hidden)]
+pub fn task_outcome<T, E: std::fmt::Display>(
+    par: &dyn Parallelizer,
+    r: std::result::Result<T, E>,
+) -> Result<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::TaskFailed {
+            rank: par.id(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// The region that runs the worker initializer `path` (a registered task
+/// taking `()`) on every rank.
+pub fn initializer_region(path: &str) -> Result<crate::Region> {
+    let entry = task_by_path(path)?;
+    let local: crate::LocalTask = std::sync::Arc::new(move |par: &dyn Parallelizer, args: Msg| {
+        entry.invoke(par, args).map(|()| Msg::local(()))
+    });
+    Ok(crate::Region {
+        task: crate::RegionTask {
+            name: entry.path,
+            entry: Some(entry),
+            local,
+        },
+        args: Msg::new(()),
+    })
+}
+
 /// The type name of `F`, for messages about tasks.
 pub fn task_name<F>() -> &'static str {
     std::any::type_name::<F>()

@@ -22,11 +22,37 @@ pub fn worker_entry() {
     }
 }
 
-/// Called by `#[parallelizer::test]` with the test's path: a worker
-/// launched for that test serves; every other process returns.
+/// Called by `#[parallelizer::test]` first thing in the test, with the
+/// test's path `concat!(module_path!(), "::", name)` (crate name first): a
+/// worker launched for that test serves; every other process records the
+/// test as this thread's [`current_test`] and returns.
 pub fn test_worker_entry(test_path: &str) {
-    let _ = test_path;
+    CURRENT_TEST.with(|t| *t.borrow_mut() = Some(test_path.to_string()));
     worker_entry();
+}
+
+thread_local! {
+    static CURRENT_TEST: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The libtest name of the `#[parallelizer::test]` running on this thread
+/// (its path without the crate name, e.g. `tests::gathers`), which a
+/// process backend passes to the re-executed test binary as
+/// `--exact NAME`. `None` outside such a test.
+///
+/// ```
+/// assert_eq!(parallelizer_core::worker::current_test(), None);
+/// parallelizer_core::worker::test_worker_entry("my_crate::tests::gathers");
+/// assert_eq!(parallelizer_core::worker::current_test().as_deref(), Some("tests::gathers"));
+/// ```
+pub fn current_test() -> Option<String> {
+    CURRENT_TEST.with(|t| {
+        t.borrow().as_deref().map(|path| {
+            path.split_once("::")
+                .map_or(path, |(_, rest)| rest)
+                .to_string()
+        })
+    })
 }
 
 /// A backend's worker loop, run by [`worker_entry`] in launched workers.

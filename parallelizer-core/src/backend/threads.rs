@@ -18,7 +18,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::parallelizer::{Core, Parallelizer, Region, RegionTask, check_rank};
-use crate::registry::{FromConfig, set_current};
+use crate::registry::{FromConfig, rank_of, set_current};
+use crate::task::initializer_region;
 
 /// Ranks as threads of this process: `nprocs - 1` persistent worker threads
 /// plus the calling thread as rank 0. Workers park between regions and are
@@ -124,6 +125,17 @@ impl Parallelizer for Threads {
             threads.push(handle);
         }
         *pool = Some(Pool { jobs, threads });
+        drop(pool);
+        let Some(path) = &self.core.config().initializer else {
+            return Ok(());
+        };
+        // McUtils `initialization_function`: once on every rank, main included,
+        // before any region; a failure is the enter's error.
+        let init = initializer_region(path).and_then(|region| self.run_region(region));
+        if let Err(e) = init {
+            self.finalize()?;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -148,6 +160,11 @@ impl Parallelizer for Threads {
     }
 
     fn run_region(&self, region: Region) -> Result<Msg> {
+        // `run` on this parallelizer from inside one of its own regions: every
+        // rank runs it on its handle (SPMD), instead of waiting for itself.
+        if let Some(rank) = rank_of(self) {
+            return rank.run_region(region);
+        }
         let _one_region = self.region.lock().unwrap_or_else(|e| e.into_inner());
         let jobs: Vec<Sender<Job>> = match &*self.pool() {
             Some(pool) => pool.jobs.clone(),

@@ -1,0 +1,6 @@
+#[parallelizer::main]
+fn main() -> Result<(), Error> {
+    let par = parallelizer::from_config("processes:4")?;
+    par.run(greet, ("hi".to_string(), 2))?;
+    Ok(())
+}

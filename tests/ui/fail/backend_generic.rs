@@ -1,0 +1,6 @@
+#[parallelizer::parallelizer(name = "generic")]
+struct Generic<T> {
+    inner: T,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[parallelizer::parallelizer]
+struct Nameless;
+
+#[parallelizer::parallelizer(crate = "::parallelizer")]
+struct StillNameless;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[parallelizer::parallelizer(name = "colors")]
+enum Colors {
+    Red,
+}
+
+fn main() {}

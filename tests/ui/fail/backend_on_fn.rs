@@ -1,0 +1,4 @@
+#[parallelizer::parallelizer(name = "f")]
+fn not_a_backend() {}
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[parallelizer::main]
+fn main(_args: Vec<String>) {}

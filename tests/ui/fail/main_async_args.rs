@@ -1,0 +1,2 @@
+#[parallelizer::main]
+async fn main() {}

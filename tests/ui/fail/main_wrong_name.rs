@@ -1,0 +1,4 @@
+#[parallelizer::main]
+fn start() {}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use parallelizer::Parallelizer;
+
+struct Solver;
+
+impl Solver {
+    #[parallelizer::task]
+    fn solve(&self, _par: &dyn Parallelizer) {}
+}
+
+fn main() {}
