@@ -1,6 +1,9 @@
 //! The SPMD suite on the MPI backend: every check runs as a region on the
 //! `mpi` parallelizer and is compared with what `serial` and `threads:P`
-//! (P = the number of MPI ranks) give for the same function.
+//! (P = the number of MPI ranks) give for the same function. The `shared:`
+//! checks run the shared suite of `tests/common` (the functions
+//! `tests/local_modes.rs` runs on serial and threads) with the same
+//! expectations.
 //!
 //! ```text
 //! cargo build --features mpi --example mpi_suite
@@ -16,6 +19,47 @@ use parallelizer::{Error, chunk_sizes};
 use serde::{Deserialize, Serialize};
 
 type Par<'a> = &'a dyn Parallelizer;
+
+/// The shared SPMD suite of `tests/common` (also run on serial and threads
+/// by `tests/local_modes.rs`), run here on MPI.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+/// The shared fns, registered so that served workers can run them by name.
+mod shared {
+    use super::common;
+    use parallelizer::Parallelizer;
+
+    macro_rules! wrap {
+        ($($name:ident($a:ty) -> $r:ty;)*) => {$(
+            #[parallelizer::task]
+            pub fn $name(par: &dyn Parallelizer, args: $a) -> $r {
+                common::$name(par, args)
+            }
+        )*};
+    }
+    wrap! {
+        chunk_lens(usize) -> Option<Vec<usize>>;
+        scatter_roundtrip(u32) -> Option<Vec<u32>>;
+        gather_ids(()) -> Option<Vec<(usize, String)>>;
+        broadcast_struct(()) -> Option<Vec<common::Job>>;
+        map_in_region(i64) -> Option<Vec<i64>>;
+        map_with_in_region(i64) -> Option<Vec<i64>>;
+        map_chunks_in_region(i64) -> Option<Vec<i64>>;
+        starmap_in_region(i64) -> Option<Vec<(i64, i64, i64)>>;
+        worker_to_worker(()) -> Option<String>;
+        wait_then_gather(()) -> Option<Vec<usize>>;
+        run_job(()) -> Option<usize>;
+        map_applier((u8, u8)) -> Option<Vec<u64>>;
+        simple_print(()) -> bool;
+        pod_roundtrip(usize) -> Option<(Vec<f64>, f64)>;
+    }
+
+    #[parallelizer::task]
+    pub fn square(x: i64) -> i64 {
+        common::square(x)
+    }
+}
 
 // ---------------------------------------------------------------- tasks
 
@@ -562,6 +606,8 @@ fn main() {
     });
 
     // Messages split into many MPI calls: a 7-byte limit per call.
+    shared_suite(&par, &mut suite);
+
     suite.check("current() and nested regions inside a task", || {
         let got = par.run(nested, ()).map_err(|e| e.to_string())?;
         if rank != 0 {
@@ -732,4 +778,146 @@ fn main() {
         println!("{} passed, {} failed", suite.passed, suite.failed);
     }
     std::process::exit(i32::from(suite.failed > 0));
+}
+
+/// The shared suite's checks (as in `tests/local_modes.rs`) on `par`.
+fn shared_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
+    let (p, rank) = (par.nprocs(), par.id());
+    let serial = parallelizer::from_config("serial").expect("serial");
+    fn run<T>(what: &str, r: parallelizer::Result<T>) -> Result<T, String> {
+        r.map_err(|e| format!("{what}: {e}"))
+    }
+
+    suite.check("shared: chunk table", || {
+        let mut got = Vec::new();
+        for (items, ranks, sizes) in common::chunk_table() {
+            if ranks == p {
+                got.push((
+                    items,
+                    run("run", par.run(shared::chunk_lens, items))?,
+                    sizes,
+                ));
+            }
+        }
+        for (items, got, sizes) in got {
+            eq(
+                &format!("{items} over {p}"),
+                got,
+                (rank == 0).then_some(sizes),
+            )?;
+        }
+        Ok(())
+    });
+
+    suite.check(
+        "shared: scatter then gather returns the data in order",
+        || {
+            for n in [0, 1, 2, 3, 10, 1000] {
+                let got = run("run", par.run(shared::scatter_roundtrip, n))?;
+                eq(
+                    &format!("n={n}"),
+                    got,
+                    (rank == 0).then(|| (0..n).collect()),
+                )?;
+            }
+            Ok(())
+        },
+    );
+
+    suite.check("shared: gather is ordered main first", || {
+        let got = run("run", par.run(shared::gather_ids, ()))?;
+        let want = (0..p).map(|i| (i, format!("rank-{i}"))).collect();
+        eq("ids", got, (rank == 0).then_some(want))
+    });
+
+    suite.check("shared: broadcast of a struct reaches every rank", || {
+        let got = run("run", par.run(shared::broadcast_struct, ()))?;
+        eq(
+            "jobs",
+            got,
+            (rank == 0).then(|| vec![common::sample_job(); p]),
+        )
+    });
+
+    suite.check("shared: maps equal serial in input order", || {
+        for n in [0i64, 1, 5, 37] {
+            let got = (
+                run("map", par.run(shared::map_in_region, n))?,
+                run("map_with", par.run(shared::map_with_in_region, n))?,
+                run("map_chunks", par.run(shared::map_chunks_in_region, n))?,
+                run("starmap", par.run(shared::starmap_in_region, n))?,
+            );
+            if rank == 0 {
+                let want = (
+                    run("serial", serial.run(common::map_in_region, n))?,
+                    run("serial", serial.run(common::map_with_in_region, n))?,
+                    run("serial", serial.run(common::map_chunks_in_region, n))?,
+                    run("serial", serial.run(common::starmap_in_region, n))?,
+                );
+                eq(&format!("n={n}"), got, want)?;
+            }
+        }
+        Ok(())
+    });
+
+    suite.check("shared: pool-style map outside a region", || {
+        let got = run(
+            "map",
+            par.map(shared::square, (rank == 0).then(|| (0..100).collect())),
+        )?;
+        eq(
+            "map",
+            got,
+            (rank == 0).then(|| (0..100).map(common::square).collect()),
+        )
+    });
+
+    suite.check("shared: send and receive between workers", || {
+        let got = run("run", par.run(shared::worker_to_worker, ()))?;
+        let want = match p {
+            1 => "solo".to_string(),
+            2 => "hello from 1 to 0".to_string(),
+            _ => format!("hello from 1 to {}", p - 1),
+        };
+        eq("message", got, (rank == 0 || p == 1).then_some(want))
+    });
+
+    suite.check("shared: wait is a barrier", || {
+        let got = run("run", par.run(shared::wait_then_gather, ()))?;
+        eq("ids", got, (rank == 0).then(|| (0..p).collect()))
+    });
+
+    suite.check("shared: plain data paths match serial", || {
+        let got = run("run", par.run(shared::pod_roundtrip, 10))?;
+        if rank != 0 {
+            return eq("worker", got, None);
+        }
+        let want = run("serial", serial.run(common::pod_roundtrip, 10))?;
+        let (got, want) = (got.ok_or("no result")?, want.ok_or("no serial result")?);
+        eq("scatter-gather", got.0, want.0)?;
+        eq("broadcast sums", got.1, 1.5 * p as f64)
+    });
+
+    suite.check("shared: McUtils T1, T2, T3, T5, T7", || {
+        let t1 = run("T1", par.run(shared::run_job, ()))?;
+        let t2 = run("T2", par.run(shared::map_applier, (9, 6)))?;
+        let t3_empty = run("T3", par.run(shared::map_applier, (3, 9)))?;
+        let t3_small = run("T3", par.run(shared::map_applier, (4, 2)))?;
+        let t5 = run("T5", par.run(shared::chunk_lens, 1000))?;
+        let t7 = run("T7", par.run(shared::simple_print, ()))?;
+        eq("T7 print", t7, true)?;
+        if rank != 0 {
+            return Ok(());
+        }
+        eq("T1", t1, Some(1000))?;
+        let want = run("serial", serial.run(common::map_applier, (9, 6)))?;
+        eq("T2 length", t2.as_ref().map(Vec::len), Some(84 * 720))?;
+        eq("T2", t2, want)?;
+        eq("T3 empty", t3_empty, Some(vec![]))?;
+        let small = run("serial", serial.run(common::map_applier, (4, 2)))?;
+        eq("T3 small", t3_small, small)?;
+        let t5 = t5.ok_or("no T5 result")?;
+        eq("T5 one length per rank", t5.len(), p)?;
+        eq("T5 sum", t5.iter().sum::<usize>(), 1000)
+    });
 }
