@@ -350,6 +350,30 @@ fn receive_timeout(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
     par.gather(mine).unwrap()
 }
 
+static INIT_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A worker initializer: counts its calls on this rank.
+#[parallelizer::task]
+fn count_init(_: &dyn Parallelizer, (): ()) {
+    INIT_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// An initializer that fails on the last rank.
+#[parallelizer::task]
+fn refuse_on_last(par: &dyn Parallelizer, (): ()) -> Result<(), String> {
+    if par.id() + 1 == par.nprocs() {
+        return Err("no scratch space on the last rank".into());
+    }
+    Ok(())
+}
+
+/// How often the initializer ran on each rank.
+#[parallelizer::task]
+fn init_calls(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
+    par.gather(INIT_CALLS.load(std::sync::atomic::Ordering::SeqCst))
+        .unwrap()
+}
+
 /// Fails on the last rank without making anyone wait for it.
 #[parallelizer::task]
 fn fails_on_last(par: &dyn Parallelizer, (): ()) -> Result<usize, String> {
@@ -669,6 +693,37 @@ fn main() {
                 }
             } else {
                 eq("broadcast", got.map_err(|e| e.to_string())?, 7)
+            }
+        },
+    );
+
+    suite.check(
+        "worker initializer: once per rank at enter; its failure fails enter",
+        || {
+            let init =
+                parallelizer::from_config(Config::new("mpi").initializer("mpi_suite::count_init"))
+                    .map_err(|e| e.to_string())?;
+            let counts = {
+                let _entered = init.enter().map_err(|e| e.to_string())?;
+                init.run(init_calls, ()).map_err(|e| e.to_string())?;
+                init.run(init_calls, ()).map_err(|e| e.to_string())?
+            };
+            let refusing = parallelizer::from_config(
+                Config::new("mpi").initializer("mpi_suite::refuse_on_last"),
+            )
+            .map_err(|e| e.to_string())?;
+            let refused = refusing.enter().map(drop);
+            if rank != 0 {
+                return Ok(());
+            }
+            eq("initializer calls", counts, Some(vec![1; p]))?;
+            match refused {
+                Err(Error::TaskFailed { rank, message })
+                    if rank == p - 1 && message.contains("scratch") =>
+                {
+                    Ok(())
+                }
+                other => Err(format!("expected the initializer's failure, got {other:?}")),
             }
         },
     );

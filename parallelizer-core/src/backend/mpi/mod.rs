@@ -56,6 +56,9 @@
 //!
 //! # Options
 //!
+//! `Config::initializer` (a registered task) runs once on every rank at
+//! the outermost `enter`, like the other backends. Backend options:
+//!
 //! - `threads_per_rank`: rayon threads per rank for `map`, `map_with` and
 //!   `starmap` (hybrid MPI + threads); default 1, or the environment
 //!   variable `PARALLELIZER_THREADS_PER_RANK`.
@@ -83,7 +86,7 @@ use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg, decode_serde, encode_serde};
 use crate::parallelizer::{Core, Job, NativePod, Parallelizer, PodType, Region, check_rank};
 use crate::registry::{FromConfig, set_current};
-use crate::task::task_by_id;
+use crate::task::{initializer_region, task_by_id};
 use crate::worker::WorkerHook;
 
 use world::{Comm, Datatype, REGIONS, World};
@@ -405,6 +408,21 @@ impl Parallelizer for Mpi {
     }
     fn in_region(&self) -> bool {
         self.role != Role::Main || REGIONS.load(Ordering::SeqCst) > 0
+    }
+
+    /// Runs the configured worker initializer once on every rank (main
+    /// included), as a region, at the outermost `enter`; its failure on any
+    /// rank is the enter's error. MPI itself is process-wide: started on
+    /// first use, finalized at exit, not here.
+    fn initialize(&self) -> Result<()> {
+        let Some(path) = &self.core.config().initializer else {
+            return Ok(());
+        };
+        if REGIONS.load(Ordering::SeqCst) > 0 {
+            // Entered inside a region: the ranks are already running.
+            return Ok(());
+        }
+        self.run_region(initializer_region(path)?).map(drop)
     }
 
     fn send_msg(&self, msg: Msg, to: usize) -> Result<()> {
