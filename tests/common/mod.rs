@@ -2,7 +2,8 @@
 //! of a region and returns main's view, so a test can compare modes.
 //!
 //! The McUtils test suite (mcutils-spec.md section 3) is ported here with
-//! its intent-corrected expectations.
+//! its intent-corrected expectations. The fns are `#[parallelizer::task]`s
+//! so that the process backend's workers can run them by name.
 #![allow(dead_code)]
 
 pub mod workload;
@@ -11,6 +12,7 @@ use parallelizer::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// McUtils H5 `scatter_gather`: the chunk length each rank got.
+#[parallelizer::task]
 pub fn chunk_lens(par: &dyn Parallelizer, n: usize) -> Option<Vec<usize>> {
     let data = par.on_main().then(|| (0..n as u64).collect::<Vec<_>>());
     let chunk = par.scatter(data).unwrap();
@@ -18,6 +20,7 @@ pub fn chunk_lens(par: &dyn Parallelizer, n: usize) -> Option<Vec<usize>> {
 }
 
 /// Scatter then gather of the chunks themselves: main gets the data back.
+#[parallelizer::task]
 pub fn scatter_roundtrip(par: &dyn Parallelizer, n: u32) -> Option<Vec<u32>> {
     let data = par.on_main().then(|| (0..n).collect::<Vec<_>>());
     let chunk = par.scatter(data).unwrap();
@@ -25,6 +28,7 @@ pub fn scatter_roundtrip(par: &dyn Parallelizer, n: u32) -> Option<Vec<u32>> {
 }
 
 /// Gather of each rank's id and pid-independent label, main first.
+#[parallelizer::task]
 pub fn gather_ids(par: &dyn Parallelizer, (): ()) -> Option<Vec<(usize, String)>> {
     par.gather((par.id(), format!("rank-{}", par.id())))
         .unwrap()
@@ -54,22 +58,26 @@ pub fn sample_job() -> Job {
 }
 
 /// Broadcast of a struct; every rank echoes what it got back to main.
+#[parallelizer::task]
 pub fn broadcast_struct(par: &dyn Parallelizer, (): ()) -> Option<Vec<Job>> {
     let job = par.broadcast(par.on_main().then(sample_job)).unwrap();
     par.gather(job).unwrap()
 }
 
+#[parallelizer::task]
 pub fn square(x: i64) -> i64 {
     x * x - 3
 }
 
 /// `map` inside a region.
+#[parallelizer::task]
 pub fn map_in_region(par: &dyn Parallelizer, n: i64) -> Option<Vec<i64>> {
     par.map(square, par.on_main().then(|| (0..n).collect()))
         .unwrap()
 }
 
 /// `map_with`: McUtils `extra_args`.
+#[parallelizer::task]
 pub fn map_with_in_region(par: &dyn Parallelizer, n: i64) -> Option<Vec<i64>> {
     let data = par.on_main().then(|| (0..n).collect());
     par.map_with(
@@ -81,6 +89,7 @@ pub fn map_with_in_region(par: &dyn Parallelizer, n: i64) -> Option<Vec<i64>> {
 }
 
 /// `map_chunks`: McUtils `vectorized=True`.
+#[parallelizer::task]
 pub fn map_chunks_in_region(par: &dyn Parallelizer, n: i64) -> Option<Vec<i64>> {
     let data = par.on_main().then(|| (0..n).collect());
     par.map_chunks(
@@ -91,6 +100,7 @@ pub fn map_chunks_in_region(par: &dyn Parallelizer, n: i64) -> Option<Vec<i64>> 
 }
 
 /// `starmap` over pairs, flat like `map`.
+#[parallelizer::task]
 pub fn starmap_in_region(par: &dyn Parallelizer, n: i64) -> Option<Vec<(i64, i64, i64)>> {
     let data = par.on_main().then(|| (0..n).map(|i| (i, i * i)).collect());
     par.starmap(|a: i64, b: i64| (a, b, -1), data).unwrap()
@@ -98,6 +108,7 @@ pub fn starmap_in_region(par: &dyn Parallelizer, n: i64) -> Option<Vec<(i64, i64
 
 /// Point-to-point between two workers: rank 1 sends to the last rank, which
 /// reports to main. With fewer than 3 ranks main and rank 1 talk instead.
+#[parallelizer::task]
 pub fn worker_to_worker(par: &dyn Parallelizer, (): ()) -> Option<String> {
     let last = par.nprocs() - 1;
     if par.nprocs() == 1 {
@@ -123,6 +134,7 @@ pub fn worker_to_worker(par: &dyn Parallelizer, (): ()) -> Option<String> {
 }
 
 /// A barrier, then a gather: every rank passed `wait`.
+#[parallelizer::task]
 pub fn wait_then_gather(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
     par.wait().unwrap();
     par.wait().unwrap();
@@ -131,6 +143,7 @@ pub fn wait_then_gather(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
 
 /// McUtils H1 `run_job` (T1), without the 3 s sleep: broadcast "woop",
 /// scatter arange(1000), gather the lengths, sum.
+#[parallelizer::task]
 pub fn run_job(par: &dyn Parallelizer, (): ()) -> Option<usize> {
     let woop = par
         .broadcast(par.on_main().then(|| "woop".to_string()))
@@ -140,12 +153,14 @@ pub fn run_job(par: &dyn Parallelizer, (): ()) -> Option<usize> {
 }
 
 /// McUtils H3 `map_applier` (T2, T3): the McUtils map workload, vectorized.
+#[parallelizer::task]
 pub fn map_applier(par: &dyn Parallelizer, (n, r): (u8, u8)) -> Option<Vec<u64>> {
     let data = par.on_main().then(|| workload::combinations(n, r));
     par.map_chunks(workload::mapped_func, data).unwrap()
 }
 
 /// McUtils H6 `simple_scatter_1` (T7a): nine 1x2 arrays, one per rank on 9 ranks.
+#[parallelizer::task]
 pub fn simple_scatter_1(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
     let list: Vec<[[i32; 2]; 1]> = (0..3).flat_map(|i| (0..3).map(move |j| [[i, j]])).collect();
     let data = par.on_main().then_some(list);
@@ -153,6 +168,7 @@ pub fn simple_scatter_1(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
 }
 
 /// McUtils H7 `simple_print` (T7b): printing a non-string works everywhere.
+#[parallelizer::task]
 pub fn simple_print(par: &dyn Parallelizer, (): ()) -> bool {
     par.print(Where::Both, 1);
     par.print(Where::Both, "{'a': 1}");
@@ -160,6 +176,7 @@ pub fn simple_print(par: &dyn Parallelizer, (): ()) -> bool {
 }
 
 /// Plain-data collectives: scatter_pod, square, gather_pod; broadcast_pod.
+#[parallelizer::task]
 pub fn pod_roundtrip(par: &dyn Parallelizer, n: usize) -> Option<(Vec<f64>, f64)> {
     let data = par
         .on_main()

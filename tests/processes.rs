@@ -1,0 +1,670 @@
+//! The `processes` backend with the worker guard: the integration suite at
+//! 2, 3 and 4 ranks against serial, and the fault tests of ARCHITECTURE.md
+//! section 4, each checking that no worker process is left behind.
+//!
+//! `#[parallelizer::test]` starts every test with the worker entry: in a
+//! worker launched for this test it serves tasks and exits; in the test
+//! process it returns. Tasks are `#[parallelizer::task]` fns.
+#![cfg(target_os = "linux")]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use parallelizer::chunk_sizes;
+use parallelizer::prelude::*;
+use serde::{Deserialize, Serialize};
+
+// ---------------------------------------------------------------- helpers
+
+/// Tests run one at a time: they check this process's children.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The pids whose parent is this process (from the process table).
+fn children() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let ppid: i32 = rest.split_whitespace().nth(1).unwrap().parse().unwrap();
+        if ppid == me {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn assert_no_children() {
+    let until = Instant::now() + Duration::from_secs(3);
+    while !children().is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        children(),
+        Vec::<i32>::new(),
+        "worker processes left behind"
+    );
+}
+
+fn processes(n: usize) -> Arc<dyn Parallelizer> {
+    parallelizer::from_config(
+        Config::new("processes")
+            .nprocs(n)
+            .timeout(Duration::from_secs(60)),
+    )
+    .unwrap()
+}
+
+fn serial() -> Arc<dyn Parallelizer> {
+    parallelizer::from_config("serial").unwrap()
+}
+
+// ------------------------------------------------------------------ tasks
+
+#[parallelizer::task]
+fn chunk_lens(par: &dyn Parallelizer, n: usize) -> Option<Vec<usize>> {
+    let chunk = par
+        .scatter(par.on_main().then(|| (0..n).collect::<Vec<usize>>()))
+        .unwrap();
+    // Contiguous: each chunk is a run of consecutive items.
+    assert!(chunk.windows(2).all(|w| w[1] == w[0] + 1));
+    par.gather(chunk.len()).unwrap()
+}
+
+#[parallelizer::task]
+fn scatter_sum(par: &dyn Parallelizer, n: u64) -> u64 {
+    let chunk = par
+        .scatter(par.on_main().then(|| (1..=n).collect::<Vec<u64>>()))
+        .unwrap();
+    let all = par.gather(chunk.iter().sum::<u64>()).unwrap();
+    all.map_or(0, |v| v.iter().sum())
+}
+
+#[parallelizer::task]
+fn gather_order(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
+    par.gather(format!("rank {}", par.id() * 10)).unwrap()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Params {
+    name: String,
+    xs: Vec<f64>,
+    k: u32,
+    tags: Option<Vec<(u8, String)>>,
+}
+
+fn params() -> Params {
+    Params {
+        name: "woop".into(),
+        xs: vec![1.5, -2.0, 1e300],
+        k: 7,
+        tags: Some(vec![(1, "a".into()), (2, "b".into())]),
+    }
+}
+
+#[parallelizer::task]
+fn broadcast_struct(par: &dyn Parallelizer, (): ()) -> Option<Vec<Params>> {
+    let p = par.broadcast(par.on_main().then(params)).unwrap();
+    par.gather(p).unwrap()
+}
+
+type Maps = (Vec<u64>, Vec<i64>, Vec<String>, Vec<i32>);
+
+#[parallelizer::task]
+fn all_maps(par: &dyn Parallelizer, n: u64) -> Option<Maps> {
+    let data = || par.on_main().then(|| (0..n).collect::<Vec<u64>>());
+    let a = par.map(|x: u64| x * x + 1, data()).unwrap();
+    let b = par
+        .map_with(
+            |x: u64, k: &i64| x as i64 * k,
+            data(),
+            par.on_main().then_some(-3i64),
+        )
+        .unwrap();
+    let c = par
+        .map_chunks(
+            |xs: Vec<u64>| xs.iter().map(|x| format!("<{x}>")).collect(),
+            data(),
+        )
+        .unwrap();
+    let d = par
+        .starmap(
+            |a: i32, b: i32| a * b,
+            par.on_main()
+                .then(|| (0..n as i32).map(|i| (i, i + 1)).collect()),
+        )
+        .unwrap();
+    Some((a?, b?, c?, d?))
+}
+
+/// Rank r sends to rank (r + 1) % n, receives from (r - 1) % n: worker to
+/// worker, worker to main and main to worker.
+#[parallelizer::task]
+fn ring(par: &dyn Parallelizer, (): ()) -> Option<Vec<(usize, String)>> {
+    let (id, n) = (par.id(), par.nprocs());
+    let next = (id + 1) % n;
+    let prev = (id + n - 1) % n;
+    par.send(format!("from {id}"), next).unwrap();
+    let got: String = par.receive(prev).unwrap();
+    par.wait().unwrap();
+    par.gather((id, got)).unwrap()
+}
+
+#[parallelizer::task]
+fn waits(par: &dyn Parallelizer, rounds: u32) -> Option<Vec<u32>> {
+    for _ in 0..rounds {
+        par.wait().unwrap();
+    }
+    par.gather(rounds).unwrap()
+}
+
+#[parallelizer::task]
+fn pids(par: &dyn Parallelizer, (): ()) -> Option<Vec<u32>> {
+    par.gather(par.pid()).unwrap()
+}
+
+#[parallelizer::task]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+#[parallelizer::task]
+fn big_pod(par: &dyn Parallelizer, n: usize) -> Option<Vec<f64>> {
+    // 8 * n bytes broadcast through shared memory, then scattered and gathered.
+    let data = par
+        .on_main()
+        .then(|| (0..n).map(|i| i as f64).collect::<Vec<f64>>());
+    let all = par.broadcast_pod(data.clone()).unwrap();
+    let sum: f64 = all.iter().sum();
+    let mine = par.scatter_pod(data).unwrap();
+    let back = par.gather_pod(mine).unwrap();
+    let sums = par.gather(sum).unwrap();
+    back.zip(sums).map(|(b, s)| {
+        assert_eq!(b.len(), n);
+        assert!(b.iter().enumerate().all(|(i, x)| *x == i as f64));
+        s
+    })
+}
+
+static INITIALIZED: AtomicBool = AtomicBool::new(false);
+
+#[parallelizer::task]
+fn init_worker(_: &dyn Parallelizer, (): ()) {
+    INITIALIZED.store(true, Ordering::SeqCst);
+}
+
+#[parallelizer::task]
+fn init_fails(par: &dyn Parallelizer, (): ()) -> Result<(), String> {
+    if par.id() == 2 {
+        return Err("no licence on rank 2".into());
+    }
+    Ok(())
+}
+
+#[parallelizer::task]
+fn initialized(par: &dyn Parallelizer, (): ()) -> Option<Vec<bool>> {
+    par.gather(INITIALIZED.load(Ordering::SeqCst)).unwrap()
+}
+
+// ------------------------------------------------------------ suite tests
+
+#[parallelizer::test]
+fn scatter_gather_chunk_table() {
+    let _one = one_at_a_time();
+    let table: &[(usize, usize, &[usize])] = &[
+        (1000, 4, &[250, 250, 250, 250]),
+        (10, 3, &[4, 3, 3]),
+        (10, 4, &[3, 3, 2, 2]),
+        (2, 4, &[1, 1, 0, 0]),
+        (3, 3, &[1, 1, 1]),
+    ];
+    for &(n, p, want) in table {
+        let got = processes(p).run(chunk_lens, n).unwrap();
+        assert_eq!(got.as_deref(), Some(want), "{n} over {p}");
+    }
+    for p in [2, 3, 4] {
+        let par = processes(p);
+        let _in = par.enter().unwrap();
+        for n in [0, 1, 7, 1000] {
+            let got = par.run(chunk_lens, n).unwrap().unwrap();
+            assert_eq!(got, chunk_sizes(n, p));
+            assert_eq!(got.iter().sum::<usize>(), n);
+        }
+        assert_eq!(
+            par.run(scatter_sum, 1000).unwrap(),
+            serial().run(scatter_sum, 1000).unwrap()
+        );
+    }
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn gather_order_and_broadcast_struct() {
+    let _one = one_at_a_time();
+    for p in [2, 3, 4] {
+        let par = processes(p);
+        let _in = par.enter().unwrap();
+        let order = par.run(gather_order, ()).unwrap().unwrap();
+        let want: Vec<String> = (0..p).map(|i| format!("rank {}", i * 10)).collect();
+        assert_eq!(order, want);
+        let got = par.run(broadcast_struct, ()).unwrap().unwrap();
+        assert_eq!(got, vec![params(); p]);
+        let s = serial().run(broadcast_struct, ()).unwrap().unwrap();
+        assert_eq!(s, vec![params()]);
+    }
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn maps_equal_serial() {
+    let _one = one_at_a_time();
+    let want = serial().run(all_maps, 23).unwrap();
+    for p in [2, 3, 4] {
+        assert_eq!(processes(p).run(all_maps, 23).unwrap(), want, "{p} ranks");
+    }
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn send_receive_between_any_ranks_and_wait() {
+    let _one = one_at_a_time();
+    for p in [2, 3, 4] {
+        let par = processes(p);
+        let _in = par.enter().unwrap();
+        let got = par.run(ring, ()).unwrap().unwrap();
+        let want: Vec<(usize, String)> = (0..p)
+            .map(|i| (i, format!("from {}", (i + p - 1) % p)))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(par.run(waits, 5).unwrap(), Some(vec![5; p]));
+    }
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn pool_style_map_and_workers_persist_across_regions() {
+    let _one = one_at_a_time();
+    let data: Vec<u64> = (0..100).collect();
+    let want: Vec<u64> = data.iter().map(|x| x * x).collect();
+    // Outside any enter: the map opens (and closes) a region itself.
+    let par = processes(3);
+    assert_eq!(
+        par.map(square, Some(data.clone())).unwrap(),
+        Some(want.clone())
+    );
+    assert!(!par.in_region());
+    assert_no_children();
+    {
+        let _in = par.enter().unwrap();
+        let first = par.run(pids, ()).unwrap().unwrap();
+        assert_eq!(par.map(square, Some(data.clone())).unwrap(), Some(want));
+        let second = par.run(pids, ()).unwrap().unwrap();
+        assert_eq!(
+            first, second,
+            "the same workers serve every region of one enter"
+        );
+        assert_eq!(first.len(), 3);
+        assert_eq!(children().len(), 2);
+    }
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn plain_data_through_shared_memory() {
+    let _one = one_at_a_time();
+    let n = 3_000_000; // 24 MB, over the 1 MiB threshold
+    let want = (0..n).map(|i| i as f64).sum::<f64>();
+    let sums = processes(3).run(big_pod, n).unwrap().unwrap();
+    assert_eq!(sums, vec![want; 3]);
+    // Below the threshold the same calls go in-band.
+    let small = processes(2).run(big_pod, 1000).unwrap().unwrap();
+    assert_eq!(small, vec![499_500.0; 2]);
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn closures_and_unregistered_fns_are_refused() {
+    let _one = one_at_a_time();
+    let par = processes(2);
+    let err = par.run(|p: &dyn Parallelizer, ()| p.id(), ()).unwrap_err();
+    assert!(matches!(err, Error::TaskNotRegistered { .. }), "{err}");
+    assert!(err.to_string().contains("#[parallelizer::task]"), "{err}");
+    fn unregistered(_: &dyn Parallelizer, (): ()) {}
+    let err = par.run(unregistered, ()).unwrap_err();
+    assert!(matches!(err, Error::TaskNotRegistered { .. }), "{err}");
+    let err = par.map(|x: u64| x + 1, Some(vec![1])).unwrap_err();
+    assert!(matches!(err, Error::TaskNotRegistered { .. }), "{err}");
+    // One rank: no worker process, the same rules.
+    let one = processes(1);
+    assert_eq!(
+        one.run(gather_order, ()).unwrap(),
+        Some(vec!["rank 0".to_string()])
+    );
+    assert!(matches!(
+        one.run(|p: &dyn Parallelizer, ()| p.id(), ()),
+        Err(Error::TaskNotRegistered { .. })
+    ));
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn worker_initializer_runs_once_per_worker_and_its_failure_fails_enter() {
+    let _one = one_at_a_time();
+    let config = Config::new("processes")
+        .nprocs(3)
+        .initializer("processes::init_worker");
+    let par = parallelizer::from_config(&config).unwrap();
+    // Main does not run it; each worker did, before its first region.
+    assert_eq!(
+        par.run(initialized, ()).unwrap(),
+        Some(vec![false, true, true])
+    );
+    let bad =
+        parallelizer::from_config(config.clone().initializer("processes::init_fails")).unwrap();
+    let err = bad.enter().map(|_| ()).unwrap_err();
+    assert!(
+        matches!(err, Error::TaskFailed { rank: 2, ref message } if message.contains("licence")),
+        "{err}"
+    );
+    let missing = parallelizer::from_config(config.initializer("processes::nope")).unwrap();
+    assert!(matches!(
+        missing.enter().map(|_| ()),
+        Err(Error::TaskNotRegistered { .. })
+    ));
+    assert_no_children();
+}
+
+// ------------------------------------------------------------ fault tests
+
+#[parallelizer::task]
+fn panic_in_gather(par: &dyn Parallelizer, (): ()) -> Result<Option<Vec<usize>>, Error> {
+    if par.id() == 2 {
+        std::thread::sleep(Duration::from_millis(100)); // main is in gather by now
+        panic!("boom on worker 2");
+    }
+    par.gather(par.id())
+}
+
+#[parallelizer::task]
+fn err_on_rank_3(par: &dyn Parallelizer, (): ()) -> Result<Option<Vec<usize>>, String> {
+    if par.id() == 3 {
+        return Err("bad input on rank 3".into());
+    }
+    // Rank 1 waits on rank 3 too: it must be released.
+    if par.id() == 1 {
+        let _: u8 = par.receive(3).map_err(|e| e.to_string())?;
+    }
+    par.gather(par.id()).map_err(|e| e.to_string())
+}
+
+#[parallelizer::task]
+fn exit_3(par: &dyn Parallelizer, (): ()) -> Result<Option<Vec<usize>>, Error> {
+    if par.id() == 1 {
+        std::process::exit(3);
+    }
+    par.gather(par.id())
+}
+
+#[parallelizer::task]
+fn stall_in_broadcast(par: &dyn Parallelizer, mb: usize) -> Result<usize, Error> {
+    if par.id() == 1 {
+        // Does not read: main blocks writing to it until it is killed.
+        std::thread::sleep(Duration::from_secs(30));
+    }
+    let v = par.broadcast_pod(par.on_main().then(|| vec![7u8; mb << 20]))?;
+    Ok(v.len())
+}
+
+#[parallelizer::task]
+fn sleepy(par: &dyn Parallelizer, secs: u64) -> Result<Option<Vec<usize>>, Error> {
+    if par.id() == 1 {
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+    par.gather(par.id())
+}
+
+#[parallelizer::task]
+fn sleepy_try(par: &dyn Parallelizer, secs: u64) -> Result<Option<Vec<usize>>, Error> {
+    sleepy(par, secs)
+}
+
+#[parallelizer::task]
+fn inject(par: &dyn Parallelizer, what: u8) -> Result<Option<Vec<usize>>, Error> {
+    use parallelizer::backend::processes::{__frame_header, __inject_raw};
+    match (par.id(), what) {
+        // A frame announcing 2^60 bytes, worker to main.
+        (1, 0) => __inject_raw(0, &__frame_header(1 << 60))?,
+        // A truncated frame, then the worker dies mid-frame.
+        (1, 1) => {
+            let mut bytes = __frame_header(100);
+            bytes.extend_from_slice(&[0xAB; 10]);
+            __inject_raw(0, &bytes)?;
+            std::process::exit(0);
+        }
+        // Main sends worker 2 a frame announcing 2^60 bytes, then a broadcast
+        // that worker 2 reads after it.
+        (0, 2) => __inject_raw(2, &__frame_header(1 << 60))?,
+        _ => {}
+    }
+    if what == 2 {
+        par.broadcast(par.on_main().then_some(5u8))?;
+    }
+    par.gather(par.id())
+}
+
+/// A failed run, then a good one: the next run works, with fresh workers if
+/// some died; nothing is left behind.
+fn then_recovers(par: &Arc<dyn Parallelizer>) {
+    let n = par.nprocs();
+    assert_eq!(
+        par.run(gather_order, ()).unwrap().map(|v| v.len()),
+        Some(n),
+        "the run after a failure"
+    );
+}
+
+#[parallelizer::test]
+fn fault_panic_on_a_worker_during_gather() {
+    let _one = one_at_a_time();
+    let par = processes(4);
+    {
+        let _in = par.enter().unwrap();
+        let t = Instant::now();
+        let err = par.try_run(panic_in_gather, ()).unwrap_err();
+        assert!(
+            matches!(err, Error::WorkerPanicked { rank: 2, ref message } if message.contains("boom on worker 2")),
+            "{err}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+        then_recovers(&par);
+    }
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn fault_err_on_rank_3_of_4() {
+    let _one = one_at_a_time();
+    let par = processes(4);
+    {
+        let _in = par.enter().unwrap();
+        let t = Instant::now();
+        let err = par.try_run(err_on_rank_3, ()).unwrap_err();
+        assert!(
+            matches!(err, Error::TaskFailed { rank: 3, ref message } if message.contains("bad input on rank 3")),
+            "{err}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+        then_recovers(&par);
+    }
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn fault_exit_in_a_worker() {
+    let _one = one_at_a_time();
+    let par = processes(3);
+    {
+        let _in = par.enter().unwrap();
+        let t = Instant::now();
+        let err = par.try_run(exit_3, ()).unwrap_err();
+        assert!(
+            matches!(err, Error::WorkerDied { rank: 1, ref status } if status.contains("exited with status 3")),
+            "{err}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(3));
+        then_recovers(&par);
+    }
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn fault_sigkill_while_main_is_in_broadcast() {
+    let _one = one_at_a_time();
+    // In-band broadcast (no shared memory), so main blocks writing 64 MiB.
+    let par = parallelizer::from_config(
+        Config::new("processes")
+            .nprocs(3)
+            .option("shm_threshold", usize::MAX),
+    )
+    .unwrap();
+    {
+        let _in = par.enter().unwrap();
+        let ranks = par.run(pids, ()).unwrap().unwrap();
+        let victim = ranks[1] as i32;
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(victim, libc::SIGKILL) };
+            Instant::now()
+        });
+        let err = par.try_run(stall_in_broadcast, 64).unwrap_err();
+        let killed_at = killer.join().unwrap();
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(1),
+            "WorkerDied must come within a second"
+        );
+        assert!(
+            matches!(err, Error::WorkerDied { rank: 1, ref status } if status.contains("signal 9")),
+            "{err}"
+        );
+        then_recovers(&par);
+    }
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn fault_main_side_timeout_on_a_sleeping_worker() {
+    let _one = one_at_a_time();
+    let par = parallelizer::from_config(
+        Config::new("processes")
+            .nprocs(3)
+            .timeout(Duration::from_millis(800)),
+    )
+    .unwrap();
+    {
+        let _in = par.enter().unwrap();
+        let t = Instant::now();
+        // Main's gather times out; the sleeping worker is killed once main
+        // has waited out the timeout for it to finish the region.
+        let err = par.run(sleepy, 30).unwrap_err();
+        assert!(matches!(err, Error::Timeout { rank: 1, .. }), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        // Inside the task, the receive itself timed out.
+        let t = Instant::now();
+        let err = par.try_run(sleepy_try, 30).unwrap_err();
+        assert!(
+            matches!(err, Error::TaskFailed { rank: 0, ref message } if message.contains("gather timed out")),
+            "{err}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        then_recovers(&par);
+    }
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn fault_oversized_and_truncated_frames() {
+    let _one = one_at_a_time();
+    let par = processes(3);
+    {
+        let _in = par.enter().unwrap();
+        let err = par.try_run(inject, 0).unwrap_err();
+        assert!(
+            matches!(err, Error::Codec(ref m) if m.contains("over the limit")),
+            "{err}"
+        );
+        then_recovers(&par);
+
+        let err = par.try_run(inject, 1).unwrap_err();
+        assert!(
+            matches!(err, Error::WorkerDied { rank: 1, ref status } if status.contains("middle of a frame")),
+            "{err}"
+        );
+        then_recovers(&par);
+
+        let err = par.try_run(inject, 2).unwrap_err();
+        assert!(
+            matches!(err, Error::Codec(ref m) if m.contains("over the limit")),
+            "{err}"
+        );
+        then_recovers(&par);
+    }
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn output_inherited_when_not_prefixed() {
+    let _one = one_at_a_time();
+    let par = parallelizer::from_config(
+        Config::new("processes")
+            .nprocs(3)
+            .option("prefix_output", false),
+    )
+    .unwrap();
+    assert_eq!(par.run(gather_order, ()).unwrap().map(|v| v.len()), Some(3));
+    let bad = parallelizer::from_config(
+        Config::new("processes")
+            .nprocs(3)
+            .option("prefix_output", "maybe"),
+    );
+    assert!(matches!(bad, Err(Error::Config(_))));
+    assert_no_children();
+}
+
+#[parallelizer::task]
+fn main_panics(par: &dyn Parallelizer, (): ()) -> Result<u8, Error> {
+    if par.on_main() {
+        panic!("main gives up");
+    }
+    // Workers wait for a broadcast that never comes: they must be released.
+    par.broadcast::<u8>(None)
+}
+
+#[parallelizer::test]
+fn fault_main_panics_while_workers_wait() {
+    let _one = one_at_a_time();
+    let par = processes(3);
+    {
+        let _in = par.enter().unwrap();
+        let t = Instant::now();
+        let panic =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| par.run(main_panics, ())))
+                .unwrap_err();
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"main gives up"));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        then_recovers(&par);
+    }
+    assert_no_children();
+}

@@ -1,0 +1,253 @@
+//! The `processes` backend without the guard (SPMD): the workers run this
+//! program's `main` from the top, like MPI ranks, and join when they build
+//! the same parallelizer; closures then work, and collectives pair up.
+//!
+//! `harness = false`: the harness (no `SPMD_RANKS` in the environment)
+//! re-runs this binary once per rank count as the SPMD program, checks its
+//! exit status, and checks that no process is left behind (it is a child
+//! subreaper, so orphans would come back to it). Speaks enough of libtest's
+//! command line for `cargo nextest run` (`--list`, `--exact NAME`).
+
+#[cfg(target_os = "linux")]
+fn main() {
+    use std::time::{Duration, Instant};
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            println!("spmd_2_3_4_ranks: test");
+        }
+        return;
+    }
+    if let Ok(n) = std::env::var("SPMD_RANKS") {
+        spmd_program(n.parse().expect("SPMD_RANKS"));
+        return;
+    }
+    // SAFETY: prctl with constant arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    let exe = std::env::current_exe().unwrap();
+    let mut failed = 0;
+    for n in [2, 3, 4] {
+        let t = Instant::now();
+        let status = std::process::Command::new(&exe)
+            .env("SPMD_RANKS", n.to_string())
+            .status()
+            .unwrap();
+        let mut leftover = children();
+        let until = Instant::now() + Duration::from_secs(3);
+        while !leftover.is_empty() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+            // Reap whatever came back to us.
+            // SAFETY: non-blocking waitpid on any child.
+            unsafe { while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {} };
+            leftover = children();
+        }
+        let ok = status.success() && leftover.is_empty();
+        println!(
+            "test spmd with {n} ranks ... {} ({:.2?}, {status}, leftover {leftover:?})",
+            if ok { "ok" } else { "FAILED" },
+            t.elapsed()
+        );
+        failed += usize::from(!ok);
+    }
+    // A worker panics inside a region: main reports it and exits cleanly.
+    let t = Instant::now();
+    let out = std::process::Command::new(&exe)
+        .env("SPMD_RANKS", "3")
+        .env("SPMD_PANIC_RANK", "2")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The worker's panic message reached main's stderr, prefixed with its rank.
+    let relayed = stderr
+        .lines()
+        .any(|l| l.starts_with("[rank 2] ") && l.contains("spmd boom on 2"));
+    let ok = out.status.success() && stdout.contains("spmd panic on rank 2 reported") && relayed;
+    println!(
+        "test spmd worker panic reported ... {} ({:.2?})",
+        if ok { "ok" } else { "FAILED" },
+        t.elapsed()
+    );
+    if !ok {
+        println!("{stdout}\n{stderr}");
+    }
+    failed += usize::from(!ok);
+
+    // No orphans: SIGKILL main while its workers are alive; the parent-death
+    // signal takes them down with it.
+    let t = Instant::now();
+    let mut child = std::process::Command::new(&exe)
+        .env("SPMD_RANKS", "3")
+        .env("SPMD_ORPHAN", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("ready") {
+        line.clear();
+        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+            break;
+        }
+    }
+    let before = children().len();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut leftover = children();
+    while !leftover.is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+        // SAFETY: non-blocking waitpid on any child.
+        unsafe { while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {} };
+        leftover = children();
+    }
+    let ok = line.contains("ready") && before == 1 && leftover.is_empty();
+    println!(
+        "test spmd workers die with main ... {} ({:.2?}, leftover {leftover:?})",
+        if ok { "ok" } else { "FAILED" },
+        t.elapsed()
+    );
+    failed += usize::from(!ok);
+
+    println!("{} passed, {failed} failed", 5 - failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn main() {}
+
+#[cfg(target_os = "linux")]
+fn children() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let ppid: i32 = rest.split_whitespace().nth(1).unwrap().parse().unwrap();
+        if ppid == me {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Runs on every rank: main and each worker execute this same code.
+#[cfg(target_os = "linux")]
+fn spmd_program(n: usize) {
+    use parallelizer::prelude::*;
+    use std::time::Duration;
+
+    let par = parallelizer::from_config(
+        Config::new("processes")
+            .nprocs(n)
+            .timeout(Duration::from_secs(60)),
+    )
+    .unwrap();
+    let serial = parallelizer::from_config("serial").unwrap();
+
+    // A panic on a worker inside a region is that worker's error on main,
+    // and releases every rank.
+    if let Ok(bad) = std::env::var("SPMD_PANIC_RANK") {
+        let bad: usize = bad.parse().unwrap();
+        let r = par.run(
+            move |p: &dyn Parallelizer, ()| {
+                if p.id() == bad {
+                    panic!("spmd boom on {bad} (pid {})", std::process::id());
+                }
+                p.gather(p.id())
+            },
+            (),
+        );
+        if par.on_main() {
+            match r {
+                Err(Error::WorkerPanicked { rank, message })
+                    if rank == bad && message.contains("spmd boom") =>
+                {
+                    println!("spmd panic on rank {bad} reported");
+                }
+                other => panic!("expected WorkerPanicked from rank {bad}, got {other:?}"),
+            }
+        }
+        return;
+    }
+
+    // A closure region: every rank runs it with its own handle.
+    let lens = |p: &dyn Parallelizer, k: usize| {
+        let chunk = p
+            .scatter(p.on_main().then(|| (0..k).collect::<Vec<usize>>()))
+            .unwrap();
+        p.gather(chunk.len()).unwrap()
+    };
+    let got = par.run(lens, 10).unwrap();
+    if par.on_main() {
+        assert_eq!(got, Some(parallelizer::chunk_sizes(10, n)));
+    } else {
+        assert_eq!(got, None);
+    }
+
+    // Collectives straight on the parallelizer (every rank is in the region).
+    assert!(par.in_region());
+    let b = par
+        .broadcast(par.on_main().then(|| String::from("woop")))
+        .unwrap();
+    assert_eq!(b, "woop");
+    let ids = par.gather(par.id()).unwrap();
+    if par.on_main() {
+        assert_eq!(ids, Some((0..n).collect()));
+    }
+
+    // Maps of closures, against serial.
+    let maps = |p: &dyn Parallelizer, k: u64| {
+        let data = || p.on_main().then(|| (0..k).collect::<Vec<u64>>());
+        let a = p.map(|x: u64| x * 3 + 1, data()).unwrap();
+        let b = p
+            .map_with(|x: u64, e: &u64| x + e, data(), p.on_main().then_some(100))
+            .unwrap();
+        let c = p
+            .map_chunks(|xs: Vec<u64>| vec![xs.iter().sum::<u64>()], data())
+            .unwrap();
+        (a, b, c.map(|c| c.iter().sum::<u64>()))
+    };
+    let got = par.run(maps, 50).unwrap();
+    if par.on_main() {
+        assert_eq!(got, serial.run(maps, 50).unwrap());
+    }
+
+    // Point to point around a ring, worker to worker included.
+    let (id, np) = (par.id(), par.nprocs());
+    par.send(id * 100, (id + 1) % np).unwrap();
+    let got: usize = par.receive((id + np - 1) % np).unwrap();
+    assert_eq!(got, ((id + np - 1) % np) * 100);
+    par.wait().unwrap();
+
+    // Large plain data through shared memory.
+    let big = par
+        .broadcast_pod(par.on_main().then(|| vec![1.25f64; 1 << 18]))
+        .unwrap();
+    assert_eq!(big.iter().sum::<f64>(), 1.25 * (1 << 18) as f64);
+
+    if std::env::var_os("SPMD_ORPHAN").is_some() {
+        if par.on_main() {
+            println!("ready");
+        }
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+
+    // A worker whose assertions failed has panicked by now: main's gather
+    // reports it, and main exits non-zero.
+    let all = par.gather(true).unwrap();
+    if par.on_main() {
+        assert_eq!(all, Some(vec![true; n]));
+        println!("spmd program with {n} ranks: ok");
+    }
+}
