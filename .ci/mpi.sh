@@ -10,7 +10,8 @@
 #    must end the job with a non-zero status in under 5 s, with the rank and
 #    the message on stderr.
 # 5. The McUtils map workload under `mpirun -n 4` must print the serial
-#    checksum (and the known values of mcutils-spec 3.2 T2).
+#    checksum (and the known values of mcutils-spec 3.2 T2), as must the
+#    same binary on `processes:4`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,6 +86,9 @@ echo "$parallel"
 want='checksum: n=12 r=9 count=79833600 first=45 last=72 total=4670265600'
 [[ $(grep checksum <<<"$serial") == "$want"* ]] || fail "serial checksum"
 [[ $(grep checksum <<<"$parallel") == $(grep checksum <<<"$serial") ]] || fail "mpi checksum differs from serial"
+processes=$(target/release/examples/mpi 12 9 processes:4)
+echo "$processes"
+[[ $(grep checksum <<<"$processes") == $(grep checksum <<<"$serial") ]] || fail "processes checksum differs from serial"
 small_serial=$(target/release/examples/mpi 4 2 serial | grep checksum)
 small_mpi=$(timeout 60 mpirun -n 3 target/release/examples/mpi 4 2 mpi | grep checksum)
 [[ $small_serial == "$small_mpi" ]] || fail "small workload: $small_mpi vs $small_serial"
