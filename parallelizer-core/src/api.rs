@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::msg::{Data, Msg};
-use crate::parallelizer::{LocalTask, Parallelizer, Region, RegionTask, check_rank};
+use crate::parallelizer::{
+    Job, LocalTask, NativePod, Parallelizer, PodType, Region, RegionTask, check_rank,
+};
 use crate::registry;
-use crate::split::{concat, split};
+use crate::split::{chunk_sizes, concat, split};
 use crate::task::{TaskKind, task_of};
 
 /// Where `print` prints (McUtils `where=`).
@@ -334,6 +336,9 @@ impl dyn Parallelizer {
             return main_data(data, "broadcast_pod");
         }
         self.require_region("broadcast_pod")?;
+        if let Some(native) = self.native_pod() {
+            return rename_timeout("broadcast", native_broadcast(native, self.on_main(), data));
+        }
         let msg = if self.on_main() {
             Some(Msg::pod(main_data(data, "broadcast_pod")?))
         } else {
@@ -349,6 +354,10 @@ impl dyn Parallelizer {
             return main_data(data, "scatter_pod");
         }
         self.require_region("scatter_pod")?;
+        if let Some(native) = self.native_pod() {
+            let (id, nprocs) = (self.id(), self.nprocs());
+            return rename_timeout("scatter", native_scatter(native, id, nprocs, data));
+        }
         let chunks = if self.on_main() {
             let data = main_data(data, "scatter_pod")?;
             Some(
@@ -382,6 +391,9 @@ impl dyn Parallelizer {
             return Ok(Some(data));
         }
         self.require_region("gather_pod")?;
+        if let Some(native) = self.native_pod() {
+            return rename_timeout("gather", native_gather(native, self.on_main(), data));
+        }
         match rename_timeout("gather", self.gather_msg(Msg::pod(data)))? {
             None => Ok(None),
             Some(all) => {
@@ -430,6 +442,7 @@ impl dyn Parallelizer {
             entry,
             data,
             Extra::None,
+            true,
             move |chunk, ()| chunk.into_iter().map(&f).collect(),
         )
     }
@@ -461,6 +474,7 @@ impl dyn Parallelizer {
             None,
             data,
             Extra::Broadcast(extra),
+            true,
             move |chunk, extra| chunk.into_iter().map(|x| f(x, &extra)).collect(),
         )
     }
@@ -488,6 +502,7 @@ impl dyn Parallelizer {
             None,
             data,
             Extra::None,
+            false,
             move |chunk, ()| f(chunk),
         )
     }
@@ -514,13 +529,16 @@ impl dyn Parallelizer {
             None,
             data,
             Extra::None,
+            true,
             move |chunk, ()| chunk.into_iter().map(|args| f.apply(args)).collect(),
         )
     }
 
     /// The body of every map: scatter, apply `body` to this rank's chunk,
     /// gather and flatten. Opens a region first when called on main outside
-    /// one (pool-style).
+    /// one (pool-style). `elementwise` maps may split a rank's chunk over its
+    /// threads (hybrid).
+    #[allow(clippy::too_many_arguments)]
     fn map_op<T, E, R, B>(
         &self,
         op: &'static str,
@@ -528,6 +546,7 @@ impl dyn Parallelizer {
         entry: Option<&'static crate::task::TaskEntry>,
         data: Option<Vec<T>>,
         extra: Extra<E>,
+        elementwise: bool,
         body: B,
     ) -> Result<Option<Vec<R>>>
     where
@@ -538,12 +557,12 @@ impl dyn Parallelizer {
     {
         self.core().check_contract(self.id(), op)?;
         if self.nprocs() == 1 || self.in_region() {
-            return map_in_region(self, data, extra, &body);
+            return map_in_region(self, data, extra, elementwise, &body);
         }
         if let Some(rank) = registry::rank_of(self) {
             // Called on the parallelizer inside one of its regions: every
             // rank is here, so map on this rank's handle.
-            return map_in_region(&*rank, data, extra, &body);
+            return map_in_region(&*rank, data, extra, elementwise, &body);
         }
         if !self.on_main() {
             return Err(Error::ContractViolation(format!(
@@ -574,7 +593,13 @@ impl dyn Parallelizer {
                     },
                 )
             };
-            Ok(Msg::local(map_in_region(p, data, extra, &*body)?))
+            Ok(Msg::local(map_in_region(
+                p,
+                data,
+                extra,
+                elementwise,
+                &*body,
+            )?))
         });
         let region = Region {
             task: RegionTask { name, entry, local },
@@ -698,6 +723,7 @@ fn map_in_region<T, E, R>(
     par: &dyn Parallelizer,
     data: Option<Vec<T>>,
     extra: Extra<E>,
+    elementwise: bool,
     body: &(dyn Fn(Vec<T>, E) -> Vec<R> + Send + Sync),
 ) -> Result<Option<Vec<R>>>
 where
@@ -712,7 +738,30 @@ where
         // their E is `()`.
         Extra::None => Msg::new(()).into_value::<E>()?,
     };
-    let out = body(chunk, extra);
+    let threads = par.threads_per_rank().min(chunk.len());
+    let out = if elementwise && threads > 1 {
+        // Hybrid: this rank's chunk is split again over its threads, and the
+        // pieces are concatenated in order, so the result does not change.
+        let mut slots: Vec<Option<Vec<R>>> = (0..threads).map(|_| None).collect();
+        let jobs: Vec<Job<'_>> = split(chunk, threads)
+            .into_iter()
+            .zip(slots.iter_mut())
+            .map(|(piece, slot)| {
+                let extra = extra.clone();
+                Box::new(move || *slot = Some(body(piece, extra))) as Job<'_>
+            })
+            .collect();
+        par.run_jobs(jobs);
+        let mut out = Vec::new();
+        for slot in slots {
+            out.extend(slot.ok_or_else(|| {
+                Error::ContractViolation("run_jobs returned before running every job".into())
+            })?);
+        }
+        out
+    } else {
+        body(chunk, extra)
+    };
     Ok(par.gather_unchecked(out)?.map(concat))
 }
 
@@ -727,4 +776,67 @@ impl std::fmt::Debug for dyn Parallelizer {
             self.core().uid()
         )
     }
+}
+
+/// `broadcast_pod` on a backend with native plain-data collectives: the
+/// length, then the data straight into a buffer of `T`.
+fn native_broadcast<T: bytemuck::Pod + Send>(
+    native: &dyn NativePod,
+    on_main: bool,
+    data: Option<Vec<T>>,
+) -> Result<Vec<T>> {
+    let data = if on_main {
+        Some(main_data(data, "broadcast_pod")?)
+    } else {
+        None
+    };
+    let mut len = [data.as_ref().map_or(0, |d| d.len()) as u64];
+    native.broadcast_pod(PodType::of::<u64>(), bytemuck::cast_slice_mut(&mut len))?;
+    let mut buf = data.unwrap_or_else(|| vec![T::zeroed(); len[0] as usize]);
+    native.broadcast_pod(PodType::of::<T>(), bytemuck::cast_slice_mut(&mut buf))?;
+    Ok(buf)
+}
+
+/// `scatter_pod` on a backend with native plain-data collectives: the
+/// length, then one scatter-v of the chunks of [`chunk_sizes`].
+fn native_scatter<T: bytemuck::Pod + Send>(
+    native: &dyn NativePod,
+    id: usize,
+    nprocs: usize,
+    data: Option<Vec<T>>,
+) -> Result<Vec<T>> {
+    let data = if id == 0 {
+        Some(main_data(data, "scatter_pod")?)
+    } else {
+        None
+    };
+    let mut len = [data.as_ref().map_or(0, |d| d.len()) as u64];
+    native.broadcast_pod(PodType::of::<u64>(), bytemuck::cast_slice_mut(&mut len))?;
+    let counts = chunk_sizes(len[0] as usize, nprocs);
+    let mut mine = vec![T::zeroed(); counts[id]];
+    native.scatter_pod(
+        PodType::of::<T>(),
+        data.as_deref().map(bytemuck::cast_slice),
+        &counts,
+        bytemuck::cast_slice_mut(&mut mine),
+    )?;
+    Ok(mine)
+}
+
+/// `gather_pod` on a backend with native plain-data collectives: every
+/// rank's length, then one gather-v into main's buffer.
+fn native_gather<T: bytemuck::Pod + Send>(
+    native: &dyn NativePod,
+    on_main: bool,
+    data: Vec<T>,
+) -> Result<Option<Vec<T>>> {
+    let counts = native.all_counts(data.len())?;
+    let mut all = on_main.then(|| vec![T::zeroed(); counts.iter().sum()]);
+    native.gather_pod(
+        PodType::of::<T>(),
+        bytemuck::cast_slice(&data),
+        &counts,
+        all.as_deref_mut().map(bytemuck::cast_slice_mut),
+    )?;
+    Ok(all)
 }

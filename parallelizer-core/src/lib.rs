@@ -34,7 +34,10 @@ pub use contract::CallerContract;
 pub use error::{Error, Result};
 pub use guard::{AsParallelizer, Restricted, main_restricted, worker_restricted};
 pub use msg::{Data, Encoding, Msg};
-pub use parallelizer::{Core, LocalTask, Parallelizer, Region, RegionTask, check_rank, collective};
+pub use parallelizer::{
+    Core, Job, LocalTask, NativePod, Parallelizer, PodType, Region, RegionTask, check_rank,
+    collective,
+};
 pub use parallelizer_macros::parallelizer;
 pub use registry::{
     BackendEntry, CurrentGuard, FromConfig, Key, Spec, current, from_config, from_env, get_default,

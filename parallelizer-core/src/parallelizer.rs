@@ -102,6 +102,95 @@ pub trait Parallelizer: Send + Sync + 'static {
     fn barrier(&self) -> Result<()> {
         collective::barrier(self)
     }
+
+    /// Native collectives on plain data (MPI datatypes), used by the
+    /// `*_pod` calls of the typed API instead of the message path; `None`
+    /// (the default) sends plain data as [`Msg`] bytes.
+    fn native_pod(&self) -> Option<&dyn NativePod> {
+        None
+    }
+
+    /// How many threads this rank may use for the items of its chunk in
+    /// `map`, `map_with` and `starmap` (hybrid ranks + threads); 1, the
+    /// default, applies `f` sequentially.
+    fn threads_per_rank(&self) -> usize {
+        1
+    }
+
+    /// Runs `jobs` to completion, concurrently on this rank's threads when
+    /// [`threads_per_rank`](Parallelizer::threads_per_rank) is above 1. The
+    /// default runs them one after the other on the caller.
+    fn run_jobs(&self, jobs: Vec<Job<'_>>) {
+        for job in jobs {
+            job();
+        }
+    }
+}
+
+/// A unit of work for [`Parallelizer::run_jobs`].
+pub type Job<'a> = Box<dyn FnOnce() + Send + 'a>;
+
+/// The element type of a plain-data collective, as a backend with native
+/// datatypes sees it (it picks the matching MPI datatype, or a contiguous
+/// block of `size` bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodType {
+    /// `TypeId` of the element type.
+    pub id: std::any::TypeId,
+    /// Its type name, for messages.
+    pub name: &'static str,
+    /// `size_of` the element type, in bytes.
+    pub size: usize,
+}
+
+impl PodType {
+    /// The description of `T`.
+    ///
+    /// ```
+    /// # use parallelizer_core::PodType;
+    /// assert_eq!(PodType::of::<f64>().size, 8);
+    /// ```
+    pub fn of<T: bytemuck::Pod>() -> PodType {
+        PodType {
+            id: std::any::TypeId::of::<T>(),
+            name: std::any::type_name::<T>(),
+            size: std::mem::size_of::<T>(),
+        }
+    }
+}
+
+/// Collectives on plain data in caller-owned buffers, without
+/// serialization (MPI's `Bcast`, `Scatterv`, `Gatherv` on native
+/// datatypes). Buffers are the raw bytes of `[T]` for the `T` that `ty`
+/// describes; counts are in elements. Every rank calls each method, in the
+/// same order.
+pub trait NativePod: Send + Sync {
+    /// Copies main's `buf` into every worker's `buf`; all ranks pass the
+    /// same length.
+    fn broadcast_pod(&self, ty: PodType, buf: &mut [u8]) -> Result<()>;
+
+    /// Every rank's element count, in rank order, on every rank.
+    fn all_counts(&self, mine: usize) -> Result<Vec<usize>>;
+
+    /// Main passes `send` (the chunks of `counts` back to back); every rank
+    /// receives its `counts[id]` elements into `recv`.
+    fn scatter_pod(
+        &self,
+        ty: PodType,
+        send: Option<&[u8]>,
+        counts: &[usize],
+        recv: &mut [u8],
+    ) -> Result<()>;
+
+    /// Every rank sends `send` (`counts[id]` elements); main receives all of
+    /// them back to back, in rank order, into `recv`.
+    fn gather_pod(
+        &self,
+        ty: PodType,
+        send: &[u8],
+        counts: &[usize],
+        recv: Option<&mut [u8]>,
+    ) -> Result<()>;
 }
 
 /// State shared by every parallelizer: its configuration, how deeply it is

@@ -1,0 +1,978 @@
+//! The SPMD suite on the MPI backend: every check runs as a region on the
+//! `mpi` parallelizer and is compared with what `serial` and `threads:P`
+//! (P = the number of MPI ranks) give for the same function. The `shared:`
+//! checks run the shared suite of `tests/common` (the functions
+//! `tests/local_modes.rs` runs on serial and threads) with the same
+//! expectations.
+//!
+//! ```text
+//! cargo build --features mpi --example mpi_suite
+//! mpirun -n 4 target/debug/examples/mpi_suite                            # served (guard)
+//! PARALLELIZER_MPI_SERVE=0 mpirun -n 4 target/debug/examples/mpi_suite   # classic SPMD
+//! ```
+//! Prints `N passed, M failed` on rank 0 and exits non-zero on a failure.
+
+use std::collections::BTreeMap;
+
+use parallelizer::prelude::*;
+use parallelizer::{Error, chunk_sizes};
+use serde::{Deserialize, Serialize};
+
+type Par<'a> = &'a dyn Parallelizer;
+
+/// The shared SPMD suite of `tests/common` (also run on serial and threads
+/// by `tests/local_modes.rs`), run here on MPI.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+/// The shared fns, registered so that served workers can run them by name.
+mod shared {
+    use super::common;
+    use parallelizer::Parallelizer;
+
+    macro_rules! wrap {
+        ($($name:ident($a:ty) -> $r:ty;)*) => {$(
+            #[parallelizer::task]
+            pub fn $name(par: &dyn Parallelizer, args: $a) -> $r {
+                common::$name(par, args)
+            }
+        )*};
+    }
+    wrap! {
+        chunk_lens(usize) -> Option<Vec<usize>>;
+        scatter_roundtrip(u32) -> Option<Vec<u32>>;
+        gather_ids(()) -> Option<Vec<(usize, String)>>;
+        broadcast_struct(()) -> Option<Vec<common::Job>>;
+        map_in_region(i64) -> Option<Vec<i64>>;
+        map_with_in_region(i64) -> Option<Vec<i64>>;
+        map_chunks_in_region(i64) -> Option<Vec<i64>>;
+        starmap_in_region(i64) -> Option<Vec<(i64, i64, i64)>>;
+        worker_to_worker(()) -> Option<String>;
+        wait_then_gather(()) -> Option<Vec<usize>>;
+        run_job(()) -> Option<usize>;
+        map_applier((u8, u8)) -> Option<Vec<u64>>;
+        simple_print(()) -> bool;
+        pod_roundtrip(usize) -> Option<(Vec<f64>, f64)>;
+    }
+
+    #[parallelizer::task]
+    pub fn square(x: i64) -> i64 {
+        common::square(x)
+    }
+}
+
+// ---------------------------------------------------------------- tasks
+
+/// For each n: every rank's chunk of 0..n, gathered (the chunk table and
+/// contiguity at once).
+#[parallelizer::task]
+fn chunk_table(par: &dyn Parallelizer, ns: Vec<usize>) -> Option<Vec<Vec<Vec<u32>>>> {
+    let mut out = Vec::new();
+    for n in ns {
+        let data = par.on_main().then(|| (0..n as u32).collect::<Vec<_>>());
+        let chunk = par.scatter(data).unwrap();
+        out.push(par.gather(chunk).unwrap());
+    }
+    // Every rank takes part in every gather before main-only results are
+    // unwrapped (a `?` inside the loop would leave main waiting).
+    out.into_iter().collect()
+}
+
+#[parallelizer::task]
+fn gather_order(par: &dyn Parallelizer, (): ()) -> Option<Vec<(usize, String)>> {
+    par.gather((par.id(), format!("rank {}", par.id())))
+        .unwrap()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Inner {
+    name: String,
+    tags: Vec<String>,
+    weight: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Nested {
+    id: u64,
+    inner: Vec<Inner>,
+    table: BTreeMap<String, Vec<i32>>,
+}
+
+fn sample(i: u64) -> Nested {
+    Nested {
+        id: i,
+        inner: (0..i % 3)
+            .map(|k| Inner {
+                name: format!("item {i}.{k} ✓"),
+                tags: vec!["a".repeat(k as usize + 1), String::new()],
+                weight: (k % 2 == 0).then_some(i as f64 / 3.0),
+            })
+            .collect(),
+        table: [(format!("k{i}"), vec![i as i32, -1])]
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// Every rank's copy of main's broadcast struct.
+#[parallelizer::task]
+fn broadcast_struct(par: &dyn Parallelizer, (): ()) -> Option<Vec<Nested>> {
+    let got = par.broadcast(par.on_main().then(|| sample(5))).unwrap();
+    par.gather(got).unwrap()
+}
+
+/// Heap types through scatter and gather: strings and nested structs,
+/// each rank transforming its chunk.
+#[parallelizer::task]
+fn heap_types(par: &dyn Parallelizer, n: u64) -> Option<(Vec<String>, Vec<Nested>)> {
+    let strings = par.on_main().then(|| {
+        (0..n)
+            .map(|i| format!("s{i}-{}", "x".repeat(i as usize)))
+            .collect()
+    });
+    let mine: Vec<String> = par.scatter(strings).unwrap();
+    let mine: Vec<String> = mine.into_iter().map(|s| s.to_uppercase()).collect();
+    let structs = par.on_main().then(|| (0..n).map(sample).collect());
+    let theirs: Vec<Nested> = par.scatter(structs).unwrap();
+    let s = par.gather(mine).unwrap();
+    let t = par.gather(theirs).unwrap();
+    Some((s?.concat(), t?.concat()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Point {
+    x: f64,
+    y: f64,
+    tag: u32,
+    pad: u32,
+}
+
+/// Plain data: uneven scatter-v of f64 (chunks gathered as serde to see
+/// each rank's share), gather-v back, broadcast of a custom Pod struct.
+type PodResult = (Vec<Vec<f64>>, Vec<f64>, Vec<Vec<Point>>);
+
+#[parallelizer::task]
+fn pod_paths(par: &dyn Parallelizer, n: usize) -> Option<PodResult> {
+    let data = par
+        .on_main()
+        .then(|| (0..n).map(|i| i as f64 * 1.5).collect::<Vec<f64>>());
+    let mine = par.scatter_pod(data).unwrap();
+    let shares = par.gather(mine.clone()).unwrap();
+    let doubled: Vec<f64> = mine.iter().map(|x| x * 2.0).collect();
+    let back = par.gather_pod(doubled).unwrap();
+    let points = par.on_main().then(|| {
+        (0..7)
+            .map(|i| Point {
+                x: i as f64,
+                y: -(i as f64),
+                tag: i,
+                pad: 0,
+            })
+            .collect::<Vec<_>>()
+    });
+    let got = par.broadcast_pod(points).unwrap();
+    let all = par
+        .gather(got.iter().map(|p| (p.x, p.y, p.tag)).collect::<Vec<_>>())
+        .unwrap();
+    let all = all.map(|v| {
+        v.into_iter()
+            .map(|ps| {
+                ps.into_iter()
+                    .map(|(x, y, tag)| Point { x, y, tag, pad: 0 })
+                    .collect()
+            })
+            .collect()
+    });
+    Some((shares?, back?, all?))
+}
+
+#[parallelizer::task]
+fn square(x: u64) -> u64 {
+    x * x + 1
+}
+
+fn scaled(x: i64, k: &i64) -> i64 {
+    x * k - 3
+}
+
+fn add(a: i32, b: String) -> String {
+    format!("{b}{a}")
+}
+
+/// map, map_with, map_chunks and starmap inside a region.
+#[allow(clippy::type_complexity)]
+#[parallelizer::task]
+fn maps(par: &dyn Parallelizer, n: u64) -> Option<(Vec<u64>, Vec<i64>, Vec<usize>, Vec<String>)> {
+    let on = par.on_main();
+    let a = par.map(square, on.then(|| (0..n).collect())).unwrap();
+    let b = par
+        .map_with(scaled, on.then(|| (0..n as i64).collect()), on.then_some(7))
+        .unwrap();
+    let c = par
+        .map_chunks(
+            |xs: Vec<u64>| vec![xs.len(); xs.len()],
+            on.then(|| (0..n).collect()),
+        )
+        .unwrap();
+    let d = par
+        .starmap(
+            add,
+            on.then(|| (0..n as i32).map(|i| (i, format!("#{i}:"))).collect()),
+        )
+        .unwrap();
+    Some((a?, b?, c?, d?))
+}
+
+/// Rank 1 sends to rank 2 (or 0 to 1 with two ranks); the receiver
+/// reports what it got through a gather.
+#[parallelizer::task]
+fn send_receive(par: &dyn Parallelizer, (): ()) -> Option<Vec<Option<String>>> {
+    let (from, to) = if par.nprocs() >= 3 { (1, 2) } else { (0, 1) };
+    let mut got = None;
+    if par.nprocs() >= 2 {
+        if par.id() == from {
+            par.send(format!("hello from {from}"), to).unwrap();
+        } else if par.id() == to {
+            got = Some(par.receive::<String>(from).unwrap());
+        }
+    }
+    par.gather(got).unwrap()
+}
+
+/// A barrier, then an exchange that only works if every rank got past it.
+#[parallelizer::task]
+fn wait(par: &dyn Parallelizer, rounds: u32) -> Option<Vec<u32>> {
+    let mut passed = 0;
+    for _ in 0..rounds {
+        par.wait().unwrap();
+        passed += 1;
+    }
+    par.gather(passed).unwrap()
+}
+
+/// Hybrid map: how many distinct threads applied `f` on each rank.
+#[parallelizer::task]
+fn hybrid(par: &dyn Parallelizer, n: u64) -> Option<(Vec<u64>, Vec<usize>)> {
+    let on = par.on_main();
+    let out = par
+        .map(
+            |x: u64| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                (x * 3, format!("{:?}", std::thread::current().id()))
+            },
+            on.then(|| (0..n).collect()),
+        )
+        .unwrap();
+    let threads = par.gather(par.threads_per_rank()).unwrap();
+    let values = out.map(|v| v.into_iter().map(|(x, _)| x).collect());
+    Some((values?, threads?))
+}
+
+/// Counts the distinct threads that run `f` on this rank's chunk.
+#[parallelizer::task]
+fn thread_spread(par: &dyn Parallelizer, n: u64) -> Option<Vec<usize>> {
+    let chunk = par
+        .scatter(par.on_main().then(|| (0..n).collect::<Vec<u64>>()))
+        .unwrap();
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let jobs: Vec<parallelizer::Job<'_>> = chunk
+        .iter()
+        .map(|_| {
+            let seen = &seen;
+            Box::new(move || {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                seen.lock()
+                    .unwrap()
+                    .insert(format!("{:?}", std::thread::current().id()));
+            }) as parallelizer::Job<'_>
+        })
+        .collect();
+    par.run_jobs(jobs);
+    let distinct = seen.into_inner().unwrap().len();
+    par.gather(distinct).unwrap()
+}
+
+/// Inside a task: `current()` is this rank's handle, and a parallelizer
+/// built there (instead of the one passed in) runs nested regions in place.
+#[parallelizer::task]
+fn nested(par: &dyn Parallelizer, (): ()) -> Option<(Vec<usize>, Vec<usize>)> {
+    let current = parallelizer::current().id();
+    let fresh = parallelizer::from_config("mpi").unwrap();
+    let inner = fresh
+        .run(|q: Par, k: usize| q.gather(q.id() * k).unwrap(), 10)
+        .unwrap();
+    let ids = par.gather(current).unwrap();
+    Some((ids?, inner?))
+}
+
+/// Larger payloads on the default limits: 32 MB of f64 broadcast, 8 MB
+/// scattered and gathered back, 100k strings through serde.
+#[parallelizer::task]
+fn large(par: &dyn Parallelizer, n: usize) -> Option<(f64, usize, Vec<f64>, usize)> {
+    let on = par.on_main();
+    let big = par
+        .broadcast_pod(on.then(|| (0..4 * n).map(|i| i as f64).collect::<Vec<f64>>()))
+        .unwrap();
+    let sum_big: f64 = big.iter().sum();
+    let mine = par
+        .scatter_pod(on.then(|| (0..n).map(|i| i as f64).collect::<Vec<f64>>()))
+        .unwrap();
+    let back = par
+        .gather_pod(mine.iter().map(|x| x + 1.0).collect())
+        .unwrap();
+    let words = par
+        .scatter(on.then(|| {
+            (0..100_000)
+                .map(|i| format!("w{i}"))
+                .collect::<Vec<String>>()
+        }))
+        .unwrap();
+    let lens = par
+        .gather(words.iter().map(String::len).sum::<usize>())
+        .unwrap();
+    let sums = par.gather(sum_big).unwrap();
+    Some((sums?.iter().sum(), lens?.iter().sum(), back?, big.len()))
+}
+
+/// Rank 1 waits for a message that rank 0 never sends: with a timeout it
+/// gets `Error::Timeout` instead of hanging.
+#[parallelizer::task]
+fn receive_timeout(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
+    let mine = if par.id() == 1 {
+        match par.receive::<u8>(0) {
+            Err(Error::Timeout { op, rank, .. }) => format!("timeout {op} from {rank}"),
+            other => format!("unexpected {other:?}"),
+        }
+    } else {
+        String::new()
+    };
+    par.gather(mine).unwrap()
+}
+
+static INIT_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A worker initializer: counts its calls on this rank.
+#[parallelizer::task]
+fn count_init(_: &dyn Parallelizer, (): ()) {
+    INIT_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// An initializer that fails on the last rank.
+#[parallelizer::task]
+fn refuse_on_last(par: &dyn Parallelizer, (): ()) -> Result<(), String> {
+    if par.id() + 1 == par.nprocs() {
+        return Err("no scratch space on the last rank".into());
+    }
+    Ok(())
+}
+
+/// How often the initializer ran on each rank.
+#[parallelizer::task]
+fn init_calls(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
+    par.gather(INIT_CALLS.load(std::sync::atomic::Ordering::SeqCst))
+        .unwrap()
+}
+
+/// Fails on the last rank without making anyone wait for it.
+#[parallelizer::task]
+fn fails_on_last(par: &dyn Parallelizer, (): ()) -> Result<usize, String> {
+    if par.id() == par.nprocs() - 1 {
+        return Err(format!("bad input on rank {}", par.id()));
+    }
+    Ok(par.id())
+}
+
+/// Panics on the last rank, also without blocking the others.
+#[parallelizer::task]
+fn panics_on_last(par: &dyn Parallelizer, (): ()) -> Option<usize> {
+    if par.id() == par.nprocs() - 1 {
+        panic!("deliberate panic on rank {}", par.id());
+    }
+    Some(par.id())
+}
+
+// ---------------------------------------------------------------- harness
+
+struct Suite {
+    rank: usize,
+    passed: usize,
+    failed: usize,
+}
+
+impl Suite {
+    fn check(&mut self, name: &str, test: impl FnOnce() -> Result<(), String>) {
+        match test() {
+            Ok(()) => {
+                self.passed += 1;
+                if self.rank == 0 {
+                    println!("PASS {name}");
+                }
+            }
+            Err(why) => {
+                self.failed += 1;
+                if self.rank == 0 {
+                    println!("FAIL {name}: {why}");
+                }
+            }
+        }
+    }
+}
+
+fn eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        let (g, w) = (format!("{got:?}"), format!("{want:?}"));
+        let cut = |s: String| {
+            if s.len() > 300 {
+                format!("{}...", &s[..300])
+            } else {
+                s
+            }
+        };
+        Err(format!("{what}: got {} want {}", cut(g), cut(w)))
+    }
+}
+
+/// Runs `task` on mpi, threads:P and serial; main's results must match
+/// between mpi and threads, and `check` judges the mpi one (given the
+/// serial result too).
+fn compare<A, R, F>(
+    mpi: &std::sync::Arc<dyn Parallelizer>,
+    task: F,
+    args: A,
+) -> Result<(R, R, R), String>
+where
+    A: parallelizer::Data + Clone,
+    R: Send + 'static,
+    F: Fn(Par, A) -> R + Send + Sync + Copy + 'static,
+{
+    let threads = parallelizer::from_config(format!("threads:{}", mpi.nprocs()).as_str())
+        .map_err(|e| e.to_string())?;
+    let serial = parallelizer::from_config("serial").map_err(|e| e.to_string())?;
+    let m = mpi
+        .run(task, args.clone())
+        .map_err(|e| format!("mpi: {e}"))?;
+    let t = threads
+        .run(task, args.clone())
+        .map_err(|e| format!("threads: {e}"))?;
+    let s = serial.run(task, args).map_err(|e| format!("serial: {e}"))?;
+    Ok((m, t, s))
+}
+
+#[parallelizer::main]
+fn main() {
+    let par = parallelizer::from_config("mpi").expect("mpi parallelizer");
+    let (p, rank) = (par.nprocs(), par.id());
+    // Outside a region only served main is not in one.
+    let served = !par.in_region();
+    if rank == 0 {
+        println!(
+            "mpi_suite: {p} rank(s), {} model",
+            if served { "served (guard)" } else { "SPMD" }
+        );
+    }
+    let mut suite = Suite {
+        rank,
+        passed: 0,
+        failed: 0,
+    };
+
+    // Chunk table (ARCHITECTURE 3.1 and mcutils-spec 1.5.2).
+    let ns = vec![1000, 10, 2, 3, 0];
+    suite.check("chunk table", || {
+        let (m, t, _) = compare(&par, chunk_table, ns.clone())?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        let m = m.ok_or("no result on main")?;
+        for (i, &n) in ns.iter().enumerate() {
+            let sizes: Vec<usize> = m[i].iter().map(Vec::len).collect();
+            eq(&format!("sizes of {n} over {p}"), sizes, chunk_sizes(n, p))?;
+            eq(
+                &format!("contiguous {n}"),
+                m[i].concat(),
+                (0..n as u32).collect(),
+            )?;
+        }
+        let table: &[(usize, usize, &[usize])] = &[
+            (1000, 4, &[250, 250, 250, 250]),
+            (10, 3, &[4, 3, 3]),
+            (10, 4, &[3, 3, 2, 2]),
+            (2, 4, &[1, 1, 0, 0]),
+            (3, 3, &[1, 1, 1]),
+        ];
+        for &(n, np, want) in table {
+            if np == p {
+                let i = ns.iter().position(|&x| x == n).unwrap();
+                let sizes: Vec<usize> = m[i].iter().map(Vec::len).collect();
+                eq(&format!("table {n} over {np}"), sizes.as_slice(), want)?;
+            }
+        }
+        eq("same as threads", Some(m), t)
+    });
+
+    suite.check("gather order", || {
+        let (m, t, s) = compare(&par, gather_order, ())?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        eq(
+            "ranks",
+            m.clone(),
+            Some((0..p).map(|r| (r, format!("rank {r}"))).collect()),
+        )?;
+        eq("serial", s, Some(vec![(0, "rank 0".to_string())]))?;
+        eq("threads", m, t)
+    });
+
+    suite.check("broadcast of a struct", || {
+        let (m, t, _) = compare(&par, broadcast_struct, ())?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        eq("every rank", m.clone(), Some(vec![sample(5); p]))?;
+        eq("threads", m, t)
+    });
+
+    suite.check("heap types (strings, nested structs)", || {
+        let (m, t, s) = compare(&par, heap_types, 11)?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        eq("serial", m.clone(), s)?;
+        eq("threads", m, t)
+    });
+
+    suite.check(
+        "plain data: uneven scatter-v of f64, gather-v, Pod struct broadcast",
+        || {
+            let (m, t, s) = compare(&par, pod_paths, 10)?;
+            if rank != 0 {
+                return Ok(()); // workers only take part; main judges
+            }
+            let (shares, back, points) = m.clone().ok_or("no result")?;
+            let data: Vec<f64> = (0..10).map(|i| i as f64 * 1.5).collect();
+            let mut at = 0;
+            for (r, share) in shares.iter().enumerate() {
+                let n = chunk_sizes(10, p)[r];
+                eq(
+                    &format!("rank {r} share"),
+                    share.as_slice(),
+                    &data[at..at + n],
+                )?;
+                at += n;
+            }
+            eq("gather-v", back, data.iter().map(|x| x * 2.0).collect())?;
+            eq("points on every rank", points.len(), p)?;
+            eq("same as threads", m.clone(), t)?;
+            let (s_shares, s_back, _) = s.ok_or("no serial result")?;
+            eq(
+                "serial",
+                (shares.concat(), m.unwrap().1),
+                (s_shares.concat(), s_back),
+            )
+        },
+    );
+
+    suite.check("map / map_with / map_chunks / starmap equal serial", || {
+        let (m, t, s) = compare(&par, maps, 23)?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        let (a, b, c, d) = m.clone().ok_or("no result")?;
+        let (sa, sb, _, sd) = s.ok_or("no serial result")?;
+        eq("map", a, sa)?;
+        eq("map_with", b, sb)?;
+        eq("starmap", d, sd)?;
+        let lens: Vec<usize> = chunk_sizes(23, p)
+            .into_iter()
+            .flat_map(|n| vec![n; n])
+            .collect();
+        eq("map_chunks sees each rank's chunk", c, lens)?;
+        eq("threads", m, t)
+    });
+
+    suite.check("pool-style map outside a region equals serial", || {
+        let data: Vec<u64> = (0..37).collect();
+        let got = par
+            .map(square, (rank == 0).then(|| data.clone()))
+            .map_err(|e| e.to_string())?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        eq("map", got, Some(data.into_iter().map(square).collect()))
+    });
+
+    suite.check("send / receive between two ranks", || {
+        let (m, t, _) = compare(&par, send_receive, ())?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        let mut want = vec![None; p];
+        match p {
+            1 => {}
+            2 => want[1] = Some("hello from 0".to_string()),
+            _ => want[2] = Some("hello from 1".to_string()),
+        }
+        eq("received", m.clone(), Some(want))?;
+        eq("threads", m, t)
+    });
+
+    suite.check("wait", || {
+        let (m, t, _) = compare(&par, wait, 5)?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        eq("all passed 5 barriers", m.clone(), Some(vec![5; p]))?;
+        eq("threads", m, t)
+    });
+
+    // Messages split into many MPI calls: a 7-byte limit per call.
+    shared_suite(&par, &mut suite);
+
+    suite.check("current() and nested regions inside a task", || {
+        let got = par.run(nested, ()).map_err(|e| e.to_string())?;
+        if rank != 0 {
+            return Ok(());
+        }
+        let (ids, inner) = got.ok_or("no result")?;
+        eq("current ids", ids, (0..p).collect())?;
+        eq("nested run", inner, (0..p).map(|r| r * 10).collect())
+    });
+
+    suite.check(
+        "large payloads (32 MB broadcast, 8 MB scatter/gather, 100k strings)",
+        || {
+            let n = 1 << 20;
+            let started = std::time::Instant::now();
+            let got = par.run(large, n).map_err(|e| e.to_string())?;
+            if rank != 0 {
+                return Ok(());
+            }
+            let (sum_big, lens, back, len) = got.ok_or("no result")?;
+            let want_big = (0..4 * n).map(|i| i as f64).sum::<f64>() * p as f64;
+            eq("broadcast length", len, 4 * n)?;
+            eq("broadcast sums", sum_big, want_big)?;
+            eq("gather-v", back, (0..n).map(|i| i as f64 + 1.0).collect())?;
+            let want_lens: usize = (0..100_000).map(|i| format!("w{i}").len()).sum();
+            eq("strings", lens, want_lens)?;
+            println!(
+                "     large payloads took {:.3}s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        },
+    );
+
+    suite.check("receive honours the timeout", || {
+        let timed = parallelizer::from_config(
+            Config::new("mpi").timeout(std::time::Duration::from_millis(200)),
+        )
+        .map_err(|e| e.to_string())?;
+        let got = timed.run(receive_timeout, ()).map_err(|e| e.to_string())?;
+        if rank != 0 {
+            return Ok(());
+        }
+        let mut want = vec![String::new(); p];
+        if p > 1 {
+            want[1] = "timeout receive from 0".into();
+        }
+        eq("rank 1", got, Some(want))
+    });
+
+    suite.check(
+        "collectives outside a region: SPMD pairs them, served main refuses",
+        || {
+            let got = par.broadcast((rank == 0).then_some(7u32));
+            if served {
+                match got {
+                    Err(Error::ContractViolation(_)) => Ok(()),
+                    other => Err(format!("expected ContractViolation, got {other:?}")),
+                }
+            } else {
+                eq("broadcast", got.map_err(|e| e.to_string())?, 7)
+            }
+        },
+    );
+
+    suite.check(
+        "worker initializer: once per rank at enter; its failure fails enter",
+        || {
+            let init =
+                parallelizer::from_config(Config::new("mpi").initializer("mpi_suite::count_init"))
+                    .map_err(|e| e.to_string())?;
+            let counts = {
+                let _entered = init.enter().map_err(|e| e.to_string())?;
+                init.run(init_calls, ()).map_err(|e| e.to_string())?;
+                init.run(init_calls, ()).map_err(|e| e.to_string())?
+            };
+            let refusing = parallelizer::from_config(
+                Config::new("mpi").initializer("mpi_suite::refuse_on_last"),
+            )
+            .map_err(|e| e.to_string())?;
+            let refused = refusing.enter().map(drop);
+            if rank != 0 {
+                return Ok(());
+            }
+            eq("initializer calls", counts, Some(vec![1; p]))?;
+            match refused {
+                Err(Error::TaskFailed { rank, message })
+                    if rank == p - 1 && message.contains("scratch") =>
+                {
+                    Ok(())
+                }
+                other => Err(format!("expected the initializer's failure, got {other:?}")),
+            }
+        },
+    );
+
+    let tiny = parallelizer::from_config(Config::new("mpi").option("max_message_bytes", 7))
+        .expect("mpi with a tiny message limit");
+    suite.check(
+        "tiny max_message_bytes: every path split into rounds",
+        || {
+            let e = |e: Error| e.to_string();
+            let heap = tiny.run(heap_types, 11).map_err(e)?;
+            let reference = par.run(heap_types, 11).map_err(e)?;
+            let pods = tiny.run(pod_paths, 10).map_err(e)?;
+            let pods_ref = par.run(pod_paths, 10).map_err(e)?;
+            let bc = tiny.run(broadcast_struct, ()).map_err(e)?;
+            let sr = tiny.run(send_receive, ()).map_err(e)?;
+            let sr_ref = par.run(send_receive, ()).map_err(e)?;
+            if rank != 0 {
+                return Ok(()); // workers only take part; main judges
+            }
+            eq("heap types", heap, reference)?;
+            eq("pod", pods, pods_ref)?;
+            eq("broadcast", bc, Some(vec![sample(5); p]))?;
+            eq("send/receive", sr, sr_ref)
+        },
+    );
+
+    let hybrid_par = parallelizer::from_config(Config::new("mpi").option("threads_per_rank", 3))
+        .expect("hybrid mpi");
+    suite.check("hybrid: threads_per_rank = 3", || {
+        let got = hybrid_par.run(hybrid, 40).map_err(|e| e.to_string())?;
+        let spread = hybrid_par
+            .run(thread_spread, 40)
+            .map_err(|e| e.to_string())?;
+        let plain = par.run(thread_spread, 40).map_err(|e| e.to_string())?;
+        if rank != 0 {
+            return Ok(()); // workers only take part; main judges
+        }
+        let (values, threads) = got.ok_or("no result")?;
+        eq("map result", values, (0..40).map(|x| x * 3).collect())?;
+        eq("threads per rank", threads, vec![3; p])?;
+        let spread = spread.ok_or("no result")?;
+        if spread.iter().any(|&n| n < 2) {
+            return Err(format!("expected several threads per rank, saw {spread:?}"));
+        }
+        eq("without the option, one thread", plain, Some(vec![1; p]))
+    });
+
+    suite.check("an Err on the last rank reaches main", || {
+        let err = par.try_run(fails_on_last, ()).err().ok_or("no error")?;
+        match err {
+            Error::TaskFailed { rank, message }
+                if rank == p - 1 && message.contains("bad input") =>
+            {
+                Ok(())
+            }
+            other => Err(format!("unexpected {other}")),
+        }
+    });
+
+    if p > 1 {
+        suite.check(
+            "a panic on the last rank reaches main when nobody waits for it",
+            || {
+                let err = par.run(panics_on_last, ()).err().ok_or("no error")?;
+                match err {
+                    Error::WorkerPanicked { rank, message }
+                        if rank == p - 1 && message.contains("deliberate panic") =>
+                    {
+                        Ok(())
+                    }
+                    other => Err(format!("unexpected {other}")),
+                }
+            },
+        );
+    }
+
+    suite.check(
+        "closures: SPMD runs them everywhere, served needs a registered task",
+        || {
+            let got = par.run(|q: Par, x: usize| q.gather(q.id() * x).unwrap(), 10);
+            if served {
+                match got {
+                    Err(Error::TaskNotRegistered { .. }) => Ok(()),
+                    other => Err(format!("expected TaskNotRegistered, got {other:?}")),
+                }
+            } else {
+                let got = got.map_err(|e| e.to_string())?;
+                let want = (rank == 0).then(|| (0..p).map(|r| r * 10).collect::<Vec<_>>());
+                eq("gathered", got, want)
+            }
+        },
+    );
+
+    suite.check(
+        "nprocs must match the launcher",
+        || match parallelizer::from_config(format!("mpi:{}", p + 1).as_str()) {
+            Err(Error::Config(m)) if m.contains("mpirun") => Ok(()),
+            other => Err(format!(
+                "expected a Config error, got {:?}",
+                other.map(|p| p.nprocs())
+            )),
+        },
+    );
+
+    if rank == 0 {
+        println!("{} passed, {} failed", suite.passed, suite.failed);
+    }
+    std::process::exit(i32::from(suite.failed > 0));
+}
+
+/// The shared suite's checks (as in `tests/local_modes.rs`) on `par`.
+fn shared_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
+    let (p, rank) = (par.nprocs(), par.id());
+    let serial = parallelizer::from_config("serial").expect("serial");
+    fn run<T>(what: &str, r: parallelizer::Result<T>) -> Result<T, String> {
+        r.map_err(|e| format!("{what}: {e}"))
+    }
+
+    suite.check("shared: chunk table", || {
+        let mut got = Vec::new();
+        for (items, ranks, sizes) in common::chunk_table() {
+            if ranks == p {
+                got.push((
+                    items,
+                    run("run", par.run(shared::chunk_lens, items))?,
+                    sizes,
+                ));
+            }
+        }
+        for (items, got, sizes) in got {
+            eq(
+                &format!("{items} over {p}"),
+                got,
+                (rank == 0).then_some(sizes),
+            )?;
+        }
+        Ok(())
+    });
+
+    suite.check(
+        "shared: scatter then gather returns the data in order",
+        || {
+            for n in [0, 1, 2, 3, 10, 1000] {
+                let got = run("run", par.run(shared::scatter_roundtrip, n))?;
+                eq(
+                    &format!("n={n}"),
+                    got,
+                    (rank == 0).then(|| (0..n).collect()),
+                )?;
+            }
+            Ok(())
+        },
+    );
+
+    suite.check("shared: gather is ordered main first", || {
+        let got = run("run", par.run(shared::gather_ids, ()))?;
+        let want = (0..p).map(|i| (i, format!("rank-{i}"))).collect();
+        eq("ids", got, (rank == 0).then_some(want))
+    });
+
+    suite.check("shared: broadcast of a struct reaches every rank", || {
+        let got = run("run", par.run(shared::broadcast_struct, ()))?;
+        eq(
+            "jobs",
+            got,
+            (rank == 0).then(|| vec![common::sample_job(); p]),
+        )
+    });
+
+    suite.check("shared: maps equal serial in input order", || {
+        for n in [0i64, 1, 5, 37] {
+            let got = (
+                run("map", par.run(shared::map_in_region, n))?,
+                run("map_with", par.run(shared::map_with_in_region, n))?,
+                run("map_chunks", par.run(shared::map_chunks_in_region, n))?,
+                run("starmap", par.run(shared::starmap_in_region, n))?,
+            );
+            if rank == 0 {
+                let want = (
+                    run("serial", serial.run(common::map_in_region, n))?,
+                    run("serial", serial.run(common::map_with_in_region, n))?,
+                    run("serial", serial.run(common::map_chunks_in_region, n))?,
+                    run("serial", serial.run(common::starmap_in_region, n))?,
+                );
+                eq(&format!("n={n}"), got, want)?;
+            }
+        }
+        Ok(())
+    });
+
+    suite.check("shared: pool-style map outside a region", || {
+        let got = run(
+            "map",
+            par.map(shared::square, (rank == 0).then(|| (0..100).collect())),
+        )?;
+        eq(
+            "map",
+            got,
+            (rank == 0).then(|| (0..100).map(common::square).collect()),
+        )
+    });
+
+    suite.check("shared: send and receive between workers", || {
+        let got = run("run", par.run(shared::worker_to_worker, ()))?;
+        let want = match p {
+            1 => "solo".to_string(),
+            2 => "hello from 1 to 0".to_string(),
+            _ => format!("hello from 1 to {}", p - 1),
+        };
+        eq("message", got, (rank == 0 || p == 1).then_some(want))
+    });
+
+    suite.check("shared: wait is a barrier", || {
+        let got = run("run", par.run(shared::wait_then_gather, ()))?;
+        eq("ids", got, (rank == 0).then(|| (0..p).collect()))
+    });
+
+    suite.check("shared: plain data paths match serial", || {
+        let got = run("run", par.run(shared::pod_roundtrip, 10))?;
+        if rank != 0 {
+            return eq("worker", got, None);
+        }
+        let want = run("serial", serial.run(common::pod_roundtrip, 10))?;
+        let (got, want) = (got.ok_or("no result")?, want.ok_or("no serial result")?);
+        eq("scatter-gather", got.0, want.0)?;
+        eq("broadcast sums", got.1, 1.5 * p as f64)
+    });
+
+    suite.check("shared: McUtils T1, T2, T3, T5, T7", || {
+        let t1 = run("T1", par.run(shared::run_job, ()))?;
+        let t2 = run("T2", par.run(shared::map_applier, (9, 6)))?;
+        let t3_empty = run("T3", par.run(shared::map_applier, (3, 9)))?;
+        let t3_small = run("T3", par.run(shared::map_applier, (4, 2)))?;
+        let t5 = run("T5", par.run(shared::chunk_lens, 1000))?;
+        let t7 = run("T7", par.run(shared::simple_print, ()))?;
+        eq("T7 print", t7, true)?;
+        if rank != 0 {
+            return Ok(());
+        }
+        eq("T1", t1, Some(1000))?;
+        let want = run("serial", serial.run(common::map_applier, (9, 6)))?;
+        eq("T2 length", t2.as_ref().map(Vec::len), Some(84 * 720))?;
+        eq("T2", t2, want)?;
+        eq("T3 empty", t3_empty, Some(vec![]))?;
+        let small = run("serial", serial.run(common::map_applier, (4, 2)))?;
+        eq("T3 small", t3_small, small)?;
+        let t5 = t5.ok_or("no T5 result")?;
+        eq("T5 one length per rank", t5.len(), p)?;
+        eq("T5 sum", t5.iter().sum::<usize>(), 1000)
+    });
+}
