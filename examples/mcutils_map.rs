@@ -15,7 +15,7 @@ use parallelizer::prelude::*;
 
 /// McUtils `map_applier`: main builds the combinations, every rank maps its
 /// contiguous chunk (vectorized), main gets the flat result in order.
-fn map_applier(par: &dyn Parallelizer, (n, r): (u8, u8)) -> Option<Vec<u64>> {
+fn map_applier(par: &dyn Parallelizer, (n, r): (u8, u8)) -> Option<Vec<u32>> {
     let data = par.on_main().then(|| workload::combinations(n, r));
     par.map_chunks(workload::mapped_func, data).unwrap()
 }
@@ -38,7 +38,7 @@ fn main() -> Result<()> {
         let start = Instant::now();
         let out = par.run(map_applier, (n, r))?.expect("main gets the result");
         let secs = start.elapsed().as_secs_f64();
-        let sum: u64 = out.iter().sum();
+        let sum = workload::checksum(&out);
         println!(
             "{:>8} ({} rank{}): {} values, first {:?}, last {:?}, checksum {sum}, {secs:.3} s",
             par.mode(),

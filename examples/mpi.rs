@@ -16,70 +16,19 @@ use std::time::Instant;
 
 use parallelizer::prelude::*;
 
-/// All `r`-combinations of `0..n`, in lexicographic order.
-fn combinations(n: u8, r: usize) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    if r > n as usize {
-        return out;
-    }
-    let mut idx: Vec<u8> = (0..r as u8).collect();
-    loop {
-        out.push(idx.clone());
-        // The rightmost index that can still move right.
-        let Some(i) = (0..r)
-            .rev()
-            .find(|&i| idx[i] as usize != i + n as usize - r)
-        else {
-            return out;
-        };
-        idx[i] += 1;
-        for j in i + 1..r {
-            idx[j] = idx[j - 1] + 1;
-        }
-    }
-}
+#[path = "../tests/common/workload.rs"]
+mod workload;
 
-/// McUtils' `mapped_func`, vectorized over a chunk of combinations: one
-/// value per permutation of each combination, enumerated with Heap's
-/// algorithm (iterative).
-fn mapped_func(chunk: &[Vec<u8>]) -> Vec<u32> {
-    let mut out = Vec::new();
-    for c in chunk {
-        let mut a = c.clone();
-        let k = a.len();
-        let emit = |a: &[u8], out: &mut Vec<u32>| {
-            out.push(k as u32 + a.iter().map(|&x| u32::from(x)).sum::<u32>());
-        };
-        emit(&a, &mut out);
-        let mut counters = vec![0usize; k];
-        let mut i = 1;
-        while i < k {
-            if counters[i] < i {
-                if i % 2 == 0 {
-                    a.swap(0, i);
-                } else {
-                    a.swap(counters[i], i);
-                }
-                emit(&a, &mut out);
-                counters[i] += 1;
-                i = 1;
-            } else {
-                counters[i] = 0;
-                i += 1;
-            }
-        }
-    }
-    out
-}
+use workload::{combinations, mapped_func};
 
 /// McUtils' `map_applier`: main builds the combinations, each rank maps its
 /// chunk, main gets the flat result in input order. The results come back
 /// as plain data (one MPI gather-v, no serialization).
 #[parallelizer::task]
-fn map_applier(par: &dyn Parallelizer, (n, r): (u8, usize)) -> Option<Vec<u32>> {
+fn map_applier(par: &dyn Parallelizer, (n, r): (u8, u8)) -> Option<Vec<u32>> {
     let combos = par.on_main().then(|| combinations(n, r));
     let mine = par.scatter(combos).unwrap();
-    par.gather_pod(mapped_func(&mine)).unwrap()
+    par.gather_pod(mapped_func(mine)).unwrap()
 }
 
 #[parallelizer::main]
@@ -88,14 +37,16 @@ fn main() -> parallelizer::Result<()> {
     let n: u8 = args
         .get(1)
         .map_or(12, |s| s.parse().expect("N: a number up to 255"));
-    let r: usize = args.get(2).map_or(9, |s| s.parse().expect("R: a number"));
+    let r: u8 = args
+        .get(2)
+        .map_or(9, |s| s.parse().expect("R: a number up to 255"));
     let spec = args.get(3).map_or("mpi", String::as_str);
     let par = parallelizer::from_config(spec)?;
     let start = Instant::now();
     let result = par.run(map_applier, (n, r))?;
     let elapsed = start.elapsed();
     if let Some(values) = result {
-        let total: u64 = values.iter().map(|&v| u64::from(v)).sum();
+        let total = workload::checksum(&values);
         // FNV-1a over the values in order: equal only if the order is too.
         let fnv = values.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &v| {
             (h ^ u64::from(v)).wrapping_mul(0x0100_0000_01b3)

@@ -50,7 +50,7 @@ mod shared {
         worker_to_worker(()) -> Option<String>;
         wait_then_gather(()) -> Option<Vec<usize>>;
         run_job(()) -> Option<usize>;
-        map_applier((u8, u8)) -> Option<Vec<u64>>;
+        map_applier((u8, u8)) -> Option<Vec<u32>>;
         simple_print(()) -> bool;
         pod_roundtrip(usize) -> Option<(Vec<f64>, f64)>;
     }

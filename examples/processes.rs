@@ -21,67 +21,17 @@ use std::time::Instant;
 
 use parallelizer::prelude::*;
 
-/// Every `r`-combination of `0..n`, in lexicographic order.
-fn combinations(n: usize, r: usize) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    if r > n {
-        return out;
-    }
-    let mut idx: Vec<usize> = (0..r).collect();
-    loop {
-        out.push(idx.iter().map(|&i| i as u8).collect());
-        // The rightmost index that can still move right.
-        let Some(i) = (0..r).rev().find(|&i| idx[i] != i + n - r) else {
-            return out;
-        };
-        idx[i] += 1;
-        for j in i + 1..r {
-            idx[j] = idx[j - 1] + 1;
-        }
-    }
-}
+#[path = "../tests/common/workload.rs"]
+mod workload;
 
-/// `len(p) + sum(p)` for every permutation `p` of `c`, in the order Heap's
-/// algorithm visits them.
-fn mapped_func(c: &[u8], out: &mut Vec<u32>) {
-    let mut a = c.to_vec();
-    let k = a.len();
-    let emit = |p: &[u8], out: &mut Vec<u32>| {
-        out.push(p.len() as u32 + p.iter().map(|&x| u32::from(x)).sum::<u32>())
-    };
-    emit(&a, out);
-    let mut counters = vec![0usize; k];
-    let mut i = 1;
-    while i < k {
-        if counters[i] < i {
-            let j = if i % 2 == 0 { 0 } else { counters[i] };
-            a.swap(j, i);
-            emit(&a, out);
-            counters[i] += 1;
-            i = 1;
-        } else {
-            counters[i] = 0;
-            i += 1;
-        }
-    }
-}
-
-/// The vectorized per-chunk function.
-fn map_chunk(chunk: Vec<Vec<u8>>) -> Vec<u32> {
-    let per: usize = chunk.first().map_or(0, |c| (1..=c.len()).product());
-    let mut out = Vec::with_capacity(chunk.len() * per);
-    for c in &chunk {
-        mapped_func(c, &mut out);
-    }
-    out
-}
+use workload::{checksum, combinations, mapped_func};
 
 /// The region every rank runs: main passes the combinations, each rank maps
 /// its contiguous chunk, main gets the flat result in input order.
 #[parallelizer::task]
-fn map_applier(par: &dyn Parallelizer, (n, r): (usize, usize)) -> Option<Vec<u32>> {
+fn map_applier(par: &dyn Parallelizer, (n, r): (u8, u8)) -> Option<Vec<u32>> {
     let combos = par.on_main().then(|| combinations(n, r));
-    par.map_chunks(map_chunk, combos).unwrap()
+    par.map_chunks(mapped_func, combos).unwrap()
 }
 
 /// Broadcasts `mb` MB of plain data `reps` times; every rank checks a byte.
@@ -98,7 +48,7 @@ fn bcast_bench(par: &dyn Parallelizer, (mb, reps): (usize, u32)) -> f64 {
 }
 
 fn report(label: &str, out: &[u32], secs: f64) {
-    let total: u64 = out.iter().map(|&x| u64::from(x)).sum();
+    let total = checksum(out);
     println!(
         "{label}: {} values, first {:?}, last {:?}, total {total}, {secs:.3} s",
         out.len(),
@@ -115,7 +65,7 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let nprocs = nums.first().copied().unwrap_or(cores);
     let (n, r) = match nums.get(1..3) {
-        Some(&[n, r]) => (n, r),
+        Some(&[n, r]) => (n as u8, r as u8),
         _ => (12, 9),
     };
 
@@ -148,10 +98,7 @@ fn main() {
     if (n, r) == (12, 9) {
         assert_eq!(out.len(), 79_833_600);
         assert_eq!((out[0], out[out.len() - 1]), (45, 72));
-        assert_eq!(
-            out.iter().map(|&x| u64::from(x)).sum::<u64>(),
-            4_670_265_600
-        );
+        assert_eq!(checksum(&out), 4_670_265_600);
     }
     if compare {
         let t = Instant::now();

@@ -154,7 +154,7 @@ pub fn run_job(par: &dyn Parallelizer, (): ()) -> Option<usize> {
 
 /// McUtils H3 `map_applier` (T2, T3): the McUtils map workload, vectorized.
 #[parallelizer::task]
-pub fn map_applier(par: &dyn Parallelizer, (n, r): (u8, u8)) -> Option<Vec<u64>> {
+pub fn map_applier(par: &dyn Parallelizer, (n, r): (u8, u8)) -> Option<Vec<u32>> {
     let data = par.on_main().then(|| workload::combinations(n, r));
     par.map_chunks(workload::mapped_func, data).unwrap()
 }

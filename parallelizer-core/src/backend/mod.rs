@@ -14,3 +14,12 @@ pub use mpi::Mpi;
 pub use processes::Processes;
 pub use serial::Serial;
 pub use threads::Threads;
+
+/// The message of a panic payload (`panic!` with a literal or a format).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with a non-string payload".to_string())
+}

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, select, unbounded};
 
+use crate::backend::panic_message;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
@@ -246,14 +247,6 @@ fn outside_region(op: &str) -> Error {
     Error::ContractViolation(format!(
         "`{op}` on the threads parallelizer outside a region; call it inside `run`"
     ))
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-string payload".to_string())
 }
 
 /// The channels of one region.

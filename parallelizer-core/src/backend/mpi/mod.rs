@@ -240,7 +240,7 @@ impl Mpi {
             Ok(Ok(_)) => None,
             Ok(Err(Error::TaskFailed { message, .. })) => Some((FAILED, message.clone())),
             Ok(Err(e)) => Some((FAILED, e.to_string())),
-            Err(panic) => Some((PANICKED, world::panic_text(&**panic))),
+            Err(panic) => Some((PANICKED, super::panic_message(&**panic))),
         };
         let mine = if failure.is_some() {
             world.rank as u64

@@ -22,6 +22,7 @@ use mpi::environment::{Threading, Universe};
 use mpi::ffi;
 
 use super::plan::{pieces, rounds, starts};
+use crate::backend::panic_message;
 use crate::error::{Error, Result};
 
 /// A communicator handle. Open MPI's handles are pointers to objects that
@@ -176,19 +177,10 @@ fn install_panic_hook() {
             return;
         }
         if let Some(world) = world_if_initialized() {
-            let message = panic_text(info.payload());
+            let message = panic_message(info.payload());
             report_and_abort(world, &format!("panicked: {message}"), 101);
         }
     }));
-}
-
-/// The message of a panic payload.
-pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-string payload".to_string())
 }
 
 /// Prints `rank R of N <what>` on stderr and ends the whole job with

@@ -43,6 +43,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::backend::panic_message;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Msg, decode_serde};
@@ -516,14 +517,6 @@ fn settle(
         (_, Some((_, Some(cause)))) => Err(fix(cause)),
         (_, Some((rank, None))) => Err(Error::Aborted { by_rank: rank }),
     }
-}
-
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-string payload".to_string())
 }
 
 /// Shuts a pool down: Shutdown frames, close the sockets, wait up to
