@@ -209,3 +209,236 @@ pub fn chunk_table() -> Vec<(usize, usize, Vec<usize>)> {
         (9, 9, vec![1; 9]),
     ]
 }
+
+/// McUtils H4 `bcast_parallelizer` (T4): broadcast the parallelizer (its
+/// configuration, since a live handle does not serialize); each rank
+/// reports what it got and which process and thread it is.
+#[parallelizer::task]
+pub fn bcast_parallelizer(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
+    let config = par
+        .broadcast(par.on_main().then(|| par.core().config().clone()))
+        .unwrap();
+    let me = format!("{config}/{}/{:?}", par.pid(), std::thread::current().id());
+    par.gather(me).unwrap()
+}
+
+/// The suite every mode runs, as `#[parallelizer::test]`s: `$ranks(n)`
+/// builds a parallelizer of the mode under test with `n` ranks, the suite
+/// runs on the `$sizes` rank counts, and the reference chunk table on its
+/// rows of up to `$table` ranks. Each result must equal serial's, or the
+/// reference table where it depends on the number of ranks.
+#[macro_export]
+macro_rules! spmd_suite {
+    ($ranks:expr, $sizes:expr, table_up_to = $table:expr) => {
+        fn modes() -> Vec<std::sync::Arc<dyn Parallelizer>> {
+            $sizes.into_iter().map($ranks).collect()
+        }
+
+        fn serial() -> std::sync::Arc<dyn Parallelizer> {
+            from_config("serial").unwrap()
+        }
+
+        #[parallelizer::test]
+        fn chunk_table_matches_the_reference() {
+            for (items, ranks, sizes) in chunk_table().into_iter().filter(|t| t.1 <= $table) {
+                let got = ($ranks)(ranks).run(chunk_lens, items).unwrap();
+                assert_eq!(got, Some(sizes), "{items} over {ranks}");
+            }
+            assert_eq!(serial().run(chunk_lens, 1000).unwrap(), Some(vec![1000]));
+        }
+
+        #[parallelizer::test]
+        fn scatter_then_gather_returns_the_data_in_order() {
+            for par in modes() {
+                let _entered = par.enter().unwrap();
+                for n in [0, 1, 2, 3, 10, 1000] {
+                    let expect = Some((0..n).collect::<Vec<u32>>());
+                    assert_eq!(
+                        par.run(scatter_roundtrip, n).unwrap(),
+                        expect,
+                        "{par:?} n={n}"
+                    );
+                }
+            }
+        }
+
+        #[parallelizer::test]
+        fn gather_is_ordered_main_first() {
+            for par in modes() {
+                let got = par.run(gather_ids, ()).unwrap().unwrap();
+                let expect: Vec<_> = (0..par.nprocs())
+                    .map(|i| (i, format!("rank-{i}")))
+                    .collect();
+                assert_eq!(got, expect);
+            }
+        }
+
+        #[parallelizer::test]
+        fn broadcast_of_a_struct_reaches_every_rank() {
+            for par in modes() {
+                let got = par.run(broadcast_struct, ()).unwrap();
+                assert_eq!(got, Some(vec![sample_job(); par.nprocs()]));
+            }
+        }
+
+        #[parallelizer::test]
+        fn maps_equal_serial_in_input_order() {
+            let s = serial();
+            for n in [0i64, 1, 5, 37] {
+                let expect = (
+                    s.run(map_in_region, n).unwrap(),
+                    s.run(map_with_in_region, n).unwrap(),
+                    s.run(map_chunks_in_region, n).unwrap(),
+                    s.run(starmap_in_region, n).unwrap(),
+                );
+                assert_eq!(expect.0.as_ref().unwrap().len(), n as usize);
+                for par in modes() {
+                    let _entered = par.enter().unwrap();
+                    assert_eq!(par.run(map_in_region, n).unwrap(), expect.0, "{par:?}");
+                    assert_eq!(par.run(map_with_in_region, n).unwrap(), expect.1, "{par:?}");
+                    assert_eq!(
+                        par.run(map_chunks_in_region, n).unwrap(),
+                        expect.2,
+                        "{par:?}"
+                    );
+                    assert_eq!(par.run(starmap_in_region, n).unwrap(), expect.3, "{par:?}");
+                }
+            }
+        }
+
+        #[parallelizer::test]
+        fn pool_style_map_of_a_task_outside_a_region() {
+            let expect: Vec<i64> = (0..100).map(square).collect();
+            for par in modes() {
+                // No enter: the map opens a region itself.
+                assert_eq!(
+                    par.map(square, Some((0..100).collect())).unwrap().unwrap(),
+                    expect
+                );
+            }
+        }
+
+        #[parallelizer::test]
+        fn send_and_receive_between_workers() {
+            for (n, expect) in [
+                (4, "hello from 1 to 3"),
+                (3, "hello from 1 to 2"),
+                (2, "hello from 1 to 0"),
+            ] {
+                assert_eq!(
+                    ($ranks)(n).run(worker_to_worker, ()).unwrap().unwrap(),
+                    expect
+                );
+            }
+        }
+
+        #[parallelizer::test]
+        fn wait_is_a_barrier() {
+            for par in modes() {
+                let ids = par.run(wait_then_gather, ()).unwrap().unwrap();
+                assert_eq!(ids, (0..par.nprocs()).collect::<Vec<_>>());
+            }
+        }
+
+        #[parallelizer::test]
+        fn plain_data_paths_match_serial() {
+            let expect = serial().run(pod_roundtrip, 10).unwrap();
+            assert_eq!(expect.as_ref().unwrap().0[9], 81.0);
+            for par in modes() {
+                let got = par.run(pod_roundtrip, 10).unwrap().unwrap();
+                assert_eq!(got.0, expect.as_ref().unwrap().0);
+                assert_eq!(got.1, 1.5 * par.nprocs() as f64);
+            }
+        }
+
+        // ---- The McUtils test suite (mcutils-spec.md 3.2), intent-corrected ----
+
+        /// T1 BasicMultiprocessing: the sum of the gathered chunk lengths is
+        /// 1000, in parallel and in serial.
+        #[parallelizer::test]
+        fn t1_basic() {
+            assert_eq!(serial().run(run_job, ()).unwrap(), Some(1000));
+            for par in modes() {
+                assert_eq!(par.run(run_job, ()).unwrap(), Some(1000));
+            }
+        }
+
+        /// T2 MapMultiprocessing at a CI size: the vectorized map equals
+        /// serial exactly, in order (the full n=12, r=9 run is the example
+        /// `mcutils_map`).
+        #[parallelizer::test]
+        fn t2_map() {
+            let expect = serial().run(map_applier, (9, 6)).unwrap().unwrap();
+            assert_eq!(expect.len(), 84 * 720);
+            assert_eq!((expect[0], *expect.last().unwrap()), (21, 39));
+            for par in modes() {
+                let _entered = par.enter().unwrap();
+                assert_eq!(
+                    par.run(map_applier, (9, 6)).unwrap().unwrap(),
+                    expect,
+                    "{par:?}"
+                );
+            }
+        }
+
+        /// T3 MapMultiprocessingDataSmall: no data (r > n) gives `[]` like
+        /// serial; small non-empty data matches serial.
+        #[parallelizer::test]
+        fn t3_map_small() {
+            let par = ($ranks)(3);
+            let _entered = par.enter().unwrap();
+            assert_eq!(par.run(map_applier, (3, 9)).unwrap(), Some(vec![]));
+            assert_eq!(serial().run(map_applier, (3, 9)).unwrap(), Some(vec![]));
+            assert_eq!(
+                par.run(map_applier, (4, 2)).unwrap(),
+                serial().run(map_applier, (4, 2)).unwrap()
+            );
+        }
+
+        /// T4 BroadcastParallelizer: broadcast the parallelizer twice inside
+        /// one enter; the same workers serve both runs.
+        #[parallelizer::test]
+        fn t4_broadcast_parallelizer() {
+            let par = ($ranks)(3);
+            let _entered = par.enter().unwrap();
+            let first = par.run(bcast_parallelizer, ()).unwrap().unwrap();
+            let second = par.run(bcast_parallelizer, ()).unwrap().unwrap();
+            let spec = format!("{}:3/", par.mode());
+            assert!(first.iter().all(|s| s.starts_with(&spec)), "{first:?}");
+            assert_eq!(first, second, "the same workers serve both runs");
+        }
+
+        /// T5 ScatterGatherMultiprocessing: one length per rank, summing to
+        /// 1000, equal to the sum of serial's.
+        #[parallelizer::test]
+        fn t5_scatter_gather() {
+            let serial_sum: usize = serial()
+                .run(chunk_lens, 1000)
+                .unwrap()
+                .unwrap()
+                .iter()
+                .sum();
+            assert_eq!(serial_sum, 1000);
+            for par in modes() {
+                let lens = par.run(chunk_lens, 1000).unwrap().unwrap();
+                assert_eq!(lens.len(), par.nprocs());
+                assert_eq!(lens.iter().sum::<usize>(), serial_sum);
+            }
+        }
+
+        /// T6 ScatterGatherMultiprocessingDataSmall: 3 items over 3 ranks.
+        #[parallelizer::test]
+        fn t6_scatter_gather_small() {
+            assert_eq!(($ranks)(3).run(chunk_lens, 3).unwrap(), Some(vec![1, 1, 1]));
+            assert_eq!(serial().run(chunk_lens, 3).unwrap(), Some(vec![3]));
+        }
+
+        /// T7 MiscProblems (b): printing an int (and braces) works on main
+        /// and on workers.
+        #[parallelizer::test]
+        fn t7_print_anything() {
+            assert!(($ranks)(3).run(simple_print, ()).unwrap());
+            assert!(serial().run(simple_print, ()).unwrap());
+        }
+    };
+}

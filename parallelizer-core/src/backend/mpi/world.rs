@@ -278,16 +278,8 @@ pub(crate) fn scatterv(
         ));
     }
     for round in rounds(counts, limit) {
-        let c: Vec<c_int> = round
-            .counts
-            .iter()
-            .map(|&n| int(n, "scatter count"))
-            .collect::<Result<_>>()?;
-        let d: Vec<c_int> = round
-            .displs
-            .iter()
-            .map(|&n| int(n, "scatter displacement"))
-            .collect::<Result<_>>()?;
+        let c = c_ints(&round.counts, "scatter count")?;
+        let d = c_ints(&round.displs, "scatter displacement")?;
         let own = round.own(rank, own_start);
         let out = &mut recv[own.start * size..own.end * size];
         let sendptr: *const c_void = match send {
@@ -314,6 +306,11 @@ pub(crate) fn scatterv(
     Ok(())
 }
 
+/// `values` as MPI counts or displacements, naming `what` if one overflows.
+fn c_ints(values: &[usize], what: &str) -> Result<Vec<c_int>> {
+    values.iter().map(|&n| int(n, what)).collect()
+}
+
 /// Gather-v to rank 0: every rank sends `send` (`counts[rank]` elements);
 /// main receives all chunks back to back into `recv`. Split into rounds of
 /// at most `limit` elements.
@@ -330,16 +327,8 @@ pub(crate) fn gatherv(
 ) -> Result<()> {
     let own_start = starts(counts)[rank];
     for round in rounds(counts, limit) {
-        let c: Vec<c_int> = round
-            .counts
-            .iter()
-            .map(|&n| int(n, "gather count"))
-            .collect::<Result<_>>()?;
-        let d: Vec<c_int> = round
-            .displs
-            .iter()
-            .map(|&n| int(n, "gather displacement"))
-            .collect::<Result<_>>()?;
+        let c = c_ints(&round.counts, "gather count")?;
+        let d = c_ints(&round.displs, "gather displacement")?;
         let own = round.own(rank, own_start);
         let mine = &send[own.start * size..own.end * size];
         let recvptr: *mut c_void = match recv.as_deref_mut() {
