@@ -270,7 +270,7 @@ fn markdown(store: &Store, plot_note: &str) -> String {
     let _ = writeln!(
         w,
         "One-way time = round trip / 2 (OSU latency); bandwidth = size / one-way time. Ours: \
-         `send`/`receive` of a `Vec<u8>` (serde path; there is no `send_pod`). Baselines: a \
+         `send_pod`/`receive_pod` of a `Vec<u8>` (raw bytes, no codec, as the baselines). Baselines: a \
          hand-written ping-pong of the `Vec<u8>` over two `std::sync::mpsc` channels between two \
          threads (threads; the vector is moved, as ours is), raw socket ping-pong between two \
          processes (processes), raw rsmpi `send`/`receive_into` (mpi). The memcpy column is one \

@@ -329,7 +329,15 @@ impl Msg {
                         type_name::<T>()
                     )));
                 }
-                Ok(bytemuck::pod_collect_to_vec(&b))
+                // Byte-aligned types take the buffer as is; others are
+                // copied into an allocation of their own alignment.
+                match b {
+                    Bytes::Owned(v) => match bytemuck::allocation::try_cast_vec::<u8, T>(v) {
+                        Ok(v) => Ok(v),
+                        Err((_, v)) => Ok(bytemuck::pod_collect_to_vec(&v)),
+                    },
+                    shared => Ok(bytemuck::pod_collect_to_vec(&shared)),
+                }
             }
             Repr::Bytes(Encoding::Serde, _) => Err(Error::Codec(format!(
                 "expected plain data Vec<{}> but the sender sent a serde value; \

@@ -428,8 +428,17 @@ impl Parallelizer for Mpi {
     fn send_msg(&self, msg: Msg, to: usize) -> Result<()> {
         check_rank(self, to)?;
         let bytes = wire(&msg)?;
-        let header = [encoding_tag(msg.encoding()), bytes.len() as u64];
         let comm = self.world.data;
+        if bytes.len() <= self.limit(1) {
+            // One MPI message; the receiver learns its size from the probe.
+            let tag = match msg.encoding() {
+                Encoding::Pod => world::TAG_POD,
+                _ => world::TAG_SERDE,
+            };
+            return world::send_one(comm, &bytes, to, tag);
+        }
+        // Too large for one MPI message: a header, then the pieces.
+        let header = [encoding_tag(msg.encoding()), bytes.len() as u64];
         world::send(
             comm,
             world::u64_type(),
@@ -453,36 +462,52 @@ impl Parallelizer for Mpi {
     fn recv_msg(&self, from: usize) -> Result<Msg> {
         check_rank(self, from)?;
         let comm = self.world.data;
-        if let Some(after) = self.core.config().timeout {
-            if !world::probe(comm, from, world::TAG_HEADER, Instant::now() + after)? {
-                return Err(Error::Timeout {
-                    op: "receive",
-                    rank: from,
-                    after,
-                });
+        let timeout = self.core.config().timeout;
+        let Some((tag, count)) = world::probe_any(comm, from, timeout.map(|t| Instant::now() + t))?
+        else {
+            return Err(Error::Timeout {
+                op: "receive",
+                rank: from,
+                after: timeout.unwrap_or_default(),
+            });
+        };
+        match tag {
+            world::TAG_POD => Ok(Msg::from_bytes(
+                Encoding::Pod,
+                world::recv_one(comm, from, tag, count)?,
+            )),
+            world::TAG_SERDE => Ok(Msg::from_bytes(
+                Encoding::Serde,
+                world::recv_one(comm, from, tag, count)?,
+            )),
+            world::TAG_HEADER => {
+                let mut header = [0u64; 2];
+                world::recv(
+                    comm,
+                    world::u64_type(),
+                    8,
+                    bytemuck::cast_slice_mut(&mut header),
+                    from,
+                    world::TAG_HEADER,
+                    2,
+                )?;
+                let mut body = vec![0u8; header[1] as usize];
+                world::recv(
+                    comm,
+                    world::byte_type(),
+                    1,
+                    &mut body,
+                    from,
+                    world::TAG_BODY,
+                    self.limit(1),
+                )?;
+                Ok(Msg::from_bytes(encoding_of(header[0]), body))
             }
+            other => Err(Error::Mpi(format!(
+                "unexpected point-to-point message (tag {other}) from rank {from}: \
+                 is another library using the parallelizer's communicator?"
+            ))),
         }
-        let mut header = [0u64; 2];
-        world::recv(
-            comm,
-            world::u64_type(),
-            8,
-            bytemuck::cast_slice_mut(&mut header),
-            from,
-            world::TAG_HEADER,
-            2,
-        )?;
-        let mut body = vec![0u8; header[1] as usize];
-        world::recv(
-            comm,
-            world::byte_type(),
-            1,
-            &mut body,
-            from,
-            world::TAG_BODY,
-            self.limit(1),
-        )?;
-        Ok(Msg::from_bytes(encoding_of(header[0]), body))
     }
 
     fn run_region(&self, region: Region) -> Result<Msg> {

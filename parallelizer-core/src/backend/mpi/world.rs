@@ -460,10 +460,109 @@ pub(crate) fn agree_min(comm: Comm, mine: u64, deadline: Option<Instant>) -> Res
     Ok(Some(min))
 }
 
-/// Tag of message headers (encoding, length) in point-to-point.
+/// Tag of message headers (encoding, length) of point-to-point messages
+/// too large for one MPI message.
 pub(crate) const TAG_HEADER: c_int = 1;
-/// Tag of message bodies.
+/// Tag of the pieces of such a message.
 pub(crate) const TAG_BODY: c_int = 2;
+/// Tag of a whole plain-data message in one MPI message (its size comes
+/// from the probe, so no header travels).
+pub(crate) const TAG_POD: c_int = 3;
+/// Tag of a whole serde message in one MPI message.
+pub(crate) const TAG_SERDE: c_int = 4;
+
+/// Sends `buf` to `to` as exactly one MPI message of bytes (also when empty).
+pub(crate) fn send_one(comm: Comm, buf: &[u8], to: usize, tag: c_int) -> Result<()> {
+    check(
+        unsafe {
+            ffi::MPI_Send(
+                buf.as_ptr().cast(),
+                int(buf.len(), "send count")?,
+                byte_type().0,
+                to as c_int,
+                tag,
+                comm.0,
+            )
+        },
+        "MPI_Send",
+    )
+}
+
+/// Receives the one-message body of `count` bytes that [`probe_any`]
+/// found, into a fresh buffer that is written once (not zeroed first).
+pub(crate) fn recv_one(comm: Comm, from: usize, tag: c_int, count: usize) -> Result<Vec<u8>> {
+    let mut body: Vec<u8> = Vec::with_capacity(count);
+    check(
+        unsafe {
+            ffi::MPI_Recv(
+                body.spare_capacity_mut().as_mut_ptr().cast(),
+                int(count, "receive count")?,
+                byte_type().0,
+                from as c_int,
+                tag,
+                comm.0,
+                ffi::RSMPI_STATUS_IGNORE,
+            )
+        },
+        "MPI_Recv",
+    )?;
+    // SAFETY: MPI_Recv wrote exactly `count` bytes (the probed size).
+    unsafe { body.set_len(count) };
+    Ok(body)
+}
+
+/// Waits for the next point-to-point message from `from`, whatever its tag:
+/// `Some((tag, bytes))`, or `None` if `deadline` passed first. Without a
+/// deadline it blocks inside MPI.
+pub(crate) fn probe_any(
+    comm: Comm,
+    from: usize,
+    deadline: Option<Instant>,
+) -> Result<Option<(c_int, usize)>> {
+    let mut status: ffi::MPI_Status = unsafe { std::mem::zeroed() };
+    match deadline {
+        None => check(
+            unsafe { ffi::MPI_Probe(from as c_int, ffi::RSMPI_ANY_TAG, comm.0, &mut status) },
+            "MPI_Probe",
+        )?,
+        Some(deadline) => {
+            let mut spins = 0u32;
+            loop {
+                let mut flag: c_int = 0;
+                check(
+                    unsafe {
+                        ffi::MPI_Iprobe(
+                            from as c_int,
+                            ffi::RSMPI_ANY_TAG,
+                            comm.0,
+                            &mut flag,
+                            &mut status,
+                        )
+                    },
+                    "MPI_Iprobe",
+                )?;
+                if flag != 0 {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Ok(None);
+                }
+                spins += 1;
+                if spins < 2000 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        }
+    }
+    let mut count: c_int = 0;
+    check(
+        unsafe { ffi::MPI_Get_count(&status, byte_type().0, &mut count) },
+        "MPI_Get_count",
+    )?;
+    Ok(Some((status.MPI_TAG, count as usize)))
+}
 
 /// Blocking send of `buf` (`size`-byte elements) to `to`, in pieces.
 pub(crate) fn send(
@@ -523,39 +622,6 @@ pub(crate) fn recv(
         )?;
     }
     Ok(())
-}
-
-/// Polls until a message from `from` with `tag` is waiting; `Ok(false)` if
-/// `deadline` passed first.
-pub(crate) fn probe(comm: Comm, from: usize, tag: c_int, deadline: Instant) -> Result<bool> {
-    let mut spins = 0u32;
-    loop {
-        let mut flag: c_int = 0;
-        check(
-            unsafe {
-                ffi::MPI_Iprobe(
-                    from as c_int,
-                    tag,
-                    comm.0,
-                    &mut flag,
-                    ffi::RSMPI_STATUS_IGNORE,
-                )
-            },
-            "MPI_Iprobe",
-        )?;
-        if flag != 0 {
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
-        spins += 1;
-        if spins < 2000 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -24,8 +24,8 @@
 //! corrupted its stream, the whole pool is reaped and the next `run` (or
 //! `enter`) starts fresh workers.
 //!
-//! Options (`Config::option`): `shm_threshold` (bytes; plain data and
-//! broadcasts at least this large go through a memfd, default 1 MiB),
+//! Options (`Config::option`): `shm_threshold` (bytes; broadcasts at least
+//! this large go through a memfd, default 1 MiB),
 //! `max_frame` (largest in-band frame, default 16 GiB), `start_timeout`
 //! (seconds main waits for workers to join, default 60), `grace` (seconds
 //! main waits for the other ranks to wind down after a failure before

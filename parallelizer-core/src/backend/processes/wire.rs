@@ -819,20 +819,15 @@ impl Endpoint {
         }
     }
 
-    /// Sends a data message to `to` (plain data above the threshold through
-    /// a memfd, plain data below it by vectored write, serde bytes
-    /// otherwise).
+    /// Sends a data message to `to`: plain data by vectored write straight
+    /// from the caller's buffer, serde bytes otherwise. One receiver gains
+    /// nothing from shared memory (creating, sealing and mapping a memfd
+    /// costs more than the socket copy it saves), so only `broadcast` uses it.
     pub(crate) fn send_msg(&mut self, msg: Msg, to: usize) -> Result<()> {
         if let Some(by_rank) = self.aborted_by() {
             return Err(Error::Aborted { by_rank });
         }
         if let Some(pod) = msg.pod_bytes() {
-            if pod.len() >= self.shm_threshold {
-                let fd = shm::create(pod)?;
-                let mut h = Header::new(Kind::Shm, self.region, pod.len() as u64);
-                h.enc = Encoding::Pod;
-                return self.write_frame(to, h, &[], Some(fd.as_raw_fd()), true);
-            }
             let mut h = Header::new(Kind::Data, self.region, pod.len() as u64);
             h.enc = Encoding::Pod;
             return self.write_frame(to, h, &[pod], None, true);
@@ -1192,15 +1187,23 @@ mod tests {
     #[test]
     fn messages_in_band_and_through_shared_memory() {
         let (mut a, mut b) = pair(Some(Duration::from_secs(5)));
+        a.shm_threshold = 1024;
         b.shm_threshold = 1024;
         b.send_msg(Msg::new(vec!["x".to_string(); 3]), 0).unwrap();
         b.send_msg(Msg::pod(vec![2.5f64; 10]), 0).unwrap();
-        b.send_msg(Msg::pod(vec![7u32; 100_000]), 0).unwrap(); // memfd
+        b.send_msg(Msg::pod(vec![3u8; 4096]), 0).unwrap(); // large, yet in band
+        a.broadcast(&Msg::pod(vec![7u32; 100_000])).unwrap(); // memfd
         let m = a.recv(1).unwrap().into_msg().unwrap();
         assert_eq!(m.into_value::<Vec<String>>().unwrap(), ["x", "x", "x"]);
         let m = a.recv(1).unwrap().into_msg().unwrap();
         assert_eq!(m.into_pod::<f64>().unwrap(), [2.5; 10]);
         let f = a.recv(1).unwrap();
+        assert_eq!(f.header.kind, Kind::Data);
+        assert_eq!(
+            f.into_msg().unwrap().into_pod::<u8>().unwrap(),
+            vec![3; 4096]
+        );
+        let f = b.recv(0).unwrap();
         assert_eq!(f.header.kind, Kind::Shm);
         assert_eq!(
             f.into_msg().unwrap().into_pod::<u32>().unwrap(),
