@@ -381,6 +381,9 @@ pub(crate) fn describe(status: i32) -> String {
 /// still running.
 pub(crate) fn wait_status(pid: i32, within: Duration) -> Option<String> {
     let until = Instant::now() + within;
+    // A worker told to shut down exits within microseconds to a few
+    // milliseconds: poll fast at first, then back off to 5 ms.
+    let mut pause = Duration::from_micros(20);
     loop {
         let mut status = 0;
         // SAFETY: waitpid on our own child.
@@ -394,7 +397,8 @@ pub(crate) fn wait_status(pid: i32, within: Duration) -> Option<String> {
         if Instant::now() >= until {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
     }
 }
 
