@@ -53,6 +53,9 @@ enum Repr {
 /// received through shared memory, read in place instead of copied out).
 enum Bytes {
     Owned(Vec<u8>),
+    /// `len` bytes in 8-byte words: plain data of 8-byte-aligned elements
+    /// received straight into an allocation a `Vec<f64>` (say) can take over.
+    Words(Vec<u64>, usize),
     Shared(Arc<dyn AsRef<[u8]> + Send + Sync>),
 }
 
@@ -61,6 +64,7 @@ impl std::ops::Deref for Bytes {
     fn deref(&self) -> &[u8] {
         match self {
             Bytes::Owned(v) => v,
+            Bytes::Words(w, len) => &bytemuck::cast_slice(w)[..*len],
             Bytes::Shared(s) => (**s).as_ref(),
         }
     }
@@ -70,6 +74,7 @@ impl Bytes {
     fn into_vec(self) -> Vec<u8> {
         match self {
             Bytes::Owned(v) => v,
+            Bytes::Words(w, len) => bytemuck::cast_slice(&w)[..len].to_vec(),
             Bytes::Shared(s) => (*s).as_ref().to_vec(),
         }
     }
@@ -77,6 +82,7 @@ impl Bytes {
     fn cheap_clone(&self) -> Bytes {
         match self {
             Bytes::Owned(v) => Bytes::Owned(v.clone()),
+            Bytes::Words(w, len) => Bytes::Words(w.clone(), *len),
             Bytes::Shared(s) => Bytes::Shared(s.clone()),
         }
     }
@@ -89,6 +95,10 @@ trait Payload: Send {
     fn encoding(&self) -> Encoding;
     fn encode(&self, out: &mut Vec<u8>) -> Result<()>;
     fn pod_bytes(&self) -> Option<&[u8]>;
+    /// The alignment of a plain-data payload's elements (1 otherwise).
+    fn pod_align(&self) -> usize {
+        1
+    }
     fn try_clone(&self) -> Option<Box<dyn Payload>>;
     fn type_name(&self) -> &'static str;
 }
@@ -152,6 +162,9 @@ impl<T: bytemuck::Pod + Send> Payload for PodVec<T> {
     }
     fn pod_bytes(&self) -> Option<&[u8]> {
         Some(bytemuck::cast_slice(&self.0))
+    }
+    fn pod_align(&self) -> usize {
+        std::mem::align_of::<T>()
     }
     fn try_clone(&self) -> Option<Box<dyn Payload>> {
         Some(Box::new(PodVec(self.0.clone())))
@@ -218,6 +231,23 @@ impl Msg {
     /// ```
     pub fn pod<T: bytemuck::Pod + Send>(values: Vec<T>) -> Msg {
         Msg(Repr::Value(Box::new(PodVec(values))))
+    }
+
+    /// The alignment of a plain-data value's elements, so a wire backend can
+    /// receive it into memory the receiver's `Vec<T>` can take over; 1 for
+    /// everything else.
+    pub fn pod_align(&self) -> usize {
+        match &self.0 {
+            Repr::Value(v) => v.pod_align(),
+            Repr::Bytes(..) => 1,
+        }
+    }
+
+    /// Plain data that arrived as `len` bytes in 8-byte words (see
+    /// [`Msg::pod_align`]).
+    pub(crate) fn from_words(words: Vec<u64>, len: usize) -> Msg {
+        debug_assert!(len <= words.len() * 8);
+        Msg(Repr::Bytes(Encoding::Pod, Bytes::Words(words, len)))
     }
 
     /// A message that arrived as bytes from another process.
@@ -331,10 +361,21 @@ impl Msg {
                 }
                 // Byte-aligned types take the buffer as is; others are
                 // copied into an allocation of their own alignment.
+                // Buffers already aligned for `T` become the `Vec<T>` as
+                // they are; others are copied into an allocation of `T`.
                 match b {
                     Bytes::Owned(v) => match bytemuck::allocation::try_cast_vec::<u8, T>(v) {
                         Ok(v) => Ok(v),
                         Err((_, v)) => Ok(bytemuck::pod_collect_to_vec(&v)),
+                    },
+                    Bytes::Words(w, len) => match bytemuck::allocation::try_cast_vec::<u64, T>(w) {
+                        Ok(mut v) => {
+                            v.truncate(len / std::mem::size_of::<T>().max(1));
+                            Ok(v)
+                        }
+                        Err((_, w)) => Ok(bytemuck::pod_collect_to_vec(
+                            &bytemuck::cast_slice::<u64, u8>(&w)[..len],
+                        )),
                     },
                     shared => Ok(bytemuck::pod_collect_to_vec(&shared)),
                 }

@@ -175,9 +175,26 @@ pub fn simple_print(par: &dyn Parallelizer, (): ()) -> bool {
     true
 }
 
-/// Plain-data collectives: scatter_pod, square, gather_pod; broadcast_pod.
+/// Plain-data collectives: scatter_pod, square, gather_pod; broadcast_pod;
+/// and point-to-point plain data of 8-byte and 1-byte elements from rank 1
+/// to main (checked on main).
 #[parallelizer::task]
 pub fn pod_roundtrip(par: &dyn Parallelizer, n: usize) -> Option<(Vec<f64>, f64)> {
+    if par.nprocs() > 1 {
+        match par.id() {
+            1 => {
+                par.send_pod((0..n).map(|i| i as f64 * 0.5).collect::<Vec<f64>>(), 0)
+                    .unwrap();
+                par.send_pod(vec![7u8; n + 1], 0).unwrap();
+            }
+            0 => {
+                let halves = par.receive_pod::<f64>(1).unwrap();
+                assert_eq!(halves, (0..n).map(|i| i as f64 * 0.5).collect::<Vec<f64>>());
+                assert_eq!(par.receive_pod::<u8>(1).unwrap(), vec![7u8; n + 1]);
+            }
+            _ => {}
+        }
+    }
     let data = par
         .on_main()
         .then(|| (0..n).map(|i| i as f64).collect::<Vec<_>>());

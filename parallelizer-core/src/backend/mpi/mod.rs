@@ -432,6 +432,7 @@ impl Parallelizer for Mpi {
         if bytes.len() <= self.limit(1) {
             // One MPI message; the receiver learns its size from the probe.
             let tag = match msg.encoding() {
+                Encoding::Pod if msg.pod_align() == 8 && bytes.len() % 8 == 0 => world::TAG_POD8,
                 Encoding::Pod => world::TAG_POD,
                 _ => world::TAG_SERDE,
             };
@@ -476,6 +477,10 @@ impl Parallelizer for Mpi {
                 Encoding::Pod,
                 world::recv_one(comm, from, tag, count)?,
             )),
+            world::TAG_POD8 if count % 8 == 0 => {
+                let (words, len) = world::recv_words(comm, from, tag, count)?;
+                Ok(Msg::from_words(words, len))
+            }
             world::TAG_SERDE => Ok(Msg::from_bytes(
                 Encoding::Serde,
                 world::recv_one(comm, from, tag, count)?,

@@ -470,6 +470,9 @@ pub(crate) const TAG_BODY: c_int = 2;
 pub(crate) const TAG_POD: c_int = 3;
 /// Tag of a whole serde message in one MPI message.
 pub(crate) const TAG_SERDE: c_int = 4;
+/// Tag of a whole plain-data message of 8-byte-aligned elements (`f64`,
+/// `u64`, ...), received into 8-byte words the receiver's `Vec<T>` takes over.
+pub(crate) const TAG_POD8: c_int = 5;
 
 /// Sends `buf` to `to` as exactly one MPI message of bytes (also when empty).
 pub(crate) fn send_one(comm: Comm, buf: &[u8], to: usize, tag: c_int) -> Result<()> {
@@ -509,6 +512,34 @@ pub(crate) fn recv_one(comm: Comm, from: usize, tag: c_int, count: usize) -> Res
     // SAFETY: MPI_Recv wrote exactly `count` bytes (the probed size).
     unsafe { body.set_len(count) };
     Ok(body)
+}
+
+/// Like [`recv_one`], into 8-byte words (`count` is a whole number of
+/// words, as the sender checked); the words and the byte count.
+pub(crate) fn recv_words(
+    comm: Comm,
+    from: usize,
+    tag: c_int,
+    count: usize,
+) -> Result<(Vec<u64>, usize)> {
+    let mut words: Vec<u64> = Vec::with_capacity(count / 8);
+    check(
+        unsafe {
+            ffi::MPI_Recv(
+                words.as_mut_ptr().cast(),
+                int(count, "receive count")?,
+                byte_type().0,
+                from as c_int,
+                tag,
+                comm.0,
+                ffi::RSMPI_STATUS_IGNORE,
+            )
+        },
+        "MPI_Recv",
+    )?;
+    // SAFETY: MPI_Recv wrote exactly `count` bytes, a whole number of words.
+    unsafe { words.set_len(count / 8) };
+    Ok((words, count))
 }
 
 /// Waits for the next point-to-point message from `from`, whatever its tag:

@@ -81,6 +81,9 @@ pub(crate) struct Header {
     pub region: u64,
     /// Payload bytes on the socket, or the memfd's size for [`Kind::Shm`].
     pub len: u64,
+    /// Plain data of 8-byte-aligned elements (`f64`, `u64`, ...): the
+    /// receiver reads it into 8-byte words its `Vec<T>` can take over.
+    pub align8: bool,
 }
 
 impl Header {
@@ -90,6 +93,7 @@ impl Header {
             enc: Encoding::Serde,
             region,
             len,
+            align8: false,
         }
     }
 
@@ -101,6 +105,7 @@ impl Header {
             Encoding::Pod => 1,
             _ => 0,
         };
+        h[4] = u8::from(self.align8);
         h[8..16].copy_from_slice(&self.region.to_le_bytes());
         h[16..24].copy_from_slice(&self.len.to_le_bytes());
         h
@@ -123,6 +128,15 @@ impl Header {
         };
         let region = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
         let len = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
+        let align8 = match h[4] {
+            0 => false,
+            1 if enc == Encoding::Pod && len % 8 == 0 => true,
+            a => {
+                return Err(Error::Codec(format!(
+                    "bad alignment flag {a} on a {enc:?} frame of {len} bytes"
+                )));
+            }
+        };
         let limit = if kind == Kind::Shm {
             MAX_SHM
         } else {
@@ -138,6 +152,7 @@ impl Header {
             enc,
             region,
             len,
+            align8,
         })
     }
 }
@@ -153,6 +168,8 @@ pub(crate) struct Frame {
 #[derive(Debug)]
 pub(crate) enum Body {
     Bytes(Vec<u8>),
+    /// `len` bytes of 8-byte-aligned plain data in words.
+    Words(Vec<u64>, usize),
     Shm(OwnedFd),
 }
 
@@ -160,6 +177,7 @@ impl Frame {
     pub(crate) fn bytes(self) -> Result<Vec<u8>> {
         match self.body {
             Body::Bytes(b) => Ok(b),
+            Body::Words(w, len) => Ok(bytemuck::cast_slice(&w)[..len].to_vec()),
             Body::Shm(fd) => shm::read_all(&fd, self.header.len),
         }
     }
@@ -171,6 +189,7 @@ impl Frame {
                 let mapping = shm::map(&fd, self.header.len)?;
                 Ok(Msg::from_shared(enc, std::sync::Arc::new(mapping)))
             }
+            Body::Words(w, len) => Ok(Msg::from_words(w, len)),
             _ => Ok(Msg::from_bytes(enc, self.bytes()?)),
         }
     }
@@ -279,7 +298,98 @@ pub(crate) struct Abort {
 struct Reader {
     head: [u8; HEADER_LEN],
     got: usize,
-    cur: Option<(Header, Vec<u8>, Option<OwnedFd>)>,
+    cur: Option<(Header, RecvBuf, Option<OwnedFd>)>,
+}
+
+/// Asks for transparent huge pages on a large buffer about to be filled:
+/// faulting fresh memory in 4 KiB at a time costs more than copying into it.
+fn advise_huge_pages(ptr: *mut u8, len: usize) {
+    const HUGE: usize = 2 << 20;
+    let start = (ptr as usize).next_multiple_of(HUGE);
+    let end = (ptr as usize + len) / HUGE * HUGE;
+    if end > start {
+        // SAFETY: the range lies inside an allocation of this process;
+        // MADV_HUGEPAGE only changes how it is backed (and may be refused).
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+    }
+}
+
+/// The payload of the frame being read.
+enum RecvBuf {
+    /// Bytes, growing as they arrive.
+    Bytes(Vec<u8>),
+    /// 8-byte-aligned plain data, reserved whole when the header arrives
+    /// (address space only: pages are touched as bytes arrive) so the words
+    /// never move; `filled` bytes have arrived.
+    Words { words: Vec<u64>, filled: usize },
+}
+
+impl RecvBuf {
+    fn for_header(h: &Header, in_band: usize) -> std::result::Result<RecvBuf, ReadError> {
+        if !h.align8 {
+            return Ok(RecvBuf::Bytes(Vec::with_capacity(
+                in_band.min(RESERVE_AHEAD),
+            )));
+        }
+        let mut words: Vec<u64> = Vec::new();
+        words.try_reserve_exact(in_band / 8).map_err(|e| {
+            ReadError::Codec(format!("cannot reserve {in_band} bytes for a frame: {e}"))
+        })?;
+        advise_huge_pages(words.as_mut_ptr().cast(), words.capacity() * 8);
+        Ok(RecvBuf::Words { words, filled: 0 })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            RecvBuf::Bytes(b) => b.len(),
+            RecvBuf::Words { filled, .. } => *filled,
+        }
+    }
+
+    /// Where the next bytes go: a pointer and room for at least
+    /// `min(want, RESERVE_AHEAD)` bytes (at most `want`).
+    fn spare(&mut self, want: usize) -> (*mut u8, usize) {
+        match self {
+            RecvBuf::Bytes(body) => {
+                if body.capacity() - body.len() < want.min(RESERVE_AHEAD) {
+                    let grow = want.min(body.capacity().max(RESERVE_AHEAD));
+                    body.reserve(grow);
+                }
+                let spare = body.spare_capacity_mut();
+                (spare.as_mut_ptr().cast(), spare.len().min(want))
+            }
+            RecvBuf::Words { words, filled } => {
+                let room = words.capacity() * 8 - *filled;
+                // SAFETY: `filled` bytes into an allocation of capacity * 8.
+                let at = unsafe { words.as_mut_ptr().cast::<u8>().add(*filled) };
+                (at, room.min(want))
+            }
+        }
+    }
+
+    /// Records that `n` more bytes were written at [`RecvBuf::spare`].
+    ///
+    /// # Safety
+    /// The `n` bytes must have been initialized by the caller.
+    unsafe fn advance(&mut self, n: usize) {
+        match self {
+            // SAFETY: the caller wrote `n` bytes into the spare capacity.
+            RecvBuf::Bytes(body) => unsafe { body.set_len(body.len() + n) },
+            RecvBuf::Words { filled, .. } => *filled += n,
+        }
+    }
+
+    fn into_body(self) -> Body {
+        match self {
+            RecvBuf::Bytes(b) => Body::Bytes(b),
+            RecvBuf::Words { mut words, filled } => {
+                // SAFETY: the frame is complete: all `filled` bytes (a whole
+                // number of words, checked with the header) were written.
+                unsafe { words.set_len(filled / 8) };
+                Body::Words(words, filled)
+            }
+        }
+    }
 }
 
 /// One connected peer.
@@ -585,7 +695,7 @@ impl Endpoint {
             Kind::Abort => {
                 let note: Option<AbortNote> = match frame.body {
                     Body::Bytes(b) => decode_serde(&b).ok(),
-                    Body::Shm(_) => None,
+                    Body::Words(..) | Body::Shm(_) => None,
                 };
                 let (by_rank, cause) = match note {
                     Some(n) => (n.by_rank as usize, n.cause.map(|c| c.into_error(from))),
@@ -612,8 +722,10 @@ impl Endpoint {
                         error: Some(WireError::Codec(format!("bad Done report: {e}"))),
                         broken: true,
                     }),
-                    Body::Shm(_) => DoneNote {
-                        error: Some(WireError::Codec("a Done report in shm".into())),
+                    Body::Words(..) | Body::Shm(_) => DoneNote {
+                        error: Some(WireError::Codec(
+                            "a Done report that is not serde bytes".into(),
+                        )),
                         broken: true,
                     },
                 };
@@ -830,6 +942,7 @@ impl Endpoint {
         if let Some(pod) = msg.pod_bytes() {
             let mut h = Header::new(Kind::Data, self.region, pod.len() as u64);
             h.enc = Encoding::Pod;
+            h.align8 = msg.pod_align() == 8;
             return self.write_frame(to, h, &[pod], None, true);
         }
         let enc = msg.encoding();
@@ -989,21 +1102,11 @@ fn read_some(peer: &mut Peer, max_frame: u64) -> std::result::Result<Option<Fram
     let r = &mut peer.reader;
     if let Some((h, body, _)) = &mut r.cur {
         let want = (h.len as usize) - body.len();
-        if body.capacity() - body.len() < want.min(RESERVE_AHEAD) {
-            let grow = want.min(body.capacity().max(RESERVE_AHEAD));
-            body.reserve(grow);
-        }
-        let spare = body.spare_capacity_mut();
-        let take = spare.len().min(want);
-        // SAFETY: recvmsg writes at most `take` initialized bytes into the spare capacity.
-        let n = recv_into(
-            peer.fd.as_raw_fd(),
-            spare.as_mut_ptr() as *mut u8,
-            take,
-            &mut peer.fds,
-        )?;
+        let (at, take) = body.spare(want);
+        // recvmsg writes at most `take` bytes at `at`, inside the buffer.
+        let n = recv_into(peer.fd.as_raw_fd(), at, take, &mut peer.fds)?;
         // SAFETY: `n` bytes were written by the kernel.
-        unsafe { body.set_len(body.len() + n) };
+        unsafe { body.advance(n) };
     } else {
         let got = r.got;
         let n = recv_into(
@@ -1032,7 +1135,7 @@ fn read_some(peer: &mut Peer, max_frame: u64) -> std::result::Result<Option<Fram
             } else {
                 h.len as usize
             };
-            r.cur = Some((h, Vec::with_capacity(in_band.min(RESERVE_AHEAD)), fd));
+            r.cur = Some((h, RecvBuf::for_header(&h, in_band)?, fd));
             if in_band > 0 {
                 return Ok(None);
             }
@@ -1046,7 +1149,7 @@ fn read_some(peer: &mut Peer, max_frame: u64) -> std::result::Result<Option<Fram
         let (header, body, fd) = r.cur.take().expect("checked");
         let body = match fd {
             Some(fd) => Body::Shm(fd),
-            None => Body::Bytes(body),
+            None => body.into_body(),
         };
         return Ok(Some(Frame { header, body }));
     }
@@ -1209,6 +1312,29 @@ mod tests {
             f.into_msg().unwrap().into_pod::<u32>().unwrap(),
             vec![7; 100_000]
         );
+    }
+
+    #[test]
+    fn eight_byte_plain_data_arrives_in_words_others_in_bytes() {
+        let (mut a, mut b) = pair(Some(Duration::from_secs(5)));
+        b.send_msg(Msg::pod((0..1000).map(f64::from).collect::<Vec<f64>>()), 0)
+            .unwrap();
+        b.send_msg(Msg::pod(vec![9u32; 3]), 0).unwrap();
+        let f = a.recv(1).unwrap();
+        assert!(f.header.align8 && matches!(f.body, Body::Words(_, 8000)));
+        let v = f.into_msg().unwrap().into_pod::<f64>().unwrap();
+        assert_eq!((v.len(), v[999]), (1000, 999.0));
+        let f = a.recv(1).unwrap();
+        assert!(!f.header.align8 && matches!(f.body, Body::Bytes(_)));
+        assert_eq!(f.into_msg().unwrap().into_pod::<u32>().unwrap(), [9, 9, 9]);
+        // The flag is only valid on plain data of whole words.
+        let mut h = Header::new(Kind::Data, 0, 12);
+        h.enc = Encoding::Pod;
+        h.align8 = true;
+        assert!(matches!(
+            Header::decode(&h.encode(), 1 << 20),
+            Err(Error::Codec(_))
+        ));
     }
 
     #[test]
