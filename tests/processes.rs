@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use parallelizer::chunk_sizes;
+mod common;
+
+use common::procs::children;
 use parallelizer::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -21,29 +23,6 @@ use serde::{Deserialize, Serialize};
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The pids whose parent is this process (from the process table).
-fn children() -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let ppid: i32 = rest.split_whitespace().nth(1).unwrap().parse().unwrap();
-        if ppid == me {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 fn assert_no_children() {
@@ -219,36 +198,6 @@ fn initialized(par: &dyn Parallelizer, (): ()) -> Option<Vec<bool>> {
 }
 
 // ------------------------------------------------------------ suite tests
-
-#[parallelizer::test]
-fn scatter_gather_chunk_table() {
-    let _one = one_at_a_time();
-    let table: &[(usize, usize, &[usize])] = &[
-        (1000, 4, &[250, 250, 250, 250]),
-        (10, 3, &[4, 3, 3]),
-        (10, 4, &[3, 3, 2, 2]),
-        (2, 4, &[1, 1, 0, 0]),
-        (3, 3, &[1, 1, 1]),
-    ];
-    for &(n, p, want) in table {
-        let got = processes(p).run(chunk_lens, n).unwrap();
-        assert_eq!(got.as_deref(), Some(want), "{n} over {p}");
-    }
-    for p in [2, 3, 4] {
-        let par = processes(p);
-        let _in = par.enter().unwrap();
-        for n in [0, 1, 7, 1000] {
-            let got = par.run(chunk_lens, n).unwrap().unwrap();
-            assert_eq!(got, chunk_sizes(n, p));
-            assert_eq!(got.iter().sum::<usize>(), n);
-        }
-        assert_eq!(
-            par.run(scatter_sum, 1000).unwrap(),
-            serial().run(scatter_sum, 1000).unwrap()
-        );
-    }
-    assert_no_children();
-}
 
 #[parallelizer::test]
 fn gather_order_and_broadcast_struct() {

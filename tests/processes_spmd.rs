@@ -119,26 +119,9 @@ fn main() {
 fn main() {}
 
 #[cfg(target_os = "linux")]
-fn children() -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let ppid: i32 = rest.split_whitespace().nth(1).unwrap().parse().unwrap();
-        if ppid == me {
-            out.push(pid);
-        }
-    }
-    out
-}
+mod common;
+#[cfg(target_os = "linux")]
+use common::procs::children;
 
 /// Runs on every rank: main and each worker execute this same code.
 #[cfg(target_os = "linux")]

@@ -6,6 +6,8 @@
 //! so that the process backend's workers can run them by name.
 #![allow(dead_code)]
 
+#[cfg(target_os = "linux")]
+pub mod procs;
 pub mod workload;
 
 use parallelizer::prelude::*;

@@ -80,23 +80,21 @@ pub fn checksum(values: &[u32]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
+    // Full paths, not imports: harness-less test targets compile this module
+    // without running its tests.
     #[test]
     fn small_analogue_matches_the_reference() {
         // mcutils-spec.md 3.2 T2: n=4, r=2 gives [3,3,4,4,5,5,5,5,6,6,7,7].
-        assert_eq!(
-            mapped_func(combinations(4, 2)),
-            [3, 3, 4, 4, 5, 5, 5, 5, 6, 6, 7, 7]
-        );
-        assert_eq!(combinations(3, 9), Vec::<Vec<u8>>::new());
-        assert_eq!(combinations(12, 9).len(), 220);
+        let out = super::mapped_func(super::combinations(4, 2));
+        assert_eq!(out, [3, 3, 4, 4, 5, 5, 5, 5, 6, 6, 7, 7]);
+        assert_eq!(super::combinations(3, 9), Vec::<Vec<u8>>::new());
+        assert_eq!(super::combinations(12, 9).len(), 220);
     }
 
     #[test]
     fn heap_visits_every_permutation_once() {
         let mut seen = std::collections::BTreeSet::new();
-        heap_permutations(&[0, 1, 2, 3], |p| assert!(seen.insert(p.to_vec())));
+        super::heap_permutations(&[0, 1, 2, 3], |p| assert!(seen.insert(p.to_vec())));
         assert_eq!(seen.len(), 24);
     }
 }

@@ -475,15 +475,15 @@ impl Parallelizer for Mpi {
         match tag {
             world::TAG_POD => Ok(Msg::from_bytes(
                 Encoding::Pod,
-                world::recv_one(comm, from, tag, count)?,
+                world::recv_exact::<u8>(comm, from, tag, count)?,
             )),
             world::TAG_POD8 if count % 8 == 0 => {
-                let (words, len) = world::recv_words(comm, from, tag, count)?;
-                Ok(Msg::from_words(words, len))
+                let words = world::recv_exact::<u64>(comm, from, tag, count)?;
+                Ok(Msg::from_words(words, count))
             }
             world::TAG_SERDE => Ok(Msg::from_bytes(
                 Encoding::Serde,
-                world::recv_one(comm, from, tag, count)?,
+                world::recv_exact::<u8>(comm, from, tag, count)?,
             )),
             world::TAG_HEADER => {
                 let mut header = [0u64; 2];

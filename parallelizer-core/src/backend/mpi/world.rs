@@ -491,42 +491,22 @@ pub(crate) fn send_one(comm: Comm, buf: &[u8], to: usize, tag: c_int) -> Result<
     )
 }
 
-/// Receives the one-message body of `count` bytes that [`probe_any`]
-/// found, into a fresh buffer that is written once (not zeroed first).
-pub(crate) fn recv_one(comm: Comm, from: usize, tag: c_int, count: usize) -> Result<Vec<u8>> {
-    let mut body: Vec<u8> = Vec::with_capacity(count);
-    check(
-        unsafe {
-            ffi::MPI_Recv(
-                body.spare_capacity_mut().as_mut_ptr().cast(),
-                int(count, "receive count")?,
-                byte_type().0,
-                from as c_int,
-                tag,
-                comm.0,
-                ffi::RSMPI_STATUS_IGNORE,
-            )
-        },
-        "MPI_Recv",
-    )?;
-    // SAFETY: MPI_Recv wrote exactly `count` bytes (the probed size).
-    unsafe { body.set_len(count) };
-    Ok(body)
-}
-
-/// Like [`recv_one`], into 8-byte words (`count` is a whole number of
-/// words, as the sender checked); the words and the byte count.
-pub(crate) fn recv_words(
+/// Receives the one-message body of `count` bytes that [`probe_any`] found
+/// into a fresh `Vec<W>` (bytes, or 8-byte words for plain data the
+/// receiver's `Vec<f64>` can take over) that is written once, not zeroed
+/// first. `count` is a whole number of `W`s.
+pub(crate) fn recv_exact<W: bytemuck::Pod>(
     comm: Comm,
     from: usize,
     tag: c_int,
     count: usize,
-) -> Result<(Vec<u64>, usize)> {
-    let mut words: Vec<u64> = Vec::with_capacity(count / 8);
+) -> Result<Vec<W>> {
+    let n = count / std::mem::size_of::<W>();
+    let mut body: Vec<W> = Vec::with_capacity(n);
     check(
         unsafe {
             ffi::MPI_Recv(
-                words.as_mut_ptr().cast(),
+                body.as_mut_ptr().cast(),
                 int(count, "receive count")?,
                 byte_type().0,
                 from as c_int,
@@ -537,9 +517,10 @@ pub(crate) fn recv_words(
         },
         "MPI_Recv",
     )?;
-    // SAFETY: MPI_Recv wrote exactly `count` bytes, a whole number of words.
-    unsafe { words.set_len(count / 8) };
-    Ok((words, count))
+    // SAFETY: MPI_Recv wrote exactly `count` bytes (the probed size), which
+    // are `n` whole elements of a type valid for any bit pattern.
+    unsafe { body.set_len(n) };
+    Ok(body)
 }
 
 /// Waits for the next point-to-point message from `from`, whatever its tag:
