@@ -381,19 +381,13 @@ pub(crate) fn barrier(comm: Comm) -> Result<()> {
     check(unsafe { ffi::MPI_Barrier(comm.0) }, "MPI_Barrier")
 }
 
-/// Waits for `request`, polling, with a short sleep once it is clearly not
-/// about to complete (so idle ranks leave the cores to working ones).
-/// `Ok(false)` when `deadline` passed first (the request is then left
-/// pending: callers abort the job).
-fn wait(request: &mut ffi::MPI_Request, deadline: Option<Instant>, call: &str) -> Result<bool> {
+/// Polls `ready` until it says yes (`Ok(true)`) or `deadline` passes
+/// (`Ok(false)`), yielding at first and then sleeping briefly, so that idle
+/// ranks leave the cores to working ones.
+fn poll_until(deadline: Option<Instant>, mut ready: impl FnMut() -> Result<bool>) -> Result<bool> {
     let mut spins = 0u32;
     loop {
-        let mut done: c_int = 0;
-        check(
-            unsafe { ffi::MPI_Test(request, &mut done, ffi::RSMPI_STATUS_IGNORE) },
-            call,
-        )?;
-        if done != 0 {
+        if ready()? {
             return Ok(true);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -406,6 +400,19 @@ fn wait(request: &mut ffi::MPI_Request, deadline: Option<Instant>, call: &str) -
             std::thread::sleep(Duration::from_micros(200));
         }
     }
+}
+
+/// Waits for `request` by polling. `Ok(false)` when `deadline` passed first
+/// (the request is then left pending: callers abort the job).
+fn wait(request: &mut ffi::MPI_Request, deadline: Option<Instant>, call: &str) -> Result<bool> {
+    poll_until(deadline, || {
+        let mut done: c_int = 0;
+        check(
+            unsafe { ffi::MPI_Test(request, &mut done, ffi::RSMPI_STATUS_IGNORE) },
+            call,
+        )?;
+        Ok(done != 0)
+    })
 }
 
 /// Non-blocking broadcast of a few u64 from rank 0, waited for by polling
@@ -538,8 +545,7 @@ pub(crate) fn probe_any(
             "MPI_Probe",
         )?,
         Some(deadline) => {
-            let mut spins = 0u32;
-            loop {
+            let arrived = poll_until(Some(deadline), || {
                 let mut flag: c_int = 0;
                 check(
                     unsafe {
@@ -553,18 +559,10 @@ pub(crate) fn probe_any(
                     },
                     "MPI_Iprobe",
                 )?;
-                if flag != 0 {
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    return Ok(None);
-                }
-                spins += 1;
-                if spins < 2000 {
-                    std::thread::yield_now();
-                } else {
-                    std::thread::sleep(Duration::from_micros(200));
-                }
+                Ok(flag != 0)
+            })?;
+            if !arrived {
+                return Ok(None);
             }
         }
     }
