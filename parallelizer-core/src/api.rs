@@ -174,16 +174,12 @@ impl dyn Parallelizer {
     /// assert_eq!(got, None); // main's result; rank 2 got the string
     /// ```
     pub fn send<T: Data>(&self, value: T, to: usize) -> Result<()> {
-        self.core().check_contract(self.id(), "send")?;
-        self.point_to_point(to, "send")?;
-        rename_timeout("send", self.send_msg(Msg::new(value), to))
+        self.send_checked(Msg::new(value), to)
     }
 
     /// Receives the next value rank `from` sent to this rank.
     pub fn receive<T: Data>(&self, from: usize) -> Result<T> {
-        self.core().check_contract(self.id(), "receive")?;
-        self.point_to_point(from, "receive from")?;
-        rename_timeout("receive", self.recv_msg(from))?.into_value()
+        self.receive_checked(from)?.into_value()
     }
 
     /// `send` of plain data as raw bytes, no codec (mpi4py's `Send`).
@@ -198,16 +194,26 @@ impl dyn Parallelizer {
     /// assert_eq!(got, None); // rank 1 got [1.5; 4]
     /// ```
     pub fn send_pod<T: bytemuck::Pod + Send>(&self, data: Vec<T>, to: usize) -> Result<()> {
-        self.core().check_contract(self.id(), "send")?;
-        self.point_to_point(to, "send")?;
-        rename_timeout("send", self.send_msg(Msg::pod(data), to))
+        self.send_checked(Msg::pod(data), to)
     }
 
     /// Receives plain data sent with `send_pod` (mpi4py's `Recv`).
     pub fn receive_pod<T: bytemuck::Pod + Send>(&self, from: usize) -> Result<Vec<T>> {
+        self.receive_checked(from)?.into_pod()
+    }
+
+    /// The checks every send makes (contract, peer, region), then the send.
+    fn send_checked(&self, msg: Msg, to: usize) -> Result<()> {
+        self.core().check_contract(self.id(), "send")?;
+        self.point_to_point(to, "send")?;
+        rename_timeout("send", self.send_msg(msg, to))
+    }
+
+    /// The checks every receive makes, then the receive.
+    fn receive_checked(&self, from: usize) -> Result<Msg> {
         self.core().check_contract(self.id(), "receive")?;
         self.point_to_point(from, "receive from")?;
-        rename_timeout("receive", self.recv_msg(from))?.into_pod()
+        rename_timeout("receive", self.recv_msg(from))
     }
 
     fn point_to_point(&self, peer: usize, what: &str) -> Result<()> {

@@ -44,9 +44,7 @@ pub use registry::{
     lookup, modes, new, registered_names, reset_default, set_current, set_default,
 };
 pub use split::chunk_sizes;
-pub use task::{
-    TaskEntry, TaskKind, initializer_region, task_by_id, task_by_path, task_name, task_of, tasks,
-};
+pub use task::{TaskEntry, TaskKind, initializer_region, task_by_id, task_by_path, task_of, tasks};
 
 /// Items the macros' expansions name; not a public API.
 #[doc(hidden)]

@@ -134,8 +134,3 @@ pub fn initializer_region(path: &str) -> Result<crate::Region> {
         args: Msg::new(()),
     })
 }
-
-/// The type name of `F`, for messages about tasks.
-pub fn task_name<F>() -> &'static str {
-    std::any::type_name::<F>()
-}
