@@ -189,7 +189,7 @@ impl Parallelizer for Rank {
             Ok((encoding, bytes)) => Ok(Msg::from_bytes(encoding, bytes)),
             Err(RecvTimeoutError::Disconnected) => Err(Error::Aborted { by_rank: from }),
             Err(RecvTimeoutError::Timeout) => Err(Error::Timeout {
-                op: "receive",
+                op: parallelizer::Op::Receive,
                 rank: from,
                 after: self.timeout,
             }),

@@ -95,7 +95,7 @@ fn a_receive_times_out_with_the_configured_timeout() {
         .unwrap_err();
     assert!(
         err.to_string()
-            .contains("gather timed out after 100ms waiting for rank 1"),
+            .contains("gather timed out after 100ms: rank 1 was late"),
         "{err}"
     );
     assert!(start.elapsed() < Duration::from_secs(3));

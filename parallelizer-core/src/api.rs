@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::msg::{Data, Msg};
+use crate::op::Op;
 use crate::parallelizer::{
     Job, LocalTask, NativePod, Parallelizer, PodType, Region, RegionTask, check_rank,
 };
@@ -98,7 +99,7 @@ impl Drop for EnterGuard<'_> {
     }
 }
 
-fn rename_timeout<T>(op: &'static str, r: Result<T>) -> Result<T> {
+fn rename_timeout<T>(op: Op, r: Result<T>) -> Result<T> {
     r.map_err(|e| match e {
         Error::Timeout { rank, after, .. } => Error::Timeout { op, rank, after },
         other => other,
@@ -206,14 +207,14 @@ impl dyn Parallelizer {
     fn send_checked(&self, msg: Msg, to: usize) -> Result<()> {
         self.core().check_contract(self.id(), "send")?;
         self.point_to_point(to, "send")?;
-        rename_timeout("send", self.send_msg(msg, to))
+        rename_timeout(Op::Send, self.send_msg(msg, to))
     }
 
     /// The checks every receive makes, then the receive.
     fn receive_checked(&self, from: usize) -> Result<Msg> {
         self.core().check_contract(self.id(), "receive")?;
         self.point_to_point(from, "receive from")?;
-        rename_timeout("receive", self.recv_msg(from))
+        rename_timeout(Op::Receive, self.recv_msg(from))
     }
 
     fn point_to_point(&self, peer: usize, what: &str) -> Result<()> {
@@ -273,7 +274,7 @@ impl dyn Parallelizer {
         } else {
             None
         };
-        rename_timeout("broadcast", self.broadcast_msg(msg))?.into_value()
+        rename_timeout(Op::Broadcast, self.broadcast_msg(msg))?.into_value()
     }
 
     /// Splits main's vector into contiguous chunks, one per rank (the first
@@ -309,7 +310,7 @@ impl dyn Parallelizer {
         } else {
             None
         };
-        rename_timeout("scatter", self.scatter_msg(chunks))?.into_value()
+        rename_timeout(Op::Scatter, self.scatter_msg(chunks))?.into_value()
     }
 
     /// Every rank's value on main, main's first, then ranks 1.. in order;
@@ -324,7 +325,7 @@ impl dyn Parallelizer {
             return Ok(Some(vec![value]));
         }
         self.require_region("gather")?;
-        match rename_timeout("gather", self.gather_msg(Msg::new(value)))? {
+        match rename_timeout(Op::Gather, self.gather_msg(Msg::new(value)))? {
             None => Ok(None),
             Some(all) => all
                 .into_iter()
@@ -343,14 +344,17 @@ impl dyn Parallelizer {
         }
         self.require_region("broadcast_pod")?;
         if let Some(native) = self.native_pod() {
-            return rename_timeout("broadcast", native_broadcast(native, self.on_main(), data));
+            return rename_timeout(
+                Op::Broadcast,
+                native_broadcast(native, self.on_main(), data),
+            );
         }
         let msg = if self.on_main() {
             Some(Msg::pod(main_data(data, "broadcast_pod")?))
         } else {
             None
         };
-        rename_timeout("broadcast", self.broadcast_msg(msg))?.into_pod()
+        rename_timeout(Op::Broadcast, self.broadcast_msg(msg))?.into_pod()
     }
 
     /// `scatter` of plain data as raw bytes (mpi4py's `Scatterv`).
@@ -362,7 +366,7 @@ impl dyn Parallelizer {
         self.require_region("scatter_pod")?;
         if let Some(native) = self.native_pod() {
             let (id, nprocs) = (self.id(), self.nprocs());
-            return rename_timeout("scatter", native_scatter(native, id, nprocs, data));
+            return rename_timeout(Op::Scatter, native_scatter(native, id, nprocs, data));
         }
         let chunks = if self.on_main() {
             let data = main_data(data, "scatter_pod")?;
@@ -375,7 +379,7 @@ impl dyn Parallelizer {
         } else {
             None
         };
-        rename_timeout("scatter", self.scatter_msg(chunks))?.into_pod()
+        rename_timeout(Op::Scatter, self.scatter_msg(chunks))?.into_pod()
     }
 
     /// Every rank's plain data concatenated in rank order on main, `None` on
@@ -398,9 +402,9 @@ impl dyn Parallelizer {
         }
         self.require_region("gather_pod")?;
         if let Some(native) = self.native_pod() {
-            return rename_timeout("gather", native_gather(native, self.on_main(), data));
+            return rename_timeout(Op::Gather, native_gather(native, self.on_main(), data));
         }
-        match rename_timeout("gather", self.gather_msg(Msg::pod(data)))? {
+        match rename_timeout(Op::Gather, self.gather_msg(Msg::pod(data)))? {
             None => Ok(None),
             Some(all) => {
                 let parts = all
@@ -419,7 +423,7 @@ impl dyn Parallelizer {
             return Ok(());
         }
         self.require_region("wait")?;
-        rename_timeout("wait", self.barrier())
+        rename_timeout(Op::Wait, self.barrier())
     }
 
     /// `f` over main's data, spread over the ranks; the flat results in input

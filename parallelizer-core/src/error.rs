@@ -1,6 +1,15 @@
 //! The one error type of the framework, the same whichever backend ran.
+//!
+//! `Error` is `Clone` and serializable, so an error that happened on a worker
+//! process crosses to main as itself, and every backend reports a failure
+//! with the same variant.
 
+use std::fmt;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::op::Op;
 
 /// Everything that can go wrong in a parallelizer, whichever backend ran.
 ///
@@ -17,7 +26,7 @@ use std::time::Duration;
 ///     other => panic!("unexpected {other:?}"),
 /// }
 /// ```
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Error {
     /// A configuration or spec could not be used; the message says what was
@@ -81,15 +90,24 @@ pub enum Error {
         status: String,
     },
 
-    /// A blocking operation waited longer than the configured timeout.
-    #[error("{op} timed out after {after:?} waiting for rank {rank}")]
+    /// The configured deadline passed before the operation finished.
+    #[error("{op} timed out after {after:?}: rank {rank} was late")]
     Timeout {
-        /// The operation that waited (`receive`, `gather`, ...).
-        op: &'static str,
-        /// The rank it waited for.
+        /// The operation the deadline bounded (`run`, a pool-style `map`, ...).
+        op: Op,
+        /// The rank that had not finished.
         rank: usize,
         /// The configured timeout.
         after: Duration,
+    },
+
+    /// Every rank that could still make progress was waiting for another
+    /// one that never would: a cycle of waits, or a wait for a rank that had
+    /// finished its task (mismatched collectives).
+    #[error("deadlock: {}", Wait::list(.waits))]
+    Deadlock {
+        /// Every blocked rank and what it waited for.
+        waits: Vec<Wait>,
     },
 
     /// A message could not be encoded or decoded, or held another type than
@@ -110,9 +128,24 @@ pub enum Error {
         by_rank: usize,
     },
 
+    /// Workers could not be started, or did not join (a spawn that failed,
+    /// a handshake that was refused, a launcher that is gone).
+    #[error("could not start the workers: {0}")]
+    Launch(String),
+
+    /// The ranks disagree about the protocol itself: an unknown task id or
+    /// frame kind, which means they do not run the same executable.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
     /// An operating-system error.
-    #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    #[error("I/O error: {message}")]
+    Io {
+        /// The error, rendered.
+        message: String,
+        /// The OS error code (`errno`), if it came from the OS.
+        os_code: Option<i32>,
+    },
 
     /// An error reported by the MPI library.
     #[error("MPI error: {0}")]
@@ -121,6 +154,56 @@ pub enum Error {
 
 /// `Result` with the framework's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Io {
+            message: e.to_string(),
+            os_code: e.raw_os_error(),
+        }
+    }
+}
+
+/// One blocked rank of an [`Error::Deadlock`]: who waited for whom, in which
+/// operation.
+///
+/// ```
+/// # use parallelizer_core::{Op, Wait};
+/// let w = Wait { rank: 1, on: 2, op: Op::Broadcast, finished: true };
+/// assert_eq!(w.to_string(), "rank 1 waits for rank 2 in broadcast (rank 2 has finished its task)");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wait {
+    /// The blocked rank.
+    pub rank: usize,
+    /// The rank it waits for.
+    pub on: usize,
+    /// The operation it is blocked in.
+    pub op: Op,
+    /// Whether the awaited rank had already finished its task.
+    pub finished: bool,
+}
+
+impl Wait {
+    fn list(waits: &[Wait]) -> String {
+        let all: Vec<String> = waits.iter().map(Wait::to_string).collect();
+        all.join("; ")
+    }
+}
+
+impl fmt::Display for Wait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rank {} waits for rank {} in {}",
+            self.rank, self.on, self.op
+        )?;
+        if self.finished {
+            write!(f, " (rank {} has finished its task)", self.on)?;
+        }
+        Ok(())
+    }
+}
 
 impl Error {
     /// Whether this error only reports that another rank failed first.
@@ -132,5 +215,75 @@ impl Error {
     /// ```
     pub fn is_secondary(&self) -> bool {
         matches!(self, Error::Aborted { .. })
+    }
+
+    /// This error as reported by rank `rank` to another rank: errors that
+    /// carry no rank of their own (codec, contract, protocol, I/O, MPI)
+    /// say where they happened; the others are returned as they are.
+    ///
+    /// ```
+    /// # use parallelizer_core::Error;
+    /// let e = Error::Codec("bad frame".into()).on_rank(2);
+    /// assert_eq!(e.to_string(), "codec error: on rank 2: bad frame");
+    /// let p = Error::WorkerPanicked { rank: 2, message: "x".into() };
+    /// assert_eq!(p.clone().on_rank(2), p);
+    /// ```
+    pub fn on_rank(self, rank: usize) -> Error {
+        let at = |m: String| format!("on rank {rank}: {m}");
+        match self {
+            Error::Codec(m) => Error::Codec(at(m)),
+            Error::ContractViolation(m) => Error::ContractViolation(at(m)),
+            Error::Protocol(m) => Error::Protocol(at(m)),
+            Error::Mpi(m) => Error::Mpi(at(m)),
+            Error::Io { message, os_code } => Error::Io {
+                message: at(message),
+                os_code,
+            },
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_cross_processes_as_themselves() {
+        let all = [
+            Error::Timeout {
+                op: Op::Gather,
+                rank: 2,
+                after: Duration::from_millis(1500),
+            },
+            Error::Deadlock {
+                waits: vec![Wait {
+                    rank: 0,
+                    on: 1,
+                    op: Op::Gather,
+                    finished: false,
+                }],
+            },
+            Error::from(std::io::Error::from_raw_os_error(24)),
+            Error::WorkerDied {
+                rank: 3,
+                status: "killed by signal 9".into(),
+            },
+        ];
+        for e in all {
+            let bytes = postcard::to_stdvec(&e).unwrap();
+            assert_eq!(postcard::from_bytes::<Error>(&bytes).unwrap(), e);
+        }
+        let io = Error::from(std::io::Error::from_raw_os_error(24));
+        assert!(
+            matches!(
+                io,
+                Error::Io {
+                    os_code: Some(24),
+                    ..
+                }
+            ),
+            "{io}"
+        );
     }
 }

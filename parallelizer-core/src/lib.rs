@@ -22,6 +22,7 @@ mod contract;
 mod error;
 mod guard;
 mod msg;
+mod op;
 mod parallelizer;
 mod registry;
 mod split;
@@ -31,9 +32,10 @@ pub mod worker;
 pub use api::{Apply, EnterGuard, Where};
 pub use config::Config;
 pub use contract::CallerContract;
-pub use error::{Error, Result};
+pub use error::{Error, Result, Wait};
 pub use guard::{AsParallelizer, Restricted, main_restricted, worker_restricted};
 pub use msg::{Data, Encoding, Msg};
+pub use op::Op;
 pub use parallelizer::{
     Core, Job, LocalTask, NativePod, Parallelizer, PodType, Region, RegionTask, check_rank,
     collective,

@@ -18,6 +18,7 @@ use crate::backend::panic_message;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
+use crate::op::Op;
 use crate::parallelizer::{Core, Parallelizer, Region, RegionTask, check_rank};
 use crate::registry::{FromConfig, rank_of, set_current};
 use crate::task::initializer_region;
@@ -429,7 +430,7 @@ impl Parallelizer for ThreadRank {
                 recv(inbox) -> msg => msg.map_err(|_| aborted()),
                 recv(fabric.abort_rx) -> _ => Err(aborted()),
                 recv(fabric.finished[from]) -> _ => finished(),
-                default(after) => Err(Error::Timeout { op: "receive", rank: from, after }),
+                default(after) => Err(Error::Timeout { op: Op::Receive, rank: from, after }),
             },
         }
     }

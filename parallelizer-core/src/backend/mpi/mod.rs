@@ -83,6 +83,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::op::Op;
 use crate::msg::{Encoding, Msg, decode_serde, encode_serde};
 use crate::parallelizer::{Core, Job, NativePod, Parallelizer, PodType, Region, check_rank};
 use crate::registry::{FromConfig, set_current};
@@ -467,7 +468,7 @@ impl Parallelizer for Mpi {
         let Some((tag, count)) = world::probe_any(comm, from, timeout.map(|t| Instant::now() + t))?
         else {
             return Err(Error::Timeout {
-                op: "receive",
+                op: Op::Receive,
                 rank: from,
                 after: timeout.unwrap_or_default(),
             });

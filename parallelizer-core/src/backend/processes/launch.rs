@@ -103,7 +103,7 @@ fn set_cloexec(fd: RawFd, on: bool) -> Result<()> {
     // SAFETY: fcntl on a valid descriptor.
     let r = unsafe { libc::fcntl(fd, libc::F_SETFD, if on { libc::FD_CLOEXEC } else { 0 }) };
     if r < 0 {
-        return Err(Error::Io(std::io::Error::last_os_error()));
+        return Err(std::io::Error::last_os_error().into());
     }
     Ok(())
 }
@@ -113,7 +113,7 @@ pub(crate) fn set_nonblocking(fd: RawFd) -> Result<()> {
     unsafe {
         let flags = libc::fcntl(fd, libc::F_GETFL);
         if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(Error::Io(std::io::Error::last_os_error()));
+            return Err(std::io::Error::last_os_error().into());
         }
     }
     Ok(())
@@ -131,7 +131,7 @@ fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
         )
     };
     if r < 0 {
-        return Err(Error::Io(std::io::Error::last_os_error()));
+        return Err(std::io::Error::last_os_error().into());
     }
     // SAFETY: both descriptors were just created.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
@@ -201,7 +201,7 @@ fn spawn_on_launcher(cmd: Command) -> Result<Spawned> {
     reply_rx
         .recv()
         .map_err(|_| Error::Config("the launcher thread is gone".into()))?
-        .map_err(Error::Io)
+        .map_err(Error::from)
 }
 
 /// Main's side of a launch: its socket to each worker and the worker pids

@@ -47,12 +47,13 @@ use crate::backend::panic_message;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Msg, decode_serde};
+use crate::op::Op;
 use crate::parallelizer::{Core, Parallelizer, Region, check_rank};
 use crate::registry::{FromConfig, set_current};
 use crate::task::task_by_path;
 
 use launch::LaunchInfo;
-use wire::{Endpoint, Header, Kind, WireError};
+use wire::{Endpoint, Header, Kind};
 
 /// The first message of every worker: who it is and whether it started well.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -61,7 +62,7 @@ struct Hello {
     pid: u32,
     token: [u8; 16],
     spmd: bool,
-    init: Option<WireError>,
+    init: Option<Error>,
 }
 
 /// Ranks as OS processes: copies of the current executable over private
@@ -299,7 +300,7 @@ impl Processes {
                     )));
                 }
                 if let Some(init) = hello.init {
-                    return Err(init.into_error(from));
+                    return Err(init.on_rank(from));
                 }
                 hellos[from] = Some(hello);
             }
@@ -326,7 +327,7 @@ impl Processes {
             })?;
             if !arrived {
                 return Err(Error::Timeout {
-                    op: "start-up",
+                    op: Op::StartUp,
                     rank: first,
                     after: self.opts.start_timeout,
                 });
@@ -410,7 +411,7 @@ impl Processes {
                 e.record_failure(
                     late,
                     Some(Error::Timeout {
-                        op: "run",
+                        op: Op::Run,
                         rank: late,
                         after,
                     }),

@@ -23,14 +23,14 @@ pub(crate) fn create(bytes: &[u8]) -> Result<OwnedFd> {
         )
     };
     if fd < 0 {
-        return Err(Error::Io(std::io::Error::last_os_error()));
+        return Err(std::io::Error::last_os_error().into());
     }
     // SAFETY: `fd` was just created and is owned by nobody else.
     let mut file = unsafe { File::from_raw_fd(fd) };
     file.write_all(bytes)?;
     // SAFETY: fcntl on the memfd just written.
     if unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, SEALS) } < 0 {
-        return Err(Error::Io(std::io::Error::last_os_error()));
+        return Err(std::io::Error::last_os_error().into());
     }
     Ok(OwnedFd::from(file))
 }
@@ -105,7 +105,7 @@ pub(crate) fn map(fd: &OwnedFd, len: u64) -> Result<Mapping> {
         )
     };
     if ptr == libc::MAP_FAILED {
-        return Err(Error::Io(std::io::Error::last_os_error()));
+        return Err(std::io::Error::last_os_error().into());
     }
     Ok(Mapping { ptr, len })
 }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg, decode_serde, encode_serde};
+use crate::op::Op;
 
 use super::shm;
 
@@ -52,7 +53,7 @@ pub(crate) enum Kind {
     Shm = 4,
     /// The region was aborted: `AbortNote` payload.
     Abort = 5,
-    /// Worker to main: the region ended on this worker (`Option<WireError>`).
+    /// Worker to main: the region ended on this worker (`Option<Error>`).
     Done = 6,
     /// Main to worker: exit the serve loop.
     Shutdown = 7,
@@ -195,93 +196,11 @@ impl Frame {
     }
 }
 
-/// An error as it crosses the wire: enough to rebuild the variant on main.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum WireError {
-    Panicked(u32, String),
-    Failed(u32, String),
-    Died(u32, String),
-    Timeout(String, u32, f64),
-    Codec(String),
-    Contract(String),
-    Aborted(u32),
-    NotRegistered(String),
-    Other(String),
-}
-
-impl WireError {
-    pub(crate) fn from_error(e: &Error) -> WireError {
-        match e {
-            Error::WorkerPanicked { rank, message } => {
-                WireError::Panicked(*rank as u32, message.clone())
-            }
-            Error::TaskFailed { rank, message } => WireError::Failed(*rank as u32, message.clone()),
-            Error::WorkerDied { rank, status } => WireError::Died(*rank as u32, status.clone()),
-            Error::Timeout { op, rank, after } => {
-                WireError::Timeout(op.to_string(), *rank as u32, after.as_secs_f64())
-            }
-            Error::Codec(m) => WireError::Codec(m.clone()),
-            Error::ContractViolation(m) => WireError::Contract(m.clone()),
-            Error::Aborted { by_rank } => WireError::Aborted(*by_rank as u32),
-            Error::TaskNotRegistered { task } => WireError::NotRegistered(task.clone()),
-            other => WireError::Other(other.to_string()),
-        }
-    }
-
-    pub(crate) fn into_error(self, from: usize) -> Error {
-        match self {
-            WireError::Panicked(rank, message) => Error::WorkerPanicked {
-                rank: rank as usize,
-                message,
-            },
-            WireError::Failed(rank, message) => Error::TaskFailed {
-                rank: rank as usize,
-                message,
-            },
-            WireError::Died(rank, status) => Error::WorkerDied {
-                rank: rank as usize,
-                status,
-            },
-            WireError::Timeout(op, rank, after) => Error::Timeout {
-                op: static_op(&op),
-                rank: rank as usize,
-                after: Duration::try_from_secs_f64(after).unwrap_or_default(),
-            },
-            WireError::Codec(m) => Error::Codec(format!("on rank {from}: {m}")),
-            WireError::Contract(m) => Error::ContractViolation(format!("on rank {from}: {m}")),
-            WireError::Aborted(by) => Error::Aborted {
-                by_rank: by as usize,
-            },
-            WireError::NotRegistered(task) => Error::TaskNotRegistered { task },
-            WireError::Other(m) => Error::TaskFailed {
-                rank: from,
-                message: m,
-            },
-        }
-    }
-}
-
-fn static_op(op: &str) -> &'static str {
-    const OPS: [&str; 10] = [
-        "receive",
-        "send",
-        "broadcast",
-        "scatter",
-        "gather",
-        "wait",
-        "map",
-        "run",
-        "start-up",
-        "map_chunks",
-    ];
-    OPS.iter().find(|o| **o == op).copied().unwrap_or("receive")
-}
-
 /// The payload of an [`Kind::Abort`] frame.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct AbortNote {
     pub by_rank: u32,
-    pub cause: Option<WireError>,
+    pub cause: Option<Error>,
 }
 
 /// Why a region was aborted, as this rank knows it.
@@ -438,7 +357,7 @@ pub(crate) struct Endpoint {
 /// The payload of a [`Kind::Done`] frame.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct DoneNote {
-    pub error: Option<WireError>,
+    pub error: Option<Error>,
     /// The worker can no longer read some peer: replace the pool.
     pub broken: bool,
 }
@@ -606,7 +525,7 @@ impl Endpoint {
         } else {
             r
         };
-        self.record_failure(by, Some(clone_error(&err)));
+        self.record_failure(by, Some(err.clone()));
         err
     }
 
@@ -698,7 +617,7 @@ impl Endpoint {
                     Body::Words(..) | Body::Shm(_) => None,
                 };
                 let (by_rank, cause) = match note {
-                    Some(n) => (n.by_rank as usize, n.cause.map(|c| c.into_error(from))),
+                    Some(n) => (n.by_rank as usize, n.cause.map(|c| c.on_rank(from))),
                     None => (from, None),
                 };
                 let newer = self.abort.as_ref().is_none_or(|a| a.region < h.region);
@@ -719,21 +638,19 @@ impl Endpoint {
                 }
                 let note: DoneNote = match frame.body {
                     Body::Bytes(b) => decode_serde(&b).unwrap_or_else(|e| DoneNote {
-                        error: Some(WireError::Codec(format!("bad Done report: {e}"))),
+                        error: Some(Error::Codec(format!("bad Done report: {e}"))),
                         broken: true,
                     }),
                     Body::Words(..) | Body::Shm(_) => DoneNote {
-                        error: Some(WireError::Codec(
-                            "a Done report that is not serde bytes".into(),
-                        )),
+                        error: Some(Error::Codec("a Done report that is not serde bytes".into())),
                         broken: true,
                     },
                 };
                 self.broken[from] |= note.broken;
-                let err = note.error.map(|w| w.into_error(from));
+                let err = note.error.map(|e| e.on_rank(from));
                 if let Some(e) = &err {
                     if !e.is_secondary() {
-                        let cause = clone_error(e);
+                        let cause = e.clone();
                         self.record_failure(from, Some(cause));
                     }
                 }
@@ -792,7 +709,7 @@ impl Endpoint {
             if e.kind() == io::ErrorKind::Interrupted {
                 return Ok(false);
             }
-            return Err(Error::Io(e));
+            return Err(e.into());
         }
         if n == 0 {
             return Ok(deadline.is_some_and(|d| Instant::now() >= d));
@@ -829,7 +746,7 @@ impl Endpoint {
         };
         let note = AbortNote {
             by_rank: a.by_rank as u32,
-            cause: a.cause.as_ref().map(WireError::from_error),
+            cause: a.cause.clone(),
         };
         let origin = a.by_rank;
         for r in 1..self.nprocs {
@@ -852,7 +769,7 @@ impl Endpoint {
     pub(crate) fn broadcast_abort(&mut self, cause: Option<&Error>, include_main: bool) {
         let note = AbortNote {
             by_rank: self.rank as u32,
-            cause: cause.map(WireError::from_error),
+            cause: cause.cloned(),
         };
         for r in 0..self.nprocs {
             if r != self.rank && (r != 0 || include_main) && self.is_writable(r) {
@@ -887,7 +804,7 @@ impl Endpoint {
             }
             if self.pump(deadline, None)? {
                 return Err(Error::Timeout {
-                    op: "receive",
+                    op: Op::Receive,
                     rank: from,
                     after: self.timeout.unwrap_or_default(),
                 });
@@ -1029,7 +946,7 @@ impl Endpoint {
                             self.mark_closed(to, "a send timed out mid-frame".into());
                         }
                         return Err(Error::Timeout {
-                            op: "send",
+                            op: Op::Send,
                             rank: to,
                             after: self.timeout.unwrap_or_default(),
                         });
@@ -1073,20 +990,10 @@ impl Endpoint {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(1))
                 }
-                Err(e) => return Err(Error::Io(e)),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
-    }
-}
-
-/// Copies an error (the endpoint keeps the cause and also returns it).
-pub(crate) fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::Codec(m) => Error::Codec(m.clone()),
-        Error::ContractViolation(m) => Error::ContractViolation(m.clone()),
-        Error::Io(io) => Error::Io(io::Error::new(io.kind(), io.to_string())),
-        other => WireError::from_error(other).into_error(0),
     }
 }
 
@@ -1344,7 +1251,7 @@ mod tests {
         assert!(matches!(
             a.recv(1),
             Err(Error::Timeout {
-                op: "receive",
+                op: Op::Receive,
                 rank: 1,
                 ..
             })
@@ -1357,7 +1264,7 @@ mod tests {
             matches!(
                 err,
                 Error::Timeout {
-                    op: "send",
+                    op: Op::Send,
                     rank: 0,
                     ..
                 }

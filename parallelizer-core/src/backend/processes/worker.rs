@@ -11,7 +11,7 @@ use crate::task::{task_by_id, task_by_path};
 use crate::worker::WorkerHook;
 
 use super::launch::LaunchInfo;
-use super::wire::{DoneNote, Endpoint, Header, Kind, WireError};
+use super::wire::{DoneNote, Endpoint, Header, Kind};
 use super::{Failure, Hello, Opts, ProcRank, lock, run_guarded};
 
 inventory::submit! {
@@ -47,7 +47,7 @@ pub(super) fn join(info: &LaunchInfo, spmd: bool, opts: &Opts) -> Result<Endpoin
     let mut ep = Endpoint::new(rank, nprocs, info.adopt_fds()?);
     opts.apply(&mut ep, &info.config);
     let ep = Arc::new(Mutex::new(ep));
-    let init = run_initializer(&info.config, rank, nprocs, &ep).map(|e| WireError::from_error(&e));
+    let init = run_initializer(&info.config, rank, nprocs, &ep);
     let failed = init.is_some();
     let hello = Hello {
         rank: info.rank,
@@ -195,7 +195,7 @@ fn run_one(
         }
     }
     let report = DoneNote {
-        error: error.as_ref().map(WireError::from_error),
+        error: error.clone(),
         broken: e.any_unreadable(),
     };
     let mut body = Vec::new();
