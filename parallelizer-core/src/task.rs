@@ -77,7 +77,7 @@ pub fn tasks() -> &'static [&'static TaskEntry] {
 /// The task with dense id `id`.
 pub fn task_by_id(id: u32) -> Result<&'static TaskEntry> {
     tasks().get(id as usize).copied().ok_or_else(|| {
-        Error::Codec(format!(
+        Error::Protocol(format!(
             "task id {id} is not registered in this binary ({} tasks); \
              are all ranks running the same executable?",
             tasks().len()

@@ -872,7 +872,7 @@ fn serve(world: &'static World) -> i32 {
         match header[0] {
             SHUTDOWN => return 0,
             REGION => {}
-            other => fatal(Error::Codec(format!("unknown dispatch kind {other}"))),
+            other => fatal(Error::Protocol(format!("unknown dispatch kind {other}"))),
         }
         let (config_len, args_len) = (header[2] as usize, header[3] as usize);
         let mut payload = vec![0u8; config_len + args_len];

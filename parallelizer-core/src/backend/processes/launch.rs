@@ -196,11 +196,11 @@ fn spawn_on_launcher(cmd: Command) -> Result<Spawned> {
         .as_ref()
         .expect("set above")
         .send((cmd, reply_tx))
-        .map_err(|_| Error::Config("the launcher thread is gone".into()))?;
+        .map_err(|_| Error::Launch("the launcher thread is gone".into()))?;
     drop(guard);
     reply_rx
         .recv()
-        .map_err(|_| Error::Config("the launcher thread is gone".into()))?
+        .map_err(|_| Error::Launch("the launcher thread is gone".into()))?
         .map_err(Error::from)
 }
 

@@ -295,7 +295,7 @@ impl Processes {
                 }
                 let hello: Hello = decode_serde(&frame.bytes()?)?;
                 if hello.token != *token || hello.rank as usize != from {
-                    return Err(Error::Codec(format!(
+                    return Err(Error::Launch(format!(
                         "rank {from} sent a hello with a wrong token or rank"
                     )));
                 }
@@ -335,7 +335,7 @@ impl Processes {
         }
         let spmd: Vec<bool> = hellos.iter().flatten().map(|h| h.spmd).collect();
         if spmd.iter().any(|&s| s != spmd[0]) {
-            return Err(Error::Config(
+            return Err(Error::Launch(
                 "some workers serve tasks (#[parallelizer::main]) and others run main (SPMD); \
                  all ranks must run the same program"
                     .into(),
