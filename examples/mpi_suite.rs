@@ -276,7 +276,7 @@ fn thread_spread(par: &dyn Parallelizer, n: u64) -> Option<Vec<usize>> {
         .scatter(par.on_main().then(|| (0..n).collect::<Vec<u64>>()))
         .unwrap();
     let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
-    let jobs: Vec<parallelizer::Job<'_>> = chunk
+    let jobs: Vec<parallelizer::backend::Job<'_>> = chunk
         .iter()
         .map(|_| {
             let seen = &seen;
@@ -285,7 +285,7 @@ fn thread_spread(par: &dyn Parallelizer, n: u64) -> Option<Vec<usize>> {
                 seen.lock()
                     .unwrap()
                     .insert(format!("{:?}", std::thread::current().id()));
-            }) as parallelizer::Job<'_>
+            }) as parallelizer::backend::Job<'_>
         })
         .collect();
     par.run_jobs(jobs);

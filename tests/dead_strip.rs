@@ -13,9 +13,11 @@ use parallelizer_linked_fixture as _;
 
 fn found() -> (bool, bool, bool) {
     let backend = parallelizer::modes().contains(&"stripped".to_string());
-    let task = parallelizer::task_by_path("parallelizer_linked_fixture::stripped_task").is_ok();
+    let task =
+        parallelizer::backend::task_by_path("parallelizer_linked_fixture::stripped_task").is_ok();
     let nested =
-        parallelizer::task_by_path("parallelizer_linked_fixture::inner::nested_task").is_ok();
+        parallelizer::backend::task_by_path("parallelizer_linked_fixture::inner::nested_task")
+            .is_ok();
     (backend, task, nested)
 }
 
@@ -25,6 +27,8 @@ fn registrations_of_an_unreferenced_crate_are_found() {
     // And they work: build the backend by name, run the task by path.
     let par = parallelizer::from_config("stripped").unwrap();
     assert_eq!(par.mode(), "stripped");
-    let task = parallelizer::task_by_path("parallelizer_linked_fixture::stripped_task").unwrap();
-    task.invoke(&*par, parallelizer::Msg::new(21u64)).unwrap();
+    let task =
+        parallelizer::backend::task_by_path("parallelizer_linked_fixture::stripped_task").unwrap();
+    task.invoke(&*par, parallelizer::backend::Msg::new(21u64))
+        .unwrap();
 }

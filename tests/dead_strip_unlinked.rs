@@ -7,5 +7,7 @@
 #[test]
 fn an_unnamed_dependency_is_not_linked() {
     assert!(!parallelizer::modes().contains(&"stripped".to_string()));
-    assert!(parallelizer::task_by_path("parallelizer_linked_fixture::stripped_task").is_err());
+    assert!(
+        parallelizer::backend::task_by_path("parallelizer_linked_fixture::stripped_task").is_err()
+    );
 }

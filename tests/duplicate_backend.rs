@@ -1,7 +1,8 @@
 //! Two structs registered under one mode name: an error at first use that
 //! names both types, never a silent pick.
 
-use parallelizer::{Config, Core, Error, FromConfig, Msg, Parallelizer, Region, Result};
+use parallelizer::backend::{Core, FromConfig, Msg, Region};
+use parallelizer::{Config, Error, Parallelizer, Result};
 
 macro_rules! one_rank_backend {
     ($name:ident) => {
@@ -38,7 +39,7 @@ macro_rules! one_rank_backend {
                 })
             }
             fn run_region(&self, region: Region) -> Result<Msg> {
-                region.task.run_on(self, region.args)
+                region.run_on(self)
             }
         }
     };

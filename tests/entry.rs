@@ -8,7 +8,7 @@ use parallelizer::Parallelizer;
 fn plain() {
     // The name a process backend re-executes this binary with (`--exact`).
     assert_eq!(
-        parallelizer::worker::current_test().as_deref(),
+        parallelizer::backend::current_test().as_deref(),
         Some("plain")
     );
     let par = parallelizer::from_config("threads:2").unwrap();
@@ -39,7 +39,7 @@ mod nested {
     #[parallelizer::test]
     fn in_a_module() {
         assert_eq!(
-            parallelizer::worker::current_test().as_deref(),
+            parallelizer::backend::current_test().as_deref(),
             Some("nested::in_a_module")
         );
     }

@@ -13,9 +13,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use parallelizer::backend::{Core, FromConfig, Msg, Region, set_current};
 use parallelizer::{
-    Config, Core, Error, FromConfig, Msg, Parallelizer, Region, Restricted, Result, Where,
-    main_restricted, parallelizer, set_current, worker_restricted,
+    Config, Error, Parallelizer, Restricted, Result, Where, main_restricted, parallelizer,
+    worker_restricted,
 };
 
 /// Ranks as threads started for each region, talking through bytes.
@@ -35,7 +36,7 @@ impl FromConfig for Loopback {
 }
 
 /// A message on the wire: its encoding and bytes.
-type Frame = (parallelizer::Encoding, Vec<u8>);
+type Frame = (parallelizer::backend::Encoding, Vec<u8>);
 
 /// One rank inside a loopback region.
 struct Rank {
@@ -100,7 +101,7 @@ impl Parallelizer for Loopback {
             .zip(inboxes)
             .enumerate()
             .map(|(id, (outbox, inbox))| {
-                parallelizer::new(Rank {
+                parallelizer::backend::new(Rank {
                     core: Core::shared(self.core.config_arc().clone()),
                     id,
                     nprocs: n,
@@ -110,7 +111,7 @@ impl Parallelizer for Loopback {
                 })
             })
             .collect();
-        let Region { task, args } = region;
+        let (task, args) = region.into_parts();
         let wire = args.to_bytes()?;
         let main = ranks.remove(0);
         std::thread::scope(|s| {
@@ -120,16 +121,16 @@ impl Parallelizer for Loopback {
                     let (task, wire) = (task.clone(), wire.clone());
                     s.spawn(move || {
                         let _current = set_current(rank.clone());
-                        let args = Msg::from_bytes(parallelizer::Encoding::Serde, wire);
+                        let args = Msg::from_bytes(parallelizer::backend::Encoding::Serde, wire);
                         // Dropping the rank closes its outboxes: peers
                         // waiting on it wake up instead of hanging.
-                        task.run_on(&*rank, args).map(drop)
+                        task.run(&*rank, args).map(drop)
                     })
                 })
                 .collect();
             let outcome = {
                 let _current = set_current(main.clone());
-                task.run_on(&*main, args)
+                task.run(&*main, args)
             };
             drop(main);
             let mut first_failure = None;
@@ -196,7 +197,7 @@ impl Parallelizer for Rank {
         }
     }
     fn run_region(&self, region: Region) -> Result<Msg> {
-        region.task.run_on(self, region.args)
+        region.run_here(self)
     }
 }
 

@@ -2,7 +2,8 @@
 //! by fn, deterministic order, and worker ranks running the registered
 //! invoker (its `Err` becomes `Error::TaskFailed` with the rank).
 
-use parallelizer::{Error, Parallelizer, TaskEntry, TaskKind};
+use parallelizer::backend::{TaskEntry, TaskKind};
+use parallelizer::{Error, Parallelizer};
 
 mod registered {
     use parallelizer::Parallelizer;
@@ -45,15 +46,15 @@ fn sum_scatter(par: &dyn Parallelizer, n: u64) -> std::io::Result<Option<u64>> {
 }
 
 fn entry_of<F>(_: F) -> Option<&'static TaskEntry> {
-    parallelizer::task_of::<F>()
+    parallelizer::backend::task_of::<F>()
 }
 
 #[test]
 fn found_by_path_and_by_fn() {
-    let greet = parallelizer::task_by_path("tasks::registered::greet").unwrap();
+    let greet = parallelizer::backend::task_by_path("tasks::registered::greet").unwrap();
     assert!(matches!(greet.kind, TaskKind::Region(_)));
     assert!(std::ptr::eq(entry_of(registered::greet).unwrap(), greet));
-    let square = parallelizer::task_by_path("tasks::registered::square").unwrap();
+    let square = parallelizer::backend::task_by_path("tasks::registered::square").unwrap();
     assert!(matches!(square.kind, TaskKind::Map(_)));
     assert!(std::ptr::eq(entry_of(registered::square).unwrap(), square));
     assert_eq!(entry_of(sum_scatter).unwrap().path, "tasks::sum_scatter");
@@ -62,14 +63,17 @@ fn found_by_path_and_by_fn() {
     assert!(entry_of(plain).is_none());
     assert!(entry_of(|x: u32| x).is_none());
     assert!(matches!(
-        parallelizer::task_by_path("tasks::nope"),
+        parallelizer::backend::task_by_path("tasks::nope"),
         Err(Error::TaskNotRegistered { .. })
     ));
 }
 
 #[test]
 fn sorted_dense_ids() {
-    let paths: Vec<&str> = parallelizer::tasks().iter().map(|t| t.path).collect();
+    let paths: Vec<&str> = parallelizer::backend::tasks()
+        .iter()
+        .map(|t| t.path)
+        .collect();
     assert_eq!(
         paths,
         [
@@ -80,10 +84,10 @@ fn sorted_dense_ids() {
             "tasks::sum_scatter",
         ]
     );
-    for (id, task) in parallelizer::tasks().iter().enumerate() {
+    for (id, task) in parallelizer::backend::tasks().iter().enumerate() {
         assert_eq!(task.id() as usize, id);
         assert!(std::ptr::eq(
-            parallelizer::task_by_id(id as u32).unwrap(),
+            parallelizer::backend::task_by_id(id as u32).unwrap(),
             *task
         ));
     }
@@ -141,7 +145,7 @@ fn invoke(x: u8) -> u8 {
 
 #[test]
 fn task_named_like_generated_items() {
-    let entry = parallelizer::task_by_path("tasks::invoke").unwrap();
+    let entry = parallelizer::backend::task_by_path("tasks::invoke").unwrap();
     assert!(std::ptr::eq(entry_of(invoke).unwrap(), entry));
     let par = parallelizer::from_config("threads:2").unwrap();
     assert_eq!(

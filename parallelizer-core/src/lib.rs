@@ -3,6 +3,10 @@
 //! and the backends. Users depend on the `parallelizer` facade, which
 //! re-exports this crate and the macros.
 //!
+//! The crate root is the user API; [`backend`] is the API for backend
+//! authors (and holds the built-in backends); `__private` is what the
+//! macros' expansions name.
+//!
 //! ```
 //! use parallelizer_core::{from_config, Parallelizer};
 //! let par = from_config("threads:4").unwrap();
@@ -19,44 +23,44 @@ mod api;
 pub mod backend;
 mod config;
 mod contract;
+mod entry;
 mod error;
 mod guard;
 mod msg;
 mod op;
+mod outcome;
 mod parallelizer;
 mod registry;
+mod runtime;
 mod split;
 mod task;
-pub mod worker;
 
 pub use api::{Apply, EnterGuard, Where};
 pub use config::Config;
 pub use contract::CallerContract;
+pub use entry::worker_entry;
 pub use error::{Error, Result, Wait};
 pub use guard::{AsParallelizer, Restricted, main_restricted, worker_restricted};
-pub use msg::{Data, Encoding, Msg};
+pub use msg::Data;
 pub use op::Op;
-pub use parallelizer::{
-    Core, Job, LocalTask, NativePod, Parallelizer, PodType, Region, RegionTask, check_rank,
-    collective,
-};
+pub use parallelizer::Parallelizer;
 pub use parallelizer_macros::parallelizer;
 pub use registry::{
-    BackendEntry, CurrentGuard, FromConfig, Key, Spec, current, from_config, from_env, get_default,
-    lookup, modes, new, registered_names, reset_default, set_current, set_default,
+    Key, Spec, current, from_config, from_env, get_default, lookup, modes, registered_names,
+    reset_default, set_default,
 };
 pub use split::chunk_sizes;
-pub use task::{TaskEntry, TaskKind, initializer_region, task_by_id, task_by_path, task_of, tasks};
 
 /// Items the macros' expansions name; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::entry::{test_worker_entry, worker_entry};
     pub use crate::guard::AsParallelizer;
+    pub use crate::msg::Msg;
     pub use crate::registry::{BackendEntry, build_backend};
     pub use crate::task::{TASKS, TaskEntry, TaskKind, task_outcome};
-    pub use crate::worker::{test_worker_entry, worker_entry};
     pub use crate::{
-        Msg, Parallelizer, Restricted, Result, current, main_restricted, worker_restricted,
+        Parallelizer, Restricted, Result, current, main_restricted, worker_restricted,
     };
     pub use inventory;
     pub use linkme;

@@ -206,7 +206,7 @@ impl Msg {
     /// Wraps a value; it is encoded only if it leaves the process.
     ///
     /// ```
-    /// # use parallelizer_core::Msg;
+    /// # use parallelizer_core::backend::Msg;
     /// let m = Msg::new(vec!["a".to_string()]);
     /// assert_eq!(m.into_value::<Vec<String>>().unwrap(), ["a"]);
     /// ```
@@ -223,10 +223,10 @@ impl Msg {
     /// Wraps a vector of plain data; on the wire it is its raw bytes.
     ///
     /// ```
-    /// # use parallelizer_core::Msg;
+    /// # use parallelizer_core::backend::Msg;
     /// let m = Msg::pod(vec![1.5f64, 2.5]);
     /// assert_eq!(m.pod_bytes().unwrap().len(), 16);
-    /// let wire = Msg::from_bytes(parallelizer_core::Encoding::Pod, m.to_bytes().unwrap());
+    /// let wire = Msg::from_bytes(parallelizer_core::backend::Encoding::Pod, m.to_bytes().unwrap());
     /// assert_eq!(wire.into_pod::<f64>().unwrap(), [1.5, 2.5]);
     /// ```
     pub fn pod<T: bytemuck::Pod + Send>(values: Vec<T>) -> Msg {

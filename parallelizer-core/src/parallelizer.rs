@@ -1,14 +1,13 @@
 //! The object-safe `Parallelizer` trait that every backend implements, and
 //! the state they all share.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::config::Config;
 use crate::contract::CallerContract;
 use crate::error::{Error, Result};
 use crate::msg::Msg;
-use crate::task::TaskEntry;
 
 /// A group of `nprocs()` ranks that can run SPMD regions and exchange
 /// messages. Rank 0 is main.
@@ -147,7 +146,7 @@ impl PodType {
     /// The description of `T`.
     ///
     /// ```
-    /// # use parallelizer_core::PodType;
+    /// # use parallelizer_core::backend::PodType;
     /// assert_eq!(PodType::of::<f64>().size, 8);
     /// ```
     pub fn of<T: bytemuck::Pod>() -> PodType {
@@ -203,16 +202,14 @@ pub struct Core {
     depth: AtomicUsize,
     contract: Option<Mutex<CallerContract>>,
     this: OnceLock<Weak<dyn Parallelizer>>,
-    uid: u64,
+    uid: OnceLock<u64>,
 }
-
-static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 
 impl Core {
     /// The state of a parallelizer built from `config`.
     ///
     /// ```
-    /// # use parallelizer_core::{Config, Core};
+    /// # use parallelizer_core::{Config, backend::Core};
     /// let core = Core::new(Config::new("serial"));
     /// assert_eq!(core.config().mode, "serial");
     /// ```
@@ -220,8 +217,7 @@ impl Core {
         Core::shared(Arc::new(config))
     }
 
-    /// Like [`Core::new`], sharing an existing configuration (rank handles
-    /// share their parallelizer's).
+    /// Like [`Core::new`], sharing an existing configuration.
     pub fn shared(config: Arc<Config>) -> Core {
         let contract = (!config.contract.is_empty())
             .then(|| Mutex::new(CallerContract::new(config.contract.iter().cloned())));
@@ -230,8 +226,20 @@ impl Core {
             depth: AtomicUsize::new(0),
             contract,
             this: OnceLock::new(),
-            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+            uid: OnceLock::new(),
         }
+    }
+
+    /// The state of one rank's handle inside a region of the parallelizer
+    /// whose state is `parent`: the same configuration and the same
+    /// [`uid`](Core::uid) (a rank handle is that parallelizer as one rank
+    /// sees it), with a contract of its own.
+    pub fn for_rank(parent: &Core) -> Core {
+        let core = Core::shared(parent.config.clone());
+        if let Some(&uid) = parent.uid.get() {
+            let _ = core.uid.set(uid);
+        }
+        core
     }
 
     /// The configuration this parallelizer was built from.
@@ -244,9 +252,11 @@ impl Core {
         &self.config
     }
 
-    /// A process-unique id of this parallelizer (McUtils `uid`).
+    /// A process-unique id of this parallelizer (McUtils `uid`), given when
+    /// it is put in its `Arc` by [`new`](crate::backend::new) or [`crate::from_config`];
+    /// 0 before. Its rank handles carry the same id.
     pub fn uid(&self) -> u64 {
-        self.uid
+        self.uid.get().copied().unwrap_or(0)
     }
 
     /// How many `enter` guards are alive.
@@ -279,13 +289,14 @@ impl Core {
     }
 
     /// Records the `Arc` this parallelizer lives in, so that `enter` and
-    /// `run` can make it the default. Done by [`crate::new`] and the registry.
-    pub(crate) fn bind(&self, this: Weak<dyn Parallelizer>) {
+    /// `run` can make it the default, and its id. Done by [`new`](crate::backend::new).
+    pub(crate) fn bind(&self, this: Weak<dyn Parallelizer>, uid: u64) {
         let _ = self.this.set(this);
+        let _ = self.uid.set(uid);
     }
 
     /// The `Arc` this parallelizer lives in, if it was built through
-    /// [`crate::new`] or [`crate::from_config`].
+    /// [`new`](crate::backend::new) or [`crate::from_config`].
     pub fn this(&self) -> Option<Arc<dyn Parallelizer>> {
         self.this.get().and_then(Weak::upgrade)
     }
@@ -296,54 +307,126 @@ impl std::fmt::Debug for Core {
         f.debug_struct("Core")
             .field("config", &self.config)
             .field("depth", &self.depth())
-            .field("uid", &self.uid)
+            .field("uid", &self.uid())
             .finish()
     }
 }
 
 /// The part of a task that runs in this process: decode the args, call the
-/// task, wrap main's result.
+/// task, wrap its result.
 pub type LocalTask = Arc<dyn Fn(&dyn Parallelizer, Msg) -> Result<Msg> + Send + Sync>;
 
 /// One SPMD region: the task every rank runs and its arguments.
 #[derive(Debug)]
 pub struct Region {
-    /// What every rank runs.
-    pub task: RegionTask,
-    /// Arguments, the same for every rank.
-    pub args: Msg,
+    task: RegionTask,
+    args: Msg,
+}
+
+impl Region {
+    /// A region that runs `task` with `args` (the same for every rank).
+    pub fn new(task: RegionTask, args: Msg) -> Region {
+        Region { task, args }
+    }
+
+    /// The task every rank runs.
+    pub fn task(&self) -> &RegionTask {
+        &self.task
+    }
+
+    /// The task and the arguments.
+    pub fn into_parts(self) -> (RegionTask, Msg) {
+        (self.task, self.args)
+    }
+
+    /// Runs the region's task as rank `par` at the top of the region
+    /// ([`RegionTask::run`]): what a single-rank backend's `run_region` does.
+    pub fn run_on(self, par: &dyn Parallelizer) -> Result<Msg> {
+        self.task.run(par, self.args)
+    }
+
+    /// Runs main's form of the task on rank `par` ([`RegionTask::run_here`]):
+    /// a `run` nested inside a region.
+    pub fn run_here(self, par: &dyn Parallelizer) -> Result<Msg> {
+        self.task.run_here(par, self.args)
+    }
 }
 
 /// The task of a [`Region`]; cheap to clone, shareable between rank threads.
+///
+/// It carries two forms of the task: what main runs (the closure whose value
+/// `run` returns) and what a worker rank runs at the top of a region (for a
+/// `#[parallelizer::task]`, its registration: the value is dropped and an
+/// `Err` is reported, so a registered task behaves the same whether its
+/// ranks are threads or processes). Ranks in other processes can only run
+/// a registered task, by its dense id.
 #[derive(Clone)]
 pub struct RegionTask {
-    /// The task's type name, for messages.
-    pub name: &'static str,
-    /// The task's registration, if it has one; backends whose ranks live in
-    /// other processes can only run registered tasks.
-    pub entry: Option<&'static TaskEntry>,
-    /// The task as a closure, for ranks in this process.
-    pub local: LocalTask,
+    name: &'static str,
+    id: Option<u32>,
+    main: LocalTask,
+    worker: LocalTask,
 }
 
 impl RegionTask {
-    /// The registration, or [`Error::TaskNotRegistered`] naming the task.
-    pub fn require_entry(&self) -> Result<&'static TaskEntry> {
-        self.entry.ok_or_else(|| Error::TaskNotRegistered {
+    /// An unregistered task (a closure): every rank runs `local`.
+    pub fn new(name: &'static str, local: LocalTask) -> RegionTask {
+        RegionTask {
+            name,
+            id: None,
+            worker: local.clone(),
+            main: local,
+        }
+    }
+
+    /// A registered task: main runs `main`, workers `worker`; ranks in
+    /// other processes look it up by the dense `id`.
+    pub fn registered(
+        name: &'static str,
+        id: u32,
+        main: LocalTask,
+        worker: LocalTask,
+    ) -> RegionTask {
+        RegionTask {
+            name,
+            id: Some(id),
+            main,
+            worker,
+        }
+    }
+
+    /// The task's name (its type name or registered path), for messages.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The dense id of the task's registration, if it has one.
+    pub fn id(&self) -> Option<u32> {
+        self.id
+    }
+
+    /// The registration's id, or [`Error::TaskNotRegistered`] naming the
+    /// task: what a backend whose ranks live in other processes needs.
+    pub fn require_id(&self) -> Result<u32> {
+        self.id.ok_or_else(|| Error::TaskNotRegistered {
             task: self.name.to_string(),
         })
     }
 
-    /// Runs the task on rank `par` of this process. Worker ranks use the
-    /// registration when there is one, so that a registered task behaves the
-    /// same whether its ranks are threads or processes (its `Err` is
-    /// reported, its value dropped); main always runs the closure to get its
-    /// typed result.
-    pub fn run_on(&self, par: &dyn Parallelizer, args: Msg) -> Result<Msg> {
-        match self.entry {
-            Some(entry) if !par.on_main() => entry.invoke(par, args).map(|()| Msg::local(())),
-            _ => (self.local)(par, args),
+    /// Runs the task as rank `par` at the top of a region: main's form on
+    /// main, the worker form on workers.
+    pub fn run(&self, par: &dyn Parallelizer, args: Msg) -> Result<Msg> {
+        if par.on_main() {
+            (self.main)(par, args)
+        } else {
+            (self.worker)(par, args)
         }
+    }
+
+    /// Runs main's form on this rank whichever it is: a `run` nested in a
+    /// region, or an SPMD region where every rank gets its own result.
+    pub fn run_here(&self, par: &dyn Parallelizer, args: Msg) -> Result<Msg> {
+        (self.main)(par, args)
     }
 }
 
@@ -351,7 +434,7 @@ impl std::fmt::Debug for RegionTask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegionTask")
             .field("name", &self.name)
-            .field("entry", &self.entry.map(|e| e.path))
+            .field("id", &self.id)
             .finish()
     }
 }

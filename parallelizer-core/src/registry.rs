@@ -1,15 +1,14 @@
-//! The one process-global registry: backends by mode name (inventory),
-//! named parallelizers (weak), the default and the stack of entered
-//! parallelizers, and `current()`.
+//! The registry: backends by mode name (inventory), building parallelizers
+//! from specs, the default, named lookup and `current()`. The state behind
+//! the default and the names lives in [`runtime`](crate::runtime).
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
-use crate::backend::serial::Serial;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::parallelizer::Parallelizer;
+use crate::runtime;
 
 /// A backend registered by mode name. Submitted by
 /// `#[parallelizer(name = "...")]`; never written by hand.
@@ -29,7 +28,7 @@ inventory::collect!(BackendEntry);
 /// that `#[parallelizer(name = "...")]` registers.
 ///
 /// ```
-/// use parallelizer_core::{Config, FromConfig, backend::Threads};
+/// use parallelizer_core::{Config, backend::{FromConfig, Threads}};
 /// let t = Threads::from_config(&Config::new("threads").nprocs(2)).unwrap();
 /// ```
 pub trait FromConfig: Parallelizer + Sized {
@@ -47,13 +46,13 @@ pub fn build_backend<T: FromConfig>(config: &Config) -> Result<Arc<dyn Paralleli
 /// default; how user code builds a backend it constructed itself.
 ///
 /// ```
-/// use parallelizer_core::{new, Config, FromConfig, backend::Serial};
+/// use parallelizer_core::{Config, backend::{new, FromConfig, Serial}};
 /// let par = new(Serial::from_config(&Config::new("serial")).unwrap());
 /// assert_eq!(par.nprocs(), 1);
 /// ```
 pub fn new<P: Parallelizer>(par: P) -> Arc<dyn Parallelizer> {
     let arc: Arc<dyn Parallelizer> = Arc::new(par);
-    arc.core().bind(Arc::downgrade(&arc));
+    arc.core().bind(Arc::downgrade(&arc), runtime::next_uid());
     arc
 }
 
@@ -153,7 +152,7 @@ pub fn from_config(spec: impl Into<Spec>) -> Result<Arc<dyn Parallelizer>> {
     let config = match spec.into() {
         Spec::Config(c) => c,
         Spec::Text(text) => {
-            if let Some(par) = registered(&text) {
+            if let Some(par) = runtime::named(&text) {
                 return Ok(par);
             }
             text.parse::<Config>()?
@@ -180,35 +179,6 @@ pub fn from_env() -> Result<Arc<dyn Parallelizer>> {
     }
 }
 
-struct State {
-    named: HashMap<String, Weak<dyn Parallelizer>>,
-    base: Option<Arc<dyn Parallelizer>>,
-    entered: Vec<(u64, Arc<dyn Parallelizer>)>,
-    next_token: u64,
-}
-
-fn state() -> MutexGuard<'static, State> {
-    static STATE: OnceLock<Mutex<State>> = OnceLock::new();
-    STATE
-        .get_or_init(|| {
-            Mutex::new(State {
-                named: HashMap::new(),
-                base: None,
-                entered: Vec::new(),
-                next_token: 0,
-            })
-        })
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-}
-
-fn stock_serial() -> Arc<dyn Parallelizer> {
-    static SERIAL: OnceLock<Arc<dyn Parallelizer>> = OnceLock::new();
-    SERIAL
-        .get_or_init(|| new(Serial::new(Config::new("serial"))))
-        .clone()
-}
-
 /// The default parallelizer: inside a region, the calling rank's handle
 /// (so library code that asks for "the active parallelizer" can take part in
 /// collectives); outside, the innermost entered one, else the one given to
@@ -219,63 +189,33 @@ fn stock_serial() -> Arc<dyn Parallelizer> {
 /// assert_eq!(d.mode(), "serial");
 /// ```
 pub fn get_default() -> Arc<dyn Parallelizer> {
-    if let Some(rank) = CURRENT.with(|c| c.borrow().last().cloned()) {
-        return rank;
+    runtime::current_rank()
+        .or_else(runtime::entered_or_base)
+        .unwrap_or_else(|| runtime::stock_default(stock_serial))
+}
+
+/// The stock default: `serial`, built through the registry like any mode.
+fn stock_serial() -> Arc<dyn Parallelizer> {
+    match from_config("serial") {
+        Ok(par) => par,
+        // The serial backend is part of this crate and always registered.
+        Err(e) => unreachable!("the built-in serial backend is missing: {e}"),
     }
-    let st = state();
-    st.entered
-        .last()
-        .map(|(_, p)| p.clone())
-        .or_else(|| st.base.clone())
-        .unwrap_or_else(stock_serial)
 }
 
 /// Makes `par` the default when nothing is entered.
 pub fn set_default(par: Arc<dyn Parallelizer>) {
-    state().base = Some(par);
+    runtime::set_base(Some(par));
 }
 
 /// Undoes [`set_default`]: the default is serial again when nothing is entered.
 pub fn reset_default() {
-    state().base = None;
-}
-
-pub(crate) fn push_entered(par: Arc<dyn Parallelizer>) -> u64 {
-    let mut st = state();
-    st.next_token += 1;
-    let token = st.next_token;
-    st.entered.push((token, par));
-    token
-}
-
-pub(crate) fn pop_entered(token: u64) {
-    // Guards may drop out of order; each removes its own entry.
-    state().entered.retain(|(t, _)| *t != token);
-}
-
-pub(crate) fn register_named(name: &str, par: &Arc<dyn Parallelizer>) {
-    state().named.insert(name.to_string(), Arc::downgrade(par));
-}
-
-fn registered(name: &str) -> Option<Arc<dyn Parallelizer>> {
-    let mut st = state();
-    match st.named.get(name).map(Weak::upgrade) {
-        Some(Some(par)) => Some(par),
-        Some(None) => {
-            st.named.remove(name);
-            None
-        }
-        None => None,
-    }
+    runtime::set_base(None);
 }
 
 /// The names of the registered parallelizers that are still alive.
 pub fn registered_names() -> Vec<String> {
-    let mut st = state();
-    st.named.retain(|_, w| w.strong_count() > 0);
-    let mut names: Vec<String> = st.named.keys().cloned().collect();
-    names.sort();
-    names
+    runtime::named_alive()
 }
 
 /// What [`lookup`] accepts.
@@ -333,7 +273,7 @@ pub fn lookup(key: impl Into<Key>) -> Arc<dyn Parallelizer> {
     match key.into() {
         Key::Instance(p) => p,
         Key::Default => get_default(),
-        Key::Name(name) => registered(&name)
+        Key::Name(name) => runtime::named(&name)
             .or_else(|| {
                 let config = name.parse::<Config>().ok()?;
                 backend(&config.mode).ok()?;
@@ -341,10 +281,6 @@ pub fn lookup(key: impl Into<Key>) -> Arc<dyn Parallelizer> {
             })
             .unwrap_or_else(get_default),
     }
-}
-
-thread_local! {
-    static CURRENT: RefCell<Vec<Arc<dyn Parallelizer>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Inside a region, the calling rank's handle; outside, the default.
@@ -360,30 +296,7 @@ pub fn current() -> Arc<dyn Parallelizer> {
 }
 
 /// This thread's rank handle in a region of `par`, if this thread is running
-/// one (rank handles share their parallelizer's configuration).
+/// one.
 pub(crate) fn rank_of(par: &dyn Parallelizer) -> Option<Arc<dyn Parallelizer>> {
-    CURRENT.with(|c| {
-        c.borrow()
-            .iter()
-            .rev()
-            .find(|r| Arc::ptr_eq(r.core().config_arc(), par.core().config_arc()) && r.in_region())
-            .cloned()
-    })
-}
-
-/// Makes `rank` what [`current`] returns on this thread until the guard drops.
-/// Backends call this around every task they run.
-pub fn set_current(rank: Arc<dyn Parallelizer>) -> CurrentGuard {
-    CURRENT.with(|c| c.borrow_mut().push(rank));
-    CurrentGuard(())
-}
-
-/// Restores the previous [`current`] on drop.
-#[must_use = "current() is restored when the guard drops"]
-pub struct CurrentGuard(());
-
-impl Drop for CurrentGuard {
-    fn drop(&mut self) {
-        CURRENT.with(|c| c.borrow_mut().pop());
-    }
+    runtime::rank_in(par.core().uid())
 }

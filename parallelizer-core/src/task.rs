@@ -5,11 +5,11 @@
 //! a [`TaskEntry`] to the [`TASKS`] slice (linkme); every rank sorts the
 //! slice by path, so the same binary gives every task the same dense id.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::msg::Msg;
-use crate::parallelizer::Parallelizer;
+use crate::parallelizer::{LocalTask, Parallelizer, Region, RegionTask};
 
 /// Every task registered with `#[parallelizer::task]` in this binary.
 #[linkme::distributed_slice]
@@ -50,6 +50,14 @@ impl TaskEntry {
         }
     }
 
+    /// This task as a closure run in this process: its value is dropped
+    /// (only main's typed value is ever returned) and an `Err` reported.
+    pub fn as_local(&'static self) -> LocalTask {
+        Arc::new(move |par: &dyn Parallelizer, args: Msg| {
+            self.invoke(par, args).map(|()| Msg::local(()))
+        })
+    }
+
     /// This task's dense id, the same on every rank of one binary.
     pub fn id(&'static self) -> u32 {
         tasks()
@@ -62,7 +70,7 @@ impl TaskEntry {
 /// The registered tasks sorted by path: index = dense id.
 ///
 /// ```
-/// let paths: Vec<_> = parallelizer_core::tasks().iter().map(|t| t.path).collect();
+/// let paths: Vec<_> = parallelizer_core::backend::tasks().iter().map(|t| t.path).collect();
 /// assert!(paths.windows(2).all(|w| w[0] <= w[1]));
 /// ```
 pub fn tasks() -> &'static [&'static TaskEntry] {
@@ -118,19 +126,24 @@ pub fn task_outcome<T, E: std::fmt::Display>(
     }
 }
 
+/// The [`RegionTask`] of the closure `main` whose fn item type is `F`:
+/// registered (workers run the registration, ranks in other processes find
+/// it by id) when `F` is a `#[parallelizer::task]` of a kind `fits`.
+pub fn region_task<F>(main: LocalTask, fits: impl Fn(&TaskKind) -> bool) -> RegionTask {
+    let name = std::any::type_name::<F>();
+    match task_of::<F>().filter(|t| fits(&t.kind)) {
+        Some(entry) => RegionTask::registered(name, entry.id(), main, entry.as_local()),
+        None => RegionTask::new(name, main),
+    }
+}
+
 /// The region that runs the worker initializer `path` (a registered task
 /// taking `()`) on every rank.
-pub fn initializer_region(path: &str) -> Result<crate::Region> {
+pub fn initializer_region(path: &str) -> Result<Region> {
     let entry = task_by_path(path)?;
-    let local: crate::LocalTask = std::sync::Arc::new(move |par: &dyn Parallelizer, args: Msg| {
-        entry.invoke(par, args).map(|()| Msg::local(()))
-    });
-    Ok(crate::Region {
-        task: crate::RegionTask {
-            name: entry.path,
-            entry: Some(entry),
-            local,
-        },
-        args: Msg::new(()),
-    })
+    let local = entry.as_local();
+    Ok(Region::new(
+        RegionTask::registered(entry.path, entry.id(), local.clone(), local),
+        Msg::new(()),
+    ))
 }

@@ -74,7 +74,8 @@ fn fallback(kind: Kind, item: TokenStream2) -> TokenStream2 {
 /// spaces) and `crate = "path"` (where `parallelizer` is, for re-exporters).
 ///
 /// ```
-/// use parallelizer::{parallelizer, Config, Core, FromConfig, Msg, Parallelizer, Region, Result};
+/// use parallelizer::backend::{Core, FromConfig, Msg, Region};
+/// use parallelizer::{parallelizer, Config, Parallelizer, Result};
 ///
 /// /// A one-rank backend: every collective is the identity.
 /// #[parallelizer(name = "solo")]
@@ -97,7 +98,7 @@ fn fallback(kind: Kind, item: TokenStream2) -> TokenStream2 {
 ///         Err(parallelizer::Error::InvalidRank { rank: from, nprocs: 1 })
 ///     }
 ///     fn run_region(&self, region: Region) -> Result<Msg> {
-///         region.task.run_on(self, region.args)
+///         region.run_on(self)
 ///     }
 /// }
 ///
@@ -207,7 +208,7 @@ pub fn worker_restricted(args: TokenStream, item: TokenStream) -> TokenStream {
 /// level (a worker calls it with no `self`, by one name). The attribute
 /// cannot see an enclosing `impl`; on an associated fn rustc reports
 /// "`const` items in this context need a name": move the fn out of the
-/// impl. Tasks are listed by `parallelizer::tasks()` sorted by path, which
+/// impl. Tasks are listed by `parallelizer::backend::tasks()` sorted by path, which
 /// gives every rank the same dense ids. Tasks (and backends) defined in
 /// another crate are found only if the binary names that crate once, e.g.
 /// `use my_tasks as _;` (rustc does not link a dependency that is never
@@ -226,10 +227,10 @@ pub fn worker_restricted(args: TokenStream, item: TokenStream) -> TokenStream {
 /// fn square(x: u64) -> u64 { x * x }
 ///
 /// // Found from the fn itself, or by name.
-/// fn entry_of<F>(_: F) -> Option<&'static parallelizer::TaskEntry> { parallelizer::task_of::<F>() }
+/// fn entry_of<F>(_: F) -> Option<&'static parallelizer::backend::TaskEntry> { parallelizer::backend::task_of::<F>() }
 /// assert!(entry_of(sum_to).is_some() && entry_of(square).is_some());
 /// let path = concat!(module_path!(), "::sum_to");
-/// assert_eq!(parallelizer::task_by_path(path).unwrap().path, path);
+/// assert_eq!(parallelizer::backend::task_by_path(path).unwrap().path, path);
 /// let par = parallelizer::from_config("threads:3").unwrap();
 /// assert_eq!(par.run(sum_to, 100).unwrap(), Some(5050));
 /// assert_eq!(par.map(square, Some(vec![1, 2, 3])).unwrap(), Some(vec![1, 4, 9]));
@@ -247,7 +248,7 @@ pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// `main` may return `()` or a `Result`; it must not be `async`, generic or
 /// take parameters, and must be named `main` (elsewhere call
-/// `parallelizer::worker::worker_entry()` yourself). Takes `crate = "path"`.
+/// `parallelizer::worker_entry()` yourself). Takes `crate = "path"`.
 ///
 /// ```
 /// #[parallelizer::main]

@@ -507,7 +507,7 @@ pub fn entry(kind: Kind, args: Args, func: ItemFn) -> syn::Result<Entry> {
             &func.sig.ident,
             format!(
                 "{attr} goes on `fn main`, the entry point a worker process re-enters; \
-                 elsewhere call `parallelizer::worker::worker_entry()` yourself"
+                 elsewhere call `parallelizer::worker_entry()` yourself"
             ),
         );
     }

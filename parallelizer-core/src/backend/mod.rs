@@ -1,5 +1,27 @@
-//! The built-in backends, one per module. Each registers itself by mode name
-//! with `#[parallelizer(name = ...)]`, exactly as a user backend does.
+//! For backend authors: what a backend implements and what it gets for
+//! free, and the built-in backends, one per module.
+//!
+//! A backend is a struct that implements [`Parallelizer`](crate::Parallelizer)
+//! and [`FromConfig`], registered by mode name with
+//! `#[parallelizer(name = ...)]`, exactly as the built-ins are. It runs each
+//! rank's part of a region through [`run_as`] (current rank set, panics
+//! caught into an [`Outcome`]), keeps the region's [`FirstFailure`], releases
+//! the ranks blocked with a failed one, and returns [`settle`]'s result on
+//! main.
+
+pub use crate::entry::{WorkerHook, current_test};
+pub use crate::msg::{Encoding, Msg};
+pub use crate::outcome::{
+    FirstFailure, Outcome, Panic, halt_unwinding, panic_message, resume_unwinding, settle,
+};
+pub use crate::parallelizer::{
+    Core, Job, LocalTask, NativePod, PodType, Region, RegionTask, check_rank, collective,
+};
+pub use crate::registry::{FromConfig, new};
+pub use crate::runtime::{CurrentGuard, run_as, set_current};
+pub use crate::task::{
+    TaskEntry, TaskKind, initializer_region, region_task, task_by_id, task_by_path, task_of, tasks,
+};
 
 #[cfg(feature = "mpi")]
 pub mod mpi;
@@ -14,12 +36,3 @@ pub use mpi::Mpi;
 pub use processes::Processes;
 pub use serial::Serial;
 pub use threads::Threads;
-
-/// The message of a panic payload (`panic!` with a literal or a format).
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic with a non-string payload".to_string())
-}

@@ -4,7 +4,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::Msg;
 use crate::parallelizer::{Core, Parallelizer, Region};
-use crate::registry::{FromConfig, set_current};
+use crate::registry::FromConfig;
+use crate::runtime::set_current;
 
 /// The serial fallback (McUtils `SerialNonParallelizer`): `nprocs() == 1`,
 /// id 0, always main. Scatter returns all the data, gather `Some(vec![x])`.
@@ -68,7 +69,8 @@ impl Parallelizer for Serial {
     }
     fn run_region(&self, region: Region) -> Result<Msg> {
         let _current = self.core.this().map(set_current);
-        region.task.run_on(self, region.args)
+        let (task, args) = region.into_parts();
+        task.run(self, args)
     }
     fn broadcast_msg(&self, msg: Option<Msg>) -> Result<Msg> {
         msg.ok_or_else(|| Error::ContractViolation("serial broadcast needs Some(data)".into()))

@@ -14,13 +14,14 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, select, unbounded};
 
-use crate::backend::panic_message;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::op::Op;
+use crate::outcome::panic_message;
 use crate::parallelizer::{Core, Parallelizer, Region, RegionTask, check_rank};
-use crate::registry::{FromConfig, rank_of, set_current};
+use crate::registry::{FromConfig, rank_of};
+use crate::runtime::set_current;
 use crate::task::initializer_region;
 
 /// Ranks as threads of this process: `nprocs - 1` persistent worker threads
@@ -179,10 +180,7 @@ impl Parallelizer for Threads {
         let nprocs = self.nprocs;
         let (fabric, alive) = Fabric::new(nprocs, self.core.config().timeout);
         let fabric = Arc::new(fabric);
-        let Region {
-            task,
-            args: main_args,
-        } = region;
+        let (task, main_args) = region.into_parts();
         // Workers get their own copy of the (small) arguments, encoded once.
         let worker_args = if nprocs > 1 {
             main_args.to_bytes()?
@@ -331,7 +329,7 @@ struct ThreadRank {
 impl ThreadRank {
     fn new(parent: &Threads, id: usize, fabric: Arc<Fabric>) -> ThreadRank {
         ThreadRank {
-            core: Core::shared(parent.core.config_arc().clone()),
+            core: Core::for_rank(&parent.core),
             id,
             nprocs: parent.nprocs,
             fabric,
@@ -348,7 +346,7 @@ impl ThreadRank {
     ) -> std::result::Result<Msg, Option<Panic>> {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let _current = set_current(self.clone());
-            task.run_on(&**self, args)
+            task.run(&**self, args)
         }));
         match outcome {
             Ok(Ok(value)) => Ok(value),
@@ -437,6 +435,7 @@ impl Parallelizer for ThreadRank {
 
     fn run_region(&self, region: Region) -> Result<Msg> {
         // Inside a region every rank runs a nested `run` itself (SPMD).
-        region.task.run_on(self, region.args)
+        let (task, args) = region.into_parts();
+        task.run_here(self, args)
     }
 }

@@ -6,7 +6,8 @@ mod reexport {
     pub use renamed::*;
 }
 
-use renamed::{Config, Core, Error, FromConfig, Msg, Parallelizer, Region, Result};
+use renamed::backend::{Core, FromConfig, Msg, Region};
+use renamed::{Config, Error, Parallelizer, Result};
 
 #[renamed::parallelizer(name = "renamed", crate = "::renamed")]
 struct Solo {
@@ -41,7 +42,7 @@ impl Parallelizer for Solo {
         Err(Error::InvalidRank { rank: from, nprocs: 1 })
     }
     fn run_region(&self, region: Region) -> Result<Msg> {
-        region.task.run_on(self, region.args)
+        region.run_on(self)
     }
 }
 

@@ -35,6 +35,6 @@ fn main() -> Result<(), Error> {
     par.run(unit, ())?;
     assert_eq!(par.map(triple, Some(vec![1, 2]))?, Some(vec![3, 6]));
     assert_eq!(par.map(documented, Some(vec!["ab".to_string()]))?, Some(vec![2]));
-    assert_eq!(parallelizer::tasks().len(), 5);
+    assert_eq!(parallelizer::backend::tasks().len(), 5);
     Ok(())
 }

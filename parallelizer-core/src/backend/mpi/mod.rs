@@ -5,7 +5,7 @@
 //! # Two ways to run
 //!
 //! - **Served** (the documented default): `fn main` carries
-//!   `#[parallelizer::main]`, which calls [`worker_entry`](crate::worker::worker_entry)
+//!   `#[parallelizer::main]`, which calls [`worker_entry`](crate::worker_entry)
 //!   first. When the process was started by an MPI launcher (one of
 //!   `OMPI_COMM_WORLD_SIZE`, `PMI_SIZE`, `PMIX_RANK`, `MV2_COMM_WORLD_SIZE`
 //!   is set) and COMM_WORLD has more than one rank, every rank initializes
@@ -82,13 +82,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::entry::WorkerHook;
 use crate::error::{Error, Result};
-use crate::op::Op;
 use crate::msg::{Encoding, Msg, decode_serde, encode_serde};
+use crate::op::Op;
 use crate::parallelizer::{Core, Job, NativePod, Parallelizer, PodType, Region, check_rank};
-use crate::registry::{FromConfig, set_current};
+use crate::registry::FromConfig;
+use crate::runtime::set_current;
 use crate::task::{initializer_region, task_by_id};
-use crate::worker::WorkerHook;
 
 use world::{Comm, Datatype, REGIONS, World};
 
@@ -241,7 +242,7 @@ impl Mpi {
             Ok(Ok(_)) => None,
             Ok(Err(Error::TaskFailed { message, .. })) => Some((FAILED, message.clone())),
             Ok(Err(e)) => Some((FAILED, e.to_string())),
-            Err(panic) => Some((PANICKED, super::panic_message(&**panic))),
+            Err(panic) => Some((PANICKED, crate::outcome::panic_message(&**panic))),
         };
         let mine = if failure.is_some() {
             world.rank as u64
@@ -331,14 +332,15 @@ impl Mpi {
         // One region at a time in this process, whichever handle runs it.
         static DISPATCH: Mutex<()> = Mutex::new(());
         let _one = DISPATCH.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = region.task.require_entry()?;
+        let task_id = region.task().require_id()?;
+        let (task, args) = region.into_parts();
         let mut payload = Vec::new();
         encode_serde(self.core.config(), &mut payload)?;
         let config_len = payload.len();
-        region.args.encode_into(&mut payload)?;
+        args.encode_into(&mut payload)?;
         let mut header = [
             REGION,
-            u64::from(entry.id()),
+            u64::from(task_id),
             config_len as u64,
             (payload.len() - config_len) as u64,
         ];
@@ -351,8 +353,7 @@ impl Mpi {
             0,
             CTRL_LIMIT,
         )?;
-        let Region { task, args } = region;
-        let outcome = self.execute(|| (task.local)(self, args));
+        let outcome = self.execute(|| task.run_here(self, args));
         self.settle(outcome)
     }
 }
@@ -522,11 +523,14 @@ impl Parallelizer for Mpi {
         let top = REGIONS.load(Ordering::SeqCst) == 0;
         match (self.role, top) {
             // Inside a region every rank runs a nested `run` itself.
-            (_, false) => (region.task.local)(self, region.args),
+            (_, false) => {
+                let (task, args) = region.into_parts();
+                task.run_here(self, args)
+            }
             (Role::Main, true) => self.dispatch(region),
             (Role::Spmd | Role::Worker, true) => {
-                let Region { task, args } = region;
-                let outcome = self.execute(|| (task.local)(self, args));
+                let (task, args) = region.into_parts();
+                let outcome = self.execute(|| task.run_here(self, args));
                 self.settle(outcome)
             }
         }
@@ -896,7 +900,9 @@ fn serve(world: &'static World) -> i32 {
                     Ok(mpi) => {
                         let handle = Arc::new(mpi);
                         let as_dyn: Arc<dyn Parallelizer> = handle.clone();
-                        handle.core.bind(Arc::downgrade(&as_dyn));
+                        handle
+                            .core
+                            .bind(Arc::downgrade(&as_dyn), crate::runtime::next_uid());
                         if handles.len() == 16 {
                             handles.remove(0);
                         }

@@ -22,8 +22,8 @@ use mpi::environment::{Threading, Universe};
 use mpi::ffi;
 
 use super::plan::{pieces, rounds, starts};
-use crate::backend::panic_message;
 use crate::error::{Error, Result};
+use crate::outcome::panic_message;
 
 /// A communicator handle. Open MPI's handles are pointers to objects that
 /// live until freed; the backend never frees its own, so the handle may be

@@ -154,7 +154,7 @@ pub(crate) fn token() -> [u8; 16] {
 }
 
 fn worker_args() -> Vec<OsString> {
-    match crate::worker::current_test() {
+    match crate::entry::current_test() {
         Some(name) => vec![
             name.into(),
             "--exact".into(),
@@ -222,7 +222,7 @@ fn relay(
     to_stderr: bool,
 ) -> mpsc::Receiver<()> {
     // A test worker's libtest prints a `running 1 test` banner first.
-    let mut in_banner = !to_stderr && crate::worker::current_test().is_some();
+    let mut in_banner = !to_stderr && crate::entry::current_test().is_some();
     let (done_tx, done_rx) = mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name(format!("parallelizer-rank-{rank}-output"))

@@ -43,13 +43,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::backend::panic_message;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Msg, decode_serde};
 use crate::op::Op;
+use crate::outcome::panic_message;
 use crate::parallelizer::{Core, Parallelizer, Region, check_rank};
-use crate::registry::{FromConfig, set_current};
+use crate::registry::FromConfig;
+use crate::runtime::set_current;
 use crate::task::task_by_path;
 
 use launch::LaunchInfo;
@@ -346,10 +347,10 @@ impl Processes {
 
     /// Runs a region by shipping the registered task to every worker.
     fn run_shipped(&self, ep: Arc<Mutex<Endpoint>>, region: Region) -> Result<Msg> {
-        let entry = region.task.require_entry()?;
+        let task_id = region.task().require_id()?;
         let nprocs = self.nprocs;
         let region_id = self.next_region.fetch_add(1, Ordering::SeqCst) + 1;
-        let Region { task, args } = region;
+        let (task, args) = region.into_parts();
         let args_bytes = if nprocs > 1 {
             args.to_bytes()?
         } else {
@@ -358,7 +359,7 @@ impl Processes {
         {
             let mut e = lock(&ep);
             e.begin_region(region_id);
-            let id = entry.id().to_le_bytes();
+            let id = task_id.to_le_bytes();
             for r in 1..nprocs {
                 let h = Header::new(Kind::Run, region_id, (4 + args_bytes.len()) as u64);
                 if let Err(err) = e.write_frame(r, h, &[&id, &args_bytes], None, true) {
@@ -368,7 +369,7 @@ impl Processes {
         }
 
         let handle = Arc::new(ProcRank::new(self, 0, ep.clone()));
-        let outcome = run_guarded(&handle, || task.run_on(&*handle, args));
+        let outcome = run_guarded(&handle, || task.run(&*handle, args));
 
         let mut e = lock(&ep);
         let main_error = match &outcome {
@@ -435,8 +436,8 @@ impl Processes {
     /// theirs from their own `main`.
     fn run_spmd(&self, ep: Arc<Mutex<Endpoint>>, region: Region) -> Result<Msg> {
         let handle = Arc::new(ProcRank::new(self, self.id(), ep.clone()));
-        let Region { task, args } = region;
-        let outcome = run_guarded(&handle, || (task.local)(&*handle, args));
+        let (task, args) = region.into_parts();
+        let outcome = run_guarded(&handle, || task.run_here(&*handle, args));
         let mut e = lock(&ep);
         match outcome {
             // Another rank failed during the region: that is the result.
@@ -685,7 +686,7 @@ pub(crate) struct ProcRank {
 impl ProcRank {
     fn new(parent: &Processes, id: usize, ep: Arc<Mutex<Endpoint>>) -> ProcRank {
         ProcRank {
-            core: Core::shared(parent.core.config_arc().clone()),
+            core: Core::for_rank(&parent.core),
             id,
             nprocs: parent.nprocs,
             ep,
@@ -732,7 +733,8 @@ impl Parallelizer for ProcRank {
     }
     fn run_region(&self, region: Region) -> Result<Msg> {
         // Inside a region every rank runs a nested `run` itself (SPMD).
-        region.task.run_on(self, region.args)
+        let (task, args) = region.into_parts();
+        task.run_here(self, args)
     }
 }
 

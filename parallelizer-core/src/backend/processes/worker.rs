@@ -4,11 +4,11 @@
 use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
+use crate::entry::WorkerHook;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg, encode_serde};
 use crate::parallelizer::Core;
 use crate::task::{task_by_id, task_by_path};
-use crate::worker::WorkerHook;
 
 use super::launch::LaunchInfo;
 use super::wire::{DoneNote, Endpoint, Header, Kind};

@@ -12,7 +12,7 @@
 ///
 /// ```
 /// // In a normal process this returns immediately.
-/// parallelizer_core::worker::worker_entry();
+/// parallelizer_core::worker_entry();
 /// ```
 pub fn worker_entry() {
     for hook in inventory::iter::<WorkerHook> {
@@ -27,12 +27,8 @@ pub fn worker_entry() {
 /// worker launched for that test serves; every other process records the
 /// test as this thread's [`current_test`] and returns.
 pub fn test_worker_entry(test_path: &str) {
-    CURRENT_TEST.with(|t| *t.borrow_mut() = Some(test_path.to_string()));
+    crate::runtime::set_current_test(test_path);
     worker_entry();
-}
-
-thread_local! {
-    static CURRENT_TEST: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The libtest name of the `#[parallelizer::test]` running on this thread
@@ -41,17 +37,15 @@ thread_local! {
 /// `--exact NAME`. `None` outside such a test.
 ///
 /// ```
-/// assert_eq!(parallelizer_core::worker::current_test(), None);
-/// parallelizer_core::worker::test_worker_entry("my_crate::tests::gathers");
-/// assert_eq!(parallelizer_core::worker::current_test().as_deref(), Some("tests::gathers"));
+/// assert_eq!(parallelizer_core::backend::current_test(), None);
+/// parallelizer_core::__private::test_worker_entry("my_crate::tests::gathers");
+/// assert_eq!(parallelizer_core::backend::current_test().as_deref(), Some("tests::gathers"));
 /// ```
 pub fn current_test() -> Option<String> {
-    CURRENT_TEST.with(|t| {
-        t.borrow().as_deref().map(|path| {
-            path.split_once("::")
-                .map_or(path, |(_, rest)| rest)
-                .to_string()
-        })
+    crate::runtime::current_test_path().map(|path| {
+        path.split_once("::")
+            .map_or(&path[..], |(_, rest)| rest)
+            .to_string()
     })
 }
 
