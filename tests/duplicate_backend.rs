@@ -26,18 +26,6 @@ macro_rules! one_rank_backend {
             fn in_region(&self) -> bool {
                 true
             }
-            fn send_msg(&self, _: Msg, to: usize) -> Result<()> {
-                Err(Error::InvalidRank {
-                    rank: to,
-                    nprocs: 1,
-                })
-            }
-            fn recv_msg(&self, from: usize) -> Result<Msg> {
-                Err(Error::InvalidRank {
-                    rank: from,
-                    nprocs: 1,
-                })
-            }
             fn run_region(&self, region: Region) -> Result<Msg> {
                 region.run_on(self)
             }

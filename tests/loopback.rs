@@ -13,7 +13,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use parallelizer::backend::{Core, FromConfig, Msg, Region, set_current};
+use parallelizer::backend::{Core, FromConfig, Msg, Region, Tag, set_current};
 use parallelizer::{
     Config, Error, Parallelizer, Restricted, Result, Where, main_restricted, parallelizer,
     worker_restricted,
@@ -63,12 +63,12 @@ impl Parallelizer for Loopback {
     fn in_region(&self) -> bool {
         false
     }
-    fn send_msg(&self, _: Msg, _: usize) -> Result<()> {
+    fn send_msg(&self, _: Msg, _: usize, _: Tag) -> Result<()> {
         Err(Error::ContractViolation(
             "loopback: send outside a region".into(),
         ))
     }
-    fn recv_msg(&self, _: usize) -> Result<Msg> {
+    fn recv_msg(&self, _: usize, _: Tag) -> Result<Msg> {
         Err(Error::ContractViolation(
             "loopback: receive outside a region".into(),
         ))
@@ -171,7 +171,7 @@ impl Parallelizer for Rank {
     fn in_region(&self) -> bool {
         true
     }
-    fn send_msg(&self, msg: Msg, to: usize) -> Result<()> {
+    fn send_msg(&self, msg: Msg, to: usize, _: Tag) -> Result<()> {
         let tx = self.outbox[to].as_ref().ok_or(Error::InvalidRank {
             rank: to,
             nprocs: self.nprocs,
@@ -180,7 +180,7 @@ impl Parallelizer for Rank {
         tx.send((encoding, msg.into_bytes()?))
             .map_err(|_| Error::Aborted { by_rank: to })
     }
-    fn recv_msg(&self, from: usize) -> Result<Msg> {
+    fn recv_msg(&self, from: usize, _: Tag) -> Result<Msg> {
         let rx = self.inbox[from].as_ref().ok_or(Error::InvalidRank {
             rank: from,
             nprocs: self.nprocs,

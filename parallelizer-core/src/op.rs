@@ -158,3 +158,62 @@ mod tests {
         assert_eq!(Op::from_code(255), None);
     }
 }
+
+/// The operation a message belongs to and its place in the sequence of the
+/// sender's calls: what a rank checks before it takes a message as the one
+/// it waits for.
+///
+/// Collectives are numbered per rank and region (every rank makes the same
+/// collective calls in the same order, so the `n`-th of one rank pairs with
+/// the `n`-th of every other); point-to-point messages are numbered per pair
+/// of ranks by the backend, and their tag's `seq` is 0.
+///
+/// ```
+/// use parallelizer_core::{Op, backend::Tag};
+/// let t = Tag::new(Op::Gather, 3);
+/// assert_eq!((t.op(), t.seq()), (Op::Gather, 3));
+/// assert_eq!(t.to_string(), "gather #3");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Tag {
+    op: Op,
+    seq: u64,
+}
+
+impl Tag {
+    /// The tag of the `seq`-th call, an `op`.
+    pub fn new(op: Op, seq: u64) -> Tag {
+        Tag { op, seq }
+    }
+
+    /// A point-to-point tag (its order is the backend's per-pair count).
+    pub fn p2p(op: Op) -> Tag {
+        Tag { op, seq: 0 }
+    }
+
+    /// The operation.
+    pub fn op(self) -> Op {
+        self.op
+    }
+
+    /// The sequence number.
+    pub fn seq(self) -> u64 {
+        self.seq
+    }
+
+    /// Whether this is a point-to-point message (`send`/`receive`), which
+    /// pairs by order between two ranks rather than by collective number.
+    pub fn is_p2p(self) -> bool {
+        matches!(self.op, Op::Send | Op::Receive)
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_p2p() {
+            write!(f, "{}", self.op)
+        } else {
+            write!(f, "{} #{}", self.op, self.seq)
+        }
+    }
+}

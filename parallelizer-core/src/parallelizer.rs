@@ -1,13 +1,14 @@
 //! The object-safe `Parallelizer` trait that every backend implements, and
 //! the state they all share.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::config::Config;
 use crate::contract::CallerContract;
 use crate::error::{Error, Result};
 use crate::msg::Msg;
+use crate::op::{Op, Tag};
 
 /// A group of `nprocs()` ranks that can run SPMD regions and exchange
 /// messages. Rank 0 is main.
@@ -67,12 +68,21 @@ pub trait Parallelizer: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Delivers `msg` to rank `to`.
-    fn send_msg(&self, msg: Msg, to: usize) -> Result<()>;
+    /// Delivers `msg`, a message of the call `tag`, to rank `to`. Only rank
+    /// handles inside a region are asked; the default is the error for a
+    /// parallelizer outside a region.
+    fn send_msg(&self, msg: Msg, to: usize, tag: Tag) -> Result<()> {
+        let _ = (msg, to);
+        Err(outside_region(self.mode(), tag.op()))
+    }
 
-    /// Blocks for the next message from rank `from`. Must return
-    /// [`Error::Aborted`] when another rank failed, and honour the timeout.
-    fn recv_msg(&self, from: usize) -> Result<Msg>;
+    /// Blocks for the next message of the call `tag` from rank `from`. Must
+    /// return [`Error::Aborted`] when another rank failed. The default is the
+    /// error for a parallelizer outside a region.
+    fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {
+        let _ = from;
+        Err(outside_region(self.mode(), tag.op()))
+    }
 
     /// Runs `region` on every rank and returns main's result. On a rank
     /// handle (inside a region) it runs the task on this rank only, as every
@@ -81,25 +91,25 @@ pub trait Parallelizer: Send + Sync + 'static {
 
     /// Broadcast from main: main passes `Some`, workers `None`; every rank
     /// returns the value.
-    fn broadcast_msg(&self, msg: Option<Msg>) -> Result<Msg> {
-        collective::broadcast(self, msg)
+    fn broadcast_msg(&self, msg: Option<Msg>, tag: Tag) -> Result<Msg> {
+        collective::broadcast(self, msg, tag)
     }
 
     /// Scatter from main: main passes one message per rank; every rank
     /// returns its own.
-    fn scatter_msg(&self, chunks: Option<Vec<Msg>>) -> Result<Msg> {
-        collective::scatter(self, chunks)
+    fn scatter_msg(&self, chunks: Option<Vec<Msg>>, tag: Tag) -> Result<Msg> {
+        collective::scatter(self, chunks, tag)
     }
 
     /// Gather to main: `Some` of every rank's message in rank order on main,
     /// `None` on workers.
-    fn gather_msg(&self, msg: Msg) -> Result<Option<Vec<Msg>>> {
-        collective::gather(self, msg)
+    fn gather_msg(&self, msg: Msg, tag: Tag) -> Result<Option<Vec<Msg>>> {
+        collective::gather(self, msg, tag)
     }
 
     /// Blocks until every rank has reached the barrier.
-    fn barrier(&self) -> Result<()> {
-        collective::barrier(self)
+    fn barrier(&self, tag: Tag) -> Result<()> {
+        collective::barrier(self, tag)
     }
 
     /// Native collectives on plain data (MPI datatypes), used by the
@@ -203,6 +213,8 @@ pub struct Core {
     contract: Option<Mutex<CallerContract>>,
     this: OnceLock<Weak<dyn Parallelizer>>,
     uid: OnceLock<u64>,
+    /// Collective calls made so far (the next call's sequence number).
+    calls: AtomicU64,
 }
 
 impl Core {
@@ -227,6 +239,7 @@ impl Core {
             contract,
             this: OnceLock::new(),
             uid: OnceLock::new(),
+            calls: AtomicU64::new(0),
         }
     }
 
@@ -275,6 +288,17 @@ impl Core {
 
     pub(crate) fn leave_depth(&self) -> usize {
         self.depth.fetch_sub(1, Ordering::SeqCst) - 1
+    }
+
+    /// The tag of this handle's next call of `op`: collectives are numbered
+    /// in call order; point-to-point calls are not (the backend orders them
+    /// per pair).
+    pub fn next_tag(&self, op: Op) -> Tag {
+        if matches!(op, Op::Send | Op::Receive) {
+            Tag::p2p(op)
+        } else {
+            Tag::new(op, self.calls.fetch_add(1, Ordering::Relaxed))
+        }
     }
 
     /// Checks `call` against the contract, if there is one.
@@ -454,23 +478,27 @@ pub mod collective {
     use super::*;
 
     /// Main sends a copy to every worker (cloned, or serialized once).
-    pub fn broadcast<P: Parallelizer + ?Sized>(par: &P, msg: Option<Msg>) -> Result<Msg> {
+    pub fn broadcast<P: Parallelizer + ?Sized>(par: &P, msg: Option<Msg>, tag: Tag) -> Result<Msg> {
         if !par.on_main() {
-            return par.recv_msg(0);
+            return par.recv_msg(0, tag);
         }
-        let msg = msg.ok_or_else(|| missing("broadcast"))?;
+        let msg = msg.ok_or_else(|| missing(tag.op()))?;
         for rank in 1..par.nprocs() {
-            par.send_msg(msg.duplicate()?, rank)?;
+            par.send_msg(msg.duplicate()?, rank, tag)?;
         }
         Ok(msg)
     }
 
     /// Main sends chunk `i` to rank `i` and keeps chunk 0.
-    pub fn scatter<P: Parallelizer + ?Sized>(par: &P, chunks: Option<Vec<Msg>>) -> Result<Msg> {
+    pub fn scatter<P: Parallelizer + ?Sized>(
+        par: &P,
+        chunks: Option<Vec<Msg>>,
+        tag: Tag,
+    ) -> Result<Msg> {
         if !par.on_main() {
-            return par.recv_msg(0);
+            return par.recv_msg(0, tag);
         }
-        let chunks = chunks.ok_or_else(|| missing("scatter"))?;
+        let chunks = chunks.ok_or_else(|| missing(tag.op()))?;
         if chunks.len() != par.nprocs() {
             return Err(Error::ContractViolation(format!(
                 "scatter needs one chunk per rank: {} chunks for {} ranks",
@@ -481,35 +509,47 @@ pub mod collective {
         let mut chunks = chunks.into_iter();
         let own = chunks.next().expect("nprocs >= 1");
         for (rank, chunk) in chunks.enumerate() {
-            par.send_msg(chunk, rank + 1)?;
+            par.send_msg(chunk, rank + 1, tag)?;
         }
         Ok(own)
     }
 
     /// Workers send to main; main receives in rank order.
-    pub fn gather<P: Parallelizer + ?Sized>(par: &P, msg: Msg) -> Result<Option<Vec<Msg>>> {
+    pub fn gather<P: Parallelizer + ?Sized>(
+        par: &P,
+        msg: Msg,
+        tag: Tag,
+    ) -> Result<Option<Vec<Msg>>> {
         if !par.on_main() {
-            par.send_msg(msg, 0)?;
+            par.send_msg(msg, 0, tag)?;
             return Ok(None);
         }
         let mut all = Vec::with_capacity(par.nprocs());
         all.push(msg);
         for rank in 1..par.nprocs() {
-            all.push(par.recv_msg(rank)?);
+            all.push(par.recv_msg(rank, tag)?);
         }
         Ok(Some(all))
     }
 
     /// Gather of a token, then broadcast of a token.
-    pub fn barrier<P: Parallelizer + ?Sized>(par: &P) -> Result<()> {
-        gather(par, Msg::new(()))?;
-        broadcast(par, par.on_main().then(|| Msg::new(())))?;
+    pub fn barrier<P: Parallelizer + ?Sized>(par: &P, tag: Tag) -> Result<()> {
+        gather(par, Msg::new(()), tag)?;
+        broadcast(par, par.on_main().then(|| Msg::new(())), tag)?;
         Ok(())
     }
 
-    fn missing(op: &str) -> Error {
+    fn missing(op: Op) -> Error {
         Error::ContractViolation(format!(
             "main must pass Some(data) to {op}; workers pass None"
         ))
     }
+}
+
+/// The error for a message-level call on a parallelizer (not a rank handle)
+/// outside a region, where no other rank takes part.
+fn outside_region(mode: &str, op: Op) -> Error {
+    Error::ContractViolation(format!(
+        "`{op}` on the `{mode}` parallelizer outside a region; call it inside `run`"
+    ))
 }

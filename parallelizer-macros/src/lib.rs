@@ -91,12 +91,6 @@ fn fallback(kind: Kind, item: TokenStream2) -> TokenStream2 {
 ///     fn id(&self) -> usize { 0 }
 ///     fn nprocs(&self) -> usize { 1 }
 ///     fn in_region(&self) -> bool { true }
-///     fn send_msg(&self, _: Msg, to: usize) -> Result<()> {
-///         Err(parallelizer::Error::InvalidRank { rank: to, nprocs: 1 })
-///     }
-///     fn recv_msg(&self, from: usize) -> Result<Msg> {
-///         Err(parallelizer::Error::InvalidRank { rank: from, nprocs: 1 })
-///     }
 ///     fn run_region(&self, region: Region) -> Result<Msg> {
 ///         region.run_on(self)
 ///     }

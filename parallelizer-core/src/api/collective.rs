@@ -33,11 +33,11 @@ impl dyn Parallelizer {
         value: Option<T>,
         contract: Contract,
     ) -> Result<T> {
-        if self.prologue(Op::Broadcast, contract)? == Pairing::Alone {
+        let Pairing::Ranks(tag) = self.prologue(Op::Broadcast, contract)? else {
             return main_data(value, Op::Broadcast);
-        }
+        };
         let msg = self.main_msg(value, Op::Broadcast, Msg::cloneable)?;
-        named(Op::Broadcast, self.broadcast_msg(msg))?.into_value()
+        named(Op::Broadcast, self.broadcast_msg(msg, tag))?.into_value()
     }
 
     /// Splits main's vector into contiguous chunks, one per rank (the first
@@ -61,11 +61,11 @@ impl dyn Parallelizer {
         data: Option<Vec<T>>,
         contract: Contract,
     ) -> Result<Vec<T>> {
-        if self.prologue(Op::Scatter, contract)? == Pairing::Alone {
+        let Pairing::Ranks(tag) = self.prologue(Op::Scatter, contract)? else {
             return main_data(data, Op::Scatter);
-        }
+        };
         let chunks = self.main_chunks(data, Msg::new)?;
-        named(Op::Scatter, self.scatter_msg(chunks))?.into_value()
+        named(Op::Scatter, self.scatter_msg(chunks, tag))?.into_value()
     }
 
     /// Every rank's value on main, main's first, then ranks 1.. in order;
@@ -79,10 +79,10 @@ impl dyn Parallelizer {
         value: T,
         contract: Contract,
     ) -> Result<Option<Vec<T>>> {
-        if self.prologue(Op::Gather, contract)? == Pairing::Alone {
+        let Pairing::Ranks(tag) = self.prologue(Op::Gather, contract)? else {
             return Ok(Some(vec![value]));
-        }
-        named(Op::Gather, self.gather_msg(Msg::new(value)))?
+        };
+        named(Op::Gather, self.gather_msg(Msg::new(value), tag))?
             .map(|all| all.into_iter().map(Msg::into_value).collect())
             .transpose()
     }
@@ -90,22 +90,22 @@ impl dyn Parallelizer {
     /// `broadcast` of plain data as raw bytes, no codec
     /// (mpi4py's `Bcast`).
     pub fn broadcast_pod<T: bytemuck::Pod + Send>(&self, data: Option<Vec<T>>) -> Result<Vec<T>> {
-        if self.prologue(Op::Broadcast, Contract::Check)? == Pairing::Alone {
+        let Pairing::Ranks(tag) = self.prologue(Op::Broadcast, Contract::Check)? else {
             return main_data(data, Op::Broadcast);
-        }
+        };
         if let Some(native) = self.native_pod() {
             let data = self.main_only(data, Op::Broadcast)?;
             return named(Op::Broadcast, native_broadcast(native, data));
         }
         let msg = self.main_msg(data, Op::Broadcast, Msg::pod)?;
-        named(Op::Broadcast, self.broadcast_msg(msg))?.into_pod()
+        named(Op::Broadcast, self.broadcast_msg(msg, tag))?.into_pod()
     }
 
     /// `scatter` of plain data as raw bytes (mpi4py's `Scatterv`).
     pub fn scatter_pod<T: bytemuck::Pod + Send>(&self, data: Option<Vec<T>>) -> Result<Vec<T>> {
-        if self.prologue(Op::Scatter, Contract::Check)? == Pairing::Alone {
+        let Pairing::Ranks(tag) = self.prologue(Op::Scatter, Contract::Check)? else {
             return main_data(data, Op::Scatter);
-        }
+        };
         if let Some(native) = self.native_pod() {
             let data = self.main_only(data, Op::Scatter)?;
             return named(
@@ -114,7 +114,7 @@ impl dyn Parallelizer {
             );
         }
         let chunks = self.main_chunks(data, Msg::pod)?;
-        named(Op::Scatter, self.scatter_msg(chunks))?.into_pod()
+        named(Op::Scatter, self.scatter_msg(chunks, tag))?.into_pod()
     }
 
     /// Every rank's plain data concatenated in rank order on main, `None` on
@@ -131,13 +131,13 @@ impl dyn Parallelizer {
     /// assert_eq!(back.unwrap()[9], 81.0);
     /// ```
     pub fn gather_pod<T: bytemuck::Pod + Send>(&self, data: Vec<T>) -> Result<Option<Vec<T>>> {
-        if self.prologue(Op::Gather, Contract::Check)? == Pairing::Alone {
+        let Pairing::Ranks(tag) = self.prologue(Op::Gather, Contract::Check)? else {
             return Ok(Some(data));
-        }
+        };
         if let Some(native) = self.native_pod() {
             return named(Op::Gather, native_gather(native, self.on_main(), data));
         }
-        let parts = named(Op::Gather, self.gather_msg(Msg::pod(data)))?
+        let parts = named(Op::Gather, self.gather_msg(Msg::pod(data), tag))?
             .map(|all| {
                 all.into_iter()
                     .map(Msg::into_pod)
@@ -149,10 +149,10 @@ impl dyn Parallelizer {
 
     /// Blocks until every rank has called `wait` (a barrier).
     pub fn wait(&self) -> Result<()> {
-        if self.prologue(Op::Wait, Contract::Check)? == Pairing::Alone {
+        let Pairing::Ranks(tag) = self.prologue(Op::Wait, Contract::Check)? else {
             return Ok(());
-        }
-        named(Op::Wait, self.barrier())
+        };
+        named(Op::Wait, self.barrier(tag))
     }
 
     /// Main's data (which main must pass), `None` on workers.

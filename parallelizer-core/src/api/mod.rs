@@ -20,7 +20,7 @@ pub use map::Apply;
 pub use print::Where;
 
 use crate::error::{Error, Result};
-use crate::op::Op;
+use crate::op::{Op, Tag};
 use crate::parallelizer::Parallelizer;
 use crate::registry;
 
@@ -29,8 +29,9 @@ use crate::registry;
 enum Pairing {
     /// One rank: the call is its own result, nothing moves.
     Alone,
-    /// Several ranks, inside a region: the call moves data.
-    Ranks,
+    /// Several ranks, inside a region: the call moves data, its messages
+    /// tagged with the call.
+    Ranks(Tag),
 }
 
 /// Whether a call counts against the `CallerContract`: the user's calls do;
@@ -51,7 +52,7 @@ impl dyn Parallelizer {
             return Ok(Pairing::Alone);
         }
         self.require_region(op)?;
-        Ok(Pairing::Ranks)
+        Ok(Pairing::Ranks(self.core().next_tag(op)))
     }
 
     /// An error unless this handle is inside a region, where the other

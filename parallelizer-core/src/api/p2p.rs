@@ -2,10 +2,10 @@
 
 use crate::error::{Error, Result};
 use crate::msg::{Data, Msg};
-use crate::op::Op;
+use crate::op::{Op, Tag};
 use crate::parallelizer::{Parallelizer, check_rank};
 
-use super::{Contract, named};
+use super::{Contract, Pairing, named};
 
 impl dyn Parallelizer {
     /// Sends `value` to rank `to`; pairs with `receive` there.
@@ -51,25 +51,32 @@ impl dyn Parallelizer {
 
     /// The prologue of every send, then the send.
     fn send_checked(&self, msg: Msg, to: usize) -> Result<()> {
-        self.point_to_point(Op::Send, to)?;
-        named(Op::Send, self.send_msg(msg, to))
+        let tag = self.point_to_point(Op::Send, to)?;
+        named(Op::Send, self.send_msg(msg, to, tag))
     }
 
     /// The prologue of every receive, then the receive.
     fn receive_checked(&self, from: usize) -> Result<Msg> {
-        self.point_to_point(Op::Receive, from)?;
-        named(Op::Receive, self.recv_msg(from))
+        let tag = self.point_to_point(Op::Receive, from)?;
+        named(Op::Receive, self.recv_msg(from, tag))
     }
 
-    /// The prologue of point-to-point calls: the contract, a peer that is
-    /// another rank of this parallelizer, a region.
-    fn point_to_point(&self, op: Op, peer: usize) -> Result<()> {
+    /// The prologue of point-to-point calls: a peer that is another rank of
+    /// this parallelizer, the contract, a region; the messages' tag.
+    fn point_to_point(&self, op: Op, peer: usize) -> Result<Tag> {
         check_rank(self, peer)?;
         if peer == self.id() {
             return Err(Error::ContractViolation(format!(
                 "rank {peer} tried to {op} itself; point-to-point needs two ranks"
             )));
         }
-        self.prologue(op, Contract::Check).map(drop)
+        match self.prologue(op, Contract::Check)? {
+            Pairing::Ranks(tag) => Ok(tag),
+            // One rank has no peer: check_rank refused already.
+            Pairing::Alone => Err(Error::InvalidRank {
+                rank: peer,
+                nprocs: 1,
+            }),
+        }
     }
 }

@@ -11,6 +11,7 @@
 
 pub use crate::entry::{WorkerHook, current_test};
 pub use crate::msg::{Encoding, Msg};
+pub use crate::op::Tag;
 pub use crate::outcome::{
     FirstFailure, Outcome, Panic, halt_unwinding, panic_message, resume_unwinding, settle,
 };

@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::Msg;
+use crate::op::Tag;
 use crate::parallelizer::{Core, Parallelizer, Region};
 use crate::registry::FromConfig;
 use crate::runtime::set_current;
@@ -55,13 +56,13 @@ impl Parallelizer for Serial {
     fn in_region(&self) -> bool {
         true
     }
-    fn send_msg(&self, _: Msg, to: usize) -> Result<()> {
+    fn send_msg(&self, _: Msg, to: usize, _tag: Tag) -> Result<()> {
         Err(Error::InvalidRank {
             rank: to,
             nprocs: 1,
         })
     }
-    fn recv_msg(&self, from: usize) -> Result<Msg> {
+    fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
         Err(Error::InvalidRank {
             rank: from,
             nprocs: 1,
@@ -72,18 +73,18 @@ impl Parallelizer for Serial {
         let (task, args) = region.into_parts();
         task.run(self, args)
     }
-    fn broadcast_msg(&self, msg: Option<Msg>) -> Result<Msg> {
+    fn broadcast_msg(&self, msg: Option<Msg>, _tag: Tag) -> Result<Msg> {
         msg.ok_or_else(|| Error::ContractViolation("serial broadcast needs Some(data)".into()))
     }
-    fn scatter_msg(&self, chunks: Option<Vec<Msg>>) -> Result<Msg> {
+    fn scatter_msg(&self, chunks: Option<Vec<Msg>>, _tag: Tag) -> Result<Msg> {
         chunks
             .and_then(|c| c.into_iter().next())
             .ok_or_else(|| Error::ContractViolation("serial scatter needs Some(data)".into()))
     }
-    fn gather_msg(&self, msg: Msg) -> Result<Option<Vec<Msg>>> {
+    fn gather_msg(&self, msg: Msg, _tag: Tag) -> Result<Option<Vec<Msg>>> {
         Ok(Some(vec![msg]))
     }
-    fn barrier(&self) -> Result<()> {
+    fn barrier(&self, _tag: Tag) -> Result<()> {
         Ok(())
     }
 }

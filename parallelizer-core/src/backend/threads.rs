@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender, select, unbounded};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
-use crate::op::Op;
+use crate::op::{Op, Tag};
 use crate::outcome::panic_message;
 use crate::parallelizer::{Core, Parallelizer, Region, RegionTask, check_rank};
 use crate::registry::{FromConfig, rank_of};
@@ -154,11 +154,11 @@ impl Parallelizer for Threads {
         Ok(())
     }
 
-    fn send_msg(&self, _: Msg, _: usize) -> Result<()> {
+    fn send_msg(&self, _: Msg, _: usize, _tag: Tag) -> Result<()> {
         Err(outside_region("send"))
     }
 
-    fn recv_msg(&self, _: usize) -> Result<Msg> {
+    fn recv_msg(&self, _: usize, _tag: Tag) -> Result<Msg> {
         Err(outside_region("receive"))
     }
 
@@ -385,7 +385,7 @@ impl Parallelizer for ThreadRank {
         true
     }
 
-    fn send_msg(&self, msg: Msg, to: usize) -> Result<()> {
+    fn send_msg(&self, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
         check_rank(self, to)?;
         if let Some(by_rank) = self.fabric.aborted_by() {
             return Err(Error::Aborted { by_rank });
@@ -395,7 +395,7 @@ impl Parallelizer for ThreadRank {
         Ok(())
     }
 
-    fn recv_msg(&self, from: usize) -> Result<Msg> {
+    fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
         let fabric = &*self.fabric;
         let aborted = || Error::Aborted {

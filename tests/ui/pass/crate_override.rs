@@ -35,12 +35,6 @@ impl Parallelizer for Solo {
     fn in_region(&self) -> bool {
         true
     }
-    fn send_msg(&self, _: Msg, to: usize) -> Result<()> {
-        Err(Error::InvalidRank { rank: to, nprocs: 1 })
-    }
-    fn recv_msg(&self, from: usize) -> Result<Msg> {
-        Err(Error::InvalidRank { rank: from, nprocs: 1 })
-    }
     fn run_region(&self, region: Region) -> Result<Msg> {
         region.run_on(self)
     }

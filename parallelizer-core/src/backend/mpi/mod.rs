@@ -85,7 +85,7 @@ use crate::config::Config;
 use crate::entry::WorkerHook;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg, decode_serde, encode_serde};
-use crate::op::Op;
+use crate::op::{Op, Tag};
 use crate::parallelizer::{Core, Job, NativePod, Parallelizer, PodType, Region, check_rank};
 use crate::registry::FromConfig;
 use crate::runtime::set_current;
@@ -427,7 +427,7 @@ impl Parallelizer for Mpi {
         self.run_region(initializer_region(path)?).map(drop)
     }
 
-    fn send_msg(&self, msg: Msg, to: usize) -> Result<()> {
+    fn send_msg(&self, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
         check_rank(self, to)?;
         let bytes = wire(&msg)?;
         let comm = self.world.data;
@@ -462,7 +462,7 @@ impl Parallelizer for Mpi {
         )
     }
 
-    fn recv_msg(&self, from: usize) -> Result<Msg> {
+    fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
         let comm = self.world.data;
         let timeout = self.core.config().timeout;
@@ -536,7 +536,7 @@ impl Parallelizer for Mpi {
         }
     }
 
-    fn broadcast_msg(&self, msg: Option<Msg>) -> Result<Msg> {
+    fn broadcast_msg(&self, msg: Option<Msg>, _tag: Tag) -> Result<Msg> {
         let comm = self.world.data;
         if self.world.size == 1 {
             return msg.ok_or_else(|| missing("broadcast"));
@@ -563,7 +563,7 @@ impl Parallelizer for Mpi {
         }
     }
 
-    fn scatter_msg(&self, chunks: Option<Vec<Msg>>) -> Result<Msg> {
+    fn scatter_msg(&self, chunks: Option<Vec<Msg>>, _tag: Tag) -> Result<Msg> {
         let (rank, size) = (self.world.rank, self.world.size);
         let comm = self.world.data;
         // Main encodes the workers' chunks back to back; its own stays a value.
@@ -619,7 +619,7 @@ impl Parallelizer for Mpi {
         }
     }
 
-    fn gather_msg(&self, msg: Msg) -> Result<Option<Vec<Msg>>> {
+    fn gather_msg(&self, msg: Msg, _tag: Tag) -> Result<Option<Vec<Msg>>> {
         let (rank, size) = (self.world.rank, self.world.size);
         let comm = self.world.data;
         // Main's own message stays a value and is not sent.
@@ -659,7 +659,7 @@ impl Parallelizer for Mpi {
         Ok(Some(out))
     }
 
-    fn barrier(&self) -> Result<()> {
+    fn barrier(&self, _tag: Tag) -> Result<()> {
         if self.world.size == 1 {
             return Ok(());
         }

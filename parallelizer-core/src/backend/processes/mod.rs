@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Msg, decode_serde};
-use crate::op::Op;
+use crate::op::{Op, Tag};
 use crate::outcome::panic_message;
 use crate::parallelizer::{Core, Parallelizer, Region, check_rank};
 use crate::registry::FromConfig;
@@ -606,19 +606,19 @@ impl Parallelizer for Processes {
         Ok(())
     }
 
-    fn send_msg(&self, msg: Msg, to: usize) -> Result<()> {
+    fn send_msg(&self, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
         check_rank(self, to)?;
         let ep = self.spmd_ep().ok_or_else(|| outside_region("send"))?;
         lock(&ep).send_msg(msg, to)
     }
 
-    fn recv_msg(&self, from: usize) -> Result<Msg> {
+    fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
         let ep = self.spmd_ep().ok_or_else(|| outside_region("receive"))?;
         lock(&ep).recv(from)?.into_msg()
     }
 
-    fn broadcast_msg(&self, msg: Option<Msg>) -> Result<Msg> {
+    fn broadcast_msg(&self, msg: Option<Msg>, _tag: Tag) -> Result<Msg> {
         let ep = self.spmd_ep().ok_or_else(|| outside_region("broadcast"))?;
         broadcast(self.id(), &ep, msg)
     }
@@ -717,17 +717,17 @@ impl Parallelizer for ProcRank {
     fn in_region(&self) -> bool {
         !self.init_only
     }
-    fn send_msg(&self, msg: Msg, to: usize) -> Result<()> {
+    fn send_msg(&self, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
         self.check("send")?;
         check_rank(self, to)?;
         lock(&self.ep).send_msg(msg, to)
     }
-    fn recv_msg(&self, from: usize) -> Result<Msg> {
+    fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
         self.check("receive")?;
         check_rank(self, from)?;
         lock(&self.ep).recv(from)?.into_msg()
     }
-    fn broadcast_msg(&self, msg: Option<Msg>) -> Result<Msg> {
+    fn broadcast_msg(&self, msg: Option<Msg>, _tag: Tag) -> Result<Msg> {
         self.check("broadcast")?;
         broadcast(self.id, &self.ep, msg)
     }
