@@ -26,6 +26,7 @@ mod contract;
 mod entry;
 mod error;
 mod guard;
+mod link;
 mod msg;
 mod op;
 mod outcome;

@@ -42,7 +42,12 @@ pub enum Encoding {
 /// encoded yet (threads move it as is; the wire backends encode it when it
 /// leaves the process) or the bytes that arrived from another process. The
 /// receiver decodes with the same typed call the sender used.
-pub struct Msg(Repr);
+pub struct Msg {
+    repr: Repr,
+    /// For bytes from another process: the sender's type name, which the
+    /// receiver checks against the type it asks for.
+    sent_as: Option<Box<str>>,
+}
 
 enum Repr {
     Value(Box<dyn Payload>),
@@ -203,6 +208,50 @@ pub(crate) fn decode_serde<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 }
 
 impl Msg {
+    fn of(repr: Repr) -> Msg {
+        Msg {
+            repr,
+            sent_as: None,
+        }
+    }
+
+    /// The type of the value: its name for a value, the sender's for bytes
+    /// that carry it ([`Msg::sent_as`]); `None` for bytes that do not.
+    pub fn type_name(&self) -> Option<&str> {
+        match &self.repr {
+            Repr::Value(v) => Some(v.type_name()),
+            Repr::Bytes(..) => self.sent_as.as_deref(),
+        }
+    }
+
+    /// Records the sender's type name on bytes from another process, so the
+    /// receiver's typed call can check it (a wrong-type receive is then
+    /// [`Error::Codec`] naming both types instead of decoding the bytes as
+    /// the wrong type).
+    ///
+    /// ```
+    /// # use parallelizer_core::{Error, backend::{Encoding, Msg}};
+    /// let m = Msg::new(123456789u64);
+    /// let wire = Msg::from_bytes(Encoding::Serde, m.to_bytes().unwrap()).sent_as("u64");
+    /// let err = wire.into_value::<i64>().unwrap_err();
+    /// assert!(matches!(&err, Error::Codec(m) if m.contains("i64") && m.contains("u64")), "{err}");
+    /// ```
+    pub fn sent_as(mut self, type_name: &str) -> Msg {
+        self.sent_as = Some(type_name.into());
+        self
+    }
+
+    /// An error unless bytes that carry their sender's type name were sent
+    /// as `expected`.
+    fn check_sent_as(&self, expected: &str) -> Result<()> {
+        match self.sent_as.as_deref() {
+            Some(sent) if sent != expected => Err(Error::Codec(format!(
+                "type mismatch: expected {expected} but the sender sent {sent}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Wraps a value; it is encoded only if it leaves the process.
     ///
     /// ```
@@ -211,13 +260,13 @@ impl Msg {
     /// assert_eq!(m.into_value::<Vec<String>>().unwrap(), ["a"]);
     /// ```
     pub fn new<T: Data>(value: T) -> Msg {
-        Msg(Repr::Value(Box::new(SerdeValue(value))))
+        Msg::of(Repr::Value(Box::new(SerdeValue(value))))
     }
 
     /// Wraps a value that backends may clone (broadcast hands every rank its
     /// own copy without serializing it).
     pub fn cloneable<T: Data + Clone>(value: T) -> Msg {
-        Msg(Repr::Value(Box::new(CloneValue(value))))
+        Msg::of(Repr::Value(Box::new(CloneValue(value))))
     }
 
     /// Wraps a vector of plain data; on the wire it is its raw bytes.
@@ -230,14 +279,14 @@ impl Msg {
     /// assert_eq!(wire.into_pod::<f64>().unwrap(), [1.5, 2.5]);
     /// ```
     pub fn pod<T: bytemuck::Pod + Send>(values: Vec<T>) -> Msg {
-        Msg(Repr::Value(Box::new(PodVec(values))))
+        Msg::of(Repr::Value(Box::new(PodVec(values))))
     }
 
     /// The alignment of a plain-data value's elements, so a wire backend can
     /// receive it into memory the receiver's `Vec<T>` can take over; 1 for
     /// everything else.
     pub fn pod_align(&self) -> usize {
-        match &self.0 {
+        match &self.repr {
             Repr::Value(v) => v.pod_align(),
             Repr::Bytes(..) => 1,
         }
@@ -247,23 +296,23 @@ impl Msg {
     /// [`Msg::pod_align`]).
     pub(crate) fn from_words(words: Vec<u64>, len: usize) -> Msg {
         debug_assert!(len <= words.len() * 8);
-        Msg(Repr::Bytes(Encoding::Pod, Bytes::Words(words, len)))
+        Msg::of(Repr::Bytes(Encoding::Pod, Bytes::Words(words, len)))
     }
 
     /// A message that arrived as bytes from another process.
     pub fn from_bytes(encoding: Encoding, bytes: Vec<u8>) -> Msg {
-        Msg(Repr::Bytes(encoding, Bytes::Owned(bytes)))
+        Msg::of(Repr::Bytes(encoding, Bytes::Owned(bytes)))
     }
 
     /// A message that arrived in shared memory, read in place: decoding or
     /// collecting plain data copies straight out of the mapping.
     pub fn from_shared(encoding: Encoding, bytes: Arc<dyn AsRef<[u8]> + Send + Sync>) -> Msg {
-        Msg(Repr::Bytes(encoding, Bytes::Shared(bytes)))
+        Msg::of(Repr::Bytes(encoding, Bytes::Shared(bytes)))
     }
 
     /// The encoding this message has or will have on the wire.
     pub fn encoding(&self) -> Encoding {
-        match &self.0 {
+        match &self.repr {
             Repr::Value(v) => v.encoding(),
             Repr::Bytes(e, _) => *e,
         }
@@ -271,12 +320,12 @@ impl Msg {
 
     /// Whether this message is still an in-process value (not bytes).
     pub fn is_value(&self) -> bool {
-        matches!(self.0, Repr::Value(_))
+        matches!(self.repr, Repr::Value(_))
     }
 
     /// Appends the wire form of this message to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<()> {
-        match &self.0 {
+        match &self.repr {
             Repr::Value(v) => v.encode(out),
             Repr::Bytes(_, b) => {
                 out.extend_from_slice(b);
@@ -287,7 +336,7 @@ impl Msg {
 
     /// The wire form of this message.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        if let Repr::Bytes(_, b) = &self.0 {
+        if let Repr::Bytes(_, b) = &self.repr {
             return Ok(b.to_vec());
         }
         let mut out = Vec::new();
@@ -297,7 +346,7 @@ impl Msg {
 
     /// Turns this message into its wire form, without copying when it already is.
     pub fn into_bytes(self) -> Result<Vec<u8>> {
-        match self.0 {
+        match self.repr {
             Repr::Bytes(_, b) => Ok(b.into_vec()),
             Repr::Value(v) => {
                 let mut out = Vec::new();
@@ -310,7 +359,7 @@ impl Msg {
     /// The raw bytes of a plain-data message, borrowed (for vectored writes
     /// and shared memory); `None` for serde messages.
     pub fn pod_bytes(&self) -> Option<&[u8]> {
-        match &self.0 {
+        match &self.repr {
             Repr::Value(v) => v.pod_bytes(),
             Repr::Bytes(Encoding::Pod, b) => Some(b),
             Repr::Bytes(..) => None,
@@ -320,9 +369,12 @@ impl Msg {
     /// A copy of this message, if it can be made without serializing
     /// (cloneable values, plain data and bytes).
     pub fn try_clone(&self) -> Option<Msg> {
-        match &self.0 {
-            Repr::Value(v) => v.try_clone().map(|v| Msg(Repr::Value(v))),
-            Repr::Bytes(e, b) => Some(Msg(Repr::Bytes(*e, b.cheap_clone()))),
+        match &self.repr {
+            Repr::Value(v) => v.try_clone().map(|v| Msg::of(Repr::Value(v))),
+            Repr::Bytes(e, b) => Some(Msg {
+                repr: Repr::Bytes(*e, b.cheap_clone()),
+                sent_as: self.sent_as.clone(),
+            }),
         }
     }
 
@@ -330,13 +382,20 @@ impl Msg {
     pub fn duplicate(&self) -> Result<Msg> {
         match self.try_clone() {
             Some(m) => Ok(m),
-            None => Ok(Msg::from_bytes(self.encoding(), self.to_bytes()?)),
+            None => {
+                let bytes = Msg::from_bytes(self.encoding(), self.to_bytes()?);
+                Ok(match self.type_name() {
+                    Some(name) => bytes.sent_as(name),
+                    None => bytes,
+                })
+            }
         }
     }
 
     /// Takes the value out, decoding it if it arrived as bytes.
     pub fn into_value<T: Data>(self) -> Result<T> {
-        match self.0 {
+        self.check_sent_as(type_name::<T>())?;
+        match self.repr {
             Repr::Value(v) => downcast(v),
             Repr::Bytes(Encoding::Serde, b) => decode_serde(&b),
             Repr::Bytes(Encoding::Pod, _) => Err(Error::Codec(format!(
@@ -349,7 +408,8 @@ impl Msg {
 
     /// Takes a plain-data vector out, copying it out of the wire bytes.
     pub fn into_pod<T: bytemuck::Pod + Send>(self) -> Result<Vec<T>> {
-        match self.0 {
+        self.check_sent_as(type_name::<Vec<T>>())?;
+        match self.repr {
             Repr::Value(v) => downcast(v),
             Repr::Bytes(Encoding::Pod, b) => {
                 if b.len() % std::mem::size_of::<T>().max(1) != 0 {
@@ -391,7 +451,7 @@ impl Msg {
     /// Takes an in-process value of any type out (values that never cross a
     /// process, such as a task's result on main).
     pub fn into_local<T: Send + 'static>(self) -> Result<T> {
-        match self.0 {
+        match self.repr {
             Repr::Value(v) => downcast(v),
             Repr::Bytes(..) => Err(Error::Codec(format!(
                 "expected an in-process {} but got bytes from another process",
@@ -403,7 +463,7 @@ impl Msg {
     /// Wraps any in-process value that will not leave this process (it
     /// cannot be encoded; trying is a codec error).
     pub fn local<T: Send + 'static>(value: T) -> Msg {
-        Msg(Repr::Value(Box::new(LocalValue(value))))
+        Msg::of(Repr::Value(Box::new(LocalValue(value))))
     }
 }
 
@@ -445,7 +505,7 @@ fn downcast<T: 'static>(v: Box<dyn Payload>) -> Result<T> {
 
 impl fmt::Debug for Msg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
+        match &self.repr {
             Repr::Value(v) => write!(f, "Msg::Value({})", v.type_name()),
             Repr::Bytes(e, b) => write!(f, "Msg::Bytes({e:?}, {} bytes)", b.len()),
         }

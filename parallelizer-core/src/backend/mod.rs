@@ -10,6 +10,9 @@
 //! main.
 
 pub use crate::entry::{WorkerHook, current_test};
+pub use crate::link::{
+    Channels, Event, Finish, Kind, Limits, LinkRank, Packet, Transport, run_on_threads,
+};
 pub use crate::msg::{Encoding, Msg};
 pub use crate::op::Tag;
 pub use crate::outcome::{

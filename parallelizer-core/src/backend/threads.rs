@@ -1,27 +1,25 @@
 //! `threads`: ranks are persistent threads of this process (rank 0 is the
 //! caller); messages are moved through channels, never serialized.
 //!
-//! Each region gets a fresh fabric of channels, so nothing left over from a
-//! failed region can reach the next one. A rank that fails aborts the
-//! fabric: every rank blocked in a receive wakes up with `Error::Aborted`,
-//! and a rank that waits for one that already finished gets an error instead
-//! of waiting forever.
+//! Each region gets a fresh mesh of [`Channels`], so nothing left over from
+//! a failed region can reach the next one, and runs the region protocol of
+//! [`LinkRank`]: a failed rank releases the others, mismatched calls and
+//! waits that can never end are errors, `Config::timeout` is the deadline of
+//! the whole region.
 
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, select, unbounded};
+use crossbeam_channel::{Sender, unbounded};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::link::{Channels, Event, Limits, LinkRank};
 use crate::msg::{Encoding, Msg};
-use crate::op::{Op, Tag};
-use crate::outcome::panic_message;
-use crate::parallelizer::{Core, Parallelizer, Region, RegionTask, check_rank};
+use crate::parallelizer::{Core, Parallelizer, Region};
 use crate::registry::{FromConfig, rank_of};
-use crate::runtime::set_current;
+use crate::runtime::run_as;
 use crate::task::initializer_region;
 
 /// Ranks as threads of this process: `nprocs - 1` persistent worker threads
@@ -29,6 +27,11 @@ use crate::task::initializer_region;
 /// joined when the outermost enter guard drops.
 ///
 /// Default `nprocs`: `std::thread::available_parallelism()`.
+///
+/// A rank that is still running its task when the region's deadline passes
+/// (`Config::timeout`) cannot be stopped from outside: `run` returns
+/// `Error::Timeout` at the deadline, the thread is left to finish on its own
+/// and a fresh thread takes its place in the pool.
 ///
 /// ```
 /// use parallelizer_core::{from_config, Parallelizer};
@@ -46,13 +49,33 @@ pub struct Threads {
     pool: Mutex<Option<Pool>>,
     /// One region at a time per parallelizer.
     region: Mutex<()>,
+    regions: AtomicU64,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// The worker threads: rank `r` is `threads[r - 1]`.
 struct Pool {
-    jobs: Vec<Sender<Job>>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<PoolThread>,
+}
+
+struct PoolThread {
+    jobs: Sender<Job>,
+    handle: JoinHandle<()>,
+}
+
+impl PoolThread {
+    fn start(rank: usize) -> Result<PoolThread> {
+        let (jobs, rx) = unbounded::<Job>();
+        let handle = std::thread::Builder::new()
+            .name(format!("parallelizer-rank-{rank}"))
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })?;
+        Ok(PoolThread { jobs, handle })
+    }
 }
 
 impl Threads {
@@ -65,10 +88,11 @@ impl Threads {
             nprocs,
             pool: Mutex::new(None),
             region: Mutex::new(()),
+            regions: AtomicU64::new(0),
         })
     }
 
-    fn pool(&self) -> std::sync::MutexGuard<'_, Option<Pool>> {
+    fn pool(&self) -> MutexGuard<'_, Option<Pool>> {
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -113,21 +137,10 @@ impl Parallelizer for Threads {
         if pool.is_some() {
             return Ok(());
         }
-        let mut jobs = Vec::with_capacity(self.nprocs - 1);
-        let mut threads = Vec::with_capacity(self.nprocs - 1);
-        for rank in 1..self.nprocs {
-            let (tx, rx) = unbounded::<Job>();
-            let handle = std::thread::Builder::new()
-                .name(format!("parallelizer-rank-{rank}"))
-                .spawn(move || {
-                    for job in rx {
-                        job();
-                    }
-                })?;
-            jobs.push(tx);
-            threads.push(handle);
-        }
-        *pool = Some(Pool { jobs, threads });
+        let threads = (1..self.nprocs)
+            .map(PoolThread::start)
+            .collect::<Result<Vec<_>>>()?;
+        *pool = Some(Pool { threads });
         drop(pool);
         let Some(path) = &self.core.config().initializer else {
             return Ok(());
@@ -146,20 +159,12 @@ impl Parallelizer for Threads {
         let Some(pool) = self.pool().take() else {
             return Ok(());
         };
-        drop(pool.jobs);
         for t in pool.threads {
-            // Jobs catch every panic, so a thread only ends when its queue closes.
-            let _ = t.join();
+            drop(t.jobs);
+            // Jobs catch every panic, so a thread ends when its queue closes.
+            let _ = t.handle.join();
         }
         Ok(())
-    }
-
-    fn send_msg(&self, _: Msg, _: usize, _tag: Tag) -> Result<()> {
-        Err(outside_region("send"))
-    }
-
-    fn recv_msg(&self, _: usize, _tag: Tag) -> Result<Msg> {
-        Err(outside_region("receive"))
     }
 
     fn run_region(&self, region: Region) -> Result<Msg> {
@@ -170,7 +175,7 @@ impl Parallelizer for Threads {
         }
         let _one_region = self.region.lock().unwrap_or_else(|e| e.into_inner());
         let jobs: Vec<Sender<Job>> = match &*self.pool() {
-            Some(pool) => pool.jobs.clone(),
+            Some(pool) => pool.threads.iter().map(|t| t.jobs.clone()).collect(),
             None => {
                 return Err(Error::ContractViolation(
                     "the threads parallelizer is not running; use `run` or `enter` first".into(),
@@ -178,8 +183,8 @@ impl Parallelizer for Threads {
             }
         };
         let nprocs = self.nprocs;
-        let (fabric, alive) = Fabric::new(nprocs, self.core.config().timeout);
-        let fabric = Arc::new(fabric);
+        let region_id = self.regions.fetch_add(1, Ordering::Relaxed);
+        let limits = Limits::from_config(self.core.config());
         let (task, main_args) = region.into_parts();
         // Workers get their own copy of the (small) arguments, encoded once.
         let worker_args = if nprocs > 1 {
@@ -187,51 +192,56 @@ impl Parallelizer for Threads {
         } else {
             Vec::new()
         };
-        let (done_tx, done_rx) = unbounded::<usize>();
-
-        let mut alive = alive.into_iter();
-        let main_token = alive.next().expect("nprocs >= 1");
-        for ((job, rank), token) in jobs.iter().zip(1..nprocs).zip(alive) {
-            let handle = Arc::new(ThreadRank::new(self, rank, fabric.clone()));
-            let args = Msg::from_bytes(Encoding::Serde, worker_args.clone());
-            let (task, done_tx) = (task.clone(), done_tx.clone());
+        let args_type = main_args.type_name().map(str::to_string);
+        let mut ranks = Channels::mesh(nprocs)
+            .into_iter()
+            .enumerate()
+            .map(|(id, t)| Arc::new(LinkRank::new(&self.core, id, nprocs, region_id, limits, t)));
+        let main = ranks.next().expect("nprocs >= 1");
+        for (rank, job) in ranks.zip(&jobs) {
+            let task = task.clone();
+            let mut args = Msg::from_bytes(Encoding::Serde, worker_args.clone());
+            if let Some(name) = &args_type {
+                args = args.sent_as(name);
+            }
+            let id = rank.id();
             let run = move || {
-                let _ = handle.execute(&task, args);
-                drop(token); // ranks waiting on this one learn it is gone
-                let _ = done_tx.send(rank);
+                let handle: Arc<dyn Parallelizer> = rank.clone();
+                let outcome = run_as(&handle, |p| task.run(p, args));
+                rank.finish_worker(outcome);
             };
             if job.send(Box::new(run)).is_err() {
-                fabric.fail(
-                    rank,
-                    Error::WorkerDied {
-                        rank,
+                main.deliver(Event::Gone {
+                    rank: id,
+                    error: Error::WorkerDied {
+                        rank: id,
                         status: "its thread exited".into(),
                     },
-                );
+                });
             }
         }
-        drop(done_tx);
-
-        let main = Arc::new(ThreadRank::new(self, 0, fabric.clone()));
-        let outcome = main.execute(&task, main_args);
-        drop(main_token);
-
-        // Every worker reports once; the fabric guarantees that none waits
-        // forever on a failed or finished rank.
-        for _ in 1..nprocs {
-            if done_rx.recv().is_err() {
-                break;
-            }
+        let handle: Arc<dyn Parallelizer> = main.clone();
+        let outcome = run_as(&handle, |p| task.run(p, main_args));
+        let finish = main.finish_main(outcome);
+        if !finish.unfinished.is_empty() {
+            self.replace(&finish.unfinished);
         }
+        finish.result
+    }
+}
 
-        match (outcome, fabric.first_failure()) {
-            (Ok(value), None) => Ok(value),
-            // Main panicked because another rank failed first (say, an
-            // `unwrap` of `Aborted`): report the cause, not the symptom.
-            (Err(Some(_)), Some((rank, e))) if rank != 0 => Err(e),
-            (Err(Some(panic)), _) => resume_unwind(panic),
-            (_, Some((_, e))) => Err(e),
-            (_, None) => Err(Error::Aborted { by_rank: 0 }),
+impl Threads {
+    /// Gives up on the threads of `ranks`, still busy with a region that is
+    /// over, and starts fresh ones in their place.
+    fn replace(&self, ranks: &[usize]) {
+        let mut pool = self.pool();
+        let Some(pool) = pool.as_mut() else { return };
+        for &rank in ranks.iter().filter(|&&r| r > 0) {
+            if let Ok(fresh) = PoolThread::start(rank) {
+                // The old thread ends when its task returns and its queue,
+                // dropped here, closes; nobody joins it.
+                drop(std::mem::replace(&mut pool.threads[rank - 1], fresh));
+            }
         }
     }
 }
@@ -239,203 +249,5 @@ impl Parallelizer for Threads {
 impl Drop for Threads {
     fn drop(&mut self) {
         let _ = self.finalize();
-    }
-}
-
-fn outside_region(op: &str) -> Error {
-    Error::ContractViolation(format!(
-        "`{op}` on the threads parallelizer outside a region; call it inside `run`"
-    ))
-}
-
-/// The channels of one region.
-struct Fabric {
-    /// `inbox[to][from]`.
-    inbox: Vec<Vec<Receiver<Msg>>>,
-    /// `outbox[from][to]`.
-    outbox: Vec<Vec<Sender<Msg>>>,
-    /// Disconnects when rank `i` has finished its task.
-    finished: Vec<Receiver<()>>,
-    /// Disconnects when the region is aborted.
-    abort_rx: Receiver<()>,
-    abort_tx: Mutex<Option<Sender<()>>>,
-    failure: OnceLock<(usize, Mutex<Option<Error>>)>,
-    timeout: Option<Duration>,
-}
-
-impl Fabric {
-    /// The fabric and one "alive" token per rank: dropping token `i` tells
-    /// the ranks waiting on rank `i` that it finished.
-    fn new(nprocs: usize, timeout: Option<Duration>) -> (Fabric, Vec<Sender<()>>) {
-        let mut inbox: Vec<Vec<Receiver<Msg>>> =
-            (0..nprocs).map(|_| Vec::with_capacity(nprocs)).collect();
-        let mut outbox: Vec<Vec<Sender<Msg>>> =
-            (0..nprocs).map(|_| Vec::with_capacity(nprocs)).collect();
-        for to_box in inbox.iter_mut() {
-            for from_box in outbox.iter_mut() {
-                let (tx, rx) = unbounded();
-                from_box.push(tx);
-                to_box.push(rx);
-            }
-        }
-        let (tokens, finished): (Vec<_>, Vec<_>) =
-            (0..nprocs).map(|_| crossbeam_channel::bounded(0)).unzip();
-        let (abort_tx, abort_rx) = crossbeam_channel::bounded(0);
-        let fabric = Fabric {
-            inbox,
-            outbox,
-            finished,
-            abort_rx,
-            abort_tx: Mutex::new(Some(abort_tx)),
-            failure: OnceLock::new(),
-            timeout,
-        };
-        (fabric, tokens)
-    }
-
-    /// Records the region's first real failure and releases every rank.
-    fn fail(&self, rank: usize, error: Error) {
-        if error.is_secondary() {
-            return;
-        }
-        let _ = self.failure.set((rank, Mutex::new(Some(error))));
-        self.abort_tx
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-    }
-
-    fn aborted_by(&self) -> Option<usize> {
-        self.failure.get().map(|(rank, _)| *rank)
-    }
-
-    fn first_failure(&self) -> Option<(usize, Error)> {
-        let (rank, slot) = self.failure.get()?;
-        slot.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .map(|e| (*rank, e))
-    }
-}
-
-/// One rank's handle inside a threads region.
-struct ThreadRank {
-    core: Core,
-    id: usize,
-    nprocs: usize,
-    fabric: Arc<Fabric>,
-}
-
-impl ThreadRank {
-    fn new(parent: &Threads, id: usize, fabric: Arc<Fabric>) -> ThreadRank {
-        ThreadRank {
-            core: Core::for_rank(&parent.core),
-            id,
-            nprocs: parent.nprocs,
-            fabric,
-        }
-    }
-
-    /// Runs this rank's part of the region. A failure aborts the fabric,
-    /// which keeps the error; the `Err` returned here carries a panic's
-    /// payload so that main can resume its own panic.
-    fn execute(
-        self: &Arc<Self>,
-        task: &RegionTask,
-        args: Msg,
-    ) -> std::result::Result<Msg, Option<Panic>> {
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            let _current = set_current(self.clone());
-            task.run(&**self, args)
-        }));
-        match outcome {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => {
-                self.fabric.fail(self.id, e);
-                Err(None)
-            }
-            Err(panic) => {
-                let message = panic_message(&*panic);
-                self.fabric.fail(
-                    self.id,
-                    Error::WorkerPanicked {
-                        rank: self.id,
-                        message,
-                    },
-                );
-                Err(Some(panic))
-            }
-        }
-    }
-}
-
-type Panic = Box<dyn std::any::Any + Send>;
-
-impl Parallelizer for ThreadRank {
-    fn core(&self) -> &Core {
-        &self.core
-    }
-    fn id(&self) -> usize {
-        self.id
-    }
-    fn nprocs(&self) -> usize {
-        self.nprocs
-    }
-    fn in_region(&self) -> bool {
-        true
-    }
-
-    fn send_msg(&self, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
-        check_rank(self, to)?;
-        if let Some(by_rank) = self.fabric.aborted_by() {
-            return Err(Error::Aborted { by_rank });
-        }
-        // The receivers live as long as the fabric, so this cannot fail.
-        let _ = self.fabric.outbox[self.id][to].send(msg);
-        Ok(())
-    }
-
-    fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
-        check_rank(self, from)?;
-        let fabric = &*self.fabric;
-        let aborted = || Error::Aborted {
-            by_rank: fabric.aborted_by().unwrap_or(from),
-        };
-        if fabric.aborted_by().is_some() {
-            return Err(aborted());
-        }
-        let inbox = &fabric.inbox[self.id][from];
-        if let Ok(msg) = inbox.try_recv() {
-            return Ok(msg);
-        }
-        let finished = || {
-            // The peer may have sent just before finishing.
-            inbox.try_recv().map_err(|_| {
-                Error::ContractViolation(format!(
-                    "rank {} waited for a message from rank {from}, which finished its task \
-                     without sending it (do all ranks call the same collectives?)",
-                    self.id
-                ))
-            })
-        };
-        match fabric.timeout {
-            None => select! {
-                recv(inbox) -> msg => msg.map_err(|_| aborted()),
-                recv(fabric.abort_rx) -> _ => Err(aborted()),
-                recv(fabric.finished[from]) -> _ => finished(),
-            },
-            Some(after) => select! {
-                recv(inbox) -> msg => msg.map_err(|_| aborted()),
-                recv(fabric.abort_rx) -> _ => Err(aborted()),
-                recv(fabric.finished[from]) -> _ => finished(),
-                default(after) => Err(Error::Timeout { op: Op::Receive, rank: from, after }),
-            },
-        }
-    }
-
-    fn run_region(&self, region: Region) -> Result<Msg> {
-        // Inside a region every rank runs a nested `run` itself (SPMD).
-        let (task, args) = region.into_parts();
-        task.run_here(self, args)
     }
 }

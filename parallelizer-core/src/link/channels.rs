@@ -1,0 +1,71 @@
+//! `Channels`: a transport between threads of one process, over crossbeam
+//! channels; messages move as values, never serialized.
+
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
+
+use crate::error::Result;
+
+use super::{Event, Packet, Transport};
+
+/// One rank's end of a mesh of channels: a sender to every rank's inbox and
+/// its own inbox. Packets move as they are (a `Vec` is moved, not copied).
+///
+/// ```
+/// use parallelizer_core::{Op, backend::{Channels, Event, Msg, Packet, Tag, Transport}};
+/// let mut mesh = Channels::mesh(2);
+/// let (b, a) = (mesh.pop().unwrap(), mesh.pop().unwrap());
+/// a.send(1, Packet::data(0, Tag::new(Op::Broadcast, 0), Msg::new(5u8))).unwrap();
+/// match b.recv(None).unwrap() {
+///     Some(Event::Packet { from: 0, packet }) => assert_eq!(packet.into_body().into_value::<u8>().unwrap(), 5),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Channels {
+    id: usize,
+    to: Vec<Sender<(usize, Packet)>>,
+    inbox: Receiver<(usize, Packet)>,
+}
+
+impl Channels {
+    /// The ends of a mesh of `nprocs` ranks, in rank order.
+    pub fn mesh(nprocs: usize) -> Vec<Channels> {
+        let (senders, inboxes): (Vec<_>, Vec<_>) = (0..nprocs).map(|_| unbounded()).unzip();
+        inboxes
+            .into_iter()
+            .enumerate()
+            .map(|(id, inbox)| Channels {
+                id,
+                to: senders.clone(),
+                inbox,
+            })
+            .collect()
+    }
+}
+
+impl Transport for Channels {
+    fn send(&self, to: usize, packet: Packet) -> Result<()> {
+        // Every inbox lives as long as its rank's handle; a packet for a
+        // rank that has finished is dropped, as a socket to it would.
+        let _ = self.to[to].send((self.id, packet));
+        Ok(())
+    }
+
+    fn recv(&self, until: Option<Instant>) -> Result<Option<Event>> {
+        let got = match until {
+            None => self
+                .inbox
+                .recv()
+                .map_err(|_| RecvTimeoutError::Disconnected),
+            Some(t) => self.inbox.recv_deadline(t),
+        };
+        Ok(match got {
+            Ok((from, packet)) => Some(Event::Packet { from, packet }),
+            // This end holds a sender to its own inbox, so it never
+            // disconnects; only the deadline ends a wait without a packet.
+            Err(_) => None,
+        })
+    }
+}

@@ -1,0 +1,97 @@
+//! The region protocol for backends whose ranks exchange messages, written
+//! once over a small [`Transport`] trait: threads, processes and user
+//! backends all use it (MPI has native collectives and its own).
+//!
+//! A backend gives each rank of a region a transport — "move this packet to
+//! rank k", "give me the next packet for this rank" — and wraps it in a
+//! [`LinkRank`], the rank's handle. The handle then does the rest:
+//!
+//! - **Messages**: every data packet carries its call's [`Tag`] (operation
+//!   and sequence number) and the sender's type name; a rank that receives
+//!   the wrong operation fails at once with `ContractViolation` naming both
+//!   ranks and both calls, and a wrong type is `Codec` naming both types.
+//! - **Failure**: a rank whose task fails or panics tells every other rank
+//!   ([`Kind::Abort`]); each blocked rank is released with `Aborted`.
+//! - **Reports**: every worker ends the region with a [`Kind::Done`] report
+//!   to main; main ends it once every worker has reported or is gone, and
+//!   returns [`settle`](crate::backend::settle)'s result.
+//! - **Waits**: a rank blocked for longer than [`Limits::patience`] tells
+//!   main what it waits for; main declares `Deadlock` when a wait can never
+//!   end (a cycle of waits, or a wait for a finished rank) and `Timeout` when
+//!   the region's deadline passes, and releases every rank.
+//!
+//! [`Tag`]: crate::backend::Tag
+
+mod channels;
+mod packet;
+mod rank;
+mod watch;
+
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+pub use channels::Channels;
+pub use packet::{Kind, Packet};
+pub use rank::{Finish, LinkRank, run_on_threads};
+
+/// One rank's connection to the other ranks of a region: what a backend
+/// built on the region protocol implements.
+///
+/// `send` must not wait for the receiver to take the packet (buffer it, or
+/// keep reading while it writes); `recv` returns the next packet for this
+/// rank from any rank. Both are called from the rank's own thread.
+pub trait Transport: Send + Sync + 'static {
+    /// Hands `packet` to rank `to`.
+    fn send(&self, to: usize, packet: Packet) -> Result<()>;
+
+    /// The next event for this rank, waiting until `until` (`None`: until
+    /// one comes); `Ok(None)` when `until` passed first.
+    fn recv(&self, until: Option<Instant>) -> Result<Option<Event>>;
+}
+
+/// What a transport delivers.
+#[derive(Debug)]
+pub enum Event {
+    /// A packet from rank `from`.
+    Packet {
+        /// The sender.
+        from: usize,
+        /// The packet.
+        packet: Packet,
+    },
+    /// Rank `rank` can no longer be heard (it died, or its stream broke):
+    /// `error` says how, e.g. `Error::WorkerDied`.
+    Gone {
+        /// The rank.
+        rank: usize,
+        /// What happened to it.
+        error: Error,
+    },
+}
+
+/// The time limits of a region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The deadline of the whole region (`Config::timeout`), from its start.
+    pub timeout: Option<Duration>,
+    /// How long main waits for the other ranks to finish after a failure
+    /// before it gives up on them.
+    pub grace: Duration,
+    /// How long a rank waits before it reports its wait to main (deadlock
+    /// detection costs nothing before that).
+    pub patience: Duration,
+}
+
+impl Limits {
+    /// The limits `config` asks for: its timeout, a grace of 2 s and a
+    /// patience of 100 ms.
+    pub fn from_config(config: &Config) -> Limits {
+        Limits {
+            timeout: config.timeout,
+            grace: Duration::from_secs(2),
+            patience: Duration::from_millis(100),
+        }
+    }
+}

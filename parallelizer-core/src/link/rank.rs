@@ -1,0 +1,578 @@
+//! `LinkRank`: one rank's handle inside a region, over a [`Transport`].
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::msg::{Encoding, Msg};
+use crate::op::{Op, Tag};
+use crate::outcome::{Outcome, settle};
+use crate::parallelizer::{Core, Parallelizer, Region, check_rank};
+use crate::runtime::run_as;
+
+use super::packet::{AbortNote, BlockedNote, DoneNote, Kind, Packet};
+use super::watch::{Verdict, Watch};
+use super::{Event, Limits, Transport};
+
+/// One rank's handle inside a region of a backend built on the region
+/// protocol: it sends and receives tagged packets over the rank's
+/// [`Transport`], releases itself when another rank fails, reports long
+/// waits, and ends the region with [`finish_worker`](LinkRank::finish_worker)
+/// or, on main, [`finish_main`](LinkRank::finish_main).
+///
+/// The collectives are the trait's defaults, built from `send_msg` and
+/// `recv_msg`.
+pub struct LinkRank<T> {
+    core: Core,
+    id: usize,
+    nprocs: usize,
+    region: u64,
+    limits: Limits,
+    transport: T,
+    state: Mutex<State>,
+}
+
+/// What a rank knows during the region.
+struct State {
+    /// Collective packets that arrived, by sender, not yet taken.
+    coll: Vec<VecDeque<Packet>>,
+    /// Point-to-point packets that arrived, by sender, not yet taken.
+    p2p: Vec<VecDeque<Packet>>,
+    /// Data packets received from each rank.
+    got: Vec<u64>,
+    /// Data packets sent to each rank.
+    sent: Vec<u64>,
+    /// Why the region was aborted, once it is.
+    abort: Option<AbortNote>,
+    /// Ranks that can no longer be heard, and why.
+    gone: Vec<Option<Error>>,
+    /// Waits so far; the number of the current one.
+    waits: u64,
+    /// Whether the current wait was reported (to main, or in main's watch).
+    reported: bool,
+    /// Main only: what main knows of every rank.
+    watch: Option<Watch>,
+}
+
+/// How a region ended on main: main's result, and the ranks that had not
+/// finished when main gave up on them (a backend replaces them: their
+/// threads may still be running the task, their processes must be killed).
+#[derive(Debug)]
+pub struct Finish {
+    /// `run`'s result on main.
+    pub result: Result<Msg>,
+    /// Ranks that neither finished nor went away.
+    pub unfinished: Vec<usize>,
+}
+
+impl<T: Transport> LinkRank<T> {
+    /// Rank `id` of `nprocs` in region number `region` of the parallelizer
+    /// whose state is `parent`, talking over `transport`. Main's handle
+    /// starts the region's deadline clock.
+    pub fn new(
+        parent: &Core,
+        id: usize,
+        nprocs: usize,
+        region: u64,
+        limits: Limits,
+        transport: T,
+    ) -> LinkRank<T> {
+        let queues = || (0..nprocs).map(|_| VecDeque::new()).collect::<Vec<_>>();
+        LinkRank {
+            core: Core::for_rank(parent),
+            id,
+            nprocs,
+            region,
+            limits,
+            transport,
+            state: Mutex::new(State {
+                coll: queues(),
+                p2p: queues(),
+                got: vec![0; nprocs],
+                sent: vec![0; nprocs],
+                abort: None,
+                gone: vec![None; nprocs],
+                waits: 0,
+                reported: false,
+                watch: (id == 0).then(|| Watch::new(nprocs, limits.timeout)),
+            }),
+        }
+    }
+
+    /// This rank's transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends a control packet; a peer that cannot take it is already known
+    /// to be gone, or will be, so the error is dropped.
+    fn post<N>(&self, to: usize, kind: Kind, note: N)
+    where
+        N: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+    {
+        let _ = self
+            .transport
+            .send(to, Packet::control(kind, self.region, note));
+    }
+
+    /// Takes in an event that did not come through the transport (a rank
+    /// that could not be started is gone).
+    pub fn deliver(&self, event: Event) {
+        let mut st = self.lock();
+        self.dispatch(&mut st, event);
+    }
+
+    /// Waits for the next event until `until` and takes it in.
+    fn pump(&self, until: Option<Instant>) -> Result<()> {
+        if let Some(event) = self.transport.recv(until)? {
+            let mut st = self.lock();
+            self.dispatch(&mut st, event);
+        }
+        Ok(())
+    }
+
+    fn dispatch(&self, st: &mut State, event: Event) {
+        let (from, packet) = match event {
+            Event::Packet { from, packet } => (from, packet),
+            Event::Gone { rank, error } => return self.lost(st, rank, error),
+        };
+        if packet.region() != self.region || from >= self.nprocs {
+            return; // left over from another region
+        }
+        match packet.kind() {
+            Kind::Data => {
+                st.got[from] += 1;
+                if packet.tag().is_p2p() {
+                    st.p2p[from].push_back(packet);
+                } else {
+                    st.coll[from].push_back(packet);
+                }
+            }
+            Kind::Abort => {
+                if let Ok(note) = packet.note::<AbortNote>() {
+                    if let (Some(w), Some(cause)) = (st.watch.as_mut(), note.cause.clone()) {
+                        w.fail(note.by_rank, cause);
+                    }
+                    st.abort.get_or_insert(note);
+                }
+            }
+            Kind::Done => {
+                let (Some(w), Ok(note)) = (st.watch.as_mut(), packet.note::<DoneNote>()) else {
+                    return;
+                };
+                w.done(from, note.sent);
+                if let Some(error) = note.error.filter(|e| !e.is_secondary()) {
+                    // The worker released the others itself; main is released here.
+                    w.fail(from, error.clone());
+                    st.abort.get_or_insert(AbortNote {
+                        by_rank: from,
+                        cause: Some(error),
+                    });
+                }
+            }
+            Kind::Blocked => {
+                if let (Some(w), Ok(n)) = (st.watch.as_mut(), packet.note::<BlockedNote>()) {
+                    w.blocked(from, n.on, n.tag, n.got, n.sent, n.epoch);
+                }
+            }
+            Kind::Resumed => {
+                if let (Some(w), Ok(epoch)) = (st.watch.as_mut(), packet.note::<u64>()) {
+                    w.resumed(from, epoch);
+                }
+            }
+        }
+    }
+
+    /// Rank `rank` can no longer be heard.
+    fn lost(&self, st: &mut State, rank: usize, error: Error) {
+        if rank >= self.nprocs || st.gone[rank].is_some() {
+            return;
+        }
+        st.gone[rank] = Some(error.clone());
+        match st.watch.as_mut() {
+            Some(w) if !w.is_over(rank) => {
+                w.gone(rank);
+                if w.fail(rank, error.clone()) {
+                    self.abort_all(st, rank, error);
+                }
+            }
+            Some(w) => w.gone(rank),
+            None if rank == 0 => {
+                st.abort.get_or_insert(AbortNote {
+                    by_rank: 0,
+                    cause: Some(error),
+                });
+            }
+            None => {}
+        }
+    }
+
+    /// Main: releases every rank still in the region (and main itself).
+    fn abort_all(&self, st: &mut State, by_rank: usize, cause: Error) {
+        let note = AbortNote {
+            by_rank,
+            cause: Some(cause),
+        };
+        let over = |r: usize| st.watch.as_ref().is_some_and(|w| w.is_over(r));
+        for r in 1..self.nprocs {
+            if r != by_rank && !over(r) && st.gone[r].is_none() {
+                self.post(r, Kind::Abort, note.clone());
+            }
+        }
+        st.abort.get_or_insert(note);
+    }
+
+    /// Main: records `error` of `rank` as a failure and, if it is the
+    /// first, releases every rank.
+    fn fail(&self, st: &mut State, rank: usize, error: Error) {
+        let first = st
+            .watch
+            .as_mut()
+            .is_some_and(|w| w.fail(rank, error.clone()));
+        if first {
+            self.abort_all(st, rank, error);
+        }
+    }
+
+    /// The error a rank's call returns once the region is aborted: the
+    /// deadlock or timeout itself on main, which found it; `Aborted`
+    /// naming the failed rank otherwise.
+    fn released(&self, st: &State, by_rank: usize) -> Error {
+        match st.watch.as_ref().and_then(Watch::failed) {
+            Some((_, e @ (Error::Deadlock { .. } | Error::Timeout { .. }))) => e.clone(),
+            _ => Error::Aborted { by_rank },
+        }
+    }
+
+    /// Takes `packet` as the message of the call `tag` from `from`, or
+    /// names the mismatch.
+    fn take(&self, packet: Packet, from: usize, tag: Tag) -> Result<Msg> {
+        let sent = packet.tag();
+        let matches = if tag.is_p2p() {
+            sent.op() == Op::Send
+        } else {
+            sent == tag
+        };
+        if matches {
+            return Ok(packet.into_body());
+        }
+        Err(Error::ContractViolation(format!(
+            "rank {} is in {tag} but rank {from} sent it a message of its {sent}; \
+             every rank must make the same collective calls in the same order",
+            self.id
+        )))
+    }
+
+    /// The end of a wait: main's watch, or main itself, hears of it.
+    fn end_wait(&self, st: &mut State) {
+        if !std::mem::take(&mut st.reported) {
+            return;
+        }
+        let epoch = st.waits;
+        match st.watch.as_mut() {
+            Some(w) => w.resumed(self.id, epoch),
+            None => self.post(0, Kind::Resumed, epoch),
+        }
+    }
+
+    /// A wait for `from` in `tag` that has lasted long enough to report:
+    /// main records it in its watch; a worker tells main.
+    fn report_wait(&self, st: &mut State, from: usize, tag: Tag) {
+        st.reported = true;
+        let (epoch, got, sent) = (st.waits, st.got[from], st.sent.clone());
+        match st.watch.as_mut() {
+            Some(w) => w.blocked(self.id, from, tag, got, sent, epoch),
+            None => self.post(
+                0,
+                Kind::Blocked,
+                BlockedNote {
+                    on: from,
+                    tag,
+                    got,
+                    sent,
+                    epoch,
+                },
+            ),
+        }
+    }
+
+    /// Main, while it waits: the deadline and deadlocks. Returns when to
+    /// look again.
+    fn watch_while_waiting(&self, st: &mut State, now: Instant) -> Option<Instant> {
+        let w = st.watch.as_mut()?;
+        if let Some(late) = w.overdue(Op::Run, now) {
+            let rank = match late {
+                Error::Timeout { rank, .. } => rank,
+                _ => 0,
+            };
+            self.fail(st, rank, late);
+            return None;
+        }
+        let deadline = w.deadline();
+        match w.deadlock(now) {
+            Verdict::Clear => deadline,
+            Verdict::Recheck(at) => Some(deadline.map_or(at, |d| d.min(at))),
+            Verdict::Deadlock(e) => {
+                self.fail(st, 0, e);
+                None
+            }
+        }
+    }
+
+    /// A worker's end of the region: releases the other ranks if its task
+    /// failed, and reports to main.
+    pub fn finish_worker(&self, outcome: Outcome<Msg>) {
+        let mut st = self.lock();
+        let mut error = outcome.failure(self.id);
+        if let (Some(_), Some(abort)) = (&error, &st.abort) {
+            if abort.by_rank != self.id {
+                // A failure caused by another rank's (say, a task that
+                // wrapped `Aborted` in its own error): report the release.
+                error = Some(Error::Aborted {
+                    by_rank: abort.by_rank,
+                });
+            }
+        }
+        if let Some(e) = error.as_ref().filter(|e| !e.is_secondary()) {
+            let note = AbortNote {
+                by_rank: self.id,
+                cause: Some(e.clone()),
+            };
+            for r in 1..self.nprocs {
+                if r != self.id && st.gone[r].is_none() {
+                    self.post(r, Kind::Abort, note.clone());
+                }
+            }
+            st.abort.get_or_insert(note);
+        }
+        let sent = st.sent.clone();
+        drop(st);
+        self.post(0, Kind::Done, DoneNote { error, sent });
+    }
+
+    /// Main's end of the region: waits until every worker has reported or
+    /// is gone (after a failure, at most the grace period; never past the
+    /// deadline) and settles main's result.
+    pub fn finish_main(&self, outcome: Outcome<Msg>) -> Finish {
+        {
+            let mut st = self.lock();
+            let symptom = st.watch.as_ref().is_some_and(|w| w.failed().is_some());
+            if outcome.is_own_failure() && !symptom {
+                if let Some(e) = outcome.failure(0) {
+                    self.fail(&mut st, 0, e);
+                }
+            }
+            let sent = st.sent.clone();
+            if let Some(w) = st.watch.as_mut() {
+                w.done(0, sent);
+            }
+        }
+        loop {
+            let until = {
+                let mut st = self.lock();
+                let now = Instant::now();
+                let Some(w) = st.watch.as_mut() else { break };
+                if (1..self.nprocs).all(|r| w.is_over(r)) {
+                    break;
+                }
+                if let Some(late) = w.overdue(Op::Run, now) {
+                    if let Error::Timeout { rank, .. } = late {
+                        self.fail(&mut st, rank, late);
+                    }
+                    break; // at the deadline, not after a grace period
+                }
+                let grace_end = w.failed_at().map(|t| t + self.limits.grace);
+                if grace_end.is_some_and(|g| now >= g) {
+                    break;
+                }
+                let watch_next = self.watch_while_waiting(&mut st, now);
+                [grace_end, watch_next].into_iter().flatten().min()
+            };
+            if let Err(e) = self.pump(until) {
+                let mut st = self.lock();
+                self.fail(&mut st, 0, e);
+                break;
+            }
+        }
+        let mut st = self.lock();
+        let watch = st.watch.take();
+        let unfinished = watch.as_ref().map_or_else(Vec::new, Watch::unfinished);
+        let first = watch.and_then(Watch::into_failure);
+        Finish {
+            result: settle(outcome, first),
+            unfinished,
+        }
+    }
+}
+
+impl<T: Transport> Parallelizer for LinkRank<T> {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn id(&self) -> usize {
+        self.id
+    }
+
+    fn nprocs(&self) -> usize {
+        self.nprocs
+    }
+
+    fn in_region(&self) -> bool {
+        true
+    }
+
+    fn send_msg(&self, msg: Msg, to: usize, tag: Tag) -> Result<()> {
+        check_rank(self, to)?;
+        let mut st = self.lock();
+        if let Some(abort) = &st.abort {
+            return Err(Error::Aborted {
+                by_rank: abort.by_rank,
+            });
+        }
+        if let Some(e) = &st.gone[to] {
+            return Err(e.clone());
+        }
+        st.sent[to] += 1;
+        drop(st);
+        self.transport.send(to, Packet::data(self.region, tag, msg))
+    }
+
+    fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {
+        check_rank(self, from)?;
+        let start = Instant::now();
+        self.lock().waits += 1;
+        loop {
+            let until = {
+                let mut st = self.lock();
+                if let Some(abort) = &st.abort {
+                    let by_rank = abort.by_rank;
+                    self.end_wait(&mut st);
+                    return Err(self.released(&st, by_rank));
+                }
+                let queue = if tag.is_p2p() {
+                    &mut st.p2p[from]
+                } else {
+                    &mut st.coll[from]
+                };
+                if let Some(packet) = queue.pop_front() {
+                    self.end_wait(&mut st);
+                    return self.take(packet, from, tag);
+                }
+                if let Some(e) = st.gone[from].clone() {
+                    self.end_wait(&mut st);
+                    return Err(e);
+                }
+                let now = Instant::now();
+                if st.watch.is_some() {
+                    // Main knows its own wait at once; it costs nothing.
+                    if !st.reported {
+                        self.report_wait(&mut st, from, tag);
+                    }
+                    let next = self.watch_while_waiting(&mut st, now);
+                    if st.abort.is_some() {
+                        continue; // main just released everyone, itself too
+                    }
+                    next
+                } else if st.reported {
+                    None
+                } else if now >= start + self.limits.patience {
+                    self.report_wait(&mut st, from, tag);
+                    None
+                } else {
+                    Some(start + self.limits.patience)
+                }
+            };
+            self.pump(until)?;
+        }
+    }
+
+    fn run_region(&self, region: Region) -> Result<Msg> {
+        // A `run` inside a region: every rank runs it on its own handle.
+        region.run_here(self)
+    }
+}
+
+impl<T> std::fmt::Debug for LinkRank<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkRank")
+            .field("id", &self.id)
+            .field("nprocs", &self.nprocs)
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+/// Runs `region` with one rank per transport — rank 0 on the calling
+/// thread, the others on threads started for the region — and returns
+/// main's result: the whole region protocol for a backend whose ranks are
+/// threads of this process. Rank threads that do not finish (a task that
+/// never returns, past the deadline) are left running, not joined.
+///
+/// ```
+/// use parallelizer_core::{from_config, Parallelizer};
+/// use parallelizer_core::backend::{Channels, Limits, Region, RegionTask, run_on_threads, Msg};
+/// use std::sync::Arc;
+/// let par = from_config("serial").unwrap();
+/// let task = RegionTask::new("ids", Arc::new(|p: &dyn Parallelizer, _| {
+///     Ok(Msg::local(p.gather(p.id())?))
+/// }));
+/// let limits = Limits::from_config(par.core().config());
+/// let out = run_on_threads(par.core(), Channels::mesh(3), Region::new(task, Msg::new(())), limits);
+/// assert_eq!(out.unwrap().into_local::<Option<Vec<usize>>>().unwrap(), Some(vec![0, 1, 2]));
+/// ```
+pub fn run_on_threads<T: Transport>(
+    parent: &Core,
+    transports: Vec<T>,
+    region: Region,
+    limits: Limits,
+) -> Result<Msg> {
+    let nprocs = transports.len();
+    let (task, args) = region.into_parts();
+    // Workers get their own copy of the (small) arguments, encoded once.
+    let shared = if nprocs > 1 {
+        Some((args.to_bytes()?, args.type_name().map(str::to_string)))
+    } else {
+        None
+    };
+    let mut ranks = transports
+        .into_iter()
+        .enumerate()
+        .map(|(id, t)| Arc::new(LinkRank::new(parent, id, nprocs, 0, limits, t)));
+    let Some(main) = ranks.next() else {
+        return Err(Error::Config("a region needs at least one rank".into()));
+    };
+    for rank in ranks {
+        let task = task.clone();
+        let mut wire = Msg::from_bytes(
+            Encoding::Serde,
+            shared.as_ref().map_or_else(Vec::new, |s| s.0.clone()),
+        );
+        if let Some(name) = shared.as_ref().and_then(|s| s.1.as_deref()) {
+            wire = wire.sent_as(name);
+        }
+        let id = rank.id;
+        let spawned = std::thread::Builder::new()
+            .name(format!("parallelizer-rank-{id}"))
+            .spawn(move || {
+                let handle: Arc<dyn Parallelizer> = rank.clone();
+                let outcome = run_as(&handle, |p| task.run(p, wire));
+                rank.finish_worker(outcome);
+            });
+        if let Err(e) = spawned {
+            // The rank never starts: to the others it is gone.
+            main.deliver(Event::Gone {
+                rank: id,
+                error: Error::Launch(format!("could not start the thread of rank {id}: {e}")),
+            });
+        }
+    }
+    let handle: Arc<dyn Parallelizer> = main.clone();
+    let outcome = run_as(&handle, |p| task.run(p, args));
+    main.finish_main(outcome).result
+}

@@ -1,0 +1,351 @@
+//! Main's view of a region: how each rank stands (running, waiting for
+//! whom, done, gone), the region's first failure, and the two things only
+//! that view can decide — that the ranks are deadlocked, and which rank was
+//! late when the deadline passed.
+//!
+//! Deadlock detection costs nothing while ranks make progress: a rank only
+//! reports a wait after it has lasted a while ([`Limits::patience`]). A
+//! wait of rank `r` on rank `t` is *hopeless* when `t` has sent `r` no data
+//! packet that `r` has not received yet, and `t` has finished its task, is
+//! gone, or is itself in a hopeless wait. Any hopeless wait is a deadlock
+//! (it can never end); the verdict is confirmed once more after a short
+//! interval, so that reports still on their way cannot fake one.
+//!
+//! [`Limits::patience`]: super::Limits
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Wait};
+use crate::op::Tag;
+use crate::outcome::FirstFailure;
+
+/// How one rank stands, as main knows it.
+#[derive(Debug, Clone)]
+enum Stand {
+    /// Running its task (or waiting for less long than the patience).
+    Running,
+    /// Waiting for a message from `on`.
+    Blocked {
+        on: usize,
+        tag: Tag,
+        got: u64,
+        sent: Vec<u64>,
+        epoch: u64,
+    },
+    /// Finished its task, having sent `sent` data packets to each rank.
+    Done { sent: Vec<u64> },
+    /// Can no longer be heard (died, or its stream broke).
+    Gone,
+}
+
+/// A suspected deadlock: the waits, and when they were first seen.
+#[derive(Debug)]
+struct Suspect {
+    since: Instant,
+    waits: Vec<(usize, u64)>,
+}
+
+/// Main's view of the ranks of one region.
+#[derive(Debug)]
+pub(crate) struct Watch {
+    stands: Vec<Stand>,
+    first: FirstFailure,
+    /// When the first failure was recorded.
+    failed_at: Option<Instant>,
+    deadline: Option<(Instant, Duration)>,
+    suspect: Option<Suspect>,
+}
+
+/// How long a deadlock must be seen unchanged before it is declared.
+const CONFIRM: Duration = Duration::from_millis(50);
+
+impl Watch {
+    pub(crate) fn new(nprocs: usize, timeout: Option<Duration>) -> Watch {
+        Watch {
+            stands: vec![Stand::Running; nprocs],
+            first: FirstFailure::default(),
+            failed_at: None,
+            deadline: timeout.map(|t| (Instant::now() + t, t)),
+            suspect: None,
+        }
+    }
+
+    /// Records a failure; true if it is the region's first.
+    pub(crate) fn fail(&mut self, rank: usize, error: Error) -> bool {
+        let first = self.first.record(rank, error);
+        if first {
+            self.failed_at = Some(Instant::now());
+        }
+        first
+    }
+
+    pub(crate) fn failed(&self) -> Option<(usize, &Error)> {
+        self.first.get()
+    }
+
+    pub(crate) fn failed_at(&self) -> Option<Instant> {
+        self.failed_at
+    }
+
+    pub(crate) fn into_failure(self) -> Option<(usize, Error)> {
+        self.first.into_inner()
+    }
+
+    pub(crate) fn blocked(
+        &mut self,
+        rank: usize,
+        on: usize,
+        tag: Tag,
+        got: u64,
+        sent: Vec<u64>,
+        epoch: u64,
+    ) {
+        if !matches!(self.stands[rank], Stand::Done { .. } | Stand::Gone) {
+            self.stands[rank] = Stand::Blocked {
+                on,
+                tag,
+                got,
+                sent,
+                epoch,
+            };
+        }
+    }
+
+    /// Rank `rank` stopped waiting (its wait number `epoch`).
+    pub(crate) fn resumed(&mut self, rank: usize, epoch: u64) {
+        if matches!(self.stands[rank], Stand::Blocked { epoch: e, .. } if e == epoch) {
+            self.stands[rank] = Stand::Running;
+        }
+    }
+
+    pub(crate) fn done(&mut self, rank: usize, sent: Vec<u64>) {
+        if !matches!(self.stands[rank], Stand::Gone) {
+            self.stands[rank] = Stand::Done { sent };
+        }
+    }
+
+    pub(crate) fn gone(&mut self, rank: usize) {
+        self.stands[rank] = Stand::Gone;
+    }
+
+    pub(crate) fn is_over(&self, rank: usize) -> bool {
+        matches!(self.stands[rank], Stand::Done { .. } | Stand::Gone)
+    }
+
+    /// The ranks that have not finished nor gone.
+    pub(crate) fn unfinished(&self) -> Vec<usize> {
+        (0..self.stands.len())
+            .filter(|&r| !self.is_over(r))
+            .collect()
+    }
+
+    /// The deadline, if there is one.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline.map(|(d, _)| d)
+    }
+
+    /// The timeout error if the deadline has passed: it names the late
+    /// rank, the first that is neither finished nor waiting (main if every
+    /// other rank is).
+    pub(crate) fn overdue(&self, op: crate::op::Op, now: Instant) -> Option<Error> {
+        let (deadline, after) = self.deadline?;
+        if now < deadline {
+            return None;
+        }
+        let late = (1..self.stands.len())
+            .find(|&r| matches!(self.stands[r], Stand::Running))
+            .unwrap_or(0);
+        Some(Error::Timeout {
+            op,
+            rank: late,
+            after,
+        })
+    }
+
+    /// Whether the wait of `rank` can never end; `None` when it is not
+    /// waiting.
+    fn hopeless_edge(&self, rank: usize) -> Option<bool> {
+        let Stand::Blocked { on, got, .. } = &self.stands[rank] else {
+            return None;
+        };
+        let sent_to_rank = |sent: &Vec<u64>| sent.get(rank).copied().unwrap_or(0);
+        Some(match &self.stands[*on] {
+            Stand::Running => false,
+            Stand::Gone => true,
+            Stand::Done { sent } | Stand::Blocked { sent, .. } => sent_to_rank(sent) <= *got,
+        })
+    }
+
+    /// The hopeless waits, largest set first: a wait is hopeless when its
+    /// edge is, and the rank waited on is finished, gone, or hopeless too
+    /// (the greatest fixed point, so that cycles of waits count).
+    fn hopeless(&self) -> Vec<usize> {
+        let n = self.stands.len();
+        let mut dead: Vec<bool> = (0..n)
+            .map(|r| self.hopeless_edge(r) == Some(true))
+            .collect();
+        loop {
+            let mut changed = false;
+            for r in 0..n {
+                if !dead[r] {
+                    continue;
+                }
+                let Stand::Blocked { on, .. } = &self.stands[r] else {
+                    continue;
+                };
+                let target_ok = match &self.stands[*on] {
+                    Stand::Done { .. } | Stand::Gone => true,
+                    Stand::Blocked { .. } => dead[*on],
+                    Stand::Running => false,
+                };
+                if !target_ok {
+                    dead[r] = false;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        (0..n).filter(|&r| dead[r]).collect()
+    }
+
+    /// The deadlock error once hopeless waits have been seen unchanged for
+    /// a confirmation interval; meanwhile, when to look again.
+    pub(crate) fn deadlock(&mut self, now: Instant) -> Verdict {
+        let dead = self.hopeless();
+        if dead.is_empty() {
+            self.suspect = None;
+            return Verdict::Clear;
+        }
+        let waits: Vec<(usize, u64)> = dead
+            .iter()
+            .map(|&r| match &self.stands[r] {
+                Stand::Blocked { epoch, .. } => (r, *epoch),
+                _ => (r, 0),
+            })
+            .collect();
+        match &self.suspect {
+            Some(s) if s.waits == waits => {
+                if now >= s.since + CONFIRM {
+                    Verdict::Deadlock(self.deadlock_error(&dead))
+                } else {
+                    Verdict::Recheck(s.since + CONFIRM)
+                }
+            }
+            _ => {
+                self.suspect = Some(Suspect { since: now, waits });
+                Verdict::Recheck(now + CONFIRM)
+            }
+        }
+    }
+
+    fn deadlock_error(&self, dead: &[usize]) -> Error {
+        let waits = dead
+            .iter()
+            .filter_map(|&r| match &self.stands[r] {
+                Stand::Blocked { on, tag, .. } => Some(Wait {
+                    rank: r,
+                    on: *on,
+                    op: tag.op(),
+                    finished: matches!(self.stands[*on], Stand::Done { .. }),
+                }),
+                _ => None,
+            })
+            .collect();
+        Error::Deadlock { waits }
+    }
+}
+
+/// What the deadlock check found.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// No wait is hopeless.
+    Clear,
+    /// Some are; look again at this time to confirm.
+    Recheck(Instant),
+    /// Confirmed.
+    Deadlock(Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::Op;
+
+    fn blocked(w: &mut Watch, r: usize, on: usize, got: u64, sent: Vec<u64>, epoch: u64) {
+        w.blocked(r, on, Tag::new(Op::Gather, 0), got, sent, epoch);
+    }
+
+    fn confirm(w: &mut Watch) -> Verdict {
+        let t = Instant::now();
+        assert!(matches!(w.deadlock(t), Verdict::Recheck(_)));
+        w.deadlock(t + CONFIRM)
+    }
+
+    #[test]
+    fn a_wait_on_a_finished_rank_is_a_deadlock_unless_a_packet_is_on_its_way() {
+        let mut w = Watch::new(3, None);
+        w.done(2, vec![0, 1, 0]);
+        blocked(&mut w, 1, 2, 0, vec![0, 0, 0], 1);
+        // Rank 2 sent rank 1 a packet that has not arrived yet.
+        assert!(matches!(w.deadlock(Instant::now()), Verdict::Clear));
+        blocked(&mut w, 1, 2, 1, vec![0, 0, 0], 2);
+        match confirm(&mut w) {
+            Verdict::Deadlock(Error::Deadlock { waits }) => {
+                assert_eq!(
+                    waits,
+                    [Wait {
+                        rank: 1,
+                        on: 2,
+                        op: Op::Gather,
+                        finished: true
+                    }]
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cycles_are_deadlocks_and_running_ranks_break_them() {
+        let mut w = Watch::new(3, None);
+        blocked(&mut w, 0, 1, 0, vec![0, 0, 0], 1);
+        blocked(&mut w, 1, 0, 0, vec![0, 0, 0], 1);
+        assert!(matches!(confirm(&mut w), Verdict::Deadlock(_)));
+        // A chain ending at a running rank is not hopeless.
+        let mut w = Watch::new(3, None);
+        blocked(&mut w, 0, 1, 0, vec![0, 0, 0], 1);
+        blocked(&mut w, 1, 2, 0, vec![0, 0, 0], 1);
+        assert!(matches!(w.deadlock(Instant::now()), Verdict::Clear));
+        // A resumed rank clears the suspicion.
+        let mut w = Watch::new(2, None);
+        blocked(&mut w, 0, 1, 0, vec![0, 0], 1);
+        blocked(&mut w, 1, 0, 0, vec![0, 0], 4);
+        assert!(matches!(w.deadlock(Instant::now()), Verdict::Recheck(_)));
+        w.resumed(1, 4);
+        assert!(matches!(
+            w.deadlock(Instant::now() + CONFIRM),
+            Verdict::Clear
+        ));
+    }
+
+    #[test]
+    fn the_late_rank_is_the_one_still_running() {
+        let mut w = Watch::new(4, Some(Duration::ZERO));
+        w.done(1, vec![0; 4]);
+        blocked(&mut w, 2, 0, 0, vec![0; 4], 1);
+        let err = w.overdue(Op::Run, Instant::now()).unwrap();
+        assert!(
+            matches!(
+                err,
+                Error::Timeout {
+                    rank: 3,
+                    op: Op::Run,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}
