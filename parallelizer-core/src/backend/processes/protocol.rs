@@ -25,11 +25,14 @@ use super::frame::{Frame, Header, Kind};
 use super::opts::Opts;
 use super::shm;
 
-/// Main's source of how a worker process ended.
+/// Main's record of how its worker processes ended.
 pub(super) trait Obituary: Send + Sync {
     /// How worker `rank` ended, waiting up to `within` for it to end;
-    /// `None` while it runs (or if it is not a process of ours).
-    fn ended(&self, rank: usize, within: Duration) -> Option<String>;
+    /// `None` while it runs (or if it is not a process of ours). The first
+    /// answer is kept, with `cut` (where its stream was cut) beside it.
+    fn ended(&self, rank: usize, within: Duration, cut: Option<&str>) -> Option<String>;
+    /// The answer kept for worker `rank`, if any.
+    fn known(&self, rank: usize) -> Option<String>;
 }
 
 /// The payload of a [`Kind::Abort`] frame.
@@ -71,8 +74,6 @@ pub(super) struct Link {
     done: Vec<Option<Option<Error>>>,
     /// Main only: workers that reported a peer they can no longer read.
     broken: Vec<bool>,
-    /// Main only: how each lost worker ended, as reported.
-    statuses: Vec<Option<String>>,
     timeout: Option<Duration>,
     shm_threshold: usize,
     /// Whether a peer closing its connection fails the region at once
@@ -101,7 +102,6 @@ impl Link {
             relay: false,
             done: (0..n).map(|_| None).collect(),
             broken: vec![false; n],
-            statuses: vec![None; n],
             timeout,
             shm_threshold: opts.shm_threshold(),
             eof_fails_region: true,
@@ -184,7 +184,8 @@ impl Link {
 
     /// Main: how each lost worker ended, by rank, as far as known.
     pub(super) fn statuses(&self) -> Vec<Option<String>> {
-        self.statuses.clone()
+        let known = |r| self.obituary.as_ref().and_then(|o| o.known(r));
+        (0..self.nprocs()).map(known).collect()
     }
 
     /// Records the region's first real failure (and, on main, that the
@@ -211,30 +212,6 @@ impl Link {
         }
     }
 
-    /// How a worker that closed its connection ended (main only): its exit
-    /// status, waited for up to a second, with how the stream was cut.
-    fn death_status(&mut self, r: usize, reason: String, mid_frame: bool) -> String {
-        if let Some(s) = &self.statuses[r] {
-            return s.clone();
-        }
-        let ended = self
-            .obituary
-            .as_ref()
-            .and_then(|o| o.ended(r, Duration::from_secs(1)));
-        match ended {
-            Some(s) => {
-                let s = if mid_frame {
-                    format!("{s}; {reason}")
-                } else {
-                    s
-                };
-                self.statuses[r] = Some(s.clone());
-                s
-            }
-            None => reason,
-        }
-    }
-
     /// The error for "peer `r` is gone", as this rank reports it.
     pub(super) fn peer_error(&mut self, r: usize) -> Error {
         let (reason, mid_frame) = match self.ep.closed(r) {
@@ -247,7 +224,13 @@ impl Link {
             None => ("connection closed".to_string(), false),
         };
         if self.is_main() {
-            let status = self.death_status(r, reason, mid_frame);
+            // Its exit status, waited for up to a second, says more than EOF.
+            let cut = mid_frame.then_some(reason.as_str());
+            let ended = self
+                .obituary
+                .as_ref()
+                .and_then(|o| o.ended(r, Duration::from_secs(1), cut));
+            let status = ended.unwrap_or(reason);
             Error::WorkerDied { rank: r, status }
         } else if r == 0 {
             Error::WorkerDied {
@@ -634,6 +617,8 @@ mod tests {
         b.send(Msg::new(vec!["x".to_string(); 3]), 0).unwrap();
         b.send(Msg::pod(vec![2.5f64; 10]), 0).unwrap();
         b.send(Msg::pod(vec![3u8; 4096]), 0).unwrap(); // large, yet in band
+        b.send(Msg::pod((0..1000).map(f64::from).collect::<Vec<f64>>()), 0)
+            .unwrap(); // in 8-byte words
         a.broadcast(&Msg::pod(vec![7u32; 100_000])).unwrap(); // memfd
         let m = a.recv(1).unwrap().into_msg().unwrap();
         assert_eq!(m.into_value::<Vec<String>>().unwrap(), ["x", "x", "x"]);
@@ -645,25 +630,14 @@ mod tests {
             f.into_msg().unwrap().into_pod::<u8>().unwrap(),
             vec![3; 4096]
         );
+        let v = a.recv(1).unwrap().into_msg().unwrap().into_pod::<f64>();
+        assert_eq!(v.map(|v| (v.len(), v[999])).unwrap(), (1000, 999.0));
         let f = b.recv(0).unwrap();
         assert_eq!(f.header().kind(), Kind::Shm);
         assert_eq!(
             f.into_msg().unwrap().into_pod::<u32>().unwrap(),
             vec![7; 100_000]
         );
-    }
-
-    #[test]
-    fn eight_byte_plain_data_arrives_in_words_others_in_bytes() {
-        let (mut a, mut b) = pair(Some(Duration::from_secs(5)), 1 << 20);
-        b.send(Msg::pod((0..1000).map(f64::from).collect::<Vec<f64>>()), 0)
-            .unwrap();
-        b.send(Msg::pod(vec![9u32; 3]), 0).unwrap();
-        let f = a.recv(1).unwrap();
-        let v = f.into_msg().unwrap().into_pod::<f64>().unwrap();
-        assert_eq!((v.len(), v[999]), (1000, 999.0));
-        let f = a.recv(1).unwrap();
-        assert_eq!(f.into_msg().unwrap().into_pod::<u32>().unwrap(), [9, 9, 9]);
     }
 
     #[test]

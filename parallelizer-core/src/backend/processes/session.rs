@@ -27,12 +27,15 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Workers {
     children: Mutex<Vec<Option<Child>>>,
     pids: Vec<Option<u32>>,
+    /// How each lost worker ended, as first reported.
+    statuses: Mutex<Vec<Option<String>>>,
 }
 
 impl Workers {
     fn new(children: Vec<Option<Child>>) -> Workers {
         let pids = children.iter().map(|c| c.as_ref().map(Child::id)).collect();
         Workers {
+            statuses: Mutex::new(vec![None; children.len()]),
             children: Mutex::new(children),
             pids,
         }
@@ -63,8 +66,21 @@ impl Workers {
 }
 
 impl Obituary for Workers {
-    fn ended(&self, rank: usize, within: Duration) -> Option<String> {
-        self.wait(rank, within)
+    fn ended(&self, rank: usize, within: Duration, cut: Option<&str>) -> Option<String> {
+        if let Some(known) = self.known(rank) {
+            return Some(known);
+        }
+        let status = self.wait(rank, within)?;
+        let status = match cut {
+            Some(cut) => format!("{status}; {cut}"),
+            None => status,
+        };
+        *lock(&self.statuses).get_mut(rank)? = Some(status.clone());
+        Some(status)
+    }
+
+    fn known(&self, rank: usize) -> Option<String> {
+        lock(&self.statuses).get(rank).cloned().flatten()
     }
 }
 
