@@ -112,8 +112,8 @@ use frame::{Header, Kind};
 use launch::LaunchInfo;
 use opts::Opts;
 use protocol::Link;
-use rank::{ProcRank, run_guarded, settle};
-use session::{Session, lock};
+use rank::{ProcRank, lock, run_guarded, settle};
+use session::Session;
 
 /// Ranks as OS processes: copies of the current executable over private
 /// Unix sockets. See the [module docs](self).

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 use crate::msg::Msg;
@@ -13,7 +13,12 @@ use crate::parallelizer::{Core, Parallelizer, Region, check_rank};
 use crate::runtime::set_current;
 
 use super::protocol::Link;
-use super::session::lock;
+
+/// Locks `m`, poisoned or not: a panic caught in a task leaves a link (or
+/// the pool) in a usable state, since each call leaves it consistent.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// One rank's handle inside a region (main or worker).
 pub(super) struct ProcRank {

@@ -17,8 +17,7 @@ use super::frame::{Frame, Kind};
 use super::launch::LaunchInfo;
 use super::opts::Opts;
 use super::protocol::Link;
-use super::rank::{ProcRank, run_guarded};
-use super::session::lock;
+use super::rank::{ProcRank, lock, run_guarded};
 
 inventory::submit! {
     WorkerHook { serve: serve_if_launched }

@@ -6,7 +6,7 @@
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -18,10 +18,7 @@ use super::endpoint::Endpoint;
 use super::launch::{self, Hello};
 use super::opts::Opts;
 use super::protocol::{Link, Obituary};
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use super::rank::lock;
 
 /// The worker processes of a pool, by rank (`None` for rank 0).
 struct Workers {

@@ -13,9 +13,8 @@ use crate::parallelizer::{Core, Parallelizer, Region};
 use super::launch::LaunchInfo;
 use super::opts::Opts;
 use super::protocol::Link;
-use super::rank::{Failure, ProcRank, run_guarded};
+use super::rank::{Failure, ProcRank, lock, run_guarded};
 use super::serve;
-use super::session::lock;
 
 /// Joins main as worker `info.rank()` of an SPMD program that builds a
 /// `processes` parallelizer of `nprocs` ranks from `config`.
