@@ -24,34 +24,34 @@
 //! and there is no listening socket anyone could connect to. Every socket is
 //! non-blocking, and a rank that waits polls all of its sockets: it drains
 //! whatever any peer sends (no write-write deadlock) and sees aborts and
-//! deaths at once ([`endpoint`]).
+//! deaths at once (`endpoint`).
 //!
 //! **Frames.** Everything on a socket is a frame: a 24-byte header (magic,
 //! kind, encoding, alignment flag, region number, payload length) and the
-//! payload ([`frame`]). The length is checked against `max_frame` before
+//! payload (`frame`). The length is checked against `max_frame` before
 //! anything is allocated, and a payload buffer grows only as bytes arrive.
 //! Kinds: `Hello`, `Run`, `Data`, `Shm`, `Abort`, `Done`, `Shutdown`. A
 //! `Data` frame carries one message: serde bytes, or plain data written
 //! straight from the caller's slice (8-byte plain data is received into
 //! words its `Vec<T>` takes over). A `Shm` frame has no payload: its bytes
-//! are in a sealed memfd passed with the header as `SCM_RIGHTS` ([`shm`];
+//! are in a sealed memfd passed with the header as `SCM_RIGHTS` (`shm`;
 //! broadcasts of `shm_threshold` bytes or more). A stream that is not
 //! frames is `Error::Codec` for the reading rank.
 //!
 //! **Handshake.** The launch environment (one variable: rank, nprocs,
 //! main's pid, the socket descriptors, a random 16-byte token, the
 //! configuration) is only honoured by a process whose parent is main
-//! ([`launch`]). A joining worker adopts its sockets, runs the
+//! (`launch`). A joining worker adopts its sockets, runs the
 //! `Config::initializer` if any, and sends main a `Hello`: rank, pid, the
 //! token, whether it runs SPMD, and the initializer's error. Main waits up
 //! to `start_timeout` for every Hello; a wrong token or rank, an initializer
-//! error or a worker that exits first fails `enter()` ([`session`]).
+//! error or a worker that exits first fails `enter()` (`session`).
 //!
 //! **Regions.** Main numbers regions; every frame carries its region, and
-//! frames of an older region are dropped ([`protocol`]). To run a task main
+//! frames of an older region are dropped (`protocol`). To run a task main
 //! sends each worker `Run` (task id + serialized args), runs the task
 //! itself, then waits for every worker's `Done` report (its error, if any,
-//! and whether it can still read all its peers) ([`serve`] is the worker's
+//! and whether it can still read all its peers) (`serve` is the worker's
 //! loop). A rank that fails records itself as the region's first failure
 //! and sends `Abort` (who failed and why) to the others; a worker tells the
 //! other workers and reports the cause to main in its `Done`, and main
