@@ -1,4 +1,5 @@
-//! Starting, watching and reaping worker processes.
+//! Starting the workers: the sockets, the launch environment, the spawn,
+//! the handshake message and the relay of worker output.
 //!
 //! Main creates one `AF_UNIX` socketpair per pair of ranks before spawning
 //! (close-on-exec everywhere; each child clears the flag on its own ends
@@ -10,32 +11,37 @@
 //! follows the thread that forked, not the process.
 
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::process::{ChildStderr, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use rustix::io::{Errno, FdFlags};
+use rustix::process::Signal;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{decode_serde, encode_serde};
 
+use super::frame::Frame;
+
 /// The environment variable that makes a process a launched worker.
-pub(crate) const LAUNCH_ENV: &str = "PARALLELIZER_PROCESSES_LAUNCH";
+const LAUNCH_ENV: &str = "PARALLELIZER_PROCESSES_LAUNCH";
 
 /// What a worker needs to join.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct LaunchInfo {
-    pub rank: u32,
-    pub nprocs: u32,
-    pub main_pid: u32,
-    pub token: [u8; 16],
+pub(super) struct LaunchInfo {
+    rank: u32,
+    nprocs: u32,
+    main_pid: u32,
+    token: [u8; 16],
     /// Descriptor to each rank, -1 for this rank.
-    pub fds: Vec<i32>,
-    pub config: Config,
+    fds: Vec<i32>,
+    config: Config,
 }
 
 impl LaunchInfo {
@@ -60,89 +66,110 @@ impl LaunchInfo {
     /// The launch environment of this process, if main launched it. A
     /// process whose parent is not the launching main (say, a program a
     /// worker started, which inherited the variable) is not a worker.
-    pub(crate) fn from_this_process() -> Option<Result<LaunchInfo>> {
+    pub(super) fn from_this_process() -> Option<Result<LaunchInfo>> {
         let text = std::env::var(LAUNCH_ENV).ok()?;
         let info = match LaunchInfo::from_env(&text) {
             Ok(i) => i,
             Err(e) => return Some(Err(e)),
         };
-        // SAFETY: getppid cannot fail.
-        let ppid = unsafe { libc::getppid() } as u32;
+        let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_pid() as u32);
         if ppid != info.main_pid {
             return None;
         }
         Some(Ok(info))
     }
 
-    /// Takes ownership of the inherited descriptors, making them
-    /// close-on-exec and non-blocking again.
-    pub(crate) fn adopt_fds(&self) -> Result<Vec<Option<OwnedFd>>> {
+    pub(super) fn rank(&self) -> usize {
+        self.rank as usize
+    }
+
+    pub(super) fn nprocs(&self) -> usize {
+        self.nprocs as usize
+    }
+
+    pub(super) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(super) fn into_config(self) -> Config {
+        self.config
+    }
+
+    /// The hello this worker sends main: its rank, this launch's token and
+    /// how it started.
+    pub(super) fn hello(&self, spmd: bool, init: Option<&Error>) -> Hello {
+        Hello {
+            rank: self.rank,
+            pid: std::process::id(),
+            token: self.token,
+            spmd,
+            init: init.cloned(),
+        }
+    }
+
+    /// Takes ownership of the inherited sockets, making them close-on-exec
+    /// and non-blocking again. Called once per process (see `serve::join`).
+    pub(super) fn adopt_sockets(&self) -> Result<Vec<Option<UnixStream>>> {
         self.fds
             .iter()
             .map(|&fd| {
                 if fd < 0 {
                     return Ok(None);
                 }
-                // SAFETY: fcntl on an inherited descriptor; checked below.
-                if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                if std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_err() {
                     return Err(Error::Config(format!(
                         "{LAUNCH_ENV} names descriptor {fd}, which is not open in this process"
                     )));
                 }
-                // SAFETY: the descriptor was inherited for this process alone.
+                // SAFETY: `fd` is open (checked above) and was inherited for
+                // this process alone: main cleared close-on-exec on exactly
+                // these descriptors for this child, nothing else in the
+                // process knows their numbers, and they are adopted once.
                 let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-                set_cloexec(fd, true)?;
-                set_nonblocking(fd)?;
-                Ok(Some(owned))
+                rustix::io::fcntl_setfd(&owned, FdFlags::CLOEXEC).map_err(std::io::Error::from)?;
+                let sock = UnixStream::from(owned);
+                sock.set_nonblocking(true)?;
+                Ok(Some(sock))
             })
             .collect()
     }
 }
 
-fn set_cloexec(fd: RawFd, on: bool) -> Result<()> {
-    // SAFETY: fcntl on a valid descriptor.
-    let r = unsafe { libc::fcntl(fd, libc::F_SETFD, if on { libc::FD_CLOEXEC } else { 0 }) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    Ok(())
+/// The first message of every worker: who it is, the launch's token, and
+/// whether it started well.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Hello {
+    rank: u32,
+    pid: u32,
+    token: [u8; 16],
+    spmd: bool,
+    init: Option<Error>,
 }
 
-pub(crate) fn set_nonblocking(fd: RawFd) -> Result<()> {
-    // SAFETY: fcntl on a valid descriptor.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(std::io::Error::last_os_error().into());
+impl Hello {
+    /// Main: checks a Hello frame from rank `from` against this launch's
+    /// `token`; `Ok(spmd)`, or why the worker cannot serve.
+    pub(super) fn check(frame: Frame, from: usize, token: &[u8; 16]) -> Result<bool> {
+        let hello: Hello = decode_serde(&frame.bytes()?)?;
+        if hello.token != *token || hello.rank as usize != from {
+            return Err(Error::Launch(format!(
+                "rank {from} sent a hello with a wrong token or rank"
+            )));
+        }
+        match hello.init {
+            Some(init) => Err(init.on_rank(from)),
+            None => Ok(hello.spmd),
         }
     }
-    Ok(())
-}
-
-fn socketpair() -> Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for two descriptors.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    // SAFETY: both descriptors were just created.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// A random per-launch token.
-pub(crate) fn token() -> [u8; 16] {
+fn token() -> [u8; 16] {
     let mut t = [0u8; 16];
-    // SAFETY: `t` is 16 writable bytes.
-    let n = unsafe { libc::getrandom(t.as_mut_ptr() as *mut libc::c_void, 16, 0) };
-    if n != 16 {
+    if !matches!(
+        rustix::rand::getrandom(&mut t, rustix::rand::GetRandomFlags::empty()),
+        Ok(16)
+    ) {
         // Fall back on the process-random hasher keys and the clock.
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -167,13 +194,11 @@ fn worker_args() -> Vec<OsString> {
     }
 }
 
-/// A spawned worker: its pid and, when output is relayed, its pipes.
-type Spawned = (u32, Option<ChildStdout>, Option<ChildStderr>);
-type SpawnJob = (Command, mpsc::Sender<std::io::Result<Spawned>>);
+type SpawnJob = (Command, mpsc::Sender<std::io::Result<Child>>);
 
 /// Spawns on one thread that never exits, so `PR_SET_PDEATHSIG` fires when
 /// main's process dies, not when the thread that entered finishes.
-fn spawn_on_launcher(cmd: Command) -> Result<Spawned> {
+fn spawn_on_launcher(cmd: Command) -> Result<Child> {
     static LAUNCHER: Mutex<Option<mpsc::Sender<SpawnJob>>> = Mutex::new(None);
     let mut guard = LAUNCHER.lock().unwrap_or_else(|e| e.into_inner());
     if guard.is_none() {
@@ -182,11 +207,9 @@ fn spawn_on_launcher(cmd: Command) -> Result<Spawned> {
             .name("parallelizer-launcher".into())
             .spawn(move || {
                 for (mut cmd, reply) in rx {
-                    // Never waited through `Child`: pids are reaped with waitpid.
-                    let _ = reply.send(
-                        cmd.spawn()
-                            .map(|mut c| (c.id(), c.stdout.take(), c.stderr.take())),
-                    );
+                    // `cmd` (and the worker's socket ends its pre-exec hook
+                    // owns) is dropped here, once the child has them.
+                    let _ = reply.send(cmd.spawn());
                 }
             })?;
         *guard = Some(tx);
@@ -204,14 +227,15 @@ fn spawn_on_launcher(cmd: Command) -> Result<Spawned> {
         .map_err(Error::from)
 }
 
-/// Main's side of a launch: its socket to each worker and the worker pids
-/// (index = rank; `None` for rank 0).
-pub(crate) struct Launched {
-    pub fds: Vec<Option<OwnedFd>>,
-    pub pids: Vec<Option<i32>>,
-    pub token: [u8; 16],
+/// Main's side of a launch.
+pub(super) struct Launched {
+    /// Main's socket to each worker (index = rank; `None` for rank 0).
+    pub(super) socks: Vec<Option<UnixStream>>,
+    /// The workers (index = rank; `None` for rank 0).
+    pub(super) children: Vec<Option<Child>>,
+    pub(super) token: [u8; 16],
     /// Signalled by each output relay when its pipe closes.
-    pub relays: Vec<mpsc::Receiver<()>>,
+    pub(super) relays: Vec<mpsc::Receiver<()>>,
 }
 
 /// Copies a worker's output to ours line by line, each line prefixed with
@@ -224,7 +248,8 @@ fn relay(
     // A test worker's libtest prints a `running 1 test` banner first.
     let mut in_banner = !to_stderr && crate::entry::current_test().is_some();
     let (done_tx, done_rx) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
+    // Without a thread the pipe closes and the worker's writes fail quietly.
+    let _ = std::thread::Builder::new()
         .name(format!("parallelizer-rank-{rank}-output"))
         .spawn(move || {
             use std::io::{BufRead, Write};
@@ -254,14 +279,11 @@ fn relay(
             }
             let _ = done_tx.send(());
         });
-    if spawned.is_err() {
-        // No thread: the pipe closes and the worker's writes fail quietly.
-    }
     done_rx
 }
 
 /// Waits up to `within` for the output relays to drain their pipes.
-pub(crate) fn wait_relays(relays: &[mpsc::Receiver<()>], within: Duration) {
+pub(super) fn wait_relays(relays: &[mpsc::Receiver<()>], within: Duration) {
     let until = Instant::now() + within;
     for r in relays {
         let _ = r.recv_timeout(until.saturating_duration_since(Instant::now()));
@@ -269,34 +291,33 @@ pub(crate) fn wait_relays(relays: &[mpsc::Receiver<()>], within: Duration) {
 }
 
 /// Starts ranks `1..nprocs` as copies of this executable.
-pub(crate) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Result<Launched> {
+pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Result<Launched> {
     let exe = std::env::current_exe()?;
     let token = token();
-    // matrix[i][j]: rank i's end of the socket between i and j.
-    let mut matrix: Vec<Vec<Option<OwnedFd>>> = (0..nprocs)
+    // ends[i][j]: rank i's end of the socket between i and j.
+    let mut ends: Vec<Vec<Option<UnixStream>>> = (0..nprocs)
         .map(|_| (0..nprocs).map(|_| None).collect())
         .collect();
     for (i, j) in (0..nprocs).flat_map(|i| (i + 1..nprocs).map(move |j| (i, j))) {
-        let (a, b) = socketpair()?;
-        matrix[i][j] = Some(a);
-        matrix[j][i] = Some(b);
+        let (a, b) = UnixStream::pair()?;
+        ends[i][j] = Some(a);
+        ends[j][i] = Some(b);
     }
     let main_pid = std::process::id();
     let args = worker_args();
-    let mut pids: Vec<Option<i32>> = vec![None; nprocs];
+    let mut children: Vec<Option<Child>> = (0..nprocs).map(|_| None).collect();
     let mut relays = Vec::new();
     let mut failure = None;
-    for rank in 1..nprocs {
-        let fds: Vec<i32> = matrix[rank]
-            .iter()
-            .map(|f| f.as_ref().map_or(-1, |f| f.as_raw_fd()))
-            .collect();
+    for (rank, mine) in ends.iter_mut().enumerate().skip(1) {
         let info = LaunchInfo {
             rank: rank as u32,
             nprocs: nprocs as u32,
             main_pid,
             token,
-            fds: fds.clone(),
+            fds: mine
+                .iter()
+                .map(|s| s.as_ref().map_or(-1, |s| s.as_raw_fd()))
+                .collect(),
             config: config.clone(),
         };
         let mut cmd = Command::new(&exe);
@@ -306,34 +327,35 @@ pub(crate) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
         if prefix_output {
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         }
-        let keep: Vec<RawFd> = fds.into_iter().filter(|&f| f >= 0).collect();
-        // SAFETY: only async-signal-safe calls (fcntl, prctl, getppid, _exit).
+        // This worker's ends go with the command, and are closed in main
+        // once the child has them.
+        let inherit: Vec<UnixStream> = mine.iter_mut().filter_map(Option::take).collect();
+        // SAFETY: the hook runs in the child between fork and exec, where
+        // only async-signal-safe work is allowed: it makes raw system calls
+        // through rustix (fcntl, prctl, getppid) and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
-                for &fd in &keep {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
+                // Exactly this worker's ends survive the exec.
+                for sock in &inherit {
+                    rustix::io::fcntl_setfd(sock, FdFlags::empty())?;
                 }
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // Main died between fork and prctl: do not outlive it.
-                if libc::getppid() as u32 != main_pid {
-                    libc::_exit(1);
+                rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+                // Main died before the prctl: do not outlive it.
+                if rustix::process::getppid().map_or(0, |p| p.as_raw_pid() as u32) != main_pid {
+                    return Err(Errno::SRCH.into());
                 }
                 Ok(())
             });
         }
         match spawn_on_launcher(cmd) {
-            Ok((pid, out, err)) => {
-                pids[rank] = Some(pid as i32);
-                if let Some(out) = out {
+            Ok(mut child) => {
+                if let Some(out) = child.stdout.take() {
                     relays.push(relay(rank, out, false));
                 }
-                if let Some(err) = err {
+                if let Some(err) = child.stderr.take() {
                     relays.push(relay(rank, err, true));
                 }
+                children[rank] = Some(child);
             }
             Err(e) => {
                 failure = Some(e);
@@ -341,77 +363,32 @@ pub(crate) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
             }
         }
     }
-    let main_fds = std::mem::take(&mut matrix[0]);
-    drop(matrix); // the workers' ends, now in the workers
+    let socks = std::mem::take(&mut ends[0]);
+    drop(ends); // the ends of workers not started (after a failure)
     if let Some(e) = failure {
-        kill_and_reap(&pids);
+        kill_and_reap(children.iter_mut().flatten());
         return Err(e);
     }
-    for fd in main_fds.iter().flatten() {
-        set_nonblocking(fd.as_raw_fd())?;
+    for s in socks.iter().flatten() {
+        s.set_nonblocking(true)?;
     }
     Ok(Launched {
-        fds: main_fds,
-        pids,
+        socks,
+        children,
         token,
         relays,
     })
 }
 
-/// How a process ended, in words.
-pub(crate) fn describe(status: i32) -> String {
-    if libc::WIFEXITED(status) {
-        format!("exited with status {}", libc::WEXITSTATUS(status))
-    } else if libc::WIFSIGNALED(status) {
-        let sig = libc::WTERMSIG(status);
-        let name = match sig {
-            libc::SIGKILL => " (SIGKILL)",
-            libc::SIGSEGV => " (SIGSEGV)",
-            libc::SIGABRT => " (SIGABRT)",
-            libc::SIGTERM => " (SIGTERM)",
-            _ => "",
-        };
-        format!("killed by signal {sig}{name}")
-    } else {
-        format!("ended with wait status {status:#x}")
+/// SIGKILLs and reaps every child still running.
+pub(super) fn kill_and_reap<'a>(children: impl IntoIterator<Item = &'a mut Child>) {
+    let mut children: Vec<&mut Child> = children.into_iter().collect();
+    for child in &mut children {
+        // A no-op for a child already reaped.
+        let _ = child.kill();
     }
-}
-
-/// Waits up to `within` for `pid` to end and reaps it; `None` if it is
-/// still running.
-pub(crate) fn wait_status(pid: i32, within: Duration) -> Option<String> {
-    let until = Instant::now() + within;
-    // A worker told to shut down exits within microseconds to a few
-    // milliseconds: poll fast at first, then back off to 5 ms.
-    let mut pause = Duration::from_micros(20);
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid on our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return Some(describe(status));
-        }
-        if r < 0 {
-            return Some("already reaped".into());
-        }
-        if Instant::now() >= until {
-            return None;
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(5));
-    }
-}
-
-/// SIGKILLs and reaps every pid still running.
-pub(crate) fn kill_and_reap(pids: &[Option<i32>]) {
-    for pid in pids.iter().flatten() {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(*pid, libc::SIGKILL) };
-    }
-    for pid in pids.iter().flatten() {
-        let mut status = 0;
-        // SAFETY: waitpid on our own child (ECHILD if already reaped).
-        unsafe { libc::waitpid(*pid, &mut status, 0) };
+    for child in children {
+        let _ = child.wait();
     }
 }
 
