@@ -13,9 +13,10 @@ use mpi::collective::SystemOperation;
 use mpi::ffi;
 use mpi::traits::AsRaw;
 
+use super::contract_error;
 use super::handles::{Comm, Datatype, byte_type, c_ints, call, int, mpi_error, u64_type};
 use super::plan::{pieces, rounds, starts};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 // ---------------------------------------------------------------------------
 // Blocking collectives
@@ -58,7 +59,7 @@ pub(crate) fn scatterv(
     let size = ty.size();
     let total = counts.iter().sum::<usize>() * size;
     if rank == 0 && send.is_none_or(|s| s.len() < total) {
-        return Err(Error::ContractViolation(
+        return Err(contract_error(
             "scatter: main's buffer is shorter than the counts".into(),
         ));
     }
@@ -112,7 +113,7 @@ pub(crate) fn gatherv(
     let size = ty.size();
     let total = counts.iter().sum::<usize>() * size;
     if rank == 0 && recv.as_deref().is_none_or(|r| r.len() < total) {
-        return Err(Error::ContractViolation(
+        return Err(contract_error(
             "gather: main's buffer is shorter than the counts".into(),
         ));
     }
@@ -493,6 +494,7 @@ pub(crate) fn probe_any(
 mod tests {
     use super::*;
     use crate::backend::mpi::world::world;
+    use crate::error::Error;
 
     /// Initializes MPI in the test process (a singleton without `mpirun`).
     #[test]

@@ -397,11 +397,7 @@ impl Parallelizer for Mpi {
         let timeout = self.core.config().timeout;
         let Some((tag, count)) = calls::probe_any(comm, from, timeout.map(|t| Instant::now() + t))?
         else {
-            return Err(Error::Timeout {
-                op: Op::Receive,
-                rank: from,
-                after: timeout.unwrap_or_default(),
-            });
+            return Err(receive_timeout(from, timeout.unwrap_or_default()));
         };
         match tag {
             TAG_POD => Ok(Msg::from_bytes(
@@ -477,7 +473,7 @@ impl Parallelizer for Mpi {
         if rank == 0 {
             let chunks = chunks.ok_or_else(|| missing("scatter"))?;
             if chunks.len() != size {
-                return Err(Error::ContractViolation(format!(
+                return Err(contract_error(format!(
                     "scatter needs one chunk per rank: {} chunks for {size} ranks",
                     chunks.len()
                 )));
@@ -568,6 +564,11 @@ impl Parallelizer for Mpi {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Errors: every error of the backend is built by one of these functions,
+// by `handles::mpi_error` (a failed MPI call) or by the option checks of
+// `Mpi::with_role`.
+
 /// A collective called with data on the wrong ranks.
 fn missing(op: &str) -> Error {
     Error::ContractViolation(format!(
@@ -575,8 +576,23 @@ fn missing(op: &str) -> Error {
     ))
 }
 
+/// Arguments that do not fit the collective (a wrong number of chunks, a
+/// buffer shorter than the counts).
+fn contract_error(detail: String) -> Error {
+    Error::ContractViolation(detail)
+}
+
 /// A message between the ranks that breaks the backend's protocol (an
 /// unknown tag or dispatch kind, an inconsistent header).
 fn protocol_error(detail: String) -> Error {
     Error::Protocol(detail)
+}
+
+/// A point-to-point receive from `rank` that waited `after` in vain.
+fn receive_timeout(rank: usize, after: Duration) -> Error {
+    Error::Timeout {
+        op: Op::Receive,
+        rank,
+        after,
+    }
 }
