@@ -36,8 +36,8 @@ pub(crate) fn bcast(
         let bytes = &mut buf[piece.start * size..piece.end * size];
         let count = int(piece.len(), "MPI_Bcast", "count")?;
         call("MPI_Bcast", || {
-            // SAFETY: `bytes` holds exactly `count` elements of `ty` (module
-            // docs), read on the root and written elsewhere.
+            // SAFETY: `bytes` holds exactly `count` elements of `ty`, read on
+            // the root and written elsewhere (conventions in `handles.rs`).
             unsafe { ffi::MPI_Bcast(bytes.as_mut_ptr().cast(), count, ty.raw(), root, comm.raw()) }
         })?;
     }
@@ -45,19 +45,26 @@ pub(crate) fn bcast(
 }
 
 /// Scatter-v from rank 0: `send` (main only) holds the chunks of `counts`
-/// elements back to back; `recv` receives `counts[rank]` elements. Split
-/// into rounds of at most `limit` elements ([`rounds`]).
+/// elements (one count per rank) back to back; `recv` receives
+/// `counts[rank]` elements. Split into rounds of at most `limit` elements
+/// ([`rounds`]).
 pub(crate) fn scatterv(
     comm: Comm,
     ty: Datatype<'_>,
-    rank: usize,
     send: Option<&[u8]>,
     counts: &[usize],
     recv: &mut [u8],
     limit: usize,
 ) -> Result<()> {
-    let size = ty.size();
+    let (size, rank) = (ty.size(), comm.rank());
     let total = counts.iter().sum::<usize>() * size;
+    if counts.len() != comm.size() {
+        return Err(contract_error(format!(
+            "scatter: {} counts for {} ranks",
+            counts.len(),
+            comm.size()
+        )));
+    }
     if rank == 0 && send.is_none_or(|s| s.len() < total) {
         return Err(contract_error(
             "scatter: main's buffer is shorter than the counts".into(),
@@ -76,7 +83,8 @@ pub(crate) fn scatterv(
             _ => std::ptr::null(),
         };
         call("MPI_Scatterv", || {
-            // SAFETY: on main, `window` points into `send` with every
+            // SAFETY: `c` and `d` have one entry per rank of `comm` (checked
+            // above). On main, `window` points into `send` with every
             // `d[r] + c[r]` elements of the round inside it (the round lies
             // within the counts' total); other ranks' send arguments are
             // ignored by MPI. `out` holds exactly `c[rank]` elements.
@@ -98,20 +106,26 @@ pub(crate) fn scatterv(
     Ok(())
 }
 
-/// Gather-v to rank 0: every rank sends `send` (`counts[rank]` elements);
-/// main receives all chunks back to back into `recv`. Split into rounds of
-/// at most `limit` elements ([`rounds`]).
+/// Gather-v to rank 0: every rank sends `send` (`counts[rank]` elements,
+/// one count per rank); main receives all chunks back to back into `recv`.
+/// Split into rounds of at most `limit` elements ([`rounds`]).
 pub(crate) fn gatherv(
     comm: Comm,
     ty: Datatype<'_>,
-    rank: usize,
     send: &[u8],
     counts: &[usize],
     mut recv: Option<&mut [u8]>,
     limit: usize,
 ) -> Result<()> {
-    let size = ty.size();
+    let (size, rank) = (ty.size(), comm.rank());
     let total = counts.iter().sum::<usize>() * size;
+    if counts.len() != comm.size() {
+        return Err(contract_error(format!(
+            "gather: {} counts for {} ranks",
+            counts.len(),
+            comm.size()
+        )));
+    }
     if rank == 0 && recv.as_deref().is_none_or(|r| r.len() < total) {
         return Err(contract_error(
             "gather: main's buffer is shorter than the counts".into(),
@@ -128,7 +142,8 @@ pub(crate) fn gatherv(
             _ => std::ptr::null_mut(),
         };
         call("MPI_Gatherv", || {
-            // SAFETY: `mine` holds exactly `c[rank]` elements. On main,
+            // SAFETY: `c` and `d` have one entry per rank of `comm` (checked
+            // above). `mine` holds exactly `c[rank]` elements. On main,
             // `window` points into `recv` with every `d[r] + c[r]` elements
             // of the round inside it (checked above); other ranks' receive
             // arguments are ignored by MPI.
@@ -150,14 +165,14 @@ pub(crate) fn gatherv(
     Ok(())
 }
 
-/// `MPI_Allgather` of `mine.len()` u64 per rank, over `nprocs` ranks.
-pub(crate) fn allgather_u64(comm: Comm, mine: &[u64], nprocs: usize) -> Result<Vec<u64>> {
-    let mut all = vec![0u64; mine.len() * nprocs];
+/// `MPI_Allgather` of `mine.len()` u64 per rank: every rank's words, in
+/// rank order.
+pub(crate) fn allgather_u64(comm: Comm, mine: &[u64]) -> Result<Vec<u64>> {
+    let mut all = vec![0u64; mine.len() * comm.size()];
     let n = int(mine.len(), "MPI_Allgather", "count")?;
     let ty = u64_type().raw();
     call("MPI_Allgather", || {
-        // SAFETY: `mine` holds `n` u64 and `all` `n` per rank of the
-        // communicator (`nprocs` is its size).
+        // SAFETY: `mine` holds `n` u64 and `all` `n` per rank of `comm`.
         unsafe {
             ffi::MPI_Allgather(
                 mine.as_ptr().cast(),
@@ -176,7 +191,7 @@ pub(crate) fn allgather_u64(comm: Comm, mine: &[u64], nprocs: usize) -> Result<V
 /// `MPI_Barrier`.
 pub(crate) fn barrier(comm: Comm) -> Result<()> {
     call("MPI_Barrier", || {
-        // SAFETY: `comm` is live (module docs); no buffers.
+        // SAFETY: `comm` is live (conventions in `handles.rs`); no buffers.
         unsafe { ffi::MPI_Barrier(comm.raw()) }
     })
 }
@@ -517,5 +532,76 @@ mod tests {
             }
             other => panic!("expected Error::Mpi, got {other:?}"),
         }
+    }
+
+    /// A buffer or count vector that does not fit the communicator is an
+    /// error before MPI sees it (MPI would read or write past it).
+    #[test]
+    fn arguments_that_do_not_fit_the_communicator_never_reach_mpi() {
+        let world = world().expect("MPI singleton");
+        let comm = world.data;
+        assert_eq!((comm.rank(), comm.size()), (world.rank, world.size));
+        let mut recv = [0u8; 4];
+        let wrong_counts = vec![4; world.size + 1];
+        let err = scatterv(
+            comm,
+            byte_type(),
+            Some(&[0; 64]),
+            &wrong_counts,
+            &mut recv,
+            8,
+        );
+        assert!(matches!(err, Err(Error::ContractViolation(_))), "{err:?}");
+        let err = gatherv(
+            comm,
+            byte_type(),
+            &[0; 4],
+            &wrong_counts,
+            Some(&mut [0; 64]),
+            8,
+        );
+        assert!(matches!(err, Err(Error::ContractViolation(_))), "{err:?}");
+        if world.rank == 0 {
+            let counts = vec![4; world.size];
+            let err = scatterv(comm, byte_type(), Some(&[0; 3]), &counts, &mut recv, 8);
+            assert!(matches!(err, Err(Error::ContractViolation(_))), "{err:?}");
+            let err = gatherv(comm, byte_type(), &[0; 4], &counts, Some(&mut [0; 3]), 8);
+            assert!(matches!(err, Err(Error::ContractViolation(_))), "{err:?}");
+        }
+        let err = recv_exact::<u64>(comm, world.rank, 99, 12);
+        assert!(matches!(err, Err(Error::Mpi(_))), "{err:?}");
+    }
+
+    /// Every kind of call once on the singleton: collectives over one rank,
+    /// a split broadcast, the polled non-blocking calls, a message to self.
+    #[test]
+    fn each_call_works_on_a_single_rank() {
+        let world = world().expect("MPI singleton");
+        if world.size != 1 {
+            return;
+        }
+        let comm = world.data;
+        let mut buf: Vec<u8> = (0..10).collect();
+        bcast(comm, byte_type(), &mut buf, 0, 3).unwrap();
+        assert_eq!(buf, (0..10).collect::<Vec<u8>>());
+        let mut words = [5u64, 6];
+        ibcast_u64(world.ctrl, &mut words, 0).unwrap();
+        assert_eq!(words, [5, 6]);
+        assert_eq!(agree_min(world.ctrl, 7, None).unwrap(), Some(7));
+        assert_eq!(allgather_u64(comm, &[1, 2]).unwrap(), [1, 2]);
+        let mut got = [0u8; 5];
+        scatterv(comm, byte_type(), Some(&[1, 2, 3, 4, 5]), &[5], &mut got, 2).unwrap();
+        assert_eq!(got, [1, 2, 3, 4, 5]);
+        let mut all = [0u8; 5];
+        gatherv(comm, byte_type(), &got, &[5], Some(&mut all), 2).unwrap();
+        assert_eq!(all, got);
+        barrier(comm).unwrap();
+        let sent: Vec<u64> = vec![u64::MAX, 1, 2];
+        send_one(comm, bytemuck::cast_slice(&sent), 0, 77).unwrap();
+        let (tag, count) = probe_any(comm, 0, None).unwrap().unwrap();
+        assert_eq!((tag, count), (77, 24));
+        assert_eq!(recv_exact::<u64>(comm, 0, tag, count).unwrap(), sent);
+        let deadline = Some(Instant::now() + Duration::from_millis(20));
+        assert_eq!(probe_any(comm, 0, deadline).unwrap(), None);
     }
 }

@@ -64,7 +64,7 @@ impl NativePod for Mpi {
     }
 
     fn all_counts(&self, mine: usize) -> Result<Vec<usize>> {
-        let all = calls::allgather_u64(self.world.data, &[mine as u64], self.world.size)?;
+        let all = calls::allgather_u64(self.world.data, &[mine as u64])?;
         Ok(all.into_iter().map(|n| n as usize).collect())
     }
 
@@ -80,16 +80,7 @@ impl NativePod for Mpi {
         }
         let dt = PodDatatype::new(ty)?;
         let limit = self.limit(ty.size);
-        let world = self.world;
-        calls::scatterv(
-            world.data,
-            dt.datatype(),
-            world.rank,
-            send,
-            counts,
-            recv,
-            limit,
-        )
+        calls::scatterv(self.world.data, dt.datatype(), send, counts, recv, limit)
     }
 
     fn gather_pod(
@@ -104,16 +95,7 @@ impl NativePod for Mpi {
         }
         let dt = PodDatatype::new(ty)?;
         let limit = self.limit(ty.size);
-        let world = self.world;
-        calls::gatherv(
-            world.data,
-            dt.datatype(),
-            world.rank,
-            send,
-            counts,
-            recv,
-            limit,
-        )
+        calls::gatherv(self.world.data, dt.datatype(), send, counts, recv, limit)
     }
 }
 

@@ -13,15 +13,22 @@
 //!   [`Datatype::size`] bytes.
 //! - **Buffers fit the counts.** Every buffer handed to MPI is a Rust slice
 //!   of exactly `count * ty.size()` bytes (checked or sliced to that length
-//!   before the call), so MPI reads or writes inside it; receive counts
-//!   bound what MPI writes (a longer message is an `MPI_ERR_TRUNCATE`
-//!   error, not an overflow).
+//!   before the call), so MPI reads or writes inside it. What MPI writes
+//!   into a rank's buffer is bounded by that rank's own receive count: a
+//!   longer message, or a collective whose ranks disagree on the counts,
+//!   is an `MPI_ERR_TRUNCATE` error, not a write past the buffer (the
+//!   backend's own callers agree on counts through a header first; a user
+//!   calling the public `NativePod` methods with mismatched lengths relies
+//!   on this behaviour of Open MPI and MPICH).
 //! - **MPI may be called now.** Every call goes through [`call`], which
-//!   first takes a [`Gate`]: MPI is not finalized yet (by the exit handler),
-//!   and MPI's thread level allows a call from this thread now (under
+//!   first takes a [`Gate`]: MPI is not finalized yet, and MPI's thread
+//!   level allows a call from this thread now (under
 //!   `MPI_THREAD_MULTIPLE`, which Open MPI and MPICH provide, any thread
 //!   at any time; under `SERIALIZED` one call at a time, under a lock; under
-//!   `FUNNELED` and `SINGLE` only on MPI's main thread).
+//!   `FUNNELED` and `SINGLE` only on MPI's main thread). The exit handler
+//!   marks MPI finalized before `MPI_Finalize`; a thread that is still
+//!   inside a call when the process exits races with it, as in any MPI
+//!   program that exits while communicating.
 //!
 //! Errors come back as codes: the backend's communicators use
 //! `MPI_ERRORS_RETURN` ([`dup_returning_errors`]), and [`call`] turns a
@@ -42,35 +49,57 @@ use mpi::datatype::{Equivalence, SystemDatatype};
 use mpi::environment::Threading;
 use mpi::ffi;
 use mpi::topology::SimpleCommunicator;
-use mpi::traits::AsRaw;
+use mpi::traits::{AsRaw, Communicator};
 
 use crate::error::{Error, Result};
 
-/// A communicator the backend owns (or `MPI_COMM_WORLD`).
+/// A communicator the backend owns (or `MPI_COMM_WORLD`), with this
+/// process's rank in it and its size, which the calls check buffers and
+/// counts against.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Comm(ffi::MPI_Comm);
+pub(crate) struct Comm {
+    raw: ffi::MPI_Comm,
+    rank: usize,
+    size: usize,
+}
 
 // SAFETY: `Comm` carries only the handle's value, which Rust code never
 // dereferences: it is an opaque name (a pointer in Open MPI, an `int` in
 // MPICH) of a communicator object that the MPI library owns. The handles
-// of this type are never freed (see the module docs), so a copy moved to
+// of this type are never freed (module docs), so a copy moved to
 // or read on another thread never names a freed object. Whether MPI may be
 // *called* on one thread while another calls it is MPI's thread level, a
 // property of the call, not of the handle: every call checks it (`gate`).
 unsafe impl Send for Comm {}
 // SAFETY: as for `Send`: a shared `&Comm` only lets a thread copy the
-// handle value, which is immutable.
+// handle value (and two integers), which are immutable.
 unsafe impl Sync for Comm {}
 
 impl Comm {
-    /// `MPI_COMM_WORLD`.
-    pub(crate) fn world() -> Comm {
-        Comm(SimpleCommunicator::world().as_raw())
+    /// `MPI_COMM_WORLD` (asks MPI for the rank and size).
+    pub(crate) fn world() -> Result<Comm> {
+        let _gate = gate("MPI_Comm_rank", true)?;
+        let world = SimpleCommunicator::world();
+        Ok(Comm {
+            raw: world.as_raw(),
+            rank: world.rank() as usize,
+            size: world.size() as usize,
+        })
     }
 
     /// The raw handle, for a call.
     pub(crate) fn raw(self) -> ffi::MPI_Comm {
-        self.0
+        self.raw
+    }
+
+    /// This process's rank in the communicator.
+    pub(crate) fn rank(self) -> usize {
+        self.rank
+    }
+
+    /// The number of ranks in the communicator.
+    pub(crate) fn size(self) -> usize {
+        self.size
     }
 }
 
@@ -299,7 +328,7 @@ pub(crate) fn dup_returning_errors(parent: Comm) -> Result<Comm> {
     call("MPI_Comm_dup", || {
         // SAFETY: `parent` is a live communicator; `comm` is a valid place
         // for the new handle.
-        unsafe { ffi::MPI_Comm_dup(parent.0, comm.as_mut_ptr()) }
+        unsafe { ffi::MPI_Comm_dup(parent.raw, comm.as_mut_ptr()) }
     })?;
     // SAFETY: MPI_Comm_dup succeeded, so it wrote the new handle.
     let comm = unsafe { comm.assume_init() };
@@ -309,7 +338,11 @@ pub(crate) fn dup_returning_errors(parent: Comm) -> Result<Comm> {
         // C shim, where it is a `const` initialized from MPI's macro).
         unsafe { ffi::MPI_Comm_set_errhandler(comm, ffi::RSMPI_ERRORS_RETURN) }
     })?;
-    Ok(Comm(comm))
+    // A duplicate has its parent's group, so the same ranks.
+    Ok(Comm {
+        raw: comm,
+        ..parent
+    })
 }
 
 /// `MPI_Abort` on `MPI_COMM_WORLD`: ends every rank of the job. Returns only
@@ -320,6 +353,6 @@ pub(crate) fn abort_job(code: c_int) {
     if let Ok(_gate) = gate("MPI_Abort", false) {
         // SAFETY: COMM_WORLD is live until MPI_Finalize, which has not
         // started (the gate); MPI_Abort takes any error code.
-        unsafe { ffi::MPI_Abort(Comm::world().raw(), code) };
+        unsafe { ffi::MPI_Abort(SimpleCommunicator::world().as_raw(), code) };
     }
 }

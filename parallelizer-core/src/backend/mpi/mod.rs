@@ -497,7 +497,7 @@ impl Parallelizer for Mpi {
         let mut mine = vec![0u8; counts[rank]];
         let send = (rank == 0).then_some(&send[..]);
         let limit = self.limit(1);
-        calls::scatterv(comm, byte_type(), rank, send, &counts, &mut mine, limit)?;
+        calls::scatterv(comm, byte_type(), send, &counts, &mut mine, limit)?;
         match own {
             Some(m) => Ok(m),
             None => Ok(arrived(&header[2 * rank..], mine)),
@@ -513,14 +513,13 @@ impl Parallelizer for Mpi {
         } else {
             wire(&msg)?.into_owned()
         };
-        let header = calls::allgather_u64(comm, &describe(msg.encoding(), bytes.len()), size)?;
+        let header = calls::allgather_u64(comm, &describe(msg.encoding(), bytes.len()))?;
         let counts = lengths(&header);
         let mut all = (rank == 0).then(|| vec![0u8; counts.iter().sum()]);
         let limit = self.limit(1);
         calls::gatherv(
             comm,
             byte_type(),
-            rank,
             &bytes,
             &counts,
             all.as_deref_mut(),

@@ -19,8 +19,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use mpi::environment::{Threading, Universe};
-use mpi::topology::SimpleCommunicator;
-use mpi::traits::Communicator;
 
 use super::handles::{self, Comm};
 use crate::error::{Error, Result};
@@ -79,14 +77,13 @@ fn init() -> std::result::Result<World, String> {
         None => mpi::environment::threading_support(),
     };
     handles::set_thread_level(threading);
-    let world = Comm::world();
+    let world = Comm::world().map_err(|e| e.to_string())?;
     let data = handles::dup_returning_errors(world).map_err(|e| e.to_string())?;
     let ctrl = handles::dup_returning_errors(world).map_err(|e| e.to_string())?;
-    let comm_world = SimpleCommunicator::world();
     install_panic_hook();
     Ok(World {
-        rank: comm_world.rank() as usize,
-        size: comm_world.size() as usize,
+        rank: world.rank(),
+        size: world.size(),
         data,
         ctrl,
         threading,
