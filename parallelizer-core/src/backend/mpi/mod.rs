@@ -86,7 +86,8 @@
 //! - `handles`: the communicators and datatypes the backend owns, and when
 //!   and how MPI may be called (thread level, error codes);
 //! - `calls`: the MPI calls that move data, over the checked C API
-//!   (`handles` and `calls` hold all of the backend's `unsafe` code);
+//!   (`handles` and `calls` hold the backend's `unsafe` code, but for
+//!   `world`'s `atexit` registration);
 //! - `plan`: how calls larger than one MPI message are split.
 
 mod calls;
