@@ -446,7 +446,7 @@ impl Parallelizer for Mpi {
     fn broadcast_msg(&self, msg: Option<Msg>, _tag: Tag) -> Result<Msg> {
         let comm = self.world.data;
         if self.world.size == 1 {
-            return msg.ok_or_else(|| missing("broadcast"));
+            return msg.ok_or_else(|| missing(Op::Broadcast));
         }
         let (mut header, body) = match &msg {
             Some(m) if self.on_main() => {
@@ -454,7 +454,7 @@ impl Parallelizer for Mpi {
                 (describe(m.encoding(), bytes.len()), Some(bytes))
             }
             None if !self.on_main() => ([0; 2], None),
-            _ => return Err(missing("broadcast")),
+            _ => return Err(missing(Op::Broadcast)),
         };
         let limit = self.limit(1);
         let bytes = bcast_framed(comm, 0, &mut header, body, limit, Header::Blocking)?;
@@ -472,7 +472,7 @@ impl Parallelizer for Mpi {
         let mut send = Vec::new();
         let mut header = vec![0u64; 2 * size];
         if rank == 0 {
-            let chunks = chunks.ok_or_else(|| missing("scatter"))?;
+            let chunks = chunks.ok_or_else(|| missing(Op::Scatter))?;
             if chunks.len() != size {
                 return Err(contract_error(format!(
                     "scatter needs one chunk per rank: {} chunks for {size} ranks",
@@ -491,7 +491,7 @@ impl Parallelizer for Mpi {
                 header[2 * (i + 1)..2 * (i + 2)].copy_from_slice(&desc);
             }
         } else if chunks.is_some() {
-            return Err(missing("scatter"));
+            return Err(missing(Op::Scatter));
         }
         bcast_words(comm, &mut header, 0)?;
         let counts = lengths(&header);
@@ -570,7 +570,7 @@ impl Parallelizer for Mpi {
 // `Mpi::with_role`.
 
 /// A collective called with data on the wrong ranks.
-fn missing(op: &str) -> Error {
+fn missing(op: Op) -> Error {
     Error::ContractViolation(format!(
         "main must pass Some(data) to {op}; workers pass None"
     ))

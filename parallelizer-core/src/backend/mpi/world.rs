@@ -38,7 +38,7 @@ pub(crate) struct World {
     pub threading: Threading,
 }
 
-static WORLD: OnceLock<std::result::Result<World, String>> = OnceLock::new();
+static WORLD: OnceLock<Result<World>> = OnceLock::new();
 static UNIVERSE: Mutex<Option<Universe>> = Mutex::new(None);
 /// Runs in the exit handler before `MPI_Finalize` (see [`before_finalize`]).
 static BEFORE_FINALIZE: OnceLock<fn(&World)> = OnceLock::new();
@@ -52,10 +52,7 @@ static REGIONS: AtomicUsize = AtomicUsize::new(0);
 /// Initializes MPI (once per process) and the backend's communicators.
 /// Collective: on first use, every rank must call it.
 pub(crate) fn world() -> Result<&'static World> {
-    WORLD
-        .get_or_init(init)
-        .as_ref()
-        .map_err(|e| Error::Mpi(e.clone()))
+    WORLD.get_or_init(init).as_ref().map_err(Error::clone)
 }
 
 /// The world if MPI is already set up by this crate, without initializing.
@@ -63,9 +60,12 @@ fn world_if_initialized() -> Option<&'static World> {
     WORLD.get().and_then(|w| w.as_ref().ok())
 }
 
-fn init() -> std::result::Result<World, String> {
+fn init() -> Result<World> {
     if mpi::environment::is_initialized() && mpi::environment::is_finalized() {
-        return Err("MPI was already finalized in this process".into());
+        return Err(handles::mpi_error(
+            "MPI_Init_thread",
+            "MPI was already finalized in this process",
+        ));
     }
     let threading = match mpi::initialize_with_threading(Threading::Multiple) {
         Some((universe, threading)) => {
@@ -77,9 +77,9 @@ fn init() -> std::result::Result<World, String> {
         None => mpi::environment::threading_support(),
     };
     handles::set_thread_level(threading);
-    let world = Comm::world().map_err(|e| e.to_string())?;
-    let data = handles::dup_returning_errors(world).map_err(|e| e.to_string())?;
-    let ctrl = handles::dup_returning_errors(world).map_err(|e| e.to_string())?;
+    let world = Comm::world()?;
+    let data = handles::dup_returning_errors(world)?;
+    let ctrl = handles::dup_returning_errors(world)?;
     install_panic_hook();
     Ok(World {
         rank: world.rank(),
