@@ -1,3 +1,5 @@
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 //! `mpi` (cargo feature `mpi`): ranks are MPI processes started by
 //! `mpirun`/`srun`; COMM_WORLD's rank and size are [`id`](Parallelizer::id)
 //! and [`nprocs`](Parallelizer::nprocs), rank 0 is main.
@@ -25,6 +27,12 @@
 //! initialization). If the host program initialized MPI itself, the
 //! backend uses it and leaves finalization to the host; otherwise
 //! `MPI_Finalize` runs in an exit handler (see `world.rs`).
+//!
+//! MPI is initialized with `MPI_THREAD_MULTIPLE` (Open MPI and MPICH
+//! provide it), so any thread of a rank may communicate. If the library
+//! provides less, the backend keeps to it: under `MPI_THREAD_SERIALIZED`
+//! its calls take turns, under `FUNNELED` a call from another thread than
+//! MPI's main thread is an [`Error::Mpi`].
 //!
 //! # Messages
 //!
@@ -66,8 +74,27 @@
 //!   rank must use the same value (they do when they build the same
 //!   `Config`; served workers get main's).
 //! - `abort_grace_ms`: see Failure.
+//!
+//! # Modules
+//!
+//! - this file: the [`Mpi`] parallelizer (construction, options, messages);
+//! - `serve`: the region protocol (dispatch, settle, the serving loop, the
+//!   shutdown, the worker hook);
+//! - `world`: process-global MPI state (initialization, communicators,
+//!   regions running here, panic hook, finalization at exit);
+//! - `datatype`: plain data in native MPI datatypes (the `NativePod` calls);
+//! - `handles`: the communicators and datatypes the backend owns, and when
+//!   and how MPI may be called (thread level, error codes);
+//! - `calls`: the MPI calls that move data, over the checked C API
+//!   (`handles` and `calls` hold the backend's `unsafe` code, but for
+//!   `world`'s `atexit` registration);
+//! - `plan`: how calls larger than one MPI message are split.
 
+mod calls;
+mod datatype;
+mod handles;
 mod plan;
+mod serve;
 mod world;
 
 /// The rsmpi crate this backend is built on, for programs that also call
@@ -76,22 +103,20 @@ mod world;
 /// `rsmpi::topology::SimpleCommunicator::world()` after.
 pub use mpi as rsmpi;
 
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::borrow::Cow;
+use std::ffi::c_int;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::entry::WorkerHook;
 use crate::error::{Error, Result};
-use crate::msg::{Encoding, Msg, decode_serde, encode_serde};
+use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
-use crate::parallelizer::{Core, Job, NativePod, Parallelizer, PodType, Region, check_rank};
+use crate::parallelizer::{Core, Job, NativePod, Parallelizer, Region, check_rank};
 use crate::registry::FromConfig;
-use crate::runtime::set_current;
-use crate::task::{initializer_region, task_by_id};
+use crate::task::initializer_region;
 
-use world::{Comm, Datatype, REGIONS, World};
+use handles::{Comm, byte_type, u64_type};
+use world::World;
 
 /// The MPI backend; see the [module docs](self).
 ///
@@ -122,25 +147,13 @@ enum Role {
     Worker,
 }
 
-/// Dispatch header kinds (first word of the header broadcast).
-const SHUTDOWN: u64 = 0;
-const REGION: u64 = 1;
-
-/// The piece size of the backend's own broadcasts on the control
-/// communicator, the same on every rank whatever the configurations.
-const CTRL_LIMIT: usize = 1 << 30;
-
-/// Failure kinds in the end-of-region report.
-const FAILED: u8 = 0;
-const PANICKED: u8 = 1;
-
 impl Mpi {
     /// Joins MPI (initializing it on first use) with `config`'s options.
     /// `config.nprocs`, if set, must equal the number of ranks the launcher
     /// started.
     pub fn new(config: Config) -> Result<Mpi> {
         let world = world::world()?;
-        let role = if world.served.load(Ordering::SeqCst) {
+        let role = if serve::served() {
             if world.rank == 0 {
                 Role::Main
             } else {
@@ -220,142 +233,6 @@ impl Mpi {
     fn limit(&self, size: usize) -> usize {
         (self.limit_bytes / size.max(1)).max(1)
     }
-
-    /// Runs `f` as this rank's part of a region: counted (so a panic is
-    /// left to the region), current, panics caught.
-    fn execute(&self, f: impl FnOnce() -> Result<Msg>) -> std::thread::Result<Result<Msg>> {
-        REGIONS.fetch_add(1, Ordering::SeqCst);
-        let outcome = {
-            let _current = self.core.this().map(set_current);
-            catch_unwind(AssertUnwindSafe(f))
-        };
-        REGIONS.fetch_sub(1, Ordering::SeqCst);
-        outcome
-    }
-
-    /// The end of a region on every rank: agree on whether some rank
-    /// failed; if so every rank returns that rank's error (a failed rank
-    /// that the others do not join within the grace period aborts the job).
-    fn settle(&self, outcome: std::thread::Result<Result<Msg>>) -> Result<Msg> {
-        let world = self.world;
-        let failure: Option<(u8, String)> = match &outcome {
-            Ok(Ok(_)) => None,
-            Ok(Err(Error::TaskFailed { message, .. })) => Some((FAILED, message.clone())),
-            Ok(Err(e)) => Some((FAILED, e.to_string())),
-            Err(panic) => Some((PANICKED, crate::outcome::panic_message(&**panic))),
-        };
-        let mine = if failure.is_some() {
-            world.rank as u64
-        } else {
-            u64::MAX
-        };
-        let deadline = failure.as_ref().map(|_| Instant::now() + self.grace);
-        let agreed = match world::agree_min(world.ctrl, mine, deadline) {
-            Ok(Some(v)) => v,
-            Ok(None) => {
-                let (kind, message) = failure.expect("only failed ranks have a deadline");
-                let what = if kind == PANICKED {
-                    "panicked"
-                } else {
-                    "failed"
-                };
-                world::report_and_abort(
-                    world,
-                    &format!(
-                        "{what}: {message}\n  (the other ranks did not finish the region within \
-                         {:?}: they are waiting for this one)",
-                        self.grace
-                    ),
-                    if kind == PANICKED { 101 } else { 1 },
-                )
-            }
-            Err(e) => world::report_and_abort(world, &format!("could not agree: {e}"), 1),
-        };
-        if agreed == u64::MAX {
-            return match outcome {
-                Ok(result) => result,
-                Err(_) => unreachable!("a panicked rank reports itself"),
-            };
-        }
-        // Every rank finished the region: the first failed rank tells the
-        // others what went wrong.
-        let failed = agreed as usize;
-        let report = if failed == world.rank {
-            let mut bytes = Vec::new();
-            encode_serde(failure.as_ref().expect("this rank failed"), &mut bytes)?;
-            Some(bytes)
-        } else {
-            None
-        };
-        let bytes = Mpi::bcast_bytes(world.ctrl, report, failed)?;
-        let (kind, message): (u8, String) = decode_serde(&bytes)?;
-        if failed == world.rank {
-            match outcome {
-                // Served main resumes its own panic, as the threads backend
-                // does; the workers are back in their loop, so exiting is clean.
-                Err(panic) if self.role == Role::Main => resume_unwind(panic),
-                Ok(Err(e)) => return Err(e),
-                _ => {}
-            }
-        }
-        Err(if kind == PANICKED {
-            Error::WorkerPanicked {
-                rank: failed,
-                message,
-            }
-        } else {
-            Error::TaskFailed {
-                rank: failed,
-                message,
-            }
-        })
-    }
-
-    /// Broadcast of a byte vector from `root` on the control communicator:
-    /// length, then the bytes.
-    fn bcast_bytes(comm: Comm, data: Option<Vec<u8>>, root: usize) -> Result<Vec<u8>> {
-        let mut len = [data.as_ref().map_or(0, |d| d.len()) as u64];
-        world::bcast(
-            comm,
-            world::u64_type(),
-            8,
-            bytemuck::cast_slice_mut(&mut len),
-            root,
-            1,
-        )?;
-        let mut buf = data.unwrap_or_else(|| vec![0; len[0] as usize]);
-        world::bcast(comm, world::byte_type(), 1, &mut buf, root, CTRL_LIMIT)?;
-        Ok(buf)
-    }
-
-    fn dispatch(&self, region: Region) -> Result<Msg> {
-        // One region at a time in this process, whichever handle runs it.
-        static DISPATCH: Mutex<()> = Mutex::new(());
-        let _one = DISPATCH.lock().unwrap_or_else(|e| e.into_inner());
-        let task_id = region.task().require_id()?;
-        let (task, args) = region.into_parts();
-        let mut payload = Vec::new();
-        encode_serde(self.core.config(), &mut payload)?;
-        let config_len = payload.len();
-        args.encode_into(&mut payload)?;
-        let mut header = [
-            REGION,
-            u64::from(task_id),
-            config_len as u64,
-            (payload.len() - config_len) as u64,
-        ];
-        world::ibcast_u64(self.world.ctrl, &mut header)?;
-        world::bcast(
-            self.world.ctrl,
-            world::byte_type(),
-            1,
-            &mut payload,
-            0,
-            CTRL_LIMIT,
-        )?;
-        let outcome = self.execute(|| task.run_here(self, args));
-        self.settle(outcome)
-    }
 }
 
 impl FromConfig for Mpi {
@@ -375,27 +252,95 @@ impl std::fmt::Debug for Mpi {
     }
 }
 
-fn encoding_tag(e: Encoding) -> u64 {
-    match e {
+// ---------------------------------------------------------------------------
+// How messages travel
+
+/// Tag of message headers (encoding, length) of point-to-point messages
+/// too large for one MPI message.
+const TAG_HEADER: c_int = 1;
+/// Tag of the pieces of such a message.
+const TAG_BODY: c_int = 2;
+/// Tag of a whole plain-data message in one MPI message (its size comes
+/// from the probe, so no header travels).
+const TAG_POD: c_int = 3;
+/// Tag of a whole serde message in one MPI message.
+const TAG_SERDE: c_int = 4;
+/// Tag of a whole plain-data message of 8-byte-aligned elements (`f64`,
+/// `u64`, ...), received into 8-byte words the receiver's `Vec<T>` takes over.
+const TAG_POD8: c_int = 5;
+
+/// The two header words that describe a message of `len` wire bytes: its
+/// encoding and its length.
+fn describe(encoding: Encoding, len: usize) -> [u64; 2] {
+    let encoding = match encoding {
         Encoding::Pod => 1,
         _ => 0,
-    }
+    };
+    [encoding, len as u64]
 }
 
-fn encoding_of(tag: u64) -> Encoding {
-    if tag == 1 {
+/// The message that arrived as `bytes` with the header words `desc` (as
+/// [`describe`] made them).
+fn arrived(desc: &[u64], bytes: Vec<u8>) -> Msg {
+    let encoding = if desc[0] == 1 {
         Encoding::Pod
     } else {
         Encoding::Serde
-    }
+    };
+    Msg::from_bytes(encoding, bytes)
+}
+
+/// The lengths in a header of [`describe`] pairs, one pair per rank.
+fn lengths(header: &[u64]) -> Vec<usize> {
+    header.chunks(2).map(|desc| desc[1] as usize).collect()
 }
 
 /// The wire bytes of `msg`, borrowed for plain data.
-fn wire(msg: &Msg) -> Result<std::borrow::Cow<'_, [u8]>> {
+fn wire(msg: &Msg) -> Result<Cow<'_, [u8]>> {
     Ok(match msg.pod_bytes() {
-        Some(b) => std::borrow::Cow::Borrowed(b),
-        None => std::borrow::Cow::Owned(msg.to_bytes()?),
+        Some(b) => Cow::Borrowed(b),
+        None => Cow::Owned(msg.to_bytes()?),
     })
+}
+
+/// Broadcast of a few u64 words from `root`.
+fn bcast_words(comm: Comm, words: &mut [u64], root: usize) -> Result<()> {
+    let n = words.len();
+    calls::bcast(comm, u64_type(), bytemuck::cast_slice_mut(words), root, n)
+}
+
+/// How the header of a [`bcast_framed`] travels.
+#[derive(Debug, Clone, Copy)]
+enum Header {
+    /// `MPI_Bcast`.
+    Blocking,
+    /// A polled `MPI_Ibcast` from rank 0, for ranks that may wait long.
+    Polled,
+}
+
+/// Broadcast from `root` of a header of u64 words whose last word is the
+/// length of a body of bytes, then of the body, in pieces of at most
+/// `limit` bytes. The root passes `Some(body)` (it sets the length word);
+/// the others pass `None`. Every rank gets the header and the body.
+fn bcast_framed(
+    comm: Comm,
+    root: usize,
+    header: &mut [u64],
+    body: Option<Vec<u8>>,
+    limit: usize,
+    how: Header,
+) -> Result<Vec<u8>> {
+    let last = header.len() - 1;
+    if let Some(body) = &body {
+        header[last] = body.len() as u64;
+    }
+    match how {
+        Header::Blocking => bcast_words(comm, header, root)?,
+        Header::Polled => calls::ibcast_u64(comm, header, root)?,
+    }
+    let mut body = body.unwrap_or_else(|| vec![0; header[last] as usize]);
+    calls::bcast(comm, byte_type(), &mut body, root, limit)?;
+    Ok(body)
 }
 
 impl Parallelizer for Mpi {
@@ -409,7 +354,7 @@ impl Parallelizer for Mpi {
         self.world.size
     }
     fn in_region(&self) -> bool {
-        self.role != Role::Main || REGIONS.load(Ordering::SeqCst) > 0
+        self.role != Role::Main || world::regions() > 0
     }
 
     /// Runs the configured worker initializer once on every rank (main
@@ -420,7 +365,7 @@ impl Parallelizer for Mpi {
         let Some(path) = &self.core.config().initializer else {
             return Ok(());
         };
-        if REGIONS.load(Ordering::SeqCst) > 0 {
+        if world::regions() > 0 {
             // Entered inside a region: the ranks are already running.
             return Ok(());
         }
@@ -434,83 +379,49 @@ impl Parallelizer for Mpi {
         if bytes.len() <= self.limit(1) {
             // One MPI message; the receiver learns its size from the probe.
             let tag = match msg.encoding() {
-                Encoding::Pod if msg.pod_align() == 8 && bytes.len() % 8 == 0 => world::TAG_POD8,
-                Encoding::Pod => world::TAG_POD,
-                _ => world::TAG_SERDE,
+                Encoding::Pod if msg.pod_align() == 8 && bytes.len() % 8 == 0 => TAG_POD8,
+                Encoding::Pod => TAG_POD,
+                _ => TAG_SERDE,
             };
-            return world::send_one(comm, &bytes, to, tag);
+            return calls::send_one(comm, &bytes, to, tag);
         }
         // Too large for one MPI message: a header, then the pieces.
-        let header = [encoding_tag(msg.encoding()), bytes.len() as u64];
-        world::send(
-            comm,
-            world::u64_type(),
-            8,
-            bytemuck::cast_slice(&header),
-            to,
-            world::TAG_HEADER,
-            2,
-        )?;
-        world::send(
-            comm,
-            world::byte_type(),
-            1,
-            &bytes,
-            to,
-            world::TAG_BODY,
-            self.limit(1),
-        )
+        let header = describe(msg.encoding(), bytes.len());
+        let header = bytemuck::cast_slice(&header);
+        calls::send(comm, u64_type(), header, to, TAG_HEADER, 2)?;
+        calls::send(comm, byte_type(), &bytes, to, TAG_BODY, self.limit(1))
     }
 
     fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
         let comm = self.world.data;
         let timeout = self.core.config().timeout;
-        let Some((tag, count)) = world::probe_any(comm, from, timeout.map(|t| Instant::now() + t))?
+        let Some((tag, count)) = calls::probe_any(comm, from, timeout.map(|t| Instant::now() + t))?
         else {
-            return Err(Error::Timeout {
-                op: Op::Receive,
-                rank: from,
-                after: timeout.unwrap_or_default(),
-            });
+            return Err(receive_timeout(from, timeout.unwrap_or_default()));
         };
         match tag {
-            world::TAG_POD => Ok(Msg::from_bytes(
+            TAG_POD => Ok(Msg::from_bytes(
                 Encoding::Pod,
-                world::recv_exact::<u8>(comm, from, tag, count)?,
+                calls::recv_exact::<u8>(comm, from, tag, count)?,
             )),
-            world::TAG_POD8 if count % 8 == 0 => {
-                let words = world::recv_exact::<u64>(comm, from, tag, count)?;
+            TAG_POD8 if count % 8 == 0 => {
+                let words = calls::recv_exact::<u64>(comm, from, tag, count)?;
                 Ok(Msg::from_words(words, count))
             }
-            world::TAG_SERDE => Ok(Msg::from_bytes(
+            TAG_SERDE => Ok(Msg::from_bytes(
                 Encoding::Serde,
-                world::recv_exact::<u8>(comm, from, tag, count)?,
+                calls::recv_exact::<u8>(comm, from, tag, count)?,
             )),
-            world::TAG_HEADER => {
+            TAG_HEADER => {
                 let mut header = [0u64; 2];
-                world::recv(
-                    comm,
-                    world::u64_type(),
-                    8,
-                    bytemuck::cast_slice_mut(&mut header),
-                    from,
-                    world::TAG_HEADER,
-                    2,
-                )?;
+                let words = bytemuck::cast_slice_mut(&mut header);
+                calls::recv(comm, u64_type(), words, from, TAG_HEADER, 2)?;
                 let mut body = vec![0u8; header[1] as usize];
-                world::recv(
-                    comm,
-                    world::byte_type(),
-                    1,
-                    &mut body,
-                    from,
-                    world::TAG_BODY,
-                    self.limit(1),
-                )?;
-                Ok(Msg::from_bytes(encoding_of(header[0]), body))
+                calls::recv(comm, byte_type(), &mut body, from, TAG_BODY, self.limit(1))?;
+                Ok(arrived(&header, body))
             }
-            other => Err(Error::Mpi(format!(
+            other => Err(protocol_error(format!(
                 "unexpected point-to-point message (tag {other}) from rank {from}: \
                  is another library using the parallelizer's communicator?"
             ))),
@@ -520,18 +431,14 @@ impl Parallelizer for Mpi {
     fn run_region(&self, region: Region) -> Result<Msg> {
         // Regions are counted per process: a handle built inside a task
         // (rather than the one the task got) is inside the region too.
-        let top = REGIONS.load(Ordering::SeqCst) == 0;
+        let top = world::regions() == 0;
         match (self.role, top) {
             // Inside a region every rank runs a nested `run` itself.
-            (_, false) => {
-                let (task, args) = region.into_parts();
-                task.run_here(self, args)
-            }
+            (_, false) => region.run_here(self),
             (Role::Main, true) => self.dispatch(region),
             (Role::Spmd | Role::Worker, true) => {
                 let (task, args) = region.into_parts();
-                let outcome = self.execute(|| task.run_here(self, args));
-                self.settle(outcome)
+                self.run_settled(|| task.run_here(self, args))
             }
         }
     }
@@ -539,27 +446,21 @@ impl Parallelizer for Mpi {
     fn broadcast_msg(&self, msg: Option<Msg>, _tag: Tag) -> Result<Msg> {
         let comm = self.world.data;
         if self.world.size == 1 {
-            return msg.ok_or_else(|| missing("broadcast"));
+            return msg.ok_or_else(|| missing(Op::Broadcast));
         }
-        let (enc, bytes) = match &msg {
-            Some(m) if self.on_main() => (encoding_tag(m.encoding()), Some(wire(m)?.into_owned())),
-            None if !self.on_main() => (0, None),
-            _ => return Err(missing("broadcast")),
+        let (mut header, body) = match &msg {
+            Some(m) if self.on_main() => {
+                let bytes = wire(m)?.into_owned();
+                (describe(m.encoding(), bytes.len()), Some(bytes))
+            }
+            None if !self.on_main() => ([0; 2], None),
+            _ => return Err(missing(Op::Broadcast)),
         };
-        let mut header = [enc, bytes.as_ref().map_or(0, |b| b.len() as u64)];
-        world::bcast(
-            comm,
-            world::u64_type(),
-            8,
-            bytemuck::cast_slice_mut(&mut header),
-            0,
-            2,
-        )?;
-        let mut buf = bytes.unwrap_or_else(|| vec![0; header[1] as usize]);
-        world::bcast(comm, world::byte_type(), 1, &mut buf, 0, self.limit(1))?;
+        let limit = self.limit(1);
+        let bytes = bcast_framed(comm, 0, &mut header, body, limit, Header::Blocking)?;
         match msg {
             Some(m) => Ok(m),
-            None => Ok(Msg::from_bytes(encoding_of(header[0]), buf)),
+            None => Ok(arrived(&header, bytes)),
         }
     }
 
@@ -571,9 +472,9 @@ impl Parallelizer for Mpi {
         let mut send = Vec::new();
         let mut header = vec![0u64; 2 * size];
         if rank == 0 {
-            let chunks = chunks.ok_or_else(|| missing("scatter"))?;
+            let chunks = chunks.ok_or_else(|| missing(Op::Scatter))?;
             if chunks.len() != size {
-                return Err(Error::ContractViolation(format!(
+                return Err(contract_error(format!(
                     "scatter needs one chunk per rank: {} chunks for {size} ranks",
                     chunks.len()
                 )));
@@ -586,36 +487,21 @@ impl Parallelizer for Mpi {
                     Some(b) => send.extend_from_slice(b),
                     None => chunk.encode_into(&mut send)?,
                 }
-                header[2 * (i + 1)] = encoding_tag(chunk.encoding());
-                header[2 * (i + 1) + 1] = (send.len() - before) as u64;
+                let desc = describe(chunk.encoding(), send.len() - before);
+                header[2 * (i + 1)..2 * (i + 2)].copy_from_slice(&desc);
             }
         } else if chunks.is_some() {
-            return Err(missing("scatter"));
+            return Err(missing(Op::Scatter));
         }
-        let words = header.len();
-        world::bcast(
-            comm,
-            world::u64_type(),
-            8,
-            bytemuck::cast_slice_mut(&mut header),
-            0,
-            words,
-        )?;
-        let counts: Vec<usize> = (0..size).map(|r| header[2 * r + 1] as usize).collect();
+        bcast_words(comm, &mut header, 0)?;
+        let counts = lengths(&header);
         let mut mine = vec![0u8; counts[rank]];
-        world::scatterv(
-            comm,
-            world::byte_type(),
-            1,
-            rank,
-            (rank == 0).then_some(&send[..]),
-            &counts,
-            &mut mine,
-            self.limit(1),
-        )?;
+        let send = (rank == 0).then_some(&send[..]);
+        let limit = self.limit(1);
+        calls::scatterv(comm, byte_type(), send, &counts, &mut mine, limit)?;
         match own {
             Some(m) => Ok(m),
-            None => Ok(Msg::from_bytes(encoding_of(header[2 * rank]), mine)),
+            None => Ok(arrived(&header[2 * rank..], mine)),
         }
     }
 
@@ -628,32 +514,24 @@ impl Parallelizer for Mpi {
         } else {
             wire(&msg)?.into_owned()
         };
-        let header = world::allgather_u64(
-            comm,
-            &[encoding_tag(msg.encoding()), bytes.len() as u64],
-            size,
-        )?;
-        let counts: Vec<usize> = (0..size).map(|r| header[2 * r + 1] as usize).collect();
+        let header = calls::allgather_u64(comm, &describe(msg.encoding(), bytes.len()))?;
+        let counts = lengths(&header);
         let mut all = (rank == 0).then(|| vec![0u8; counts.iter().sum()]);
-        world::gatherv(
+        let limit = self.limit(1);
+        calls::gatherv(
             comm,
-            world::byte_type(),
-            1,
-            rank,
+            byte_type(),
             &bytes,
             &counts,
             all.as_deref_mut(),
-            self.limit(1),
+            limit,
         )?;
         let Some(all) = all else { return Ok(None) };
         let mut out = Vec::with_capacity(size);
         out.push(msg);
         let mut at = counts[0];
         for r in 1..size {
-            out.push(Msg::from_bytes(
-                encoding_of(header[2 * r]),
-                all[at..at + counts[r]].to_vec(),
-            ));
+            out.push(arrived(&header[2 * r..], all[at..at + counts[r]].to_vec()));
             at += counts[r];
         }
         Ok(Some(out))
@@ -663,7 +541,7 @@ impl Parallelizer for Mpi {
         if self.world.size == 1 {
             return Ok(());
         }
-        world::barrier(self.world.data)
+        calls::barrier(self.world.data)
     }
 
     fn native_pod(&self) -> Option<&dyn NativePod> {
@@ -686,243 +564,35 @@ impl Parallelizer for Mpi {
     }
 }
 
-fn missing(op: &str) -> Error {
+// ---------------------------------------------------------------------------
+// Errors: every error of the backend is built by one of these functions,
+// by `handles::mpi_error` (a failed MPI call) or by the option checks of
+// `Mpi::with_role`.
+
+/// A collective called with data on the wrong ranks.
+fn missing(op: Op) -> Error {
     Error::ContractViolation(format!(
         "main must pass Some(data) to {op}; workers pass None"
     ))
 }
 
-/// The native MPI datatype of `ty`, or a contiguous block of its bytes
-/// (committed; the caller frees it).
-struct PodDatatype {
-    ty: Datatype,
-    derived: bool,
+/// Arguments that do not fit the collective (a wrong number of chunks, a
+/// buffer shorter than the counts).
+fn contract_error(detail: String) -> Error {
+    Error::ContractViolation(detail)
 }
 
-impl PodDatatype {
-    fn new(ty: PodType) -> Result<PodDatatype> {
-        use mpi::ffi;
-        use std::any::TypeId;
-        let native = unsafe {
-            [
-                (TypeId::of::<f64>(), ffi::RSMPI_DOUBLE),
-                (TypeId::of::<f32>(), ffi::RSMPI_FLOAT),
-                (TypeId::of::<i8>(), ffi::RSMPI_INT8_T),
-                (TypeId::of::<i16>(), ffi::RSMPI_INT16_T),
-                (TypeId::of::<i32>(), ffi::RSMPI_INT32_T),
-                (TypeId::of::<i64>(), ffi::RSMPI_INT64_T),
-                (TypeId::of::<u8>(), ffi::RSMPI_UINT8_T),
-                (TypeId::of::<u16>(), ffi::RSMPI_UINT16_T),
-                (TypeId::of::<u32>(), ffi::RSMPI_UINT32_T),
-                (TypeId::of::<u64>(), ffi::RSMPI_UINT64_T),
-            ]
-        };
-        if let Some((_, dt)) = native.iter().find(|(id, _)| *id == ty.id) {
-            return Ok(PodDatatype {
-                ty: Datatype(*dt),
-                derived: false,
-            });
-        }
-        let mut dt = unsafe { ffi::RSMPI_DATATYPE_NULL };
-        let count = i32::try_from(ty.size)
-            .map_err(|_| Error::Mpi(format!("{} is too large for one datatype", ty.name)))?;
-        world::check(
-            unsafe { ffi::MPI_Type_contiguous(count, ffi::RSMPI_UINT8_T, &mut dt) },
-            "MPI_Type_contiguous",
-        )?;
-        world::check(unsafe { ffi::MPI_Type_commit(&mut dt) }, "MPI_Type_commit")?;
-        Ok(PodDatatype {
-            ty: Datatype(dt),
-            derived: true,
-        })
-    }
+/// A message between the ranks that breaks the backend's protocol (an
+/// unknown tag or dispatch kind, an inconsistent header).
+fn protocol_error(detail: String) -> Error {
+    Error::Protocol(detail)
 }
 
-impl Drop for PodDatatype {
-    fn drop(&mut self) {
-        if self.derived {
-            unsafe {
-                mpi::ffi::MPI_Type_free(&mut self.ty.0);
-            }
-        }
-    }
-}
-
-impl NativePod for Mpi {
-    fn broadcast_pod(&self, ty: PodType, buf: &mut [u8]) -> Result<()> {
-        if ty.size == 0 || self.world.size == 1 {
-            return Ok(());
-        }
-        let dt = PodDatatype::new(ty)?;
-        world::bcast(self.world.data, dt.ty, ty.size, buf, 0, self.limit(ty.size))
-    }
-
-    fn all_counts(&self, mine: usize) -> Result<Vec<usize>> {
-        let all = world::allgather_u64(self.world.data, &[mine as u64], self.world.size)?;
-        Ok(all.into_iter().map(|n| n as usize).collect())
-    }
-
-    fn scatter_pod(
-        &self,
-        ty: PodType,
-        send: Option<&[u8]>,
-        counts: &[usize],
-        recv: &mut [u8],
-    ) -> Result<()> {
-        if ty.size == 0 {
-            return Ok(());
-        }
-        let dt = PodDatatype::new(ty)?;
-        world::scatterv(
-            self.world.data,
-            dt.ty,
-            ty.size,
-            self.world.rank,
-            send,
-            counts,
-            recv,
-            self.limit(ty.size),
-        )
-    }
-
-    fn gather_pod(
-        &self,
-        ty: PodType,
-        send: &[u8],
-        counts: &[usize],
-        recv: Option<&mut [u8]>,
-    ) -> Result<()> {
-        if ty.size == 0 {
-            return Ok(());
-        }
-        let dt = PodDatatype::new(ty)?;
-        world::gatherv(
-            self.world.data,
-            dt.ty,
-            ty.size,
-            self.world.rank,
-            send,
-            counts,
-            recv,
-            self.limit(ty.size),
-        )
-    }
-}
-
-/// Rank 0 of a served job tells the workers to stop (once).
-fn shutdown_workers(world: &World) -> Result<()> {
-    if world.shut_down.swap(true, Ordering::SeqCst) {
-        return Ok(());
-    }
-    let mut header = [SHUTDOWN, 0, 0, 0];
-    world::ibcast_u64(world.ctrl, &mut header)
-}
-
-/// Whether an MPI launcher started this process.
-fn launched_by_mpi() -> bool {
-    [
-        "OMPI_COMM_WORLD_SIZE",
-        "PMI_SIZE",
-        "PMIX_RANK",
-        "MV2_COMM_WORLD_SIZE",
-    ]
-    .iter()
-    .any(|v| std::env::var_os(v).is_some())
-}
-
-/// The worker hook: under an MPI launcher with more than one rank, every
-/// rank joins MPI; rank 0 returns to run `main`, the others serve.
-fn serve_hook() -> Option<i32> {
-    if !launched_by_mpi() || std::env::var("PARALLELIZER_MPI_SERVE").is_ok_and(|v| v == "0") {
-        return None;
-    }
-    if std::env::var_os("PARALLELIZER_PROCESSES_LAUNCH").is_some() {
-        // A worker of the processes backend started from an MPI rank
-        // inherits the launcher's variables but is no MPI process.
-        return None;
-    }
-    let world = match world::world() {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("parallelizer: cannot join the MPI job: {e}");
-            return Some(1);
-        }
-    };
-    if world.size == 1 {
-        return None;
-    }
-    world.served.store(true, Ordering::SeqCst);
-    if world.rank == 0 {
-        return None;
-    }
-    Some(serve(world))
-}
-
-inventory::submit! {
-    WorkerHook { serve: serve_hook }
-}
-
-/// The loop of a serving worker: run what rank 0 dispatches until it shuts
-/// the job down.
-fn serve(world: &'static World) -> i32 {
-    let fatal = |e: Error| -> ! { world::report_and_abort(world, &format!("serving: {e}"), 1) };
-    // Handles by main's encoded configuration (each may own a thread pool).
-    let mut handles: Vec<(Vec<u8>, Arc<Mpi>)> = Vec::new();
-    loop {
-        let mut header = [0u64; 4];
-        if let Err(e) = world::ibcast_u64(world.ctrl, &mut header) {
-            fatal(e)
-        }
-        match header[0] {
-            SHUTDOWN => return 0,
-            REGION => {}
-            other => fatal(Error::Protocol(format!("unknown dispatch kind {other}"))),
-        }
-        let (config_len, args_len) = (header[2] as usize, header[3] as usize);
-        let mut payload = vec![0u8; config_len + args_len];
-        if let Err(e) = world::bcast(
-            world.ctrl,
-            world::byte_type(),
-            1,
-            &mut payload,
-            0,
-            CTRL_LIMIT,
-        ) {
-            fatal(e)
-        }
-        let args = payload.split_off(config_len);
-        let handle = match handles.iter().find(|(bytes, _)| *bytes == payload) {
-            Some((_, handle)) => handle.clone(),
-            None => {
-                let built = decode_serde::<Config>(&payload)
-                    .and_then(|config| Mpi::with_role(config, world, Role::Worker));
-                match built {
-                    Ok(mpi) => {
-                        let handle = Arc::new(mpi);
-                        let as_dyn: Arc<dyn Parallelizer> = handle.clone();
-                        handle
-                            .core
-                            .bind(Arc::downgrade(&as_dyn), crate::runtime::next_uid());
-                        if handles.len() == 16 {
-                            handles.remove(0);
-                        }
-                        handles.push((payload, handle.clone()));
-                        handle
-                    }
-                    // Main built the same configuration, so this cannot
-                    // happen short of different binaries.
-                    Err(e) => fatal(e),
-                }
-            }
-        };
-        let task = header[1] as u32;
-        let outcome = handle.execute(|| {
-            let entry = task_by_id(task)?;
-            entry
-                .invoke(&*handle, Msg::from_bytes(Encoding::Serde, args))
-                .map(|()| Msg::local(()))
-        });
-        // A failure was agreed with main, which reports it.
-        let _ = handle.settle(outcome);
+/// A point-to-point receive from `rank` that waited `after` in vain.
+fn receive_timeout(rank: usize, after: Duration) -> Error {
+    Error::Timeout {
+        op: Op::Receive,
+        rank,
+        after,
     }
 }

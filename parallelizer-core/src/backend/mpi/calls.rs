@@ -1,0 +1,607 @@
+//! The MPI calls that move data: blocking and non-blocking collectives and
+//! point-to-point messages, each a safe function over a checked call of
+//! the C API (see `handles.rs` for the conventions the `// SAFETY:`
+//! comments rely on: valid handles, buffers that fit the counts, calls
+//! under the gate). Calls larger than `limit` elements are split
+//! ([`pieces`], [`rounds`]).
+
+use std::ffi::{c_int, c_void};
+use std::mem::MaybeUninit;
+use std::time::{Duration, Instant};
+
+use mpi::collective::SystemOperation;
+use mpi::ffi;
+use mpi::traits::AsRaw;
+
+use super::contract_error;
+use super::handles::{Comm, Datatype, byte_type, c_ints, call, int, mpi_error, u64_type};
+use super::plan::{pieces, rounds, starts};
+use crate::error::Result;
+
+// ---------------------------------------------------------------------------
+// Blocking collectives
+
+/// Broadcasts `buf` (elements of `ty`, the same length on every rank) from
+/// `root`, in calls of at most `limit` elements.
+pub(crate) fn bcast(
+    comm: Comm,
+    ty: Datatype<'_>,
+    buf: &mut [u8],
+    root: usize,
+    limit: usize,
+) -> Result<()> {
+    let size = ty.size();
+    let root = int(root, "MPI_Bcast", "root")?;
+    for piece in pieces(buf.len() / size.max(1), limit) {
+        let bytes = &mut buf[piece.start * size..piece.end * size];
+        let count = int(piece.len(), "MPI_Bcast", "count")?;
+        call("MPI_Bcast", || {
+            // SAFETY: `bytes` holds exactly `count` elements of `ty`, read on
+            // the root and written elsewhere (conventions in `handles.rs`).
+            unsafe { ffi::MPI_Bcast(bytes.as_mut_ptr().cast(), count, ty.raw(), root, comm.raw()) }
+        })?;
+    }
+    Ok(())
+}
+
+/// Scatter-v from rank 0: `send` (main only) holds the chunks of `counts`
+/// elements (one count per rank) back to back; `recv` receives
+/// `counts[rank]` elements. Split into rounds of at most `limit` elements
+/// ([`rounds`]).
+pub(crate) fn scatterv(
+    comm: Comm,
+    ty: Datatype<'_>,
+    send: Option<&[u8]>,
+    counts: &[usize],
+    recv: &mut [u8],
+    limit: usize,
+) -> Result<()> {
+    let (size, rank) = (ty.size(), comm.rank());
+    let total = counts.iter().sum::<usize>() * size;
+    if counts.len() != comm.size() {
+        return Err(contract_error(format!(
+            "scatter: {} counts for {} ranks",
+            counts.len(),
+            comm.size()
+        )));
+    }
+    if rank == 0 && send.is_none_or(|s| s.len() < total) {
+        return Err(contract_error(
+            "scatter: main's buffer is shorter than the counts".into(),
+        ));
+    }
+    let own_start = starts(counts)[rank];
+    for round in rounds(counts, limit) {
+        let c = c_ints(&round.counts, "MPI_Scatterv", "count")?;
+        let d = c_ints(&round.displs, "MPI_Scatterv", "displacement")?;
+        let own = round.own(rank, own_start);
+        let out = &mut recv[own.start * size..own.end * size];
+        // Main's window of the round: `round.base` plus at most `limit`
+        // elements, inside `send` (checked above); null elsewhere.
+        let window: *const c_void = match send {
+            Some(s) if rank == 0 => s[round.base * size..].as_ptr().cast(),
+            _ => std::ptr::null(),
+        };
+        call("MPI_Scatterv", || {
+            // SAFETY: `c` and `d` have one entry per rank of `comm` (checked
+            // above). On main, `window` points into `send` with every
+            // `d[r] + c[r]` elements of the round inside it (the round lies
+            // within the counts' total); other ranks' send arguments are
+            // ignored by MPI. `out` holds exactly `c[rank]` elements.
+            unsafe {
+                ffi::MPI_Scatterv(
+                    window,
+                    c.as_ptr(),
+                    d.as_ptr(),
+                    ty.raw(),
+                    out.as_mut_ptr().cast(),
+                    c[rank],
+                    ty.raw(),
+                    0,
+                    comm.raw(),
+                )
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Gather-v to rank 0: every rank sends `send` (`counts[rank]` elements,
+/// one count per rank); main receives all chunks back to back into `recv`.
+/// Split into rounds of at most `limit` elements ([`rounds`]).
+pub(crate) fn gatherv(
+    comm: Comm,
+    ty: Datatype<'_>,
+    send: &[u8],
+    counts: &[usize],
+    mut recv: Option<&mut [u8]>,
+    limit: usize,
+) -> Result<()> {
+    let (size, rank) = (ty.size(), comm.rank());
+    let total = counts.iter().sum::<usize>() * size;
+    if counts.len() != comm.size() {
+        return Err(contract_error(format!(
+            "gather: {} counts for {} ranks",
+            counts.len(),
+            comm.size()
+        )));
+    }
+    if rank == 0 && recv.as_deref().is_none_or(|r| r.len() < total) {
+        return Err(contract_error(
+            "gather: main's buffer is shorter than the counts".into(),
+        ));
+    }
+    let own_start = starts(counts)[rank];
+    for round in rounds(counts, limit) {
+        let c = c_ints(&round.counts, "MPI_Gatherv", "count")?;
+        let d = c_ints(&round.displs, "MPI_Gatherv", "displacement")?;
+        let own = round.own(rank, own_start);
+        let mine = &send[own.start * size..own.end * size];
+        let window: *mut c_void = match recv.as_deref_mut() {
+            Some(r) if rank == 0 => r[round.base * size..].as_mut_ptr().cast(),
+            _ => std::ptr::null_mut(),
+        };
+        call("MPI_Gatherv", || {
+            // SAFETY: `c` and `d` have one entry per rank of `comm` (checked
+            // above). `mine` holds exactly `c[rank]` elements. On main,
+            // `window` points into `recv` with every `d[r] + c[r]` elements
+            // of the round inside it (checked above); other ranks' receive
+            // arguments are ignored by MPI.
+            unsafe {
+                ffi::MPI_Gatherv(
+                    mine.as_ptr().cast(),
+                    c[rank],
+                    ty.raw(),
+                    window,
+                    c.as_ptr(),
+                    d.as_ptr(),
+                    ty.raw(),
+                    0,
+                    comm.raw(),
+                )
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// `MPI_Allgather` of `mine.len()` u64 per rank: every rank's words, in
+/// rank order.
+pub(crate) fn allgather_u64(comm: Comm, mine: &[u64]) -> Result<Vec<u64>> {
+    let mut all = vec![0u64; mine.len() * comm.size()];
+    let n = int(mine.len(), "MPI_Allgather", "count")?;
+    let ty = u64_type().raw();
+    call("MPI_Allgather", || {
+        // SAFETY: `mine` holds `n` u64 and `all` `n` per rank of `comm`.
+        unsafe {
+            ffi::MPI_Allgather(
+                mine.as_ptr().cast(),
+                n,
+                ty,
+                all.as_mut_ptr().cast(),
+                n,
+                ty,
+                comm.raw(),
+            )
+        }
+    })?;
+    Ok(all)
+}
+
+/// `MPI_Barrier`.
+pub(crate) fn barrier(comm: Comm) -> Result<()> {
+    call("MPI_Barrier", || {
+        // SAFETY: `comm` is live (conventions in `handles.rs`); no buffers.
+        unsafe { ffi::MPI_Barrier(comm.raw()) }
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Non-blocking collectives, waited for by polling
+
+/// Polls `ready` until it says yes (`Ok(true)`) or `deadline` passes
+/// (`Ok(false)`), yielding at first and then sleeping briefly, so that idle
+/// ranks leave the cores to working ones.
+fn poll_until(deadline: Option<Instant>, mut ready: impl FnMut() -> Result<bool>) -> Result<bool> {
+    let mut spins = 0u32;
+    loop {
+        if ready()? {
+            return Ok(true);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
+        }
+        spins += 1;
+        if spins < 2000 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// Starts a non-blocking collective on `words`, moved to the heap, with
+/// `start(buffer, request)` (which returns MPI's code), then polls it to
+/// completion or `deadline`. Returns the words once it completed; `None`
+/// if the deadline passed first. While the operation may be pending (the
+/// deadline passed, or polling failed), the buffer is leaked, as MPI may
+/// still write into it; the callers then end the job.
+fn nonblocking(
+    words: Vec<u64>,
+    deadline: Option<Instant>,
+    name: &str,
+    start: impl FnOnce(*mut u64, *mut ffi::MPI_Request) -> c_int,
+) -> Result<Option<Vec<u64>>> {
+    let len = words.len();
+    // From here on only MPI and the raw pointer touch the buffer.
+    let buf: *mut [u64] = Box::into_raw(words.into_boxed_slice());
+    let mut request = MaybeUninit::<ffi::MPI_Request>::uninit();
+    let started = call(name, || start(buf.cast(), request.as_mut_ptr()));
+    if let Err(e) = started {
+        // SAFETY: nothing is pending on the buffer: take it back.
+        drop(unsafe { Box::from_raw(buf) });
+        return Err(e);
+    }
+    // SAFETY: the call succeeded, so it wrote the request handle.
+    let mut request = unsafe { request.assume_init() };
+    let done = poll_until(deadline, || {
+        let mut done: c_int = 0;
+        call(name, || {
+            // SAFETY: `request` is the active request just started (MPI_Test
+            // sets it to MPI_REQUEST_NULL once complete, and we stop
+            // polling then); MPI_STATUS_IGNORE is a predefined constant of
+            // rsmpi's C shim.
+            unsafe { ffi::MPI_Test(&mut request, &mut done, ffi::RSMPI_STATUS_IGNORE) }
+        })?;
+        Ok(done != 0)
+    })?;
+    if !done {
+        return Ok(None);
+    }
+    // SAFETY: the operation completed: MPI no longer uses the buffer, which
+    // `Box::into_raw` above made, with `len` words.
+    let words = unsafe { Box::from_raw(buf) };
+    debug_assert_eq!(words.len(), len);
+    Ok(Some(words.into_vec()))
+}
+
+/// Non-blocking broadcast of a few u64 from `root`, waited for by polling
+/// (dispatch headers: idle workers sleep instead of spinning in MPI).
+pub(crate) fn ibcast_u64(comm: Comm, buf: &mut [u64], root: usize) -> Result<()> {
+    let count = int(buf.len(), "MPI_Ibcast", "count")?;
+    let root = int(root, "MPI_Ibcast", "root")?;
+    let ty = u64_type().raw();
+    let words = nonblocking(buf.to_vec(), None, "MPI_Ibcast", |words, request| {
+        // SAFETY: `words` is a heap buffer of `count` u64 that `nonblocking`
+        // keeps alive until the request completes; `request` is a valid
+        // out-parameter.
+        unsafe { ffi::MPI_Ibcast(words.cast(), count, ty, root, comm.raw(), request) }
+    })?
+    .expect("no deadline: polled to completion");
+    buf.copy_from_slice(&words);
+    Ok(())
+}
+
+/// The smallest `mine` over all ranks (non-blocking all-reduce), or `None`
+/// if `deadline` passed before every rank took part.
+pub(crate) fn agree_min(comm: Comm, mine: u64, deadline: Option<Instant>) -> Result<Option<u64>> {
+    let (ty, min) = (u64_type().raw(), SystemOperation::min().as_raw());
+    let words = nonblocking(
+        vec![mine, 0],
+        deadline,
+        "MPI_Iallreduce",
+        |words, request| {
+            // SAFETY: `words` is a heap buffer of two u64 that `nonblocking`
+            // keeps alive until the request completes (so `add(1)` stays in
+            // it): the first is sent, the second receives (distinct, so no
+            // aliasing); `request` is a valid out-parameter.
+            unsafe {
+                ffi::MPI_Iallreduce(
+                    words.cast_const().cast(),
+                    words.add(1).cast(),
+                    1,
+                    ty,
+                    min,
+                    comm.raw(),
+                    request,
+                )
+            }
+        },
+    )?;
+    Ok(words.map(|w| w[1]))
+}
+
+// ---------------------------------------------------------------------------
+// Point to point
+
+/// Sends `count` elements of `ty` at the start of `bytes` (which holds
+/// exactly that many) to `to`.
+fn send_piece(comm: Comm, ty: Datatype<'_>, bytes: &[u8], to: c_int, tag: c_int) -> Result<()> {
+    let count = int(bytes.len() / ty.size().max(1), "MPI_Send", "count")?;
+    call("MPI_Send", || {
+        // SAFETY: `bytes` holds `count` elements of `ty` (callers pass whole
+        // elements), only read.
+        unsafe { ffi::MPI_Send(bytes.as_ptr().cast(), count, ty.raw(), to, tag, comm.raw()) }
+    })
+}
+
+/// Sends `buf` to `to` as exactly one MPI message of bytes (also when empty).
+pub(crate) fn send_one(comm: Comm, buf: &[u8], to: usize, tag: c_int) -> Result<()> {
+    send_piece(comm, byte_type(), buf, int(to, "MPI_Send", "rank")?, tag)
+}
+
+/// Blocking send of `buf` (elements of `ty`) to `to`, in messages of at
+/// most `limit` elements.
+pub(crate) fn send(
+    comm: Comm,
+    ty: Datatype<'_>,
+    buf: &[u8],
+    to: usize,
+    tag: c_int,
+    limit: usize,
+) -> Result<()> {
+    let size = ty.size();
+    let to = int(to, "MPI_Send", "rank")?;
+    for piece in pieces(buf.len() / size.max(1), limit) {
+        send_piece(
+            comm,
+            ty,
+            &buf[piece.start * size..piece.end * size],
+            to,
+            tag,
+        )?;
+    }
+    Ok(())
+}
+
+/// Blocking receive of exactly `buf.len()` bytes (elements of `ty`) from
+/// `from`, in messages of at most `limit` elements.
+pub(crate) fn recv(
+    comm: Comm,
+    ty: Datatype<'_>,
+    buf: &mut [u8],
+    from: usize,
+    tag: c_int,
+    limit: usize,
+) -> Result<()> {
+    let size = ty.size();
+    let from = int(from, "MPI_Recv", "rank")?;
+    for piece in pieces(buf.len() / size.max(1), limit) {
+        let bytes = &mut buf[piece.start * size..piece.end * size];
+        let count = int(piece.len(), "MPI_Recv", "count")?;
+        call("MPI_Recv", || {
+            // SAFETY: `bytes` holds exactly `count` elements of `ty`;
+            // MPI_STATUS_IGNORE is a predefined constant of rsmpi's C shim.
+            unsafe {
+                ffi::MPI_Recv(
+                    bytes.as_mut_ptr().cast(),
+                    count,
+                    ty.raw(),
+                    from,
+                    tag,
+                    comm.raw(),
+                    ffi::RSMPI_STATUS_IGNORE,
+                )
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// An all-zero status, the starting value of an out-parameter.
+fn empty_status() -> ffi::MPI_Status {
+    // SAFETY: MPI_Status is a C struct of integer fields, for which all
+    // zeros is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// The number of bytes a received or probed message holds.
+fn byte_count(status: &ffi::MPI_Status, name: &str) -> Result<usize> {
+    let mut count: c_int = 0;
+    call("MPI_Get_count", || {
+        // SAFETY: `status` was filled in by a successful receive or probe.
+        unsafe { ffi::MPI_Get_count(status, byte_type().raw(), &mut count) }
+    })?;
+    // MPI_UNDEFINED (negative) cannot happen for bytes, but is no length.
+    usize::try_from(count).map_err(|_| mpi_error(name, format_args!("message size {count}")))
+}
+
+/// Receives the one-message body of `count` bytes that [`probe_any`] found
+/// into a fresh `Vec<W>` (bytes, or 8-byte words for plain data the
+/// receiver's `Vec<f64>` can take over) that is written once, not zeroed
+/// first. `count` must be a whole number of `W`s.
+pub(crate) fn recv_exact<W: bytemuck::Pod>(
+    comm: Comm,
+    from: usize,
+    tag: c_int,
+    count: usize,
+) -> Result<Vec<W>> {
+    let width = std::mem::size_of::<W>();
+    if count % width != 0 {
+        return Err(mpi_error(
+            "MPI_Recv",
+            format_args!("{count} bytes are not whole {width}-byte words"),
+        ));
+    }
+    let n = count / width;
+    let mut body: Vec<W> = Vec::with_capacity(n);
+    let (bytes, from) = (
+        int(count, "MPI_Recv", "count")?,
+        int(from, "MPI_Recv", "rank")?,
+    );
+    let mut status = empty_status();
+    call("MPI_Recv", || {
+        // SAFETY: `body` has capacity for `n * width == count` bytes, the
+        // receive count, which bounds what MPI writes.
+        unsafe {
+            ffi::MPI_Recv(
+                body.as_mut_ptr().cast(),
+                bytes,
+                byte_type().raw(),
+                from,
+                tag,
+                comm.raw(),
+                &mut status,
+            )
+        }
+    })?;
+    // Another thread receiving from the same rank may have taken the probed
+    // message: only what arrived is initialized.
+    let got = byte_count(&status, "MPI_Recv")?;
+    if got != count {
+        return Err(mpi_error(
+            "MPI_Recv",
+            format_args!(
+                "expected the probed {count} bytes from rank {from}, got {got} (another thread \
+                 receiving from that rank?)"
+            ),
+        ));
+    }
+    // SAFETY: MPI_Recv wrote exactly `count` bytes (checked just above),
+    // which are `n` whole elements of a type valid for any bit pattern.
+    unsafe { body.set_len(n) };
+    Ok(body)
+}
+
+/// Waits for the next point-to-point message from `from`, whatever its tag:
+/// `Some((tag, bytes))`, or `None` if `deadline` passed first. Without a
+/// deadline it blocks inside MPI.
+pub(crate) fn probe_any(
+    comm: Comm,
+    from: usize,
+    deadline: Option<Instant>,
+) -> Result<Option<(c_int, usize)>> {
+    let from = int(from, "MPI_Probe", "rank")?;
+    let mut status = empty_status();
+    match deadline {
+        None => call("MPI_Probe", || {
+            // SAFETY: `status` is a valid out-parameter; MPI_ANY_TAG is a
+            // predefined constant of rsmpi's C shim.
+            unsafe { ffi::MPI_Probe(from, ffi::RSMPI_ANY_TAG, comm.raw(), &mut status) }
+        })?,
+        Some(deadline) => {
+            let arrived = poll_until(Some(deadline), || {
+                let mut flag: c_int = 0;
+                call("MPI_Iprobe", || {
+                    // SAFETY: `flag` and `status` are valid out-parameters;
+                    // MPI_ANY_TAG is a predefined constant of rsmpi's C shim.
+                    unsafe {
+                        ffi::MPI_Iprobe(
+                            from,
+                            ffi::RSMPI_ANY_TAG,
+                            comm.raw(),
+                            &mut flag,
+                            &mut status,
+                        )
+                    }
+                })?;
+                Ok(flag != 0)
+            })?;
+            if !arrived {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some((status.MPI_TAG, byte_count(&status, "MPI_Probe")?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::mpi::world::world;
+    use crate::error::Error;
+
+    /// Initializes MPI in the test process (a singleton without `mpirun`).
+    #[test]
+    fn mpi_errors_carry_the_mpi_error_string() {
+        let world = world().expect("MPI singleton");
+        let mut buf = [0u64; 1];
+        let err = bcast(
+            world.data,
+            u64_type(),
+            bytemuck::cast_slice_mut(&mut buf),
+            world.size + 5,
+            1,
+        )
+        .unwrap_err();
+        match err {
+            Error::Mpi(text) => {
+                eprintln!("{text}");
+                assert!(text.starts_with("MPI_Bcast failed: "), "{text}");
+                assert!(text.to_lowercase().contains("root"), "{text}");
+            }
+            other => panic!("expected Error::Mpi, got {other:?}"),
+        }
+    }
+
+    /// A buffer or count vector that does not fit the communicator is an
+    /// error before MPI sees it (MPI would read or write past it).
+    #[test]
+    fn arguments_that_do_not_fit_the_communicator_never_reach_mpi() {
+        let world = world().expect("MPI singleton");
+        let comm = world.data;
+        assert_eq!((comm.rank(), comm.size()), (world.rank, world.size));
+        let mut recv = [0u8; 4];
+        let wrong_counts = vec![4; world.size + 1];
+        let err = scatterv(
+            comm,
+            byte_type(),
+            Some(&[0; 64]),
+            &wrong_counts,
+            &mut recv,
+            8,
+        );
+        assert!(matches!(err, Err(Error::ContractViolation(_))), "{err:?}");
+        let err = gatherv(
+            comm,
+            byte_type(),
+            &[0; 4],
+            &wrong_counts,
+            Some(&mut [0; 64]),
+            8,
+        );
+        assert!(matches!(err, Err(Error::ContractViolation(_))), "{err:?}");
+        if world.rank == 0 {
+            let counts = vec![4; world.size];
+            let err = scatterv(comm, byte_type(), Some(&[0; 3]), &counts, &mut recv, 8);
+            assert!(matches!(err, Err(Error::ContractViolation(_))), "{err:?}");
+            let err = gatherv(comm, byte_type(), &[0; 4], &counts, Some(&mut [0; 3]), 8);
+            assert!(matches!(err, Err(Error::ContractViolation(_))), "{err:?}");
+        }
+        let err = recv_exact::<u64>(comm, world.rank, 99, 12);
+        assert!(matches!(err, Err(Error::Mpi(_))), "{err:?}");
+    }
+
+    /// Every kind of call once on the singleton: collectives over one rank,
+    /// a split broadcast, the polled non-blocking calls, a message to self.
+    #[test]
+    fn each_call_works_on_a_single_rank() {
+        let world = world().expect("MPI singleton");
+        if world.size != 1 {
+            return;
+        }
+        let comm = world.data;
+        let mut buf: Vec<u8> = (0..10).collect();
+        bcast(comm, byte_type(), &mut buf, 0, 3).unwrap();
+        assert_eq!(buf, (0..10).collect::<Vec<u8>>());
+        let mut words = [5u64, 6];
+        ibcast_u64(world.ctrl, &mut words, 0).unwrap();
+        assert_eq!(words, [5, 6]);
+        assert_eq!(agree_min(world.ctrl, 7, None).unwrap(), Some(7));
+        assert_eq!(allgather_u64(comm, &[1, 2]).unwrap(), [1, 2]);
+        let mut got = [0u8; 5];
+        scatterv(comm, byte_type(), Some(&[1, 2, 3, 4, 5]), &[5], &mut got, 2).unwrap();
+        assert_eq!(got, [1, 2, 3, 4, 5]);
+        let mut all = [0u8; 5];
+        gatherv(comm, byte_type(), &got, &[5], Some(&mut all), 2).unwrap();
+        assert_eq!(all, got);
+        barrier(comm).unwrap();
+        let sent: Vec<u64> = vec![u64::MAX, 1, 2];
+        send_one(comm, bytemuck::cast_slice(&sent), 0, 77).unwrap();
+        let (tag, count) = probe_any(comm, 0, None).unwrap().unwrap();
+        assert_eq!((tag, count), (77, 24));
+        assert_eq!(recv_exact::<u64>(comm, 0, tag, count).unwrap(), sent);
+        let deadline = Some(Instant::now() + Duration::from_millis(20));
+        assert_eq!(probe_any(comm, 0, deadline).unwrap(), None);
+    }
+}

@@ -1,0 +1,323 @@
+//! The region protocol between the ranks, on the control communicator.
+//!
+//! - **Dispatch** (served model): rank 0 broadcasts a header `[kind, task
+//!   id, config length, payload length]` with a non-blocking broadcast that
+//!   idle workers poll (so they sleep instead of spinning in MPI), then the
+//!   payload: main's encoded configuration followed by the encoded
+//!   arguments. Kind [`REGION`] runs the task on every rank; kind
+//!   [`SHUTDOWN`] (from rank 0's exit handler) ends the workers' loop.
+//! - **Settle** (every region, served or SPMD): each rank runs its part with
+//!   panics caught, then all agree on the lowest failed rank with a
+//!   non-blocking all-reduce. If one failed, it broadcasts its kind and
+//!   message and every rank returns that rank's error. A failed rank that
+//!   the others do not join within `abort_grace_ms` reports itself and
+//!   aborts the job: the others are blocked waiting for it.
+//! - **Serving**: the worker hook makes ranks other than 0 of a served job
+//!   run [`serve`], which builds one handle per configuration it receives
+//!   and runs what rank 0 dispatches until the shutdown.
+
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::world::{self, InRegion, World};
+use super::{Header, Mpi, Role, bcast_framed, protocol_error};
+use crate::config::Config;
+use crate::entry::WorkerHook;
+use crate::error::{Error, Result};
+use crate::msg::{Encoding, Msg, decode_serde, encode_serde};
+use crate::outcome::{halt_unwinding, panic_message, resume_unwinding};
+use crate::parallelizer::{Parallelizer, Region};
+use crate::runtime::set_current;
+use crate::task::task_by_id;
+
+/// Dispatch kinds (first word of the dispatch header).
+const SHUTDOWN: u64 = 0;
+const REGION: u64 = 1;
+
+/// The piece size of the backend's own broadcasts on the control
+/// communicator, the same on every rank whatever the configurations.
+const CTRL_LIMIT: usize = 1 << 30;
+
+/// Whether ranks other than 0 serve tasks that rank 0 dispatches
+/// (`#[parallelizer::main]` under an MPI launcher).
+static SERVED: AtomicBool = AtomicBool::new(false);
+/// Whether rank 0 has told the serving workers to stop.
+static SHUT_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process is part of a served job.
+pub(super) fn served() -> bool {
+    SERVED.load(Ordering::SeqCst)
+}
+
+/// How a rank's part of a region failed, as it tells the other ranks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Failure {
+    panicked: bool,
+    message: String,
+}
+
+impl Failure {
+    /// The failure of an outcome, if it is one.
+    fn of(outcome: &std::thread::Result<Result<Msg>>) -> Option<Failure> {
+        let (panicked, message) = match outcome {
+            Ok(Ok(_)) => return None,
+            Ok(Err(Error::TaskFailed { message, .. })) => (false, message.clone()),
+            Ok(Err(e)) => (false, e.to_string()),
+            Err(panic) => (true, panic_message(&**panic)),
+        };
+        Some(Failure { panicked, message })
+    }
+
+    /// `panicked: message` or `failed: message`.
+    fn describe(&self) -> String {
+        let what = if self.panicked { "panicked" } else { "failed" };
+        format!("{what}: {}", self.message)
+    }
+
+    /// The exit status of a job this failure aborts.
+    fn exit_code(&self) -> c_int {
+        if self.panicked { 101 } else { 1 }
+    }
+
+    /// The error every rank returns for this failure on `rank`.
+    fn into_error(self, rank: usize) -> Error {
+        let Failure { panicked, message } = self;
+        if panicked {
+            Error::WorkerPanicked { rank, message }
+        } else {
+            Error::TaskFailed { rank, message }
+        }
+    }
+}
+
+impl Mpi {
+    /// Runs `f` as this rank's part of a region and settles the region
+    /// with the other ranks.
+    pub(super) fn run_settled(&self, f: impl FnOnce() -> Result<Msg>) -> Result<Msg> {
+        let outcome = {
+            // Counted (so a panic is left to the region) and current.
+            let _region = InRegion::enter();
+            let _current = self.core.this().map(set_current);
+            halt_unwinding(f)
+        };
+        self.settle(outcome)
+    }
+
+    /// The end of a region on every rank: agree on whether some rank
+    /// failed; if so every rank returns that rank's error (a failed rank
+    /// that the others do not join within the grace period aborts the job).
+    fn settle(&self, outcome: std::thread::Result<Result<Msg>>) -> Result<Msg> {
+        let world = self.world;
+        let failure = Failure::of(&outcome);
+        let (mine, deadline) = match failure {
+            Some(_) => (world.rank as u64, Some(Instant::now() + self.grace)),
+            None => (u64::MAX, None),
+        };
+        let failed = match super::calls::agree_min(world.ctrl, mine, deadline) {
+            Ok(Some(u64::MAX)) => {
+                return match outcome {
+                    Ok(result) => result,
+                    Err(_) => unreachable!("a panicked rank reports itself"),
+                };
+            }
+            Ok(Some(rank)) => rank as usize,
+            Ok(None) => {
+                let failure = failure.expect("only failed ranks have a deadline");
+                world::report_and_abort(
+                    world,
+                    &format!(
+                        "{}\n  (the other ranks did not finish the region within {:?}: they \
+                         are waiting for this one)",
+                        failure.describe(),
+                        self.grace
+                    ),
+                    failure.exit_code(),
+                )
+            }
+            Err(e) => world::report_and_abort(world, &format!("could not agree: {e}"), 1),
+        };
+        // Every rank finished the region: the first failed rank tells the
+        // others what went wrong.
+        let report = match &failure {
+            Some(failure) if failed == world.rank => {
+                let mut bytes = Vec::new();
+                encode_serde(failure, &mut bytes)?;
+                Some(bytes)
+            }
+            _ => None,
+        };
+        let bytes = bcast_framed(
+            world.ctrl,
+            failed,
+            &mut [0],
+            report,
+            CTRL_LIMIT,
+            Header::Blocking,
+        )?;
+        let reported: Failure = decode_serde(&bytes)?;
+        if failed == world.rank {
+            match outcome {
+                // Served main resumes its own panic, as the threads backend
+                // does; the workers are back in their loop, so exiting is clean.
+                Err(panic) if self.role == Role::Main => resume_unwinding(panic),
+                Ok(Err(e)) => return Err(e),
+                _ => {}
+            }
+        }
+        Err(reported.into_error(failed))
+    }
+
+    /// Served main: sends `region` to the workers, then runs its own part.
+    pub(super) fn dispatch(&self, region: Region) -> Result<Msg> {
+        // One region at a time in this process, whichever handle runs it.
+        static DISPATCH: Mutex<()> = Mutex::new(());
+        let _one = DISPATCH.lock().unwrap_or_else(|e| e.into_inner());
+        let task_id = region.task().require_id()?;
+        let (task, args) = region.into_parts();
+        let mut payload = Vec::new();
+        encode_serde(self.core.config(), &mut payload)?;
+        let config_len = payload.len() as u64;
+        args.encode_into(&mut payload)?;
+        let mut header = [REGION, u64::from(task_id), config_len, 0];
+        bcast_framed(
+            self.world.ctrl,
+            0,
+            &mut header,
+            Some(payload),
+            CTRL_LIMIT,
+            Header::Polled,
+        )?;
+        self.run_settled(|| task.run_here(self, args))
+    }
+}
+
+/// Rank 0 of a served job tells the workers to stop (once); registered to
+/// run before `MPI_Finalize`.
+fn shutdown_workers(world: &World) {
+    if SHUT_DOWN.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let mut header = [SHUTDOWN, 0, 0, 0];
+    let sent = bcast_framed(
+        world.ctrl,
+        0,
+        &mut header,
+        Some(Vec::new()),
+        CTRL_LIMIT,
+        Header::Polled,
+    );
+    if let Err(e) = sent {
+        eprintln!("parallelizer: rank 0 could not shut the MPI workers down: {e}");
+    }
+}
+
+/// Whether an MPI launcher started this process.
+fn launched_by_mpi() -> bool {
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "PMIX_RANK",
+        "MV2_COMM_WORLD_SIZE",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some())
+}
+
+/// The worker hook: under an MPI launcher with more than one rank, every
+/// rank joins MPI; rank 0 returns to run `main`, the others serve.
+fn serve_hook() -> Option<i32> {
+    if !launched_by_mpi() || std::env::var("PARALLELIZER_MPI_SERVE").is_ok_and(|v| v == "0") {
+        return None;
+    }
+    if std::env::var_os("PARALLELIZER_PROCESSES_LAUNCH").is_some() {
+        // A worker of the processes backend started from an MPI rank
+        // inherits the launcher's variables but is no MPI process.
+        return None;
+    }
+    let world = match world::world() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("parallelizer: cannot join the MPI job: {e}");
+            return Some(1);
+        }
+    };
+    if world.size == 1 {
+        return None;
+    }
+    SERVED.store(true, Ordering::SeqCst);
+    if world.rank == 0 {
+        world::before_finalize(shutdown_workers);
+        return None;
+    }
+    Some(serve(world))
+}
+
+inventory::submit! {
+    WorkerHook { serve: serve_hook }
+}
+
+/// The loop of a serving worker: run what rank 0 dispatches until it shuts
+/// the job down.
+fn serve(world: &'static World) -> i32 {
+    let fatal = |e: Error| -> ! { world::report_and_abort(world, &format!("serving: {e}"), 1) };
+    // Handles by main's encoded configuration (each may own a thread pool).
+    let mut handles: Vec<(Vec<u8>, Arc<Mpi>)> = Vec::new();
+    loop {
+        let mut header = [0u64; 4];
+        let mut payload =
+            bcast_framed(world.ctrl, 0, &mut header, None, CTRL_LIMIT, Header::Polled)
+                .unwrap_or_else(|e| fatal(e));
+        match header[0] {
+            SHUTDOWN => return 0,
+            REGION => {}
+            other => fatal(protocol_error(format!("unknown dispatch kind {other}"))),
+        }
+        let config_len = usize::try_from(header[2])
+            .ok()
+            .filter(|&n| n <= payload.len())
+            .unwrap_or_else(|| {
+                fatal(protocol_error(format!(
+                    "dispatch header claims {} configuration bytes of {}",
+                    header[2],
+                    payload.len()
+                )))
+            });
+        let args = payload.split_off(config_len);
+        let handle = match handles.iter().find(|(bytes, _)| *bytes == payload) {
+            Some((_, handle)) => handle.clone(),
+            None => {
+                let built = decode_serde::<Config>(&payload)
+                    .and_then(|config| Mpi::with_role(config, world, Role::Worker));
+                match built {
+                    Ok(mpi) => {
+                        let handle = Arc::new(mpi);
+                        let as_dyn: Arc<dyn Parallelizer> = handle.clone();
+                        handle
+                            .core
+                            .bind(Arc::downgrade(&as_dyn), crate::runtime::next_uid());
+                        if handles.len() == 16 {
+                            handles.remove(0);
+                        }
+                        handles.push((payload, handle.clone()));
+                        handle
+                    }
+                    // Main built the same configuration, so this cannot
+                    // happen short of different binaries.
+                    Err(e) => fatal(e),
+                }
+            }
+        };
+        let task = header[1] as u32;
+        // A failure was agreed with main, which reports it.
+        let _ = handle.run_settled(|| {
+            let entry = task_by_id(task)?;
+            entry
+                .invoke(&*handle, Msg::from_bytes(Encoding::Serde, args))
+                .map(|()| Msg::local(()))
+        });
+    }
+}
