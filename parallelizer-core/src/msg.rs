@@ -178,7 +178,7 @@ impl<T: bytemuck::Pod + Send> Payload for PodVec<T> {
 // over bincode 2 (standard configuration) by measurement: the same sizes
 // within 2%, and faster decoding (Vec<f64> 1M: 1.4-1.9 ms vs 2.2-4.2 ms;
 // Vec<u32> 1M: 1.4-2.0 vs 3.5-4.9; 100k structs: 13-19 vs 14-23), with
-// encoding a tie. Figures: docs/processes-readme-section.md ("Measurements").
+// encoding a tie. Figures: README, "Measurements" of the `processes` mode.
 
 /// Encodes `value` with the framework's serde codec, appending to `out`.
 pub(crate) fn encode_serde<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {

@@ -16,7 +16,7 @@
 //!   is always true), and `run(closure, args)` runs the closure on every
 //!   rank, as under `mpirun`.
 //!
-//! Failures follow ARCHITECTURE.md section 4: a panic or `Err` on any rank
+//! Failures (README, "Failure: nothing hangs, nothing is lost"): a panic or `Err` on any rank
 //! is that rank's error on main and aborts the region on every rank; a dead
 //! worker is seen as EOF plus `waitpid` (`WorkerDied`); every blocking
 //! receive honours `Config::timeout`; workers get `PR_SET_PDEATHSIG` and
