@@ -55,6 +55,8 @@ enum Bytes {
     Owned(Vec<u8>),
     /// `len` bytes in 8-byte words: plain data of 8-byte-aligned elements
     /// received straight into an allocation a `Vec<f64>` (say) can take over.
+    /// Only the wire backends (processes on Linux, mpi) receive into words.
+    #[cfg_attr(not(any(target_os = "linux", feature = "mpi")), allow(dead_code))]
     Words(Vec<u64>, usize),
     Shared(Arc<dyn AsRef<[u8]> + Send + Sync>),
 }
@@ -245,6 +247,7 @@ impl Msg {
 
     /// Plain data that arrived as `len` bytes in 8-byte words (see
     /// [`Msg::pod_align`]).
+    #[cfg_attr(not(any(target_os = "linux", feature = "mpi")), allow(dead_code))]
     pub(crate) fn from_words(words: Vec<u64>, len: usize) -> Msg {
         debug_assert!(len <= words.len() * 8);
         Msg(Repr::Bytes(Encoding::Pod, Bytes::Words(words, len)))
