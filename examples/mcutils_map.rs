@@ -1,4 +1,5 @@
-//! The main example: the McUtils map workload (mcutils-spec.md 3.2, T2) on
+//! The main example: the McUtils map workload (the test `test_MapMultiprocessing`
+//! in `ci/tests/ParallelizersTests.py` of <https://github.com/McCoyGroup/McUtils>) on
 //! the serial fallback and on every core with the threads backend, with the
 //! results compared and timed.
 //!

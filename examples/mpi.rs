@@ -1,4 +1,5 @@
-//! The McUtils map workload (mcutils-spec 3.2, T2) on any backend, MPI by
+//! The McUtils map workload (`test_MapMultiprocessing` in McCoyGroup/McUtils,
+//! `ci/tests/ParallelizersTests.py`) on any backend, MPI by
 //! default: for every 9-combination `c` of `0..12` and every one of its 9!
 //! permutations (Heap's algorithm, really enumerated), emit
 //! `len(c) + sum(permutation)`. 79,833,600 values; first 45, last 72, total

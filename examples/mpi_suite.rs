@@ -479,7 +479,8 @@ fn main() {
         failed: 0,
     };
 
-    // Chunk table (ARCHITECTURE 3.1 and mcutils-spec 1.5.2).
+    // Chunk table (README "Scatter and gather"; McUtils'
+    // `SendRecieveParallelizer.scatter` in McUtils/Parallelizers/Parallelizers.py).
     let ns = vec![1000, 10, 2, 3, 0];
     suite.check("chunk table", || {
         let (m, t, _) = compare(&par, chunk_table, ns.clone())?;

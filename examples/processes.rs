@@ -1,4 +1,5 @@
-//! The McUtils map workload (mcutils-spec 3.2, T2) on the `processes`
+//! The McUtils map workload (`test_MapMultiprocessing` in McCoyGroup/McUtils,
+//! `ci/tests/ParallelizersTests.py`) on the `processes`
 //! backend: for every 9-element combination `c` of `0..12` and every one of
 //! its 9! permutations `p` (enumerated for real, with Heap's algorithm),
 //! emit `len(p) + sum(p)`. 220 combinations x 362,880 permutations =

@@ -14,6 +14,9 @@
 //! assert_eq!(total, Some(55));
 //! ```
 #![deny(missing_docs)]
+// docs.rs (nightly, `--cfg docsrs`): mark feature- and platform-gated items
+// ("Available on crate feature `mpi` only", "on Linux only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use parallelizer_core::*;
 

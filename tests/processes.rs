@@ -1,6 +1,6 @@
 //! The `processes` backend with the worker guard: the integration suite at
-//! 2, 3 and 4 ranks against serial, and the fault tests of ARCHITECTURE.md
-//! section 4, each checking that no worker process is left behind.
+//! 2, 3 and 4 ranks against serial, and the fault tests (README, "Failure:
+//! nothing hangs, nothing is lost"), each checking that no worker process is left behind.
 //!
 //! `#[parallelizer::test]` starts every test with the worker entry: in a
 //! worker launched for this test it serves tasks and exits; in the test

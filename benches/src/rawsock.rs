@@ -247,7 +247,7 @@ impl Drop for SockWorld {
 }
 
 /// Byte ranges of each rank's chunk of `n` items of `elem` bytes, split
-/// like `scatter` (ARCHITECTURE 3.1).
+/// like `scatter` (`parallelizer::chunk_sizes`).
 fn byte_bounds(n: usize, nprocs: usize, elem: usize) -> Vec<(usize, usize)> {
     let mut lo = 0;
     parallelizer::chunk_sizes(n, nprocs)

@@ -24,7 +24,7 @@ pub struct Store {
     pub plan: Option<Plan>,
     /// How long the run took, in seconds.
     pub wall: f64,
-    /// The Python original's figures (`mcutils-bench.json`), if found.
+    /// The Python original's figures (`benches/reference/mcutils-bench.json`), if found.
     pub mcutils: Option<serde_json::Value>,
 }
 
@@ -212,8 +212,9 @@ fn markdown(store: &Store, plot_note: &str) -> String {
     let _ = writeln!(
         w,
         "\"Python (same run)\" columns come from `benches/python/bench.py` in this run. \
-         \"McUtils (measured separately)\" quotes `mcutils-bench.json`: the Python original on \
-         the same kind of 2-core machine, **not** this run; it has figures for 2 ranks only.\n"
+         \"McUtils (measured separately)\" quotes [`benches/reference/mcutils-bench.json`]\
+         (benches/reference/README.md): the Python original on the same kind of 2-core machine, \
+         **not** this run; it has figures for 2 ranks only.\n"
     );
 
     // Dispatch.

@@ -14,6 +14,9 @@
 //! assert_eq!(squares.unwrap().iter().sum::<u64>(), 204);
 //! ```
 #![deny(missing_docs)]
+// docs.rs (nightly, `--cfg docsrs`): mark feature- and platform-gated items
+// ("Available on crate feature `mpi` only", "on Linux only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // `#[parallelizer(...)]` and the generated code name `::parallelizer_core`
 // items through `crate::__private` when used inside this crate.

@@ -60,6 +60,8 @@ enum Bytes {
     Owned(Vec<u8>),
     /// `len` bytes in 8-byte words: plain data of 8-byte-aligned elements
     /// received straight into an allocation a `Vec<f64>` (say) can take over.
+    /// Only the wire backends (processes on Linux, mpi) receive into words.
+    #[cfg_attr(not(any(target_os = "linux", feature = "mpi")), allow(dead_code))]
     Words(Vec<u64>, usize),
     Shared(Arc<dyn AsRef<[u8]> + Send + Sync>),
 }
@@ -183,7 +185,7 @@ impl<T: bytemuck::Pod + Send> Payload for PodVec<T> {
 // over bincode 2 (standard configuration) by measurement: the same sizes
 // within 2%, and faster decoding (Vec<f64> 1M: 1.4-1.9 ms vs 2.2-4.2 ms;
 // Vec<u32> 1M: 1.4-2.0 vs 3.5-4.9; 100k structs: 13-19 vs 14-23), with
-// encoding a tie. Figures: docs/processes-readme-section.md ("Measurements").
+// encoding a tie. Figures: README, "Measurements" of the `processes` mode.
 
 /// Encodes `value` with the framework's serde codec, appending to `out`.
 pub(crate) fn encode_serde<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
@@ -294,6 +296,7 @@ impl Msg {
 
     /// Plain data that arrived as `len` bytes in 8-byte words (see
     /// [`Msg::pod_align`]).
+    #[cfg_attr(not(any(target_os = "linux", feature = "mpi")), allow(dead_code))]
     pub(crate) fn from_words(words: Vec<u64>, len: usize) -> Msg {
         debug_assert!(len <= words.len() * 8);
         Msg::of(Repr::Bytes(Encoding::Pod, Bytes::Words(words, len)))

@@ -96,10 +96,13 @@ fn backend(mode: &str) -> Result<&'static BackendEntry> {
         Some(Err(types)) => Err(Error::Config(format!(
             "mode `{mode}` is registered twice, by {types}; rename one of them"
         ))),
-        None => Err(Error::UnknownParallelizer {
-            name: mode.to_string(),
-            known: modes(),
-        }),
+        // A built-in mode this build leaves out says why (Linux-only, a feature).
+        None => Err(crate::backend::left_out(mode, &modes()).unwrap_or_else(|| {
+            Error::UnknownParallelizer {
+                name: mode.to_string(),
+                known: modes(),
+            }
+        })),
     }
 }
 
@@ -140,7 +143,9 @@ impl From<&Config> for Spec {
 
 /// Builds a parallelizer from `MODE[:NPROCS]`, the name of a registered
 /// parallelizer, or a [`Config`]. An unknown mode is an error listing the
-/// known ones (McUtils `from_config`, which also knows `serial` here).
+/// known ones (McUtils `from_config`, which also knows `serial` here); a
+/// built-in mode this build leaves out (`processes` off Linux, `mpi`
+/// without the cargo feature) is [`Error::Config`] saying why.
 ///
 /// ```
 /// use parallelizer_core::{from_config, Config, Error};

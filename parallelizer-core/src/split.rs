@@ -1,4 +1,6 @@
-//! How `scatter` splits data over ranks (ARCHITECTURE.md 3.1).
+//! How `scatter` splits data over ranks (README, "Scatter and gather"): the
+//! rule of McUtils' `SendRecieveParallelizer.scatter` (McCoyGroup/McUtils,
+//! `McUtils/Parallelizers/Parallelizers.py`).
 
 /// The chunk sizes of `n` items over `nprocs` ranks: `n / nprocs` each, one
 /// more for the first `n % nprocs` ranks; rank 0 keeps chunk 0, and with
@@ -49,7 +51,8 @@ mod tests {
 
     #[test]
     fn reference_table() {
-        // mcutils-spec.md 1.5.2, verified against the Python original.
+        // The sizes McUtils' `SendRecieveParallelizer.scatter` gives
+        // (McUtils/Parallelizers/Parallelizers.py), checked by running it.
         assert_eq!(chunk_sizes(1000, 5), vec![200; 5]);
         assert_eq!(chunk_sizes(1000, 4), vec![250; 4]);
         assert_eq!(chunk_sizes(1000, 15), [vec![67; 10], vec![66; 5]].concat());

@@ -318,7 +318,7 @@ pub fn task(args: Args, func: ItemFn) -> syn::Result<Task> {
             ),
         );
     }
-    if let Some(u) = &sig.unsafety {
+    if let syn::Safety::Unsafe(u) = &sig.safety {
         return err(
             u,
             format!(

@@ -1,7 +1,8 @@
 //! The SPMD suite shared by every mode's tests: each fn runs on every rank
 //! of a region and returns main's view, so a test can compare modes.
 //!
-//! The McUtils test suite (mcutils-spec.md section 3) is ported here with
+//! The McUtils test suite (McCoyGroup/McUtils, `ci/tests/ParallelizersTests.py`,
+//! T1..T7 below in its order) is ported here with
 //! its intent-corrected expectations. The fns are `#[parallelizer::task]`s
 //! so that the process backend's workers can run them by name.
 #![allow(dead_code)]
@@ -214,7 +215,8 @@ pub fn pod_roundtrip(par: &dyn Parallelizer, n: usize) -> Option<(Vec<f64>, f64)
     back.zip(sums.map(|s| s.iter().sum()))
 }
 
-/// The reference chunk-size table (mcutils-spec.md 1.5.2) as (items, ranks, sizes).
+/// The chunk sizes McUtils' `SendRecieveParallelizer.scatter` gives
+/// (McUtils/Parallelizers/Parallelizers.py) as (items, ranks, sizes).
 pub fn chunk_table() -> Vec<(usize, usize, Vec<usize>)> {
     vec![
         (1000, 4, vec![250; 4]),
@@ -370,7 +372,7 @@ macro_rules! spmd_suite {
             }
         }
 
-        // ---- The McUtils test suite (mcutils-spec.md 3.2), intent-corrected ----
+        // ---- The McUtils test suite (ci/tests/ParallelizersTests.py), intent-corrected ----
 
         /// T1 BasicMultiprocessing: the sum of the gathered chunk lengths is
         /// 1000, in parallel and in serial.

@@ -1,4 +1,5 @@
-//! The McUtils map workload (mcutils-spec.md 3.1, H2/H3), the one copy
+//! The McUtils map workload (`mapped_func` and `map_applier` of
+//! `ci/tests/ParallelizersTests.py` in McCoyGroup/McUtils), the one copy
 //! shared by the tests, the examples (`#[path]`) and the benchmarks: for each
 //! r-combination `c` of `0..n` and each permutation `p` of `c`, emit
 //! `sum(1 + d for d in p)` (equal to `len(c) + sum(c)`, but computed for
@@ -84,7 +85,7 @@ mod tests {
     // without running its tests.
     #[test]
     fn small_analogue_matches_the_reference() {
-        // mcutils-spec.md 3.2 T2: n=4, r=2 gives [3,3,4,4,5,5,5,5,6,6,7,7].
+        // McUtils' map_applier(n=4, r=2) gives [3,3,4,4,5,5,5,5,6,6,7,7].
         let out = super::mapped_func(super::combinations(4, 2));
         assert_eq!(out, [3, 3, 4, 4, 5, 5, 5, 5, 6, 6, 7, 7]);
         assert_eq!(super::combinations(3, 9), Vec::<Vec<u8>>::new());

@@ -18,14 +18,16 @@ use parallelizer_bench::rawsock::{self, CHILD_FLAG, EXIT_FLAG};
 use parallelizer_bench::report::{self, Store};
 
 const USAGE: &str = "\
-usage: suite [--quick] [--python PYTHON] [--out BENCHMARKS.md] [--mcutils mcutils-bench.json]
+usage: suite [--quick] [--python PYTHON] [--out BENCHMARKS.md] [--mcutils MCUTILS.json]
        suite --report-only FIGURES.json [--out BENCHMARKS.md]
 
 Runs every workload on serial, threads, processes and (with --features mpi,
 under mpirun) mpi, each next to its baseline, and writes BENCHMARKS.md, the
 bandwidth plot and the raw figures (benches/results/). --quick: smaller
 sizes and few iterations (a smoke test, under a minute). --python: the
-interpreter of a venv with numpy and mpi4py, for the Python anchors.";
+interpreter of a venv with numpy and mpi4py, for the Python anchors.
+--mcutils: the Python original's figures (default:
+benches/reference/mcutils-bench.json).";
 
 /// In a worker process launched by a backend (processes re-exec, MPI ranks)
 /// the guard serves tasks and exits; elsewhere `main` runs.
@@ -287,17 +289,18 @@ fn machine(args: &[String]) -> Vec<(String, String)> {
 }
 
 fn mcutils_figures(args: &[String], root: &Path) -> Option<serde_json::Value> {
-    let candidates = match arg_value(args, "--mcutils") {
-        Some(p) => vec![PathBuf::from(p)],
-        None => vec![
-            root.join("../shared/reference/mcutils-bench.json"),
-            PathBuf::from("/work/shared/reference/mcutils-bench.json"),
-        ],
-    };
-    candidates
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| serde_json::from_str(&t).ok())
+    // Committed beside the benches, with where the figures come from
+    // (benches/reference/README.md).
+    let path = arg_value(args, "--mcutils").map_or_else(
+        || root.join("benches/reference/mcutils-bench.json"),
+        PathBuf::from,
+    );
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| eprintln!("McUtils figures: cannot read {}: {e}", path.display()))
+        .ok()?;
+    serde_json::from_str(&text)
+        .map_err(|e| eprintln!("McUtils figures: {} is not JSON: {e}", path.display()))
+        .ok()
 }
 
 /// Runs `cmd`, killing it after `limit`. Its stdout goes to our stderr.

@@ -417,7 +417,7 @@ pub(crate) fn recv_exact<W: bytemuck::Pod>(
     count: usize,
 ) -> Result<Vec<W>> {
     let width = std::mem::size_of::<W>();
-    if count % width != 0 {
+    if !count.is_multiple_of(width) {
         return Err(mpi_error(
             "MPI_Recv",
             format_args!("{count} bytes are not whole {width}-byte words"),

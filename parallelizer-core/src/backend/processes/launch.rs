@@ -53,7 +53,7 @@ impl LaunchInfo {
 
     fn from_env(text: &str) -> Result<LaunchInfo> {
         let bad = || Error::Config(format!("{LAUNCH_ENV} is malformed"));
-        if text.len() % 2 != 0 {
+        if !text.len().is_multiple_of(2) {
             return Err(bad());
         }
         let bytes = (0..text.len())
