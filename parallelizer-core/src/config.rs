@@ -128,6 +128,28 @@ impl Config {
             .transpose()
     }
 
+    /// A reader of this configuration's backend options: each option read
+    /// once, typed, with its default; [`Options::finish`] refuses the keys
+    /// no one read. Backends parse their options with it when they are
+    /// built, so a misspelled option is an error, not silently ignored.
+    ///
+    /// ```
+    /// # use parallelizer_core::{Config, Error};
+    /// # use std::time::Duration;
+    /// let config = Config::new("processes").option("grace", 0.5).option("shm_treshold", 1);
+    /// let mut o = config.options();
+    /// assert_eq!(o.secs("grace", Duration::from_secs(2)).unwrap(), Duration::from_millis(500));
+    /// assert_eq!(o.get("shm_threshold", 1usize << 20).unwrap(), 1 << 20);
+    /// let err = o.finish().unwrap_err().to_string();
+    /// assert!(err.contains("unknown option `shm_treshold`") && err.contains("grace, shm_threshold"), "{err}");
+    /// ```
+    pub fn options(&self) -> Options<'_> {
+        Options {
+            config: self,
+            known: Vec::new(),
+        }
+    }
+
     /// `nprocs`, or `default` when unset, rejecting zero.
     pub fn nprocs_or(&self, default: usize) -> Result<usize> {
         match self.nprocs {
@@ -138,6 +160,75 @@ impl Config {
             Some(n) => Ok(n),
             None => Ok(default.max(1)),
         }
+    }
+}
+
+/// A backend's reader of [`Config`]'s options; see [`Config::options`].
+#[derive(Debug)]
+pub struct Options<'a> {
+    config: &'a Config,
+    known: Vec<&'static str>,
+}
+
+impl Options<'_> {
+    /// Option `key` parsed as a `T`, or `default` when it is not set; a
+    /// value that does not parse is [`Error::Config`] naming the option.
+    pub fn get<T: FromStr>(&mut self, key: &'static str, default: T) -> Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.known.push(key);
+        Ok(self.config.parsed_option(key)?.unwrap_or(default))
+    }
+
+    /// Option `key` in seconds (a non-negative number), or `default`.
+    pub fn secs(&mut self, key: &'static str, default: Duration) -> Result<Duration> {
+        let secs: f64 = self.get(key, default.as_secs_f64())?;
+        Duration::try_from_secs_f64(secs).map_err(|_| {
+            Error::Config(format!(
+                "option `{key}` of mode `{}` must be a non-negative number of seconds, got {secs}",
+                self.config.mode
+            ))
+        })
+    }
+
+    /// An error naming every option that was set but that no one read, and
+    /// the options this backend knows.
+    pub fn finish(mut self) -> Result<()> {
+        let unknown: Vec<&String> = self
+            .config
+            .options
+            .keys()
+            .filter(|k| !self.known.contains(&k.as_str()))
+            .collect();
+        let Some(first) = unknown.first() else {
+            return Ok(());
+        };
+        self.known.sort_unstable();
+        self.known.dedup();
+        let known = if self.known.is_empty() {
+            "none".to_string()
+        } else {
+            self.known.join(", ")
+        };
+        Err(Error::Config(format!(
+            "unknown option `{}` of mode `{}`{}; its options are: {known}",
+            clip(first),
+            self.config.mode,
+            match unknown.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            }
+        )))
+    }
+}
+
+/// `text` cut to a length an error message can quote.
+pub(crate) fn clip(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
     }
 }
 
@@ -155,8 +246,10 @@ impl std::fmt::Display for Config {
 impl FromStr for Config {
     type Err = Error;
 
-    fn from_str(spec: &str) -> Result<Config> {
-        let spec = spec.trim();
+    fn from_str(text: &str) -> Result<Config> {
+        let spec = text.trim();
+        // Errors quote the spec, cut to a readable length.
+        let quoted = clip(spec);
         const FORM: &str = "expected MODE or MODE:NPROCS, e.g. `threads:4`";
         if spec.is_empty() {
             return Err(Error::Config(format!("empty spec; {FORM}")));
@@ -166,19 +259,20 @@ impl FromStr for Config {
             Some((mode, n)) => {
                 let n: usize = n.trim().parse().map_err(|_| {
                     Error::Config(format!(
-                        "`{n}` in `{spec}` is not a number of ranks; {FORM}"
+                        "`{}` in `{quoted}` is not a number of ranks; {FORM}",
+                        clip(n)
                     ))
                 })?;
                 if n == 0 {
                     return Err(Error::Config(format!(
-                        "`{spec}` asks for 0 ranks; NPROCS counts main and must be at least 1"
+                        "`{quoted}` asks for 0 ranks; NPROCS counts main and must be at least 1"
                     )));
                 }
                 (mode.trim(), Some(n))
             }
         };
         if mode.is_empty() {
-            return Err(Error::Config(format!("`{spec}` has no mode; {FORM}")));
+            return Err(Error::Config(format!("`{quoted}` has no mode; {FORM}")));
         }
         let mut config = Config::new(mode);
         config.nprocs = nprocs;
@@ -224,5 +318,26 @@ mod tests {
             );
         }
         assert_eq!("threads : 3".parse::<Config>().unwrap().nprocs, Some(3));
+    }
+
+    #[test]
+    fn errors_quote_user_input_cut_to_a_readable_length() {
+        let huge = format!("threads:{}", "9".repeat(1 << 20));
+        let err = huge.parse::<Config>().unwrap_err().to_string();
+        assert!(err.len() < 400, "{} bytes", err.len());
+        assert!(err.contains("(1048576 bytes)"), "{err}");
+        let err = crate::from_config(&*"x".repeat(1 << 20))
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 400, "{} bytes", err.len());
+    }
+
+    #[test]
+    fn every_backend_refuses_options_it_does_not_know() {
+        for mode in ["serial", "threads"] {
+            let config = Config::new(mode).option("timeuot", 3);
+            let err = crate::from_config(&config).unwrap_err().to_string();
+            assert!(err.contains("unknown option `timeuot`"), "{mode}: {err}");
+        }
     }
 }

@@ -99,7 +99,7 @@ fn backend(mode: &str) -> Result<&'static BackendEntry> {
         // A built-in mode this build leaves out says why (Linux-only, a feature).
         None => Err(crate::backend::left_out(mode, &modes()).unwrap_or_else(|| {
             Error::UnknownParallelizer {
-                name: mode.to_string(),
+                name: crate::config::clip(mode),
                 known: modes(),
             }
         })),

@@ -9,6 +9,7 @@
 //! the ranks blocked with a failed one, and returns [`settle`]'s result on
 //! main.
 
+pub use crate::config::Options;
 pub use crate::entry::{WorkerHook, current_test};
 pub use crate::link::{
     Channels, Event, Finish, Kind, Limits, LinkRank, Packet, Transport, run_on_threads,

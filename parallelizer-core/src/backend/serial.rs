@@ -39,6 +39,7 @@ impl FromConfig for Serial {
                 "`{config}`: serial has exactly 1 rank; use `threads:N` or `processes:N` for more"
             )));
         }
+        config.options().finish()?;
         Ok(Serial::new(config.clone()))
     }
 }

@@ -83,6 +83,7 @@ impl Threads {
     pub fn new(config: Config) -> Result<Threads> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let nprocs = config.nprocs_or(cores)?;
+        config.options().finish()?;
         Ok(Threads {
             core: Core::new(config),
             nprocs,

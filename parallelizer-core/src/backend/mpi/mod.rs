@@ -180,23 +180,18 @@ impl Mpi {
                 world.size
             )));
         }
-        let threads = config
-            .parsed_option::<usize>("threads_per_rank")?
-            .unwrap_or(1);
+        let mut o = config.options();
+        let threads: usize = o.get("threads_per_rank", 1)?;
+        let limit_bytes = o
+            .get::<usize>("max_message_bytes", 1 << 30)?
+            .clamp(1, i32::MAX as usize);
+        let grace = Duration::from_millis(o.get("abort_grace_ms", 1000)?);
+        o.finish()?;
         if threads == 0 {
             return Err(Error::Config(
                 "option `threads_per_rank` of mode `mpi` must be at least 1".into(),
             ));
         }
-        let limit_bytes = config
-            .parsed_option::<usize>("max_message_bytes")?
-            .unwrap_or(1 << 30)
-            .clamp(1, i32::MAX as usize);
-        let grace = Duration::from_millis(
-            config
-                .parsed_option::<u64>("abort_grace_ms")?
-                .unwrap_or(1000),
-        );
         let pool = if threads > 1 {
             let rank = world.rank;
             Some(

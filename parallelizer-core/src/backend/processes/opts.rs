@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 use super::frame::DEFAULT_MAX_FRAME;
 
@@ -20,20 +20,16 @@ pub(super) struct Opts {
 
 impl Opts {
     pub(super) fn from_config(config: &Config) -> Result<Opts> {
-        let secs = |key: &str, default: f64| -> Result<Duration> {
-            let s = config.parsed_option::<f64>(key)?.unwrap_or(default);
-            Duration::try_from_secs_f64(s)
-                .map_err(|_| Error::Config(format!("option `{key}` must be non-negative seconds")))
+        let mut o = config.options();
+        let opts = Opts {
+            shm_threshold: o.get("shm_threshold", 1 << 20)?,
+            max_frame: o.get("max_frame", DEFAULT_MAX_FRAME)?,
+            start_timeout: o.secs("start_timeout", Duration::from_secs(60))?,
+            grace: o.secs("grace", Duration::from_secs(2))?,
+            prefix_output: o.get("prefix_output", true)?,
         };
-        Ok(Opts {
-            shm_threshold: config.parsed_option("shm_threshold")?.unwrap_or(1 << 20),
-            max_frame: config
-                .parsed_option("max_frame")?
-                .unwrap_or(DEFAULT_MAX_FRAME),
-            start_timeout: secs("start_timeout", 60.0)?,
-            grace: secs("grace", 2.0)?,
-            prefix_output: config.parsed_option("prefix_output")?.unwrap_or(true),
-        })
+        o.finish()?;
+        Ok(opts)
     }
 
     /// Broadcasts of at least this many bytes go through a memfd.
