@@ -14,6 +14,10 @@
 //! assert_eq!(squares.unwrap().iter().sum::<u64>(), 204);
 //! ```
 #![deny(missing_docs)]
+// Every `unsafe` block says why it is sound, and an `unsafe fn` is no
+// licence for unchecked operations in its body.
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 // docs.rs (nightly, `--cfg docsrs`): mark feature- and platform-gated items
 // ("Available on crate feature `mpi` only", "on Linux only").
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -28,6 +32,7 @@ mod config;
 mod contract;
 mod entry;
 mod error;
+mod gated;
 mod guard;
 mod link;
 mod msg;

@@ -97,7 +97,7 @@ fn backend(mode: &str) -> Result<&'static BackendEntry> {
             "mode `{mode}` is registered twice, by {types}; rename one of them"
         ))),
         // A built-in mode this build leaves out says why (Linux-only, a feature).
-        None => Err(crate::backend::left_out(mode, &modes()).unwrap_or_else(|| {
+        None => Err(crate::gated::left_out(mode, &modes()).unwrap_or_else(|| {
             Error::UnknownParallelizer {
                 name: crate::config::clip(mode),
                 known: modes(),
