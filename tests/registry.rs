@@ -1,6 +1,8 @@
 //! The registry: defaults, entering, named parallelizers, specs. These tests
-//! change the process-global default, so they take one lock and live in
-//! their own test binary.
+//! change the process-global default (and the `PARALLELIZER` environment
+//! variable), assert on the entered stack and count this process's rank
+//! threads, so they take one lock and live in their own test binary: in
+//! `tests/it` any test's `enter` or `threads:N` would show up here.
 
 use std::sync::{Mutex, MutexGuard};
 

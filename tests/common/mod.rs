@@ -247,10 +247,12 @@ pub fn bcast_parallelizer(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>>
 /// builds a parallelizer of the mode under test with `n` ranks, the suite
 /// runs on the `$sizes` rank counts, and the reference chunk table on its
 /// rows of up to `$table` ranks. Each result must equal serial's, or the
-/// reference table where it depends on the number of ranks.
+/// reference table where it depends on the number of ranks. With
+/// `hold = EXPR`, each test holds the value of `EXPR` (a lock guard) while
+/// it runs.
 #[macro_export]
 macro_rules! spmd_suite {
-    ($ranks:expr, $sizes:expr, table_up_to = $table:expr) => {
+    ($ranks:expr, $sizes:expr, table_up_to = $table:expr $(, hold = $hold:expr)?) => {
         fn modes() -> Vec<std::sync::Arc<dyn Parallelizer>> {
             $sizes.into_iter().map($ranks).collect()
         }
@@ -261,6 +263,7 @@ macro_rules! spmd_suite {
 
         #[parallelizer::test]
         fn chunk_table_matches_the_reference() {
+            $(let _hold = $hold;)?
             for (items, ranks, sizes) in chunk_table().into_iter().filter(|t| t.1 <= $table) {
                 let got = ($ranks)(ranks).run(chunk_lens, items).unwrap();
                 assert_eq!(got, Some(sizes), "{items} over {ranks}");
@@ -270,6 +273,7 @@ macro_rules! spmd_suite {
 
         #[parallelizer::test]
         fn scatter_then_gather_returns_the_data_in_order() {
+            $(let _hold = $hold;)?
             for par in modes() {
                 let _entered = par.enter().unwrap();
                 for n in [0, 1, 2, 3, 10, 1000] {
@@ -285,6 +289,7 @@ macro_rules! spmd_suite {
 
         #[parallelizer::test]
         fn gather_is_ordered_main_first() {
+            $(let _hold = $hold;)?
             for par in modes() {
                 let got = par.run(gather_ids, ()).unwrap().unwrap();
                 let expect: Vec<_> = (0..par.nprocs())
@@ -296,6 +301,7 @@ macro_rules! spmd_suite {
 
         #[parallelizer::test]
         fn broadcast_of_a_struct_reaches_every_rank() {
+            $(let _hold = $hold;)?
             for par in modes() {
                 let got = par.run(broadcast_struct, ()).unwrap();
                 assert_eq!(got, Some(vec![sample_job(); par.nprocs()]));
@@ -304,6 +310,7 @@ macro_rules! spmd_suite {
 
         #[parallelizer::test]
         fn maps_equal_serial_in_input_order() {
+            $(let _hold = $hold;)?
             let s = serial();
             for n in [0i64, 1, 5, 37] {
                 let expect = (
@@ -329,6 +336,7 @@ macro_rules! spmd_suite {
 
         #[parallelizer::test]
         fn pool_style_map_of_a_task_outside_a_region() {
+            $(let _hold = $hold;)?
             let expect: Vec<i64> = (0..100).map(square).collect();
             for par in modes() {
                 // No enter: the map opens a region itself.
@@ -341,6 +349,7 @@ macro_rules! spmd_suite {
 
         #[parallelizer::test]
         fn send_and_receive_between_workers() {
+            $(let _hold = $hold;)?
             for (n, expect) in [
                 (4, "hello from 1 to 3"),
                 (3, "hello from 1 to 2"),
@@ -355,6 +364,7 @@ macro_rules! spmd_suite {
 
         #[parallelizer::test]
         fn wait_is_a_barrier() {
+            $(let _hold = $hold;)?
             for par in modes() {
                 let ids = par.run(wait_then_gather, ()).unwrap().unwrap();
                 assert_eq!(ids, (0..par.nprocs()).collect::<Vec<_>>());
@@ -363,6 +373,7 @@ macro_rules! spmd_suite {
 
         #[parallelizer::test]
         fn plain_data_paths_match_serial() {
+            $(let _hold = $hold;)?
             let expect = serial().run(pod_roundtrip, 10).unwrap();
             assert_eq!(expect.as_ref().unwrap().0[9], 81.0);
             for par in modes() {
@@ -378,6 +389,7 @@ macro_rules! spmd_suite {
         /// 1000, in parallel and in serial.
         #[parallelizer::test]
         fn t1_basic() {
+            $(let _hold = $hold;)?
             assert_eq!(serial().run(run_job, ()).unwrap(), Some(1000));
             for par in modes() {
                 assert_eq!(par.run(run_job, ()).unwrap(), Some(1000));
@@ -389,6 +401,7 @@ macro_rules! spmd_suite {
         /// `mcutils_map`).
         #[parallelizer::test]
         fn t2_map() {
+            $(let _hold = $hold;)?
             let expect = serial().run(map_applier, (9, 6)).unwrap().unwrap();
             assert_eq!(expect.len(), 84 * 720);
             assert_eq!((expect[0], *expect.last().unwrap()), (21, 39));
@@ -406,6 +419,7 @@ macro_rules! spmd_suite {
         /// serial; small non-empty data matches serial.
         #[parallelizer::test]
         fn t3_map_small() {
+            $(let _hold = $hold;)?
             let par = ($ranks)(3);
             let _entered = par.enter().unwrap();
             assert_eq!(par.run(map_applier, (3, 9)).unwrap(), Some(vec![]));
@@ -420,6 +434,7 @@ macro_rules! spmd_suite {
         /// one enter; the same workers serve both runs.
         #[parallelizer::test]
         fn t4_broadcast_parallelizer() {
+            $(let _hold = $hold;)?
             let par = ($ranks)(3);
             let _entered = par.enter().unwrap();
             let first = par.run(bcast_parallelizer, ()).unwrap().unwrap();
@@ -433,6 +448,7 @@ macro_rules! spmd_suite {
         /// 1000, equal to the sum of serial's.
         #[parallelizer::test]
         fn t5_scatter_gather() {
+            $(let _hold = $hold;)?
             let serial_sum: usize = serial()
                 .run(chunk_lens, 1000)
                 .unwrap()
@@ -450,6 +466,7 @@ macro_rules! spmd_suite {
         /// T6 ScatterGatherMultiprocessingDataSmall: 3 items over 3 ranks.
         #[parallelizer::test]
         fn t6_scatter_gather_small() {
+            $(let _hold = $hold;)?
             assert_eq!(($ranks)(3).run(chunk_lens, 3).unwrap(), Some(vec![1, 1, 1]));
             assert_eq!(serial().run(chunk_lens, 3).unwrap(), Some(vec![3]));
         }
@@ -458,6 +475,7 @@ macro_rules! spmd_suite {
         /// and on workers.
         #[parallelizer::test]
         fn t7_print_anything() {
+            $(let _hold = $hold;)?
             assert!(($ranks)(3).run(simple_print, ()).unwrap());
             assert!(serial().run(simple_print, ()).unwrap());
         }

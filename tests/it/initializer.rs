@@ -26,7 +26,7 @@ fn the_initializer_runs_once_per_rank_at_enter_and_its_failure_fails_enter() {
     let par = from_config(
         Config::new("threads")
             .nprocs(3)
-            .initializer("initializer::count_call"),
+            .initializer("it::initializer::count_call"),
     )
     .unwrap();
     {
@@ -45,7 +45,7 @@ fn the_initializer_runs_once_per_rank_at_enter_and_its_failure_fails_enter() {
     let par = from_config(
         Config::new("threads")
             .nprocs(3)
-            .initializer("initializer::refuse"),
+            .initializer("it::initializer::refuse"),
     )
     .unwrap();
     match par.enter() {
@@ -57,12 +57,12 @@ fn the_initializer_runs_once_per_rank_at_enter_and_its_failure_fails_enter() {
     let par = from_config(
         Config::new("threads")
             .nprocs(2)
-            .initializer("initializer::nope"),
+            .initializer("it::initializer::nope"),
     )
     .unwrap();
     let err = par.enter().err().unwrap().to_string();
     assert!(
-        err.contains("`initializer::nope` is not registered")
+        err.contains("`it::initializer::nope` is not registered")
             && err.contains("#[parallelizer::task]"),
         "{err}"
     );

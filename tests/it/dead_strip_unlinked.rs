@@ -1,4 +1,4 @@
-//! The other half of `tests/dead_strip.rs`: this binary has the same
+//! The other half of `tests/dead_strip.rs`: this binary (`it`) has the same
 //! dev-dependency but never names it, so rustc does not link it and its
 //! registrations are absent. This is why a crate of registrations must be
 //! named once (`use that_crate as _;`). If this test starts failing, rustc

@@ -9,7 +9,7 @@ fn plain() {
     // The name a process backend re-executes this binary with (`--exact`).
     assert_eq!(
         parallelizer::backend::current_test().as_deref(),
-        Some("plain")
+        Some("entry::plain")
     );
     let par = parallelizer::from_config("threads:2").unwrap();
     let ids = par
@@ -40,7 +40,7 @@ mod nested {
     fn in_a_module() {
         assert_eq!(
             parallelizer::backend::current_test().as_deref(),
-            Some("nested::in_a_module")
+            Some("entry::nested::in_a_module")
         );
     }
 }

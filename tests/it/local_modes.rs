@@ -1,9 +1,7 @@
 //! The shared SPMD suite (`tests/common`) on `serial` and on `threads` with
 //! 1 to 4 ranks, plus what only in-process modes offer: closures anywhere.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use parallelizer::prelude::*;
 
 fn local(n: usize) -> std::sync::Arc<dyn Parallelizer> {

@@ -5,36 +5,29 @@
 //! `#[parallelizer::test]` starts every test with the worker entry: in a
 //! worker launched for this test it serves tasks and exits; in the test
 //! process it returns. Tasks are `#[parallelizer::task]` fns.
-#![cfg(target_os = "linux")]
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-mod common;
-
-use common::procs::children;
+use crate::common::procs::{counts_workers, workers};
 use parallelizer::prelude::*;
 use serde::{Deserialize, Serialize};
 
 // ---------------------------------------------------------------- helpers
 
-/// Tests run one at a time: they check this process's children.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// Tests run one at a time, and not while another test of this binary has
+/// workers: they check this process's worker children.
+fn one_at_a_time() -> RwLockWriteGuard<'static, ()> {
+    counts_workers()
 }
 
 fn assert_no_children() {
     let until = Instant::now() + Duration::from_secs(3);
-    while !children().is_empty() && Instant::now() < until {
+    while !workers().is_empty() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(
-        children(),
-        Vec::<i32>::new(),
-        "worker processes left behind"
-    );
+    assert_eq!(workers(), Vec::<i32>::new(), "worker processes left behind");
 }
 
 fn processes(n: usize) -> Arc<dyn Parallelizer> {
@@ -265,7 +258,7 @@ fn pool_style_map_and_workers_persist_across_regions() {
             "the same workers serve every region of one enter"
         );
         assert_eq!(first.len(), 3);
-        assert_eq!(children().len(), 2);
+        assert_eq!(workers().len(), 2);
     }
     assert_no_children();
 }
@@ -313,7 +306,7 @@ fn worker_initializer_runs_once_per_worker_and_its_failure_fails_enter() {
     let _one = one_at_a_time();
     let config = Config::new("processes")
         .nprocs(3)
-        .initializer("processes::init_worker");
+        .initializer("it::processes::init_worker");
     let par = parallelizer::from_config(&config).unwrap();
     // Main does not run it; each worker did, before its first region.
     assert_eq!(
@@ -321,13 +314,13 @@ fn worker_initializer_runs_once_per_worker_and_its_failure_fails_enter() {
         Some(vec![false, true, true])
     );
     let bad =
-        parallelizer::from_config(config.clone().initializer("processes::init_fails")).unwrap();
+        parallelizer::from_config(config.clone().initializer("it::processes::init_fails")).unwrap();
     let err = bad.enter().map(|_| ()).unwrap_err();
     assert!(
         matches!(err, Error::TaskFailed { rank: 2, ref message } if message.contains("licence")),
         "{err}"
     );
-    let missing = parallelizer::from_config(config.initializer("processes::nope")).unwrap();
+    let missing = parallelizer::from_config(config.initializer("it::processes::nope")).unwrap();
     assert!(matches!(
         missing.enter().map(|_| ()),
         Err(Error::TaskNotRegistered { .. })

@@ -1,6 +1,6 @@
 //! Compile-fail cases (with reviewed `.stderr` snapshots) and pass cases of
 //! every attribute. Regenerate snapshots with `TRYBUILD=overwrite cargo test
-//! --test macros_ui` and review the diff.
+//! --test it macros_ui` and review the diff.
 
 #[test]
 fn ui() {

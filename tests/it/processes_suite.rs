@@ -3,11 +3,11 @@
 //! must equal serial's, or the reference table where it depends on the
 //! number of ranks. Each test re-executes this binary as its workers
 //! (`#[parallelizer::test]`), under `cargo test` and `cargo nextest run`.
-#![cfg(target_os = "linux")]
+//! Each test holds `spawns()`, so that no test of `processes` (which counts
+//! this process's workers) runs meanwhile.
 
-mod common;
-
-use common::*;
+use crate::common::procs::spawns;
+use crate::common::*;
 use parallelizer::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,10 +21,11 @@ fn processes(n: usize) -> Arc<dyn Parallelizer> {
     .unwrap()
 }
 
-spmd_suite!(processes, [2, 3, 4], table_up_to = 5);
+spmd_suite!(processes, [2, 3, 4], table_up_to = 5, hold = spawns());
 
 #[parallelizer::test]
 fn closures_cannot_cross_the_process_boundary() {
+    let _spawns = spawns();
     for par in modes() {
         // A closure cannot cross the process boundary.
         assert!(matches!(
