@@ -1,56 +1,20 @@
 //! Two structs registered under one mode name: an error at first use that
 //! names both types, never a silent pick.
 
-use parallelizer::backend::{Core, FromConfig, Msg, Region};
-use parallelizer::{Config, Error, Parallelizer, Result};
-
-macro_rules! one_rank_backend {
-    ($name:ident) => {
-        impl FromConfig for $name {
-            fn from_config(config: &Config) -> Result<Self> {
-                Ok($name {
-                    core: Core::new(config.clone()),
-                })
-            }
-        }
-        impl Parallelizer for $name {
-            fn core(&self) -> &Core {
-                &self.core
-            }
-            fn id(&self) -> usize {
-                0
-            }
-            fn nprocs(&self) -> usize {
-                1
-            }
-            fn in_region(&self) -> bool {
-                true
-            }
-            fn run_region(&self, region: Region) -> Result<Msg> {
-                region.run_on(self)
-            }
-        }
-    };
-}
+use parallelizer::Error;
 
 mod first {
-    use super::*;
-
-    #[parallelizer::parallelizer(name = "twice")]
-    pub struct Alpha {
-        core: Core,
+    one_rank_backend! {
+        #[parallelizer::parallelizer(name = "twice")]
+        pub struct Alpha;
     }
-    one_rank_backend!(Alpha);
 }
 
 mod second {
-    use super::*;
-
-    #[parallelizer::parallelizer(name = "twice")]
-    pub struct Beta {
-        core: Core,
+    one_rank_backend! {
+        #[parallelizer::parallelizer(name = "twice")]
+        pub struct Beta;
     }
-    one_rank_backend!(Beta);
 }
 
 #[test]

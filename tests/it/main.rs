@@ -28,6 +28,9 @@
 #[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
+#[macro_use]
+#[path = "../common/one_rank.rs"]
+mod one_rank;
 
 mod dead_strip_unlinked;
 mod duplicate_backend;

@@ -6,38 +6,17 @@ mod reexport {
     pub use renamed::*;
 }
 
-use renamed::backend::{Core, FromConfig, Msg, Region};
-use renamed::{Config, Error, Parallelizer, Result};
+use renamed::Parallelizer;
 
-#[renamed::parallelizer(name = "renamed", crate = "::renamed")]
-struct Solo {
-    core: Core,
-}
+// The test support's one-rank backend, written against `renamed::`; the
+// registration under test is the attribute.
+#[macro_use]
+#[path = "../../common/one_rank.rs"]
+mod one_rank;
 
-impl FromConfig for Solo {
-    fn from_config(config: &Config) -> Result<Solo> {
-        Ok(Solo {
-            core: Core::new(config.clone()),
-        })
-    }
-}
-
-impl Parallelizer for Solo {
-    fn core(&self) -> &Core {
-        &self.core
-    }
-    fn id(&self) -> usize {
-        0
-    }
-    fn nprocs(&self) -> usize {
-        1
-    }
-    fn in_region(&self) -> bool {
-        true
-    }
-    fn run_region(&self, region: Region) -> Result<Msg> {
-        region.run_on(self)
-    }
+one_rank_backend! {
+    renamed: #[renamed::parallelizer(name = "renamed", crate = "::renamed")]
+    struct Solo;
 }
 
 #[renamed::task(crate = "crate::reexport")]
