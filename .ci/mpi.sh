@@ -3,8 +3,9 @@
 #
 # 1. Installs Open MPI and libclang (rsmpi's bindgen) if missing.
 # 2. Builds with `--features mpi`; runs the backend's unit tests.
-# 3. Runs examples/mpi_suite under `mpirun -n 1..4` (oversubscribed), in the
-#    served model (`#[parallelizer::main]` guard) and in classic SPMD.
+# 3. Runs the test target tests/mpi_suite.rs (harness = false) under
+#    `mpirun -n 1..4` (oversubscribed), in the served model
+#    (`#[parallelizer::main]` guard) and in classic SPMD.
 # 4. A host program that owns MPI uses the backend next to its own calls.
 #    Fault tests: a panic on rank 1 of 4 (and on rank 0 outside a region)
 #    must end the job with a non-zero status in under 5 s, with the rank and
@@ -15,6 +16,10 @@
 #    same binary on `processes:4`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Output of the runs, private to this run (another checkout may run this too).
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 
 say() { printf '\n== %s\n' "$*"; }
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
@@ -39,14 +44,20 @@ unset RUST_BACKTRACE
 say "build (--features mpi)"
 cargo build --features mpi --examples
 cargo test -p parallelizer-core --features mpi --lib backend::mpi
+# The suite's test binary, as cargo reports it (target/debug/deps/mpi_suite-HASH).
+suite=$(cargo test --features mpi --test mpi_suite --no-run --message-format=json \
+    | grep '"reason":"compiler-artifact"' | grep '"name":"mpi_suite"' | grep '"kind":\["test"\]' \
+    | sed -E 's/.*"executable":"([^"]+)".*/\1/' | tail -n 1) || fail "building the mpi_suite test"
+[[ -n $suite && -x $suite ]] || fail "no mpi_suite test binary in cargo's output (got '$suite')"
+echo "suite: $suite"
 
 say "SPMD suite"
 for n in 1 2 3 4; do
     for serve in 1 0; do
         model=$([[ $serve == 1 ]] && echo served || echo spmd)
         echo "-- mpirun -n $n ($model)"
-        out=$(PARALLELIZER_MPI_SERVE=$serve timeout 300 mpirun -n "$n" target/debug/examples/mpi_suite 2>/tmp/mpi_suite.err) \
-            || { echo "$out"; cat /tmp/mpi_suite.err >&2; fail "mpi_suite -n $n $model exited with $?"; }
+        out=$(PARALLELIZER_MPI_SERVE=$serve timeout 300 mpirun -n "$n" "$suite" 2>"$tmp/mpi_suite.err") \
+            || { echo "$out"; cat "$tmp/mpi_suite.err" >&2; fail "mpi_suite -n $n $model exited with $?"; }
         echo "$out" | grep -E '^(FAIL|[0-9]+ passed)'
         echo "$out" | grep -qE '^[0-9]+ passed, 0 failed$' || fail "mpi_suite -n $n $model"
     done
@@ -66,16 +77,16 @@ for fault in "1 region 1" "0 region 1" "0 main 1" "1 main0 0"; do
     start=$(date +%s%N)
     set +e
     PARALLELIZER_MPI_SERVE=$serve timeout 60 mpirun -n 4 target/debug/examples/mpi_fault "$where" \
-        >/tmp/mpi_fault.out 2>/tmp/mpi_fault.err
+        >"$tmp/mpi_fault.out" 2>"$tmp/mpi_fault.err"
     status=$?
     set -e
     ms=$(( ($(date +%s%N) - start) / 1000000 ))
     echo "-- serve=$serve panic in $where on rank $rank: status $status after ${ms} ms"
-    grep 'parallelizer: MPI rank' /tmp/mpi_fault.err || true
+    grep 'parallelizer: MPI rank' "$tmp/mpi_fault.err" || true
     [[ $status != 0 && $status != 124 ]] || fail "fault $where: status $status (0 = not aborted, 124 = hung)"
     ((ms < 5000)) || fail "fault $where: took ${ms} ms"
-    grep -q "MPI rank $rank of 4 panicked: injected failure" /tmp/mpi_fault.err \
-        || { cat /tmp/mpi_fault.err >&2; fail "fault $where: rank and message not on stderr"; }
+    grep -q "MPI rank $rank of 4 panicked: injected failure" "$tmp/mpi_fault.err" \
+        || { cat "$tmp/mpi_fault.err" >&2; fail "fault $where: rank and message not on stderr"; }
 done
 
 say "McUtils map workload (12 choose 9, 9! permutations each)"

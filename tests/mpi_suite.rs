@@ -2,15 +2,21 @@
 //! `mpi` parallelizer and is compared with what `serial` and `threads:P`
 //! (P = the number of MPI ranks) give for the same function. The `shared:`
 //! checks run the shared suite of `tests/common` (the functions
-//! `tests/local_modes.rs` runs on serial and threads) with the same
+//! `tests/it/local_modes.rs` runs on serial and threads) with the same
 //! expectations.
 //!
+//! A `harness = false` test target with `required-features = ["mpi"]`: its
+//! `main` is the MPI program, which `.ci/mpi.sh` runs under `mpirun -n 1..4`
+//! in both models (it finds the binary with `--message-format=json`):
 //! ```text
-//! cargo build --features mpi --example mpi_suite
-//! mpirun -n 4 target/debug/examples/mpi_suite                            # served (guard)
-//! PARALLELIZER_MPI_SERVE=0 mpirun -n 4 target/debug/examples/mpi_suite   # classic SPMD
+//! cargo test --features mpi --test mpi_suite --no-run     # prints the binary's path
+//! mpirun -n 4 target/debug/deps/mpi_suite-HASH                            # served (guard)
+//! PARALLELIZER_MPI_SERVE=0 mpirun -n 4 target/debug/deps/mpi_suite-HASH   # classic SPMD
 //! ```
 //! Prints `N passed, M failed` on rank 0 and exits non-zero on a failure.
+//! Run without `mpirun` (`cargo test --features mpi`, `cargo nextest run
+//! --features mpi`) it is a one-rank MPI job; it speaks enough of libtest's
+//! command line for nextest (`--list`).
 
 use std::collections::BTreeMap;
 
@@ -21,8 +27,7 @@ use serde::{Deserialize, Serialize};
 type Par<'a> = &'a dyn Parallelizer;
 
 /// The shared SPMD suite of `tests/common` (also run on serial and threads
-/// by `tests/local_modes.rs`), run here on MPI.
-#[path = "../tests/common/mod.rs"]
+/// by `tests/it/local_modes.rs`), run here on MPI.
 mod common;
 
 /// The shared fns, registered so that served workers can run them by name.
@@ -463,6 +468,14 @@ where
 
 #[parallelizer::main]
 fn main() {
+    // What `cargo nextest run` asks a test binary first: the test names.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            println!("mpi_suite: test");
+        }
+        return;
+    }
     let par = parallelizer::from_config("mpi").expect("mpi parallelizer");
     let (p, rank) = (par.nprocs(), par.id());
     // Outside a region only served main is not in one.
@@ -836,7 +849,7 @@ fn main() {
     std::process::exit(i32::from(suite.failed > 0));
 }
 
-/// The shared suite's checks (as in `tests/local_modes.rs`) on `par`.
+/// The shared suite's checks (as in `tests/it/local_modes.rs`) on `par`.
 fn shared_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
     let (p, rank) = (par.nprocs(), par.id());
     let serial = parallelizer::from_config("serial").expect("serial");
