@@ -2,7 +2,7 @@
 // region in place and has no peer to talk to (it keeps the trait's default
 // `send_msg`/`recv_msg`). Included with `#[path]` (not through
 // `common/mod.rs`) by everything that needs "some backend" to register:
-// `tests/it/duplicate_backend.rs`, the fixture crate
+// `tests/registry/duplicate_backend.rs`, the fixture crate
 // `tests/fixtures/linked-crate` and the trybuild pass case
 // `tests/ui/pass/crate_override.rs`, so it names only the facade's API.
 //

@@ -6,8 +6,9 @@
 //! libtest runs the tests of this binary on parallel threads (nextest runs
 //! each in its own process), so a test here must not depend on process-wide
 //! state that another test changes. What does lives in its own target:
-//! - `tests/registry.rs`: changes the global default, the entered stack and
-//!   the `PARALLELIZER` environment variable, and counts this process's
+//! - `tests/registry/`: changes and reads the global default (so does
+//!   `lookup` falling back to it, in `duplicate_backend`), the entered stack
+//!   and the `PARALLELIZER` environment variable, and counts this process's
 //!   rank threads;
 //! - `tests/dead_strip.rs`: names the fixture crate of registrations, which
 //!   `dead_strip_unlinked` here checks is *not* linked when not named;
@@ -28,12 +29,8 @@
 #[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
-#[macro_use]
-#[path = "../common/one_rank.rs"]
-mod one_rank;
 
 mod dead_strip_unlinked;
-mod duplicate_backend;
 mod entry;
 mod guards;
 mod initializer;

@@ -1,5 +1,7 @@
 //! Two structs registered under one mode name: an error at first use that
-//! names both types, never a silent pick.
+//! names both types, never a silent pick. Here and not in `tests/it`:
+//! `lookup` falls back to the process-global default, which a concurrent
+//! test's `enter` changes; this test holds the registry tests' lock.
 
 use parallelizer::Error;
 
@@ -19,6 +21,7 @@ mod second {
 
 #[test]
 fn duplicate_name_is_an_error_naming_both() {
+    let _lock = super::serialized();
     let err = parallelizer::from_config("twice").unwrap_err();
     let Error::Config(message) = &err else {
         panic!("expected a config error, got {err}");

@@ -1,10 +1,17 @@
-//! The registry: defaults, entering, named parallelizers, specs. These tests
-//! change the process-global default (and the `PARALLELIZER` environment
-//! variable), assert on the entered stack and count this process's rank
+//! The registry: defaults, entering, named parallelizers, specs, and a mode
+//! name registered twice (`duplicate_backend`). These tests change the
+//! process-global default (and the `PARALLELIZER` environment variable),
+//! assert on it and on the entered stack, and count this process's rank
 //! threads, so they take one lock and live in their own test binary: in
 //! `tests/it` any test's `enter` or `threads:N` would show up here.
 
 use std::sync::{Mutex, MutexGuard};
+
+#[macro_use]
+#[path = "../common/one_rank.rs"]
+mod one_rank;
+
+mod duplicate_backend;
 
 use parallelizer::prelude::*;
 use parallelizer::{
