@@ -2,18 +2,20 @@
 //! in this test crate exactly like the built-ins, found by `from_config`,
 //! `lookup` and `modes()`, and run through the SPMD suite.
 //!
-//! `Loopback` is a real (small) multi-rank backend written only against the
-//! public API: ranks are scoped threads started per region, and every
-//! message goes through its wire bytes over a `std::sync::mpsc` channel, as
-//! it would through a socket. It implements only the transport
-//! (`send_msg`/`recv_msg`) and `run_region`; the collectives are the
-//! trait's defaults.
+//! `Loopback` is written only against the public backend-author API, the way
+//! the README's "Writing a backend" shows: it implements a `Transport` whose
+//! packets travel as bytes over `std::sync::mpsc` (as they would through a
+//! socket) and hands each region to `run_on_threads`. Releasing the ranks
+//! when one fails, reporting, deadlines and deadlock detection come from the
+//! region protocol; none of it is written here.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
 
-use parallelizer::backend::{Core, FromConfig, Msg, Region, Tag, set_current};
+use parallelizer::backend::{
+    Core, Event, FromConfig, Limits, Msg, Packet, Region, Transport, run_on_threads,
+};
 use parallelizer::{
     Config, Error, Parallelizer, Restricted, Result, Where, main_restricted, parallelizer,
     worker_restricted,
@@ -35,19 +37,38 @@ impl FromConfig for Loopback {
     }
 }
 
-/// A message on the wire: its encoding and bytes.
-type Frame = (parallelizer::backend::Encoding, Vec<u8>);
-
-/// One rank inside a loopback region.
-struct Rank {
-    core: Core,
+/// One rank's end: a sender to every rank's inbox, and its own inbox.
+struct End {
     id: usize,
-    nprocs: usize,
-    /// `outbox[to]`; `None` for itself.
-    outbox: Vec<Option<Sender<Frame>>>,
-    /// `inbox[from]`.
-    inbox: Vec<Option<Mutex<Receiver<Frame>>>>,
-    timeout: Duration,
+    to: Vec<Sender<(usize, Vec<u8>)>>,
+    inbox: Mutex<Receiver<(usize, Vec<u8>)>>,
+}
+
+impl Transport for End {
+    fn send(&self, to: usize, packet: Packet) -> Result<()> {
+        let mut bytes = Vec::new();
+        packet.encode(&mut bytes)?;
+        // A rank that has finished has dropped its inbox: like a closed socket.
+        let _ = self.to[to].send((self.id, bytes));
+        Ok(())
+    }
+
+    fn recv(&self, until: Option<Instant>) -> Result<Option<Event>> {
+        let inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
+        let got = match until {
+            Some(t) => inbox
+                .recv_timeout(t.saturating_duration_since(Instant::now()))
+                .ok(),
+            None => inbox.recv().ok(),
+        };
+        got.map(|(from, bytes)| {
+            Ok(Event::Packet {
+                from,
+                packet: Packet::decode(&bytes)?,
+            })
+        })
+        .transpose()
+    }
 }
 
 impl Parallelizer for Loopback {
@@ -63,141 +84,24 @@ impl Parallelizer for Loopback {
     fn in_region(&self) -> bool {
         false
     }
-    fn send_msg(&self, _: Msg, _: usize, _: Tag) -> Result<()> {
-        Err(Error::ContractViolation(
-            "loopback: send outside a region".into(),
-        ))
-    }
-    fn recv_msg(&self, _: usize, _: Tag) -> Result<Msg> {
-        Err(Error::ContractViolation(
-            "loopback: receive outside a region".into(),
-        ))
-    }
 
     fn run_region(&self, region: Region) -> Result<Msg> {
-        let n = self.nprocs;
-        let timeout = self
-            .core
-            .config()
-            .timeout
-            .unwrap_or(Duration::from_secs(20));
-        // One channel per ordered pair of ranks.
-        let mut outboxes: Vec<Vec<Option<Sender<Frame>>>> = (0..n).map(|_| Vec::new()).collect();
-        let mut inboxes: Vec<Vec<Option<Mutex<Receiver<Frame>>>>> =
-            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
-        for (from, outbox) in outboxes.iter_mut().enumerate() {
-            for (to, inbox) in inboxes.iter_mut().enumerate() {
-                if from == to {
-                    outbox.push(None);
-                } else {
-                    let (tx, rx) = channel();
-                    outbox.push(Some(tx));
-                    inbox[from] = Some(Mutex::new(rx));
-                }
-            }
-        }
-        let mut ranks: Vec<Arc<dyn Parallelizer>> = outboxes
+        let (to, inboxes): (Vec<_>, Vec<_>) = (0..self.nprocs).map(|_| channel()).unzip();
+        let ends = inboxes
             .into_iter()
-            .zip(inboxes)
             .enumerate()
-            .map(|(id, (outbox, inbox))| {
-                parallelizer::backend::new(Rank {
-                    core: Core::shared(self.core.config_arc().clone()),
-                    id,
-                    nprocs: n,
-                    outbox,
-                    inbox,
-                    timeout,
-                })
+            .map(|(id, inbox)| End {
+                id,
+                to: to.clone(),
+                inbox: Mutex::new(inbox),
             })
             .collect();
-        let (task, args) = region.into_parts();
-        let wire = args.to_bytes()?;
-        let main = ranks.remove(0);
-        std::thread::scope(|s| {
-            let workers: Vec<_> = ranks
-                .into_iter()
-                .map(|rank| {
-                    let (task, wire) = (task.clone(), wire.clone());
-                    s.spawn(move || {
-                        let _current = set_current(rank.clone());
-                        let args = Msg::from_bytes(parallelizer::backend::Encoding::Serde, wire);
-                        // Dropping the rank closes its outboxes: peers
-                        // waiting on it wake up instead of hanging.
-                        task.run(&*rank, args).map(drop)
-                    })
-                })
-                .collect();
-            let outcome = {
-                let _current = set_current(main.clone());
-                task.run(&*main, args)
-            };
-            drop(main);
-            let mut first_failure = None;
-            for (i, w) in workers.into_iter().enumerate() {
-                let failure = match w.join() {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) if e.is_secondary() => None,
-                    Ok(Err(e)) => Some(e),
-                    Err(panic) => Some(Error::WorkerPanicked {
-                        rank: i + 1,
-                        message: panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_default(),
-                    }),
-                };
-                first_failure = first_failure.or(failure);
-            }
-            match (outcome, first_failure) {
-                (_, Some(e)) => Err(e),
-                (outcome, None) => outcome,
-            }
-        })
-    }
-}
-
-impl Parallelizer for Rank {
-    fn core(&self) -> &Core {
-        &self.core
-    }
-    fn id(&self) -> usize {
-        self.id
-    }
-    fn nprocs(&self) -> usize {
-        self.nprocs
-    }
-    fn in_region(&self) -> bool {
-        true
-    }
-    fn send_msg(&self, msg: Msg, to: usize, _: Tag) -> Result<()> {
-        let tx = self.outbox[to].as_ref().ok_or(Error::InvalidRank {
-            rank: to,
-            nprocs: self.nprocs,
-        })?;
-        let encoding = msg.encoding();
-        tx.send((encoding, msg.into_bytes()?))
-            .map_err(|_| Error::Aborted { by_rank: to })
-    }
-    fn recv_msg(&self, from: usize, _: Tag) -> Result<Msg> {
-        let rx = self.inbox[from].as_ref().ok_or(Error::InvalidRank {
-            rank: from,
-            nprocs: self.nprocs,
-        })?;
-        let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
-        match rx.recv_timeout(self.timeout) {
-            Ok((encoding, bytes)) => Ok(Msg::from_bytes(encoding, bytes)),
-            Err(RecvTimeoutError::Disconnected) => Err(Error::Aborted { by_rank: from }),
-            Err(RecvTimeoutError::Timeout) => Err(Error::Timeout {
-                op: parallelizer::Op::Receive,
-                rank: from,
-                after: self.timeout,
-            }),
-        }
-    }
-    fn run_region(&self, region: Region) -> Result<Msg> {
-        region.run_here(self)
+        run_on_threads(
+            &self.core,
+            ends,
+            region,
+            Limits::from_config(self.core.config()),
+        )
     }
 }
 
@@ -322,4 +226,54 @@ fn guards_on_loopback_ranks() {
             )
         );
     }
+}
+
+#[test]
+fn a_rank_panicking_mid_gather_is_its_error_at_once() {
+    let par = parallelizer::from_config("loopback:4").unwrap();
+    let start = Instant::now();
+    let err = par
+        .run(
+            |p: &dyn Parallelizer, ()| {
+                if p.id() == 2 {
+                    panic!("boom on rank 2");
+                }
+                p.gather(p.id()).unwrap()
+            },
+            (),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::WorkerPanicked { rank: 2, message } if message == "boom on rank 2"),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    // The next region works.
+    let ids = par
+        .run(|p: &dyn Parallelizer, ()| p.gather(p.id()).unwrap(), ())
+        .unwrap();
+    assert_eq!(ids, Some(vec![0, 1, 2, 3]));
+}
+
+#[test]
+fn mismatched_calls_and_hopeless_waits_are_errors_without_a_timeout() {
+    let par = parallelizer::from_config("loopback:3").unwrap();
+    // Rank 1 broadcasts-receives while the others gather: nobody can move.
+    let err = par
+        .run(
+            |p: &dyn Parallelizer, ()| {
+                if p.id() == 1 {
+                    p.broadcast::<u8>(None).map(|_| None)
+                } else {
+                    p.gather(p.id())
+                }
+            },
+            (),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Deadlock { .. }), "{err}");
 }
