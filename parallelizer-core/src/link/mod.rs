@@ -46,6 +46,23 @@ pub trait Transport: Send + Sync + 'static {
     /// Hands `packet` to rank `to`.
     fn send(&self, to: usize, packet: Packet) -> Result<()>;
 
+    /// Hands the same `packet` to every rank of `to` (main's broadcast).
+    /// The default sends each rank a copy ([`Msg::duplicate`]); a transport
+    /// that can share one copy among the receivers overrides it (processes:
+    /// one memfd for every worker).
+    ///
+    /// [`Msg::duplicate`]: crate::backend::Msg::duplicate
+    fn send_all(&self, to: &[usize], packet: &Packet) -> Result<()> {
+        for &rank in to {
+            let body = packet.body().duplicate()?;
+            self.send(
+                rank,
+                Packet::from_parts(packet.kind(), packet.tag(), packet.region(), body),
+            )?;
+        }
+        Ok(())
+    }
+
     /// The next event for this rank, waiting until `until` (`None`: until
     /// one comes); `Ok(None)` when `until` passed first.
     fn recv(&self, until: Option<Instant>) -> Result<Option<Event>>;

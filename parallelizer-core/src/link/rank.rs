@@ -324,6 +324,51 @@ impl<T: Transport> LinkRank<T> {
         }
     }
 
+    /// Before a data packet goes to each rank of `to`: the error if the
+    /// region is aborted or one of them is gone, else counts the packets.
+    fn before_send(&self, to: &[usize]) -> Result<()> {
+        let mut st = self.lock();
+        if let Some(abort) = &st.abort {
+            return Err(Error::Aborted {
+                by_rank: abort.by_rank,
+            });
+        }
+        if let Some(e) = to.iter().find_map(|&r| st.gone[r].clone()) {
+            return Err(e);
+        }
+        for &r in to {
+            st.sent[r] += 1;
+        }
+        Ok(())
+    }
+
+    /// After a send: if it failed, takes in every event the transport
+    /// already has (a peer's loss that the failed write revealed), so that
+    /// the cause, not the send's error, is the region's failure.
+    fn after_send(&self, sent: Result<()>) -> Result<()> {
+        if sent.is_err() {
+            let now = Instant::now();
+            while let Ok(Some(event)) = self.transport.recv(Some(now)) {
+                let mut st = self.lock();
+                self.dispatch(&mut st, event);
+            }
+        }
+        sent
+    }
+
+    /// The region's first failure as this rank knows it: main's record of
+    /// it, or on a worker the cause an abort carried. What a backend reports
+    /// instead of [`Error::Aborted`] when no `finish_main` settles the
+    /// region (a call outside a region, SPMD).
+    pub fn failure(&self) -> Option<(usize, Error)> {
+        let st = self.lock();
+        if let Some((rank, e)) = st.watch.as_ref().and_then(Watch::failed) {
+            return Some((rank, e.clone()));
+        }
+        let abort = st.abort.as_ref()?;
+        Some((abort.by_rank, abort.cause.clone()?))
+    }
+
     /// A worker's end of the region: releases the other ranks if its task
     /// failed, and reports to main.
     pub fn finish_worker(&self, outcome: Outcome<Msg>) {
@@ -429,18 +474,26 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
 
     fn send_msg(&self, msg: Msg, to: usize, tag: Tag) -> Result<()> {
         check_rank(self, to)?;
-        let mut st = self.lock();
-        if let Some(abort) = &st.abort {
-            return Err(Error::Aborted {
-                by_rank: abort.by_rank,
-            });
+        self.before_send(&[to])?;
+        let sent = self.transport.send(to, Packet::data(self.region, tag, msg));
+        self.after_send(sent)
+    }
+
+    fn broadcast_msg(&self, msg: Option<Msg>, tag: Tag) -> Result<Msg> {
+        if self.id != 0 {
+            return self.recv_msg(0, tag);
         }
-        if let Some(e) = &st.gone[to] {
-            return Err(e.clone());
-        }
-        st.sent[to] += 1;
-        drop(st);
-        self.transport.send(to, Packet::data(self.region, tag, msg))
+        let msg = msg.ok_or_else(|| {
+            Error::ContractViolation(format!(
+                "main must pass Some(data) to {}; workers pass None",
+                tag.op()
+            ))
+        })?;
+        let to: Vec<usize> = (1..self.nprocs).collect();
+        self.before_send(&to)?;
+        let packet = Packet::data(self.region, tag, msg);
+        self.after_send(self.transport.send_all(&to, &packet))?;
+        Ok(packet.into_body())
     }
 
     fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {
