@@ -73,6 +73,56 @@ fn main() {
     }
     failed += usize::from(!ok);
 
+    // Issue 11: a worker's panic or exit outside any region reaches main —
+    // the next call that involves it fails with its error; if main makes
+    // none, main exits non-zero with the worker's message on stderr.
+    for (fault, want_code, want_out, want_err) in [
+        (
+            "panic",
+            Some(0),
+            "fault reported: rank 2 panicked: spmd worker 2 gives up",
+            "",
+        ),
+        (
+            "exit",
+            Some(0),
+            "fault reported: worker rank 2 died (exited with status 3)",
+            "",
+        ),
+        (
+            "silent",
+            Some(101),
+            "",
+            "parallelizer: worker rank 2 exited with status 101",
+        ),
+    ] {
+        let t = Instant::now();
+        let out = std::process::Command::new(&exe)
+            .env("SPMD_RANKS", "3")
+            .env("SPMD_FAULT", fault)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let relayed = stderr
+            .lines()
+            .any(|l| l.starts_with("[rank 2] ") && l.contains("spmd worker 2 gives up"));
+        let ok = out.status.code() == want_code
+            && stdout.contains(want_out)
+            && stderr.contains(want_err)
+            && (fault == "exit" || relayed);
+        println!(
+            "test spmd worker {fault} outside a region reaches main ... {} ({:.2?}, {})",
+            if ok { "ok" } else { "FAILED" },
+            t.elapsed(),
+            out.status
+        );
+        if !ok {
+            println!("{stdout}\n{stderr}");
+        }
+        failed += usize::from(!ok);
+    }
+
     // No orphans: SIGKILL main while its workers are alive; the parent-death
     // signal takes them down with it.
     let t = Instant::now();
@@ -109,7 +159,7 @@ fn main() {
     );
     failed += usize::from(!ok);
 
-    println!("{} passed, {failed} failed", 5 - failed);
+    println!("{} passed, {failed} failed", 8 - failed);
     if failed > 0 {
         std::process::exit(1);
     }
@@ -159,6 +209,24 @@ fn spmd_program(n: usize) {
                 }
                 other => panic!("expected WorkerPanicked from rank {bad}, got {other:?}"),
             }
+        }
+        return;
+    }
+
+    if let Ok(fault) = std::env::var("SPMD_FAULT") {
+        // Everyone is up (main starts the workers at `enter`); then worker 2
+        // fails outside any region.
+        let _entered = par.enter().unwrap();
+        par.gather(par.id()).unwrap();
+        match (fault.as_str(), par.id()) {
+            ("panic" | "silent", 2) => panic!("spmd worker 2 gives up"),
+            ("exit", 2) => std::process::exit(3),
+            ("silent", _) => {}
+            (_, 0) => match par.gather(0usize) {
+                Err(e) => println!("fault reported: {e}"),
+                Ok(v) => panic!("main's gather succeeded without rank 2: {v:?}"),
+            },
+            _ => drop(par.gather(par.id())),
         }
         return;
     }

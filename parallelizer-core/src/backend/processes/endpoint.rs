@@ -8,9 +8,10 @@
 //! region protocol to take with [`Endpoint::next_event`]; the endpoint
 //! itself knows nothing of regions, aborts or errors of the framework.
 //!
-//! File descriptors (memfds of [`Kind::Shm`] frames) travel as `SCM_RIGHTS`
-//! with the first bytes of their frame's header, so only header reads ask
-//! for ancillary data; payload reads go straight into the frame's buffer.
+//! File descriptors (the memfds of shared-memory frames) travel as
+//! `SCM_RIGHTS` with the first bytes of their frame's header, so only header
+//! reads ask for ancillary data; type-name and payload reads go straight
+//! into the frame's buffer.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut};
@@ -28,7 +29,7 @@ use rustix::net::{
 
 use crate::error::{Error, Result};
 
-use super::frame::{BadFrame, Frame, HEADER_LEN, Header, Kind, RecvBuf};
+use super::frame::{BadFrame, Frame, HEADER_LEN, Header, RecvBuf};
 
 /// File descriptors accepted per header read.
 const MAX_FDS: usize = 8;
@@ -129,11 +130,21 @@ pub(super) enum WriteError {
 }
 
 /// The frame being read from one socket.
-#[derive(Default)]
 struct Reader {
     head: [u8; HEADER_LEN],
     got: usize,
+    /// The type name and payload, once the header is in.
     payload: Option<RecvBuf>,
+}
+
+impl Default for Reader {
+    fn default() -> Reader {
+        Reader {
+            head: [0; HEADER_LEN],
+            got: 0,
+            payload: None,
+        }
+    }
 }
 
 impl Reader {
@@ -174,6 +185,8 @@ pub(super) struct Endpoint {
     peers: Vec<Option<Peer>>,
     max_frame: u64,
     events: VecDeque<Event>,
+    /// How many peers can no longer be read.
+    closed: usize,
 }
 
 impl Endpoint {
@@ -197,6 +210,7 @@ impl Endpoint {
             peers,
             max_frame,
             events: VecDeque::new(),
+            closed: 0,
         }
     }
 
@@ -211,6 +225,11 @@ impl Endpoint {
     /// The next thing that happened, oldest first.
     pub(super) fn next_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// How many peers can no longer be read (it only grows).
+    pub(super) fn closed_count(&self) -> usize {
+        self.closed
     }
 
     /// Whether rank `r`'s connection can no longer be read.
@@ -250,6 +269,7 @@ impl Endpoint {
         };
         peer.closed = Some(closed);
         peer.fds.clear();
+        self.closed += 1;
         self.events.push_back(Event::Closed(r));
     }
 
@@ -315,13 +335,17 @@ impl Endpoint {
                 who.push(r);
             }
             if fds.is_empty() {
-                // Nothing to wait for: sleep out the deadline, or say so at once.
+                // Nothing to wait for: sleep out the deadline, or a little
+                // (a caller that loops must not spin).
                 return Ok(match timeout {
                     Some(left) => {
                         std::thread::sleep(left);
                         true
                     }
-                    None => false,
+                    None => {
+                        std::thread::sleep(Duration::from_millis(10));
+                        false
+                    }
                 });
             }
             let ts = timeout.map(|t| {
@@ -356,13 +380,15 @@ impl Endpoint {
         }
     }
 
-    /// Writes one whole frame to `to` (with `fd` attached to its first
-    /// bytes), reading from every socket while the peer's buffer is full. A
-    /// peer that does not read by `deadline` is [`WriteError::TimedOut`].
+    /// Writes one whole frame to `to` — its header, the type name `name`
+    /// and the payload `parts`, with `fd` attached to its first bytes —
+    /// reading from every socket while the peer's buffer is full. A peer
+    /// that does not read by `deadline` is [`WriteError::TimedOut`].
     pub(super) fn write_frame(
         &mut self,
         to: usize,
         header: Header,
+        name: &[u8],
         parts: &[&[u8]],
         fd: Option<BorrowedFd<'_>>,
         deadline: Option<Instant>,
@@ -370,9 +396,11 @@ impl Endpoint {
         if !self.is_writable(to) {
             return Err(WriteError::Gone);
         }
+        debug_assert_eq!(name.len(), header.name_len());
         let head = header.encode();
-        let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 1);
+        let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 2);
         all.push(&head);
+        all.push(name);
         all.extend(parts.iter().copied().filter(|p| !p.is_empty()));
         let total: usize = all.iter().map(|p| p.len()).sum();
         let mut sent = 0usize;
@@ -454,7 +482,8 @@ fn read_some(peer: &mut Peer, max_frame: u64) -> Result<Option<Frame>, ReadError
         if !buf.advance(n) {
             return Ok(None);
         }
-        return Ok(r.payload.take().map(RecvBuf::finish));
+        let buf = r.payload.take().expect("checked");
+        return buf.finish().map(Some).map_err(ReadError::Corrupt);
     }
     let n = recv_header(&peer.sock, &mut r.head[r.got..], &mut peer.fds)?;
     r.got += n;
@@ -463,16 +492,18 @@ fn read_some(peer: &mut Peer, max_frame: u64) -> Result<Option<Frame>, ReadError
     }
     r.got = 0;
     let header = Header::decode(&r.head, max_frame).map_err(ReadError::Corrupt)?;
-    if header.kind() == Kind::Shm {
-        let fd = peer
-            .fds
-            .pop_front()
-            .ok_or(ReadError::Corrupt(BadFrame::NoDescriptor))?;
-        return Ok(Some(Frame::shared(header, fd)));
-    }
-    let buf = RecvBuf::for_header(header).map_err(ReadError::Corrupt)?;
+    // A memfd came with the first bytes of its header.
+    let fd = match header.is_shared() {
+        true => Some(
+            peer.fds
+                .pop_front()
+                .ok_or(ReadError::Corrupt(BadFrame::NoDescriptor))?,
+        ),
+        false => None,
+    };
+    let buf = RecvBuf::for_header(header, fd).map_err(ReadError::Corrupt)?;
     if buf.missing() == 0 {
-        return Ok(Some(buf.finish()));
+        return buf.finish().map(Some).map_err(ReadError::Corrupt);
     }
     r.payload = Some(buf);
     Ok(None)
@@ -486,7 +517,7 @@ fn read_error(e: Errno) -> ReadError {
     }
 }
 
-/// One `recv` of payload bytes into `buf`.
+/// One `recv` of type-name or payload bytes into `buf`.
 fn recv_payload(sock: &UnixStream, buf: &mut [MaybeUninit<u8>]) -> Result<usize, ReadError> {
     loop {
         match rustix::net::recv(sock, &mut *buf, RecvFlags::DONTWAIT) {
@@ -567,7 +598,9 @@ fn send_some(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::Encoding;
+    use crate::link::Packet;
+    use crate::msg::{Encoding, Msg};
+    use crate::op::{Op, Tag};
 
     /// Two endpoints (ranks 0 and 1) joined by a socketpair, in this process.
     fn pair() -> (Endpoint, Endpoint) {
@@ -579,6 +612,12 @@ mod tests {
             Endpoint::new(0, vec![None, Some(a)], max),
             Endpoint::new(1, vec![Some(b), None], max),
         )
+    }
+
+    /// A data packet's header, its body `len` bytes.
+    fn data(name: &str, enc: Encoding, len: u64) -> Header {
+        let p = Packet::data(1, Tag::new(Op::Broadcast, 0), Msg::new(()));
+        Header::packet(&p, name.len(), enc, len)
     }
 
     fn next_frame(ep: &mut Endpoint) -> Frame {
@@ -596,16 +635,19 @@ mod tests {
     fn frames_with_and_without_descriptors() {
         let (mut a, mut b) = pair();
         let fd = super::super::shm::create(&[5; 64]).unwrap();
-        let h = Header::message(Kind::Shm, 1, 64, Encoding::Pod, false);
-        b.write_frame(0, h, &[], Some(fd.as_fd()), None).unwrap();
-        let h = Header::message(Kind::Data, 1, 16, Encoding::Pod, true);
-        b.write_frame(0, h, &[&[1; 10], &[2; 6]], None, None)
+        let h = data("Vec<u8>", Encoding::Pod, 64).shared();
+        b.write_frame(0, h, b"Vec<u8>", &[], Some(fd.as_fd()), None)
+            .unwrap();
+        let h = data("Vec<f64>", Encoding::Pod, 16).aligned(true);
+        b.write_frame(0, h, b"Vec<f64>", &[&[1; 10], &[2; 6]], None, None)
             .unwrap();
         let f = next_frame(&mut a);
-        assert_eq!(f.header().kind(), Kind::Shm);
-        assert_eq!(f.bytes().unwrap(), [5; 64]);
+        assert!(f.header().is_shared());
+        let p = f.into_packet().unwrap();
+        assert_eq!(p.body().type_name(), Some("Vec<u8>"));
+        assert_eq!(p.into_body().pod_bytes().unwrap(), [5; 64]);
         let f = next_frame(&mut a);
-        assert_eq!(f.bytes().unwrap(), [[1u8; 10].as_slice(), &[2; 6]].concat());
+        assert_eq!(f.bytes(), [[1u8; 10].as_slice(), &[2; 6]].concat());
         assert!(a.next_event().is_none());
     }
 
@@ -613,9 +655,11 @@ mod tests {
     fn a_send_nobody_reads_times_out_and_loses_the_stream() {
         let (a, mut b) = pair();
         let big = vec![0u8; 64 << 20];
-        let h = Header::new(Kind::Data, 1, big.len() as u64);
+        let h = data("", Encoding::Pod, big.len() as u64);
         let deadline = Some(Instant::now() + Duration::from_millis(100));
-        let err = b.write_frame(0, h, &[&big], None, deadline).unwrap_err();
+        let err = b
+            .write_frame(0, h, b"", &[&big], None, deadline)
+            .unwrap_err();
         assert!(matches!(err, WriteError::TimedOut));
         assert!(matches!(b.next_event(), Some(Event::Closed(0))));
         let closed = b.closed(0).unwrap();
@@ -625,11 +669,11 @@ mod tests {
     }
 
     #[test]
-    fn oversized_truncated_and_closed_streams() {
+    fn oversized_truncated_hostile_and_closed_streams() {
         // 2^60 bytes announced: corrupt, before any allocation; the sender
         // can still be written to.
         let (mut a, mut b) = pair();
-        b.write_raw(0, &Header::new(Kind::Data, 0, 1 << 60).encode())
+        b.write_raw(0, &data("", Encoding::Serde, 1 << 60).encode())
             .unwrap();
         assert!(
             !a.pump(Some(Instant::now() + Duration::from_secs(5)), None)
@@ -640,9 +684,23 @@ mod tests {
         assert!(matches!(closed.corrupt(), Some(BadFrame::TooLong { .. })));
         assert!(closed.to_string().contains("over the limit"), "{closed}");
         assert!(a.is_closed(1) && a.is_writable(1));
+        // A sealed but sparse memfd announcing 512 GiB: corrupt, unmapped.
+        let (mut a, mut b) = pair();
+        let fd = super::super::shm::sparse(512 << 30).unwrap();
+        let h = data("", Encoding::Pod, 512 << 30).shared();
+        b.write_frame(0, h, b"", &[], Some(fd.as_fd()), None)
+            .unwrap();
+        while !a.is_closed(1) {
+            assert!(
+                !a.pump(Some(Instant::now() + Duration::from_secs(5)), None)
+                    .unwrap()
+            );
+        }
+        let closed = a.closed(1).unwrap().to_string();
+        assert!(closed.contains("sparse"), "{closed}");
         // A truncated frame, then the peer goes away.
         let (mut a, mut b) = pair();
-        b.write_raw(0, &Header::new(Kind::Data, 0, 100).encode())
+        b.write_raw(0, &data("", Encoding::Serde, 100).encode())
             .unwrap();
         b.write_raw(0, &[1; 10]).unwrap();
         drop(b);
@@ -656,9 +714,9 @@ mod tests {
             closed.to_string(),
             "connection closed in the middle of a frame (10 of 100 payload bytes)"
         );
-        let h = Header::new(Kind::Data, 0, 0);
+        let h = data("", Encoding::Serde, 0);
         assert!(matches!(
-            a.write_frame(1, h, &[], None, None),
+            a.write_frame(1, h, b"", &[], None, None),
             Err(WriteError::Gone)
         ));
     }

@@ -1,31 +1,57 @@
-//! The frame format: a 24-byte header (magic, kind, encoding, alignment
-//! flag, region, payload length) followed by the payload, and the buffer a
-//! payload is assembled in. No socket I/O here.
+//! The frame format — a 36-byte header, the body's type name, then the
+//! payload — and the buffer a frame is assembled in. No socket I/O here.
 //!
 //! ```text
-//! offset  0      2     3    4       5..8  8          16         24
-//!         magic  kind  enc  align8  zero  region LE  length LE  payload...
+//! offset  size  field
+//!      0     2  magic "PR" (0x5052, little-endian)
+//!      2     1  frame kind: 1 Hello, 2 Run, 3 Packet, 4 Shutdown, 5 Broken
+//!      3     1  packet kind (Packet frames): 1 Data, 2 Abort, 3 Done, 4 Blocked,
+//!               5 Resumed; 0 otherwise
+//!      4     1  operation of the packet's tag (`Op::code`); 0 otherwise
+//!      5     1  encoding of the payload: 0 serde, 1 plain data
+//!      6     1  flags: bit 0 plain data of 8-byte elements (received into
+//!               8-byte words), bit 1 the payload is in a memfd passed with
+//!               the header (`SCM_RIGHTS`); the other bits are 0
+//!      7     1  0
+//!      8     8  sequence number of the packet's tag (LE); 0 otherwise
+//!     16     8  region (LE)
+//!     24     8  payload length (LE): bytes that follow the type name, or the
+//!               memfd's size
+//!     32     2  type-name length n (LE), at most 1024
+//!     34     2  0
+//!     36     n  the body's type name (UTF-8; a Run frame: the arguments')
+//!   36+n   len  the payload (none when it is in a memfd)
 //! ```
 //!
-//! A header is bounds-checked before anything is allocated ([`Header::decode`]),
-//! and a payload buffer grows only as bytes arrive ([`RecvBuf`]), so a frame
-//! that announces 2^60 bytes is a [`BadFrame`] and a truncated one costs no
-//! more memory than what was really sent.
+//! A Packet frame is one [`Packet`] of the region protocol: its kind, tag
+//! (operation and sequence number), region, and body with the sender's type
+//! name (`Msg::sent_as` on receipt, so a wrong-type receive names both
+//! types). Hello carries a serde `Hello`; Run a task id (u32 LE) and the
+//! serialized arguments; Shutdown and Broken nothing.
+//!
+//! A header is bounds-checked before anything is allocated
+//! ([`Header::decode`]); a payload buffer grows only as bytes arrive
+//! ([`RecvBuf`]), also the 8-byte words of aligned plain data; and a memfd
+//! is checked against its header — size, seals, every page really there —
+//! before it is mapped ([`shm::open`]). A frame that fails any check is a
+//! [`BadFrame`].
 
-use std::collections::TryReserveError;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use crate::error::Result;
-use crate::msg::{Encoding, Msg, decode_serde};
+use crate::link::{Kind as PacketKind, Packet};
+use crate::msg::{Encoding, Msg};
+use crate::op::{Op, Tag};
 
 use super::shm;
 
 /// Header size in bytes.
-pub(super) const HEADER_LEN: usize = 24;
+pub(super) const HEADER_LEN: usize = 36;
 const MAGIC: u16 = 0x5052; // "PR"
 
+/// The longest type name a frame may carry.
+pub(super) const MAX_NAME: usize = 1024;
 /// The largest in-band payload accepted by default (larger plain data goes
 /// through shared memory).
 pub(super) const DEFAULT_MAX_FRAME: u64 = 1 << 34;
@@ -34,24 +60,24 @@ const MAX_SHM: u64 = 1 << 40;
 /// At most this many bytes are reserved before they arrive.
 const RESERVE_AHEAD: usize = 1 << 20;
 
+const FLAG_ALIGN8: u8 = 1;
+const FLAG_SHM: u8 = 2;
+
 /// What a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(super) enum Kind {
     /// Worker to main, once: a [`Hello`](super::launch::Hello).
     Hello = 1,
-    /// Main to worker: start region `region`: task id (u32 LE) + args.
+    /// Main to worker: run region `region`: task id (u32 LE) + args.
     Run = 2,
-    /// A message of a collective or point-to-point call.
-    Data = 3,
-    /// The same, its bytes in a memfd passed with the header (no payload).
-    Shm = 4,
-    /// The region was aborted: an `AbortNote` payload.
-    Abort = 5,
-    /// Worker to main: the region ended on this worker (a `DoneNote`).
-    Done = 6,
+    /// A packet of the region protocol.
+    Packet = 3,
     /// Main to worker: leave the serve loop.
-    Shutdown = 7,
+    Shutdown = 4,
+    /// Worker to main, before its Done report: it can no longer read some
+    /// peer, so the pool must be replaced after this region.
+    Broken = 5,
 }
 
 impl Kind {
@@ -59,11 +85,9 @@ impl Kind {
         Some(match b {
             1 => Kind::Hello,
             2 => Kind::Run,
-            3 => Kind::Data,
-            4 => Kind::Shm,
-            5 => Kind::Abort,
-            6 => Kind::Done,
-            7 => Kind::Shutdown,
+            3 => Kind::Packet,
+            4 => Kind::Shutdown,
+            5 => Kind::Broken,
             _ => return None,
         })
     }
@@ -76,54 +100,89 @@ pub(super) enum BadFrame {
     Magic(u16),
     #[error("unknown frame kind {0}")]
     Kind(u8),
+    #[error("unknown packet kind {0}")]
+    PacketKind(u8),
+    #[error("unknown operation code {0}")]
+    Op(u8),
     #[error("unknown frame encoding {0}")]
     Encoding(u8),
-    #[error("bad alignment flag {flag} on a {enc:?} frame of {len} bytes")]
-    Alignment { flag: u8, enc: Encoding, len: u64 },
+    #[error("bad header bytes: {0}")]
+    Header(&'static str),
+    #[error("bad alignment flag on a {enc:?} frame of {len} bytes")]
+    Alignment { enc: Encoding, len: u64 },
     #[error("a {kind:?} frame announces {len} bytes, over the limit of {limit}")]
     TooLong { kind: Kind, len: u64, limit: u64 },
-    #[error("cannot reserve {len} bytes for a frame: {error}")]
-    Reserve { len: usize, error: TryReserveError },
+    #[error("a frame announces a type name of {0} bytes, over the limit of {MAX_NAME}")]
+    NameTooLong(usize),
+    #[error("a frame's type name is not UTF-8")]
+    NameNotUtf8,
     #[error("a shared-memory frame without its descriptor")]
     NoDescriptor,
     #[error("too many descriptors in one message")]
     TooManyDescriptors,
+    #[error("a shared-memory frame: {0}")]
+    Memfd(String),
 }
 
 /// A frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Header {
     kind: Kind,
-    enc: Encoding,
+    /// Packet frames: the packet's kind and tag.
+    packet: Option<(PacketKind, Tag)>,
     region: u64,
-    /// Payload bytes on the socket, or the memfd's size for [`Kind::Shm`].
-    len: u64,
+    enc: Encoding,
     /// Plain data of 8-byte-aligned elements (`f64`, `u64`, ...): the
     /// receiver reads it into 8-byte words its `Vec<T>` can take over.
     align8: bool,
+    /// The payload is in a memfd passed with the header.
+    shm: bool,
+    name_len: u16,
+    /// Payload bytes on the socket, or the memfd's size.
+    len: u64,
 }
 
 impl Header {
-    /// A frame of the protocol (serde payload).
-    pub(super) fn new(kind: Kind, region: u64, len: u64) -> Header {
-        Header::message(kind, region, len, Encoding::Serde, false)
-    }
-
-    /// A message frame ([`Kind::Data`] or [`Kind::Shm`]) of `len` bytes.
-    pub(super) fn message(
-        kind: Kind,
-        region: u64,
-        len: u64,
-        enc: Encoding,
-        align8: bool,
-    ) -> Header {
+    /// A frame of `kind` (not a packet) with a serde payload of `len` bytes
+    /// after a type name of `name_len` bytes.
+    pub(super) fn control(kind: Kind, region: u64, name_len: usize, len: u64) -> Header {
+        debug_assert!(kind != Kind::Packet);
         Header {
             kind,
-            enc,
+            packet: None,
             region,
+            enc: Encoding::Serde,
+            align8: false,
+            shm: false,
+            name_len: name_len.min(MAX_NAME) as u16,
             len,
-            align8,
         }
+    }
+
+    /// The header of `packet`'s frame, its body `len` bytes in `enc`.
+    pub(super) fn packet(packet: &Packet, name_len: usize, enc: Encoding, len: u64) -> Header {
+        Header {
+            kind: Kind::Packet,
+            packet: Some((packet.kind(), packet.tag())),
+            region: packet.region(),
+            enc,
+            align8: false,
+            shm: false,
+            name_len: name_len.min(MAX_NAME) as u16,
+            len,
+        }
+    }
+
+    /// Marks plain data of 8-byte elements (read into words).
+    pub(super) fn aligned(mut self, align8: bool) -> Header {
+        self.align8 = align8;
+        self
+    }
+
+    /// Marks a payload that is in a memfd passed with the header.
+    pub(super) fn shared(mut self) -> Header {
+        self.shm = true;
+        self
     }
 
     pub(super) fn kind(&self) -> Kind {
@@ -138,58 +197,92 @@ impl Header {
         self.len
     }
 
-    /// Payload bytes that follow the header on the socket.
+    pub(super) fn is_shared(&self) -> bool {
+        self.shm
+    }
+
+    pub(super) fn name_len(&self) -> usize {
+        usize::from(self.name_len)
+    }
+
+    /// Payload bytes that follow the type name on the socket.
     pub(super) fn in_band(&self) -> u64 {
-        if self.kind == Kind::Shm { 0 } else { self.len }
+        if self.shm { 0 } else { self.len }
     }
 
     pub(super) fn encode(&self) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[0..2].copy_from_slice(&MAGIC.to_le_bytes());
         h[2] = self.kind as u8;
-        h[3] = match self.enc {
+        if let Some((kind, tag)) = self.packet {
+            h[3] = kind.code();
+            h[4] = tag.op().code();
+            h[8..16].copy_from_slice(&tag.seq().to_le_bytes());
+        }
+        h[5] = match self.enc {
             Encoding::Pod => 1,
             _ => 0,
         };
-        h[4] = u8::from(self.align8);
-        h[8..16].copy_from_slice(&self.region.to_le_bytes());
-        h[16..24].copy_from_slice(&self.len.to_le_bytes());
+        h[6] = if self.align8 { FLAG_ALIGN8 } else { 0 } | if self.shm { FLAG_SHM } else { 0 };
+        h[16..24].copy_from_slice(&self.region.to_le_bytes());
+        h[24..32].copy_from_slice(&self.len.to_le_bytes());
+        h[32..34].copy_from_slice(&self.name_len.to_le_bytes());
         h
     }
 
     /// Parses and bounds-checks a header; nothing is allocated yet.
     pub(super) fn decode(h: &[u8; HEADER_LEN], max_frame: u64) -> Result<Header, BadFrame> {
+        let word = |at: usize| u64::from_le_bytes(h[at..at + 8].try_into().expect("8 bytes"));
         let magic = u16::from_le_bytes([h[0], h[1]]);
         if magic != MAGIC {
             return Err(BadFrame::Magic(magic));
         }
         let kind = Kind::from_u8(h[2]).ok_or(BadFrame::Kind(h[2]))?;
-        let enc = match h[3] {
+        let (seq, region, len) = (word(8), word(16), word(24));
+        let packet = if kind == Kind::Packet {
+            let pkind = PacketKind::from_code(h[3]).ok_or(BadFrame::PacketKind(h[3]))?;
+            let op = Op::from_code(h[4]).ok_or(BadFrame::Op(h[4]))?;
+            Some((pkind, Tag::new(op, seq)))
+        } else if h[3] != 0 || h[4] != 0 || seq != 0 {
+            return Err(BadFrame::Header("a tag on a frame that is not a packet"));
+        } else {
+            None
+        };
+        let enc = match h[5] {
             0 => Encoding::Serde,
             1 => Encoding::Pod,
             e => return Err(BadFrame::Encoding(e)),
         };
-        let region = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
-        let len = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
-        let align8 = match h[4] {
-            0 => false,
-            1 if enc == Encoding::Pod && len % 8 == 0 => true,
-            flag => return Err(BadFrame::Alignment { flag, enc, len }),
-        };
-        let limit = if kind == Kind::Shm {
-            MAX_SHM
-        } else {
-            max_frame
-        };
+        let flags = h[6];
+        if flags & !(FLAG_ALIGN8 | FLAG_SHM) != 0 || h[7] != 0 || h[34] != 0 || h[35] != 0 {
+            return Err(BadFrame::Header("reserved bits are set"));
+        }
+        let (align8, shm) = (flags & FLAG_ALIGN8 != 0, flags & FLAG_SHM != 0);
+        if align8 && (enc != Encoding::Pod || len % 8 != 0 || shm) {
+            return Err(BadFrame::Alignment { enc, len });
+        }
+        if shm && kind != Kind::Packet {
+            return Err(BadFrame::Header(
+                "shared memory on a frame that is not a packet",
+            ));
+        }
+        let name_len = u16::from_le_bytes([h[32], h[33]]);
+        if usize::from(name_len) > MAX_NAME {
+            return Err(BadFrame::NameTooLong(name_len.into()));
+        }
+        let limit = if shm { MAX_SHM } else { max_frame };
         if len > limit {
             return Err(BadFrame::TooLong { kind, len, limit });
         }
         Ok(Header {
             kind,
-            enc,
+            packet,
             region,
-            len,
+            enc,
             align8,
+            shm,
+            name_len,
+            len,
         })
     }
 }
@@ -198,6 +291,7 @@ impl Header {
 #[derive(Debug)]
 pub(super) struct Frame {
     header: Header,
+    name: Box<str>,
     body: Body,
 }
 
@@ -207,51 +301,62 @@ enum Body {
     Bytes(Vec<u8>),
     /// `len` bytes of 8-byte-aligned plain data in words.
     Words(Vec<u64>, usize),
-    Shm(OwnedFd),
+    /// A checked, read-only mapping of the memfd that came with the header.
+    Shared(Arc<memmap2::Mmap>),
 }
 
 impl Frame {
-    /// A [`Kind::Shm`] frame: its bytes are in `fd`.
-    pub(super) fn shared(header: Header, fd: OwnedFd) -> Frame {
-        Frame {
-            header,
-            body: Body::Shm(fd),
-        }
-    }
-
     pub(super) fn header(&self) -> &Header {
         &self.header
     }
 
     /// The payload as bytes (a copy out of shared memory, if it is there).
-    pub(super) fn bytes(self) -> Result<Vec<u8>> {
+    pub(super) fn bytes(self) -> Vec<u8> {
         match self.body {
-            Body::Bytes(b) => Ok(b),
-            Body::Words(w, len) => Ok(bytemuck::cast_slice(&w)[..len].to_vec()),
-            Body::Shm(fd) => shm::read_all(&fd, self.header.len),
+            Body::Bytes(b) => b,
+            Body::Words(w, len) => bytemuck::cast_slice(&w)[..len].to_vec(),
+            Body::Shared(m) => m.to_vec(),
         }
     }
 
-    /// The payload as a message: words and mappings are taken over, not copied.
-    pub(super) fn into_msg(self) -> Result<Msg> {
+    /// The payload as a message carrying the sender's type name: words and
+    /// mappings are taken over, not copied.
+    fn into_msg(self) -> Msg {
         let enc = self.header.enc;
-        match self.body {
-            Body::Shm(fd) if self.header.len > 0 => {
-                let mapping = shm::map(&fd, self.header.len)?;
-                Ok(Msg::from_shared(enc, Arc::new(mapping)))
-            }
-            Body::Words(w, len) => Ok(Msg::from_words(w, len)),
-            _ => Ok(Msg::from_bytes(enc, self.bytes()?)),
+        let msg = match self.body {
+            Body::Bytes(b) => Msg::from_bytes(enc, b),
+            Body::Words(w, len) => Msg::from_words(w, len),
+            Body::Shared(m) => Msg::from_shared(enc, m),
+        };
+        if self.name.is_empty() {
+            msg
+        } else {
+            msg.sent_as(&self.name)
         }
     }
 
-    /// A protocol note (the serde payload of Abort, Done); `None` if the
-    /// payload is not serde bytes.
-    pub(super) fn note<T: serde::de::DeserializeOwned>(self) -> Option<Result<T>> {
-        match self.body {
-            Body::Bytes(b) => Some(decode_serde(&b)),
-            Body::Words(..) | Body::Shm(_) => None,
-        }
+    /// The packet of a Packet frame (`None` for the other kinds).
+    pub(super) fn into_packet(self) -> Option<Packet> {
+        let (kind, tag) = self.header.packet?;
+        let region = self.header.region;
+        Some(Packet::from_parts(kind, tag, region, self.into_msg()))
+    }
+
+    /// A Run frame's task id and arguments; `None` if it is too short.
+    pub(super) fn into_run(self) -> Option<(u32, Msg)> {
+        let name = self.name.clone();
+        let mut bytes = self.bytes();
+        let id = u32::from_le_bytes(bytes.get(..4)?.try_into().expect("4 bytes"));
+        bytes.drain(..4);
+        let args = Msg::from_bytes(Encoding::Serde, bytes);
+        Some((
+            id,
+            if name.is_empty() {
+                args
+            } else {
+                args.sent_as(&name)
+            },
+        ))
     }
 }
 
@@ -268,38 +373,46 @@ fn advise_huge_pages(ptr: *mut u8, len: usize) {
     }
 }
 
-/// The payload of the frame being read, growing as bytes arrive.
+/// The type name and payload of the frame being read, growing as bytes
+/// arrive (the memfd of a shared-memory frame is held beside it).
 pub(super) struct RecvBuf {
     header: Header,
+    name: Vec<u8>,
     data: Data,
+    fd: Option<OwnedFd>,
 }
 
 enum Data {
     /// Bytes, reserved ahead at most [`RESERVE_AHEAD`] at a time.
     Bytes(Vec<u8>),
-    /// 8-byte-aligned plain data, reserved whole when the header arrives
-    /// (address space only: pages are touched as bytes arrive) so the words
-    /// never move; `filled` bytes have arrived.
+    /// 8-byte-aligned plain data, in words reserved ahead like bytes: the
+    /// words received so far (`words.len()`, all written) move with the
+    /// vector when it grows, which it does only when it is full.
     Words { words: Vec<u64>, filled: usize },
 }
 
 impl RecvBuf {
-    pub(super) fn for_header(header: Header) -> Result<RecvBuf, BadFrame> {
-        let in_band = header.in_band() as usize;
+    /// The buffer for the frame of `header`, with the memfd that came with
+    /// it, if any. Reserves no more than [`RESERVE_AHEAD`] bytes.
+    pub(super) fn for_header(header: Header, fd: Option<OwnedFd>) -> Result<RecvBuf, BadFrame> {
+        if header.shm != fd.is_some() {
+            return Err(BadFrame::NoDescriptor);
+        }
+        let ahead = (header.in_band() as usize).min(RESERVE_AHEAD);
         let data = if header.align8 {
-            let mut words: Vec<u64> = Vec::new();
-            words
-                .try_reserve_exact(in_band / 8)
-                .map_err(|error| BadFrame::Reserve {
-                    len: in_band,
-                    error,
-                })?;
-            advise_huge_pages(words.as_mut_ptr().cast(), words.capacity() * 8);
-            Data::Words { words, filled: 0 }
+            Data::Words {
+                words: Vec::with_capacity(ahead / 8),
+                filled: 0,
+            }
         } else {
-            Data::Bytes(Vec::with_capacity(in_band.min(RESERVE_AHEAD)))
+            Data::Bytes(Vec::with_capacity(ahead))
         };
-        Ok(RecvBuf { header, data })
+        Ok(RecvBuf {
+            header,
+            name: Vec::with_capacity(header.name_len()),
+            data,
+            fd,
+        })
     }
 
     pub(super) fn header(&self) -> &Header {
@@ -314,15 +427,19 @@ impl RecvBuf {
         }
     }
 
-    /// Payload bytes still to come on the socket.
+    /// Name and payload bytes still to come on the socket.
     pub(super) fn missing(&self) -> usize {
-        self.header.in_band() as usize - self.filled()
+        self.header.name_len() - self.name.len() + self.header.in_band() as usize - self.filled()
     }
 
-    /// Where the next bytes go: room for at least `min(missing,
-    /// RESERVE_AHEAD)` bytes and at most `missing`, to be reported with
-    /// [`RecvBuf::advance`].
+    /// Where the next bytes go: some of the type name's, else room for at
+    /// least `min(missing, RESERVE_AHEAD)` payload bytes and at most
+    /// `missing`, to be reported with [`RecvBuf::advance`].
     pub(super) fn spare(&mut self) -> &mut [MaybeUninit<u8>] {
+        let name_missing = self.header.name_len() - self.name.len();
+        if name_missing > 0 {
+            return &mut self.name.spare_capacity_mut()[..name_missing];
+        }
         let want = self.missing();
         match &mut self.data {
             Data::Bytes(body) => {
@@ -335,44 +452,73 @@ impl RecvBuf {
                 &mut spare[..take]
             }
             Data::Words { words, filled } => {
-                let bytes = words.capacity() * 8;
-                // SAFETY: the words' allocation holds `capacity * 8` bytes;
-                // a `MaybeUninit<u8>` view of it asks nothing of their
+                if *filled == words.capacity() * 8 {
+                    // Full: every byte is written, so the words can be kept
+                    // (and moved) as they are. Grow by at least the reserve,
+                    // doubling, never past what the frame announced.
+                    // SAFETY: the first `filled / 8` words were written by
+                    // the kernel (`advance`), inside the capacity.
+                    unsafe { words.set_len(*filled / 8) };
+                    let grow = want.min(words.capacity() * 8).max(want.min(RESERVE_AHEAD));
+                    words.reserve_exact(grow.div_ceil(8));
+                    advise_huge_pages(words.as_mut_ptr().cast(), words.capacity() * 8);
+                }
+                let written = words.len() * 8;
+                let spare = words.spare_capacity_mut();
+                // SAFETY: a `MaybeUninit<u8>` view of the words' spare
+                // capacity (`spare.len() * 8` bytes) asks nothing of their
                 // contents, and `words` stays borrowed for the slice's life.
-                let all = unsafe {
+                let bytes = unsafe {
                     std::slice::from_raw_parts_mut(
-                        words.as_mut_ptr().cast::<MaybeUninit<u8>>(),
-                        bytes,
+                        spare.as_mut_ptr().cast::<MaybeUninit<u8>>(),
+                        spare.len() * 8,
                     )
                 };
-                let at = *filled;
-                &mut all[at..at + want]
+                let at = *filled - written;
+                let take = (bytes.len() - at).min(want);
+                &mut bytes[at..at + take]
             }
         }
     }
 
     /// Records that the first `n` bytes of the last [`RecvBuf::spare`] were
-    /// written; `true` when the payload is complete.
+    /// written; `true` when the frame is complete.
     pub(super) fn advance(&mut self, n: usize) -> bool {
         assert!(n <= self.missing(), "more bytes than the frame holds");
-        match &mut self.data {
-            Data::Bytes(body) => {
-                assert!(n <= body.capacity() - body.len());
-                // SAFETY: the kernel wrote `n` bytes at the start of the
-                // spare capacity (`spare`); the assertions bound them.
-                unsafe { body.set_len(body.len() + n) }
+        let name_missing = self.header.name_len() - self.name.len();
+        if name_missing > 0 {
+            assert!(n <= name_missing);
+            // SAFETY: the kernel wrote `n` bytes at the start of the
+            // name's spare capacity (`spare`); the assertion bounds them.
+            unsafe { self.name.set_len(self.name.len() + n) };
+        } else {
+            match &mut self.data {
+                Data::Bytes(body) => {
+                    assert!(n <= body.capacity() - body.len());
+                    // SAFETY: the kernel wrote `n` bytes at the start of
+                    // the spare capacity (`spare`); the assertions bound them.
+                    unsafe { body.set_len(body.len() + n) }
+                }
+                Data::Words { words, filled } => {
+                    assert!(*filled + n <= words.capacity() * 8);
+                    *filled += n;
+                }
             }
-            Data::Words { filled, .. } => *filled += n,
         }
         self.missing() == 0
     }
 
-    /// The complete frame.
-    pub(super) fn finish(self) -> Frame {
+    /// The complete frame; a memfd is checked against the header and mapped.
+    pub(super) fn finish(self) -> Result<Frame, BadFrame> {
         debug_assert_eq!(self.missing(), 0);
-        let body = match self.data {
-            Data::Bytes(b) => Body::Bytes(b),
-            Data::Words { mut words, filled } => {
+        let name = String::from_utf8(self.name).map_err(|_| BadFrame::NameNotUtf8)?;
+        let body = match (self.fd, self.data) {
+            (Some(fd), _) => match shm::open(&fd, self.header.len).map_err(BadFrame::Memfd)? {
+                Some(mapping) => Body::Shared(Arc::new(mapping)),
+                None => Body::Bytes(Vec::new()),
+            },
+            (None, Data::Bytes(b)) => Body::Bytes(b),
+            (None, Data::Words { mut words, filled }) => {
                 assert!(filled % 8 == 0 && filled <= words.capacity() * 8);
                 // SAFETY: all `filled` bytes (a whole number of words,
                 // checked with the header) were written, inside the capacity.
@@ -380,10 +526,11 @@ impl RecvBuf {
                 Body::Words(words, filled)
             }
         };
-        Frame {
+        Ok(Frame {
             header: self.header,
+            name: name.into_boxed_str(),
             body,
-        }
+        })
     }
 }
 
@@ -391,11 +538,37 @@ impl RecvBuf {
 mod tests {
     use super::*;
 
+    fn data(len: u64, enc: Encoding) -> Header {
+        let p = Packet::data(7, Tag::new(Op::Gather, 3), Msg::new(()));
+        Header::packet(&p, 0, enc, len)
+    }
+
+    /// Fills `buf` with `bytes` the way the endpoint does, in pieces of at
+    /// most `piece` bytes; whether it completed.
+    fn feed(buf: &mut RecvBuf, bytes: &[u8], piece: usize) -> bool {
+        let mut done = false;
+        for chunk in bytes.chunks(piece) {
+            let mut at = 0;
+            while at < chunk.len() {
+                let spare = buf.spare();
+                let n = spare.len().min(chunk.len() - at);
+                for (s, b) in spare[..n].iter_mut().zip(&chunk[at..at + n]) {
+                    s.write(*b);
+                }
+                done = buf.advance(n);
+                at += n;
+            }
+        }
+        done
+    }
+
     #[test]
     fn header_roundtrip_and_bounds() {
-        let h = Header::new(Kind::Data, 7, 123);
+        let h = data(123, Encoding::Serde);
         assert_eq!(Header::decode(&h.encode(), 1000).unwrap(), h);
-        let huge = Header::new(Kind::Data, 1, 1 << 60);
+        let run = Header::control(Kind::Run, 9, 5, 40);
+        assert_eq!(Header::decode(&run.encode(), 1000).unwrap(), run);
+        let huge = data(1 << 60, Encoding::Serde);
         assert!(matches!(
             Header::decode(&huge.encode(), DEFAULT_MAX_FRAME),
             Err(BadFrame::TooLong { .. })
@@ -406,45 +579,74 @@ mod tests {
             Header::decode(&bad, 1000),
             Err(BadFrame::Magic(0x5000))
         ));
-        let mut bad = h.encode();
-        bad[2] = 99;
+        for (at, value) in [(2, 99), (3, 77), (4, 0), (6, 4), (7, 1), (34, 1)] {
+            let mut bad = h.encode();
+            bad[at] = value;
+            assert!(Header::decode(&bad, 1000).is_err(), "byte {at} = {value}");
+        }
+        let mut long_name = h.encode();
+        long_name[32..34].copy_from_slice(&2000u16.to_le_bytes());
         assert!(matches!(
-            Header::decode(&bad, 1000),
-            Err(BadFrame::Kind(99))
+            Header::decode(&long_name, 1000),
+            Err(BadFrame::NameTooLong(2000))
         ));
         // The alignment flag is only valid on plain data of whole words.
-        let odd = Header::message(Kind::Data, 0, 12, Encoding::Pod, true);
+        let odd = data(12, Encoding::Pod).aligned(true);
         assert!(matches!(
             Header::decode(&odd.encode(), 1 << 20),
-            Err(BadFrame::Alignment { flag: 1, .. })
+            Err(BadFrame::Alignment { .. })
         ));
         // A memfd may be larger than the in-band limit, and has no payload.
-        let shm = Header::message(Kind::Shm, 3, 1 << 30, Encoding::Pod, false);
+        let shm = data(1 << 30, Encoding::Pod).shared();
         assert_eq!(Header::decode(&shm.encode(), 1000).unwrap().in_band(), 0);
+        let p = Header::decode(&shm.encode(), 1000).unwrap();
+        assert_eq!(p.packet, Some((PacketKind::Data, Tag::new(Op::Gather, 3))));
     }
 
     #[test]
     fn payloads_grow_as_bytes_arrive() {
         // 2^33 bytes announced: nothing near that is reserved up front.
-        let h = Header::new(Kind::Data, 1, 1 << 33);
-        let mut buf = RecvBuf::for_header(h).unwrap();
+        let mut buf = RecvBuf::for_header(data(1 << 33, Encoding::Serde), None).unwrap();
         assert!(buf.spare().len() <= 2 * RESERVE_AHEAD);
-        // Words: reserved whole, filled in pieces that need not be words.
-        let h = Header::message(Kind::Data, 1, 16, Encoding::Pod, true);
-        let mut buf = RecvBuf::for_header(h).unwrap();
-        for s in &mut buf.spare()[..5] {
-            s.write(1);
-        }
-        assert!(!buf.advance(5));
-        let spare = buf.spare();
-        assert_eq!(spare.len(), 11);
-        for s in spare.iter_mut() {
-            s.write(2);
-        }
-        assert!(buf.advance(11));
-        let frame = buf.finish();
-        let want: Vec<u8> = [[1u8; 5].as_slice(), &[2; 11]].concat();
+        // A type name, then words, filled in pieces that need not be words.
+        let p = Packet::data(1, Tag::new(Op::Broadcast, 0), Msg::new(()));
+        let h = Header::packet(&p, 3, Encoding::Pod, 16).aligned(true);
+        let mut buf = RecvBuf::for_header(h, None).unwrap();
+        let mut bytes = b"u64".to_vec();
+        bytes.extend([1u8; 5]);
+        bytes.extend([2u8; 11]);
+        assert!(feed(&mut buf, &bytes, 5));
+        let frame = buf.finish().unwrap();
         assert!(matches!(frame.body, Body::Words(_, 16)));
-        assert_eq!(frame.bytes().unwrap(), want);
+        let packet = frame.into_packet().unwrap();
+        assert_eq!(packet.body().type_name(), Some("u64"));
+        assert_eq!(
+            packet.into_body().pod_bytes().unwrap(),
+            [[1u8; 5].as_slice(), &[2; 11]].concat()
+        );
+    }
+
+    #[test]
+    fn aligned_plain_data_reserves_nothing_it_has_not_received() {
+        // Issue 11: a header announcing 8 GiB of 8-byte words made the reader
+        // reserve all of it before any payload arrived.
+        let h = data(1 << 33, Encoding::Pod).aligned(true);
+        let mut buf = RecvBuf::for_header(h, None).unwrap();
+        let Data::Words { words, .. } = &buf.data else {
+            panic!("words")
+        };
+        assert!(
+            words.capacity() * 8 <= RESERVE_AHEAD,
+            "{}",
+            words.capacity()
+        );
+        assert!(buf.spare().len() <= RESERVE_AHEAD);
+        // Growing keeps what arrived: 3 MiB in odd pieces.
+        let len = 3 << 20;
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut buf =
+            RecvBuf::for_header(data(len as u64, Encoding::Pod).aligned(true), None).unwrap();
+        assert!(feed(&mut buf, &bytes, 100_003));
+        assert_eq!(buf.finish().unwrap().bytes(), bytes);
     }
 }

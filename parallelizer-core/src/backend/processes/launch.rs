@@ -150,7 +150,8 @@ impl Hello {
     /// Main: checks a Hello frame from rank `from` against this launch's
     /// `token`; `Ok(spmd)`, or why the worker cannot serve.
     pub(super) fn check(frame: Frame, from: usize, token: &[u8; 16]) -> Result<bool> {
-        let hello: Hello = decode_serde(&frame.bytes()?)?;
+        let hello: Hello = decode_serde(&frame.bytes())
+            .map_err(|e| Error::Launch(format!("rank {from} sent a malformed hello: {e}")))?;
         if hello.token != *token || hello.rank as usize != from {
             return Err(Error::Launch(format!(
                 "rank {from} sent a hello with a wrong token or rank"

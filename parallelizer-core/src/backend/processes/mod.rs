@@ -7,14 +7,14 @@
 //! private launch environment. A child joins in one of two ways:
 //!
 //! - **guard** (`#[parallelizer::main]` / `#[parallelizer::test]`, the
-//!   default): `worker_entry()` sees the launch environment and serves
-//!   registered tasks by id until main shuts it down; the body of `main`
-//!   never runs in a worker. `run(f, args)` on main sends `f`'s dense task id
-//!   and the serialized args; every rank runs `f` with its own handle.
+//!   default): `worker_entry()` sees the launch and serves registered tasks
+//!   by id until main shuts it down; the body of `main` never runs in a
+//!   worker. `run(f, args)` on main sends `f`'s dense task id and the
+//!   serialized args; every rank runs `f` with its own handle.
 //! - **SPMD** (no guard): the child runs `main` from the top; when it builds
 //!   the same `processes` parallelizer it becomes that rank (`in_region()`
 //!   is always true), and `run(closure, args)` runs the closure on every
-//!   rank, as under `mpirun`.
+//!   rank, as under `mpirun` (`spmd`).
 //!
 //! # The protocol
 //!
@@ -22,21 +22,23 @@
 //! socketpair per pair of ranks, close-on-exec; each child clears the flag
 //! on its own ends only, so every rank holds a private socket to every other
 //! and there is no listening socket anyone could connect to. Every socket is
-//! non-blocking, and a rank that waits polls all of its sockets: it drains
-//! whatever any peer sends (no write-write deadlock) and sees aborts and
-//! deaths at once (`endpoint`).
+//! non-blocking, and a rank that waits polls all
+//! of its sockets: it drains whatever any peer sends (no write-write
+//! deadlock) and sees aborts and deaths at once (`endpoint`).
 //!
-//! **Frames.** Everything on a socket is a frame: a 24-byte header (magic,
-//! kind, encoding, alignment flag, region number, payload length) and the
-//! payload (`frame`). The length is checked against `max_frame` before
-//! anything is allocated, and a payload buffer grows only as bytes arrive.
-//! Kinds: `Hello`, `Run`, `Data`, `Shm`, `Abort`, `Done`, `Shutdown`. A
-//! `Data` frame carries one message: serde bytes, or plain data written
-//! straight from the caller's slice (8-byte plain data is received into
-//! words its `Vec<T>` takes over). A `Shm` frame has no payload: its bytes
-//! are in a sealed memfd passed with the header as `SCM_RIGHTS` (`shm`;
-//! broadcasts of `shm_threshold` bytes or more). A stream that is not
-//! frames is `Error::Codec` for the reading rank.
+//! **Frames.** Everything on a socket is a frame: a 36-byte header (magic,
+//! frame kind, packet kind, operation, encoding, flags, sequence number,
+//! region, payload length, type-name length), the body's type name, and the
+//! payload (`frame` has the layout). Kinds: `Hello`, `Run`, `Packet`,
+//! `Shutdown`, `Broken`. A `Packet` frame is one packet of the region
+//! protocol (`crate::link`): data of a call, or an abort, a Done report, a
+//! wait report. Plain data is written straight from the caller's slice, and
+//! plain data of 8-byte elements is received into words its `Vec<T>` takes
+//! over; a broadcast of `shm_threshold` bytes or more has its bytes in a
+//! sealed memfd passed with the header as `SCM_RIGHTS` (`shm`). Lengths
+//! are checked against `max_frame` before anything is allocated, buffers
+//! grow only as bytes arrive, and a memfd is checked (size, seals, no hole)
+//! before it is mapped. A stream that is not frames is `Error::Codec`.
 //!
 //! **Handshake.** The launch environment (one variable: rank, nprocs,
 //! main's pid, the socket descriptors, a random 16-byte token, the
@@ -47,29 +49,26 @@
 //! to `start_timeout` for every Hello; a wrong token or rank, an initializer
 //! error or a worker that exits first fails `enter()` (`session`).
 //!
-//! **Regions.** Main numbers regions; every frame carries its region, and
-//! frames of an older region are dropped (`protocol`). To run a task main
+//! **Regions.** Every rank runs the region protocol of `crate::link` over a
+//! `Port` (`port`), its transport for one region: main numbers regions,
 //! sends each worker `Run` (task id + serialized args), runs the task
-//! itself, then waits for every worker's `Done` report (its error, if any,
-//! and whether it can still read all its peers) (`serve` is the worker's
-//! loop). A rank that fails records itself as the region's first failure
-//! and sends `Abort` (who failed and why) to the others; a worker tells the
-//! other workers and reports the cause to main in its `Done`, and main
-//! relays an abort it learns to every worker. A rank blocked in a receive
-//! returns `Error::Aborted` as soon as an `Abort` arrives. Main settles the
-//! region as the first failure (or its own value); after a failure the
-//! other ranks get `grace` to finish before they are killed.
+//! itself and ends the region with `finish_main`; each worker runs the task
+//! and reports with `finish_worker` (`serve` is its loop). So messages
+//! carry their operation and sequence number (a mismatch fails at once), a
+//! failed rank releases the others, a wait that can never end is
+//! `Error::Deadlock` (no timeout needed), and `Config::timeout` is the
+//! deadline of the whole region, its error naming the late rank, at the
+//! deadline. A `run` on the parallelizer inside one of its own regions runs
+//! on the rank handle.
 //!
 //! **Death.** A worker that dies is EOF (or a reset) on its sockets; main
 //! reaps it through its `std::process::Child` within a second and reports
 //! `WorkerDied` with its exit status (and, if its stream was cut inside a
 //! frame, where). Workers get `PR_SET_PDEATHSIG(SIGKILL)` in the child
 //! before exec and leave their loop on EOF from main, so none outlives it.
-//! Every blocking receive, and every send that waits for a peer to read,
-//! honours `Config::timeout`; main also waits at most that long for the
-//! workers to finish a region. A region in which a worker died, stalled or
-//! lost a peer marks the pool broken: it is reaped, and the next `run` (or
-//! `enter`) starts fresh workers.
+//! After a region in which a worker died, did not finish by the deadline
+//! (it is killed) or can no longer read a peer (it says so with `Broken`),
+//! the next `run` (or `enter`) starts fresh workers.
 //!
 //! **Shutdown.** The outermost guard's drop sends served workers
 //! `Shutdown`, closes main's sockets (EOF for SPMD workers, which finish
@@ -81,8 +80,9 @@
 //! `max_frame` (largest in-band frame, default 16 GiB), `start_timeout`
 //! (seconds main waits for workers to join, default 60), `grace` (seconds
 //! main waits for the other ranks to wind down after a failure before
-//! killing them, default 2), `prefix_output` (relay worker stdout/stderr
-//! line by line with a `[rank N] ` prefix, default true; false inherits).
+//! giving up on them, default 2), `prefix_output` (relay worker
+//! stdout/stderr line by line with a `[rank N] ` prefix, default true;
+//! false inherits).
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -90,8 +90,7 @@ mod endpoint;
 mod frame;
 mod launch;
 mod opts;
-mod protocol;
-mod rank;
+mod port;
 mod serve;
 mod session;
 mod shm;
@@ -99,21 +98,23 @@ mod spmd;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::msg::Msg;
-use crate::op::Tag;
+use crate::link::{Event, LinkRank, Packet};
+use crate::msg::{Encoding, Msg};
+use crate::op::{Op, Tag};
 use crate::parallelizer::{Core, Parallelizer, Region, check_rank};
-use crate::registry::FromConfig;
+use crate::registry::{FromConfig, rank_of};
+use crate::runtime::run_as;
 
 use frame::{Header, Kind};
 use launch::LaunchInfo;
 use opts::Opts;
-use protocol::Link;
-use rank::{ProcRank, lock, run_guarded, settle};
-use session::Session;
+use port::{Net, with_port};
+use session::{Session, lock};
+use spmd::Spmd;
 
 /// Ranks as OS processes: copies of the current executable over private
 /// Unix sockets. See the [module docs](self).
@@ -141,7 +142,7 @@ pub struct Processes {
     nprocs: usize,
     role: Role,
     opts: Opts,
-    pool: Mutex<Option<Session>>,
+    pool: Mutex<Option<Pool>>,
     /// One region at a time per parallelizer.
     region: Mutex<()>,
     next_region: AtomicU64,
@@ -151,7 +152,14 @@ enum Role {
     /// This process launched the workers.
     Main,
     /// This process is a worker that reached `from_config` (SPMD).
-    SpmdWorker { rank: usize, link: Arc<Mutex<Link>> },
+    SpmdWorker(Arc<Spmd>),
+}
+
+/// Main's running pool, and its part of the SPMD program if the workers
+/// run one.
+struct Pool {
+    session: Session,
+    spmd: Option<Arc<Spmd>>,
 }
 
 impl Processes {
@@ -164,13 +172,7 @@ impl Processes {
         let opts = Opts::from_config(&config)?;
         let role = match LaunchInfo::from_this_process() {
             None => Role::Main,
-            Some(info) => {
-                let info = info?;
-                Role::SpmdWorker {
-                    rank: info.rank(),
-                    link: spmd::join(&info, nprocs, &config, &opts)?,
-                }
-            }
+            Some(info) => Role::SpmdWorker(spmd::join(&info?, nprocs, &config, &opts)?),
         };
         Ok(Processes {
             core: Core::new(config),
@@ -187,7 +189,7 @@ impl Processes {
     pub fn is_running(&self) -> bool {
         match self.role {
             Role::Main => lock(&self.pool).is_some(),
-            Role::SpmdWorker { .. } => true,
+            Role::SpmdWorker(_) => true,
         }
     }
 
@@ -195,18 +197,15 @@ impl Processes {
     pub fn worker_pids(&self) -> Vec<u32> {
         lock(&self.pool)
             .as_ref()
-            .map(Session::pids)
+            .map(|p| p.session.pids())
             .unwrap_or_default()
     }
 
-    /// The link collectives use outside `run` in SPMD mode.
-    fn spmd_link(&self) -> Option<Arc<Mutex<Link>>> {
+    /// This rank's part in an SPMD program, if the ranks run one.
+    fn spmd(&self) -> Option<Arc<Spmd>> {
         match &self.role {
-            Role::SpmdWorker { link, .. } => Some(link.clone()),
-            Role::Main => lock(&self.pool)
-                .as_ref()
-                .filter(|s| s.is_spmd())
-                .map(|s| s.link().clone()),
+            Role::SpmdWorker(s) => Some(s.clone()),
+            Role::Main => lock(&self.pool).as_ref().and_then(|p| p.spmd.clone()),
         }
     }
 
@@ -214,44 +213,64 @@ impl Processes {
     /// reaped and replaced.
     fn ensure_pool(&self) -> Result<()> {
         let mut pool = lock(&self.pool);
-        if let Some(s) = pool.as_ref() {
+        if let Some(p) = pool.as_ref() {
             // SPMD workers run their own `main`: they cannot be replaced,
-            // and a lost one fails the receives that wait for it.
-            if s.is_spmd() || s.is_healthy() {
+            // and a lost one fails the calls that need it.
+            if p.spmd.is_some() || p.session.is_healthy() {
                 return Ok(());
             }
-            let s = pool.take().expect("checked");
-            s.shutdown(Duration::from_millis(200));
+            let p = pool.take().expect("checked");
+            p.session.shutdown(Duration::from_millis(200));
         }
-        *pool = Some(Session::start(self.nprocs, self.core.config(), &self.opts)?);
+        let session = Session::start(self.nprocs, self.core.config(), &self.opts)?;
+        let limits = serve::limits(self.core.config(), &self.opts);
+        let spmd = session
+            .is_spmd()
+            .then(|| Spmd::new(&self.core, session.net().clone(), limits));
+        *pool = Some(Pool { session, spmd });
         Ok(())
     }
 
     /// Runs a region by shipping the registered task to every worker.
-    fn run_shipped(&self, link: Arc<Mutex<Link>>, region: Region) -> Result<Msg> {
+    fn run_shipped(&self, net: Arc<Net>, region: Region) -> Result<Msg> {
         let task_id = region.task().require_id()?;
-        let region_id = self.next_region.fetch_add(1, Ordering::SeqCst) + 1;
+        let id = self.next_region.fetch_add(1, Ordering::SeqCst) + 1;
         let (task, args) = region.into_parts();
-        let args_bytes = if self.nprocs > 1 {
-            args.to_bytes()?
-        } else {
-            Vec::new()
+        let (args_bytes, args_type) = match self.nprocs {
+            1 => (Vec::new(), String::new()),
+            _ => (args.to_bytes()?, args.type_name().unwrap_or("").to_string()),
         };
-        session::ship(&mut lock(&link), region_id, task_id, &args_bytes);
-        let handle = Arc::new(ProcRank::new(
-            Core::for_rank(&self.core),
-            link.clone(),
-            false,
-        ));
-        let outcome = run_guarded(&handle, || task.run(&*handle, args));
-        let main_failed = outcome.as_ref().is_err_and(|f| f.is_primary());
-        let end = session::finish(&mut lock(&link), main_failed, self.opts.grace())?;
-        if end.broken {
-            if let Some(pool) = lock(&self.pool).take() {
-                pool.shutdown(Duration::from_millis(200));
+        let limits = serve::limits(self.core.config(), &self.opts);
+        let deadline = limits.timeout.map(|t| Instant::now() + t);
+        let port = net.port(id, deadline, limits.timeout);
+        let main = Arc::new(LinkRank::new(&self.core, 0, self.nprocs, id, limits, port));
+        let task_id = task_id.to_le_bytes();
+        for r in 1..self.nprocs {
+            let run = [task_id.as_slice(), &args_bytes];
+            if let Err(error) = net.send_control(r, (Kind::Run, id), &args_type, &run, deadline) {
+                main.deliver(Event::Gone { rank: r, error });
             }
         }
-        settle(outcome, end.failure, &end.statuses)
+        let handle: Arc<dyn Parallelizer> = main.clone();
+        let outcome = with_port(&net, id, || run_as(&handle, |p| task.run(p, args)));
+        let finish = main.finish_main(outcome);
+        if !finish.unfinished.is_empty() {
+            // Still running a region that is over: replaced now.
+            if let Some(pool) = lock(&self.pool).take() {
+                pool.session.shutdown(Duration::ZERO);
+            }
+        }
+        finish.result
+    }
+
+    /// The SPMD part for a call in the ambient region, or the error for a
+    /// call outside a region.
+    fn ambient(&self, op: Op) -> Result<Arc<Spmd>> {
+        self.spmd().ok_or_else(|| {
+            Error::ContractViolation(format!(
+                "`{op}` on the processes parallelizer outside a region; call it inside `run`"
+            ))
+        })
     }
 }
 
@@ -276,22 +295,22 @@ impl Parallelizer for Processes {
         &self.core
     }
     fn id(&self) -> usize {
-        match self.role {
+        match &self.role {
             Role::Main => 0,
-            Role::SpmdWorker { rank, .. } => rank,
+            Role::SpmdWorker(s) => s.ambient().id(),
         }
     }
     fn nprocs(&self) -> usize {
         self.nprocs
     }
     fn in_region(&self) -> bool {
-        self.spmd_link().is_some()
+        self.spmd().is_some()
     }
 
     fn initialize(&self) -> Result<()> {
         match self.role {
             Role::Main => self.ensure_pool(),
-            Role::SpmdWorker { .. } => Ok(()),
+            Role::SpmdWorker(_) => Ok(()),
         }
     }
 
@@ -299,70 +318,68 @@ impl Parallelizer for Processes {
         let mut pool = lock(&self.pool);
         // SPMD workers run their own `main`; they are reaped when this
         // parallelizer is dropped.
-        if pool.as_ref().is_some_and(|s| !s.is_spmd()) {
-            let s = pool.take().expect("checked");
+        if pool.as_ref().is_some_and(|p| p.spmd.is_none()) {
+            let p = pool.take().expect("checked");
             drop(pool);
-            s.shutdown(self.opts.grace());
+            p.session.shutdown(self.opts.grace());
         }
         Ok(())
     }
 
-    fn send_msg(&self, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
+    fn send_msg(&self, msg: Msg, to: usize, tag: Tag) -> Result<()> {
         check_rank(self, to)?;
-        let link = self.spmd_link().ok_or_else(|| outside_region("send"))?;
-        lock(&link).send(msg, to)
+        let s = self.ambient(tag.op())?;
+        s.ambient_result(s.ambient().send_msg(msg, to, tag))
     }
 
-    fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
+    fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
-        let link = self.spmd_link().ok_or_else(|| outside_region("receive"))?;
-        lock(&link).recv(from)?.into_msg()
+        let s = self.ambient(tag.op())?;
+        s.ambient_result(s.ambient().recv_msg(from, tag))
     }
 
-    fn broadcast_msg(&self, msg: Option<Msg>, _tag: Tag) -> Result<Msg> {
-        let link = self
-            .spmd_link()
-            .ok_or_else(|| outside_region("broadcast"))?;
-        rank::broadcast(&link, msg)
+    fn broadcast_msg(&self, msg: Option<Msg>, tag: Tag) -> Result<Msg> {
+        let s = self.ambient(tag.op())?;
+        s.ambient_result(s.ambient().broadcast_msg(msg, tag))
     }
 
     fn run_region(&self, region: Region) -> Result<Msg> {
-        if let Role::SpmdWorker { link, .. } = &self.role {
-            return spmd::run(Core::for_rank(&self.core), link.clone(), region);
+        // `run` on this parallelizer from inside one of its own regions: every
+        // rank runs it on its handle (SPMD), instead of waiting for itself.
+        if let Some(rank) = rank_of(self) {
+            return rank.run_region(region);
+        }
+        if let Role::SpmdWorker(s) = &self.role {
+            return s.run(&self.core, region);
         }
         let _one_region = lock(&self.region);
         self.ensure_pool()?;
-        let (link, is_spmd) = {
+        let (net, spmd) = {
             let pool = lock(&self.pool);
-            let s = pool.as_ref().expect("ensured");
-            (s.link().clone(), s.is_spmd())
+            let p = pool.as_ref().expect("ensured");
+            (p.session.net().clone(), p.spmd.clone())
         };
-        if is_spmd {
-            spmd::run(Core::for_rank(&self.core), link, region)
-        } else {
-            self.run_shipped(link, region)
+        match spmd {
+            Some(s) => s.run(&self.core, region),
+            None => self.run_shipped(net, region),
         }
     }
 }
 
 impl Drop for Processes {
     fn drop(&mut self) {
+        if let Role::SpmdWorker(s) = &self.role {
+            s.leave();
+        }
         if let Some(pool) = lock(&self.pool).take() {
-            // SPMD workers finish their own `main` after main's drop.
-            let grace = if pool.is_spmd() {
-                Duration::from_secs(10)
-            } else {
-                self.opts.grace()
-            };
-            pool.shutdown(grace);
+            match pool.spmd {
+                // SPMD workers finish their own `main` after main's drop;
+                // a failure of theirs is not lost.
+                Some(s) => s.check_exits(&pool.session.shutdown(Duration::from_secs(10))),
+                None => drop(pool.session.shutdown(self.opts.grace())),
+            }
         }
     }
-}
-
-fn outside_region(op: &str) -> Error {
-    Error::ContractViolation(format!(
-        "`{op}` on the processes parallelizer outside a region; call it inside `run`"
-    ))
 }
 
 /// Fault injection for the backend's own tests: raw bytes written to rank
@@ -370,13 +387,27 @@ fn outside_region(op: &str) -> Error {
 /// public API.
 #[doc(hidden)]
 pub fn __inject_raw(to: usize, bytes: &[u8]) -> Result<()> {
-    let link = rank::current_link()
+    let (net, _) = port::current()
         .ok_or_else(|| Error::ContractViolation("inject_raw outside a processes region".into()))?;
-    lock(&link).write_raw(to, bytes)
+    net.write_raw(to, bytes)
 }
 
 /// A frame header announcing `len` payload bytes, for fault-injection tests.
 #[doc(hidden)]
 pub fn __frame_header(len: u64) -> Vec<u8> {
-    Header::new(Kind::Data, u64::MAX / 2, len).encode().to_vec()
+    let p = Packet::data(u64::MAX / 2, Tag::new(Op::Gather, 0), Msg::new(()));
+    Header::packet(&p, 0, Encoding::Serde, len)
+        .encode()
+        .to_vec()
+}
+
+/// Fault injection: sends rank `to`, as this rank's message of its first
+/// gather in the current region, a sealed but sparse memfd announcing
+/// `len` bytes of `Vec<u8>` plain data. Not a public API.
+#[doc(hidden)]
+pub fn __inject_sparse_memfd(to: usize, len: u64) -> Result<()> {
+    let (net, region) = port::current().ok_or_else(|| {
+        Error::ContractViolation("inject_sparse_memfd outside a processes region".into())
+    })?;
+    port::send_sparse(&net, to, region, Tag::new(Op::Gather, 0), len)
 }

@@ -1,23 +1,24 @@
 //! The worker side: joining main, and the serve loop that
 //! `#[parallelizer::main]` runs in a launched worker.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use crate::config::Config;
 use crate::entry::WorkerHook;
 use crate::error::{Error, Result};
+use crate::link::{Limits, LinkRank};
 use crate::msg::{Encoding, Msg};
-use crate::parallelizer::{Core, Parallelizer};
+use crate::outcome::Outcome;
+use crate::parallelizer::{Core, Parallelizer, Region};
+use crate::runtime::run_as;
 use crate::task::{task_by_id, task_by_path};
 
 use super::endpoint::Endpoint;
 use super::frame::{Frame, Kind};
 use super::launch::LaunchInfo;
 use super::opts::Opts;
-use super::protocol::Link;
-use super::rank::{ProcRank, lock, run_guarded};
+use super::port::{Control, Net, with_port};
 
 inventory::submit! {
     WorkerHook { serve: serve_if_launched }
@@ -53,20 +54,15 @@ impl From<Error> for JoinError {
 impl JoinError {
     pub(super) fn into_error(self) -> Error {
         match self {
-            JoinError::InitializerFailed => Error::Config("the worker initializer failed".into()),
+            JoinError::InitializerFailed => Error::Launch("the worker initializer failed".into()),
             JoinError::Failed(e) => e,
         }
     }
 }
 
 /// Connects to main: adopts the inherited sockets, runs the initializer,
-/// sends the Hello. `timeout` bounds the link's blocking calls.
-pub(super) fn join(
-    info: &LaunchInfo,
-    spmd: bool,
-    opts: &Opts,
-    timeout: Option<Duration>,
-) -> Result<Link, JoinError> {
+/// sends the Hello.
+pub(super) fn join(info: &LaunchInfo, spmd: bool, opts: &Opts) -> Result<Arc<Net>, JoinError> {
     static JOINED: AtomicBool = AtomicBool::new(false);
     if JOINED.swap(true, Ordering::SeqCst) {
         return Err(JoinError::Failed(Error::Config(format!(
@@ -75,34 +71,78 @@ pub(super) fn join(
             info.rank()
         ))));
     }
-    let config = info.config();
     let ep = Endpoint::new(info.rank(), info.adopt_sockets()?, opts.max_frame());
-    let link = Arc::new(Mutex::new(Link::new(ep, opts, timeout, None)));
-    let init = run_initializer(config, &link);
-    let hello = info.hello(spmd, init.as_ref());
-    let mut link = Arc::try_unwrap(link)
-        .map_err(|_| Error::Config("the initializer kept its parallelizer handle".into()))?
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner());
-    link.send_note(0, Kind::Hello, &hello)?;
+    let net = Net::new(ep, opts.shm_threshold(), None);
+    let init = run_initializer(info);
+    let mut hello = Vec::new();
+    crate::msg::encode_serde(&info.hello(spmd, init.as_ref()), &mut hello)?;
+    net.send_control(0, (Kind::Hello, 0), "", &[&hello], None)?;
     if init.is_some() {
         return Err(JoinError::InitializerFailed);
     }
-    Ok(link)
+    Ok(net)
+}
+
+/// A worker's handle in its initializer, where no other rank listens.
+struct InitRank {
+    core: Core,
+    id: usize,
+    nprocs: usize,
+}
+
+impl InitRank {
+    fn alone(&self, op: &str) -> Error {
+        Error::ContractViolation(format!(
+            "`{op}` in the worker initializer, where no other rank takes part"
+        ))
+    }
+}
+
+impl Parallelizer for InitRank {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+    fn id(&self) -> usize {
+        self.id
+    }
+    fn nprocs(&self) -> usize {
+        self.nprocs
+    }
+    fn in_region(&self) -> bool {
+        true
+    }
+    fn send_msg(&self, _: Msg, _: usize, tag: crate::op::Tag) -> Result<()> {
+        Err(self.alone(tag.op().name()))
+    }
+    fn recv_msg(&self, _: usize, tag: crate::op::Tag) -> Result<Msg> {
+        Err(self.alone(tag.op().name()))
+    }
+    fn run_region(&self, _: Region) -> Result<Msg> {
+        Err(self.alone("run"))
+    }
 }
 
 /// Runs `Config::initializer` once on this worker; its error, if any.
-fn run_initializer(config: &Config, link: &Arc<Mutex<Link>>) -> Option<Error> {
-    let path = config.initializer.as_ref()?;
+fn run_initializer(info: &LaunchInfo) -> Option<Error> {
+    let path = info.config().initializer.as_ref()?;
     let entry = match task_by_path(path) {
         Ok(e) => e,
         Err(e) => return Some(e),
     };
-    let handle = Arc::new(ProcRank::new(Core::new(config.clone()), link.clone(), true));
-    let rank = handle.id();
-    let outcome = run_guarded(&handle, || entry.invoke(&*handle, Msg::new(())));
-    drop(handle);
-    outcome.err().map(|f| f.into_error(rank))
+    let handle: Arc<dyn Parallelizer> = Arc::new(InitRank {
+        core: Core::new(info.config().clone()),
+        id: info.rank(),
+        nprocs: info.nprocs(),
+    });
+    run_as(&handle, |p| entry.invoke(p, Msg::new(()))).failure(info.rank())
+}
+
+/// The region protocol's limits on this rank.
+pub(super) fn limits(config: &Config, opts: &Opts) -> Limits {
+    Limits {
+        grace: opts.grace(),
+        ..Limits::from_config(config)
+    }
 }
 
 /// Serves regions until main says Shutdown or goes away; the exit code.
@@ -115,8 +155,8 @@ fn serve(info: LaunchInfo) -> i32 {
             return 2;
         }
     };
-    let link = match join(&info, false, &opts, info.config().timeout) {
-        Ok(link) => Arc::new(Mutex::new(link)),
+    let net = match join(&info, false, &opts) {
+        Ok(net) => net,
         // Main has the reason from the Hello.
         Err(JoinError::InitializerFailed) => return 1,
         Err(JoinError::Failed(e)) => {
@@ -125,15 +165,15 @@ fn serve(info: LaunchInfo) -> i32 {
             return 1;
         }
     };
-    let config = Arc::new(info.into_config());
+    let limits = limits(info.config(), &opts);
+    let core = Core::new(info.into_config());
     loop {
-        let next = lock(&link).next_control(None);
-        match next {
+        match net.next_control(None) {
             // Main is gone: nothing left to serve.
-            Err(_) | Ok(None) => return 0,
-            Ok(Some((0, frame))) => match frame.header().kind() {
+            Err(_) | Ok(None) | Ok(Some(Control::Closed(0))) => return 0,
+            Ok(Some(Control::Frame(0, frame))) => match frame.header().kind() {
                 Kind::Shutdown => return 0,
-                Kind::Run => run_one(&link, &config, frame),
+                Kind::Run => run_one(&net, &core, limits, frame),
                 _ => {}
             },
             Ok(Some(_)) => {}
@@ -142,45 +182,31 @@ fn serve(info: LaunchInfo) -> i32 {
 }
 
 /// Runs one region on this worker and reports its end to main.
-fn run_one(link: &Arc<Mutex<Link>>, config: &Arc<Config>, frame: Frame) {
-    lock(link).begin_region(frame.header().region());
-    let handle = Arc::new(ProcRank::new(
-        Core::shared(config.clone()),
-        link.clone(),
-        false,
+fn run_one(net: &Arc<Net>, core: &Core, limits: Limits, frame: Frame) {
+    let region = frame.header().region();
+    let port = net.port(region, None, limits.timeout);
+    let rank = Arc::new(LinkRank::new(
+        core,
+        net.rank(),
+        net.nprocs(),
+        region,
+        limits,
+        port,
     ));
-    let rank = handle.id();
-    let outcome = run_guarded(&handle, || {
-        let body = frame.bytes()?;
-        if body.len() < 4 {
-            return Err(Error::Codec("a Run frame without a task id".into()));
-        }
-        let id = u32::from_le_bytes(body[..4].try_into().expect("4 bytes"));
-        let entry = task_by_id(id)?;
-        entry.invoke(
-            &*handle,
-            Msg::from_bytes(Encoding::Serde, body[4..].to_vec()),
-        )
-    });
-    drop(handle);
-    let error = outcome.err().map(|f| f.into_error(rank));
-    let mut link = lock(link);
-    // A task that fails because another rank aborted the region (say, it
-    // wrapped `Aborted` in its own error type) reports the abort, not a
-    // failure of its own.
-    let error = match (error, link.take_failure()) {
-        (None, _) => None,
-        (Some(_), Some((by_rank, _))) if by_rank != rank => Some(Error::Aborted { by_rank }),
-        // This rank's transport saw the failure first (a corrupt stream):
-        // report that, not what the task made of it.
-        (Some(_), Some((_, Some(cause)))) => Some(cause),
-        (Some(err), _) => Some(err),
+    let outcome = match frame.into_run() {
+        None => Outcome::Failed(Error::Protocol("a Run frame without a task id".into())),
+        Some((id, args)) => with_port(net, region, || {
+            let handle: Arc<dyn Parallelizer> = rank.clone();
+            run_as(&handle, |p| {
+                let entry = task_by_id(id)?;
+                entry.invoke(p, args)?;
+                Ok(Msg::from_bytes(Encoding::Serde, Vec::new()))
+            })
+        }),
     };
-    if let Some(err) = &error {
-        if !err.is_secondary() {
-            link.record_failure(rank, None);
-            link.broadcast_abort(Some(err), false);
-        }
+    if net.any_unreadable() {
+        // Before the Done report, so main has it when the region ends.
+        let _ = net.send_control(0, (Kind::Broken, region), "", &[], None);
     }
-    link.send_done(error.as_ref());
+    rank.finish_worker(rank.transport().blame(outcome));
 }

@@ -1,12 +1,11 @@
 //! Main's view of a pool of workers: starting it (launch, then every
-//! worker's Hello), its child processes and how they ended, the end of a
-//! shipped region (every worker's Done report, or its death, or a deadline),
-//! and shutting it down and reaping it.
+//! worker's Hello), its child processes and how they ended, and shutting it
+//! down and reaping it.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
@@ -15,10 +14,15 @@ use crate::op::Op;
 use crate::task::task_by_path;
 
 use super::endpoint::Endpoint;
+use super::frame::Kind;
 use super::launch::{self, Hello};
 use super::opts::Opts;
-use super::protocol::{Link, Obituary};
-use super::rank::lock;
+use super::port::{Control, Net, Obituary};
+
+/// Locks `m`, poisoned or not: what it guards is consistent after every call.
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The worker processes of a pool, by rank (`None` for rank 0).
 struct Workers {
@@ -39,8 +43,8 @@ impl Workers {
     }
 
     /// Waits up to `within` for rank `rank`'s process to end and reaps it;
-    /// how it ended, or `None` if it is still running (or not ours).
-    fn wait(&self, rank: usize, within: Duration) -> Option<String> {
+    /// its exit status, or `None` if it is still running (or not ours).
+    fn wait(&self, rank: usize, within: Duration) -> Option<ExitStatus> {
         let mut children = lock(&self.children);
         let child = children.get_mut(rank)?.as_mut()?;
         let until = Instant::now() + within;
@@ -49,9 +53,9 @@ impl Workers {
         let mut pause = Duration::from_micros(20);
         loop {
             match child.try_wait() {
-                Ok(Some(status)) => return Some(describe(status)),
+                Ok(Some(status)) => return Some(status),
                 Ok(None) => {}
-                Err(_) => return Some("already reaped".into()),
+                Err(_) => return None,
             }
             if Instant::now() >= until {
                 return None;
@@ -64,10 +68,10 @@ impl Workers {
 
 impl Obituary for Workers {
     fn ended(&self, rank: usize, within: Duration, cut: Option<&str>) -> Option<String> {
-        if let Some(known) = self.known(rank) {
+        if let Some(known) = lock(&self.statuses).get(rank).cloned().flatten() {
             return Some(known);
         }
-        let status = self.wait(rank, within)?;
+        let status = describe(self.wait(rank, within)?);
         let status = match cut {
             Some(cut) => format!("{status}; {cut}"),
             None => status,
@@ -75,14 +79,10 @@ impl Obituary for Workers {
         *lock(&self.statuses).get_mut(rank)? = Some(status.clone());
         Some(status)
     }
-
-    fn known(&self, rank: usize) -> Option<String> {
-        lock(&self.statuses).get(rank).cloned().flatten()
-    }
 }
 
 /// How a process ended, in words.
-fn describe(status: ExitStatus) -> String {
+pub(super) fn describe(status: ExitStatus) -> String {
     if let Some(code) = status.code() {
         format!("exited with status {code}")
     } else if let Some(sig) = status.signal() {
@@ -99,9 +99,9 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
-/// A running pool: main's link to the workers and the workers themselves.
+/// A running pool: main's sockets to the workers and the workers themselves.
 pub(super) struct Session {
-    link: Arc<Mutex<Link>>,
+    net: Arc<Net>,
     workers: Arc<Workers>,
     /// The workers run `main` (SPMD) rather than serve tasks.
     spmd: bool,
@@ -114,7 +114,7 @@ impl Session {
         if nprocs == 1 {
             let ep = Endpoint::new(0, vec![None], opts.max_frame());
             return Ok(Session {
-                link: Arc::new(Mutex::new(Link::new(ep, opts, config.timeout, None))),
+                net: Net::new(ep, opts.shm_threshold(), None),
                 workers: Arc::new(Workers::new(vec![None])),
                 spmd: false,
                 relays: Vec::new(),
@@ -127,24 +127,14 @@ impl Session {
         let workers = Arc::new(Workers::new(launched.children));
         let ep = Endpoint::new(0, launched.socks, opts.max_frame());
         let obituary: Arc<dyn Obituary> = workers.clone();
-        let mut link = Link::new(ep, opts, config.timeout, Some(obituary));
-        // During start-up a worker that leaves is reported by the hello loop
-        // (and an SPMD worker may legitimately be done before the others join).
-        link.set_eof_fails_region(false);
         let mut session = Session {
-            link: Arc::new(Mutex::new(link)),
+            net: Net::new(ep, opts.shm_threshold(), Some(obituary)),
             workers,
             spmd: false,
             relays: launched.relays,
         };
-        let hellos = await_hellos(
-            &mut lock(&session.link),
-            &launched.token,
-            opts.start_timeout(),
-        );
-        match hellos {
+        match await_hellos(&session.net, &launched.token, opts.start_timeout()) {
             Ok(spmd) => {
-                lock(&session.link).set_eof_fails_region(!spmd);
                 session.spmd = spmd;
                 Ok(session)
             }
@@ -155,9 +145,9 @@ impl Session {
         }
     }
 
-    /// Main's link to the workers.
-    pub(super) fn link(&self) -> &Arc<Mutex<Link>> {
-        &self.link
+    /// Main's sockets to the workers.
+    pub(super) fn net(&self) -> &Arc<Net> {
+        &self.net
     }
 
     /// Whether the workers run `main` (SPMD) rather than serve tasks.
@@ -172,64 +162,72 @@ impl Session {
 
     /// Whether every worker is still there and can read its peers.
     pub(super) fn is_healthy(&self) -> bool {
-        let mut link = lock(&self.link);
-        link.refresh();
-        (1..link.nprocs()).all(|r| !link.is_closed(r) && !link.is_broken(r))
+        self.net.refresh();
+        (1..self.net.nprocs()).all(|r| !self.net.is_closed(r) && !self.net.is_broken(r))
     }
 
     /// Shuts the pool down: Shutdown frames (served workers), close the
     /// sockets, wait up to `grace` for the workers to exit, then SIGKILL and
-    /// reap the rest.
-    pub(super) fn shutdown(self, grace: Duration) {
-        let mut link = lock(&self.link);
-        let nprocs = link.nprocs();
+    /// reap the rest. How each worker ended, by rank.
+    pub(super) fn shutdown(self, grace: Duration) -> Vec<Option<ExitStatus>> {
+        let nprocs = self.net.nprocs();
         if !self.spmd {
+            // A worker that does not read in time is killed below anyway.
+            let until = Instant::now() + grace.max(Duration::from_millis(100));
             for r in 1..nprocs {
-                if link.is_writable(r) {
-                    let _ = link.send_shutdown(r);
-                }
+                let _ = self
+                    .net
+                    .send_control(r, (Kind::Shutdown, 0), "", &[], Some(until));
             }
         }
-        link.close_all();
-        drop(link);
+        self.net.close_all();
         let until = Instant::now() + grace;
-        let left: Vec<usize> = (1..nprocs)
-            .filter(|&r| {
+        let mut statuses: Vec<Option<ExitStatus>> = (0..nprocs)
+            .map(|r| {
                 let within = until.saturating_duration_since(Instant::now());
-                self.workers.wait(r, within).is_none()
+                self.workers.wait(r, within)
             })
             .collect();
         let mut children = lock(&self.workers.children);
-        let left = children
-            .iter_mut()
-            .enumerate()
-            .filter(|(r, _)| left.contains(r))
-            .filter_map(|(_, c)| c.as_mut());
-        launch::kill_and_reap(left);
+        for (r, child) in children.iter_mut().enumerate() {
+            if let (Some(child), None) = (child.as_mut(), statuses[r]) {
+                let _ = child.kill();
+                statuses[r] = child.wait().ok();
+            }
+        }
         drop(children);
         // Let the last lines of output through (a grandchild holding a pipe
         // open must not hold us up).
         launch::wait_relays(&self.relays, Duration::from_millis(500));
+        statuses
     }
 }
 
 /// Waits for every worker's Hello; returns whether they run SPMD.
-fn await_hellos(link: &mut Link, token: &[u8; 16], start_timeout: Duration) -> Result<bool> {
-    let n = link.nprocs();
+fn await_hellos(net: &Net, token: &[u8; 16], start_timeout: Duration) -> Result<bool> {
+    let n = net.nprocs();
     let deadline = Instant::now() + start_timeout;
     let mut hellos: Vec<Option<bool>> = vec![None; n];
-    loop {
-        while let Some((from, frame)) = link.pop_control() {
-            if frame.header().kind() == super::frame::Kind::Hello {
+    let take = |hellos: &mut Vec<Option<bool>>, control: Option<Control>| -> Result<()> {
+        if let Some(Control::Frame(from, frame)) = control {
+            if frame.header().kind() == Kind::Hello {
                 hellos[from] = Some(Hello::check(frame, from, token)?);
             }
+        }
+        Ok(())
+    };
+    loop {
+        // What arrived before a worker left counts (its Hello, with the
+        // initializer's error): take everything already read first.
+        while let Some(control) = net.next_control(Some(Instant::now()))? {
+            take(&mut hellos, Some(control))?;
         }
         let missing: Vec<usize> = (1..n).filter(|&r| hellos[r].is_none()).collect();
         let Some(&first) = missing.first() else {
             break;
         };
-        if let Some(&dead) = missing.iter().find(|&&r| link.is_closed(r)) {
-            let status = match link.peer_error(dead) {
+        if let Some(&dead) = missing.iter().find(|&&r| net.is_closed(r)) {
+            let status = match net.peer_error(dead) {
                 Error::WorkerDied { status, .. } => status,
                 other => other.to_string(),
             };
@@ -242,15 +240,16 @@ fn await_hellos(link: &mut Link, token: &[u8; 16], start_timeout: Duration) -> R
                 ),
             });
         }
-        let arrived = link.wait_until(Some(deadline), |link| {
-            link.has_control() || missing.iter().any(|&r| link.is_closed(r))
-        })?;
-        if !arrived {
-            return Err(Error::Timeout {
-                op: Op::StartUp,
-                rank: first,
-                after: start_timeout,
-            });
+        match net.next_control(Some(deadline))? {
+            None => {
+                return Err(Error::Timeout {
+                    op: Op::StartUp,
+                    rank: first,
+                    after: start_timeout,
+                });
+            }
+            // A closed peer is seen at the top of the loop.
+            control => take(&mut hellos, control)?,
         }
     }
     let spmd: Vec<bool> = hellos.into_iter().flatten().collect();
@@ -262,81 +261,4 @@ fn await_hellos(link: &mut Link, token: &[u8; 16], start_timeout: Duration) -> R
         ));
     }
     Ok(spmd[0])
-}
-
-/// Main: starts region `region` and sends every worker its Run frame (a
-/// worker that cannot be told fails the region).
-pub(super) fn ship(link: &mut Link, region: u64, task: u32, args: &[u8]) {
-    link.begin_region(region);
-    for r in 1..link.nprocs() {
-        if let Err(err) = link.send_run(r, task, args) {
-            link.record_failure(r, Some(err));
-        }
-    }
-}
-
-/// How a shipped region ended on the workers.
-pub(super) struct RegionEnd {
-    /// The region's first failure: its rank and, when known, its cause.
-    pub(super) failure: Option<(usize, Option<Error>)>,
-    /// How lost workers ended, by rank.
-    pub(super) statuses: Vec<Option<String>>,
-    /// A worker died, stalled or lost a peer: the pool must be replaced.
-    pub(super) broken: bool,
-}
-
-/// Main, after its own task: waits until every worker has reported Done or
-/// is gone. After a failure the others get `grace` to wind down; past
-/// that, or past the region's timeout, the stragglers are left to be killed
-/// with the pool.
-pub(super) fn finish(link: &mut Link, main_failed: bool, grace: Duration) -> Result<RegionEnd> {
-    let nprocs = link.nprocs();
-    if main_failed {
-        link.record_failure(0, None);
-    }
-    let timeout_deadline = link.timeout().map(|t| Instant::now() + t);
-    let mut abort_seen: Option<Instant> = None;
-    let all_done = |link: &Link| (1..nprocs).all(|r| link.is_done(r) || link.is_closed(r));
-    loop {
-        if abort_seen.is_none() && link.aborted_by().is_some() {
-            abort_seen = Some(Instant::now());
-        }
-        let deadline = match (timeout_deadline, abort_seen) {
-            (t, None) => t,
-            (None, Some(a)) => Some(a + grace),
-            (Some(t), Some(a)) => Some(t.min(a + grace)),
-        };
-        let was_aborted = abort_seen.is_some();
-        let finished = link.wait_until(deadline, |link| {
-            all_done(link) || (!was_aborted && link.aborted_by().is_some())
-        })?;
-        if all_done(link) {
-            break;
-        }
-        if finished {
-            continue; // aborted meanwhile: now wait with the grace period
-        }
-        // Deadline: the stragglers are killed with the pool.
-        let late = (1..nprocs)
-            .find(|&r| !link.is_done(r) && !link.is_closed(r))
-            .unwrap_or(1);
-        if !was_aborted {
-            let after = link.timeout().unwrap_or_default();
-            link.record_failure(
-                late,
-                Some(Error::Timeout {
-                    op: Op::Run,
-                    rank: late,
-                    after,
-                }),
-            );
-        }
-        break;
-    }
-    let broken = (1..nprocs).any(|r| !link.is_done(r) || link.is_closed(r) || link.is_broken(r));
-    Ok(RegionEnd {
-        failure: link.take_failure(),
-        statuses: link.statuses(),
-        broken,
-    })
 }

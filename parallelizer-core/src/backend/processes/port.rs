@@ -1,0 +1,737 @@
+//! The processes transport of the region protocol: [`Net`], one rank's
+//! sockets for as long as it takes part, and [`Port`], the
+//! [`Transport`] a region's [`LinkRank`](crate::link::LinkRank) talks
+//! through.
+//!
+//! A packet goes out as one frame (`frame`): plain data written straight
+//! from the caller's slice (vectored, no copy), serde bytes otherwise, and a
+//! broadcast of `shm_threshold` bytes or more written once into a memfd
+//! that every receiver gets (`shm`). What comes in is sorted here: packets
+//! of the port's region are the port's events, packets of a region not yet
+//! begun on this rank (or of SPMD's ambient region 0) wait for it, packets
+//! of a region that is over are dropped, and Hello/Run/Shutdown frames wait
+//! for [`Net::next_control`]. A peer that can no longer be read is
+//! [`Event::Gone`] for every region, once: on main with the worker's exit
+//! status (`Obituary`). A corrupt stream counts against the sender on main
+//! and against the reading rank on a worker: its receive fails with
+//! `Codec`, then the peer is gone.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::link::{Event, Packet, Transport};
+use crate::msg::{Encoding, Msg};
+use crate::op::{Op, Tag};
+use crate::outcome::Outcome;
+
+use super::endpoint::{Endpoint, Event as Read, WriteError};
+use super::frame::{Frame, Header, Kind, MAX_NAME};
+use super::shm;
+
+/// Main's record of how its worker processes ended.
+pub(super) trait Obituary: Send + Sync {
+    /// How worker `rank` ended, waiting up to `within` for it to end;
+    /// `None` while it runs (or if it is not a process of ours). The first
+    /// answer is kept, with `cut` (where its stream was cut) beside it.
+    fn ended(&self, rank: usize, within: Duration, cut: Option<&str>) -> Option<String>;
+}
+
+/// One rank's sockets to the others, for the whole session.
+pub(super) struct Net {
+    rank: usize,
+    nprocs: usize,
+    inner: Mutex<Inner>,
+    shm_threshold: usize,
+    obituary: Option<Arc<dyn Obituary>>,
+}
+
+struct Inner {
+    ep: Endpoint,
+    /// Hello, Run and Shutdown frames, in arrival order.
+    control: VecDeque<(usize, Frame)>,
+    /// Packets for a region not yet begun here, or for the ambient region.
+    early: VecDeque<(usize, Packet)>,
+    /// The latest region begun on this rank (0: none).
+    latest: u64,
+    /// Main: the workers that reported a peer they can no longer read.
+    broken: Vec<bool>,
+}
+
+/// What [`Net::next_control`] found.
+#[derive(Debug)]
+pub(super) enum Control {
+    /// A Hello, Run or Shutdown frame.
+    Frame(usize, Frame),
+    /// A peer can no longer be read.
+    Closed(usize),
+}
+
+impl Net {
+    /// Rank `ep.rank()`'s sockets; main passes the `obituary` of its workers.
+    pub(super) fn new(
+        ep: Endpoint,
+        shm_threshold: usize,
+        obituary: Option<Arc<dyn Obituary>>,
+    ) -> Arc<Net> {
+        let (rank, nprocs) = (ep.rank(), ep.nprocs());
+        Arc::new(Net {
+            rank,
+            nprocs,
+            inner: Mutex::new(Inner {
+                ep,
+                control: VecDeque::new(),
+                early: VecDeque::new(),
+                latest: 0,
+                broken: vec![false; nprocs],
+            }),
+            shm_threshold,
+            obituary,
+        })
+    }
+
+    pub(super) fn rank(&self) -> usize {
+        self.rank
+    }
+
+    pub(super) fn nprocs(&self) -> usize {
+        self.nprocs
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every call leaves the endpoint consistent, so a panic that
+        // poisoned the lock (a task's, caught) leaves it usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The transport of region `region` (0: SPMD's ambient region). Sends
+    /// that cannot finish by `deadline` fail with `Timeout` (after
+    /// `timeout`, the configured one).
+    pub(super) fn port(
+        self: &Arc<Net>,
+        region: u64,
+        deadline: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> Port {
+        let mut inner = self.lock();
+        if region > inner.latest {
+            inner.latest = region;
+            // Packets of the regions before it will never be asked for.
+            inner
+                .early
+                .retain(|(_, p)| p.region() == 0 || p.region() >= region);
+        }
+        Port {
+            net: self.clone(),
+            region,
+            deadline,
+            timeout,
+            told: Mutex::new(Told {
+                peers: vec![Loss::Untold; self.nprocs],
+                count: 0,
+            }),
+            failed: Mutex::new(None),
+        }
+    }
+
+    /// Takes in a frame read from `from`: returns the packet if it belongs
+    /// to `region`, keeps or drops other packets, files the rest.
+    fn sort(inner: &mut Inner, from: usize, frame: Frame, region: Option<u64>) -> Option<Packet> {
+        match frame.header().kind() {
+            Kind::Packet => {
+                let packet = frame.into_packet()?;
+                let r = packet.region();
+                if Some(r) == region {
+                    return Some(packet);
+                }
+                if r == 0 || r > inner.latest {
+                    inner.early.push_back((from, packet));
+                }
+                None
+            }
+            Kind::Broken => {
+                if let Some(b) = inner.broken.get_mut(from) {
+                    *b = true;
+                }
+                None
+            }
+            Kind::Hello | Kind::Run | Kind::Shutdown => {
+                inner.control.push_back((from, frame));
+                None
+            }
+        }
+    }
+
+    /// The next Hello, Run or Shutdown frame, or a peer that closed, waiting
+    /// until `until`; `None` when it passed first. Packets that arrive
+    /// meanwhile wait for their region.
+    pub(super) fn next_control(&self, until: Option<Instant>) -> Result<Option<Control>> {
+        let mut inner = self.lock();
+        loop {
+            if let Some((from, frame)) = inner.control.pop_front() {
+                return Ok(Some(Control::Frame(from, frame)));
+            }
+            if let Some(event) = inner.ep.next_event() {
+                match event {
+                    Read::Frame(from, frame) => {
+                        Net::sort(&mut inner, from, frame, None);
+                    }
+                    Read::Closed(r) => return Ok(Some(Control::Closed(r))),
+                }
+                continue;
+            }
+            if inner.ep.pump(until, None)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Takes in whatever has already arrived, without waiting (main uses it
+    /// to notice workers that died between regions).
+    pub(super) fn refresh(&self) {
+        let mut inner = self.lock();
+        inner.ep.refresh();
+        while let Some(event) = inner.ep.next_event() {
+            if let Read::Frame(from, frame) = event {
+                Net::sort(&mut inner, from, frame, None);
+            }
+        }
+    }
+
+    /// Whether rank `r`'s connection can no longer be read.
+    pub(super) fn is_closed(&self, r: usize) -> bool {
+        self.lock().ep.is_closed(r)
+    }
+
+    /// Whether some peer can no longer be read (this rank must be replaced).
+    pub(super) fn any_unreadable(&self) -> bool {
+        let inner = self.lock();
+        (0..self.nprocs).any(|r| r != self.rank && inner.ep.is_closed(r))
+    }
+
+    /// Main: whether worker `r` reported a peer it can no longer read.
+    pub(super) fn is_broken(&self, r: usize) -> bool {
+        self.lock().broken.get(r).copied().unwrap_or(false)
+    }
+
+    /// The error for "peer `r` can no longer be read", as this rank reports
+    /// it (main waits up to a second for the worker's exit status).
+    pub(super) fn peer_error(&self, r: usize) -> Error {
+        let inner = self.lock();
+        self.peer_error_locked(&inner, r)
+    }
+
+    fn peer_error_locked(&self, inner: &Inner, r: usize) -> Error {
+        let (reason, mid_frame) = match inner.ep.closed(r) {
+            Some(closed) => {
+                if let Some(bad) = closed.corrupt() {
+                    return Error::Codec(format!("from rank {r}: {bad}"));
+                }
+                (closed.to_string(), closed.mid_frame())
+            }
+            None => ("connection closed".to_string(), false),
+        };
+        if self.rank == 0 {
+            // Its exit status, waited for up to a second, says more than EOF.
+            let cut = mid_frame.then_some(reason.as_str());
+            let ended = self
+                .obituary
+                .as_ref()
+                .and_then(|o| o.ended(r, Duration::from_secs(1), cut));
+            Error::WorkerDied {
+                rank: r,
+                status: ended.unwrap_or(reason),
+            }
+        } else if r == 0 {
+            Error::WorkerDied {
+                rank: 0,
+                status: format!("main closed its connection ({reason})"),
+            }
+        } else {
+            Error::WorkerDied {
+                rank: r,
+                status: reason,
+            }
+        }
+    }
+
+    /// Writes a frame, turning the endpoint's failures into errors.
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        inner: &mut Inner,
+        to: usize,
+        header: Header,
+        name: &str,
+        parts: &[&[u8]],
+        fd: Option<std::os::fd::BorrowedFd<'_>>,
+        deadline: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        match inner
+            .ep
+            .write_frame(to, header, name.as_bytes(), parts, fd, deadline)
+        {
+            Ok(()) => Ok(()),
+            Err(WriteError::Gone) => Err(self.peer_error_locked(inner, to)),
+            Err(WriteError::TimedOut) => Err(Error::Timeout {
+                op: Op::Run,
+                rank: to,
+                after: timeout.unwrap_or_default(),
+            }),
+            Err(WriteError::Poll(e)) => Err(e.into()),
+        }
+    }
+
+    /// Sends a frame of `kind` (not a packet) of region `region` to `to`:
+    /// a type name and the payload `parts`, which `to` must read by
+    /// `deadline`.
+    pub(super) fn send_control(
+        &self,
+        to: usize,
+        (kind, region): (Kind, u64),
+        name: &str,
+        parts: &[&[u8]],
+        deadline: Option<Instant>,
+    ) -> Result<()> {
+        let name = checked_name(name);
+        let len = parts.iter().map(|p| p.len() as u64).sum();
+        let header = Header::control(kind, region, name.len(), len);
+        let mut inner = self.lock();
+        self.write(&mut inner, to, header, name, parts, None, deadline, None)
+    }
+
+    /// Closes every connection (the peers see EOF).
+    pub(super) fn close_all(&self) {
+        self.lock().ep.close_all();
+    }
+
+    /// Writes raw bytes to `to`, outside any framing (fault-injection tests).
+    pub(super) fn write_raw(&self, to: usize, bytes: &[u8]) -> Result<()> {
+        self.lock().ep.write_raw(to, bytes)
+    }
+}
+
+/// The type name a frame carries: the body's, unless it is too long to
+/// send (then none, and the receiver cannot check it).
+fn checked_name(name: &str) -> &str {
+    if name.len() <= MAX_NAME { name } else { "" }
+}
+
+/// Whether a lost peer was reported to this port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loss {
+    Untold,
+    /// A worker's receive failed with the corrupt stream's error.
+    Failed,
+    /// Reported as [`Event::Gone`].
+    Gone,
+}
+
+struct Told {
+    peers: Vec<Loss>,
+    /// Peers reported as gone (compared with the endpoint's closed count,
+    /// so that nothing is scanned while every peer is well).
+    count: usize,
+}
+
+/// One rank's transport in one region.
+pub(super) struct Port {
+    net: Arc<Net>,
+    region: u64,
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+    told: Mutex<Told>,
+    /// The error a corrupt stream gave this (worker) rank's receive.
+    failed: Mutex<Option<Error>>,
+}
+
+impl Port {
+    /// A worker's report of its task's end: a failure after this rank's
+    /// receive failed on a corrupt stream is that stream's error (not what
+    /// the task made of it, say a panic on `unwrap`).
+    pub(super) fn blame(&self, outcome: Outcome<Msg>) -> Outcome<Msg> {
+        let failed = self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match (outcome, failed) {
+            (Outcome::Done(v), _) => Outcome::Done(v),
+            (_, Some(e)) => Outcome::Failed(e),
+            (other, None) => other,
+        }
+    }
+
+    /// The next lost peer this port has not reported: a `Codec` error for
+    /// a corrupt stream on a worker (the reading rank fails), then `Gone`.
+    fn next_loss(&self, inner: &Inner) -> Option<Result<Event>> {
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        if told.count == inner.ep.closed_count() {
+            return None;
+        }
+        let me = self.net.rank;
+        let r = (0..self.net.nprocs)
+            .find(|&r| r != me && inner.ep.is_closed(r) && told.peers[r] != Loss::Gone)?;
+        let error = self.net.peer_error_locked(inner, r);
+        let corrupt = inner.ep.closed(r).is_some_and(|c| c.corrupt().is_some());
+        if corrupt && me != 0 && told.peers[r] == Loss::Untold {
+            told.peers[r] = Loss::Failed;
+            let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+            failed.get_or_insert_with(|| error.clone());
+            return Some(Err(error));
+        }
+        told.peers[r] = Loss::Gone;
+        told.count += 1;
+        Some(Ok(Event::Gone { rank: r, error }))
+    }
+
+    /// Sends `packet` to `to`, its body borrowed.
+    fn send_ref(&self, inner: &mut Inner, to: usize, packet: &Packet) -> Result<()> {
+        let body = packet.body();
+        let name = checked_name(body.type_name().unwrap_or(""));
+        if let Some(pod) = body.pod_bytes() {
+            let header = Header::packet(packet, name.len(), Encoding::Pod, pod.len() as u64)
+                .aligned(body.pod_align() == 8);
+            let (deadline, timeout) = (self.deadline, self.timeout);
+            return self
+                .net
+                .write(inner, to, header, name, &[pod], None, deadline, timeout);
+        }
+        let bytes = body.to_bytes()?;
+        let header = Header::packet(packet, name.len(), body.encoding(), bytes.len() as u64);
+        self.net.write(
+            inner,
+            to,
+            header,
+            name,
+            &[&bytes],
+            None,
+            self.deadline,
+            self.timeout,
+        )
+    }
+}
+
+impl Transport for Port {
+    /// Plain data by vectored write straight from the caller's buffer,
+    /// serde bytes otherwise. One receiver gains nothing from shared memory
+    /// (creating, sealing and mapping a memfd costs more than the socket
+    /// copy it saves), so only [`send_all`](Transport::send_all) uses it.
+    fn send(&self, to: usize, packet: Packet) -> Result<()> {
+        let mut inner = self.net.lock();
+        self.send_ref(&mut inner, to, &packet)
+    }
+
+    /// The same packet to every rank of `to`, encoded once; at least
+    /// `shm_threshold` bytes are written once into a memfd whose descriptor
+    /// each receiver gets.
+    fn send_all(&self, to: &[usize], packet: &Packet) -> Result<()> {
+        let body = packet.body();
+        let owned;
+        let (bytes, enc) = match body.pod_bytes() {
+            Some(b) => (b, Encoding::Pod),
+            None => {
+                owned = body.to_bytes()?;
+                (owned.as_slice(), body.encoding())
+            }
+        };
+        let name = checked_name(body.type_name().unwrap_or(""));
+        let header = Header::packet(packet, name.len(), enc, bytes.len() as u64);
+        let mut inner = self.net.lock();
+        if bytes.len() >= self.net.shm_threshold && !to.is_empty() {
+            let fd = shm::create(bytes)?;
+            for &r in to {
+                let (deadline, timeout) = (self.deadline, self.timeout);
+                let h = header.shared();
+                self.net.write(
+                    &mut inner,
+                    r,
+                    h,
+                    name,
+                    &[],
+                    Some(fd.as_fd()),
+                    deadline,
+                    timeout,
+                )?;
+            }
+            return Ok(());
+        }
+        let header = header.aligned(enc == Encoding::Pod && body.pod_align() == 8);
+        for &r in to {
+            let (deadline, timeout) = (self.deadline, self.timeout);
+            self.net.write(
+                &mut inner,
+                r,
+                header,
+                name,
+                &[bytes],
+                None,
+                deadline,
+                timeout,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn recv(&self, until: Option<Instant>) -> Result<Option<Event>> {
+        let mut inner = self.net.lock();
+        loop {
+            let mine = inner
+                .early
+                .iter()
+                .position(|(_, p)| p.region() == self.region);
+            if let Some((from, packet)) = mine.and_then(|i| inner.early.remove(i)) {
+                return Ok(Some(Event::Packet { from, packet }));
+            }
+            // Frames read before a peer closed come before its loss.
+            while let Some(event) = inner.ep.next_event() {
+                if let Read::Frame(from, frame) = event {
+                    if let Some(packet) = Net::sort(&mut inner, from, frame, Some(self.region)) {
+                        return Ok(Some(Event::Packet { from, packet }));
+                    }
+                }
+            }
+            if let Some(loss) = self.next_loss(&inner) {
+                return loss.map(Some);
+            }
+            if inner.ep.pump(until, None)? {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Port")
+            .field("rank", &self.net.rank)
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+thread_local! {
+    /// The ports of the regions running on this thread, innermost last
+    /// (for the fault-injection hooks).
+    static CURRENT: RefCell<Vec<(Arc<Net>, u64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with region `region` of `net` as this thread's current port.
+pub(super) fn with_port<T>(net: &Arc<Net>, region: u64, f: impl FnOnce() -> T) -> T {
+    CURRENT.with(|c| c.borrow_mut().push((net.clone(), region)));
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.borrow_mut().pop());
+        }
+    }
+    let _pop = Pop;
+    f()
+}
+
+/// This thread's current net and region, if it runs one.
+pub(super) fn current() -> Option<(Arc<Net>, u64)> {
+    CURRENT.with(|c| c.borrow().last().cloned())
+}
+
+/// A packet frame of region `region`, tag `tag`, whose payload is a
+/// sealed but sparse memfd of `len` bytes, to `to` (fault injection).
+pub(super) fn send_sparse(net: &Net, to: usize, region: u64, tag: Tag, len: u64) -> Result<()> {
+    let fd = shm::sparse(len)?;
+    let name = std::any::type_name::<Vec<u8>>();
+    let p = Packet::data(region, tag, Msg::new(()));
+    let header = Header::packet(&p, name.len(), Encoding::Pod, len).shared();
+    let mut inner = net.lock();
+    net.write(
+        &mut inner,
+        to,
+        header,
+        name,
+        &[],
+        Some(fd.as_fd()),
+        None,
+        None,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    /// Two ports (ranks 0 and 1) of region 1 joined by a socketpair.
+    fn pair(shm_threshold: usize) -> (Port, Port) {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        let max = super::super::frame::DEFAULT_MAX_FRAME;
+        let net = |rank, socks| Net::new(Endpoint::new(rank, socks, max), shm_threshold, None);
+        let (na, nb) = (net(0, vec![None, Some(a)]), net(1, vec![Some(b), None]));
+        (na.port(1, None, None), nb.port(1, None, None))
+    }
+
+    fn next(port: &Port) -> Event {
+        port.recv(Some(Instant::now() + Duration::from_secs(5)))
+            .unwrap()
+            .expect("an event")
+    }
+
+    fn body(port: &Port) -> Msg {
+        match next(port) {
+            Event::Packet { packet, .. } => packet.into_body(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_in_band_in_words_and_through_shared_memory() {
+        let (a, b) = pair(1024);
+        let tag = Tag::new(Op::Gather, 0);
+        let send = |m: Msg| b.send(0, Packet::data(1, tag, m)).unwrap();
+        send(Msg::new(vec!["x".to_string(); 3]));
+        send(Msg::pod(vec![3u8; 4096])); // large, yet in band: one receiver
+        send(Msg::pod((0..1000).map(f64::from).collect::<Vec<f64>>())); // words
+        send(Msg::new(123456789u64));
+        let big = Packet::data(1, Tag::new(Op::Broadcast, 1), Msg::pod(vec![7u32; 100_000]));
+        a.send_all(&[1], &big).unwrap(); // memfd
+        assert_eq!(
+            body(&a).into_value::<Vec<String>>().unwrap(),
+            ["x", "x", "x"]
+        );
+        assert_eq!(body(&a).into_pod::<u8>().unwrap(), vec![3; 4096]);
+        let v = body(&a).into_pod::<f64>().unwrap();
+        assert_eq!((v.len(), v[999]), (1000, 999.0));
+        // The sender's type name came along: a wrong-type receive says so.
+        let err = body(&a).into_value::<i64>().unwrap_err().to_string();
+        assert!(err.contains("i64") && err.contains("u64"), "{err}");
+        match next(&b) {
+            Event::Packet { from: 0, packet } => {
+                assert_eq!(packet.tag(), Tag::new(Op::Broadcast, 1));
+                assert_eq!(
+                    packet.into_body().into_pod::<u32>().unwrap(),
+                    vec![7; 100_000]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn packets_of_other_regions_wait_or_are_dropped() {
+        let (a, b) = pair(usize::MAX);
+        let tag = Tag::new(Op::Gather, 0);
+        for region in [3, 0, 1] {
+            b.send(0, Packet::data(region, tag, Msg::new(region)))
+                .unwrap();
+        }
+        // Region 1 takes its own; 3 (not begun) and 0 (ambient) wait.
+        assert_eq!(body(&a).into_value::<u64>().unwrap(), 1);
+        let t = Instant::now();
+        assert!(
+            a.recv(Some(t + Duration::from_millis(50)))
+                .unwrap()
+                .is_none()
+        );
+        let later = a.net.port(3, None, None);
+        assert_eq!(body(&later).into_value::<u64>().unwrap(), 3);
+        let ambient = a.net.port(0, None, None);
+        assert_eq!(body(&ambient).into_value::<u64>().unwrap(), 0);
+        // Region 2 is over once 3 has begun: its packets are dropped.
+        b.send(0, Packet::data(2, tag, Msg::new(2u64))).unwrap();
+        assert!(
+            later
+                .recv(Some(Instant::now() + Duration::from_millis(50)))
+                .unwrap()
+                .is_none()
+        );
+        assert!(a.net.lock().early.is_empty());
+    }
+
+    #[test]
+    fn lost_and_corrupt_peers() {
+        // Main: a corrupt stream is the sender's loss, with the frame error.
+        let (a, b) = pair(usize::MAX);
+        b.net.write_raw(0, &[0xAB; 64]).unwrap();
+        match next(&a) {
+            Event::Gone {
+                rank: 1,
+                error: Error::Codec(m),
+            } => assert!(m.contains("magic"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // A worker: its receive fails first, then the peer is gone, once.
+        let (a, b) = pair(usize::MAX);
+        a.net.write_raw(1, &[0xAB; 64]).unwrap();
+        let until = Some(Instant::now() + Duration::from_secs(5));
+        assert!(matches!(b.recv(until), Err(Error::Codec(_))));
+        assert!(matches!(
+            next(&b),
+            Event::Gone {
+                rank: 0,
+                error: Error::Codec(_)
+            }
+        ));
+        assert!(
+            b.recv(Some(Instant::now() + Duration::from_millis(20)))
+                .unwrap()
+                .is_none()
+        );
+        // A peer that closed is gone for every region, with what it sent first.
+        let (a, b) = pair(usize::MAX);
+        b.send(0, Packet::data(1, Tag::new(Op::Gather, 0), Msg::new(5u8)))
+            .unwrap();
+        b.net.close_all();
+        assert_eq!(body(&a).into_value::<u8>().unwrap(), 5);
+        match next(&a) {
+            Event::Gone {
+                rank: 1,
+                error: Error::WorkerDied { rank: 1, status },
+            } => {
+                assert_eq!(status, "connection closed")
+            }
+            other => panic!("{other:?}"),
+        }
+        let later = a.net.port(2, None, None);
+        assert!(matches!(next(&later), Event::Gone { rank: 1, .. }));
+        // Sending to it fails with the same error.
+        let err = a.send(1, Packet::data(1, Tag::new(Op::Gather, 1), Msg::new(1u8)));
+        assert!(
+            matches!(err, Err(Error::WorkerDied { rank: 1, .. })),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_send_past_the_deadline_is_a_timeout_naming_the_receiver() {
+        let (a, b) = pair(usize::MAX);
+        let b = b.net.port(
+            1,
+            Some(Instant::now() + Duration::from_millis(100)),
+            Some(Duration::from_millis(100)),
+        );
+        // Nobody reads rank 0's end: a 64 MiB frame cannot be written.
+        let err = b
+            .send(
+                0,
+                Packet::data(1, Tag::new(Op::Broadcast, 0), Msg::pod(vec![0u8; 64 << 20])),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Timeout {
+                    op: Op::Run,
+                    rank: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        drop(a);
+    }
+}
