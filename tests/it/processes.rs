@@ -970,3 +970,62 @@ fn issue11_7_a_sparse_memfd_announcing_512_gib_is_refused_unmapped() {
     }
     assert_no_children();
 }
+
+#[parallelizer::test]
+fn issue11_10_many_workers_under_a_low_descriptor_limit() {
+    let _one = one_at_a_time();
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    let saved = limit;
+    // 12 ranks: 132 socket ends if main made them all at once.
+    limit.rlim_cur = 64;
+    // SAFETY: as above.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    let got = std::panic::catch_unwind(|| untimed(12).run(gather_order, ()));
+    // SAFETY: as above.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &saved) };
+    let got = got.unwrap();
+    println!(
+        "12 ranks under a soft limit of 64 descriptors: {:?}",
+        got.as_ref().map(|v| v.as_ref().map(Vec::len))
+    );
+    assert_eq!(got.unwrap().map(|v| v.len()), Some(12));
+    assert_no_children();
+}
+
+/// What a program started by a task sees of the launch: the launch variable
+/// and its open descriptors.
+#[parallelizer::task]
+fn grandchild_view(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "printf '%s\\n' \"$PARALLELIZER_PROCESSES_LAUNCH\"; ls -l /proc/$$/fd",
+        ])
+        .output()
+        .unwrap();
+    par.gather(String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap()
+}
+
+#[parallelizer::test]
+fn issue11_10_programs_started_by_a_task_do_not_inherit_the_launch_token() {
+    let _one = one_at_a_time();
+    let views = untimed(3).run(grandchild_view, ()).unwrap().unwrap();
+    for view in &views[1..] {
+        println!("a worker's child sees: {view:?}");
+        // The token is 16 random bytes; in hex, 32 characters in a row.
+        let longest_hex = view
+            .split(|c: char| !c.is_ascii_hexdigit())
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        assert!(longest_hex < 32, "{view}");
+        assert!(!view.contains("parallelizer"), "{view}");
+    }
+    assert_no_children();
+}

@@ -1,26 +1,38 @@
-//! Starting the workers: the sockets, the launch environment, the spawn,
+//! Starting the workers: the sockets, the launch information, the spawn,
 //! the handshake message and the relay of worker output.
 //!
 //! Main creates one `AF_UNIX` socketpair per pair of ranks before spawning
 //! (close-on-exec everywhere; each child clears the flag on its own ends
 //! only), so every rank has a private socket to every other and nobody else
-//! can connect. The launch environment (rank, nprocs, main's pid, the
-//! descriptors, a random per-launch token and the configuration) travels in
-//! one environment variable. Children get `PR_SET_PDEATHSIG(SIGKILL)`, and
-//! are spawned from one long-lived thread because the parent-death signal
-//! follows the thread that forked, not the process.
+//! can connect. Main first makes sure its descriptor limit holds them all
+//! (`RLIMIT_NOFILE`, raised up to the hard limit if it must be, else an
+//! error saying how many are needed).
+//!
+//! What a worker needs to join (rank, nprocs, main's pid, its descriptors,
+//! a random per-launch token and the configuration) is written into a
+//! memfd the child inherits; the environment variable [`LAUNCH_ENV`] only
+//! says `MAIN_PID:FD`. The worker reads the memfd and closes it before any
+//! task runs, so the programs a task starts inherit neither the token nor
+//! the descriptor (and a process whose parent is not main ignores the
+//! variable). Children get `PR_SET_PDEATHSIG(SIGKILL)`, and are spawned
+//! from one long-lived thread because the parent-death signal follows the
+//! thread that forked, not the process.
 
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use rustix::fs::MemfdFlags;
 use rustix::io::{Errno, FdFlags};
-use rustix::process::Signal;
+use rustix::process::{Resource, Rlimit, Signal};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -29,8 +41,15 @@ use crate::msg::{decode_serde, encode_serde};
 
 use super::frame::Frame;
 
-/// The environment variable that makes a process a launched worker.
-const LAUNCH_ENV: &str = "PARALLELIZER_PROCESSES_LAUNCH";
+/// The environment variable that makes a process a launched worker:
+/// `MAIN_PID:FD`, the descriptor of the memfd with its [`LaunchInfo`].
+pub(super) const LAUNCH_ENV: &str = "PARALLELIZER_PROCESSES_LAUNCH";
+
+/// The name of the memfd that carries a [`LaunchInfo`].
+const LAUNCH_MEMFD: &str = "parallelizer-launch";
+
+/// The largest launch information a worker reads.
+const MAX_LAUNCH_INFO: u64 = 64 << 20;
 
 /// What a worker needs to join.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,39 +63,76 @@ pub(super) struct LaunchInfo {
     config: Config,
 }
 
+/// Parses the launch variable: main's pid and the memfd's descriptor.
+pub(super) fn parse_env(text: &str) -> Result<(u32, i32)> {
+    let bad = || {
+        let shown: String = text.chars().take(40).collect();
+        Error::Launch(format!(
+            "{LAUNCH_ENV}=`{shown}` is malformed (expected MAIN_PID:FD)"
+        ))
+    };
+    let (pid, fd) = text.split_once(':').ok_or_else(bad)?;
+    let pid: u32 = pid.parse().map_err(|_| bad())?;
+    let fd: i32 = fd.parse().map_err(|_| bad())?;
+    if fd < 0 {
+        return Err(bad());
+    }
+    Ok((pid, fd))
+}
+
+/// Takes ownership of inherited descriptor `fd`, if `/proc/self/fd` says it
+/// is open and `is` its target (a socket, the launch memfd), and makes it
+/// close-on-exec again.
+fn adopt(fd: i32, is: impl Fn(&str) -> bool, what: &str) -> Result<OwnedFd> {
+    let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).map_err(|_| {
+        Error::Launch(format!(
+            "{LAUNCH_ENV} names descriptor {fd}, which is not open in this process"
+        ))
+    })?;
+    if !is(&target.to_string_lossy()) {
+        return Err(Error::Launch(format!(
+            "{LAUNCH_ENV} names descriptor {fd}, which is not {what}"
+        )));
+    }
+    // SAFETY: `fd` is open (checked above) and was inherited for this
+    // process alone: main cleared close-on-exec on exactly these
+    // descriptors for this child, nothing else in the process knows their
+    // numbers, and each is adopted once (the launch memfd when the launch
+    // is read, the sockets when the worker joins).
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    rustix::io::fcntl_setfd(&owned, FdFlags::CLOEXEC).map_err(std::io::Error::from)?;
+    Ok(owned)
+}
+
 impl LaunchInfo {
-    fn to_env(&self) -> Result<String> {
+    fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
         encode_serde(self, &mut bytes)?;
-        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        Ok(bytes)
     }
 
-    fn from_env(text: &str) -> Result<LaunchInfo> {
-        let bad = || Error::Config(format!("{LAUNCH_ENV} is malformed"));
-        if !text.len().is_multiple_of(2) {
-            return Err(bad());
+    /// Decodes the launch information a memfd holds.
+    pub(super) fn from_bytes(bytes: &[u8]) -> Result<LaunchInfo> {
+        let info: LaunchInfo = decode_serde(bytes)
+            .map_err(|e| Error::Launch(format!("the launch information is malformed: {e}")))?;
+        if info.rank == 0 || info.rank >= info.nprocs || info.fds.len() != info.nprocs as usize {
+            return Err(Error::Launch(format!(
+                "the launch information names rank {} of {} with {} descriptors",
+                info.rank,
+                info.nprocs,
+                info.fds.len()
+            )));
         }
-        let bytes = (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(text.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad()))
-            .collect::<Result<Vec<u8>>>()?;
-        decode_serde(&bytes)
+        Ok(info)
     }
 
-    /// The launch environment of this process, if main launched it. A
-    /// process whose parent is not the launching main (say, a program a
-    /// worker started, which inherited the variable) is not a worker.
+    /// The launch of this process, if main launched it: read (and its
+    /// memfd closed) once, at the first call. A process whose parent is not
+    /// the launching main (say, a program a worker started, which inherited
+    /// the variable) is not a worker.
     pub(super) fn from_this_process() -> Option<Result<LaunchInfo>> {
-        let text = std::env::var(LAUNCH_ENV).ok()?;
-        let info = match LaunchInfo::from_env(&text) {
-            Ok(i) => i,
-            Err(e) => return Some(Err(e)),
-        };
-        let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_pid() as u32);
-        if ppid != info.main_pid {
-            return None;
-        }
-        Some(Ok(info))
+        static THIS: OnceLock<Option<Result<LaunchInfo>>> = OnceLock::new();
+        THIS.get_or_init(read_launch).clone()
     }
 
     pub(super) fn rank(&self) -> usize {
@@ -116,23 +172,51 @@ impl LaunchInfo {
                 if fd < 0 {
                     return Ok(None);
                 }
-                if std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_err() {
-                    return Err(Error::Config(format!(
-                        "{LAUNCH_ENV} names descriptor {fd}, which is not open in this process"
-                    )));
-                }
-                // SAFETY: `fd` is open (checked above) and was inherited for
-                // this process alone: main cleared close-on-exec on exactly
-                // these descriptors for this child, nothing else in the
-                // process knows their numbers, and they are adopted once.
-                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-                rustix::io::fcntl_setfd(&owned, FdFlags::CLOEXEC).map_err(std::io::Error::from)?;
+                let owned = adopt(fd, |t| t.starts_with("socket:"), "a socket")?;
                 let sock = UnixStream::from(owned);
                 sock.set_nonblocking(true)?;
                 Ok(Some(sock))
             })
             .collect()
     }
+}
+
+/// Reads this process's launch, if the variable is set and main is its
+/// parent.
+fn read_launch() -> Option<Result<LaunchInfo>> {
+    let text = std::env::var(LAUNCH_ENV).ok()?;
+    let (main_pid, fd) = match parse_env(&text) {
+        Ok(v) => v,
+        Err(e) => return Some(Err(e)),
+    };
+    let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_pid() as u32);
+    if ppid != main_pid {
+        return None;
+    }
+    let read = || -> Result<LaunchInfo> {
+        let memfd = |t: &str| t.starts_with(&format!("/memfd:{LAUNCH_MEMFD}"));
+        let file = File::from(adopt(fd, memfd, "the launch memfd")?);
+        let size = file.metadata()?.len();
+        if size > MAX_LAUNCH_INFO {
+            return Err(Error::Launch(format!(
+                "the launch memfd holds {size} bytes, over the limit of {MAX_LAUNCH_INFO}"
+            )));
+        }
+        let mut bytes = vec![0; size as usize];
+        file.read_exact_at(&mut bytes, 0)?;
+        LaunchInfo::from_bytes(&bytes)
+        // The memfd is closed here: nothing the worker starts inherits it.
+    };
+    Some(read())
+}
+
+/// A memfd holding `info`, for one child to inherit.
+fn launch_memfd(info: &LaunchInfo) -> Result<OwnedFd> {
+    let fd = rustix::fs::memfd_create(LAUNCH_MEMFD, MemfdFlags::CLOEXEC)
+        .map_err(std::io::Error::from)?;
+    let mut file = File::from(fd);
+    file.write_all(&info.to_bytes()?)?;
+    Ok(OwnedFd::from(file))
 }
 
 /// The first message of every worker: who it is, the launch's token, and
@@ -293,6 +377,7 @@ pub(super) fn wait_relays(relays: &[mpsc::Receiver<()>], within: Duration) {
 
 /// Starts ranks `1..nprocs` as copies of this executable.
 pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Result<Launched> {
+    ensure_descriptors(nprocs)?;
     let exe = std::env::current_exe()?;
     let token = token();
     // ends[i][j]: rank i's end of the socket between i and j.
@@ -321,24 +406,36 @@ pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
                 .collect(),
             config: config.clone(),
         };
+        let memfd = match launch_memfd(&info) {
+            Ok(fd) => fd,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
         let mut cmd = Command::new(&exe);
         cmd.args(&args)
-            .env(LAUNCH_ENV, info.to_env()?)
+            .env(LAUNCH_ENV, format!("{main_pid}:{}", memfd.as_raw_fd()))
             .stdin(Stdio::null());
         if prefix_output {
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         }
-        // This worker's ends go with the command, and are closed in main
-        // once the child has them.
-        let inherit: Vec<UnixStream> = mine.iter_mut().filter_map(Option::take).collect();
+        // This worker's ends and launch memfd go with the command, and are
+        // closed in main once the child has them.
+        let inherit: Vec<OwnedFd> = mine
+            .iter_mut()
+            .filter_map(Option::take)
+            .map(OwnedFd::from)
+            .chain([memfd])
+            .collect();
         // SAFETY: the hook runs in the child between fork and exec, where
         // only async-signal-safe work is allowed: it makes raw system calls
         // through rustix (fcntl, prctl, getppid) and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
-                // Exactly this worker's ends survive the exec.
-                for sock in &inherit {
-                    rustix::io::fcntl_setfd(sock, FdFlags::empty())?;
+                // Exactly this worker's descriptors survive the exec.
+                for fd in &inherit {
+                    rustix::io::fcntl_setfd(fd.as_fd(), FdFlags::empty())?;
                 }
                 rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
                 // Main died before the prctl: do not outlive it.
@@ -381,6 +478,56 @@ pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
     })
 }
 
+/// Makes sure main may hold every descriptor a launch of `nprocs` ranks
+/// needs at once, raising its soft `RLIMIT_NOFILE` up to the hard limit if
+/// it must.
+fn ensure_descriptors(nprocs: usize) -> Result<()> {
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()) as u64;
+    let limit = rustix::process::getrlimit(Resource::Nofile);
+    if let Some(raise) = descriptor_budget(nprocs as u64, open, limit.current, limit.maximum)? {
+        let raised = Rlimit {
+            current: Some(raise),
+            maximum: limit.maximum,
+        };
+        rustix::process::setrlimit(Resource::Nofile, raised).map_err(|e| {
+            Error::Launch(format!(
+                "cannot raise the limit of open files (RLIMIT_NOFILE) to {raise}: {e}"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// The soft descriptor limit to set before launching `nprocs` ranks with
+/// `open` descriptors open (`None`: the soft limit will do), or the error
+/// saying how many are needed. `None` limits are unlimited.
+fn descriptor_budget(
+    nprocs: u64,
+    open: u64,
+    soft: Option<u64>,
+    hard: Option<u64>,
+) -> Result<Option<u64>> {
+    let workers = nprocs.saturating_sub(1);
+    // Both ends of a socketpair per pair of ranks, and per worker being
+    // spawned its launch memfd and two pipes (both ends), plus a margin.
+    let sockets = nprocs * workers;
+    let needed = open + sockets + 5 * workers + 32;
+    if soft.is_none_or(|s| needed <= s) {
+        return Ok(None);
+    }
+    match hard {
+        Some(hard) if hard < needed => Err(Error::Launch(format!(
+            "{nprocs} ranks need about {needed} open files in main while the workers start \
+             ({sockets} socket ends, one per rank for each other rank, {} for pipes, \
+             {open} already open), but its limit of open files (RLIMIT_NOFILE) is {hard}; \
+             raise it (`ulimit -n {needed}`) or use fewer ranks",
+            5 * workers
+        ))),
+        Some(hard) => Ok(Some(hard)),
+        None => Ok(Some(needed)),
+    }
+}
+
 /// SIGKILLs and reaps every child still running.
 pub(super) fn kill_and_reap<'a>(children: impl IntoIterator<Item = &'a mut Child>) {
     let mut children: Vec<&mut Child> = children.into_iter().collect();
@@ -398,7 +545,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn launch_info_roundtrips_through_the_environment() {
+    fn launch_info_roundtrips_and_the_variable_is_checked() {
         let info = LaunchInfo {
             rank: 2,
             nprocs: 4,
@@ -407,11 +554,51 @@ mod tests {
             fds: vec![5, 6, -1, 7],
             config: Config::new("processes").nprocs(4),
         };
-        let back = LaunchInfo::from_env(&info.to_env().unwrap()).unwrap();
+        let back = LaunchInfo::from_bytes(&info.to_bytes().unwrap()).unwrap();
         assert_eq!(
             (back.rank, back.fds, back.config),
-            (2, vec![5, 6, -1, 7], info.config)
+            (2, vec![5, 6, -1, 7], info.config.clone())
         );
-        assert!(LaunchInfo::from_env("zz").is_err());
+        assert!(LaunchInfo::from_bytes(b"zz").is_err());
+        let wrong = LaunchInfo { rank: 4, ..info };
+        assert!(LaunchInfo::from_bytes(&wrong.to_bytes().unwrap()).is_err());
+        assert_eq!(parse_env("123:7").unwrap(), (123, 7));
+        for bad in ["", "123", "x:7", "123:-1", "123:7:8"] {
+            assert!(matches!(parse_env(bad), Err(Error::Launch(_))), "{bad}");
+        }
+        let huge = "9".repeat(1 << 20);
+        let err = parse_env(&huge).unwrap_err().to_string();
+        assert!(err.len() < 200, "{err}");
+    }
+
+    #[test]
+    fn the_descriptor_limit_is_raised_or_the_error_says_what_is_needed() {
+        // Enough already, or no limit.
+        assert_eq!(
+            descriptor_budget(4, 10, Some(1024), Some(4096)).unwrap(),
+            None
+        );
+        assert_eq!(descriptor_budget(64, 10, None, None).unwrap(), None);
+        // 64 ranks under `ulimit -n 1024`: raised to the hard limit.
+        assert_eq!(
+            descriptor_budget(64, 10, Some(1024), Some(1 << 20)).unwrap(),
+            Some(1 << 20)
+        );
+        assert_eq!(
+            descriptor_budget(64, 10, Some(1024), None).unwrap(),
+            Some(10 + 4032 + 315 + 32)
+        );
+        // The hard limit is too low: say how many.
+        let err = descriptor_budget(64, 10, Some(1024), Some(2048))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("4389 open files") && err.contains("4032 socket ends"),
+            "{err}"
+        );
+        assert!(
+            err.contains("is 2048") && err.contains("ulimit -n 4389"),
+            "{err}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! The outermost `enter` re-executes `std::env::current_exe()` `nprocs - 1`
 //! times with the same arguments (for a `#[parallelizer::test]`, with
 //! `--exact NAME`), giving each child a socket to every other rank and a
-//! private launch environment. A child joins in one of two ways:
+//! private launch memfd. A child joins in one of two ways:
 //!
 //! - **guard** (`#[parallelizer::main]` / `#[parallelizer::test]`, the
 //!   default): `worker_entry()` sees the launch and serves registered tasks
@@ -21,8 +21,9 @@
 //! **Sockets.** Before spawning, main creates one `AF_UNIX` stream
 //! socketpair per pair of ranks, close-on-exec; each child clears the flag
 //! on its own ends only, so every rank holds a private socket to every other
-//! and there is no listening socket anyone could connect to. Every socket is
-//! non-blocking, and a rank that waits polls all
+//! and there is no listening socket anyone could connect to. Main raises
+//! its descriptor limit if it must (or says how many descriptors are
+//! needed). Every socket is non-blocking, and a rank that waits polls all
 //! of its sockets: it drains whatever any peer sends (no write-write
 //! deadlock) and sees aborts and deaths at once (`endpoint`).
 //!
@@ -40,10 +41,11 @@
 //! grow only as bytes arrive, and a memfd is checked (size, seals, no hole)
 //! before it is mapped. A stream that is not frames is `Error::Codec`.
 //!
-//! **Handshake.** The launch environment (one variable: rank, nprocs,
-//! main's pid, the socket descriptors, a random 16-byte token, the
-//! configuration) is only honoured by a process whose parent is main
-//! (`launch`). A joining worker adopts its sockets, runs the
+//! **Handshake.** The launch information (rank, nprocs, main's pid, the
+//! socket descriptors, a random 16-byte token, the configuration) is in a
+//! memfd the child inherits; the environment variable only says where
+//! (`launch`), and only a process whose parent is main honours it. A
+//! joining worker reads and closes the memfd, adopts its sockets, runs the
 //! `Config::initializer` if any, and sends main a `Hello`: rank, pid, the
 //! token, whether it runs SPMD, and the initializer's error. Main waits up
 //! to `start_timeout` for every Hello; a wrong token or rank, an initializer
