@@ -120,8 +120,10 @@ impl Config {
             .map(|v| {
                 v.parse().map_err(|e| {
                     Error::Config(format!(
-                        "option `{key}` = `{v}` of mode `{}`: {e}",
-                        self.mode
+                        "option `{}` = `{}` of mode `{}`: {e}",
+                        clip(key),
+                        clip(v),
+                        clip(&self.mode)
                     ))
                 })
             })

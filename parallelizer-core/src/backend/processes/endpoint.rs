@@ -137,16 +137,6 @@ struct Reader {
     payload: Option<RecvBuf>,
 }
 
-impl Default for Reader {
-    fn default() -> Reader {
-        Reader {
-            head: [0; HEADER_LEN],
-            got: 0,
-            payload: None,
-        }
-    }
-}
-
 impl Reader {
     fn cut(&self) -> Option<Cut> {
         match &self.payload {
@@ -198,7 +188,11 @@ impl Endpoint {
             .map(|sock| {
                 sock.map(|sock| Peer {
                     sock,
-                    reader: Reader::default(),
+                    reader: Reader {
+                        head: [0; HEADER_LEN],
+                        got: 0,
+                        payload: None,
+                    },
                     fds: VecDeque::new(),
                     closed: None,
                     writable: true,

@@ -89,6 +89,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod endpoint;
+mod faults;
 mod frame;
 mod launch;
 mod opts;
@@ -104,19 +105,23 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::link::{Event, LinkRank, Packet};
-use crate::msg::{Encoding, Msg};
+use crate::link::{Event, LinkRank};
+use crate::msg::Msg;
 use crate::op::{Op, Tag};
 use crate::parallelizer::{Core, Parallelizer, Region, check_rank};
 use crate::registry::{FromConfig, rank_of};
 use crate::runtime::run_as;
 
-use frame::{Header, Kind};
+use faults::with_port;
+use frame::Kind;
 use launch::LaunchInfo;
 use opts::Opts;
-use port::{Net, with_port};
+use port::Net;
 use session::{Session, lock};
 use spmd::Spmd;
+
+#[doc(hidden)]
+pub use faults::{__frame_header, __inject_raw, __inject_sparse_memfd};
 
 /// Ranks as OS processes: copies of the current executable over private
 /// Unix sockets. See the [module docs](self).
@@ -382,34 +387,4 @@ impl Drop for Processes {
             }
         }
     }
-}
-
-/// Fault injection for the backend's own tests: raw bytes written to rank
-/// `to` from the rank running on this thread, outside the framing. Not a
-/// public API.
-#[doc(hidden)]
-pub fn __inject_raw(to: usize, bytes: &[u8]) -> Result<()> {
-    let (net, _) = port::current()
-        .ok_or_else(|| Error::ContractViolation("inject_raw outside a processes region".into()))?;
-    net.write_raw(to, bytes)
-}
-
-/// A frame header announcing `len` payload bytes, for fault-injection tests.
-#[doc(hidden)]
-pub fn __frame_header(len: u64) -> Vec<u8> {
-    let p = Packet::data(u64::MAX / 2, Tag::new(Op::Gather, 0), Msg::new(()));
-    Header::packet(&p, 0, Encoding::Serde, len)
-        .encode()
-        .to_vec()
-}
-
-/// Fault injection: sends rank `to`, as this rank's message of its first
-/// gather in the current region, a sealed but sparse memfd announcing
-/// `len` bytes of `Vec<u8>` plain data. Not a public API.
-#[doc(hidden)]
-pub fn __inject_sparse_memfd(to: usize, len: u64) -> Result<()> {
-    let (net, region) = port::current().ok_or_else(|| {
-        Error::ContractViolation("inject_sparse_memfd outside a processes region".into())
-    })?;
-    port::send_sparse(&net, to, region, Tag::new(Op::Gather, 0), len)
 }

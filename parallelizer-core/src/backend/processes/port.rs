@@ -16,7 +16,6 @@
 //! and against the reading rank on a worker: its receive fails with
 //! `Codec`, then the peer is gone.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -514,48 +513,26 @@ impl std::fmt::Debug for Port {
     }
 }
 
-thread_local! {
-    /// The ports of the regions running on this thread, innermost last
-    /// (for the fault-injection hooks).
-    static CURRENT: RefCell<Vec<(Arc<Net>, u64)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` with region `region` of `net` as this thread's current port.
-pub(super) fn with_port<T>(net: &Arc<Net>, region: u64, f: impl FnOnce() -> T) -> T {
-    CURRENT.with(|c| c.borrow_mut().push((net.clone(), region)));
-    struct Pop;
-    impl Drop for Pop {
-        fn drop(&mut self) {
-            CURRENT.with(|c| c.borrow_mut().pop());
-        }
+impl Net {
+    /// A packet frame of region `region`, tag `tag`, whose payload is a
+    /// sealed but sparse memfd of `len` bytes, to `to` (fault injection).
+    pub(super) fn send_sparse(&self, to: usize, region: u64, tag: Tag, len: u64) -> Result<()> {
+        let fd = shm::sparse(len)?;
+        let name = std::any::type_name::<Vec<u8>>();
+        let p = Packet::data(region, tag, Msg::new(()));
+        let header = Header::packet(&p, name.len(), Encoding::Pod, len).shared();
+        let mut inner = self.lock();
+        self.write(
+            &mut inner,
+            to,
+            header,
+            name,
+            &[],
+            Some(fd.as_fd()),
+            None,
+            None,
+        )
     }
-    let _pop = Pop;
-    f()
-}
-
-/// This thread's current net and region, if it runs one.
-pub(super) fn current() -> Option<(Arc<Net>, u64)> {
-    CURRENT.with(|c| c.borrow().last().cloned())
-}
-
-/// A packet frame of region `region`, tag `tag`, whose payload is a
-/// sealed but sparse memfd of `len` bytes, to `to` (fault injection).
-pub(super) fn send_sparse(net: &Net, to: usize, region: u64, tag: Tag, len: u64) -> Result<()> {
-    let fd = shm::sparse(len)?;
-    let name = std::any::type_name::<Vec<u8>>();
-    let p = Packet::data(region, tag, Msg::new(()));
-    let header = Header::packet(&p, name.len(), Encoding::Pod, len).shared();
-    let mut inner = net.lock();
-    net.write(
-        &mut inner,
-        to,
-        header,
-        name,
-        &[],
-        Some(fd.as_fd()),
-        None,
-        None,
-    )
 }
 
 #[cfg(test)]

@@ -15,10 +15,11 @@ use crate::runtime::run_as;
 use crate::task::{task_by_id, task_by_path};
 
 use super::endpoint::Endpoint;
+use super::faults::with_port;
 use super::frame::{Frame, Kind};
 use super::launch::LaunchInfo;
 use super::opts::Opts;
-use super::port::{Control, Net, with_port};
+use super::port::{Control, Net};
 
 inventory::submit! {
     WorkerHook { serve: serve_if_launched }

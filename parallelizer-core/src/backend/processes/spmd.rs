@@ -40,9 +40,10 @@ use crate::outcome::{Outcome, panic_message, resume_unwinding};
 use crate::parallelizer::{Core, Parallelizer, Region};
 use crate::runtime::run_as;
 
+use super::faults::with_port;
 use super::launch::LaunchInfo;
 use super::opts::Opts;
-use super::port::{Net, Port, with_port};
+use super::port::{Net, Port};
 use super::serve;
 use super::session::{describe, lock};
 
