@@ -14,25 +14,19 @@
 //! into the frame's buffer.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, IoSliceMut};
-use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
-};
+use rustix::net::RecvFlags;
 
 use crate::error::{Error, Result};
 
-use super::frame::{BadFrame, Frame, HEADER_LEN, Header, RecvBuf};
-
-/// File descriptors accepted per header read.
-const MAX_FDS: usize = 8;
+use super::frame::{BadFrame, Frame, HEADER_LEN, Header, RecvBuf, Spare};
+use super::sock::{ReadError, recv_header, recv_some, send_some};
 
 /// Something that happened on the sockets, in the order it happened.
 #[derive(Debug)]
@@ -160,13 +154,6 @@ struct Peer {
     /// Whether frames can still be written to it (a peer whose stream to
     /// us is corrupt can still hear from us; a dead one cannot).
     writable: bool,
-}
-
-enum ReadError {
-    WouldBlock,
-    Eof,
-    Io(io::Error),
-    Corrupt(BadFrame),
 }
 
 /// One rank's sockets to every other rank.
@@ -472,7 +459,14 @@ impl Endpoint {
 fn read_some(peer: &mut Peer, max_frame: u64) -> Result<Option<Frame>, ReadError> {
     let r = &mut peer.reader;
     if let Some(buf) = &mut r.payload {
-        let n = recv_payload(&peer.sock, buf.spare())?;
+        let flags = RecvFlags::DONTWAIT;
+        let sock = &peer.sock;
+        let n = match buf.spare() {
+            Spare::Name(b) => recv_some(|| rustix::net::recv(sock, &mut *b, flags).map(|r| r.1))?,
+            Spare::Payload(b) => {
+                recv_some(|| rustix::net::recv(sock, &mut *b, flags).map(|r| r.1))?
+            }
+        };
         if !buf.advance(n) {
             return Ok(None);
         }
@@ -503,94 +497,10 @@ fn read_some(peer: &mut Peer, max_frame: u64) -> Result<Option<Frame>, ReadError
     Ok(None)
 }
 
-fn read_error(e: Errno) -> ReadError {
-    if e == Errno::WOULDBLOCK {
-        ReadError::WouldBlock
-    } else {
-        ReadError::Io(e.into())
-    }
-}
-
-/// One `recv` of type-name or payload bytes into `buf`.
-fn recv_payload(sock: &UnixStream, buf: &mut [MaybeUninit<u8>]) -> Result<usize, ReadError> {
-    loop {
-        match rustix::net::recv(sock, &mut *buf, RecvFlags::DONTWAIT) {
-            Ok((_, 0)) => return Err(ReadError::Eof),
-            Ok((_, n)) => return Ok(n),
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(read_error(e)),
-        }
-    }
-}
-
-/// One `recvmsg` of header bytes into `buf`, taking the descriptors that
-/// come with them.
-fn recv_header(
-    sock: &UnixStream,
-    buf: &mut [u8],
-    fds: &mut VecDeque<OwnedFd>,
-) -> Result<usize, ReadError> {
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut iov = [IoSliceMut::new(buf)];
-    let flags = RecvFlags::DONTWAIT | RecvFlags::CMSG_CLOEXEC;
-    let msg = loop {
-        match rustix::net::recvmsg(sock, &mut iov, &mut control, flags) {
-            Ok(msg) => break msg,
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(read_error(e)),
-        }
-    };
-    for m in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = m {
-            fds.extend(received);
-        }
-    }
-    if msg.flags.contains(ReturnFlags::CTRUNC) {
-        return Err(ReadError::Corrupt(BadFrame::TooManyDescriptors));
-    }
-    if msg.bytes == 0 {
-        return Err(ReadError::Eof);
-    }
-    Ok(msg.bytes)
-}
-
-/// One non-blocking `sendmsg` of `parts` from byte `skip` on, with `fd`
-/// attached if given.
-fn send_some(
-    sock: &UnixStream,
-    parts: &[&[u8]],
-    skip: usize,
-    fd: Option<BorrowedFd<'_>>,
-) -> io::Result<usize> {
-    let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len());
-    let mut skip = skip;
-    for p in parts {
-        if skip >= p.len() {
-            skip -= p.len();
-            continue;
-        }
-        iov.push(IoSlice::new(&p[skip..]));
-        skip = 0;
-    }
-    let fds = fd.map(|fd| [fd]);
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if let Some(fds) = &fds {
-        let pushed = control.push(SendAncillaryMessage::ScmRights(fds));
-        debug_assert!(pushed, "room for one descriptor");
-    }
-    let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
-    Ok(rustix::net::sendmsg(
-        sock.as_fd(),
-        &iov,
-        &mut control,
-        flags,
-    )?)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd;
+
     use super::*;
     use crate::link::Packet;
     use crate::msg::{Encoding, Msg};

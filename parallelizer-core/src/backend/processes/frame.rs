@@ -377,9 +377,30 @@ fn advise_huge_pages(ptr: *mut u8, len: usize) {
 /// arrive (the memfd of a shared-memory frame is held beside it).
 pub(super) struct RecvBuf {
     header: Header,
+    /// The type name (at most [`MAX_NAME`] bytes, zeroed), `name_got`
+    /// bytes of it received.
     name: Vec<u8>,
+    name_got: usize,
     data: Data,
     fd: Option<OwnedFd>,
+}
+
+/// Where the next bytes of a frame go ([`RecvBuf::spare`]).
+pub(super) enum Spare<'a> {
+    /// The type name's buffer.
+    Name(&'a mut [u8]),
+    /// The payload's spare capacity.
+    Payload(&'a mut [MaybeUninit<u8>]),
+}
+
+impl Spare<'_> {
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        match self {
+            Spare::Name(b) => b.len(),
+            Spare::Payload(b) => b.len(),
+        }
+    }
 }
 
 enum Data {
@@ -409,7 +430,8 @@ impl RecvBuf {
         };
         Ok(RecvBuf {
             header,
-            name: Vec::with_capacity(header.name_len()),
+            name: vec![0; header.name_len()],
+            name_got: 0,
             data,
             fd,
         })
@@ -429,16 +451,15 @@ impl RecvBuf {
 
     /// Name and payload bytes still to come on the socket.
     pub(super) fn missing(&self) -> usize {
-        self.header.name_len() - self.name.len() + self.header.in_band() as usize - self.filled()
+        self.name.len() - self.name_got + self.header.in_band() as usize - self.filled()
     }
 
     /// Where the next bytes go: some of the type name's, else room for at
     /// least `min(missing, RESERVE_AHEAD)` payload bytes and at most
     /// `missing`, to be reported with [`RecvBuf::advance`].
-    pub(super) fn spare(&mut self) -> &mut [MaybeUninit<u8>] {
-        let name_missing = self.header.name_len() - self.name.len();
-        if name_missing > 0 {
-            return &mut self.name.spare_capacity_mut()[..name_missing];
+    pub(super) fn spare(&mut self) -> Spare<'_> {
+        if self.name_got < self.name.len() {
+            return Spare::Name(&mut self.name[self.name_got..]);
         }
         let want = self.missing();
         match &mut self.data {
@@ -449,7 +470,7 @@ impl RecvBuf {
                 }
                 let spare = body.spare_capacity_mut();
                 let take = spare.len().min(want);
-                &mut spare[..take]
+                Spare::Payload(&mut spare[..take])
             }
             Data::Words { words, filled } => {
                 if *filled == words.capacity() * 8 {
@@ -476,7 +497,7 @@ impl RecvBuf {
                 };
                 let at = *filled - written;
                 let take = (bytes.len() - at).min(want);
-                &mut bytes[at..at + take]
+                Spare::Payload(&mut bytes[at..at + take])
             }
         }
     }
@@ -485,12 +506,9 @@ impl RecvBuf {
     /// written; `true` when the frame is complete.
     pub(super) fn advance(&mut self, n: usize) -> bool {
         assert!(n <= self.missing(), "more bytes than the frame holds");
-        let name_missing = self.header.name_len() - self.name.len();
-        if name_missing > 0 {
-            assert!(n <= name_missing);
-            // SAFETY: the kernel wrote `n` bytes at the start of the
-            // name's spare capacity (`spare`); the assertion bounds them.
-            unsafe { self.name.set_len(self.name.len() + n) };
+        if self.name_got < self.name.len() {
+            assert!(self.name_got + n <= self.name.len());
+            self.name_got += n;
         } else {
             match &mut self.data {
                 Data::Bytes(body) => {
@@ -550,11 +568,20 @@ mod tests {
         for chunk in bytes.chunks(piece) {
             let mut at = 0;
             while at < chunk.len() {
-                let spare = buf.spare();
-                let n = spare.len().min(chunk.len() - at);
-                for (s, b) in spare[..n].iter_mut().zip(&chunk[at..at + n]) {
-                    s.write(*b);
-                }
+                let n = match buf.spare() {
+                    Spare::Name(spare) => {
+                        let n = spare.len().min(chunk.len() - at);
+                        spare[..n].copy_from_slice(&chunk[at..at + n]);
+                        n
+                    }
+                    Spare::Payload(spare) => {
+                        let n = spare.len().min(chunk.len() - at);
+                        for (s, b) in spare[..n].iter_mut().zip(&chunk[at..at + n]) {
+                            s.write(*b);
+                        }
+                        n
+                    }
+                };
                 done = buf.advance(n);
                 at += n;
             }

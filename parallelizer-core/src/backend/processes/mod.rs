@@ -97,6 +97,7 @@ mod port;
 mod serve;
 mod session;
 mod shm;
+mod sock;
 mod spmd;
 
 use std::sync::atomic::{AtomicU64, Ordering};
