@@ -8,16 +8,18 @@
 //! broadcast of `shm_threshold` bytes or more written once into a memfd
 //! that every receiver gets (`shm`). What comes in is sorted here: packets
 //! of the port's region are the port's events, packets of a region not yet
-//! begun on this rank (or of SPMD's ambient region 0) wait for it, packets
-//! of a region that is over are dropped, and Hello/Run/Shutdown frames wait
+//! begun on this rank, of the latest one (while SPMD's ambient region 0
+//! receives) or of the ambient one wait for their port, packets of an
+//! older region are dropped, and Hello/Run/Shutdown frames wait
 //! for [`Net::next_control`]. A peer that can no longer be read is
 //! [`Event::Gone`] for every region, once: on main with the worker's exit
 //! status (`Obituary`). A corrupt stream counts against the sender on main
 //! and against the reading rank on a worker: its receive fails with
 //! `Codec`, then the peer is gone.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -52,7 +54,8 @@ struct Inner {
     ep: Endpoint,
     /// Hello, Run and Shutdown frames, in arrival order.
     control: VecDeque<(usize, Frame)>,
-    /// Packets for a region not yet begun here, or for the ambient region.
+    /// Packets for the latest region, one not yet begun, or the ambient one,
+    /// that another port received.
     early: VecDeque<(usize, Packet)>,
     /// The latest region begun on this rank (0: none).
     latest: u64,
@@ -146,7 +149,9 @@ impl Net {
                 if Some(r) == region {
                     return Some(packet);
                 }
-                if r == 0 || r > inner.latest {
+                // Another port's (the latest region's, while the ambient
+                // one receives), or a region not yet begun here.
+                if r == 0 || r >= inner.latest {
                     inner.early.push_back((from, packet));
                 }
                 None
@@ -266,7 +271,7 @@ impl Net {
         header: Header,
         name: &str,
         parts: &[&[u8]],
-        fd: Option<std::os::fd::BorrowedFd<'_>>,
+        fd: Option<BorrowedFd<'_>>,
         deadline: Option<Instant>,
         timeout: Option<Duration>,
     ) -> Result<()> {
@@ -388,31 +393,38 @@ impl Port {
         Some(Ok(Event::Gone { rank: r, error }))
     }
 
-    /// Sends `packet` to `to`, its body borrowed.
-    fn send_ref(&self, inner: &mut Inner, to: usize, packet: &Packet) -> Result<()> {
-        let body = packet.body();
-        let name = checked_name(body.type_name().unwrap_or(""));
-        if let Some(pod) = body.pod_bytes() {
-            let header = Header::packet(packet, name.len(), Encoding::Pod, pod.len() as u64)
-                .aligned(body.pod_align() == 8);
-            let (deadline, timeout) = (self.deadline, self.timeout);
-            return self
-                .net
-                .write(inner, to, header, name, &[pod], None, deadline, timeout);
-        }
-        let bytes = body.to_bytes()?;
-        let header = Header::packet(packet, name.len(), body.encoding(), bytes.len() as u64);
-        self.net.write(
-            inner,
-            to,
-            header,
-            name,
-            &[&bytes],
-            None,
-            self.deadline,
-            self.timeout,
-        )
+    /// Writes one frame of this port's region (within its deadline) to `to`.
+    fn put(
+        &self,
+        inner: &mut Inner,
+        to: usize,
+        (header, name): (Header, &str),
+        parts: &[&[u8]],
+        fd: Option<BorrowedFd<'_>>,
+    ) -> Result<()> {
+        let (deadline, timeout) = (self.deadline, self.timeout);
+        self.net
+            .write(inner, to, header, name, parts, fd, deadline, timeout)
     }
+}
+
+/// A packet's body on the wire, with the header of its frame: plain data as
+/// it is (borrowed), serde bytes encoded.
+fn wire(packet: &Packet) -> Result<(Header, &str, Cow<'_, [u8]>)> {
+    let body = packet.body();
+    let name = checked_name(body.type_name().unwrap_or(""));
+    let (bytes, enc) = match body.pod_bytes() {
+        Some(b) => (Cow::Borrowed(b), Encoding::Pod),
+        None => (Cow::Owned(body.to_bytes()?), body.encoding()),
+    };
+    let header = Header::packet(packet, name.len(), enc, bytes.len() as u64);
+    Ok((header, name, bytes))
+}
+
+/// Whether a body is plain data of 8-byte elements (received into words).
+fn in_words(packet: &Packet) -> bool {
+    let body = packet.body();
+    body.pod_bytes().is_some() && body.pod_align() == 8
 }
 
 impl Transport for Port {
@@ -421,57 +433,29 @@ impl Transport for Port {
     /// (creating, sealing and mapping a memfd costs more than the socket
     /// copy it saves), so only [`send_all`](Transport::send_all) uses it.
     fn send(&self, to: usize, packet: Packet) -> Result<()> {
+        let (header, name, bytes) = wire(&packet)?;
+        let header = header.aligned(in_words(&packet));
         let mut inner = self.net.lock();
-        self.send_ref(&mut inner, to, &packet)
+        self.put(&mut inner, to, (header, name), &[&bytes], None)
     }
 
     /// The same packet to every rank of `to`, encoded once; at least
     /// `shm_threshold` bytes are written once into a memfd whose descriptor
     /// each receiver gets.
     fn send_all(&self, to: &[usize], packet: &Packet) -> Result<()> {
-        let body = packet.body();
-        let owned;
-        let (bytes, enc) = match body.pod_bytes() {
-            Some(b) => (b, Encoding::Pod),
-            None => {
-                owned = body.to_bytes()?;
-                (owned.as_slice(), body.encoding())
-            }
-        };
-        let name = checked_name(body.type_name().unwrap_or(""));
-        let header = Header::packet(packet, name.len(), enc, bytes.len() as u64);
+        let (header, name, bytes) = wire(packet)?;
         let mut inner = self.net.lock();
         if bytes.len() >= self.net.shm_threshold && !to.is_empty() {
-            let fd = shm::create(bytes)?;
+            let fd = shm::create(&bytes)?;
             for &r in to {
-                let (deadline, timeout) = (self.deadline, self.timeout);
-                let h = header.shared();
-                self.net.write(
-                    &mut inner,
-                    r,
-                    h,
-                    name,
-                    &[],
-                    Some(fd.as_fd()),
-                    deadline,
-                    timeout,
-                )?;
+                let frame = (header.shared(), name);
+                self.put(&mut inner, r, frame, &[], Some(fd.as_fd()))?;
             }
             return Ok(());
         }
-        let header = header.aligned(enc == Encoding::Pod && body.pod_align() == 8);
+        let header = header.aligned(in_words(packet));
         for &r in to {
-            let (deadline, timeout) = (self.deadline, self.timeout);
-            self.net.write(
-                &mut inner,
-                r,
-                header,
-                name,
-                &[bytes],
-                None,
-                deadline,
-                timeout,
-            )?;
+            self.put(&mut inner, r, (header, name), &[&bytes], None)?;
         }
         Ok(())
     }
@@ -618,6 +602,12 @@ mod tests {
         assert_eq!(body(&later).into_value::<u64>().unwrap(), 3);
         let ambient = a.net.port(0, None, None);
         assert_eq!(body(&ambient).into_value::<u64>().unwrap(), 0);
+        // While the ambient port receives, packets of the latest region
+        // wait for its port.
+        b.send(0, Packet::data(3, tag, Msg::new(33u64))).unwrap();
+        b.send(0, Packet::data(0, tag, Msg::new(7u64))).unwrap();
+        assert_eq!(body(&ambient).into_value::<u64>().unwrap(), 7);
+        assert_eq!(body(&later).into_value::<u64>().unwrap(), 33);
         // Region 2 is over once 3 has begun: its packets are dropped.
         b.send(0, Packet::data(2, tag, Msg::new(2u64))).unwrap();
         assert!(
