@@ -14,7 +14,9 @@
 //! - **The ambient region** (number 0) holds the calls made on the
 //!   parallelizer outside any `run`: one `LinkRank` for the life of the
 //!   program. A failure in it is final: every later ambient call fails with
-//!   that rank's error (not `Aborted`), as MPI's would.
+//!   that rank's error (not `Aborted`), as MPI's would. It has no deadline
+//!   (`Config::timeout` bounds each `run`); deadlocks and deaths are found
+//!   as in a region.
 //! - **A worker's end.** When a worker's parallelizer is dropped — its
 //!   `main` returned, or is unwinding from a panic — it reports its end of
 //!   the ambient region to main: done, or `WorkerPanicked` with the panic's
