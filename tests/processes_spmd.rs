@@ -214,10 +214,12 @@ fn spmd_program(n: usize) {
     }
 
     if let Ok(fault) = std::env::var("SPMD_FAULT") {
-        // Everyone is up (main starts the workers at `enter`); then worker 2
-        // fails outside any region.
+        // Everyone is up (main starts the workers at `enter`) and main has
+        // finished its gather (worker 2 has main's broadcast that follows
+        // it); then worker 2 fails outside any region.
         let _entered = par.enter().unwrap();
         par.gather(par.id()).unwrap();
+        par.broadcast(par.on_main().then_some(0u8)).unwrap();
         match (fault.as_str(), par.id()) {
             ("panic" | "silent", 2) => panic!("spmd worker 2 gives up"),
             ("exit", 2) => std::process::exit(3),
