@@ -263,9 +263,10 @@ impl Processes {
         let outcome = with_port(&net, id, || run_as(&handle, |p| task.run(p, args)));
         let finish = main.finish_main(outcome);
         if !finish.unfinished.is_empty() {
-            // Still running a region that is over: replaced now.
+            // Still running a region that is over: killed now (the result
+            // is due at the deadline), replaced at the next run.
             if let Some(pool) = lock(&self.pool).take() {
-                pool.session.shutdown(Duration::ZERO);
+                pool.session.kill();
             }
         }
         finish.result

@@ -166,6 +166,18 @@ impl Session {
         (1..self.net.nprocs()).all(|r| !self.net.is_closed(r) && !self.net.is_broken(r))
     }
 
+    /// Kills the pool at once (a region left workers running past its
+    /// end): closes the sockets, SIGKILLs and reaps every worker. Their last
+    /// output is relayed in the background.
+    pub(super) fn kill(self) {
+        self.net.close_all();
+        let mut children = lock(&self.workers.children);
+        for child in children.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Shuts the pool down: Shutdown frames (served workers), close the
     /// sockets, wait up to `grace` for the workers to exit, then SIGKILL and
     /// reap the rest. How each worker ended, by rank.
