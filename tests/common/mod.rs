@@ -7,6 +7,7 @@
 //! so that the process backend's workers can run them by name.
 #![allow(dead_code)]
 
+pub mod faults;
 #[cfg(target_os = "linux")]
 pub mod procs;
 pub mod workload;

@@ -285,30 +285,40 @@ pub(crate) fn ibcast_u64(comm: Comm, buf: &mut [u64], root: usize) -> Result<()>
 /// The smallest `mine` over all ranks (non-blocking all-reduce), or `None`
 /// if `deadline` passed before every rank took part.
 pub(crate) fn agree_min(comm: Comm, mine: u64, deadline: Option<Instant>) -> Result<Option<u64>> {
+    Ok(min_words(comm, &[mine], deadline)?.map(|w| w[0]))
+}
+
+/// The element-wise minimum of every rank's `mine` (the same length on
+/// every rank; a non-blocking all-reduce, polled), or `None` if `deadline`
+/// passed before every rank took part.
+pub(crate) fn min_words(
+    comm: Comm,
+    mine: &[u64],
+    deadline: Option<Instant>,
+) -> Result<Option<Vec<u64>>> {
+    let n = mine.len();
+    let count = int(n, "MPI_Iallreduce", "count")?;
     let (ty, min) = (u64_type().raw(), SystemOperation::min().as_raw());
-    let words = nonblocking(
-        vec![mine, 0],
-        deadline,
-        "MPI_Iallreduce",
-        |words, request| {
-            // SAFETY: `words` is a heap buffer of two u64 that `nonblocking`
-            // keeps alive until the request completes (so `add(1)` stays in
-            // it): the first is sent, the second receives (distinct, so no
-            // aliasing); `request` is a valid out-parameter.
-            unsafe {
-                ffi::MPI_Iallreduce(
-                    words.cast_const().cast(),
-                    words.add(1).cast(),
-                    1,
-                    ty,
-                    min,
-                    comm.raw(),
-                    request,
-                )
-            }
-        },
-    )?;
-    Ok(words.map(|w| w[1]))
+    let mut words = mine.to_vec();
+    words.resize(2 * n, 0);
+    let words = nonblocking(words, deadline, "MPI_Iallreduce", |words, request| {
+        // SAFETY: `words` is a heap buffer of 2n u64 that `nonblocking`
+        // keeps alive until the request completes (so `add(n)` stays in
+        // it): the first n are sent, the last n receive (distinct, so no
+        // aliasing); `request` is a valid out-parameter.
+        unsafe {
+            ffi::MPI_Iallreduce(
+                words.cast_const().cast(),
+                words.add(n).cast(),
+                count,
+                ty,
+                min,
+                comm.raw(),
+                request,
+            )
+        }
+    })?;
+    Ok(words.map(|w| w[n..].to_vec()))
 }
 
 // ---------------------------------------------------------------------------

@@ -5,8 +5,9 @@
 //!
 //! Conventions that every `// SAFETY:` comment of the backend relies on:
 //!
-//! - **Handles are valid.** A [`Comm`] is only made by [`Comm::world`] or
-//!   [`dup_returning_errors`] and never freed, so it names a live
+//! - **Handles are valid.** A [`Comm`] is only made by [`Comm::world`],
+//!   [`dup_returning_errors`] or [`Comm::from_raw`] (a ULFM shrink) and
+//!   never freed (not even when a failure replaces it), so it names a live
 //!   communicator until `MPI_Finalize`. A [`Datatype`] is only made from a
 //!   built-in datatype that rsmpi declares equivalent to a Rust type
 //!   ([`Datatype::of`]) or borrowed from a [`Contiguous`] that is alive for
@@ -85,6 +86,27 @@ impl Comm {
             raw: world.as_raw(),
             rank: world.rank() as usize,
             size: world.size() as usize,
+        })
+    }
+
+    /// A communicator just made by MPI (a shrink), with this process's
+    /// rank in it and its size.
+    pub(crate) fn from_raw(raw: ffi::MPI_Comm) -> Result<Comm> {
+        let (mut rank, mut size): (c_int, c_int) = (0, 0);
+        call("MPI_Comm_rank", || {
+            // SAFETY: `raw` is a live communicator; `rank` is a valid
+            // out-parameter.
+            unsafe { ffi::MPI_Comm_rank(raw, &mut rank) }
+        })?;
+        call("MPI_Comm_size", || {
+            // SAFETY: as above.
+            unsafe { ffi::MPI_Comm_size(raw, &mut size) }
+        })?;
+        let count = |n: c_int| usize::try_from(n).map_err(|_| mpi_error("MPI_Comm_size", n));
+        Ok(Comm {
+            raw,
+            rank: count(rank)?,
+            size: count(size)?,
         })
     }
 
@@ -207,6 +229,11 @@ fn check(code: c_int, call: &str) -> Result<()> {
     if code == ffi::MPI_SUCCESS as c_int {
         return Ok(());
     }
+    if is_release(code) {
+        // A revoked communicator or a failed peer (ULFM only): the region
+        // notices on its way out (see `fate.rs`).
+        RELEASED.store(true, Ordering::SeqCst);
+    }
     let mut buf = vec![0u8; ffi::MPI_MAX_ERROR_STRING as usize + 1];
     let mut len: c_int = 0;
     // SAFETY: `buf` has room for MPI_MAX_ERROR_STRING characters and the
@@ -246,6 +273,47 @@ static LEVEL: AtomicU8 = AtomicU8::new(LEVEL_UNKNOWN);
 static FINALIZED: AtomicBool = AtomicBool::new(false);
 /// One MPI call at a time under `MPI_THREAD_SERIALIZED`.
 static SERIAL: Mutex<()> = Mutex::new(());
+/// Set when a call failed because a peer failed or the communicator was
+/// revoked (ULFM); taken by the region (see [`take_released`]).
+static RELEASED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the ULFM extension is active (set once by `ulfm::detect`).
+static ULFM: AtomicBool = AtomicBool::new(false);
+
+/// `MPI_ERR_PROC_FAILED` of Open MPI 5.
+const ERR_PROC_FAILED: c_int = 75;
+/// `MPI_ERR_PROC_FAILED_PENDING` of Open MPI 5.
+const ERR_PROC_FAILED_PENDING: c_int = 76;
+/// `MPI_ERR_REVOKED` of Open MPI 5.
+const ERR_REVOKED: c_int = 77;
+
+/// Records that the ULFM extension is active in this process.
+pub(crate) fn set_ulfm_active() {
+    ULFM.store(true, Ordering::SeqCst);
+}
+
+/// Whether `code`, a failed call's return code, says that a peer failed or
+/// that the communicator was revoked (ULFM only; the classes are Open MPI
+/// 5's, and ULFM counts as active only on an Open MPI that has them).
+pub(crate) fn is_release(code: c_int) -> bool {
+    if !ULFM.load(Ordering::SeqCst) {
+        return false;
+    }
+    let mut class: c_int = code;
+    // SAFETY: MPI_Error_class may be called with any code; `class` is a
+    // valid out-parameter.
+    unsafe { ffi::MPI_Error_class(code, &mut class) };
+    matches!(
+        class,
+        ERR_PROC_FAILED | ERR_PROC_FAILED_PENDING | ERR_REVOKED
+    )
+}
+
+/// Whether a call failed because a peer failed or a communicator was
+/// revoked since the last time this was asked; clears the flag.
+pub(crate) fn take_released() -> bool {
+    RELEASED.swap(false, Ordering::SeqCst)
+}
 
 /// Records the thread level MPI provides; the world does it right after
 /// initialization, before its first call.
@@ -333,16 +401,21 @@ pub(crate) fn dup_returning_errors(parent: Comm) -> Result<Comm> {
     })?;
     // SAFETY: MPI_Comm_dup succeeded, so it wrote the new handle.
     let comm = unsafe { comm.assume_init() };
-    call("MPI_Comm_set_errhandler", || {
-        // SAFETY: `comm` is the live communicator just created;
-        // MPI_ERRORS_RETURN is a predefined error handler (read from rsmpi's
-        // C shim, where it is a `const` initialized from MPI's macro).
-        unsafe { ffi::MPI_Comm_set_errhandler(comm, ffi::RSMPI_ERRORS_RETURN) }
-    })?;
+    set_errors_return(comm)?;
     // A duplicate has its parent's group, so the same ranks.
     Ok(Comm {
         raw: comm,
         ..parent
+    })
+}
+
+/// Makes errors on `comm`, a communicator just created, come back as codes.
+pub(crate) fn set_errors_return(comm: ffi::MPI_Comm) -> Result<()> {
+    call("MPI_Comm_set_errhandler", || {
+        // SAFETY: `comm` is a live communicator just created;
+        // MPI_ERRORS_RETURN is a predefined error handler (read from rsmpi's
+        // C shim, where it is a `const` initialized from MPI's macro).
+        unsafe { ffi::MPI_Comm_set_errhandler(comm, ffi::RSMPI_ERRORS_RETURN) }
     })
 }
 

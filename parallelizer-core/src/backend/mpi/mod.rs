@@ -92,9 +92,11 @@
 
 mod calls;
 mod datatype;
+mod fate;
 mod handles;
 mod plan;
 mod serve;
+mod ulfm;
 mod world;
 
 /// The rsmpi crate this backend is built on, for programs that also call
@@ -154,7 +156,7 @@ impl Mpi {
     pub fn new(config: Config) -> Result<Mpi> {
         let world = world::world()?;
         let role = if serve::served() {
-            if world.rank == 0 {
+            if world.rank() == 0 {
                 Role::Main
             } else {
                 Role::Worker
@@ -173,11 +175,11 @@ impl Mpi {
                 config = config.option("threads_per_rank", n.trim());
             }
         }
-        if let Some(n) = config.nprocs.filter(|&n| n != world.size) {
+        if let Some(n) = config.nprocs.filter(|&n| n != world.size()) {
             return Err(Error::Config(format!(
                 "`{config}` asks for {n} ranks but the MPI job has {} (the launcher decides: \
                  `mpirun -n {n} ...`); leave NPROCS out for mode `mpi`",
-                world.size
+                world.size()
             )));
         }
         let mut o = config.options();
@@ -193,7 +195,7 @@ impl Mpi {
             ));
         }
         let pool = if threads > 1 {
-            let rank = world.rank;
+            let rank = world.rank();
             Some(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
@@ -204,6 +206,11 @@ impl Mpi {
         } else {
             None
         };
+        if role == Role::Spmd {
+            // At exit, an SPMD rank tells ranks that start a region without
+            // it that it has left (see `serve::leave`).
+            world::before_finalize(serve::leave);
+        }
         Ok(Mpi {
             core: Core::new(config),
             world,
@@ -218,6 +225,39 @@ impl Mpi {
     /// Whether this process serves rank 0's tasks (served model, rank > 0).
     pub fn is_serving_worker(&self) -> bool {
         self.role == Role::Worker
+    }
+
+    /// Whether a failure is an error and the job goes on (the ULFM
+    /// extension is active: Open MPI 5 started with `mpirun --with-ft
+    /// ulfm`), rather than the end of the job (`MPI_Abort`). See the
+    /// module docs, Failure.
+    pub fn fault_tolerant(&self) -> bool {
+        self.world.faults.is_ulfm()
+    }
+
+    /// The MPI library the process loaded (`MPI_Get_library_version`'s
+    /// first line).
+    pub fn library(&self) -> &str {
+        &self.world.library
+    }
+
+    /// Runs `f`, a call that moves user data, on the communicator of the
+    /// region running here (outside a region, the world's). Once the ranks
+    /// agreed that the region failed, the call fails at once with
+    /// [`Error::Aborted`]; a call released by ULFM (a revoked communicator,
+    /// a failed peer) brings this rank into that agreement (`fate.rs`).
+    fn data_call<R>(&self, f: impl FnOnce(Comm) -> Result<R>) -> Result<R> {
+        let Some(cur) = fate::current() else {
+            return f(self.world.data());
+        };
+        if let Some(v) = cur.verdict() {
+            return Err(v.release());
+        }
+        let result = {
+            let _busy = cur.busy();
+            f(cur.comm)
+        };
+        result.map_err(|e| self.failed_call(&cur, e))
     }
 
     /// The MPI threading level the library provides.
@@ -239,10 +279,12 @@ impl FromConfig for Mpi {
 impl std::fmt::Debug for Mpi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mpi")
-            .field("rank", &self.world.rank)
-            .field("size", &self.world.size)
+            .field("rank", &self.world.rank())
+            .field("size", &self.world.size())
             .field("role", &self.role)
             .field("threads_per_rank", &self.threads)
+            .field("library", &self.world.library)
+            .field("failures", &self.world.faults.to_string())
             .finish()
     }
 }
@@ -343,10 +385,10 @@ impl Parallelizer for Mpi {
         &self.core
     }
     fn id(&self) -> usize {
-        self.world.rank
+        self.world.rank()
     }
     fn nprocs(&self) -> usize {
-        self.world.size
+        self.world.size()
     }
     fn in_region(&self) -> bool {
         self.role != Role::Main || world::regions() > 0
@@ -370,7 +412,78 @@ impl Parallelizer for Mpi {
     fn send_msg(&self, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
         check_rank(self, to)?;
         let bytes = wire(&msg)?;
-        let comm = self.world.data;
+        self.data_call(|comm| self.send_bytes(comm, &msg, &bytes, to))
+    }
+
+    fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
+        check_rank(self, from)?;
+        self.data_call(|comm| self.recv_bytes(comm, from))
+    }
+
+    fn run_region(&self, region: Region) -> Result<Msg> {
+        // Regions are counted per process: a handle built inside a task
+        // (rather than the one the task got) is inside the region too.
+        let top = world::regions() == 0;
+        match (self.role, top) {
+            // Inside a region every rank runs a nested `run` itself.
+            (_, false) => region.run_here(self),
+            (Role::Main, true) => self.dispatch(region),
+            (Role::Spmd | Role::Worker, true) => {
+                if self.role == Role::Spmd {
+                    serve::enter_spmd(self.world)?;
+                }
+                let (task, args) = region.into_parts();
+                self.run_settled(|| task.run_here(self, args))
+            }
+        }
+    }
+
+    fn broadcast_msg(&self, msg: Option<Msg>, _tag: Tag) -> Result<Msg> {
+        self.data_call(|comm| self.broadcast_on(comm, msg))
+    }
+
+    fn scatter_msg(&self, chunks: Option<Vec<Msg>>, _tag: Tag) -> Result<Msg> {
+        self.data_call(|comm| self.scatter_on(comm, chunks))
+    }
+
+    fn gather_msg(&self, msg: Msg, _tag: Tag) -> Result<Option<Vec<Msg>>> {
+        self.data_call(|comm| self.gather_on(comm, msg))
+    }
+
+    fn barrier(&self, _tag: Tag) -> Result<()> {
+        self.data_call(|comm| {
+            if comm.size() == 1 {
+                return Ok(());
+            }
+            calls::barrier(comm)
+        })
+    }
+
+    fn native_pod(&self) -> Option<&dyn NativePod> {
+        Some(self)
+    }
+
+    fn threads_per_rank(&self) -> usize {
+        self.threads
+    }
+
+    fn run_jobs(&self, jobs: Vec<Job<'_>>) {
+        match &self.pool {
+            Some(pool) => pool.scope(|s| {
+                for job in jobs {
+                    s.spawn(move |_| job());
+                }
+            }),
+            None => jobs.into_iter().for_each(|job| job()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The calls on a communicator
+
+impl Mpi {
+    fn send_bytes(&self, comm: Comm, msg: &Msg, bytes: &[u8], to: usize) -> Result<()> {
         if bytes.len() <= self.limit(1) {
             // One MPI message; the receiver learns its size from the probe.
             let tag = match msg.encoding() {
@@ -378,19 +491,23 @@ impl Parallelizer for Mpi {
                 Encoding::Pod => TAG_POD,
                 _ => TAG_SERDE,
             };
-            return calls::send_one(comm, &bytes, to, tag);
+            return calls::send_one(comm, bytes, to, tag);
         }
         // Too large for one MPI message: a header, then the pieces.
         let header = describe(msg.encoding(), bytes.len());
         let header = bytemuck::cast_slice(&header);
         calls::send(comm, u64_type(), header, to, TAG_HEADER, 2)?;
-        calls::send(comm, byte_type(), &bytes, to, TAG_BODY, self.limit(1))
+        calls::send(comm, byte_type(), bytes, to, TAG_BODY, self.limit(1))
     }
 
-    fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
-        check_rank(self, from)?;
-        let comm = self.world.data;
-        let timeout = self.core.config().timeout;
+    fn recv_bytes(&self, comm: Comm, from: usize) -> Result<Msg> {
+        // Inside a region the region's deadline bounds the wait (`fate.rs`);
+        // outside one (SPMD), the timeout bounds each receive.
+        let timeout = self
+            .core
+            .config()
+            .timeout
+            .filter(|_| fate::current().is_none());
         let Some((tag, count)) = calls::probe_any(comm, from, timeout.map(|t| Instant::now() + t))?
         else {
             return Err(receive_timeout(from, timeout.unwrap_or_default()));
@@ -423,32 +540,16 @@ impl Parallelizer for Mpi {
         }
     }
 
-    fn run_region(&self, region: Region) -> Result<Msg> {
-        // Regions are counted per process: a handle built inside a task
-        // (rather than the one the task got) is inside the region too.
-        let top = world::regions() == 0;
-        match (self.role, top) {
-            // Inside a region every rank runs a nested `run` itself.
-            (_, false) => region.run_here(self),
-            (Role::Main, true) => self.dispatch(region),
-            (Role::Spmd | Role::Worker, true) => {
-                let (task, args) = region.into_parts();
-                self.run_settled(|| task.run_here(self, args))
-            }
-        }
-    }
-
-    fn broadcast_msg(&self, msg: Option<Msg>, _tag: Tag) -> Result<Msg> {
-        let comm = self.world.data;
-        if self.world.size == 1 {
+    fn broadcast_on(&self, comm: Comm, msg: Option<Msg>) -> Result<Msg> {
+        if comm.size() == 1 {
             return msg.ok_or_else(|| missing(Op::Broadcast));
         }
         let (mut header, body) = match &msg {
-            Some(m) if self.on_main() => {
+            Some(m) if comm.rank() == 0 => {
                 let bytes = wire(m)?.into_owned();
                 (describe(m.encoding(), bytes.len()), Some(bytes))
             }
-            None if !self.on_main() => ([0; 2], None),
+            None if comm.rank() != 0 => ([0; 2], None),
             _ => return Err(missing(Op::Broadcast)),
         };
         let limit = self.limit(1);
@@ -459,9 +560,8 @@ impl Parallelizer for Mpi {
         }
     }
 
-    fn scatter_msg(&self, chunks: Option<Vec<Msg>>, _tag: Tag) -> Result<Msg> {
-        let (rank, size) = (self.world.rank, self.world.size);
-        let comm = self.world.data;
+    fn scatter_on(&self, comm: Comm, chunks: Option<Vec<Msg>>) -> Result<Msg> {
+        let (rank, size) = (comm.rank(), comm.size());
         // Main encodes the workers' chunks back to back; its own stays a value.
         let mut own = None;
         let mut send = Vec::new();
@@ -500,9 +600,8 @@ impl Parallelizer for Mpi {
         }
     }
 
-    fn gather_msg(&self, msg: Msg, _tag: Tag) -> Result<Option<Vec<Msg>>> {
-        let (rank, size) = (self.world.rank, self.world.size);
-        let comm = self.world.data;
+    fn gather_on(&self, comm: Comm, msg: Msg) -> Result<Option<Vec<Msg>>> {
+        let (rank, size) = (comm.rank(), comm.size());
         // Main's own message stays a value and is not sent.
         let bytes = if rank == 0 {
             Vec::new()
@@ -530,32 +629,6 @@ impl Parallelizer for Mpi {
             at += counts[r];
         }
         Ok(Some(out))
-    }
-
-    fn barrier(&self, _tag: Tag) -> Result<()> {
-        if self.world.size == 1 {
-            return Ok(());
-        }
-        calls::barrier(self.world.data)
-    }
-
-    fn native_pod(&self) -> Option<&dyn NativePod> {
-        Some(self)
-    }
-
-    fn threads_per_rank(&self) -> usize {
-        self.threads
-    }
-
-    fn run_jobs(&self, jobs: Vec<Job<'_>>) {
-        match &self.pool {
-            Some(pool) => pool.scope(|s| {
-                for job in jobs {
-                    s.spawn(move |_| job());
-                }
-            }),
-            None => jobs.into_iter().for_each(|job| job()),
-        }
     }
 }
 

@@ -7,40 +7,29 @@
 //!   arguments. Kind [`REGION`] runs the task on every rank; kind
 //!   [`SHUTDOWN`] (from rank 0's exit handler) ends the workers' loop.
 //! - **Settle** (every region, served or SPMD): each rank runs its part with
-//!   panics caught, then all agree on the lowest failed rank with a
-//!   non-blocking all-reduce. If one failed, it broadcasts its kind and
-//!   message and every rank returns that rank's error. A failed rank that
-//!   the others do not join within `abort_grace_ms` reports itself and
-//!   aborts the job: the others are blocked waiting for it.
+//!   panics caught, then the ranks agree on how the region ended (`fate.rs`:
+//!   with ULFM the job survives any failure, without it a failed rank that
+//!   the others cannot join aborts the job).
 //! - **Serving**: the worker hook makes ranks other than 0 of a served job
 //!   run [`serve`], which builds one handle per configuration it receives
 //!   and runs what rank 0 dispatches until the shutdown.
 
-use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
-use super::world::{self, InRegion, World};
+use super::fate::CTRL_LIMIT;
+use super::world::{self, World};
 use super::{Header, Mpi, Role, bcast_framed, protocol_error};
 use crate::config::Config;
 use crate::entry::WorkerHook;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg, decode_serde, encode_serde};
-use crate::outcome::{halt_unwinding, panic_message, resume_unwinding};
 use crate::parallelizer::{Parallelizer, Region};
-use crate::runtime::set_current;
 use crate::task::task_by_id;
 
 /// Dispatch kinds (first word of the dispatch header).
 const SHUTDOWN: u64 = 0;
 const REGION: u64 = 1;
-
-/// The piece size of the backend's own broadcasts on the control
-/// communicator, the same on every rank whatever the configurations.
-const CTRL_LIMIT: usize = 1 << 30;
 
 /// Whether ranks other than 0 serve tasks that rank 0 dispatches
 /// (`#[parallelizer::main]` under an MPI launcher).
@@ -53,124 +42,7 @@ pub(super) fn served() -> bool {
     SERVED.load(Ordering::SeqCst)
 }
 
-/// How a rank's part of a region failed, as it tells the other ranks.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Failure {
-    panicked: bool,
-    message: String,
-}
-
-impl Failure {
-    /// The failure of an outcome, if it is one.
-    fn of(outcome: &std::thread::Result<Result<Msg>>) -> Option<Failure> {
-        let (panicked, message) = match outcome {
-            Ok(Ok(_)) => return None,
-            Ok(Err(Error::TaskFailed { message, .. })) => (false, message.clone()),
-            Ok(Err(e)) => (false, e.to_string()),
-            Err(panic) => (true, panic_message(&**panic)),
-        };
-        Some(Failure { panicked, message })
-    }
-
-    /// `panicked: message` or `failed: message`.
-    fn describe(&self) -> String {
-        let what = if self.panicked { "panicked" } else { "failed" };
-        format!("{what}: {}", self.message)
-    }
-
-    /// The exit status of a job this failure aborts.
-    fn exit_code(&self) -> c_int {
-        if self.panicked { 101 } else { 1 }
-    }
-
-    /// The error every rank returns for this failure on `rank`.
-    fn into_error(self, rank: usize) -> Error {
-        let Failure { panicked, message } = self;
-        if panicked {
-            Error::WorkerPanicked { rank, message }
-        } else {
-            Error::TaskFailed { rank, message }
-        }
-    }
-}
-
 impl Mpi {
-    /// Runs `f` as this rank's part of a region and settles the region
-    /// with the other ranks.
-    pub(super) fn run_settled(&self, f: impl FnOnce() -> Result<Msg>) -> Result<Msg> {
-        let outcome = {
-            // Counted (so a panic is left to the region) and current.
-            let _region = InRegion::enter();
-            let _current = self.core.this().map(set_current);
-            halt_unwinding(f)
-        };
-        self.settle(outcome)
-    }
-
-    /// The end of a region on every rank: agree on whether some rank
-    /// failed; if so every rank returns that rank's error (a failed rank
-    /// that the others do not join within the grace period aborts the job).
-    fn settle(&self, outcome: std::thread::Result<Result<Msg>>) -> Result<Msg> {
-        let world = self.world;
-        let failure = Failure::of(&outcome);
-        let (mine, deadline) = match failure {
-            Some(_) => (world.rank as u64, Some(Instant::now() + self.grace)),
-            None => (u64::MAX, None),
-        };
-        let failed = match super::calls::agree_min(world.ctrl, mine, deadline) {
-            Ok(Some(u64::MAX)) => {
-                return match outcome {
-                    Ok(result) => result,
-                    Err(_) => unreachable!("a panicked rank reports itself"),
-                };
-            }
-            Ok(Some(rank)) => rank as usize,
-            Ok(None) => {
-                let failure = failure.expect("only failed ranks have a deadline");
-                world::report_and_abort(
-                    world,
-                    &format!(
-                        "{}\n  (the other ranks did not finish the region within {:?}: they \
-                         are waiting for this one)",
-                        failure.describe(),
-                        self.grace
-                    ),
-                    failure.exit_code(),
-                )
-            }
-            Err(e) => world::report_and_abort(world, &format!("could not agree: {e}"), 1),
-        };
-        // Every rank finished the region: the first failed rank tells the
-        // others what went wrong.
-        let report = match &failure {
-            Some(failure) if failed == world.rank => {
-                let mut bytes = Vec::new();
-                encode_serde(failure, &mut bytes)?;
-                Some(bytes)
-            }
-            _ => None,
-        };
-        let bytes = bcast_framed(
-            world.ctrl,
-            failed,
-            &mut [0],
-            report,
-            CTRL_LIMIT,
-            Header::Blocking,
-        )?;
-        let reported: Failure = decode_serde(&bytes)?;
-        if failed == world.rank {
-            match outcome {
-                // Served main resumes its own panic, as the threads backend
-                // does; the workers are back in their loop, so exiting is clean.
-                Err(panic) if self.role == Role::Main => resume_unwinding(panic),
-                Ok(Err(e)) => return Err(e),
-                _ => {}
-            }
-        }
-        Err(reported.into_error(failed))
-    }
-
     /// Served main: sends `region` to the workers, then runs its own part.
     pub(super) fn dispatch(&self, region: Region) -> Result<Msg> {
         // One region at a time in this process, whichever handle runs it.
@@ -184,7 +56,7 @@ impl Mpi {
         args.encode_into(&mut payload)?;
         let mut header = [REGION, u64::from(task_id), config_len, 0];
         bcast_framed(
-            self.world.ctrl,
+            self.world.ctrl(),
             0,
             &mut header,
             Some(payload),
@@ -203,7 +75,7 @@ fn shutdown_workers(world: &World) {
     }
     let mut header = [SHUTDOWN, 0, 0, 0];
     let sent = bcast_framed(
-        world.ctrl,
+        world.ctrl(),
         0,
         &mut header,
         Some(Vec::new()),
@@ -212,6 +84,48 @@ fn shutdown_workers(world: &World) {
     );
     if let Err(e) = sent {
         eprintln!("parallelizer: rank 0 could not shut the MPI workers down: {e}");
+    }
+}
+
+/// The start of a top-level SPMD region: every rank says it is here, and
+/// learns whether some rank has already left `main` (see [`leave`]), which
+/// would leave the others blocked in the region's first collective.
+pub(super) fn enter_spmd(world: &World) -> Result<()> {
+    if world.size() == 1 {
+        return Ok(());
+    }
+    // [0 = here, MAX = not leaving]; the minimum over the ranks says
+    // whether anyone is here and which rank left first.
+    let got = super::calls::min_words(world.ctrl(), &[0, u64::MAX], None)?
+        .expect("no deadline: polled to completion");
+    match got[1] {
+        u64::MAX => Ok(()),
+        rank => Err(Error::ContractViolation(format!(
+            "rank {rank} returned from main before this region: in SPMD mode every rank \
+             must run the same regions (rank {rank} never joins this one)"
+        ))),
+    }
+}
+
+/// The exit of an SPMD rank (before `MPI_Finalize`): it takes the place of
+/// this rank in the entry of every region the others still start (so they
+/// fail at once with an error naming it instead of blocking), until every
+/// rank is leaving.
+pub(super) fn leave(world: &World) {
+    if world.size() == 1 || world::regions() > 0 {
+        return;
+    }
+    let rank = world.rank() as u64;
+    loop {
+        match super::calls::min_words(world.ctrl(), &[1, rank], None) {
+            // Everyone is leaving.
+            Ok(Some(got)) if got[0] == 1 => return,
+            Ok(_) => continue,
+            Err(e) => {
+                eprintln!("parallelizer: MPI rank {rank} could not leave the job cleanly: {e}");
+                return;
+            }
+        }
     }
 }
 
@@ -245,11 +159,11 @@ fn serve_hook() -> Option<i32> {
             return Some(1);
         }
     };
-    if world.size == 1 {
+    if world.size() == 1 {
         return None;
     }
     SERVED.store(true, Ordering::SeqCst);
-    if world.rank == 0 {
+    if world.rank() == 0 {
         world::before_finalize(shutdown_workers);
         return None;
     }
@@ -268,9 +182,15 @@ fn serve(world: &'static World) -> i32 {
     let mut handles: Vec<(Vec<u8>, Arc<Mpi>)> = Vec::new();
     loop {
         let mut header = [0u64; 4];
-        let mut payload =
-            bcast_framed(world.ctrl, 0, &mut header, None, CTRL_LIMIT, Header::Polled)
-                .unwrap_or_else(|e| fatal(e));
+        let mut payload = bcast_framed(
+            world.ctrl(),
+            0,
+            &mut header,
+            None,
+            CTRL_LIMIT,
+            Header::Polled,
+        )
+        .unwrap_or_else(|e| fatal(e));
         match header[0] {
             SHUTDOWN => return 0,
             REGION => {}

@@ -16,32 +16,81 @@
 use std::ffi::c_int;
 use std::panic::PanicHookInfo;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 use mpi::environment::{Threading, Universe};
 
+use super::calls;
 use super::handles::{self, Comm};
+use super::ulfm::{self, FaultMode};
 use crate::error::{Error, Result};
 use crate::outcome::panic_message;
 
 /// MPI as this process sees it.
 #[derive(Debug)]
 pub(crate) struct World {
-    pub rank: usize,
-    pub size: usize,
-    /// Collectives and messages of user code (a duplicate of COMM_WORLD, so
-    /// the backend's traffic never mixes with the host program's).
-    pub data: Comm,
-    /// Dispatch headers and the end-of-region agreement.
-    pub ctrl: Comm,
+    /// The backend's communicators; replaced when a failure revokes them
+    /// (ULFM), never freed.
+    comms: RwLock<Comms>,
     /// The threading level MPI provides.
     pub threading: Threading,
+    /// How failures are handled (ULFM or abort), found at initialization.
+    pub faults: FaultMode,
+    /// The MPI library, as `MPI_Get_library_version` names it.
+    pub library: String,
+}
+
+/// The two communicators the backend owns.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Comms {
+    /// Collectives and messages of user code (a duplicate of COMM_WORLD, so
+    /// the backend's traffic never mixes with the host program's), and the
+    /// end-of-region agreement under ULFM.
+    pub data: Comm,
+    /// Dispatch headers, region entry, and the end-of-region agreement
+    /// without ULFM.
+    pub ctrl: Comm,
+}
+
+impl World {
+    /// The current communicators.
+    pub(crate) fn comms(&self) -> Comms {
+        *self.comms.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The communicator of user messages.
+    pub(crate) fn data(&self) -> Comm {
+        self.comms().data
+    }
+
+    /// The control communicator.
+    pub(crate) fn ctrl(&self) -> Comm {
+        self.comms().ctrl
+    }
+
+    /// This process's rank (in the current communicators: a rank above one
+    /// that died moves down when the job shrinks).
+    pub(crate) fn rank(&self) -> usize {
+        self.data().rank()
+    }
+
+    /// The number of ranks (fewer than COMM_WORLD's once ranks died).
+    pub(crate) fn size(&self) -> usize {
+        self.data().size()
+    }
+
+    /// Installs the communicators that replace revoked ones (ULFM).
+    pub(crate) fn replace(&self, comms: Comms) {
+        *self.comms.write().unwrap_or_else(|e| e.into_inner()) = comms;
+    }
 }
 
 static WORLD: OnceLock<Result<World>> = OnceLock::new();
 static UNIVERSE: Mutex<Option<Universe>> = Mutex::new(None);
 /// Runs in the exit handler before `MPI_Finalize` (see [`before_finalize`]).
 static BEFORE_FINALIZE: OnceLock<fn(&World)> = OnceLock::new();
+/// Runs at exit inside a region under ULFM (see [`on_exit_in_region`]).
+static EXIT_IN_REGION: OnceLock<fn(&World)> = OnceLock::new();
 /// Regions running on this rank; a panic while one runs is handled by the
 /// region (agreement, else abort). A panic on the main thread outside any
 /// region aborts the job: it would end this rank while the others may be
@@ -80,13 +129,35 @@ fn init() -> Result<World> {
     let world = Comm::world()?;
     let data = handles::dup_returning_errors(world)?;
     let ctrl = handles::dup_returning_errors(world)?;
+    // No rank may revoke a communicator another rank is still creating
+    // (Open MPI 5 crashes in MPI_Comm_dup then): all are made before any
+    // region starts.
+    calls::barrier(ctrl)?;
+    let faults = ulfm::detect();
+    let library = ulfm::library_version();
     install_panic_hook();
+    if world.rank() == 0 && world.size() > 1 && log_mode() {
+        eprintln!(
+            "parallelizer: MPI backend on {library}, {} ranks; failures: {faults}",
+            world.size()
+        );
+    }
     Ok(World {
-        rank: world.rank(),
-        size: world.size(),
-        data,
-        ctrl,
+        comms: RwLock::new(Comms { data, ctrl }),
         threading,
+        faults,
+        library,
+    })
+}
+
+/// Whether to print the failure mode at start-up: unless `PARALLELIZER_LOG`
+/// asks for warnings or errors only (or nothing).
+fn log_mode() -> bool {
+    !std::env::var("PARALLELIZER_LOG").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "off" | "error" | "warn" | "quiet"
+        )
     })
 }
 
@@ -95,6 +166,12 @@ fn init() -> Result<World> {
 /// ignored).
 pub(crate) fn before_finalize(hook: fn(&World)) {
     let _ = BEFORE_FINALIZE.set(hook);
+}
+
+/// Registers `hook` to run when the process exits inside a region under
+/// ULFM, before it leaves without finalizing (once per process).
+pub(crate) fn on_exit_in_region(hook: fn(&World)) {
+    let _ = EXIT_IN_REGION.set(hook);
 }
 
 /// The number of regions running in this process.
@@ -133,6 +210,17 @@ fn register_atexit() {
 /// then `MPI_Finalize` (the rsmpi `Universe` drop).
 extern "C" fn at_exit() {
     if let Some(world) = world_if_initialized() {
+        if regions() > 0 && world.faults.is_ulfm() {
+            // `exit` inside a region under ULFM: release the ranks that may
+            // be waiting for this one (they agree that it died) and leave
+            // without MPI_Finalize, which would wait for them.
+            if let Some(hook) = EXIT_IN_REGION.get() {
+                hook(world);
+            }
+            // SAFETY: `_exit` ends the process at once; no Rust state is
+            // used after it.
+            unsafe { libc::_exit(1) }
+        }
         if regions() > 0 {
             // `exit` inside a region: the other ranks may be waiting for
             // this one in a collective, and MPI_Finalize would wait for them.
@@ -179,7 +267,8 @@ fn install_panic_hook() {
 pub(crate) fn report_and_abort(world: &World, what: &str, code: c_int) -> ! {
     eprintln!(
         "parallelizer: MPI rank {} of {} {what}; aborting the MPI job (MPI_Abort)",
-        world.rank, world.size
+        world.rank(),
+        world.size()
     );
     handles::abort_job(code);
     std::process::abort()
