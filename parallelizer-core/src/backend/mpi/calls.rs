@@ -527,10 +527,10 @@ mod tests {
         let world = world().expect("MPI singleton");
         let mut buf = [0u64; 1];
         let err = bcast(
-            world.data,
+            world.data(),
             u64_type(),
             bytemuck::cast_slice_mut(&mut buf),
-            world.size + 5,
+            world.size() + 5,
             1,
         )
         .unwrap_err();
@@ -549,10 +549,10 @@ mod tests {
     #[test]
     fn arguments_that_do_not_fit_the_communicator_never_reach_mpi() {
         let world = world().expect("MPI singleton");
-        let comm = world.data;
-        assert_eq!((comm.rank(), comm.size()), (world.rank, world.size));
+        let comm = world.data();
+        assert_eq!((comm.rank(), comm.size()), (world.rank(), world.size()));
         let mut recv = [0u8; 4];
-        let wrong_counts = vec![4; world.size + 1];
+        let wrong_counts = vec![4; world.size() + 1];
         let err = scatterv(
             comm,
             byte_type(),
@@ -571,14 +571,14 @@ mod tests {
             8,
         );
         assert!(matches!(err, Err(Error::ContractViolation(_))), "{err:?}");
-        if world.rank == 0 {
-            let counts = vec![4; world.size];
+        if world.rank() == 0 {
+            let counts = vec![4; world.size()];
             let err = scatterv(comm, byte_type(), Some(&[0; 3]), &counts, &mut recv, 8);
             assert!(matches!(err, Err(Error::ContractViolation(_))), "{err:?}");
             let err = gatherv(comm, byte_type(), &[0; 4], &counts, Some(&mut [0; 3]), 8);
             assert!(matches!(err, Err(Error::ContractViolation(_))), "{err:?}");
         }
-        let err = recv_exact::<u64>(comm, world.rank, 99, 12);
+        let err = recv_exact::<u64>(comm, world.rank(), 99, 12);
         assert!(matches!(err, Err(Error::Mpi(_))), "{err:?}");
     }
 
@@ -587,17 +587,17 @@ mod tests {
     #[test]
     fn each_call_works_on_a_single_rank() {
         let world = world().expect("MPI singleton");
-        if world.size != 1 {
+        if world.size() != 1 {
             return;
         }
-        let comm = world.data;
+        let comm = world.data();
         let mut buf: Vec<u8> = (0..10).collect();
         bcast(comm, byte_type(), &mut buf, 0, 3).unwrap();
         assert_eq!(buf, (0..10).collect::<Vec<u8>>());
         let mut words = [5u64, 6];
-        ibcast_u64(world.ctrl, &mut words, 0).unwrap();
+        ibcast_u64(world.ctrl(), &mut words, 0).unwrap();
         assert_eq!(words, [5, 6]);
-        assert_eq!(agree_min(world.ctrl, 7, None).unwrap(), Some(7));
+        assert_eq!(agree_min(world.ctrl(), 7, None).unwrap(), Some(7));
         assert_eq!(allgather_u64(comm, &[1, 2]).unwrap(), [1, 2]);
         let mut got = [0u8; 5];
         scatterv(comm, byte_type(), Some(&[1, 2, 3, 4, 5]), &[5], &mut got, 2).unwrap();

@@ -69,8 +69,14 @@ const LATE: u64 = 3;
 pub(super) enum Verdict {
     /// Nobody failed.
     Fine,
-    /// Rank `rank` (numbered as in the region) failed with `error`.
-    Failed { rank: usize, error: Error },
+    /// Rank `rank` (numbered as in the region) failed with `error`;
+    /// `own` says whether its task failed (rather than being late, dead, or
+    /// only released).
+    Failed {
+        rank: usize,
+        error: Error,
+        own: bool,
+    },
 }
 
 /// The region running on this rank (one top-level region per process at a
@@ -155,6 +161,7 @@ impl Current {
             .filter(|r| !reports.iter().any(|(old, _)| old == r))
             .collect();
         let timeout = self.timeout.unwrap_or_default();
+        let own = first(FAILED).is_some();
         let (rank, error) = if let Some((root, rank)) = first(FAILED) {
             // The failed rank tells everyone its error, as itself.
             let mut bytes = Vec::new();
@@ -196,7 +203,12 @@ impl Current {
             ctrl
         };
         self.world.replace(Comms { data: fresh, ctrl });
-        Ok(Verdict::Failed { rank, error })
+        if first(LATE).is_some() {
+            // The late ranks are still in their tasks: the next region
+            // starts when they are back (see `run_settled`).
+            self.world.resync.store(true, Ordering::SeqCst);
+        }
+        Ok(Verdict::Failed { rank, error, own })
     }
 
     /// The agreed ending, if the ranks have agreed.
@@ -247,6 +259,12 @@ impl Mpi {
     /// region with the other ranks: everyone returns the same failure, or
     /// its own result.
     pub(super) fn run_settled(&self, f: impl FnOnce() -> Result<Msg>) -> Result<Msg> {
+        if self.world.resync.swap(false, Ordering::SeqCst) {
+            // The last region ended with a rank late (under ULFM): it was
+            // still running its task; wait for it before this region's clock
+            // starts.
+            calls::barrier(self.world.ctrl())?;
+        }
         handles::take_released();
         let timeout = self.core.config().timeout;
         let cur = Arc::new(Current {
@@ -287,7 +305,12 @@ impl Mpi {
     /// agreement at once, and the call returns [`Error::Aborted`] naming the
     /// rank that failed.
     pub(super) fn failed_call(&self, cur: &Current, error: Error) -> Error {
-        if !(self.world.faults.is_ulfm() && handles::take_released()) {
+        if !self.world.faults.is_ulfm() {
+            return error;
+        }
+        // Not every call reports a revoked communicator with its error
+        // class (Open MPI's barrier says MPI_ERR_OTHER): ask.
+        if !(handles::take_released() || ulfm::is_revoked(cur.comm)) {
             return error;
         }
         cur.conclude(RELEASED, None).release()
@@ -309,9 +332,11 @@ impl Mpi {
         };
         match verdict {
             Verdict::Fine => outcome.into_result(rank),
-            Verdict::Failed { rank: failed, .. } if failed == rank => {
-                self.own_failure(outcome, rank)
-            }
+            Verdict::Failed {
+                rank: failed,
+                own: true,
+                ..
+            } if failed == rank => self.own_failure(outcome, rank),
             Verdict::Failed { error, .. } => Err(error),
         }
     }

@@ -487,7 +487,7 @@ impl Mpi {
         if bytes.len() <= self.limit(1) {
             // One MPI message; the receiver learns its size from the probe.
             let tag = match msg.encoding() {
-                Encoding::Pod if msg.pod_align() == 8 && bytes.len() % 8 == 0 => TAG_POD8,
+                Encoding::Pod if msg.pod_align() == 8 && bytes.len().is_multiple_of(8) => TAG_POD8,
                 Encoding::Pod => TAG_POD,
                 _ => TAG_SERDE,
             };

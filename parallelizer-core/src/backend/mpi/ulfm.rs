@@ -29,6 +29,7 @@ use crate::error::Result;
 type RevokeFn = unsafe extern "C" fn(ffi::MPI_Comm) -> c_int;
 type AgreeFn = unsafe extern "C" fn(ffi::MPI_Comm, *mut c_int) -> c_int;
 type ShrinkFn = unsafe extern "C" fn(ffi::MPI_Comm, *mut ffi::MPI_Comm) -> c_int;
+type IsRevokedFn = unsafe extern "C" fn(ffi::MPI_Comm, *mut c_int) -> c_int;
 
 /// The extension's functions in the loaded MPI library.
 #[derive(Clone, Copy)]
@@ -36,6 +37,7 @@ struct Functions {
     revoke: RevokeFn,
     agree: AgreeFn,
     shrink: ShrinkFn,
+    is_revoked: IsRevokedFn,
 }
 
 /// How failures are handled in this process: what the backend found at
@@ -80,20 +82,26 @@ fn lookup() -> Option<Functions> {
     let revoke = symbol(c"MPIX_Comm_revoke");
     let agree = symbol(c"MPIX_Comm_agree");
     let shrink = symbol(c"MPIX_Comm_shrink");
-    if revoke.is_null() || agree.is_null() || shrink.is_null() {
+    let is_revoked = symbol(c"MPIX_Comm_is_revoked");
+    if [revoke, agree, shrink, is_revoked]
+        .iter()
+        .any(|f| f.is_null())
+    {
         return None;
     }
     // SAFETY: the three symbols are the ULFM functions of the MPI library
     // (the `MPIX_` prefix is reserved to MPI implementations), whose C
     // signatures (`mpi-ext.h` of Open MPI 5) these types declare:
     // `int MPIX_Comm_revoke(MPI_Comm)`, `int MPIX_Comm_agree(MPI_Comm, int*)`,
-    // `int MPIX_Comm_shrink(MPI_Comm, MPI_Comm*)`; `MPI_Comm` is the same
+    // `int MPIX_Comm_shrink(MPI_Comm, MPI_Comm*)`,
+    // `int MPIX_Comm_is_revoked(MPI_Comm, int*)`; `MPI_Comm` is the same
     // handle type rsmpi's bindings use for that library.
     unsafe {
         Some(Functions {
             revoke: std::mem::transmute::<*mut c_void, RevokeFn>(revoke),
             agree: std::mem::transmute::<*mut c_void, AgreeFn>(agree),
             shrink: std::mem::transmute::<*mut c_void, ShrinkFn>(shrink),
+            is_revoked: std::mem::transmute::<*mut c_void, IsRevokedFn>(is_revoked),
         })
     }
 }
@@ -217,6 +225,20 @@ pub(crate) fn revoke(comm: Comm) -> Result<()> {
         // `f.revoke` is MPIX_Comm_revoke of the loaded library.
         unsafe { (f.revoke)(comm.raw()) }
     })
+}
+
+/// `MPIX_Comm_is_revoked`: whether some rank revoked `comm` (false where
+/// ULFM is not active). Local.
+pub(crate) fn is_revoked(comm: Comm) -> bool {
+    let Some(f) = functions() else {
+        return false;
+    };
+    let mut flag: c_int = 0;
+    let asked = call("MPIX_Comm_is_revoked", || {
+        // SAFETY: `comm` is live; `flag` is a valid out-parameter.
+        unsafe { (f.is_revoked)(comm.raw(), &mut flag) }
+    });
+    asked.is_ok() && flag != 0
 }
 
 /// `MPIX_Comm_agree`: the bitwise AND of every live rank's `flag`, the

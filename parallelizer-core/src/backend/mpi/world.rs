@@ -15,7 +15,7 @@
 
 use std::ffi::c_int;
 use std::panic::PanicHookInfo;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
 
 use mpi::environment::{Threading, Universe};
@@ -38,6 +38,9 @@ pub(crate) struct World {
     pub faults: FaultMode,
     /// The MPI library, as `MPI_Get_library_version` names it.
     pub library: String,
+    /// Set when a region ended with a late rank (ULFM): the next region
+    /// waits for every rank first.
+    pub resync: AtomicBool,
 }
 
 /// The two communicators the backend owns.
@@ -147,6 +150,7 @@ fn init() -> Result<World> {
         threading,
         faults,
         library,
+        resync: AtomicBool::new(false),
     })
 }
 
@@ -212,14 +216,26 @@ extern "C" fn at_exit() {
     if let Some(world) = world_if_initialized() {
         if regions() > 0 && world.faults.is_ulfm() {
             // `exit` inside a region under ULFM: release the ranks that may
-            // be waiting for this one (they agree that it died) and leave
-            // without MPI_Finalize, which would wait for them.
+            // be waiting for this one and leave without MPI_Finalize, which
+            // would wait for them. Open MPI 5 reports a rank that exits
+            // without finalizing to the others only when a signal ended it,
+            // so the process ends with SIGKILL, and they agree it died.
+            eprintln!(
+                "parallelizer: MPI rank {} of {} exited inside a parallel region; the others go on \
+                 without it",
+                world.rank(),
+                world.size()
+            );
             if let Some(hook) = EXIT_IN_REGION.get() {
                 hook(world);
             }
-            // SAFETY: `_exit` ends the process at once; no Rust state is
-            // used after it.
-            unsafe { libc::_exit(1) }
+            // SAFETY: kill(2) of this process with a constant signal; then
+            // `_exit`, should the signal not end it at once. No Rust state
+            // is used after either.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+                libc::_exit(1)
+            }
         }
         if regions() > 0 {
             // `exit` inside a region: the other ranks may be waiting for
