@@ -6,7 +6,16 @@
 //! mpirun -n 4 target/debug/examples/mpi_fault region   # panic inside a region
 //! mpirun -n 4 target/debug/examples/mpi_fault main     # SPMD: panic in main itself
 //! mpirun -n 4 target/debug/examples/mpi_fault main0    # rank 0 panics in main
+//! mpirun -n 4 target/debug/examples/mpi_fault main_err # main's own task fails
+//! PARALLELIZER_MPI_SERVE=0 mpirun -n 4 target/debug/examples/mpi_fault leave
+//!                         # SPMD: ranks 1.. return from main, rank 0 runs a region
 //! ```
+//!
+//! With the ULFM extension (Open MPI 5, `mpirun --with-ft ulfm`) a failure
+//! inside a region is an error and the job goes on: `region` prints rank
+//! 0's `WorkerPanicked`, `main_err` its `TaskFailed { rank: 0 }`. Without
+//! it both end the job with the failed rank's message. `leave` gives rank 0
+//! an error naming the rank that left, on both.
 
 use parallelizer::prelude::*;
 
@@ -16,6 +25,22 @@ fn panics_on_one(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
         panic!("injected failure on rank 1");
     }
     // Everyone else waits for rank 1 here.
+    par.gather(par.id()).unwrap()
+}
+
+/// Main fails while the workers wait for it in a gather.
+#[parallelizer::task]
+fn main_fails(par: &dyn Parallelizer, (): ()) -> Result<Option<Vec<usize>>, String> {
+    if par.on_main() {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        return Err("injected error on main".into());
+    }
+    par.gather(par.id()).map_err(|e| e.to_string())
+}
+
+/// Every rank's id, on main.
+#[parallelizer::task]
+fn ids(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
     par.gather(par.id()).unwrap()
 }
 
@@ -41,6 +66,24 @@ fn main() {
                 panic!("injected failure in main on rank 0");
             }
         }
-        other => panic!("unknown fault `{other}`; use `region`, `main` or `main0`"),
+        "main_err" => {
+            let got = par.try_run(main_fails, ());
+            println!("rank {} returned {got:?}", par.id());
+            // The next region works.
+            let next = par.run(ids, ());
+            println!("rank {} next run {next:?}", par.id());
+        }
+        "leave" => {
+            // SPMD only: the workers leave main at once.
+            if par.id() != 0 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let got = par.run(ids, ());
+            println!("rank 0 returned {got:?}");
+        }
+        other => {
+            panic!("unknown fault `{other}`; use `region`, `main`, `main0`, `main_err` or `leave`")
+        }
     }
 }

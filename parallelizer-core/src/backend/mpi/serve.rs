@@ -164,6 +164,7 @@ fn serve_hook() -> Option<i32> {
     }
     SERVED.store(true, Ordering::SeqCst);
     if world.rank() == 0 {
+        world::set_served_main();
         world::before_finalize(shutdown_workers);
         return None;
     }

@@ -92,6 +92,15 @@ static WORLD: OnceLock<Result<World>> = OnceLock::new();
 static UNIVERSE: Mutex<Option<Universe>> = Mutex::new(None);
 /// Runs in the exit handler before `MPI_Finalize` (see [`before_finalize`]).
 static BEFORE_FINALIZE: OnceLock<fn(&World)> = OnceLock::new();
+/// Whether this process is rank 0 of a served job (see
+/// [`report_and_abort`]).
+static SERVED_MAIN: AtomicBool = AtomicBool::new(false);
+
+/// Records that this process is rank 0 of a served job.
+pub(crate) fn set_served_main() {
+    SERVED_MAIN.store(true, Ordering::SeqCst);
+}
+
 /// Runs at exit inside a region under ULFM (see [`on_exit_in_region`]).
 static EXIT_IN_REGION: OnceLock<fn(&World)> = OnceLock::new();
 /// Regions running on this rank; a panic while one runs is handled by the
@@ -214,32 +223,15 @@ fn register_atexit() {
 /// then `MPI_Finalize` (the rsmpi `Universe` drop).
 extern "C" fn at_exit() {
     if let Some(world) = world_if_initialized() {
-        if regions() > 0 && world.faults.is_ulfm() {
-            // `exit` inside a region under ULFM: release the ranks that may
-            // be waiting for this one and leave without MPI_Finalize, which
-            // would wait for them. Open MPI 5 reports a rank that exits
-            // without finalizing to the others only when a signal ended it,
-            // so the process ends with SIGKILL, and they agree it died.
-            eprintln!(
-                "parallelizer: MPI rank {} of {} exited inside a parallel region; the others go on \
-                 without it",
-                world.rank(),
-                world.size()
-            );
-            if let Some(hook) = EXIT_IN_REGION.get() {
-                hook(world);
-            }
-            // SAFETY: kill(2) of this process with a constant signal; then
-            // `_exit`, should the signal not end it at once. No Rust state
-            // is used after either.
-            unsafe {
-                libc::kill(libc::getpid(), libc::SIGKILL);
-                libc::_exit(1)
-            }
-        }
         if regions() > 0 {
             // `exit` inside a region: the other ranks may be waiting for
             // this one in a collective, and MPI_Finalize would wait for them.
+            // Under ULFM the region's communicator is revoked first (which
+            // releases them) and the rank ends as failed (see
+            // `report_and_abort`); the others agree it died.
+            if let Some(hook) = EXIT_IN_REGION.get().filter(|_| world.faults.is_ulfm()) {
+                hook(world);
+            }
             report_and_abort(
                 world,
                 "exited inside a parallel region, while other ranks may wait for it",
@@ -280,12 +272,37 @@ fn install_panic_hook() {
 
 /// Prints `rank R of N <what>` on stderr and ends the whole job with
 /// `MPI_Abort` (rsmpi issue 197: without it the other ranks wait forever).
+///
+/// Under ULFM (Open MPI 5 with fault tolerance on), `MPI_Abort` ends only
+/// this process, and the others are not told: instead the backend's
+/// communicators are revoked (whoever waits on them is released with an
+/// error) and this process ends with SIGKILL, which the others' MPI
+/// reports as a failed rank.
 pub(crate) fn report_and_abort(world: &World, what: &str, code: c_int) -> ! {
-    eprintln!(
-        "parallelizer: MPI rank {} of {} {what}; aborting the MPI job (MPI_Abort)",
-        world.rank(),
-        world.size()
-    );
+    let (rank, size) = (world.rank(), world.size());
+    if world.faults.is_ulfm() {
+        eprintln!(
+            "parallelizer: MPI rank {rank} of {size} {what}; ending this rank (the others are \
+             told it failed)"
+        );
+        let comms = world.comms();
+        let _ = ulfm::revoke(comms.data);
+        let _ = ulfm::revoke(comms.ctrl);
+        // Rank 0 of a served job is the program: its workers end when it
+        // does (they find the control communicator revoked), so it exits
+        // with its status, which becomes the job's. Any other rank ends by
+        // a signal, the only way Open MPI 5 tells the others that it failed
+        // (and lets them finalize without it).
+        // SAFETY: kill(2) of this process with a constant signal; `_exit`
+        // ends it at once. No Rust state is used after either.
+        unsafe {
+            if !(SERVED_MAIN.load(Ordering::SeqCst) && regions() == 0) {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            libc::_exit(code)
+        }
+    }
+    eprintln!("parallelizer: MPI rank {rank} of {size} {what}; aborting the MPI job (MPI_Abort)");
     handles::abort_job(code);
     std::process::abort()
 }
