@@ -194,6 +194,16 @@ fn mpi_cells(args: &[String]) -> i32 {
             failed += 1;
             continue;
         };
+        // When the cell starts, for a script that sees the job end.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        println!(
+            "cell-start {} {} {}",
+            fault.key(),
+            step.key(),
+            now.as_millis()
+        );
         let start = Instant::now();
         let cell = faults::check(&*par, fault, step);
         let ok = cell.passed();

@@ -86,6 +86,8 @@ pub(super) struct Current {
     world: &'static World,
     /// The deadline of the region's `run`, if it has one.
     timeout: Option<Duration>,
+    /// When that deadline passes on this rank.
+    pub deadline: Option<Instant>,
     /// The region's communicator (the world's data communicator when the
     /// region started): calls of the region never use a replacement.
     pub comm: Comm,
@@ -270,6 +272,7 @@ impl Mpi {
         let cur = Arc::new(Current {
             world: self.world,
             timeout,
+            deadline: timeout.map(|t| Instant::now() + t),
             comm: self.world.data(),
             calls: AtomicUsize::new(0),
             finished: AtomicBool::new(false),

@@ -501,15 +501,17 @@ impl Mpi {
     }
 
     fn recv_bytes(&self, comm: Comm, from: usize) -> Result<Msg> {
-        // Inside a region the region's deadline bounds the wait (`fate.rs`);
-        // outside one (SPMD), the timeout bounds each receive.
-        let timeout = self
-            .core
-            .config()
-            .timeout
-            .filter(|_| fate::current().is_none());
-        let Some((tag, count)) = calls::probe_any(comm, from, timeout.map(|t| Instant::now() + t))?
-        else {
+        // Outside a region (SPMD) the timeout bounds each receive. Inside
+        // one the region's deadline bounds the wait: under ULFM the
+        // watchdog releases it (`fate.rs`); without, it is polled until the
+        // deadline.
+        let timeout = self.core.config().timeout;
+        let deadline = match fate::current() {
+            None => timeout.map(|t| Instant::now() + t),
+            Some(_) if self.world.faults.is_ulfm() => None,
+            Some(cur) => cur.deadline,
+        };
+        let Some((tag, count)) = calls::probe_any(comm, from, deadline)? else {
             return Err(receive_timeout(from, timeout.unwrap_or_default()));
         };
         match tag {

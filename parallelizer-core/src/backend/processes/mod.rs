@@ -91,6 +91,8 @@
 mod endpoint;
 mod faults;
 mod frame;
+#[doc(hidden)]
+pub mod fuzz;
 mod launch;
 mod opts;
 mod port;
