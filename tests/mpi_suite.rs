@@ -355,6 +355,35 @@ fn receive_timeout(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
     par.gather(mine).unwrap()
 }
 
+/// Option `verify`: rank 1 broadcasts while the others gather.
+#[parallelizer::task]
+fn verify_mismatch(par: &dyn Parallelizer, (): ()) -> Result<(), String> {
+    if par.id() == 1 {
+        par.broadcast::<u32>(None).map_err(|e| e.to_string())?;
+    } else {
+        par.gather(par.id()).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Option `verify`: the last rank skips the gather everyone else calls.
+#[parallelizer::task]
+fn verify_skipped_gather(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
+    if par.id() == par.nprocs() - 1 {
+        return None;
+    }
+    par.gather(par.id()).unwrap()
+}
+
+/// Option `verify`: main receives from rank 1, which never sends.
+#[parallelizer::task]
+fn verify_receive_from_finished(par: &dyn Parallelizer, (): ()) -> Option<u64> {
+    if par.on_main() {
+        return Some(par.receive::<u64>(1).unwrap());
+    }
+    None
+}
+
 static INIT_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A worker initializer: counts its calls on this rank.
@@ -676,6 +705,62 @@ fn main() {
                 "     large payloads took {:.3}s",
                 started.elapsed().as_secs_f64()
             );
+            Ok(())
+        },
+    );
+
+    suite.check(
+        "verify: mismatched calls and waits for a finished rank are errors",
+        || {
+            if p == 1 {
+                return Ok(());
+            }
+            let checked = parallelizer::from_config(Config::new("mpi").option("verify", true))
+                .map_err(|e| e.to_string())?;
+            let t = std::time::Instant::now();
+            let got = checked.try_run(verify_mismatch, ());
+            let want = "rank 0 called gather #0 while rank 1 called broadcast #0 (verify)";
+            match got {
+                Err(Error::ContractViolation(m)) if m == want => {}
+                other => return Err(format!("mismatch: {other:?}")),
+            }
+            let last = p - 1;
+            match checked.run(verify_skipped_gather, ()) {
+                Err(Error::Deadlock { waits }) => eq(
+                    "waits",
+                    waits,
+                    (0..last)
+                        .map(|rank| parallelizer::Wait {
+                            rank,
+                            on: last,
+                            op: Op::Gather,
+                            finished: true,
+                        })
+                        .collect(),
+                )?,
+                other => return Err(format!("skipped gather: {other:?}")),
+            }
+            match checked.run(verify_receive_from_finished, ()) {
+                Err(Error::Deadlock { waits }) => eq(
+                    "waits",
+                    waits,
+                    vec![parallelizer::Wait {
+                        rank: 0,
+                        on: 1,
+                        op: Op::Receive,
+                        finished: true,
+                    }],
+                )?,
+                other => return Err(format!("receive from a finished rank: {other:?}")),
+            }
+            if t.elapsed() > std::time::Duration::from_secs(3) {
+                return Err(format!("three errors took {:?}", t.elapsed()));
+            }
+            // The checked parallelizer still works.
+            let (m, _, _) = compare(&checked, gather_order, ())?;
+            if rank == 0 {
+                eq("ranks", m.map(|v| v.len()), Some(p))?;
+            }
             Ok(())
         },
     );

@@ -335,6 +335,39 @@ fn send_piece(comm: Comm, ty: Datatype<'_>, bytes: &[u8], to: c_int, tag: c_int)
     })
 }
 
+/// Starts sending `buf`, which lives as long as the program, to `to` as one
+/// message and lets it complete on its own (`MPI_Isend`, then
+/// `MPI_Request_free`): the sender does not wait for the receiver.
+pub(crate) fn isend_static(comm: Comm, buf: &'static [u8], to: usize, tag: c_int) -> Result<()> {
+    let (count, to) = (
+        int(buf.len(), "MPI_Isend", "count")?,
+        int(to, "MPI_Isend", "rank")?,
+    );
+    let mut request = MaybeUninit::<ffi::MPI_Request>::uninit();
+    call("MPI_Isend", || {
+        // SAFETY: `buf` holds `count` bytes and is never freed, so it
+        // outlives the send; `request` is a valid out-parameter.
+        unsafe {
+            ffi::MPI_Isend(
+                buf.as_ptr().cast(),
+                count,
+                byte_type().raw(),
+                to,
+                tag,
+                comm.raw(),
+                request.as_mut_ptr(),
+            )
+        }
+    })?;
+    // SAFETY: MPI_Isend succeeded, so it wrote the request handle.
+    let mut request = unsafe { request.assume_init() };
+    call("MPI_Request_free", || {
+        // SAFETY: `request` is the active request just started; freeing it
+        // lets the send complete without a wait (its buffer is static).
+        unsafe { ffi::MPI_Request_free(&mut request) }
+    })
+}
+
 /// Sends `buf` to `to` as exactly one MPI message of bytes (also when empty).
 pub(crate) fn send_one(comm: Comm, buf: &[u8], to: usize, tag: c_int) -> Result<()> {
     send_piece(comm, byte_type(), buf, int(to, "MPI_Send", "rank")?, tag)

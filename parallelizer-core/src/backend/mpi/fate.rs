@@ -39,7 +39,7 @@
 //! deadline too.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -99,6 +99,14 @@ pub(super) struct Current {
     verdict: OnceLock<Verdict>,
     /// One agreement per region: whoever comes first runs it.
     concluding: Mutex<()>,
+    /// `verify`: this rank's collectives so far.
+    pub verified: AtomicU64,
+    /// `verify`: the deadlock or mismatch found, the region's error.
+    pub verify_failure: OnceLock<Error>,
+    /// `verify`: the finished rank whose failure released this one.
+    pub released_by: OnceLock<usize>,
+    /// `verify`: the ranks whose end-of-task note a receive already took.
+    notes: Mutex<Vec<bool>>,
     /// Set (and signalled) when the region is over, for the watchdog.
     over: Mutex<bool>,
     wake: Condvar,
@@ -168,7 +176,7 @@ impl Current {
             // The failed rank tells everyone its error, as itself.
             let mut bytes = Vec::new();
             if let Some(e) = error.filter(|_| rank == comm.rank()) {
-                encode_serde(&e.on_rank(rank), &mut bytes)?;
+                encode_serde(&self.reported(e, rank), &mut bytes)?;
             }
             let body = (rank == comm.rank()).then_some(bytes);
             let got = bcast_framed(fresh, root, &mut [0], body, CTRL_LIMIT, Header::Blocking)?;
@@ -216,6 +224,35 @@ impl Current {
     /// The agreed ending, if the ranks have agreed.
     pub(super) fn verdict(&self) -> Option<&Verdict> {
         self.verdict.get()
+    }
+
+    /// `error` of this rank, `rank`, as the others get it: where it
+    /// happened, unless it is the region's own (a `verify` finding, the same
+    /// on every rank).
+    fn reported(&self, error: Error, rank: usize) -> Error {
+        if self.verify_failure.get() == Some(&error) {
+            error
+        } else {
+            error.on_rank(rank)
+        }
+    }
+
+    /// `verify`: records that the note of `rank` was taken by a receive.
+    pub(super) fn take_note(&self, rank: usize) {
+        if let Some(taken) = self
+            .notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(rank)
+        {
+            *taken = true;
+        }
+    }
+
+    /// `verify`: whether a receive took the note of `rank`.
+    pub(super) fn note_taken(&self, rank: usize) -> bool {
+        let notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        notes.get(rank).copied().unwrap_or(false)
     }
 
     /// Counts a data call in progress while the guard lives.
@@ -278,6 +315,10 @@ impl Mpi {
             finished: AtomicBool::new(false),
             verdict: OnceLock::new(),
             concluding: Mutex::new(()),
+            verified: AtomicU64::new(0),
+            verify_failure: OnceLock::new(),
+            released_by: OnceLock::new(),
+            notes: Mutex::new(vec![false; self.world.size()]),
             over: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -294,10 +335,11 @@ impl Mpi {
             Outcome::catch(f)
         };
         cur.finished.store(true, Ordering::SeqCst);
+        let outcome = self.verify_end(&cur, outcome);
         let result = if self.world.faults.is_ulfm() {
             self.settle_ulfm(&cur, outcome)
         } else {
-            self.settle_abort(outcome)
+            self.settle_abort(&cur, outcome)
         };
         drop(ending);
         result
@@ -357,7 +399,7 @@ impl Mpi {
     /// The end of a region without ULFM: agree on the lowest failed rank
     /// (a failed rank waits for the others at most `abort_grace_ms`, then
     /// aborts the job).
-    fn settle_abort(&self, outcome: Outcome<Msg>) -> Result<Msg> {
+    fn settle_abort(&self, cur: &Current, outcome: Outcome<Msg>) -> Result<Msg> {
         let world = self.world;
         let rank = world.rank();
         let failure = outcome.failure(rank).filter(|e| !e.is_secondary());
@@ -388,7 +430,7 @@ impl Mpi {
         let report = match &failure {
             Some(e) if failed == rank => {
                 let mut bytes = Vec::new();
-                encode_serde(&e.clone().on_rank(rank), &mut bytes)?;
+                encode_serde(&cur.reported(e.clone(), rank), &mut bytes)?;
                 Some(bytes)
             }
             _ => None,

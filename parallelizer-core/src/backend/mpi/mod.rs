@@ -97,6 +97,7 @@ mod handles;
 mod plan;
 mod serve;
 mod ulfm;
+mod verify;
 mod world;
 
 /// The rsmpi crate this backend is built on, for programs that also call
@@ -137,6 +138,8 @@ pub struct Mpi {
     grace: Duration,
     threads: usize,
     pool: Option<rayon::ThreadPool>,
+    /// Option `verify`: collectives exchange their calls first (`verify.rs`).
+    verify: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +191,7 @@ impl Mpi {
             .get::<usize>("max_message_bytes", 1 << 30)?
             .clamp(1, i32::MAX as usize);
         let grace = Duration::from_millis(o.get("abort_grace_ms", 1000)?);
+        let verify = o.get("verify", false)?;
         o.finish()?;
         if threads == 0 {
             return Err(Error::Config(
@@ -219,6 +223,7 @@ impl Mpi {
             grace,
             threads,
             pool,
+            verify,
         })
     }
 
@@ -260,6 +265,19 @@ impl Mpi {
         result.map_err(|e| self.failed_call(&cur, e))
     }
 
+    /// [`data_call`](Mpi::data_call) for the collective `op`, checked first
+    /// against the other ranks' calls when option `verify` is on.
+    fn collective_call<R>(&self, op: Op, f: impl FnOnce(Comm) -> Result<R>) -> Result<R> {
+        self.data_call(|comm| {
+            if self.verify {
+                if let Some(cur) = fate::current() {
+                    self.verify_call(&cur, comm, op)?;
+                }
+            }
+            f(comm)
+        })
+    }
+
     /// The MPI threading level the library provides.
     pub fn threading(&self) -> mpi::environment::Threading {
         self.world.threading
@@ -283,6 +301,7 @@ impl std::fmt::Debug for Mpi {
             .field("size", &self.world.size())
             .field("role", &self.role)
             .field("threads_per_rank", &self.threads)
+            .field("verify", &self.verify)
             .field("library", &self.world.library)
             .field("failures", &self.world.faults.to_string())
             .finish()
@@ -438,20 +457,20 @@ impl Parallelizer for Mpi {
         }
     }
 
-    fn broadcast_msg(&self, msg: Option<Msg>, _tag: Tag) -> Result<Msg> {
-        self.data_call(|comm| self.broadcast_on(comm, msg))
+    fn broadcast_msg(&self, msg: Option<Msg>, tag: Tag) -> Result<Msg> {
+        self.collective_call(tag.op(), |comm| self.broadcast_on(comm, msg))
     }
 
-    fn scatter_msg(&self, chunks: Option<Vec<Msg>>, _tag: Tag) -> Result<Msg> {
-        self.data_call(|comm| self.scatter_on(comm, chunks))
+    fn scatter_msg(&self, chunks: Option<Vec<Msg>>, tag: Tag) -> Result<Msg> {
+        self.collective_call(tag.op(), |comm| self.scatter_on(comm, chunks))
     }
 
-    fn gather_msg(&self, msg: Msg, _tag: Tag) -> Result<Option<Vec<Msg>>> {
-        self.data_call(|comm| self.gather_on(comm, msg))
+    fn gather_msg(&self, msg: Msg, tag: Tag) -> Result<Option<Vec<Msg>>> {
+        self.collective_call(tag.op(), |comm| self.gather_on(comm, msg))
     }
 
-    fn barrier(&self, _tag: Tag) -> Result<()> {
-        self.data_call(|comm| {
+    fn barrier(&self, tag: Tag) -> Result<()> {
+        self.collective_call(tag.op(), |comm| {
             if comm.size() == 1 {
                 return Ok(());
             }
@@ -460,7 +479,8 @@ impl Parallelizer for Mpi {
     }
 
     fn native_pod(&self) -> Option<&dyn NativePod> {
-        Some(self)
+        // With `verify`, plain data goes through the checked message calls.
+        (!self.verify).then_some(self as &dyn NativePod)
     }
 
     fn threads_per_rank(&self) -> usize {
@@ -535,6 +555,12 @@ impl Mpi {
                 calls::recv(comm, byte_type(), &mut body, from, TAG_BODY, self.limit(1))?;
                 Ok(arrived(&header, body))
             }
+            verify::TAG_FINISHED => match fate::current() {
+                Some(cur) => Err(self.finished_peer(&cur, comm, from)),
+                None => Err(protocol_error(format!(
+                    "a note of the end of a region from rank {from} outside a region"
+                ))),
+            },
             other => Err(protocol_error(format!(
                 "unexpected point-to-point message (tag {other}) from rank {from}: \
                  is another library using the parallelizer's communicator?"
