@@ -111,6 +111,36 @@ pub fn measure_backend(
     });
 }
 
+/// The cost of the MPI backend's `verify` option: on `par` (built with
+/// it), the dispatch of an empty region and each collective of `Vec<f64>`
+/// (serde and plain data) at the smallest size, where the extra exchange
+/// of each call weighs most; the same keys as [`measure_backend`].
+pub fn measure_verify_cost(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures) {
+    let p = par.nprocs();
+    let Ok(_entered) = par.enter() else { return };
+    record(figs, plan::k_dispatch(p), || {
+        let mut err = None;
+        let t = time(plan.dispatch, || {
+            if let Err(e) = par.run(tasks::empty, ()) {
+                err.get_or_insert(e.to_string());
+            }
+        });
+        err.map_or(Ok(t), Err)
+    });
+    if p == 1 {
+        return;
+    }
+    let n = plan.f64_ns[0];
+    for op in Op::ALL {
+        for kind in [Kind::F64, Kind::F64Pod] {
+            let iters = plan.iters_for(coll_bytes(kind, n));
+            record(figs, plan::k_coll(op.key(), kind.key(), n, p), || {
+                main_result(par.run(tasks::collective, CollArgs { op, kind, n, iters }))
+            });
+        }
+    }
+}
+
 /// The collective sizes for `kind`.
 pub fn coll_sizes(plan: &Plan, kind: Kind) -> Vec<usize> {
     match kind {

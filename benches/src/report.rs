@@ -266,6 +266,44 @@ fn markdown(store: &Store, plot_note: &str) -> String {
     }
     let _ = writeln!(w);
 
+    // The MPI backend's `verify` option.
+    let _ = writeln!(w, "## MPI: the cost of option `verify`\n");
+    let _ = writeln!(
+        w,
+        "Option `verify` (`Config::new(\"mpi\").option(\"verify\", true)`) makes mismatched \
+         collectives and waits for a finished rank errors instead of hangs: each collective first \
+         exchanges which call it is (an `MPI_Allgather` of three words), each region ends with one \
+         more exchange and a note per rank, and plain data travels as messages. Same run, same \
+         workloads as above, smallest `Vec<f64>` size (where the extra exchange weighs most). \
+         Ratio = with / without.\n"
+    );
+    let _ = writeln!(w, "| workload | ranks | mpi | mpi with `verify` | ratio |");
+    let _ = writeln!(w, "|---|---|---|---|---|");
+    for &p in plan.ranks.iter().filter(|&&p| p > 1) {
+        let n = plan.f64_ns[0];
+        let mut rows = vec![("run (empty region)".to_string(), plan::k_dispatch(p))];
+        for op in crate::tasks::Op::ALL {
+            for kind in [crate::tasks::Kind::F64, crate::tasks::Kind::F64Pod] {
+                rows.push((
+                    format!("{} {} x{}", op.key(), kind.key(), n_name(n)),
+                    plan::k_coll(op.key(), kind.key(), n, p),
+                ));
+            }
+        }
+        for (name, key) in rows {
+            let plain = store.get("mpi", &key);
+            let checked = store.get("mpi_verify", &key);
+            let _ = writeln!(
+                w,
+                "| {name} | {p} | {} | {} | {} |",
+                fmt_cell(&plain),
+                fmt_cell(&checked),
+                fmt_ratio(&checked, &plain)
+            );
+        }
+    }
+    let _ = writeln!(w);
+
     // Point to point.
     let _ = writeln!(w, "## Point-to-point: ping-pong between ranks 0 and 1\n");
     let _ = writeln!(

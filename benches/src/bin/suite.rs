@@ -45,7 +45,8 @@ fn main() {
             }
             return;
         }
-        Some("--mpi-par") => return mpi_par(&args),
+        Some("--mpi-par") => return mpi_par(&args, false),
+        Some("--mpi-par-verify") => return mpi_par(&args, true),
         Some("--help" | "-h") => return println!("{USAGE}"),
         _ => {}
     }
@@ -359,6 +360,7 @@ fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log
     for (source, program, extra) in [
         ("rawmpi", raw_exe, None),
         ("mpi", exe.clone(), Some("--mpi-par")),
+        ("mpi_verify", exe.clone(), Some("--mpi-par-verify")),
     ] {
         let mut all = Figures::new();
         for &p in &plan.ranks {
@@ -396,7 +398,8 @@ fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log
 /// `--mpi-par`: this process is one rank of `mpirun -n P suite --mpi-par`;
 /// main (rank 0) measures the `mpi` backend and writes the figures. (Worker
 /// ranks never get here once the MPI backend's worker guard serves them.)
-fn mpi_par(args: &[String]) {
+/// `--mpi-par-verify` (`verify`): the cost of the backend's `verify` option.
+fn mpi_par(args: &[String], verify: bool) {
     let plan = Plan::load(arg_value(args, "--plan").expect("--plan").as_ref()).expect("plan");
     let out = arg_value(args, "--out").expect("--out");
     let rank0 = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]
@@ -404,7 +407,8 @@ fn mpi_par(args: &[String]) {
         .find_map(|v| std::env::var(v).ok())
         .is_none_or(|r| r == "0");
     let mut figs = Figures::new();
-    match parallelizer::from_config("mpi") {
+    let config = parallelizer::Config::new("mpi").option("verify", verify);
+    match parallelizer::from_config(&config) {
         Ok(par) => {
             let par: Arc<dyn Parallelizer> = par;
             let log = |m: &str| {
@@ -412,7 +416,11 @@ fn mpi_par(args: &[String]) {
                     eprintln!("        {m}");
                 }
             };
-            ours::measure_backend(&par, &plan, &mut figs, &log);
+            if verify {
+                ours::measure_verify_cost(&par, &plan, &mut figs);
+            } else {
+                ours::measure_backend(&par, &plan, &mut figs, &log);
+            }
         }
         Err(e) => {
             figs.insert("_unavailable".into(), unavailable(&e).into());

@@ -1,7 +1,7 @@
 //! The MPI handles the backend owns and the rules for calling MPI: every
-//! MPI call of the backend goes through [`call`], here and in `calls.rs`,
-//! which hold all of the backend's `unsafe` code but the `atexit`
-//! registration in `world.rs`.
+//! MPI call of the backend goes through [`call`], here, in `calls.rs` and in
+//! `ulfm.rs`, which hold all of the backend's `unsafe` code but the exit
+//! handling in `world.rs`.
 //!
 //! Conventions that every `// SAFETY:` comment of the backend relies on:
 //!

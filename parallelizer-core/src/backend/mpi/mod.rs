@@ -47,20 +47,35 @@
 //!
 //! # Failure
 //!
-//! Every region ends with an agreement among the ranks (a non-blocking
-//! all-reduce on a control communicator). If a task failed or panicked on
-//! some rank and every rank still reaches the end of the region, they all
-//! learn of it: main gets [`Error::WorkerPanicked`] or
-//! [`Error::TaskFailed`] with that rank and message. If the other ranks do
-//! not arrive within `abort_grace_ms` (option, default 1000) they are
-//! blocked waiting for the failed rank, so it prints its rank and message
-//! on stderr and calls `MPI_Abort`, which ends the whole job with a
-//! non-zero status (rsmpi issue 197). A panic outside any region aborts the
-//! job the same way when it happens on the main thread (panics of other
-//! threads belong to whoever joins them). MPI errors are [`Error::Mpi`]
-//! with MPI's error string. Collectives do not honour the configured
-//! `timeout` (MPI has no cancellable collectives); point-to-point
-//! `receive` does.
+//! Every region ends with an agreement among the ranks on how it ended
+//! (`fate.rs`). How far the job survives a failure depends on the MPI
+//! library, which the backend inspects at run time (`ulfm.rs`; one binary
+//! works with both; rank 0 prints the mode at start-up, see
+//! [`Mpi::fault_tolerant`]):
+//!
+//! - **With the ULFM extension** (Open MPI 5 started with `mpirun --with-ft
+//!   ulfm`): a panic or `Err` on any rank revokes the region's
+//!   communicator, which releases every rank blocked with it; the ranks
+//!   agree, main gets that rank's [`Error::WorkerPanicked`] or
+//!   [`Error::TaskFailed`] (its error itself), and the next region runs on a
+//!   fresh communicator. A rank that dies is [`Error::WorkerDied`] and the
+//!   job goes on with the survivors: [`nprocs`](Parallelizer::nprocs) drops
+//!   and the ranks above the dead one move down. The configured `timeout`
+//!   is the deadline of each `run`: [`Error::Timeout`] names the rank still
+//!   running its task, which finishes it before the next region starts.
+//! - **Without** (Open MPI 4.1, MPICH): if a task failed on some rank and
+//!   every rank still reaches the end of the region, they all return that
+//!   rank's error. If the others do not arrive within `abort_grace_ms`
+//!   (option, default 1000) they are blocked waiting for the failed rank, so
+//!   it prints its rank and message on stderr and calls `MPI_Abort`, which
+//!   ends the whole job (rsmpi issue 197). A late rank does the same at the
+//!   deadline, and so does a panic on the main thread outside any region.
+//!
+//! Option `verify` makes mismatched collectives and waits for a rank that
+//! has finished its task errors instead of hangs (`verify.rs`). In SPMD, a
+//! region started while some rank has already returned from `main` fails
+//! at once naming that rank. MPI errors are [`Error::Mpi`] with MPI's error
+//! string.
 //!
 //! # Options
 //!
@@ -74,20 +89,26 @@
 //!   rank must use the same value (they do when they build the same
 //!   `Config`; served workers get main's).
 //! - `abort_grace_ms`: see Failure.
+//! - `verify` (`true`/`false`, default false): collectives first exchange
+//!   which call they are (one small `MPI_Allgather` each), see Failure.
 //!
 //! # Modules
 //!
 //! - this file: the [`Mpi`] parallelizer (construction, options, messages);
-//! - `serve`: the region protocol (dispatch, settle, the serving loop, the
-//!   shutdown, the worker hook);
+//! - `serve`: the region protocol (dispatch, the serving loop, the
+//!   shutdown, the worker hook, the SPMD entry and exit);
+//! - `fate`: how a region ends (the region running here, the agreement
+//!   with or without ULFM, the deadline watchdog);
+//! - `ulfm`: the fault-tolerance extension, found at run time;
+//! - `verify`: the `verify` option;
 //! - `world`: process-global MPI state (initialization, communicators,
 //!   regions running here, panic hook, finalization at exit);
 //! - `datatype`: plain data in native MPI datatypes (the `NativePod` calls);
 //! - `handles`: the communicators and datatypes the backend owns, and when
 //!   and how MPI may be called (thread level, error codes);
 //! - `calls`: the MPI calls that move data, over the checked C API
-//!   (`handles` and `calls` hold the backend's `unsafe` code, but for
-//!   `world`'s `atexit` registration);
+//!   (`handles`, `calls` and `ulfm` hold the backend's `unsafe` code, but
+//!   for `world`'s exit handling);
 //! - `plan`: how calls larger than one MPI message are split.
 
 mod calls;
