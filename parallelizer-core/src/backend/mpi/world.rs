@@ -245,8 +245,34 @@ extern "C" fn at_exit() {
     let universe = UNIVERSE.lock().unwrap_or_else(|e| e.into_inner()).take();
     if universe.is_some() {
         handles::set_finalized();
+        if world_if_initialized().is_some_and(|w| w.faults.is_ulfm()) {
+            finalize_watchdog();
+        }
     }
     drop(universe);
+}
+
+/// How long `MPI_Finalize` may take under ULFM before the process leaves
+/// without it.
+const FINALIZE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Under ULFM, Open MPI 5's `MPI_Finalize` now and then never returns after
+/// a rank of the job failed (seen once in about 25 such jobs): a thread ends the
+/// process, with status 1 and a message, if it is still finalizing after
+/// [`FINALIZE_LIMIT`].
+fn finalize_watchdog() {
+    let _ = std::thread::Builder::new()
+        .name("parallelizer-mpi-finalize".into())
+        .spawn(|| {
+            std::thread::sleep(FINALIZE_LIMIT);
+            eprintln!(
+                "parallelizer: MPI_Finalize did not return within {FINALIZE_LIMIT:?} (a rank of \
+                 the job failed earlier); leaving without it"
+            );
+            // SAFETY: `_exit` ends the process at once, without running
+            // the exit handlers (this one is running).
+            unsafe { libc::_exit(1) }
+        });
 }
 
 fn install_panic_hook() {
