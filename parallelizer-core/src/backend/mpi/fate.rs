@@ -208,6 +208,7 @@ impl Current {
             self.world.ctrl()
         } else {
             // The control communicator has the dead rank too.
+            self.world.lost.store(true, Ordering::SeqCst);
             let ctrl = handles::dup_returning_errors(fresh)?;
             calls::barrier(ctrl)?;
             ctrl

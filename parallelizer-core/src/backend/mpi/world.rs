@@ -41,6 +41,9 @@ pub(crate) struct World {
     /// Set when a region ended with a late rank (ULFM): the next region
     /// waits for every rank first.
     pub resync: AtomicBool,
+    /// Set when a rank of the job died (ULFM): MPI_Finalize is skipped at
+    /// exit.
+    pub lost: AtomicBool,
 }
 
 /// The two communicators the backend owns.
@@ -160,6 +163,7 @@ fn init() -> Result<World> {
         faults,
         library,
         resync: AtomicBool::new(false),
+        lost: AtomicBool::new(false),
     })
 }
 
@@ -245,7 +249,14 @@ extern "C" fn at_exit() {
     let universe = UNIVERSE.lock().unwrap_or_else(|e| e.into_inner()).take();
     if universe.is_some() {
         handles::set_finalized();
-        if world_if_initialized().is_some_and(|w| w.faults.is_ulfm()) {
+        if let Some(world) = world_if_initialized().filter(|w| w.faults.is_ulfm()) {
+            if world.lost.load(Ordering::SeqCst) {
+                // Open MPI 5's MPI_Finalize often never returns once a rank
+                // of the job has failed: leave without it (the launcher
+                // takes the process's exit status as it is).
+                std::mem::forget(universe);
+                return;
+            }
             finalize_watchdog();
         }
     }
@@ -256,10 +267,10 @@ extern "C" fn at_exit() {
 /// without it.
 const FINALIZE_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Under ULFM, Open MPI 5's `MPI_Finalize` now and then never returns after
-/// a rank of the job failed (seen once in about 25 such jobs): a thread ends the
-/// process, with status 1 and a message, if it is still finalizing after
-/// [`FINALIZE_LIMIT`].
+/// Under ULFM, should Open MPI 5's `MPI_Finalize` not return (as it often
+/// does not once a rank of the job failed, which is why it is skipped then),
+/// a thread ends the process, with status 1 and a message, if it is still
+/// finalizing after [`FINALIZE_LIMIT`].
 fn finalize_watchdog() {
     let _ = std::thread::Builder::new()
         .name("parallelizer-mpi-finalize".into())
