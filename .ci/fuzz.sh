@@ -36,6 +36,8 @@ timeout 1800 cargo "${toolchain[@]}" fuzz build -O
 
 status=0
 for target in $(cargo "${toolchain[@]}" fuzz list); do
+    # Only the fuzz targets (make_seeds is a bin of the crate too).
+    [[ -f fuzz_targets/$target.rs ]] || continue
     corpus=target/corpus/$target
     mkdir -p "$corpus"
     log=target/fuzz-$target.log

@@ -10,7 +10,7 @@
 //! [`Error::Aborted`]; a rank that dies (killed, or `exit` inside the
 //! region) releases the others the same way through MPI's failure detector
 //! (`MPI_ERR_PROC_FAILED`). Every rank then takes part in one agreement
-//! ([`Mpi::conclude`]): `MPIX_Comm_agree` on whether everyone is fine (the
+//! ([`Current::conclude`]): `MPIX_Comm_agree` on whether everyone is fine (the
 //! fast path of a region that went well is this one call); if not,
 //! `MPIX_Comm_shrink` makes a fresh communicator of the live ranks, on which
 //! they exchange what happened to each (fine, released, failed, late), the
