@@ -197,8 +197,11 @@ pub fn seed_frames() -> Vec<Vec<u8>> {
     seeds.push(shared);
     let (p, _) = packet(crate::link::Kind::Abort, Msg::new(()));
     let mut note = Vec::new();
-    encode_serde(&(2u64, Some(crate::Error::Aborted { by_rank: 2 })), &mut note)
-        .expect("encodes");
+    encode_serde(
+        &(2u64, Some(crate::Error::Aborted { by_rank: 2 })),
+        &mut note,
+    )
+    .expect("encodes");
     let h = Header::packet(&p, 0, Encoding::Serde, note.len() as u64);
     seeds.push(frame(h, "", &note));
     let mut run = 7u32.to_le_bytes().to_vec();
@@ -209,8 +212,11 @@ pub fn seed_frames() -> Vec<Vec<u8>> {
         &run,
     ));
     let mut hello = Vec::new();
-    encode_serde(&(1u32, 42u32, [0u8; 16], false, None::<crate::Error>), &mut hello)
-        .expect("encodes");
+    encode_serde(
+        &(1u32, 42u32, [0u8; 16], false, None::<crate::Error>),
+        &mut hello,
+    )
+    .expect("encodes");
     seeds.push(frame(
         Header::control(Kind::Hello, 0, 0, hello.len() as u64),
         "",
