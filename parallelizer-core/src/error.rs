@@ -34,8 +34,14 @@ pub enum Error {
     #[error("invalid parallelizer configuration: {0}")]
     Config(String),
 
-    /// A mode or name that no backend and no registration knows.
-    #[error("unknown parallelizer `{name}`; known modes: {}", .known.join(", "))]
+    /// A mode or name that no backend and no registration knows. The
+    /// message suggests the nearest known name for a likely typo
+    /// (`thread` → "did you mean `threads`?").
+    #[error(
+        "unknown parallelizer `{name}`{}; known modes: {}",
+        crate::names::did_you_mean(.name, .known),
+        .known.join(", ")
+    )]
     UnknownParallelizer {
         /// The name that was asked for.
         name: String,

@@ -36,6 +36,7 @@ mod gated;
 mod guard;
 mod link;
 mod msg;
+mod names;
 mod op;
 mod outcome;
 mod parallelizer;
