@@ -39,7 +39,7 @@ pub enum Error {
     /// (`thread` → "did you mean `threads`?").
     #[error(
         "unknown parallelizer `{name}`{}; known modes: {}",
-        crate::names::did_you_mean(.name, .known),
+        crate::names::did_you_mean_mode(.name, .known),
         .known.join(", ")
     )]
     UnknownParallelizer {

@@ -33,6 +33,7 @@ mod contract;
 mod entry;
 mod error;
 mod gated;
+mod group;
 mod guard;
 mod link;
 mod msg;
@@ -46,7 +47,7 @@ mod split;
 mod task;
 
 pub use api::{Apply, EnterGuard, Where};
-pub use config::Config;
+pub use config::{Config, LogLevel};
 pub use contract::CallerContract;
 pub use entry::worker_entry;
 pub use error::{Error, Result, Wait};

@@ -39,17 +39,24 @@ pub(crate) fn canonical(name: &str, builtin: &[&'static str]) -> Option<&'static
     resolve(name, &all)
 }
 
-/// `" (did you mean `x`?)"` when `name` is a likely typo of one of `known`
-/// or of an alias, else `""`. A candidate is likely when it is within
-/// about a third of its length in edits (insertions, deletions,
-/// substitutions and swaps of neighbours, ignoring case), and nearest.
-pub(crate) fn did_you_mean(name: &str, known: &[String]) -> String {
+/// `" (did you mean `x`?)"` when `name` is a likely typo of one of the
+/// modes `known` or of an alias, else `""`.
+pub(crate) fn did_you_mean_mode(name: &str, known: &[String]) -> String {
+    let aliases = ALIASES.iter().map(|(alias, _)| *alias);
+    did_you_mean(name, known.iter().map(String::as_str).chain(aliases))
+}
+
+/// `" (did you mean `x`?)"` when `name` is a likely typo of one of
+/// `candidates`, else `""`. A candidate is likely when it is within about a
+/// third of its length in edits (insertions, deletions, substitutions and
+/// swaps of neighbours, ignoring case), and nearest.
+pub(crate) fn did_you_mean<'c>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> String {
     let name = name.to_ascii_lowercase();
-    let candidates = known
-        .iter()
-        .map(String::as_str)
-        .chain(ALIASES.iter().map(|(alias, _)| *alias));
     let best = candidates
+        .into_iter()
         .filter(|c| !c.eq_ignore_ascii_case(&name))
         .map(|c| (distance(&name, &c.to_ascii_lowercase()), c))
         .filter(|(d, c)| *d <= (c.len() / 3).max(1))
@@ -69,8 +76,8 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
@@ -137,13 +144,13 @@ mod tests {
             ("Thread", "threads"),
         ] {
             assert_eq!(
-                did_you_mean(typo, &known),
+                did_you_mean_mode(typo, &known),
                 format!(" (did you mean `{meant}`?)"),
                 "{typo}"
             );
         }
-        assert_eq!(did_you_mean("warp", &known), "");
-        assert_eq!(did_you_mean("gpu", &known), "");
+        assert_eq!(did_you_mean_mode("warp", &known), "");
+        assert_eq!(did_you_mean_mode("gpu", &known), "");
         assert_eq!(distance("abc", "acb"), 1);
         assert_eq!(distance("", "abc"), 3);
     }

@@ -40,6 +40,11 @@ pub trait FromConfig: Parallelizer + Sized {
 /// The `build` fn of a [`BackendEntry`] for `T`.
 #[doc(hidden)]
 pub fn build_backend<T: FromConfig>(config: &Config) -> Result<Arc<dyn Parallelizer>> {
+    if let Some(path) = &config.initializer {
+        // A misspelled initializer fails here, on every backend, not at the
+        // first enter (nor only where workers are processes).
+        crate::task::check_initializer(path)?;
+    }
     Ok(new(T::from_config(config)?))
 }
 

@@ -121,8 +121,12 @@ fn lookup_follows_mcutils() {
     let fresh = lookup("threads:3");
     assert_eq!((fresh.mode(), fresh.nprocs()), ("threads", 3));
     assert!(!std::sync::Arc::ptr_eq(&lookup("serial"), &get_default()));
+    // Mode names in any case and McUtils' names build (McUtils meant to
+    // fold case; it fell back to the default instead).
+    assert_eq!(lookup("Threads").mode(), "threads");
+    assert_eq!(lookup("SERIAL:1").mode(), "serial");
     // Unknown names and bad specs fall back to the default.
-    for name in ["no-such-thing", "Threads", "threads:abc", ""] {
+    for name in ["no-such-thing", "threads:abc", ""] {
         assert_eq!(lookup(name).mode(), "serial", "{name:?}");
     }
 }

@@ -10,6 +10,7 @@
 
 mod collective;
 mod enter;
+mod group;
 mod map;
 mod p2p;
 mod print;

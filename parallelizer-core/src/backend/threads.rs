@@ -143,12 +143,13 @@ impl Parallelizer for Threads {
             .collect::<Result<Vec<_>>>()?;
         *pool = Some(Pool { threads });
         drop(pool);
-        let Some(path) = &self.core.config().initializer else {
-            return Ok(());
-        };
         // McUtils `initialization_function`: once on every rank, main included,
         // before any region; a failure is the enter's error.
-        let init = initializer_region(path).and_then(|region| self.run_region(region));
+        let init = match initializer_region(self.core.config()) {
+            Ok(None) => return Ok(()),
+            Ok(Some(region)) => self.run_region(region),
+            Err(e) => Err(e),
+        };
         if let Err(e) = init {
             self.finalize()?;
             return Err(e);

@@ -1,6 +1,6 @@
 //! `LinkRank`: one rank's handle inside a region, over a [`Transport`].
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -33,12 +33,40 @@ pub struct LinkRank<T> {
     state: Mutex<State>,
 }
 
+/// Data packets that arrived and are not taken yet, by sender: one set of
+/// mailboxes per message namespace (group).
+struct Mailboxes {
+    /// Collective packets.
+    coll: Vec<VecDeque<Packet>>,
+    /// Point-to-point packets.
+    p2p: Vec<VecDeque<Packet>>,
+}
+
+impl Mailboxes {
+    fn new(nprocs: usize) -> Mailboxes {
+        let queues = || (0..nprocs).map(|_| VecDeque::new()).collect::<Vec<_>>();
+        Mailboxes {
+            coll: queues(),
+            p2p: queues(),
+        }
+    }
+
+    /// The queue of packets of kind `tag` from `from`.
+    fn queue(&mut self, from: usize, tag: Tag) -> &mut VecDeque<Packet> {
+        if tag.is_p2p() {
+            &mut self.p2p[from]
+        } else {
+            &mut self.coll[from]
+        }
+    }
+}
+
 /// What a rank knows during the region.
 struct State {
-    /// Collective packets that arrived, by sender, not yet taken.
-    coll: Vec<VecDeque<Packet>>,
-    /// Point-to-point packets that arrived, by sender, not yet taken.
-    p2p: Vec<VecDeque<Packet>>,
+    /// The mailboxes of the region's own messages (group 0).
+    boxes: Mailboxes,
+    /// The mailboxes of the groups made inside the region, by group id.
+    groups: HashMap<u64, Mailboxes>,
     /// Data packets received from each rank.
     got: Vec<u64>,
     /// Data packets sent to each rank.
@@ -66,6 +94,19 @@ pub struct Finish {
     pub unfinished: Vec<usize>,
 }
 
+impl State {
+    /// The mailboxes of group `group`.
+    fn boxes(&mut self, group: u64, nprocs: usize) -> &mut Mailboxes {
+        if group == 0 {
+            &mut self.boxes
+        } else {
+            self.groups
+                .entry(group)
+                .or_insert_with(|| Mailboxes::new(nprocs))
+        }
+    }
+}
+
 impl<T: Transport> LinkRank<T> {
     /// Rank `id` of `nprocs` in region number `region` of the parallelizer
     /// whose state is `parent`, talking over `transport`. Main's handle
@@ -78,7 +119,6 @@ impl<T: Transport> LinkRank<T> {
         limits: Limits,
         transport: T,
     ) -> LinkRank<T> {
-        let queues = || (0..nprocs).map(|_| VecDeque::new()).collect::<Vec<_>>();
         LinkRank {
             core: Core::for_rank(parent),
             id,
@@ -87,8 +127,8 @@ impl<T: Transport> LinkRank<T> {
             limits,
             transport,
             state: Mutex::new(State {
-                coll: queues(),
-                p2p: queues(),
+                boxes: Mailboxes::new(nprocs),
+                groups: HashMap::new(),
                 got: vec![0; nprocs],
                 sent: vec![0; nprocs],
                 abort: None,
@@ -147,11 +187,10 @@ impl<T: Transport> LinkRank<T> {
         match packet.kind() {
             Kind::Data => {
                 st.got[from] += 1;
-                if packet.tag().is_p2p() {
-                    st.p2p[from].push_back(packet);
-                } else {
-                    st.coll[from].push_back(packet);
-                }
+                let (group, tag) = (packet.group(), packet.tag());
+                st.boxes(group, self.nprocs)
+                    .queue(from, tag)
+                    .push_back(packet);
             }
             Kind::Abort => {
                 if let Ok(note) = packet.note::<AbortNote>() {
@@ -428,6 +467,14 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
     }
 
     fn send_msg(&self, msg: Msg, to: usize, tag: Tag) -> Result<()> {
+        self.send_msg_in(0, msg, to, tag)
+    }
+
+    fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {
+        self.recv_msg_in(0, from, tag)
+    }
+
+    fn send_msg_in(&self, group: u64, msg: Msg, to: usize, tag: Tag) -> Result<()> {
         check_rank(self, to)?;
         let mut st = self.lock();
         if let Some(abort) = &st.abort {
@@ -440,10 +487,11 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
         }
         st.sent[to] += 1;
         drop(st);
-        self.transport.send(to, Packet::data(self.region, tag, msg))
+        self.transport
+            .send(to, Packet::data(self.region, tag, msg).in_group(group))
     }
 
-    fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {
+    fn recv_msg_in(&self, group: u64, from: usize, tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
         let start = Instant::now();
         self.lock().waits += 1;
@@ -455,12 +503,8 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
                     self.end_wait(&mut st);
                     return Err(self.released(&st, by_rank));
                 }
-                let queue = if tag.is_p2p() {
-                    &mut st.p2p[from]
-                } else {
-                    &mut st.coll[from]
-                };
-                if let Some(packet) = queue.pop_front() {
+                let nprocs = self.nprocs;
+                if let Some(packet) = st.boxes(group, nprocs).queue(from, tag).pop_front() {
                     self.end_wait(&mut st);
                     return self.take(packet, from, tag);
                 }

@@ -357,14 +357,14 @@ impl Parallelizer for Mpi {
     /// rank is the enter's error. MPI itself is process-wide: started on
     /// first use, finalized at exit, not here.
     fn initialize(&self) -> Result<()> {
-        let Some(path) = &self.core.config().initializer else {
-            return Ok(());
-        };
         if world::regions() > 0 {
             // Entered inside a region: the ranks are already running.
             return Ok(());
         }
-        self.run_region(initializer_region(path)?).map(drop)
+        match initializer_region(self.core.config())? {
+            Some(region) => self.run_region(region).map(drop),
+            None => Ok(()),
+        }
     }
 
     fn send_msg(&self, msg: Msg, to: usize, _tag: Tag) -> Result<()> {

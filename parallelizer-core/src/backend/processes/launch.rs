@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{decode_serde, encode_serde};
+use crate::runtime::UNPREFIXED;
 
 use super::frame::Frame;
 
@@ -239,7 +240,8 @@ pub(super) struct Launched {
 }
 
 /// Copies a worker's output to ours line by line, each line prefixed with
-/// `[rank N] `; a partial last line is flushed at EOF.
+/// `[rank N] ` (but for lines marked [`UNPREFIXED`], which are printed
+/// without the mark); a partial last line is flushed at EOF.
 fn relay(
     rank: usize,
     from: impl std::io::Read + Send + 'static,
@@ -264,8 +266,14 @@ fn relay(
                     Ok(_) => {
                         in_banner = false;
                         let mut buf = Vec::with_capacity(prefix.len() + line.len() + 1);
-                        buf.extend_from_slice(prefix.as_bytes());
-                        buf.extend_from_slice(&line);
+                        // `worker_print` lines carry McUtils' own prefix.
+                        match line.strip_prefix(UNPREFIXED.as_bytes()) {
+                            Some(rest) => buf.extend_from_slice(rest),
+                            None => {
+                                buf.extend_from_slice(prefix.as_bytes());
+                                buf.extend_from_slice(&line);
+                            }
+                        }
                         if !line.ends_with(b"\n") {
                             buf.push(b'\n');
                         }

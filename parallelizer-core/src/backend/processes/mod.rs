@@ -288,10 +288,24 @@ impl Parallelizer for Processes {
         self.spmd_link().is_some()
     }
 
+    /// Main: starts the workers (each runs `Config::initializer` as it
+    /// joins), then runs the initializer on main, once per outermost
+    /// enter. A worker in SPMD mode ran it when it joined.
     fn initialize(&self) -> Result<()> {
-        match self.role {
-            Role::Main => self.ensure_pool(),
-            Role::SpmdWorker { .. } => Ok(()),
+        if let Role::SpmdWorker { .. } = self.role {
+            return Ok(());
+        }
+        self.ensure_pool()?;
+        let link = match lock(&self.pool).as_ref() {
+            Some(s) => s.link().clone(),
+            None => return Ok(()),
+        };
+        match serve::run_initializer(self.core.config(), &link) {
+            None => Ok(()),
+            Some(e) => {
+                self.finalize()?;
+                Err(e)
+            }
         }
     }
 

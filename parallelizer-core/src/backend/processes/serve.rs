@@ -10,7 +10,7 @@ use crate::entry::WorkerHook;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::parallelizer::{Core, Parallelizer};
-use crate::task::{task_by_id, task_by_path};
+use crate::task::{initializer, task_by_id};
 
 use super::endpoint::Endpoint;
 use super::frame::{Frame, Kind};
@@ -76,6 +76,9 @@ pub(super) fn join(
         ))));
     }
     let config = info.config();
+    if opts.prefix_output() {
+        crate::runtime::set_output_relayed();
+    }
     let ep = Endpoint::new(info.rank(), info.adopt_sockets()?, opts.max_frame());
     let link = Arc::new(Mutex::new(Link::new(ep, opts, timeout, None)));
     let init = run_initializer(config, &link);
@@ -91,16 +94,17 @@ pub(super) fn join(
     Ok(link)
 }
 
-/// Runs `Config::initializer` once on this worker; its error, if any.
-fn run_initializer(config: &Config, link: &Arc<Mutex<Link>>) -> Option<Error> {
-    let path = config.initializer.as_ref()?;
-    let entry = match task_by_path(path) {
-        Ok(e) => e,
+/// Runs `Config::initializer` once on this rank (a worker as it joins, or
+/// main once its workers are up), where no other rank listens; its error,
+/// if any.
+pub(super) fn run_initializer(config: &Config, link: &Arc<Mutex<Link>>) -> Option<Error> {
+    let (entry, args) = match initializer(config) {
+        Ok(found) => found?,
         Err(e) => return Some(e),
     };
     let handle = Arc::new(ProcRank::new(Core::new(config.clone()), link.clone(), true));
     let rank = handle.id();
-    let outcome = run_guarded(&handle, || entry.invoke(&*handle, Msg::new(())));
+    let outcome = run_guarded(&handle, || entry.invoke(&*handle, args));
     drop(handle);
     outcome.err().map(|f| f.into_error(rank))
 }

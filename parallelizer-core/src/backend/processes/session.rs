@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::op::Op;
-use crate::task::task_by_path;
+use crate::task::check_initializer;
 
 use super::endpoint::Endpoint;
 use super::launch::{self, Hello};
@@ -121,7 +121,7 @@ impl Session {
             });
         }
         if let Some(path) = &config.initializer {
-            task_by_path(path)?;
+            check_initializer(path)?;
         }
         let launched = launch::launch(nprocs, config, opts.prefix_output())?;
         let workers = Arc::new(Workers::new(launched.children));
