@@ -74,8 +74,7 @@ fn run_registered(par: &dyn Parallelizer, args: Msg) -> Result<()> {
         return Ok(());
     }
     let entry = task_by_id(ga.task)?;
-    let config = par.core().config_arc().clone();
-    let group = join(par, &ga.members, ga.group, Core::for_group(config, 0))?;
+    let group = join(par, &ga.members, ga.group, 0)?;
     let _current = set_current(group.clone());
     entry
         .invoke(&*group, ga.inner_args())
@@ -109,8 +108,7 @@ pub(crate) fn region_of(
                 }
                 return Ok(Msg::local(()));
             }
-            let config = p.core().config_arc().clone();
-            let group = join(p, &members, group, Core::for_group(config, family))?;
+            let group = join(p, &members, group, family)?;
             let _current = set_current(group.clone());
             inner(&*group, ga.inner_args()).map_err(|e| to_parent_rank(e, &members))
         })
@@ -120,16 +118,19 @@ pub(crate) fn region_of(
 }
 
 /// This rank's handle in the group of `members` of `par` in namespace
-/// `group`: the backend's own (MPI: a communicator), else a [`GroupRank`].
+/// `group`, in the regions of the parallelizer whose id is `family` (0:
+/// none): the backend's own (MPI: a communicator), else a [`GroupRank`].
 pub(crate) fn join(
     par: &dyn Parallelizer,
     members: &[usize],
     group: u64,
-    core: Core,
+    family: u64,
 ) -> Result<Arc<dyn Parallelizer>> {
     if let Some(native) = par.group_handle(members, group)? {
+        native.core().join_family(family);
         return Ok(native);
     }
+    let core = Core::for_group(par.core().config_arc().clone(), family);
     let parent = arc_of(par).ok_or_else(|| {
         Error::ContractViolation(format!(
             "cannot make a group of rank {}: its handle is neither the rank's current handle \
@@ -238,6 +239,9 @@ impl Parallelizer for GroupRank {
     }
     fn nprocs(&self) -> usize {
         self.members.len()
+    }
+    fn world_rank(&self) -> usize {
+        self.parent.world_rank()
     }
     fn mode(&self) -> &str {
         self.parent.mode()

@@ -38,6 +38,13 @@ pub trait Parallelizer: Send + Sync + 'static {
     /// The number of ranks, main included.
     fn nprocs(&self) -> usize;
 
+    /// This rank's id among all the ranks of the parallelizer its groups
+    /// were made from (MPI: its rank in `MPI_COMM_WORLD`); [`id`](Parallelizer::id)
+    /// outside a group.
+    fn world_rank(&self) -> usize {
+        self.id()
+    }
+
     /// The backend name this parallelizer was built as.
     fn mode(&self) -> &str {
         &self.core().config().mode
@@ -314,6 +321,15 @@ impl Core {
             let _ = core.uid.set(family);
         }
         core
+    }
+
+    /// Makes a group's handle (built by its backend) part of the regions
+    /// of the parallelizer whose id is `family` (nothing for 0, or when it
+    /// has an id already).
+    pub(crate) fn join_family(&self, family: u64) {
+        if family != 0 {
+            let _ = self.uid.set(family);
+        }
     }
 
     /// The number of the next subgroup of this handle whose members hash

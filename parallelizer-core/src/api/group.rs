@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::group::{Group, check_members, group_id, join, members_hash, not_a_member};
 use crate::msg::Msg;
 use crate::op::Op;
-use crate::parallelizer::{Core, Parallelizer};
+use crate::parallelizer::Parallelizer;
 use crate::registry::{self, new};
 
 use super::{Contract, Pairing};
@@ -72,7 +72,7 @@ impl dyn Parallelizer {
         let key = members_hash(members);
         let number = self.core().next_subgroup(key);
         let id = group_id(&[self.group_id(), SUBGROUP, key, number]);
-        join(self, members, id, self.group_core())
+        join(self, members, id, 0)
     }
 
     /// Splits the ranks into groups by `color`, as `MPI_Comm_split` does:
@@ -132,11 +132,6 @@ impl dyn Parallelizer {
             .collect();
         members.sort_by_key(|&r| (all[r].1, r));
         let id = group_id(&[self.group_id(), SPLIT, call, u64::from(color)]);
-        join(self, &members, id, self.group_core()).map(Some)
-    }
-
-    /// The state of a group handle made of this handle.
-    fn group_core(&self) -> Core {
-        Core::for_group(self.core().config_arc().clone(), 0)
+        join(self, &members, id, 0).map(Some)
     }
 }

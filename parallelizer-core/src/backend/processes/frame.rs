@@ -1,11 +1,15 @@
-//! The frame format: a 24-byte header (magic, kind, encoding, alignment
-//! flag, region, payload length) followed by the payload, and the buffer a
-//! payload is assembled in. No socket I/O here.
+//! The frame format: a 32-byte header (magic, kind, encoding, alignment
+//! flag, region, payload length, group) followed by the payload, and the
+//! buffer a payload is assembled in. No socket I/O here.
 //!
 //! ```text
-//! offset  0      2     3    4       5..8  8          16         24
-//!         magic  kind  enc  align8  zero  region LE  length LE  payload...
+//! offset  0      2     3    4       5..8  8          16         24        32
+//!         magic  kind  enc  align8  zero  region LE  length LE  group LE  payload...
 //! ```
+//!
+//! The group is the message namespace of a group of ranks made inside a
+//! region (0: the region's own messages), as in the region protocol's
+//! packets: only a call of the same group takes a data frame.
 //!
 //! A header is bounds-checked before anything is allocated ([`Header::decode`]),
 //! and a payload buffer grows only as bytes arrive ([`RecvBuf`]), so a frame
@@ -23,7 +27,7 @@ use crate::msg::{Encoding, Msg, decode_serde};
 use super::shm;
 
 /// Header size in bytes.
-pub(super) const HEADER_LEN: usize = 24;
+pub(super) const HEADER_LEN: usize = 32;
 const MAGIC: u16 = 0x5052; // "PR"
 
 /// The largest in-band payload accepted by default (larger plain data goes
@@ -101,6 +105,8 @@ pub(super) struct Header {
     /// Plain data of 8-byte-aligned elements (`f64`, `u64`, ...): the
     /// receiver reads it into 8-byte words its `Vec<T>` can take over.
     align8: bool,
+    /// The message namespace of a data frame (0: the region's own).
+    group: u64,
 }
 
 impl Header {
@@ -123,7 +129,19 @@ impl Header {
             region,
             len,
             align8,
+            group: 0,
         }
+    }
+
+    /// This header in the message namespace `group`.
+    pub(super) fn in_group(mut self, group: u64) -> Header {
+        self.group = group;
+        self
+    }
+
+    /// The message namespace of a data frame (0: the region's own).
+    pub(super) fn group(&self) -> u64 {
+        self.group
     }
 
     pub(super) fn kind(&self) -> Kind {
@@ -154,6 +172,7 @@ impl Header {
         h[4] = u8::from(self.align8);
         h[8..16].copy_from_slice(&self.region.to_le_bytes());
         h[16..24].copy_from_slice(&self.len.to_le_bytes());
+        h[24..32].copy_from_slice(&self.group.to_le_bytes());
         h
     }
 
@@ -171,6 +190,7 @@ impl Header {
         };
         let region = u64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
         let len = u64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));
+        let group = u64::from_le_bytes(h[24..32].try_into().expect("8 bytes"));
         let align8 = match h[4] {
             0 => false,
             1 if enc == Encoding::Pod && len % 8 == 0 => true,
@@ -190,6 +210,7 @@ impl Header {
             region,
             len,
             align8,
+            group,
         })
     }
 }

@@ -88,6 +88,7 @@
 
 mod endpoint;
 mod frame;
+mod inbox;
 mod launch;
 mod opts;
 mod protocol;
@@ -325,6 +326,18 @@ impl Parallelizer for Processes {
         check_rank(self, to)?;
         let link = self.spmd_link().ok_or_else(|| outside_region("send"))?;
         lock(&link).send(msg, to)
+    }
+
+    fn send_msg_in(&self, group: u64, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
+        check_rank(self, to)?;
+        let link = self.spmd_link().ok_or_else(|| outside_region("send"))?;
+        lock(&link).send_in(group, msg, to)
+    }
+
+    fn recv_msg_in(&self, group: u64, from: usize, _tag: Tag) -> Result<Msg> {
+        check_rank(self, from)?;
+        let link = self.spmd_link().ok_or_else(|| outside_region("receive"))?;
+        lock(&link).recv_in(group, from)?.into_msg()
     }
 
     fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {

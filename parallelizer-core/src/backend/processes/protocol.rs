@@ -22,6 +22,7 @@ use crate::op::Op;
 
 use super::endpoint::{Endpoint, Event, WriteError};
 use super::frame::{Frame, Header, Kind};
+use super::inbox::Inboxes;
 use super::opts::Opts;
 use super::shm;
 
@@ -64,7 +65,7 @@ pub(super) struct Link {
     ep: Endpoint,
     /// The current region; frames of older regions are dropped.
     region: u64,
-    inbox: Vec<VecDeque<Frame>>,
+    inbox: Inboxes,
     /// Hello, Run and Shutdown frames, in arrival order.
     control: VecDeque<(usize, Frame)>,
     abort: Option<Abort>,
@@ -96,7 +97,7 @@ impl Link {
         Link {
             ep,
             region: 0,
-            inbox: (0..n).map(|_| VecDeque::new()).collect(),
+            inbox: Inboxes::new(n),
             control: VecDeque::new(),
             abort: None,
             relay: false,
@@ -133,9 +134,7 @@ impl Link {
     /// Starts region `region`: older frames and reports are dropped.
     pub(super) fn begin_region(&mut self, region: u64) {
         self.region = region;
-        for q in &mut self.inbox {
-            q.retain(|f| f.header().region() >= region);
-        }
+        self.inbox.drop_before(region);
         for d in &mut self.done {
             *d = None;
         }
@@ -282,7 +281,7 @@ impl Link {
         match h.kind() {
             Kind::Data | Kind::Shm => {
                 if h.region() >= self.region {
-                    self.inbox[from].push_back(frame);
+                    self.inbox.queue(h.group(), from).push_back(frame);
                 }
             }
             Kind::Abort => {
@@ -446,12 +445,18 @@ impl Link {
 
     /// Blocks for the next message frame from `from` in the current region.
     pub(super) fn recv(&mut self, from: usize) -> Result<Frame> {
+        self.recv_in(0, from)
+    }
+
+    /// Blocks for the next message frame of group `group` from `from` in
+    /// the current region.
+    pub(super) fn recv_in(&mut self, group: u64, from: usize) -> Result<Frame> {
         let deadline = self.deadline();
         loop {
             self.relay_abort();
             self.check_not_aborted()?;
             let region = self.region;
-            let q = &mut self.inbox[from];
+            let q = self.inbox.queue(group, from);
             while q.front().is_some_and(|f| f.header().region() < region) {
                 q.pop_front();
             }
@@ -524,6 +529,11 @@ impl Link {
     /// nothing from shared memory (creating, sealing and mapping a memfd
     /// costs more than the socket copy it saves), so only `broadcast` uses it.
     pub(super) fn send(&mut self, msg: Msg, to: usize) -> Result<()> {
+        self.send_in(0, msg, to)
+    }
+
+    /// `send` in the message namespace of group `group`.
+    pub(super) fn send_in(&mut self, group: u64, msg: Msg, to: usize) -> Result<()> {
         self.check_not_aborted()?;
         if let Some(pod) = msg.pod_bytes() {
             let align8 = msg.pod_align() == 8;
@@ -533,12 +543,14 @@ impl Link {
                 pod.len() as u64,
                 Encoding::Pod,
                 align8,
-            );
+            )
+            .in_group(group);
             return self.write(to, h, &[pod], None, true);
         }
         let enc = msg.encoding();
         let bytes = msg.into_bytes()?;
-        let h = Header::message(Kind::Data, self.region, bytes.len() as u64, enc, false);
+        let h = Header::message(Kind::Data, self.region, bytes.len() as u64, enc, false)
+            .in_group(group);
         self.write(to, h, &[&bytes], None, true)
     }
 

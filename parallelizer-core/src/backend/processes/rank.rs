@@ -80,6 +80,16 @@ impl Parallelizer for ProcRank {
         check_rank(self, from)?;
         lock(&self.link).recv(from)?.into_msg()
     }
+    fn send_msg_in(&self, group: u64, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
+        self.check("send")?;
+        check_rank(self, to)?;
+        lock(&self.link).send_in(group, msg, to)
+    }
+    fn recv_msg_in(&self, group: u64, from: usize, _tag: Tag) -> Result<Msg> {
+        self.check("receive")?;
+        check_rank(self, from)?;
+        lock(&self.link).recv_in(group, from)?.into_msg()
+    }
     fn broadcast_msg(&self, msg: Option<Msg>, _tag: Tag) -> Result<Msg> {
         self.check("broadcast")?;
         broadcast(&self.link, msg)
