@@ -375,9 +375,12 @@ fn refuse_on_last(par: &dyn Parallelizer, (): ()) -> Result<(), String> {
     Ok(())
 }
 
+/// A rank's initializer calls and the arguments of the last one.
+type InitSeen = (usize, Option<(String, u32)>);
+
 /// How often the initializer ran on each rank, and with what.
 #[parallelizer::task]
-fn init_calls(par: &dyn Parallelizer, (): ()) -> Option<Vec<(usize, Option<(String, u32)>)>> {
+fn init_calls(par: &dyn Parallelizer, (): ()) -> Option<Vec<InitSeen>> {
     let calls = INIT_CALLS.load(std::sync::atomic::Ordering::SeqCst);
     let args = INIT_ARG.lock().unwrap().clone();
     par.gather((calls, args)).unwrap()
