@@ -45,6 +45,7 @@ mod registry;
 mod runtime;
 mod split;
 mod task;
+mod trace;
 
 pub use api::{Apply, EnterGuard, Where};
 pub use config::{Config, LogLevel};

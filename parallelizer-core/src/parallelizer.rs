@@ -10,6 +10,7 @@ use crate::contract::CallerContract;
 use crate::error::{Error, Result};
 use crate::msg::Msg;
 use crate::op::{Op, Tag};
+use crate::trace;
 
 /// A group of `nprocs()` ranks that can run SPMD regions and exchange
 /// messages. Rank 0 is main.
@@ -552,17 +553,23 @@ impl RegionTask {
     /// Runs the task as rank `par` at the top of a region: main's form on
     /// main, the worker form on workers.
     pub fn run(&self, par: &dyn Parallelizer, args: Msg) -> Result<Msg> {
-        if par.on_main() {
+        let traced = trace::region(self.name, par.mode(), par.id(), par.nprocs());
+        let result = if par.on_main() {
             (self.main)(par, args)
         } else {
             (self.worker)(par, args)
-        }
+        };
+        traced.end(&result);
+        result
     }
 
     /// Runs main's form on this rank whichever it is: a `run` nested in a
     /// region, or an SPMD region where every rank gets its own result.
     pub fn run_here(&self, par: &dyn Parallelizer, args: Msg) -> Result<Msg> {
-        (self.main)(par, args)
+        let traced = trace::region(self.name, par.mode(), par.id(), par.nprocs());
+        let result = (self.main)(par, args);
+        traced.end(&result);
+        result
     }
 }
 

@@ -7,6 +7,7 @@
 //! so that the process backend's workers can run them by name.
 #![allow(dead_code)]
 
+pub mod collect;
 #[macro_use]
 pub mod groups;
 #[cfg(target_os = "linux")]

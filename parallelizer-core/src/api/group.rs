@@ -97,25 +97,39 @@ impl dyn Parallelizer {
         let all: Vec<(Option<u32>, i64)> = match self.prologue(Op::Split, Contract::Check)? {
             Pairing::Alone => vec![(color, key)],
             Pairing::Ranks(tag) => {
-                let gathered = self.gather_msg(Msg::new((color, key)), tag)?;
-                let gathered: Option<Vec<(Option<u32>, i64)>> = gathered
-                    .map(|all| all.into_iter().map(Msg::into_value).collect())
-                    .transpose()?;
-                let all = self.broadcast_msg(gathered.map(Msg::new), tag)?;
-                let all: Vec<(Option<u32>, i64)> = all.into_value()?;
-                if all.len() != self.nprocs() {
-                    return Err(Error::Protocol(format!(
-                        "split: {} colors for {} ranks",
-                        all.len(),
-                        self.nprocs()
-                    )));
-                }
-                // The split's call number makes the groups of two splits
-                // differ; every rank agrees on it.
-                return self.split_from(all, tag.seq());
+                let call = crate::trace::call(Op::Split, self.id());
+                let made = self.split_ranks(color, key, tag);
+                call.end(&made, |_| None);
+                return made;
             }
         };
         self.split_from(all, 0)
+    }
+
+    /// `split` of several ranks: every rank's color and key to every rank,
+    /// then this rank's group.
+    fn split_ranks(
+        &self,
+        color: Option<u32>,
+        key: i64,
+        tag: crate::op::Tag,
+    ) -> Result<Option<Arc<dyn Parallelizer>>> {
+        let gathered = self.gather_msg(Msg::new((color, key)), tag)?;
+        let gathered: Option<Vec<(Option<u32>, i64)>> = gathered
+            .map(|all| all.into_iter().map(Msg::into_value).collect())
+            .transpose()?;
+        let all = self.broadcast_msg(gathered.map(Msg::new), tag)?;
+        let all: Vec<(Option<u32>, i64)> = all.into_value()?;
+        if all.len() != self.nprocs() {
+            return Err(Error::Protocol(format!(
+                "split: {} colors for {} ranks",
+                all.len(),
+                self.nprocs()
+            )));
+        }
+        // The split's call number makes the groups of two splits
+        // differ; every rank agrees on it.
+        self.split_from(all, tag.seq())
     }
 
     /// This rank's group of a split where rank `r` passed `all[r]`.

@@ -27,8 +27,10 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{decode_serde, encode_serde};
 use crate::runtime::UNPREFIXED;
+use crate::trace::WORKER;
 
 use super::frame::Frame;
+use super::trace;
 
 /// The environment variable that makes a process a launched worker.
 const LAUNCH_ENV: &str = "PARALLELIZER_PROCESSES_LAUNCH";
@@ -246,6 +248,7 @@ fn relay(
     rank: usize,
     from: impl std::io::Read + Send + 'static,
     to_stderr: bool,
+    dispatch: Option<tracing::Dispatch>,
 ) -> mpsc::Receiver<()> {
     // A test worker's libtest prints a `running 1 test` banner first.
     let mut in_banner = !to_stderr && crate::entry::current_test().is_some();
@@ -263,6 +266,8 @@ fn relay(
                 match reader.read_until(b'\n', &mut line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) if in_banner && matches!(line.trim_ascii(), b"" | b"running 1 test") => {}
+                    // A forwarded `tracing` event, for main's subscriber.
+                    Ok(_) if to_stderr && trace::reemit(rank, &line, dispatch.as_ref()) => {}
                     Ok(_) => {
                         in_banner = false;
                         let mut buf = Vec::with_capacity(prefix.len() + line.len() + 1);
@@ -313,6 +318,10 @@ pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
     }
     let main_pid = std::process::id();
     let args = worker_args();
+    // Workers forward their `tracing` events to the subscriber that is the
+    // default here, if it wants any (through the stderr relay).
+    let trace_level = prefix_output.then(trace::level_for_workers).flatten();
+    let dispatch = trace_level.map(|_| tracing::dispatcher::get_default(Clone::clone));
     let mut children: Vec<Option<Child>> = (0..nprocs).map(|_| None).collect();
     let mut relays = Vec::new();
     let mut failure = None;
@@ -334,6 +343,9 @@ pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
             .stdin(Stdio::null());
         if prefix_output {
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        if let Some(level) = trace_level {
+            cmd.env(trace::TRACE_ENV, level.as_str());
         }
         // This worker's ends go with the command, and are closed in main
         // once the child has them.
@@ -357,11 +369,12 @@ pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
         }
         match spawn_on_launcher(cmd) {
             Ok(mut child) => {
+                tracing::info!(target: WORKER, rank, pid = child.id(), "worker process spawned");
                 if let Some(out) = child.stdout.take() {
-                    relays.push(relay(rank, out, false));
+                    relays.push(relay(rank, out, false, None));
                 }
                 if let Some(err) = child.stderr.take() {
-                    relays.push(relay(rank, err, true));
+                    relays.push(relay(rank, err, true, dispatch.clone()));
                 }
                 children[rank] = Some(child);
             }

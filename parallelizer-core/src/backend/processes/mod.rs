@@ -97,6 +97,7 @@ mod serve;
 mod session;
 mod shm;
 mod spmd;
+mod trace;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -111,6 +111,7 @@ pub(super) fn run_initializer(config: &Config, link: &Arc<Mutex<Link>>) -> Optio
 
 /// Serves regions until main says Shutdown or goes away; the exit code.
 fn serve(info: LaunchInfo) -> i32 {
+    super::trace::forward_if_asked();
     let rank = info.rank();
     let opts = match Opts::from_config(info.config()) {
         Ok(o) => o,
@@ -161,10 +162,13 @@ fn run_one(link: &Arc<Mutex<Link>>, config: &Arc<Config>, frame: Frame) {
         }
         let id = u32::from_le_bytes(body[..4].try_into().expect("4 bytes"));
         let entry = task_by_id(id)?;
-        entry.invoke(
+        let traced = crate::trace::region(entry.path, handle.mode(), rank, handle.nprocs());
+        let done = entry.invoke(
             &*handle,
             Msg::from_bytes(Encoding::Serde, body[4..].to_vec()),
-        )
+        );
+        traced.end(&done);
+        done
     });
     drop(handle);
     let error = outcome.err().map(|f| f.into_error(rank));

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::op::Op;
 use crate::task::check_initializer;
+use crate::trace::WORKER;
 
 use super::endpoint::Endpoint;
 use super::launch::{self, Hello};
@@ -72,6 +73,7 @@ impl Obituary for Workers {
             Some(cut) => format!("{status}; {cut}"),
             None => status,
         };
+        tracing::warn!(target: WORKER, rank, status = %status, "worker process lost");
         *lock(&self.statuses).get_mut(rank)? = Some(status.clone());
         Some(status)
     }
@@ -144,6 +146,11 @@ impl Session {
         );
         match hellos {
             Ok(spmd) => {
+                for (rank, pid) in session.workers.pids.iter().enumerate() {
+                    if let Some(pid) = pid {
+                        tracing::info!(target: WORKER, rank, pid, spmd, "worker process ready");
+                    }
+                }
                 lock(&session.link).set_eof_fails_region(!spmd);
                 session.spmd = spmd;
                 Ok(session)
@@ -196,9 +203,16 @@ impl Session {
         let left: Vec<usize> = (1..nprocs)
             .filter(|&r| {
                 let within = until.saturating_duration_since(Instant::now());
-                self.workers.wait(r, within).is_none()
+                match self.workers.wait(r, within) {
+                    Some(status) => {
+                        tracing::info!(target: WORKER, rank = r, status = %status, "worker process reaped");
+                        false
+                    }
+                    None => true,
+                }
             })
             .collect();
+        let left_ranks = left.clone();
         let mut children = lock(&self.workers.children);
         let left = children
             .iter_mut()
@@ -207,6 +221,9 @@ impl Session {
             .filter_map(|(_, c)| c.as_mut());
         launch::kill_and_reap(left);
         drop(children);
+        for rank in left_ranks {
+            tracing::info!(target: WORKER, rank, "worker process killed and reaped after the grace period");
+        }
         // Let the last lines of output through (a grandchild holding a pipe
         // open must not hold us up).
         launch::wait_relays(&self.relays, Duration::from_millis(500));
