@@ -31,7 +31,7 @@ impl dyn Parallelizer {
     /// - **Inside a region** (on a rank's handle, in the SPMD models, and on
     ///   `serial`), only the members call it, with the same list, and each
     ///   gets its handle in the group; groups nest. A non-member's call is
-    ///   a [`Error::ContractViolation`]; [`split`](Self::split) is the form
+    ///   a [`Error::ContractViolation`]; `split` is the form
     ///   every rank calls.
     ///
     /// ```

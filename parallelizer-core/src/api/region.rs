@@ -127,7 +127,7 @@ impl dyn Parallelizer {
     }
 
     /// `apply` with arguments that only main's call gets; see
-    /// [`run_with`](Self::run_with).
+    /// `run_with`.
     pub fn apply_with<A, M, R, F>(&self, task: F, args: A, main_args: M) -> Result<R>
     where
         A: Data,
