@@ -191,9 +191,15 @@ pub fn expected_split(p: usize) -> Vec<SplitView> {
 }
 
 /// `apply` on a rank's handle inside a region runs on that rank: here every
-/// rank applies a gather, so the gathers pair up.
+/// rank applies a gather, so the gathers pair up. A nested `run` of a
+/// registered task returns its typed value on every rank too (it used to
+/// be a codec error on the workers).
 #[parallelizer::task]
 pub fn apply_on_ranks(par: &dyn Parallelizer, x: usize) -> Option<Vec<usize>> {
+    let nested: Option<Vec<usize>> = par.run(super::chunk_lens, 6).unwrap();
+    assert_eq!(nested.is_some(), par.on_main());
+    let applied: Option<Vec<usize>> = par.apply(super::chunk_lens, 6).unwrap();
+    assert_eq!(applied, nested);
     par.apply(
         |q: &dyn Parallelizer, x: usize| q.gather(q.id() * x).unwrap(),
         x,

@@ -26,9 +26,11 @@
 //! whatever any peer sends (no write-write deadlock) and sees aborts and
 //! deaths at once (`endpoint`).
 //!
-//! **Frames.** Everything on a socket is a frame: a 24-byte header (magic,
-//! kind, encoding, alignment flag, region number, payload length) and the
-//! payload (`frame`). The length is checked against `max_frame` before
+//! **Frames.** Everything on a socket is a frame: a 32-byte header (magic,
+//! kind, encoding, alignment flag, region number, payload length, group id)
+//! and the payload (`frame`). The group id is the message namespace of a
+//! group made inside a region (`split`, `subgroup`); each rank keeps one set
+//! of per-peer inboxes per group (`inbox`). The length is checked against `max_frame` before
 //! anything is allocated, and a payload buffer grows only as bytes arrive.
 //! Kinds: `Hello`, `Run`, `Data`, `Shm`, `Abort`, `Done`, `Shutdown`. A
 //! `Data` frame carries one message: serde bytes, or plain data written
