@@ -107,6 +107,10 @@ pub(super) struct Current {
     pub released_by: OnceLock<usize>,
     /// `verify`: the ranks whose end-of-task note a receive already took.
     notes: Mutex<Vec<bool>>,
+    /// The communicators of the groups made in the region on this rank
+    /// (`group.rs`), revoked with the region's on a failure; a group's
+    /// handle removes its own here before it frees it.
+    groups: Mutex<Vec<Comm>>,
     /// Set (and signalled) when the region is over, for the watchdog.
     over: Mutex<bool>,
     wake: Condvar,
@@ -144,9 +148,9 @@ impl Current {
     fn agree(&self, status: u64, error: Option<Error>) -> Result<Verdict> {
         let comm = self.comm;
         if status != FINE {
-            // Release everyone blocked with this rank (revoking twice is
-            // allowed).
-            ulfm::revoke(comm)?;
+            // Release everyone blocked with this rank, in the region's
+            // communicator or a group's (revoking twice is allowed).
+            self.revoke_all()?;
         }
         let (all_fine, lost) = ulfm::agree(comm, c_int::from(status == FINE))?;
         if all_fine == 1 && !lost {
@@ -256,6 +260,39 @@ impl Current {
         notes.get(rank).copied().unwrap_or(false)
     }
 
+    /// Revokes the region's communicator and those of the groups made in
+    /// it on this rank (ULFM), which releases every rank blocked in a call
+    /// on any of them: a failure inside a group's collective reaches the
+    /// members blocked there, and through the region's communicator every
+    /// other rank. The region's error, if any, is the call's.
+    pub(super) fn revoke_all(&self) -> Result<()> {
+        let region = ulfm::revoke(self.comm);
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        for &group in groups.iter() {
+            // Best effort: the region's revoke alone releases the members
+            // through their agreement once they are out of the group's call.
+            let _ = ulfm::revoke(group);
+        }
+        region
+    }
+
+    /// Records `comm`, a group's communicator made in this region on this
+    /// rank, so that [`revoke_all`](Current::revoke_all) revokes it too.
+    pub(super) fn add_group(&self, comm: Comm) {
+        self.groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(comm);
+    }
+
+    /// Forgets `comm` (see [`add_group`](Current::add_group)) and frees it,
+    /// under the same lock as the revokes, so no revoke sees it freed.
+    pub(super) fn free_group(&self, comm: Comm) {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups.retain(|&g| g != comm);
+        handles::free(comm);
+    }
+
     /// Counts a data call in progress while the guard lives.
     pub(super) fn busy(&self) -> Busy<'_> {
         self.calls.fetch_add(1, Ordering::SeqCst);
@@ -320,6 +357,7 @@ impl Mpi {
             verify_failure: OnceLock::new(),
             released_by: OnceLock::new(),
             notes: Mutex::new(vec![false; self.world.size()]),
+            groups: Mutex::new(Vec::new()),
             over: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -346,17 +384,18 @@ impl Mpi {
         result
     }
 
-    /// The error of a data call that failed: under ULFM, a release (a
-    /// revoked communicator, a failed peer) brings this rank into the
-    /// agreement at once, and the call returns [`Error::Aborted`] naming the
-    /// rank that failed.
-    pub(super) fn failed_call(&self, cur: &Current, error: Error) -> Error {
+    /// The error of a data call on `comm` (the region's communicator or a
+    /// group's) that failed: under ULFM, a release (a revoked communicator,
+    /// a failed peer) brings this rank into the agreement at once, and the
+    /// call returns [`Error::Aborted`] naming the rank that failed.
+    pub(super) fn failed_call(&self, cur: &Current, comm: Comm, error: Error) -> Error {
         if !self.world.faults.is_ulfm() {
             return error;
         }
         // Not every call reports a revoked communicator with its error
         // class (Open MPI's barrier says MPI_ERR_OTHER): ask.
-        if !(handles::take_released() || ulfm::is_revoked(cur.comm)) {
+        let revoked = |c: Comm| ulfm::is_revoked(c);
+        if !(handles::take_released() || revoked(cur.comm) || (comm != cur.comm && revoked(comm))) {
             return error;
         }
         cur.conclude(RELEASED, None).release()
@@ -460,7 +499,7 @@ impl Mpi {
                     if late {
                         cur.conclude(LATE, None);
                     } else if cur.verdict().is_none() {
-                        let _ = ulfm::revoke(cur.comm);
+                        let _ = cur.revoke_all();
                     }
                     return;
                 }
@@ -490,11 +529,12 @@ impl Mpi {
     }
 }
 
-/// `exit` inside a region (ULFM): revokes the region's communicator, so the
-/// ranks blocked with this one are released and agree that it is gone.
+/// `exit` inside a region (ULFM): revokes the region's communicator and its
+/// groups', so the ranks blocked with this one are released and agree that
+/// it is gone.
 fn revoke_current(_: &World) {
     if let Some(cur) = current() {
-        let _ = ulfm::revoke(cur.comm);
+        let _ = cur.revoke_all();
     }
 }
 

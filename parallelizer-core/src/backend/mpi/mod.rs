@@ -55,7 +55,8 @@
 //!
 //! - **With the ULFM extension** (Open MPI 5 started with `mpirun --with-ft
 //!   ulfm`): a panic or `Err` on any rank revokes the region's
-//!   communicator, which releases every rank blocked with it; the ranks
+//!   communicator and those of the groups it made in the region
+//!   (`group.rs`), which releases every rank blocked with it; the ranks
 //!   agree, main gets that rank's [`Error::WorkerPanicked`] or
 //!   [`Error::TaskFailed`] (its error itself), and the next region runs on a
 //!   fresh communicator. A rank that dies is [`Error::WorkerDied`] and the
@@ -72,7 +73,8 @@
 //!   deadline, and so does a panic on the main thread outside any region.
 //!
 //! Option `verify` makes mismatched collectives and waits for a rank that
-//! has finished its task errors instead of hangs (`verify.rs`). In SPMD, a
+//! has finished its task errors instead of hangs (`verify.rs`); it checks
+//! the region's own collectives, not those of its groups. In SPMD, a
 //! region started while some rank has already returned from `main` fails
 //! at once naming that rank. MPI errors are [`Error::Mpi`] with MPI's error
 //! string.
@@ -94,7 +96,11 @@
 //!
 //! # Modules
 //!
-//! - this file: the [`Mpi`] parallelizer (construction, options, messages);
+//! - this file: the [`Mpi`] parallelizer (construction, options, how
+//!   messages are framed);
+//! - `messages`: point-to-point messages and the collectives on one
+//!   communicator;
+//! - `group`: a group's handle on its own communicator, tied to its region;
 //! - `serve`: the region protocol (dispatch, the serving loop, the
 //!   shutdown, the worker hook, the SPMD entry and exit);
 //! - `fate`: how a region ends (the region running here, the agreement
@@ -114,7 +120,9 @@
 mod calls;
 mod datatype;
 mod fate;
+mod group;
 mod handles;
+mod messages;
 mod plan;
 mod serve;
 mod ulfm;
@@ -129,7 +137,7 @@ pub use mpi as rsmpi;
 
 use std::borrow::Cow;
 use std::ffi::c_int;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -140,6 +148,7 @@ use crate::registry::FromConfig;
 use crate::task::initializer_region;
 
 use handles::{Comm, byte_type, u64_type};
+use std::sync::Arc;
 use world::World;
 
 /// The MPI backend; see the [module docs](self).
@@ -154,11 +163,19 @@ pub struct Mpi {
     core: Core,
     world: &'static World,
     role: Role,
+    /// A group's own communicator (`Role::Group`); the other handles use
+    /// the region's, or outside a region the world's data communicator,
+    /// which a failure under ULFM replaces (`data_call`).
+    comm: Comm,
+    /// The group id of a group's handle (0 otherwise).
+    group: u64,
+    /// The region a group's handle was made in (`group.rs`).
+    region: Option<Arc<fate::Current>>,
     /// Largest single MPI call, in bytes.
     limit_bytes: usize,
     grace: Duration,
     threads: usize,
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<Arc<rayon::ThreadPool>>,
     /// Option `verify`: collectives exchange their calls first (`verify.rs`).
     verify: bool,
 }
@@ -171,6 +188,9 @@ enum Role {
     Main,
     /// A rank serving rank 0's regions.
     Worker,
+    /// A rank's handle in a group (made inside a region, or for a region
+    /// of a group made on main): its own communicator, freed on drop.
+    Group,
 }
 
 impl Mpi {
@@ -221,13 +241,13 @@ impl Mpi {
         }
         let pool = if threads > 1 {
             let rank = world.rank();
-            Some(
+            Some(Arc::new(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .thread_name(move |i| format!("parallelizer-mpi-{rank}-{i}"))
                     .build()
                     .map_err(|e| Error::Config(format!("threads_per_rank = {threads}: {e}")))?,
-            )
+            ))
         } else {
             None
         };
@@ -240,6 +260,9 @@ impl Mpi {
             core: Core::new(config),
             world,
             role,
+            comm: world.data(),
+            group: 0,
+            region: None,
             limit_bytes,
             grace,
             threads,
@@ -268,22 +291,24 @@ impl Mpi {
     }
 
     /// Runs `f`, a call that moves user data, on the communicator of the
-    /// region running here (outside a region, the world's). Once the ranks
+    /// region running here (a group's handle: its group's, `group.rs`;
+    /// outside a region, the world's). Once the ranks
     /// agreed that the region failed, the call fails at once with
     /// [`Error::Aborted`]; a call released by ULFM (a revoked communicator,
     /// a failed peer) brings this rank into that agreement (`fate.rs`).
     fn data_call<R>(&self, f: impl FnOnce(Comm) -> Result<R>) -> Result<R> {
-        let Some(cur) = fate::current() else {
-            return f(self.world.data());
+        let (comm, cur) = self.call_comm();
+        let Some(cur) = cur else {
+            return f(comm);
         };
         if let Some(v) = cur.verdict() {
             return Err(v.release());
         }
         let result = {
             let _busy = cur.busy();
-            f(cur.comm)
+            f(comm)
         };
-        result.map_err(|e| self.failed_call(&cur, e))
+        result.map_err(|e| self.failed_call(&cur, comm, e))
     }
 
     /// [`data_call`](Mpi::data_call) for the collective `op`, checked first
@@ -318,8 +343,8 @@ impl FromConfig for Mpi {
 impl std::fmt::Debug for Mpi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mpi")
-            .field("rank", &self.world.rank())
-            .field("size", &self.world.size())
+            .field("rank", &self.id())
+            .field("size", &self.nprocs())
             .field("role", &self.role)
             .field("threads_per_rank", &self.threads)
             .field("verify", &self.verify)
@@ -425,10 +450,19 @@ impl Parallelizer for Mpi {
         &self.core
     }
     fn id(&self) -> usize {
-        self.world.rank()
+        match self.role {
+            Role::Group => self.comm.rank(),
+            _ => self.world.rank(),
+        }
     }
     fn nprocs(&self) -> usize {
-        self.world.size()
+        match self.role {
+            Role::Group => self.comm.size(),
+            _ => self.world.size(),
+        }
+    }
+    fn world_rank(&self) -> usize {
+        self.world.rank()
     }
     fn in_region(&self) -> bool {
         self.role != Role::Main || world::regions() > 0
@@ -439,14 +473,14 @@ impl Parallelizer for Mpi {
     /// rank is the enter's error. MPI itself is process-wide: started on
     /// first use, finalized at exit, not here.
     fn initialize(&self) -> Result<()> {
-        let Some(path) = &self.core.config().initializer else {
-            return Ok(());
-        };
-        if world::regions() > 0 {
+        if world::regions() > 0 || self.role == Role::Group {
             // Entered inside a region: the ranks are already running.
             return Ok(());
         }
-        self.run_region(initializer_region(path)?).map(drop)
+        match initializer_region(self.core.config())? {
+            Some(region) => self.run_region(region).map(drop),
+            None => Ok(()),
+        }
     }
 
     fn send_msg(&self, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
@@ -465,8 +499,9 @@ impl Parallelizer for Mpi {
         // (rather than the one the task got) is inside the region too.
         let top = world::regions() == 0;
         match (self.role, top) {
-            // Inside a region every rank runs a nested `run` itself.
-            (_, false) => region.run_here(self),
+            // Inside a region (and in a group's) every rank runs a nested
+            // `run` itself.
+            (_, false) | (Role::Group, _) => region.run_here(self),
             (Role::Main, true) => self.dispatch(region),
             (Role::Spmd | Role::Worker, true) => {
                 if self.role == Role::Spmd {
@@ -508,6 +543,17 @@ impl Parallelizer for Mpi {
         self.threads
     }
 
+    fn group_id(&self) -> u64 {
+        self.group
+    }
+
+    /// A group's handle on a communicator of its own
+    /// (`MPI_Comm_create_group` among the members), tied to the region
+    /// (`group.rs`).
+    fn group_handle(&self, members: &[usize], group: u64) -> Result<Option<Arc<dyn Parallelizer>>> {
+        self.group_of(members, group).map(Some)
+    }
+
     fn run_jobs(&self, jobs: Vec<Job<'_>>) {
         match &self.pool {
             Some(pool) => pool.scope(|s| {
@@ -517,167 +563,6 @@ impl Parallelizer for Mpi {
             }),
             None => jobs.into_iter().for_each(|job| job()),
         }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The calls on a communicator
-
-impl Mpi {
-    fn send_bytes(&self, comm: Comm, msg: &Msg, bytes: &[u8], to: usize) -> Result<()> {
-        if bytes.len() <= self.limit(1) {
-            // One MPI message; the receiver learns its size from the probe.
-            let tag = match msg.encoding() {
-                Encoding::Pod if msg.pod_align() == 8 && bytes.len().is_multiple_of(8) => TAG_POD8,
-                Encoding::Pod => TAG_POD,
-                _ => TAG_SERDE,
-            };
-            return calls::send_one(comm, bytes, to, tag);
-        }
-        // Too large for one MPI message: a header, then the pieces.
-        let header = describe(msg.encoding(), bytes.len());
-        let header = bytemuck::cast_slice(&header);
-        calls::send(comm, u64_type(), header, to, TAG_HEADER, 2)?;
-        calls::send(comm, byte_type(), bytes, to, TAG_BODY, self.limit(1))
-    }
-
-    fn recv_bytes(&self, comm: Comm, from: usize) -> Result<Msg> {
-        // Outside a region (SPMD) the timeout bounds each receive. Inside
-        // one the region's deadline bounds the wait: under ULFM the
-        // watchdog releases it (`fate.rs`); without, it is polled until the
-        // deadline.
-        let timeout = self.core.config().timeout;
-        let deadline = match fate::current() {
-            None => timeout.map(|t| Instant::now() + t),
-            Some(_) if self.world.faults.is_ulfm() => None,
-            Some(cur) => cur.deadline,
-        };
-        let Some((tag, count)) = calls::probe_any(comm, from, deadline)? else {
-            return Err(receive_timeout(from, timeout.unwrap_or_default()));
-        };
-        match tag {
-            TAG_POD => Ok(Msg::from_bytes(
-                Encoding::Pod,
-                calls::recv_exact::<u8>(comm, from, tag, count)?,
-            )),
-            TAG_POD8 if count % 8 == 0 => {
-                let words = calls::recv_exact::<u64>(comm, from, tag, count)?;
-                Ok(Msg::from_words(words, count))
-            }
-            TAG_SERDE => Ok(Msg::from_bytes(
-                Encoding::Serde,
-                calls::recv_exact::<u8>(comm, from, tag, count)?,
-            )),
-            TAG_HEADER => {
-                let mut header = [0u64; 2];
-                let words = bytemuck::cast_slice_mut(&mut header);
-                calls::recv(comm, u64_type(), words, from, TAG_HEADER, 2)?;
-                let mut body = vec![0u8; header[1] as usize];
-                calls::recv(comm, byte_type(), &mut body, from, TAG_BODY, self.limit(1))?;
-                Ok(arrived(&header, body))
-            }
-            verify::TAG_FINISHED => match fate::current() {
-                Some(cur) => Err(self.finished_peer(&cur, comm, from)),
-                None => Err(protocol_error(format!(
-                    "a note of the end of a region from rank {from} outside a region"
-                ))),
-            },
-            other => Err(protocol_error(format!(
-                "unexpected point-to-point message (tag {other}) from rank {from}: \
-                 is another library using the parallelizer's communicator?"
-            ))),
-        }
-    }
-
-    fn broadcast_on(&self, comm: Comm, msg: Option<Msg>) -> Result<Msg> {
-        if comm.size() == 1 {
-            return msg.ok_or_else(|| missing(Op::Broadcast));
-        }
-        let (mut header, body) = match &msg {
-            Some(m) if comm.rank() == 0 => {
-                let bytes = wire(m)?.into_owned();
-                (describe(m.encoding(), bytes.len()), Some(bytes))
-            }
-            None if comm.rank() != 0 => ([0; 2], None),
-            _ => return Err(missing(Op::Broadcast)),
-        };
-        let limit = self.limit(1);
-        let bytes = bcast_framed(comm, 0, &mut header, body, limit, Header::Blocking)?;
-        match msg {
-            Some(m) => Ok(m),
-            None => Ok(arrived(&header, bytes)),
-        }
-    }
-
-    fn scatter_on(&self, comm: Comm, chunks: Option<Vec<Msg>>) -> Result<Msg> {
-        let (rank, size) = (comm.rank(), comm.size());
-        // Main encodes the workers' chunks back to back; its own stays a value.
-        let mut own = None;
-        let mut send = Vec::new();
-        let mut header = vec![0u64; 2 * size];
-        if rank == 0 {
-            let chunks = chunks.ok_or_else(|| missing(Op::Scatter))?;
-            if chunks.len() != size {
-                return Err(contract_error(format!(
-                    "scatter needs one chunk per rank: {} chunks for {size} ranks",
-                    chunks.len()
-                )));
-            }
-            let mut chunks = chunks.into_iter();
-            own = chunks.next();
-            for (i, chunk) in chunks.enumerate() {
-                let before = send.len();
-                match chunk.pod_bytes() {
-                    Some(b) => send.extend_from_slice(b),
-                    None => chunk.encode_into(&mut send)?,
-                }
-                let desc = describe(chunk.encoding(), send.len() - before);
-                header[2 * (i + 1)..2 * (i + 2)].copy_from_slice(&desc);
-            }
-        } else if chunks.is_some() {
-            return Err(missing(Op::Scatter));
-        }
-        bcast_words(comm, &mut header, 0)?;
-        let counts = lengths(&header);
-        let mut mine = vec![0u8; counts[rank]];
-        let send = (rank == 0).then_some(&send[..]);
-        let limit = self.limit(1);
-        calls::scatterv(comm, byte_type(), send, &counts, &mut mine, limit)?;
-        match own {
-            Some(m) => Ok(m),
-            None => Ok(arrived(&header[2 * rank..], mine)),
-        }
-    }
-
-    fn gather_on(&self, comm: Comm, msg: Msg) -> Result<Option<Vec<Msg>>> {
-        let (rank, size) = (comm.rank(), comm.size());
-        // Main's own message stays a value and is not sent.
-        let bytes = if rank == 0 {
-            Vec::new()
-        } else {
-            wire(&msg)?.into_owned()
-        };
-        let header = calls::allgather_u64(comm, &describe(msg.encoding(), bytes.len()))?;
-        let counts = lengths(&header);
-        let mut all = (rank == 0).then(|| vec![0u8; counts.iter().sum()]);
-        let limit = self.limit(1);
-        calls::gatherv(
-            comm,
-            byte_type(),
-            &bytes,
-            &counts,
-            all.as_deref_mut(),
-            limit,
-        )?;
-        let Some(all) = all else { return Ok(None) };
-        let mut out = Vec::with_capacity(size);
-        out.push(msg);
-        let mut at = counts[0];
-        for r in 1..size {
-            out.push(arrived(&header[2 * r..], all[at..at + counts[r]].to_vec()));
-            at += counts[r];
-        }
-        Ok(Some(out))
     }
 }
 

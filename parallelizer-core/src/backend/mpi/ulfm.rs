@@ -221,7 +221,9 @@ fn active(call_name: &str) -> Result<Functions> {
 pub(crate) fn revoke(comm: Comm) -> Result<()> {
     let f = active("MPIX_Comm_revoke")?;
     call("MPIX_Comm_revoke", || {
-        // SAFETY: `comm` is a live communicator (handles are never freed);
+        // SAFETY: `comm` is a live communicator (the backend's are never
+        // freed; a group's is revoked only while its region holds it,
+        // under the lock its handle frees it with: `fate::Current`);
         // `f.revoke` is MPIX_Comm_revoke of the loaded library.
         unsafe { (f.revoke)(comm.raw()) }
     })

@@ -23,6 +23,7 @@ use mpi::environment::{Threading, Universe};
 use super::calls;
 use super::handles::{self, Comm};
 use super::ulfm::{self, FaultMode};
+use crate::config::LogLevel;
 use crate::error::{Error, Result};
 use crate::outcome::panic_message;
 
@@ -167,15 +168,10 @@ fn init() -> Result<World> {
     })
 }
 
-/// Whether to print the failure mode at start-up: unless `PARALLELIZER_LOG`
-/// asks for warnings or errors only (or nothing).
+/// Whether to print the failure mode at start-up: at the `normal` log
+/// level and above (`PARALLELIZER_LOG`, see [`LogLevel`]).
 fn log_mode() -> bool {
-    !std::env::var("PARALLELIZER_LOG").is_ok_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "off" | "error" | "warn" | "quiet"
-        )
-    })
+    crate::config::Config::new("mpi").verbosity() >= LogLevel::NORMAL
 }
 
 /// Registers `hook` to run at exit before `MPI_Finalize`, while the other
