@@ -108,9 +108,8 @@ pub(super) struct Current {
     /// `verify`: the ranks whose end-of-task note a receive already took.
     notes: Mutex<Vec<bool>>,
     /// The communicators of the groups made in the region on this rank
-    /// (`group.rs`), revoked with the region's on a failure; a group's
-    /// handle removes its own here before it frees it.
-    groups: Mutex<Vec<Comm>>,
+    /// (`group.rs`), revoked with the region's on a failure.
+    groups: Mutex<Groups>,
     /// Set (and signalled) when the region is over, for the watchdog.
     over: Mutex<bool>,
     wake: Condvar,
@@ -268,7 +267,7 @@ impl Current {
     pub(super) fn revoke_all(&self) -> Result<()> {
         let region = ulfm::revoke(self.comm);
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-        for &group in groups.iter() {
+        for &(group, _) in &groups.comms {
             // Best effort: the region's revoke alone releases the members
             // through their agreement once they are out of the group's call.
             let _ = ulfm::revoke(group);
@@ -279,18 +278,37 @@ impl Current {
     /// Records `comm`, a group's communicator made in this region on this
     /// rank, so that [`revoke_all`](Current::revoke_all) revokes it too.
     pub(super) fn add_group(&self, comm: Comm) {
-        self.groups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(comm);
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups.comms.push((comm, false));
     }
 
-    /// Forgets `comm` (see [`add_group`](Current::add_group)) and frees it,
-    /// under the same lock as the revokes, so no revoke sees it freed.
+    /// The handle of `comm` (see [`add_group`](Current::add_group)) is
+    /// gone. While the region runs, the communicator stays until its end
+    /// (a rank whose task fails drops its group handles while it unwinds,
+    /// before it revokes them for the members still blocked in them);
+    /// afterwards it is freed at once. Under the lock of the revokes, so
+    /// none sees it freed.
     pub(super) fn free_group(&self, comm: Comm) {
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-        groups.retain(|&g| g != comm);
-        handles::free(comm);
+        if groups.closed {
+            groups.comms.retain(|&(g, _)| g != comm);
+            handles::free(comm);
+        } else if let Some(entry) = groups.comms.iter_mut().find(|(g, _)| *g == comm) {
+            entry.1 = true;
+        }
+    }
+
+    /// The region is over on this rank (its ranks agreed): frees the group
+    /// communicators whose handles are gone; live handles free theirs.
+    fn close_groups(&self) {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups.closed = true;
+        groups.comms.retain(|&(comm, dropped)| {
+            if dropped {
+                handles::free(comm);
+            }
+            !dropped
+        });
     }
 
     /// Counts a data call in progress while the guard lives.
@@ -298,6 +316,16 @@ impl Current {
         self.calls.fetch_add(1, Ordering::SeqCst);
         Busy(self)
     }
+}
+
+/// The group communicators of a region on this rank (see
+/// [`Current::add_group`]).
+#[derive(Debug, Default)]
+struct Groups {
+    /// Each communicator, and whether its handle is gone.
+    comms: Vec<(Comm, bool)>,
+    /// Whether the region is over (its handles free their own).
+    closed: bool,
 }
 
 /// A data call in progress (see [`Current::busy`]).
@@ -319,12 +347,13 @@ impl Verdict {
     }
 }
 
-/// Ends the region `cur` when dropped: clears the current region and stops
-/// the watchdog.
+/// Ends the region `cur` when dropped: clears the current region, frees
+/// the group communicators whose handles are gone and stops the watchdog.
 struct Ending(Arc<Current>);
 
 impl Drop for Ending {
     fn drop(&mut self) {
+        self.0.close_groups();
         *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
         *self.0.over.lock().unwrap_or_else(|e| e.into_inner()) = true;
         self.0.wake.notify_all();
@@ -357,7 +386,7 @@ impl Mpi {
             verify_failure: OnceLock::new(),
             released_by: OnceLock::new(),
             notes: Mutex::new(vec![false; self.world.size()]),
-            groups: Mutex::new(Vec::new()),
+            groups: Mutex::new(Groups::default()),
             over: Mutex::new(false),
             wake: Condvar::new(),
         });
