@@ -145,16 +145,20 @@ pub enum Step {
     Gather,
     Map,
     Wait,
+    /// A gather then a broadcast in a group of ranks 1, 2 and 3 (made by
+    /// those ranks inside the region); main waits in the region's gather.
+    Subgroup,
 }
 
 impl Step {
-    pub const ALL: [Step; 6] = [
+    pub const ALL: [Step; 7] = [
         Step::SendReceive,
         Step::Broadcast,
         Step::Scatter,
         Step::Gather,
         Step::Map,
         Step::Wait,
+        Step::Subgroup,
     ];
 
     pub fn name(self) -> &'static str {
@@ -165,6 +169,7 @@ impl Step {
             Step::Gather => "gather",
             Step::Map => "map",
             Step::Wait => "wait",
+            Step::Subgroup => "subgroup",
         }
     }
 
@@ -176,6 +181,7 @@ impl Step {
             Step::Gather => "gather",
             Step::Map => "map",
             Step::Wait => "wait",
+            Step::Subgroup => "subgroup",
         }
     }
 
@@ -192,8 +198,9 @@ pub fn fault_cell(par: &dyn Parallelizer, (fault, step): (Fault, Step)) -> Resul
     let faulty = me == FAULTY;
     let e = |e: Error| e.to_string();
     // In a map, rank 2 fails inside the mapped function (an `Err` cannot
-    // leave it, so that one fails in the map's place).
-    if faulty && (step != Step::Map || fault == Fault::Err) {
+    // leave it, so that one fails in the map's place); in a subgroup, once
+    // the group is made.
+    if faulty && step != Step::Subgroup && (step != Step::Map || fault == Fault::Err) {
         fault.strike()?;
     }
     match step {
@@ -232,6 +239,17 @@ pub fn fault_cell(par: &dyn Parallelizer, (fault, step): (Fault, Step)) -> Resul
             .map_err(e)?;
         }
         Step::Wait => par.wait().map_err(e)?,
+        Step::Subgroup => {
+            if me != 0 {
+                let group = par.subgroup(&[1, 2, 3]).map_err(e)?;
+                if faulty {
+                    fault.strike()?;
+                }
+                let all = group.gather(me as u64).map_err(e)?;
+                let sum = all.map(|v| v.iter().sum::<u64>());
+                group.broadcast(sum).map_err(e)?;
+            }
+        }
     }
     let all = par.gather(me as u64).map_err(e)?;
     Ok(all.map_or(0, |v| v.iter().sum()))
