@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::contract::CallerContract;
@@ -84,6 +85,36 @@ pub trait Parallelizer: Send + Sync + 'static {
         Err(outside_region(self.mode(), tag.op()))
     }
 
+    /// Blocks for the next message of the call `tag` from whichever rank of
+    /// `from` sends one first, until `until` (`Ok(None)` when it passes
+    /// first): how main hands the next chunk of a dynamically scheduled map
+    /// to the rank that finished one. A rank of `from` that finished or
+    /// went away without sending is an error, as in `recv_msg`.
+    ///
+    /// Implemented by backends whose [`any_source`](Parallelizer::any_source)
+    /// is not [`AnySource::Unsupported`]; the default is that error (maps
+    /// then split the data statically, as `scatter` does).
+    fn recv_any_msg(
+        &self,
+        from: &[usize],
+        tag: Tag,
+        until: Option<Instant>,
+    ) -> Result<Option<(usize, Msg)>> {
+        let _ = (from, until);
+        Err(Error::ContractViolation(format!(
+            "`{}` needs a receive from any rank, which the `{}` backend does not offer",
+            tag.op(),
+            self.mode()
+        )))
+    }
+
+    /// Whether [`recv_any_msg`](Parallelizer::recv_any_msg) works here, and
+    /// whether a send may wait for its receiver; decides how maps schedule
+    /// their chunks.
+    fn any_source(&self) -> AnySource {
+        AnySource::Unsupported
+    }
+
     /// Runs `region` on every rank and returns main's result. On a rank
     /// handle (inside a region) it runs the task on this rank only, as every
     /// rank does (SPMD).
@@ -138,6 +169,25 @@ pub trait Parallelizer: Send + Sync + 'static {
 
 /// A unit of work for [`Parallelizer::run_jobs`].
 pub type Job<'a> = Box<dyn FnOnce() + Send + 'a>;
+
+/// What a backend offers maps that hand out chunks as ranks finish them
+/// ([`Parallelizer::any_source`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnySource {
+    /// No receive from any rank: maps split the data statically (one
+    /// contiguous chunk per rank, as `scatter` does), whatever they ask.
+    Unsupported,
+    /// [`Parallelizer::recv_any_msg`] works, and a send may wait until the
+    /// receiver takes the message (MPI's rendezvous): main keeps one chunk
+    /// in flight per rank, so that it never waits in a send to a rank that
+    /// waits in a send to main.
+    Unbuffered,
+    /// [`Parallelizer::recv_any_msg`] works, and sends never wait for the
+    /// receiver (the region protocol's transports): main may queue a rank's
+    /// next chunk before it finishes the current one.
+    Buffered,
+}
 
 /// The element type of a plain-data collective, as a backend with native
 /// datatypes sees it (it picks the matching MPI datatype, or a contiguous
