@@ -44,7 +44,9 @@ mod runtime;
 mod split;
 mod task;
 
-pub use api::{Apply, EnterGuard, Where};
+pub use api::{
+    Apply, ApplyWith, EnterGuard, Flat, Layout, Mapper, PerRank, Progress, Schedule, Where,
+};
 pub use config::Config;
 pub use contract::CallerContract;
 pub use entry::worker_entry;
@@ -67,7 +69,7 @@ pub mod __private {
     pub use crate::guard::AsParallelizer;
     pub use crate::msg::Msg;
     pub use crate::registry::{BackendEntry, build_backend};
-    pub use crate::task::{TASKS, TaskEntry, TaskKind, task_outcome};
+    pub use crate::task::{MapForm, MapWorker, TASKS, TaskEntry, TaskKind, task_outcome};
     pub use crate::{
         Parallelizer, Restricted, Result, current, main_restricted, worker_restricted,
     };

@@ -1,0 +1,75 @@
+//! How a map's chunks and results travel: vectors of primitive numbers as
+//! their raw bytes (the plain-data path: no codec, and 8-byte numbers land
+//! in memory the receiver's `Vec` takes over), anything else through serde.
+//! The element type decides, by `TypeId`, the same way on every rank.
+
+use std::any::{Any, TypeId};
+
+use crate::error::Result;
+use crate::msg::{Data, Msg};
+
+/// Calls `$m!` with the primitive number types that travel as raw bytes.
+macro_rules! numbers {
+    ($m:ident) => {
+        $m!(f64 f32 u64 i64 u32 i32 u16 i16 u8 i8 u128 i128 usize isize)
+    };
+}
+
+/// `items` as a message.
+pub(super) fn to_msg<T: Data>(items: Vec<T>) -> Msg {
+    macro_rules! as_pod {
+        ($($p:ty)*) => {$(
+            if TypeId::of::<T>() == TypeId::of::<$p>() {
+                let any: Box<dyn Any> = Box::new(items);
+                match any.downcast::<Vec<$p>>() {
+                    Ok(v) => return Msg::pod(*v),
+                    Err(_) => unreachable!("the TypeIds are equal"),
+                }
+            }
+        )*};
+    }
+    numbers!(as_pod);
+    Msg::new(items)
+}
+
+/// The items a message of [`to_msg`] carries.
+pub(super) fn from_msg<T: Data>(msg: Msg) -> Result<Vec<T>> {
+    macro_rules! from_pod {
+        ($($p:ty)*) => {$(
+            if TypeId::of::<T>() == TypeId::of::<$p>() {
+                let any: Box<dyn Any> = Box::new(msg.into_pod::<$p>()?);
+                match any.downcast::<Vec<T>>() {
+                    Ok(v) => return Ok(*v),
+                    Err(_) => unreachable!("the TypeIds are equal"),
+                }
+            }
+        )*};
+    }
+    numbers!(from_pod);
+    msg.into_value()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::Encoding;
+
+    #[test]
+    fn numbers_travel_as_raw_bytes_and_the_rest_through_serde() {
+        let m = to_msg(vec![1.5f64, 2.5]);
+        assert_eq!(m.encoding(), Encoding::Pod);
+        let wire =
+            Msg::from_bytes(Encoding::Pod, m.to_bytes().unwrap()).sent_as("alloc::vec::Vec<f64>");
+        assert_eq!(from_msg::<f64>(wire).unwrap(), [1.5, 2.5]);
+        let m = to_msg(vec![(1u8, 2u8)]);
+        assert_eq!(m.encoding(), Encoding::Serde);
+        let wire = Msg::from_bytes(Encoding::Serde, m.to_bytes().unwrap());
+        assert_eq!(from_msg::<(u8, u8)>(wire).unwrap(), [(1, 2)]);
+        // In one process the vector moves as it is.
+        assert_eq!(from_msg::<u32>(to_msg(vec![7u32])).unwrap(), [7]);
+        assert_eq!(
+            from_msg::<String>(to_msg(vec!["x".to_string()])).unwrap(),
+            ["x"]
+        );
+    }
+}
