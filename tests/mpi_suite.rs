@@ -989,4 +989,27 @@ fn shared_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
         eq("T5 one length per rank", t5.len(), p)?;
         eq("T5 sum", t5.iter().sum::<usize>(), 1000)
     });
+
+    // ---- The maps suite of tests/common/maps.rs: pool-style on served
+    // main, every rank calling under SPMD.
+    suite.check("maps: every form and schedule keep input order", || {
+        common::maps::every_form_keeps_input_order(&**par)
+    });
+    suite.check("maps: a dynamic schedule inside a region", || {
+        let got = run("run", par.run(common::maps::dynamic_in_region, 23))?;
+        eq(
+            "map",
+            got,
+            (rank == 0).then(|| (0..23).map(|x| x * x + 2).collect()),
+        )
+    });
+    suite.check("maps: results per rank", || {
+        common::maps::results_per_rank(&**par)
+    });
+    suite.check("maps: chunksize 0 is an error", || {
+        common::maps::chunksize_zero_is_an_error(&**par)
+    });
+    suite.check("maps: a progress report per chunk, from every rank", || {
+        common::maps::progress_reports_every_chunk(&**par, Some(10))
+    });
 }
