@@ -309,3 +309,36 @@ pub fn dynamic_in_region(par: &dyn Parallelizer, n: u64) -> Option<Vec<u64>> {
 pub fn schedules_dynamically(par: &dyn Parallelizer, (): ()) -> bool {
     par.nprocs() == 1 || par.any_source() != AnySource::Unsupported
 }
+
+/// An item that panics.
+#[parallelizer::task]
+pub fn cursed(x: u64) -> u64 {
+    if x == 13 {
+        panic!("item 13 is cursed");
+    }
+    x
+}
+
+/// A pool-style map whose `f` panics on one item returns
+/// `WorkerPanicked` with the panic's message, whichever rank computed the
+/// item (main included) and whatever the schedule; the next map works.
+/// (Not on MPI, where a rank that panics in a collective ends the job.)
+pub fn a_panicking_item_is_an_error(par: &dyn Parallelizer) -> Result<(), String> {
+    for schedule in [
+        Schedule::Auto,
+        Schedule::Static,
+        Schedule::Dynamic { chunksize: 1 },
+    ] {
+        let got = par
+            .mapper()
+            .schedule(schedule)
+            .map(cursed, Some((0..40).collect()));
+        match got {
+            Err(Error::WorkerPanicked { message, .. }) if message.contains("cursed") => {}
+            other => return Err(format!("{schedule:?}: {other:?}")),
+        }
+        let got = ok("after", par.map(cursed, Some(vec![1, 2])))?;
+        eq("after", got, Some(vec![1, 2]))?;
+    }
+    Ok(())
+}

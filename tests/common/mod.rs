@@ -372,6 +372,7 @@ macro_rules! spmd_suite {
                     par.nprocs()
                 };
                 maps::progress_reports_every_chunk(&*par, Some(chunks)).unwrap();
+                maps::a_panicking_item_is_an_error(&*par).unwrap();
             }
         }
 

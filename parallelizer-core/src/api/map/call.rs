@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::msg::Data;
 use crate::op::Op;
+use crate::outcome::{panic_message, resume_unwinding};
 use crate::parallelizer::{Job, Parallelizer};
 use crate::split::split;
 use crate::task::MapForm;
@@ -88,4 +89,20 @@ where
         })?);
     }
     Ok(out)
+}
+
+/// A panic of `f` on main: resumed inside a region; in a pool-style map,
+/// the map's error, as a worker's panic is.
+pub(crate) fn main_panicked(
+    par: &dyn Parallelizer,
+    panic: Box<dyn std::any::Any + Send>,
+    pool: bool,
+) -> Error {
+    if !pool {
+        resume_unwinding(panic);
+    }
+    Error::WorkerPanicked {
+        rank: par.id(),
+        message: panic_message(&*panic),
+    }
 }

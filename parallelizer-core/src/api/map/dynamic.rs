@@ -12,7 +12,7 @@
 //! the map's tag (its operation and call number), like any collective's.
 
 use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
@@ -22,7 +22,7 @@ use crate::parallelizer::{AnySource, Parallelizer};
 use crate::runtime::{current_rank, set_current};
 
 use super::super::{Contract, Pairing};
-use super::call::{MapCall, Parts, apply};
+use super::call::{MapCall, Parts, apply, main_panicked};
 use super::progress::Tracker;
 use super::wire::{from_msg, to_msg};
 
@@ -191,6 +191,7 @@ pub(super) fn main<T, E, R>(
     extra: &E,
     rule: Rule,
     tracker: &Tracker,
+    pool: bool,
 ) -> Result<Parts<R>>
 where
     T: Data,
@@ -241,7 +242,7 @@ where
             }
         }
         Local::Failed(e) => return Err(e),
-        Local::Panicked(p) => resume_unwind(p),
+        Local::Panicked(p) => return Err(main_panicked(par, p, pool)),
     }
     parts
         .into_iter()

@@ -3,6 +3,7 @@
 //! map starts with main's plan (static or dynamic) and extra argument,
 //! broadcast together; the static plan is scatter, apply, gather.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,7 @@ use crate::task::region_task;
 
 use super::super::{Contract, main_data};
 use super::Schedule;
-use super::call::{MapCall, Options, Parts, apply};
+use super::call::{MapCall, Options, Parts, apply, main_panicked};
 use super::dynamic::{self, Rule};
 use super::progress::Tracker;
 
@@ -125,7 +126,11 @@ where
         };
         let (data, extra, rule) = mine?;
         let tracker = Tracker::start(par, call.op, data.len(), &opts.watch);
-        let parts = dynamic::alone(par, call, data, &extra, rule, &tracker);
+        let alone = || dynamic::alone(par, call, data, &extra, rule, &tracker);
+        let parts = match catch_unwind(AssertUnwindSafe(alone)) {
+            Ok(parts) => parts,
+            Err(panic) => Err(main_panicked(par, panic, pool)),
+        };
         tracker.finish(parts.is_ok());
         return parts.map(Some);
     }
@@ -155,14 +160,14 @@ where
     let Some(mine) = mine else {
         return match plan {
             Plan::Dynamic => dynamic::worker(par, call, &extra).map(|()| None),
-            _ => static_part(par, call, None, &extra, None).map(|_| None),
+            _ => static_part(par, call, None, &extra, None, pool).map(|_| None),
         };
     };
     let (data, _, rule) = mine?;
     let tracker = Tracker::start(par, call.op, data.len(), &opts.watch);
     let parts = match rule {
-        None => static_part(par, call, Some(data), &extra, Some(&tracker)),
-        Some(rule) => dynamic::main(par, call, data, &extra, rule, &tracker).map(Some),
+        None => static_part(par, call, Some(data), &extra, Some(&tracker), pool),
+        Some(rule) => dynamic::main(par, call, data, &extra, rule, &tracker, pool).map(Some),
     };
     tracker.finish(parts.is_ok());
     parts
@@ -199,13 +204,17 @@ fn resolve(par: &dyn Parallelizer, schedule: Schedule, pool: bool) -> Result<Opt
 }
 
 /// The static plan: scatter, apply, gather; on main, the results of each
-/// rank's chunk (chunk `i` on rank `i`).
+/// rank's chunk (chunk `i` on rank `i`). A panic of `f` on main is held
+/// until main has taken part in the gather (so no rank waits for it), then
+/// resumed, or in a pool-style map (where which rank computes an item is the
+/// map's business) returned as [`Error::WorkerPanicked`].
 fn static_part<T, E, R>(
     par: &dyn Parallelizer,
     call: &MapCall<T, E, R>,
     data: Option<Vec<T>>,
     extra: &E,
     tracker: Option<&Tracker>,
+    pool: bool,
 ) -> Result<Option<Parts<R>>>
 where
     T: Data,
@@ -214,8 +223,19 @@ where
 {
     let sizes = data.as_ref().map(|d| chunk_sizes(d.len(), par.nprocs()));
     let chunk = par.scatter_as(data, Contract::Skip)?;
-    let out = apply(par, call, chunk, extra)?;
-    let Some(all) = par.gather_as(out, Contract::Skip)? else {
+    let (out, panicked) = if par.on_main() {
+        match catch_unwind(AssertUnwindSafe(|| apply(par, call, chunk, extra))) {
+            Ok(out) => (out?, None),
+            Err(panic) => (Vec::new(), Some(panic)),
+        }
+    } else {
+        (apply(par, call, chunk, extra)?, None)
+    };
+    let all = par.gather_as(out, Contract::Skip)?;
+    if let Some(panic) = panicked {
+        return Err(main_panicked(par, panic, pool));
+    }
+    let Some(all) = all else {
         return Ok(None);
     };
     if let (Some(tracker), Some(sizes)) = (tracker, sizes) {
