@@ -34,7 +34,6 @@ pub(crate) struct Watch {
     /// The user's callback.
     pub(crate) report: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
     /// Where the bar is drawn instead of stderr (tests).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) draw: Option<Arc<dyn Fn() -> ProgressDrawTarget + Send + Sync>>,
 }
 
@@ -129,7 +128,8 @@ impl Tracker {
     /// (to show the bar of a map that turned out long); `None`: never.
     pub(crate) fn next_look(&self) -> Option<Instant> {
         let inner = self.inner.as_ref()?;
-        if inner.mode != Bar::Auto || inner.lock().bar.is_some() {
+        let st = inner.lock();
+        if inner.mode != Bar::Auto || st.bar.is_some() || st.done >= inner.total {
             return None;
         }
         Some(inner.start + LONG)
@@ -229,8 +229,9 @@ impl TermLike for PlainStderr {
     }
     fn write_str(&self, s: &str) -> std::io::Result<()> {
         use std::io::Write;
-        // Each redraw on a line of its own.
-        if s.is_empty() {
+        // Each redraw on a line of its own; the padding that would blank
+        // the rest of a terminal line is left out.
+        if s.trim().is_empty() {
             return Ok(());
         }
         writeln!(std::io::stderr(), "{s}")
