@@ -274,6 +274,14 @@ fn hybrid(par: &dyn Parallelizer, n: u64) -> Option<(Vec<u64>, Vec<usize>)> {
     Some((values?, threads?))
 }
 
+/// An item of the hybrid dynamic map: its value, and where it ran.
+#[parallelizer::task]
+fn where_it_ran(x: u64) -> (u64, String) {
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let thread = format!("{}/{:?}", std::process::id(), std::thread::current().id());
+    (x * 3, thread)
+}
+
 /// Counts the distinct threads that run `f` on this rank's chunk.
 #[parallelizer::task]
 fn thread_spread(par: &dyn Parallelizer, n: u64) -> Option<Vec<usize>> {
@@ -785,6 +793,36 @@ fn main() {
         }
         eq("without the option, one thread", plain, Some(vec![1; p]))
     });
+
+    suite.check(
+        "hybrid: chunks handed out dynamically are split over each rank's threads",
+        || {
+            let data = (rank == 0).then(|| (0..60).collect::<Vec<u64>>());
+            let got = hybrid_par
+                .mapper()
+                .chunksize(6)
+                .map(where_it_ran, data)
+                .map_err(|e| e.to_string())?;
+            if rank != 0 {
+                return Ok(());
+            }
+            let got = got.ok_or("no result")?;
+            let values: Vec<u64> = got.iter().map(|(x, _)| *x).collect();
+            eq(
+                "values in input order",
+                values,
+                (0..60).map(|x| x * 3).collect(),
+            )?;
+            let threads: std::collections::BTreeSet<&String> = got.iter().map(|(_, t)| t).collect();
+            if threads.len() < 2 * p {
+                return Err(format!(
+                    "{} threads ran the map on {p} ranks of 3 threads",
+                    threads.len()
+                ));
+            }
+            Ok(())
+        },
+    );
 
     suite.check("an Err on the last rank reaches main", || {
         let err = par.try_run(fails_on_last, ()).err().ok_or("no error")?;
