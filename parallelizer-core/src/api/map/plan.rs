@@ -20,6 +20,7 @@ use super::Schedule;
 use super::call::{MapCall, Options, Parts, apply, main_panicked};
 use super::dynamic::{self, Rule};
 use super::progress::Tracker;
+use super::wire;
 
 /// How main has the items handed out, as it tells the workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,7 +223,7 @@ where
     R: Data,
 {
     let sizes = data.as_ref().map(|d| chunk_sizes(d.len(), par.nprocs()));
-    let chunk = par.scatter_as(data, Contract::Skip)?;
+    let chunk = wire::scatter(par, data)?;
     let (out, panicked) = if par.on_main() {
         match catch_unwind(AssertUnwindSafe(|| apply(par, call, chunk, extra))) {
             Ok(out) => (out?, None),
@@ -231,7 +232,7 @@ where
     } else {
         (apply(par, call, chunk, extra)?, None)
     };
-    let all = par.gather_as(out, Contract::Skip)?;
+    let all = wire::gather(par, out)?;
     if let Some(panic) = panicked {
         return Err(main_panicked(par, panic, pool));
     }

@@ -1,4 +1,5 @@
-//! How a map's chunks and results travel: vectors of primitive numbers as
+//! How a map's chunks and results travel (one message per chunk, or the
+//! scatter and gather of the static split): vectors of primitive numbers as
 //! their raw bytes (the plain-data path: no codec, and 8-byte numbers land
 //! in memory the receiver's `Vec` takes over), anything else through serde.
 //! The element type decides, by `TypeId`, the same way on every rank.
@@ -7,6 +8,11 @@ use std::any::{Any, TypeId};
 
 use crate::error::Result;
 use crate::msg::{Data, Msg};
+use crate::op::Op;
+use crate::parallelizer::Parallelizer;
+use crate::split::split;
+
+use super::super::{Contract, Pairing, main_data, named};
 
 /// Calls `$m!` with the primitive number types that travel as raw bytes.
 macro_rules! numbers {
@@ -47,6 +53,28 @@ pub(super) fn from_msg<T: Data>(msg: Msg) -> Result<Vec<T>> {
     }
     numbers!(from_pod);
     msg.into_value()
+}
+
+/// `scatter` of main's items for a map: chunk `i` of the split to rank `i`,
+/// each chunk a message of [`to_msg`]; this rank's chunk.
+pub(super) fn scatter<T: Data>(par: &dyn Parallelizer, data: Option<Vec<T>>) -> Result<Vec<T>> {
+    let Pairing::Ranks(tag) = par.prologue(Op::Scatter, Contract::Skip)? else {
+        return main_data(data, Op::Scatter);
+    };
+    let nprocs = par.nprocs();
+    let chunks = data.map(|d| split(d, nprocs).into_iter().map(to_msg).collect());
+    from_msg(named(Op::Scatter, par.scatter_msg(chunks, tag))?)
+}
+
+/// `gather` of every rank's results for a map: on main, each rank's, in
+/// rank order.
+pub(super) fn gather<R: Data>(par: &dyn Parallelizer, out: Vec<R>) -> Result<Option<Vec<Vec<R>>>> {
+    let Pairing::Ranks(tag) = par.prologue(Op::Gather, Contract::Skip)? else {
+        return Ok(Some(vec![out]));
+    };
+    named(Op::Gather, par.gather_msg(to_msg(out), tag))?
+        .map(|all| all.into_iter().map(from_msg).collect())
+        .transpose()
 }
 
 #[cfg(test)]
