@@ -26,6 +26,7 @@
 // items through `crate::__private` when used inside this crate.
 extern crate self as parallelizer_core;
 
+mod any_source;
 mod api;
 pub mod backend;
 mod config;
@@ -33,9 +34,11 @@ mod contract;
 mod entry;
 mod error;
 mod gated;
+mod group;
 mod guard;
 mod link;
 mod msg;
+mod names;
 mod op;
 mod outcome;
 mod parallelizer;
@@ -43,11 +46,12 @@ mod registry;
 mod runtime;
 mod split;
 mod task;
+mod trace;
 
 pub use api::{
     Apply, ApplyWith, EnterGuard, Flat, Layout, Mapper, PerRank, Progress, Schedule, Where,
 };
-pub use config::Config;
+pub use config::{Config, LogLevel};
 pub use contract::CallerContract;
 pub use entry::worker_entry;
 pub use error::{Error, Result, Wait};

@@ -7,10 +7,16 @@
 //! so that the process backend's workers can run them by name.
 #![allow(dead_code)]
 
+pub mod collect;
 pub mod maps;
+#[macro_use]
+pub mod groups;
 #[cfg(target_os = "linux")]
 pub mod procs;
 pub mod workload;
+
+#[allow(unused_imports)]
+pub use groups::*;
 
 use parallelizer::prelude::*;
 use serde::{Deserialize, Serialize};

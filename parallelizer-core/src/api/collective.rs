@@ -8,7 +8,7 @@ use crate::op::Op;
 use crate::parallelizer::{NativePod, Parallelizer, PodType};
 use crate::split::{chunk_sizes, concat, split};
 
-use super::{Contract, Pairing, main_data, named};
+use super::{Contract, Pairing, all_bytes, main_data, msg_bytes};
 
 impl dyn Parallelizer {
     /// Main's value on every rank. Main passes `Some`, workers `None`.
@@ -37,7 +37,8 @@ impl dyn Parallelizer {
             return main_data(value, Op::Broadcast);
         };
         let msg = self.main_msg(value, Op::Broadcast, Msg::cloneable)?;
-        named(Op::Broadcast, self.broadcast_msg(msg, tag))?.into_value()
+        self.traced(Op::Broadcast, msg_bytes, || self.broadcast_msg(msg, tag))?
+            .into_value()
     }
 
     /// Splits main's vector into contiguous chunks, one per rank (the first
@@ -65,7 +66,8 @@ impl dyn Parallelizer {
             return main_data(data, Op::Scatter);
         };
         let chunks = self.main_chunks(data, Msg::new)?;
-        named(Op::Scatter, self.scatter_msg(chunks, tag))?.into_value()
+        self.traced(Op::Scatter, msg_bytes, || self.scatter_msg(chunks, tag))?
+            .into_value()
     }
 
     /// Every rank's value on main, main's first, then ranks 1.. in order;
@@ -82,9 +84,11 @@ impl dyn Parallelizer {
         let Pairing::Ranks(tag) = self.prologue(Op::Gather, contract)? else {
             return Ok(Some(vec![value]));
         };
-        named(Op::Gather, self.gather_msg(Msg::new(value), tag))?
-            .map(|all| all.into_iter().map(Msg::into_value).collect())
-            .transpose()
+        self.traced(Op::Gather, all_bytes, || {
+            self.gather_msg(Msg::new(value), tag)
+        })?
+        .map(|all| all.into_iter().map(Msg::into_value).collect())
+        .transpose()
     }
 
     /// `broadcast` of plain data as raw bytes, no codec
@@ -95,10 +99,15 @@ impl dyn Parallelizer {
         };
         if let Some(native) = self.native_pod() {
             let data = self.main_only(data, Op::Broadcast)?;
-            return named(Op::Broadcast, native_broadcast(native, data));
+            return self.traced(
+                Op::Broadcast,
+                |v: &Vec<T>| pod_bytes(v),
+                || native_broadcast(native, data),
+            );
         }
         let msg = self.main_msg(data, Op::Broadcast, Msg::pod)?;
-        named(Op::Broadcast, self.broadcast_msg(msg, tag))?.into_pod()
+        self.traced(Op::Broadcast, msg_bytes, || self.broadcast_msg(msg, tag))?
+            .into_pod()
     }
 
     /// `scatter` of plain data as raw bytes (mpi4py's `Scatterv`).
@@ -108,13 +117,15 @@ impl dyn Parallelizer {
         };
         if let Some(native) = self.native_pod() {
             let data = self.main_only(data, Op::Scatter)?;
-            return named(
+            return self.traced(
                 Op::Scatter,
-                native_scatter(native, self.id(), self.nprocs(), data),
+                |v: &Vec<T>| pod_bytes(v),
+                || native_scatter(native, self.id(), self.nprocs(), data),
             );
         }
         let chunks = self.main_chunks(data, Msg::pod)?;
-        named(Op::Scatter, self.scatter_msg(chunks, tag))?.into_pod()
+        self.traced(Op::Scatter, msg_bytes, || self.scatter_msg(chunks, tag))?
+            .into_pod()
     }
 
     /// Every rank's plain data concatenated in rank order on main, `None` on
@@ -135,9 +146,17 @@ impl dyn Parallelizer {
             return Ok(Some(data));
         };
         if let Some(native) = self.native_pod() {
-            return named(Op::Gather, native_gather(native, self.on_main(), data));
+            let mine = std::mem::size_of_val(&data[..]);
+            return self.traced(
+                Op::Gather,
+                |all: &Option<Vec<T>>| all.as_deref().map_or(Some(mine), pod_bytes),
+                || native_gather(native, self.on_main(), data),
+            );
         }
-        let parts = named(Op::Gather, self.gather_msg(Msg::pod(data), tag))?
+        let parts = self
+            .traced(Op::Gather, all_bytes, || {
+                self.gather_msg(Msg::pod(data), tag)
+            })?
             .map(|all| {
                 all.into_iter()
                     .map(Msg::into_pod)
@@ -152,7 +171,7 @@ impl dyn Parallelizer {
         let Pairing::Ranks(tag) = self.prologue(Op::Wait, Contract::Check)? else {
             return Ok(());
         };
-        named(Op::Wait, self.barrier(tag))
+        self.traced(Op::Wait, |_| None, || self.barrier(tag))
     }
 
     /// Main's data (which main must pass), `None` on workers.
@@ -181,6 +200,11 @@ impl dyn Parallelizer {
             .main_only(data, Op::Scatter)?
             .map(|data| split(data, nprocs).into_iter().map(wrap).collect()))
     }
+}
+
+/// The bytes of plain data.
+fn pod_bytes<T: bytemuck::Pod>(data: &[T]) -> Option<usize> {
+    Some(std::mem::size_of_val(data))
 }
 
 /// `broadcast_pod` on a backend with native plain-data collectives: the

@@ -1,6 +1,5 @@
 //! `LinkRank`: one rank's handle inside a region, over a [`Transport`].
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -11,6 +10,7 @@ use crate::outcome::{Outcome, settle};
 use crate::parallelizer::{AnySource, Core, Parallelizer, Region, check_rank};
 use crate::runtime::run_as;
 
+use super::mailbox::Mailboxes;
 use super::packet::{AbortNote, BlockedNote, DoneNote, Kind, Packet};
 use super::watch::{Verdict, Watch};
 use super::{Event, Limits, Transport};
@@ -35,10 +35,8 @@ pub struct LinkRank<T> {
 
 /// What a rank knows during the region.
 struct State {
-    /// Collective packets that arrived, by sender, not yet taken.
-    coll: Vec<VecDeque<Packet>>,
-    /// Point-to-point packets that arrived, by sender, not yet taken.
-    p2p: Vec<VecDeque<Packet>>,
+    /// Data packets not taken yet, by group, kind and sender.
+    boxes: Mailboxes,
     /// Data packets received from each rank.
     got: Vec<u64>,
     /// Data packets sent to each rank.
@@ -78,7 +76,6 @@ impl<T: Transport> LinkRank<T> {
         limits: Limits,
         transport: T,
     ) -> LinkRank<T> {
-        let queues = || (0..nprocs).map(|_| VecDeque::new()).collect::<Vec<_>>();
         LinkRank {
             core: Core::for_rank(parent),
             id,
@@ -87,8 +84,7 @@ impl<T: Transport> LinkRank<T> {
             limits,
             transport,
             state: Mutex::new(State {
-                coll: queues(),
-                p2p: queues(),
+                boxes: Mailboxes::new(nprocs),
                 got: vec![0; nprocs],
                 sent: vec![0; nprocs],
                 abort: None,
@@ -147,11 +143,7 @@ impl<T: Transport> LinkRank<T> {
         match packet.kind() {
             Kind::Data => {
                 st.got[from] += 1;
-                if packet.tag().is_p2p() {
-                    st.p2p[from].push_back(packet);
-                } else {
-                    st.coll[from].push_back(packet);
-                }
+                st.boxes.push(from, packet);
             }
             Kind::Abort => {
                 if let Ok(note) = packet.note::<AbortNote>() {
@@ -473,9 +465,18 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
     }
 
     fn send_msg(&self, msg: Msg, to: usize, tag: Tag) -> Result<()> {
+        self.send_msg_in(0, msg, to, tag)
+    }
+
+    fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {
+        self.recv_msg_in(0, from, tag)
+    }
+
+    fn send_msg_in(&self, group: u64, msg: Msg, to: usize, tag: Tag) -> Result<()> {
         check_rank(self, to)?;
         self.before_send(&[to])?;
-        let sent = self.transport.send(to, Packet::data(self.region, tag, msg));
+        let packet = Packet::data(self.region, tag, msg).in_group(group);
+        let sent = self.transport.send(to, packet);
         self.after_send(sent)
     }
 
@@ -496,7 +497,7 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
         Ok(packet.into_body())
     }
 
-    fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {
+    fn recv_msg_in(&self, group: u64, from: usize, tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
         let start = Instant::now();
         self.lock().waits += 1;
@@ -508,12 +509,7 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
                     self.end_wait(&mut st);
                     return Err(self.released(&st, by_rank));
                 }
-                let queue = if tag.is_p2p() {
-                    &mut st.p2p[from]
-                } else {
-                    &mut st.coll[from]
-                };
-                if let Some(packet) = queue.pop_front() {
+                if let Some(packet) = st.boxes.pop(group, from, tag) {
                     self.end_wait(&mut st);
                     return self.take(packet, from, tag);
                 }
@@ -561,7 +557,7 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
                     return Err(self.released(&st, abort.by_rank));
                 }
                 for &r in from {
-                    if let Some(packet) = st.coll[r].pop_front() {
+                    if let Some(packet) = st.boxes.pop(0, r, tag) {
                         return self.take(packet, r, tag).map(|m| Some((r, m)));
                     }
                 }

@@ -56,15 +56,15 @@ impl PodDatatype {
 
 impl NativePod for Mpi {
     fn broadcast_pod(&self, ty: PodType, buf: &mut [u8]) -> Result<()> {
-        if ty.size == 0 || self.world.size == 1 {
+        if ty.size == 0 || self.comm.size() == 1 {
             return Ok(());
         }
         let dt = PodDatatype::new(ty)?;
-        calls::bcast(self.world.data, dt.datatype(), buf, 0, self.limit(ty.size))
+        calls::bcast(self.comm, dt.datatype(), buf, 0, self.limit(ty.size))
     }
 
     fn all_counts(&self, mine: usize) -> Result<Vec<usize>> {
-        let all = calls::allgather_u64(self.world.data, &[mine as u64])?;
+        let all = calls::allgather_u64(self.comm, &[mine as u64])?;
         Ok(all.into_iter().map(|n| n as usize).collect())
     }
 
@@ -80,7 +80,7 @@ impl NativePod for Mpi {
         }
         let dt = PodDatatype::new(ty)?;
         let limit = self.limit(ty.size);
-        calls::scatterv(self.world.data, dt.datatype(), send, counts, recv, limit)
+        calls::scatterv(self.comm, dt.datatype(), send, counts, recv, limit)
     }
 
     fn gather_pod(
@@ -95,7 +95,7 @@ impl NativePod for Mpi {
         }
         let dt = PodDatatype::new(ty)?;
         let limit = self.limit(ty.size);
-        calls::gatherv(self.world.data, dt.datatype(), send, counts, recv, limit)
+        calls::gatherv(self.comm, dt.datatype(), send, counts, recv, limit)
     }
 }
 

@@ -116,6 +116,7 @@ use crate::registry::FromConfig;
 use crate::task::initializer_region;
 
 use handles::{Comm, byte_type, u64_type};
+use std::sync::Arc;
 use world::World;
 
 /// The MPI backend; see the [module docs](self).
@@ -130,11 +131,16 @@ pub struct Mpi {
     core: Core,
     world: &'static World,
     role: Role,
+    /// The communicator of this handle's messages and collectives: the
+    /// world's data communicator, or a group's own.
+    comm: Comm,
+    /// The group id of a group's handle (0 otherwise).
+    group: u64,
     /// Largest single MPI call, in bytes.
     limit_bytes: usize,
     grace: Duration,
     threads: usize,
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +151,9 @@ enum Role {
     Main,
     /// A rank serving rank 0's regions.
     Worker,
+    /// A rank's handle in a group (made inside a region, or for a region
+    /// of a group made on main): its own communicator, freed on drop.
+    Group,
 }
 
 impl Mpi {
@@ -194,13 +203,13 @@ impl Mpi {
         }
         let pool = if threads > 1 {
             let rank = world.rank;
-            Some(
+            Some(Arc::new(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .thread_name(move |i| format!("parallelizer-mpi-{rank}-{i}"))
                     .build()
                     .map_err(|e| Error::Config(format!("threads_per_rank = {threads}: {e}")))?,
-            )
+            ))
         } else {
             None
         };
@@ -208,6 +217,8 @@ impl Mpi {
             core: Core::new(config),
             world,
             role,
+            comm: world.data,
+            group: 0,
             limit_bytes,
             grace,
             threads,
@@ -239,8 +250,8 @@ impl FromConfig for Mpi {
 impl std::fmt::Debug for Mpi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mpi")
-            .field("rank", &self.world.rank)
-            .field("size", &self.world.size)
+            .field("rank", &self.comm.rank())
+            .field("size", &self.comm.size())
             .field("role", &self.role)
             .field("threads_per_rank", &self.threads)
             .finish()
@@ -343,10 +354,13 @@ impl Parallelizer for Mpi {
         &self.core
     }
     fn id(&self) -> usize {
-        self.world.rank
+        self.comm.rank()
     }
     fn nprocs(&self) -> usize {
-        self.world.size
+        self.comm.size()
+    }
+    fn world_rank(&self) -> usize {
+        self.world.rank
     }
     fn in_region(&self) -> bool {
         self.role != Role::Main || world::regions() > 0
@@ -357,20 +371,20 @@ impl Parallelizer for Mpi {
     /// rank is the enter's error. MPI itself is process-wide: started on
     /// first use, finalized at exit, not here.
     fn initialize(&self) -> Result<()> {
-        let Some(path) = &self.core.config().initializer else {
-            return Ok(());
-        };
-        if world::regions() > 0 {
+        if world::regions() > 0 || self.role == Role::Group {
             // Entered inside a region: the ranks are already running.
             return Ok(());
         }
-        self.run_region(initializer_region(path)?).map(drop)
+        match initializer_region(self.core.config())? {
+            Some(region) => self.run_region(region).map(drop),
+            None => Ok(()),
+        }
     }
 
     fn send_msg(&self, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
         check_rank(self, to)?;
         let bytes = wire(&msg)?;
-        let comm = self.world.data;
+        let comm = self.comm;
         if bytes.len() <= self.limit(1) {
             // One MPI message; the receiver learns its size from the probe.
             let tag = match msg.encoding() {
@@ -389,7 +403,7 @@ impl Parallelizer for Mpi {
 
     fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
-        let comm = self.world.data;
+        let comm = self.comm;
         let timeout = self.core.config().timeout;
         let Some((tag, count)) = calls::probe_any(comm, from, timeout.map(|t| Instant::now() + t))?
         else {
@@ -448,8 +462,9 @@ impl Parallelizer for Mpi {
         // (rather than the one the task got) is inside the region too.
         let top = world::regions() == 0;
         match (self.role, top) {
-            // Inside a region every rank runs a nested `run` itself.
-            (_, false) => region.run_here(self),
+            // Inside a region (and in a group's) every rank runs a nested
+            // `run` itself.
+            (_, false) | (Role::Group, _) => region.run_here(self),
             (Role::Main, true) => self.dispatch(region),
             (Role::Spmd | Role::Worker, true) => {
                 let (task, args) = region.into_parts();
@@ -459,8 +474,8 @@ impl Parallelizer for Mpi {
     }
 
     fn broadcast_msg(&self, msg: Option<Msg>, _tag: Tag) -> Result<Msg> {
-        let comm = self.world.data;
-        if self.world.size == 1 {
+        let comm = self.comm;
+        if self.comm.size() == 1 {
             return msg.ok_or_else(|| missing(Op::Broadcast));
         }
         let (mut header, body) = match &msg {
@@ -480,8 +495,8 @@ impl Parallelizer for Mpi {
     }
 
     fn scatter_msg(&self, chunks: Option<Vec<Msg>>, _tag: Tag) -> Result<Msg> {
-        let (rank, size) = (self.world.rank, self.world.size);
-        let comm = self.world.data;
+        let (rank, size) = (self.comm.rank(), self.comm.size());
+        let comm = self.comm;
         // Main encodes the workers' chunks back to back; its own stays a value.
         let mut own = None;
         let mut send = Vec::new();
@@ -521,8 +536,8 @@ impl Parallelizer for Mpi {
     }
 
     fn gather_msg(&self, msg: Msg, _tag: Tag) -> Result<Option<Vec<Msg>>> {
-        let (rank, size) = (self.world.rank, self.world.size);
-        let comm = self.world.data;
+        let (rank, size) = (self.comm.rank(), self.comm.size());
+        let comm = self.comm;
         // Main's own message stays a value and is not sent.
         let bytes = if rank == 0 {
             Vec::new()
@@ -553,10 +568,10 @@ impl Parallelizer for Mpi {
     }
 
     fn barrier(&self, _tag: Tag) -> Result<()> {
-        if self.world.size == 1 {
+        if self.comm.size() == 1 {
             return Ok(());
         }
-        calls::barrier(self.world.data)
+        calls::barrier(self.comm)
     }
 
     fn native_pod(&self) -> Option<&dyn NativePod> {
@@ -565,6 +580,32 @@ impl Parallelizer for Mpi {
 
     fn threads_per_rank(&self) -> usize {
         self.threads
+    }
+
+    fn group_id(&self) -> u64 {
+        self.group
+    }
+
+    /// A group's handle on a communicator of its own
+    /// (`MPI_Comm_create_group` among the members).
+    fn group_handle(&self, members: &[usize], group: u64) -> Result<Option<Arc<dyn Parallelizer>>> {
+        // Any tag up to 32767 (the least MPI_TAG_UB) tells concurrent
+        // creations apart; every member derives the same from the id.
+        let tag = (group % 32768) as c_int;
+        let comm = handles::create_group(self.comm, members, tag)?;
+        let handle: Arc<dyn Parallelizer> = Arc::new(Mpi {
+            core: Core::for_group(self.core.config_arc().clone(), 0),
+            world: self.world,
+            role: Role::Group,
+            comm,
+            group,
+            limit_bytes: self.limit_bytes,
+            grace: self.grace,
+            threads: self.threads,
+            pool: self.pool.clone(),
+        });
+        handle.core().bind_handle(Arc::downgrade(&handle));
+        Ok(Some(handle))
     }
 
     fn run_jobs(&self, jobs: Vec<Job<'_>>) {
@@ -609,6 +650,15 @@ impl Mpi {
                 "unexpected point-to-point message (tag {other}) from rank {from}: \
                  is another library using the parallelizer's communicator?"
             ))),
+        }
+    }
+}
+
+impl Drop for Mpi {
+    fn drop(&mut self) {
+        if self.role == Role::Group {
+            // This handle alone holds its group's communicator.
+            handles::free(self.comm);
         }
     }
 }
