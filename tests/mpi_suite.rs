@@ -1164,4 +1164,21 @@ fn shared_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
     suite.check("maps: a progress report per chunk, from every rank", || {
         common::maps::progress_reports_every_chunk(&**par, Some(10))
     });
+    // A group's ranks receive from whichever member answers first on the
+    // group's own communicator: main and the last rank.
+    suite.check(
+        "maps: chunks of one to whichever member of a subgroup",
+        || {
+            let members = if p == 1 { vec![0] } else { vec![0, p - 1] };
+            let g = match par.subgroup(&members) {
+                Ok(g) => g,
+                Err(Error::ContractViolation(_)) if !members.contains(&rank) => return Ok(()),
+                Err(other) => return Err(other.to_string()),
+            };
+            let data = (g.on_main()).then(|| (0..30).collect::<Vec<u64>>());
+            let got = g.mapper().chunksize(1).map(common::maps::jitter, data);
+            let want = (g.on_main()).then(|| (0..30).map(|x| x * x + 1).collect());
+            eq("map", got.map_err(|e| e.to_string())?, want)
+        },
+    );
 }

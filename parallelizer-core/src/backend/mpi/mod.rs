@@ -425,7 +425,7 @@ impl Parallelizer for Mpi {
         for &r in from {
             check_rank(self, r)?;
         }
-        let comm = self.world.data;
+        let comm = self.comm;
         let timeout = self.core.config().timeout;
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut rounds = 0u32;
@@ -624,7 +624,7 @@ impl Mpi {
     /// The message whose probe found MPI tag `tag` and `count` bytes from
     /// rank `from`.
     fn recv_probed(&self, from: usize, tag: c_int, count: usize) -> Result<Msg> {
-        let comm = self.world.data;
+        let comm = self.comm;
         match tag {
             TAG_POD => Ok(Msg::from_bytes(
                 Encoding::Pod,
