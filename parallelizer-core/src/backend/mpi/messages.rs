@@ -3,7 +3,8 @@
 //! of any size travels point to point, and the broadcast, scatter and
 //! gather of messages, over the calls of `calls.rs`.
 
-use std::time::Instant;
+use std::ffi::c_int;
+use std::time::{Duration, Instant};
 
 use super::handles::{Comm, byte_type, u64_type};
 use super::{
@@ -33,26 +34,71 @@ impl Mpi {
         calls::send(comm, byte_type(), bytes, to, TAG_BODY, self.limit(1))
     }
 
-    pub(super) fn recv_bytes(&self, comm: Comm, from: usize) -> Result<Msg> {
-        // Outside a region (SPMD) the timeout bounds each receive. Inside
-        // one the region's deadline bounds the wait: under ULFM the
-        // watchdog releases it (`fate.rs`); without, it is polled until the
-        // deadline.
-        let timeout = self.core.config().timeout;
-        let deadline = match fate::current() {
-            None => timeout.map(|t| Instant::now() + t),
+    /// When a receive on this rank gives up: outside a region (SPMD) the
+    /// timeout bounds each receive. Inside one the region's deadline bounds
+    /// the wait: under ULFM the watchdog releases it (`fate.rs`); without,
+    /// it is polled until the deadline.
+    fn recv_deadline(&self) -> Option<Instant> {
+        match fate::current() {
+            None => self.core.config().timeout.map(|t| Instant::now() + t),
             Some(_) if self.world.faults.is_ulfm() => None,
             Some(cur) => cur.deadline,
-        };
-        let Some((tag, count)) = calls::probe_any(comm, from, deadline)? else {
+        }
+    }
+
+    pub(super) fn recv_bytes(&self, comm: Comm, from: usize) -> Result<Msg> {
+        let Some((tag, count)) = calls::probe_any(comm, from, self.recv_deadline())? else {
+            let timeout = self.core.config().timeout;
             return Err(receive_timeout(from, timeout.unwrap_or_default()));
         };
+        self.recv_probed(comm, from, tag, count)
+    }
+
+    /// The first message from any rank of `from`, or `None` at `until`.
+    /// Polls each rank's probe in turn (a probe of one source never returns
+    /// a message of another, which could not be left for later), yielding
+    /// and then sleeping briefly between rounds so that the rank's own work
+    /// keeps its core.
+    pub(super) fn recv_any_on(
+        &self,
+        comm: Comm,
+        from: &[usize],
+        until: Option<Instant>,
+    ) -> Result<Option<(usize, Msg)>> {
+        let deadline = self.recv_deadline();
+        let mut rounds = 0u32;
+        loop {
+            for &r in from {
+                if let Some((tag, count)) = calls::probe_any(comm, r, Some(Instant::now()))? {
+                    return self.recv_probed(comm, r, tag, count).map(|m| Some((r, m)));
+                }
+            }
+            let now = Instant::now();
+            if until.is_some_and(|u| now >= u) {
+                return Ok(None);
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                let timeout = self.core.config().timeout;
+                return Err(receive_timeout(from[0], timeout.unwrap_or_default()));
+            }
+            rounds += 1;
+            if rounds < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+    }
+
+    /// The message whose probe found MPI tag `tag` and `count` bytes from
+    /// rank `from` on `comm`.
+    fn recv_probed(&self, comm: Comm, from: usize, tag: c_int, count: usize) -> Result<Msg> {
         match tag {
             TAG_POD => Ok(Msg::from_bytes(
                 Encoding::Pod,
                 calls::recv_exact::<u8>(comm, from, tag, count)?,
             )),
-            TAG_POD8 if count % 8 == 0 => {
+            TAG_POD8 if count.is_multiple_of(8) => {
                 let words = calls::recv_exact::<u64>(comm, from, tag, count)?;
                 Ok(Msg::from_words(words, count))
             }

@@ -137,13 +137,13 @@ pub use mpi as rsmpi;
 
 use std::borrow::Cow;
 use std::ffi::c_int;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
-use crate::parallelizer::{Core, Job, NativePod, Parallelizer, Region, check_rank};
+use crate::parallelizer::{AnySource, Core, Job, NativePod, Parallelizer, Region, check_rank};
 use crate::registry::FromConfig;
 use crate::task::initializer_region;
 
@@ -492,6 +492,26 @@ impl Parallelizer for Mpi {
     fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
         self.data_call(|comm| self.recv_bytes(comm, from))
+    }
+
+    /// Polls each rank of `from` in turn (`messages.rs`): main's wait for
+    /// the result of a map's chunk.
+    fn recv_any_msg(
+        &self,
+        from: &[usize],
+        _tag: Tag,
+        until: Option<Instant>,
+    ) -> Result<Option<(usize, Msg)>> {
+        for &r in from {
+            check_rank(self, r)?;
+        }
+        self.data_call(|comm| self.recv_any_on(comm, from, until))
+    }
+
+    /// A send waits for its receiver once a message is past MPI's eager
+    /// limit: a map keeps one chunk in flight per rank.
+    fn any_source(&self) -> AnySource {
+        AnySource::Unbuffered
     }
 
     fn run_region(&self, region: Region) -> Result<Msg> {
