@@ -95,6 +95,10 @@ pub(super) struct Current {
     calls: AtomicUsize,
     /// Whether this rank's task has returned.
     finished: AtomicBool,
+    /// Whether a receive of this rank gave up at the deadline (without
+    /// ULFM): the rank was waiting in MPI then, not late, even if the
+    /// watchdog looks only after the receive returned.
+    waited_past: AtomicBool,
     /// The agreed ending, once there is one.
     verdict: OnceLock<Verdict>,
     /// One agreement per region: whoever comes first runs it.
@@ -311,6 +315,13 @@ impl Current {
         });
     }
 
+    /// A receive gave up at the region's deadline: noted while the call
+    /// still counts as in progress, so the watchdog never finds the rank
+    /// between that receive and its next call and calls it late.
+    pub(super) fn note_waited_past(&self) {
+        self.waited_past.store(true, Ordering::SeqCst);
+    }
+
     /// Counts a data call in progress while the guard lives.
     pub(super) fn busy(&self) -> Busy<'_> {
         self.calls.fetch_add(1, Ordering::SeqCst);
@@ -380,6 +391,7 @@ impl Mpi {
             comm: self.world.data(),
             calls: AtomicUsize::new(0),
             finished: AtomicBool::new(false),
+            waited_past: AtomicBool::new(false),
             verdict: OnceLock::new(),
             concluding: Mutex::new(()),
             verified: AtomicU64::new(0),
@@ -522,8 +534,9 @@ impl Mpi {
                 if !sleep_until(&cur, deadline) {
                     return;
                 }
-                let late =
-                    cur.calls.load(Ordering::SeqCst) == 0 && !cur.finished.load(Ordering::SeqCst);
+                let late = cur.calls.load(Ordering::SeqCst) == 0
+                    && !cur.finished.load(Ordering::SeqCst)
+                    && !cur.waited_past.load(Ordering::SeqCst);
                 if ulfm {
                     if late {
                         cur.conclude(LATE, None);

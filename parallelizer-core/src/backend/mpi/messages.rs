@@ -12,7 +12,7 @@ use super::{
     bcast_words, calls, contract_error, describe, fate, lengths, missing, protocol_error,
     receive_timeout, verify, wire,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::op::Op;
 
@@ -48,8 +48,7 @@ impl Mpi {
 
     pub(super) fn recv_bytes(&self, comm: Comm, from: usize) -> Result<Msg> {
         let Some((tag, count)) = calls::probe_any(comm, from, self.recv_deadline())? else {
-            let timeout = self.core.config().timeout;
-            return Err(receive_timeout(from, timeout.unwrap_or_default()));
+            return Err(self.gave_up(from));
         };
         self.recv_probed(comm, from, tag, count)
     }
@@ -78,8 +77,7 @@ impl Mpi {
                 return Ok(None);
             }
             if deadline.is_some_and(|d| now >= d) {
-                let timeout = self.core.config().timeout;
-                return Err(receive_timeout(from[0], timeout.unwrap_or_default()));
+                return Err(self.gave_up(from[0]));
             }
             rounds += 1;
             if rounds < 64 {
@@ -88,6 +86,16 @@ impl Mpi {
                 std::thread::sleep(Duration::from_micros(50));
             }
         }
+    }
+
+    /// The error of a receive from `from` that gave up at its deadline;
+    /// inside a region (the run's deadline) the watchdog learns that this
+    /// rank was waiting in MPI, not late.
+    fn gave_up(&self, from: usize) -> Error {
+        if let Some(cur) = fate::current() {
+            cur.note_waited_past();
+        }
+        receive_timeout(from, self.core.config().timeout.unwrap_or_default())
     }
 
     /// The message whose probe found MPI tag `tag` and `count` bytes from
