@@ -7,6 +7,8 @@
 //! so that the process backend's workers can run them by name.
 #![allow(dead_code)]
 
+#[macro_use]
+pub mod data;
 #[cfg(target_os = "linux")]
 pub mod procs;
 pub mod workload;

@@ -1,11 +1,13 @@
 //! Collectives: `broadcast`, `scatter`, `gather`, `wait`, and the plain-data
 //! forms that move raw bytes (on MPI, native datatypes on the caller's
-//! buffers).
+//! buffers). Vectors of plain data ([`is_plain`](crate::is_plain)) take the
+//! plain-data path of the `*_pod` calls by themselves.
 
 use crate::error::Result;
 use crate::msg::{Data, Msg};
 use crate::op::Op;
 use crate::parallelizer::{NativePod, Parallelizer, PodType};
+use crate::plain::{PlainOps, vec_ops};
 use crate::split::{chunk_sizes, concat, split};
 
 use super::{Contract, Pairing, main_data, named};
@@ -14,6 +16,10 @@ impl dyn Parallelizer {
     /// Main's value on every rank. Main passes `Some`, workers `None`.
     /// `Clone` lets the threads backend hand each rank a copy without
     /// serializing.
+    ///
+    /// A `Vec` of plain data (`Vec<f64>`, ...) travels as its raw bytes in
+    /// the backend's native broadcast (`MPI_Bcast` of `MPI_DOUBLE`), as
+    /// with [`broadcast_pod`](Self::broadcast_pod).
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer};
@@ -36,12 +42,20 @@ impl dyn Parallelizer {
         let Pairing::Ranks(tag) = self.prologue(Op::Broadcast, contract)? else {
             return main_data(value, Op::Broadcast);
         };
+        if let (Some(ops), Some(native)) = (vec_ops::<T>(), self.native_pod()) {
+            let mut v = self.main_or_empty(value, ops, Op::Broadcast)?;
+            let sent = native.broadcast_pod(ops.pod_type(), ops.buf(&mut v), tag);
+            named(Op::Broadcast, sent)?;
+            return Ok(v);
+        }
         let msg = self.main_msg(value, Op::Broadcast, Msg::cloneable)?;
         named(Op::Broadcast, self.broadcast_msg(msg, tag))?.into_value()
     }
 
     /// Splits main's vector into contiguous chunks, one per rank (the first
     /// `n % nprocs` ranks get one more item), and returns this rank's chunk.
+    /// Vectors of plain data take the plain path (as `scatter_pod`); main's
+    /// chunk is then the start of its own vector, not a copy.
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer};
@@ -64,12 +78,17 @@ impl dyn Parallelizer {
         let Pairing::Ranks(tag) = self.prologue(Op::Scatter, contract)? else {
             return main_data(data, Op::Scatter);
         };
+        if let (Some(ops), Some(native)) = (vec_ops::<Vec<T>>(), self.native_pod()) {
+            let data = self.main_only(data, Op::Scatter)?;
+            return named(Op::Scatter, self.plain_scatter(native, ops, data, tag));
+        }
         let chunks = self.main_chunks(data, Msg::new)?;
         named(Op::Scatter, self.scatter_msg(chunks, tag))?.into_value()
     }
 
     /// Every rank's value on main, main's first, then ranks 1.. in order;
-    /// `None` on workers.
+    /// `None` on workers. Vectors of plain data travel as raw bytes (on
+    /// MPI, one native gather-v into one buffer).
     pub fn gather<T: Data>(&self, value: T) -> Result<Option<Vec<T>>> {
         self.gather_as(value, Contract::Check)
     }
@@ -82,20 +101,28 @@ impl dyn Parallelizer {
         let Pairing::Ranks(tag) = self.prologue(Op::Gather, contract)? else {
             return Ok(Some(vec![value]));
         };
+        // In one process the values move as they are; elsewhere plain
+        // vectors go through the native gather.
+        let native = self.native_pod().filter(|n| !n.in_process());
+        if let (Some(ops), Some(native)) = (vec_ops::<T>(), native) {
+            return named(Op::Gather, self.plain_gather(native, ops, value, tag));
+        }
         named(Op::Gather, self.gather_msg(Msg::new(value), tag))?
             .map(|all| all.into_iter().map(Msg::into_value).collect())
             .transpose()
     }
 
     /// `broadcast` of plain data as raw bytes, no codec
-    /// (mpi4py's `Bcast`).
+    /// (mpi4py's `Bcast`); workers' vectors are allocated for what arrives
+    /// ([`broadcast_into`](Self::broadcast_into) reuses the caller's).
     pub fn broadcast_pod<T: bytemuck::Pod + Send>(&self, data: Option<Vec<T>>) -> Result<Vec<T>> {
         let Pairing::Ranks(tag) = self.prologue(Op::Broadcast, Contract::Check)? else {
             return main_data(data, Op::Broadcast);
         };
         if let Some(native) = self.native_pod() {
-            let data = self.main_only(data, Op::Broadcast)?;
-            return named(Op::Broadcast, native_broadcast(native, data));
+            let mut v = self.main_only(data, Op::Broadcast)?.unwrap_or_default();
+            let sent = native.broadcast_pod(PodType::of::<T>(), &mut v, tag);
+            return named(Op::Broadcast, sent).map(|()| v);
         }
         let msg = self.main_msg(data, Op::Broadcast, Msg::pod)?;
         named(Op::Broadcast, self.broadcast_msg(msg, tag))?.into_pod()
@@ -108,10 +135,8 @@ impl dyn Parallelizer {
         };
         if let Some(native) = self.native_pod() {
             let data = self.main_only(data, Op::Scatter)?;
-            return named(
-                Op::Scatter,
-                native_scatter(native, self.id(), self.nprocs(), data),
-            );
+            let ops: &dyn PlainOps = <T as crate::plain::HasOps>::OPS;
+            return named(Op::Scatter, self.plain_scatter(native, ops, data, tag));
         }
         let chunks = self.main_chunks(data, Msg::pod)?;
         named(Op::Scatter, self.scatter_msg(chunks, tag))?.into_pod()
@@ -135,7 +160,11 @@ impl dyn Parallelizer {
             return Ok(Some(data));
         };
         if let Some(native) = self.native_pod() {
-            return named(Op::Gather, native_gather(native, self.on_main(), data));
+            let ty = PodType::of::<T>();
+            let mut all = self.on_main().then(Vec::<T>::new);
+            let recv = all.as_mut().map(|v| v as &mut dyn crate::plain::PlainBuf);
+            let sent = native.gather_pod(ty, bytemuck::cast_slice(&data), recv, true, tag);
+            return named(Op::Gather, sent).map(|_| all);
         }
         let parts = named(Op::Gather, self.gather_msg(Msg::pod(data), tag))?
             .map(|all| {
@@ -164,6 +193,18 @@ impl dyn Parallelizer {
         }
     }
 
+    /// Main's vector of plain data (which main must pass), an empty one on
+    /// workers (filled by the call).
+    fn main_or_empty<T: 'static>(&self, data: Option<T>, ops: &dyn PlainOps, op: Op) -> Result<T> {
+        match self.main_only(data, op)? {
+            Some(v) => Ok(v),
+            None => Ok(*ops
+                .empty()
+                .downcast::<T>()
+                .expect("the ops of T's elements")),
+        }
+    }
+
     /// Main's data as the message `wrap` makes, `None` on workers.
     fn main_msg<T>(&self, data: Option<T>, op: Op, wrap: fn(T) -> Msg) -> Result<Option<Msg>> {
         Ok(self.main_only(data, op)?.map(wrap))
@@ -181,56 +222,60 @@ impl dyn Parallelizer {
             .main_only(data, Op::Scatter)?
             .map(|data| split(data, nprocs).into_iter().map(wrap).collect()))
     }
-}
 
-/// `broadcast_pod` on a backend with native plain-data collectives: the
-/// length, then the data straight into a buffer of `T`.
-fn native_broadcast<T: bytemuck::Pod + Send>(
-    native: &dyn NativePod,
-    data: Option<Vec<T>>,
-) -> Result<Vec<T>> {
-    let mut len = [data.as_ref().map_or(0, |d| d.len()) as u64];
-    native.broadcast_pod(PodType::of::<u64>(), bytemuck::cast_slice_mut(&mut len))?;
-    let mut buf = data.unwrap_or_else(|| vec![T::zeroed(); len[0] as usize]);
-    native.broadcast_pod(PodType::of::<T>(), bytemuck::cast_slice_mut(&mut buf))?;
-    Ok(buf)
-}
+    /// Scatter of a vector of plain data through the native plane: main's
+    /// chunk stays in place (its vector, truncated); workers receive into
+    /// fresh vectors.
+    fn plain_scatter<T: 'static>(
+        &self,
+        native: &dyn NativePod,
+        ops: &dyn PlainOps,
+        data: Option<Vec<T>>,
+        tag: crate::op::Tag,
+    ) -> Result<Vec<T>> {
+        let ty = ops.pod_type();
+        match data {
+            Some(mut data) => {
+                native.scatter_pod(ty, Some(ops.bytes(&data)), None, tag)?;
+                data.truncate(chunk_sizes(data.len(), self.nprocs())[0]);
+                Ok(data)
+            }
+            None => {
+                let mut mine: Vec<T> = Vec::new();
+                native.scatter_pod(ty, None, Some(ops.buf(&mut mine)), tag)?;
+                Ok(mine)
+            }
+        }
+    }
 
-/// `scatter_pod` on a backend with native plain-data collectives: the
-/// length, then one scatter-v of the chunks of [`chunk_sizes`].
-fn native_scatter<T: bytemuck::Pod + Send>(
-    native: &dyn NativePod,
-    id: usize,
-    nprocs: usize,
-    data: Option<Vec<T>>,
-) -> Result<Vec<T>> {
-    let mut len = [data.as_ref().map_or(0, |d| d.len()) as u64];
-    native.broadcast_pod(PodType::of::<u64>(), bytemuck::cast_slice_mut(&mut len))?;
-    let counts = chunk_sizes(len[0] as usize, nprocs);
-    let mut mine = vec![T::zeroed(); counts[id]];
-    native.scatter_pod(
-        PodType::of::<T>(),
-        data.as_deref().map(bytemuck::cast_slice),
-        &counts,
-        bytemuck::cast_slice_mut(&mut mine),
-    )?;
-    Ok(mine)
-}
-
-/// `gather_pod` on a backend with native plain-data collectives: every
-/// rank's length, then one gather-v into main's buffer.
-fn native_gather<T: bytemuck::Pod + Send>(
-    native: &dyn NativePod,
-    on_main: bool,
-    data: Vec<T>,
-) -> Result<Option<Vec<T>>> {
-    let counts = native.all_counts(data.len())?;
-    let mut all = on_main.then(|| vec![T::zeroed(); counts.iter().sum()]);
-    native.gather_pod(
-        PodType::of::<T>(),
-        bytemuck::cast_slice(&data),
-        &counts,
-        all.as_deref_mut().map(bytemuck::cast_slice_mut),
-    )?;
-    Ok(all)
+    /// Gather of vectors of plain data through the native plane into one
+    /// buffer on main, split into one vector per rank (main's own is not
+    /// moved).
+    fn plain_gather<T: 'static>(
+        &self,
+        native: &dyn NativePod,
+        ops: &dyn PlainOps,
+        value: T,
+        tag: crate::op::Tag,
+    ) -> Result<Option<Vec<T>>> {
+        let ty = ops.pod_type();
+        if !self.on_main() {
+            native.gather_pod(ty, ops.bytes(&value), None, false, tag)?;
+            return Ok(None);
+        }
+        let mut others = ops.empty();
+        let counts = native.gather_pod(
+            ty,
+            ops.bytes(&value),
+            Some(ops.buf(&mut *others)),
+            false,
+            tag,
+        )?;
+        let mut all = Vec::with_capacity(counts.len());
+        all.push(value);
+        for part in ops.split(others, &counts[1..]) {
+            all.push(*part.downcast::<T>().expect("the ops of T's elements"));
+        }
+        Ok(Some(all))
+    }
 }

@@ -36,7 +36,7 @@ impl dyn Parallelizer {
         let local: LocalTask = Arc::new(move |p: &dyn Parallelizer, args: Msg| {
             Ok(Msg::local(task(p, args.into_value::<A>()?)))
         });
-        self.run_local::<F, R>(local, Msg::new(args))
+        self.run_local::<F, R>(local, Msg::serde(args))
     }
 
     /// `run` for tasks that return `Result`: an `Err` on any
@@ -68,7 +68,7 @@ impl dyn Parallelizer {
                 }),
             }
         });
-        self.run_local::<F, T>(local, Msg::new(args))
+        self.run_local::<F, T>(local, Msg::serde(args))
     }
 
     fn run_local<F, R: Send + 'static>(&self, local: LocalTask, args: Msg) -> Result<R> {

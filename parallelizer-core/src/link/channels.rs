@@ -53,6 +53,10 @@ impl Transport for Channels {
         Ok(())
     }
 
+    fn shares_memory(&self) -> bool {
+        true
+    }
+
     fn recv(&self, until: Option<Instant>) -> Result<Option<Event>> {
         let got = match until {
             None => self

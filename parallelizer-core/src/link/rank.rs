@@ -5,12 +5,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::msg::{Encoding, Msg};
+use crate::msg::Msg;
 use crate::op::{Op, Tag};
 use crate::outcome::{Outcome, settle};
-use crate::parallelizer::{Core, Parallelizer, Region, check_rank};
+use crate::parallelizer::{Core, NativePod, Parallelizer, Region, check_rank};
 use crate::runtime::run_as;
 
+use super::lend::Lent;
 use super::packet::{AbortNote, BlockedNote, DoneNote, Kind, Packet};
 use super::watch::{Verdict, Watch};
 use super::{Event, Limits, Transport};
@@ -254,7 +255,7 @@ impl<T: Transport> LinkRank<T> {
     fn take(&self, packet: Packet, from: usize, tag: Tag) -> Result<Msg> {
         let sent = packet.tag();
         let matches = if tag.is_p2p() {
-            sent.op() == Op::Send
+            sent.op() == counterpart(tag.op())
         } else {
             sent == tag
         };
@@ -497,6 +498,41 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
     }
 
     fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {
+        let msg = self.recv_raw(from, tag)?;
+        match Lent::from_msg(msg) {
+            Err(msg) => Ok(msg),
+            // Plain data lent by a `*_into` call: copied out, acknowledged.
+            Ok(lent) => {
+                let owned = lent.to_msg();
+                let acked = self.ack(from, tag);
+                owned.and_then(|m| acked.map(|()| m))
+            }
+        }
+    }
+
+    fn native_pod(&self) -> Option<&dyn NativePod> {
+        Some(self)
+    }
+
+    fn run_region(&self, region: Region) -> Result<Msg> {
+        // A `run` inside a region: every rank runs it on its own handle.
+        region.run_here(self)
+    }
+}
+
+impl<T: Transport> LinkRank<T> {
+    /// Acknowledges to `to` that this rank, in its call `tag`, is done with
+    /// what `to` lent it.
+    pub(super) fn ack(&self, to: usize, tag: Tag) -> Result<()> {
+        self.send_msg(Msg::new(()), to, tag)
+    }
+
+    /// The next message of the call `tag` from `from`, as it came (a lent
+    /// buffer's note is not resolved). Collective messages are taken in
+    /// order; point-to-point ones by kind: a `receive` (tag `Receive`)
+    /// takes the next message that a `send` sent, a `send` that lent its
+    /// buffer (tag `Send`) the receiver's acknowledgement.
+    pub(super) fn recv_raw(&self, from: usize, tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
         let start = Instant::now();
         self.lock().waits += 1;
@@ -508,12 +544,15 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
                     self.end_wait(&mut st);
                     return Err(self.released(&st, by_rank));
                 }
-                let queue = if tag.is_p2p() {
-                    &mut st.p2p[from]
+                let found = if tag.is_p2p() {
+                    let want = counterpart(tag.op());
+                    let queue = &mut st.p2p[from];
+                    let at = queue.iter().position(|p| p.tag().op() == want);
+                    at.and_then(|i| queue.remove(i))
                 } else {
-                    &mut st.coll[from]
+                    st.coll[from].pop_front()
                 };
-                if let Some(packet) = queue.pop_front() {
+                if let Some(packet) = found {
                     self.end_wait(&mut st);
                     return self.take(packet, from, tag);
                 }
@@ -544,10 +583,15 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
             self.pump(until)?;
         }
     }
+}
 
-    fn run_region(&self, region: Region) -> Result<Msg> {
-        // A `run` inside a region: every rank runs it on its own handle.
-        region.run_here(self)
+/// The point-to-point operation whose messages a call of `op` takes: a
+/// `receive` takes what a `send` sent, and a `send` waiting for its
+/// receiver (a lent buffer) the `receive`'s acknowledgement.
+fn counterpart(op: Op) -> Op {
+    match op {
+        Op::Send => Op::Receive,
+        _ => Op::Send,
     }
 }
 
@@ -603,7 +647,7 @@ pub fn run_on_threads<T: Transport>(
     for rank in ranks {
         let task = task.clone();
         let mut wire = Msg::from_bytes(
-            Encoding::Serde,
+            args.encoding(),
             shared.as_ref().map_or_else(Vec::new, |s| s.0.clone()),
         );
         if let Some(name) = shared.as_ref().and_then(|s| s.1.as_deref()) {

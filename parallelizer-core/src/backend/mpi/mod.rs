@@ -83,17 +83,21 @@
 //! - `world`: process-global MPI state (initialization, communicators,
 //!   regions running here, panic hook, finalization at exit);
 //! - `datatype`: plain data in native MPI datatypes (the `NativePod` calls);
+//! - `reduce`: reductions (`NativeReduce`: `MPI_Reduce`, `MPI_Allreduce`,
+//!   `MPI_Scan` with MPI's ops, `MPI_Allgatherv`) and the message-level
+//!   reductions with any combine;
 //! - `handles`: the communicators and datatypes the backend owns, and when
 //!   and how MPI may be called (thread level, error codes);
 //! - `calls`: the MPI calls that move data, over the checked C API
-//!   (`handles` and `calls` hold the backend's `unsafe` code, but for
-//!   `world`'s `atexit` registration);
+//!   (`handles`, `calls` and `reduce` hold the backend's `unsafe` code, but
+//!   for `world`'s `atexit` registration);
 //! - `plan`: how calls larger than one MPI message are split.
 
 mod calls;
 mod datatype;
 mod handles;
 mod plan;
+mod reduce;
 mod serve;
 mod world;
 
@@ -111,9 +115,10 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
-use crate::parallelizer::{Core, Job, NativePod, Parallelizer, Region, check_rank};
+use crate::parallelizer::{Core, Job, NativePod, NativeReduce, Parallelizer, Region, check_rank};
 use crate::registry::FromConfig;
 use crate::task::initializer_region;
+use crate::tree::Combine;
 
 use handles::{Comm, byte_type, u64_type};
 use world::World;
@@ -539,7 +544,23 @@ impl Parallelizer for Mpi {
         calls::barrier(self.world.data)
     }
 
+    fn reduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Option<Msg>> {
+        self.reduce_at_main(msg, combine, tag)
+    }
+
+    fn allreduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
+        self.allreduce_at_main(msg, combine, tag)
+    }
+
+    fn scan_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
+        self.scan_at_main(msg, combine, tag)
+    }
+
     fn native_pod(&self) -> Option<&dyn NativePod> {
+        Some(self)
+    }
+
+    fn native_reduce(&self) -> Option<&dyn NativeReduce> {
         Some(self)
     }
 
