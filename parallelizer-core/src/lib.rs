@@ -40,6 +40,7 @@ mod native;
 mod op;
 mod outcome;
 mod parallelizer;
+mod parts;
 mod plain;
 mod reduce;
 mod registry;

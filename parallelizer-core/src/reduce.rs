@@ -112,7 +112,7 @@ pub trait ReduceOp<T>: Send + Sync {
 
 impl<T: Reducible> ReduceOp<T> for Reduce {
     fn combine(&self, a: T, b: T) -> Result<T> {
-        apply(*self, a, b)
+        T::apply(*self, a, b)
     }
 
     fn builtin(&self) -> Option<Reduce> {
@@ -136,7 +136,12 @@ mod sealed {
 /// The types the built-in [`Reduce`] ops apply to: the primitive numbers,
 /// `bool`, and `Vec`s of them (element-wise; every rank passes the same
 /// length). Sealed.
-pub trait Reducible: Data + Clone + sealed::Sealed {}
+pub trait Reducible: Data + Clone + sealed::Sealed {
+    /// `a op b` (element-wise for vectors), statically dispatched: what a
+    /// fold over a rank's items calls per item.
+    #[doc(hidden)]
+    fn apply(op: Reduce, a: Self, b: Self) -> Result<Self>;
+}
 
 /// A number (or `bool`) that the built-in ops know.
 trait Num: Copy + 'static {
@@ -173,9 +178,19 @@ macro_rules! int_num {
             }
         }
         impl sealed::Sealed for $t {}
-        impl Reducible for $t {}
+        impl Reducible for $t {
+            #[inline]
+            fn apply(op: Reduce, a: $t, b: $t) -> Result<$t> {
+                <$t as Num>::op(op, a, b).ok_or_else(|| undefined(op, type_name::<$t>()))
+            }
+        }
         impl sealed::Sealed for Vec<$t> {}
-        impl Reducible for Vec<$t> {}
+        impl Reducible for Vec<$t> {
+            fn apply(op: Reduce, mut a: Vec<$t>, b: Vec<$t>) -> Result<Vec<$t>> {
+                elementwise(op, &mut a, &b)?;
+                Ok(a)
+            }
+        }
     )*};
 }
 int_num!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
@@ -203,9 +218,19 @@ macro_rules! float_num {
             }
         }
         impl sealed::Sealed for $t {}
-        impl Reducible for $t {}
+        impl Reducible for $t {
+            #[inline]
+            fn apply(op: Reduce, a: $t, b: $t) -> Result<$t> {
+                <$t as Num>::op(op, a, b).ok_or_else(|| undefined(op, type_name::<$t>()))
+            }
+        }
         impl sealed::Sealed for Vec<$t> {}
-        impl Reducible for Vec<$t> {}
+        impl Reducible for Vec<$t> {
+            fn apply(op: Reduce, mut a: Vec<$t>, b: Vec<$t>) -> Result<Vec<$t>> {
+                elementwise(op, &mut a, &b)?;
+                Ok(a)
+            }
+        }
     )*};
 }
 float_num!(f32, f64);
@@ -228,9 +253,18 @@ impl Num for bool {
     }
 }
 impl sealed::Sealed for bool {}
-impl Reducible for bool {}
+impl Reducible for bool {
+    fn apply(op: Reduce, a: bool, b: bool) -> Result<bool> {
+        <bool as Num>::op(op, a, b).ok_or_else(|| undefined(op, "bool"))
+    }
+}
 impl sealed::Sealed for Vec<bool> {}
-impl Reducible for Vec<bool> {}
+impl Reducible for Vec<bool> {
+    fn apply(op: Reduce, mut a: Vec<bool>, b: Vec<bool>) -> Result<Vec<bool>> {
+        elementwise(op, &mut a, &b)?;
+        Ok(a)
+    }
+}
 
 /// The error of an op that a type does not have.
 fn undefined(op: Reduce, ty: &str) -> Error {
@@ -253,31 +287,6 @@ fn elementwise<N: Num>(op: Reduce, a: &mut [N], b: &[N]) -> Result<()> {
         *x = N::op(op, *x, y).ok_or_else(|| undefined(op, type_name::<N>()))?;
     }
     Ok(())
-}
-
-/// `op` applied to `a` and `b` of any type, found at run time: a number,
-/// `bool`, or a `Vec` of them (element-wise). Other types are an error
-/// naming the type.
-pub(crate) fn apply<T: 'static>(op: Reduce, mut a: T, b: T) -> Result<T> {
-    {
-        let (x, y) = (&mut a as &mut dyn Any, &b as &dyn Any);
-        macro_rules! try_types {
-            ($($t:ty),*) => {$(
-                if let (Some(x), Some(y)) = (x.downcast_mut::<$t>(), y.downcast_ref::<$t>()) {
-                    *x = <$t>::op(op, *x, *y).ok_or_else(|| undefined(op, type_name::<$t>()))?;
-                    return Ok(a);
-                }
-                if let (Some(x), Some(y)) = (x.downcast_mut::<Vec<$t>>(), y.downcast_ref::<Vec<$t>>()) {
-                    elementwise(op, x, y)?;
-                    return Ok(a);
-                }
-            )*};
-        }
-        try_types!(
-            f64, f32, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, bool
-        );
-    }
-    Err(undefined(op, type_name::<T>()))
 }
 
 /// The value of `T` that `op` leaves the other operand unchanged with, for
@@ -386,6 +395,10 @@ pub(crate) fn vec_len(value: &dyn Any) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn apply<T: Reducible>(op: Reduce, a: T, b: T) -> Result<T> {
+        T::apply(op, a, b)
+    }
+
     #[test]
     fn every_op_on_numbers_and_vectors() {
         assert_eq!(apply(Reduce::Sum, 2.5f64, 1.0).unwrap(), 3.5);
@@ -412,7 +425,8 @@ mod tests {
         let err = apply(Reduce::BitAnd, 1.0f64, 2.0).unwrap_err();
         assert!(err.to_string().contains("bitwise and") && err.to_string().contains("f64"));
         assert!(apply(Reduce::Sum, true, true).is_err());
-        assert!(apply(Reduce::Sum, "a".to_string(), "b".to_string()).is_err());
+        assert!(check::<String>(Reduce::Sum).is_err());
+        assert!(check::<Vec<u8>>(Reduce::BitXor).is_ok() && check::<f32>(Reduce::Or).is_err());
         let err = apply(Reduce::Sum, vec![1.0f64], vec![1.0, 2.0]).unwrap_err();
         assert!(err.to_string().contains("1 and 2"), "{err}");
     }

@@ -4,15 +4,16 @@
 //! `MPI_Reduce` for built-in ops on numbers). No result travels to main
 //! but the one value.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::msg::{Data, Msg};
 use crate::op::Op;
 use crate::parallelizer::{Job, LocalTask, Parallelizer, Region, RegionTask};
+use crate::parts::Parts;
 use crate::reduce::{ReduceOp, Shape, identity, numeric};
 use crate::registry;
-use crate::split::split;
+use crate::split::{chunk_sizes, split};
 
 use super::{Contract, main_data};
 
@@ -62,20 +63,22 @@ impl dyn Parallelizer {
                 self.id()
             )));
         }
-        // Pool-style: main's data rides into the region in the closure.
+        // Pool-style: the ranks run the closure in this process, so each
+        // moves the items of its own chunk out of main's vector (no
+        // scatter, no copy), folds them, and the ranks reduce.
         let data = main_data(data, Op::MapReduce)?;
-        let inputs = Arc::new(Mutex::new(Some(data)));
+        let (empty, counts) = (data.is_empty(), chunk_sizes(data.len(), self.nprocs()));
+        let parts = Arc::new(Parts::new(data, &counts));
         let (f, op) = (Arc::new(f), Arc::new(op));
         let local: LocalTask = Arc::new(move |p: &dyn Parallelizer, _args: Msg| {
-            let data = if p.on_main() {
-                let taken = inputs.lock().unwrap_or_else(|e| e.into_inner()).take();
-                Some(taken.ok_or_else(|| {
-                    Error::ContractViolation("pool-style `map_reduce` ran twice on main".into())
-                })?)
-            } else {
-                None
-            };
-            Ok(Msg::local(map_reduce_here(p, &*f, data, &*op)?))
+            let part = parts.take(p.id()).ok_or_else(|| {
+                Error::ContractViolation(format!(
+                    "pool-style `map_reduce`: rank {} ran its part twice",
+                    p.id()
+                ))
+            })?;
+            let mine = fold(part.map(|x| f(x)), &*op)?;
+            Ok(Msg::local(reduce_folded(p, mine, &*op, empty)?))
         });
         let task = RegionTask::new(std::any::type_name::<F>(), local);
         let _entered = self.enter()?;
@@ -101,6 +104,21 @@ where
     let empty = data.as_ref().is_some_and(Vec::is_empty);
     let chunk = par.scatter_as(data, Contract::Skip)?;
     let mine = fold_chunk(par, f, chunk, op)?;
+    reduce_folded(par, mine, op, empty)
+}
+
+/// The ranks' folded values reduced to main (`None` on workers, and on
+/// main when there was no data: `empty`, which only main knows).
+fn reduce_folded<R, O>(
+    par: &dyn Parallelizer,
+    mine: Option<R>,
+    op: &O,
+    empty: bool,
+) -> Result<Option<R>>
+where
+    R: Data,
+    O: ReduceOp<R> + ?Sized,
+{
     // Built-in ops on numbers: a native reduction, empty chunks counting
     // as the op's identity.
     let native = op.builtin().filter(|_| par.native_reduce().is_some());
@@ -113,6 +131,20 @@ where
     Ok(par.reduce_as(mine, &Lifted(op), Contract::Skip)?.flatten())
 }
 
+/// `items` folded with `op`, in order; `None` for no items.
+fn fold<R, O: ReduceOp<R> + ?Sized>(
+    mut items: impl Iterator<Item = R>,
+    op: &O,
+) -> Result<Option<R>> {
+    let Some(mut acc) = items.next() else {
+        return Ok(None);
+    };
+    for x in items {
+        acc = op.combine(acc, x)?;
+    }
+    Ok(Some(acc))
+}
+
 /// `f` over this rank's chunk, folded with `op` in order (over the rank's
 /// threads when it has more than one); `None` for an empty chunk.
 fn fold_chunk<T, R, F, O>(par: &dyn Parallelizer, f: &F, chunk: Vec<T>, op: &O) -> Result<Option<R>>
@@ -122,27 +154,17 @@ where
     F: Fn(T) -> R + Sync,
     O: ReduceOp<R> + ?Sized,
 {
-    let fold = |items: Vec<T>| -> Result<Option<R>> {
-        let mut acc: Option<R> = None;
-        for item in items {
-            let x = f(item);
-            acc = Some(match acc {
-                Some(a) => op.combine(a, x)?,
-                None => x,
-            });
-        }
-        Ok(acc)
-    };
     let threads = par.threads_per_rank().min(chunk.len());
     if threads <= 1 {
-        return fold(chunk);
+        return fold(chunk.into_iter().map(f), op);
     }
     let mut slots: Vec<Option<Result<Option<R>>>> = (0..threads).map(|_| None).collect();
-    let fold = &fold;
     let jobs: Vec<Job<'_>> = split(chunk, threads)
         .into_iter()
         .zip(slots.iter_mut())
-        .map(|(piece, slot)| Box::new(move || *slot = Some(fold(piece))) as Job<'_>)
+        .map(|(piece, slot)| {
+            Box::new(move || *slot = Some(fold(piece.into_iter().map(f), op))) as Job<'_>
+        })
         .collect();
     par.run_jobs(jobs);
     let mut acc: Option<R> = None;
