@@ -1065,6 +1065,26 @@ fn data_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
         },
     );
 
+    suite.check(
+        "data: calls above max_message_bytes travel in pieces",
+        || {
+            let small = Config::new("mpi").option("max_message_bytes", "1000");
+            let small = run("from_config", parallelizer::from_config(small))?;
+            for n in [10, 5000] {
+                let got = run("into", small.run(into_calls, n))?;
+                eq(&format!("into n={n}"), got, on.then(|| into_expected(n, p)))?;
+                let got = run("p2p", small.run(p2p_forms, n))?;
+                eq(
+                    &format!("p2p n={n}"),
+                    got,
+                    (on || p == 1).then(|| vec![0.0; 6]),
+                )?;
+            }
+            let got = run("reductions", small.run(reductions, ()))?;
+            eq("reductions", got, on.then(|| reductions_expected(p)))
+        },
+    );
+
     suite.check("data: region arguments may be plain vectors", || {
         let got = run("run", par.run(plain_args, vec![1.5, 2.5, 4.0]))?;
         eq("sums", got, on.then(|| vec![8.0; p]))

@@ -5,12 +5,11 @@
 
 use std::any::TypeId;
 
-use mpi::datatype::{Equivalence, SystemDatatype};
-
+use std::ffi::c_int;
 use std::time::Instant;
 
 use super::calls;
-use super::handles::{Contiguous, Datatype, byte_type, u64_type};
+use super::handles::{Comm, Contiguous, Datatype, byte_type, u64_type};
 use super::{
     Mpi, TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, bcast_words, contract_error, describe,
     missing, protocol_error, receive_timeout,
@@ -29,28 +28,17 @@ pub(super) enum PodDatatype {
     Derived(Contiguous),
 }
 
-/// The entry of `T` in the table of built-in datatypes.
-fn native<T: Equivalence<Out = SystemDatatype> + 'static>() -> (TypeId, Datatype<'static>) {
-    (TypeId::of::<T>(), Datatype::of::<T>())
-}
-
 /// The built-in MPI datatype of a primitive number, if `ty` is one.
 pub(super) fn builtin(ty: PodType) -> Option<Datatype<'static>> {
-    let table = [
-        native::<f64>(),
-        native::<f32>(),
-        native::<i8>(),
-        native::<i16>(),
-        native::<i32>(),
-        native::<i64>(),
-        native::<u8>(),
-        native::<u16>(),
-        native::<u32>(),
-        native::<u64>(),
-        native::<usize>(),
-        native::<isize>(),
-    ];
-    table.iter().find(|(id, _)| *id == ty.id).map(|&(_, dt)| dt)
+    macro_rules! find {
+        ($($t:ty),*) => {$(
+            if ty.id == TypeId::of::<$t>() {
+                return Some(Datatype::of::<$t>());
+            }
+        )*};
+    }
+    find!(f64, f32, i8, i16, i32, i64, u8, u16, u32, u64, usize, isize);
+    None
 }
 
 impl PodDatatype {
@@ -106,42 +94,27 @@ impl NativePod for Mpi {
         recv: Option<&mut dyn PlainBuf>,
         _tag: Tag,
     ) -> Result<()> {
-        let comm = self.world.data;
-        let rank = comm.rank();
-        // The total, and whether main keeps its chunk where it is (no
-        // receive buffer): then it sends itself nothing, and the others'
-        // chunks start after it. Every rank splits the call alike.
-        let mut head = [0u64; 2];
-        if rank == 0 {
-            let send = send.ok_or_else(|| missing(Op::Scatter))?;
-            head = [ty.elements(send.len()) as u64, u64::from(recv.is_none())];
+        let comm = self.plain_comm();
+        if comm.rank() != 0 {
+            let recv =
+                recv.ok_or_else(|| contract_error("scatter: a worker passed no buffer".into()))?;
+            return self.recv_part(comm, ty, recv, 0);
         }
-        bcast_words(comm, &mut head, 0)?;
-        let mut counts = chunk_sizes(head[0] as usize, comm.size());
-        let mine = counts[rank];
-        let mut send = send.filter(|_| rank == 0);
-        if head[1] == 1 {
-            send = send.map(|s| &s[ty.bytes(counts[0])..]);
-            counts[0] = 0;
+        // Main sends each worker its chunk (as MPI's linear scatter-v
+        // does); each learns its length from the message itself.
+        let send = send.ok_or_else(|| missing(Op::Scatter))?;
+        let counts = chunk_sizes(ty.elements(send.len()), comm.size());
+        let mut at = ty.bytes(counts[0]);
+        for (r, &count) in counts.iter().enumerate().skip(1) {
+            let chunk = &send[at..at + ty.bytes(count)];
+            self.send_part(comm, chunk, r)?;
+            at += chunk.len();
         }
-        let dt = PodDatatype::new(ty)?;
-        let limit = self.limit(ty.size);
-        let mut own = Vec::new();
-        let (recv, err) = match recv {
-            None if rank == 0 => (&mut own[..], None),
-            None => return Err(contract_error("scatter: a worker passed no buffer".into())),
-            Some(buf) => match buf.fit(mine) {
-                Ok(bytes) => (bytes, None),
-                Err(e) => {
-                    own = vec![0u8; ty.bytes(mine)];
-                    (&mut own[..], Some(e))
-                }
-            },
-        };
-        if ty.size > 0 {
-            calls::scatterv(comm, dt.datatype(), send, &counts, recv, limit)?;
+        if let Some(recv) = recv {
+            recv.fit(counts[0])?
+                .copy_from_slice(&send[..ty.bytes(counts[0])]);
         }
-        err.map_or(Ok(()), Err)
+        Ok(())
     }
 
     fn gather_pod(
@@ -152,27 +125,20 @@ impl NativePod for Mpi {
         own: bool,
         _tag: Tag,
     ) -> Result<Vec<usize>> {
-        let comm = self.world.data;
-        let rank = comm.rank();
-        // Every rank's count on every rank: MPI_Gatherv needs them on main
-        // only, but every rank splits a large call into the same rounds.
-        let words = calls::allgather_u64(comm, &[ty.elements(send.len()) as u64])?;
-        let counts: Vec<usize> = words.into_iter().map(|n| n as usize).collect();
-        let dt = PodDatatype::new(ty)?;
-        let limit = self.limit(ty.size);
-        // Without `own`, main leaves its part out by sending itself nothing.
-        let mut effective = counts.clone();
-        if !own {
-            effective[0] = 0;
-        }
-        let send = if rank == 0 && !own { &[][..] } else { send };
-        if rank != 0 {
-            if ty.size > 0 {
-                calls::gatherv(comm, dt.datatype(), send, &effective, None, limit)?;
-            }
+        let comm = self.plain_comm();
+        if comm.rank() != 0 {
+            self.send_part(comm, send, 0)?;
             return Ok(Vec::new());
         }
-        let total: usize = effective.iter().sum();
+        // Main learns every part's length from its message (no exchange of
+        // counts first), then receives each in place.
+        let mut parts = Vec::with_capacity(comm.size());
+        for r in 1..comm.size() {
+            parts.push(self.probe_part(comm, r)?);
+        }
+        let mut counts = vec![ty.elements(send.len())];
+        counts.extend(parts.iter().map(|part| ty.elements(part.len)));
+        let total = counts[usize::from(!own)..].iter().sum();
         let recv = recv.ok_or_else(|| contract_error("gather: main passed no buffer".into()))?;
         let mut scratch: Vec<u8>;
         let (out, err) = match recv.fit(total) {
@@ -182,8 +148,14 @@ impl NativePod for Mpi {
                 (&mut scratch[..], Some(e))
             }
         };
-        if ty.size > 0 {
-            calls::gatherv(comm, dt.datatype(), send, &effective, Some(out), limit)?;
+        let mut at = 0;
+        if own {
+            out[..send.len()].copy_from_slice(send);
+            at = send.len();
+        }
+        for (i, part) in parts.iter().enumerate() {
+            self.recv_probed(comm, part, i + 1, &mut out[at..at + part.len])?;
+            at += part.len;
         }
         err.map_or(Ok(counts), Err)
     }
@@ -263,6 +235,120 @@ impl NativePod for Mpi {
         } else {
             calls::recv_one(comm, out, from, body_tag)?;
         }
+        err.map_or(Ok(()), Err)
+    }
+}
+
+/// Tags of the point-to-point messages of plain-data scatters and gathers
+/// on the control communicator, where nothing else sends point-to-point:
+/// a part in one message, or above `max_message_bytes` a header with its
+/// length and the pieces.
+const TAG_PART: c_int = 21;
+const TAG_PART_HEAD: c_int = 22;
+const TAG_PART_BODY: c_int = 23;
+
+/// A part of a scatter or gather that was probed: its length in bytes and
+/// whether its pieces follow a header (already received).
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    len: usize,
+    split: bool,
+}
+
+impl Mpi {
+    /// The communicator of the plain-data scatters and gathers: the
+    /// control one, so that their point-to-point messages never meet the
+    /// user's on the data communicator.
+    fn plain_comm(&self) -> Comm {
+        self.world.ctrl
+    }
+
+    /// Sends `bytes` to `to` as one part.
+    fn send_part(&self, comm: Comm, bytes: &[u8], to: usize) -> Result<()> {
+        let limit = self.limit(1);
+        if bytes.len() <= limit {
+            return calls::send_one(comm, bytes, to, TAG_PART);
+        }
+        let len = [bytes.len() as u64];
+        calls::send(
+            comm,
+            u64_type(),
+            bytemuck::cast_slice(&len),
+            to,
+            TAG_PART_HEAD,
+            1,
+        )?;
+        calls::send(comm, byte_type(), bytes, to, TAG_PART_BODY, limit)
+    }
+
+    /// The next part from `from`: its length (a header is taken here).
+    fn probe_part(&self, comm: Comm, from: usize) -> Result<Part> {
+        let (tag, count) = calls::probe_any(comm, from, None)?
+            .ok_or_else(|| protocol_error("a probe without a deadline returned nothing".into()))?;
+        match tag {
+            TAG_PART => Ok(Part {
+                len: count,
+                split: false,
+            }),
+            TAG_PART_HEAD => {
+                let mut len = [0u64];
+                calls::recv(
+                    comm,
+                    u64_type(),
+                    bytemuck::cast_slice_mut(&mut len),
+                    from,
+                    tag,
+                    1,
+                )?;
+                Ok(Part {
+                    len: len[0] as usize,
+                    split: true,
+                })
+            }
+            other => Err(protocol_error(format!(
+                "unexpected message (tag {other}) from rank {from} on the control communicator"
+            ))),
+        }
+    }
+
+    /// Receives the part `part`, probed from `from`, into `out` (exactly
+    /// its length).
+    fn recv_probed(&self, comm: Comm, part: &Part, from: usize, out: &mut [u8]) -> Result<()> {
+        if part.split {
+            calls::recv(comm, byte_type(), out, from, TAG_PART_BODY, self.limit(1))
+        } else {
+            calls::recv_one(comm, out, from, TAG_PART)
+        }
+    }
+
+    /// Receives the next part from `from` into `buf`, fitted to it (a
+    /// buffer that does not fit takes it into scratch space, then the
+    /// error is returned).
+    fn recv_part(
+        &self,
+        comm: Comm,
+        ty: PodType,
+        buf: &mut dyn PlainBuf,
+        from: usize,
+    ) -> Result<()> {
+        let part = self.probe_part(comm, from)?;
+        let fitted = if ty.size == 0 || part.len % ty.size == 0 {
+            buf.fit(ty.elements(part.len))
+        } else {
+            Err(protocol_error(format!(
+                "a part of {} bytes from rank {from} is not whole {}",
+                part.len, ty.name
+            )))
+        };
+        let mut scratch: Vec<u8>;
+        let (out, err) = match fitted {
+            Ok(bytes) => (bytes, None),
+            Err(e) => {
+                scratch = vec![0u8; part.len];
+                (&mut scratch[..], Some(e))
+            }
+        };
+        self.recv_probed(comm, &part, from, out)?;
         err.map_or(Ok(()), Err)
     }
 }
