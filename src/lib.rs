@@ -51,8 +51,8 @@ pub use parallelizer_macros::{main, main_restricted, task, test, worker_restrict
 pub mod prelude {
     pub use crate::{main_restricted, task, worker_restricted};
     pub use parallelizer_core::{
-        Config, Data, Error, Parallelizer, Restricted, Result, Where, current, from_config,
-        get_default, lookup,
+        Config, Data, Error, LogLevel, Parallelizer, Restricted, Result, Where, current,
+        from_config, get_default, lookup,
     };
 }
 

@@ -357,10 +357,13 @@ fn receive_timeout(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
 
 static INIT_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// A worker initializer: counts its calls on this rank.
+static INIT_ARG: std::sync::Mutex<Option<(String, u32)>> = std::sync::Mutex::new(None);
+
+/// An initializer: counts its calls on this rank and keeps its arguments.
 #[parallelizer::task]
-fn count_init(_: &dyn Parallelizer, (): ()) {
+fn count_init(_: &dyn Parallelizer, args: (String, u32)) {
     INIT_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    *INIT_ARG.lock().unwrap() = Some(args);
 }
 
 /// An initializer that fails on the last rank.
@@ -372,11 +375,15 @@ fn refuse_on_last(par: &dyn Parallelizer, (): ()) -> Result<(), String> {
     Ok(())
 }
 
-/// How often the initializer ran on each rank.
+/// A rank's initializer calls and the arguments of the last one.
+type InitSeen = (usize, Option<(String, u32)>);
+
+/// How often the initializer ran on each rank, and with what.
 #[parallelizer::task]
-fn init_calls(par: &dyn Parallelizer, (): ()) -> Option<Vec<usize>> {
-    par.gather(INIT_CALLS.load(std::sync::atomic::Ordering::SeqCst))
-        .unwrap()
+fn init_calls(par: &dyn Parallelizer, (): ()) -> Option<Vec<InitSeen>> {
+    let calls = INIT_CALLS.load(std::sync::atomic::Ordering::SeqCst);
+    let args = INIT_ARG.lock().unwrap().clone();
+    par.gather((calls, args)).unwrap()
 }
 
 /// Fails on the last rank without making anyone wait for it.
@@ -713,11 +720,12 @@ fn main() {
     );
 
     suite.check(
-        "worker initializer: once per rank at enter; its failure fails enter",
+        "initializer with arguments: once per rank (main too) at enter; its failure fails enter",
         || {
-            let init =
-                parallelizer::from_config(Config::new("mpi").initializer("mpi_suite::count_init"))
-                    .map_err(|e| e.to_string())?;
+            let config = Config::new("mpi")
+                .initializer_with("mpi_suite::count_init", ("scratch".to_string(), 7u32))
+                .map_err(|e| e.to_string())?;
+            let init = parallelizer::from_config(config).map_err(|e| e.to_string())?;
             let counts = {
                 let _entered = init.enter().map_err(|e| e.to_string())?;
                 init.run(init_calls, ()).map_err(|e| e.to_string())?;
@@ -731,7 +739,8 @@ fn main() {
             if rank != 0 {
                 return Ok(());
             }
-            eq("initializer calls", counts, Some(vec![1; p]))?;
+            let want = (1, Some(("scratch".to_string(), 7)));
+            eq("initializer calls", counts, Some(vec![want; p]))?;
             match refused {
                 Err(Error::TaskFailed { rank, message })
                     if rank == p - 1 && message.contains("scratch") =>
@@ -833,6 +842,8 @@ fn main() {
         },
     );
 
+    groups_and_parity(&par, served, &mut suite);
+
     suite.check(
         "nprocs must match the launcher",
         || match parallelizer::from_config(format!("mpi:{}", p + 1).as_str()) {
@@ -848,6 +859,109 @@ fn main() {
         println!("{} passed, {} failed", suite.passed, suite.failed);
     }
     std::process::exit(i32::from(suite.failed > 0));
+}
+
+/// Groups (real communicators), `apply`, per-rank arguments and
+/// `is_active()`: the checks of `tests/common/groups.rs` on MPI.
+fn groups_and_parity(par: &std::sync::Arc<dyn Parallelizer>, served: bool, suite: &mut Suite) {
+    use common::{
+        active_everywhere, chunk_lens, expected_split, expected_view, group_panics_on_last,
+        group_view, split_parity, with_main_args,
+    };
+    let (p, rank) = (par.nprocs(), par.id());
+    let e = |e: Error| e.to_string();
+    // McUtils `comm=`: main and the last rank, or the first three of four.
+    let members: Vec<usize> = match p {
+        1 => vec![0],
+        2 => vec![0, 1],
+        3 => vec![0, 2],
+        _ => (0..p - 1).collect(),
+    };
+    suite.check(
+        "subgroup: every collective among its members, renumbered",
+        || {
+            match par.subgroup(&members) {
+                // Served main: a parallelizer whose regions the others sit out.
+                Ok(g) if served => {
+                    eq("size", (g.id(), g.nprocs()), (0, members.len()))?;
+                    let got = g.run(group_view, 10).map_err(e)?;
+                    eq("view", got, Some(expected_view(&members, 10)))?;
+                    let nested = g.subgroup(&[0, members.len() - 1]).map_err(e)?;
+                    let world = [0, members[members.len() - 1]];
+                    let world = if members.len() == 1 {
+                        &world[..1]
+                    } else {
+                        &world[..]
+                    };
+                    eq(
+                        "nested",
+                        nested.run(group_view, 3).map_err(e)?,
+                        Some(expected_view(world, 3)),
+                    )?;
+                    if members.len() > 1 {
+                        match g.run(group_panics_on_last, ()) {
+                            Err(Error::WorkerPanicked { rank, .. })
+                                if rank == members.len() - 1 => {}
+                            other => {
+                                return Err(format!(
+                                    "expected the last member's panic, got {other:?}"
+                                ));
+                            }
+                        }
+                    }
+                    eq(
+                        "after a failure",
+                        g.run(group_view, 4).map_err(e)?,
+                        Some(expected_view(&members, 4)),
+                    )
+                }
+                // SPMD: the members' handles, on a communicator of their own.
+                Ok(g) => {
+                    let got = g.run(group_view, 10).map_err(e)?;
+                    let want = (rank == 0).then(|| expected_view(&members, 10));
+                    eq("view", got, want)
+                }
+                Err(Error::ContractViolation(_)) if !served && !members.contains(&rank) => Ok(()),
+                Err(other) => Err(other.to_string()),
+            }
+        },
+    );
+    suite.check(
+        "split: MPI_Comm_split semantics, nested, interleaved",
+        || {
+            let got = par.run(split_parity, ()).map_err(e)?;
+            if rank != 0 {
+                return Ok(());
+            }
+            eq("split", got, Some(expected_split(p)))
+        },
+    );
+    suite.check(
+        "apply needs enter; run_with; is_active on every rank",
+        || {
+            let fresh = parallelizer::from_config("mpi").map_err(e)?;
+            let refused = fresh.apply(chunk_lens, 10);
+            let applied = {
+                let _entered = fresh.enter().map_err(e)?;
+                fresh.apply(chunk_lens, 10).map_err(e)?
+            };
+            let data: Vec<u64> = (1..=10).collect();
+            let with = par.run_with(with_main_args, 3, data).map_err(e)?;
+            let active = par.run(active_everywhere, ()).map_err(e)?;
+            if rank != 0 {
+                return Ok(());
+            }
+            match refused {
+                Err(Error::ContractViolation(m)) if m.contains("enter") => {}
+                other => return Err(format!("apply outside enter: {:?}", other.map(|_| ()))),
+            }
+            eq("apply", applied, Some(chunk_sizes(10, p)))?;
+            let mut mains = vec![false; p];
+            mains[0] = true;
+            eq("run_with", with, Some((165, mains)))?;
+            eq("is_active", active, Some(vec![true; p]))
+        },
+    );
 }
 
 /// The shared suite's checks (as in `tests/it/local_modes.rs`) on `par`.

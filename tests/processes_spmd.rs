@@ -296,6 +296,22 @@ fn spmd_program(n: usize) {
         return;
     }
 
+    // Groups, SPMD: a split inside a region, and members-only subgroups of
+    // the parallelizer itself (always in a region here); the others go on.
+    let split = par.run(common::split_parity, ()).unwrap();
+    if par.on_main() {
+        assert_eq!(split, Some(common::expected_split(n)));
+    }
+    let ends = [0, n - 1];
+    match par.subgroup(&ends) {
+        Ok(g) => {
+            let view = g.run(common::group_view, 6).unwrap();
+            assert_eq!(view, par.on_main().then(|| common::expected_view(&ends, 6)));
+        }
+        Err(Error::ContractViolation(_)) => assert!(!ends.contains(&par.id())),
+        Err(e) => panic!("subgroup: {e}"),
+    }
+
     // A worker whose assertions failed has panicked by now: main's gather
     // reports it, and main exits non-zero.
     let all = par.gather(true).unwrap();

@@ -35,14 +35,27 @@ pub struct Config {
     /// failed or dead rank still releases every waiter).
     #[serde(default, with = "secs")]
     pub timeout: Option<Duration>,
-    /// Path of a registered task run once on every worker at start-up
-    /// (McUtils `initialization_function`).
+    /// Path (`module::name`) of a `#[parallelizer::task]` run once on every
+    /// rank, main included, when the parallelizer starts (McUtils
+    /// `initialization_function`); its arguments are set with
+    /// [`Config::initializer_with`].
     #[serde(default)]
     pub initializer: Option<String>,
+    /// The initializer's arguments, encoded (McUtils `initialization_args`
+    /// and `initialization_kwargs`); `None` is `()`.
+    #[serde(default)]
+    initializer_args: Option<EncodedArgs>,
     /// The collectives every rank must issue, in order and cyclically
     /// (McUtils `CallerContract`); empty means unchecked.
     #[serde(default)]
     pub contract: Vec<String>,
+    /// How much `print`, `main_print`, `worker_print` and `log` print
+    /// (McUtils `Logger(log_level=...)`): a message at level `L` prints when
+    /// `L <= log_level`. `None`: the environment variable
+    /// `PARALLELIZER_LOG` (a level name or number), else
+    /// [`LogLevel::NORMAL`].
+    #[serde(default)]
+    pub log_level: Option<LogLevel>,
     /// Backend-specific options, as strings.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
@@ -56,7 +69,9 @@ impl Config {
             nprocs: None,
             timeout: None,
             initializer: None,
+            initializer_args: None,
             contract: Vec::new(),
+            log_level: None,
             options: BTreeMap::new(),
         }
     }
@@ -73,10 +88,48 @@ impl Config {
         self
     }
 
-    /// Sets the worker initializer: the path of a `#[parallelizer::task]`.
+    /// Sets the initializer: the path of a `#[parallelizer::task]` taking
+    /// `()`, run once on every rank (main included) when the parallelizer
+    /// starts. A path that names no registered task is an error when the
+    /// parallelizer is built.
     pub fn initializer(mut self, task_path: impl Into<String>) -> Config {
         self.initializer = Some(task_path.into());
+        self.initializer_args = None;
         self
+    }
+
+    /// Sets the initializer and the arguments it is called with (McUtils
+    /// `initialization_args` / `initialization_kwargs`: pass a tuple or a
+    /// struct). They are encoded now, so that worker processes receive them
+    /// with the configuration; the task must take exactly their type.
+    ///
+    /// ```
+    /// # use parallelizer_core::Config;
+    /// let c = Config::new("threads").initializer_with("app::setup", ("scratch", 4u32)).unwrap();
+    /// assert_eq!(c.initializer.as_deref(), Some("app::setup"));
+    /// ```
+    pub fn initializer_with<A: Serialize>(
+        mut self,
+        task_path: impl Into<String>,
+        args: A,
+    ) -> Result<Config> {
+        let mut bytes = Vec::new();
+        crate::msg::encode_serde(&args, &mut bytes)?;
+        self.initializer = Some(task_path.into());
+        self.initializer_args = Some(EncodedArgs {
+            type_name: std::any::type_name::<A>().to_string(),
+            bytes,
+        });
+        Ok(self)
+    }
+
+    /// The initializer's encoded arguments and their type name (`()` when
+    /// none were given).
+    pub(crate) fn initializer_args(&self) -> (&[u8], &str) {
+        match &self.initializer_args {
+            Some(a) => (&a.bytes, &a.type_name),
+            None => (&[], "()"),
+        }
     }
 
     /// Sets the collective contract (McUtils `CallerContract`).
@@ -89,6 +142,35 @@ impl Config {
     pub fn contract<S: Into<String>>(mut self, calls: impl IntoIterator<Item = S>) -> Config {
         self.contract = calls.into_iter().map(Into::into).collect();
         self
+    }
+
+    /// Sets how much the ranks print (McUtils `log_level`); see
+    /// [`Config::log_level`](Config#structfield.log_level).
+    ///
+    /// ```
+    /// # use parallelizer_core::{Config, LogLevel};
+    /// let quiet = Config::new("threads").log_level(LogLevel::QUIET);
+    /// assert_eq!(quiet.verbosity(), LogLevel::QUIET);
+    /// ```
+    pub fn log_level(mut self, level: LogLevel) -> Config {
+        self.log_level = Some(level);
+        self
+    }
+
+    /// The level up to which messages print: [`Config::log_level`] if set,
+    /// else `PARALLELIZER_LOG` (read once per process), else
+    /// [`LogLevel::NORMAL`].
+    pub fn verbosity(&self) -> LogLevel {
+        self.log_level.unwrap_or_else(|| {
+            static FROM_ENV: std::sync::OnceLock<LogLevel> = std::sync::OnceLock::new();
+            *FROM_ENV.get_or_init(|| match std::env::var("PARALLELIZER_LOG") {
+                Ok(text) if !text.trim().is_empty() => text.parse().unwrap_or_else(|e| {
+                    eprintln!("parallelizer: PARALLELIZER_LOG={text}: {e}; using `normal`");
+                    LogLevel::NORMAL
+                }),
+                _ => LogLevel::NORMAL,
+            })
+        })
     }
 
     /// Sets a backend-specific option.
@@ -163,6 +245,95 @@ impl Config {
             None => Ok(default.max(1)),
         }
     }
+}
+
+/// A log level, McUtils' `LogLevel`: a message prints when its level is at
+/// most the verbosity ([`Config::log_level`]). Levels are numbers, so any
+/// value between the named ones works as in McUtils.
+///
+/// ```
+/// use parallelizer_core::LogLevel;
+/// assert!(LogLevel::NORMAL <= LogLevel::DEBUG);
+/// assert_eq!("Debug".parse::<LogLevel>().unwrap(), LogLevel::DEBUG);
+/// assert_eq!("60".parse::<LogLevel>().unwrap(), LogLevel(60));
+/// assert_eq!(LogLevel::MORE_DEBUG.to_string(), "more_debug");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LogLevel(pub u32);
+
+impl LogLevel {
+    /// Nothing prints (McUtils `Quiet`, 0).
+    pub const QUIET: LogLevel = LogLevel(0);
+    /// Warnings only (McUtils `Warnings`, 1).
+    pub const WARNINGS: LogLevel = LogLevel(1);
+    /// The level of `print` and the default verbosity (McUtils `Normal`, 10).
+    pub const NORMAL: LogLevel = LogLevel(10);
+    /// Debugging output (McUtils `Debug`, 50).
+    pub const DEBUG: LogLevel = LogLevel(50);
+    /// More debugging output (McUtils `MoreDebug`, 75).
+    pub const MORE_DEBUG: LogLevel = LogLevel(75);
+    /// Everything (McUtils `All`, 100).
+    pub const ALL: LogLevel = LogLevel(100);
+    /// A message level that never prints at any named verbosity (McUtils
+    /// `Never`, 1000).
+    pub const NEVER: LogLevel = LogLevel(1000);
+
+    const NAMED: [(&'static str, LogLevel); 7] = [
+        ("quiet", LogLevel::QUIET),
+        ("warnings", LogLevel::WARNINGS),
+        ("normal", LogLevel::NORMAL),
+        ("debug", LogLevel::DEBUG),
+        ("more_debug", LogLevel::MORE_DEBUG),
+        ("all", LogLevel::ALL),
+        ("never", LogLevel::NEVER),
+    ];
+}
+
+impl std::fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match LogLevel::NAMED.iter().find(|(_, l)| l == self) {
+            Some((name, _)) => f.write_str(name),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// A name in any case (`Debug`, `MoreDebug`, `more_debug`, `more-debug`)
+/// or a number.
+impl FromStr for LogLevel {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<LogLevel> {
+        let text = text.trim();
+        if let Ok(n) = text.parse::<u32>() {
+            return Ok(LogLevel(n));
+        }
+        let folded: String = text
+            .chars()
+            .filter(|c| !matches!(c, '_' | '-'))
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        LogLevel::NAMED
+            .iter()
+            .find(|(name, _)| name.replace('_', "") == folded)
+            .map(|(_, level)| *level)
+            .ok_or_else(|| {
+                let names: Vec<&str> = LogLevel::NAMED.iter().map(|(n, _)| *n).collect();
+                Error::Config(format!(
+                    "`{}` is not a log level; use a number or one of: {}",
+                    clip(text),
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// Arguments encoded with the serde codec, and the name of their type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct EncodedArgs {
+    type_name: String,
+    bytes: Vec<u8>,
 }
 
 /// A backend's reader of [`Config`]'s options; see [`Config::options`].

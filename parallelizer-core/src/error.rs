@@ -34,8 +34,14 @@ pub enum Error {
     #[error("invalid parallelizer configuration: {0}")]
     Config(String),
 
-    /// A mode or name that no backend and no registration knows.
-    #[error("unknown parallelizer `{name}`; known modes: {}", .known.join(", "))]
+    /// A mode or name that no backend and no registration knows. The
+    /// message suggests the nearest known name for a likely typo
+    /// (`thread` → "did you mean `threads`?").
+    #[error(
+        "unknown parallelizer `{name}`{}; known modes: {}",
+        crate::names::did_you_mean_mode(.name, .known),
+        .known.join(", ")
+    )]
     UnknownParallelizer {
         /// The name that was asked for.
         name: String,
@@ -43,8 +49,9 @@ pub enum Error {
         known: Vec<String>,
     },
 
-    /// A rank outside `0..nprocs` was addressed.
-    #[error("invalid rank {rank}: this parallelizer has ranks 0..{nprocs}")]
+    /// A rank outside `0..nprocs` was addressed, or a group's members
+    /// list a rank twice (then `rank < nprocs`).
+    #[error("{}", invalid_rank(*.rank, *.nprocs))]
     InvalidRank {
         /// The rank that was addressed.
         rank: usize,
@@ -168,6 +175,17 @@ pub enum Error {
         /// The buffer's length.
         actual: usize,
     },
+}
+
+/// The message of [`Error::InvalidRank`].
+fn invalid_rank(rank: usize, nprocs: usize) -> String {
+    if rank < nprocs {
+        format!(
+            "invalid rank {rank}: listed twice; a group's members are distinct ranks of 0..{nprocs}"
+        )
+    } else {
+        format!("invalid rank {rank}: this parallelizer has ranks 0..{nprocs}")
+    }
 }
 
 /// `Result` with the framework's [`Error`].

@@ -24,6 +24,13 @@ const GATED_MODES: &[(&str, bool, &str)] = &[
     ),
 ];
 
+/// The built-in mode `name` means in another case or as a McUtils alias
+/// (`MPI`, `Multiprocessing`), whether or not this build has it.
+pub(crate) fn canonical(name: &str) -> Option<&'static str> {
+    let builtin: Vec<&'static str> = GATED_MODES.iter().map(|(m, _, _)| *m).collect();
+    crate::names::canonical(name, &builtin)
+}
+
 /// The error for `mode` if it is a built-in mode this build leaves out
 /// (`Error::Config`, saying why), else `None`.
 pub(crate) fn left_out(mode: &str, known: &[String]) -> Option<Error> {

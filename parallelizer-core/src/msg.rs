@@ -471,6 +471,16 @@ impl Msg {
         msg.sent_as(ty.vec_name)
     }
 
+    /// The message's size on the wire, when it is known without encoding
+    /// it: bytes that arrived, and plain data; `None` for a value that was
+    /// never encoded (the threads backend moves those as they are).
+    pub fn byte_len(&self) -> Option<usize> {
+        match &self.repr {
+            Repr::Value(v) => v.pod_bytes().map(<[u8]>::len),
+            Repr::Bytes(_, b) => Some(b.len()),
+        }
+    }
+
     /// A copy of this message, if it can be made without serializing
     /// (cloneable values, plain data and bytes).
     pub fn try_clone(&self) -> Option<Msg> {

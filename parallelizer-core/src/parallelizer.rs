@@ -1,6 +1,7 @@
 //! The object-safe `Parallelizer` trait that every backend implements, and
 //! the state they all share.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -13,6 +14,7 @@ use crate::tree::Combine;
 
 pub use crate::native::{NativePod, NativeReduce, Reach};
 pub use crate::plain::{PlainBuf, PodType};
+use crate::trace;
 
 /// A group of `nprocs()` ranks that can run SPMD regions and exchange
 /// messages. Rank 0 is main.
@@ -40,6 +42,13 @@ pub trait Parallelizer: Send + Sync + 'static {
 
     /// The number of ranks, main included.
     fn nprocs(&self) -> usize;
+
+    /// This rank's id among all the ranks of the parallelizer its groups
+    /// were made from (MPI: its rank in `MPI_COMM_WORLD`); [`id`](Parallelizer::id)
+    /// outside a group.
+    fn world_rank(&self) -> usize {
+        self.id()
+    }
 
     /// The backend name this parallelizer was built as.
     fn mode(&self) -> &str {
@@ -86,6 +95,46 @@ pub trait Parallelizer: Send + Sync + 'static {
     fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {
         let _ = from;
         Err(outside_region(self.mode(), tag.op()))
+    }
+
+    /// `send_msg` in the message namespace of group `group`, whose
+    /// messages only calls of the same group take (see
+    /// [`group_handle`](Parallelizer::group_handle)). The default handles
+    /// group 0, the handle's own messages, and refuses others: a backend
+    /// whose packets carry a group id (the region protocol of `link`)
+    /// implements it.
+    fn send_msg_in(&self, group: u64, msg: Msg, to: usize, tag: Tag) -> Result<()> {
+        if group == 0 {
+            return self.send_msg(msg, to, tag);
+        }
+        Err(no_namespaces(self.mode(), tag.op()))
+    }
+
+    /// `recv_msg` in the message namespace of group `group`; see
+    /// [`send_msg_in`](Parallelizer::send_msg_in).
+    fn recv_msg_in(&self, group: u64, from: usize, tag: Tag) -> Result<Msg> {
+        if group == 0 {
+            return self.recv_msg(from, tag);
+        }
+        Err(no_namespaces(self.mode(), tag.op()))
+    }
+
+    /// The message namespace of this handle's calls: 0 for the ranks of a
+    /// region, the group's id for a group's handle.
+    fn group_id(&self) -> u64 {
+        0
+    }
+
+    /// This rank's handle in the group of `members` (ranks of this handle,
+    /// in group-rank order, this rank among them) whose messages use the
+    /// namespace `group`. Every member calls it with the same arguments;
+    /// non-members do not. `Ok(None)`, the default, lets the framework make
+    /// the group on [`send_msg_in`](Parallelizer::send_msg_in) and
+    /// [`recv_msg_in`](Parallelizer::recv_msg_in); a backend with native
+    /// groups (MPI communicators) returns its own handle.
+    fn group_handle(&self, members: &[usize], group: u64) -> Result<Option<Arc<dyn Parallelizer>>> {
+        let _ = (members, group);
+        Ok(None)
     }
 
     /// Runs `region` on every rank and returns main's result. On a rank
@@ -183,6 +232,11 @@ pub struct Core {
     uid: OnceLock<u64>,
     /// Collective calls made so far (the next call's sequence number).
     calls: AtomicU64,
+    /// Whether this is the state of a rank's handle inside a region.
+    rank: bool,
+    /// Subgroups made of this handle so far, by their members' hash: the
+    /// number of the next one (see `subgroup`).
+    subgroups: Mutex<HashMap<u64, u64>>,
 }
 
 impl Core {
@@ -208,6 +262,8 @@ impl Core {
             this: OnceLock::new(),
             uid: OnceLock::new(),
             calls: AtomicU64::new(0),
+            rank: false,
+            subgroups: Mutex::new(HashMap::new()),
         }
     }
 
@@ -216,11 +272,43 @@ impl Core {
     /// [`uid`](Core::uid) (a rank handle is that parallelizer as one rank
     /// sees it), with a contract of its own.
     pub fn for_rank(parent: &Core) -> Core {
-        let core = Core::shared(parent.config.clone());
+        let mut core = Core::shared(parent.config.clone());
+        core.rank = true;
         if let Some(&uid) = parent.uid.get() {
             let _ = core.uid.set(uid);
         }
         core
+    }
+
+    /// The state of a group's handle of one rank: `config` (its parent's),
+    /// the id `family` of the parallelizer whose regions the group lives in
+    /// (0 for none), a contract and call numbers of its own.
+    pub fn for_group(config: Arc<Config>, family: u64) -> Core {
+        let mut core = Core::shared(config);
+        core.rank = true;
+        if family != 0 {
+            let _ = core.uid.set(family);
+        }
+        core
+    }
+
+    /// Makes a group's handle (built by its backend) part of the regions
+    /// of the parallelizer whose id is `family` (nothing for 0, or when it
+    /// has an id already).
+    pub(crate) fn join_family(&self, family: u64) {
+        if family != 0 {
+            let _ = self.uid.set(family);
+        }
+    }
+
+    /// The number of the next subgroup of this handle whose members hash
+    /// to `members`: the members of a group count the subgroups they make
+    /// alike, so they agree on each one's message namespace.
+    pub(crate) fn next_subgroup(&self, members: u64) -> u64 {
+        let mut made = self.subgroups.lock().unwrap_or_else(|e| e.into_inner());
+        let n = made.entry(members).or_insert(0);
+        *n += 1;
+        *n - 1
     }
 
     /// The configuration this parallelizer was built from.
@@ -245,9 +333,16 @@ impl Core {
         self.depth.load(Ordering::SeqCst)
     }
 
-    /// Whether at least one enter guard is alive (McUtils `active`).
+    /// Whether at least one enter guard is alive (McUtils' `with`
+    /// counter). The user API's `is_active()` is also true on rank handles.
     pub fn is_active(&self) -> bool {
         self.depth() > 0
+    }
+
+    /// Whether this is the state of a rank's handle inside a region
+    /// ([`Core::for_rank`]).
+    pub fn is_rank(&self) -> bool {
+        self.rank
     }
 
     pub(crate) fn enter_depth(&self) -> usize {
@@ -285,6 +380,12 @@ impl Core {
     pub(crate) fn bind(&self, this: Weak<dyn Parallelizer>, uid: u64) {
         let _ = self.this.set(this);
         let _ = self.uid.set(uid);
+    }
+
+    /// Records the `Arc` a rank's handle lives in (its id stays its
+    /// parallelizer's), so that groups can be made of it.
+    pub(crate) fn bind_handle(&self, this: Weak<dyn Parallelizer>) {
+        let _ = self.this.set(this);
     }
 
     /// The `Arc` this parallelizer lives in, if it was built through
@@ -387,6 +488,18 @@ impl RegionTask {
         }
     }
 
+    /// This task with both forms wrapped by `wrap`, registered as `id` if
+    /// it is registered at all (the task that ranks in other processes run
+    /// in its place, e.g. a group's region around it).
+    pub(crate) fn wrapped(&self, id: u32, wrap: impl Fn(LocalTask) -> LocalTask) -> RegionTask {
+        RegionTask {
+            name: self.name,
+            id: self.id.map(|_| id),
+            main: wrap(self.main.clone()),
+            worker: wrap(self.worker.clone()),
+        }
+    }
+
     /// The task's name (its type name or registered path), for messages.
     pub fn name(&self) -> &'static str {
         self.name
@@ -408,17 +521,23 @@ impl RegionTask {
     /// Runs the task as rank `par` at the top of a region: main's form on
     /// main, the worker form on workers.
     pub fn run(&self, par: &dyn Parallelizer, args: Msg) -> Result<Msg> {
-        if par.on_main() {
+        let traced = trace::region(self.name, par.mode(), par.id(), par.nprocs());
+        let result = if par.on_main() {
             (self.main)(par, args)
         } else {
             (self.worker)(par, args)
-        }
+        };
+        traced.end(&result);
+        result
     }
 
     /// Runs main's form on this rank whichever it is: a `run` nested in a
     /// region, or an SPMD region where every rank gets its own result.
     pub fn run_here(&self, par: &dyn Parallelizer, args: Msg) -> Result<Msg> {
-        (self.main)(par, args)
+        let traced = trace::region(self.name, par.mode(), par.id(), par.nprocs());
+        let result = (self.main)(par, args);
+        traced.end(&result);
+        result
     }
 }
 
@@ -559,6 +678,15 @@ pub mod collective {
             "main must pass Some(data) to {op}; workers pass None"
         ))
     }
+}
+
+/// The error for a group's message on a backend that cannot keep groups'
+/// messages apart.
+fn no_namespaces(mode: &str, op: Op) -> Error {
+    Error::ContractViolation(format!(
+        "`{op}` in a group made inside a region: the `{mode}` backend cannot keep a \
+         group's messages apart from its parent's (its messages carry no group id)"
+    ))
 }
 
 /// The error for a message-level call on a parallelizer (not a rank handle)

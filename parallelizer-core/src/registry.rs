@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::names;
 use crate::parallelizer::Parallelizer;
 use crate::runtime;
 
@@ -39,6 +40,11 @@ pub trait FromConfig: Parallelizer + Sized {
 /// The `build` fn of a [`BackendEntry`] for `T`.
 #[doc(hidden)]
 pub fn build_backend<T: FromConfig>(config: &Config) -> Result<Arc<dyn Parallelizer>> {
+    if let Some(path) = &config.initializer {
+        // A misspelled initializer fails here, on every backend, not at the
+        // first enter (nor only where workers are processes).
+        crate::task::check_initializer(path)?;
+    }
     Ok(new(T::from_config(config)?))
 }
 
@@ -90,19 +96,28 @@ pub fn modes() -> Vec<String> {
     names
 }
 
+/// The backend `mode` names: its own name, in any case, or a McUtils alias
+/// (`multiprocessing`).
 fn backend(mode: &str) -> Result<&'static BackendEntry> {
-    match backends().get(mode) {
+    let names: Vec<&'static str> = backends().keys().copied().collect();
+    let found = names::resolve(mode, &names);
+    match found.and_then(|name| backends().get(name)) {
         Some(Ok(entry)) => Ok(entry),
         Some(Err(types)) => Err(Error::Config(format!(
             "mode `{mode}` is registered twice, by {types}; rename one of them"
         ))),
         // A built-in mode this build leaves out says why (Linux-only, a feature).
-        None => Err(crate::gated::left_out(mode, &modes()).unwrap_or_else(|| {
-            Error::UnknownParallelizer {
-                name: crate::config::clip(mode),
-                known: modes(),
-            }
-        })),
+        None => {
+            let canonical = crate::gated::canonical(mode).unwrap_or(mode);
+            Err(
+                crate::gated::left_out(canonical, &modes()).unwrap_or_else(|| {
+                    Error::UnknownParallelizer {
+                        name: crate::config::clip(mode),
+                        known: modes(),
+                    }
+                }),
+            )
+        }
     }
 }
 
@@ -154,7 +169,7 @@ impl From<&Config> for Spec {
 /// assert!(matches!(from_config("threads:abc"), Err(Error::Config(_))));
 /// ```
 pub fn from_config(spec: impl Into<Spec>) -> Result<Arc<dyn Parallelizer>> {
-    let config = match spec.into() {
+    let mut config = match spec.into() {
         Spec::Config(c) => c,
         Spec::Text(text) => {
             if let Some(par) = runtime::named(&text) {
@@ -163,7 +178,13 @@ pub fn from_config(spec: impl Into<Spec>) -> Result<Arc<dyn Parallelizer>> {
             text.parse::<Config>()?
         }
     };
-    (backend(&config.mode)?.build)(&config)
+    let entry = backend(&config.mode)?;
+    if config.mode != entry.name {
+        // `MPI`, `multiprocessing`: the parallelizer (and its workers) know
+        // the mode by its own name.
+        config.mode = entry.name.to_string();
+    }
+    (entry.build)(&config)
 }
 
 /// Builds from the `PARALLELIZER` environment variable (a spec), else
@@ -278,13 +299,28 @@ pub fn lookup(key: impl Into<Key>) -> Arc<dyn Parallelizer> {
     match key.into() {
         Key::Instance(p) => p,
         Key::Default => get_default(),
-        Key::Name(name) => runtime::named(&name)
-            .or_else(|| {
-                let config = name.parse::<Config>().ok()?;
-                backend(&config.mode).ok()?;
-                from_config(config).ok()
+        Key::Name(name) => {
+            if let Some(par) = runtime::named(&name) {
+                return par;
+            }
+            let built = name.parse::<Config>().and_then(|config| {
+                backend(&config.mode)?;
+                from_config(config)
+            });
+            built.unwrap_or_else(|why| {
+                // McUtils falls back to the default silently; say so.
+                let default = get_default();
+                tracing::warn!(
+                    name = %crate::config::clip(&name),
+                    fallback = default.mode(),
+                    "lookup(`{}`) found no parallelizer registered under that name and \
+                     could not build one ({why}); returning the default ({})",
+                    crate::config::clip(&name),
+                    default.mode(),
+                );
+                default
             })
-            .unwrap_or_else(get_default),
+        }
     }
 }
 

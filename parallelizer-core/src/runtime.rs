@@ -46,6 +46,27 @@ thread_local! {
     static CURRENT_TEST: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
+/// Whether main relays this process's output line by line with a
+/// `[rank N] ` prefix (a processes worker): set when it joins.
+static OUTPUT_RELAYED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The mark that starts a line which main's relay of a worker's output
+/// prints as is, without its `[rank N] ` prefix (ASCII record separator,
+/// removed by the relay).
+pub(crate) const UNPREFIXED: &str = "\u{1e}";
+
+/// Records that main relays this process's output with a prefix (only the
+/// processes backend, Linux-only, does).
+#[cfg(target_os = "linux")]
+pub(crate) fn set_output_relayed() {
+    OUTPUT_RELAYED.store(true, Ordering::Relaxed);
+}
+
+/// Whether main relays this process's output with a prefix.
+pub(crate) fn output_relayed() -> bool {
+    OUTPUT_RELAYED.load(Ordering::Relaxed)
+}
+
 /// A new process-unique parallelizer id.
 pub(crate) fn next_uid() -> u64 {
     static NEXT_UID: AtomicU64 = AtomicU64::new(1);
@@ -130,6 +151,27 @@ pub(crate) fn rank_in(uid: u64) -> Option<Arc<dyn Parallelizer>> {
             .iter()
             .rev()
             .find(|r| r.core().uid() == uid && r.in_region())
+            .cloned()
+    })
+}
+
+/// Whether this thread is running `par` as a rank handle (it is
+/// [`current`](crate::current), or further out in a nested region).
+pub(crate) fn is_current(par: &dyn Parallelizer) -> bool {
+    CURRENT.with(|c| {
+        c.borrow()
+            .iter()
+            .any(|r| std::ptr::addr_eq(Arc::as_ptr(r), par as *const dyn Parallelizer))
+    })
+}
+
+/// The `Arc` of `par` if this thread runs it as a rank handle.
+pub(crate) fn current_as(par: &dyn Parallelizer) -> Option<Arc<dyn Parallelizer>> {
+    CURRENT.with(|c| {
+        c.borrow()
+            .iter()
+            .rev()
+            .find(|r| std::ptr::addr_eq(Arc::as_ptr(r), par as *const dyn Parallelizer))
             .cloned()
     })
 }

@@ -7,8 +7,9 @@
 
 use std::sync::{Arc, OnceLock};
 
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::msg::Msg;
+use crate::msg::{Encoding, Msg};
 use crate::parallelizer::{LocalTask, Parallelizer, Region, RegionTask};
 
 /// Every task registered with `#[parallelizer::task]` in this binary.
@@ -137,13 +138,55 @@ pub fn region_task<F>(main: LocalTask, fits: impl Fn(&TaskKind) -> bool) -> Regi
     }
 }
 
-/// The region that runs the worker initializer `path` (a registered task
-/// taking `()`) on every rank.
-pub fn initializer_region(path: &str) -> Result<Region> {
-    let entry = task_by_path(path)?;
+/// The region that runs `config`'s initializer (a registered task) on
+/// every rank with its arguments; `None` when there is none.
+pub fn initializer_region(config: &Config) -> Result<Option<Region>> {
+    let Some((entry, args)) = initializer(config)? else {
+        return Ok(None);
+    };
     let local = entry.as_local();
-    Ok(Region::new(
+    Ok(Some(Region::new(
         RegionTask::registered(entry.path, entry.id(), local.clone(), local),
-        Msg::new(()),
-    ))
+        args,
+    )))
+}
+
+/// `config`'s initializer and its arguments as a message; `None` when
+/// there is none. A path that names no registered task is
+/// [`Error::Config`] naming the path and the registered tasks.
+pub fn initializer(config: &Config) -> Result<Option<(&'static TaskEntry, Msg)>> {
+    let Some(path) = &config.initializer else {
+        return Ok(None);
+    };
+    let entry = check_initializer(path)?;
+    let (bytes, type_name) = config.initializer_args();
+    let args = Msg::from_bytes(Encoding::Serde, bytes.to_vec()).sent_as(type_name);
+    Ok(Some((entry, args)))
+}
+
+/// The registered task `path` names, or the error for a misspelled
+/// initializer: the path, the nearest registered path, and the registered
+/// tasks.
+pub(crate) fn check_initializer(path: &str) -> Result<&'static TaskEntry> {
+    if let Ok(entry) = task_by_path(path) {
+        return Ok(entry);
+    }
+    let all: Vec<String> = tasks()
+        .iter()
+        .filter(|t| !t.path.starts_with("parallelizer_core::"))
+        .map(|t| t.path.to_string())
+        .collect();
+    const SHOWN: usize = 24;
+    let listed = match all.len() {
+        0 => "none".to_string(),
+        n if n <= SHOWN => all.join(", "),
+        n => format!("{}, ... ({} more)", all[..SHOWN].join(", "), n - SHOWN),
+    };
+    Err(Error::Config(format!(
+        "initializer `{}` is not a registered task{}; mark the fn with \
+         `#[parallelizer::task]` and give its full path (`module::name`); registered \
+         tasks: {listed}",
+        crate::config::clip(path),
+        crate::names::did_you_mean(path, all.iter().map(String::as_str)),
+    )))
 }

@@ -9,9 +9,15 @@
 
 #[macro_use]
 pub mod data;
+pub mod collect;
+#[macro_use]
+pub mod groups;
 #[cfg(target_os = "linux")]
 pub mod procs;
 pub mod workload;
+
+#[allow(unused_imports)]
+pub use groups::*;
 
 use parallelizer::prelude::*;
 use serde::{Deserialize, Serialize};

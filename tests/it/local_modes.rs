@@ -46,6 +46,34 @@ fn pool_style_map_reduce_equals_rayon_style_fold() {
     }
 }
 
+// Groups, apply, main-only arguments, is_active (threads; serial below).
+parity_suite!(local);
+
+/// On serial (one rank, always in a region) a subgroup and a split are
+/// one-rank groups; `apply`, `run_with` and `is_active` work as elsewhere.
+#[test]
+fn parity_on_serial() {
+    let par = local(0);
+    let g = par.subgroup(&[0]).unwrap();
+    assert_eq!(g.run(group_view, 4).unwrap(), Some(expected_view(&[0], 4)));
+    assert!(matches!(
+        par.subgroup(&[0, 1]),
+        Err(Error::InvalidRank { rank: 1, nprocs: 1 })
+    ));
+    assert_eq!(par.run(split_parity, ()).unwrap(), Some(expected_split(1)));
+    assert!(par.apply(chunk_lens, 3).is_err());
+    {
+        let _entered = par.enter().unwrap();
+        assert_eq!(par.apply(chunk_lens, 3).unwrap(), Some(vec![3]));
+        assert_eq!(par.apply(apply_on_ranks, 5).unwrap(), Some(vec![0]));
+    }
+    assert_eq!(
+        par.run_with(with_main_args, 2, vec![1, 2, 3]).unwrap(),
+        Some((12, vec![true]))
+    );
+    assert_eq!(par.run(active_everywhere, ()).unwrap(), Some(vec![true]));
+}
+
 #[test]
 fn pool_style_closures_outside_a_region() {
     for par in modes() {

@@ -37,6 +37,7 @@ mod initializer;
 mod local_modes;
 mod loopback;
 mod macros_ui;
+mod parity;
 #[cfg(target_os = "linux")]
 mod processes;
 #[cfg(target_os = "linux")]

@@ -302,16 +302,16 @@ fn closures_and_unregistered_fns_are_refused() {
 }
 
 #[parallelizer::test]
-fn worker_initializer_runs_once_per_worker_and_its_failure_fails_enter() {
+fn initializer_runs_once_per_rank_and_its_failure_fails_enter() {
     let _one = one_at_a_time();
     let config = Config::new("processes")
         .nprocs(3)
         .initializer("it::processes::init_worker");
     let par = parallelizer::from_config(&config).unwrap();
-    // Main does not run it; each worker did, before its first region.
+    // Main and each worker ran it, before the first region.
     assert_eq!(
         par.run(initialized, ()).unwrap(),
-        Some(vec![false, true, true])
+        Some(vec![true, true, true])
     );
     let bad =
         parallelizer::from_config(config.clone().initializer("it::processes::init_fails")).unwrap();
@@ -320,10 +320,10 @@ fn worker_initializer_runs_once_per_worker_and_its_failure_fails_enter() {
         matches!(err, Error::TaskFailed { rank: 2, ref message } if message.contains("licence")),
         "{err}"
     );
-    let missing = parallelizer::from_config(config.initializer("it::processes::nope")).unwrap();
+    // A misspelled path fails when the parallelizer is built.
     assert!(matches!(
-        missing.enter().map(|_| ()),
-        Err(Error::TaskNotRegistered { .. })
+        parallelizer::from_config(config.initializer("it::processes::nope")).map(|_| ()),
+        Err(Error::Config(_))
     ));
     assert_no_children();
 }

@@ -87,6 +87,35 @@ fn run_enters_for_its_duration_and_current_is_the_rank() {
     assert_eq!(current().mode(), "serial");
 }
 
+/// `current()` in a region of a group made on `serial` (where every group
+/// is made inside a region) is the group, even while another thread has
+/// entered a parallelizer: it is this thread's, not the entered stack's.
+#[test]
+fn current_in_a_serial_groups_region_is_the_group() {
+    let _lock = serialized();
+    let group = from_config("serial").unwrap().subgroup(&[0]).unwrap();
+    let seen = group
+        .run(
+            |_: &dyn Parallelizer, ()| {
+                let other = from_config("threads:3").unwrap();
+                let (entered, done) = (std::sync::mpsc::channel(), std::sync::mpsc::channel());
+                let holder = std::thread::spawn(move || {
+                    let _entered = other.enter().unwrap();
+                    entered.0.send(()).unwrap();
+                    done.1.recv().unwrap();
+                });
+                entered.1.recv().unwrap();
+                let me = current();
+                done.0.send(()).unwrap();
+                holder.join().unwrap();
+                (me.mode().to_string(), me.nprocs())
+            },
+            (),
+        )
+        .unwrap();
+    assert_eq!(seen, ("serial".to_string(), 1));
+}
+
 #[test]
 fn set_and_reset_default() {
     let _lock = serialized();
@@ -121,8 +150,12 @@ fn lookup_follows_mcutils() {
     let fresh = lookup("threads:3");
     assert_eq!((fresh.mode(), fresh.nprocs()), ("threads", 3));
     assert!(!std::sync::Arc::ptr_eq(&lookup("serial"), &get_default()));
+    // Mode names in any case and McUtils' names build (McUtils meant to
+    // fold case; it fell back to the default instead).
+    assert_eq!(lookup("Threads").mode(), "threads");
+    assert_eq!(lookup("SERIAL:1").mode(), "serial");
     // Unknown names and bad specs fall back to the default.
-    for name in ["no-such-thing", "Threads", "threads:abc", ""] {
+    for name in ["no-such-thing", "threads:abc", ""] {
         assert_eq!(lookup(name).mode(), "serial", "{name:?}");
     }
 }

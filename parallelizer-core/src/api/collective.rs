@@ -10,7 +10,7 @@ use crate::parallelizer::{NativePod, Parallelizer, PodType};
 use crate::plain::{PlainOps, vec_ops};
 use crate::split::{chunk_sizes, concat, split};
 
-use super::{Contract, Pairing, main_data, named};
+use super::{Contract, Pairing, all_bytes, main_data, msg_bytes};
 
 impl dyn Parallelizer {
     /// Main's value on every rank. Main passes `Some`, workers `None`.
@@ -44,12 +44,21 @@ impl dyn Parallelizer {
         };
         if let (Some(ops), Some(native)) = (vec_ops::<T>(), self.native_pod()) {
             let mut v = self.main_or_empty(value, ops, Op::Broadcast)?;
-            let sent = native.broadcast_pod(ops.pod_type(), ops.buf(&mut v), tag);
-            named(Op::Broadcast, sent)?;
+            let ty = ops.pod_type();
+            self.traced(
+                Op::Broadcast,
+                |&bytes| Some(bytes),
+                || {
+                    let buf = ops.buf(&mut v);
+                    native.broadcast_pod(ty, buf, tag)?;
+                    Ok(buf.bytes().len())
+                },
+            )?;
             return Ok(v);
         }
         let msg = self.main_msg(value, Op::Broadcast, Msg::cloneable)?;
-        named(Op::Broadcast, self.broadcast_msg(msg, tag))?.into_value()
+        self.traced(Op::Broadcast, msg_bytes, || self.broadcast_msg(msg, tag))?
+            .into_value()
     }
 
     /// Splits main's vector into contiguous chunks, one per rank (the first
@@ -80,10 +89,15 @@ impl dyn Parallelizer {
         };
         if let (Some(ops), Some(native)) = (vec_ops::<Vec<T>>(), self.native_pod()) {
             let data = self.main_only(data, Op::Scatter)?;
-            return named(Op::Scatter, self.plain_scatter(native, ops, data, tag));
+            return self.traced(
+                Op::Scatter,
+                |v: &Vec<T>| Some(ops.bytes(v).len()),
+                || self.plain_scatter(native, ops, data, tag),
+            );
         }
         let chunks = self.main_chunks(data, Msg::new)?;
-        named(Op::Scatter, self.scatter_msg(chunks, tag))?.into_value()
+        self.traced(Op::Scatter, msg_bytes, || self.scatter_msg(chunks, tag))?
+            .into_value()
     }
 
     /// Every rank's value on main, main's first, then ranks 1.. in order;
@@ -105,11 +119,21 @@ impl dyn Parallelizer {
         // vectors go through the native gather.
         let native = self.native_pod().filter(|n| !n.in_process());
         if let (Some(ops), Some(native)) = (vec_ops::<T>(), native) {
-            return named(Op::Gather, self.plain_gather(native, ops, value, tag));
+            let mine = ops.bytes(&value).len();
+            return self.traced(
+                Op::Gather,
+                |all: &Option<Vec<T>>| match all {
+                    Some(all) => all.iter().map(|v| Some(ops.bytes(v).len())).sum(),
+                    None => Some(mine),
+                },
+                || self.plain_gather(native, ops, value, tag),
+            );
         }
-        named(Op::Gather, self.gather_msg(Msg::new(value), tag))?
-            .map(|all| all.into_iter().map(Msg::into_value).collect())
-            .transpose()
+        self.traced(Op::Gather, all_bytes, || {
+            self.gather_msg(Msg::new(value), tag)
+        })?
+        .map(|all| all.into_iter().map(Msg::into_value).collect())
+        .transpose()
     }
 
     /// `broadcast` of plain data as raw bytes, no codec
@@ -121,11 +145,19 @@ impl dyn Parallelizer {
         };
         if let Some(native) = self.native_pod() {
             let mut v = self.main_only(data, Op::Broadcast)?.unwrap_or_default();
-            let sent = native.broadcast_pod(PodType::of::<T>(), &mut v, tag);
-            return named(Op::Broadcast, sent).map(|()| v);
+            let sent = self.traced(
+                Op::Broadcast,
+                |&bytes| bytes,
+                || {
+                    native.broadcast_pod(PodType::of::<T>(), &mut v, tag)?;
+                    Ok(pod_bytes(&v))
+                },
+            );
+            return sent.map(|_| v);
         }
         let msg = self.main_msg(data, Op::Broadcast, Msg::pod)?;
-        named(Op::Broadcast, self.broadcast_msg(msg, tag))?.into_pod()
+        self.traced(Op::Broadcast, msg_bytes, || self.broadcast_msg(msg, tag))?
+            .into_pod()
     }
 
     /// `scatter` of plain data as raw bytes (mpi4py's `Scatterv`).
@@ -136,10 +168,15 @@ impl dyn Parallelizer {
         if let Some(native) = self.native_pod() {
             let data = self.main_only(data, Op::Scatter)?;
             let ops: &dyn PlainOps = <T as crate::plain::HasOps>::OPS;
-            return named(Op::Scatter, self.plain_scatter(native, ops, data, tag));
+            return self.traced(
+                Op::Scatter,
+                |v: &Vec<T>| pod_bytes(v),
+                || self.plain_scatter(native, ops, data, tag),
+            );
         }
         let chunks = self.main_chunks(data, Msg::pod)?;
-        named(Op::Scatter, self.scatter_msg(chunks, tag))?.into_pod()
+        self.traced(Op::Scatter, msg_bytes, || self.scatter_msg(chunks, tag))?
+            .into_pod()
     }
 
     /// Every rank's plain data concatenated in rank order on main, `None` on
@@ -163,10 +200,18 @@ impl dyn Parallelizer {
             let ty = PodType::of::<T>();
             let mut all = self.on_main().then(Vec::<T>::new);
             let recv = all.as_mut().map(|v| v as &mut dyn crate::plain::PlainBuf);
-            let sent = native.gather_pod(ty, bytemuck::cast_slice(&data), recv, true, tag);
-            return named(Op::Gather, sent).map(|_| all);
+            let mine = std::mem::size_of_val(&data[..]);
+            let sent = self.traced(
+                Op::Gather,
+                |_: &Vec<usize>| Some(mine),
+                || native.gather_pod(ty, bytemuck::cast_slice(&data), recv, true, tag),
+            );
+            return sent.map(|_| all);
         }
-        let parts = named(Op::Gather, self.gather_msg(Msg::pod(data), tag))?
+        let parts = self
+            .traced(Op::Gather, all_bytes, || {
+                self.gather_msg(Msg::pod(data), tag)
+            })?
             .map(|all| {
                 all.into_iter()
                     .map(Msg::into_pod)
@@ -181,7 +226,7 @@ impl dyn Parallelizer {
         let Pairing::Ranks(tag) = self.prologue(Op::Wait, Contract::Check)? else {
             return Ok(());
         };
-        named(Op::Wait, self.barrier(tag))
+        self.traced(Op::Wait, |_| None, || self.barrier(tag))
     }
 
     /// Main's data (which main must pass), `None` on workers.
@@ -278,4 +323,9 @@ impl dyn Parallelizer {
         }
         Ok(Some(all))
     }
+}
+
+/// The bytes of plain data, for the trace of a call.
+fn pod_bytes<T: bytemuck::Pod>(data: &[T]) -> Option<usize> {
+    Some(std::mem::size_of_val(data))
 }

@@ -12,7 +12,7 @@ use crate::parallelizer::Parallelizer;
 use crate::plain::{Fixed, PlainBuf, PodType};
 use crate::split::chunk_sizes;
 
-use super::{Contract, Pairing, main_data, named};
+use super::{Contract, Pairing, main_data};
 
 impl dyn Parallelizer {
     /// Broadcast in place (mpi4py's `Bcast(buf)`): main's `buf` is copied
@@ -44,10 +44,12 @@ impl dyn Parallelizer {
             return Ok(());
         };
         let ty = PodType::of::<T>();
+        let bytes = std::mem::size_of_val(buf);
         let mut fixed = self.fixed(buf, Op::Broadcast);
-        named(
+        self.traced(
             Op::Broadcast,
-            self.with_plain(|p| p.broadcast_pod(ty, &mut fixed, tag)),
+            |()| Some(bytes),
+            || self.with_plain(|p| p.broadcast_pod(ty, &mut fixed, tag)),
         )
     }
 
@@ -82,10 +84,15 @@ impl dyn Parallelizer {
         let send = self.main_part(data, Op::Scatter)?;
         let ty = PodType::of::<T>();
         let send = send.map(bytemuck::cast_slice::<T, u8>);
-        named(
+        self.traced(
             Op::Scatter,
-            self.with_plain(|p| p.scatter_pod(ty, send, Some(mine), tag)),
+            |&bytes| Some(bytes),
+            || {
+                self.with_plain(|p| p.scatter_pod(ty, send, Some(&mut *mine), tag))?;
+                Ok(std::mem::size_of_val(&mine[..]))
+            },
         )
+        .map(drop)
     }
 
     /// Gather into the caller's vector (mpi4py's `Gatherv`): every rank's
@@ -119,13 +126,16 @@ impl dyn Parallelizer {
         let all = self.main_part(all, Op::Gather)?;
         let ty = PodType::of::<T>();
         let send = bytemuck::cast_slice(mine);
-        named(
+        self.traced(
             Op::Gather,
-            self.with_plain(|p| {
-                p.gather_pod(ty, send, all.map(|v| v as &mut dyn PlainBuf), true, tag)
-            })
-            .map(drop),
+            |counts: &Vec<usize>| Some(ty.bytes(counts.iter().sum::<usize>().max(mine.len()))),
+            || {
+                self.with_plain(|p| {
+                    p.gather_pod(ty, send, all.map(|v| v as &mut dyn PlainBuf), true, tag)
+                })
+            },
         )
+        .map(drop)
     }
 
     /// Sends the caller's slice to rank `to` (mpi4py's `Send`); the data is
@@ -149,9 +159,10 @@ impl dyn Parallelizer {
     pub fn send_slice<T: bytemuck::Pod>(&self, data: &[T], to: usize) -> Result<()> {
         let tag = self.point_to_point(Op::Send, to)?;
         let ty = PodType::of::<T>();
-        named(
+        self.traced(
             Op::Send,
-            self.with_plain(|p| p.send_pod(ty, bytemuck::cast_slice(data), to, tag)),
+            |()| Some(std::mem::size_of_val(data)),
+            || self.with_plain(|p| p.send_pod(ty, bytemuck::cast_slice(data), to, tag)),
         )
     }
 
@@ -162,10 +173,12 @@ impl dyn Parallelizer {
     pub fn receive_into<T: bytemuck::Pod>(&self, buf: &mut [T], from: usize) -> Result<()> {
         let tag = self.point_to_point(Op::Receive, from)?;
         let ty = PodType::of::<T>();
+        let bytes = std::mem::size_of_val(buf);
         let mut fixed = self.fixed(buf, Op::Receive);
-        named(
+        self.traced(
             Op::Receive,
-            self.with_plain(|p| p.recv_pod(ty, &mut fixed, from, tag)),
+            |()| Some(bytes),
+            || self.with_plain(|p| p.recv_pod(ty, &mut fixed, from, tag)),
         )
     }
 

@@ -74,6 +74,24 @@ impl dyn Parallelizer {
         })
     }
 
+    /// Whether this parallelizer is running (McUtils `active`): entered
+    /// (an `enter` guard or a `run` is alive), or a rank's handle inside a
+    /// region, on every rank.
+    ///
+    /// ```
+    /// use parallelizer_core::{from_config, Parallelizer};
+    /// let par = from_config("threads:3").unwrap();
+    /// assert!(!par.is_active());
+    /// let all = par.run(|p: &dyn Parallelizer, ()| p.gather(p.is_active()).unwrap(), ()).unwrap();
+    /// assert_eq!(all, Some(vec![true; 3]));
+    /// let _entered = par.enter().unwrap();
+    /// assert!(par.is_active());
+    /// ```
+    pub fn is_active(&self) -> bool {
+        let core = self.core();
+        core.is_active() || core.is_rank() || runtime::is_current(self)
+    }
+
     /// Registers this parallelizer under `name`, weakly: the name is gone
     /// when the last `Arc` drops (McUtils `register`).
     ///

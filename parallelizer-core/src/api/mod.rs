@@ -11,6 +11,7 @@
 mod collective;
 mod data;
 mod enter;
+mod group;
 mod map;
 mod map_reduce;
 mod p2p;
@@ -26,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::op::{Op, Tag};
 use crate::parallelizer::Parallelizer;
 use crate::registry;
+use crate::trace;
 
 /// How a call pairs up with the other ranks, as the prologue found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,32 @@ impl dyn Parallelizer {
             self.mode()
         )))
     }
+}
+
+impl dyn Parallelizer {
+    /// The backend call `f` of the user's call `op`, traced, with a
+    /// timeout named after `op`; `bytes` tells what it moved.
+    fn traced<T>(
+        &self,
+        op: Op,
+        bytes: impl FnOnce(&T) -> Option<usize>,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let call = trace::call(op, self.id());
+        let result = named(op, f());
+        call.end(&result, bytes);
+        result
+    }
+}
+
+/// The bytes of a message, when known.
+fn msg_bytes(msg: &crate::msg::Msg) -> Option<usize> {
+    msg.byte_len()
+}
+
+/// The bytes of the messages a gather brought main.
+fn all_bytes(all: &Option<Vec<crate::msg::Msg>>) -> Option<usize> {
+    all.as_ref()?.iter().map(crate::msg::Msg::byte_len).sum()
 }
 
 /// Main's data of a call to which main must pass `Some`.

@@ -5,7 +5,7 @@ use crate::msg::{Data, Msg};
 use crate::op::{Op, Tag};
 use crate::parallelizer::{Parallelizer, check_rank};
 
-use super::{Contract, Pairing, named};
+use super::{Contract, Pairing};
 
 impl dyn Parallelizer {
     /// Sends `value` to rank `to`; pairs with `receive` there.
@@ -52,13 +52,14 @@ impl dyn Parallelizer {
     /// The prologue of every send, then the send.
     fn send_checked(&self, msg: Msg, to: usize) -> Result<()> {
         let tag = self.point_to_point(Op::Send, to)?;
-        named(Op::Send, self.send_msg(msg, to, tag))
+        let bytes = msg.byte_len();
+        self.traced(Op::Send, |_| bytes, || self.send_msg(msg, to, tag))
     }
 
     /// The prologue of every receive, then the receive.
     fn receive_checked(&self, from: usize) -> Result<Msg> {
         let tag = self.point_to_point(Op::Receive, from)?;
-        named(Op::Receive, self.recv_msg(from, tag))
+        self.traced(Op::Receive, Msg::byte_len, || self.recv_msg(from, tag))
     }
 
     /// The prologue of point-to-point calls: a peer that is another rank of

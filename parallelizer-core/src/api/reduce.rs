@@ -11,7 +11,7 @@ use crate::parallelizer::{Parallelizer, PodType};
 use crate::plain::vec_ops;
 use crate::reduce::{Reduce, ReduceOp, Shape, numeric, numeric_bytes, vec_len};
 
-use super::{Contract, Pairing, named};
+use super::{Contract, Pairing};
 
 impl dyn Parallelizer {
     /// Every rank's `value` combined with `op`, on main (`None` on
@@ -44,15 +44,23 @@ impl dyn Parallelizer {
         let Pairing::Ranks(tag) = self.prologue(Op::Reduce, contract)? else {
             return Ok(Some(value));
         };
-        if let Some(done) = self.native_reduction(&mut value, op.builtin(), Reach::Main, tag) {
-            named(Op::Reduce, done)?;
-            return Ok(self.on_main().then_some(value));
-        }
-        named(Op::Reduce, self.check_lengths(&value, op.builtin(), tag))?;
-        let combine = combiner(op, Msg::new::<T>);
-        named(Op::Reduce, self.reduce_msg(Msg::new(value), &combine, tag))?
-            .map(Msg::into_value)
-            .transpose()
+        self.traced(
+            Op::Reduce,
+            |_| None,
+            || {
+                if let Some(done) =
+                    self.native_reduction(&mut value, op.builtin(), Reach::Main, tag)
+                {
+                    done?;
+                    return Ok(self.on_main().then_some(value));
+                }
+                self.check_lengths(&value, op.builtin(), tag)?;
+                let combine = combiner(op, Msg::new::<T>);
+                self.reduce_msg(Msg::new(value), &combine, tag)?
+                    .map(Msg::into_value)
+                    .transpose()
+            },
+        )
     }
 
     /// Every rank's `value` combined with `op`, on every rank (mpi4py's
@@ -83,16 +91,20 @@ impl dyn Parallelizer {
         let Pairing::Ranks(tag) = self.prologue(name, Contract::Check)? else {
             return Ok(value);
         };
-        if let Some(done) = self.native_reduction(&mut value, op.builtin(), Reach::All, tag) {
-            return named(name, done).map(|()| value);
-        }
-        named(name, self.check_lengths(&value, op.builtin(), tag))?;
-        let combine = combiner(op, Msg::cloneable::<T>);
-        named(
+        self.traced(
             name,
-            self.allreduce_msg(Msg::cloneable(value), &combine, tag),
-        )?
-        .into_value()
+            |_| None,
+            || {
+                if let Some(done) = self.native_reduction(&mut value, op.builtin(), Reach::All, tag)
+                {
+                    return done.map(|()| value);
+                }
+                self.check_lengths(&value, op.builtin(), tag)?;
+                let combine = combiner(op, Msg::cloneable::<T>);
+                self.allreduce_msg(Msg::cloneable(value), &combine, tag)?
+                    .into_value()
+            },
+        )
     }
 
     /// Each rank's inclusive prefix: the values of ranks `0..=id` combined
@@ -113,16 +125,21 @@ impl dyn Parallelizer {
         let Pairing::Ranks(tag) = self.prologue(Op::Scan, Contract::Check)? else {
             return Ok(value);
         };
-        if let Some(done) = self.native_reduction(&mut value, op.builtin(), Reach::Prefix, tag) {
-            return named(Op::Scan, done).map(|()| value);
-        }
-        named(Op::Scan, self.check_lengths(&value, op.builtin(), tag))?;
-        let combine = combiner(&op, Msg::cloneable::<T>);
-        named(
+        self.traced(
             Op::Scan,
-            self.scan_msg(Msg::cloneable(value), &combine, tag),
-        )?
-        .into_value()
+            |_| None,
+            || {
+                if let Some(done) =
+                    self.native_reduction(&mut value, op.builtin(), Reach::Prefix, tag)
+                {
+                    return done.map(|()| value);
+                }
+                self.check_lengths(&value, op.builtin(), tag)?;
+                let combine = combiner(&op, Msg::cloneable::<T>);
+                self.scan_msg(Msg::cloneable(value), &combine, tag)?
+                    .into_value()
+            },
+        )
     }
 
     /// Every rank's `value`, in rank order, on every rank (mpi4py's
@@ -142,6 +159,11 @@ impl dyn Parallelizer {
         let Pairing::Ranks(tag) = self.prologue(Op::Allgather, Contract::Check)? else {
             return Ok(vec![value]);
         };
+        self.traced(Op::Allgather, |_| None, || self.allgather_here(value, tag))
+    }
+
+    /// `allgather` after its prologue.
+    fn allgather_here<T: Data + Clone>(&self, value: T, tag: Tag) -> Result<Vec<T>> {
         if let Some(native) = self.native_reduce() {
             if let Some(ops) = vec_ops::<Vec<T>>() {
                 // A number (or plain element): one element per rank.
@@ -149,7 +171,7 @@ impl dyn Parallelizer {
                 let mut all: Vec<T> = Vec::new();
                 let got =
                     native.allgather_pod(ops.pod_type(), ops.bytes(&mine), ops.buf(&mut all), tag);
-                return named(Op::Allgather, got).map(|_| all);
+                return got.map(|_| all);
             }
             if let Some(ops) = vec_ops::<T>() {
                 // A vector of plain data per rank, lengths may differ.
@@ -160,7 +182,7 @@ impl dyn Parallelizer {
                     ops.buf(&mut *all),
                     tag,
                 );
-                let counts = named(Op::Allgather, got)?;
+                let counts = got?;
                 return Ok(ops
                     .split(all, &counts)
                     .into_iter()
@@ -175,7 +197,7 @@ impl dyn Parallelizer {
         };
         let combine = combiner(&concat, Msg::cloneable::<Vec<T>>);
         let all = self.allreduce_msg(Msg::cloneable(vec![value]), &combine, tag);
-        named(Op::Allgather, all)?.into_value()
+        all?.into_value()
     }
 
     /// The native reduction of `value` in place, if the backend has one,

@@ -1,7 +1,8 @@
-//! Regions: `run` and `try_run`.
+//! Regions: `run`, `try_run`, `run_with` (main-only arguments) and
+//! `apply` (a region of a parallelizer already entered).
 
 use std::fmt::Display;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::msg::{Data, Msg};
@@ -71,9 +72,104 @@ impl dyn Parallelizer {
         self.run_local::<F, T>(local, Msg::serde(args))
     }
 
-    fn run_local<F, R: Send + 'static>(&self, local: LocalTask, args: Msg) -> Result<R> {
-        let task = region_task::<F>(local, |kind| matches!(kind, TaskKind::Region(_)));
+    /// `run` with arguments that only main's call gets (McUtils
+    /// `main_kwargs`): every rank's task receives `(args, main_args)`, where
+    /// `main_args` is `Some` on main and `None` on the workers. Main's
+    /// arguments never leave main, so they need not be small.
+    ///
+    /// ```
+    /// use parallelizer_core::{from_config, Parallelizer};
+    /// fn total(par: &dyn Parallelizer, (scale, data): (u64, Option<Vec<u64>>)) -> Option<u64> {
+    ///     let mine: u64 = par.scatter(data).unwrap().iter().map(|x| x * scale).sum();
+    ///     par.gather(mine).unwrap().map(|v| v.iter().sum())
+    /// }
+    /// let par = from_config("threads:3").unwrap();
+    /// assert_eq!(par.run_with(total, 2, (1..=10).collect()).unwrap(), Some(110));
+    /// ```
+    pub fn run_with<A, M, R, F>(&self, task: F, args: A, main_args: M) -> Result<R>
+    where
+        A: Data,
+        M: Data,
+        R: Send + 'static,
+        F: Fn(&dyn Parallelizer, (A, Option<M>)) -> R + Send + Sync + 'static,
+    {
         let _entered = self.enter()?;
+        self.apply_with(task, args, main_args)
+    }
+
+    /// Runs `task(rank, args)` on every rank of this parallelizer, which
+    /// must already be entered (McUtils `apply`; `run` is `enter` +
+    /// `apply`). On a rank handle inside a region it runs the task on that
+    /// rank and returns its result.
+    ///
+    /// Unlike `run`, `apply` never starts or stops workers: outside an
+    /// `enter` it is a [`Error::ContractViolation`] saying so, on every
+    /// backend.
+    ///
+    /// ```
+    /// use parallelizer_core::{from_config, Parallelizer};
+    /// let par = from_config("threads:3").unwrap();
+    /// assert!(par.apply(|p: &dyn Parallelizer, ()| p.id(), ()).is_err());
+    /// let _entered = par.enter().unwrap();
+    /// let ids = par.apply(|p: &dyn Parallelizer, ()| p.gather(p.id()).unwrap(), ()).unwrap();
+    /// assert_eq!(ids, Some(vec![0, 1, 2]));
+    /// ```
+    pub fn apply<A, R, F>(&self, task: F, args: A) -> Result<R>
+    where
+        A: Data,
+        R: Send + 'static,
+        F: Fn(&dyn Parallelizer, A) -> R + Send + Sync + 'static,
+    {
+        let local: LocalTask = Arc::new(move |p: &dyn Parallelizer, args: Msg| {
+            Ok(Msg::local(task(p, args.into_value::<A>()?)))
+        });
+        self.apply_local::<F, R>(local, Msg::new(args))
+    }
+
+    /// `apply` with arguments that only main's call gets; see
+    /// `run_with`.
+    pub fn apply_with<A, M, R, F>(&self, task: F, args: A, main_args: M) -> Result<R>
+    where
+        A: Data,
+        M: Data,
+        R: Send + 'static,
+        F: Fn(&dyn Parallelizer, (A, Option<M>)) -> R + Send + Sync + 'static,
+    {
+        // Main's arguments ride in main's closure; what the workers get
+        // (and what travels to processes) is `(args, None)`.
+        let main_args = Mutex::new(Some(main_args));
+        let local: LocalTask = Arc::new(move |p: &dyn Parallelizer, args: Msg| {
+            let (args, _) = args.into_value::<(A, Option<M>)>()?;
+            let mine = if p.on_main() {
+                let taken = main_args.lock().unwrap_or_else(|e| e.into_inner()).take();
+                Some(taken.ok_or_else(|| {
+                    Error::ContractViolation(
+                        "main's arguments were used up by an earlier run".into(),
+                    )
+                })?)
+            } else {
+                None
+            };
+            Ok(Msg::local(task(p, (args, mine))))
+        });
+        self.apply_local::<F, R>(local, Msg::new((args, None::<M>)))
+    }
+
+    fn run_local<F, R: Send + 'static>(&self, local: LocalTask, args: Msg) -> Result<R> {
+        let _entered = self.enter()?;
+        self.apply_local::<F, R>(local, args)
+    }
+
+    fn apply_local<F, R: Send + 'static>(&self, local: LocalTask, args: Msg) -> Result<R> {
+        if !self.is_active() {
+            return Err(Error::ContractViolation(format!(
+                "`apply` on the `{}` parallelizer, which is not entered: `apply` runs on \
+                 workers that are already up; call `enter()` first, or use `run` \
+                 (which is `enter` + `apply`)",
+                self.mode()
+            )));
+        }
+        let task = region_task::<F>(local, |kind| matches!(kind, TaskKind::Region(_)));
         self.run_region(Region::new(task, args))?.into_local::<R>()
     }
 }

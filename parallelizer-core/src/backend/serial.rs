@@ -7,6 +7,7 @@ use crate::op::Tag;
 use crate::parallelizer::{Core, Parallelizer, Region};
 use crate::registry::FromConfig;
 use crate::runtime::set_current;
+use crate::task::initializer_region;
 
 /// The serial fallback (McUtils `SerialNonParallelizer`): `nprocs() == 1`,
 /// id 0, always main. Scatter returns all the data, gather `Some(vec![x])`.
@@ -56,6 +57,14 @@ impl Parallelizer for Serial {
     }
     fn in_region(&self) -> bool {
         true
+    }
+    /// Runs the configured initializer once (McUtils' serial
+    /// `initialize` runs `initialization_function`).
+    fn initialize(&self) -> Result<()> {
+        match initializer_region(self.core.config())? {
+            Some(region) => self.run_region(region).map(drop),
+            None => Ok(()),
+        }
     }
     fn send_msg(&self, _: Msg, to: usize, _tag: Tag) -> Result<()> {
         Err(Error::InvalidRank {

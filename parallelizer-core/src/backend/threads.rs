@@ -21,6 +21,7 @@ use crate::parallelizer::{Core, Parallelizer, Region};
 use crate::registry::{FromConfig, rank_of};
 use crate::runtime::run_as;
 use crate::task::initializer_region;
+use crate::trace::WORKER;
 
 /// Ranks as threads of this process: `nprocs - 1` persistent worker threads
 /// plus the calling thread as rank 0. Workers park between regions and are
@@ -74,6 +75,7 @@ impl PoolThread {
                     job();
                 }
             })?;
+        tracing::info!(target: WORKER, rank, "worker thread started");
         Ok(PoolThread { jobs, handle })
     }
 }
@@ -143,12 +145,13 @@ impl Parallelizer for Threads {
             .collect::<Result<Vec<_>>>()?;
         *pool = Some(Pool { threads });
         drop(pool);
-        let Some(path) = &self.core.config().initializer else {
-            return Ok(());
-        };
         // McUtils `initialization_function`: once on every rank, main included,
         // before any region; a failure is the enter's error.
-        let init = initializer_region(path).and_then(|region| self.run_region(region));
+        let init = match initializer_region(self.core.config()) {
+            Ok(None) => return Ok(()),
+            Ok(Some(region)) => self.run_region(region),
+            Err(e) => Err(e),
+        };
         if let Err(e) = init {
             self.finalize()?;
             return Err(e);
@@ -160,10 +163,11 @@ impl Parallelizer for Threads {
         let Some(pool) = self.pool().take() else {
             return Ok(());
         };
-        for t in pool.threads {
+        for (i, t) in pool.threads.into_iter().enumerate() {
             drop(t.jobs);
             // Jobs catch every panic, so a thread ends when its queue closes.
             let _ = t.handle.join();
+            tracing::info!(target: WORKER, rank = i + 1, "worker thread joined");
         }
         Ok(())
     }
@@ -194,6 +198,8 @@ impl Parallelizer for Threads {
             Vec::new()
         };
         let args_type = main_args.type_name().map(str::to_string);
+        // The ranks' events go to the subscriber that is the default here.
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let mut ranks = Channels::mesh(nprocs)
             .into_iter()
             .enumerate()
@@ -206,10 +212,13 @@ impl Parallelizer for Threads {
                 args = args.sent_as(name);
             }
             let id = rank.id();
+            let dispatch = dispatch.clone();
             let run = move || {
-                let handle: Arc<dyn Parallelizer> = rank.clone();
-                let outcome = run_as(&handle, |p| task.run(p, args));
-                rank.finish_worker(outcome);
+                tracing::dispatcher::with_default(&dispatch, || {
+                    let handle: Arc<dyn Parallelizer> = rank.clone();
+                    let outcome = run_as(&handle, |p| task.run(p, args));
+                    rank.finish_worker(outcome);
+                })
             };
             if job.send(Box::new(run)).is_err() {
                 main.deliver(Event::Gone {
@@ -238,6 +247,11 @@ impl Threads {
         let mut pool = self.pool();
         let Some(pool) = pool.as_mut() else { return };
         for &rank in ranks.iter().filter(|&&r| r > 0) {
+            tracing::warn!(
+                target: WORKER,
+                rank,
+                "worker thread still busy after its region ended: left to finish, replaced"
+            );
             if let Ok(fresh) = PoolThread::start(rank) {
                 // The old thread ends when its task returns and its queue,
                 // dropped here, closes; nobody joins it.

@@ -10,6 +10,11 @@
 //!   and sequence number) and the sender's type name; a rank that receives
 //!   the wrong operation fails at once with `ContractViolation` naming both
 //!   ranks and both calls, and a wrong type is `Codec` naming both types.
+//! - **Groups**: every packet carries the id of the group whose call sent
+//!   it (0 for the region's own calls; see `subgroup` and `split`), and a
+//!   rank keeps one set of mailboxes per group, so a group's calls never
+//!   take another group's messages ([`Parallelizer::send_msg_in`],
+//!   [`Parallelizer::recv_msg_in`]).
 //! - **Failure**: a rank whose task fails or panics tells every other rank
 //!   ([`Kind::Abort`]); each blocked rank is released with `Aborted`.
 //! - **Reports**: every worker ends the region with a [`Kind::Done`] report
@@ -21,9 +26,12 @@
 //!   the region's deadline passes, and releases every rank.
 //!
 //! [`Tag`]: crate::backend::Tag
+//! [`Parallelizer::send_msg_in`]: crate::Parallelizer::send_msg_in
+//! [`Parallelizer::recv_msg_in`]: crate::Parallelizer::recv_msg_in
 
 mod channels;
 mod lend;
+mod mailbox;
 mod packet;
 mod plain;
 mod rank;
@@ -59,7 +67,8 @@ pub trait Transport: Send + Sync + 'static {
             let body = packet.body().duplicate()?;
             self.send(
                 rank,
-                Packet::from_parts(packet.kind(), packet.tag(), packet.region(), body),
+                Packet::from_parts(packet.kind(), packet.tag(), packet.region(), body)
+                    .in_group(packet.group()),
             )?;
         }
         Ok(())

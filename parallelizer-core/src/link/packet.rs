@@ -44,20 +44,25 @@ impl Kind {
     }
 }
 
-/// A packet: its kind, the call it belongs to, the region, and a body.
+/// A packet: its kind, the call it belongs to, the region, the group, and
+/// a body.
 ///
 /// Data packets carry the call's message; control packets carry a small
-/// serde note. A transport moves packets as they are (in one process) or
-/// as bytes ([`Packet::encode`] / [`Packet::decode`], or a framing of its
-/// own built from the accessors).
+/// serde note. The group is the message namespace of the ranks' group the
+/// call belongs to (0: all the ranks of the region; see `subgroup` and
+/// `split`): a packet is only ever taken by a call of the same group, so a
+/// group's messages never match its parent's. A transport moves packets as
+/// they are (in one process) or as bytes ([`Packet::encode`] /
+/// [`Packet::decode`], or a framing of its own built from the accessors,
+/// the group included).
 ///
 /// ```
 /// use parallelizer_core::{Op, backend::{Msg, Packet, Tag}};
-/// let p = Packet::data(7, Tag::new(Op::Gather, 2), Msg::new(vec![1u32, 2]));
+/// let p = Packet::data(7, Tag::new(Op::Gather, 2), Msg::new(vec![1u32, 2])).in_group(9);
 /// let mut bytes = Vec::new();
 /// p.encode(&mut bytes).unwrap();
 /// let back = Packet::decode(&bytes).unwrap();
-/// assert_eq!((back.region(), back.tag()), (7, Tag::new(Op::Gather, 2)));
+/// assert_eq!((back.region(), back.tag(), back.group()), (7, Tag::new(Op::Gather, 2), 9));
 /// assert_eq!(back.into_body().into_value::<Vec<u32>>().unwrap(), [1, 2]);
 /// ```
 #[derive(Debug)]
@@ -65,22 +70,31 @@ pub struct Packet {
     kind: Kind,
     tag: Tag,
     region: u64,
+    group: u64,
     body: Msg,
 }
 
 /// Fixed part of the wire form: kind, op, encoding, reserved, seq, region,
-/// type-name length.
-const FIXED: usize = 1 + 1 + 1 + 1 + 8 + 8 + 2;
+/// group, type-name length.
+const FIXED: usize = 1 + 1 + 1 + 1 + 8 + 8 + 8 + 2;
 
 impl Packet {
-    /// A data packet of the call `tag` in region `region`.
+    /// A data packet of the call `tag` in region `region` (group 0, all the
+    /// ranks; see [`Packet::in_group`]).
     pub fn data(region: u64, tag: Tag, body: Msg) -> Packet {
         Packet {
             kind: Kind::Data,
             tag,
             region,
+            group: 0,
             body,
         }
+    }
+
+    /// This packet in the message namespace of group `group`.
+    pub fn in_group(mut self, group: u64) -> Packet {
+        self.group = group;
+        self
     }
 
     /// A control packet of `kind` carrying `note`.
@@ -93,17 +107,19 @@ impl Packet {
             kind,
             tag: Tag::p2p(Op::Run),
             region,
+            group: 0,
             body: Msg::new(note),
         }
     }
 
     /// A packet from its parts, as a transport with a framing of its own
-    /// reads them.
+    /// reads them (group 0; [`Packet::in_group`] sets another).
     pub fn from_parts(kind: Kind, tag: Tag, region: u64, body: Msg) -> Packet {
         Packet {
             kind,
             tag,
             region,
+            group: 0,
             body,
         }
     }
@@ -121,6 +137,11 @@ impl Packet {
     /// The region it belongs to.
     pub fn region(&self) -> u64 {
         self.region
+    }
+
+    /// The group whose message namespace it belongs to (0: all the ranks).
+    pub fn group(&self) -> u64 {
+        self.group
     }
 
     /// The body.
@@ -153,6 +174,7 @@ impl Packet {
         out.push(0);
         out.extend_from_slice(&self.tag.seq().to_le_bytes());
         out.extend_from_slice(&self.region.to_le_bytes());
+        out.extend_from_slice(&self.group.to_le_bytes());
         out.extend_from_slice(&name_len.to_le_bytes());
         out.extend_from_slice(name.as_bytes());
         self.body.encode_into(out)
@@ -172,8 +194,8 @@ impl Packet {
             e => return Err(Error::Codec(format!("unknown encoding {e}"))),
         };
         let word = |at: usize| u64::from_le_bytes(fixed[at..at + 8].try_into().expect("8 bytes"));
-        let (seq, region) = (word(4), word(12));
-        let name_len = usize::from(u16::from_le_bytes([fixed[20], fixed[21]]));
+        let (seq, region, group) = (word(4), word(12), word(20));
+        let name_len = usize::from(u16::from_le_bytes([fixed[28], fixed[29]]));
         let name = bytes.get(FIXED..FIXED + name_len).ok_or_else(short)?;
         let name = std::str::from_utf8(name)
             .map_err(|_| Error::Codec("a packet's type name is not UTF-8".into()))?;
@@ -181,7 +203,7 @@ impl Packet {
         if !name.is_empty() {
             body = body.sent_as(name);
         }
-        Ok(Packet::from_parts(kind, Tag::new(op, seq), region, body))
+        Ok(Packet::from_parts(kind, Tag::new(op, seq), region, body).in_group(group))
     }
 }
 

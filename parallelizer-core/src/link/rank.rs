@@ -1,6 +1,5 @@
 //! `LinkRank`: one rank's handle inside a region, over a [`Transport`].
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -12,6 +11,7 @@ use crate::parallelizer::{Core, NativePod, Parallelizer, Region, check_rank};
 use crate::runtime::run_as;
 
 use super::lend::Lent;
+use super::mailbox::{Mailboxes, counterpart};
 use super::packet::{AbortNote, BlockedNote, DoneNote, Kind, Packet};
 use super::watch::{Verdict, Watch};
 use super::{Event, Limits, Transport};
@@ -36,10 +36,8 @@ pub struct LinkRank<T> {
 
 /// What a rank knows during the region.
 struct State {
-    /// Collective packets that arrived, by sender, not yet taken.
-    coll: Vec<VecDeque<Packet>>,
-    /// Point-to-point packets that arrived, by sender, not yet taken.
-    p2p: Vec<VecDeque<Packet>>,
+    /// Data packets not taken yet, by group, kind and sender.
+    boxes: Mailboxes,
     /// Data packets received from each rank.
     got: Vec<u64>,
     /// Data packets sent to each rank.
@@ -79,7 +77,6 @@ impl<T: Transport> LinkRank<T> {
         limits: Limits,
         transport: T,
     ) -> LinkRank<T> {
-        let queues = || (0..nprocs).map(|_| VecDeque::new()).collect::<Vec<_>>();
         LinkRank {
             core: Core::for_rank(parent),
             id,
@@ -88,8 +85,7 @@ impl<T: Transport> LinkRank<T> {
             limits,
             transport,
             state: Mutex::new(State {
-                coll: queues(),
-                p2p: queues(),
+                boxes: Mailboxes::new(nprocs),
                 got: vec![0; nprocs],
                 sent: vec![0; nprocs],
                 abort: None,
@@ -148,11 +144,7 @@ impl<T: Transport> LinkRank<T> {
         match packet.kind() {
             Kind::Data => {
                 st.got[from] += 1;
-                if packet.tag().is_p2p() {
-                    st.p2p[from].push_back(packet);
-                } else {
-                    st.coll[from].push_back(packet);
-                }
+                st.boxes.push(from, packet);
             }
             Kind::Abort => {
                 if let Ok(note) = packet.note::<AbortNote>() {
@@ -474,9 +466,18 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
     }
 
     fn send_msg(&self, msg: Msg, to: usize, tag: Tag) -> Result<()> {
+        self.send_msg_in(0, msg, to, tag)
+    }
+
+    fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {
+        self.recv_msg_in(0, from, tag)
+    }
+
+    fn send_msg_in(&self, group: u64, msg: Msg, to: usize, tag: Tag) -> Result<()> {
         check_rank(self, to)?;
         self.before_send(&[to])?;
-        let sent = self.transport.send(to, Packet::data(self.region, tag, msg));
+        let packet = Packet::data(self.region, tag, msg).in_group(group);
+        let sent = self.transport.send(to, packet);
         self.after_send(sent)
     }
 
@@ -497,14 +498,14 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
         Ok(packet.into_body())
     }
 
-    fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {
-        let msg = self.recv_raw(from, tag)?;
+    fn recv_msg_in(&self, group: u64, from: usize, tag: Tag) -> Result<Msg> {
+        let msg = self.recv_raw_in(group, from, tag)?;
         match Lent::from_msg(msg) {
             Err(msg) => Ok(msg),
             // Plain data lent by a `*_into` call: copied out, acknowledged.
             Ok(lent) => {
                 let owned = lent.to_msg();
-                let acked = self.ack(from, tag);
+                let acked = self.send_msg_in(group, Msg::new(()), from, tag);
                 owned.and_then(|m| acked.map(|()| m))
             }
         }
@@ -533,6 +534,11 @@ impl<T: Transport> LinkRank<T> {
     /// takes the next message that a `send` sent, a `send` that lent its
     /// buffer (tag `Send`) the receiver's acknowledgement.
     pub(super) fn recv_raw(&self, from: usize, tag: Tag) -> Result<Msg> {
+        self.recv_raw_in(0, from, tag)
+    }
+
+    /// [`recv_raw`](Self::recv_raw) in the namespace of group `group`.
+    fn recv_raw_in(&self, group: u64, from: usize, tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
         let start = Instant::now();
         self.lock().waits += 1;
@@ -544,15 +550,7 @@ impl<T: Transport> LinkRank<T> {
                     self.end_wait(&mut st);
                     return Err(self.released(&st, by_rank));
                 }
-                let found = if tag.is_p2p() {
-                    let want = counterpart(tag.op());
-                    let queue = &mut st.p2p[from];
-                    let at = queue.iter().position(|p| p.tag().op() == want);
-                    at.and_then(|i| queue.remove(i))
-                } else {
-                    st.coll[from].pop_front()
-                };
-                if let Some(packet) = found {
+                if let Some(packet) = st.boxes.pop(group, from, tag) {
                     self.end_wait(&mut st);
                     return self.take(packet, from, tag);
                 }
@@ -582,16 +580,6 @@ impl<T: Transport> LinkRank<T> {
             };
             self.pump(until)?;
         }
-    }
-}
-
-/// The point-to-point operation whose messages a call of `op` takes: a
-/// `receive` takes what a `send` sent, and a `send` waiting for its
-/// receiver (a lent buffer) the `receive`'s acknowledgement.
-fn counterpart(op: Op) -> Op {
-    match op {
-        Op::Send => Op::Receive,
-        _ => Op::Send,
     }
 }
 

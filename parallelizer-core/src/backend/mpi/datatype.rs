@@ -59,7 +59,7 @@ impl PodDatatype {
 
 impl NativePod for Mpi {
     fn broadcast_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, _tag: Tag) -> Result<()> {
-        let comm = self.world.data;
+        let comm = self.comm;
         let on_main = comm.rank() == 0;
         // Main's length, which a worker fits its buffer to (or, if its
         // buffer is fixed and another length, a scratch buffer: it takes
@@ -162,7 +162,7 @@ impl NativePod for Mpi {
 
     fn send_pod(&self, ty: PodType, buf: &[u8], to: usize, _tag: Tag) -> Result<()> {
         check_rank(self, to)?;
-        let comm = self.world.data;
+        let comm = self.comm;
         if buf.len() <= self.limit(1) {
             let tag = if ty.size.is_multiple_of(8) && ty.size > 0 {
                 TAG_POD8
@@ -185,7 +185,7 @@ impl NativePod for Mpi {
 
     fn recv_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, from: usize, _tag: Tag) -> Result<()> {
         check_rank(self, from)?;
-        let comm = self.world.data;
+        let comm = self.comm;
         let timeout = self.core.config().timeout;
         let deadline = timeout.map(|t| Instant::now() + t);
         let Some((tag, count)) = calls::probe_any(comm, from, deadline)? else {
@@ -257,10 +257,10 @@ struct Part {
 
 impl Mpi {
     /// The communicator of the plain-data scatters and gathers: the
-    /// control one, so that their point-to-point messages never meet the
-    /// user's on the data communicator.
+    /// control one (a group's duplicate), so that their point-to-point
+    /// messages never meet the user's on the data communicator.
     fn plain_comm(&self) -> Comm {
-        self.world.ctrl
+        self.plain
     }
 
     /// Sends `bytes` to `to` as one part.

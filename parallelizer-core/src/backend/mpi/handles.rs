@@ -5,9 +5,12 @@
 //!
 //! Conventions that every `// SAFETY:` comment of the backend relies on:
 //!
-//! - **Handles are valid.** A [`Comm`] is only made by [`Comm::world`] or
-//!   [`dup_returning_errors`] and never freed, so it names a live
-//!   communicator until `MPI_Finalize`. A [`Datatype`] is only made from a
+//! - **Handles are valid.** A [`Comm`] is only made by [`Comm::world`],
+//!   [`dup_returning_errors`] or [`create_group`]. The world's and its
+//!   duplicates are never freed, so they name a live communicator until
+//!   `MPI_Finalize`; a group's communicator and its duplicate are owned by
+//!   the group's handle, which alone holds them and frees them ([`free`])
+//!   when it drops, so no copy outlives them. A [`Datatype`] is only made from a
 //!   built-in datatype that rsmpi declares equivalent to a Rust type
 //!   ([`Datatype::of`]) or borrowed from a [`Contiguous`] that is alive for
 //!   its lifetime `'a`; it is committed and its extent is
@@ -344,6 +347,92 @@ pub(crate) fn dup_returning_errors(parent: Comm) -> Result<Comm> {
         raw: comm,
         ..parent
     })
+}
+
+/// The communicator of the ranks `members` of `parent`, numbered in that
+/// order, whose errors come back as codes; this rank must be one of them.
+/// Collective over the members only (`MPI_Comm_create_group`, MPI 3.0):
+/// each calls it with the same members and `tag`, which tells concurrent
+/// creations apart. Freed with [`free`].
+pub(crate) fn create_group(parent: Comm, members: &[usize], tag: c_int) -> Result<Comm> {
+    let Some(rank) = members.iter().position(|&m| m == parent.rank) else {
+        return Err(mpi_error(
+            "MPI_Comm_create_group",
+            format_args!("rank {} is not in the group {members:?}", parent.rank),
+        ));
+    };
+    if let Some(&bad) = members.iter().find(|&&m| m >= parent.size) {
+        return Err(mpi_error(
+            "MPI_Group_incl",
+            format_args!("rank {bad} is not below the size {}", parent.size),
+        ));
+    }
+    let ranks = c_ints(members, "MPI_Group_incl", "rank")?;
+    let n = int(ranks.len(), "MPI_Group_incl", "group size")?;
+    let mut all = MaybeUninit::<ffi::MPI_Group>::uninit();
+    call("MPI_Comm_group", || {
+        // SAFETY: `parent` is a live communicator; `all` is a valid place
+        // for the group handle.
+        unsafe { ffi::MPI_Comm_group(parent.raw, all.as_mut_ptr()) }
+    })?;
+    // SAFETY: MPI_Comm_group succeeded, so it wrote the handle.
+    let mut all = unsafe { all.assume_init() };
+    let mut some = MaybeUninit::<ffi::MPI_Group>::uninit();
+    let included = call("MPI_Group_incl", || {
+        // SAFETY: `all` is the live group just made; `ranks` holds `n`
+        // distinct ranks below its size (checked above and by the caller);
+        // `some` is a valid place for the new handle.
+        unsafe { ffi::MPI_Group_incl(all, n, ranks.as_ptr(), some.as_mut_ptr()) }
+    });
+    let _ = call("MPI_Group_free", || {
+        // SAFETY: `all` was made above and is freed once, here.
+        unsafe { ffi::MPI_Group_free(&mut all) }
+    });
+    included?;
+    // SAFETY: MPI_Group_incl succeeded, so it wrote the handle.
+    let mut some = unsafe { some.assume_init() };
+    let mut comm = MaybeUninit::<ffi::MPI_Comm>::uninit();
+    let created = call("MPI_Comm_create_group", || {
+        // SAFETY: `parent` is live and this rank is in `some`, a group of
+        // its ranks; `comm` is a valid place for the new handle.
+        unsafe { ffi::MPI_Comm_create_group(parent.raw, some, tag, comm.as_mut_ptr()) }
+    });
+    let _ = call("MPI_Group_free", || {
+        // SAFETY: `some` was made above and is freed once, here.
+        unsafe { ffi::MPI_Group_free(&mut some) }
+    });
+    created?;
+    // SAFETY: MPI_Comm_create_group succeeded for a member, so it wrote a
+    // communicator handle (not MPI_COMM_NULL).
+    let comm = unsafe { comm.assume_init() };
+    let made = Comm {
+        raw: comm,
+        rank,
+        size: members.len(),
+    };
+    let returning = call("MPI_Comm_set_errhandler", || {
+        // SAFETY: `comm` is the live communicator just created;
+        // MPI_ERRORS_RETURN is a predefined error handler.
+        unsafe { ffi::MPI_Comm_set_errhandler(comm, ffi::RSMPI_ERRORS_RETURN) }
+    });
+    if let Err(e) = returning {
+        free(made);
+        return Err(e);
+    }
+    Ok(made)
+}
+
+/// Frees a communicator made by [`create_group`] (or a duplicate of one
+/// made by [`dup_returning_errors`]); its owner calls this
+/// once, when no copy of it is in use any more. A failure (MPI finalized,
+/// a call from the wrong thread) leaks it.
+pub(crate) fn free(comm: Comm) {
+    let mut raw = comm.raw;
+    let _ = call("MPI_Comm_free", || {
+        // SAFETY: `raw` names a group's communicator (or its duplicate),
+        // which its owner frees once, after its last use (module docs).
+        unsafe { ffi::MPI_Comm_free(&mut raw) }
+    });
 }
 
 /// `MPI_Abort` on `MPI_COMM_WORLD`: ends every rank of the job. Returns only

@@ -121,6 +121,7 @@ use crate::task::initializer_region;
 use crate::tree::Combine;
 
 use handles::{Comm, byte_type, u64_type};
+use std::sync::Arc;
 use world::World;
 
 /// The MPI backend; see the [module docs](self).
@@ -135,11 +136,20 @@ pub struct Mpi {
     core: Core,
     world: &'static World,
     role: Role,
+    /// The communicator of this handle's messages and collectives: the
+    /// world's data communicator, or a group's own.
+    comm: Comm,
+    /// The communicator of the point-to-point parts of plain-data
+    /// scatters and gathers, apart from the user's messages on `comm`: the
+    /// world's control communicator, or a duplicate of a group's own.
+    plain: Comm,
+    /// The group id of a group's handle (0 otherwise).
+    group: u64,
     /// Largest single MPI call, in bytes.
     limit_bytes: usize,
     grace: Duration,
     threads: usize,
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +160,9 @@ enum Role {
     Main,
     /// A rank serving rank 0's regions.
     Worker,
+    /// A rank's handle in a group (made inside a region, or for a region
+    /// of a group made on main): its own communicator, freed on drop.
+    Group,
 }
 
 impl Mpi {
@@ -199,13 +212,13 @@ impl Mpi {
         }
         let pool = if threads > 1 {
             let rank = world.rank;
-            Some(
+            Some(Arc::new(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .thread_name(move |i| format!("parallelizer-mpi-{rank}-{i}"))
                     .build()
                     .map_err(|e| Error::Config(format!("threads_per_rank = {threads}: {e}")))?,
-            )
+            ))
         } else {
             None
         };
@@ -213,6 +226,9 @@ impl Mpi {
             core: Core::new(config),
             world,
             role,
+            comm: world.data,
+            plain: world.ctrl,
+            group: 0,
             limit_bytes,
             grace,
             threads,
@@ -244,8 +260,8 @@ impl FromConfig for Mpi {
 impl std::fmt::Debug for Mpi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mpi")
-            .field("rank", &self.world.rank)
-            .field("size", &self.world.size)
+            .field("rank", &self.comm.rank())
+            .field("size", &self.comm.size())
             .field("role", &self.role)
             .field("threads_per_rank", &self.threads)
             .finish()
@@ -348,10 +364,13 @@ impl Parallelizer for Mpi {
         &self.core
     }
     fn id(&self) -> usize {
-        self.world.rank
+        self.comm.rank()
     }
     fn nprocs(&self) -> usize {
-        self.world.size
+        self.comm.size()
+    }
+    fn world_rank(&self) -> usize {
+        self.world.rank
     }
     fn in_region(&self) -> bool {
         self.role != Role::Main || world::regions() > 0
@@ -362,20 +381,20 @@ impl Parallelizer for Mpi {
     /// rank is the enter's error. MPI itself is process-wide: started on
     /// first use, finalized at exit, not here.
     fn initialize(&self) -> Result<()> {
-        let Some(path) = &self.core.config().initializer else {
-            return Ok(());
-        };
-        if world::regions() > 0 {
+        if world::regions() > 0 || self.role == Role::Group {
             // Entered inside a region: the ranks are already running.
             return Ok(());
         }
-        self.run_region(initializer_region(path)?).map(drop)
+        match initializer_region(self.core.config())? {
+            Some(region) => self.run_region(region).map(drop),
+            None => Ok(()),
+        }
     }
 
     fn send_msg(&self, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
         check_rank(self, to)?;
         let bytes = wire(&msg)?;
-        let comm = self.world.data;
+        let comm = self.comm;
         if bytes.len() <= self.limit(1) {
             // One MPI message; the receiver learns its size from the probe.
             let tag = match msg.encoding() {
@@ -394,7 +413,7 @@ impl Parallelizer for Mpi {
 
     fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
-        let comm = self.world.data;
+        let comm = self.comm;
         let timeout = self.core.config().timeout;
         let Some((tag, count)) = calls::probe_any(comm, from, timeout.map(|t| Instant::now() + t))?
         else {
@@ -433,8 +452,9 @@ impl Parallelizer for Mpi {
         // (rather than the one the task got) is inside the region too.
         let top = world::regions() == 0;
         match (self.role, top) {
-            // Inside a region every rank runs a nested `run` itself.
-            (_, false) => region.run_here(self),
+            // Inside a region (and in a group's) every rank runs a nested
+            // `run` itself.
+            (_, false) | (Role::Group, _) => region.run_here(self),
             (Role::Main, true) => self.dispatch(region),
             (Role::Spmd | Role::Worker, true) => {
                 let (task, args) = region.into_parts();
@@ -444,8 +464,8 @@ impl Parallelizer for Mpi {
     }
 
     fn broadcast_msg(&self, msg: Option<Msg>, _tag: Tag) -> Result<Msg> {
-        let comm = self.world.data;
-        if self.world.size == 1 {
+        let comm = self.comm;
+        if self.comm.size() == 1 {
             return msg.ok_or_else(|| missing(Op::Broadcast));
         }
         let (mut header, body) = match &msg {
@@ -465,8 +485,8 @@ impl Parallelizer for Mpi {
     }
 
     fn scatter_msg(&self, chunks: Option<Vec<Msg>>, _tag: Tag) -> Result<Msg> {
-        let (rank, size) = (self.world.rank, self.world.size);
-        let comm = self.world.data;
+        let (rank, size) = (self.comm.rank(), self.comm.size());
+        let comm = self.comm;
         // Main encodes the workers' chunks back to back; its own stays a value.
         let mut own = None;
         let mut send = Vec::new();
@@ -506,8 +526,8 @@ impl Parallelizer for Mpi {
     }
 
     fn gather_msg(&self, msg: Msg, _tag: Tag) -> Result<Option<Vec<Msg>>> {
-        let (rank, size) = (self.world.rank, self.world.size);
-        let comm = self.world.data;
+        let (rank, size) = (self.comm.rank(), self.comm.size());
+        let comm = self.comm;
         // Main's own message stays a value and is not sent.
         let bytes = if rank == 0 {
             Vec::new()
@@ -538,10 +558,10 @@ impl Parallelizer for Mpi {
     }
 
     fn barrier(&self, _tag: Tag) -> Result<()> {
-        if self.world.size == 1 {
+        if self.comm.size() == 1 {
             return Ok(());
         }
-        calls::barrier(self.world.data)
+        calls::barrier(self.comm)
     }
 
     fn reduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Option<Msg>> {
@@ -568,6 +588,41 @@ impl Parallelizer for Mpi {
         self.threads
     }
 
+    fn group_id(&self) -> u64 {
+        self.group
+    }
+
+    /// A group's handle on a communicator of its own
+    /// (`MPI_Comm_create_group` among the members).
+    fn group_handle(&self, members: &[usize], group: u64) -> Result<Option<Arc<dyn Parallelizer>>> {
+        // Any tag up to 32767 (the least MPI_TAG_UB) tells concurrent
+        // creations apart; every member derives the same from the id.
+        let tag = (group % 32768) as c_int;
+        let comm = handles::create_group(self.comm, members, tag)?;
+        // Collective over the members too, which all make the group now.
+        let plain = match handles::dup_returning_errors(comm) {
+            Ok(plain) => plain,
+            Err(e) => {
+                handles::free(comm);
+                return Err(e);
+            }
+        };
+        let handle: Arc<dyn Parallelizer> = Arc::new(Mpi {
+            core: Core::for_group(self.core.config_arc().clone(), 0),
+            world: self.world,
+            role: Role::Group,
+            comm,
+            plain,
+            group,
+            limit_bytes: self.limit_bytes,
+            grace: self.grace,
+            threads: self.threads,
+            pool: self.pool.clone(),
+        });
+        handle.core().bind_handle(Arc::downgrade(&handle));
+        Ok(Some(handle))
+    }
+
     fn run_jobs(&self, jobs: Vec<Job<'_>>) {
         match &self.pool {
             Some(pool) => pool.scope(|s| {
@@ -576,6 +631,16 @@ impl Parallelizer for Mpi {
                 }
             }),
             None => jobs.into_iter().for_each(|job| job()),
+        }
+    }
+}
+
+impl Drop for Mpi {
+    fn drop(&mut self) {
+        if self.role == Role::Group {
+            // This handle alone holds its group's communicators.
+            handles::free(self.plain);
+            handles::free(self.comm);
         }
     }
 }

@@ -213,17 +213,10 @@ impl NativeReduce for Mpi {
             ))
         })?;
         check_op(ty, op)?;
-        if self.world.size == 1 {
+        if self.comm.size() == 1 {
             return Ok(());
         }
-        reduce_in_place(
-            self.world.data,
-            dt,
-            op_of(op),
-            buf,
-            reach,
-            self.limit(ty.size),
-        )
+        reduce_in_place(self.comm, dt, op_of(op), buf, reach, self.limit(ty.size))
     }
 
     fn allgather_pod(
@@ -233,7 +226,7 @@ impl NativeReduce for Mpi {
         all: &mut dyn PlainBuf,
         _tag: Tag,
     ) -> Result<Vec<usize>> {
-        let comm = self.world.data;
+        let comm = self.comm;
         let words = allgather_u64(comm, &[ty.elements(mine.len()) as u64])?;
         let counts: Vec<usize> = words.into_iter().map(|n| n as usize).collect();
         let total = counts.iter().sum();

@@ -341,9 +341,12 @@ fn serve(world: &'static World) -> i32 {
         // A failure was agreed with main, which reports it.
         let _ = handle.run_settled(|| {
             let entry = task_by_id(task)?;
-            entry
+            let traced = crate::trace::region(entry.path, "mpi", world.rank, world.size);
+            let done = entry
                 .invoke(&*handle, Msg::from_bytes(Encoding::Serde, args))
-                .map(|()| Msg::local(()))
+                .map(|()| Msg::local(()));
+            traced.end(&done);
+            done
         });
     }
 }

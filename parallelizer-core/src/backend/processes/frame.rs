@@ -1,4 +1,4 @@
-//! The frame format — a 36-byte header, the body's type name, then the
+//! The frame format — a 44-byte header, the body's type name, then the
 //! payload — and the buffer a frame is assembled in. No socket I/O here.
 //!
 //! ```text
@@ -15,19 +15,24 @@
 //!      7     1  0
 //!      8     8  sequence number of the packet's tag (LE); 0 otherwise
 //!     16     8  region (LE)
-//!     24     8  payload length (LE): bytes that follow the type name, or the
+//!     24     8  group (LE): the packet's message namespace (`Packet::group`;
+//!               0 the region's own calls); 0 otherwise
+//!     32     8  payload length (LE): bytes that follow the type name, or the
 //!               memfd's size
-//!     32     2  type-name length n (LE), at most 1024
-//!     34     2  0
-//!     36     n  the body's type name (UTF-8; a Run frame: the arguments')
-//!   36+n   len  the payload (none when it is in a memfd)
+//!     40     2  type-name length n (LE), at most 1024
+//!     42     2  0
+//!     44     n  the body's type name (UTF-8; a Run frame: the arguments')
+//!   44+n   len  the payload (none when it is in a memfd)
 //! ```
 //!
 //! A Packet frame is one [`Packet`] of the region protocol: its kind, tag
-//! (operation and sequence number), region, and body with the sender's type
-//! name (`Msg::sent_as` on receipt, so a wrong-type receive names both
-//! types). Hello carries a serde `Hello`; Run a task id (u32 LE) and the
-//! serialized arguments; Shutdown and Broken nothing.
+//! (operation and sequence number), region, group, and body with the
+//! sender's type name (`Msg::sent_as` on receipt, so a wrong-type receive
+//! names both types). The group is the id of the group of ranks whose call
+//! sent it (`split`, `subgroup` inside a region); the receiver files it in
+//! that group's mailboxes, so a group's messages never match its parent's.
+//! Hello carries a serde `Hello`; Run a task id (u32 LE) and the serialized
+//! arguments; Shutdown and Broken nothing.
 //!
 //! A header is bounds-checked before anything is allocated
 //! ([`Header::decode`]); a payload buffer grows only as bytes arrive
@@ -47,7 +52,7 @@ use crate::op::{Op, Tag};
 use super::shm;
 
 /// Header size in bytes.
-pub(super) const HEADER_LEN: usize = 36;
+pub(super) const HEADER_LEN: usize = 44;
 const MAGIC: u16 = 0x5052; // "PR"
 
 /// The longest type name a frame may carry.
@@ -131,6 +136,8 @@ pub(super) struct Header {
     /// Packet frames: the packet's kind and tag.
     packet: Option<(PacketKind, Tag)>,
     region: u64,
+    /// Packet frames: the packet's group (message namespace); 0 otherwise.
+    group: u64,
     enc: Encoding,
     /// Plain data of 8-byte-aligned elements (`f64`, `u64`, ...): the
     /// receiver reads it into 8-byte words its `Vec<T>` can take over.
@@ -151,6 +158,7 @@ impl Header {
             kind,
             packet: None,
             region,
+            group: 0,
             enc: Encoding::Serde,
             align8: false,
             shm: false,
@@ -165,6 +173,7 @@ impl Header {
             kind: Kind::Packet,
             packet: Some((packet.kind(), packet.tag())),
             region: packet.region(),
+            group: packet.group(),
             enc,
             align8: false,
             shm: false,
@@ -225,8 +234,9 @@ impl Header {
         };
         h[6] = if self.align8 { FLAG_ALIGN8 } else { 0 } | if self.shm { FLAG_SHM } else { 0 };
         h[16..24].copy_from_slice(&self.region.to_le_bytes());
-        h[24..32].copy_from_slice(&self.len.to_le_bytes());
-        h[32..34].copy_from_slice(&self.name_len.to_le_bytes());
+        h[24..32].copy_from_slice(&self.group.to_le_bytes());
+        h[32..40].copy_from_slice(&self.len.to_le_bytes());
+        h[40..42].copy_from_slice(&self.name_len.to_le_bytes());
         h
     }
 
@@ -238,12 +248,12 @@ impl Header {
             return Err(BadFrame::Magic(magic));
         }
         let kind = Kind::from_u8(h[2]).ok_or(BadFrame::Kind(h[2]))?;
-        let (seq, region, len) = (word(8), word(16), word(24));
+        let (seq, region, group, len) = (word(8), word(16), word(24), word(32));
         let packet = if kind == Kind::Packet {
             let pkind = PacketKind::from_code(h[3]).ok_or(BadFrame::PacketKind(h[3]))?;
             let op = Op::from_code(h[4]).ok_or(BadFrame::Op(h[4]))?;
             Some((pkind, Tag::new(op, seq)))
-        } else if h[3] != 0 || h[4] != 0 || seq != 0 {
+        } else if h[3] != 0 || h[4] != 0 || seq != 0 || group != 0 {
             return Err(BadFrame::Header("a tag on a frame that is not a packet"));
         } else {
             None
@@ -254,7 +264,7 @@ impl Header {
             e => return Err(BadFrame::Encoding(e)),
         };
         let flags = h[6];
-        if flags & !(FLAG_ALIGN8 | FLAG_SHM) != 0 || h[7] != 0 || h[34] != 0 || h[35] != 0 {
+        if flags & !(FLAG_ALIGN8 | FLAG_SHM) != 0 || h[7] != 0 || h[42] != 0 || h[43] != 0 {
             return Err(BadFrame::Header("reserved bits are set"));
         }
         let (align8, shm) = (flags & FLAG_ALIGN8 != 0, flags & FLAG_SHM != 0);
@@ -266,7 +276,7 @@ impl Header {
                 "shared memory on a frame that is not a packet",
             ));
         }
-        let name_len = u16::from_le_bytes([h[32], h[33]]);
+        let name_len = u16::from_le_bytes([h[40], h[41]]);
         if usize::from(name_len) > MAX_NAME {
             return Err(BadFrame::NameTooLong(name_len.into()));
         }
@@ -278,6 +288,7 @@ impl Header {
             kind,
             packet,
             region,
+            group,
             enc,
             align8,
             shm,
@@ -338,8 +349,8 @@ impl Frame {
     /// The packet of a Packet frame (`None` for the other kinds).
     pub(super) fn into_packet(self) -> Option<Packet> {
         let (kind, tag) = self.header.packet?;
-        let region = self.header.region;
-        Some(Packet::from_parts(kind, tag, region, self.into_msg()))
+        let (region, group) = (self.header.region, self.header.group);
+        Some(Packet::from_parts(kind, tag, region, self.into_msg()).in_group(group))
     }
 
     /// A Run frame's task id and arguments; `None` if it is too short.
@@ -595,6 +606,17 @@ mod tests {
         assert_eq!(Header::decode(&h.encode(), 1000).unwrap(), h);
         let run = Header::control(Kind::Run, 9, 5, 40);
         assert_eq!(Header::decode(&run.encode(), 1000).unwrap(), run);
+        // A packet's group travels with it; a frame that is not a packet
+        // has none.
+        let p = Packet::data(7, Tag::new(Op::Gather, 3), Msg::new(())).in_group(u64::MAX - 1);
+        let grouped = Header::packet(&p, 0, Encoding::Serde, 5);
+        assert_eq!(
+            Header::decode(&grouped.encode(), 1000).unwrap().group,
+            u64::MAX - 1
+        );
+        let mut bad = run.encode();
+        bad[31] = 1;
+        assert!(Header::decode(&bad, 1000).is_err());
         let huge = data(1 << 60, Encoding::Serde);
         assert!(matches!(
             Header::decode(&huge.encode(), DEFAULT_MAX_FRAME),
@@ -606,13 +628,13 @@ mod tests {
             Header::decode(&bad, 1000),
             Err(BadFrame::Magic(0x5000))
         ));
-        for (at, value) in [(2, 99), (3, 77), (4, 0), (6, 4), (7, 1), (34, 1)] {
+        for (at, value) in [(2, 99), (3, 77), (4, 0), (6, 4), (7, 1), (42, 1)] {
             let mut bad = h.encode();
             bad[at] = value;
             assert!(Header::decode(&bad, 1000).is_err(), "byte {at} = {value}");
         }
         let mut long_name = h.encode();
-        long_name[32..34].copy_from_slice(&2000u16.to_le_bytes());
+        long_name[40..42].copy_from_slice(&2000u16.to_le_bytes());
         assert!(matches!(
             Header::decode(&long_name, 1000),
             Err(BadFrame::NameTooLong(2000))
@@ -636,7 +658,7 @@ mod tests {
         let mut buf = RecvBuf::for_header(data(1 << 33, Encoding::Serde), None).unwrap();
         assert!(buf.spare().len() <= 2 * RESERVE_AHEAD);
         // A type name, then words, filled in pieces that need not be words.
-        let p = Packet::data(1, Tag::new(Op::Broadcast, 0), Msg::new(()));
+        let p = Packet::data(1, Tag::new(Op::Broadcast, 0), Msg::new(())).in_group(5);
         let h = Header::packet(&p, 3, Encoding::Pod, 16).aligned(true);
         let mut buf = RecvBuf::for_header(h, None).unwrap();
         let mut bytes = b"u64".to_vec();
@@ -646,7 +668,10 @@ mod tests {
         let frame = buf.finish().unwrap();
         assert!(matches!(frame.body, Body::Words(_, 16)));
         let packet = frame.into_packet().unwrap();
-        assert_eq!(packet.body().type_name(), Some("u64"));
+        assert_eq!(
+            (packet.group(), packet.body().type_name()),
+            (5, Some("u64"))
+        );
         assert_eq!(
             packet.into_body().pod_bytes().unwrap(),
             [[1u8; 5].as_slice(), &[2; 11]].concat()

@@ -38,8 +38,11 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{decode_serde, encode_serde};
+use crate::runtime::UNPREFIXED;
+use crate::trace::WORKER;
 
 use super::frame::Frame;
+use super::trace;
 
 /// The environment variable that makes a process a launched worker:
 /// `MAIN_PID:FD`, the descriptor of the memfd with its [`LaunchInfo`].
@@ -324,11 +327,13 @@ pub(super) struct Launched {
 }
 
 /// Copies a worker's output to ours line by line, each line prefixed with
-/// `[rank N] `; a partial last line is flushed at EOF.
+/// `[rank N] ` (but for lines marked [`UNPREFIXED`], which are printed
+/// without the mark); a partial last line is flushed at EOF.
 fn relay(
     rank: usize,
     from: impl std::io::Read + Send + 'static,
     to_stderr: bool,
+    dispatch: Option<tracing::Dispatch>,
 ) -> mpsc::Receiver<()> {
     // A test worker's libtest prints a `running 1 test` banner first.
     let mut in_banner = !to_stderr && crate::entry::current_test().is_some();
@@ -346,11 +351,19 @@ fn relay(
                 match reader.read_until(b'\n', &mut line) {
                     Ok(0) | Err(_) => break,
                     Ok(_) if in_banner && matches!(line.trim_ascii(), b"" | b"running 1 test") => {}
+                    // A forwarded `tracing` event, for main's subscriber.
+                    Ok(_) if to_stderr && trace::reemit(rank, &line, dispatch.as_ref()) => {}
                     Ok(_) => {
                         in_banner = false;
                         let mut buf = Vec::with_capacity(prefix.len() + line.len() + 1);
-                        buf.extend_from_slice(prefix.as_bytes());
-                        buf.extend_from_slice(&line);
+                        // `worker_print` lines carry McUtils' own prefix.
+                        match line.strip_prefix(UNPREFIXED.as_bytes()) {
+                            Some(rest) => buf.extend_from_slice(rest),
+                            None => {
+                                buf.extend_from_slice(prefix.as_bytes());
+                                buf.extend_from_slice(&line);
+                            }
+                        }
                         if !line.ends_with(b"\n") {
                             buf.push(b'\n');
                         }
@@ -391,6 +404,10 @@ pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
     }
     let main_pid = std::process::id();
     let args = worker_args();
+    // Workers forward their `tracing` events to the subscriber that is the
+    // default here, if it wants any (through the stderr relay).
+    let trace_level = prefix_output.then(trace::level_for_workers).flatten();
+    let dispatch = trace_level.map(|_| tracing::dispatcher::get_default(Clone::clone));
     let mut children: Vec<Option<Child>> = (0..nprocs).map(|_| None).collect();
     let mut relays = Vec::new();
     let mut failure = None;
@@ -420,6 +437,9 @@ pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
         if prefix_output {
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         }
+        if let Some(level) = trace_level {
+            cmd.env(trace::TRACE_ENV, level.as_str());
+        }
         // This worker's ends and launch memfd go with the command, and are
         // closed in main once the child has them.
         let inherit: Vec<OwnedFd> = mine
@@ -447,11 +467,12 @@ pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
         }
         match spawn_on_launcher(cmd) {
             Ok(mut child) => {
+                tracing::info!(target: WORKER, rank, pid = child.id(), "worker process spawned");
                 if let Some(out) = child.stdout.take() {
-                    relays.push(relay(rank, out, false));
+                    relays.push(relay(rank, out, false, None));
                 }
                 if let Some(err) = child.stderr.take() {
-                    relays.push(relay(rank, err, true));
+                    relays.push(relay(rank, err, true, dispatch.clone()));
                 }
                 children[rank] = Some(child);
             }

@@ -27,15 +27,19 @@
 //! of its sockets: it drains whatever any peer sends (no write-write
 //! deadlock) and sees aborts and deaths at once (`endpoint`).
 //!
-//! **Frames.** Everything on a socket is a frame: a 36-byte header (magic,
+//! **Frames.** Everything on a socket is a frame: a 44-byte header (magic,
 //! frame kind, packet kind, operation, encoding, flags, sequence number,
-//! region, payload length, type-name length), the body's type name, and the
-//! payload (`frame` has the layout). Kinds: `Hello`, `Run`, `Packet`,
-//! `Shutdown`, `Broken`. A `Packet` frame is one packet of the region
-//! protocol (`crate::link`): data of a call, or an abort, a Done report, a
-//! wait report. Plain data is written straight from the caller's slice, and
-//! plain data of 8-byte elements is received into words its `Vec<T>` takes
-//! over; a broadcast of `shm_threshold` bytes or more has its bytes in a
+//! region, group id, payload length, type-name length), the body's type
+//! name, and the payload (`frame` has the layout). Kinds: `Hello`, `Run`,
+//! `Packet`, `Shutdown`, `Broken`. A `Packet` frame is one packet of the
+//! region protocol (`crate::link`): data of a call, or an abort, a Done
+//! report, a wait report. Its group id is the message namespace of a group
+//! made inside a region (`split`, `subgroup`; 0 for the region's own
+//! calls): the receiving rank's `LinkRank` keeps one set of per-peer
+//! mailboxes per group, so a group's messages never match its parent's.
+//! Plain data is written straight from the caller's slice, and plain data
+//! of 8-byte elements is received into words its `Vec<T>` takes over; a
+//! broadcast of `shm_threshold` bytes or more has its bytes in a
 //! sealed memfd passed with the header as `SCM_RIGHTS` (`shm`). Lengths
 //! are checked against `max_frame` before anything is allocated, buffers
 //! grow only as bytes arrive, and a memfd is checked (size, seals, no hole)
@@ -49,7 +53,8 @@
 //! `Config::initializer` if any, and sends main a `Hello`: rank, pid, the
 //! token, whether it runs SPMD, and the initializer's error. Main waits up
 //! to `start_timeout` for every Hello; a wrong token or rank, an initializer
-//! error or a worker that exits first fails `enter()` (`session`).
+//! error or a worker that exits first fails `enter()` (`session`). Then main
+//! runs the initializer itself (at every outermost `enter`).
 //!
 //! **Regions.** Every rank runs the region protocol of `crate::link` over a
 //! `Port` (`port`), its transport for one region: main numbers regions,
@@ -99,6 +104,7 @@ mod session;
 mod shm;
 mod sock;
 mod spmd;
+mod trace;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -316,10 +322,20 @@ impl Parallelizer for Processes {
         self.spmd().is_some()
     }
 
+    /// Main: starts the workers (each runs `Config::initializer` as it
+    /// joins), then runs the initializer on main, once per outermost
+    /// enter. A worker in SPMD mode ran it when it joined.
     fn initialize(&self) -> Result<()> {
-        match self.role {
-            Role::Main => self.ensure_pool(),
-            Role::SpmdWorker(_) => Ok(()),
+        if let Role::SpmdWorker(_) = self.role {
+            return Ok(());
+        }
+        self.ensure_pool()?;
+        match serve::run_initializer(self.core.config(), 0, self.nprocs) {
+            None => Ok(()),
+            Some(e) => {
+                self.finalize()?;
+                Err(e)
+            }
         }
     }
 
@@ -339,6 +355,18 @@ impl Parallelizer for Processes {
         check_rank(self, to)?;
         let s = self.ambient(tag.op())?;
         s.ambient_result(s.ambient().send_msg(msg, to, tag))
+    }
+
+    fn send_msg_in(&self, group: u64, msg: Msg, to: usize, tag: Tag) -> Result<()> {
+        check_rank(self, to)?;
+        let s = self.ambient(tag.op())?;
+        s.ambient_result(s.ambient().send_msg_in(group, msg, to, tag))
+    }
+
+    fn recv_msg_in(&self, group: u64, from: usize, tag: Tag) -> Result<Msg> {
+        check_rank(self, from)?;
+        let s = self.ambient(tag.op())?;
+        s.ambient_result(s.ambient().recv_msg_in(group, from, tag))
     }
 
     fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {

@@ -558,8 +558,11 @@ mod tests {
         send(Msg::pod(vec![3u8; 4096])); // large, yet in band: one receiver
         send(Msg::pod((0..1000).map(f64::from).collect::<Vec<f64>>())); // words
         send(Msg::new(123456789u64));
+        // A group's packets keep their group, in band and in a memfd.
+        b.send(0, Packet::data(1, tag, Msg::new(5u8)).in_group(u64::MAX))
+            .unwrap();
         let big = Packet::data(1, Tag::new(Op::Broadcast, 1), Msg::pod(vec![7u32; 100_000]));
-        a.send_all(&[1], &big).unwrap(); // memfd
+        a.send_all(&[1], &big.in_group(42)).unwrap(); // memfd
         assert_eq!(
             body(&a).into_value::<Vec<String>>().unwrap(),
             ["x", "x", "x"]
@@ -570,9 +573,16 @@ mod tests {
         // The sender's type name came along: a wrong-type receive says so.
         let err = body(&a).into_value::<i64>().unwrap_err().to_string();
         assert!(err.contains("i64") && err.contains("u64"), "{err}");
+        match next(&a) {
+            Event::Packet { packet, .. } => assert_eq!(packet.group(), u64::MAX),
+            other => panic!("{other:?}"),
+        }
         match next(&b) {
             Event::Packet { from: 0, packet } => {
-                assert_eq!(packet.tag(), Tag::new(Op::Broadcast, 1));
+                assert_eq!(
+                    (packet.tag(), packet.group()),
+                    (Tag::new(Op::Broadcast, 1), 42)
+                );
                 assert_eq!(
                     packet.into_body().into_pod::<u32>().unwrap(),
                     vec![7; 100_000]

@@ -12,7 +12,7 @@ use crate::msg::{Encoding, Msg};
 use crate::outcome::Outcome;
 use crate::parallelizer::{Core, Parallelizer, Region};
 use crate::runtime::run_as;
-use crate::task::{task_by_id, task_by_path};
+use crate::task::{initializer, task_by_id};
 
 use super::endpoint::Endpoint;
 use super::faults::with_port;
@@ -72,9 +72,12 @@ pub(super) fn join(info: &LaunchInfo, spmd: bool, opts: &Opts) -> Result<Arc<Net
             info.rank()
         ))));
     }
+    if opts.prefix_output() {
+        crate::runtime::set_output_relayed();
+    }
     let ep = Endpoint::new(info.rank(), info.adopt_sockets()?, opts.max_frame());
     let net = Net::new(ep, opts.shm_threshold(), None);
-    let init = run_initializer(info);
+    let init = run_initializer(info.config(), info.rank(), info.nprocs());
     let mut hello = Vec::new();
     crate::msg::encode_serde(&info.hello(spmd, init.as_ref()), &mut hello)?;
     net.send_control(0, (Kind::Hello, 0), "", &[&hello], None)?;
@@ -84,7 +87,7 @@ pub(super) fn join(info: &LaunchInfo, spmd: bool, opts: &Opts) -> Result<Arc<Net
     Ok(net)
 }
 
-/// A worker's handle in its initializer, where no other rank listens.
+/// A rank's handle in its initializer, where no other rank listens.
 struct InitRank {
     core: Core,
     id: usize,
@@ -94,7 +97,7 @@ struct InitRank {
 impl InitRank {
     fn alone(&self, op: &str) -> Error {
         Error::ContractViolation(format!(
-            "`{op}` in the worker initializer, where no other rank takes part"
+            "`{op}` in the initializer, where no other rank takes part"
         ))
     }
 }
@@ -123,19 +126,20 @@ impl Parallelizer for InitRank {
     }
 }
 
-/// Runs `Config::initializer` once on this worker; its error, if any.
-fn run_initializer(info: &LaunchInfo) -> Option<Error> {
-    let path = info.config().initializer.as_ref()?;
-    let entry = match task_by_path(path) {
-        Ok(e) => e,
+/// Runs `Config::initializer` once on rank `id` of `nprocs` with its
+/// arguments (a worker as it joins, main once its workers are up), where no
+/// other rank listens; its error, if any.
+pub(super) fn run_initializer(config: &Config, id: usize, nprocs: usize) -> Option<Error> {
+    let (entry, args) = match initializer(config) {
+        Ok(found) => found?,
         Err(e) => return Some(e),
     };
     let handle: Arc<dyn Parallelizer> = Arc::new(InitRank {
-        core: Core::new(info.config().clone()),
-        id: info.rank(),
-        nprocs: info.nprocs(),
+        core: Core::new(config.clone()),
+        id,
+        nprocs,
     });
-    run_as(&handle, |p| entry.invoke(p, Msg::new(()))).failure(info.rank())
+    run_as(&handle, |p| entry.invoke(p, args)).failure(id)
 }
 
 /// The region protocol's limits on this rank.
@@ -148,6 +152,7 @@ pub(super) fn limits(config: &Config, opts: &Opts) -> Limits {
 
 /// Serves regions until main says Shutdown or goes away; the exit code.
 fn serve(info: LaunchInfo) -> i32 {
+    super::trace::forward_if_asked();
     let rank = info.rank();
     let opts = match Opts::from_config(info.config()) {
         Ok(o) => o,
@@ -200,7 +205,10 @@ fn run_one(net: &Arc<Net>, core: &Core, limits: Limits, frame: Frame) {
             let handle: Arc<dyn Parallelizer> = rank.clone();
             run_as(&handle, |p| {
                 let entry = task_by_id(id)?;
-                entry.invoke(p, args)?;
+                let traced = crate::trace::region(entry.path, p.mode(), p.id(), p.nprocs());
+                let done = entry.invoke(p, args);
+                traced.end(&done);
+                done?;
                 Ok(Msg::from_bytes(Encoding::Serde, Vec::new()))
             })
         }),

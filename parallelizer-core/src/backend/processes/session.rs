@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::op::Op;
-use crate::task::task_by_path;
+use crate::task::check_initializer;
+use crate::trace::WORKER;
 
 use super::endpoint::Endpoint;
 use super::frame::Kind;
@@ -76,6 +77,7 @@ impl Obituary for Workers {
             Some(cut) => format!("{status}; {cut}"),
             None => status,
         };
+        tracing::warn!(target: WORKER, rank, status = %status, "worker process lost");
         *lock(&self.statuses).get_mut(rank)? = Some(status.clone());
         Some(status)
     }
@@ -121,7 +123,7 @@ impl Session {
             });
         }
         if let Some(path) = &config.initializer {
-            task_by_path(path)?;
+            check_initializer(path)?;
         }
         let launched = launch::launch(nprocs, config, opts.prefix_output())?;
         let workers = Arc::new(Workers::new(launched.children));
@@ -135,6 +137,11 @@ impl Session {
         };
         match await_hellos(&session.net, &launched.token, opts.start_timeout()) {
             Ok(spmd) => {
+                for (rank, pid) in session.workers.pids.iter().enumerate() {
+                    if let Some(pid) = pid {
+                        tracing::info!(target: WORKER, rank, pid, spmd, "worker process ready");
+                    }
+                }
                 session.spmd = spmd;
                 Ok(session)
             }
@@ -172,9 +179,12 @@ impl Session {
     pub(super) fn kill(self) {
         self.net.close_all();
         let mut children = lock(&self.workers.children);
-        for child in children.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
+        for (rank, child) in children.iter_mut().enumerate() {
+            if let Some(child) = child {
+                let _ = child.kill();
+                let _ = child.wait();
+                tracing::info!(target: WORKER, rank, "worker process killed: it ran past its region's end");
+            }
         }
     }
 
@@ -197,7 +207,13 @@ impl Session {
         let mut statuses: Vec<Option<ExitStatus>> = (0..nprocs)
             .map(|r| {
                 let within = until.saturating_duration_since(Instant::now());
-                self.workers.wait(r, within)
+                match self.workers.wait(r, within) {
+                    Some(status) => {
+                        tracing::info!(target: WORKER, rank = r, status = %describe(status), "worker process reaped");
+                        Some(status)
+                    }
+                    None => None,
+                }
             })
             .collect();
         let mut children = lock(&self.workers.children);
@@ -205,6 +221,7 @@ impl Session {
             if let (Some(child), None) = (child.as_mut(), statuses[r]) {
                 let _ = child.kill();
                 statuses[r] = child.wait().ok();
+                tracing::info!(target: WORKER, rank = r, "worker process killed and reaped after the grace period");
             }
         }
         drop(children);
