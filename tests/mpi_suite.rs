@@ -1199,6 +1199,38 @@ fn data_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
         },
     );
 
+    suite.check("data: the calls inside split groups", || {
+        for n in [0, 5, 100_000] {
+            let got = run("run", par.run(data_in_split_groups, n))?;
+            let want = on.then(|| data_in_split_groups_expected(n, p));
+            eq(&format!("n={n}"), got, want)?;
+        }
+        Ok(())
+    });
+
+    suite.check(
+        "data: the calls in a subgroup of main and the last rank",
+        || {
+            let members = subgroup_members(p);
+            let q = members.len();
+            // Served: a parallelizer on main; SPMD: the members' handles (a
+            // non-member's call is an error).
+            let g = match par.subgroup(&members) {
+                Ok(g) => g,
+                Err(Error::ContractViolation(_)) if !members.contains(&rank) => return Ok(()),
+                Err(other) => return Err(other.to_string()),
+            };
+            for n in [3, 100_000] {
+                let got = run("into", g.run(into_calls, n))?;
+                eq(&format!("into n={n}"), got, on.then(|| into_expected(n, q)))?;
+            }
+            let got = run("reductions", g.run(reductions, ()))?;
+            eq("reductions", got, on.then(|| reductions_expected(q)))?;
+            let got = run("wrong lengths", g.run(wrong_lengths, ()))?;
+            eq("wrong lengths", got, on.then(|| wrong_lengths_expected(q)))
+        },
+    );
+
     suite.check("data: region arguments may be plain vectors", || {
         let got = run("run", par.run(plain_args, vec![1.5, 2.5, 4.0]))?;
         eq("sums", got, on.then(|| vec![8.0; p]))

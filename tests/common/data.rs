@@ -28,7 +28,7 @@ pub fn values(n: usize) -> Vec<f64> {
 }
 
 /// What the `_into` calls gave every rank, as main sees it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IntoReport {
     /// Each rank's buffer after `broadcast_into`, summed.
     pub broadcast: Vec<f64>,
@@ -197,7 +197,7 @@ pub fn generic_plain(
 }
 
 /// Every reduction, as main sees it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reductions {
     pub reduce_sum: Option<i64>,
     pub allreduce_sum: Vec<i64>,
@@ -453,6 +453,52 @@ pub fn map_reduce_expected(n: u64) -> (Option<u64>, Option<f64>, Option<String>,
     )
 }
 
+/// What one group's leader saw of the suite's calls made in its group:
+/// the group's size, then [`into_calls`], [`reductions`] and
+/// [`wrong_lengths`] as the group's main saw them.
+pub type GroupData = (usize, IntoReport, Reductions, Vec<Vec<String>>);
+
+/// The `_into` calls, every reduction and the wrong lengths inside the
+/// groups of a `split` into even and odd ranks (group handles: no native
+/// plane on threads and processes, a communicator of its own on MPI).
+/// Each group's leader's view, on main: the even ranks', then the odd.
+#[parallelizer::task]
+pub fn data_in_split_groups(par: &dyn Parallelizer, n: usize) -> Option<Vec<GroupData>> {
+    let half = par.split(Some(par.id() as u32 % 2), 0).unwrap().unwrap();
+    let into = into_calls(&*half, n);
+    let reduced = reductions(&*half, ());
+    let wrong = wrong_lengths(&*half, ());
+    let mine = match (into, reduced, wrong) {
+        (Some(i), Some(r), Some(w)) => Some((half.nprocs(), i, r, w)),
+        _ => None,
+    };
+    let all = par.gather(mine).unwrap()?;
+    Some(all.into_iter().flatten().collect())
+}
+
+/// What [`data_in_split_groups`] gives on `p` ranks.
+pub fn data_in_split_groups_expected(n: usize, p: usize) -> Vec<GroupData> {
+    let sizes = [p.div_ceil(2), p / 2];
+    sizes
+        .into_iter()
+        .filter(|&g| g > 0)
+        .map(|g| {
+            (
+                g,
+                into_expected(n, g),
+                reductions_expected(g),
+                wrong_lengths_expected(g),
+            )
+        })
+        .collect()
+}
+
+/// The members of the subgroup that the suite makes on `p` ranks: main and
+/// the last rank (of one rank, main alone).
+pub fn subgroup_members(p: usize) -> Vec<usize> {
+    if p == 1 { vec![0] } else { vec![0, p - 1] }
+}
+
 /// The plain-data suite on a mode: `$ranks(n)` builds a parallelizer of
 /// the mode with `n` ranks, run for each of `$sizes`. With `hold = EXPR`,
 /// each test holds `EXPR` while it runs.
@@ -524,6 +570,32 @@ macro_rules! data_suite {
                 $(let _hold = $hold;)?
                 each(|par, p| {
                     assert_eq!(par.run(wrong_lengths, ()).unwrap(), Some(wrong_lengths_expected(p)), "p={p}");
+                });
+            }
+
+            #[parallelizer::test]
+            fn the_data_calls_work_inside_split_groups() {
+                $(let _hold = $hold;)?
+                each(|par, p| {
+                    for n in [0, 5, 100_000] {
+                        let got = par.run(data_in_split_groups, n).unwrap();
+                        assert_eq!(got, Some(data_in_split_groups_expected(n, p)), "p={p} n={n}");
+                    }
+                });
+            }
+
+            #[parallelizer::test]
+            fn the_data_calls_work_in_a_subgroup_made_on_main() {
+                $(let _hold = $hold;)?
+                each(|par, p| {
+                    let members = subgroup_members(p);
+                    let g = par.subgroup(&members).unwrap();
+                    let q = members.len();
+                    for n in [3, 100_000] {
+                        assert_eq!(g.run(into_calls, n).unwrap(), Some(into_expected(n, q)), "p={p} n={n}");
+                    }
+                    assert_eq!(g.run(reductions, ()).unwrap(), Some(reductions_expected(q)), "p={p}");
+                    assert_eq!(g.run(wrong_lengths, ()).unwrap(), Some(wrong_lengths_expected(q)), "p={p}");
                 });
             }
 
