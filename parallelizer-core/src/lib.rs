@@ -26,6 +26,7 @@
 // items through `crate::__private` when used inside this crate.
 extern crate self as parallelizer_core;
 
+mod any_source;
 mod api;
 pub mod backend;
 mod config;
@@ -52,7 +53,9 @@ mod task;
 mod trace;
 mod tree;
 
-pub use api::{Apply, EnterGuard, Where};
+pub use api::{
+    Apply, ApplyWith, EnterGuard, Flat, Layout, Mapper, PerRank, Progress, Schedule, Where,
+};
 pub use config::{Config, LogLevel};
 pub use contract::CallerContract;
 pub use entry::worker_entry;
@@ -78,7 +81,7 @@ pub mod __private {
     pub use crate::msg::Msg;
     pub use crate::plain::PlainEntry;
     pub use crate::registry::{BackendEntry, build_backend};
-    pub use crate::task::{TASKS, TaskEntry, TaskKind, task_outcome};
+    pub use crate::task::{MapForm, MapWorker, TASKS, TaskEntry, TaskKind, task_outcome};
     pub use crate::{
         Parallelizer, Restricted, Result, current, main_restricted, worker_restricted,
     };

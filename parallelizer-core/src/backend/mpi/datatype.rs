@@ -154,7 +154,7 @@ impl NativePod for Mpi {
             at = send.len();
         }
         for (i, part) in parts.iter().enumerate() {
-            self.recv_probed(comm, part, i + 1, &mut out[at..at + part.len])?;
+            self.recv_part_probed(comm, part, i + 1, &mut out[at..at + part.len])?;
             at += part.len;
         }
         err.map_or(Ok(counts), Err)
@@ -313,7 +313,7 @@ impl Mpi {
 
     /// Receives the part `part`, probed from `from`, into `out` (exactly
     /// its length).
-    fn recv_probed(&self, comm: Comm, part: &Part, from: usize, out: &mut [u8]) -> Result<()> {
+    fn recv_part_probed(&self, comm: Comm, part: &Part, from: usize, out: &mut [u8]) -> Result<()> {
         if part.split {
             calls::recv(comm, byte_type(), out, from, TAG_PART_BODY, self.limit(1))
         } else {
@@ -348,7 +348,7 @@ impl Mpi {
                 (&mut scratch[..], Some(e))
             }
         };
-        self.recv_probed(comm, &part, from, out)?;
+        self.recv_part_probed(comm, &part, from, out)?;
         err.map_or(Ok(()), Err)
     }
 }
