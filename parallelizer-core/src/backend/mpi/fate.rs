@@ -91,6 +91,9 @@ pub(super) struct Current {
     /// The region's communicator (the world's data communicator when the
     /// region started): calls of the region never use a replacement.
     pub comm: Comm,
+    /// The region's communicator of plain-data parts (the world's when the
+    /// region started), revoked with `comm`.
+    pub plain: Comm,
     /// Data calls in progress on this rank.
     calls: AtomicUsize,
     /// Whether this rank's task has returned.
@@ -216,11 +219,17 @@ impl Current {
         } else {
             // The control communicator has the dead rank too.
             self.world.lost.store(true, Ordering::SeqCst);
-            let ctrl = handles::dup_returning_errors(fresh)?;
-            calls::barrier(ctrl)?;
-            ctrl
+            handles::dup_returning_errors(fresh)?
         };
-        self.world.replace(Comms { data: fresh, ctrl });
+        // The plain-data parts' was revoked with the region's.
+        let plain = handles::dup_returning_errors(fresh)?;
+        // No rank may revoke them while another is still making them.
+        calls::barrier(plain)?;
+        self.world.replace(Comms {
+            data: fresh,
+            ctrl,
+            plain,
+        });
         if first(LATE).is_some() {
             // The late ranks are still in their tasks: the next region
             // starts when they are back (see `run_settled`).
@@ -270,6 +279,7 @@ impl Current {
     /// other rank. The region's error, if any, is the call's.
     pub(super) fn revoke_all(&self) -> Result<()> {
         let region = ulfm::revoke(self.comm);
+        let _ = ulfm::revoke(self.plain);
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         for &(group, _) in &groups.comms {
             // Best effort: the region's revoke alone releases the members
@@ -389,6 +399,7 @@ impl Mpi {
             timeout,
             deadline: timeout.map(|t| Instant::now() + t),
             comm: self.world.data(),
+            plain: self.world.plain(),
             calls: AtomicUsize::new(0),
             finished: AtomicBool::new(false),
             waited_past: AtomicBool::new(false),

@@ -3,7 +3,8 @@
 //! it was made in so that a failure inside the group's calls is the
 //! region's failure like any other.
 //!
-//! A group's communicator is made inside a region (a task's `subgroup` or
+//! A group's communicator (and its duplicate for plain-data parts) is made
+//! inside a region (a task's `subgroup` or
 //! `split`, or the region of a group made on main), from the region's
 //! communicator, and registered with the region running on this rank
 //! (`fate::Current`). Its calls go through the region's checks
@@ -40,24 +41,36 @@ impl Mpi {
             (None, _) => self.world.data(),
         };
         let comm = handles::create_group(parent, members, tag)?;
+        // The plain-data parts' own: collective over the members too,
+        // which all make the group now.
+        let plain = match handles::dup_returning_errors(comm) {
+            Ok(plain) => plain,
+            Err(e) => {
+                handles::free(comm);
+                return Err(e);
+            }
+        };
         if let Some(cur) = &region {
             if self.world.faults.is_ulfm() {
-                // No member may revoke the communicator while another is
-                // still creating it (Open MPI 5 crashes that one): each
-                // leaves this barrier only once every member has made it.
-                if let Err(e) = calls::barrier(comm) {
-                    let e = self.failed_call(cur, comm, e);
+                // No member may revoke them while another is still
+                // making them (Open MPI 5 crashes that one): each leaves
+                // this barrier only once every member has made both.
+                if let Err(e) = calls::barrier(plain) {
+                    let e = self.failed_call(cur, plain, e);
+                    handles::free(plain);
                     handles::free(comm);
                     return Err(e);
                 }
             }
             cur.add_group(comm);
+            cur.add_group(plain);
         }
         let handle: Arc<dyn Parallelizer> = Arc::new(Mpi {
             core: Core::for_group(self.core.config_arc().clone(), 0),
             world: self.world,
             role: Role::Group,
             comm,
+            plain,
             group,
             region,
             limit_bytes: self.limit_bytes,
@@ -72,16 +85,16 @@ impl Mpi {
         Ok(handle)
     }
 
-    /// The communicator and region of a data call of this handle: a
-    /// group's own, or the region's running here (outside a region, the
-    /// world's, with none).
-    pub(super) fn call_comm(&self) -> (Comm, Option<Arc<fate::Current>>) {
+    /// The communicators (user messages, plain-data parts) and region of a
+    /// data call of this handle: a group's own, or the region's running
+    /// here (outside a region, the world's, with none).
+    pub(super) fn call_comms(&self) -> (Comm, Comm, Option<Arc<fate::Current>>) {
         if self.role == Role::Group {
-            return (self.comm, self.region.clone());
+            return (self.comm, self.plain, self.region.clone());
         }
         match fate::current() {
-            Some(cur) => (cur.comm, Some(cur)),
-            None => (self.world.data(), None),
+            Some(cur) => (cur.comm, cur.plain, Some(cur)),
+            None => (self.world.data(), self.world.plain(), None),
         }
     }
 }
@@ -91,10 +104,12 @@ impl Drop for Mpi {
         if self.role != Role::Group {
             return;
         }
-        // This handle alone holds its group's communicator.
-        match &self.region {
-            Some(cur) => cur.free_group(self.comm),
-            None => handles::free(self.comm),
+        // This handle alone holds its group's communicators.
+        for comm in [self.plain, self.comm] {
+            match &self.region {
+                Some(cur) => cur.free_group(comm),
+                None => handles::free(comm),
+            }
         }
     }
 }

@@ -38,7 +38,7 @@ impl Mpi {
     /// timeout bounds each receive. Inside one the region's deadline bounds
     /// the wait: under ULFM the watchdog releases it (`fate.rs`); without,
     /// it is polled until the deadline.
-    fn recv_deadline(&self) -> Option<Instant> {
+    pub(super) fn recv_deadline(&self) -> Option<Instant> {
         match fate::current() {
             None => self.core.config().timeout.map(|t| Instant::now() + t),
             Some(_) if self.world.faults.is_ulfm() => None,
@@ -91,7 +91,7 @@ impl Mpi {
     /// The error of a receive from `from` that gave up at its deadline;
     /// inside a region (the run's deadline) the watchdog learns that this
     /// rank was waiting in MPI, not late.
-    fn gave_up(&self, from: usize) -> Error {
+    pub(super) fn gave_up(&self, from: usize) -> Error {
         if let Some(cur) = fate::current() {
             cur.note_waited_past();
         }

@@ -110,11 +110,14 @@
 //! - `world`: process-global MPI state (initialization, communicators,
 //!   regions running here, panic hook, finalization at exit);
 //! - `datatype`: plain data in native MPI datatypes (the `NativePod` calls);
+//! - `reduce`: reductions (`NativeReduce`: `MPI_Reduce`, `MPI_Allreduce`,
+//!   `MPI_Scan` with MPI's ops, `MPI_Allgatherv`) and the message-level
+//!   reductions with any combine;
 //! - `handles`: the communicators and datatypes the backend owns, and when
 //!   and how MPI may be called (thread level, error codes);
 //! - `calls`: the MPI calls that move data, over the checked C API
-//!   (`handles`, `calls` and `ulfm` hold the backend's `unsafe` code, but
-//!   for `world`'s exit handling);
+//!   (`handles`, `calls`, `reduce` and `ulfm` hold the backend's `unsafe`
+//!   code, but for `world`'s exit handling);
 //! - `plan`: how calls larger than one MPI message are split.
 
 mod calls;
@@ -124,6 +127,7 @@ mod group;
 mod handles;
 mod messages;
 mod plan;
+mod reduce;
 mod serve;
 mod ulfm;
 mod verify;
@@ -143,9 +147,12 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
-use crate::parallelizer::{AnySource, Core, Job, NativePod, Parallelizer, Region, check_rank};
+use crate::parallelizer::{
+    AnySource, Core, Job, NativePod, NativeReduce, Parallelizer, Region, check_rank,
+};
 use crate::registry::FromConfig;
 use crate::task::initializer_region;
+use crate::tree::Combine;
 
 use handles::{Comm, byte_type, u64_type};
 use std::sync::Arc;
@@ -167,6 +174,11 @@ pub struct Mpi {
     /// the region's, or outside a region the world's data communicator,
     /// which a failure under ULFM replaces (`data_call`).
     comm: Comm,
+    /// The communicator of the point-to-point parts of plain-data
+    /// scatters and gathers, apart from the user's messages: a group's
+    /// duplicate of its own (`Role::Group`); the other handles use the
+    /// region's, or the world's (`plain_call`).
+    plain: Comm,
     /// The group id of a group's handle (0 otherwise).
     group: u64,
     /// The region a group's handle was made in (`group.rs`).
@@ -261,6 +273,7 @@ impl Mpi {
             world,
             role,
             comm: world.data(),
+            plain: world.plain(),
             group: 0,
             region: None,
             limit_bytes,
@@ -297,7 +310,25 @@ impl Mpi {
     /// [`Error::Aborted`]; a call released by ULFM (a revoked communicator,
     /// a failed peer) brings this rank into that agreement (`fate.rs`).
     fn data_call<R>(&self, f: impl FnOnce(Comm) -> Result<R>) -> Result<R> {
-        let (comm, cur) = self.call_comm();
+        let (comm, _, cur) = self.call_comms();
+        self.checked_call(comm, cur, f)
+    }
+
+    /// [`data_call`](Mpi::data_call) on the communicator of plain-data
+    /// parts (the region's, a group's, or outside a region the world's).
+    fn plain_call<R>(&self, f: impl FnOnce(Comm) -> Result<R>) -> Result<R> {
+        let (_, plain, cur) = self.call_comms();
+        self.checked_call(plain, cur, f)
+    }
+
+    /// `f` on `comm`, under the checks of the region `cur` (see
+    /// [`data_call`](Mpi::data_call)).
+    fn checked_call<R>(
+        &self,
+        comm: Comm,
+        cur: Option<Arc<fate::Current>>,
+        f: impl FnOnce(Comm) -> Result<R>,
+    ) -> Result<R> {
         let Some(cur) = cur else {
             return f(comm);
         };
@@ -554,9 +585,26 @@ impl Parallelizer for Mpi {
         })
     }
 
+    fn reduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Option<Msg>> {
+        self.reduce_at_main(msg, combine, tag)
+    }
+
+    fn allreduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
+        self.allreduce_at_main(msg, combine, tag)
+    }
+
+    fn scan_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
+        self.scan_at_main(msg, combine, tag)
+    }
+
     fn native_pod(&self) -> Option<&dyn NativePod> {
         // With `verify`, plain data goes through the checked message calls.
         (!self.verify).then_some(self as &dyn NativePod)
+    }
+
+    fn native_reduce(&self) -> Option<&dyn NativeReduce> {
+        // With `verify`, reductions go through the checked message calls.
+        (!self.verify).then_some(self as &dyn NativeReduce)
     }
 
     fn threads_per_rank(&self) -> usize {

@@ -47,7 +47,7 @@ pub(crate) struct World {
     pub lost: AtomicBool,
 }
 
-/// The two communicators the backend owns.
+/// The three communicators the backend owns.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Comms {
     /// Collectives and messages of user code (a duplicate of COMM_WORLD, so
@@ -57,6 +57,10 @@ pub(crate) struct Comms {
     /// Dispatch headers, region entry, and the end-of-region agreement
     /// without ULFM.
     pub ctrl: Comm,
+    /// The point-to-point parts of plain-data scatters and gathers, apart
+    /// from the user's messages on `data`; revoked with `data` on a failure
+    /// (ULFM) and replaced with it.
+    pub plain: Comm,
 }
 
 impl World {
@@ -73,6 +77,11 @@ impl World {
     /// The control communicator.
     pub(crate) fn ctrl(&self) -> Comm {
         self.comms().ctrl
+    }
+
+    /// The communicator of plain-data parts.
+    pub(crate) fn plain(&self) -> Comm {
+        self.comms().plain
     }
 
     /// This process's rank (in the current communicators: a rank above one
@@ -145,6 +154,7 @@ fn init() -> Result<World> {
     let world = Comm::world()?;
     let data = handles::dup_returning_errors(world)?;
     let ctrl = handles::dup_returning_errors(world)?;
+    let plain = handles::dup_returning_errors(world)?;
     // No rank may revoke a communicator another rank is still creating
     // (Open MPI 5 crashes in MPI_Comm_dup then): all are made before any
     // region starts.
@@ -159,7 +169,7 @@ fn init() -> Result<World> {
         );
     }
     Ok(World {
-        comms: RwLock::new(Comms { data, ctrl }),
+        comms: RwLock::new(Comms { data, ctrl, plain }),
         threading,
         faults,
         library,
@@ -320,6 +330,7 @@ pub(crate) fn report_and_abort(world: &World, what: &str, code: c_int) -> ! {
         );
         let comms = world.comms();
         let _ = ulfm::revoke(comms.data);
+        let _ = ulfm::revoke(comms.plain);
         let _ = ulfm::revoke(comms.ctrl);
         // Rank 0 of a served job is the program: its workers end when it
         // does (they find the control communicator revoked), so it exits
