@@ -14,7 +14,9 @@
 //! fast path of a region that went well is this one call); if not,
 //! `MPIX_Comm_shrink` makes a fresh communicator of the live ranks, on which
 //! they exchange what happened to each (fine, released, failed, late), the
-//! lowest failed rank broadcasts its error itself, and the fresh
+//! lowest failed rank broadcasts its error itself (unless a rank died: the
+//! death is the region's error, the others' failures may be its effect),
+//! and the fresh
 //! communicator replaces the revoked one for the next region. A rank that
 //! died is [`Error::WorkerDied`] and the job goes on without it: the
 //! parallelizer has one rank fewer, and the ranks above the dead one move
@@ -181,8 +183,16 @@ impl Current {
             .filter(|r| !reports.iter().any(|(old, _)| old == r))
             .collect();
         let timeout = self.timeout.unwrap_or_default();
-        let own = first(FAILED).is_some();
-        let (rank, error) = if let Some((root, rank)) = first(FAILED) {
+        // A death comes first: the ranks it left waiting may have failed
+        // with the MPI error it caused (Open MPI's barrier says
+        // MPI_ERR_OTHER, not that a process failed).
+        let own = dead.is_empty() && first(FAILED).is_some();
+        let (rank, error) = if let Some(&rank) = dead.first() {
+            let status = "its MPI process ended (killed, or it exited inside the region); \
+                          the job goes on without it"
+                .to_string();
+            (rank, Error::WorkerDied { rank, status })
+        } else if let Some((root, rank)) = first(FAILED) {
             // The failed rank tells everyone its error, as itself.
             let mut bytes = Vec::new();
             if let Some(e) = error.filter(|_| rank == comm.rank()) {
@@ -198,11 +208,6 @@ impl Current {
                 after: timeout,
             };
             (rank, error)
-        } else if let Some(&rank) = dead.first() {
-            let status = "its MPI process ended (killed, or it exited inside the region); \
-                          the job goes on without it"
-                .to_string();
-            (rank, Error::WorkerDied { rank, status })
         } else {
             // Everyone was released and nobody failed: the deadline passed
             // while every rank waited in MPI for another.
