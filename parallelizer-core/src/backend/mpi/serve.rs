@@ -140,6 +140,12 @@ pub(super) fn leave(world: &World) {
             Ok(Some(got)) if got[0] == 1 => return,
             Ok(_) => continue,
             Err(e) => {
+                if world.faults.is_ulfm() {
+                    // A rank failed and revoked the control communicator:
+                    // MPI_Finalize could wait for it for ever, so it is
+                    // skipped (see `world::at_exit`).
+                    world.lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 eprintln!("parallelizer: MPI rank {rank} could not leave the job cleanly: {e}");
                 return;
             }
