@@ -375,6 +375,16 @@ impl<T: Transport> LinkRank<T> {
                 });
             }
         }
+        let dead = (1..self.nprocs).find(|&r| r != self.id && st.gone[r].is_some());
+        if let (Some(e), Some(dead), None) = (&error, dead, &st.abort) {
+            if !e.is_secondary() {
+                // A failure caused by the death of a peer this rank waited
+                // for (say, a task that wrapped `WorkerDied` in its own
+                // error): main learns of the death itself, which is the
+                // region's error.
+                error = Some(Error::Aborted { by_rank: dead });
+            }
+        }
         if let Some(e) = error.as_ref().filter(|e| !e.is_secondary()) {
             let note = AbortNote {
                 by_rank: self.id,
