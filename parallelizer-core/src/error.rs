@@ -188,23 +188,6 @@ fn invalid_rank(rank: usize, nprocs: usize) -> String {
     }
 }
 
-/// The error for a group's message on a backend that cannot keep groups'
-/// messages apart.
-pub(crate) fn no_namespaces(mode: &str, op: Op) -> Error {
-    Error::ContractViolation(format!(
-        "`{op}` in a group made inside a region: the `{mode}` backend cannot keep a \
-         group's messages apart from its parent's (its messages carry no group id)"
-    ))
-}
-
-/// The error for a message-level call on a parallelizer (not a rank handle)
-/// outside a region, where no other rank takes part.
-pub(crate) fn outside_region(mode: &str, op: Op) -> Error {
-    Error::ContractViolation(format!(
-        "`{op}` on the `{mode}` parallelizer outside a region; call it inside `run`"
-    ))
-}
-
 /// `Result` with the framework's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::contract::CallerContract;
-use crate::error::{Error, Result, no_namespaces, outside_region};
+use crate::error::{Error, Result};
 use crate::msg::Msg;
 use crate::op::{Op, Tag};
 use crate::tree::Combine;
@@ -711,4 +711,21 @@ pub mod collective {
             "main must pass Some(data) to {op}; workers pass None"
         ))
     }
+}
+
+/// The error for a group's message on a backend that cannot keep groups'
+/// messages apart.
+fn no_namespaces(mode: &str, op: Op) -> Error {
+    Error::ContractViolation(format!(
+        "`{op}` in a group made inside a region: the `{mode}` backend cannot keep a \
+         group's messages apart from its parent's (its messages carry no group id)"
+    ))
+}
+
+/// The error for a message-level call on a parallelizer (not a rank handle)
+/// outside a region, where no other rank takes part.
+fn outside_region(mode: &str, op: Op) -> Error {
+    Error::ContractViolation(format!(
+        "`{op}` on the `{mode}` parallelizer outside a region; call it inside `run`"
+    ))
 }

@@ -35,7 +35,6 @@ mod mailbox;
 mod packet;
 mod plain;
 mod rank;
-mod threads;
 mod watch;
 
 use std::time::{Duration, Instant};
@@ -45,8 +44,7 @@ use crate::error::{Error, Result};
 
 pub use channels::Channels;
 pub use packet::{Kind, Packet};
-pub use rank::{Finish, LinkRank};
-pub use threads::run_on_threads;
+pub use rank::{Finish, LinkRank, run_on_threads};
 
 /// One rank's connection to the other ranks of a region: what a backend
 /// built on the region protocol implements.
