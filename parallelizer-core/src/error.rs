@@ -157,6 +157,21 @@ pub enum Error {
     /// An error reported by the MPI library.
     #[error("MPI error: {0}")]
     Mpi(String),
+
+    /// A feature this backend does not provide (yet); the error names the
+    /// backend and the backends that do.
+    #[error(
+        "{feature} is not available on the `{mode}` backend; it works on: {}",
+        .supported.join(", ")
+    )]
+    Unsupported {
+        /// The backend's mode name.
+        mode: String,
+        /// The feature that was asked for (`"shared memory"`).
+        feature: String,
+        /// The modes that provide it.
+        supported: Vec<String>,
+    },
 }
 
 /// The message of [`Error::InvalidRank`].
@@ -224,6 +239,16 @@ impl fmt::Display for Wait {
 }
 
 impl Error {
+    /// The [`Error::Unsupported`] of a backend without shared memory.
+    pub(crate) fn no_shared_memory(mode: &str) -> Error {
+        Error::Unsupported {
+            mode: mode.to_string(),
+            feature: "shared memory (SharedArray, SharedMap, share)".to_string(),
+            // The modes whose ranks can share memory today.
+            supported: vec!["serial".to_string(), "threads".to_string()],
+        }
+    }
+
     /// Whether this error only reports that another rank failed first.
     ///
     /// ```

@@ -27,6 +27,7 @@
 extern crate self as parallelizer_core;
 
 mod api;
+mod attach;
 pub mod backend;
 mod config;
 mod contract;
@@ -43,6 +44,8 @@ mod outcome;
 mod parallelizer;
 mod registry;
 mod runtime;
+mod segment;
+mod shared;
 mod split;
 mod task;
 mod trace;
@@ -60,6 +63,10 @@ pub use parallelizer_macros::parallelizer;
 pub use registry::{
     Key, Spec, current, from_config, from_env, get_default, lookup, modes, registered_names,
     reset_default, set_default,
+};
+pub use shared::{
+    Array, AtomicElement, Atomics, MapValue, Owned, OwnedArray, OwnedMap, ReadGuard, Share,
+    SharedArray, SharedMap, WriteGuard,
 };
 pub use split::chunk_sizes;
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::attach::{Attachment, INCOMING, OUTGOING, reason, with_slot};
 use crate::error::{Error, Result};
 
 /// What a payload must be to travel between ranks: serializable for the
@@ -47,6 +48,9 @@ pub struct Msg {
     /// For bytes from another process: the sender's type name, which the
     /// receiver checks against the type it asks for.
     sent_as: Option<Box<str>>,
+    /// For bytes: the objects the encoded value refers to out of band
+    /// ([`Attachment`]), by index.
+    attached: Vec<Attachment>,
 }
 
 enum Repr {
@@ -189,15 +193,17 @@ impl<T: bytemuck::Pod + Send> Payload for PodVec<T> {
 
 /// Encodes `value` with the framework's serde codec, appending to `out`.
 pub(crate) fn encode_serde<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    crate::attach::clear_reason();
     postcard::to_extend(value, std::mem::take(out))
         .map(|bytes| *out = bytes)
-        .map_err(|e| Error::Codec(format!("cannot encode {}: {e}", type_name::<T>())))
+        .map_err(|e| Error::Codec(format!("cannot encode {}: {}", type_name::<T>(), reason(e))))
 }
 
 /// Decodes a `T` from bytes made by [`encode_serde`]; trailing bytes are an error.
 pub(crate) fn decode_serde<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    crate::attach::clear_reason();
     let (value, rest) = postcard::take_from_bytes(bytes)
-        .map_err(|e| Error::Codec(format!("cannot decode {}: {e}", type_name::<T>())))?;
+        .map_err(|e| Error::Codec(format!("cannot decode {}: {}", type_name::<T>(), reason(e))))?;
     if !rest.is_empty() {
         return Err(Error::Codec(format!(
             "decoding {} used {} of {} bytes: the sender sent another type",
@@ -214,6 +220,7 @@ impl Msg {
         Msg {
             repr,
             sent_as: None,
+            attached: Vec::new(),
         }
     }
 
@@ -347,6 +354,58 @@ impl Msg {
         Ok(out)
     }
 
+    /// The wire form of this message and the objects it refers to out of
+    /// band ([`Attachment`]), for a transport that can move them (values
+    /// such as shared arrays can only be sent this way).
+    ///
+    /// ```
+    /// # use parallelizer_core::backend::{Encoding, Msg};
+    /// let (bytes, attached) = Msg::new(7u32).to_wire().unwrap();
+    /// assert!(attached.is_empty());
+    /// let back = Msg::from_wire(Encoding::Serde, bytes, attached);
+    /// assert_eq!(back.into_value::<u32>().unwrap(), 7);
+    /// ```
+    pub fn to_wire(&self) -> Result<(Vec<u8>, Vec<Attachment>)> {
+        match &self.repr {
+            Repr::Bytes(_, b) => Ok((b.to_vec(), self.attached.clone())),
+            Repr::Value(v) => {
+                let mut out = Vec::new();
+                let (r, attached) = with_slot(&OUTGOING, Some(Vec::new()), || v.encode(&mut out));
+                r?;
+                Ok((out, attached.unwrap_or_default()))
+            }
+        }
+    }
+
+    /// [`Msg::to_wire`], without copying bytes that already are.
+    pub fn into_wire(self) -> Result<(Vec<u8>, Vec<Attachment>)> {
+        match self.repr {
+            Repr::Bytes(_, b) => Ok((b.into_vec(), self.attached)),
+            Repr::Value(_) => self.to_wire(),
+        }
+    }
+
+    /// A message that arrived as `bytes` with the attachments `attached`
+    /// (as [`Msg::to_wire`] made them on the sender, after the transport
+    /// moved them).
+    pub fn from_wire(encoding: Encoding, bytes: Vec<u8>, attached: Vec<Attachment>) -> Msg {
+        let mut m = Msg::from_bytes(encoding, bytes);
+        m.attached = attached;
+        m
+    }
+
+    /// Gives these attachments to a message that arrived as bytes (its
+    /// decoding finds them with [`attached`]).
+    pub fn with_attachments(mut self, attached: Vec<Attachment>) -> Msg {
+        self.attached = attached;
+        self
+    }
+
+    /// The attachments of a message that arrived as bytes.
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attached
+    }
+
     /// Turns this message into its wire form, without copying when it already is.
     pub fn into_bytes(self) -> Result<Vec<u8>> {
         match self.repr {
@@ -387,6 +446,7 @@ impl Msg {
             Repr::Bytes(e, b) => Some(Msg {
                 repr: Repr::Bytes(*e, b.cheap_clone()),
                 sent_as: self.sent_as.clone(),
+                attached: self.attached.clone(),
             }),
         }
     }
@@ -396,7 +456,8 @@ impl Msg {
         match self.try_clone() {
             Some(m) => Ok(m),
             None => {
-                let bytes = Msg::from_bytes(self.encoding(), self.to_bytes()?);
+                let (bytes, attached) = self.to_wire()?;
+                let bytes = Msg::from_wire(self.encoding(), bytes, attached);
                 Ok(match self.type_name() {
                     Some(name) => bytes.sent_as(name),
                     None => bytes,
@@ -410,7 +471,10 @@ impl Msg {
         self.check_sent_as(type_name::<T>())?;
         match self.repr {
             Repr::Value(v) => downcast(v),
-            Repr::Bytes(Encoding::Serde, b) => decode_serde(&b),
+            Repr::Bytes(Encoding::Serde, b) if self.attached.is_empty() => decode_serde(&b),
+            Repr::Bytes(Encoding::Serde, b) => {
+                with_slot(&INCOMING, Some(self.attached), || decode_serde(&b)).0
+            }
             Repr::Bytes(Encoding::Pod, _) => Err(Error::Codec(format!(
                 "expected {} but the sender sent plain data (a *_pod call); \
                  use the matching *_pod call on every rank",

@@ -10,6 +10,7 @@ use crate::contract::CallerContract;
 use crate::error::{Error, Result};
 use crate::msg::Msg;
 use crate::op::{Op, Tag};
+use crate::segment::{Layout, Segment, Segments};
 use crate::trace;
 
 /// A group of `nprocs()` ranks that can run SPMD regions and exchange
@@ -175,6 +176,15 @@ pub trait Parallelizer: Send + Sync + 'static {
         1
     }
 
+    /// The memory shared arrays live in ([`SharedArray`](crate::SharedArray)).
+    /// A backend whose ranks are threads of one process returns
+    /// [`HEAP`](crate::backend::HEAP). The default is
+    /// [`Error::Unsupported`]: memory that only one process can address
+    /// must never pass for memory every rank sees.
+    fn shared_memory(&self) -> Result<&dyn SharedMemory> {
+        Err(Error::no_shared_memory(self.mode()))
+    }
+
     /// Runs `jobs` to completion, concurrently on this rank's threads when
     /// [`threads_per_rank`](Parallelizer::threads_per_rank) is above 1. The
     /// default runs them one after the other on the caller.
@@ -182,6 +192,31 @@ pub trait Parallelizer: Send + Sync + 'static {
         for job in jobs {
             job();
         }
+    }
+}
+
+/// Memory every rank of a parallelizer can address, for shared arrays
+/// ([`Parallelizer::shared_memory`]): segments come zeroed, their header
+/// written ([`Segment::create`] on one rank, [`Segment::open`] on others).
+pub trait SharedMemory: Send + Sync {
+    /// Segments of `layouts` that this rank allocates alone: main outside a
+    /// region, or any rank that reallocates an entry of its own shared map.
+    /// Another rank sees one when it receives a handle to it in a message.
+    fn allocate(&self, par: &dyn Parallelizer, layouts: &[Layout]) -> Result<Vec<Segment>>;
+
+    /// Segments that every rank of a region allocates together: every rank
+    /// calls this with the same `layouts`, in the same order, and gets
+    /// handles to the same memory. The default: main allocates them with
+    /// [`allocate`](SharedMemory::allocate) and broadcasts the handles.
+    fn allocate_collective(
+        &self,
+        par: &dyn Parallelizer,
+        layouts: &[Layout],
+    ) -> Result<Vec<Segment>> {
+        let mine = par.on_main().then(|| self.allocate(par, layouts));
+        Ok(par
+            .broadcast_internal(Op::Share, mine.transpose()?.map(Segments))?
+            .0)
     }
 }
 

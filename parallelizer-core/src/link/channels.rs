@@ -8,6 +8,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use crate::error::Result;
 
 use super::{Event, Packet, Transport};
+use crate::parallelizer::SharedMemory;
+use crate::segment::HEAP;
 
 /// One rank's end of a mesh of channels: a sender to every rank's inbox and
 /// its own inbox. Packets move as they are (a `Vec` is moved, not copied).
@@ -46,6 +48,11 @@ impl Channels {
 }
 
 impl Transport for Channels {
+    /// The ranks are threads of one process.
+    fn shared_memory(&self) -> Option<&dyn SharedMemory> {
+        Some(&HEAP)
+    }
+
     fn send(&self, to: usize, packet: Packet) -> Result<()> {
         // Every inbox lives as long as its rank's handle; a packet for a
         // rank that has finished is dropped, as a socket to it would.

@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::parallelizer::SharedMemory;
 
 pub use channels::Channels;
 pub use packet::{Kind, Packet};
@@ -75,6 +76,14 @@ pub trait Transport: Send + Sync + 'static {
     /// The next event for this rank, waiting until `until` (`None`: until
     /// one comes); `Ok(None)` when `until` passed first.
     fn recv(&self, until: Option<Instant>) -> Result<Option<Event>>;
+
+    /// The memory that every rank this transport reaches can address, for
+    /// shared arrays; `None` (the default) when there is none, and then
+    /// shared arrays are refused with [`Error::Unsupported`]. [`Channels`]
+    /// connects threads of one process: [`HEAP`](crate::backend::HEAP).
+    fn shared_memory(&self) -> Option<&dyn SharedMemory> {
+        None
+    }
 }
 
 /// What a transport delivers.

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
 use crate::outcome::{Outcome, settle};
-use crate::parallelizer::{Core, Parallelizer, Region, check_rank};
+use crate::parallelizer::{Core, Parallelizer, Region, SharedMemory, check_rank};
 use crate::runtime::run_as;
 
 use super::mailbox::Mailboxes;
@@ -464,6 +464,12 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
         true
     }
 
+    fn shared_memory(&self) -> Result<&dyn SharedMemory> {
+        self.transport
+            .shared_memory()
+            .ok_or_else(|| Error::no_shared_memory(self.mode()))
+    }
+
     fn send_msg(&self, msg: Msg, to: usize, tag: Tag) -> Result<()> {
         self.send_msg_in(0, msg, to, tag)
     }
@@ -584,8 +590,10 @@ pub fn run_on_threads<T: Transport>(
     let nprocs = transports.len();
     let (task, args) = region.into_parts();
     // Workers get their own copy of the (small) arguments, encoded once.
+    // (Values that travel by reference, such as shared arrays, ride along
+    // as attachments.)
     let shared = if nprocs > 1 {
-        Some((args.to_bytes()?, args.type_name().map(str::to_string)))
+        Some((args.to_wire()?, args.type_name().map(str::to_string)))
     } else {
         None
     };
@@ -598,10 +606,10 @@ pub fn run_on_threads<T: Transport>(
     };
     for rank in ranks {
         let task = task.clone();
-        let mut wire = Msg::from_bytes(
-            Encoding::Serde,
-            shared.as_ref().map_or_else(Vec::new, |s| s.0.clone()),
-        );
+        let (bytes, attached) = shared
+            .as_ref()
+            .map_or_else(Default::default, |s| s.0.clone());
+        let mut wire = Msg::from_wire(Encoding::Serde, bytes, attached);
         if let Some(name) = shared.as_ref().and_then(|s| s.1.as_deref()) {
             wire = wire.sent_as(name);
         }
