@@ -42,5 +42,6 @@ mod parity;
 mod processes;
 #[cfg(target_os = "linux")]
 mod processes_suite;
+mod shared;
 mod tasks;
 mod threads_faults;
