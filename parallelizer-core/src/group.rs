@@ -23,9 +23,10 @@ use crate::attach::Nested;
 use crate::error::{Error, Result, Wait};
 use crate::msg::{Encoding, Msg};
 use crate::op::Tag;
-use crate::parallelizer::{Core, Job, LocalTask, Parallelizer, Region, SharedMemory, check_rank};
+use crate::parallelizer::{Core, Job, LocalTask, Parallelizer, Region, check_rank};
 use crate::registry::rank_of;
 use crate::runtime::{self, set_current};
+use crate::segment::SharedMemory;
 use crate::task::{TASKS, TaskEntry, TaskKind, task_by_id};
 
 /// The path under which the group task is registered; tasks under

@@ -10,7 +10,7 @@ use crate::contract::CallerContract;
 use crate::error::{Error, Result};
 use crate::msg::Msg;
 use crate::op::{Op, Tag};
-use crate::segment::{Layout, Segment, Segments};
+use crate::segment::SharedMemory;
 use crate::trace;
 
 /// A group of `nprocs()` ranks that can run SPMD regions and exchange
@@ -192,31 +192,6 @@ pub trait Parallelizer: Send + Sync + 'static {
         for job in jobs {
             job();
         }
-    }
-}
-
-/// Memory every rank of a parallelizer can address, for shared arrays
-/// ([`Parallelizer::shared_memory`]): segments come zeroed, their header
-/// written ([`Segment::create`] on one rank, [`Segment::open`] on others).
-pub trait SharedMemory: Send + Sync {
-    /// Segments of `layouts` that this rank allocates alone: main outside a
-    /// region, or any rank that reallocates an entry of its own shared map.
-    /// Another rank sees one when it receives a handle to it in a message.
-    fn allocate(&self, par: &dyn Parallelizer, layouts: &[Layout]) -> Result<Vec<Segment>>;
-
-    /// Segments that every rank of a region allocates together: every rank
-    /// calls this with the same `layouts`, in the same order, and gets
-    /// handles to the same memory. The default: main allocates them with
-    /// [`allocate`](SharedMemory::allocate) and broadcasts the handles.
-    fn allocate_collective(
-        &self,
-        par: &dyn Parallelizer,
-        layouts: &[Layout],
-    ) -> Result<Vec<Segment>> {
-        let mine = par.on_main().then(|| self.allocate(par, layouts));
-        Ok(par
-            .broadcast_internal(Op::Share, mine.transpose()?.map(Segments))?
-            .0)
     }
 }
 

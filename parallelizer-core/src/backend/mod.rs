@@ -21,14 +21,13 @@ pub use crate::outcome::{
     FirstFailure, Outcome, Panic, halt_unwinding, panic_message, resume_unwinding, settle,
 };
 pub use crate::parallelizer::{
-    Core, Job, LocalTask, NativePod, PodType, Region, RegionTask, SharedMemory, check_rank,
-    collective,
+    Core, Job, LocalTask, NativePod, PodType, Region, RegionTask, check_rank, collective,
 };
 pub use crate::registry::{FromConfig, new};
 pub use crate::runtime::{CurrentGuard, run_as, set_current};
 pub use crate::segment::{
     Backing, Export, HEAP, Heap, HeapBacking, Layout, SEGMENT_ALIGN, Segment, Segments,
-    TokenResolver, WeakSegment, count_in_use, segments_in_use, set_token_resolver,
+    SharedMemory, TokenResolver, WeakSegment, count_in_use, segments_in_use, set_token_resolver,
 };
 pub use crate::task::{
     TaskEntry, TaskKind, initializer_region, region_task, task_by_id, task_by_path, task_of, tasks,

@@ -4,10 +4,10 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::Msg;
 use crate::op::Tag;
-use crate::parallelizer::{Core, Parallelizer, Region, SharedMemory};
+use crate::parallelizer::{Core, Parallelizer, Region};
 use crate::registry::FromConfig;
 use crate::runtime::set_current;
-use crate::segment::HEAP;
+use crate::segment::{HEAP, SharedMemory};
 use crate::task::initializer_region;
 
 /// The serial fallback (McUtils `SerialNonParallelizer`): `nprocs() == 1`,

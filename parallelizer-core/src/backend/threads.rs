@@ -17,10 +17,10 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::link::{Channels, Event, Limits, LinkRank};
 use crate::msg::{Encoding, Msg};
-use crate::parallelizer::{Core, Parallelizer, Region, SharedMemory};
+use crate::parallelizer::{Core, Parallelizer, Region};
 use crate::registry::{FromConfig, rank_of};
 use crate::runtime::run_as;
-use crate::segment::HEAP;
+use crate::segment::{HEAP, SharedMemory};
 use crate::task::initializer_region;
 use crate::trace::WORKER;
 

@@ -8,8 +8,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use crate::error::Result;
 
 use super::{Event, Packet, Transport};
-use crate::parallelizer::SharedMemory;
-use crate::segment::HEAP;
+use crate::segment::{HEAP, SharedMemory};
 
 /// One rank's end of a mesh of channels: a sender to every rank's inbox and
 /// its own inbox. Packets move as they are (a `Vec` is moved, not copied).

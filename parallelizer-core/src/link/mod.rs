@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::parallelizer::SharedMemory;
+use crate::segment::SharedMemory;
 
 pub use channels::Channels;
 pub use packet::{Kind, Packet};

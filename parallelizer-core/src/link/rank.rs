@@ -7,8 +7,9 @@ use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
 use crate::outcome::{Outcome, settle};
-use crate::parallelizer::{Core, Parallelizer, Region, SharedMemory, check_rank};
+use crate::parallelizer::{Core, Parallelizer, Region, check_rank};
 use crate::runtime::run_as;
+use crate::segment::SharedMemory;
 
 use super::mailbox::Mailboxes;
 use super::packet::{AbortNote, BlockedNote, DoneNote, Kind, Packet};

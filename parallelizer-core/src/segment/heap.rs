@@ -6,7 +6,7 @@ use std::alloc::Layout as AllocLayout;
 use std::any::Any;
 use std::ptr::NonNull;
 
-use super::{Backing, Export, SEGMENT_ALIGN, count_in_use};
+use super::{Backing, Export, Layout, SEGMENT_ALIGN, Segment, SharedMemory, count_in_use};
 use crate::error::{Error, Result};
 
 /// One zeroed heap allocation.
@@ -78,3 +78,12 @@ pub struct Heap;
 
 /// The [`Heap`] provider.
 pub static HEAP: Heap = Heap;
+
+impl SharedMemory for Heap {
+    fn allocate(&self, layouts: &[Layout]) -> Result<Vec<Segment>> {
+        layouts
+            .iter()
+            .map(|l| Segment::create(Box::new(HeapBacking::zeroed(l.bytes())?), *l))
+            .collect()
+    }
+}

@@ -310,6 +310,23 @@ impl std::fmt::Debug for Segment {
     }
 }
 
+/// Memory every rank of a parallelizer can address, for shared arrays
+/// ([`Parallelizer::shared_memory`](crate::Parallelizer::shared_memory)).
+///
+/// ```
+/// # use parallelizer_core::backend::{HEAP, Layout, SharedMemory};
+/// let segs = HEAP.allocate(&[Layout::new(64, 4)]).unwrap();
+/// assert_eq!(segs[0].layout().data_len(), 64);
+/// ```
+pub trait SharedMemory: Send + Sync {
+    /// Zeroed segments of `layouts`, their headers written
+    /// ([`Segment::create`]), allocated by this rank alone: main outside a
+    /// region, main for every rank of a region (which then broadcasts the
+    /// handles), or any rank that reallocates an entry of its own shared
+    /// map. Another rank sees one when it receives a handle to it.
+    fn allocate(&self, layouts: &[Layout]) -> Result<Vec<Segment>>;
+}
+
 /// Resolves a segment [token](Export::Token) on this rank.
 pub type TokenResolver = fn(u64) -> Result<Segment>;
 

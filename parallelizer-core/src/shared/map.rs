@@ -458,7 +458,7 @@ impl SharedMap {
                 let layout = Layout::for_ranks(n * new.elem.size, par.nprocs());
                 let seg = par
                     .shared_memory()?
-                    .allocate(&*par, &[layout])?
+                    .allocate(&[layout])?
                     .pop()
                     .ok_or_else(short)?;
                 let array = AnyShared {

@@ -69,8 +69,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::op::Op;
-use crate::parallelizer::{Parallelizer, SharedMemory};
-use crate::segment::{Heap, HeapBacking, Layout, Segment};
+use crate::parallelizer::Parallelizer;
+use crate::segment::{Layout, Segment, Segments};
 
 pub use array::{Atomics, ReadGuard, SharedArray, WriteGuard};
 pub use atomic::AtomicElement;
@@ -217,14 +217,18 @@ fn create(
     if nprocs == 1 || !par.in_region() {
         let mut layouts = Vec::new();
         plan.layouts(nprocs, &mut layouts)?;
-        let segs = memory.allocate(par, &layouts)?;
+        let segs = memory.allocate(&layouts)?;
         fill(&segs)?;
         return Ok((plan, segs));
     }
     let plan = par.broadcast_internal(Op::Share, par.on_main().then_some(plan))?;
     let mut layouts = Vec::new();
     plan.layouts(nprocs, &mut layouts)?;
-    let segs = memory.allocate_collective(par, &layouts)?;
+    // Main allocates for every rank and hands out the handles.
+    let mine = par.on_main().then(|| memory.allocate(&layouts));
+    let segs = par
+        .broadcast_internal(Op::Share, mine.transpose()?.map(Segments))?
+        .0;
     let filled = if par.on_main() { fill(&segs) } else { Ok(()) };
     par.wait_internal(Op::Share)?;
     filled?;
@@ -262,17 +266,6 @@ impl dyn Parallelizer {
         }
         V::bind(&mut shared, self);
         Ok(shared)
-    }
-}
-
-/// Heap memory: every rank of a parallelizer whose ranks share one address
-/// space (the default [`SharedMemory`]).
-impl SharedMemory for Heap {
-    fn allocate(&self, _: &dyn Parallelizer, layouts: &[Layout]) -> Result<Vec<Segment>> {
-        layouts
-            .iter()
-            .map(|l| Segment::create(Box::new(HeapBacking::zeroed(l.bytes())?), *l))
-            .collect()
     }
 }
 
