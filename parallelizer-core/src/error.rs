@@ -245,7 +245,9 @@ impl Error {
             mode: mode.to_string(),
             feature: "shared memory (SharedArray, SharedMap, share)".to_string(),
             // The modes whose ranks can share memory today.
-            supported: vec!["serial".to_string(), "threads".to_string()],
+            supported: ["serial", "threads", "processes"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 
