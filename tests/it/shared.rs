@@ -3,8 +3,9 @@
 //! reads, scalar maps, in-place versus reshaping assignment seen through an
 //! earlier handle, disjoint row views and atomics, borrow conflicts, and
 //! the memory given back after every test, a failed region included.
-//! Backends without shared memory yet (`processes`, `mpi`) refuse with
-//! `Error::Unsupported`.
+//! The same on `processes:3` (`shared_processes`), where the memory is a
+//! memfd every process maps, checked on every rank for leftovers: no
+//! segment, no memfd descriptor, nothing new in `/dev/shm`.
 //!
 //! `segments_in_use()` counts this process's shared memory; the tests here
 //! are the only ones of this binary that make any, and they take [`LOCK`]
@@ -15,18 +16,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use parallelizer::backend::segments_in_use;
 use parallelizer::prelude::*;
-use parallelizer::{Array, Owned, OwnedMap, SharedArray, SharedMap};
+use parallelizer::{Array, OwnedMap, SharedArray, SharedMap};
 
 static LOCK: Mutex<()> = Mutex::new(());
 
 /// Holds [`LOCK`] and checks, when dropped, that every segment taken while
 /// it was held was given back.
-struct NoLeak {
+pub(crate) struct NoLeak {
     before: usize,
     _lock: MutexGuard<'static, ()>,
 }
 
-fn no_leak() -> NoLeak {
+pub(crate) fn no_leak() -> NoLeak {
     let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     NoLeak {
         before: segments_in_use(),
@@ -51,7 +52,7 @@ fn modes() -> Vec<Arc<dyn Parallelizer>> {
 }
 
 /// Deterministic pseudo-random numbers in [0, 1) (xorshift64*).
-fn random(n: usize, mut seed: u64) -> Vec<f64> {
+pub(crate) fn random(n: usize, mut seed: u64) -> Vec<f64> {
     (0..n)
         .map(|_| {
             seed ^= seed << 13;
@@ -108,7 +109,7 @@ fn t8_share_unshare_round_trip() {
 }
 
 /// The map of T9: arrays `a` 10x5x5, `b` 10x3x8, `c` 10x15x4, empty `d`.
-fn t9_map() -> OwnedMap {
+pub(crate) fn t9_map() -> OwnedMap {
     let mut m = OwnedMap::new();
     m.insert("a", Array::new([10, 5, 5], random(250, 1)).unwrap());
     m.insert("b", Array::new([10, 3, 8], random(240, 2)).unwrap());
@@ -355,28 +356,4 @@ fn shared_arrays_in_a_subgroup() {
         )
         .unwrap();
     assert_eq!(counter.unshare().unwrap().as_slice(), [1, 0, 1, 0]);
-}
-
-/// Backends without shared memory say so, with a typed error naming the
-/// backend and the ones that have it; nothing is allocated.
-#[cfg(target_os = "linux")]
-#[test]
-fn processes_refuses_shared_memory() {
-    let _check = no_leak();
-    let par = from_config("processes:2").unwrap();
-    let err = par.share(Array::from(vec![1.0f64])).unwrap_err();
-    let Error::Unsupported {
-        mode, supported, ..
-    } = &err
-    else {
-        panic!("{err:?}");
-    };
-    assert_eq!(mode, "processes");
-    assert_eq!(supported, &["serial", "threads"]);
-    assert!(err.to_string().contains("`processes`"), "{err}");
-    assert!(SharedArray::<u8>::zeros(&*par, &[2]).is_err());
-    // A map's values need no shared memory; its arrays do.
-    let mut m = SharedMap::new(&*par);
-    assert!(m.set("x", Owned::from(Array::from(vec![1u8]))).is_err());
-    m.set("y", 1i64).unwrap();
 }
