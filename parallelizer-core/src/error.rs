@@ -245,9 +245,14 @@ impl Error {
             mode: mode.to_string(),
             feature: "shared memory (SharedArray, SharedMap, share)".to_string(),
             // The modes whose ranks can share memory today.
-            supported: ["serial", "threads", "processes"]
-                .map(String::from)
-                .to_vec(),
+            supported: [
+                "serial",
+                "threads",
+                "processes (Linux)",
+                "mpi (Linux, one node)",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 

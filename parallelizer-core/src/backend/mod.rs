@@ -29,6 +29,10 @@ pub use crate::segment::{
     Backing, Export, HEAP, Heap, HeapBacking, Layout, SEGMENT_ALIGN, Segment, Segments,
     SharedMemory, TokenResolver, WeakSegment, count_in_use, segments_in_use, set_token_resolver,
 };
+#[cfg(target_os = "linux")]
+pub use crate::segment::{
+    MEMFD_BY_TOKEN, MemfdBacking, MemfdByToken, resolve as resolve_memfd_token,
+};
 pub use crate::task::{
     TaskEntry, TaskKind, initializer_region, region_task, task_by_id, task_by_path, task_of, tasks,
 };

@@ -18,6 +18,8 @@
 //! drops (for MPI windows: once no rank holds one, see the backend).
 
 mod heap;
+#[cfg(target_os = "linux")]
+mod memfd;
 mod table;
 
 use std::any::Any;
@@ -32,6 +34,8 @@ use crate::attach::{attach, attached, explain};
 use crate::error::{Error, Result};
 
 pub use heap::{HEAP, Heap, HeapBacking};
+#[cfg(target_os = "linux")]
+pub use memfd::{MEMFD_BY_TOKEN, MemfdBacking, MemfdByToken, resolve};
 pub(crate) use table::{Access, Table};
 
 /// The alignment of a segment's memory and of its data.

@@ -201,6 +201,9 @@ impl Mpi {
                 "option `threads_per_rank` of mode `mpi` must be at least 1".into(),
             ));
         }
+        // Shared arrays' handles arrive as tokens naming the sender's memfd.
+        #[cfg(target_os = "linux")]
+        crate::segment::set_token_resolver(crate::segment::resolve);
         let pool = if threads > 1 {
             let rank = world.rank;
             Some(Arc::new(
@@ -364,6 +367,15 @@ impl Parallelizer for Mpi {
     }
     fn in_region(&self) -> bool {
         self.role != Role::Main || world::regions() > 0
+    }
+
+    /// Memfds that the ranks of one node open through `/proc/PID/fd` (MPI
+    /// ranks have no socket to pass descriptors on); see `segment::memfd`.
+    /// Ranks on other nodes get an error naming the cause when a handle
+    /// reaches them.
+    #[cfg(target_os = "linux")]
+    fn shared_memory(&self) -> Result<&dyn crate::segment::SharedMemory> {
+        Ok(&crate::segment::MEMFD_BY_TOKEN)
     }
 
     /// Runs the configured worker initializer once on every rank (main
