@@ -278,6 +278,14 @@ fn hybrid(par: &dyn Parallelizer, n: u64) -> Option<(Vec<u64>, Vec<usize>)> {
     Some((values?, threads?))
 }
 
+/// An item of the hybrid dynamic map: its value, and where it ran.
+#[parallelizer::task]
+fn where_it_ran(x: u64) -> (u64, String) {
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let thread = format!("{}/{:?}", std::process::id(), std::thread::current().id());
+    (x * 3, thread)
+}
+
 /// Counts the distinct threads that run `f` on this rank's chunk.
 #[parallelizer::task]
 fn thread_spread(par: &dyn Parallelizer, n: u64) -> Option<Vec<usize>> {
@@ -799,6 +807,36 @@ fn main() {
         eq("without the option, one thread", plain, Some(vec![1; p]))
     });
 
+    suite.check(
+        "hybrid: chunks handed out dynamically are split over each rank's threads",
+        || {
+            let data = (rank == 0).then(|| (0..60).collect::<Vec<u64>>());
+            let got = hybrid_par
+                .mapper()
+                .chunksize(6)
+                .map(where_it_ran, data)
+                .map_err(|e| e.to_string())?;
+            if rank != 0 {
+                return Ok(());
+            }
+            let got = got.ok_or("no result")?;
+            let values: Vec<u64> = got.iter().map(|(x, _)| *x).collect();
+            eq(
+                "values in input order",
+                values,
+                (0..60).map(|x| x * 3).collect(),
+            )?;
+            let threads: std::collections::BTreeSet<&String> = got.iter().map(|(_, t)| t).collect();
+            if threads.len() < 2 * p {
+                return Err(format!(
+                    "{} threads ran the map on {p} ranks of 3 threads",
+                    threads.len()
+                ));
+            }
+            Ok(())
+        },
+    );
+
     suite.check("an Err on the last rank reaches main", || {
         let err = par.try_run(fails_on_last, ()).err().ok_or("no error")?;
         match err {
@@ -1108,4 +1146,44 @@ fn shared_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
         eq("T5 one length per rank", t5.len(), p)?;
         eq("T5 sum", t5.iter().sum::<usize>(), 1000)
     });
+
+    // ---- The maps suite of tests/common/maps.rs: pool-style on served
+    // main, every rank calling under SPMD.
+    suite.check("maps: every form and schedule keep input order", || {
+        common::maps::every_form_keeps_input_order(&**par)
+    });
+    suite.check("maps: a dynamic schedule inside a region", || {
+        let got = run("run", par.run(common::maps::dynamic_in_region, 23))?;
+        eq(
+            "map",
+            got,
+            (rank == 0).then(|| (0..23).map(|x| x * x + 2).collect()),
+        )
+    });
+    suite.check("maps: results per rank", || {
+        common::maps::results_per_rank(&**par)
+    });
+    suite.check("maps: chunksize 0 is an error", || {
+        common::maps::chunksize_zero_is_an_error(&**par)
+    });
+    suite.check("maps: a progress report per chunk, from every rank", || {
+        common::maps::progress_reports_every_chunk(&**par, Some(10))
+    });
+    // A group's ranks receive from whichever member answers first on the
+    // group's own communicator: main and the last rank.
+    suite.check(
+        "maps: chunks of one to whichever member of a subgroup",
+        || {
+            let members = if p == 1 { vec![0] } else { vec![0, p - 1] };
+            let g = match par.subgroup(&members) {
+                Ok(g) => g,
+                Err(Error::ContractViolation(_)) if !members.contains(&rank) => return Ok(()),
+                Err(other) => return Err(other.to_string()),
+            };
+            let data = (g.on_main()).then(|| (0..30).collect::<Vec<u64>>());
+            let got = g.mapper().chunksize(1).map(common::maps::jitter, data);
+            let want = (g.on_main()).then(|| (0..30).map(|x| x * x + 1).collect());
+            eq("map", got.map_err(|e| e.to_string())?, want)
+        },
+    );
 }

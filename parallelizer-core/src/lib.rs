@@ -26,6 +26,7 @@
 // items through `crate::__private` when used inside this crate.
 extern crate self as parallelizer_core;
 
+mod any_source;
 mod api;
 mod attach;
 pub mod backend;
@@ -50,7 +51,9 @@ mod split;
 mod task;
 mod trace;
 
-pub use api::{Apply, EnterGuard, Where};
+pub use api::{
+    Apply, ApplyWith, EnterGuard, Flat, Layout, Mapper, PerRank, Progress, Schedule, Where,
+};
 pub use config::{Config, LogLevel};
 pub use contract::CallerContract;
 pub use entry::worker_entry;
@@ -77,7 +80,7 @@ pub mod __private {
     pub use crate::guard::AsParallelizer;
     pub use crate::msg::Msg;
     pub use crate::registry::{BackendEntry, build_backend};
-    pub use crate::task::{TASKS, TaskEntry, TaskKind, task_outcome};
+    pub use crate::task::{MapForm, MapWorker, TASKS, TaskEntry, TaskKind, task_outcome};
     pub use crate::{
         Parallelizer, Restricted, Result, current, main_restricted, worker_restricted,
     };

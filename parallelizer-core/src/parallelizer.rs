@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::contract::CallerContract;
@@ -12,6 +13,8 @@ use crate::msg::Msg;
 use crate::op::{Op, Tag};
 use crate::segment::SharedMemory;
 use crate::trace;
+
+pub use crate::any_source::AnySource;
 
 /// A group of `nprocs()` ranks that can run SPMD regions and exchange
 /// messages. Rank 0 is main.
@@ -92,6 +95,36 @@ pub trait Parallelizer: Send + Sync + 'static {
     fn recv_msg(&self, from: usize, tag: Tag) -> Result<Msg> {
         let _ = from;
         Err(outside_region(self.mode(), tag.op()))
+    }
+
+    /// Blocks for the next message of the call `tag` from whichever rank of
+    /// `from` sends one first, until `until` (`Ok(None)` when it passes
+    /// first): how main hands the next chunk of a dynamically scheduled map
+    /// to the rank that finished one. A rank of `from` that finished or
+    /// went away without sending is an error, as in `recv_msg`.
+    ///
+    /// Implemented by backends whose [`any_source`](Parallelizer::any_source)
+    /// is not [`AnySource::Unsupported`]; the default is that error (maps
+    /// then split the data statically, as `scatter` does).
+    fn recv_any_msg(
+        &self,
+        from: &[usize],
+        tag: Tag,
+        until: Option<Instant>,
+    ) -> Result<Option<(usize, Msg)>> {
+        let _ = (from, until);
+        Err(Error::ContractViolation(format!(
+            "`{}` needs a receive from any rank, which the `{}` backend does not offer",
+            tag.op(),
+            self.mode()
+        )))
+    }
+
+    /// Whether [`recv_any_msg`](Parallelizer::recv_any_msg) works here, and
+    /// whether a send may wait for its receiver; decides how maps schedule
+    /// their chunks.
+    fn any_source(&self) -> AnySource {
+        AnySource::Unsupported
     }
 
     /// `send_msg` in the message namespace of group `group`, whose

@@ -55,7 +55,9 @@ static OUTPUT_RELAYED: std::sync::atomic::AtomicBool = std::sync::atomic::Atomic
 /// removed by the relay).
 pub(crate) const UNPREFIXED: &str = "\u{1e}";
 
-/// Records that main relays this process's output with a prefix.
+/// Records that main relays this process's output with a prefix (only the
+/// processes backend, Linux-only, does).
+#[cfg(target_os = "linux")]
 pub(crate) fn set_output_relayed() {
     OUTPUT_RELAYED.store(true, Ordering::Relaxed);
 }

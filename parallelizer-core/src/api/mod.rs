@@ -17,7 +17,7 @@ mod print;
 mod region;
 
 pub use enter::EnterGuard;
-pub use map::Apply;
+pub use map::{Apply, ApplyWith, Flat, Layout, Mapper, PerRank, Progress, Schedule};
 pub use print::Where;
 
 use crate::error::{Error, Result};

@@ -21,7 +21,7 @@ pub use crate::outcome::{
     FirstFailure, Outcome, Panic, halt_unwinding, panic_message, resume_unwinding, settle,
 };
 pub use crate::parallelizer::{
-    Core, Job, LocalTask, NativePod, PodType, Region, RegionTask, check_rank, collective,
+    AnySource, Core, Job, LocalTask, NativePod, PodType, Region, RegionTask, check_rank, collective,
 };
 pub use crate::registry::{FromConfig, new};
 pub use crate::runtime::{CurrentGuard, run_as, set_current};
@@ -34,7 +34,8 @@ pub use crate::segment::{
     MEMFD_BY_TOKEN, MemfdBacking, MemfdByToken, resolve as resolve_memfd_token,
 };
 pub use crate::task::{
-    TaskEntry, TaskKind, initializer_region, region_task, task_by_id, task_by_path, task_of, tasks,
+    MapForm, MapWorker, TaskEntry, TaskKind, initializer_region, region_task, task_by_id,
+    task_by_path, task_of, tasks,
 };
 
 #[cfg(feature = "mpi")]

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
 use crate::outcome::{Outcome, settle};
-use crate::parallelizer::{Core, Parallelizer, Region, check_rank};
+use crate::parallelizer::{AnySource, Core, Parallelizer, Region, check_rank};
 use crate::runtime::run_as;
 use crate::segment::SharedMemory;
 
@@ -546,6 +546,71 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
             };
             self.pump(until)?;
         }
+    }
+
+    fn recv_any_msg(
+        &self,
+        from: &[usize],
+        tag: Tag,
+        until: Option<Instant>,
+    ) -> Result<Option<(usize, Msg)>> {
+        for &r in from {
+            check_rank(self, r)?;
+        }
+        loop {
+            let wait_until = {
+                let mut st = self.lock();
+                if let Some(abort) = &st.abort {
+                    return Err(self.released(&st, abort.by_rank));
+                }
+                for &r in from {
+                    if let Some(packet) = st.boxes.pop(0, r, tag) {
+                        return self.take(packet, r, tag).map(|m| Some((r, m)));
+                    }
+                }
+                if let Some(e) = from.iter().find_map(|&r| st.gone[r].clone()) {
+                    return Err(e);
+                }
+                // Main: a rank that finished its task without sending (its
+                // packets come before its report) will never send.
+                let finished = st
+                    .watch
+                    .as_ref()
+                    .and_then(|w| from.iter().copied().find(|&r| w.is_over(r)));
+                if let Some(on) = finished {
+                    let waits = vec![crate::error::Wait {
+                        rank: self.id,
+                        on,
+                        op: tag.op(),
+                        finished: true,
+                    }];
+                    self.fail(&mut st, self.id, Error::Deadlock { waits });
+                    continue;
+                }
+                let now = Instant::now();
+                if until.is_some_and(|u| now >= u) {
+                    return Ok(None);
+                }
+                // Main watches the deadline and the other ranks' waits
+                // meanwhile; its own wait here is on whichever rank answers
+                // first, so it reports none.
+                let watch_next = if st.watch.is_some() {
+                    let next = self.watch_while_waiting(&mut st, now);
+                    if st.abort.is_some() {
+                        continue;
+                    }
+                    next
+                } else {
+                    None
+                };
+                [until, watch_next].into_iter().flatten().min()
+            };
+            self.pump(wait_until)?;
+        }
+    }
+
+    fn any_source(&self) -> AnySource {
+        AnySource::Buffered
     }
 
     fn run_region(&self, region: Region) -> Result<Msg> {

@@ -111,7 +111,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
-use crate::parallelizer::{Core, Job, NativePod, Parallelizer, Region, check_rank};
+use crate::parallelizer::{AnySource, Core, Job, NativePod, Parallelizer, Region, check_rank};
 use crate::registry::FromConfig;
 use crate::task::initializer_region;
 
@@ -421,32 +421,52 @@ impl Parallelizer for Mpi {
         else {
             return Err(receive_timeout(from, timeout.unwrap_or_default()));
         };
-        match tag {
-            TAG_POD => Ok(Msg::from_bytes(
-                Encoding::Pod,
-                calls::recv_exact::<u8>(comm, from, tag, count)?,
-            )),
-            TAG_POD8 if count % 8 == 0 => {
-                let words = calls::recv_exact::<u64>(comm, from, tag, count)?;
-                Ok(Msg::from_words(words, count))
-            }
-            TAG_SERDE => Ok(Msg::from_bytes(
-                Encoding::Serde,
-                calls::recv_exact::<u8>(comm, from, tag, count)?,
-            )),
-            TAG_HEADER => {
-                let mut header = [0u64; 2];
-                let words = bytemuck::cast_slice_mut(&mut header);
-                calls::recv(comm, u64_type(), words, from, TAG_HEADER, 2)?;
-                let mut body = vec![0u8; header[1] as usize];
-                calls::recv(comm, byte_type(), &mut body, from, TAG_BODY, self.limit(1))?;
-                Ok(arrived(&header, body))
-            }
-            other => Err(protocol_error(format!(
-                "unexpected point-to-point message (tag {other}) from rank {from}: \
-                 is another library using the parallelizer's communicator?"
-            ))),
+        self.recv_probed(from, tag, count)
+    }
+
+    /// Polls each rank of `from` in turn (a probe of one source never
+    /// returns a message of another, which could not be left for later),
+    /// yielding and then sleeping briefly between rounds so that the rank's
+    /// own work keeps its core: main's wait for the result of a map's chunk.
+    fn recv_any_msg(
+        &self,
+        from: &[usize],
+        _tag: Tag,
+        until: Option<Instant>,
+    ) -> Result<Option<(usize, Msg)>> {
+        for &r in from {
+            check_rank(self, r)?;
         }
+        let comm = self.comm;
+        let timeout = self.core.config().timeout;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut rounds = 0u32;
+        loop {
+            for &r in from {
+                if let Some((tag, count)) = calls::probe_any(comm, r, Some(Instant::now()))? {
+                    return self.recv_probed(r, tag, count).map(|m| Some((r, m)));
+                }
+            }
+            let now = Instant::now();
+            if until.is_some_and(|u| now >= u) {
+                return Ok(None);
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(receive_timeout(from[0], timeout.unwrap_or_default()));
+            }
+            rounds += 1;
+            if rounds < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+    }
+
+    /// A send waits for its receiver once a message is past MPI's eager
+    /// limit: a map keeps one chunk in flight per rank.
+    fn any_source(&self) -> AnySource {
+        AnySource::Unbuffered
     }
 
     fn run_region(&self, region: Region) -> Result<Msg> {
@@ -608,6 +628,40 @@ impl Parallelizer for Mpi {
                 }
             }),
             None => jobs.into_iter().for_each(|job| job()),
+        }
+    }
+}
+
+impl Mpi {
+    /// The message whose probe found MPI tag `tag` and `count` bytes from
+    /// rank `from`.
+    fn recv_probed(&self, from: usize, tag: c_int, count: usize) -> Result<Msg> {
+        let comm = self.comm;
+        match tag {
+            TAG_POD => Ok(Msg::from_bytes(
+                Encoding::Pod,
+                calls::recv_exact::<u8>(comm, from, tag, count)?,
+            )),
+            TAG_POD8 if count.is_multiple_of(8) => {
+                let words = calls::recv_exact::<u64>(comm, from, tag, count)?;
+                Ok(Msg::from_words(words, count))
+            }
+            TAG_SERDE => Ok(Msg::from_bytes(
+                Encoding::Serde,
+                calls::recv_exact::<u8>(comm, from, tag, count)?,
+            )),
+            TAG_HEADER => {
+                let mut header = [0u64; 2];
+                let words = bytemuck::cast_slice_mut(&mut header);
+                calls::recv(comm, u64_type(), words, from, TAG_HEADER, 2)?;
+                let mut body = vec![0u8; header[1] as usize];
+                calls::recv(comm, byte_type(), &mut body, from, TAG_BODY, self.limit(1))?;
+                Ok(arrived(&header, body))
+            }
+            other => Err(protocol_error(format!(
+                "unexpected point-to-point message (tag {other}) from rank {from}: \
+                 is another library using the parallelizer's communicator?"
+            ))),
         }
     }
 }
