@@ -11,13 +11,11 @@ use crate::contract::CallerContract;
 use crate::error::{Error, Result};
 use crate::msg::Msg;
 use crate::op::{Op, Tag};
-use crate::segment::SharedMemory;
 use crate::trace;
 
 pub use crate::any_source::AnySource;
 
-/// A group of `nprocs()` ranks that can run SPMD regions and exchange
-/// messages. Rank 0 is main.
+/// A group of `nprocs()` ranks that can run SPMD regions and exchange messages. Rank 0 is main.
 ///
 /// Backends implement identity, the two transport calls and
 /// [`run_region`](Parallelizer::run_region); the collectives have default
@@ -209,12 +207,8 @@ pub trait Parallelizer: Send + Sync + 'static {
         1
     }
 
-    /// The memory shared arrays live in ([`SharedArray`](crate::SharedArray)).
-    /// A backend whose ranks are threads of one process returns
-    /// [`HEAP`](crate::backend::HEAP). The default is
-    /// [`Error::Unsupported`]: memory that only one process can address
-    /// must never pass for memory every rank sees.
-    fn shared_memory(&self) -> Result<&dyn SharedMemory> {
+    /// Memory for [`SharedArray`](crate::SharedArray)s; by default none ([`Error::Unsupported`]).
+    fn shared_memory(&self) -> Result<&dyn crate::segment::SharedMemory> {
         Err(Error::no_shared_memory(self.mode()))
     }
 
