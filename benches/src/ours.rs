@@ -89,6 +89,11 @@ pub fn measure_backend(
             }
         }
     }
+    log(&format!(
+        "{} x{p}: plain data (_into, allreduce, map_reduce)",
+        par.mode()
+    ));
+    crate::data::measure(par, plan, figs);
     log(&format!("{} x{p}: maps", par.mode()));
     record(figs, plan::k_fine(p), || {
         main_result(par.run(

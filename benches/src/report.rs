@@ -423,6 +423,8 @@ fn markdown(store: &Store, plot_note: &str) -> String {
         let _ = writeln!(w);
     }
 
+    crate::data::section(store, &plan, w);
+
     // Maps.
     let (cn, cr) = plan.coarse;
     let _ = writeln!(w, "## map\n");

@@ -40,9 +40,13 @@ mod guard;
 mod link;
 mod msg;
 mod names;
+mod native;
 mod op;
 mod outcome;
 mod parallelizer;
+mod parts;
+mod plain;
+mod reduce;
 mod registry;
 mod runtime;
 mod segment;
@@ -50,6 +54,7 @@ mod shared;
 mod split;
 mod task;
 mod trace;
+mod tree;
 
 pub use api::{
     Apply, ApplyWith, EnterGuard, Flat, Layout, Mapper, PerRank, Progress, Schedule, Where,
@@ -63,6 +68,8 @@ pub use msg::Data;
 pub use op::Op;
 pub use parallelizer::Parallelizer;
 pub use parallelizer_macros::parallelizer;
+pub use plain::{is_plain, plain_buffer};
+pub use reduce::{Reduce, ReduceOp, Reducible};
 pub use registry::{
     Key, Spec, current, from_config, from_env, get_default, lookup, modes, registered_names,
     reset_default, set_default,
@@ -79,6 +86,7 @@ pub mod __private {
     pub use crate::entry::{test_worker_entry, worker_entry};
     pub use crate::guard::AsParallelizer;
     pub use crate::msg::Msg;
+    pub use crate::plain::PlainEntry;
     pub use crate::registry::{BackendEntry, build_backend};
     pub use crate::task::{MapForm, MapWorker, TASKS, TaskEntry, TaskKind, task_outcome};
     pub use crate::{

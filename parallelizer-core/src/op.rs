@@ -60,12 +60,14 @@ pub enum Op {
     Split = 19,
     /// `apply`.
     Apply = 20,
+    /// `map_reduce`.
+    MapReduce = 21,
     /// `share` and the collective creation of shared arrays.
-    Share = 21,
+    Share = 22,
 }
 
 impl Op {
-    const ALL: [Op; 21] = [
+    const ALL: [Op; 22] = [
         Op::Send,
         Op::Receive,
         Op::Broadcast,
@@ -86,6 +88,7 @@ impl Op {
         Op::Shutdown,
         Op::Split,
         Op::Apply,
+        Op::MapReduce,
         Op::Share,
     ];
 
@@ -112,6 +115,7 @@ impl Op {
             Op::Shutdown => "shutdown",
             Op::Split => "split",
             Op::Apply => "apply",
+            Op::MapReduce => "map_reduce",
             Op::Share => "share",
         }
     }

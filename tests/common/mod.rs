@@ -7,6 +7,8 @@
 //! so that the process backend's workers can run them by name.
 #![allow(dead_code)]
 
+#[macro_use]
+pub mod data;
 pub mod collect;
 pub mod maps;
 #[macro_use]

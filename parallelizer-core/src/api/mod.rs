@@ -9,11 +9,14 @@
 //! whether the call moves anything at all (one rank) and may (a region).
 
 mod collective;
+mod data;
 mod enter;
 mod group;
 mod map;
+mod map_reduce;
 mod p2p;
 mod print;
+mod reduce;
 mod region;
 
 pub use enter::EnterGuard;

@@ -4,14 +4,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::msg::{Encoding, Msg};
+use crate::msg::Msg;
 use crate::op::{Op, Tag};
 use crate::outcome::{Outcome, settle};
-use crate::parallelizer::{AnySource, Core, Parallelizer, Region, check_rank};
+use crate::parallelizer::{AnySource, Core, NativePod, Parallelizer, Region, check_rank};
 use crate::runtime::run_as;
 use crate::segment::SharedMemory;
 
-use super::mailbox::Mailboxes;
+use super::lend::Lent;
+use super::mailbox::{Mailboxes, counterpart};
 use super::packet::{AbortNote, BlockedNote, DoneNote, Kind, Packet};
 use super::watch::{Verdict, Watch};
 use super::{Event, Limits, Transport};
@@ -247,7 +248,7 @@ impl<T: Transport> LinkRank<T> {
     fn take(&self, packet: Packet, from: usize, tag: Tag) -> Result<Msg> {
         let sent = packet.tag();
         let matches = if tag.is_p2p() {
-            sent.op() == Op::Send
+            sent.op() == counterpart(tag.op())
         } else {
             sent == tag
         };
@@ -505,46 +506,15 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
     }
 
     fn recv_msg_in(&self, group: u64, from: usize, tag: Tag) -> Result<Msg> {
-        check_rank(self, from)?;
-        let start = Instant::now();
-        self.lock().waits += 1;
-        loop {
-            let until = {
-                let mut st = self.lock();
-                if let Some(abort) = &st.abort {
-                    let by_rank = abort.by_rank;
-                    self.end_wait(&mut st);
-                    return Err(self.released(&st, by_rank));
-                }
-                if let Some(packet) = st.boxes.pop(group, from, tag) {
-                    self.end_wait(&mut st);
-                    return self.take(packet, from, tag);
-                }
-                if let Some(e) = st.gone[from].clone() {
-                    self.end_wait(&mut st);
-                    return Err(e);
-                }
-                let now = Instant::now();
-                if st.watch.is_some() {
-                    // Main knows its own wait at once; it costs nothing.
-                    if !st.reported {
-                        self.report_wait(&mut st, from, tag);
-                    }
-                    let next = self.watch_while_waiting(&mut st, now);
-                    if st.abort.is_some() {
-                        continue; // main just released everyone, itself too
-                    }
-                    next
-                } else if st.reported {
-                    None
-                } else if now >= start + self.limits.patience {
-                    self.report_wait(&mut st, from, tag);
-                    None
-                } else {
-                    Some(start + self.limits.patience)
-                }
-            };
-            self.pump(until)?;
+        let msg = self.recv_raw_in(group, from, tag)?;
+        match Lent::from_msg(msg) {
+            Err(msg) => Ok(msg),
+            // Plain data lent by a `*_into` call: copied out, acknowledged.
+            Ok(lent) => {
+                let owned = lent.to_msg();
+                let acked = self.send_msg_in(group, Msg::new(()), from, tag);
+                owned.and_then(|m| acked.map(|()| m))
+            }
         }
     }
 
@@ -613,9 +583,75 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
         AnySource::Buffered
     }
 
+    fn native_pod(&self) -> Option<&dyn NativePod> {
+        Some(self)
+    }
+
     fn run_region(&self, region: Region) -> Result<Msg> {
         // A `run` inside a region: every rank runs it on its own handle.
         region.run_here(self)
+    }
+}
+
+impl<T: Transport> LinkRank<T> {
+    /// Acknowledges to `to` that this rank, in its call `tag`, is done with
+    /// what `to` lent it.
+    pub(super) fn ack(&self, to: usize, tag: Tag) -> Result<()> {
+        self.send_msg(Msg::new(()), to, tag)
+    }
+
+    /// The next message of the call `tag` from `from`, as it came (a lent
+    /// buffer's note is not resolved). Collective messages are taken in
+    /// order; point-to-point ones by kind: a `receive` (tag `Receive`)
+    /// takes the next message that a `send` sent, a `send` that lent its
+    /// buffer (tag `Send`) the receiver's acknowledgement.
+    pub(super) fn recv_raw(&self, from: usize, tag: Tag) -> Result<Msg> {
+        self.recv_raw_in(0, from, tag)
+    }
+
+    /// [`recv_raw`](Self::recv_raw) in the namespace of group `group`.
+    fn recv_raw_in(&self, group: u64, from: usize, tag: Tag) -> Result<Msg> {
+        check_rank(self, from)?;
+        let start = Instant::now();
+        self.lock().waits += 1;
+        loop {
+            let until = {
+                let mut st = self.lock();
+                if let Some(abort) = &st.abort {
+                    let by_rank = abort.by_rank;
+                    self.end_wait(&mut st);
+                    return Err(self.released(&st, by_rank));
+                }
+                if let Some(packet) = st.boxes.pop(group, from, tag) {
+                    self.end_wait(&mut st);
+                    return self.take(packet, from, tag);
+                }
+                if let Some(e) = st.gone[from].clone() {
+                    self.end_wait(&mut st);
+                    return Err(e);
+                }
+                let now = Instant::now();
+                if st.watch.is_some() {
+                    // Main knows its own wait at once; it costs nothing.
+                    if !st.reported {
+                        self.report_wait(&mut st, from, tag);
+                    }
+                    let next = self.watch_while_waiting(&mut st, now);
+                    if st.abort.is_some() {
+                        continue; // main just released everyone, itself too
+                    }
+                    next
+                } else if st.reported {
+                    None
+                } else if now >= start + self.limits.patience {
+                    self.report_wait(&mut st, from, tag);
+                    None
+                } else {
+                    Some(start + self.limits.patience)
+                }
+            };
+            self.pump(until)?;
+        }
     }
 }
 
@@ -675,7 +711,7 @@ pub fn run_on_threads<T: Transport>(
         let (bytes, attached) = shared
             .as_ref()
             .map_or_else(Default::default, |s| s.0.clone());
-        let mut wire = Msg::from_wire(Encoding::Serde, bytes, attached);
+        let mut wire = Msg::from_wire(args.encoding(), bytes, attached);
         if let Some(name) = shared.as_ref().and_then(|s| s.1.as_deref()) {
             wire = wire.sent_as(name);
         }

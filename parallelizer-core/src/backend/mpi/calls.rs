@@ -348,6 +348,28 @@ pub(crate) fn send_one(comm: Comm, buf: &[u8], to: usize, tag: c_int) -> Result<
     send_piece(comm, byte_type(), buf, int(to, "MPI_Send", "rank")?, tag)
 }
 
+/// Receives exactly one MPI message of `buf.len()` bytes from `from` into
+/// `buf` (also when empty: a zero-length message is taken too).
+pub(crate) fn recv_one(comm: Comm, buf: &mut [u8], from: usize, tag: c_int) -> Result<()> {
+    let count = int(buf.len(), "MPI_Recv", "count")?;
+    let from = int(from, "MPI_Recv", "rank")?;
+    call("MPI_Recv", || {
+        // SAFETY: `buf` holds exactly `count` bytes; MPI_STATUS_IGNORE is a
+        // predefined constant of rsmpi's C shim.
+        unsafe {
+            ffi::MPI_Recv(
+                buf.as_mut_ptr().cast(),
+                count,
+                byte_type().raw(),
+                from,
+                tag,
+                comm.raw(),
+                ffi::RSMPI_STATUS_IGNORE,
+            )
+        }
+    })
+}
+
 /// Blocking send of `buf` (elements of `ty`) to `to`, in messages of at
 /// most `limit` elements.
 pub(crate) fn send(

@@ -83,17 +83,21 @@
 //! - `world`: process-global MPI state (initialization, communicators,
 //!   regions running here, panic hook, finalization at exit);
 //! - `datatype`: plain data in native MPI datatypes (the `NativePod` calls);
+//! - `reduce`: reductions (`NativeReduce`: `MPI_Reduce`, `MPI_Allreduce`,
+//!   `MPI_Scan` with MPI's ops, `MPI_Allgatherv`) and the message-level
+//!   reductions with any combine;
 //! - `handles`: the communicators and datatypes the backend owns, and when
 //!   and how MPI may be called (thread level, error codes);
 //! - `calls`: the MPI calls that move data, over the checked C API
-//!   (`handles` and `calls` hold the backend's `unsafe` code, but for
-//!   `world`'s `atexit` registration);
+//!   (`handles`, `calls` and `reduce` hold the backend's `unsafe` code, but
+//!   for `world`'s `atexit` registration);
 //! - `plan`: how calls larger than one MPI message are split.
 
 mod calls;
 mod datatype;
 mod handles;
 mod plan;
+mod reduce;
 mod serve;
 mod world;
 
@@ -111,9 +115,12 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
-use crate::parallelizer::{AnySource, Core, Job, NativePod, Parallelizer, Region, check_rank};
+use crate::parallelizer::{
+    AnySource, Core, Job, NativePod, NativeReduce, Parallelizer, Region, check_rank,
+};
 use crate::registry::FromConfig;
 use crate::task::initializer_region;
+use crate::tree::Combine;
 
 use handles::{Comm, byte_type, u64_type};
 use std::sync::Arc;
@@ -134,6 +141,10 @@ pub struct Mpi {
     /// The communicator of this handle's messages and collectives: the
     /// world's data communicator, or a group's own.
     comm: Comm,
+    /// The communicator of the point-to-point parts of plain-data
+    /// scatters and gathers, apart from the user's messages on `comm`: the
+    /// world's control communicator, or a duplicate of a group's own.
+    plain: Comm,
     /// The group id of a group's handle (0 otherwise).
     group: u64,
     /// Largest single MPI call, in bytes.
@@ -221,6 +232,7 @@ impl Mpi {
             world,
             role,
             comm: world.data,
+            plain: world.ctrl,
             group: 0,
             limit_bytes,
             grace,
@@ -586,7 +598,23 @@ impl Parallelizer for Mpi {
         calls::barrier(self.comm)
     }
 
+    fn reduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Option<Msg>> {
+        self.reduce_at_main(msg, combine, tag)
+    }
+
+    fn allreduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
+        self.allreduce_at_main(msg, combine, tag)
+    }
+
+    fn scan_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
+        self.scan_at_main(msg, combine, tag)
+    }
+
     fn native_pod(&self) -> Option<&dyn NativePod> {
+        Some(self)
+    }
+
+    fn native_reduce(&self) -> Option<&dyn NativeReduce> {
         Some(self)
     }
 
@@ -605,11 +633,20 @@ impl Parallelizer for Mpi {
         // creations apart; every member derives the same from the id.
         let tag = (group % 32768) as c_int;
         let comm = handles::create_group(self.comm, members, tag)?;
+        // Collective over the members too, which all make the group now.
+        let plain = match handles::dup_returning_errors(comm) {
+            Ok(plain) => plain,
+            Err(e) => {
+                handles::free(comm);
+                return Err(e);
+            }
+        };
         let handle: Arc<dyn Parallelizer> = Arc::new(Mpi {
             core: Core::for_group(self.core.config_arc().clone(), 0),
             world: self.world,
             role: Role::Group,
             comm,
+            plain,
             group,
             limit_bytes: self.limit_bytes,
             grace: self.grace,
@@ -669,7 +706,8 @@ impl Mpi {
 impl Drop for Mpi {
     fn drop(&mut self) {
         if self.role == Role::Group {
-            // This handle alone holds its group's communicator.
+            // This handle alone holds its group's communicators.
+            handles::free(self.plain);
             handles::free(self.comm);
         }
     }
