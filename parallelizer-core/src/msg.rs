@@ -12,9 +12,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::attach::{Attachment, INCOMING, OUTGOING, reason, with_slot};
+use crate::attach::{Attachment, INCOMING, reason, with_slot};
 use crate::error::{Error, Result};
 use crate::plain::{PlainBuf, PlainOps, PodType, vec_ops};
+mod wire;
 
 /// What a payload must be to travel between ranks: serializable for the
 /// process and MPI backends, `Send + 'static` for the threads backend, which
@@ -49,8 +50,7 @@ pub struct Msg {
     /// For bytes from another process: the sender's type name, which the
     /// receiver checks against the type it asks for.
     sent_as: Option<Box<str>>,
-    /// For bytes: the objects the encoded value refers to out of band
-    /// ([`Attachment`]), by index.
+    /// For bytes: what the value refers to out of band ([`Attachment`]).
     attached: Vec<Attachment>,
 }
 
@@ -407,58 +407,6 @@ impl Msg {
         Ok(out)
     }
 
-    /// The wire form of this message and the objects it refers to out of
-    /// band ([`Attachment`]), for a transport that can move them (values
-    /// such as shared arrays can only be sent this way).
-    ///
-    /// ```
-    /// # use parallelizer_core::backend::{Encoding, Msg};
-    /// let (bytes, attached) = Msg::new(7u32).to_wire().unwrap();
-    /// assert!(attached.is_empty());
-    /// let back = Msg::from_wire(Encoding::Serde, bytes, attached);
-    /// assert_eq!(back.into_value::<u32>().unwrap(), 7);
-    /// ```
-    pub fn to_wire(&self) -> Result<(Vec<u8>, Vec<Attachment>)> {
-        match &self.repr {
-            Repr::Bytes(_, b) => Ok((b.to_vec(), self.attached.clone())),
-            Repr::Value(v) => {
-                let mut out = Vec::new();
-                let (r, attached) = with_slot(&OUTGOING, Some(Vec::new()), || v.encode(&mut out));
-                r?;
-                Ok((out, attached.unwrap_or_default()))
-            }
-        }
-    }
-
-    /// [`Msg::to_wire`], without copying bytes that already are.
-    pub fn into_wire(self) -> Result<(Vec<u8>, Vec<Attachment>)> {
-        match self.repr {
-            Repr::Bytes(_, b) => Ok((b.into_vec(), self.attached)),
-            Repr::Value(_) => self.to_wire(),
-        }
-    }
-
-    /// A message that arrived as `bytes` with the attachments `attached`
-    /// (as [`Msg::to_wire`] made them on the sender, after the transport
-    /// moved them).
-    pub fn from_wire(encoding: Encoding, bytes: Vec<u8>, attached: Vec<Attachment>) -> Msg {
-        let mut m = Msg::from_bytes(encoding, bytes);
-        m.attached = attached;
-        m
-    }
-
-    /// Gives these attachments to a message that arrived as bytes (its
-    /// decoding finds them with [`attached`]).
-    pub fn with_attachments(mut self, attached: Vec<Attachment>) -> Msg {
-        self.attached = attached;
-        self
-    }
-
-    /// The attachments of a message that arrived as bytes.
-    pub fn attachments(&self) -> &[Attachment] {
-        &self.attached
-    }
-
     /// Turns this message into its wire form, without copying when it already is.
     pub fn into_bytes(self) -> Result<Vec<u8>> {
         match self.repr {
@@ -710,65 +658,4 @@ impl fmt::Debug for Msg {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serde_roundtrip_through_bytes() {
-        let m = Msg::new((1u32, String::from("x"), vec![1.5f64]));
-        let wire = Msg::from_bytes(Encoding::Serde, m.into_bytes().unwrap());
-        let v: (u32, String, Vec<f64>) = wire.into_value().unwrap();
-        assert_eq!(v, (1, "x".into(), vec![1.5]));
-    }
-
-    #[test]
-    fn type_mismatch_is_a_codec_error() {
-        let err = Msg::new(1u32).into_value::<String>().unwrap_err();
-        assert!(
-            matches!(err, Error::Codec(ref s) if s.contains("u32")),
-            "{err}"
-        );
-        let wire = Msg::from_bytes(Encoding::Serde, Msg::new(7u64).into_bytes().unwrap());
-        assert!(matches!(
-            wire.into_value::<(u64, u64)>(),
-            Err(Error::Codec(_))
-        ));
-    }
-
-    #[test]
-    fn plain_vectors_are_raw_bytes_for_either_typed_call() {
-        let m = Msg::new(vec![1.5f64, -2.0]);
-        assert_eq!(m.encoding(), Encoding::Pod);
-        assert_eq!(m.pod_bytes().unwrap().len(), 16);
-        let wire =
-            Msg::from_bytes(Encoding::Pod, m.to_bytes().unwrap()).sent_as(m.type_name().unwrap());
-        assert_eq!(wire.into_value::<Vec<f64>>().unwrap(), [1.5, -2.0]);
-        let pod = Msg::from_bytes(Encoding::Pod, Msg::pod(vec![7u32]).to_bytes().unwrap());
-        assert_eq!(pod.into_value::<Vec<u32>>().unwrap(), [7]);
-        assert_eq!(Msg::new(vec![3i16]).into_pod::<i16>().unwrap(), [3]);
-        let wrong = Msg::from_bytes(Encoding::Pod, vec![0; 8]).sent_as("alloc::vec::Vec<f64>");
-        assert!(matches!(
-            wrong.into_value::<Vec<u64>>(),
-            Err(Error::Codec(_))
-        ));
-    }
-
-    #[test]
-    fn pod_rejects_ragged_bytes() {
-        let m = Msg::from_bytes(Encoding::Pod, vec![0; 7]);
-        assert!(matches!(m.into_pod::<f64>(), Err(Error::Codec(_))));
-    }
-
-    #[test]
-    fn duplicate_serializes_only_when_needed() {
-        let m = Msg::new(vec![String::from("a")]);
-        let d = m.duplicate().unwrap();
-        assert!(!d.is_value());
-        assert_eq!(d.into_value::<Vec<String>>().unwrap(), ["a"]);
-        // Vectors of plain data are copied, not serialized.
-        let p = Msg::new(vec![1u8, 2]);
-        assert!(p.duplicate().unwrap().is_value());
-        let c = Msg::cloneable(5i32);
-        assert!(c.duplicate().unwrap().is_value());
-    }
-}
+mod tests;

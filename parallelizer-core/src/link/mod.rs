@@ -35,6 +35,7 @@ mod mailbox;
 mod packet;
 mod plain;
 mod rank;
+mod spawn;
 mod watch;
 
 use std::time::{Duration, Instant};
@@ -45,7 +46,8 @@ use crate::segment::SharedMemory;
 
 pub use channels::Channels;
 pub use packet::{Kind, Packet};
-pub use rank::{Finish, LinkRank, run_on_threads};
+pub use rank::{Finish, LinkRank};
+pub use spawn::run_on_threads;
 
 /// One rank's connection to the other ranks of a region: what a backend
 /// built on the region protocol implements.
