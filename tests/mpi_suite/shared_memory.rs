@@ -146,6 +146,11 @@ pub(super) fn suite(par: &Arc<dyn Parallelizer>, suite: &mut Suite) {
         // Each rank's own result: only the last rank changed its `d`.
         let d_len = shared.map("d").map_err(e)?.len();
         eq("d stays local", (d, d_len), (usize::from(rank + 1 == p), 0))?;
+        if par.in_region() {
+            // SPMD: every rank has read `a` before any unshares it (a
+            // rank still reading conflicts with another's unshare).
+            par.wait().map_err(e)?;
+        }
         let owned = shared.unshare().map_err(e)?;
         eq(
             "c",
