@@ -17,16 +17,19 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
-use rustix::net::RecvFlags;
 
 use crate::error::{Error, Result};
 
-use super::frame::{BadFrame, Frame, HEADER_LEN, Header, RecvBuf, Spare};
-use super::sock::{ReadError, recv_header, recv_some, send_some};
+use super::frame::{Frame, Header};
+pub(super) use super::reader::Closed;
+use super::reader::{Lost, Reader, Source};
+use super::ring::Rings;
+use super::sock::{ReadError, send_some};
 
 /// Something that happened on the sockets, in the order it happened.
 #[derive(Debug)]
@@ -35,81 +38,6 @@ pub(super) enum Event {
     Frame(usize, Frame),
     /// Nothing more can be read from a peer ([`Endpoint::closed`] says why).
     Closed(usize),
-}
-
-/// Why nothing more can be read from a peer.
-#[derive(Debug)]
-pub(super) enum Closed {
-    /// The stream ended or broke; `cut` says where, if inside a frame.
-    Lost { why: Lost, cut: Option<Cut> },
-    /// The peer sent something that is not a frame. It can still hear from
-    /// us; it is the reading rank that cannot go on.
-    Corrupt(BadFrame),
-}
-
-/// How a stream was lost.
-#[derive(Debug)]
-pub(super) enum Lost {
-    /// EOF: the peer closed its end (it exited).
-    Eof,
-    /// The socket failed (reset, broken pipe).
-    Failed(io::Error),
-    /// A send to the peer timed out with part of a frame written.
-    SendTimedOut,
-}
-
-/// Where a stream ended inside a frame.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Cut {
-    Header { got: usize },
-    Payload { got: usize, of: u64 },
-}
-
-impl Closed {
-    /// The frame error, if the stream is corrupt.
-    pub(super) fn corrupt(&self) -> Option<&BadFrame> {
-        match self {
-            Closed::Corrupt(b) => Some(b),
-            Closed::Lost { .. } => None,
-        }
-    }
-
-    /// Whether the stream was cut inside a frame (which says more than an
-    /// exit status does).
-    pub(super) fn mid_frame(&self) -> bool {
-        matches!(
-            self,
-            Closed::Lost { cut: Some(_), .. }
-                | Closed::Lost {
-                    why: Lost::SendTimedOut,
-                    ..
-                }
-        )
-    }
-}
-
-impl std::fmt::Display for Closed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (why, cut) = match self {
-            Closed::Corrupt(b) => return write!(f, "{b}"),
-            Closed::Lost { why, cut } => (why, cut),
-        };
-        match why {
-            Lost::Eof => f.write_str("connection closed")?,
-            Lost::Failed(e) => write!(f, "connection error: {e}")?,
-            Lost::SendTimedOut => f.write_str("a send timed out mid-frame")?,
-        }
-        match cut {
-            None => Ok(()),
-            Some(Cut::Payload { got, of }) => {
-                write!(f, " in the middle of a frame ({got} of {of} payload bytes)")
-            }
-            Some(Cut::Header { got }) => write!(
-                f,
-                " in the middle of a frame header ({got} of {HEADER_LEN} bytes)"
-            ),
-        }
-    }
 }
 
 /// Why a frame could not be written.
@@ -123,31 +51,31 @@ pub(super) enum WriteError {
     Poll(io::Error),
 }
 
-/// The frame being read from one socket.
-struct Reader {
-    head: [u8; HEADER_LEN],
-    got: usize,
-    /// The type name and payload, once the header is in.
-    payload: Option<RecvBuf>,
-}
+/// How long a rank waiting on its rings spins before it sleeps: a reply
+/// within it costs no system call.
+const SPIN: Duration = Duration::from_micros(50);
 
-impl Reader {
-    fn cut(&self) -> Option<Cut> {
-        match &self.payload {
-            Some(buf) => Some(Cut::Payload {
-                got: buf.filled(),
-                of: buf.header().len(),
-            }),
-            None if self.got > 0 => Some(Cut::Header { got: self.got }),
-            None => None,
-        }
-    }
+/// The longest a rank with rings sleeps before it looks at them again.
+const MAX_SLEEP: Duration = Duration::from_millis(100);
+
+/// What a writer waits for besides incoming frames.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    /// Room on the socket to this rank.
+    Socket(usize),
+    /// Room in the ring to `to`: its reader consumed more than `consumed`.
+    Ring { to: usize, consumed: u64 },
 }
 
 /// One connected peer.
 struct Peer {
     sock: UnixStream,
     reader: Reader,
+    /// The stream of frames through the shared-memory ring from the peer.
+    ring: Reader,
+    /// Frames read from the socket (the peer counts those it sends while
+    /// rings carry the rest: `Rings::sent_on_socket`).
+    socket_frames: u64,
     /// Descriptors received and not yet claimed by a frame.
     fds: VecDeque<OwnedFd>,
     closed: Option<Closed>,
@@ -164,6 +92,8 @@ pub(super) struct Endpoint {
     events: VecDeque<Event>,
     /// How many peers can no longer be read.
     closed: usize,
+    /// The shared-memory rings to the peers, if the pool has them.
+    rings: Option<Arc<Rings>>,
 }
 
 impl Endpoint {
@@ -175,11 +105,9 @@ impl Endpoint {
             .map(|sock| {
                 sock.map(|sock| Peer {
                     sock,
-                    reader: Reader {
-                        head: [0; HEADER_LEN],
-                        got: 0,
-                        payload: None,
-                    },
+                    reader: Reader::new(),
+                    ring: Reader::new(),
+                    socket_frames: 0,
                     fds: VecDeque::new(),
                     closed: None,
                     writable: true,
@@ -192,7 +120,15 @@ impl Endpoint {
             max_frame,
             events: VecDeque::new(),
             closed: 0,
+            rings: None,
         }
+    }
+
+    /// Sends frames without descriptors through `rings` from now on (every
+    /// peer must read its rings too).
+    pub(super) fn with_rings(mut self, rings: Option<Rings>) -> Endpoint {
+        self.rings = rings.map(Arc::new);
+        self
     }
 
     pub(super) fn rank(&self) -> usize {
@@ -243,7 +179,7 @@ impl Endpoint {
                 peer.writable = false;
                 Closed::Lost {
                     why,
-                    cut: peer.reader.cut(),
+                    cut: peer.ring.cut().or(peer.reader.cut()),
                 }
             }
             corrupt => corrupt,
@@ -254,18 +190,21 @@ impl Endpoint {
         self.events.push_back(Event::Closed(r));
     }
 
-    /// Reads what peer `r` has, queueing complete frames.
+    /// Reads what peer `r`'s socket has, queueing complete frames. A peer
+    /// that closed has its ring read to the end first.
     fn read_peer(&mut self, r: usize) {
+        let max_frame = self.max_frame;
         loop {
-            let max_frame = self.max_frame;
             let Some(Some(peer)) = self.peers.get_mut(r) else {
                 return;
             };
             if peer.closed.is_some() {
                 return;
             }
-            let why = match read_some(peer, max_frame) {
+            let src = Source::Socket(&peer.sock);
+            let why = match peer.reader.read_some(&src, &mut peer.fds, max_frame) {
                 Ok(Some(frame)) => {
+                    peer.socket_frames += 1;
                     self.events.push_back(Event::Frame(r, frame));
                     continue;
                 }
@@ -278,19 +217,132 @@ impl Endpoint {
                     return;
                 }
             };
+            self.drain_ring(r);
             self.mark_closed(r, Closed::Lost { why, cut: None });
             return;
         }
     }
 
-    /// Waits until something arrives on any socket (or `want_write` becomes
-    /// writable, or the deadline passes) and reads it. Returns whether the
-    /// deadline passed.
+    /// Reads the ring from peer `r` up to `head`, queueing complete frames;
+    /// whether it held anything.
+    fn read_ring(&mut self, rings: &Rings, r: usize, head: u64) -> bool {
+        let max_frame = self.max_frame;
+        let mut progress = false;
+        loop {
+            let Some(Some(peer)) = self.peers.get_mut(r) else {
+                return progress;
+            };
+            if peer.closed.is_some() {
+                return progress;
+            }
+            let src = Source::Ring {
+                rings,
+                from: r,
+                head,
+            };
+            match peer.ring.read_some(&src, &mut peer.fds, max_frame) {
+                Ok(Some(frame)) => self.events.push_back(Event::Frame(r, frame)),
+                Ok(None) => {}
+                Err(ReadError::Corrupt(b)) => {
+                    self.mark_closed(r, Closed::Corrupt(b));
+                    return true;
+                }
+                // A ring neither ends nor fails: it is empty.
+                Err(_) => return progress,
+            }
+            progress = true;
+        }
+    }
+
+    /// Reads everything the ring from `r` holds (its writer is gone, so
+    /// what it published is final).
+    fn drain_ring(&mut self, r: usize) {
+        if let Some(rings) = self.rings.clone() {
+            let (head, _) = rings.published(r);
+            self.read_ring(&rings, r, head);
+        }
+    }
+
+    /// Reads what every ring holds, after the socket frames their writers
+    /// sent first; whether there was anything.
+    fn take_rings(&mut self, rings: &Rings) -> bool {
+        let mut progress = false;
+        for r in 0..self.peers.len() {
+            let seen = match &self.peers[r] {
+                Some(p) if p.closed.is_none() => p.socket_frames,
+                _ => continue,
+            };
+            let (head, sent) = rings.published(r);
+            if sent != seen {
+                self.read_peer(r);
+                progress = true;
+            }
+            progress |= self.read_ring(rings, r, head);
+        }
+        progress
+    }
+
+    /// Waits until something arrives on any socket or ring (or `want_write`
+    /// becomes writable, or the deadline passes) and reads it. Returns
+    /// whether the deadline passed.
     pub(super) fn pump(
         &mut self,
         deadline: Option<Instant>,
         want_write: Option<usize>,
     ) -> io::Result<bool> {
+        self.wait(deadline, want_write.map(Want::Socket))
+    }
+
+    /// [`pump`](Endpoint::pump), also for room in a ring. With rings, it
+    /// spins on them for [`SPIN`] first, then sleeps on the sockets and
+    /// this rank's doorbell.
+    fn wait(&mut self, deadline: Option<Instant>, want: Option<Want>) -> io::Result<bool> {
+        let Some(rings) = self.rings.clone() else {
+            return self.poll(deadline, want, None);
+        };
+        let moved = |w: Option<Want>| matches!(w, Some(Want::Ring { to, consumed }) if rings.consumed(to) != consumed);
+        if !matches!(want, Some(Want::Socket(_))) {
+            let spin_until = Instant::now() + SPIN;
+            for i in 0u32.. {
+                if self.take_rings(&rings) || moved(want) {
+                    return Ok(false);
+                }
+                if i % 4 == 3 {
+                    let now = Instant::now();
+                    if deadline.is_some_and(|d| now >= d) {
+                        return Ok(true);
+                    }
+                    if now >= spin_until {
+                        break;
+                    }
+                }
+                std::thread::yield_now();
+            }
+        }
+        rings.sleep();
+        if self.take_rings(&rings) || moved(want) {
+            rings.awake();
+            return Ok(false);
+        }
+        let slept = self.poll(deadline, want, Some(rings.bell()));
+        rings.awake();
+        self.take_rings(&rings);
+        slept
+    }
+
+    /// Polls the sockets (and `bell`) until something arrives, `want`'s
+    /// socket becomes writable or the deadline passes, and reads the
+    /// sockets that are ready. Returns whether the deadline passed.
+    fn poll(
+        &mut self,
+        deadline: Option<Instant>,
+        want: Option<Want>,
+        bell: Option<BorrowedFd<'_>>,
+    ) -> io::Result<bool> {
+        let want_write = match want {
+            Some(Want::Socket(r)) => Some(r),
+            _ => None,
+        };
         let timeout = match deadline {
             None => None,
             Some(d) => {
@@ -302,7 +354,7 @@ impl Endpoint {
             }
         };
         let ready: Vec<usize> = {
-            let mut fds = Vec::with_capacity(self.peers.len());
+            let mut fds = Vec::with_capacity(self.peers.len() + 1);
             let mut who = Vec::with_capacity(self.peers.len());
             for (r, p) in self.peers.iter().enumerate() {
                 let Some(p) = p.as_ref().filter(|p| p.closed.is_none()) else {
@@ -329,6 +381,16 @@ impl Endpoint {
                     }
                 });
             }
+            // With rings, a sleeper also wakes on its doorbell, and now and
+            // then on its own (a lost wake-up would cost a bounded wait,
+            // never a hang).
+            let timeout = match &bell {
+                Some(bell) => {
+                    fds.push(PollFd::new(bell, PollFlags::IN));
+                    Some(timeout.map_or(MAX_SLEEP, |t| t.min(MAX_SLEEP)))
+                }
+                None => timeout,
+            };
             let ts = timeout.map(|t| {
                 Timespec::try_from(t.max(Duration::from_millis(1))).unwrap_or(Timespec {
                     tv_sec: i64::MAX,
@@ -344,6 +406,7 @@ impl Endpoint {
             let wake = PollFlags::IN | PollFlags::HUP | PollFlags::ERR;
             fds.iter()
                 .zip(who)
+                // (the doorbell, last, has no `who`)
                 .filter(|(fd, _)| fd.revents().intersects(wake))
                 .map(|(_, r)| r)
                 .collect()
@@ -358,6 +421,9 @@ impl Endpoint {
     pub(super) fn refresh(&mut self) {
         for r in 0..self.peers.len() {
             self.read_peer(r);
+        }
+        if let Some(rings) = self.rings.clone() {
+            self.take_rings(&rings);
         }
     }
 
@@ -384,6 +450,24 @@ impl Endpoint {
         all.push(name);
         all.extend(parts.iter().copied().filter(|p| !p.is_empty()));
         let total: usize = all.iter().map(|p| p.len()).sum();
+        if let Some(rings) = self.rings.clone() {
+            if fd.is_none() {
+                return self.write_ring(&rings, to, &all, total, deadline);
+            }
+            // A descriptor goes on the socket, once the peer has read what
+            // went before it through the ring (it reads the socket first).
+            while !rings.drained(to) {
+                if !self.is_writable(to) {
+                    return Err(WriteError::Gone);
+                }
+                let consumed = rings.consumed(to);
+                let want = Some(Want::Ring { to, consumed });
+                if self.wait(deadline, want).map_err(WriteError::Poll)? {
+                    return Err(WriteError::TimedOut);
+                }
+            }
+        }
+        let counted = fd.is_some();
         let mut sent = 0usize;
         let mut fd = fd;
         while sent < total {
@@ -414,6 +498,7 @@ impl Endpoint {
                     // What the peer sent before it left (its Done report with
                     // the real cause, say) comes first.
                     self.read_peer(to);
+                    self.drain_ring(to);
                     let lost = Closed::Lost {
                         why: Lost::Failed(e),
                         cut: None,
@@ -423,7 +508,45 @@ impl Endpoint {
                 }
             }
         }
+        if let (true, Some(rings)) = (counted, &self.rings) {
+            rings.sent_on_socket(to);
+        }
         Ok(())
+    }
+
+    /// Writes the bytes of a frame (`all`, `total` of them) into the ring
+    /// to `to`, reading from every socket and ring while it is full.
+    fn write_ring(
+        &mut self,
+        rings: &Rings,
+        to: usize,
+        all: &[&[u8]],
+        total: usize,
+        deadline: Option<Instant>,
+    ) -> Result<(), WriteError> {
+        let mut sent = 0;
+        loop {
+            if !self.is_writable(to) {
+                return Err(WriteError::Gone);
+            }
+            sent += rings.write(to, all, sent);
+            if sent == total {
+                return Ok(());
+            }
+            let consumed = rings.consumed(to);
+            let want = Some(Want::Ring { to, consumed });
+            if self.wait(deadline, want).map_err(WriteError::Poll)? {
+                if sent > 0 {
+                    // Half a frame is in the ring: the stream is lost.
+                    let lost = Closed::Lost {
+                        why: Lost::SendTimedOut,
+                        cut: None,
+                    };
+                    self.mark_closed(to, lost);
+                }
+                return Err(WriteError::TimedOut);
+            }
+        }
     }
 
     /// Closes every connection (the peers see EOF).
@@ -433,13 +556,24 @@ impl Endpoint {
         }
     }
 
-    /// Writes raw bytes to `to`, outside any framing (fault-injection tests).
+    /// Writes raw bytes to `to`, outside any framing, into the stream that
+    /// carries frames (fault-injection tests).
     pub(super) fn write_raw(&mut self, to: usize, bytes: &[u8]) -> Result<()> {
         let nprocs = self.nprocs();
         let Some(Some(peer)) = self.peers.get(to) else {
             return Err(Error::InvalidRank { rank: to, nprocs });
         };
         let mut sent = 0;
+        if let Some(rings) = &self.rings {
+            // Into the stream that carries the frames.
+            while sent < bytes.len() {
+                match rings.write(to, &[bytes], sent) {
+                    0 => std::thread::sleep(Duration::from_millis(1)),
+                    n => sent += n,
+                }
+            }
+            return Ok(());
+        }
         while sent < bytes.len() {
             match send_some(&peer.sock, &[bytes], sent, None) {
                 Ok(n) => sent += n,
@@ -454,54 +588,12 @@ impl Endpoint {
     }
 }
 
-/// One read from `peer` into where its parser needs bytes; returns a frame
-/// when one completes.
-fn read_some(peer: &mut Peer, max_frame: u64) -> Result<Option<Frame>, ReadError> {
-    let r = &mut peer.reader;
-    if let Some(buf) = &mut r.payload {
-        let flags = RecvFlags::DONTWAIT;
-        let sock = &peer.sock;
-        let n = match buf.spare() {
-            Spare::Name(b) => recv_some(|| rustix::net::recv(sock, &mut *b, flags).map(|r| r.1))?,
-            Spare::Payload(b) => {
-                recv_some(|| rustix::net::recv(sock, &mut *b, flags).map(|r| r.1))?
-            }
-        };
-        if !buf.advance(n) {
-            return Ok(None);
-        }
-        let buf = r.payload.take().expect("checked");
-        return buf.finish().map(Some).map_err(ReadError::Corrupt);
-    }
-    let n = recv_header(&peer.sock, &mut r.head[r.got..], &mut peer.fds)?;
-    r.got += n;
-    if r.got < HEADER_LEN {
-        return Ok(None);
-    }
-    r.got = 0;
-    let header = Header::decode(&r.head, max_frame).map_err(ReadError::Corrupt)?;
-    // A memfd came with the first bytes of its header.
-    let fd = match header.is_shared() {
-        true => Some(
-            peer.fds
-                .pop_front()
-                .ok_or(ReadError::Corrupt(BadFrame::NoDescriptor))?,
-        ),
-        false => None,
-    };
-    let buf = RecvBuf::for_header(header, fd).map_err(ReadError::Corrupt)?;
-    if buf.missing() == 0 {
-        return buf.finish().map(Some).map_err(ReadError::Corrupt);
-    }
-    r.payload = Some(buf);
-    Ok(None)
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::fd::AsFd;
 
     use super::*;
+    use crate::backend::processes::frame::BadFrame;
     use crate::link::Packet;
     use crate::msg::{Encoding, Msg};
     use crate::op::{Op, Tag};
