@@ -109,6 +109,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod endpoint;
+#[cfg(test)]
+mod endpoint_tests;
 mod faults;
 mod frame;
 mod launch;
@@ -116,8 +118,6 @@ mod opts;
 mod port;
 mod reader;
 mod ring;
-#[cfg(test)]
-mod ring_tests;
 mod serve;
 mod session;
 mod shm;
