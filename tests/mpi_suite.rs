@@ -274,6 +274,14 @@ fn hybrid(par: &dyn Parallelizer, n: u64) -> Option<(Vec<u64>, Vec<usize>)> {
     Some((values?, threads?))
 }
 
+/// An item of the hybrid dynamic map: its value, and where it ran.
+#[parallelizer::task]
+fn where_it_ran(x: u64) -> (u64, String) {
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let thread = format!("{}/{:?}", std::process::id(), std::thread::current().id());
+    (x * 3, thread)
+}
+
 /// Counts the distinct threads that run `f` on this rank's chunk.
 #[parallelizer::task]
 fn thread_spread(par: &dyn Parallelizer, n: u64) -> Option<Vec<usize>> {
@@ -652,6 +660,7 @@ fn main() {
 
     // Messages split into many MPI calls: a 7-byte limit per call.
     shared_suite(&par, &mut suite);
+    data_suite(&par, &mut suite);
 
     suite.check("current() and nested regions inside a task", || {
         let got = par.run(nested, ()).map_err(|e| e.to_string())?;
@@ -794,6 +803,36 @@ fn main() {
         }
         eq("without the option, one thread", plain, Some(vec![1; p]))
     });
+
+    suite.check(
+        "hybrid: chunks handed out dynamically are split over each rank's threads",
+        || {
+            let data = (rank == 0).then(|| (0..60).collect::<Vec<u64>>());
+            let got = hybrid_par
+                .mapper()
+                .chunksize(6)
+                .map(where_it_ran, data)
+                .map_err(|e| e.to_string())?;
+            if rank != 0 {
+                return Ok(());
+            }
+            let got = got.ok_or("no result")?;
+            let values: Vec<u64> = got.iter().map(|(x, _)| *x).collect();
+            eq(
+                "values in input order",
+                values,
+                (0..60).map(|x| x * 3).collect(),
+            )?;
+            let threads: std::collections::BTreeSet<&String> = got.iter().map(|(_, t)| t).collect();
+            if threads.len() < 2 * p {
+                return Err(format!(
+                    "{} threads ran the map on {p} ranks of 3 threads",
+                    threads.len()
+                ));
+            }
+            Ok(())
+        },
+    );
 
     suite.check("an Err on the last rank reaches main", || {
         let err = par.try_run(fails_on_last, ()).err().ok_or("no error")?;
@@ -1102,5 +1141,184 @@ fn shared_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
         let t5 = t5.ok_or("no T5 result")?;
         eq("T5 one length per rank", t5.len(), p)?;
         eq("T5 sum", t5.iter().sum::<usize>(), 1000)
+    });
+
+    // ---- The maps suite of tests/common/maps.rs: pool-style on served
+    // main, every rank calling under SPMD.
+    suite.check("maps: every form and schedule keep input order", || {
+        common::maps::every_form_keeps_input_order(&**par)
+    });
+    suite.check("maps: a dynamic schedule inside a region", || {
+        let got = run("run", par.run(common::maps::dynamic_in_region, 23))?;
+        eq(
+            "map",
+            got,
+            (rank == 0).then(|| (0..23).map(|x| x * x + 2).collect()),
+        )
+    });
+    suite.check("maps: results per rank", || {
+        common::maps::results_per_rank(&**par)
+    });
+    suite.check("maps: chunksize 0 is an error", || {
+        common::maps::chunksize_zero_is_an_error(&**par)
+    });
+    suite.check("maps: a progress report per chunk, from every rank", || {
+        common::maps::progress_reports_every_chunk(&**par, Some(10))
+    });
+    // A group's ranks receive from whichever member answers first on the
+    // group's own communicator: main and the last rank.
+    suite.check(
+        "maps: chunks of one to whichever member of a subgroup",
+        || {
+            let members = if p == 1 { vec![0] } else { vec![0, p - 1] };
+            let g = match par.subgroup(&members) {
+                Ok(g) => g,
+                Err(Error::ContractViolation(_)) if !members.contains(&rank) => return Ok(()),
+                Err(other) => return Err(other.to_string()),
+            };
+            let data = (g.on_main()).then(|| (0..30).collect::<Vec<u64>>());
+            let got = g.mapper().chunksize(1).map(common::maps::jitter, data);
+            let want = (g.on_main()).then(|| (0..30).map(|x| x * x + 1).collect());
+            eq("map", got.map_err(|e| e.to_string())?, want)
+        },
+    );
+}
+
+/// The plain-data suite (`tests/common/data.rs`, as `data_suite!` runs it
+/// on serial, threads and processes) on `par`.
+fn data_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
+    use common::data::*;
+    let (p, rank) = (par.nprocs(), par.id());
+    let on = rank == 0;
+    fn run<T>(what: &str, r: parallelizer::Result<T>) -> Result<T, String> {
+        r.map_err(|e| format!("{what}: {e}"))
+    }
+
+    suite.check(
+        "data: _into calls on even, uneven, empty and large buffers",
+        || {
+            for n in [0, 1, 3, 10, 100_000] {
+                let got = run("run", par.run(into_calls, n))?;
+                eq(&format!("n={n}"), got, on.then(|| into_expected(n, p)))?;
+            }
+            Ok(())
+        },
+    );
+
+    suite.check(
+        "data: every send form pairs with every receive form",
+        || {
+            for n in [5, 100_000] {
+                let got = run("run", par.run(p2p_forms, n))?;
+                let want = (on || p == 1).then(|| vec![0.0; 6]);
+                eq(&format!("n={n}"), got, want)?;
+            }
+            Ok(())
+        },
+    );
+
+    suite.check("data: generic calls on plain vectors equal serial", || {
+        let serial = parallelizer::from_config("serial").expect("serial");
+        for n in [0, 7, 20_000] {
+            let got = run("run", par.run(generic_plain, n))?;
+            if !on {
+                eq("worker", got, None)?;
+                continue;
+            }
+            let (got, want) = (
+                got.ok_or("no result")?,
+                run("serial", serial.run(generic_plain, n))?.ok_or("no serial result")?,
+            );
+            eq("cells", got.0, vec![want.0[0].clone(); p])?;
+            eq("bytes", got.1, want.1)?;
+            eq(
+                "shorts",
+                got.2,
+                (0..p).map(|r| vec![r as u16; r + 1]).collect(),
+            )?;
+            eq("broadcast_into with broadcast", got.3, vec![6.0; p])?;
+        }
+        Ok(())
+    });
+
+    suite.check(
+        "data: every reduction op (native), closures in rank order",
+        || {
+            let got = run("run", par.run(reductions, ()))?;
+            eq("reductions", got, on.then(|| reductions_expected(p)))
+        },
+    );
+
+    suite.check(
+        "data: wrong buffer lengths are errors naming both lengths",
+        || {
+            let got = run("run", par.run(wrong_lengths, ()))?;
+            eq("outcomes", got, on.then(|| wrong_lengths_expected(p)))
+        },
+    );
+
+    suite.check(
+        "data: calls above max_message_bytes travel in pieces",
+        || {
+            let small = Config::new("mpi").option("max_message_bytes", "1000");
+            let small = run("from_config", parallelizer::from_config(small))?;
+            for n in [10, 5000] {
+                let got = run("into", small.run(into_calls, n))?;
+                eq(&format!("into n={n}"), got, on.then(|| into_expected(n, p)))?;
+                let got = run("p2p", small.run(p2p_forms, n))?;
+                eq(
+                    &format!("p2p n={n}"),
+                    got,
+                    (on || p == 1).then(|| vec![0.0; 6]),
+                )?;
+            }
+            let got = run("reductions", small.run(reductions, ()))?;
+            eq("reductions", got, on.then(|| reductions_expected(p)))
+        },
+    );
+
+    suite.check("data: the calls inside split groups", || {
+        for n in [0, 5, 100_000] {
+            let got = run("run", par.run(data_in_split_groups, n))?;
+            let want = on.then(|| data_in_split_groups_expected(n, p));
+            eq(&format!("n={n}"), got, want)?;
+        }
+        Ok(())
+    });
+
+    suite.check(
+        "data: the calls in a subgroup of main and the last rank",
+        || {
+            let members = subgroup_members(p);
+            let q = members.len();
+            // Served: a parallelizer on main; SPMD: the members' handles (a
+            // non-member's call is an error).
+            let g = match par.subgroup(&members) {
+                Ok(g) => g,
+                Err(Error::ContractViolation(_)) if !members.contains(&rank) => return Ok(()),
+                Err(other) => return Err(other.to_string()),
+            };
+            for n in [3, 100_000] {
+                let got = run("into", g.run(into_calls, n))?;
+                eq(&format!("into n={n}"), got, on.then(|| into_expected(n, q)))?;
+            }
+            let got = run("reductions", g.run(reductions, ()))?;
+            eq("reductions", got, on.then(|| reductions_expected(q)))?;
+            let got = run("wrong lengths", g.run(wrong_lengths, ()))?;
+            eq("wrong lengths", got, on.then(|| wrong_lengths_expected(q)))
+        },
+    );
+
+    suite.check("data: region arguments may be plain vectors", || {
+        let got = run("run", par.run(plain_args, vec![1.5, 2.5, 4.0]))?;
+        eq("sums", got, on.then(|| vec![8.0; p]))
+    });
+
+    suite.check("data: map_reduce in a region equals serial", || {
+        for n in [0, 1, 5, 1000] {
+            let got = run("run", par.run(map_reduce_in_region, n))?;
+            eq(&format!("n={n}"), got, on.then(|| map_reduce_expected(n)))?;
+        }
+        Ok(())
     });
 }

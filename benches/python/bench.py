@@ -199,6 +199,12 @@ def mpi_mode(plan):
         pickle[key("sg")] = timed(it, lambda: g_pickle(comm.scatter(chunks, root=0)))
         buffer[key("sg")] = timed(it, lambda: g_buffer(s_buffer()))
 
+    for n in (1, 1_000_000):
+        it = iters_for(n * 8)
+        send = np.arange(n, dtype=np.float64)
+        recv = np.empty(n)
+        buffer[f"allreduce:{n}:{size}"] = timed(it, lambda: comm.Allreduce(send, recv, op=MPI.SUM))
+
     n = plan["str_n"]
     it = iters_for(n * 16)
     strings = [f"item-{i}" for i in range(n)]

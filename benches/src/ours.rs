@@ -4,14 +4,16 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use parallelizer::Parallelizer;
+use parallelizer::{Parallelizer, Schedule};
 use rayon::prelude::*;
 
 use crate::measure::{Iters, time, time_batched, time_with};
 use crate::plan::{self, Figures, Plan};
 use crate::rawsock::{self, SockWorld};
 use crate::tasks::{self, CollArgs, Kind, MapArgs, Op, PingArgs};
-use crate::workloads::{combinations, f64_data, fine_work, mapped_func, string_data};
+use crate::workloads::{
+    Imbalance, combinations, f64_data, fine_work, mapped_func, string_data, wait_item,
+};
 
 /// Records `f`'s figure under `key`, or why there is none (an error or a
 /// panic becomes a string in the results instead of ending the suite).
@@ -97,6 +99,11 @@ pub fn measure_backend(
             }
         }
     }
+    log(&format!(
+        "{} x{p}: plain data (_into, allreduce, map_reduce)",
+        par.mode()
+    ));
+    crate::data::measure(par, plan, figs);
     log(&format!("{} x{p}: maps", par.mode()));
     record(figs, plan::k_fine(p), || {
         main_result(par.run(
@@ -119,6 +126,77 @@ pub fn measure_backend(
             },
         ))
     });
+    if p > 1 {
+        log(&format!("{} x{p}: pool-style maps", par.mode()));
+        measure_pool_maps(par, plan, figs);
+    }
+}
+
+/// The pool-style maps (`par.map(f, data)` on main outside a region) of
+/// `p > 1` ranks: the imbalanced maps under the default schedule (chunks
+/// handed to whichever rank is free) and under the static split, the fine
+/// and the coarse map.
+pub fn measure_pool_maps(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures) {
+    let p = par.nprocs();
+    for kind in Imbalance::ALL {
+        for (sched, schedule) in [("dynamic", Schedule::Auto), ("static", Schedule::Static)] {
+            record(figs, plan::k_imbalanced(kind.key(), sched, p), || {
+                let m = par.mapper().schedule(schedule);
+                timed_map(
+                    plan.imbalanced,
+                    || kind.items(),
+                    |items| {
+                        let n = items.len();
+                        m.map(tasks::waits, Some(items)).map(|out| (out, n))
+                    },
+                )
+            });
+        }
+    }
+    record(figs, plan::k_pool("fine", p), || {
+        timed_map(
+            plan.fine,
+            || f64_data(plan.fine_n),
+            |data| {
+                let n = data.len();
+                par.map(tasks::fine, Some(data)).map(|out| (out, n))
+            },
+        )
+    });
+    let (n, r) = plan.coarse;
+    record(figs, plan::k_pool("coarse", p), || {
+        timed_map(
+            plan.coarse_iters,
+            || combinations(n as u8, r as u8),
+            |combos| {
+                let out = par.map_chunks(tasks::coarse, Some(combos));
+                out.map(|out| (out, tasks::coarse_len(n, r)))
+            },
+        )
+    });
+}
+
+/// Median seconds of a map over `iters`, checking that every call returned
+/// as many results as it should.
+fn timed_map<S, R>(
+    iters: Iters,
+    setup: impl FnMut() -> S,
+    mut f: impl FnMut(S) -> parallelizer::Result<(Option<Vec<R>>, usize)>,
+) -> Result<f64, String> {
+    let mut err = None;
+    let t = time_with(iters, setup, |input| match f(input) {
+        Ok((Some(out), n)) if out.len() == n => Some(out),
+        Ok((out, n)) => {
+            let got = out.map(|o| o.len());
+            err.get_or_insert(format!("{got:?} results, expected {n}"));
+            None
+        }
+        Err(e) => {
+            err.get_or_insert(e.to_string());
+            None
+        }
+    });
+    err.map_or(Ok(t), Err)
 }
 
 /// The collective sizes for `kind`.
@@ -201,8 +279,18 @@ pub fn rayon_baselines(plan: &Plan, p: usize, figs: &mut Figures) {
     });
 }
 
-/// The serial loop: the two maps on the calling thread.
+/// The serial loop: the maps on the calling thread (for the imbalanced
+/// maps, the total work: the ideal on P ranks is this over P).
 pub fn serial_baselines(plan: &Plan, figs: &mut Figures) {
+    for kind in Imbalance::ALL {
+        record(figs, plan::k_imbalanced(kind.key(), "serial", 1), || {
+            Ok(time_with(
+                plan.imbalanced,
+                || kind.items(),
+                |items| items.into_iter().map(wait_item).collect::<Vec<u64>>(),
+            ))
+        });
+    }
     record(figs, plan::k_fine(1), || {
         Ok(time_with(
             plan.fine,

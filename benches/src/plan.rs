@@ -38,6 +38,13 @@ pub struct Plan {
     pub fine: Iters,
     /// Coarse map iterations.
     pub coarse_iters: Iters,
+    /// Imbalanced (pool-style) map iterations.
+    #[serde(default = "imbalanced_iters")]
+    pub imbalanced: Iters,
+}
+
+fn imbalanced_iters() -> Iters {
+    Iters::new(1, 3)
 }
 
 impl Plan {
@@ -58,6 +65,7 @@ impl Plan {
                 startup: Iters::new(1, 3),
                 fine: Iters::new(1, 3),
                 coarse_iters: Iters::new(1, 3),
+                imbalanced: Iters::new(0, 1),
             }
         } else {
             Plan {
@@ -74,6 +82,7 @@ impl Plan {
                 startup: Iters::new(2, 10),
                 fine: Iters::new(2, 9),
                 coarse_iters: Iters::new(1, 3),
+                imbalanced: imbalanced_iters(),
             }
         }
     }
@@ -125,6 +134,16 @@ pub fn k_fine(p: usize) -> String {
 /// Key of a coarse map figure.
 pub fn k_coarse(p: usize) -> String {
     format!("map_coarse:{p}")
+}
+/// Key of an imbalanced pool-style map figure: `sched` is `dynamic` (the
+/// default schedule) or `static` (one chunk per rank); `p` 1 is the serial
+/// loop.
+pub fn k_imbalanced(kind: &str, sched: &str, p: usize) -> String {
+    format!("imb:{kind}:{sched}:{p}")
+}
+/// Key of a pool-style map figure (`fine` or `coarse`), outside a region.
+pub fn k_pool(workload: &str, p: usize) -> String {
+    format!("pool_{workload}:{p}")
 }
 /// Key of a start-up figure.
 pub fn k_startup(p: usize) -> String {

@@ -423,6 +423,8 @@ fn markdown(store: &Store, plot_note: &str) -> String {
         let _ = writeln!(w);
     }
 
+    crate::data::section(store, &plan, w);
+
     // Maps.
     let (cn, cr) = plan.coarse;
     let _ = writeln!(w, "## map\n");
@@ -491,6 +493,76 @@ fn markdown(store: &Store, plot_note: &str) -> String {
                 fmt_ratio(&ours, &b),
                 fmt_cell(&serial),
             );
+        }
+    }
+    let _ = writeln!(w);
+
+    // Pool-style maps.
+    let _ = writeln!(
+        w,
+        "## Pool-style maps: chunks handed to whichever rank is free\n"
+    );
+    let _ = writeln!(
+        w,
+        "`par.map(f, data)` called on main outside a region: the map opens a region itself, and \
+         by default (`Schedule::Auto`, guided chunks) main hands each rank its next chunk when it \
+         returns the last, computing its own share meanwhile; results in input order. \
+         Imbalanced: item `i` of 150 waits `(i + 1) × 100 µs` (linear), or 400 items of 1 ms of \
+         which 8 wait 30 ms (heavy). The items wait (`thread::sleep`) rather than compute, so \
+         that 4 ranks on 2 cores do not compete for the cores and the ideal, the serial loop's \
+         time over P (measured in the same run), can be reached. `static` is the same map with \
+         `Schedule::Static`: one contiguous chunk per rank, the split McUtils' `map` makes. \
+         Fine and coarse: the workloads of the table above, pool-style (registered fns, \
+         `map` and `map_chunks`), against the same rayon rows.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| workload | backend | ranks | ours (dynamic) | ideal (serial loop / P) | ratio | static split | ratio |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|");
+    for kind in crate::workloads::Imbalance::ALL {
+        let serial = store.get("serial_loop", &plan::k_imbalanced(kind.key(), "serial", 1));
+        for backend in ["threads", "processes", "mpi"] {
+            for &p in &plan.ranks {
+                let ideal = serial.clone().map(|s| s / p as f64);
+                let ours = store.get(backend, &plan::k_imbalanced(kind.key(), "dynamic", p));
+                let stat = store.get(backend, &plan::k_imbalanced(kind.key(), "static", p));
+                let _ = writeln!(
+                    w,
+                    "| {} | {backend} | {p} | {} | {} | {} | {} | {} |",
+                    kind.key(),
+                    fmt_cell(&ours),
+                    fmt_cell(&ideal),
+                    fmt_ratio(&ours, &ideal),
+                    fmt_cell(&stat),
+                    fmt_ratio(&stat, &ideal),
+                );
+            }
+        }
+    }
+    let _ = writeln!(w);
+    let _ = writeln!(
+        w,
+        "| workload | backend | ranks | pool-style | rayon | ratio | inside `run` (table above) |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|");
+    for (name, kf) in [
+        ("fine", plan::k_fine as fn(usize) -> String),
+        ("coarse", plan::k_coarse as fn(usize) -> String),
+    ] {
+        for backend in ["threads", "processes", "mpi"] {
+            for &p in &plan.ranks {
+                let ours = store.get(backend, &plan::k_pool(name, p));
+                let b = store.get("rayon", &kf(p));
+                let _ = writeln!(
+                    w,
+                    "| {name} | {backend} | {p} | {} | {} | {} | {} |",
+                    fmt_cell(&ours),
+                    labelled("rayon", &b),
+                    fmt_ratio(&ours, &b),
+                    fmt_cell(&store.get(backend, &kf(p))),
+                );
+            }
         }
     }
     let _ = writeln!(w);

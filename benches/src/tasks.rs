@@ -9,7 +9,7 @@ use parallelizer::Parallelizer;
 use serde::{Deserialize, Serialize};
 
 use crate::measure::{Iters, median};
-use crate::workloads::{combinations, f64_data, fine_work, mapped_func, string_data};
+use crate::workloads::{combinations, f64_data, fine_work, mapped_func, string_data, wait_item};
 
 /// The dispatch workload: nothing.
 #[parallelizer::task]
@@ -286,4 +286,25 @@ pub fn coarse_len(n: usize, r: usize) -> usize {
         return 0;
     }
     (n - r + 1..=n).product()
+}
+
+// ---- Pool-style maps: `par.map(f, data)` on main outside a region, with
+// the fns registered so that processes and MPI workers can run them.
+
+/// An item of an imbalanced map ([`crate::workloads::Imbalance`]).
+#[parallelizer::task]
+pub fn waits(micros: u64) -> u64 {
+    wait_item(micros)
+}
+
+/// An item of the fine map.
+#[parallelizer::task]
+pub fn fine(x: f64) -> f64 {
+    fine_work(x)
+}
+
+/// A chunk of the coarse map (McUtils `mapped_func`, `vectorized=True`).
+#[parallelizer::task]
+pub fn coarse(combos: Vec<Vec<u8>>) -> Vec<u32> {
+    mapped_func(combos)
 }

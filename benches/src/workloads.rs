@@ -31,3 +31,47 @@ pub fn f64_data(n: usize) -> Vec<f64> {
 pub fn string_data(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("item-{i}")).collect()
 }
+
+/// The imbalanced maps: what each item costs, in microseconds of waiting
+/// (`std::thread::sleep`, so that ranks do not compete for the 2 cores
+/// and the ideal, total / ranks, is reachable with 4 ranks too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Imbalance {
+    /// Item `i` of 150 costs `(i + 1) × 100 µs`: the last items are the
+    /// longest (1.13 s in all).
+    Linear,
+    /// 400 items of 1 ms, 8 of them (at fixed random places) 30 ms.
+    Heavy,
+}
+
+impl Imbalance {
+    /// Both, in table order.
+    pub const ALL: [Imbalance; 2] = [Imbalance::Linear, Imbalance::Heavy];
+
+    /// Short key used in result files.
+    pub fn key(self) -> &'static str {
+        match self {
+            Imbalance::Linear => "linear",
+            Imbalance::Heavy => "heavy",
+        }
+    }
+
+    /// The items: each one's cost in microseconds.
+    pub fn items(self) -> Vec<u64> {
+        match self {
+            Imbalance::Linear => (1..=150).map(|i| i * 100).collect(),
+            Imbalance::Heavy => {
+                let heavy = [23, 61, 117, 170, 244, 301, 333, 389];
+                (0..400)
+                    .map(|i| if heavy.contains(&i) { 30_000 } else { 1_000 })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// One item of an imbalanced map: waits `micros` µs.
+pub fn wait_item(micros: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_micros(micros));
+    micros
+}

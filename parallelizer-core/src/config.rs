@@ -49,6 +49,12 @@ pub struct Config {
     /// (McUtils `CallerContract`); empty means unchecked.
     #[serde(default)]
     pub contract: Vec<String>,
+    /// The progress bar of pool-style maps: `None` (the default) draws it
+    /// on stderr when stderr is a terminal and the map runs for more than
+    /// about a second; `Some(true)` always draws it, `Some(false)` never.
+    /// A map's own [`Mapper::progress`](crate::Mapper::progress) overrides it.
+    #[serde(default)]
+    pub progress: Option<bool>,
     /// How much `print`, `main_print`, `worker_print` and `log` print
     /// (McUtils `Logger(log_level=...)`): a message at level `L` prints when
     /// `L <= log_level`. `None`: the environment variable
@@ -71,6 +77,7 @@ impl Config {
             initializer: None,
             initializer_args: None,
             contract: Vec::new(),
+            progress: None,
             log_level: None,
             options: BTreeMap::new(),
         }
@@ -141,6 +148,18 @@ impl Config {
     /// ```
     pub fn contract<S: Into<String>>(mut self, calls: impl IntoIterator<Item = S>) -> Config {
         self.contract = calls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Forces the progress bar of maps on (`true`: drawn on stderr even
+    /// when it is not a terminal) or off (`false`); see [`Config::progress`].
+    ///
+    /// ```
+    /// # use parallelizer_core::Config;
+    /// assert_eq!(Config::new("threads").progress(false).progress, Some(false));
+    /// ```
+    pub fn progress(mut self, on: bool) -> Config {
+        self.progress = Some(on);
         self
     }
 

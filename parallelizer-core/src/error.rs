@@ -157,6 +157,24 @@ pub enum Error {
     /// An error reported by the MPI library.
     #[error("MPI error: {0}")]
     Mpi(String),
+
+    /// A buffer of a plain-data call (`broadcast_into`, `receive_into`, a
+    /// reduction of vectors, ...) does not have the length the call needs.
+    /// The rank whose buffer is wrong gets this error after it took its
+    /// part in the call, so that no other rank waits for it.
+    #[error(
+        "{op}: the buffer of rank {rank} holds {actual} elements but the call needs {expected}"
+    )]
+    Length {
+        /// The call.
+        op: Op,
+        /// The rank whose buffer has the wrong length.
+        rank: usize,
+        /// The length the call needs (main's, or the message's).
+        expected: usize,
+        /// The buffer's length.
+        actual: usize,
+    },
 }
 
 /// The message of [`Error::InvalidRank`].

@@ -26,6 +26,7 @@
 // items through `crate::__private` when used inside this crate.
 extern crate self as parallelizer_core;
 
+mod any_source;
 mod api;
 pub mod backend;
 mod config;
@@ -38,16 +39,23 @@ mod guard;
 mod link;
 mod msg;
 mod names;
+mod native;
 mod op;
 mod outcome;
 mod parallelizer;
+mod parts;
+mod plain;
+mod reduce;
 mod registry;
 mod runtime;
 mod split;
 mod task;
 mod trace;
+mod tree;
 
-pub use api::{Apply, EnterGuard, Where};
+pub use api::{
+    Apply, ApplyWith, EnterGuard, Flat, Layout, Mapper, PerRank, Progress, Schedule, Where,
+};
 pub use config::{Config, LogLevel};
 pub use contract::CallerContract;
 pub use entry::worker_entry;
@@ -57,6 +65,8 @@ pub use msg::Data;
 pub use op::Op;
 pub use parallelizer::Parallelizer;
 pub use parallelizer_macros::parallelizer;
+pub use plain::{is_plain, plain_buffer};
+pub use reduce::{Reduce, ReduceOp, Reducible};
 pub use registry::{
     Key, Spec, current, from_config, from_env, get_default, lookup, modes, registered_names,
     reset_default, set_default,
@@ -69,8 +79,9 @@ pub mod __private {
     pub use crate::entry::{test_worker_entry, worker_entry};
     pub use crate::guard::AsParallelizer;
     pub use crate::msg::Msg;
+    pub use crate::plain::PlainEntry;
     pub use crate::registry::{BackendEntry, build_backend};
-    pub use crate::task::{TASKS, TaskEntry, TaskKind, task_outcome};
+    pub use crate::task::{MapForm, MapWorker, TASKS, TaskEntry, TaskKind, task_outcome};
     pub use crate::{
         Parallelizer, Restricted, Result, current, main_restricted, worker_restricted,
     };

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::plain::{PlainBuf, PlainOps, PodType, vec_ops};
 
 /// What a payload must be to travel between ranks: serializable for the
 /// process and MPI backends, `Send + 'static` for the threads backend, which
@@ -60,8 +61,6 @@ enum Bytes {
     Owned(Vec<u8>),
     /// `len` bytes in 8-byte words: plain data of 8-byte-aligned elements
     /// received straight into an allocation a `Vec<f64>` (say) can take over.
-    /// Only the wire backends (processes on Linux, mpi) receive into words.
-    #[cfg_attr(not(any(target_os = "linux", feature = "mpi")), allow(dead_code))]
     Words(Vec<u64>, usize),
     Shared(Arc<dyn AsRef<[u8]> + Send + Sync>),
 }
@@ -113,6 +112,40 @@ trait Payload: Send {
 struct SerdeValue<T>(T);
 struct CloneValue<T>(T);
 struct PodVec<T>(Vec<T>);
+/// A `Vec` of plain data that a generic call was given (`send(Vec<f64>)`):
+/// on the wire it is its raw bytes, as with [`PodVec`].
+struct PlainValue {
+    vec: Box<dyn Any + Send>,
+    ops: &'static dyn PlainOps,
+}
+
+impl Payload for PlainValue {
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self.vec
+    }
+    fn encoding(&self) -> Encoding {
+        Encoding::Pod
+    }
+    fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        out.extend_from_slice(self.ops.bytes(&*self.vec));
+        Ok(())
+    }
+    fn pod_bytes(&self) -> Option<&[u8]> {
+        Some(self.ops.bytes(&*self.vec))
+    }
+    fn pod_align(&self) -> usize {
+        self.ops.align()
+    }
+    fn try_clone(&self) -> Option<Box<dyn Payload>> {
+        Some(Box::new(PlainValue {
+            vec: self.ops.clone_vec(&*self.vec),
+            ops: self.ops,
+        }))
+    }
+    fn type_name(&self) -> &'static str {
+        self.ops.vec_name()
+    }
+}
 
 impl<T: Data> Payload for SerdeValue<T> {
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
@@ -261,14 +294,35 @@ impl Msg {
     /// let m = Msg::new(vec!["a".to_string()]);
     /// assert_eq!(m.into_value::<Vec<String>>().unwrap(), ["a"]);
     /// ```
+    ///
+    /// A `Vec` of plain data ([`is_plain`](crate::is_plain)) becomes a
+    /// plain-data message: on the wire it is its raw bytes, as
+    /// [`Msg::pod`] makes, so either typed call receives it.
     pub fn new<T: Data>(value: T) -> Msg {
+        if let Some(ops) = vec_ops::<T>() {
+            return Msg::plain(Box::new(value), ops);
+        }
+        Msg::of(Repr::Value(Box::new(SerdeValue(value))))
+    }
+
+    /// Wraps a value that always travels through the serde codec, even a
+    /// vector of plain data: what regions' arguments are, which every
+    /// backend sends as serde bytes.
+    pub(crate) fn serde<T: Data>(value: T) -> Msg {
         Msg::of(Repr::Value(Box::new(SerdeValue(value))))
     }
 
     /// Wraps a value that backends may clone (broadcast hands every rank its
     /// own copy without serializing it).
     pub fn cloneable<T: Data + Clone>(value: T) -> Msg {
+        if let Some(ops) = vec_ops::<T>() {
+            return Msg::plain(Box::new(value), ops);
+        }
         Msg::of(Repr::Value(Box::new(CloneValue(value))))
+    }
+
+    fn plain(vec: Box<dyn Any + Send>, ops: &'static dyn PlainOps) -> Msg {
+        Msg::of(Repr::Value(Box::new(PlainValue { vec, ops })))
     }
 
     /// Wraps a vector of plain data; on the wire it is its raw bytes.
@@ -296,7 +350,6 @@ impl Msg {
 
     /// Plain data that arrived as `len` bytes in 8-byte words (see
     /// [`Msg::pod_align`]).
-    #[cfg_attr(not(any(target_os = "linux", feature = "mpi")), allow(dead_code))]
     pub(crate) fn from_words(words: Vec<u64>, len: usize) -> Msg {
         debug_assert!(len <= words.len() * 8);
         Msg::of(Repr::Bytes(Encoding::Pod, Bytes::Words(words, len)))
@@ -369,6 +422,55 @@ impl Msg {
         }
     }
 
+    /// The raw bytes of a message of plain data of type `ty`, checked: the
+    /// sender's type (when the message carries it), the encoding, and a
+    /// whole number of elements.
+    pub(crate) fn plain_bytes(&self, ty: PodType) -> Result<&[u8]> {
+        if let Some(sent) = self.type_name() {
+            if sent != ty.vec_name {
+                return Err(Error::Codec(format!(
+                    "type mismatch: expected plain data {} but the sender sent {sent}",
+                    ty.vec_name
+                )));
+            }
+        }
+        let bytes = self.pod_bytes().ok_or_else(|| {
+            Error::Codec(format!(
+                "expected plain data {} but the sender sent a serde value",
+                ty.vec_name
+            ))
+        })?;
+        if bytes.len() % ty.size.max(1) != 0 {
+            return Err(Error::Codec(format!(
+                "{} bytes is not a whole number of {}",
+                bytes.len(),
+                ty.name
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Copies a message of plain data of type `ty` into `buf`, fitted to
+    /// its length ([`PlainBuf::fit`]: a buffer of fixed length that is
+    /// another length is [`Error::Length`]).
+    pub(crate) fn copy_into(&self, ty: PodType, buf: &mut dyn PlainBuf) -> Result<()> {
+        let bytes = self.plain_bytes(ty)?;
+        buf.fit(ty.elements(bytes.len()))?.copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// A message of the raw bytes of plain data of type `ty` (copied), in
+    /// 8-byte words when `ty`'s elements are 8 bytes, so that a typed
+    /// receive of a `Vec` of them takes the allocation over.
+    pub(crate) fn plain_copy(ty: PodType, bytes: &[u8]) -> Msg {
+        let msg = if ty.size.is_multiple_of(8) && ty.size > 0 {
+            Msg::from_words(bytemuck::pod_collect_to_vec(bytes), bytes.len())
+        } else {
+            Msg::from_bytes(Encoding::Pod, bytes.to_vec())
+        };
+        msg.sent_as(ty.vec_name)
+    }
+
     /// The message's size on the wire, when it is known without encoding
     /// it: bytes that arrived, and plain data; `None` for a value that was
     /// never encoded (the threads backend moves those as they are).
@@ -411,11 +513,29 @@ impl Msg {
         match self.repr {
             Repr::Value(v) => downcast(v),
             Repr::Bytes(Encoding::Serde, b) => decode_serde(&b),
-            Repr::Bytes(Encoding::Pod, _) => Err(Error::Codec(format!(
-                "expected {} but the sender sent plain data (a *_pod call); \
-                 use the matching *_pod call on every rank",
-                type_name::<T>()
-            ))),
+            Repr::Bytes(Encoding::Pod, b) => match vec_ops::<T>() {
+                Some(ops) => {
+                    let size = ops.pod_type().size.max(1);
+                    if b.len() % size != 0 {
+                        return Err(Error::Codec(format!(
+                            "{} bytes is not a whole number of {}",
+                            b.len(),
+                            ops.pod_type().name
+                        )));
+                    }
+                    let vec = match b {
+                        Bytes::Owned(v) => ops.vec_from_owned(v),
+                        Bytes::Words(w, len) => ops.vec_from_words(w, len),
+                        shared => ops.vec_from_bytes(&shared),
+                    };
+                    Ok(*vec.downcast::<T>().expect("the ops of T's elements"))
+                }
+                None => Err(Error::Codec(format!(
+                    "expected {} but the sender sent plain data (a *_pod call); \
+                     use the matching *_pod call on every rank",
+                    type_name::<T>()
+                ))),
+            },
         }
     }
 
@@ -552,6 +672,24 @@ mod tests {
     }
 
     #[test]
+    fn plain_vectors_are_raw_bytes_for_either_typed_call() {
+        let m = Msg::new(vec![1.5f64, -2.0]);
+        assert_eq!(m.encoding(), Encoding::Pod);
+        assert_eq!(m.pod_bytes().unwrap().len(), 16);
+        let wire =
+            Msg::from_bytes(Encoding::Pod, m.to_bytes().unwrap()).sent_as(m.type_name().unwrap());
+        assert_eq!(wire.into_value::<Vec<f64>>().unwrap(), [1.5, -2.0]);
+        let pod = Msg::from_bytes(Encoding::Pod, Msg::pod(vec![7u32]).to_bytes().unwrap());
+        assert_eq!(pod.into_value::<Vec<u32>>().unwrap(), [7]);
+        assert_eq!(Msg::new(vec![3i16]).into_pod::<i16>().unwrap(), [3]);
+        let wrong = Msg::from_bytes(Encoding::Pod, vec![0; 8]).sent_as("alloc::vec::Vec<f64>");
+        assert!(matches!(
+            wrong.into_value::<Vec<u64>>(),
+            Err(Error::Codec(_))
+        ));
+    }
+
+    #[test]
     fn pod_rejects_ragged_bytes() {
         let m = Msg::from_bytes(Encoding::Pod, vec![0; 7]);
         assert!(matches!(m.into_pod::<f64>(), Err(Error::Codec(_))));
@@ -559,10 +697,13 @@ mod tests {
 
     #[test]
     fn duplicate_serializes_only_when_needed() {
-        let m = Msg::new(vec![1u8, 2]);
+        let m = Msg::new(vec![String::from("a")]);
         let d = m.duplicate().unwrap();
         assert!(!d.is_value());
-        assert_eq!(d.into_value::<Vec<u8>>().unwrap(), [1, 2]);
+        assert_eq!(d.into_value::<Vec<String>>().unwrap(), ["a"]);
+        // Vectors of plain data are copied, not serialized.
+        let p = Msg::new(vec![1u8, 2]);
+        assert!(p.duplicate().unwrap().is_value());
         let c = Msg::cloneable(5i32);
         assert!(c.duplicate().unwrap().is_value());
     }

@@ -60,10 +60,12 @@ pub enum Op {
     Split = 19,
     /// `apply`.
     Apply = 20,
+    /// `map_reduce`.
+    MapReduce = 21,
 }
 
 impl Op {
-    const ALL: [Op; 20] = [
+    const ALL: [Op; 21] = [
         Op::Send,
         Op::Receive,
         Op::Broadcast,
@@ -84,6 +86,7 @@ impl Op {
         Op::Shutdown,
         Op::Split,
         Op::Apply,
+        Op::MapReduce,
     ];
 
     /// The name of the call, as a user writes it (`"map_with"`).
@@ -109,6 +112,7 @@ impl Op {
             Op::Shutdown => "shutdown",
             Op::Split => "split",
             Op::Apply => "apply",
+            Op::MapReduce => "map_reduce",
         }
     }
 

@@ -4,13 +4,20 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::contract::CallerContract;
 use crate::error::{Error, Result};
 use crate::msg::Msg;
 use crate::op::{Op, Tag};
+use crate::tree::Combine;
+
+pub use crate::native::{NativePod, NativeReduce, Reach};
+pub use crate::plain::{PlainBuf, PodType};
 use crate::trace;
+
+pub use crate::any_source::AnySource;
 
 /// A group of `nprocs()` ranks that can run SPMD regions and exchange
 /// messages. Rank 0 is main.
@@ -93,6 +100,36 @@ pub trait Parallelizer: Send + Sync + 'static {
         Err(outside_region(self.mode(), tag.op()))
     }
 
+    /// Blocks for the next message of the call `tag` from whichever rank of
+    /// `from` sends one first, until `until` (`Ok(None)` when it passes
+    /// first): how main hands the next chunk of a dynamically scheduled map
+    /// to the rank that finished one. A rank of `from` that finished or
+    /// went away without sending is an error, as in `recv_msg`.
+    ///
+    /// Implemented by backends whose [`any_source`](Parallelizer::any_source)
+    /// is not [`AnySource::Unsupported`]; the default is that error (maps
+    /// then split the data statically, as `scatter` does).
+    fn recv_any_msg(
+        &self,
+        from: &[usize],
+        tag: Tag,
+        until: Option<Instant>,
+    ) -> Result<Option<(usize, Msg)>> {
+        let _ = (from, until);
+        Err(Error::ContractViolation(format!(
+            "`{}` needs a receive from any rank, which the `{}` backend does not offer",
+            tag.op(),
+            self.mode()
+        )))
+    }
+
+    /// Whether [`recv_any_msg`](Parallelizer::recv_any_msg) works here, and
+    /// whether a send may wait for its receiver; decides how maps schedule
+    /// their chunks.
+    fn any_source(&self) -> AnySource {
+        AnySource::Unsupported
+    }
+
     /// `send_msg` in the message namespace of group `group`, whose
     /// messages only calls of the same group take (see
     /// [`group_handle`](Parallelizer::group_handle)). The default handles
@@ -161,10 +198,37 @@ pub trait Parallelizer: Send + Sync + 'static {
         collective::barrier(self, tag)
     }
 
-    /// Native collectives on plain data (MPI datatypes), used by the
-    /// `*_pod` calls of the typed API instead of the message path; `None`
-    /// (the default) sends plain data as [`Msg`] bytes.
+    /// Reduction to main: every rank passes its value; main returns them
+    /// all combined with `combine` (in rank order), workers `None`. The
+    /// default is a binomial tree of `send_msg`/`recv_msg`.
+    fn reduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Option<Msg>> {
+        collective::reduce(self, msg, combine, tag)
+    }
+
+    /// Every rank's value combined, on every rank. The default is
+    /// recursive doubling of `send_msg`/`recv_msg`.
+    fn allreduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
+        collective::allreduce(self, msg, combine, tag)
+    }
+
+    /// Each rank's inclusive prefix: the values of ranks `0..=id` combined.
+    /// The default is the Hillis–Steele prefix of `send_msg`/`recv_msg`.
+    fn scan_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
+        collective::scan(self, msg, combine, tag)
+    }
+
+    /// Native collectives on plain data in the caller's buffers (MPI
+    /// datatypes; lent or copied bytes on the region protocol), used by the
+    /// `*_into` and `*_pod` calls, and by the generic calls on vectors of
+    /// plain data; `None` (the default) sends plain data as [`Msg`] bytes.
     fn native_pod(&self) -> Option<&dyn NativePod> {
+        None
+    }
+
+    /// Native reductions with built-in ops (MPI's); `None` (the default)
+    /// reduces through [`reduce_msg`](Parallelizer::reduce_msg) and its
+    /// siblings.
+    fn native_reduce(&self) -> Option<&dyn NativeReduce> {
         None
     }
 
@@ -187,69 +251,6 @@ pub trait Parallelizer: Send + Sync + 'static {
 
 /// A unit of work for [`Parallelizer::run_jobs`].
 pub type Job<'a> = Box<dyn FnOnce() + Send + 'a>;
-
-/// The element type of a plain-data collective, as a backend with native
-/// datatypes sees it (it picks the matching MPI datatype, or a contiguous
-/// block of `size` bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PodType {
-    /// `TypeId` of the element type.
-    pub id: std::any::TypeId,
-    /// Its type name, for messages.
-    pub name: &'static str,
-    /// `size_of` the element type, in bytes.
-    pub size: usize,
-}
-
-impl PodType {
-    /// The description of `T`.
-    ///
-    /// ```
-    /// # use parallelizer_core::backend::PodType;
-    /// assert_eq!(PodType::of::<f64>().size, 8);
-    /// ```
-    pub fn of<T: bytemuck::Pod>() -> PodType {
-        PodType {
-            id: std::any::TypeId::of::<T>(),
-            name: std::any::type_name::<T>(),
-            size: std::mem::size_of::<T>(),
-        }
-    }
-}
-
-/// Collectives on plain data in caller-owned buffers, without
-/// serialization (MPI's `Bcast`, `Scatterv`, `Gatherv` on native
-/// datatypes). Buffers are the raw bytes of `[T]` for the `T` that `ty`
-/// describes; counts are in elements. Every rank calls each method, in the
-/// same order.
-pub trait NativePod: Send + Sync {
-    /// Copies main's `buf` into every worker's `buf`; all ranks pass the
-    /// same length.
-    fn broadcast_pod(&self, ty: PodType, buf: &mut [u8]) -> Result<()>;
-
-    /// Every rank's element count, in rank order, on every rank.
-    fn all_counts(&self, mine: usize) -> Result<Vec<usize>>;
-
-    /// Main passes `send` (the chunks of `counts` back to back); every rank
-    /// receives its `counts[id]` elements into `recv`.
-    fn scatter_pod(
-        &self,
-        ty: PodType,
-        send: Option<&[u8]>,
-        counts: &[usize],
-        recv: &mut [u8],
-    ) -> Result<()>;
-
-    /// Every rank sends `send` (`counts[id]` elements); main receives all of
-    /// them back to back, in rank order, into `recv`.
-    fn gather_pod(
-        &self,
-        ty: PodType,
-        send: &[u8],
-        counts: &[usize],
-        recv: Option<&mut [u8]>,
-    ) -> Result<()>;
-}
 
 /// State shared by every parallelizer: its configuration, how deeply it is
 /// entered, its contract and its place in the registry.
@@ -656,6 +657,53 @@ pub mod collective {
         gather(par, Msg::new(()), tag)?;
         broadcast(par, par.on_main().then(|| Msg::new(())), tag)?;
         Ok(())
+    }
+
+    /// The peers of `par` for the algorithms of [`crate::tree`], every
+    /// message tagged `tag`, handed to `f`.
+    fn with_peers<P: Parallelizer + ?Sized, R>(
+        par: &P,
+        tag: Tag,
+        f: impl FnOnce(&crate::tree::Peers<'_>) -> R,
+    ) -> R {
+        let send = |m: Msg, to: usize| par.send_msg(m, to, tag);
+        let recv = |from: usize| par.recv_msg(from, tag);
+        f(&crate::tree::Peers {
+            id: par.id(),
+            nprocs: par.nprocs(),
+            send: &send,
+            recv: &recv,
+        })
+    }
+
+    /// Binomial-tree reduction to main.
+    pub fn reduce<P: Parallelizer + ?Sized>(
+        par: &P,
+        msg: Msg,
+        combine: &Combine<'_>,
+        tag: Tag,
+    ) -> Result<Option<Msg>> {
+        with_peers(par, tag, |p| crate::tree::reduce(p, msg, combine))
+    }
+
+    /// Recursive-doubling all-reduce.
+    pub fn allreduce<P: Parallelizer + ?Sized>(
+        par: &P,
+        msg: Msg,
+        combine: &Combine<'_>,
+        tag: Tag,
+    ) -> Result<Msg> {
+        with_peers(par, tag, |p| crate::tree::allreduce(p, msg, combine))
+    }
+
+    /// Hillis–Steele inclusive prefix.
+    pub fn scan<P: Parallelizer + ?Sized>(
+        par: &P,
+        msg: Msg,
+        combine: &Combine<'_>,
+        tag: Tag,
+    ) -> Result<Msg> {
+        with_peers(par, tag, |p| crate::tree::scan(p, msg, combine))
     }
 
     fn missing(op: Op) -> Error {

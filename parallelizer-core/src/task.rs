@@ -7,6 +7,8 @@
 
 use std::sync::{Arc, OnceLock};
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
@@ -37,17 +39,80 @@ pub enum TaskKind {
     /// `fn(par: &dyn Parallelizer, args: A) -> R`, run by `run`: decode the
     /// args, call, drop the value, return the task's `Err` if it has one.
     Region(fn(&dyn Parallelizer, Msg) -> Result<()>),
-    /// `fn(item: T) -> R`, run by a pool-style `map`: take part in the map
-    /// (scatter, apply, gather) as a worker.
-    Map(fn(&dyn Parallelizer) -> Result<()>),
+    /// A fn that pool-style maps apply to items (`fn(item: T) -> R`,
+    /// `fn(items: Vec<T>, extra: &E) -> Vec<R>`, ...): for each map call it
+    /// serves, how a worker takes part in it.
+    Map(&'static [MapWorker]),
+}
+
+impl TaskKind {
+    /// Whether a worker can take part in the map call `form` with this task.
+    pub fn serves(&self, form: MapForm) -> bool {
+        matches!(self, TaskKind::Map(forms) if forms.iter().any(|w| w.form == form))
+    }
+}
+
+/// The map calls a registered fn can serve on a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum MapForm {
+    /// `map(f, data)`: `f(item) -> R`.
+    Map,
+    /// `map_with(f, data, extra)`: `f(item, &extra) -> R`.
+    MapWith,
+    /// `map_chunks(f, data)`: `f(items: Vec<T>) -> Vec<R>`.
+    MapChunks,
+    /// `map_chunks_with(f, data, extra)`: `f(items: Vec<T>, &extra) -> Vec<R>`.
+    MapChunksWith,
+    /// `starmap(f, data)`: `f(a, b, ..) -> R` over tuples `(a, b, ..)`.
+    Starmap,
+    /// `starmap_with(f, data, extra)`: `f(a, b, .., &extra) -> R`.
+    StarmapWith,
+}
+
+impl MapForm {
+    /// The call, as a user writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MapForm::Map => "map",
+            MapForm::MapWith => "map_with",
+            MapForm::MapChunks => "map_chunks",
+            MapForm::MapChunksWith => "map_chunks_with",
+            MapForm::Starmap => "starmap",
+            MapForm::StarmapWith => "starmap_with",
+        }
+    }
+}
+
+/// How a worker takes part in one map call with a registered fn: the code
+/// `#[parallelizer::task]` generates calls that map on the worker's handle
+/// with the fn and no data.
+#[derive(Debug, Clone, Copy)]
+pub struct MapWorker {
+    /// The call.
+    pub form: MapForm,
+    /// The worker's part of it.
+    pub run: fn(&dyn Parallelizer) -> Result<()>,
 }
 
 impl TaskEntry {
-    /// Runs this task on a worker rank.
+    /// Runs this task on a worker rank. A map task's `args` name the call
+    /// ([`MapForm`]) main made.
     pub fn invoke(&self, par: &dyn Parallelizer, args: Msg) -> Result<()> {
         match self.kind {
             TaskKind::Region(f) => f(par, args),
-            TaskKind::Map(f) => f(par),
+            TaskKind::Map(forms) => {
+                let form: MapForm = args.into_value()?;
+                let worker = forms.iter().find(|w| w.form == form).ok_or_else(|| {
+                    Error::Protocol(format!(
+                        "task `{}` does not serve `{}` on this rank; \
+                         are all ranks running the same executable?",
+                        self.path,
+                        form.name()
+                    ))
+                })?;
+                (worker.run)(par)
+            }
         }
     }
 

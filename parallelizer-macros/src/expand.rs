@@ -6,7 +6,7 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ReturnType, Type, parse_quote};
 
-use crate::validate::{Backend, Entry, Guard, Rank, Task, TaskShape};
+use crate::validate::{Backend, Entry, Form, Guard, Rank, Task, TaskShape};
 
 /// The struct, then its registration with inventory.
 pub fn backend(b: Backend) -> TokenStream {
@@ -136,15 +136,62 @@ pub fn task(t: Task) -> TokenStream {
                 },
             )
         }
-        TaskShape::Map { item } => (
-            quote!(#p::TaskKind::Map(__parallelizer_invoke)),
-            quote! {
-                fn __parallelizer_invoke(par: &dyn #p::Parallelizer) -> #p::Result<()> {
-                    par.map(#ident, ::core::option::Option::None::<#p::std::vec::Vec<#item>>)
-                        .map(::core::mem::drop)
-                }
-            },
-        ),
+        TaskShape::Items {
+            items,
+            extra,
+            forms,
+        } => {
+            // Spanned at the user's types, so that "`Rc<u32>` is not
+            // `Data`" points at the parameter, not at the attribute.
+            let at = items
+                .first()
+                .map_or_else(proc_macro2::Span::call_site, |t| t.span());
+            let none = quote!(::core::option::Option::None);
+            let data = quote_spanned!(at=> #none::<#p::std::vec::Vec<(#(#items,)*)>>);
+            let item = items.first();
+            let extra_at = extra.as_ref().map_or(at, |t| t.span());
+            let extra = quote_spanned!(extra_at=> #none::<#extra>);
+            let (fns, workers): (Vec<_>, Vec<_>) = forms
+                .iter()
+                .map(|form| {
+                    let name = form.name();
+                    let vec = quote!(#p::std::vec::Vec);
+                    let call = match form {
+                        Form::Map => quote_spanned!(at=> map(#ident, #none::<#vec<#item>>)),
+                        Form::MapWith => {
+                            quote_spanned!(at=> map_with(#ident, #none::<#vec<#item>>, #extra))
+                        }
+                        // The element type follows from the fn's `Vec<T>`.
+                        Form::MapChunks => quote_spanned!(at=> map_chunks(#ident, #none)),
+                        Form::MapChunksWith => {
+                            quote_spanned!(at=> map_chunks_with(#ident, #none, #extra))
+                        }
+                        Form::Starmap => quote_spanned!(at=> starmap(#ident, #data)),
+                        Form::StarmapWith => {
+                            quote_spanned!(at=> starmap_with(#ident, #data, #extra))
+                        }
+                    };
+                    let call = quote_spanned!(at=> par.#call);
+                    let variant = syn::Ident::new(&camel(name), proc_macro2::Span::call_site());
+                    let worker = syn::Ident::new(
+                        &format!("__parallelizer_{name}"),
+                        proc_macro2::Span::call_site(),
+                    );
+                    (
+                        quote! {
+                            fn #worker(par: &dyn #p::Parallelizer) -> #p::Result<()> {
+                                #call.map(::core::mem::drop)
+                            }
+                        },
+                        quote!(#p::MapWorker { form: #p::MapForm::#variant, run: #worker }),
+                    )
+                })
+                .unzip();
+            (
+                quote!(#p::TaskKind::Map(&[#(#workers),*])),
+                quote!(#(#fns)*),
+            )
+        }
     };
     let linkme = quote!(#p::linkme);
     // The names inside the anonymous const cannot clash with the user's
@@ -162,6 +209,18 @@ pub fn task(t: Task) -> TokenStream {
             };
         };
     }
+}
+
+/// `map_chunks_with` -> `MapChunksWith`.
+fn camel(name: &str) -> String {
+    name.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// `main` or a test with the worker entry as its first statement.

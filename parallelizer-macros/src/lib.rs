@@ -186,17 +186,34 @@ pub fn worker_restricted(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 /// Registers a fn by its module path at link time, so that a worker process
-/// (processes, MPI) can run it by name: `par.run(f, args)` and pool-style
-/// `par.map(f, data)` find the registration from the fn itself. The fn stays
-/// an ordinary fn, callable directly.
+/// (processes, MPI) can run it by name: `par.run(f, args)` and the
+/// pool-style maps (`par.map(f, Some(data))` and its siblings, called on
+/// main outside a region) find the registration from the fn itself. The fn
+/// stays an ordinary fn, callable directly.
 ///
-/// Two shapes:
-/// - `fn name(par: &dyn Parallelizer, args: A) -> R`, run on every rank by
-///   `par.run(name, args)`; `args` may be a tuple pattern,
-///   `(a, b): (u32, String)`. If `R` is written as a `Result<_, E>`
-///   (`E: Display`), an `Err` on a worker rank becomes
-///   `Error::TaskFailed { rank, message }` from `run`.
-/// - `fn name(item: T) -> R`, for `par.map(name, Some(data))`.
+/// The shapes, and the calls each serves:
+///
+/// | fn | serves |
+/// |---|---|
+/// | `fn name(par: &dyn Parallelizer, args: A) -> R` | `par.run(name, args)` |
+/// | `fn name(item: T) -> R` | `map` |
+/// | `fn name(item: T, extra: &E) -> R` | `map_with` |
+/// | `fn name(items: Vec<T>) -> Vec<R>` | `map_chunks`, and `map` over items that are vectors |
+/// | `fn name(items: Vec<T>, extra: &E) -> Vec<R>` | `map_chunks_with`, and `map_with` over vectors |
+/// | `fn name(a: A, b: B, ..) -> R` (2 to 6 fields) | `starmap` over tuples `(A, B, ..)` |
+/// | `fn name(a: A, b: B, .., extra: &E) -> R` | `starmap_with` |
+///
+/// A region task's `args` may be a tuple pattern, `(a, b): (u32, String)`;
+/// if its `R` is written as a `Result<_, E>` (`E: Display`), an `Err` on a
+/// worker rank becomes `Error::TaskFailed { rank, message }` from `run`.
+/// Items are taken by value; only the last parameter, the extra argument
+/// that main broadcasts, is a reference (`&E`). The calls a fn serves are
+/// read from its signature; name them when a type alias hides a `Vec`
+/// (`#[task(map_chunks)] fn f(xs: Batch) -> Batch`), or to serve fewer:
+/// `map`, `map_with`, `map_chunks`, `map_chunks_with`, `starmap`,
+/// `starmap_with`. Inside a region (and on serial and threads) the maps
+/// take closures too; only a map that crosses processes needs the
+/// registration, and a fn that lacks it is `Error::TaskNotRegistered`.
 ///
 /// The fn must be a free, non-generic, safe, synchronous Rust fn at module
 /// level (a worker calls it with no `self`, by one name). The attribute
@@ -220,6 +237,12 @@ pub fn worker_restricted(args: TokenStream, item: TokenStream) -> TokenStream {
 /// #[task]
 /// fn square(x: u64) -> u64 { x * x }
 ///
+/// #[task]
+/// fn scaled(x: u64, k: &u64) -> u64 { x * k }
+///
+/// #[task]
+/// fn area(w: u64, h: u64) -> u64 { w * h }
+///
 /// // Found from the fn itself, or by name.
 /// fn entry_of<F>(_: F) -> Option<&'static parallelizer::backend::TaskEntry> { parallelizer::backend::task_of::<F>() }
 /// assert!(entry_of(sum_to).is_some() && entry_of(square).is_some());
@@ -228,6 +251,8 @@ pub fn worker_restricted(args: TokenStream, item: TokenStream) -> TokenStream {
 /// let par = parallelizer::from_config("threads:3").unwrap();
 /// assert_eq!(par.run(sum_to, 100).unwrap(), Some(5050));
 /// assert_eq!(par.map(square, Some(vec![1, 2, 3])).unwrap(), Some(vec![1, 4, 9]));
+/// assert_eq!(par.map_with(scaled, Some(vec![1, 2]), Some(10)).unwrap(), Some(vec![10, 20]));
+/// assert_eq!(par.starmap(area, Some(vec![(2, 3), (4, 5)])).unwrap(), Some(vec![6, 20]));
 /// ```
 #[proc_macro_attribute]
 pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {

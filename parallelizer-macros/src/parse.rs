@@ -38,10 +38,25 @@ impl Kind {
         match self {
             Kind::Backend => "`name = \"...\"` and `crate = \"...\"`",
             Kind::MainRestricted | Kind::WorkerRestricted => "`par = <expr>` and `crate = \"...\"`",
-            Kind::Task | Kind::Main | Kind::Test => "`crate = \"...\"`",
+            Kind::Task => {
+                "`crate = \"...\"` and the map calls the fn serves: `map`, `map_with`, \
+                 `map_chunks`, `map_chunks_with`, `starmap`, `starmap_with`"
+            }
+            Kind::Main | Kind::Test => "`crate = \"...\"`",
         }
     }
 }
+
+/// The map calls a `#[parallelizer::task]` can serve, as its arguments
+/// name them.
+pub const MAP_FORMS: [&str; 6] = [
+    "map",
+    "map_with",
+    "map_chunks",
+    "map_chunks_with",
+    "starmap",
+    "starmap_with",
+];
 
 /// The arguments of any of the attributes; `validate` checks that the
 /// required ones are there.
@@ -53,6 +68,9 @@ pub struct Args {
     pub par: Option<Expr>,
     /// `crate = "path"`: where the runtime is (default `::parallelizer`).
     pub krate: Option<Path>,
+    /// The map calls a task serves (`#[task(map, map_chunks)]`); empty:
+    /// inferred from the signature.
+    pub forms: Vec<syn::Ident>,
 }
 
 impl Args {
@@ -95,6 +113,22 @@ pub fn args(kind: Kind, tokens: TokenStream) -> syn::Result<Args> {
         {
             let expr: Expr = meta.value()?.parse()?;
             args.par.replace(expr).map_or(Ok(()), |_| Err(dup()))
+        } else if let Some(form) = meta
+            .path
+            .get_ident()
+            .filter(|i| kind == Kind::Task && MAP_FORMS.iter().any(|f| *i == f))
+        {
+            if !meta.input.is_empty() && !meta.input.peek(syn::Token![,]) {
+                return Err(syn::Error::new_spanned(
+                    &meta.path,
+                    format!("`{form}` takes no value: write `#[parallelizer::task({form})]`"),
+                ));
+            }
+            if args.forms.contains(form) {
+                return Err(dup());
+            }
+            args.forms.push(form.clone());
+            Ok(())
         } else {
             Err(syn::Error::new_spanned(
                 &meta.path,

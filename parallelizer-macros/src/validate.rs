@@ -285,12 +285,80 @@ pub fn guard(kind: Kind, args: Args, mut func: ItemFn) -> syn::Result<Guard> {
     })
 }
 
+/// The map calls a task serves on a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Map,
+    MapWith,
+    MapChunks,
+    MapChunksWith,
+    Starmap,
+    StarmapWith,
+}
+
+impl Form {
+    fn named(name: &str) -> Option<Form> {
+        Some(match name {
+            "map" => Form::Map,
+            "map_with" => Form::MapWith,
+            "map_chunks" => Form::MapChunks,
+            "map_chunks_with" => Form::MapChunksWith,
+            "starmap" => Form::Starmap,
+            "starmap_with" => Form::StarmapWith,
+            _ => return None,
+        })
+    }
+
+    /// The call's name, as written in the attribute and in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Form::Map => "map",
+            Form::MapWith => "map_with",
+            Form::MapChunks => "map_chunks",
+            Form::MapChunksWith => "map_chunks_with",
+            Form::Starmap => "starmap",
+            Form::StarmapWith => "starmap_with",
+        }
+    }
+
+    /// The fn shape the call needs, for messages.
+    fn shape(self) -> &'static str {
+        match self {
+            Form::Map => "`fn name(item: T) -> R`",
+            Form::MapWith => "`fn name(item: T, extra: &E) -> R`",
+            Form::MapChunks => "`fn name(items: Vec<T>) -> Vec<R>`",
+            Form::MapChunksWith => "`fn name(items: Vec<T>, extra: &E) -> Vec<R>`",
+            Form::Starmap => "`fn name(a: A, b: B, ..) -> R`",
+            Form::StarmapWith => "`fn name(a: A, b: B, .., extra: &E) -> R`",
+        }
+    }
+
+    /// Whether the call passes an extra argument by reference after the items.
+    fn has_extra(self) -> bool {
+        matches!(
+            self,
+            Form::MapWith | Form::MapChunksWith | Form::StarmapWith
+        )
+    }
+
+    /// Whether the call passes exactly one item (or chunk) before the extra
+    /// argument (`starmap` passes a tuple's fields).
+    fn one_item(self) -> bool {
+        !matches!(self, Form::Starmap | Form::StarmapWith)
+    }
+}
+
 /// The two shapes of a task.
 pub enum TaskShape {
     /// `fn(par: &dyn Parallelizer, args: A) -> R`, run by `run`.
     Region { args: Type },
-    /// `fn(item: T) -> R`, run by a pool-style `map`.
-    Map { item: Type },
+    /// A fn the maps apply to items: its items' types, the type of its
+    /// extra argument (`&E`, without the `&`), and the calls it serves.
+    Items {
+        items: Vec<Type>,
+        extra: Option<Type>,
+        forms: Vec<Form>,
+    },
 }
 
 /// A fn under `#[parallelizer::task]`.
@@ -303,7 +371,13 @@ pub struct Task {
 }
 
 const TASK_FORMS: &str = "expected `fn name(par: &dyn Parallelizer, args: A) -> R` \
-     (run with `par.run(name, args)`) or `fn name(item: T) -> R` (used by `par.map(name, data)`)";
+     (run with `par.run(name, args)`) or a fn the maps apply to items: \
+     `fn name(item: T) -> R` (`map`), `fn name(item: T, extra: &E) -> R` (`map_with`), \
+     `fn name(items: Vec<T>) -> Vec<R>` (`map_chunks`), `fn name(a: A, b: B) -> R` (`starmap`)";
+
+/// The most fields a `starmap` tuple may have (`Apply` is implemented up to
+/// this arity).
+const MAX_FIELDS: usize = 6;
 
 /// `#[parallelizer::task]`: a plain, non-generic, safe Rust fn of one of
 /// the two shapes.
@@ -380,11 +454,18 @@ pub fn task(args: Args, func: ItemFn) -> syn::Result<Task> {
             );
         }
     }
+    let no_generics = HashSet::new();
+    let region = typed
+        .first()
+        .is_some_and(|t| is_parallelizer_type(&t.ty, &no_generics));
     let shape = match typed.as_slice() {
-        [item] => TaskShape::Map {
-            item: (*item.ty).clone(),
-        },
-        [par, args] => {
+        [] => {
+            return Err(syn::Error::new(
+                sig.paren_token.span.join(),
+                format!("{attr}: a task takes its arguments; {TASK_FORMS} (use `()` for no args)"),
+            ));
+        }
+        [par, args] if region => {
             if !is_dyn_parallelizer_ref(&par.ty) {
                 return err(
                     &par.ty,
@@ -398,13 +479,16 @@ pub fn task(args: Args, func: ItemFn) -> syn::Result<Task> {
                 args: (*args.ty).clone(),
             }
         }
-        [] => {
+        [_] if region => {
             return Err(syn::Error::new(
                 sig.paren_token.span.join(),
-                format!("{attr}: a task takes its arguments; {TASK_FORMS} (use `()` for no args)"),
+                format!(
+                    "{attr}: a region task takes its arguments after the rank handle; \
+                     {TASK_FORMS} (use `()` for no args)"
+                ),
             ));
         }
-        [_, _, third, ..] => {
+        [_, _, third, ..] if region => {
             return err(
                 third,
                 format!(
@@ -413,7 +497,9 @@ pub fn task(args: Args, func: ItemFn) -> syn::Result<Task> {
                 ),
             );
         }
+        items => item_shape(items, &sig.output)?,
     };
+    let shape = with_forms(shape, &args.forms)?;
     let result = match &sig.output {
         ReturnType::Type(_, ty) if is_result(ty) => Some((**ty).clone()),
         _ => None,
@@ -424,6 +510,132 @@ pub fn task(args: Args, func: ItemFn) -> syn::Result<Task> {
         result,
         krate: args.krate(),
     })
+}
+
+/// The shape of a fn the maps apply to items: items by value, then perhaps
+/// an extra argument by shared reference; the calls it serves, as its
+/// signature shows them.
+fn item_shape(params: &[&syn::PatType], output: &ReturnType) -> syn::Result<TaskShape> {
+    let no_generics = HashSet::new();
+    if let Some(p) = params
+        .iter()
+        .find(|p| is_parallelizer_type(&p.ty, &no_generics))
+    {
+        return err(
+            &p.ty,
+            format!(
+                "the rank handle goes first, as in `fn name(par: &dyn Parallelizer, args: A)` \
+                 (a region task); a fn the maps apply to items takes no handle; {TASK_FORMS}"
+            ),
+        );
+    }
+    let (last, front) = params.split_last().expect("at least one parameter");
+    let extra = match &*last.ty {
+        Type::Reference(r) if r.mutability.is_some() => {
+            return err(
+                &last.ty,
+                "the extra argument is shared by every item: take it as `&E`, not `&mut E`",
+            );
+        }
+        Type::Reference(r) if !front.is_empty() => Some((*r.elem).clone()),
+        Type::Reference(_) => {
+            return err(
+                &last.ty,
+                format!(
+                    "a map passes each item by value: `fn name(item: T)`; a reference is only \
+                     for the extra argument after the items, `fn name(item: T, extra: &E)`; {TASK_FORMS}"
+                ),
+            );
+        }
+        _ => None,
+    };
+    let owned = if extra.is_some() { front } else { params };
+    if let Some(r) = owned.iter().find(|p| matches!(&*p.ty, Type::Reference(_))) {
+        return err(
+            &r.ty,
+            "items are passed by value: only the last parameter, the extra argument of \
+             `map_with`, `map_chunks_with` or `starmap_with`, may be a reference",
+        );
+    }
+    if let Some(p) = owned.get(MAX_FIELDS) {
+        return err(
+            p,
+            format!(
+                "{}: `starmap` passes tuples of at most {MAX_FIELDS} fields; take a struct \
+                 or a nested tuple instead",
+                Kind::Task.attr()
+            ),
+        );
+    }
+    let chunks = owned.len() == 1
+        && is_vec(&owned[0].ty)
+        && matches!(output, ReturnType::Type(_, ty) if is_vec(ty));
+    let forms = match (owned.len(), extra.is_some()) {
+        (1, false) if chunks => vec![Form::Map, Form::MapChunks],
+        (1, false) => vec![Form::Map],
+        (1, true) if chunks => vec![Form::MapWith, Form::MapChunksWith],
+        (1, true) => vec![Form::MapWith],
+        (_, false) => vec![Form::Starmap],
+        (_, true) => vec![Form::StarmapWith],
+    };
+    Ok(TaskShape::Items {
+        items: owned.iter().map(|p| (*p.ty).clone()).collect(),
+        extra,
+        forms,
+    })
+}
+
+/// The forms the attribute names, checked against the shape, instead of
+/// the inferred ones.
+fn with_forms(shape: TaskShape, named: &[Ident]) -> syn::Result<TaskShape> {
+    if named.is_empty() {
+        return Ok(shape);
+    }
+    let (items, extra) = match shape {
+        TaskShape::Region { .. } => {
+            return err(
+                &named[0],
+                format!(
+                    "`{}` names a map call, but this is a region task (run with `par.run`); \
+                     a fn the maps apply to items takes no rank handle",
+                    named[0]
+                ),
+            );
+        }
+        TaskShape::Items { items, extra, .. } => (items, extra),
+    };
+    let mut forms = Vec::new();
+    for ident in named {
+        let form = Form::named(&ident.to_string()).expect("parse accepts only form names");
+        if form.has_extra() != extra.is_some() || (form.one_item() && items.len() != 1) {
+            return err(
+                ident,
+                format!(
+                    "`{}` needs {}, which this fn is not",
+                    form.name(),
+                    form.shape()
+                ),
+            );
+        }
+        forms.push(form);
+    }
+    Ok(TaskShape::Items {
+        items,
+        extra,
+        forms,
+    })
+}
+
+/// Whether a type is written as `Vec<T>` (or a path ending in it).
+fn is_vec(ty: &Type) -> bool {
+    match ty {
+        Type::Path(tp) if tp.qself.is_none() => tp.path.segments.last().is_some_and(|s| {
+            s.ident == "Vec" && matches!(s.arguments, syn::PathArguments::AngleBracketed(_))
+        }),
+        Type::Paren(p) => is_vec(&p.elem),
+        Type::Group(g) => is_vec(&g.elem),
+        _ => false,
+    }
 }
 
 /// The span of a `Self` in a signature, if any.

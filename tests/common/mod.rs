@@ -7,7 +7,10 @@
 //! so that the process backend's workers can run them by name.
 #![allow(dead_code)]
 
+#[macro_use]
+pub mod data;
 pub mod collect;
+pub mod maps;
 #[macro_use]
 pub mod groups;
 #[cfg(target_os = "linux")]
@@ -350,6 +353,34 @@ macro_rules! spmd_suite {
                     par.map(square, Some((0..100).collect())).unwrap().unwrap(),
                     expect
                 );
+            }
+        }
+
+        #[parallelizer::test]
+        fn maps_of_every_form_and_schedule_keep_input_order() {
+            for par in modes() {
+                let _entered = par.enter().unwrap();
+                maps::every_form_keeps_input_order(&*par).unwrap();
+                let want: Vec<u64> = (0..23).map(|x| x * x + 2).collect();
+                assert_eq!(par.run(maps::dynamic_in_region, 23).unwrap(), Some(want));
+            }
+        }
+
+        #[parallelizer::test]
+        fn maps_results_per_rank_chunksize_zero_and_progress() {
+            for par in modes() {
+                let _entered = par.enter().unwrap();
+                maps::results_per_rank(&*par).unwrap();
+                maps::chunksize_zero_is_an_error(&*par).unwrap();
+                // 40 items in chunks of 4, unless the backend can only
+                // split statically (one report per rank).
+                let chunks = if par.run(maps::schedules_dynamically, ()).unwrap() {
+                    10
+                } else {
+                    par.nprocs()
+                };
+                maps::progress_reports_every_chunk(&*par, Some(chunks)).unwrap();
+                maps::a_panicking_item_is_an_error(&*par).unwrap();
             }
         }
 

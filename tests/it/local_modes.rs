@@ -15,6 +15,36 @@ fn local(n: usize) -> std::sync::Arc<dyn Parallelizer> {
 
 // 0 stands for serial.
 spmd_suite!(local, [0, 1, 2, 3, 4], table_up_to = 16);
+data_suite!(local, [0, 1, 2, 3, 4]);
+
+#[test]
+fn pool_style_map_reduce_equals_rayon_style_fold() {
+    for par in modes() {
+        let sum = par
+            .map_reduce(
+                |x: u64| x * x,
+                Some((1..=1000).collect()),
+                parallelizer::Reduce::Sum,
+            )
+            .unwrap();
+        assert_eq!(sum, Some((1..=1000u64).map(|x| x * x).sum()));
+        let words = par
+            .map_reduce(
+                |x: u32| format!("{x};"),
+                Some((0..30).collect()),
+                |a: String, b: String| a + &b,
+            )
+            .unwrap();
+        assert_eq!(
+            words.unwrap(),
+            (0..30).map(|x| format!("{x};")).collect::<String>()
+        );
+        let none = par
+            .map_reduce(|x: f64| x, Some(Vec::new()), parallelizer::Reduce::Max)
+            .unwrap();
+        assert_eq!(none, None);
+    }
+}
 
 // Groups, apply, main-only arguments, is_active (threads; serial below).
 parity_suite!(local);

@@ -34,6 +34,7 @@ mod dead_strip_unlinked;
 mod entry;
 mod guards;
 mod initializer;
+mod lending;
 mod local_modes;
 mod loopback;
 mod macros_ui;

@@ -859,11 +859,15 @@ fn issue11_4_5_the_timeout_is_the_deadline_of_the_whole_run() {
             "{took:?}"
         );
         then_recovers(&par);
-        // A pool-style map is one deadline too: rank 1's chunk takes 3 s.
+        // A pool-style map is one deadline too: rank 1's chunk takes 3 s
+        // (the static split, so that the late rank is known).
         let data: Vec<u64> = [0, 0, 1000, 1000, 1000, 0].to_vec();
         let p = par.clone();
         let (err, took) = within(Duration::from_secs(30), move || {
-            p.map(sleep_ms, Some(data)).unwrap_err()
+            p.mapper()
+                .schedule(parallelizer::Schedule::Static)
+                .map(sleep_ms, Some(data))
+                .unwrap_err()
         });
         println!("pool-style map, rank 1 busy for 3 s, timeout 1.5 s: {err} ({took:.2?})");
         assert!(matches!(err, Error::Timeout { rank: 1, .. }), "{err}");

@@ -22,6 +22,7 @@ fn processes(n: usize) -> Arc<dyn Parallelizer> {
 }
 
 spmd_suite!(processes, [2, 3, 4], table_up_to = 5, hold = spawns());
+data_suite!(processes, [2, 3, 4], hold = spawns());
 parity_suite!(processes, hold = spawns());
 
 #[parallelizer::test]

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use mpi::Count;
+use mpi::collective::SystemOperation;
 use mpi::datatype::{Partition, PartitionMut};
 use mpi::traits::*;
 use parallelizer_bench::measure::median;
@@ -133,6 +134,26 @@ fn main() {
             }
         });
         put(plan::k_coll("sg", "f64", n, size), t);
+    }
+
+    // MPI_Allreduce (sum) of 1 and 1e6 f64 per rank, preallocated buffers.
+    for n in parallelizer_bench::data::ALLREDUCE_NS {
+        let iters = plan.iters_for(n * 8);
+        let send = f64_data(n);
+        let mut recv = vec![0.0f64; n];
+        let mut samples = Vec::new();
+        for i in 0..iters.total() {
+            world.barrier();
+            let t0 = Instant::now();
+            world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
+            if i >= iters.warmup {
+                samples.push(t0.elapsed().as_secs_f64());
+            }
+        }
+        put(
+            parallelizer_bench::data::k_allreduce(n, size),
+            median(samples),
+        );
     }
 
     if rank == 0 {

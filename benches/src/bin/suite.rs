@@ -118,10 +118,12 @@ fn main() {
     log("baselines: serial loop, rayon, memcpy");
     let mut serial_loop = Figures::new();
     ours::serial_baselines(&plan, &mut serial_loop);
+    parallelizer_bench::data::serial_baselines(&plan, &mut serial_loop);
     store.sources.insert("serial_loop".into(), serial_loop);
     let mut rayon = Figures::new();
     for &p in &plan.ranks {
         ours::rayon_baselines(&plan, p, &mut rayon);
+        parallelizer_bench::data::rayon_baselines(&plan, p, &mut rayon);
     }
     store.sources.insert("rayon".into(), rayon);
     let mut channel = Figures::new();

@@ -1,11 +1,13 @@
 //! Collectives: `broadcast`, `scatter`, `gather`, `wait`, and the plain-data
 //! forms that move raw bytes (on MPI, native datatypes on the caller's
-//! buffers).
+//! buffers). Vectors of plain data ([`is_plain`](crate::is_plain)) take the
+//! plain-data path of the `*_pod` calls by themselves.
 
 use crate::error::Result;
 use crate::msg::{Data, Msg};
 use crate::op::Op;
 use crate::parallelizer::{NativePod, Parallelizer, PodType};
+use crate::plain::{PlainOps, vec_ops};
 use crate::split::{chunk_sizes, concat, split};
 
 use super::{Contract, Pairing, all_bytes, main_data, msg_bytes};
@@ -14,6 +16,10 @@ impl dyn Parallelizer {
     /// Main's value on every rank. Main passes `Some`, workers `None`.
     /// `Clone` lets the threads backend hand each rank a copy without
     /// serializing.
+    ///
+    /// A `Vec` of plain data (`Vec<f64>`, ...) travels as its raw bytes in
+    /// the backend's native broadcast (`MPI_Bcast` of `MPI_DOUBLE`), as
+    /// with [`broadcast_pod`](Self::broadcast_pod).
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer};
@@ -36,6 +42,20 @@ impl dyn Parallelizer {
         let Pairing::Ranks(tag) = self.prologue(Op::Broadcast, contract)? else {
             return main_data(value, Op::Broadcast);
         };
+        if let (Some(ops), Some(native)) = (vec_ops::<T>(), self.native_pod()) {
+            let mut v = self.main_or_empty(value, ops, Op::Broadcast)?;
+            let ty = ops.pod_type();
+            self.traced(
+                Op::Broadcast,
+                |&bytes| Some(bytes),
+                || {
+                    let buf = ops.buf(&mut v);
+                    native.broadcast_pod(ty, buf, tag)?;
+                    Ok(buf.bytes().len())
+                },
+            )?;
+            return Ok(v);
+        }
         let msg = self.main_msg(value, Op::Broadcast, Msg::cloneable)?;
         self.traced(Op::Broadcast, msg_bytes, || self.broadcast_msg(msg, tag))?
             .into_value()
@@ -43,6 +63,8 @@ impl dyn Parallelizer {
 
     /// Splits main's vector into contiguous chunks, one per rank (the first
     /// `n % nprocs` ranks get one more item), and returns this rank's chunk.
+    /// Vectors of plain data take the plain path (as `scatter_pod`); main's
+    /// chunk is then the start of its own vector, not a copy.
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer};
@@ -65,13 +87,22 @@ impl dyn Parallelizer {
         let Pairing::Ranks(tag) = self.prologue(Op::Scatter, contract)? else {
             return main_data(data, Op::Scatter);
         };
+        if let (Some(ops), Some(native)) = (vec_ops::<Vec<T>>(), self.native_pod()) {
+            let data = self.main_only(data, Op::Scatter)?;
+            return self.traced(
+                Op::Scatter,
+                |v: &Vec<T>| Some(ops.bytes(v).len()),
+                || self.plain_scatter(native, ops, data, tag),
+            );
+        }
         let chunks = self.main_chunks(data, Msg::new)?;
         self.traced(Op::Scatter, msg_bytes, || self.scatter_msg(chunks, tag))?
             .into_value()
     }
 
     /// Every rank's value on main, main's first, then ranks 1.. in order;
-    /// `None` on workers.
+    /// `None` on workers. Vectors of plain data travel as raw bytes (on
+    /// MPI, one native gather-v into one buffer).
     pub fn gather<T: Data>(&self, value: T) -> Result<Option<Vec<T>>> {
         self.gather_as(value, Contract::Check)
     }
@@ -84,6 +115,20 @@ impl dyn Parallelizer {
         let Pairing::Ranks(tag) = self.prologue(Op::Gather, contract)? else {
             return Ok(Some(vec![value]));
         };
+        // In one process the values move as they are; elsewhere plain
+        // vectors go through the native gather.
+        let native = self.native_pod().filter(|n| !n.in_process());
+        if let (Some(ops), Some(native)) = (vec_ops::<T>(), native) {
+            let mine = ops.bytes(&value).len();
+            return self.traced(
+                Op::Gather,
+                |all: &Option<Vec<T>>| match all {
+                    Some(all) => all.iter().map(|v| Some(ops.bytes(v).len())).sum(),
+                    None => Some(mine),
+                },
+                || self.plain_gather(native, ops, value, tag),
+            );
+        }
         self.traced(Op::Gather, all_bytes, || {
             self.gather_msg(Msg::new(value), tag)
         })?
@@ -92,18 +137,23 @@ impl dyn Parallelizer {
     }
 
     /// `broadcast` of plain data as raw bytes, no codec
-    /// (mpi4py's `Bcast`).
+    /// (mpi4py's `Bcast`); workers' vectors are allocated for what arrives
+    /// ([`broadcast_into`](Self::broadcast_into) reuses the caller's).
     pub fn broadcast_pod<T: bytemuck::Pod + Send>(&self, data: Option<Vec<T>>) -> Result<Vec<T>> {
         let Pairing::Ranks(tag) = self.prologue(Op::Broadcast, Contract::Check)? else {
             return main_data(data, Op::Broadcast);
         };
         if let Some(native) = self.native_pod() {
-            let data = self.main_only(data, Op::Broadcast)?;
-            return self.traced(
+            let mut v = self.main_only(data, Op::Broadcast)?.unwrap_or_default();
+            let sent = self.traced(
                 Op::Broadcast,
-                |v: &Vec<T>| pod_bytes(v),
-                || native_broadcast(native, data),
+                |&bytes| bytes,
+                || {
+                    native.broadcast_pod(PodType::of::<T>(), &mut v, tag)?;
+                    Ok(pod_bytes(&v))
+                },
             );
+            return sent.map(|_| v);
         }
         let msg = self.main_msg(data, Op::Broadcast, Msg::pod)?;
         self.traced(Op::Broadcast, msg_bytes, || self.broadcast_msg(msg, tag))?
@@ -117,10 +167,11 @@ impl dyn Parallelizer {
         };
         if let Some(native) = self.native_pod() {
             let data = self.main_only(data, Op::Scatter)?;
+            let ops: &dyn PlainOps = <T as crate::plain::HasOps>::OPS;
             return self.traced(
                 Op::Scatter,
                 |v: &Vec<T>| pod_bytes(v),
-                || native_scatter(native, self.id(), self.nprocs(), data),
+                || self.plain_scatter(native, ops, data, tag),
             );
         }
         let chunks = self.main_chunks(data, Msg::pod)?;
@@ -146,12 +197,16 @@ impl dyn Parallelizer {
             return Ok(Some(data));
         };
         if let Some(native) = self.native_pod() {
+            let ty = PodType::of::<T>();
+            let mut all = self.on_main().then(Vec::<T>::new);
+            let recv = all.as_mut().map(|v| v as &mut dyn crate::plain::PlainBuf);
             let mine = std::mem::size_of_val(&data[..]);
-            return self.traced(
+            let sent = self.traced(
                 Op::Gather,
-                |all: &Option<Vec<T>>| all.as_deref().map_or(Some(mine), pod_bytes),
-                || native_gather(native, self.on_main(), data),
+                |_: &Vec<usize>| Some(mine),
+                || native.gather_pod(ty, bytemuck::cast_slice(&data), recv, true, tag),
             );
+            return sent.map(|_| all);
         }
         let parts = self
             .traced(Op::Gather, all_bytes, || {
@@ -183,6 +238,18 @@ impl dyn Parallelizer {
         }
     }
 
+    /// Main's vector of plain data (which main must pass), an empty one on
+    /// workers (filled by the call).
+    fn main_or_empty<T: 'static>(&self, data: Option<T>, ops: &dyn PlainOps, op: Op) -> Result<T> {
+        match self.main_only(data, op)? {
+            Some(v) => Ok(v),
+            None => Ok(*ops
+                .empty()
+                .downcast::<T>()
+                .expect("the ops of T's elements")),
+        }
+    }
+
     /// Main's data as the message `wrap` makes, `None` on workers.
     fn main_msg<T>(&self, data: Option<T>, op: Op, wrap: fn(T) -> Msg) -> Result<Option<Msg>> {
         Ok(self.main_only(data, op)?.map(wrap))
@@ -200,61 +267,65 @@ impl dyn Parallelizer {
             .main_only(data, Op::Scatter)?
             .map(|data| split(data, nprocs).into_iter().map(wrap).collect()))
     }
+
+    /// Scatter of a vector of plain data through the native plane: main's
+    /// chunk stays in place (its vector, truncated); workers receive into
+    /// fresh vectors.
+    fn plain_scatter<T: 'static>(
+        &self,
+        native: &dyn NativePod,
+        ops: &dyn PlainOps,
+        data: Option<Vec<T>>,
+        tag: crate::op::Tag,
+    ) -> Result<Vec<T>> {
+        let ty = ops.pod_type();
+        match data {
+            Some(mut data) => {
+                native.scatter_pod(ty, Some(ops.bytes(&data)), None, tag)?;
+                data.truncate(chunk_sizes(data.len(), self.nprocs())[0]);
+                Ok(data)
+            }
+            None => {
+                let mut mine: Vec<T> = Vec::new();
+                native.scatter_pod(ty, None, Some(ops.buf(&mut mine)), tag)?;
+                Ok(mine)
+            }
+        }
+    }
+
+    /// Gather of vectors of plain data through the native plane into one
+    /// buffer on main, split into one vector per rank (main's own is not
+    /// moved).
+    fn plain_gather<T: 'static>(
+        &self,
+        native: &dyn NativePod,
+        ops: &dyn PlainOps,
+        value: T,
+        tag: crate::op::Tag,
+    ) -> Result<Option<Vec<T>>> {
+        let ty = ops.pod_type();
+        if !self.on_main() {
+            native.gather_pod(ty, ops.bytes(&value), None, false, tag)?;
+            return Ok(None);
+        }
+        let mut others = ops.empty();
+        let counts = native.gather_pod(
+            ty,
+            ops.bytes(&value),
+            Some(ops.buf(&mut *others)),
+            false,
+            tag,
+        )?;
+        let mut all = Vec::with_capacity(counts.len());
+        all.push(value);
+        for part in ops.split(others, &counts[1..]) {
+            all.push(*part.downcast::<T>().expect("the ops of T's elements"));
+        }
+        Ok(Some(all))
+    }
 }
 
-/// The bytes of plain data.
+/// The bytes of plain data, for the trace of a call.
 fn pod_bytes<T: bytemuck::Pod>(data: &[T]) -> Option<usize> {
     Some(std::mem::size_of_val(data))
-}
-
-/// `broadcast_pod` on a backend with native plain-data collectives: the
-/// length, then the data straight into a buffer of `T`.
-fn native_broadcast<T: bytemuck::Pod + Send>(
-    native: &dyn NativePod,
-    data: Option<Vec<T>>,
-) -> Result<Vec<T>> {
-    let mut len = [data.as_ref().map_or(0, |d| d.len()) as u64];
-    native.broadcast_pod(PodType::of::<u64>(), bytemuck::cast_slice_mut(&mut len))?;
-    let mut buf = data.unwrap_or_else(|| vec![T::zeroed(); len[0] as usize]);
-    native.broadcast_pod(PodType::of::<T>(), bytemuck::cast_slice_mut(&mut buf))?;
-    Ok(buf)
-}
-
-/// `scatter_pod` on a backend with native plain-data collectives: the
-/// length, then one scatter-v of the chunks of [`chunk_sizes`].
-fn native_scatter<T: bytemuck::Pod + Send>(
-    native: &dyn NativePod,
-    id: usize,
-    nprocs: usize,
-    data: Option<Vec<T>>,
-) -> Result<Vec<T>> {
-    let mut len = [data.as_ref().map_or(0, |d| d.len()) as u64];
-    native.broadcast_pod(PodType::of::<u64>(), bytemuck::cast_slice_mut(&mut len))?;
-    let counts = chunk_sizes(len[0] as usize, nprocs);
-    let mut mine = vec![T::zeroed(); counts[id]];
-    native.scatter_pod(
-        PodType::of::<T>(),
-        data.as_deref().map(bytemuck::cast_slice),
-        &counts,
-        bytemuck::cast_slice_mut(&mut mine),
-    )?;
-    Ok(mine)
-}
-
-/// `gather_pod` on a backend with native plain-data collectives: every
-/// rank's length, then one gather-v into main's buffer.
-fn native_gather<T: bytemuck::Pod + Send>(
-    native: &dyn NativePod,
-    on_main: bool,
-    data: Vec<T>,
-) -> Result<Option<Vec<T>>> {
-    let counts = native.all_counts(data.len())?;
-    let mut all = on_main.then(|| vec![T::zeroed(); counts.iter().sum()]);
-    native.gather_pod(
-        PodType::of::<T>(),
-        bytemuck::cast_slice(&data),
-        &counts,
-        all.as_deref_mut().map(bytemuck::cast_slice_mut),
-    )?;
-    Ok(all)
 }

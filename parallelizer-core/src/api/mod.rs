@@ -9,15 +9,18 @@
 //! whether the call moves anything at all (one rank) and may (a region).
 
 mod collective;
+mod data;
 mod enter;
 mod group;
 mod map;
+mod map_reduce;
 mod p2p;
 mod print;
+mod reduce;
 mod region;
 
 pub use enter::EnterGuard;
-pub use map::Apply;
+pub use map::{Apply, ApplyWith, Flat, Layout, Mapper, PerRank, Progress, Schedule};
 pub use print::Where;
 
 use crate::error::{Error, Result};

@@ -64,7 +64,7 @@ impl dyn Parallelizer {
 
     /// The prologue of point-to-point calls: a peer that is another rank of
     /// this parallelizer, the contract, a region; the messages' tag.
-    fn point_to_point(&self, op: Op, peer: usize) -> Result<Tag> {
+    pub(super) fn point_to_point(&self, op: Op, peer: usize) -> Result<Tag> {
         check_rank(self, peer)?;
         if peer == self.id() {
             return Err(Error::ContractViolation(format!(

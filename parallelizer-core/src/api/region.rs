@@ -37,7 +37,7 @@ impl dyn Parallelizer {
         let local: LocalTask = Arc::new(move |p: &dyn Parallelizer, args: Msg| {
             Ok(Msg::local(task(p, args.into_value::<A>()?)))
         });
-        self.run_local::<F, R>(local, Msg::new(args))
+        self.run_local::<F, R>(local, Msg::serde(args))
     }
 
     /// `run` for tasks that return `Result`: an `Err` on any
@@ -69,7 +69,7 @@ impl dyn Parallelizer {
                 }),
             }
         });
-        self.run_local::<F, T>(local, Msg::new(args))
+        self.run_local::<F, T>(local, Msg::serde(args))
     }
 
     /// `run` with arguments that only main's call gets (McUtils

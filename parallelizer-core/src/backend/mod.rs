@@ -20,13 +20,16 @@ pub use crate::outcome::{
     FirstFailure, Outcome, Panic, halt_unwinding, panic_message, resume_unwinding, settle,
 };
 pub use crate::parallelizer::{
-    Core, Job, LocalTask, NativePod, PodType, Region, RegionTask, check_rank, collective,
+    AnySource, Core, Job, LocalTask, NativePod, NativeReduce, PlainBuf, PodType, Reach, Region,
+    RegionTask, check_rank, collective,
 };
 pub use crate::registry::{FromConfig, new};
 pub use crate::runtime::{CurrentGuard, run_as, set_current};
 pub use crate::task::{
-    TaskEntry, TaskKind, initializer_region, region_task, task_by_id, task_by_path, task_of, tasks,
+    MapForm, MapWorker, TaskEntry, TaskKind, initializer_region, region_task, task_by_id,
+    task_by_path, task_of, tasks,
 };
+pub use crate::tree::Combine;
 
 #[cfg(feature = "mpi")]
 pub mod mpi;

@@ -16,7 +16,7 @@ use crossbeam_channel::{Sender, unbounded};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::link::{Channels, Event, Limits, LinkRank};
-use crate::msg::{Encoding, Msg};
+use crate::msg::Msg;
 use crate::parallelizer::{Core, Parallelizer, Region};
 use crate::registry::{FromConfig, rank_of};
 use crate::runtime::run_as;
@@ -207,7 +207,7 @@ impl Parallelizer for Threads {
         let main = ranks.next().expect("nprocs >= 1");
         for (rank, job) in ranks.zip(&jobs) {
             let task = task.clone();
-            let mut args = Msg::from_bytes(Encoding::Serde, worker_args.clone());
+            let mut args = Msg::from_bytes(main_args.encoding(), worker_args.clone());
             if let Some(name) = &args_type {
                 args = args.sent_as(name);
             }

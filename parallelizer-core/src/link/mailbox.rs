@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::op::Tag;
+use crate::op::{Op, Tag};
 
 use super::packet::Packet;
 
@@ -33,9 +33,32 @@ impl Boxes {
         }
     }
 
+    /// The next packet from `from` for a call `tag`: collective packets in
+    /// order; point-to-point ones the first whose operation is `tag`'s
+    /// [`counterpart`].
+    fn take(&mut self, from: usize, tag: Tag) -> Option<Packet> {
+        if !tag.is_p2p() {
+            return self.coll[from].pop_front();
+        }
+        let want = counterpart(tag.op());
+        let queue = &mut self.p2p[from];
+        let at = queue.iter().position(|p| p.tag().op() == want)?;
+        queue.remove(at)
+    }
+
     /// Whether no packet waits in any of them.
     fn is_empty(&self) -> bool {
         self.coll.iter().chain(&self.p2p).all(VecDeque::is_empty)
+    }
+}
+
+/// The point-to-point operation whose messages a call of `op` takes: a
+/// `receive` takes what a `send` sent, and a `send` waiting for its
+/// receiver (a lent buffer) the `receive`'s acknowledgement.
+pub(super) fn counterpart(op: Op) -> Op {
+    match op {
+        Op::Send => Op::Receive,
+        _ => Op::Send,
     }
 }
 
@@ -72,13 +95,14 @@ impl Mailboxes {
         boxes.queue(from, tag).push_back(packet);
     }
 
-    /// The next packet of group `group`, of kind `tag`, from `from`.
+    /// The next packet of group `group` from `from` for a call `tag` (see
+    /// [`Boxes::take`]).
     pub(super) fn pop(&mut self, group: u64, from: usize, tag: Tag) -> Option<Packet> {
         if group == 0 {
-            return self.region.queue(from, tag).pop_front();
+            return self.region.take(from, tag);
         }
         let boxes = self.groups.get_mut(&group)?;
-        let packet = boxes.queue(from, tag).pop_front();
+        let packet = boxes.take(from, tag);
         if boxes.is_empty() {
             self.groups.remove(&group);
         }
@@ -90,12 +114,12 @@ impl Mailboxes {
 mod tests {
     use super::*;
     use crate::msg::Msg;
-    use crate::op::Op;
 
     #[test]
     fn groups_apart_by_kind_and_sender_and_forgotten_once_empty() {
         let mut boxes = Mailboxes::new(3);
         let (gather, send) = (Tag::new(Op::Gather, 0), Tag::p2p(Op::Send));
+        let receive = Tag::p2p(Op::Receive);
         let packet = |tag, n: u8, group| Packet::data(1, tag, Msg::new(n)).in_group(group);
         boxes.push(2, packet(gather, 1, 7));
         boxes.push(2, packet(gather, 2, 7));
@@ -109,7 +133,8 @@ mod tests {
         assert_eq!(take(7, 1, gather), None);
         assert_eq!(take(7, 2, gather), Some((7, 1)));
         assert_eq!(take(0, 2, gather), Some((0, 4)));
-        assert_eq!(take(7, 2, send), Some((7, 3)));
+        assert_eq!(take(7, 2, send), None, "a send takes acknowledgements only");
+        assert_eq!(take(7, 2, receive), Some((7, 3)));
         assert_eq!(take(7, 2, gather), Some((7, 2)));
         assert_eq!(boxes.groups.len(), 1, "group 7 is empty");
         assert_eq!(boxes.pop(9, 1, gather).map(|p| p.group()), Some(9));

@@ -30,8 +30,10 @@
 //! [`Parallelizer::recv_msg_in`]: crate::Parallelizer::recv_msg_in
 
 mod channels;
+mod lend;
 mod mailbox;
 mod packet;
+mod plain;
 mod rank;
 mod watch;
 
@@ -75,6 +77,14 @@ pub trait Transport: Send + Sync + 'static {
     /// The next event for this rank, waiting until `until` (`None`: until
     /// one comes); `Ok(None)` when `until` passed first.
     fn recv(&self, until: Option<Instant>) -> Result<Option<Event>>;
+
+    /// Whether the ranks of this transport live in this process and its
+    /// packets reach them as they are (values, never encoded): then the
+    /// plain-data calls may lend a buffer to the receiving ranks, which
+    /// copy straight out of it. The default is `false`.
+    fn shares_memory(&self) -> bool {
+        false
+    }
 }
 
 /// What a transport delivers.

@@ -4,13 +4,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::msg::{Encoding, Msg};
+use crate::msg::Msg;
 use crate::op::{Op, Tag};
 use crate::outcome::{Outcome, settle};
-use crate::parallelizer::{Core, Parallelizer, Region, check_rank};
+use crate::parallelizer::{AnySource, Core, NativePod, Parallelizer, Region, check_rank};
 use crate::runtime::run_as;
 
-use super::mailbox::Mailboxes;
+use super::lend::Lent;
+use super::mailbox::{Mailboxes, counterpart};
 use super::packet::{AbortNote, BlockedNote, DoneNote, Kind, Packet};
 use super::watch::{Verdict, Watch};
 use super::{Event, Limits, Transport};
@@ -246,7 +247,7 @@ impl<T: Transport> LinkRank<T> {
     fn take(&self, packet: Packet, from: usize, tag: Tag) -> Result<Msg> {
         let sent = packet.tag();
         let matches = if tag.is_p2p() {
-            sent.op() == Op::Send
+            sent.op() == counterpart(tag.op())
         } else {
             sent == tag
         };
@@ -498,6 +499,111 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
     }
 
     fn recv_msg_in(&self, group: u64, from: usize, tag: Tag) -> Result<Msg> {
+        let msg = self.recv_raw_in(group, from, tag)?;
+        match Lent::from_msg(msg) {
+            Err(msg) => Ok(msg),
+            // Plain data lent by a `*_into` call: copied out, acknowledged.
+            Ok(lent) => {
+                let owned = lent.to_msg();
+                let acked = self.send_msg_in(group, Msg::new(()), from, tag);
+                owned.and_then(|m| acked.map(|()| m))
+            }
+        }
+    }
+
+    fn recv_any_msg(
+        &self,
+        from: &[usize],
+        tag: Tag,
+        until: Option<Instant>,
+    ) -> Result<Option<(usize, Msg)>> {
+        for &r in from {
+            check_rank(self, r)?;
+        }
+        loop {
+            let wait_until = {
+                let mut st = self.lock();
+                if let Some(abort) = &st.abort {
+                    return Err(self.released(&st, abort.by_rank));
+                }
+                for &r in from {
+                    if let Some(packet) = st.boxes.pop(0, r, tag) {
+                        return self.take(packet, r, tag).map(|m| Some((r, m)));
+                    }
+                }
+                if let Some(e) = from.iter().find_map(|&r| st.gone[r].clone()) {
+                    return Err(e);
+                }
+                // Main: a rank that finished its task without sending (its
+                // packets come before its report) will never send.
+                let finished = st
+                    .watch
+                    .as_ref()
+                    .and_then(|w| from.iter().copied().find(|&r| w.is_over(r)));
+                if let Some(on) = finished {
+                    let waits = vec![crate::error::Wait {
+                        rank: self.id,
+                        on,
+                        op: tag.op(),
+                        finished: true,
+                    }];
+                    self.fail(&mut st, self.id, Error::Deadlock { waits });
+                    continue;
+                }
+                let now = Instant::now();
+                if until.is_some_and(|u| now >= u) {
+                    return Ok(None);
+                }
+                // Main watches the deadline and the other ranks' waits
+                // meanwhile; its own wait here is on whichever rank answers
+                // first, so it reports none.
+                let watch_next = if st.watch.is_some() {
+                    let next = self.watch_while_waiting(&mut st, now);
+                    if st.abort.is_some() {
+                        continue;
+                    }
+                    next
+                } else {
+                    None
+                };
+                [until, watch_next].into_iter().flatten().min()
+            };
+            self.pump(wait_until)?;
+        }
+    }
+
+    fn any_source(&self) -> AnySource {
+        AnySource::Buffered
+    }
+
+    fn native_pod(&self) -> Option<&dyn NativePod> {
+        Some(self)
+    }
+
+    fn run_region(&self, region: Region) -> Result<Msg> {
+        // A `run` inside a region: every rank runs it on its own handle.
+        region.run_here(self)
+    }
+}
+
+impl<T: Transport> LinkRank<T> {
+    /// Acknowledges to `to` that this rank, in its call `tag`, is done with
+    /// what `to` lent it.
+    pub(super) fn ack(&self, to: usize, tag: Tag) -> Result<()> {
+        self.send_msg(Msg::new(()), to, tag)
+    }
+
+    /// The next message of the call `tag` from `from`, as it came (a lent
+    /// buffer's note is not resolved). Collective messages are taken in
+    /// order; point-to-point ones by kind: a `receive` (tag `Receive`)
+    /// takes the next message that a `send` sent, a `send` that lent its
+    /// buffer (tag `Send`) the receiver's acknowledgement.
+    pub(super) fn recv_raw(&self, from: usize, tag: Tag) -> Result<Msg> {
+        self.recv_raw_in(0, from, tag)
+    }
+
+    /// [`recv_raw`](Self::recv_raw) in the namespace of group `group`.
+    fn recv_raw_in(&self, group: u64, from: usize, tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
         let start = Instant::now();
         self.lock().waits += 1;
@@ -539,11 +645,6 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
             };
             self.pump(until)?;
         }
-    }
-
-    fn run_region(&self, region: Region) -> Result<Msg> {
-        // A `run` inside a region: every rank runs it on its own handle.
-        region.run_here(self)
     }
 }
 
@@ -599,7 +700,7 @@ pub fn run_on_threads<T: Transport>(
     for rank in ranks {
         let task = task.clone();
         let mut wire = Msg::from_bytes(
-            Encoding::Serde,
+            args.encoding(),
             shared.as_ref().map_or_else(Vec::new, |s| s.0.clone()),
         );
         if let Some(name) = shared.as_ref().and_then(|s| s.1.as_deref()) {

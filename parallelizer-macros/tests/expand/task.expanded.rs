@@ -53,7 +53,7 @@ fn square(x: u64) -> u64 {
     x * x
 }
 const _: () = {
-    fn __parallelizer_invoke(
+    fn __parallelizer_map(
         par: &dyn ::my_reexport::__private::Parallelizer,
     ) -> ::my_reexport::__private::Result<()> {
         par.map(
@@ -71,6 +71,13 @@ const _: () = {
     static __PARALLELIZER_TASK: ::my_reexport::__private::TaskEntry = ::my_reexport::__private::TaskEntry {
         path: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(square)),
         type_name: || ::my_reexport::__private::std::any::type_name_of_val(&square),
-        kind: ::my_reexport::__private::TaskKind::Map(__parallelizer_invoke),
+        kind: ::my_reexport::__private::TaskKind::Map(
+            &[
+                ::my_reexport::__private::MapWorker {
+                    form: ::my_reexport::__private::MapForm::Map,
+                    run: __parallelizer_map,
+                },
+            ],
+        ),
     };
 };

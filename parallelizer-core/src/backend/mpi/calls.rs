@@ -76,6 +76,14 @@ pub(crate) fn scatterv(
         let d = c_ints(&round.displs, "MPI_Scatterv", "displacement")?;
         let own = round.own(rank, own_start);
         let out = &mut recv[own.start * size..own.end * size];
+        // An empty slice's pointer is 1 (its alignment), which Open MPI
+        // reads as MPI_IN_PLACE, refused on ranks other than the root.
+        let mut spare = 0u64;
+        let out: *mut c_void = if out.is_empty() {
+            (&raw mut spare).cast()
+        } else {
+            out.as_mut_ptr().cast()
+        };
         // Main's window of the round: `round.base` plus at most `limit`
         // elements, inside `send` (checked above); null elsewhere.
         let window: *const c_void = match send {
@@ -87,14 +95,15 @@ pub(crate) fn scatterv(
             // above). On main, `window` points into `send` with every
             // `d[r] + c[r]` elements of the round inside it (the round lies
             // within the counts' total); other ranks' send arguments are
-            // ignored by MPI. `out` holds exactly `c[rank]` elements.
+            // ignored by MPI. `out` points to exactly `c[rank]` elements
+            // (to `spare`, never touched, when that is 0).
             unsafe {
                 ffi::MPI_Scatterv(
                     window,
                     c.as_ptr(),
                     d.as_ptr(),
                     ty.raw(),
-                    out.as_mut_ptr().cast(),
+                    out,
                     c[rank],
                     ty.raw(),
                     0,
@@ -137,19 +146,28 @@ pub(crate) fn gatherv(
         let d = c_ints(&round.displs, "MPI_Gatherv", "displacement")?;
         let own = round.own(rank, own_start);
         let mine = &send[own.start * size..own.end * size];
+        // Not an empty slice's pointer, 1, which Open MPI reads as
+        // MPI_IN_PLACE (see `scatterv`).
+        let spare = 0u64;
+        let mine: *const c_void = if mine.is_empty() {
+            (&raw const spare).cast()
+        } else {
+            mine.as_ptr().cast()
+        };
         let window: *mut c_void = match recv.as_deref_mut() {
             Some(r) if rank == 0 => r[round.base * size..].as_mut_ptr().cast(),
             _ => std::ptr::null_mut(),
         };
         call("MPI_Gatherv", || {
             // SAFETY: `c` and `d` have one entry per rank of `comm` (checked
-            // above). `mine` holds exactly `c[rank]` elements. On main,
+            // above). `mine` points to exactly `c[rank]` elements (to
+            // `spare`, never read, when that is 0). On main,
             // `window` points into `recv` with every `d[r] + c[r]` elements
             // of the round inside it (checked above); other ranks' receive
             // arguments are ignored by MPI.
             unsafe {
                 ffi::MPI_Gatherv(
-                    mine.as_ptr().cast(),
+                    mine,
                     c[rank],
                     ty.raw(),
                     window,
@@ -328,6 +346,28 @@ fn send_piece(comm: Comm, ty: Datatype<'_>, bytes: &[u8], to: c_int, tag: c_int)
 /// Sends `buf` to `to` as exactly one MPI message of bytes (also when empty).
 pub(crate) fn send_one(comm: Comm, buf: &[u8], to: usize, tag: c_int) -> Result<()> {
     send_piece(comm, byte_type(), buf, int(to, "MPI_Send", "rank")?, tag)
+}
+
+/// Receives exactly one MPI message of `buf.len()` bytes from `from` into
+/// `buf` (also when empty: a zero-length message is taken too).
+pub(crate) fn recv_one(comm: Comm, buf: &mut [u8], from: usize, tag: c_int) -> Result<()> {
+    let count = int(buf.len(), "MPI_Recv", "count")?;
+    let from = int(from, "MPI_Recv", "rank")?;
+    call("MPI_Recv", || {
+        // SAFETY: `buf` holds exactly `count` bytes; MPI_STATUS_IGNORE is a
+        // predefined constant of rsmpi's C shim.
+        unsafe {
+            ffi::MPI_Recv(
+                buf.as_mut_ptr().cast(),
+                count,
+                byte_type().raw(),
+                from,
+                tag,
+                comm.raw(),
+                ffi::RSMPI_STATUS_IGNORE,
+            )
+        }
+    })
 }
 
 /// Blocking send of `buf` (elements of `ty`) to `to`, in messages of at

@@ -5,48 +5,51 @@
 
 use std::any::TypeId;
 
-use mpi::datatype::{Equivalence, SystemDatatype};
+use std::ffi::c_int;
+use std::time::Instant;
 
-use super::Mpi;
 use super::calls;
-use super::handles::{Contiguous, Datatype};
-use crate::error::Result;
-use crate::parallelizer::{NativePod, PodType};
+use super::handles::{Comm, Contiguous, Datatype, byte_type, u64_type};
+use super::{
+    Mpi, TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, bcast_words, contract_error, describe,
+    missing, protocol_error, receive_timeout,
+};
+use crate::error::{Error, Result};
+use crate::msg::Encoding;
+use crate::op::{Op, Tag};
+use crate::parallelizer::{NativePod, PlainBuf, PodType, check_rank};
+use crate::split::chunk_sizes;
 
 /// The MPI datatype of a plain element type: built in for the primitive
 /// numbers, else a committed contiguous block of its bytes (freed on drop).
 #[derive(Debug)]
-enum PodDatatype {
+pub(super) enum PodDatatype {
     Native(Datatype<'static>),
     Derived(Contiguous),
 }
 
-/// The entry of `T` in the table of built-in datatypes.
-fn native<T: Equivalence<Out = SystemDatatype> + 'static>() -> (TypeId, Datatype<'static>) {
-    (TypeId::of::<T>(), Datatype::of::<T>())
+/// The built-in MPI datatype of a primitive number, if `ty` is one.
+pub(super) fn builtin(ty: PodType) -> Option<Datatype<'static>> {
+    macro_rules! find {
+        ($($t:ty),*) => {$(
+            if ty.id == TypeId::of::<$t>() {
+                return Some(Datatype::of::<$t>());
+            }
+        )*};
+    }
+    find!(f64, f32, i8, i16, i32, i64, u8, u16, u32, u64, usize, isize);
+    None
 }
 
 impl PodDatatype {
-    fn new(ty: PodType) -> Result<PodDatatype> {
-        let table = [
-            native::<f64>(),
-            native::<f32>(),
-            native::<i8>(),
-            native::<i16>(),
-            native::<i32>(),
-            native::<i64>(),
-            native::<u8>(),
-            native::<u16>(),
-            native::<u32>(),
-            native::<u64>(),
-        ];
-        Ok(match table.iter().find(|(id, _)| *id == ty.id) {
-            Some(&(_, dt)) => PodDatatype::Native(dt),
-            None => PodDatatype::Derived(Contiguous::bytes(ty.size)?),
+    pub(super) fn new(ty: PodType) -> Result<PodDatatype> {
+        Ok(match builtin(ty) {
+            Some(dt) => PodDatatype::Native(dt),
+            None => PodDatatype::Derived(Contiguous::bytes(ty.size.max(1))?),
         })
     }
 
-    fn datatype(&self) -> Datatype<'_> {
+    pub(super) fn datatype(&self) -> Datatype<'_> {
         match self {
             PodDatatype::Native(dt) => *dt,
             PodDatatype::Derived(dt) => dt.datatype(),
@@ -55,47 +58,298 @@ impl PodDatatype {
 }
 
 impl NativePod for Mpi {
-    fn broadcast_pod(&self, ty: PodType, buf: &mut [u8]) -> Result<()> {
-        if ty.size == 0 || self.comm.size() == 1 {
-            return Ok(());
-        }
+    fn broadcast_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, _tag: Tag) -> Result<()> {
+        let comm = self.comm;
+        let on_main = comm.rank() == 0;
+        // Main's length, which a worker fits its buffer to (or, if its
+        // buffer is fixed and another length, a scratch buffer: it takes
+        // its part all the same, then returns the error).
+        let mut len = [if on_main {
+            ty.elements(buf.bytes().len()) as u64
+        } else {
+            0
+        }];
+        bcast_words(comm, &mut len, 0)?;
+        let n = len[0] as usize;
         let dt = PodDatatype::new(ty)?;
-        calls::bcast(self.comm, dt.datatype(), buf, 0, self.limit(ty.size))
-    }
-
-    fn all_counts(&self, mine: usize) -> Result<Vec<usize>> {
-        let all = calls::allgather_u64(self.comm, &[mine as u64])?;
-        Ok(all.into_iter().map(|n| n as usize).collect())
+        let limit = self.limit(ty.size);
+        let fitted = if on_main { Ok(buf.bytes()) } else { buf.fit(n) };
+        if ty.size == 0 {
+            return fitted.map(drop);
+        }
+        match fitted {
+            Ok(bytes) => calls::bcast(comm, dt.datatype(), bytes, 0, limit),
+            Err(e) => {
+                let mut scratch = vec![0u8; ty.bytes(n)];
+                calls::bcast(comm, dt.datatype(), &mut scratch, 0, limit)?;
+                Err(e)
+            }
+        }
     }
 
     fn scatter_pod(
         &self,
         ty: PodType,
         send: Option<&[u8]>,
-        counts: &[usize],
-        recv: &mut [u8],
+        recv: Option<&mut dyn PlainBuf>,
+        _tag: Tag,
     ) -> Result<()> {
-        if ty.size == 0 {
-            return Ok(());
+        let comm = self.plain_comm();
+        if comm.rank() != 0 {
+            let recv =
+                recv.ok_or_else(|| contract_error("scatter: a worker passed no buffer".into()))?;
+            return self.recv_part(comm, ty, recv, 0);
         }
-        let dt = PodDatatype::new(ty)?;
-        let limit = self.limit(ty.size);
-        calls::scatterv(self.comm, dt.datatype(), send, counts, recv, limit)
+        // Main sends each worker its chunk (as MPI's linear scatter-v
+        // does); each learns its length from the message itself.
+        let send = send.ok_or_else(|| missing(Op::Scatter))?;
+        let counts = chunk_sizes(ty.elements(send.len()), comm.size());
+        let mut at = ty.bytes(counts[0]);
+        for (r, &count) in counts.iter().enumerate().skip(1) {
+            let chunk = &send[at..at + ty.bytes(count)];
+            self.send_part(comm, chunk, r)?;
+            at += chunk.len();
+        }
+        if let Some(recv) = recv {
+            recv.fit(counts[0])?
+                .copy_from_slice(&send[..ty.bytes(counts[0])]);
+        }
+        Ok(())
     }
 
     fn gather_pod(
         &self,
         ty: PodType,
         send: &[u8],
-        counts: &[usize],
-        recv: Option<&mut [u8]>,
-    ) -> Result<()> {
-        if ty.size == 0 {
-            return Ok(());
+        recv: Option<&mut dyn PlainBuf>,
+        own: bool,
+        _tag: Tag,
+    ) -> Result<Vec<usize>> {
+        let comm = self.plain_comm();
+        if comm.rank() != 0 {
+            self.send_part(comm, send, 0)?;
+            return Ok(Vec::new());
         }
-        let dt = PodDatatype::new(ty)?;
-        let limit = self.limit(ty.size);
-        calls::gatherv(self.comm, dt.datatype(), send, counts, recv, limit)
+        // Main learns every part's length from its message (no exchange of
+        // counts first), then receives each in place.
+        let mut parts = Vec::with_capacity(comm.size());
+        for r in 1..comm.size() {
+            parts.push(self.probe_part(comm, r)?);
+        }
+        let mut counts = vec![ty.elements(send.len())];
+        counts.extend(parts.iter().map(|part| ty.elements(part.len)));
+        let total = counts[usize::from(!own)..].iter().sum();
+        let recv = recv.ok_or_else(|| contract_error("gather: main passed no buffer".into()))?;
+        let mut scratch: Vec<u8>;
+        let (out, err) = match recv.fit(total) {
+            Ok(bytes) => (bytes, None),
+            Err(e) => {
+                scratch = vec![0u8; ty.bytes(total)];
+                (&mut scratch[..], Some(e))
+            }
+        };
+        let mut at = 0;
+        if own {
+            out[..send.len()].copy_from_slice(send);
+            at = send.len();
+        }
+        for (i, part) in parts.iter().enumerate() {
+            self.recv_part_probed(comm, part, i + 1, &mut out[at..at + part.len])?;
+            at += part.len;
+        }
+        err.map_or(Ok(counts), Err)
+    }
+
+    fn send_pod(&self, ty: PodType, buf: &[u8], to: usize, _tag: Tag) -> Result<()> {
+        check_rank(self, to)?;
+        let comm = self.comm;
+        if buf.len() <= self.limit(1) {
+            let tag = if ty.size.is_multiple_of(8) && ty.size > 0 {
+                TAG_POD8
+            } else {
+                TAG_POD
+            };
+            return calls::send_one(comm, buf, to, tag);
+        }
+        let header = describe(Encoding::Pod, buf.len());
+        calls::send(
+            comm,
+            u64_type(),
+            bytemuck::cast_slice(&header),
+            to,
+            TAG_HEADER,
+            2,
+        )?;
+        calls::send(comm, byte_type(), buf, to, TAG_BODY, self.limit(1))
+    }
+
+    fn recv_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, from: usize, _tag: Tag) -> Result<()> {
+        check_rank(self, from)?;
+        let comm = self.comm;
+        let timeout = self.core.config().timeout;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let Some((tag, count)) = calls::probe_any(comm, from, deadline)? else {
+            return Err(receive_timeout(from, timeout.unwrap_or_default()));
+        };
+        let (len, body_tag, serde) = match tag {
+            TAG_POD | TAG_POD8 | TAG_SERDE => (count, tag, tag == TAG_SERDE),
+            TAG_HEADER => {
+                let mut header = [0u64; 2];
+                let words = bytemuck::cast_slice_mut(&mut header);
+                calls::recv(comm, u64_type(), words, from, TAG_HEADER, 2)?;
+                (header[1] as usize, TAG_BODY, header[0] != 1)
+            }
+            other => {
+                return Err(protocol_error(format!(
+                    "unexpected point-to-point message (tag {other}) from rank {from}"
+                )));
+            }
+        };
+        let limit = self.limit(1);
+        let mut scratch: Vec<u8>;
+        let whole = ty.size == 0 || len % ty.size == 0;
+        let fitted = if serde || !whole {
+            Err(Error::Codec(format!(
+                "expected plain data {} but rank {from} sent {}",
+                ty.vec_name,
+                if serde {
+                    "a serde value".to_string()
+                } else {
+                    format!("{len} bytes")
+                }
+            )))
+        } else {
+            buf.fit(ty.elements(len))
+        };
+        let (out, err) = match fitted {
+            Ok(bytes) => (bytes, None),
+            Err(e) => {
+                // The message is taken all the same, so the next receive
+                // does not find it.
+                scratch = vec![0u8; len];
+                (&mut scratch[..], Some(e))
+            }
+        };
+        if body_tag == TAG_BODY {
+            calls::recv(comm, byte_type(), out, from, body_tag, limit)?;
+        } else {
+            calls::recv_one(comm, out, from, body_tag)?;
+        }
+        err.map_or(Ok(()), Err)
+    }
+}
+
+/// Tags of the point-to-point messages of plain-data scatters and gathers
+/// on the control communicator, where nothing else sends point-to-point:
+/// a part in one message, or above `max_message_bytes` a header with its
+/// length and the pieces.
+const TAG_PART: c_int = 21;
+const TAG_PART_HEAD: c_int = 22;
+const TAG_PART_BODY: c_int = 23;
+
+/// A part of a scatter or gather that was probed: its length in bytes and
+/// whether its pieces follow a header (already received).
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    len: usize,
+    split: bool,
+}
+
+impl Mpi {
+    /// The communicator of the plain-data scatters and gathers: the
+    /// control one (a group's duplicate), so that their point-to-point
+    /// messages never meet the user's on the data communicator.
+    fn plain_comm(&self) -> Comm {
+        self.plain
+    }
+
+    /// Sends `bytes` to `to` as one part.
+    fn send_part(&self, comm: Comm, bytes: &[u8], to: usize) -> Result<()> {
+        let limit = self.limit(1);
+        if bytes.len() <= limit {
+            return calls::send_one(comm, bytes, to, TAG_PART);
+        }
+        let len = [bytes.len() as u64];
+        calls::send(
+            comm,
+            u64_type(),
+            bytemuck::cast_slice(&len),
+            to,
+            TAG_PART_HEAD,
+            1,
+        )?;
+        calls::send(comm, byte_type(), bytes, to, TAG_PART_BODY, limit)
+    }
+
+    /// The next part from `from`: its length (a header is taken here).
+    fn probe_part(&self, comm: Comm, from: usize) -> Result<Part> {
+        let (tag, count) = calls::probe_any(comm, from, None)?
+            .ok_or_else(|| protocol_error("a probe without a deadline returned nothing".into()))?;
+        match tag {
+            TAG_PART => Ok(Part {
+                len: count,
+                split: false,
+            }),
+            TAG_PART_HEAD => {
+                let mut len = [0u64];
+                calls::recv(
+                    comm,
+                    u64_type(),
+                    bytemuck::cast_slice_mut(&mut len),
+                    from,
+                    tag,
+                    1,
+                )?;
+                Ok(Part {
+                    len: len[0] as usize,
+                    split: true,
+                })
+            }
+            other => Err(protocol_error(format!(
+                "unexpected message (tag {other}) from rank {from} on the control communicator"
+            ))),
+        }
+    }
+
+    /// Receives the part `part`, probed from `from`, into `out` (exactly
+    /// its length).
+    fn recv_part_probed(&self, comm: Comm, part: &Part, from: usize, out: &mut [u8]) -> Result<()> {
+        if part.split {
+            calls::recv(comm, byte_type(), out, from, TAG_PART_BODY, self.limit(1))
+        } else {
+            calls::recv_one(comm, out, from, TAG_PART)
+        }
+    }
+
+    /// Receives the next part from `from` into `buf`, fitted to it (a
+    /// buffer that does not fit takes it into scratch space, then the
+    /// error is returned).
+    fn recv_part(
+        &self,
+        comm: Comm,
+        ty: PodType,
+        buf: &mut dyn PlainBuf,
+        from: usize,
+    ) -> Result<()> {
+        let part = self.probe_part(comm, from)?;
+        let fitted = if ty.size == 0 || part.len % ty.size == 0 {
+            buf.fit(ty.elements(part.len))
+        } else {
+            Err(protocol_error(format!(
+                "a part of {} bytes from rank {from} is not whole {}",
+                part.len, ty.name
+            )))
+        };
+        let mut scratch: Vec<u8>;
+        let (out, err) = match fitted {
+            Ok(bytes) => (bytes, None),
+            Err(e) => {
+                scratch = vec![0u8; part.len];
+                (&mut scratch[..], Some(e))
+            }
+        };
+        self.recv_part_probed(comm, &part, from, out)?;
+        err.map_or(Ok(()), Err)
     }
 }
 

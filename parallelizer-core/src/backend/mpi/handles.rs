@@ -6,10 +6,11 @@
 //! Conventions that every `// SAFETY:` comment of the backend relies on:
 //!
 //! - **Handles are valid.** A [`Comm`] is only made by [`Comm::world`],
-//!   [`dup_returning_errors`] or [`create_group`]. The first two are never
-//!   freed, so they name a live communicator until `MPI_Finalize`; a
-//!   group's communicator is owned by the group's handle, which alone holds
-//!   it and frees it ([`free`]) when it drops, so no copy outlives it. A [`Datatype`] is only made from a
+//!   [`dup_returning_errors`] or [`create_group`]. The world's and its
+//!   duplicates are never freed, so they name a live communicator until
+//!   `MPI_Finalize`; a group's communicator and its duplicate are owned by
+//!   the group's handle, which alone holds them and frees them ([`free`])
+//!   when it drops, so no copy outlives them. A [`Datatype`] is only made from a
 //!   built-in datatype that rsmpi declares equivalent to a Rust type
 //!   ([`Datatype::of`]) or borrowed from a [`Contiguous`] that is alive for
 //!   its lifetime `'a`; it is committed and its extent is
@@ -421,14 +422,15 @@ pub(crate) fn create_group(parent: Comm, members: &[usize], tag: c_int) -> Resul
     Ok(made)
 }
 
-/// Frees a communicator made by [`create_group`]; its owner calls this
+/// Frees a communicator made by [`create_group`] (or a duplicate of one
+/// made by [`dup_returning_errors`]); its owner calls this
 /// once, when no copy of it is in use any more. A failure (MPI finalized,
 /// a call from the wrong thread) leaks it.
 pub(crate) fn free(comm: Comm) {
     let mut raw = comm.raw;
     let _ = call("MPI_Comm_free", || {
-        // SAFETY: `raw` names a communicator made by `create_group`, which
-        // its owner frees once, after its last use (module docs).
+        // SAFETY: `raw` names a group's communicator (or its duplicate),
+        // which its owner frees once, after its last use (module docs).
         unsafe { ffi::MPI_Comm_free(&mut raw) }
     });
 }

@@ -83,17 +83,21 @@
 //! - `world`: process-global MPI state (initialization, communicators,
 //!   regions running here, panic hook, finalization at exit);
 //! - `datatype`: plain data in native MPI datatypes (the `NativePod` calls);
+//! - `reduce`: reductions (`NativeReduce`: `MPI_Reduce`, `MPI_Allreduce`,
+//!   `MPI_Scan` with MPI's ops, `MPI_Allgatherv`) and the message-level
+//!   reductions with any combine;
 //! - `handles`: the communicators and datatypes the backend owns, and when
 //!   and how MPI may be called (thread level, error codes);
 //! - `calls`: the MPI calls that move data, over the checked C API
-//!   (`handles` and `calls` hold the backend's `unsafe` code, but for
-//!   `world`'s `atexit` registration);
+//!   (`handles`, `calls` and `reduce` hold the backend's `unsafe` code, but
+//!   for `world`'s `atexit` registration);
 //! - `plan`: how calls larger than one MPI message are split.
 
 mod calls;
 mod datatype;
 mod handles;
 mod plan;
+mod reduce;
 mod serve;
 mod world;
 
@@ -111,9 +115,12 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
-use crate::parallelizer::{Core, Job, NativePod, Parallelizer, Region, check_rank};
+use crate::parallelizer::{
+    AnySource, Core, Job, NativePod, NativeReduce, Parallelizer, Region, check_rank,
+};
 use crate::registry::FromConfig;
 use crate::task::initializer_region;
+use crate::tree::Combine;
 
 use handles::{Comm, byte_type, u64_type};
 use std::sync::Arc;
@@ -134,6 +141,10 @@ pub struct Mpi {
     /// The communicator of this handle's messages and collectives: the
     /// world's data communicator, or a group's own.
     comm: Comm,
+    /// The communicator of the point-to-point parts of plain-data
+    /// scatters and gathers, apart from the user's messages on `comm`: the
+    /// world's control communicator, or a duplicate of a group's own.
+    plain: Comm,
     /// The group id of a group's handle (0 otherwise).
     group: u64,
     /// Largest single MPI call, in bytes.
@@ -218,6 +229,7 @@ impl Mpi {
             world,
             role,
             comm: world.data,
+            plain: world.ctrl,
             group: 0,
             limit_bytes,
             grace,
@@ -409,32 +421,52 @@ impl Parallelizer for Mpi {
         else {
             return Err(receive_timeout(from, timeout.unwrap_or_default()));
         };
-        match tag {
-            TAG_POD => Ok(Msg::from_bytes(
-                Encoding::Pod,
-                calls::recv_exact::<u8>(comm, from, tag, count)?,
-            )),
-            TAG_POD8 if count % 8 == 0 => {
-                let words = calls::recv_exact::<u64>(comm, from, tag, count)?;
-                Ok(Msg::from_words(words, count))
-            }
-            TAG_SERDE => Ok(Msg::from_bytes(
-                Encoding::Serde,
-                calls::recv_exact::<u8>(comm, from, tag, count)?,
-            )),
-            TAG_HEADER => {
-                let mut header = [0u64; 2];
-                let words = bytemuck::cast_slice_mut(&mut header);
-                calls::recv(comm, u64_type(), words, from, TAG_HEADER, 2)?;
-                let mut body = vec![0u8; header[1] as usize];
-                calls::recv(comm, byte_type(), &mut body, from, TAG_BODY, self.limit(1))?;
-                Ok(arrived(&header, body))
-            }
-            other => Err(protocol_error(format!(
-                "unexpected point-to-point message (tag {other}) from rank {from}: \
-                 is another library using the parallelizer's communicator?"
-            ))),
+        self.recv_probed(from, tag, count)
+    }
+
+    /// Polls each rank of `from` in turn (a probe of one source never
+    /// returns a message of another, which could not be left for later),
+    /// yielding and then sleeping briefly between rounds so that the rank's
+    /// own work keeps its core: main's wait for the result of a map's chunk.
+    fn recv_any_msg(
+        &self,
+        from: &[usize],
+        _tag: Tag,
+        until: Option<Instant>,
+    ) -> Result<Option<(usize, Msg)>> {
+        for &r in from {
+            check_rank(self, r)?;
         }
+        let comm = self.comm;
+        let timeout = self.core.config().timeout;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut rounds = 0u32;
+        loop {
+            for &r in from {
+                if let Some((tag, count)) = calls::probe_any(comm, r, Some(Instant::now()))? {
+                    return self.recv_probed(r, tag, count).map(|m| Some((r, m)));
+                }
+            }
+            let now = Instant::now();
+            if until.is_some_and(|u| now >= u) {
+                return Ok(None);
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(receive_timeout(from[0], timeout.unwrap_or_default()));
+            }
+            rounds += 1;
+            if rounds < 64 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+    }
+
+    /// A send waits for its receiver once a message is past MPI's eager
+    /// limit: a map keeps one chunk in flight per rank.
+    fn any_source(&self) -> AnySource {
+        AnySource::Unbuffered
     }
 
     fn run_region(&self, region: Region) -> Result<Msg> {
@@ -554,7 +586,23 @@ impl Parallelizer for Mpi {
         calls::barrier(self.comm)
     }
 
+    fn reduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Option<Msg>> {
+        self.reduce_at_main(msg, combine, tag)
+    }
+
+    fn allreduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
+        self.allreduce_at_main(msg, combine, tag)
+    }
+
+    fn scan_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
+        self.scan_at_main(msg, combine, tag)
+    }
+
     fn native_pod(&self) -> Option<&dyn NativePod> {
+        Some(self)
+    }
+
+    fn native_reduce(&self) -> Option<&dyn NativeReduce> {
         Some(self)
     }
 
@@ -573,11 +621,20 @@ impl Parallelizer for Mpi {
         // creations apart; every member derives the same from the id.
         let tag = (group % 32768) as c_int;
         let comm = handles::create_group(self.comm, members, tag)?;
+        // Collective over the members too, which all make the group now.
+        let plain = match handles::dup_returning_errors(comm) {
+            Ok(plain) => plain,
+            Err(e) => {
+                handles::free(comm);
+                return Err(e);
+            }
+        };
         let handle: Arc<dyn Parallelizer> = Arc::new(Mpi {
             core: Core::for_group(self.core.config_arc().clone(), 0),
             world: self.world,
             role: Role::Group,
             comm,
+            plain,
             group,
             limit_bytes: self.limit_bytes,
             grace: self.grace,
@@ -600,10 +657,45 @@ impl Parallelizer for Mpi {
     }
 }
 
+impl Mpi {
+    /// The message whose probe found MPI tag `tag` and `count` bytes from
+    /// rank `from`.
+    fn recv_probed(&self, from: usize, tag: c_int, count: usize) -> Result<Msg> {
+        let comm = self.comm;
+        match tag {
+            TAG_POD => Ok(Msg::from_bytes(
+                Encoding::Pod,
+                calls::recv_exact::<u8>(comm, from, tag, count)?,
+            )),
+            TAG_POD8 if count.is_multiple_of(8) => {
+                let words = calls::recv_exact::<u64>(comm, from, tag, count)?;
+                Ok(Msg::from_words(words, count))
+            }
+            TAG_SERDE => Ok(Msg::from_bytes(
+                Encoding::Serde,
+                calls::recv_exact::<u8>(comm, from, tag, count)?,
+            )),
+            TAG_HEADER => {
+                let mut header = [0u64; 2];
+                let words = bytemuck::cast_slice_mut(&mut header);
+                calls::recv(comm, u64_type(), words, from, TAG_HEADER, 2)?;
+                let mut body = vec![0u8; header[1] as usize];
+                calls::recv(comm, byte_type(), &mut body, from, TAG_BODY, self.limit(1))?;
+                Ok(arrived(&header, body))
+            }
+            other => Err(protocol_error(format!(
+                "unexpected point-to-point message (tag {other}) from rank {from}: \
+                 is another library using the parallelizer's communicator?"
+            ))),
+        }
+    }
+}
+
 impl Drop for Mpi {
     fn drop(&mut self) {
         if self.role == Role::Group {
-            // This handle alone holds its group's communicator.
+            // This handle alone holds its group's communicators.
+            handles::free(self.plain);
             handles::free(self.comm);
         }
     }

@@ -3,9 +3,12 @@
 //! - **Dispatch** (served model): rank 0 broadcasts a header `[kind, task
 //!   id, config length, payload length]` with a non-blocking broadcast that
 //!   idle workers poll (so they sleep instead of spinning in MPI), then the
-//!   payload: main's encoded configuration followed by the encoded
-//!   arguments. Kind [`REGION`] runs the task on every rank; kind
-//!   [`SHUTDOWN`] (from rank 0's exit handler) ends the workers' loop.
+//!   payload, if any: main's encoded configuration (only when it differs
+//!   from the last region's, which the workers keep; length 0 otherwise)
+//!   followed by the encoded arguments. A region with the same
+//!   configuration and no arguments is one small broadcast. Kind
+//!   [`REGION`] runs the task on every rank; kind [`SHUTDOWN`] (from rank
+//!   0's exit handler) ends the workers' loop.
 //! - **Settle** (every region, served or SPMD): each rank runs its part with
 //!   panics caught, then all agree on the lowest failed rank with a
 //!   non-blocking all-reduce. If one failed, it broadcasts its kind and
@@ -47,6 +50,8 @@ const CTRL_LIMIT: usize = 1 << 30;
 static SERVED: AtomicBool = AtomicBool::new(false);
 /// Whether rank 0 has told the serving workers to stop.
 static SHUT_DOWN: AtomicBool = AtomicBool::new(false);
+/// Served main: the encoded configuration the workers received last.
+static LAST_CONFIG: Mutex<Option<Vec<u8>>> = Mutex::new(None);
 
 /// Whether this process is part of a served job.
 pub(super) fn served() -> bool {
@@ -180,6 +185,19 @@ impl Mpi {
         let (task, args) = region.into_parts();
         let mut payload = Vec::new();
         encode_serde(self.core.config(), &mut payload)?;
+        // The workers keep the configuration of the last region: it is sent
+        // again only when it changed (a header word of 0 says "the same").
+        let same = {
+            let mut last = LAST_CONFIG.lock().unwrap_or_else(|e| e.into_inner());
+            let same = last.as_deref() == Some(&payload[..]);
+            if !same {
+                *last = Some(payload.clone());
+            }
+            same
+        };
+        if same {
+            payload.clear();
+        }
         let config_len = payload.len() as u64;
         args.encode_into(&mut payload)?;
         let mut header = [REGION, u64::from(task_id), config_len, 0];
@@ -264,8 +282,10 @@ inventory::submit! {
 /// the job down.
 fn serve(world: &'static World) -> i32 {
     let fatal = |e: Error| -> ! { world::report_and_abort(world, &format!("serving: {e}"), 1) };
-    // Handles by main's encoded configuration (each may own a thread pool).
+    // Handles by main's encoded configuration (each may own a thread pool);
+    // the last one is the configuration a header without one means.
     let mut handles: Vec<(Vec<u8>, Arc<Mpi>)> = Vec::new();
+    let mut last: Option<Arc<Mpi>> = None;
     loop {
         let mut header = [0u64; 4];
         let mut payload =
@@ -287,9 +307,14 @@ fn serve(world: &'static World) -> i32 {
                 )))
             });
         let args = payload.split_off(config_len);
-        let handle = match handles.iter().find(|(bytes, _)| *bytes == payload) {
-            Some((_, handle)) => handle.clone(),
-            None => {
+        let known = handles.iter().find(|(bytes, _)| *bytes == payload);
+        let handle = match (config_len, known, &last) {
+            (0, _, Some(handle)) => handle.clone(),
+            (0, _, None) => fatal(protocol_error(
+                "a region without a configuration came first".into(),
+            )),
+            (_, Some((_, handle)), _) => handle.clone(),
+            (_, None, _) => {
                 let built = decode_serde::<Config>(&payload)
                     .and_then(|config| Mpi::with_role(config, world, Role::Worker));
                 match built {
@@ -311,6 +336,7 @@ fn serve(world: &'static World) -> i32 {
                 }
             }
         };
+        last = Some(handle.clone());
         let task = header[1] as u32;
         // A failure was agreed with main, which reports it.
         let _ = handle.run_settled(|| {

@@ -1,0 +1,456 @@
+//! The data-plane rows (issue 10): `broadcast_into`/`scatter_into`/
+//! `gather_into` on the caller's buffers, `allreduce` of one and of a
+//! million f64, `map_reduce`, and their baselines (raw rsmpi, mpi4py's
+//! buffer API, rayon, a serial loop); and their section of BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use parallelizer::{Parallelizer, Reduce, plain_buffer};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::measure::{Iters, median, time, time_with};
+use crate::ours::record;
+use crate::plan::{Figures, Plan};
+use crate::report::{Store, fmt_time};
+use crate::tasks::Op;
+use crate::workloads::{f64_data, fine_work};
+
+/// Key of an `_into` collective figure.
+pub fn k_into(op: Op, n: usize, p: usize) -> String {
+    format!("into:{}:{n}:{p}", op.key())
+}
+/// Key of an all-reduce figure (sum of `n` f64 on every rank).
+pub fn k_allreduce(n: usize, p: usize) -> String {
+    format!("allreduce:{n}:{p}")
+}
+/// Key of a `map_reduce` figure (the fine map, summed).
+pub fn k_map_reduce(p: usize) -> String {
+    format!("map_reduce:{p}")
+}
+/// Key of the rayon baseline of a small gather: a `broadcast` whose
+/// closures return each thread's chunk, collected.
+pub fn k_gather_collect(n: usize, p: usize) -> String {
+    format!("gather_collect:{n}:{p}")
+}
+
+/// The all-reduce sizes.
+pub const ALLREDUCE_NS: [usize; 2] = [1, 1_000_000];
+/// The size of the small gather compared with a rayon broadcast.
+pub const SMALL_GATHER: usize = 1_000;
+
+/// Arguments of [`into_collective`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntoArgs {
+    /// Which collective.
+    pub op: Op,
+    /// Items in main's vector.
+    pub n: usize,
+    /// Iterations.
+    pub iters: Iters,
+}
+
+/// `n` f64 in a buffer as the library advises for large ones
+/// (`plain_buffer`: fresh pages, transparent huge pages from 4 MiB), filled.
+fn filled(n: usize) -> Vec<f64> {
+    let mut v: Vec<f64> = plain_buffer(n);
+    for (i, x) in v.iter_mut().enumerate() {
+        *x = i as f64;
+    }
+    v
+}
+
+/// Times one `_into` collective on buffers allocated once and reused
+/// across iterations (what the calls are for); main returns the median.
+#[parallelizer::task]
+pub fn into_collective(p: &dyn Parallelizer, a: IntoArgs) -> Option<f64> {
+    let (on, id) = (p.on_main(), p.id());
+    let full = filled(a.n);
+    let counts = parallelizer::chunk_sizes(a.n, p.nprocs());
+    let lo: usize = counts[..id].iter().sum();
+    let mut chunk: Vec<f64> = plain_buffer(counts[id]);
+    chunk.copy_from_slice(&full[lo..lo + counts[id]]);
+    let mut buf = if on { full.clone() } else { plain_buffer(a.n) };
+    let mut mine: Vec<f64> = plain_buffer(counts[id]);
+    let mut all: Vec<f64> = plain_buffer(if on { a.n } else { 0 });
+    let data = on.then_some(&full[..]);
+    let mut samples = Vec::new();
+    for i in 0..a.iters.total() {
+        p.wait().expect("barrier");
+        let t0 = std::time::Instant::now();
+        match a.op {
+            Op::Bcast => p.broadcast_into(&mut buf).expect("broadcast_into"),
+            Op::Scatter => p.scatter_into(data, &mut mine).expect("scatter_into"),
+            Op::Gather => p
+                .gather_into(&chunk, on.then_some(&mut all))
+                .expect("gather_into"),
+            Op::ScatterGather => {
+                p.scatter_into(data, &mut mine).expect("scatter_into");
+                p.gather_into(&mine, on.then_some(&mut all))
+                    .expect("gather_into");
+            }
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        if i >= a.iters.warmup {
+            samples.push(dt);
+        }
+    }
+    if on && matches!(a.op, Op::Gather | Op::ScatterGather) {
+        assert_eq!(all.len(), a.n);
+    }
+    on.then(|| median(samples))
+}
+
+/// Arguments of [`allreduce_task`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReduceArgs {
+    /// f64 per rank: 1 is a scalar `allreduce(f64)`, more a `Vec<f64>`.
+    pub n: usize,
+    /// Iterations.
+    pub iters: Iters,
+}
+
+/// Times `allreduce(value, Reduce::Sum)` of one f64 or of a vector of `n`
+/// (made untimed, moved in: the call reduces in place); main returns the
+/// median.
+#[parallelizer::task]
+pub fn allreduce_task(p: &dyn Parallelizer, a: ReduceArgs) -> Option<f64> {
+    let base = filled(a.n);
+    let mut samples = Vec::new();
+    let mut x = p.id() as f64;
+    for i in 0..a.iters.total() {
+        let v = (a.n > 1).then(|| base.clone());
+        p.wait().expect("barrier");
+        let t0 = std::time::Instant::now();
+        match v {
+            None => x = p.allreduce(x, Reduce::Sum).expect("allreduce") * 0.5,
+            Some(v) => {
+                let sum = p.allreduce(v, Reduce::Sum).expect("allreduce");
+                std::hint::black_box(sum);
+            }
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        if i >= a.iters.warmup {
+            samples.push(dt);
+        }
+    }
+    std::hint::black_box(x);
+    p.on_main().then(|| median(samples))
+}
+
+/// Times `map_reduce(fine_work, data, Reduce::Sum)` inside a region (every
+/// rank takes part), data made untimed; main returns the median.
+#[parallelizer::task]
+pub fn map_reduce_task(p: &dyn Parallelizer, a: ReduceArgs) -> Option<f64> {
+    let mut samples = Vec::new();
+    for i in 0..a.iters.total() {
+        let data = p.on_main().then(|| f64_data(a.n));
+        p.wait().expect("barrier");
+        let t0 = std::time::Instant::now();
+        let sum = p
+            .map_reduce(fine_work, data, Reduce::Sum)
+            .expect("map_reduce");
+        let dt = t0.elapsed().as_secs_f64();
+        std::hint::black_box(sum);
+        if i >= a.iters.warmup {
+            samples.push(dt);
+        }
+    }
+    p.on_main().then(|| median(samples))
+}
+
+fn main_result(r: parallelizer::Result<Option<f64>>) -> Result<f64, String> {
+    match r {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err("main returned no figure".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The data-plane figures of `par` (entered, with its rank count).
+pub fn measure(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures) {
+    let p = par.nprocs();
+    if p > 1 {
+        for op in Op::ALL {
+            for &n in &plan.f64_ns {
+                let iters = plan.iters_for(n * 8);
+                record(figs, k_into(op, n, p), || {
+                    main_result(par.run(into_collective, IntoArgs { op, n, iters }))
+                });
+            }
+        }
+        for n in ALLREDUCE_NS {
+            let iters = plan.iters_for(n * 8);
+            record(figs, k_allreduce(n, p), || {
+                main_result(par.run(allreduce_task, ReduceArgs { n, iters }))
+            });
+        }
+    }
+    let n = plan.fine_n;
+    record(figs, k_map_reduce(p), || {
+        if par.mode() == "threads" || par.mode() == "serial" {
+            // Pool-style, as rayon's `par_iter().map(f).sum()` is used.
+            let mut err = None;
+            let t = time_with(
+                plan.fine,
+                || f64_data(n),
+                |data| {
+                    if let Err(e) = par.map_reduce(fine_work, Some(data), Reduce::Sum) {
+                        err.get_or_insert(e.to_string());
+                    }
+                },
+            );
+            return err.map_or(Ok(t), Err);
+        }
+        let iters = plan.fine;
+        main_result(par.run(map_reduce_task, ReduceArgs { n, iters }))
+    });
+}
+
+/// rayon's counterparts on a pool of `p` threads: `par_iter().map(f).sum()`
+/// and a `broadcast` that collects each thread's chunk of a small vector.
+pub fn rayon_baselines(plan: &Plan, p: usize, figs: &mut Figures) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(p)
+        .build()
+        .expect("rayon pool");
+    let n = plan.fine_n;
+    record(figs, k_map_reduce(p), || {
+        Ok(time_with(
+            plan.fine,
+            || f64_data(n),
+            |data| pool.install(|| data.into_par_iter().map(fine_work).sum::<f64>()),
+        ))
+    });
+    let full = f64_data(SMALL_GATHER);
+    let counts = parallelizer::chunk_sizes(SMALL_GATHER, p);
+    let starts: Vec<usize> = counts
+        .iter()
+        .scan(0, |a, &c| {
+            let s = *a;
+            *a += c;
+            Some(s)
+        })
+        .collect();
+    record(figs, k_gather_collect(SMALL_GATHER, p), || {
+        Ok(time(plan.small, || {
+            pool.broadcast(|ctx| {
+                let i = ctx.index();
+                full[starts[i]..starts[i] + counts[i]].to_vec()
+            })
+        }))
+    });
+}
+
+/// The serial loop of `map_reduce`.
+pub fn serial_baselines(plan: &Plan, figs: &mut Figures) {
+    record(figs, k_map_reduce(1), || {
+        Ok(time_with(
+            plan.fine,
+            || f64_data(plan.fine_n),
+            |data| data.into_iter().map(fine_work).sum::<f64>(),
+        ))
+    });
+}
+
+type Cell = Result<f64, String>;
+
+fn cell(c: &Cell) -> String {
+    match c {
+        Ok(v) => fmt_time(*v),
+        Err(e) => e.lines().next().unwrap_or("").chars().take(50).collect(),
+    }
+}
+
+/// `ours / base`, bold above `bold`.
+fn ratio(ours: &Cell, base: &Cell, bold: f64) -> String {
+    match (ours, base) {
+        (Ok(o), Ok(b)) if *b > 0.0 => {
+            let r = o / b;
+            if r > bold {
+                format!("**{r:.2}×**")
+            } else {
+                format!("{r:.2}×")
+            }
+        }
+        _ => "–".into(),
+    }
+}
+
+fn with_ratio(base: &Cell, ours: &Cell, bold: f64) -> String {
+    match base {
+        Ok(_) => format!("{} ({})", cell(base), ratio(ours, base, bold)),
+        Err(_) => "–".into(),
+    }
+}
+
+fn n_name(n: usize) -> String {
+    match n {
+        1 => "1".into(),
+        n => {
+            let e = (n as f64).log10().round() as i32;
+            if 10f64.powi(e) as usize == n {
+                format!("1e{e}")
+            } else {
+                n.to_string()
+            }
+        }
+    }
+}
+
+/// The "Plain data" section of BENCHMARKS.md.
+pub fn section(store: &Store, plan: &Plan, w: &mut String) {
+    let _ = writeln!(
+        w,
+        "## Plain data: `_into` collectives, allreduce, map_reduce\n"
+    );
+    let _ = writeln!(
+        w,
+        "`broadcast_into`, `scatter_into` and `gather_into` of `f64` on buffers allocated once \
+         with `parallelizer::plain_buffer` (huge pages from 4 MiB) and reused, timed on main \
+         after an untimed barrier. Baselines in the same run: raw rsmpi `broadcast_into`, \
+         `scatter_varcount_into`, `gather_varcount_into` on preallocated `Vec`s (mpi), mpi4py's \
+         buffer API (`Bcast`/`Scatterv`/`Gatherv` into preallocated numpy arrays, which numpy \
+         puts on huge pages), and for threads the copies of the collectives table. \"generic\" is \
+         the same collective through `broadcast`/`scatter`/`gather` of a `Vec<f64>` (which must \
+         allocate its result), as a ratio to `_into`. Targets (issue 10): mpi `_into` ≤ 1.0× \
+         mpi4py and ≤ 1.1× raw rsmpi; generic ≤ 1.5× `_into`; bold marks a miss.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| op | n | backend | ranks | ours `_into` | raw baseline (ratio) | mpi4py buffer (ratio) | generic `Vec<f64>` (ratio to `_into`) |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|");
+    for op in Op::ALL {
+        for &n in &plan.f64_ns {
+            for (backend, base) in [
+                ("threads", "memcpy"),
+                ("processes", "rawsock"),
+                ("mpi", "rawmpi"),
+            ] {
+                for &p in &plan.ranks {
+                    let ours = store.get(backend, &k_into(op, n, p));
+                    let coll = crate::plan::k_coll(op.key(), "f64", n, p);
+                    let raw = store.get(base, &coll);
+                    let py = store.get("py:mpi4py_buffer", &coll);
+                    let generic = store.get(backend, &coll);
+                    let raw_bold = if backend == "mpi" { 1.1 } else { 1.5 };
+                    let py_bold = if backend == "mpi" { 1.0 } else { 1.5 };
+                    let _ = writeln!(
+                        w,
+                        "| {} | {} | {backend} | {p} | {} | {} | {} | {} |",
+                        op.key(),
+                        n_name(n),
+                        cell(&ours),
+                        with_ratio(&raw, &ours, raw_bold),
+                        with_ratio(&py, &ours, py_bold),
+                        match &generic {
+                            Ok(_) =>
+                                format!("{} ({})", cell(&generic), ratio(&generic, &ours, 1.5)),
+                            Err(_) => "–".into(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+    let _ = writeln!(w);
+
+    let _ = writeln!(
+        w,
+        "**allreduce** (`Reduce::Sum`) of one `f64` and of a `Vec<f64>` of 1e6 per rank (made \
+         untimed and moved in: the call reduces in place). MPI: `MPI_Allreduce` with `MPI_SUM`; \
+         threads and processes: recursive doubling over messages. Baselines: raw rsmpi \
+         `all_reduce_into` on preallocated buffers and mpi4py `Allreduce`. Target: mpi ≤ 1.2× raw; \
+         processes' scalar ≤ 3× the mpi figure.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| n | backend | ranks | ours | raw rsmpi (ratio) | mpi4py buffer (ratio) | ratio to mpi |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|");
+    for n in ALLREDUCE_NS {
+        for backend in ["threads", "processes", "mpi"] {
+            for &p in &plan.ranks {
+                let key = k_allreduce(n, p);
+                let ours = store.get(backend, &key);
+                let raw = store.get("rawmpi", &key);
+                let py = store.get("py:mpi4py_buffer", &key);
+                let mpi = store.get("mpi", &key);
+                let _ = writeln!(
+                    w,
+                    "| {} | {backend} | {p} | {} | {} | {} | {} |",
+                    n_name(n),
+                    cell(&ours),
+                    with_ratio(&raw, &ours, 1.2),
+                    with_ratio(&py, &ours, 1.2),
+                    if backend == "mpi" {
+                        "–".into()
+                    } else {
+                        ratio(&ours, &mpi, 3.0)
+                    },
+                );
+            }
+        }
+    }
+    let _ = writeln!(w);
+
+    let _ = writeln!(
+        w,
+        "**threads: a gather of 1e3 f64** inside a region (every rank sends its chunk to main) \
+         against a rayon `broadcast` whose closures return each thread's chunk, collected (the \
+         same values, the same thread hand-off). Target ≤ 2×.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| ranks | `gather(Vec<f64>)` | `gather_into` | rayon broadcast + collect | ratio (gather) | ratio (`gather_into`) |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|");
+    for &p in &plan.ranks {
+        let n = SMALL_GATHER;
+        let g = store.get("threads", &crate::plan::k_coll("gather", "f64", n, p));
+        let gi = store.get("threads", &k_into(Op::Gather, n, p));
+        let r = store.get("rayon", &k_gather_collect(n, p));
+        let _ = writeln!(
+            w,
+            "| {p} | {} | {} | {} | {} | {} |",
+            cell(&g),
+            cell(&gi),
+            cell(&r),
+            ratio(&g, &r, 2.0),
+            ratio(&gi, &r, 2.0)
+        );
+    }
+    let _ = writeln!(w);
+
+    let _ = writeln!(
+        w,
+        "**map_reduce**: `par.map_reduce(fine_work, data, Reduce::Sum)` over {} f64 items (the \
+         fine map, summed): pool-style on threads (each rank folds its own chunk, moved out of \
+         main's vector), inside `run` on processes and mpi. Baseline: rayon \
+         `data.into_par_iter().map(fine_work).sum()` on a pool of P threads. Target (threads) ≤ \
+         1.1×.\n",
+        plan.fine_n
+    );
+    let _ = writeln!(
+        w,
+        "| backend | ranks | ours | rayon (ratio) | serial loop |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|");
+    let serial = store.get("serial_loop", &k_map_reduce(1));
+    for backend in ["threads", "processes", "mpi"] {
+        for &p in &plan.ranks {
+            let ours = store.get(backend, &k_map_reduce(p));
+            let r = store.get("rayon", &k_map_reduce(p));
+            let _ = writeln!(
+                w,
+                "| {backend} | {p} | {} | {} | {} |",
+                cell(&ours),
+                with_ratio(&r, &ours, 1.1),
+                cell(&serial)
+            );
+        }
+    }
+    let _ = writeln!(w);
+}

@@ -1,0 +1,108 @@
+//! One map call as every rank sees it: the fn applied to a chunk, the
+//! options main decides with, and how a rank applies the fn to a chunk
+//! (over its threads when it has several).
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::msg::Data;
+use crate::op::Op;
+use crate::outcome::{panic_message, resume_unwinding};
+use crate::parallelizer::{Job, Parallelizer};
+use crate::split::split;
+use crate::task::MapForm;
+
+use super::Schedule;
+use super::progress::Watch;
+
+/// The options of one map, as [`Mapper`](super::Mapper) sets them.
+#[derive(Clone, Default)]
+pub(crate) struct Options {
+    pub(crate) schedule: Schedule,
+    /// Who watches the map's progress.
+    pub(crate) watch: Watch,
+}
+
+/// `f` applied to a chunk, with the extra argument.
+pub(crate) type Body<T, E, R> = Arc<dyn Fn(Vec<T>, &E) -> Vec<R> + Send + Sync>;
+
+/// One map call: everything but the data.
+pub(crate) struct MapCall<T, E, R> {
+    /// Which call (and so which registered worker form).
+    pub(crate) form: MapForm,
+    /// The operation messages and errors name.
+    pub(crate) op: Op,
+    /// Whether a rank may split a chunk over its threads (item-wise maps; a
+    /// chunk-wise `f` gets the whole chunk).
+    pub(crate) elementwise: bool,
+    /// `f` applied to a chunk.
+    pub(crate) body: Body<T, E, R>,
+}
+
+impl<T, E, R> Clone for MapCall<T, E, R> {
+    fn clone(&self) -> Self {
+        MapCall {
+            form: self.form,
+            op: self.op,
+            elementwise: self.elementwise,
+            body: self.body.clone(),
+        }
+    }
+}
+
+/// Every chunk's results, in input order, with the rank that computed them.
+pub(crate) type Parts<R> = Vec<(usize, Vec<R>)>;
+
+/// `f` on one chunk on this rank: split again over the rank's threads when
+/// it has several and `f` is item-wise, the pieces' results concatenated in
+/// order, so the result does not change.
+pub(crate) fn apply<T, E, R>(
+    par: &dyn Parallelizer,
+    call: &MapCall<T, E, R>,
+    chunk: Vec<T>,
+    extra: &E,
+) -> Result<Vec<R>>
+where
+    T: Data,
+    E: Data + Clone,
+    R: Data,
+{
+    let threads = par.threads_per_rank().min(chunk.len());
+    if !call.elementwise || threads <= 1 {
+        return Ok((call.body)(chunk, extra));
+    }
+    let body = &*call.body;
+    let mut slots: Vec<Option<Vec<R>>> = (0..threads).map(|_| None).collect();
+    let jobs: Vec<Job<'_>> = split(chunk, threads)
+        .into_iter()
+        .zip(slots.iter_mut())
+        .map(|(piece, slot)| {
+            let extra = extra.clone();
+            Box::new(move || *slot = Some(body(piece, &extra))) as Job<'_>
+        })
+        .collect();
+    par.run_jobs(jobs);
+    let mut out = Vec::new();
+    for slot in slots {
+        out.extend(slot.ok_or_else(|| {
+            Error::ContractViolation("run_jobs returned before running every job".into())
+        })?);
+    }
+    Ok(out)
+}
+
+/// A panic of `f` on main: resumed inside a region; in a pool-style map,
+/// the map's error, as a worker's panic is.
+pub(crate) fn main_panicked(
+    par: &dyn Parallelizer,
+    panic: Box<dyn std::any::Any + Send>,
+    pool: bool,
+) -> Error {
+    if !pool {
+        resume_unwinding(panic);
+    }
+    Error::WorkerPanicked {
+        rank: par.id(),
+        message: panic_message(&*panic),
+    }
+}

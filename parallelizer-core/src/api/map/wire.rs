@@ -1,0 +1,103 @@
+//! How a map's chunks and results travel (one message per chunk, or the
+//! scatter and gather of the static split): vectors of primitive numbers as
+//! their raw bytes (the plain-data path: no codec, and 8-byte numbers land
+//! in memory the receiver's `Vec` takes over), anything else through serde.
+//! The element type decides, by `TypeId`, the same way on every rank.
+
+use std::any::{Any, TypeId};
+
+use crate::error::Result;
+use crate::msg::{Data, Msg};
+use crate::op::Op;
+use crate::parallelizer::Parallelizer;
+use crate::split::split;
+
+use super::super::{Contract, Pairing, main_data, named};
+
+/// Calls `$m!` with the primitive number types that travel as raw bytes.
+macro_rules! numbers {
+    ($m:ident) => {
+        $m!(f64 f32 u64 i64 u32 i32 u16 i16 u8 i8 u128 i128 usize isize)
+    };
+}
+
+/// `items` as a message.
+pub(super) fn to_msg<T: Data>(items: Vec<T>) -> Msg {
+    macro_rules! as_pod {
+        ($($p:ty)*) => {$(
+            if TypeId::of::<T>() == TypeId::of::<$p>() {
+                let any: Box<dyn Any> = Box::new(items);
+                match any.downcast::<Vec<$p>>() {
+                    Ok(v) => return Msg::pod(*v),
+                    Err(_) => unreachable!("the TypeIds are equal"),
+                }
+            }
+        )*};
+    }
+    numbers!(as_pod);
+    Msg::new(items)
+}
+
+/// The items a message of [`to_msg`] carries.
+pub(super) fn from_msg<T: Data>(msg: Msg) -> Result<Vec<T>> {
+    macro_rules! from_pod {
+        ($($p:ty)*) => {$(
+            if TypeId::of::<T>() == TypeId::of::<$p>() {
+                let any: Box<dyn Any> = Box::new(msg.into_pod::<$p>()?);
+                match any.downcast::<Vec<T>>() {
+                    Ok(v) => return Ok(*v),
+                    Err(_) => unreachable!("the TypeIds are equal"),
+                }
+            }
+        )*};
+    }
+    numbers!(from_pod);
+    msg.into_value()
+}
+
+/// `scatter` of main's items for a map: chunk `i` of the split to rank `i`,
+/// each chunk a message of [`to_msg`]; this rank's chunk.
+pub(super) fn scatter<T: Data>(par: &dyn Parallelizer, data: Option<Vec<T>>) -> Result<Vec<T>> {
+    let Pairing::Ranks(tag) = par.prologue(Op::Scatter, Contract::Skip)? else {
+        return main_data(data, Op::Scatter);
+    };
+    let nprocs = par.nprocs();
+    let chunks = data.map(|d| split(d, nprocs).into_iter().map(to_msg).collect());
+    from_msg(named(Op::Scatter, par.scatter_msg(chunks, tag))?)
+}
+
+/// `gather` of every rank's results for a map: on main, each rank's, in
+/// rank order.
+pub(super) fn gather<R: Data>(par: &dyn Parallelizer, out: Vec<R>) -> Result<Option<Vec<Vec<R>>>> {
+    let Pairing::Ranks(tag) = par.prologue(Op::Gather, Contract::Skip)? else {
+        return Ok(Some(vec![out]));
+    };
+    named(Op::Gather, par.gather_msg(to_msg(out), tag))?
+        .map(|all| all.into_iter().map(from_msg).collect())
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::Encoding;
+
+    #[test]
+    fn numbers_travel_as_raw_bytes_and_the_rest_through_serde() {
+        let m = to_msg(vec![1.5f64, 2.5]);
+        assert_eq!(m.encoding(), Encoding::Pod);
+        let wire =
+            Msg::from_bytes(Encoding::Pod, m.to_bytes().unwrap()).sent_as("alloc::vec::Vec<f64>");
+        assert_eq!(from_msg::<f64>(wire).unwrap(), [1.5, 2.5]);
+        let m = to_msg(vec![(1u8, 2u8)]);
+        assert_eq!(m.encoding(), Encoding::Serde);
+        let wire = Msg::from_bytes(Encoding::Serde, m.to_bytes().unwrap());
+        assert_eq!(from_msg::<(u8, u8)>(wire).unwrap(), [(1, 2)]);
+        // In one process the vector moves as it is.
+        assert_eq!(from_msg::<u32>(to_msg(vec![7u32])).unwrap(), [7]);
+        assert_eq!(
+            from_msg::<String>(to_msg(vec!["x".to_string()])).unwrap(),
+            ["x"]
+        );
+    }
+}

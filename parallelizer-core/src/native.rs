@@ -1,0 +1,106 @@
+//! The plain-data plane a backend may offer: collectives and messages of
+//! plain data on the caller's memory ([`NativePod`]) and reductions with
+//! built-in ops ([`NativeReduce`]). The typed API uses them when the
+//! backend has them (MPI: its datatypes and collectives; the region
+//! protocol of `link`: lent or copied bytes) and messages otherwise.
+
+use crate::error::Result;
+use crate::op::Tag;
+use crate::plain::{PlainBuf, PodType};
+use crate::reduce::Reduce;
+
+/// Collectives and messages of plain data in caller-owned buffers, with no
+/// serialization (MPI's `Bcast`, `Scatterv`, `Gatherv`, `Send`, `Recv` on
+/// native datatypes). Buffers are the raw bytes of `[T]` for the `T` that
+/// `ty` describes; counts are in elements. Every rank calls each
+/// collective, in the same order, with the call's `tag`.
+///
+/// A rank whose buffer has a fixed length that does not fit what arrives
+/// ([`PlainBuf::fit`] fails) still takes its part in the call, then returns
+/// that error: no other rank waits for it.
+pub trait NativePod: Send + Sync {
+    /// Whether the ranks share this process's memory: the typed API then
+    /// moves owned vectors (`gather(Vec<f64>)`) as they are, through
+    /// messages, instead of copying them through these calls.
+    fn in_process(&self) -> bool {
+        false
+    }
+
+    /// Broadcast from main: main's `buf.bytes()` into every worker's
+    /// `buf`, which each worker fits to main's length first.
+    fn broadcast_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, tag: Tag) -> Result<()>;
+
+    /// Scatter from main: main passes `send`, which is split into the
+    /// chunks of [`chunk_sizes`](crate::chunk_sizes) (workers pass `None`);
+    /// every rank fits its `recv` to its chunk and receives it. Main may
+    /// pass `recv: None` to leave its chunk where it is, at the start of
+    /// `send` (MPI's `MPI_IN_PLACE`).
+    fn scatter_pod(
+        &self,
+        ty: PodType,
+        send: Option<&[u8]>,
+        recv: Option<&mut dyn PlainBuf>,
+        tag: Tag,
+    ) -> Result<()>;
+
+    /// Gather to main: every rank's `send`, back to back in rank order,
+    /// into main's `recv` (fitted to their total; workers pass `None`).
+    /// With `own: false` main's own `send` is left out of `recv` (it stays
+    /// where it is). Returns every rank's count on main, nothing on
+    /// workers.
+    fn gather_pod(
+        &self,
+        ty: PodType,
+        send: &[u8],
+        recv: Option<&mut dyn PlainBuf>,
+        own: bool,
+        tag: Tag,
+    ) -> Result<Vec<usize>>;
+
+    /// Sends `buf` to rank `to` (a point-to-point message that `recv_pod`,
+    /// or a typed `receive` of a `Vec` of the same type, receives).
+    fn send_pod(&self, ty: PodType, buf: &[u8], to: usize, tag: Tag) -> Result<()>;
+
+    /// Receives the next point-to-point message from `from` into `buf`,
+    /// fitted to the message's length.
+    fn recv_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, from: usize, tag: Tag) -> Result<()>;
+}
+
+/// Where a native reduction leaves its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// On main (`MPI_Reduce`); the workers' buffers are left as they were.
+    Main,
+    /// On every rank (`MPI_Allreduce`).
+    All,
+    /// Each rank's inclusive prefix (`MPI_Scan`).
+    Prefix,
+}
+
+/// Reductions of plain numbers with built-in ops and all-gathers of plain
+/// data, native to the backend (MPI's `MPI_Reduce`, `MPI_Allreduce`,
+/// `MPI_Scan` with `MPI_SUM`, ..., `MPI_Allgatherv`). Every rank calls each
+/// method, in the same order.
+pub trait NativeReduce: Send + Sync {
+    /// Combines every rank's `buf` element-wise with `op`, in place, as
+    /// `reach` says. `ty` is a primitive number; every rank passes the same
+    /// length (the caller checks).
+    fn reduce_pod(
+        &self,
+        ty: PodType,
+        op: Reduce,
+        buf: &mut [u8],
+        reach: Reach,
+        tag: Tag,
+    ) -> Result<()>;
+
+    /// Every rank's `mine`, back to back in rank order, into every rank's
+    /// `all` (fitted to their total). Returns every rank's count.
+    fn allgather_pod(
+        &self,
+        ty: PodType,
+        mine: &[u8],
+        all: &mut dyn PlainBuf,
+        tag: Tag,
+    ) -> Result<Vec<usize>>;
+}

@@ -1,0 +1,479 @@
+//! Plain data: element types that move between ranks as their raw bytes,
+//! with no codec.
+//!
+//! The primitive numbers (`f64`, `i32`, `u8`, ...) are plain data, and so
+//! is any `bytemuck::Pod` type a program registers with
+//! [`plain_data!`](crate::plain_data). The generic calls find out at run
+//! time, by `TypeId` (the way the `castaway` crate specializes, here with
+//! `std::any::Any` only), whether a `Vec<T>` they were given holds plain
+//! data; if so they take the plain path by themselves: `send(Vec<f64>)`
+//! sends the vector's bytes, and `broadcast`, `scatter` and `gather` of
+//! such a vector use the backend's native collectives on its memory.
+//!
+//! Also here: the receive buffers of plain-data calls ([`PlainBuf`]) and
+//! large fresh allocations on transparent huge pages ([`plain_buffer`]).
+
+use std::any::{Any, TypeId, type_name};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::OnceLock;
+
+use crate::error::{Error, Result};
+use crate::op::Op;
+
+/// The element type of a plain-data collective, as a backend with native
+/// datatypes sees it (it picks the matching MPI datatype, or a contiguous
+/// block of `size` bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodType {
+    /// `TypeId` of the element type.
+    pub id: TypeId,
+    /// Its type name, for messages.
+    pub name: &'static str,
+    /// The type name of a `Vec` of it, which messages of plain data carry
+    /// (`Msg::sent_as`) so that a receiver of another type is told.
+    pub vec_name: &'static str,
+    /// `size_of` the element type, in bytes.
+    pub size: usize,
+}
+
+impl PodType {
+    /// The description of `T`.
+    ///
+    /// ```
+    /// # use parallelizer_core::backend::PodType;
+    /// assert_eq!(PodType::of::<f64>().size, 8);
+    /// ```
+    pub fn of<T: bytemuck::Pod>() -> PodType {
+        PodType {
+            id: TypeId::of::<T>(),
+            name: type_name::<T>(),
+            vec_name: type_name::<Vec<T>>(),
+            size: std::mem::size_of::<T>(),
+        }
+    }
+
+    /// `elements` of this type, in bytes.
+    pub fn bytes(&self, elements: usize) -> usize {
+        elements * self.size
+    }
+
+    /// The number of whole elements in `bytes` bytes.
+    pub fn elements(&self, bytes: usize) -> usize {
+        bytes / self.size.max(1)
+    }
+}
+
+/// A rank's buffer in a plain-data call, as the backend sees it: the raw
+/// bytes of a `[T]` whose length is fixed (the caller's slice), or of a
+/// `Vec<T>` that the call resizes to what arrives.
+pub trait PlainBuf {
+    /// The buffer's bytes as they are.
+    fn bytes(&mut self) -> &mut [u8];
+
+    /// Makes the buffer exactly `elements` elements long and returns its
+    /// bytes (what they hold is unspecified; the call overwrites them). A
+    /// buffer of fixed length that is another length returns
+    /// [`Error::Length`]; the backend then still takes its part in the call
+    /// (into a scratch buffer) before it returns that error.
+    fn fit(&mut self, elements: usize) -> Result<&mut [u8]>;
+}
+
+/// The caller's slice as a [`PlainBuf`] of fixed length, for call `op` on
+/// rank `rank` (named in the length error).
+pub(crate) struct Fixed<'a> {
+    pub bytes: &'a mut [u8],
+    pub size: usize,
+    pub op: Op,
+    pub rank: usize,
+}
+
+impl PlainBuf for Fixed<'_> {
+    fn bytes(&mut self) -> &mut [u8] {
+        self.bytes
+    }
+
+    fn fit(&mut self, elements: usize) -> Result<&mut [u8]> {
+        let actual = self.bytes.len() / self.size.max(1);
+        if actual != elements {
+            return Err(Error::Length {
+                op: self.op,
+                rank: self.rank,
+                expected: elements,
+                actual,
+            });
+        }
+        Ok(self.bytes)
+    }
+}
+
+impl<T: bytemuck::Pod> PlainBuf for Vec<T> {
+    fn bytes(&mut self) -> &mut [u8] {
+        bytemuck::cast_slice_mut(self)
+    }
+
+    fn fit(&mut self, elements: usize) -> Result<&mut [u8]> {
+        if self.capacity() < elements {
+            // Old contents are not kept: a fresh (zeroed, untouched)
+            // allocation instead of a reallocation that copies them.
+            *self = plain_buffer(elements);
+        } else {
+            self.resize(elements, T::zeroed());
+        }
+        Ok(bytemuck::cast_slice_mut(self))
+    }
+}
+
+/// Fresh allocations of at least this many bytes are advised onto
+/// transparent huge pages.
+const HUGE_FROM: usize = 4 << 20;
+
+/// A zeroed `Vec<T>` of `len` elements for plain data about to be
+/// received: the memory comes fresh from the allocator (`calloc`, so large
+/// buffers are untouched pages) and, from 4 MiB on, is advised onto
+/// transparent huge pages (`madvise(MADV_HUGEPAGE)` on Linux, as numpy does
+/// for its arrays): filling 80 MB then faults 40 huge pages instead of
+/// 20,000 small ones, which at about 2 µs each cost more than moving the
+/// data. Use it for the large buffers you pass to `broadcast_into`,
+/// `scatter_into`, `gather_into` and `receive_into`.
+///
+/// ```
+/// let buf: Vec<f64> = parallelizer_core::plain_buffer(1 << 20);
+/// assert_eq!(buf.len(), 1 << 20);
+/// assert!(buf.iter().all(|&x| x == 0.0));
+/// ```
+pub fn plain_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
+    let v: Vec<T> = bytemuck::zeroed_vec(len);
+    advise_huge(bytemuck::cast_slice(&v));
+    v
+}
+
+/// Advises the whole 2 MiB pages inside `bytes` onto transparent huge
+/// pages, if it is large enough to matter. Advice only: failures are
+/// ignored (the kernel may not offer huge pages at all).
+fn advise_huge(bytes: &[u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        if bytes.len() < HUGE_FROM {
+            return;
+        }
+        let start = bytes.as_ptr() as usize;
+        let (lo, hi) = (
+            start.next_multiple_of(HUGE),
+            (start + bytes.len()) / HUGE * HUGE,
+        );
+        if hi > lo {
+            // SAFETY: [lo, hi) lies inside `bytes`, memory this process
+            // owns; MADV_HUGEPAGE only changes how future faults in the
+            // range are served, never the contents or the mapping.
+            unsafe {
+                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (bytes, HUGE_FROM);
+}
+
+// ---------------------------------------------------------------------------
+// The registry of plain element types
+
+/// What the generic calls need to do with a `Vec<T>` of a plain element
+/// type `T` that they only know as `dyn Any`. One implementation per
+/// element type ([`Ops`]), found by `TypeId`.
+pub(crate) trait PlainOps: Send + Sync {
+    /// The element type.
+    fn pod_type(&self) -> PodType;
+    /// `TypeId` of `Vec<T>`.
+    fn vec_id(&self) -> TypeId;
+    /// `type_name` of `Vec<T>`.
+    fn vec_name(&self) -> &'static str;
+    /// `align_of::<T>()`.
+    fn align(&self) -> usize;
+    /// The bytes of a `Vec<T>`.
+    fn bytes<'a>(&self, vec: &'a dyn Any) -> &'a [u8];
+    /// A `Vec<T>` as a resizable receive buffer.
+    fn buf<'a>(&self, vec: &'a mut dyn Any) -> &'a mut dyn PlainBuf;
+    /// A copy of a `Vec<T>`.
+    fn clone_vec(&self, vec: &dyn Any) -> Box<dyn Any + Send>;
+    /// An empty `Vec<T>`.
+    fn empty(&self) -> Box<dyn Any + Send>;
+    /// A `Vec<T>` split into consecutive parts of `counts` elements (which
+    /// add up to its length); the first part keeps the allocation.
+    fn split(&self, vec: Box<dyn Any + Send>, counts: &[usize]) -> Vec<Box<dyn Any + Send>>;
+    /// A `Vec<T>` holding `bytes` (copied).
+    fn vec_from_bytes(&self, bytes: &[u8]) -> Box<dyn Any + Send>;
+    /// A `Vec<T>` made of `bytes`, taken over when its allocation fits `T`.
+    fn vec_from_owned(&self, bytes: Vec<u8>) -> Box<dyn Any + Send>;
+    /// A `Vec<T>` made of the first `len` bytes of `words`, taken over when
+    /// the allocation fits `T`.
+    fn vec_from_words(&self, words: Vec<u64>, len: usize) -> Box<dyn Any + Send>;
+}
+
+/// [`PlainOps`] of the element type `T`.
+pub(crate) struct Ops<T>(PhantomData<fn() -> T>);
+
+fn vec_of<T: 'static>(vec: &dyn Any) -> &Vec<T> {
+    vec.downcast_ref::<Vec<T>>()
+        .expect("the registry gave the ops of another element type")
+}
+
+fn vec_of_mut<T: 'static>(vec: &mut dyn Any) -> &mut Vec<T> {
+    vec.downcast_mut::<Vec<T>>()
+        .expect("the registry gave the ops of another element type")
+}
+
+impl<T: bytemuck::Pod + Send> PlainOps for Ops<T> {
+    fn pod_type(&self) -> PodType {
+        PodType::of::<T>()
+    }
+    fn vec_id(&self) -> TypeId {
+        TypeId::of::<Vec<T>>()
+    }
+    fn vec_name(&self) -> &'static str {
+        type_name::<Vec<T>>()
+    }
+    fn align(&self) -> usize {
+        std::mem::align_of::<T>()
+    }
+    fn bytes<'a>(&self, vec: &'a dyn Any) -> &'a [u8] {
+        bytemuck::cast_slice(vec_of::<T>(vec))
+    }
+    fn buf<'a>(&self, vec: &'a mut dyn Any) -> &'a mut dyn PlainBuf {
+        vec_of_mut::<T>(vec)
+    }
+    fn clone_vec(&self, vec: &dyn Any) -> Box<dyn Any + Send> {
+        Box::new(vec_of::<T>(vec).clone())
+    }
+    fn empty(&self) -> Box<dyn Any + Send> {
+        Box::new(Vec::<T>::new())
+    }
+    fn split(&self, vec: Box<dyn Any + Send>, counts: &[usize]) -> Vec<Box<dyn Any + Send>> {
+        let mut rest = *vec
+            .downcast::<Vec<T>>()
+            .expect("the registry gave the ops of another element type");
+        let mut parts: Vec<Box<dyn Any + Send>> = Vec::with_capacity(counts.len());
+        for &count in counts.iter().skip(1).rev() {
+            let at = rest.len().saturating_sub(count);
+            parts.push(Box::new(rest.split_off(at)));
+        }
+        if !counts.is_empty() {
+            parts.push(Box::new(rest));
+        }
+        parts.reverse();
+        parts
+    }
+    fn vec_from_bytes(&self, bytes: &[u8]) -> Box<dyn Any + Send> {
+        let mut v: Vec<T> = plain_buffer(bytes.len() / std::mem::size_of::<T>().max(1));
+        let n = std::mem::size_of_val(v.as_slice());
+        bytemuck::cast_slice_mut::<T, u8>(&mut v).copy_from_slice(&bytes[..n]);
+        Box::new(v)
+    }
+    fn vec_from_owned(&self, bytes: Vec<u8>) -> Box<dyn Any + Send> {
+        match bytemuck::allocation::try_cast_vec::<u8, T>(bytes) {
+            Ok(v) => Box::new(v),
+            Err((_, bytes)) => self.vec_from_bytes(&bytes),
+        }
+    }
+    fn vec_from_words(&self, words: Vec<u64>, len: usize) -> Box<dyn Any + Send> {
+        let n = len / std::mem::size_of::<T>().max(1);
+        match bytemuck::allocation::try_cast_vec::<u64, T>(words) {
+            Ok(mut v) => {
+                v.truncate(n);
+                Box::new(v)
+            }
+            Err((_, words)) => self.vec_from_bytes(&bytemuck::cast_slice::<u64, u8>(&words)[..len]),
+        }
+    }
+}
+
+/// The [`PlainOps`] of a plain element type, as a constant (what a
+/// registration holds).
+pub(crate) trait HasOps {
+    const OPS: &'static dyn PlainOps;
+}
+
+impl<T: bytemuck::Pod + Send> HasOps for T {
+    const OPS: &'static dyn PlainOps = &Ops::<T>(PhantomData);
+}
+
+/// A plain element type registered with [`plain_data!`](crate::plain_data).
+/// Built by the macro; not a public API.
+#[doc(hidden)]
+pub struct PlainEntry {
+    ops: &'static dyn PlainOps,
+}
+
+impl PlainEntry {
+    /// The registration of `T`.
+    pub const fn of<T: bytemuck::Pod + Send>() -> PlainEntry {
+        PlainEntry { ops: T::OPS }
+    }
+}
+
+inventory::collect!(PlainEntry);
+
+/// Declares `bytemuck::Pod` types as plain data: vectors of them then take
+/// the plain path in the generic calls (`send`, `broadcast`, `scatter`,
+/// `gather`, `map`, ...) as the primitive numbers do — their raw bytes
+/// travel, with no serialization, and MPI moves them as a contiguous
+/// datatype. The type must still be `Serialize + Deserialize` (the generic
+/// calls accept any `Data`); the `_pod` and `_into` calls need no
+/// registration.
+///
+/// ```
+/// use parallelizer_core::{from_config, plain_data, Parallelizer};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize,
+///          bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C)]
+/// struct Point { x: f64, y: f64 }
+/// plain_data!(Point);
+///
+/// let par = from_config("threads:2").unwrap();
+/// let got = par.run(|p: &dyn Parallelizer, ()| {
+///     p.broadcast(p.on_main().then(|| vec![Point { x: 1.0, y: 2.0 }])).unwrap()
+/// }, ()).unwrap();
+/// assert_eq!(got, [Point { x: 1.0, y: 2.0 }]);
+/// assert!(parallelizer_core::is_plain::<Vec<Point>>());
+/// ```
+#[macro_export]
+macro_rules! plain_data {
+    ($($t:ty),+ $(,)?) => {
+        $(
+            $crate::__private::inventory::submit! {
+                $crate::__private::PlainEntry::of::<$t>()
+            }
+        )+
+    };
+}
+
+/// The plain element types every binary knows: the primitive numbers.
+fn builtin() -> [&'static dyn PlainOps; 14] {
+    [
+        f64::OPS,
+        f32::OPS,
+        i8::OPS,
+        i16::OPS,
+        i32::OPS,
+        i64::OPS,
+        i128::OPS,
+        isize::OPS,
+        u8::OPS,
+        u16::OPS,
+        u32::OPS,
+        u64::OPS,
+        u128::OPS,
+        usize::OPS,
+    ]
+}
+
+/// Every plain element type by the `TypeId` of its `Vec`.
+fn registry() -> &'static HashMap<TypeId, &'static dyn PlainOps> {
+    static ALL: OnceLock<HashMap<TypeId, &'static dyn PlainOps>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        let registered = inventory::iter::<PlainEntry>.into_iter().map(|e| e.ops);
+        builtin()
+            .into_iter()
+            .chain(registered)
+            .map(|ops| (ops.vec_id(), ops))
+            .collect()
+    })
+}
+
+/// The ops of `V` if `V` is `Vec<T>` of a plain element type `T`.
+pub(crate) fn vec_ops<V: 'static>() -> Option<&'static dyn PlainOps> {
+    let id = TypeId::of::<V>();
+    // The primitive numbers without the registry (the comparisons fold at
+    // compile time): most plain vectors are of these.
+    macro_rules! direct {
+        ($($t:ty),*) => {$(
+            if id == TypeId::of::<Vec<$t>>() {
+                return Some(<$t>::OPS);
+            }
+        )*};
+    }
+    direct!(f64, f32, i32, i64, u8, u32, u64, usize);
+    registry().get(&id).copied()
+}
+
+/// Whether `V` is a `Vec` of plain data, which the generic calls move as
+/// raw bytes: `Vec` of a primitive number, or of a type registered with
+/// [`plain_data!`](crate::plain_data).
+///
+/// ```
+/// use parallelizer_core::is_plain;
+/// assert!(is_plain::<Vec<f64>>() && is_plain::<Vec<u8>>());
+/// assert!(!is_plain::<Vec<String>>() && !is_plain::<f64>());
+/// ```
+pub fn is_plain<V: 'static>() -> bool {
+    vec_ops::<V>().is_some()
+}
+
+/// `value` as a `U`, if `T` is `U` (a no-op move); else `value` back.
+pub(crate) fn cast<T: 'static, U: 'static>(value: T) -> std::result::Result<U, T> {
+    let mut slot = Some(value);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<U>>() {
+        Some(u) => Ok(u.take().expect("just filled")),
+        None => Err(slot.expect("not taken")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_of_numbers_are_plain_and_others_are_not() {
+        assert!(vec_ops::<Vec<f64>>().is_some());
+        assert!(vec_ops::<Vec<i16>>().is_some());
+        assert!(vec_ops::<Vec<u128>>().is_some());
+        assert!(vec_ops::<Vec<String>>().is_none());
+        assert!(vec_ops::<Vec<Vec<f64>>>().is_none());
+        assert!(vec_ops::<f64>().is_none());
+        assert_eq!(vec_ops::<Vec<i16>>().unwrap().pod_type().size, 2);
+    }
+
+    #[test]
+    fn ops_view_and_rebuild_vectors() {
+        let ops = vec_ops::<Vec<u32>>().unwrap();
+        let v: Vec<u32> = vec![1, 2, 3];
+        assert_eq!(ops.bytes(&v).len(), 12);
+        let back = ops.vec_from_bytes(ops.bytes(&v));
+        assert_eq!(*back.downcast::<Vec<u32>>().unwrap(), v);
+        let words = vec![u64::from_le_bytes([1, 0, 0, 0, 2, 0, 0, 0]), 0];
+        let taken = ops.vec_from_words(words, 8);
+        assert_eq!(*taken.downcast::<Vec<u32>>().unwrap(), [1, 2]);
+        assert_eq!(cast::<u8, u8>(5), Ok(5));
+        assert_eq!(cast::<u8, u16>(5), Err(5));
+    }
+
+    #[test]
+    fn fixed_buffers_name_both_lengths() {
+        let mut raw = [0u8; 16];
+        let mut fixed = Fixed {
+            bytes: &mut raw,
+            size: 8,
+            op: Op::Broadcast,
+            rank: 2,
+        };
+        assert_eq!(fixed.fit(2).unwrap().len(), 16);
+        let err = fixed.fit(3).unwrap_err();
+        assert_eq!(
+            err,
+            Error::Length {
+                op: Op::Broadcast,
+                rank: 2,
+                expected: 3,
+                actual: 2
+            }
+        );
+        let mut v: Vec<f64> = vec![1.0; 2];
+        assert_eq!(v.fit(5).unwrap().len(), 40);
+        assert_eq!(v.len(), 5);
+        let big: Vec<f64> = plain_buffer(1 << 20);
+        assert_eq!(big.len(), 1 << 20);
+    }
+}

@@ -1,0 +1,186 @@
+//! Reductions built from point-to-point messages, the defaults of
+//! [`Parallelizer`](crate::Parallelizer)'s `reduce_msg`, `allreduce_msg` and
+//! `scan_msg`: a binomial tree to main, recursive doubling, and the
+//! Hillis–Steele prefix. Each takes `⌈log2 nprocs⌉` rounds of messages
+//! instead of gathering every value on main, and combines values in rank
+//! order (`combine(lower ranks, higher ranks)`), so an associative op need
+//! not be commutative.
+
+use crate::error::Result;
+use crate::msg::Msg;
+
+/// How a reduction combines two messages: `combine(lower, higher)`, where
+/// `lower` holds the values of lower ranks than `higher`.
+pub type Combine<'a> = dyn Fn(Msg, Msg) -> Result<Msg> + Sync + 'a;
+
+/// One rank's view of the others for the algorithms here: its place, and
+/// messages of the current call to and from any rank.
+pub(crate) struct Peers<'a> {
+    pub id: usize,
+    pub nprocs: usize,
+    pub send: &'a dyn Fn(Msg, usize) -> Result<()>,
+    pub recv: &'a dyn Fn(usize) -> Result<Msg>,
+}
+
+/// The values of every rank combined on rank 0 (binomial tree); `None`
+/// elsewhere.
+pub(crate) fn reduce(p: &Peers<'_>, mine: Msg, combine: &Combine<'_>) -> Result<Option<Msg>> {
+    let mut acc = mine;
+    let mut mask = 1;
+    while mask < p.nprocs {
+        if p.id & mask != 0 {
+            // This rank's subtree [id, id + mask) goes to its parent.
+            (p.send)(acc, p.id - mask)?;
+            return Ok(None);
+        }
+        if p.id + mask < p.nprocs {
+            let higher = (p.recv)(p.id + mask)?;
+            acc = combine(acc, higher)?;
+        }
+        mask <<= 1;
+    }
+    Ok(Some(acc))
+}
+
+/// The values of every rank combined, on every rank (recursive doubling;
+/// with a rank count that is not a power of two, the first ranks pair up
+/// first and get the result back at the end).
+pub(crate) fn allreduce(p: &Peers<'_>, mine: Msg, combine: &Combine<'_>) -> Result<Msg> {
+    let n = p.nprocs;
+    let pow = if n.is_power_of_two() {
+        n
+    } else {
+        n.next_power_of_two() / 2
+    };
+    let extra = n - pow;
+    let mut acc = mine;
+    // Ranks 0..2*extra pair up: the even one hands its value to the odd.
+    let virt = if p.id < 2 * extra {
+        if p.id.is_multiple_of(2) {
+            (p.send)(acc, p.id + 1)?;
+            return (p.recv)(p.id + 1);
+        }
+        let lower = (p.recv)(p.id - 1)?;
+        acc = combine(lower, acc)?;
+        p.id / 2
+    } else {
+        p.id - extra
+    };
+    // The rank that plays virtual rank `v` in the doubling.
+    let real = |v: usize| if v < extra { 2 * v + 1 } else { v + extra };
+    let mut mask = 1;
+    while mask < pow {
+        let partner = real(virt ^ mask);
+        (p.send)(acc.duplicate()?, partner)?;
+        let theirs = (p.recv)(partner)?;
+        acc = if partner < p.id {
+            combine(theirs, acc)?
+        } else {
+            combine(acc, theirs)?
+        };
+        mask <<= 1;
+    }
+    if p.id < 2 * extra {
+        (p.send)(acc.duplicate()?, p.id - 1)?;
+    }
+    Ok(acc)
+}
+
+/// Each rank's inclusive prefix: the values of ranks `0..=id` combined
+/// (Hillis–Steele: in round `k` rank `r` sends its partial to `r + 2^k`).
+pub(crate) fn scan(p: &Peers<'_>, mine: Msg, combine: &Combine<'_>) -> Result<Msg> {
+    let mut acc = mine;
+    let mut d = 1;
+    while d < p.nprocs {
+        if p.id + d < p.nprocs {
+            (p.send)(acc.duplicate()?, p.id + d)?;
+        }
+        if p.id >= d {
+            let lower = (p.recv)(p.id - d)?;
+            acc = combine(lower, acc)?;
+        }
+        d <<= 1;
+    }
+    Ok(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossbeam_channel::{Receiver, Sender, unbounded};
+
+    /// Runs `f` on `n` threads connected by channels (one per ordered
+    /// pair), each rank starting from the string of its id; combine
+    /// concatenates, so the result shows the order.
+    fn on_threads(
+        n: usize,
+        f: fn(&Peers<'_>, Msg, &Combine<'_>) -> Result<Option<Msg>>,
+    ) -> Vec<Option<String>> {
+        type Pair = (Sender<Msg>, Receiver<Msg>);
+        let links: Vec<Vec<Pair>> = (0..n)
+            .map(|_| (0..n).map(|_| unbounded()).collect())
+            .collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n)
+                .map(|id| {
+                    let links = &links;
+                    s.spawn(move || {
+                        let send = |m: Msg, to: usize| {
+                            links[id][to].0.send(m).unwrap();
+                            Ok(())
+                        };
+                        let recv = |from: usize| Ok(links[from][id].1.recv().unwrap());
+                        let peers = Peers {
+                            id,
+                            nprocs: n,
+                            send: &send,
+                            recv: &recv,
+                        };
+                        let concat = |a: Msg, b: Msg| {
+                            let (a, b) = (a.into_value::<String>()?, b.into_value::<String>()?);
+                            Ok(Msg::cloneable(a + &b))
+                        };
+                        f(&peers, Msg::cloneable(id.to_string()), &concat)
+                            .unwrap()
+                            .map(|m| m.into_value::<String>().unwrap())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    }
+
+    fn all(n: usize) -> String {
+        (0..n).map(|i| i.to_string()).collect()
+    }
+
+    #[test]
+    fn reduce_gives_main_every_value_in_rank_order() {
+        for n in 1..=9 {
+            let got = on_threads(n, reduce);
+            assert_eq!(got[0].as_deref(), Some(all(n).as_str()), "n={n}");
+            assert!(got[1..].iter().all(Option::is_none));
+        }
+    }
+
+    #[test]
+    fn allreduce_gives_every_rank_every_value_in_rank_order() {
+        for n in 1..=9 {
+            let got = on_threads(n, |p, m, c| allreduce(p, m, c).map(Some));
+            assert!(
+                got.iter().all(|g| g.as_deref() == Some(all(n).as_str())),
+                "n={n}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn scan_gives_each_rank_its_prefix() {
+        for n in 1..=9 {
+            let got = on_threads(n, |p, m, c| scan(p, m, c).map(Some));
+            for (r, g) in got.iter().enumerate() {
+                assert_eq!(g.as_deref(), Some(all(r + 1).as_str()), "n={n} rank {r}");
+            }
+        }
+    }
+}
