@@ -1,5 +1,6 @@
-//! One rank's sockets to every other rank: non-blocking reads and writes of
-//! whole frames, and why a peer can no longer be read ([`Closed`]).
+//! One rank's sockets (and shared-memory rings) to every other rank:
+//! non-blocking reads and writes of whole frames, and why a peer can no
+//! longer be read ([`Closed`]).
 //!
 //! Every socket is non-blocking. A rank waiting for anything polls all of
 //! its sockets ([`Endpoint::pump`]), so it drains whatever the others send
@@ -7,6 +8,12 @@
 //! dead peer as EOF. What arrives is queued as [`Event`]s, in order, for the
 //! region protocol to take with [`Endpoint::next_event`]; the endpoint
 //! itself knows nothing of regions, aborts or errors of the framework.
+//!
+//! With shared-memory rings (`ring`), frames without a descriptor and up
+//! to a quarter of a ring go through the ring to their peer instead, and a
+//! waiting rank first spins on its rings (yielding its core) for [`SPIN`],
+//! then polls its sockets and its doorbell; the sockets still carry the
+//! rest, and EOF on one is still how a dead peer is seen.
 //!
 //! File descriptors (the memfds of shared-memory frames) travel as
 //! `SCM_RIGHTS` with the first bytes of their frame's header, so only header
@@ -307,7 +314,15 @@ impl Endpoint {
             Some(Want::Ring { to, empty: false }) => rings.room(to) > 0,
             _ => false,
         };
-        if !matches!(want, Some(Want::Socket(_))) {
+        // Spinning on the rings is for what they carry: not while this rank
+        // waits to write to a socket or is in the middle of reading a
+        // (large) frame from one, which only the poll sees arrive.
+        let on_socket = self
+            .peers
+            .iter()
+            .flatten()
+            .any(|p| p.closed.is_none() && p.reader.cut().is_some());
+        if !on_socket && !matches!(want, Some(Want::Socket(_))) {
             let spin_until = Instant::now() + SPIN;
             for i in 0u32.. {
                 if self.take_rings(&rings) || moved(want) {
