@@ -453,7 +453,7 @@ impl Endpoint {
     }
 
     /// Writes one whole frame to `to` — its header, the type name `name`
-    /// and the payload `parts`, with `fd` attached to its first bytes —
+    /// and the payload `parts`, with `fds` attached to its first bytes —
     /// reading from every socket while the peer's buffer is full. A peer
     /// that does not read by `deadline` is [`WriteError::TimedOut`].
     pub(super) fn write_frame(
@@ -462,7 +462,7 @@ impl Endpoint {
         header: Header,
         name: &[u8],
         parts: &[&[u8]],
-        fd: Option<BorrowedFd<'_>>,
+        fds: &[BorrowedFd<'_>],
         deadline: Option<Instant>,
     ) -> Result<(), WriteError> {
         if !self.is_writable(to) {
@@ -476,7 +476,7 @@ impl Endpoint {
         all.extend(parts.iter().copied().filter(|p| !p.is_empty()));
         let total: usize = all.iter().map(|p| p.len()).sum();
         if let Some(rings) = self.rings.clone() {
-            if fd.is_none() && total <= rings.largest_frame() {
+            if fds.is_empty() && total <= rings.largest_frame() {
                 return self.write_ring(&rings, to, &all, total, deadline);
             }
             // A descriptor or a large frame goes on the socket, once the peer
@@ -494,16 +494,16 @@ impl Endpoint {
         }
         let counted = self.rings.is_some();
         let mut sent = 0usize;
-        let mut fd = fd;
+        let mut fds = fds;
         while sent < total {
             let result = match &self.peers[to] {
-                Some(p) if p.writable => send_some(&p.sock, &all, sent, fd),
+                Some(p) if p.writable => send_some(&p.sock, &all, sent, fds),
                 _ => return Err(WriteError::Gone),
             };
             match result {
                 Ok(n) => {
                     sent += n;
-                    fd = None;
+                    fds = &[];
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if self.pump(deadline, Some(to)).map_err(WriteError::Poll)? {
@@ -599,7 +599,7 @@ impl Endpoint {
             return Ok(());
         }
         while sent < bytes.len() {
-            match send_some(&peer.sock, &[bytes], sent, None) {
+            match send_some(&peer.sock, &[bytes], sent, &[]) {
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(1))

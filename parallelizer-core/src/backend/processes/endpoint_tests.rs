@@ -48,10 +48,10 @@ mod sockets {
         let (mut a, mut b) = pair();
         let fd = super::super::shm::create(&[5; 64]).unwrap();
         let h = data("Vec<u8>", Encoding::Pod, 64).shared();
-        b.write_frame(0, h, b"Vec<u8>", &[], Some(fd.as_fd()), None)
+        b.write_frame(0, h, b"Vec<u8>", &[], &[fd.as_fd()], None)
             .unwrap();
         let h = data("Vec<f64>", Encoding::Pod, 16).aligned(true);
-        b.write_frame(0, h, b"Vec<f64>", &[&[1; 10], &[2; 6]], None, None)
+        b.write_frame(0, h, b"Vec<f64>", &[&[1; 10], &[2; 6]], &[], None)
             .unwrap();
         let f = next_frame(&mut a);
         assert!(f.header().is_shared());
@@ -70,7 +70,7 @@ mod sockets {
         let h = data("", Encoding::Pod, big.len() as u64);
         let deadline = Some(Instant::now() + Duration::from_millis(100));
         let err = b
-            .write_frame(0, h, b"", &[&big], None, deadline)
+            .write_frame(0, h, b"", &[&big], &[], deadline)
             .unwrap_err();
         assert!(matches!(err, WriteError::TimedOut));
         assert!(matches!(b.next_event(), Some(Event::Closed(0))));
@@ -100,8 +100,7 @@ mod sockets {
         let (mut a, mut b) = pair();
         let fd = super::super::shm::sparse(512 << 30).unwrap();
         let h = data("", Encoding::Pod, 512 << 30).shared();
-        b.write_frame(0, h, b"", &[], Some(fd.as_fd()), None)
-            .unwrap();
+        b.write_frame(0, h, b"", &[], &[fd.as_fd()], None).unwrap();
         while !a.is_closed(1) {
             assert!(
                 !a.pump(Some(Instant::now() + Duration::from_secs(5)), None)
@@ -128,7 +127,7 @@ mod sockets {
         );
         let h = data("", Encoding::Serde, 0);
         assert!(matches!(
-            a.write_frame(1, h, b"", &[], None, None),
+            a.write_frame(1, h, b"", &[], &[], None),
             Err(WriteError::Gone)
         ));
     }
@@ -170,7 +169,7 @@ mod rings {
 
     fn send(ep: &mut Endpoint, to: usize, seq: u64, body: &[u8]) {
         let until = Some(Instant::now() + Duration::from_secs(10));
-        ep.write_frame(to, data(seq, body.len()), b"", &[body], None, until)
+        ep.write_frame(to, data(seq, body.len()), b"", &[body], &[], until)
             .unwrap();
     }
 
@@ -239,8 +238,7 @@ mod rings {
             send(&mut b, 0, 1, b"before");
             let h = data(2, 64).shared();
             let until = Some(Instant::now() + Duration::from_secs(10));
-            b.write_frame(0, h, b"", &[], Some(fd.as_fd()), until)
-                .unwrap();
+            b.write_frame(0, h, b"", &[], &[fd.as_fd()], until).unwrap();
             send(&mut b, 0, 3, b"after");
             b
         });
@@ -284,7 +282,7 @@ mod rings {
         let until = Some(Instant::now() + Duration::from_secs(10));
         let t = Instant::now();
         let err = loop {
-            if let Err(e) = b.write_frame(0, data(1, frame.len()), b"", &[&frame], None, until) {
+            if let Err(e) = b.write_frame(0, data(1, frame.len()), b"", &[&frame], &[], until) {
                 break e;
             }
         };

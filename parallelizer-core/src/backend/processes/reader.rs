@@ -131,6 +131,8 @@ pub(super) struct Reader {
     got: usize,
     /// The type name and payload, once the header is in.
     payload: Option<RecvBuf>,
+    /// The shared arrays' descriptors that came with the header.
+    attached: Vec<OwnedFd>,
 }
 
 impl Reader {
@@ -139,6 +141,7 @@ impl Reader {
             head: [0; HEADER_LEN],
             got: 0,
             payload: None,
+            attached: Vec::new(),
         }
     }
 
@@ -171,7 +174,11 @@ impl Reader {
                 return Ok(None);
             }
             let buf = self.payload.take().expect("checked");
-            return buf.finish().map(Some).map_err(ReadError::Corrupt);
+            let fds = std::mem::take(&mut self.attached);
+            return buf
+                .finish()
+                .map(|f| Some(f.with_descriptors(fds)))
+                .map_err(ReadError::Corrupt);
         }
         let n = src.header(&mut self.head[self.got..], fds)?;
         self.got += n;
@@ -188,9 +195,18 @@ impl Reader {
             ),
             false => None,
         };
+        // Then the shared arrays' descriptors.
+        if fds.len() < header.attached() {
+            return Err(ReadError::Corrupt(BadFrame::NoDescriptor));
+        }
+        self.attached = fds.drain(..header.attached()).collect();
         let buf = RecvBuf::for_header(header, fd).map_err(ReadError::Corrupt)?;
         if buf.missing() == 0 {
-            return buf.finish().map(Some).map_err(ReadError::Corrupt);
+            let fds = std::mem::take(&mut self.attached);
+            return buf
+                .finish()
+                .map(|f| Some(f.with_descriptors(fds)))
+                .map_err(ReadError::Corrupt);
         }
         self.payload = Some(buf);
         Ok(None)
