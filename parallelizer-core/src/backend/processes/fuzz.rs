@@ -239,6 +239,7 @@ pub fn seed_launch() -> Vec<u8> {
         77u32,
         [9u8; 16],
         vec![5i32, 6, -1, 7],
+        Vec::<i32>::new(),
         Config::new("processes").nprocs(4).option("max_frame", 4096),
     );
     let mut bytes = b"77:5\n".to_vec();
