@@ -202,19 +202,19 @@ pub trait Parallelizer: Send + Sync + 'static {
     /// all combined with `combine` (in rank order), workers `None`. The
     /// default is a binomial tree of `send_msg`/`recv_msg`.
     fn reduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Option<Msg>> {
-        collective::reduce(self, msg, combine, tag)
+        collective::with_peers(self, tag, |p| crate::tree::reduce(p, msg, combine))
     }
 
     /// Every rank's value combined, on every rank. The default is
     /// recursive doubling of `send_msg`/`recv_msg`.
     fn allreduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
-        collective::allreduce(self, msg, combine, tag)
+        collective::with_peers(self, tag, |p| crate::tree::allreduce(p, msg, combine))
     }
 
     /// Each rank's inclusive prefix: the values of ranks `0..=id` combined.
     /// The default is the Hillis–Steele prefix of `send_msg`/`recv_msg`.
     fn scan_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
-        collective::scan(self, msg, combine, tag)
+        collective::with_peers(self, tag, |p| crate::tree::scan(p, msg, combine))
     }
 
     /// Native collectives on plain data in the caller's buffers (MPI
@@ -661,7 +661,7 @@ pub mod collective {
 
     /// The peers of `par` for the algorithms of [`crate::tree`], every
     /// message tagged `tag`, handed to `f`.
-    fn with_peers<P: Parallelizer + ?Sized, R>(
+    pub(crate) fn with_peers<P: Parallelizer + ?Sized, R>(
         par: &P,
         tag: Tag,
         f: impl FnOnce(&crate::tree::Peers<'_>) -> R,
@@ -674,36 +674,6 @@ pub mod collective {
             send: &send,
             recv: &recv,
         })
-    }
-
-    /// Binomial-tree reduction to main.
-    pub fn reduce<P: Parallelizer + ?Sized>(
-        par: &P,
-        msg: Msg,
-        combine: &Combine<'_>,
-        tag: Tag,
-    ) -> Result<Option<Msg>> {
-        with_peers(par, tag, |p| crate::tree::reduce(p, msg, combine))
-    }
-
-    /// Recursive-doubling all-reduce.
-    pub fn allreduce<P: Parallelizer + ?Sized>(
-        par: &P,
-        msg: Msg,
-        combine: &Combine<'_>,
-        tag: Tag,
-    ) -> Result<Msg> {
-        with_peers(par, tag, |p| crate::tree::allreduce(p, msg, combine))
-    }
-
-    /// Hillis–Steele inclusive prefix.
-    pub fn scan<P: Parallelizer + ?Sized>(
-        par: &P,
-        msg: Msg,
-        combine: &Combine<'_>,
-        tag: Tag,
-    ) -> Result<Msg> {
-        with_peers(par, tag, |p| crate::tree::scan(p, msg, combine))
     }
 
     fn missing(op: Op) -> Error {

@@ -31,6 +31,7 @@
 
 mod channels;
 mod lend;
+mod local;
 mod mailbox;
 mod packet;
 mod plain;
@@ -43,8 +44,9 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 
 pub use channels::Channels;
+pub use local::run_on_threads;
 pub use packet::{Kind, Packet};
-pub use rank::{Finish, LinkRank, run_on_threads};
+pub use rank::{Finish, LinkRank};
 
 /// One rank's connection to the other ranks of a region: what a backend
 /// built on the region protocol implements.

@@ -1,6 +1,6 @@
 //! `LinkRank`: one rank's handle inside a region, over a [`Transport`].
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
@@ -8,7 +8,6 @@ use crate::msg::Msg;
 use crate::op::{Op, Tag};
 use crate::outcome::{Outcome, settle};
 use crate::parallelizer::{AnySource, Core, NativePod, Parallelizer, Region, check_rank};
-use crate::runtime::run_as;
 
 use super::lend::Lent;
 use super::mailbox::{Mailboxes, counterpart};
@@ -656,73 +655,4 @@ impl<T> std::fmt::Debug for LinkRank<T> {
             .field("region", &self.region)
             .finish()
     }
-}
-
-/// Runs `region` with one rank per transport — rank 0 on the calling
-/// thread, the others on threads started for the region — and returns
-/// main's result: the whole region protocol for a backend whose ranks are
-/// threads of this process. Rank threads that do not finish (a task that
-/// never returns, past the deadline) are left running, not joined.
-///
-/// ```
-/// use parallelizer_core::{from_config, Parallelizer};
-/// use parallelizer_core::backend::{Channels, Limits, Region, RegionTask, run_on_threads, Msg};
-/// use std::sync::Arc;
-/// let par = from_config("serial").unwrap();
-/// let task = RegionTask::new("ids", Arc::new(|p: &dyn Parallelizer, _| {
-///     Ok(Msg::local(p.gather(p.id())?))
-/// }));
-/// let limits = Limits::from_config(par.core().config());
-/// let out = run_on_threads(par.core(), Channels::mesh(3), Region::new(task, Msg::new(())), limits);
-/// assert_eq!(out.unwrap().into_local::<Option<Vec<usize>>>().unwrap(), Some(vec![0, 1, 2]));
-/// ```
-pub fn run_on_threads<T: Transport>(
-    parent: &Core,
-    transports: Vec<T>,
-    region: Region,
-    limits: Limits,
-) -> Result<Msg> {
-    let nprocs = transports.len();
-    let (task, args) = region.into_parts();
-    // Workers get their own copy of the (small) arguments, encoded once.
-    let shared = if nprocs > 1 {
-        Some((args.to_bytes()?, args.type_name().map(str::to_string)))
-    } else {
-        None
-    };
-    let mut ranks = transports
-        .into_iter()
-        .enumerate()
-        .map(|(id, t)| Arc::new(LinkRank::new(parent, id, nprocs, 0, limits, t)));
-    let Some(main) = ranks.next() else {
-        return Err(Error::Config("a region needs at least one rank".into()));
-    };
-    for rank in ranks {
-        let task = task.clone();
-        let mut wire = Msg::from_bytes(
-            args.encoding(),
-            shared.as_ref().map_or_else(Vec::new, |s| s.0.clone()),
-        );
-        if let Some(name) = shared.as_ref().and_then(|s| s.1.as_deref()) {
-            wire = wire.sent_as(name);
-        }
-        let id = rank.id;
-        let spawned = std::thread::Builder::new()
-            .name(format!("parallelizer-rank-{id}"))
-            .spawn(move || {
-                let handle: Arc<dyn Parallelizer> = rank.clone();
-                let outcome = run_as(&handle, |p| task.run(p, wire));
-                rank.finish_worker(outcome);
-            });
-        if let Err(e) = spawned {
-            // The rank never starts: to the others it is gone.
-            main.deliver(Event::Gone {
-                rank: id,
-                error: Error::Launch(format!("could not start the thread of rank {id}: {e}")),
-            });
-        }
-    }
-    let handle: Arc<dyn Parallelizer> = main.clone();
-    let outcome = run_as(&handle, |p| task.run(p, args));
-    main.finish_main(outcome).result
 }

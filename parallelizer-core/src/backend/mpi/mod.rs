@@ -95,6 +95,7 @@
 
 mod calls;
 mod datatype;
+mod errors;
 mod handles;
 mod plan;
 mod reduce;
@@ -122,6 +123,7 @@ use crate::registry::FromConfig;
 use crate::task::initializer_region;
 use crate::tree::Combine;
 
+use errors::{contract_error, missing, protocol_error, receive_timeout};
 use handles::{Comm, byte_type, u64_type};
 use std::sync::Arc;
 use world::World;
@@ -698,38 +700,5 @@ impl Drop for Mpi {
             handles::free(self.plain);
             handles::free(self.comm);
         }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Errors: every error of the backend is built by one of these functions,
-// by `handles::mpi_error` (a failed MPI call) or by the option checks of
-// `Mpi::with_role`.
-
-/// A collective called with data on the wrong ranks.
-fn missing(op: Op) -> Error {
-    Error::ContractViolation(format!(
-        "main must pass Some(data) to {op}; workers pass None"
-    ))
-}
-
-/// Arguments that do not fit the collective (a wrong number of chunks, a
-/// buffer shorter than the counts).
-fn contract_error(detail: String) -> Error {
-    Error::ContractViolation(detail)
-}
-
-/// A message between the ranks that breaks the backend's protocol (an
-/// unknown tag or dispatch kind, an inconsistent header).
-fn protocol_error(detail: String) -> Error {
-    Error::Protocol(detail)
-}
-
-/// A point-to-point receive from `rank` that waited `after` in vain.
-fn receive_timeout(rank: usize, after: Duration) -> Error {
-    Error::Timeout {
-        op: Op::Receive,
-        rank,
-        after,
     }
 }
