@@ -26,6 +26,10 @@ use serde::{Deserialize, Serialize};
 
 type Par<'a> = &'a dyn Parallelizer;
 
+/// Shared arrays and maps on MPI.
+#[path = "mpi_suite/shared_memory.rs"]
+mod shared_memory;
+
 /// The shared SPMD suite of `tests/common` (also run on serial and threads
 /// by `tests/it/local_modes.rs`), run here on MPI.
 mod common;
@@ -893,6 +897,7 @@ fn main() {
         },
     );
 
+    shared_memory::suite(&par, &mut suite);
     if rank == 0 {
         println!("{} passed, {} failed", suite.passed, suite.failed);
     }

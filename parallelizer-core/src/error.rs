@@ -158,6 +158,21 @@ pub enum Error {
     #[error("MPI error: {0}")]
     Mpi(String),
 
+    /// A feature this backend does not provide (yet); the error names the
+    /// backend and the backends that do.
+    #[error(
+        "{feature} is not available on the `{mode}` backend; it works on: {}",
+        .supported.join(", ")
+    )]
+    Unsupported {
+        /// The backend's mode name.
+        mode: String,
+        /// The feature that was asked for (`"shared memory"`).
+        feature: String,
+        /// The modes that provide it.
+        supported: Vec<String>,
+    },
+
     /// A buffer of a plain-data call (`broadcast_into`, `receive_into`, a
     /// reduction of vectors, ...) does not have the length the call needs.
     /// The rank whose buffer is wrong gets this error after it took its
@@ -242,6 +257,23 @@ impl fmt::Display for Wait {
 }
 
 impl Error {
+    /// The [`Error::Unsupported`] of a backend without shared memory.
+    pub(crate) fn no_shared_memory(mode: &str) -> Error {
+        Error::Unsupported {
+            mode: mode.to_string(),
+            feature: "shared memory (SharedArray, SharedMap, share)".to_string(),
+            // The modes whose ranks can share memory today.
+            supported: [
+                "serial",
+                "threads",
+                "processes (Linux)",
+                "mpi (Linux, one node)",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+
     /// Whether this error only reports that another rank failed first.
     ///
     /// ```

@@ -19,12 +19,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::attach::Nested;
 use crate::error::{Error, Result, Wait};
 use crate::msg::{Encoding, Msg};
 use crate::op::Tag;
 use crate::parallelizer::{Core, Job, LocalTask, Parallelizer, Region, check_rank};
 use crate::registry::rank_of;
 use crate::runtime::{self, set_current};
+use crate::segment::SharedMemory;
 use crate::task::{TASKS, TaskEntry, TaskKind, task_by_id};
 
 /// The path under which the group task is registered; tasks under
@@ -51,14 +53,19 @@ struct GroupArgs {
     group: u64,
     /// The dense id of the real task's registration (`u32::MAX`: none).
     task: u32,
-    args: Vec<u8>,
+    /// The arguments, with their attachments (shared arrays).
+    args: Nested,
     type_name: Option<String>,
 }
 
 impl GroupArgs {
     /// The real task's arguments.
     fn inner_args(&self) -> Msg {
-        let msg = Msg::from_bytes(Encoding::Serde, self.args.clone());
+        let msg = Msg::from_wire(
+            Encoding::Serde,
+            self.args.bytes.clone(),
+            self.args.attached.clone(),
+        );
         match &self.type_name {
             Some(name) => msg.sent_as(name),
             None => msg,
@@ -95,7 +102,10 @@ pub(crate) fn region_of(
         members: members.to_vec(),
         group,
         task: task.id().unwrap_or(u32::MAX),
-        args: args.to_bytes()?,
+        args: {
+            let (bytes, attached) = args.to_wire()?;
+            Nested { bytes, attached }
+        },
         type_name: args.type_name().map(str::to_string),
     };
     let wrap = |inner: LocalTask| -> LocalTask {
@@ -252,6 +262,9 @@ impl Parallelizer for GroupRank {
     fn in_region(&self) -> bool {
         true
     }
+    fn shared_memory(&self) -> Result<&dyn SharedMemory> {
+        self.parent.shared_memory()
+    }
     fn send_msg(&self, msg: Msg, to: usize, tag: Tag) -> Result<()> {
         self.send_msg_in(self.group, msg, to, tag)
     }
@@ -371,6 +384,9 @@ impl Parallelizer for Group {
     }
     fn in_region(&self) -> bool {
         false
+    }
+    fn shared_memory(&self) -> Result<&dyn SharedMemory> {
+        self.root.shared_memory()
     }
     fn initialize(&self) -> Result<()> {
         hold(&*self.root)

@@ -28,6 +28,7 @@ extern crate self as parallelizer_core;
 
 mod any_source;
 mod api;
+mod attach;
 pub mod backend;
 mod config;
 mod contract;
@@ -48,6 +49,8 @@ mod plain;
 mod reduce;
 mod registry;
 mod runtime;
+mod segment;
+mod shared;
 mod split;
 mod task;
 mod trace;
@@ -70,6 +73,10 @@ pub use reduce::{Reduce, ReduceOp, Reducible};
 pub use registry::{
     Key, Spec, current, from_config, from_env, get_default, lookup, modes, registered_names,
     reset_default, set_default,
+};
+pub use shared::{
+    Array, AtomicElement, Atomics, MapValue, Owned, OwnedArray, OwnedMap, ReadGuard, Share,
+    SharedArray, SharedMap, WriteGuard,
 };
 pub use split::chunk_sizes;
 

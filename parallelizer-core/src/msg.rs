@@ -12,8 +12,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::attach::{Attachment, INCOMING, reason, with_slot};
 use crate::error::{Error, Result};
 use crate::plain::{PlainBuf, PlainOps, PodType, vec_ops};
+mod wire;
 
 /// What a payload must be to travel between ranks: serializable for the
 /// process and MPI backends, `Send + 'static` for the threads backend, which
@@ -48,6 +50,8 @@ pub struct Msg {
     /// For bytes from another process: the sender's type name, which the
     /// receiver checks against the type it asks for.
     sent_as: Option<Box<str>>,
+    /// For bytes: what the value refers to out of band ([`Attachment`]).
+    attached: Vec<Attachment>,
 }
 
 enum Repr {
@@ -222,15 +226,17 @@ impl<T: bytemuck::Pod + Send> Payload for PodVec<T> {
 
 /// Encodes `value` with the framework's serde codec, appending to `out`.
 pub(crate) fn encode_serde<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    crate::attach::clear_reason();
     postcard::to_extend(value, std::mem::take(out))
         .map(|bytes| *out = bytes)
-        .map_err(|e| Error::Codec(format!("cannot encode {}: {e}", type_name::<T>())))
+        .map_err(|e| Error::Codec(format!("cannot encode {}: {}", type_name::<T>(), reason(e))))
 }
 
 /// Decodes a `T` from bytes made by [`encode_serde`]; trailing bytes are an error.
 pub(crate) fn decode_serde<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    crate::attach::clear_reason();
     let (value, rest) = postcard::take_from_bytes(bytes)
-        .map_err(|e| Error::Codec(format!("cannot decode {}: {e}", type_name::<T>())))?;
+        .map_err(|e| Error::Codec(format!("cannot decode {}: {}", type_name::<T>(), reason(e))))?;
     if !rest.is_empty() {
         return Err(Error::Codec(format!(
             "decoding {} used {} of {} bytes: the sender sent another type",
@@ -247,6 +253,7 @@ impl Msg {
         Msg {
             repr,
             sent_as: None,
+            attached: Vec::new(),
         }
     }
 
@@ -489,6 +496,7 @@ impl Msg {
             Repr::Bytes(e, b) => Some(Msg {
                 repr: Repr::Bytes(*e, b.cheap_clone()),
                 sent_as: self.sent_as.clone(),
+                attached: self.attached.clone(),
             }),
         }
     }
@@ -498,7 +506,8 @@ impl Msg {
         match self.try_clone() {
             Some(m) => Ok(m),
             None => {
-                let bytes = Msg::from_bytes(self.encoding(), self.to_bytes()?);
+                let (bytes, attached) = self.to_wire()?;
+                let bytes = Msg::from_wire(self.encoding(), bytes, attached);
                 Ok(match self.type_name() {
                     Some(name) => bytes.sent_as(name),
                     None => bytes,
@@ -512,7 +521,10 @@ impl Msg {
         self.check_sent_as(type_name::<T>())?;
         match self.repr {
             Repr::Value(v) => downcast(v),
-            Repr::Bytes(Encoding::Serde, b) => decode_serde(&b),
+            Repr::Bytes(Encoding::Serde, b) if self.attached.is_empty() => decode_serde(&b),
+            Repr::Bytes(Encoding::Serde, b) => {
+                with_slot(&INCOMING, Some(self.attached), || decode_serde(&b)).0
+            }
             Repr::Bytes(Encoding::Pod, b) => match vec_ops::<T>() {
                 Some(ops) => {
                     let size = ops.pod_type().size.max(1);
@@ -646,65 +658,4 @@ impl fmt::Debug for Msg {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serde_roundtrip_through_bytes() {
-        let m = Msg::new((1u32, String::from("x"), vec![1.5f64]));
-        let wire = Msg::from_bytes(Encoding::Serde, m.into_bytes().unwrap());
-        let v: (u32, String, Vec<f64>) = wire.into_value().unwrap();
-        assert_eq!(v, (1, "x".into(), vec![1.5]));
-    }
-
-    #[test]
-    fn type_mismatch_is_a_codec_error() {
-        let err = Msg::new(1u32).into_value::<String>().unwrap_err();
-        assert!(
-            matches!(err, Error::Codec(ref s) if s.contains("u32")),
-            "{err}"
-        );
-        let wire = Msg::from_bytes(Encoding::Serde, Msg::new(7u64).into_bytes().unwrap());
-        assert!(matches!(
-            wire.into_value::<(u64, u64)>(),
-            Err(Error::Codec(_))
-        ));
-    }
-
-    #[test]
-    fn plain_vectors_are_raw_bytes_for_either_typed_call() {
-        let m = Msg::new(vec![1.5f64, -2.0]);
-        assert_eq!(m.encoding(), Encoding::Pod);
-        assert_eq!(m.pod_bytes().unwrap().len(), 16);
-        let wire =
-            Msg::from_bytes(Encoding::Pod, m.to_bytes().unwrap()).sent_as(m.type_name().unwrap());
-        assert_eq!(wire.into_value::<Vec<f64>>().unwrap(), [1.5, -2.0]);
-        let pod = Msg::from_bytes(Encoding::Pod, Msg::pod(vec![7u32]).to_bytes().unwrap());
-        assert_eq!(pod.into_value::<Vec<u32>>().unwrap(), [7]);
-        assert_eq!(Msg::new(vec![3i16]).into_pod::<i16>().unwrap(), [3]);
-        let wrong = Msg::from_bytes(Encoding::Pod, vec![0; 8]).sent_as("alloc::vec::Vec<f64>");
-        assert!(matches!(
-            wrong.into_value::<Vec<u64>>(),
-            Err(Error::Codec(_))
-        ));
-    }
-
-    #[test]
-    fn pod_rejects_ragged_bytes() {
-        let m = Msg::from_bytes(Encoding::Pod, vec![0; 7]);
-        assert!(matches!(m.into_pod::<f64>(), Err(Error::Codec(_))));
-    }
-
-    #[test]
-    fn duplicate_serializes_only_when_needed() {
-        let m = Msg::new(vec![String::from("a")]);
-        let d = m.duplicate().unwrap();
-        assert!(!d.is_value());
-        assert_eq!(d.into_value::<Vec<String>>().unwrap(), ["a"]);
-        // Vectors of plain data are copied, not serialized.
-        let p = Msg::new(vec![1u8, 2]);
-        assert!(p.duplicate().unwrap().is_value());
-        let c = Msg::cloneable(5i32);
-        assert!(c.duplicate().unwrap().is_value());
-    }
-}
+mod tests;

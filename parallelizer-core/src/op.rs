@@ -62,10 +62,12 @@ pub enum Op {
     Apply = 20,
     /// `map_reduce`.
     MapReduce = 21,
+    /// `share` and the collective creation of shared arrays.
+    Share = 22,
 }
 
 impl Op {
-    const ALL: [Op; 21] = [
+    const ALL: [Op; 22] = [
         Op::Send,
         Op::Receive,
         Op::Broadcast,
@@ -87,6 +89,7 @@ impl Op {
         Op::Split,
         Op::Apply,
         Op::MapReduce,
+        Op::Share,
     ];
 
     /// The name of the call, as a user writes it (`"map_with"`).
@@ -113,6 +116,7 @@ impl Op {
             Op::Split => "split",
             Op::Apply => "apply",
             Op::MapReduce => "map_reduce",
+            Op::Share => "share",
         }
     }
 

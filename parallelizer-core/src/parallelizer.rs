@@ -19,8 +19,7 @@ use crate::trace;
 
 pub use crate::any_source::AnySource;
 
-/// A group of `nprocs()` ranks that can run SPMD regions and exchange
-/// messages. Rank 0 is main.
+/// A group of `nprocs()` ranks that can run SPMD regions and exchange messages. Rank 0 is main.
 ///
 /// Backends implement identity, the two transport calls and
 /// [`run_region`](Parallelizer::run_region); the collectives have default
@@ -202,19 +201,19 @@ pub trait Parallelizer: Send + Sync + 'static {
     /// all combined with `combine` (in rank order), workers `None`. The
     /// default is a binomial tree of `send_msg`/`recv_msg`.
     fn reduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Option<Msg>> {
-        collective::with_peers(self, tag, |p| crate::tree::reduce(p, msg, combine))
+        collective::reduce(self, msg, combine, tag)
     }
 
     /// Every rank's value combined, on every rank. The default is
     /// recursive doubling of `send_msg`/`recv_msg`.
     fn allreduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
-        collective::with_peers(self, tag, |p| crate::tree::allreduce(p, msg, combine))
+        collective::allreduce(self, msg, combine, tag)
     }
 
     /// Each rank's inclusive prefix: the values of ranks `0..=id` combined.
     /// The default is the Hillis–Steele prefix of `send_msg`/`recv_msg`.
     fn scan_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
-        collective::with_peers(self, tag, |p| crate::tree::scan(p, msg, combine))
+        collective::scan(self, msg, combine, tag)
     }
 
     /// Native collectives on plain data in the caller's buffers (MPI
@@ -237,6 +236,11 @@ pub trait Parallelizer: Send + Sync + 'static {
     /// default, applies `f` sequentially.
     fn threads_per_rank(&self) -> usize {
         1
+    }
+
+    /// Memory for [`SharedArray`](crate::SharedArray)s; by default none ([`Error::Unsupported`]).
+    fn shared_memory(&self) -> Result<&dyn crate::segment::SharedMemory> {
+        Err(Error::no_shared_memory(self.mode()))
     }
 
     /// Runs `jobs` to completion, concurrently on this rank's threads when
@@ -592,96 +596,7 @@ pub fn check_rank<P: Parallelizer + ?Sized>(par: &P, rank: usize) -> Result<()> 
     Ok(())
 }
 
-/// Collectives built from point-to-point messages, the defaults of
-/// [`Parallelizer`]; a backend with native collectives overrides them.
-pub mod collective {
-    use super::*;
-
-    /// Main sends a copy to every worker (cloned, or serialized once).
-    pub fn broadcast<P: Parallelizer + ?Sized>(par: &P, msg: Option<Msg>, tag: Tag) -> Result<Msg> {
-        if !par.on_main() {
-            return par.recv_msg(0, tag);
-        }
-        let msg = msg.ok_or_else(|| missing(tag.op()))?;
-        for rank in 1..par.nprocs() {
-            par.send_msg(msg.duplicate()?, rank, tag)?;
-        }
-        Ok(msg)
-    }
-
-    /// Main sends chunk `i` to rank `i` and keeps chunk 0.
-    pub fn scatter<P: Parallelizer + ?Sized>(
-        par: &P,
-        chunks: Option<Vec<Msg>>,
-        tag: Tag,
-    ) -> Result<Msg> {
-        if !par.on_main() {
-            return par.recv_msg(0, tag);
-        }
-        let chunks = chunks.ok_or_else(|| missing(tag.op()))?;
-        if chunks.len() != par.nprocs() {
-            return Err(Error::ContractViolation(format!(
-                "scatter needs one chunk per rank: {} chunks for {} ranks",
-                chunks.len(),
-                par.nprocs()
-            )));
-        }
-        let mut chunks = chunks.into_iter();
-        let own = chunks.next().expect("nprocs >= 1");
-        for (rank, chunk) in chunks.enumerate() {
-            par.send_msg(chunk, rank + 1, tag)?;
-        }
-        Ok(own)
-    }
-
-    /// Workers send to main; main receives in rank order.
-    pub fn gather<P: Parallelizer + ?Sized>(
-        par: &P,
-        msg: Msg,
-        tag: Tag,
-    ) -> Result<Option<Vec<Msg>>> {
-        if !par.on_main() {
-            par.send_msg(msg, 0, tag)?;
-            return Ok(None);
-        }
-        let mut all = Vec::with_capacity(par.nprocs());
-        all.push(msg);
-        for rank in 1..par.nprocs() {
-            all.push(par.recv_msg(rank, tag)?);
-        }
-        Ok(Some(all))
-    }
-
-    /// Gather of a token, then broadcast of a token.
-    pub fn barrier<P: Parallelizer + ?Sized>(par: &P, tag: Tag) -> Result<()> {
-        gather(par, Msg::new(()), tag)?;
-        broadcast(par, par.on_main().then(|| Msg::new(())), tag)?;
-        Ok(())
-    }
-
-    /// The peers of `par` for the algorithms of [`crate::tree`], every
-    /// message tagged `tag`, handed to `f`.
-    pub(crate) fn with_peers<P: Parallelizer + ?Sized, R>(
-        par: &P,
-        tag: Tag,
-        f: impl FnOnce(&crate::tree::Peers<'_>) -> R,
-    ) -> R {
-        let send = |m: Msg, to: usize| par.send_msg(m, to, tag);
-        let recv = |from: usize| par.recv_msg(from, tag);
-        f(&crate::tree::Peers {
-            id: par.id(),
-            nprocs: par.nprocs(),
-            send: &send,
-            recv: &recv,
-        })
-    }
-
-    fn missing(op: Op) -> Error {
-        Error::ContractViolation(format!(
-            "main must pass Some(data) to {op}; workers pass None"
-        ))
-    }
-}
+pub mod collective;
 
 /// The error for a group's message on a backend that cannot keep groups'
 /// messages apart.

@@ -43,5 +43,8 @@ mod parity;
 mod processes;
 #[cfg(target_os = "linux")]
 mod processes_suite;
+mod shared;
+#[cfg(target_os = "linux")]
+mod shared_processes;
 mod tasks;
 mod threads_faults;

@@ -221,6 +221,29 @@ impl dyn Parallelizer {
         Ok(parts.map(concat))
     }
 
+    /// `broadcast` as one step of the call `op` (`share`, ...): not counted
+    /// against the contract, and errors name `op`.
+    pub(crate) fn broadcast_internal<T: Data + Clone>(
+        &self,
+        op: Op,
+        value: Option<T>,
+    ) -> Result<T> {
+        let Pairing::Ranks(tag) = self.prologue(op, Contract::Skip)? else {
+            return main_data(value, op);
+        };
+        let msg = self.main_msg(value, op, Msg::cloneable)?;
+        self.traced(op, msg_bytes, || self.broadcast_msg(msg, tag))?
+            .into_value()
+    }
+
+    /// A barrier as one step of the call `op`.
+    pub(crate) fn wait_internal(&self, op: Op) -> Result<()> {
+        let Pairing::Ranks(tag) = self.prologue(op, Contract::Skip)? else {
+            return Ok(());
+        };
+        self.traced(op, |_| None, || self.barrier(tag))
+    }
+
     /// Blocks until every rank has called `wait` (a barrier).
     pub fn wait(&self) -> Result<()> {
         let Pairing::Ranks(tag) = self.prologue(Op::Wait, Contract::Check)? else {

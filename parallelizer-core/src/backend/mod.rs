@@ -9,6 +9,7 @@
 //! the ranks blocked with a failed one, and returns [`settle`]'s result on
 //! main.
 
+pub use crate::attach::{Attachment, attach, attached};
 pub use crate::config::Options;
 pub use crate::entry::{WorkerHook, current_test};
 pub use crate::link::{
@@ -25,6 +26,14 @@ pub use crate::parallelizer::{
 };
 pub use crate::registry::{FromConfig, new};
 pub use crate::runtime::{CurrentGuard, run_as, set_current};
+pub use crate::segment::{
+    Backing, Export, HEAP, Heap, HeapBacking, Layout, SEGMENT_ALIGN, Segment, Segments,
+    SharedMemory, TokenResolver, WeakSegment, count_in_use, segments_in_use, set_token_resolver,
+};
+#[cfg(target_os = "linux")]
+pub use crate::segment::{
+    MEMFD_BY_TOKEN, MemfdBacking, MemfdByToken, resolve as resolve_memfd_token,
+};
 pub use crate::task::{
     MapForm, MapWorker, TaskEntry, TaskKind, initializer_region, region_task, task_by_id,
     task_by_path, task_of, tasks,

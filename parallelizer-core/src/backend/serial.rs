@@ -7,6 +7,7 @@ use crate::op::Tag;
 use crate::parallelizer::{Core, Parallelizer, Region};
 use crate::registry::FromConfig;
 use crate::runtime::set_current;
+use crate::segment::{HEAP, SharedMemory};
 use crate::task::initializer_region;
 
 /// The serial fallback (McUtils `SerialNonParallelizer`): `nprocs() == 1`,
@@ -57,6 +58,10 @@ impl Parallelizer for Serial {
     }
     fn in_region(&self) -> bool {
         true
+    }
+    /// One rank: shared arrays are heap memory.
+    fn shared_memory(&self) -> Result<&dyn SharedMemory> {
+        Ok(&HEAP)
     }
     /// Runs the configured initializer once (McUtils' serial
     /// `initialize` runs `initialization_function`).

@@ -20,6 +20,7 @@ use crate::msg::Msg;
 use crate::parallelizer::{Core, Parallelizer, Region};
 use crate::registry::{FromConfig, rank_of};
 use crate::runtime::run_as;
+use crate::segment::{HEAP, SharedMemory};
 use crate::task::initializer_region;
 use crate::trace::WORKER;
 
@@ -134,6 +135,10 @@ impl Parallelizer for Threads {
     fn in_region(&self) -> bool {
         false
     }
+    /// The ranks are threads of this process: shared arrays are heap memory.
+    fn shared_memory(&self) -> Result<&dyn SharedMemory> {
+        Ok(&HEAP)
+    }
 
     fn initialize(&self) -> Result<()> {
         let mut pool = self.pool();
@@ -191,11 +196,13 @@ impl Parallelizer for Threads {
         let region_id = self.regions.fetch_add(1, Ordering::Relaxed);
         let limits = Limits::from_config(self.core.config());
         let (task, main_args) = region.into_parts();
-        // Workers get their own copy of the (small) arguments, encoded once.
-        let worker_args = if nprocs > 1 {
-            main_args.to_bytes()?
+        // Workers get their own copy of the (small) arguments, encoded once;
+        // values that travel by reference (shared arrays) ride along as
+        // attachments.
+        let (worker_args, attached) = if nprocs > 1 {
+            main_args.to_wire()?
         } else {
-            Vec::new()
+            Default::default()
         };
         let args_type = main_args.type_name().map(str::to_string);
         // The ranks' events go to the subscriber that is the default here.
@@ -207,7 +214,8 @@ impl Parallelizer for Threads {
         let main = ranks.next().expect("nprocs >= 1");
         for (rank, job) in ranks.zip(&jobs) {
             let task = task.clone();
-            let mut args = Msg::from_bytes(main_args.encoding(), worker_args.clone());
+            let mut args =
+                Msg::from_wire(main_args.encoding(), worker_args.clone(), attached.clone());
             if let Some(name) = &args_type {
                 args = args.sent_as(name);
             }

@@ -8,6 +8,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use crate::error::Result;
 
 use super::{Event, Packet, Transport};
+use crate::segment::{HEAP, SharedMemory};
 
 /// How many times a receive yields before it parks (see `recv`).
 const SPINS: usize = 64;
@@ -49,6 +50,11 @@ impl Channels {
 }
 
 impl Transport for Channels {
+    /// The ranks are threads of one process.
+    fn shared_memory(&self) -> Option<&dyn SharedMemory> {
+        Some(&HEAP)
+    }
+
     fn send(&self, to: usize, packet: Packet) -> Result<()> {
         // Every inbox lives as long as its rank's handle; a packet for a
         // rank that has finished is dropped, as a socket to it would.

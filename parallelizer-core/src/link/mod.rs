@@ -31,22 +31,23 @@
 
 mod channels;
 mod lend;
-mod local;
 mod mailbox;
 mod packet;
 mod plain;
 mod rank;
+mod spawn;
 mod watch;
 
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::segment::SharedMemory;
 
 pub use channels::Channels;
-pub use local::run_on_threads;
 pub use packet::{Kind, Packet};
 pub use rank::{Finish, LinkRank};
+pub use spawn::run_on_threads;
 
 /// One rank's connection to the other ranks of a region: what a backend
 /// built on the region protocol implements.
@@ -86,6 +87,14 @@ pub trait Transport: Send + Sync + 'static {
     /// copy straight out of it. The default is `false`.
     fn shares_memory(&self) -> bool {
         false
+    }
+
+    /// The memory that every rank this transport reaches can address, for
+    /// shared arrays; `None` (the default) when there is none, and then
+    /// shared arrays are refused with [`Error::Unsupported`]. [`Channels`]
+    /// connects threads of one process: [`HEAP`](crate::backend::HEAP).
+    fn shared_memory(&self) -> Option<&dyn SharedMemory> {
+        None
     }
 }
 

@@ -8,6 +8,7 @@ use crate::msg::Msg;
 use crate::op::{Op, Tag};
 use crate::outcome::{Outcome, settle};
 use crate::parallelizer::{AnySource, Core, NativePod, Parallelizer, Region, check_rank};
+use crate::segment::SharedMemory;
 
 use super::lend::Lent;
 use super::mailbox::{Mailboxes, counterpart};
@@ -462,6 +463,12 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
 
     fn in_region(&self) -> bool {
         true
+    }
+
+    fn shared_memory(&self) -> Result<&dyn SharedMemory> {
+        self.transport
+            .shared_memory()
+            .ok_or_else(|| Error::no_shared_memory(self.mode()))
     }
 
     fn send_msg(&self, msg: Msg, to: usize, tag: Tag) -> Result<()> {

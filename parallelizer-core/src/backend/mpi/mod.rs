@@ -95,11 +95,11 @@
 
 mod calls;
 mod datatype;
-mod errors;
 mod handles;
 mod plan;
 mod reduce;
 mod serve;
+mod wire;
 mod world;
 
 /// The rsmpi crate this backend is built on, for programs that also call
@@ -108,7 +108,6 @@ mod world;
 /// `rsmpi::topology::SimpleCommunicator::world()` after.
 pub use mpi as rsmpi;
 
-use std::borrow::Cow;
 use std::ffi::c_int;
 use std::time::{Duration, Instant};
 
@@ -123,9 +122,12 @@ use crate::registry::FromConfig;
 use crate::task::initializer_region;
 use crate::tree::Combine;
 
-use errors::{contract_error, missing, protocol_error, receive_timeout};
 use handles::{Comm, byte_type, u64_type};
 use std::sync::Arc;
+use wire::{
+    Header, TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, arrived, bcast_framed, bcast_words,
+    describe, lengths, wire,
+};
 use world::World;
 
 /// The MPI backend; see the [module docs](self).
@@ -214,6 +216,9 @@ impl Mpi {
                 "option `threads_per_rank` of mode `mpi` must be at least 1".into(),
             ));
         }
+        // Shared arrays' handles arrive as tokens naming the sender's memfd.
+        #[cfg(target_os = "linux")]
+        crate::segment::set_token_resolver(crate::segment::resolve);
         let pool = if threads > 1 {
             let rank = world.rank;
             Some(Arc::new(
@@ -272,97 +277,6 @@ impl std::fmt::Debug for Mpi {
     }
 }
 
-// ---------------------------------------------------------------------------
-// How messages travel
-
-/// Tag of message headers (encoding, length) of point-to-point messages
-/// too large for one MPI message.
-const TAG_HEADER: c_int = 1;
-/// Tag of the pieces of such a message.
-const TAG_BODY: c_int = 2;
-/// Tag of a whole plain-data message in one MPI message (its size comes
-/// from the probe, so no header travels).
-const TAG_POD: c_int = 3;
-/// Tag of a whole serde message in one MPI message.
-const TAG_SERDE: c_int = 4;
-/// Tag of a whole plain-data message of 8-byte-aligned elements (`f64`,
-/// `u64`, ...), received into 8-byte words the receiver's `Vec<T>` takes over.
-const TAG_POD8: c_int = 5;
-
-/// The two header words that describe a message of `len` wire bytes: its
-/// encoding and its length.
-fn describe(encoding: Encoding, len: usize) -> [u64; 2] {
-    let encoding = match encoding {
-        Encoding::Pod => 1,
-        _ => 0,
-    };
-    [encoding, len as u64]
-}
-
-/// The message that arrived as `bytes` with the header words `desc` (as
-/// [`describe`] made them).
-fn arrived(desc: &[u64], bytes: Vec<u8>) -> Msg {
-    let encoding = if desc[0] == 1 {
-        Encoding::Pod
-    } else {
-        Encoding::Serde
-    };
-    Msg::from_bytes(encoding, bytes)
-}
-
-/// The lengths in a header of [`describe`] pairs, one pair per rank.
-fn lengths(header: &[u64]) -> Vec<usize> {
-    header.chunks(2).map(|desc| desc[1] as usize).collect()
-}
-
-/// The wire bytes of `msg`, borrowed for plain data.
-fn wire(msg: &Msg) -> Result<Cow<'_, [u8]>> {
-    Ok(match msg.pod_bytes() {
-        Some(b) => Cow::Borrowed(b),
-        None => Cow::Owned(msg.to_bytes()?),
-    })
-}
-
-/// Broadcast of a few u64 words from `root`.
-fn bcast_words(comm: Comm, words: &mut [u64], root: usize) -> Result<()> {
-    let n = words.len();
-    calls::bcast(comm, u64_type(), bytemuck::cast_slice_mut(words), root, n)
-}
-
-/// How the header of a [`bcast_framed`] travels.
-#[derive(Debug, Clone, Copy)]
-enum Header {
-    /// `MPI_Bcast`.
-    Blocking,
-    /// A polled `MPI_Ibcast` from rank 0, for ranks that may wait long.
-    Polled,
-}
-
-/// Broadcast from `root` of a header of u64 words whose last word is the
-/// length of a body of bytes, then of the body, in pieces of at most
-/// `limit` bytes. The root passes `Some(body)` (it sets the length word);
-/// the others pass `None`. Every rank gets the header and the body.
-fn bcast_framed(
-    comm: Comm,
-    root: usize,
-    header: &mut [u64],
-    body: Option<Vec<u8>>,
-    limit: usize,
-    how: Header,
-) -> Result<Vec<u8>> {
-    let last = header.len() - 1;
-    if let Some(body) = &body {
-        header[last] = body.len() as u64;
-    }
-    match how {
-        Header::Blocking => bcast_words(comm, header, root)?,
-        Header::Polled => calls::ibcast_u64(comm, header, root)?,
-    }
-    let mut body = body.unwrap_or_else(|| vec![0; header[last] as usize]);
-    calls::bcast(comm, byte_type(), &mut body, root, limit)?;
-    Ok(body)
-}
-
 impl Parallelizer for Mpi {
     fn core(&self) -> &Core {
         &self.core
@@ -378,6 +292,15 @@ impl Parallelizer for Mpi {
     }
     fn in_region(&self) -> bool {
         self.role != Role::Main || world::regions() > 0
+    }
+
+    /// Memfds that the ranks of one node open through `/proc/PID/fd` (MPI
+    /// ranks have no socket to pass descriptors on); see `segment::memfd`.
+    /// Ranks on other nodes get an error naming the cause when a handle
+    /// reaches them.
+    #[cfg(target_os = "linux")]
+    fn shared_memory(&self) -> Result<&dyn crate::segment::SharedMemory> {
+        Ok(&crate::segment::MEMFD_BY_TOKEN)
     }
 
     /// Runs the configured worker initializer once on every rank (main
@@ -700,5 +623,38 @@ impl Drop for Mpi {
             handles::free(self.plain);
             handles::free(self.comm);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors: every error of the backend is built by one of these functions,
+// by `handles::mpi_error` (a failed MPI call) or by the option checks of
+// `Mpi::with_role`.
+
+/// A collective called with data on the wrong ranks.
+fn missing(op: Op) -> Error {
+    Error::ContractViolation(format!(
+        "main must pass Some(data) to {op}; workers pass None"
+    ))
+}
+
+/// Arguments that do not fit the collective (a wrong number of chunks, a
+/// buffer shorter than the counts).
+fn contract_error(detail: String) -> Error {
+    Error::ContractViolation(detail)
+}
+
+/// A message between the ranks that breaks the backend's protocol (an
+/// unknown tag or dispatch kind, an inconsistent header).
+fn protocol_error(detail: String) -> Error {
+    Error::Protocol(detail)
+}
+
+/// A point-to-point receive from `rank` that waited `after` in vain.
+fn receive_timeout(rank: usize, after: Duration) -> Error {
+    Error::Timeout {
+        op: Op::Receive,
+        rank,
+        after,
     }
 }

@@ -129,6 +129,8 @@ struct Reader {
     got: usize,
     /// The type name and payload, once the header is in.
     payload: Option<RecvBuf>,
+    /// The shared arrays' descriptors that came with the header.
+    attached: Vec<OwnedFd>,
 }
 
 impl Reader {
@@ -179,6 +181,7 @@ impl Endpoint {
                         head: [0; HEADER_LEN],
                         got: 0,
                         payload: None,
+                        attached: Vec::new(),
                     },
                     fds: VecDeque::new(),
                     closed: None,
@@ -362,7 +365,7 @@ impl Endpoint {
     }
 
     /// Writes one whole frame to `to` — its header, the type name `name`
-    /// and the payload `parts`, with `fd` attached to its first bytes —
+    /// and the payload `parts`, with `fds` attached to its first bytes —
     /// reading from every socket while the peer's buffer is full. A peer
     /// that does not read by `deadline` is [`WriteError::TimedOut`].
     pub(super) fn write_frame(
@@ -371,7 +374,7 @@ impl Endpoint {
         header: Header,
         name: &[u8],
         parts: &[&[u8]],
-        fd: Option<BorrowedFd<'_>>,
+        fds: &[BorrowedFd<'_>],
         deadline: Option<Instant>,
     ) -> Result<(), WriteError> {
         if !self.is_writable(to) {
@@ -385,16 +388,16 @@ impl Endpoint {
         all.extend(parts.iter().copied().filter(|p| !p.is_empty()));
         let total: usize = all.iter().map(|p| p.len()).sum();
         let mut sent = 0usize;
-        let mut fd = fd;
+        let mut fds = fds;
         while sent < total {
             let result = match &self.peers[to] {
-                Some(p) if p.writable => send_some(&p.sock, &all, sent, fd),
+                Some(p) if p.writable => send_some(&p.sock, &all, sent, fds),
                 _ => return Err(WriteError::Gone),
             };
             match result {
                 Ok(n) => {
                     sent += n;
-                    fd = None;
+                    fds = &[];
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if self.pump(deadline, Some(to)).map_err(WriteError::Poll)? {
@@ -441,7 +444,7 @@ impl Endpoint {
         };
         let mut sent = 0;
         while sent < bytes.len() {
-            match send_some(&peer.sock, &[bytes], sent, None) {
+            match send_some(&peer.sock, &[bytes], sent, &[]) {
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(1))
@@ -471,7 +474,11 @@ fn read_some(peer: &mut Peer, max_frame: u64) -> Result<Option<Frame>, ReadError
             return Ok(None);
         }
         let buf = r.payload.take().expect("checked");
-        return buf.finish().map(Some).map_err(ReadError::Corrupt);
+        let fds = std::mem::take(&mut r.attached);
+        return buf
+            .finish()
+            .map(|f| Some(f.with_descriptors(fds)))
+            .map_err(ReadError::Corrupt);
     }
     let n = recv_header(&peer.sock, &mut r.head[r.got..], &mut peer.fds)?;
     r.got += n;
@@ -489,9 +496,18 @@ fn read_some(peer: &mut Peer, max_frame: u64) -> Result<Option<Frame>, ReadError
         ),
         false => None,
     };
+    // Then the shared arrays' descriptors.
+    if peer.fds.len() < header.attached() {
+        return Err(ReadError::Corrupt(BadFrame::NoDescriptor));
+    }
+    r.attached = peer.fds.drain(..header.attached()).collect();
     let buf = RecvBuf::for_header(header, fd).map_err(ReadError::Corrupt)?;
     if buf.missing() == 0 {
-        return buf.finish().map(Some).map_err(ReadError::Corrupt);
+        let fds = std::mem::take(&mut r.attached);
+        return buf
+            .finish()
+            .map(|f| Some(f.with_descriptors(fds)))
+            .map_err(ReadError::Corrupt);
     }
     r.payload = Some(buf);
     Ok(None)
@@ -540,10 +556,10 @@ mod tests {
         let (mut a, mut b) = pair();
         let fd = super::super::shm::create(&[5; 64]).unwrap();
         let h = data("Vec<u8>", Encoding::Pod, 64).shared();
-        b.write_frame(0, h, b"Vec<u8>", &[], Some(fd.as_fd()), None)
+        b.write_frame(0, h, b"Vec<u8>", &[], &[fd.as_fd()], None)
             .unwrap();
         let h = data("Vec<f64>", Encoding::Pod, 16).aligned(true);
-        b.write_frame(0, h, b"Vec<f64>", &[&[1; 10], &[2; 6]], None, None)
+        b.write_frame(0, h, b"Vec<f64>", &[&[1; 10], &[2; 6]], &[], None)
             .unwrap();
         let f = next_frame(&mut a);
         assert!(f.header().is_shared());
@@ -562,7 +578,7 @@ mod tests {
         let h = data("", Encoding::Pod, big.len() as u64);
         let deadline = Some(Instant::now() + Duration::from_millis(100));
         let err = b
-            .write_frame(0, h, b"", &[&big], None, deadline)
+            .write_frame(0, h, b"", &[&big], &[], deadline)
             .unwrap_err();
         assert!(matches!(err, WriteError::TimedOut));
         assert!(matches!(b.next_event(), Some(Event::Closed(0))));
@@ -592,8 +608,7 @@ mod tests {
         let (mut a, mut b) = pair();
         let fd = super::super::shm::sparse(512 << 30).unwrap();
         let h = data("", Encoding::Pod, 512 << 30).shared();
-        b.write_frame(0, h, b"", &[], Some(fd.as_fd()), None)
-            .unwrap();
+        b.write_frame(0, h, b"", &[], &[fd.as_fd()], None).unwrap();
         while !a.is_closed(1) {
             assert!(
                 !a.pump(Some(Instant::now() + Duration::from_secs(5)), None)
@@ -620,7 +635,7 @@ mod tests {
         );
         let h = data("", Encoding::Serde, 0);
         assert!(matches!(
-            a.write_frame(1, h, b"", &[], None, None),
+            a.write_frame(1, h, b"", &[], &[], None),
             Err(WriteError::Gone)
         ));
     }

@@ -12,7 +12,8 @@
 //!      6     1  flags: bit 0 plain data of 8-byte elements (received into
 //!               8-byte words), bit 1 the payload is in a memfd passed with
 //!               the header (`SCM_RIGHTS`); the other bits are 0
-//!      7     1  0
+//!      7     1  descriptors of shared arrays passed with the header (after
+//!               the payload's memfd, if any), at most 32; Packet and Run
 //!      8     8  sequence number of the packet's tag (LE); 0 otherwise
 //!     16     8  region (LE)
 //!     24     8  group (LE): the packet's message namespace (`Packet::group`;
@@ -49,7 +50,9 @@ use crate::link::{Kind as PacketKind, Packet};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
 
+use super::shared::{self, MAX_ATTACHED};
 use super::shm;
+use crate::attach::Attachment;
 
 /// Header size in bytes.
 pub(super) const HEADER_LEN: usize = 44;
@@ -147,6 +150,8 @@ pub(super) struct Header {
     name_len: u16,
     /// Payload bytes on the socket, or the memfd's size.
     len: u64,
+    /// Descriptors of shared arrays that come with the header.
+    attached: u8,
 }
 
 impl Header {
@@ -164,6 +169,7 @@ impl Header {
             shm: false,
             name_len: name_len.min(MAX_NAME) as u16,
             len,
+            attached: 0,
         }
     }
 
@@ -179,6 +185,7 @@ impl Header {
             shm: false,
             name_len: name_len.min(MAX_NAME) as u16,
             len,
+            attached: 0,
         }
     }
 
@@ -192,6 +199,16 @@ impl Header {
     pub(super) fn shared(mut self) -> Header {
         self.shm = true;
         self
+    }
+
+    /// Announces `n` descriptors of shared arrays with the header.
+    pub(super) fn with_attached(mut self, n: usize) -> Header {
+        self.attached = n.min(MAX_ATTACHED) as u8;
+        self
+    }
+
+    pub(super) fn attached(&self) -> usize {
+        usize::from(self.attached)
     }
 
     pub(super) fn kind(&self) -> Kind {
@@ -233,6 +250,7 @@ impl Header {
             _ => 0,
         };
         h[6] = if self.align8 { FLAG_ALIGN8 } else { 0 } | if self.shm { FLAG_SHM } else { 0 };
+        h[7] = self.attached;
         h[16..24].copy_from_slice(&self.region.to_le_bytes());
         h[24..32].copy_from_slice(&self.group.to_le_bytes());
         h[32..40].copy_from_slice(&self.len.to_le_bytes());
@@ -264,8 +282,13 @@ impl Header {
             e => return Err(BadFrame::Encoding(e)),
         };
         let flags = h[6];
-        if flags & !(FLAG_ALIGN8 | FLAG_SHM) != 0 || h[7] != 0 || h[42] != 0 || h[43] != 0 {
+        if flags & !(FLAG_ALIGN8 | FLAG_SHM) != 0 || h[42] != 0 || h[43] != 0 {
             return Err(BadFrame::Header("reserved bits are set"));
+        }
+        if usize::from(h[7]) > MAX_ATTACHED
+            || (h[7] != 0 && !matches!(kind, Kind::Packet | Kind::Run))
+        {
+            return Err(BadFrame::TooManyDescriptors);
         }
         let (align8, shm) = (flags & FLAG_ALIGN8 != 0, flags & FLAG_SHM != 0);
         if align8 && (enc != Encoding::Pod || len % 8 != 0 || shm) {
@@ -294,6 +317,7 @@ impl Header {
             shm,
             name_len,
             len,
+            attached: h[7],
         })
     }
 }
@@ -304,6 +328,8 @@ pub(super) struct Frame {
     header: Header,
     name: Box<str>,
     body: Body,
+    /// What the shared arrays' descriptors became ([`shared::attachments`]).
+    attached: Vec<Attachment>,
 }
 
 /// A received frame's payload.
@@ -321,6 +347,12 @@ impl Frame {
         &self.header
     }
 
+    /// The frame with the descriptors of shared arrays that came with it.
+    pub(super) fn with_descriptors(mut self, fds: Vec<OwnedFd>) -> Frame {
+        self.attached = shared::attachments(fds);
+        self
+    }
+
     /// The payload as bytes (a copy out of shared memory, if it is there).
     pub(super) fn bytes(self) -> Vec<u8> {
         match self.body {
@@ -335,9 +367,9 @@ impl Frame {
     fn into_msg(self) -> Msg {
         let enc = self.header.enc;
         let msg = match self.body {
-            Body::Bytes(b) => Msg::from_bytes(enc, b),
+            Body::Bytes(b) => Msg::from_wire(enc, b, self.attached),
             Body::Words(w, len) => Msg::from_words(w, len),
-            Body::Shared(m) => Msg::from_shared(enc, m),
+            Body::Shared(m) => Msg::from_shared(enc, m).with_attachments(self.attached),
         };
         if self.name.is_empty() {
             msg
@@ -354,12 +386,13 @@ impl Frame {
     }
 
     /// A Run frame's task id and arguments; `None` if it is too short.
-    pub(super) fn into_run(self) -> Option<(u32, Msg)> {
+    pub(super) fn into_run(mut self) -> Option<(u32, Msg)> {
         let name = self.name.clone();
+        let attached = std::mem::take(&mut self.attached);
         let mut bytes = self.bytes();
         let id = u32::from_le_bytes(bytes.get(..4)?.try_into().expect("4 bytes"));
         bytes.drain(..4);
-        let args = Msg::from_bytes(Encoding::Serde, bytes);
+        let args = Msg::from_wire(Encoding::Serde, bytes, attached);
         Some((
             id,
             if name.is_empty() {
@@ -559,146 +592,11 @@ impl RecvBuf {
             header: self.header,
             name: name.into_boxed_str(),
             body,
+            attached: Vec::new(),
         })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn data(len: u64, enc: Encoding) -> Header {
-        let p = Packet::data(7, Tag::new(Op::Gather, 3), Msg::new(()));
-        Header::packet(&p, 0, enc, len)
-    }
-
-    /// Fills `buf` with `bytes` the way the endpoint does, in pieces of at
-    /// most `piece` bytes; whether it completed.
-    fn feed(buf: &mut RecvBuf, bytes: &[u8], piece: usize) -> bool {
-        let mut done = false;
-        for chunk in bytes.chunks(piece) {
-            let mut at = 0;
-            while at < chunk.len() {
-                let n = match buf.spare() {
-                    Spare::Name(spare) => {
-                        let n = spare.len().min(chunk.len() - at);
-                        spare[..n].copy_from_slice(&chunk[at..at + n]);
-                        n
-                    }
-                    Spare::Payload(spare) => {
-                        let n = spare.len().min(chunk.len() - at);
-                        for (s, b) in spare[..n].iter_mut().zip(&chunk[at..at + n]) {
-                            s.write(*b);
-                        }
-                        n
-                    }
-                };
-                done = buf.advance(n);
-                at += n;
-            }
-        }
-        done
-    }
-
-    #[test]
-    fn header_roundtrip_and_bounds() {
-        let h = data(123, Encoding::Serde);
-        assert_eq!(Header::decode(&h.encode(), 1000).unwrap(), h);
-        let run = Header::control(Kind::Run, 9, 5, 40);
-        assert_eq!(Header::decode(&run.encode(), 1000).unwrap(), run);
-        // A packet's group travels with it; a frame that is not a packet
-        // has none.
-        let p = Packet::data(7, Tag::new(Op::Gather, 3), Msg::new(())).in_group(u64::MAX - 1);
-        let grouped = Header::packet(&p, 0, Encoding::Serde, 5);
-        assert_eq!(
-            Header::decode(&grouped.encode(), 1000).unwrap().group,
-            u64::MAX - 1
-        );
-        let mut bad = run.encode();
-        bad[31] = 1;
-        assert!(Header::decode(&bad, 1000).is_err());
-        let huge = data(1 << 60, Encoding::Serde);
-        assert!(matches!(
-            Header::decode(&huge.encode(), DEFAULT_MAX_FRAME),
-            Err(BadFrame::TooLong { .. })
-        ));
-        let mut bad = h.encode();
-        bad[0] = 0;
-        assert!(matches!(
-            Header::decode(&bad, 1000),
-            Err(BadFrame::Magic(0x5000))
-        ));
-        for (at, value) in [(2, 99), (3, 77), (4, 0), (6, 4), (7, 1), (42, 1)] {
-            let mut bad = h.encode();
-            bad[at] = value;
-            assert!(Header::decode(&bad, 1000).is_err(), "byte {at} = {value}");
-        }
-        let mut long_name = h.encode();
-        long_name[40..42].copy_from_slice(&2000u16.to_le_bytes());
-        assert!(matches!(
-            Header::decode(&long_name, 1000),
-            Err(BadFrame::NameTooLong(2000))
-        ));
-        // The alignment flag is only valid on plain data of whole words.
-        let odd = data(12, Encoding::Pod).aligned(true);
-        assert!(matches!(
-            Header::decode(&odd.encode(), 1 << 20),
-            Err(BadFrame::Alignment { .. })
-        ));
-        // A memfd may be larger than the in-band limit, and has no payload.
-        let shm = data(1 << 30, Encoding::Pod).shared();
-        assert_eq!(Header::decode(&shm.encode(), 1000).unwrap().in_band(), 0);
-        let p = Header::decode(&shm.encode(), 1000).unwrap();
-        assert_eq!(p.packet, Some((PacketKind::Data, Tag::new(Op::Gather, 3))));
-    }
-
-    #[test]
-    fn payloads_grow_as_bytes_arrive() {
-        // 2^33 bytes announced: nothing near that is reserved up front.
-        let mut buf = RecvBuf::for_header(data(1 << 33, Encoding::Serde), None).unwrap();
-        assert!(buf.spare().len() <= 2 * RESERVE_AHEAD);
-        // A type name, then words, filled in pieces that need not be words.
-        let p = Packet::data(1, Tag::new(Op::Broadcast, 0), Msg::new(())).in_group(5);
-        let h = Header::packet(&p, 3, Encoding::Pod, 16).aligned(true);
-        let mut buf = RecvBuf::for_header(h, None).unwrap();
-        let mut bytes = b"u64".to_vec();
-        bytes.extend([1u8; 5]);
-        bytes.extend([2u8; 11]);
-        assert!(feed(&mut buf, &bytes, 5));
-        let frame = buf.finish().unwrap();
-        assert!(matches!(frame.body, Body::Words(_, 16)));
-        let packet = frame.into_packet().unwrap();
-        assert_eq!(
-            (packet.group(), packet.body().type_name()),
-            (5, Some("u64"))
-        );
-        assert_eq!(
-            packet.into_body().pod_bytes().unwrap(),
-            [[1u8; 5].as_slice(), &[2; 11]].concat()
-        );
-    }
-
-    #[test]
-    fn aligned_plain_data_reserves_nothing_it_has_not_received() {
-        // Issue 11: a header announcing 8 GiB of 8-byte words made the reader
-        // reserve all of it before any payload arrived.
-        let h = data(1 << 33, Encoding::Pod).aligned(true);
-        let mut buf = RecvBuf::for_header(h, None).unwrap();
-        let Data::Words { words, .. } = &buf.data else {
-            panic!("words")
-        };
-        assert!(
-            words.capacity() * 8 <= RESERVE_AHEAD,
-            "{}",
-            words.capacity()
-        );
-        assert!(buf.spare().len() <= RESERVE_AHEAD);
-        // Growing keeps what arrived: 3 MiB in odd pieces.
-        let len = 3 << 20;
-        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-        let mut buf =
-            RecvBuf::for_header(data(len as u64, Encoding::Pod).aligned(true), None).unwrap();
-        assert!(feed(&mut buf, &bytes, 100_003));
-        assert_eq!(buf.finish().unwrap().bytes(), bytes);
-    }
-}
+#[path = "frame_tests.rs"]
+mod tests;

@@ -101,6 +101,7 @@ mod opts;
 mod port;
 mod serve;
 mod session;
+mod shared;
 mod shm;
 mod sock;
 mod spmd;
@@ -118,6 +119,7 @@ use crate::op::{Op, Tag};
 use crate::parallelizer::{Core, Parallelizer, Region, check_rank};
 use crate::registry::{FromConfig, rank_of};
 use crate::runtime::run_as;
+use crate::segment::SharedMemory;
 
 use faults::with_port;
 use frame::Kind;
@@ -250,10 +252,12 @@ impl Processes {
         let task_id = region.task().require_id()?;
         let id = self.next_region.fetch_add(1, Ordering::SeqCst) + 1;
         let (task, args) = region.into_parts();
-        let (args_bytes, args_type) = match self.nprocs {
-            1 => (Vec::new(), String::new()),
-            _ => (args.to_bytes()?, args.type_name().unwrap_or("").to_string()),
+        // Shared arrays in the arguments go as their memfds' descriptors.
+        let ((args_bytes, attached), args_type) = match self.nprocs {
+            1 => (Default::default(), String::new()),
+            _ => (args.to_wire()?, args.type_name().unwrap_or("").to_string()),
         };
+        let fds = shared::descriptors(&attached)?;
         let limits = serve::limits(self.core.config(), &self.opts);
         let deadline = limits.timeout.map(|t| Instant::now() + t);
         let port = net.port(id, deadline, limits.timeout);
@@ -261,7 +265,8 @@ impl Processes {
         let task_id = task_id.to_le_bytes();
         for r in 1..self.nprocs {
             let run = [task_id.as_slice(), &args_bytes];
-            if let Err(error) = net.send_control(r, (Kind::Run, id), &args_type, &run, deadline) {
+            let sent = net.send_control(r, (Kind::Run, id), &args_type, (&run, &fds), deadline);
+            if let Err(error) = sent {
                 main.deliver(Event::Gone { rank: r, error });
             }
         }
@@ -320,6 +325,12 @@ impl Parallelizer for Processes {
     }
     fn in_region(&self) -> bool {
         self.spmd().is_some()
+    }
+
+    /// Memfds every process maps (main allocates; handles travel with
+    /// their descriptors).
+    fn shared_memory(&self) -> Result<&dyn SharedMemory> {
+        Ok(&shared::MEMFD)
     }
 
     /// Main: starts the workers (each runs `Config::initializer` as it

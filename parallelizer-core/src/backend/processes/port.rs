@@ -23,6 +23,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::attach::Attachment;
 use crate::error::{Error, Result};
 use crate::link::{Event, Packet, Transport};
 use crate::msg::{Encoding, Msg};
@@ -31,7 +32,9 @@ use crate::outcome::Outcome;
 
 use super::endpoint::{Endpoint, Event as Read, WriteError};
 use super::frame::{Frame, Header, Kind, MAX_NAME};
+use super::shared::{self, MEMFD};
 use super::shm;
+use crate::segment::SharedMemory;
 
 /// Main's record of how its worker processes ended.
 pub(super) trait Obituary: Send + Sync {
@@ -271,13 +274,13 @@ impl Net {
         header: Header,
         name: &str,
         parts: &[&[u8]],
-        fd: Option<BorrowedFd<'_>>,
+        fds: &[BorrowedFd<'_>],
         deadline: Option<Instant>,
         timeout: Option<Duration>,
     ) -> Result<()> {
         match inner
             .ep
-            .write_frame(to, header, name.as_bytes(), parts, fd, deadline)
+            .write_frame(to, header, name.as_bytes(), parts, fds, deadline)
         {
             Ok(()) => Ok(()),
             Err(WriteError::Gone) => Err(self.peer_error_locked(inner, to)),
@@ -291,21 +294,21 @@ impl Net {
     }
 
     /// Sends a frame of `kind` (not a packet) of region `region` to `to`:
-    /// a type name and the payload `parts`, which `to` must read by
-    /// `deadline`.
+    /// a type name and the payload `parts`, with the descriptors of the
+    /// shared arrays it holds (`fds`), which `to` must read by `deadline`.
     pub(super) fn send_control(
         &self,
         to: usize,
         (kind, region): (Kind, u64),
         name: &str,
-        parts: &[&[u8]],
+        (parts, fds): (&[&[u8]], &[BorrowedFd<'_>]),
         deadline: Option<Instant>,
     ) -> Result<()> {
         let name = checked_name(name);
         let len = parts.iter().map(|p| p.len() as u64).sum();
-        let header = Header::control(kind, region, name.len(), len);
+        let header = Header::control(kind, region, name.len(), len).with_attached(fds.len());
         let mut inner = self.lock();
-        self.write(&mut inner, to, header, name, parts, None, deadline, None)
+        self.write(&mut inner, to, header, name, parts, fds, deadline, None)
     }
 
     /// Closes every connection (the peers see EOF).
@@ -400,25 +403,33 @@ impl Port {
         to: usize,
         (header, name): (Header, &str),
         parts: &[&[u8]],
-        fd: Option<BorrowedFd<'_>>,
+        fds: &[BorrowedFd<'_>],
     ) -> Result<()> {
         let (deadline, timeout) = (self.deadline, self.timeout);
         self.net
-            .write(inner, to, header, name, parts, fd, deadline, timeout)
+            .write(inner, to, header, name, parts, fds, deadline, timeout)
     }
 }
 
+/// A packet's frame: header, type name, payload, and the shared arrays it
+/// holds.
+type Wire<'a> = (Header, &'a str, Cow<'a, [u8]>, Vec<Attachment>);
+
 /// A packet's body on the wire, with the header of its frame: plain data as
-/// it is (borrowed), serde bytes encoded.
-fn wire(packet: &Packet) -> Result<(Header, &str, Cow<'_, [u8]>)> {
+/// it is (borrowed), serde bytes encoded, with the shared arrays they hold.
+fn wire(packet: &Packet) -> Result<Wire<'_>> {
     let body = packet.body();
     let name = checked_name(body.type_name().unwrap_or(""));
-    let (bytes, enc) = match body.pod_bytes() {
-        Some(b) => (Cow::Borrowed(b), Encoding::Pod),
-        None => (Cow::Owned(body.to_bytes()?), body.encoding()),
+    let (bytes, enc, attached) = match body.pod_bytes() {
+        Some(b) => (Cow::Borrowed(b), Encoding::Pod, Vec::new()),
+        None => {
+            let (bytes, attached) = body.to_wire()?;
+            (Cow::Owned(bytes), body.encoding(), attached)
+        }
     };
-    let header = Header::packet(packet, name.len(), enc, bytes.len() as u64);
-    Ok((header, name, bytes))
+    let header =
+        Header::packet(packet, name.len(), enc, bytes.len() as u64).with_attached(attached.len());
+    Ok((header, name, bytes, attached))
 }
 
 /// Whether a body is plain data of 8-byte elements (received into words).
@@ -433,31 +444,40 @@ impl Transport for Port {
     /// (creating, sealing and mapping a memfd costs more than the socket
     /// copy it saves), so only [`send_all`](Transport::send_all) uses it.
     fn send(&self, to: usize, packet: Packet) -> Result<()> {
-        let (header, name, bytes) = wire(&packet)?;
+        let (header, name, bytes, attached) = wire(&packet)?;
+        let fds = shared::descriptors(&attached)?;
         let header = header.aligned(in_words(&packet));
         let mut inner = self.net.lock();
-        self.put(&mut inner, to, (header, name), &[&bytes], None)
+        self.put(&mut inner, to, (header, name), &[&bytes], &fds)
     }
 
     /// The same packet to every rank of `to`, encoded once; at least
     /// `shm_threshold` bytes are written once into a memfd whose descriptor
     /// each receiver gets.
     fn send_all(&self, to: &[usize], packet: &Packet) -> Result<()> {
-        let (header, name, bytes) = wire(packet)?;
+        let (header, name, bytes, attached) = wire(packet)?;
+        let fds = shared::descriptors(&attached)?;
         let mut inner = self.net.lock();
         if bytes.len() >= self.net.shm_threshold && !to.is_empty() {
             let fd = shm::create(&bytes)?;
+            // The payload's memfd first, then the shared arrays'.
+            let all: Vec<BorrowedFd<'_>> = std::iter::once(fd.as_fd()).chain(fds).collect();
             for &r in to {
                 let frame = (header.shared(), name);
-                self.put(&mut inner, r, frame, &[], Some(fd.as_fd()))?;
+                self.put(&mut inner, r, frame, &[], &all)?;
             }
             return Ok(());
         }
         let header = header.aligned(in_words(packet));
         for &r in to {
-            self.put(&mut inner, r, (header, name), &[&bytes], None)?;
+            self.put(&mut inner, r, (header, name), &[&bytes], &fds)?;
         }
         Ok(())
+    }
+
+    /// The ranks are processes of this machine: memfds they all map.
+    fn shared_memory(&self) -> Option<&dyn SharedMemory> {
+        Some(&MEMFD)
     }
 
     fn recv(&self, until: Option<Instant>) -> Result<Option<Event>> {
@@ -506,209 +526,10 @@ impl Net {
         let p = Packet::data(region, tag, Msg::new(()));
         let header = Header::packet(&p, name.len(), Encoding::Pod, len).shared();
         let mut inner = self.lock();
-        self.write(
-            &mut inner,
-            to,
-            header,
-            name,
-            &[],
-            Some(fd.as_fd()),
-            None,
-            None,
-        )
+        self.write(&mut inner, to, header, name, &[], &[fd.as_fd()], None, None)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::os::unix::net::UnixStream;
-
-    use super::*;
-
-    /// Two ports (ranks 0 and 1) of region 1 joined by a socketpair.
-    fn pair(shm_threshold: usize) -> (Port, Port) {
-        let (a, b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        b.set_nonblocking(true).unwrap();
-        let max = super::super::frame::DEFAULT_MAX_FRAME;
-        let net = |rank, socks| Net::new(Endpoint::new(rank, socks, max), shm_threshold, None);
-        let (na, nb) = (net(0, vec![None, Some(a)]), net(1, vec![Some(b), None]));
-        (na.port(1, None, None), nb.port(1, None, None))
-    }
-
-    fn next(port: &Port) -> Event {
-        port.recv(Some(Instant::now() + Duration::from_secs(5)))
-            .unwrap()
-            .expect("an event")
-    }
-
-    fn body(port: &Port) -> Msg {
-        match next(port) {
-            Event::Packet { packet, .. } => packet.into_body(),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn messages_in_band_in_words_and_through_shared_memory() {
-        let (a, b) = pair(1024);
-        let tag = Tag::new(Op::Gather, 0);
-        let send = |m: Msg| b.send(0, Packet::data(1, tag, m)).unwrap();
-        send(Msg::new(vec!["x".to_string(); 3]));
-        send(Msg::pod(vec![3u8; 4096])); // large, yet in band: one receiver
-        send(Msg::pod((0..1000).map(f64::from).collect::<Vec<f64>>())); // words
-        send(Msg::new(123456789u64));
-        // A group's packets keep their group, in band and in a memfd.
-        b.send(0, Packet::data(1, tag, Msg::new(5u8)).in_group(u64::MAX))
-            .unwrap();
-        let big = Packet::data(1, Tag::new(Op::Broadcast, 1), Msg::pod(vec![7u32; 100_000]));
-        a.send_all(&[1], &big.in_group(42)).unwrap(); // memfd
-        assert_eq!(
-            body(&a).into_value::<Vec<String>>().unwrap(),
-            ["x", "x", "x"]
-        );
-        assert_eq!(body(&a).into_pod::<u8>().unwrap(), vec![3; 4096]);
-        let v = body(&a).into_pod::<f64>().unwrap();
-        assert_eq!((v.len(), v[999]), (1000, 999.0));
-        // The sender's type name came along: a wrong-type receive says so.
-        let err = body(&a).into_value::<i64>().unwrap_err().to_string();
-        assert!(err.contains("i64") && err.contains("u64"), "{err}");
-        match next(&a) {
-            Event::Packet { packet, .. } => assert_eq!(packet.group(), u64::MAX),
-            other => panic!("{other:?}"),
-        }
-        match next(&b) {
-            Event::Packet { from: 0, packet } => {
-                assert_eq!(
-                    (packet.tag(), packet.group()),
-                    (Tag::new(Op::Broadcast, 1), 42)
-                );
-                assert_eq!(
-                    packet.into_body().into_pod::<u32>().unwrap(),
-                    vec![7; 100_000]
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn packets_of_other_regions_wait_or_are_dropped() {
-        let (a, b) = pair(usize::MAX);
-        let tag = Tag::new(Op::Gather, 0);
-        for region in [3, 0, 1] {
-            b.send(0, Packet::data(region, tag, Msg::new(region)))
-                .unwrap();
-        }
-        // Region 1 takes its own; 3 (not begun) and 0 (ambient) wait.
-        assert_eq!(body(&a).into_value::<u64>().unwrap(), 1);
-        let t = Instant::now();
-        assert!(
-            a.recv(Some(t + Duration::from_millis(50)))
-                .unwrap()
-                .is_none()
-        );
-        let later = a.net.port(3, None, None);
-        assert_eq!(body(&later).into_value::<u64>().unwrap(), 3);
-        let ambient = a.net.port(0, None, None);
-        assert_eq!(body(&ambient).into_value::<u64>().unwrap(), 0);
-        // While the ambient port receives, packets of the latest region
-        // wait for its port.
-        b.send(0, Packet::data(3, tag, Msg::new(33u64))).unwrap();
-        b.send(0, Packet::data(0, tag, Msg::new(7u64))).unwrap();
-        assert_eq!(body(&ambient).into_value::<u64>().unwrap(), 7);
-        assert_eq!(body(&later).into_value::<u64>().unwrap(), 33);
-        // Region 2 is over once 3 has begun: its packets are dropped.
-        b.send(0, Packet::data(2, tag, Msg::new(2u64))).unwrap();
-        assert!(
-            later
-                .recv(Some(Instant::now() + Duration::from_millis(50)))
-                .unwrap()
-                .is_none()
-        );
-        assert!(a.net.lock().early.is_empty());
-    }
-
-    #[test]
-    fn lost_and_corrupt_peers() {
-        // Main: a corrupt stream is the sender's loss, with the frame error.
-        let (a, b) = pair(usize::MAX);
-        b.net.write_raw(0, &[0xAB; 64]).unwrap();
-        match next(&a) {
-            Event::Gone {
-                rank: 1,
-                error: Error::Codec(m),
-            } => assert!(m.contains("magic"), "{m}"),
-            other => panic!("{other:?}"),
-        }
-        // A worker: its receive fails first, then the peer is gone, once.
-        let (a, b) = pair(usize::MAX);
-        a.net.write_raw(1, &[0xAB; 64]).unwrap();
-        let until = Some(Instant::now() + Duration::from_secs(5));
-        assert!(matches!(b.recv(until), Err(Error::Codec(_))));
-        assert!(matches!(
-            next(&b),
-            Event::Gone {
-                rank: 0,
-                error: Error::Codec(_)
-            }
-        ));
-        assert!(
-            b.recv(Some(Instant::now() + Duration::from_millis(20)))
-                .unwrap()
-                .is_none()
-        );
-        // A peer that closed is gone for every region, with what it sent first.
-        let (a, b) = pair(usize::MAX);
-        b.send(0, Packet::data(1, Tag::new(Op::Gather, 0), Msg::new(5u8)))
-            .unwrap();
-        b.net.close_all();
-        assert_eq!(body(&a).into_value::<u8>().unwrap(), 5);
-        match next(&a) {
-            Event::Gone {
-                rank: 1,
-                error: Error::WorkerDied { rank: 1, status },
-            } => {
-                assert_eq!(status, "connection closed")
-            }
-            other => panic!("{other:?}"),
-        }
-        let later = a.net.port(2, None, None);
-        assert!(matches!(next(&later), Event::Gone { rank: 1, .. }));
-        // Sending to it fails with the same error.
-        let err = a.send(1, Packet::data(1, Tag::new(Op::Gather, 1), Msg::new(1u8)));
-        assert!(
-            matches!(err, Err(Error::WorkerDied { rank: 1, .. })),
-            "{err:?}"
-        );
-    }
-
-    #[test]
-    fn a_send_past_the_deadline_is_a_timeout_naming_the_receiver() {
-        let (a, b) = pair(usize::MAX);
-        let b = b.net.port(
-            1,
-            Some(Instant::now() + Duration::from_millis(100)),
-            Some(Duration::from_millis(100)),
-        );
-        // Nobody reads rank 0's end: a 64 MiB frame cannot be written.
-        let err = b
-            .send(
-                0,
-                Packet::data(1, Tag::new(Op::Broadcast, 0), Msg::pod(vec![0u8; 64 << 20])),
-            )
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::Timeout {
-                    op: Op::Run,
-                    rank: 0,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        drop(a);
-    }
-}
+#[path = "port_tests.rs"]
+mod tests;

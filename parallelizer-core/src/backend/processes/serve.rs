@@ -80,7 +80,7 @@ pub(super) fn join(info: &LaunchInfo, spmd: bool, opts: &Opts) -> Result<Arc<Net
     let init = run_initializer(info.config(), info.rank(), info.nprocs());
     let mut hello = Vec::new();
     crate::msg::encode_serde(&info.hello(spmd, init.as_ref()), &mut hello)?;
-    net.send_control(0, (Kind::Hello, 0), "", &[&hello], None)?;
+    net.send_control(0, (Kind::Hello, 0), "", (&[&hello], &[]), None)?;
     if init.is_some() {
         return Err(JoinError::InitializerFailed);
     }
@@ -215,7 +215,7 @@ fn run_one(net: &Arc<Net>, core: &Core, limits: Limits, frame: Frame) {
     };
     if net.any_unreadable() {
         // Before the Done report, so main has it when the region ends.
-        let _ = net.send_control(0, (Kind::Broken, region), "", &[], None);
+        let _ = net.send_control(0, (Kind::Broken, region), "", (&[], &[]), None);
     }
     rank.finish_worker(rank.transport().blame(outcome));
 }

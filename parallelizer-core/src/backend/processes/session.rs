@@ -199,7 +199,7 @@ impl Session {
             for r in 1..nprocs {
                 let _ = self
                     .net
-                    .send_control(r, (Kind::Shutdown, 0), "", &[], Some(until));
+                    .send_control(r, (Kind::Shutdown, 0), "", (&[], &[]), Some(until));
             }
         }
         self.net.close_all();

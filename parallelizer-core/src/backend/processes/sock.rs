@@ -16,8 +16,13 @@ use rustix::net::{
 
 use super::frame::BadFrame;
 
-/// File descriptors accepted per header read.
-const MAX_FDS: usize = 8;
+/// File descriptors accepted per header read (a payload's memfd and the
+/// shared arrays' of a frame, with room for more from the next header).
+const MAX_FDS: usize = 2 * (super::shared::MAX_ATTACHED + 1);
+
+/// File descriptors sent with one frame: its payload's memfd and its
+/// shared arrays'.
+const MAX_SEND_FDS: usize = super::shared::MAX_ATTACHED + 1;
 
 /// Why a read returned no bytes.
 pub(super) enum ReadError {
@@ -82,13 +87,13 @@ pub(super) fn recv_header(
     Ok(msg.bytes)
 }
 
-/// One non-blocking `sendmsg` of `parts` from byte `skip` on, with `fd`
-/// attached if given.
+/// One non-blocking `sendmsg` of `parts` from byte `skip` on, with `fds`
+/// attached (at most [`MAX_SEND_FDS`]).
 pub(super) fn send_some(
     sock: &UnixStream,
     parts: &[&[u8]],
     skip: usize,
-    fd: Option<BorrowedFd<'_>>,
+    fds: &[BorrowedFd<'_>],
 ) -> io::Result<usize> {
     let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(parts.len());
     let mut skip = skip;
@@ -100,12 +105,13 @@ pub(super) fn send_some(
         iov.push(IoSlice::new(&p[skip..]));
         skip = 0;
     }
-    let fds = fd.map(|fd| [fd]);
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_SEND_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    if let Some(fds) = &fds {
-        let pushed = control.push(SendAncillaryMessage::ScmRights(fds));
-        debug_assert!(pushed, "room for one descriptor");
+    if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+        return Err(io::Error::other(format!(
+            "{} descriptors in one frame, over the limit of {MAX_SEND_FDS}",
+            fds.len()
+        )));
     }
     let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
     Ok(rustix::net::sendmsg(

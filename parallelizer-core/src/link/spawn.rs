@@ -1,5 +1,5 @@
-//! The region protocol for ranks that are threads of this process: one
-//! [`LinkRank`] per transport, rank 0 on the calling thread.
+//! `run_on_threads`: a region whose ranks are threads of this process,
+//! each a [`LinkRank`] over its own transport.
 
 use std::sync::Arc;
 
@@ -38,8 +38,10 @@ pub fn run_on_threads<T: Transport>(
     let nprocs = transports.len();
     let (task, args) = region.into_parts();
     // Workers get their own copy of the (small) arguments, encoded once.
+    // (Values that travel by reference, such as shared arrays, ride along
+    // as attachments.)
     let shared = if nprocs > 1 {
-        Some((args.to_bytes()?, args.type_name().map(str::to_string)))
+        Some((args.to_wire()?, args.type_name().map(str::to_string)))
     } else {
         None
     };
@@ -52,10 +54,10 @@ pub fn run_on_threads<T: Transport>(
     };
     for rank in ranks {
         let task = task.clone();
-        let mut wire = Msg::from_bytes(
-            args.encoding(),
-            shared.as_ref().map_or_else(Vec::new, |s| s.0.clone()),
-        );
+        let (bytes, attached) = shared
+            .as_ref()
+            .map_or_else(Default::default, |s| s.0.clone());
+        let mut wire = Msg::from_wire(args.encoding(), bytes, attached);
         if let Some(name) = shared.as_ref().and_then(|s| s.1.as_deref()) {
             wire = wire.sent_as(name);
         }
