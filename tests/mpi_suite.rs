@@ -437,6 +437,8 @@ impl Suite {
                 self.failed += 1;
                 if self.rank == 0 {
                     println!("FAIL {name}: {why}");
+                } else {
+                    eprintln!("FAIL on rank {}: {name}: {why}", self.rank);
                 }
             }
         }
