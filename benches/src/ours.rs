@@ -41,6 +41,22 @@ fn main_result(r: parallelizer::Result<Option<f64>>) -> Result<f64, String> {
     }
 }
 
+/// The ping-pong rows on `par` (2 ranks), one per message size.
+pub fn measure_pingpong(
+    par: &Arc<dyn Parallelizer>,
+    plan: &Plan,
+    figs: &mut Figures,
+    log: &dyn Fn(&str),
+) {
+    log(&format!("{} x{}: ping-pong", par.mode(), par.nprocs()));
+    for &bytes in &plan.pp_bytes {
+        let iters = plan.iters_for(bytes);
+        record(figs, plan::k_pp(bytes), || {
+            main_result(par.run(tasks::pingpong, PingArgs { bytes, iters }))
+        });
+    }
+}
+
 /// Every workload on `par` (already built with its rank count). Keys carry
 /// `par.nprocs()`; ping-pong runs only with 2 ranks.
 pub fn measure_backend(
@@ -68,13 +84,7 @@ pub fn measure_backend(
         err.map_or(Ok(t), Err)
     });
     if p == 2 {
-        log(&format!("{} x{p}: ping-pong", par.mode()));
-        for &bytes in &plan.pp_bytes {
-            let iters = plan.iters_for(bytes);
-            record(figs, plan::k_pp(bytes), || {
-                main_result(par.run(tasks::pingpong, PingArgs { bytes, iters }))
-            });
-        }
+        measure_pingpong(par, plan, figs, log);
     }
     if p > 1 {
         log(&format!("{} x{p}: collectives", par.mode()));

@@ -1,5 +1,6 @@
-//! One rank's sockets to every other rank: non-blocking reads and writes of
-//! whole frames, and why a peer can no longer be read ([`Closed`]).
+//! One rank's sockets (and shared-memory rings) to every other rank:
+//! non-blocking reads and writes of whole frames, and why a peer can no
+//! longer be read ([`Closed`]).
 //!
 //! Every socket is non-blocking. A rank waiting for anything polls all of
 //! its sockets ([`Endpoint::pump`]), so it drains whatever the others send
@@ -7,6 +8,12 @@
 //! dead peer as EOF. What arrives is queued as [`Event`]s, in order, for the
 //! region protocol to take with [`Endpoint::next_event`]; the endpoint
 //! itself knows nothing of regions, aborts or errors of the framework.
+//!
+//! With shared-memory rings (`ring`), frames without a descriptor and up
+//! to a quarter of a ring go through the ring to their peer instead, and a
+//! waiting rank first spins on its rings (yielding its core) for [`SPIN`],
+//! then polls its sockets and its doorbell; the sockets still carry the
+//! rest, and EOF on one is still how a dead peer is seen.
 //!
 //! File descriptors (the memfds of shared-memory frames) travel as
 //! `SCM_RIGHTS` with the first bytes of their frame's header, so only header
@@ -17,16 +24,19 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
-use rustix::net::RecvFlags;
 
 use crate::error::{Error, Result};
 
-use super::frame::{BadFrame, Frame, HEADER_LEN, Header, RecvBuf, Spare};
-use super::sock::{ReadError, recv_header, recv_some, send_some};
+use super::frame::{Frame, Header};
+pub(super) use super::reader::Closed;
+use super::reader::{Lost, Reader, Source};
+use super::ring::Rings;
+use super::sock::{ReadError, send_some};
 
 /// Something that happened on the sockets, in the order it happened.
 #[derive(Debug)]
@@ -35,81 +45,6 @@ pub(super) enum Event {
     Frame(usize, Frame),
     /// Nothing more can be read from a peer ([`Endpoint::closed`] says why).
     Closed(usize),
-}
-
-/// Why nothing more can be read from a peer.
-#[derive(Debug)]
-pub(super) enum Closed {
-    /// The stream ended or broke; `cut` says where, if inside a frame.
-    Lost { why: Lost, cut: Option<Cut> },
-    /// The peer sent something that is not a frame. It can still hear from
-    /// us; it is the reading rank that cannot go on.
-    Corrupt(BadFrame),
-}
-
-/// How a stream was lost.
-#[derive(Debug)]
-pub(super) enum Lost {
-    /// EOF: the peer closed its end (it exited).
-    Eof,
-    /// The socket failed (reset, broken pipe).
-    Failed(io::Error),
-    /// A send to the peer timed out with part of a frame written.
-    SendTimedOut,
-}
-
-/// Where a stream ended inside a frame.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Cut {
-    Header { got: usize },
-    Payload { got: usize, of: u64 },
-}
-
-impl Closed {
-    /// The frame error, if the stream is corrupt.
-    pub(super) fn corrupt(&self) -> Option<&BadFrame> {
-        match self {
-            Closed::Corrupt(b) => Some(b),
-            Closed::Lost { .. } => None,
-        }
-    }
-
-    /// Whether the stream was cut inside a frame (which says more than an
-    /// exit status does).
-    pub(super) fn mid_frame(&self) -> bool {
-        matches!(
-            self,
-            Closed::Lost { cut: Some(_), .. }
-                | Closed::Lost {
-                    why: Lost::SendTimedOut,
-                    ..
-                }
-        )
-    }
-}
-
-impl std::fmt::Display for Closed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (why, cut) = match self {
-            Closed::Corrupt(b) => return write!(f, "{b}"),
-            Closed::Lost { why, cut } => (why, cut),
-        };
-        match why {
-            Lost::Eof => f.write_str("connection closed")?,
-            Lost::Failed(e) => write!(f, "connection error: {e}")?,
-            Lost::SendTimedOut => f.write_str("a send timed out mid-frame")?,
-        }
-        match cut {
-            None => Ok(()),
-            Some(Cut::Payload { got, of }) => {
-                write!(f, " in the middle of a frame ({got} of {of} payload bytes)")
-            }
-            Some(Cut::Header { got }) => write!(
-                f,
-                " in the middle of a frame header ({got} of {HEADER_LEN} bytes)"
-            ),
-        }
-    }
 }
 
 /// Why a frame could not be written.
@@ -123,33 +58,33 @@ pub(super) enum WriteError {
     Poll(io::Error),
 }
 
-/// The frame being read from one socket.
-struct Reader {
-    head: [u8; HEADER_LEN],
-    got: usize,
-    /// The type name and payload, once the header is in.
-    payload: Option<RecvBuf>,
-    /// The shared arrays' descriptors that came with the header.
-    attached: Vec<OwnedFd>,
-}
+/// How long a rank waiting on its rings spins before it sleeps: a reply
+/// within it costs no system call.
+const SPIN: Duration = Duration::from_micros(50);
 
-impl Reader {
-    fn cut(&self) -> Option<Cut> {
-        match &self.payload {
-            Some(buf) => Some(Cut::Payload {
-                got: buf.filled(),
-                of: buf.header().len(),
-            }),
-            None if self.got > 0 => Some(Cut::Header { got: self.got }),
-            None => None,
-        }
-    }
+/// The longest a rank with rings sleeps before it looks at them again.
+const MAX_SLEEP: Duration = Duration::from_millis(100);
+
+/// What a writer waits for besides incoming frames.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    /// Room on the socket to this rank.
+    Socket(usize),
+    /// Room in the ring to `to`, or (`empty`) all of it: the state is
+    /// looked at, never a change of it, so that a reader that emptied the
+    /// ring before the wait began cannot be missed.
+    Ring { to: usize, empty: bool },
 }
 
 /// One connected peer.
 struct Peer {
     sock: UnixStream,
     reader: Reader,
+    /// The stream of frames through the shared-memory ring from the peer.
+    ring: Reader,
+    /// Frames read from the socket (the peer counts those it sends while
+    /// rings carry the rest: `Rings::sent_on_socket`).
+    socket_frames: u64,
     /// Descriptors received and not yet claimed by a frame.
     fds: VecDeque<OwnedFd>,
     closed: Option<Closed>,
@@ -166,6 +101,8 @@ pub(super) struct Endpoint {
     events: VecDeque<Event>,
     /// How many peers can no longer be read.
     closed: usize,
+    /// The shared-memory rings to the peers, if the pool has them.
+    rings: Option<Arc<Rings>>,
 }
 
 impl Endpoint {
@@ -177,12 +114,9 @@ impl Endpoint {
             .map(|sock| {
                 sock.map(|sock| Peer {
                     sock,
-                    reader: Reader {
-                        head: [0; HEADER_LEN],
-                        got: 0,
-                        payload: None,
-                        attached: Vec::new(),
-                    },
+                    reader: Reader::new(),
+                    ring: Reader::new(),
+                    socket_frames: 0,
                     fds: VecDeque::new(),
                     closed: None,
                     writable: true,
@@ -195,7 +129,15 @@ impl Endpoint {
             max_frame,
             events: VecDeque::new(),
             closed: 0,
+            rings: None,
         }
+    }
+
+    /// Sends frames without descriptors through `rings` from now on (every
+    /// peer must read its rings too).
+    pub(super) fn with_rings(mut self, rings: Option<Rings>) -> Endpoint {
+        self.rings = rings.map(Arc::new);
+        self
     }
 
     pub(super) fn rank(&self) -> usize {
@@ -246,7 +188,7 @@ impl Endpoint {
                 peer.writable = false;
                 Closed::Lost {
                     why,
-                    cut: peer.reader.cut(),
+                    cut: peer.ring.cut().or(peer.reader.cut()),
                 }
             }
             corrupt => corrupt,
@@ -257,18 +199,21 @@ impl Endpoint {
         self.events.push_back(Event::Closed(r));
     }
 
-    /// Reads what peer `r` has, queueing complete frames.
+    /// Reads what peer `r`'s socket has, queueing complete frames. A peer
+    /// that closed has its ring read to the end first.
     fn read_peer(&mut self, r: usize) {
+        let max_frame = self.max_frame;
         loop {
-            let max_frame = self.max_frame;
             let Some(Some(peer)) = self.peers.get_mut(r) else {
                 return;
             };
             if peer.closed.is_some() {
                 return;
             }
-            let why = match read_some(peer, max_frame) {
+            let src = Source::Socket(&peer.sock);
+            let why = match peer.reader.read_some(&src, &mut peer.fds, max_frame) {
                 Ok(Some(frame)) => {
+                    peer.socket_frames += 1;
                     self.events.push_back(Event::Frame(r, frame));
                     continue;
                 }
@@ -281,19 +226,148 @@ impl Endpoint {
                     return;
                 }
             };
+            self.drain_ring(r);
             self.mark_closed(r, Closed::Lost { why, cut: None });
             return;
         }
     }
 
-    /// Waits until something arrives on any socket (or `want_write` becomes
-    /// writable, or the deadline passes) and reads it. Returns whether the
-    /// deadline passed.
+    /// Reads the ring from peer `r` up to `head`, queueing complete frames;
+    /// whether it held anything.
+    fn read_ring(&mut self, rings: &Rings, r: usize, head: u64) -> bool {
+        let max_frame = self.max_frame;
+        let mut progress = false;
+        loop {
+            let Some(Some(peer)) = self.peers.get_mut(r) else {
+                return progress;
+            };
+            if peer.closed.is_some() {
+                return progress;
+            }
+            let src = Source::Ring {
+                rings,
+                from: r,
+                head,
+            };
+            match peer.ring.read_some(&src, &mut peer.fds, max_frame) {
+                Ok(Some(frame)) => self.events.push_back(Event::Frame(r, frame)),
+                Ok(None) => {}
+                Err(ReadError::Corrupt(b)) => {
+                    self.mark_closed(r, Closed::Corrupt(b));
+                    return true;
+                }
+                // A ring neither ends nor fails: it is empty.
+                Err(_) => return progress,
+            }
+            progress = true;
+        }
+    }
+
+    /// Reads everything the ring from `r` holds (its writer is gone, so
+    /// what it published is final).
+    fn drain_ring(&mut self, r: usize) {
+        if let Some(rings) = self.rings.clone() {
+            let (head, _) = rings.published(r);
+            self.read_ring(&rings, r, head);
+        }
+    }
+
+    /// Reads what every ring holds, after the socket frames their writers
+    /// sent first; whether there was anything.
+    fn take_rings(&mut self, rings: &Rings) -> bool {
+        let mut progress = false;
+        for r in 0..self.peers.len() {
+            let seen = match &self.peers[r] {
+                Some(p) if p.closed.is_none() => p.socket_frames,
+                _ => continue,
+            };
+            let (head, sent) = rings.published(r);
+            if sent != seen {
+                self.read_peer(r);
+                progress = true;
+            }
+            progress |= self.read_ring(rings, r, head);
+        }
+        progress
+    }
+
+    /// Waits until something arrives on any socket or ring (or `want_write`
+    /// becomes writable, or the deadline passes) and reads it. Returns
+    /// whether the deadline passed.
     pub(super) fn pump(
         &mut self,
         deadline: Option<Instant>,
         want_write: Option<usize>,
     ) -> io::Result<bool> {
+        self.wait(deadline, want_write.map(Want::Socket))
+    }
+
+    /// [`pump`](Endpoint::pump), also for room in a ring. With rings, it
+    /// spins on them for [`SPIN`] first, then sleeps on the sockets and
+    /// this rank's doorbell.
+    fn wait(&mut self, deadline: Option<Instant>, want: Option<Want>) -> io::Result<bool> {
+        let Some(rings) = self.rings.clone() else {
+            return self.poll(deadline, want, None);
+        };
+        let moved = |w: Option<Want>| match w {
+            Some(Want::Ring { to, empty: true }) => rings.drained(to),
+            Some(Want::Ring { to, empty: false }) => rings.room(to) > 0,
+            _ => false,
+        };
+        // Spinning on the rings is for what they carry: not while this rank
+        // waits to write to a socket or is in the middle of reading a
+        // (large) frame from one, which only the poll sees arrive.
+        let on_socket = self
+            .peers
+            .iter()
+            .flatten()
+            .any(|p| p.closed.is_none() && p.reader.cut().is_some());
+        if !on_socket && !matches!(want, Some(Want::Socket(_))) {
+            let spin_until = Instant::now() + SPIN;
+            for i in 0u32.. {
+                if self.take_rings(&rings) || moved(want) {
+                    return Ok(false);
+                }
+                if i % 4 == 3 {
+                    let now = Instant::now();
+                    if deadline.is_some_and(|d| now >= d) {
+                        return Ok(true);
+                    }
+                    if now >= spin_until {
+                        break;
+                    }
+                }
+                // Not a busy spin: a peer (or anybody) waiting for this
+                // core runs first. On 2 busy cores a busy spin made the
+                // reply wait for the spinner's time slice (8 B: ~20 µs one
+                // way against ~1.5 µs yielding).
+                std::thread::yield_now();
+            }
+        }
+        rings.sleep();
+        if self.take_rings(&rings) || moved(want) {
+            rings.awake();
+            return Ok(false);
+        }
+        let slept = self.poll(deadline, want, Some(rings.bell()));
+        rings.awake();
+        self.take_rings(&rings);
+        slept
+    }
+
+    /// Polls the sockets (and `bell`) until something arrives, `want`'s
+    /// socket becomes writable or the deadline passes, and reads the
+    /// sockets that are ready. Returns whether the deadline passed.
+    fn poll(
+        &mut self,
+        deadline: Option<Instant>,
+        want: Option<Want>,
+        bell: Option<BorrowedFd<'_>>,
+    ) -> io::Result<bool> {
+        let want_write = match want {
+            Some(Want::Socket(r)) => Some(r),
+            _ => None,
+        };
         let timeout = match deadline {
             None => None,
             Some(d) => {
@@ -305,7 +379,7 @@ impl Endpoint {
             }
         };
         let ready: Vec<usize> = {
-            let mut fds = Vec::with_capacity(self.peers.len());
+            let mut fds = Vec::with_capacity(self.peers.len() + 1);
             let mut who = Vec::with_capacity(self.peers.len());
             for (r, p) in self.peers.iter().enumerate() {
                 let Some(p) = p.as_ref().filter(|p| p.closed.is_none()) else {
@@ -332,6 +406,16 @@ impl Endpoint {
                     }
                 });
             }
+            // With rings, a sleeper also wakes on its doorbell, and now and
+            // then on its own (a lost wake-up would cost a bounded wait,
+            // never a hang).
+            let timeout = match &bell {
+                Some(bell) => {
+                    fds.push(PollFd::new(bell, PollFlags::IN));
+                    Some(timeout.map_or(MAX_SLEEP, |t| t.min(MAX_SLEEP)))
+                }
+                None => timeout,
+            };
             let ts = timeout.map(|t| {
                 Timespec::try_from(t.max(Duration::from_millis(1))).unwrap_or(Timespec {
                     tv_sec: i64::MAX,
@@ -347,6 +431,7 @@ impl Endpoint {
             let wake = PollFlags::IN | PollFlags::HUP | PollFlags::ERR;
             fds.iter()
                 .zip(who)
+                // (the doorbell, last, has no `who`)
                 .filter(|(fd, _)| fd.revents().intersects(wake))
                 .map(|(_, r)| r)
                 .collect()
@@ -361,6 +446,9 @@ impl Endpoint {
     pub(super) fn refresh(&mut self) {
         for r in 0..self.peers.len() {
             self.read_peer(r);
+        }
+        if let Some(rings) = self.rings.clone() {
+            self.take_rings(&rings);
         }
     }
 
@@ -387,6 +475,24 @@ impl Endpoint {
         all.push(name);
         all.extend(parts.iter().copied().filter(|p| !p.is_empty()));
         let total: usize = all.iter().map(|p| p.len()).sum();
+        if let Some(rings) = self.rings.clone() {
+            if fds.is_empty() && total <= rings.largest_frame() {
+                return self.write_ring(&rings, to, &all, total, deadline);
+            }
+            // A descriptor or a large frame goes on the socket, once the peer
+            // has read what went before it through the ring (it reads the
+            // socket first).
+            while !rings.drained(to) {
+                if !self.is_writable(to) {
+                    return Err(WriteError::Gone);
+                }
+                let want = Some(Want::Ring { to, empty: true });
+                if self.wait(deadline, want).map_err(WriteError::Poll)? {
+                    return Err(WriteError::TimedOut);
+                }
+            }
+        }
+        let counted = self.rings.is_some();
         let mut sent = 0usize;
         let mut fds = fds;
         while sent < total {
@@ -417,6 +523,7 @@ impl Endpoint {
                     // What the peer sent before it left (its Done report with
                     // the real cause, say) comes first.
                     self.read_peer(to);
+                    self.drain_ring(to);
                     let lost = Closed::Lost {
                         why: Lost::Failed(e),
                         cut: None,
@@ -426,7 +533,44 @@ impl Endpoint {
                 }
             }
         }
+        if let (true, Some(rings)) = (counted, &self.rings) {
+            rings.sent_on_socket(to);
+        }
         Ok(())
+    }
+
+    /// Writes the bytes of a frame (`all`, `total` of them) into the ring
+    /// to `to`, reading from every socket and ring while it is full.
+    fn write_ring(
+        &mut self,
+        rings: &Rings,
+        to: usize,
+        all: &[&[u8]],
+        total: usize,
+        deadline: Option<Instant>,
+    ) -> Result<(), WriteError> {
+        let mut sent = 0;
+        loop {
+            if !self.is_writable(to) {
+                return Err(WriteError::Gone);
+            }
+            sent += rings.write(to, all, sent);
+            if sent == total {
+                return Ok(());
+            }
+            let want = Some(Want::Ring { to, empty: false });
+            if self.wait(deadline, want).map_err(WriteError::Poll)? {
+                if sent > 0 {
+                    // Half a frame is in the ring: the stream is lost.
+                    let lost = Closed::Lost {
+                        why: Lost::SendTimedOut,
+                        cut: None,
+                    };
+                    self.mark_closed(to, lost);
+                }
+                return Err(WriteError::TimedOut);
+            }
+        }
     }
 
     /// Closes every connection (the peers see EOF).
@@ -436,13 +580,24 @@ impl Endpoint {
         }
     }
 
-    /// Writes raw bytes to `to`, outside any framing (fault-injection tests).
+    /// Writes raw bytes to `to`, outside any framing, into the stream that
+    /// carries frames (fault-injection tests).
     pub(super) fn write_raw(&mut self, to: usize, bytes: &[u8]) -> Result<()> {
         let nprocs = self.nprocs();
         let Some(Some(peer)) = self.peers.get(to) else {
             return Err(Error::InvalidRank { rank: to, nprocs });
         };
         let mut sent = 0;
+        if let Some(rings) = &self.rings {
+            // Into the stream that carries the frames.
+            while sent < bytes.len() {
+                match rings.write(to, &[bytes], sent) {
+                    0 => std::thread::sleep(Duration::from_millis(1)),
+                    n => sent += n,
+                }
+            }
+            return Ok(());
+        }
         while sent < bytes.len() {
             match send_some(&peer.sock, &[bytes], sent, &[]) {
                 Ok(n) => sent += n,
@@ -454,189 +609,5 @@ impl Endpoint {
             }
         }
         Ok(())
-    }
-}
-
-/// One read from `peer` into where its parser needs bytes; returns a frame
-/// when one completes.
-fn read_some(peer: &mut Peer, max_frame: u64) -> Result<Option<Frame>, ReadError> {
-    let r = &mut peer.reader;
-    if let Some(buf) = &mut r.payload {
-        let flags = RecvFlags::DONTWAIT;
-        let sock = &peer.sock;
-        let n = match buf.spare() {
-            Spare::Name(b) => recv_some(|| rustix::net::recv(sock, &mut *b, flags).map(|r| r.1))?,
-            Spare::Payload(b) => {
-                recv_some(|| rustix::net::recv(sock, &mut *b, flags).map(|r| r.1))?
-            }
-        };
-        if !buf.advance(n) {
-            return Ok(None);
-        }
-        let buf = r.payload.take().expect("checked");
-        let fds = std::mem::take(&mut r.attached);
-        return buf
-            .finish()
-            .map(|f| Some(f.with_descriptors(fds)))
-            .map_err(ReadError::Corrupt);
-    }
-    let n = recv_header(&peer.sock, &mut r.head[r.got..], &mut peer.fds)?;
-    r.got += n;
-    if r.got < HEADER_LEN {
-        return Ok(None);
-    }
-    r.got = 0;
-    let header = Header::decode(&r.head, max_frame).map_err(ReadError::Corrupt)?;
-    // A memfd came with the first bytes of its header.
-    let fd = match header.is_shared() {
-        true => Some(
-            peer.fds
-                .pop_front()
-                .ok_or(ReadError::Corrupt(BadFrame::NoDescriptor))?,
-        ),
-        false => None,
-    };
-    // Then the shared arrays' descriptors.
-    if peer.fds.len() < header.attached() {
-        return Err(ReadError::Corrupt(BadFrame::NoDescriptor));
-    }
-    r.attached = peer.fds.drain(..header.attached()).collect();
-    let buf = RecvBuf::for_header(header, fd).map_err(ReadError::Corrupt)?;
-    if buf.missing() == 0 {
-        let fds = std::mem::take(&mut r.attached);
-        return buf
-            .finish()
-            .map(|f| Some(f.with_descriptors(fds)))
-            .map_err(ReadError::Corrupt);
-    }
-    r.payload = Some(buf);
-    Ok(None)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::fd::AsFd;
-
-    use super::*;
-    use crate::link::Packet;
-    use crate::msg::{Encoding, Msg};
-    use crate::op::{Op, Tag};
-
-    /// Two endpoints (ranks 0 and 1) joined by a socketpair, in this process.
-    fn pair() -> (Endpoint, Endpoint) {
-        let (a, b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        b.set_nonblocking(true).unwrap();
-        let max = super::super::frame::DEFAULT_MAX_FRAME;
-        (
-            Endpoint::new(0, vec![None, Some(a)], max),
-            Endpoint::new(1, vec![Some(b), None], max),
-        )
-    }
-
-    /// A data packet's header, its body `len` bytes.
-    fn data(name: &str, enc: Encoding, len: u64) -> Header {
-        let p = Packet::data(1, Tag::new(Op::Broadcast, 0), Msg::new(()));
-        Header::packet(&p, name.len(), enc, len)
-    }
-
-    fn next_frame(ep: &mut Endpoint) -> Frame {
-        let until = Instant::now() + Duration::from_secs(5);
-        loop {
-            match ep.next_event() {
-                Some(Event::Frame(_, f)) => return f,
-                Some(Event::Closed(r)) => panic!("closed: {}", ep.closed(r).unwrap()),
-                None => assert!(!ep.pump(Some(until), None).unwrap(), "timed out"),
-            }
-        }
-    }
-
-    #[test]
-    fn frames_with_and_without_descriptors() {
-        let (mut a, mut b) = pair();
-        let fd = super::super::shm::create(&[5; 64]).unwrap();
-        let h = data("Vec<u8>", Encoding::Pod, 64).shared();
-        b.write_frame(0, h, b"Vec<u8>", &[], &[fd.as_fd()], None)
-            .unwrap();
-        let h = data("Vec<f64>", Encoding::Pod, 16).aligned(true);
-        b.write_frame(0, h, b"Vec<f64>", &[&[1; 10], &[2; 6]], &[], None)
-            .unwrap();
-        let f = next_frame(&mut a);
-        assert!(f.header().is_shared());
-        let p = f.into_packet().unwrap();
-        assert_eq!(p.body().type_name(), Some("Vec<u8>"));
-        assert_eq!(p.into_body().pod_bytes().unwrap(), [5; 64]);
-        let f = next_frame(&mut a);
-        assert_eq!(f.bytes(), [[1u8; 10].as_slice(), &[2; 6]].concat());
-        assert!(a.next_event().is_none());
-    }
-
-    #[test]
-    fn a_send_nobody_reads_times_out_and_loses_the_stream() {
-        let (a, mut b) = pair();
-        let big = vec![0u8; 64 << 20];
-        let h = data("", Encoding::Pod, big.len() as u64);
-        let deadline = Some(Instant::now() + Duration::from_millis(100));
-        let err = b
-            .write_frame(0, h, b"", &[&big], &[], deadline)
-            .unwrap_err();
-        assert!(matches!(err, WriteError::TimedOut));
-        assert!(matches!(b.next_event(), Some(Event::Closed(0))));
-        let closed = b.closed(0).unwrap();
-        assert!(closed.mid_frame() && !b.is_writable(0), "{closed}");
-        assert_eq!(closed.to_string(), "a send timed out mid-frame");
-        drop(a);
-    }
-
-    #[test]
-    fn oversized_truncated_hostile_and_closed_streams() {
-        // 2^60 bytes announced: corrupt, before any allocation; the sender
-        // can still be written to.
-        let (mut a, mut b) = pair();
-        b.write_raw(0, &data("", Encoding::Serde, 1 << 60).encode())
-            .unwrap();
-        assert!(
-            !a.pump(Some(Instant::now() + Duration::from_secs(5)), None)
-                .unwrap()
-        );
-        assert!(matches!(a.next_event(), Some(Event::Closed(1))));
-        let closed = a.closed(1).unwrap();
-        assert!(matches!(closed.corrupt(), Some(BadFrame::TooLong { .. })));
-        assert!(closed.to_string().contains("over the limit"), "{closed}");
-        assert!(a.is_closed(1) && a.is_writable(1));
-        // A sealed but sparse memfd announcing 512 GiB: corrupt, unmapped.
-        let (mut a, mut b) = pair();
-        let fd = super::super::shm::sparse(512 << 30).unwrap();
-        let h = data("", Encoding::Pod, 512 << 30).shared();
-        b.write_frame(0, h, b"", &[], &[fd.as_fd()], None).unwrap();
-        while !a.is_closed(1) {
-            assert!(
-                !a.pump(Some(Instant::now() + Duration::from_secs(5)), None)
-                    .unwrap()
-            );
-        }
-        let closed = a.closed(1).unwrap().to_string();
-        assert!(closed.contains("sparse"), "{closed}");
-        // A truncated frame, then the peer goes away.
-        let (mut a, mut b) = pair();
-        b.write_raw(0, &data("", Encoding::Serde, 100).encode())
-            .unwrap();
-        b.write_raw(0, &[1; 10]).unwrap();
-        drop(b);
-        let until = Some(Instant::now() + Duration::from_secs(5));
-        while !a.is_closed(1) {
-            assert!(!a.pump(until, None).unwrap());
-        }
-        let closed = a.closed(1).unwrap();
-        assert!(closed.corrupt().is_none() && closed.mid_frame());
-        assert_eq!(
-            closed.to_string(),
-            "connection closed in the middle of a frame (10 of 100 payload bytes)"
-        );
-        let h = data("", Encoding::Serde, 0);
-        assert!(matches!(
-            a.write_frame(1, h, b"", &[], &[], None),
-            Err(WriteError::Gone)
-        ));
     }
 }

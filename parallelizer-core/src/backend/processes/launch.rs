@@ -42,6 +42,7 @@ use crate::runtime::UNPREFIXED;
 use crate::trace::WORKER;
 
 use super::frame::Frame;
+use super::ring::{self, Rings};
 use super::trace;
 
 /// The environment variable that makes a process a launched worker:
@@ -63,6 +64,9 @@ pub(super) struct LaunchInfo {
     token: [u8; 16],
     /// Descriptor to each rank, -1 for this rank.
     fds: Vec<i32>,
+    /// The shared-memory rings' memfd, then every rank's doorbell
+    /// (`ring`); none when the pool has no rings.
+    rings: Vec<i32>,
     config: Config,
 }
 
@@ -164,6 +168,26 @@ impl LaunchInfo {
             spmd,
             init: init.cloned(),
         }
+    }
+
+    /// Takes ownership of the inherited rings and doorbells and maps the
+    /// rings (`None`: the pool has none). Called once per process.
+    pub(super) fn adopt_rings(&self) -> Result<Option<Rings>> {
+        let Some((&memfd, bells)) = self.rings.split_first() else {
+            return Ok(None);
+        };
+        let memfd = adopt(
+            memfd,
+            |t| t.starts_with(&format!("/memfd:{}", ring::MEMFD)),
+            "the rings' memfd",
+        )?;
+        let bells = bells
+            .iter()
+            .map(|&fd| adopt(fd, |t| t == "anon_inode:[eventfd]", "an eventfd"))
+            .collect::<Result<Vec<_>>>()?;
+        Rings::open(self.rank(), self.nprocs(), memfd, bells)
+            .map(Some)
+            .map_err(Error::Launch)
     }
 
     /// Takes ownership of the inherited sockets, making them close-on-exec
@@ -324,6 +348,8 @@ pub(super) struct Launched {
     pub(super) token: [u8; 16],
     /// Signalled by each output relay when its pipe closes.
     pub(super) relays: Vec<mpsc::Receiver<()>>,
+    /// Main's view of the shared-memory rings, if the pool has them.
+    pub(super) rings: Option<Rings>,
 }
 
 /// Copies a worker's output to ours line by line, each line prefixed with
@@ -388,9 +414,21 @@ pub(super) fn wait_relays(relays: &[mpsc::Receiver<()>], within: Duration) {
     }
 }
 
-/// Starts ranks `1..nprocs` as copies of this executable.
-pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Result<Launched> {
-    ensure_descriptors(nprocs)?;
+/// Starts ranks `1..nprocs` as copies of this executable, with
+/// shared-memory rings between all ranks if `rings`.
+pub(super) fn launch(
+    nprocs: usize,
+    config: &Config,
+    prefix_output: bool,
+    rings: bool,
+) -> Result<Launched> {
+    // The rings' memfd and doorbells, in main and, while a worker starts,
+    // its copies.
+    ensure_descriptors(nprocs, if rings { 2 * (nprocs as u64 + 1) } else { 0 })?;
+    let rings = match rings {
+        true => Some(Rings::create(nprocs)?),
+        false => None,
+    };
     let exe = std::env::current_exe()?;
     let token = token();
     // ends[i][j]: rank i's end of the socket between i and j.
@@ -412,6 +450,19 @@ pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
     let mut relays = Vec::new();
     let mut failure = None;
     for (rank, mine) in ends.iter_mut().enumerate().skip(1) {
+        // This worker's copies of the rings' descriptors.
+        let shared: Vec<OwnedFd> = match rings
+            .iter()
+            .flat_map(Rings::descriptors)
+            .map(|fd| fd.try_clone_to_owned())
+            .collect()
+        {
+            Ok(fds) => fds,
+            Err(e) => {
+                failure = Some(e.into());
+                break;
+            }
+        };
         let info = LaunchInfo {
             rank: rank as u32,
             nprocs: nprocs as u32,
@@ -421,6 +472,7 @@ pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
                 .iter()
                 .map(|s| s.as_ref().map_or(-1, |s| s.as_raw_fd()))
                 .collect(),
+            rings: shared.iter().map(AsRawFd::as_raw_fd).collect(),
             config: config.clone(),
         };
         let memfd = match launch_memfd(&info) {
@@ -446,6 +498,7 @@ pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
             .iter_mut()
             .filter_map(Option::take)
             .map(OwnedFd::from)
+            .chain(shared)
             .chain([memfd])
             .collect();
         // SAFETY: the hook runs in the child between fork and exec, where
@@ -496,14 +549,15 @@ pub(super) fn launch(nprocs: usize, config: &Config, prefix_output: bool) -> Res
         children,
         token,
         relays,
+        rings,
     })
 }
 
 /// Makes sure main may hold every descriptor a launch of `nprocs` ranks
-/// needs at once, raising its soft `RLIMIT_NOFILE` up to the hard limit if
+/// (and `more`) needs at once, raising its soft `RLIMIT_NOFILE` up to the hard limit if
 /// it must.
-fn ensure_descriptors(nprocs: usize) -> Result<()> {
-    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()) as u64;
+fn ensure_descriptors(nprocs: usize, more: u64) -> Result<()> {
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count()) as u64 + more;
     let limit = rustix::process::getrlimit(Resource::Nofile);
     if let Some(raise) = descriptor_budget(nprocs as u64, open, limit.current, limit.maximum)? {
         let raised = Rlimit {
@@ -573,6 +627,7 @@ mod tests {
             main_pid: 77,
             token: [9; 16],
             fds: vec![5, 6, -1, 7],
+            rings: vec![8, 9, 10, 11, 12],
             config: Config::new("processes").nprocs(4),
         };
         let back = LaunchInfo::from_bytes(&info.to_bytes().unwrap()).unwrap();

@@ -45,6 +45,20 @@
 //! grow only as bytes arrive, and a memfd is checked (size, seals, no hole)
 //! before it is mapped. A stream that is not frames is `Error::Codec`.
 //!
+//! **Shared memory.** Frames without a descriptor do not use the socket:
+//! main also creates, before spawning, a memfd with a single-producer,
+//! single-consumer ring for every ordered pair of ranks and an eventfd
+//! doorbell per rank, which every worker inherits and maps (`ring`). A
+//! frame is copied into the ring to its peer byte for byte as it would be
+//! written to the socket (same header; a frame larger than the ring
+//! streams through it), and the peer parses it with the same reader. A
+//! waiting rank spins on its rings for 50 µs, then sleeps on its sockets
+//! and its doorbell, which a writer rings only if it said it sleeps: busy
+//! ranks make no system call per message, idle ones use no CPU, and a dead
+//! peer is still EOF on its socket at once. Frames with a descriptor go on
+//! the socket after the ring to that peer is empty, counted in the ring's
+//! control block, so each peer's frames arrive in the order they were sent.
+//!
 //! **Handshake.** The launch information (rank, nprocs, main's pid, the
 //! socket descriptors, a random 16-byte token, the configuration) is in a
 //! memfd the child inherits; the environment variable only says where
@@ -89,16 +103,21 @@
 //! main waits for the other ranks to wind down after a failure before
 //! giving up on them, default 2), `prefix_output` (relay worker
 //! stdout/stderr line by line with a `[rank N] ` prefix, default true;
-//! false inherits).
+//! false inherits), `rings` (frames through shared-memory rings, default
+//! true; false: sockets only).
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod endpoint;
+#[cfg(test)]
+mod endpoint_tests;
 mod faults;
 mod frame;
 mod launch;
 mod opts;
 mod port;
+mod reader;
+mod ring;
 mod serve;
 mod session;
 mod shared;

@@ -7,8 +7,8 @@ use crate::error::Result;
 
 use super::frame::DEFAULT_MAX_FRAME;
 
-/// `shm_threshold`, `max_frame`, `start_timeout`, `grace`, `prefix_output`:
-/// see the [module docs](super).
+/// `shm_threshold`, `max_frame`, `start_timeout`, `grace`, `prefix_output`,
+/// `rings`: see the [module docs](super).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Opts {
     shm_threshold: usize,
@@ -16,6 +16,7 @@ pub(super) struct Opts {
     start_timeout: Duration,
     grace: Duration,
     prefix_output: bool,
+    rings: bool,
 }
 
 impl Opts {
@@ -27,6 +28,7 @@ impl Opts {
             start_timeout: o.secs("start_timeout", Duration::from_secs(60))?,
             grace: o.secs("grace", Duration::from_secs(2))?,
             prefix_output: o.get("prefix_output", true)?,
+            rings: o.get("rings", true)?,
         };
         o.finish()?;
         Ok(opts)
@@ -55,5 +57,11 @@ impl Opts {
     /// Whether worker output is relayed with a `[rank N] ` prefix.
     pub(super) fn prefix_output(&self) -> bool {
         self.prefix_output
+    }
+
+    /// Whether ranks exchange frames through shared-memory rings (else
+    /// through their sockets only).
+    pub(super) fn rings(&self) -> bool {
+        self.rings
     }
 }

@@ -3,8 +3,10 @@
 //! [`Transport`] a region's [`LinkRank`](crate::link::LinkRank) talks
 //! through.
 //!
-//! A packet goes out as one frame (`frame`): plain data written straight
-//! from the caller's slice (vectored, no copy), serde bytes otherwise, and a
+//! A packet goes out as one frame (`frame`; through the shared-memory ring
+//! to its peer when the pool has rings and it is small enough, `endpoint`):
+//! plain data written straight from the caller's slice (vectored, no copy
+//! on a socket), serde bytes otherwise, and a
 //! broadcast of `shm_threshold` bytes or more written once into a memfd
 //! that every receiver gets (`shm`). What comes in is sorted here: packets
 //! of the port's region are the port's events, packets of a region not yet

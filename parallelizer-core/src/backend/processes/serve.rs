@@ -75,7 +75,8 @@ pub(super) fn join(info: &LaunchInfo, spmd: bool, opts: &Opts) -> Result<Arc<Net
     if opts.prefix_output() {
         crate::runtime::set_output_relayed();
     }
-    let ep = Endpoint::new(info.rank(), info.adopt_sockets()?, opts.max_frame());
+    let ep = Endpoint::new(info.rank(), info.adopt_sockets()?, opts.max_frame())
+        .with_rings(info.adopt_rings()?);
     let net = Net::new(ep, opts.shm_threshold(), None);
     let init = run_initializer(info.config(), info.rank(), info.nprocs());
     let mut hello = Vec::new();

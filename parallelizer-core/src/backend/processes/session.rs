@@ -125,9 +125,9 @@ impl Session {
         if let Some(path) = &config.initializer {
             check_initializer(path)?;
         }
-        let launched = launch::launch(nprocs, config, opts.prefix_output())?;
+        let launched = launch::launch(nprocs, config, opts.prefix_output(), opts.rings())?;
         let workers = Arc::new(Workers::new(launched.children));
-        let ep = Endpoint::new(0, launched.socks, opts.max_frame());
+        let ep = Endpoint::new(0, launched.socks, opts.max_frame()).with_rings(launched.rings);
         let obituary: Arc<dyn Obituary> = workers.clone();
         let mut session = Session {
             net: Net::new(ep, opts.shm_threshold(), Some(obituary)),

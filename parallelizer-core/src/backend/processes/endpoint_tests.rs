@@ -1,0 +1,313 @@
+//! The endpoint's tests, in this process: endpoints joined by sockets
+//! only, then by sockets and shared-memory rings.
+
+/// Sockets only: frames with and without descriptors, timeouts, hostile
+/// and truncated streams.
+mod sockets {
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    use super::super::endpoint::{Endpoint, Event, WriteError};
+    use super::super::frame::{BadFrame, Frame, Header};
+    use crate::link::Packet;
+    use crate::msg::{Encoding, Msg};
+    use crate::op::{Op, Tag};
+
+    /// Two endpoints (ranks 0 and 1) joined by a socketpair, in this process.
+    fn pair() -> (Endpoint, Endpoint) {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        let max = super::super::frame::DEFAULT_MAX_FRAME;
+        (
+            Endpoint::new(0, vec![None, Some(a)], max),
+            Endpoint::new(1, vec![Some(b), None], max),
+        )
+    }
+
+    /// A data packet's header, its body `len` bytes.
+    fn data(name: &str, enc: Encoding, len: u64) -> Header {
+        let p = Packet::data(1, Tag::new(Op::Broadcast, 0), Msg::new(()));
+        Header::packet(&p, name.len(), enc, len)
+    }
+
+    fn next_frame(ep: &mut Endpoint) -> Frame {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            match ep.next_event() {
+                Some(Event::Frame(_, f)) => return f,
+                Some(Event::Closed(r)) => panic!("closed: {}", ep.closed(r).unwrap()),
+                None => assert!(!ep.pump(Some(until), None).unwrap(), "timed out"),
+            }
+        }
+    }
+
+    #[test]
+    fn frames_with_and_without_descriptors() {
+        let (mut a, mut b) = pair();
+        let fd = super::super::shm::create(&[5; 64]).unwrap();
+        let h = data("Vec<u8>", Encoding::Pod, 64).shared();
+        b.write_frame(0, h, b"Vec<u8>", &[], &[fd.as_fd()], None)
+            .unwrap();
+        let h = data("Vec<f64>", Encoding::Pod, 16).aligned(true);
+        b.write_frame(0, h, b"Vec<f64>", &[&[1; 10], &[2; 6]], &[], None)
+            .unwrap();
+        let f = next_frame(&mut a);
+        assert!(f.header().is_shared());
+        let p = f.into_packet().unwrap();
+        assert_eq!(p.body().type_name(), Some("Vec<u8>"));
+        assert_eq!(p.into_body().pod_bytes().unwrap(), [5; 64]);
+        let f = next_frame(&mut a);
+        assert_eq!(f.bytes(), [[1u8; 10].as_slice(), &[2; 6]].concat());
+        assert!(a.next_event().is_none());
+    }
+
+    #[test]
+    fn a_send_nobody_reads_times_out_and_loses_the_stream() {
+        let (a, mut b) = pair();
+        let big = vec![0u8; 64 << 20];
+        let h = data("", Encoding::Pod, big.len() as u64);
+        let deadline = Some(Instant::now() + Duration::from_millis(100));
+        let err = b
+            .write_frame(0, h, b"", &[&big], &[], deadline)
+            .unwrap_err();
+        assert!(matches!(err, WriteError::TimedOut));
+        assert!(matches!(b.next_event(), Some(Event::Closed(0))));
+        let closed = b.closed(0).unwrap();
+        assert!(closed.mid_frame() && !b.is_writable(0), "{closed}");
+        assert_eq!(closed.to_string(), "a send timed out mid-frame");
+        drop(a);
+    }
+
+    #[test]
+    fn oversized_truncated_hostile_and_closed_streams() {
+        // 2^60 bytes announced: corrupt, before any allocation; the sender
+        // can still be written to.
+        let (mut a, mut b) = pair();
+        b.write_raw(0, &data("", Encoding::Serde, 1 << 60).encode())
+            .unwrap();
+        assert!(
+            !a.pump(Some(Instant::now() + Duration::from_secs(5)), None)
+                .unwrap()
+        );
+        assert!(matches!(a.next_event(), Some(Event::Closed(1))));
+        let closed = a.closed(1).unwrap();
+        assert!(matches!(closed.corrupt(), Some(BadFrame::TooLong { .. })));
+        assert!(closed.to_string().contains("over the limit"), "{closed}");
+        assert!(a.is_closed(1) && a.is_writable(1));
+        // A sealed but sparse memfd announcing 512 GiB: corrupt, unmapped.
+        let (mut a, mut b) = pair();
+        let fd = super::super::shm::sparse(512 << 30).unwrap();
+        let h = data("", Encoding::Pod, 512 << 30).shared();
+        b.write_frame(0, h, b"", &[], &[fd.as_fd()], None).unwrap();
+        while !a.is_closed(1) {
+            assert!(
+                !a.pump(Some(Instant::now() + Duration::from_secs(5)), None)
+                    .unwrap()
+            );
+        }
+        let closed = a.closed(1).unwrap().to_string();
+        assert!(closed.contains("sparse"), "{closed}");
+        // A truncated frame, then the peer goes away.
+        let (mut a, mut b) = pair();
+        b.write_raw(0, &data("", Encoding::Serde, 100).encode())
+            .unwrap();
+        b.write_raw(0, &[1; 10]).unwrap();
+        drop(b);
+        let until = Some(Instant::now() + Duration::from_secs(5));
+        while !a.is_closed(1) {
+            assert!(!a.pump(until, None).unwrap());
+        }
+        let closed = a.closed(1).unwrap();
+        assert!(closed.corrupt().is_none() && closed.mid_frame());
+        assert_eq!(
+            closed.to_string(),
+            "connection closed in the middle of a frame (10 of 100 payload bytes)"
+        );
+        let h = data("", Encoding::Serde, 0);
+        assert!(matches!(
+            a.write_frame(1, h, b"", &[], &[], None),
+            Err(WriteError::Gone)
+        ));
+    }
+}
+
+/// Endpoints joined by sockets and shared-memory rings, in this process:
+/// frames in order, frames larger than a ring, wrap-around, and a peer's
+/// death while a rank waits on its rings.
+mod rings {
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    use super::super::endpoint::{Endpoint, Event, WriteError};
+    use super::super::frame::{DEFAULT_MAX_FRAME, Frame, Header};
+    use super::super::ring;
+    use crate::link::Packet;
+    use crate::msg::{Encoding, Msg};
+    use crate::op::{Op, Tag};
+
+    /// Ranks 0 and 1 joined by a socketpair and rings.
+    fn pair() -> (Endpoint, Endpoint) {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        let (ra, rb) = ring::pair(2);
+        (
+            Endpoint::new(0, vec![None, Some(a)], DEFAULT_MAX_FRAME).with_rings(Some(ra)),
+            Endpoint::new(1, vec![Some(b), None], DEFAULT_MAX_FRAME).with_rings(Some(rb)),
+        )
+    }
+
+    /// The header of a data packet with sequence number `seq`, its body `len`
+    /// bytes.
+    fn data(seq: u64, len: usize) -> Header {
+        let p = Packet::data(1, Tag::new(Op::Send, seq), Msg::new(()));
+        Header::packet(&p, 0, Encoding::Pod, len as u64)
+    }
+
+    fn send(ep: &mut Endpoint, to: usize, seq: u64, body: &[u8]) {
+        let until = Some(Instant::now() + Duration::from_secs(10));
+        ep.write_frame(to, data(seq, body.len()), b"", &[body], &[], until)
+            .unwrap();
+    }
+
+    fn next_frame(ep: &mut Endpoint) -> Frame {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            match ep.next_event() {
+                Some(Event::Frame(_, f)) => return f,
+                Some(Event::Closed(r)) => panic!("closed: {}", ep.closed(r).unwrap()),
+                None => assert!(!ep.pump(Some(until), None).unwrap(), "timed out"),
+            }
+        }
+    }
+
+    fn seq_of(f: &Frame) -> u64 {
+        let h = f.header().encode();
+        u64::from_le_bytes(h[8..16].try_into().unwrap())
+    }
+
+    #[test]
+    fn many_small_frames_in_order_with_wrap_around() {
+        let (mut a, mut b) = pair();
+        let n = 20_000u64; // ~1.2 MB through a 1 MiB ring: it wraps
+        let writer = std::thread::spawn(move || {
+            for i in 0..n {
+                send(&mut b, 0, i, &i.to_le_bytes());
+            }
+            b
+        });
+        for i in 0..n {
+            let f = next_frame(&mut a);
+            assert_eq!(seq_of(&f), i);
+            assert_eq!(f.bytes(), i.to_le_bytes());
+        }
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn frames_larger_than_the_ring_arrive_whole_and_in_order() {
+        // Frames up to a quarter of the ring go through it (several fill it and
+        // wait for room), larger ones on the socket, in between.
+        let (mut a, mut b) = pair();
+        let sizes = [200 << 10, 5 * (1 << 20) + 3, 8, 250 << 10, 1 << 20, 3];
+        let body = |len: usize| -> Vec<u8> { (0..len).map(|i| (i % 253) as u8).collect() };
+        let writer = std::thread::spawn(move || {
+            for round in 0..3 {
+                for (i, len) in sizes.iter().enumerate() {
+                    send(&mut b, 0, (round * sizes.len() + i) as u64, &body(*len));
+                }
+            }
+            b
+        });
+        for seq in 0..3 * sizes.len() {
+            let f = next_frame(&mut a);
+            assert_eq!(seq_of(&f), seq as u64);
+            assert_eq!(f.bytes(), body(sizes[seq % sizes.len()]));
+        }
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_frame_with_a_descriptor_keeps_its_place_between_ring_frames() {
+        let (mut a, mut b) = pair();
+        let fd = super::super::shm::create(&[5; 64]).unwrap();
+        let writer = std::thread::spawn(move || {
+            send(&mut b, 0, 1, b"before");
+            let h = data(2, 64).shared();
+            let until = Some(Instant::now() + Duration::from_secs(10));
+            b.write_frame(0, h, b"", &[], &[fd.as_fd()], until).unwrap();
+            send(&mut b, 0, 3, b"after");
+            b
+        });
+        let seqs: Vec<u64> = (0..3).map(|_| seq_of(&next_frame(&mut a))).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_peer_that_dies_while_a_rank_waits_is_closed_promptly() {
+        // A reader waiting on its rings sees the writer's death (EOF on the
+        // socket), after the frames the writer published first.
+        let (mut a, b) = pair();
+        let writer = std::thread::spawn(move || {
+            let mut b = b;
+            send(&mut b, 0, 1, b"last words");
+            std::thread::sleep(Duration::from_millis(200));
+            drop(b);
+        });
+        assert_eq!(next_frame(&mut a).bytes(), b"last words");
+        let t = Instant::now();
+        let until = Some(t + Duration::from_secs(10));
+        let closed = loop {
+            match a.next_event() {
+                Some(Event::Closed(r)) => break r,
+                Some(other) => panic!("{other:?}"),
+                None => assert!(!a.pump(until, None).unwrap(), "timed out"),
+            }
+        };
+        assert_eq!(closed, 1);
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        writer.join().unwrap();
+        // A writer waiting for room in a full ring whose reader dies gets an
+        // error, not a hang.
+        let (a, mut b) = pair();
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(a);
+        });
+        let frame = vec![0u8; 100 << 10];
+        let until = Some(Instant::now() + Duration::from_secs(10));
+        let t = Instant::now();
+        let err = loop {
+            if let Err(e) = b.write_frame(0, data(1, frame.len()), b"", &[&frame], &[], until) {
+                break e;
+            }
+        };
+        assert!(matches!(err, WriteError::Gone), "{err:?}");
+        assert!(b.is_closed(0) && t.elapsed() < Duration::from_secs(2));
+        reader.join().unwrap();
+    }
+
+    #[test]
+    fn ping_pong_through_rings() {
+        let (mut a, mut b) = pair();
+        let n = 2000;
+        let echo = std::thread::spawn(move || {
+            for i in 0..n {
+                let f = next_frame(&mut b);
+                assert_eq!(seq_of(&f), i);
+                send(&mut b, 0, i, &f.bytes());
+            }
+        });
+        let t = Instant::now();
+        for i in 0..n {
+            send(&mut a, 1, i, &[7; 8]);
+            assert_eq!(next_frame(&mut a).bytes(), [7; 8]);
+        }
+        eprintln!("one way: {:?}", t.elapsed() / (2 * n as u32));
+        echo.join().unwrap();
+    }
+}
