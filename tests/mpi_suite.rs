@@ -30,6 +30,10 @@ type Par<'a> = &'a dyn Parallelizer;
 #[path = "mpi_suite/shared_memory.rs"]
 mod shared_memory;
 
+/// Shared arrays on a (simulated) two-node job: `mpi_suite two-nodes`.
+#[path = "mpi_suite/two_nodes.rs"]
+mod two_nodes;
+
 /// The shared SPMD suite of `tests/common` (also run on serial and threads
 /// by `tests/it/local_modes.rs`), run here on MPI.
 mod common;
@@ -512,6 +516,13 @@ fn main() {
         passed: 0,
         failed: 0,
     };
+    if args.iter().any(|a| a == "two-nodes") {
+        two_nodes::suite(&par, &mut suite);
+        if rank == 0 {
+            println!("{} passed, {} failed", suite.passed, suite.failed);
+        }
+        std::process::exit(i32::from(suite.failed > 0));
+    }
 
     // Chunk table (README "Scatter and gather"; McUtils'
     // `SendRecieveParallelizer.scatter` in McUtils/Parallelizers/Parallelizers.py).

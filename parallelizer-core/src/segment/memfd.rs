@@ -181,8 +181,7 @@ pub fn resolve(token: u64) -> Result<Segment> {
     let fd = opened.map_err(|e| {
         Error::Codec(format!(
             "a shared array of process {pid} cannot be opened here ({path}: {e}): its sender \
-             no longer holds it, or it is on another node (shared arrays on `mpi` need every \
-             rank on one machine)"
+             no longer holds it (a handle sent over `mpi` is good while its sender holds one)"
         ))
     })?;
     Segment::open(Box::new(MemfdBacking::open(fd, true)?))

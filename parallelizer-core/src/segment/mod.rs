@@ -3,23 +3,25 @@
 //!
 //! A [`Segment`] is a handle (cheap to clone) to one block of memory that a
 //! [`Backing`] provides: one heap allocation for ranks that are threads of
-//! one process, a memfd that every process maps for `processes`, an MPI-3
-//! shared window for `mpi`. Every segment starts with a header that holds
+//! one process, a memfd that every process maps for `processes` and for the
+//! `mpi` ranks of one node. Every segment starts with a header that holds
 //! its layout and the borrow table (`table`) through which the safe views of
 //! a shared array are granted; the data follows, 128-byte aligned.
 //!
 //! Handles travel in messages as references, never as bytes: a segment
 //! whose backing [exports](Export) itself as an attachment is registered
 //! with the message being encoded ([`crate::backend::attach`]) and found
-//! again on the receiver; one that exports an inline token (an MPI window
-//! id every rank knows) writes the token.
+//! again on the receiver; one that exports an inline token (`mpi`: the
+//! sender's `/proc/PID/fd/FD`) writes the token with the node that made it,
+//! and a rank on another node refuses it by name (`node`).
 //!
 //! The memory is released when the last handle to it in this process
-//! drops (for MPI windows: once no rank holds one, see the backend).
+//! drops.
 
 mod heap;
 #[cfg(target_os = "linux")]
 mod memfd;
+mod node;
 mod table;
 
 use std::any::Any;
@@ -94,8 +96,9 @@ pub enum Export {
     /// the transport moves the segment itself (in-process transports) or
     /// something another process can map (a memfd).
     Attach,
-    /// As this token, which every rank resolves with the resolver the
-    /// backend registered ([`set_token_resolver`]): MPI window ids.
+    /// As this token, which every rank of the sender's node resolves with
+    /// the resolver the backend registered ([`set_token_resolver`]); ranks
+    /// on other nodes refuse it (`mpi`: the sender's `/proc/PID/fd/FD`).
     Token(u64),
 }
 
@@ -148,12 +151,12 @@ unsafe impl Send for Segment {}
 // pointers.
 unsafe impl Sync for Segment {}
 
-/// Segments (and MPI windows) allocated or mapped by this process and not
+/// Segments allocated or mapped by this process and not
 /// released yet; see [`segments_in_use`].
 static IN_USE: AtomicUsize = AtomicUsize::new(0);
 
 /// How many blocks of shared memory this process holds: heap segments,
-/// mapped memfds and MPI windows not yet freed. Tests check it returns to
+/// and mapped memfds not yet freed. Tests check it returns to
 /// where it was once every handle is gone.
 ///
 /// ```
@@ -233,7 +236,7 @@ impl Segment {
         self.0.layout
     }
 
-    /// The kind of its memory (`"heap"`, `"memfd"`, `"mpi window"`).
+    /// The kind of its memory (`"heap"`, `"memfd"`).
     pub fn kind(&self) -> &'static str {
         self.0.backing.kind()
     }
@@ -336,8 +339,8 @@ pub type TokenResolver = fn(u64) -> Result<Segment>;
 
 static RESOLVER: OnceLock<TokenResolver> = OnceLock::new();
 
-/// Registers the resolver of [`Export::Token`]s (the MPI backend's window
-/// ids). One per process; a second registration is ignored.
+/// Registers the resolver of [`Export::Token`]s (the MPI backend's
+/// memfd tokens). One per process; a second registration is ignored.
 pub fn set_token_resolver(resolve: TokenResolver) {
     let _ = RESOLVER.set(resolve);
 }
@@ -353,11 +356,12 @@ enum Wire {
         layout: Layout,
         identity: (u64, u64),
     },
-    /// A token the backend resolves.
+    /// A token the backend resolves, on the node that made it.
     Token {
         token: u64,
         layout: Layout,
         identity: (u64, u64),
+        node: node::Node,
     },
 }
 
@@ -370,6 +374,7 @@ impl Serialize for Segment {
                 token,
                 layout,
                 identity,
+                node: node::this_node().clone(),
             },
             Export::Attach => {
                 let index = attach(Arc::new(self.clone())).ok_or_else(|| {
@@ -423,7 +428,16 @@ impl<'de> Deserialize<'de> for Segment {
                 token,
                 layout,
                 identity,
+                node,
             } => {
+                let here = node::this_node();
+                if node != *here {
+                    return Err(D::Error::custom(explain(format!(
+                        "a shared array made on {node} reached a rank on {here}: shared \
+                         arrays are shared by the ranks of one node only; send the values \
+                         (`unshare()`) to ranks on other nodes"
+                    ))));
+                }
                 let resolve = RESOLVER.get().ok_or_else(|| {
                     D::Error::custom(explain(
                         "a shared-memory token, but no backend resolves tokens here",

@@ -23,7 +23,7 @@ use super::{Elem, Plan, Share, fmt_shape};
 /// An n-dimensional array of plain data (`bytemuck::Pod`), row-major, in
 /// memory that every rank of a parallelizer can address (McUtils'
 /// `SharedMemoryNDarray`): one allocation on `threads`, a memfd every
-/// process maps on `processes`, an MPI-3 shared window on `mpi`. Clones
+/// process maps on `processes` and the `mpi` ranks of one node. Clones
 /// and handles sent to other ranks are handles to the same memory.
 ///
 /// Every access goes through a borrow that the array's borrow table (in

@@ -8,10 +8,11 @@
 //! Each backend provides it ([`Parallelizer::shared_memory`]): `serial` and
 //! `threads` one heap allocation that the rank threads share; `processes` a
 //! memfd that every process maps read-write, its descriptor passed over the
-//! ranks' Unix sockets; `mpi` an MPI-3 shared-memory window on the node
-//! (`MPI_Win_allocate_shared` on the communicator of
-//! `MPI_Comm_split_type(MPI_COMM_TYPE_SHARED)`; a job whose ranks are not
-//! all on one node gets an error).
+//! ranks' Unix sockets; `mpi` a memfd too, which the ranks of the node open
+//! through the sender's `/proc/PID/fd/FD` (a token that carries its node: a
+//! rank on another node gets an error naming both nodes). Not an
+//! `MPI_Win_allocate_shared` window: a window is created by every rank
+//! together, which main cannot do alone outside a region.
 //!
 //! # Who allocates
 //!
@@ -53,9 +54,7 @@
 //! a memfd unmapped and closed when the last handle in this process drops
 //! (the kernel frees the memfd when no process maps it; a process that
 //! exits or is killed releases its mappings), so nothing is ever left in
-//! `/dev/shm`. An MPI window is freed collectively once no rank holds a
-//! handle to it (checked at the end of every region and before every
-//! collective allocation), or by `MPI_Finalize`.
+//! `/dev/shm`.
 
 mod array;
 mod atomic;
