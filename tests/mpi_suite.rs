@@ -1430,6 +1430,27 @@ fn data_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
         eq("sums", got, on.then(|| vec![8.0; p]))
     });
 
+    suite.check(
+        "data: map_reduce of a #[task] fn on main (served: pool-style by name)",
+        || {
+            for n in [0u64, 1, 1000] {
+                let data = on.then(|| (0..n).collect::<Vec<u64>>());
+                let got = run(
+                    "sum",
+                    par.map_reduce(cube, data.clone(), parallelizer::Reduce::Sum),
+                )?;
+                let want = map_reduce_expected(n).0.filter(|_| on);
+                eq(&format!("sum n={n}"), got, want)?;
+                let got = run(
+                    "closure",
+                    par.map_reduce(cube, data, |a: u64, b: u64| a + b),
+                )?;
+                eq(&format!("closure n={n}"), got, want)?;
+            }
+            Ok(())
+        },
+    );
+
     suite.check("data: map_reduce in a region equals serial", || {
         for n in [0, 1, 5, 1000] {
             let got = run("run", par.run(map_reduce_in_region, n))?;

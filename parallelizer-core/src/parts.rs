@@ -69,6 +69,28 @@ impl<T> Parts<T> {
     }
 }
 
+impl<T> Parts<T> {
+    /// The items back as a vector, if no part was ever taken (a region
+    /// that never ran); otherwise `None`, and they are dropped.
+    pub(crate) fn into_vec(self) -> Option<Vec<T>> {
+        if self.taken.iter().any(|f| f.load(Ordering::Acquire)) {
+            return None;
+        }
+        let mut this = ManuallyDrop::new(self);
+        // Its own fields, taken out to be dropped as usual (what is left
+        // holds no allocation).
+        let bounds = std::mem::take(&mut this.bounds);
+        drop(std::mem::take(&mut this.taken));
+        let len = *bounds.last().expect("one bound at least");
+        // SAFETY: no part was taken, so the items `0..len` (the parts,
+        // back to back from 0) are all initialized and owned by `this`,
+        // whose `Drop` will not run (ManuallyDrop); `ptr` and `cap` come
+        // from the `Vec<T>` that `new` took, and the items past `len` were
+        // dropped there, so this vector owns exactly what is left.
+        Some(unsafe { Vec::from_raw_parts(this.ptr, len, this.cap) })
+    }
+}
+
 /// Drops the items at `from..to` of the buffer at `ptr`.
 ///
 /// # Safety
@@ -171,5 +193,17 @@ mod tests {
         let counts: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
         assert_eq!(counts, [None, None, Some(2)]);
         drop(parts);
+    }
+
+    #[test]
+    fn untaken_parts_come_back_whole_and_taken_ones_do_not() {
+        let items: Vec<String> = (0..7).map(|i| i.to_string()).collect();
+        let parts = Parts::new(items.clone(), &[3, 2, 1]);
+        // Item 6 is past the parts: dropped by `new`, not given back.
+        assert_eq!(parts.into_vec(), Some(items[..6].to_vec()));
+        let parts = Arc::new(Parts::new(items, &[3, 4]));
+        drop(parts.take(1));
+        let parts = Arc::try_unwrap(parts).ok().unwrap();
+        assert_eq!(parts.into_vec(), None);
     }
 }

@@ -209,6 +209,9 @@ pub struct Reductions {
     pub vectors: (Vec<f64>, Option<Vec<i64>>, Vec<Vec<u32>>),
     pub closures: (Option<String>, String, Vec<String>),
     pub allgather: (Vec<f64>, Vec<Vec<f64>>, Vec<String>),
+    /// Empty inputs: an element-wise sum of empty vectors, a reduce of
+    /// them, and an allgather where rank `r` gives `r` bytes (main none).
+    pub empty: (Vec<f64>, Option<Vec<i32>>, Vec<Vec<u8>>),
     pub undefined: String,
 }
 
@@ -246,6 +249,11 @@ pub fn reductions_expected(p: usize) -> Reductions {
             (0..p).map(|r| r as f64 * 2.0).collect(),
             (0..p).map(|r| vec![r as f64; r + 1]).collect(),
             names,
+        ),
+        empty: (
+            Vec::new(),
+            Some(Vec::new()),
+            (0..p).map(|r| vec![r as u8; r]).collect(),
         ),
         undefined: "contract violation: the reduction `bitwise and` is not defined for f64; \
                     pass a closure instead"
@@ -291,6 +299,9 @@ pub fn reductions(par: &dyn Parallelizer, (): ()) -> Option<Reductions> {
     let g_num = par.allgather(id as f64 * 2.0).unwrap();
     let g_vec = par.allgather(vec![id as f64; id + 1]).unwrap();
     let g_str = par.allgather(name).unwrap();
+    let e_sum = par.allreduce(Vec::<f64>::new(), Reduce::Sum).unwrap();
+    let e_reduce = par.reduce(Vec::<i32>::new(), Reduce::Max).unwrap();
+    let e_gather = par.allgather(vec![id as u8; id]).unwrap();
     // Every rank gets the same view.
     let views = par
         .gather((
@@ -327,6 +338,7 @@ pub fn reductions(par: &dyn Parallelizer, (): ()) -> Option<Reductions> {
         vectors: (vsum, vmax, vscan?),
         closures: (c_reduce, c_all, c_scan?),
         allgather: (g_num, g_vec, g_str),
+        empty: (e_sum, e_reduce, e_gather),
         undefined,
     })
 }
@@ -596,6 +608,24 @@ macro_rules! data_suite {
                     }
                     assert_eq!(g.run(reductions, ()).unwrap(), Some(reductions_expected(q)), "p={p}");
                     assert_eq!(g.run(wrong_lengths, ()).unwrap(), Some(wrong_lengths_expected(q)), "p={p}");
+                });
+            }
+
+            #[parallelizer::test]
+            fn pool_style_map_reduce_of_a_task_fn_equals_serial() {
+                $(let _hold = $hold;)?
+                each(|par, p| {
+                    // On processes (and MPI) `cube` goes by name; on serial
+                    // and threads each rank folds its own items.
+                    for n in [0u64, 1, 5, 1000] {
+                        let data = || Some((0..n).collect::<Vec<u64>>());
+                        let sum = map_reduce_expected(n).0;
+                        assert_eq!(par.map_reduce(cube, data(), parallelizer::Reduce::Sum).unwrap(), sum, "p={p} n={n}");
+                        let got = par.map_reduce(cube, data(), |a: u64, b: u64| a + b).unwrap();
+                        assert_eq!(got, sum, "p={p} n={n} closure op");
+                        let max = par.map_reduce(cube, data(), parallelizer::Reduce::Max).unwrap();
+                        assert_eq!(max, n.checked_sub(1).map(cube), "p={p} n={n} max");
+                    }
                 });
             }
 

@@ -34,5 +34,13 @@ fn closures_cannot_cross_the_process_boundary() {
             par.map(|x: i64| x + 1, Some(vec![1])),
             Err(Error::TaskNotRegistered { .. })
         ));
+        // Nor into a pool-style map_reduce, whose error names it.
+        let closure = par.map_reduce(|x: i64| x + 1, Some(vec![1]), parallelizer::Reduce::Sum);
+        match closure {
+            Err(Error::TaskNotRegistered { task }) => {
+                assert!(task.contains("{{closure}}"), "{task}")
+            }
+            other => panic!("expected TaskNotRegistered, got {other:?}"),
+        }
     }
 }

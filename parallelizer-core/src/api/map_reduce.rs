@@ -28,9 +28,12 @@ impl dyn Parallelizer {
     ///
     /// `op` is a built-in [`Reduce`] op or an associative `Fn(R, R) -> R`;
     /// values are combined in input order. Inside a region every rank
-    /// calls it; on main outside a region it opens one, which needs ranks
-    /// that can run closures (serial, threads); on processes and MPI call
-    /// it inside `run` (a region every rank runs).
+    /// calls it. On main outside a region it opens one: on serial and
+    /// threads each rank folds its own items; on processes and MPI, whose
+    /// ranks cannot take a closure, `f` must be a `#[parallelizer::task]`
+    /// fn `fn(item: T) -> R`, mapped pool-style (as [`map`](Self::map)),
+    /// and main folds the results (so they all travel to main: inside
+    /// `run` only one value per rank does).
     ///
     /// ```
     /// use parallelizer_core::{from_config, Reduce};
@@ -70,20 +73,36 @@ impl dyn Parallelizer {
         let (empty, counts) = (data.is_empty(), chunk_sizes(data.len(), self.nprocs()));
         let parts = Arc::new(Parts::new(data, &counts));
         let (f, op) = (Arc::new(f), Arc::new(op));
+        let (ranks_parts, ranks_f, ranks_op) = (parts.clone(), f.clone(), op.clone());
         let local: LocalTask = Arc::new(move |p: &dyn Parallelizer, _args: Msg| {
+            let (parts, f, op) = (&ranks_parts, &*ranks_f, &*ranks_op);
             let part = parts.take(p.id()).ok_or_else(|| {
                 Error::ContractViolation(format!(
                     "pool-style `map_reduce`: rank {} ran its part twice",
                     p.id()
                 ))
             })?;
-            let mine = fold(part.map(|x| f(x)), &*op)?;
-            Ok(Msg::local(reduce_folded(p, mine, &*op, empty)?))
+            let mine = fold(part.map(f), op)?;
+            Ok(Msg::local(reduce_folded(p, mine, op, empty)?))
         });
         let task = RegionTask::new(std::any::type_name::<F>(), local);
         let _entered = self.enter()?;
-        self.run_region(Region::new(task, Msg::new(())))?
-            .into_local::<Option<R>>()
+        match self.run_region(Region::new(task, Msg::new(()))) {
+            // The ranks live in other processes and could not take the
+            // closure, so no rank ran: `f` goes by name, as a pool-style
+            // `map` of a registered fn does, and main folds the results.
+            Err(e @ Error::TaskNotRegistered { .. }) => {
+                let (Some(data), Ok(f)) = (
+                    Arc::into_inner(parts).and_then(Parts::into_vec),
+                    Arc::try_unwrap(f),
+                ) else {
+                    return Err(e);
+                };
+                let all = self.map(f, Some(data))?.unwrap_or_default();
+                fold(all.into_iter(), &*op)
+            }
+            ran => ran?.into_local::<Option<R>>(),
+        }
     }
 }
 
