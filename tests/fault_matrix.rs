@@ -41,6 +41,14 @@ fn main() {
         }
         return;
     }
+    // The cells time how soon main hears of a panic; a debug build's
+    // symbolised backtrace (RUST_BACKTRACE=1 in the caller's environment)
+    // takes a rank most of a second to print before it reports, which
+    // would measure the backtrace, not the framework (.ci/mpi.sh unsets it
+    // for the same reason). Workers inherit the setting.
+    // SAFETY: the first statement that can matter of a single-threaded
+    // program: no other thread exists yet to read the environment.
+    unsafe { std::env::set_var("RUST_BACKTRACE", "0") };
     #[cfg(feature = "mpi")]
     if std::env::var("FAULT_MATRIX_MPI").is_ok_and(|v| v == "1") {
         std::process::exit(mpi_cells(&args));
