@@ -29,7 +29,8 @@
 #    error naming rank 2 within 1 s (deadline + 1 s for the sleep cell) and
 #    the next run must work (deaths shrink the job, so they run one job
 #    each). Prints both matrices as tables.
-# Then (A only) the McUtils map workload under `mpirun -n 4` must print
+# Then (A only) shared arrays on a simulated two-node job (mpi_suite
+# two-nodes, .ci/fake-node-agent.sh), and the McUtils map workload under `mpirun -n 4` must print
 # the serial checksum (first 45, last 72, total 4,670,265,600: McUtils'
 # test_MapMultiprocessing, ci/tests/ParallelizersTests.py), as must the
 # same binary on `processes:4`.
@@ -266,6 +267,23 @@ ulfm=0
 library="Open MPI v4.1"
 ranks=(1 2 3 4)
 run_pass
+
+say "A: shared arrays on a simulated two-node job (hostfile with a second host name; .ci/fake-node-agent.sh)"
+# Ranks 2 and 3 run here in a UTS namespace named fakenode, TCP only: a
+# shared array's handle is mapped on main's node and refused by name on the
+# other (README "Shared memory"). Needs `unshare` (util-linux) and root.
+if timeout 10 unshare --uts true 2>/dev/null; then
+    suite=$(test_binary mpi_suite)
+    printf 'localhost slots=2\nfakenode slots=2\n' >"$tmp/two-nodes.hosts"
+    out=$(PARALLELIZER_MPI_SERVE=1 timeout 120 mpirun --hostfile "$tmp/two-nodes.hosts" -n 4 \
+        --mca plm_rsh_agent "$PWD/.ci/fake-node-agent.sh" --mca btl tcp,self \
+        "$suite" two-nodes 2>"$tmp/two-nodes.err") \
+        || { echo "$out"; cat "$tmp/two-nodes.err" >&2; fail "mpi_suite two-nodes exited with $?"; }
+    echo "$out"
+    grep -qE '^[0-9]+ passed, 0 failed$' <<<"$out" || fail "mpi_suite two-nodes"
+else
+    fail "cannot create a UTS namespace (unshare --uts): the two-node check needs root"
+fi
 
 say "A: McUtils map workload (12 choose 9, 9! permutations each)"
 cargo build --release --features mpi --example mpi

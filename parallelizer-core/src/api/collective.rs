@@ -19,7 +19,7 @@ impl dyn Parallelizer {
     ///
     /// A `Vec` of plain data (`Vec<f64>`, ...) travels as its raw bytes in
     /// the backend's native broadcast (`MPI_Bcast` of `MPI_DOUBLE`), as
-    /// with [`broadcast_pod`](Self::broadcast_pod).
+    /// with `broadcast_pod`.
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer};
@@ -138,7 +138,7 @@ impl dyn Parallelizer {
 
     /// `broadcast` of plain data as raw bytes, no codec
     /// (mpi4py's `Bcast`); workers' vectors are allocated for what arrives
-    /// ([`broadcast_into`](Self::broadcast_into) reuses the caller's).
+    /// (`broadcast_into` reuses the caller's).
     pub fn broadcast_pod<T: bytemuck::Pod + Send>(&self, data: Option<Vec<T>>) -> Result<Vec<T>> {
         let Pairing::Ranks(tag) = self.prologue(Op::Broadcast, Contract::Check)? else {
             return main_data(data, Op::Broadcast);

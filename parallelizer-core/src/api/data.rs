@@ -55,7 +55,7 @@ impl dyn Parallelizer {
 
     /// Scatter into the caller's vector (mpi4py's `Scatterv`): main passes
     /// `Some(data)`, workers `None`; every rank's `mine` is set to its chunk
-    /// of main's data, split as [`scatter`](Self::scatter) splits
+    /// of main's data, split as `scatter` splits
     /// ([`chunk_sizes`](crate::chunk_sizes)). `mine` keeps its allocation
     /// when it is large enough, so a loop that reuses it allocates nothing.
     ///

@@ -26,12 +26,12 @@ impl dyn Parallelizer {
     /// meet along a tree (`MPI_Reduce` for built-in ops on numbers), so
     /// only one value per rank travels.
     ///
-    /// `op` is a built-in [`Reduce`] op or an associative `Fn(R, R) -> R`;
+    /// `op` is a built-in [`Reduce`](crate::Reduce) op or an associative `Fn(R, R) -> R`;
     /// values are combined in input order. Inside a region every rank
     /// calls it. On main outside a region it opens one: on serial and
     /// threads each rank folds its own items; on processes and MPI, whose
     /// ranks cannot take a closure, `f` must be a `#[parallelizer::task]`
-    /// fn `fn(item: T) -> R`, mapped pool-style (as [`map`](Self::map)),
+    /// fn `fn(item: T) -> R`, mapped pool-style (as `map`),
     /// and main folds the results (so they all travel to main: inside
     /// `run` only one value per rank does).
     ///

@@ -64,7 +64,7 @@ impl dyn Parallelizer {
     }
 
     /// Every rank's `value` combined with `op`, on every rank (mpi4py's
-    /// `allreduce`; [`reduce`](Self::reduce) says which ops). Built-in ops
+    /// `allreduce`; `reduce` says which ops). Built-in ops
     /// on numbers are `MPI_Allreduce` on MPI; elsewhere recursive doubling.
     ///
     /// ```

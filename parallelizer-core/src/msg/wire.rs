@@ -47,7 +47,7 @@ impl Msg {
     }
 
     /// Gives these attachments to a message that arrived as bytes (its
-    /// decoding finds them with [`attached`]).
+    /// decoding finds them with `attached`).
     pub fn with_attachments(mut self, attached: Vec<Attachment>) -> Msg {
         self.attached = attached;
         self

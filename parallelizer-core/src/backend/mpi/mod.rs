@@ -1,5 +1,3 @@
-#![deny(clippy::undocumented_unsafe_blocks)]
-#![deny(unsafe_op_in_unsafe_fn)]
 //! `mpi` (cargo feature `mpi`): ranks are MPI processes started by
 //! `mpirun`/`srun`; COMM_WORLD's rank and size are [`id`](Parallelizer::id)
 //! and [`nprocs`](Parallelizer::nprocs), rank 0 is main.
