@@ -46,6 +46,10 @@ struct State {
     abort: Option<AbortNote>,
     /// Ranks that can no longer be heard, and why.
     gone: Vec<Option<Error>>,
+    /// The first rank whose loss a call of this rank returned (a peer that
+    /// merely finished and exited while this rank did other things is not
+    /// the cause of this rank's failure).
+    hit_gone: Option<usize>,
     /// Waits so far; the number of the current one.
     waits: u64,
     /// Whether the current wait was reported (to main, or in main's watch).
@@ -90,6 +94,7 @@ impl<T: Transport> LinkRank<T> {
                 sent: vec![0; nprocs],
                 abort: None,
                 gone: vec![None; nprocs],
+                hit_gone: None,
                 waits: 0,
                 reported: false,
                 watch: (id == 0).then(|| Watch::new(nprocs, limits.timeout)),
@@ -326,7 +331,8 @@ impl<T: Transport> LinkRank<T> {
                 by_rank: abort.by_rank,
             });
         }
-        if let Some(e) = to.iter().find_map(|&r| st.gone[r].clone()) {
+        if let Some((r, e)) = to.iter().find_map(|&r| Some((r, st.gone[r].clone()?))) {
+            st.hit_gone.get_or_insert(r);
             return Err(e);
         }
         for &r in to {
@@ -376,7 +382,7 @@ impl<T: Transport> LinkRank<T> {
                 });
             }
         }
-        let dead = (1..self.nprocs).find(|&r| r != self.id && st.gone[r].is_some());
+        let dead = st.hit_gone.filter(|&r| r != 0);
         if let (Some(e), Some(dead), None) = (&error, dead, &st.abort) {
             if !e.is_secondary() {
                 // A failure caused by the death of a peer this rank waited
@@ -547,7 +553,8 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
                         return self.take(packet, r, tag).map(|m| Some((r, m)));
                     }
                 }
-                if let Some(e) = from.iter().find_map(|&r| st.gone[r].clone()) {
+                if let Some((r, e)) = from.iter().find_map(|&r| Some((r, st.gone[r].clone()?))) {
+                    st.hit_gone.get_or_insert(r);
                     return Err(e);
                 }
                 // Main: a rank that finished its task without sending (its
@@ -637,6 +644,7 @@ impl<T: Transport> LinkRank<T> {
                 }
                 if let Some(e) = st.gone[from].clone() {
                     self.end_wait(&mut st);
+                    st.hit_gone.get_or_insert(from);
                     return Err(e);
                 }
                 let now = Instant::now();
