@@ -24,7 +24,7 @@ fn map_applier(par: &dyn Parallelizer, (n, r): (u8, u8)) -> Option<Vec<u32>> {
 fn main() -> Result<()> {
     let args: Vec<u8> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("usage: [N R]"))
+        .map(|a| a.parse::<u8>().expect("usage: [N R]"))
         .collect();
     let (n, r) = match args[..] {
         [n, r] => (n, r),

@@ -24,7 +24,7 @@
 //! their own); without ULFM the first cell ends the job (`MPI_Abort`),
 //! which the script checks from the outside.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parallelizer::prelude::*;
 
@@ -168,10 +168,10 @@ fn processes_matrix() -> Vec<Cell> {
 /// reaped by the backend, so they count).
 #[cfg(target_os = "linux")]
 fn leftover_children(within: Duration) -> Vec<i32> {
-    let until = Instant::now() + within;
+    let until = std::time::Instant::now() + within;
     loop {
         let left = common::procs::children();
-        if left.is_empty() || Instant::now() >= until {
+        if left.is_empty() || std::time::Instant::now() >= until {
             return left;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -218,7 +218,7 @@ fn mpi_cells(args: &[String]) -> i32 {
             step.key(),
             now.as_millis()
         );
-        let start = Instant::now();
+        let start = std::time::Instant::now();
         let cell = faults::check(&*par, fault, step);
         let ok = cell.passed();
         failed += usize::from(!ok);

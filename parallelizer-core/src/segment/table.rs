@@ -277,6 +277,11 @@ pub(crate) fn process_alive(pid: u64) -> bool {
     if pid == u64::from(std::process::id()) {
         return true;
     }
+    other_process_alive(pid)
+}
+
+#[cfg(unix)]
+fn other_process_alive(pid: u64) -> bool {
     let Ok(raw) = libc::pid_t::try_from(pid) else {
         return false;
     };
@@ -293,8 +298,16 @@ pub(crate) fn process_alive(pid: u64) -> bool {
     !is_zombie(raw)
 }
 
+/// Off Unix a segment lives in one process's heap only (no memfd, no
+/// tokens that cross processes), so no other process can hold a borrow.
+#[cfg(not(unix))]
+fn other_process_alive(_pid: u64) -> bool {
+    false
+}
+
 /// Whether `pid` has exited and waits to be reaped (Linux: its state in
 /// `/proc/PID/stat` is `Z` or `X`).
+#[cfg(unix)]
 fn is_zombie(pid: libc::pid_t) -> bool {
     #[cfg(target_os = "linux")]
     {
