@@ -1033,6 +1033,9 @@ fn issue11_10_programs_started_by_a_task_do_not_inherit_the_launch_token() {
             .unwrap_or(0);
         assert!(longest_hex < 32, "{view}");
         assert!(!view.contains("parallelizer"), "{view}");
+        // The boot channel was on the worker's standard input; by the time
+        // a task runs, that is `/dev/null` again.
+        assert!(view.contains(" 0 -> /dev/null"), "{view}");
     }
     assert_no_children();
 }

@@ -9,30 +9,26 @@
 //! error saying how many are needed).
 //!
 //! What a worker needs to join (rank, nprocs, main's pid, its descriptors,
-//! a random per-launch token and the configuration) is written into a
-//! memfd the child inherits; the environment variable [`LAUNCH_ENV`] only
-//! says `MAIN_PID:FD`. The worker reads the memfd and closes it before any
+//! a random per-launch token and the configuration) comes over the boot
+//! channel on its standard input (`boot`), so children start with
+//! `posix_spawn` and main runs no code in them before `exec`; the
+//! environment variable [`LAUNCH_ENV`] only says `MAIN_PID:0`. The worker
+//! reads its launch and puts `/dev/null` on its standard input before any
 //! task runs, so the programs a task starts inherit neither the token nor
-//! the descriptor (and a process whose parent is not main ignores the
-//! variable). Children get `PR_SET_PDEATHSIG(SIGKILL)`, and are spawned
-//! from one long-lived thread because the parent-death signal follows the
-//! thread that forked, not the process.
+//! a descriptor (and a process whose standard input is not main's socket
+//! ignores the variable). Workers arm `PR_SET_PDEATHSIG(SIGKILL)`
+//! themselves, and are spawned from one long-lived thread because the
+//! parent-death signal follows the thread that spawned, not the process.
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::FileExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rustix::fs::MemfdFlags;
-use rustix::io::{Errno, FdFlags};
-use rustix::process::{Resource, Rlimit, Signal};
+use rustix::process::{Resource, Rlimit};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -41,19 +37,15 @@ use crate::msg::{decode_serde, encode_serde};
 use crate::runtime::UNPREFIXED;
 use crate::trace::WORKER;
 
+use super::boot;
 use super::frame::Frame;
 use super::ring::{self, Rings};
 use super::trace;
 
 /// The environment variable that makes a process a launched worker:
-/// `MAIN_PID:FD`, the descriptor of the memfd with its [`LaunchInfo`].
+/// `MAIN_PID:FD`, the descriptor of its boot channel (always 0, its
+/// standard input).
 pub(super) const LAUNCH_ENV: &str = "PARALLELIZER_PROCESSES_LAUNCH";
-
-/// The name of the memfd that carries a [`LaunchInfo`].
-const LAUNCH_MEMFD: &str = "parallelizer-launch";
-
-/// The largest launch information a worker reads.
-const MAX_LAUNCH_INFO: u64 = 64 << 20;
 
 /// What a worker needs to join.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,10 +54,11 @@ pub(super) struct LaunchInfo {
     nprocs: u32,
     main_pid: u32,
     token: [u8; 16],
-    /// Descriptor to each rank, -1 for this rank.
+    /// For each rank, the index of the socket to it among the descriptors
+    /// sent with the launch; -1 for this rank.
     fds: Vec<i32>,
-    /// The shared-memory rings' memfd, then every rank's doorbell
-    /// (`ring`); none when the pool has no rings.
+    /// The indices of the shared-memory rings' memfd, then of every rank's
+    /// doorbell (`ring`); none when the pool has no rings.
     rings: Vec<i32>,
     config: Config,
 }
@@ -87,28 +80,32 @@ pub(super) fn parse_env(text: &str) -> Result<(u32, i32)> {
     Ok((pid, fd))
 }
 
-/// Takes ownership of inherited descriptor `fd`, if `/proc/self/fd` says it
-/// is open and `is` its target (a socket, the launch memfd), and makes it
-/// close-on-exec again.
-fn adopt(fd: i32, is: impl Fn(&str) -> bool, what: &str) -> Result<OwnedFd> {
-    let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).map_err(|_| {
+/// The descriptors that came with this worker's launch, each taken once.
+static RECEIVED: Mutex<Vec<Option<OwnedFd>>> = Mutex::new(Vec::new());
+
+/// Takes the launch's descriptor number `index`, if `/proc/self/fd` says it
+/// `is` what the launch information says (a socket, the rings' memfd).
+fn adopt(index: i32, is: impl Fn(&str) -> bool, what: &str) -> Result<OwnedFd> {
+    let missing = || {
         Error::Launch(format!(
-            "{LAUNCH_ENV} names descriptor {fd}, which is not open in this process"
+            "the launch names descriptor {index}, which it did not send"
         ))
-    })?;
-    if !is(&target.to_string_lossy()) {
+    };
+    let mut received = RECEIVED.lock().unwrap_or_else(|e| e.into_inner());
+    let fd = usize::try_from(index)
+        .ok()
+        .and_then(|i| received.get_mut(i))
+        .and_then(Option::take)
+        .ok_or_else(missing)?;
+    let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map(|t| t.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !is(&target) {
         return Err(Error::Launch(format!(
-            "{LAUNCH_ENV} names descriptor {fd}, which is not {what}"
+            "the launch's descriptor {index} is `{target}`, not {what}"
         )));
     }
-    // SAFETY: `fd` is open (checked above) and was inherited for this
-    // process alone: main cleared close-on-exec on exactly these
-    // descriptors for this child, nothing else in the process knows their
-    // numbers, and each is adopted once (the launch memfd when the launch
-    // is read, the sockets when the worker joins).
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    rustix::io::fcntl_setfd(&owned, FdFlags::CLOEXEC).map_err(std::io::Error::from)?;
-    Ok(owned)
+    Ok(fd)
 }
 
 impl LaunchInfo {
@@ -118,7 +115,7 @@ impl LaunchInfo {
         Ok(bytes)
     }
 
-    /// Decodes the launch information a memfd holds.
+    /// Decodes the launch information main sent.
     pub(super) fn from_bytes(bytes: &[u8]) -> Result<LaunchInfo> {
         let info: LaunchInfo = decode_serde(bytes)
             .map_err(|e| Error::Launch(format!("the launch information is malformed: {e}")))?;
@@ -133,10 +130,10 @@ impl LaunchInfo {
         Ok(info)
     }
 
-    /// The launch of this process, if main launched it: read (and its
-    /// memfd closed) once, at the first call. A process whose parent is not
-    /// the launching main (say, a program a worker started, which inherited
-    /// the variable) is not a worker.
+    /// The launch of this process, if main launched it: read (and the boot
+    /// channel closed) once, at the first call. A process whose standard
+    /// input is not main's boot socket (say, a program a worker started,
+    /// which inherited the variable) is not a worker.
     pub(super) fn from_this_process() -> Option<Result<LaunchInfo>> {
         static THIS: OnceLock<Option<Result<LaunchInfo>>> = OnceLock::new();
         THIS.get_or_init(read_launch).clone()
@@ -170,7 +167,7 @@ impl LaunchInfo {
         }
     }
 
-    /// Takes ownership of the inherited rings and doorbells and maps the
+    /// Takes ownership of the received rings and doorbells and maps the
     /// rings (`None`: the pool has none). Called once per process.
     pub(super) fn adopt_rings(&self) -> Result<Option<Rings>> {
         let Some((&memfd, bells)) = self.rings.split_first() else {
@@ -190,8 +187,8 @@ impl LaunchInfo {
             .map_err(Error::Launch)
     }
 
-    /// Takes ownership of the inherited sockets, making them close-on-exec
-    /// and non-blocking again. Called once per process (see `serve::join`).
+    /// Takes ownership of the received sockets, making them non-blocking.
+    /// Called once per process (see `serve::join`).
     pub(super) fn adopt_sockets(&self) -> Result<Vec<Option<UnixStream>>> {
         self.fds
             .iter()
@@ -208,42 +205,28 @@ impl LaunchInfo {
     }
 }
 
-/// Reads this process's launch, if the variable is set and main is its
-/// parent.
+/// Reads this process's launch, if the variable is set and standard input
+/// is main's boot channel.
 fn read_launch() -> Option<Result<LaunchInfo>> {
     let text = std::env::var(LAUNCH_ENV).ok()?;
     let (main_pid, fd) = match parse_env(&text) {
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };
-    let ppid = rustix::process::getppid().map_or(0, |p| p.as_raw_pid() as u32);
-    if ppid != main_pid {
-        return None;
+    if fd != 0 {
+        return Some(Err(Error::Launch(format!(
+            "{LAUNCH_ENV} names descriptor {fd}; launches come on descriptor 0"
+        ))));
     }
-    let read = || -> Result<LaunchInfo> {
-        let memfd = |t: &str| t.starts_with(&format!("/memfd:{LAUNCH_MEMFD}"));
-        let file = File::from(adopt(fd, memfd, "the launch memfd")?);
-        let size = file.metadata()?.len();
-        if size > MAX_LAUNCH_INFO {
-            return Err(Error::Launch(format!(
-                "the launch memfd holds {size} bytes, over the limit of {MAX_LAUNCH_INFO}"
-            )));
-        }
-        let mut bytes = vec![0; size as usize];
-        file.read_exact_at(&mut bytes, 0)?;
-        LaunchInfo::from_bytes(&bytes)
-        // The memfd is closed here: nothing the worker starts inherits it.
+    let read = |sock: UnixStream| -> Result<LaunchInfo> {
+        let (bytes, fds) = boot::recv(&sock)?;
+        let info = LaunchInfo::from_bytes(&bytes)?;
+        *RECEIVED.lock().unwrap_or_else(|e| e.into_inner()) = fds.into_iter().map(Some).collect();
+        Ok(info)
+        // The boot channel is closed here: nothing the worker starts
+        // inherits it.
     };
-    Some(read())
-}
-
-/// A memfd holding `info`, for one child to inherit.
-fn launch_memfd(info: &LaunchInfo) -> Result<OwnedFd> {
-    let fd = rustix::fs::memfd_create(LAUNCH_MEMFD, MemfdFlags::CLOEXEC)
-        .map_err(std::io::Error::from)?;
-    let mut file = File::from(fd);
-    file.write_all(&info.to_bytes()?)?;
-    Ok(OwnedFd::from(file))
+    Some(boot::connect(main_pid)?.and_then(read))
 }
 
 /// The first message of every worker: who it is, the launch's token, and
@@ -450,73 +433,58 @@ pub(super) fn launch(
     let mut relays = Vec::new();
     let mut failure = None;
     for (rank, mine) in ends.iter_mut().enumerate().skip(1) {
-        // This worker's copies of the rings' descriptors.
-        let shared: Vec<OwnedFd> = match rings
+        // What goes over the boot channel: this worker's socket ends, then
+        // the rings' memfd and doorbells; the launch names them by index.
+        let mut send_fds: Vec<BorrowedFd<'_>> = Vec::new();
+        let mut fds = Vec::with_capacity(nprocs);
+        for end in mine.iter() {
+            fds.push(end.as_ref().map_or(-1, |s| {
+                send_fds.push(s.as_fd());
+                send_fds.len() as i32 - 1
+            }));
+        }
+        let ring_fds: Vec<i32> = rings
             .iter()
             .flat_map(Rings::descriptors)
-            .map(|fd| fd.try_clone_to_owned())
-            .collect()
-        {
-            Ok(fds) => fds,
-            Err(e) => {
-                failure = Some(e.into());
-                break;
-            }
-        };
+            .map(|fd| {
+                send_fds.push(fd);
+                send_fds.len() as i32 - 1
+            })
+            .collect();
         let info = LaunchInfo {
             rank: rank as u32,
             nprocs: nprocs as u32,
             main_pid,
             token,
-            fds: mine
-                .iter()
-                .map(|s| s.as_ref().map_or(-1, |s| s.as_raw_fd()))
-                .collect(),
-            rings: shared.iter().map(AsRawFd::as_raw_fd).collect(),
+            fds,
+            rings: ring_fds,
             config: config.clone(),
         };
-        let memfd = match launch_memfd(&info) {
-            Ok(fd) => fd,
+        let bytes = match info.to_bytes() {
+            Ok(b) => b,
             Err(e) => {
                 failure = Some(e);
                 break;
             }
         };
+        let (boot_main, boot_child) = match UnixStream::pair() {
+            Ok(pair) => pair,
+            Err(e) => {
+                failure = Some(e.into());
+                break;
+            }
+        };
         let mut cmd = Command::new(&exe);
+        // Nothing runs in the child before `exec` (no pre-exec hook): the
+        // standard library spawns it with `posix_spawn`.
         cmd.args(&args)
-            .env(LAUNCH_ENV, format!("{main_pid}:{}", memfd.as_raw_fd()))
-            .stdin(Stdio::null());
+            .env(LAUNCH_ENV, format!("{main_pid}:0"))
+            .stdin(Stdio::from(OwnedFd::from(boot_child)));
         if prefix_output {
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         }
         if let Some(level) = trace_level {
             cmd.env(trace::TRACE_ENV, level.as_str());
-        }
-        // This worker's ends and launch memfd go with the command, and are
-        // closed in main once the child has them.
-        let inherit: Vec<OwnedFd> = mine
-            .iter_mut()
-            .filter_map(Option::take)
-            .map(OwnedFd::from)
-            .chain(shared)
-            .chain([memfd])
-            .collect();
-        // SAFETY: the hook runs in the child between fork and exec, where
-        // only async-signal-safe work is allowed: it makes raw system calls
-        // through rustix (fcntl, prctl, getppid) and allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                // Exactly this worker's descriptors survive the exec.
-                for fd in &inherit {
-                    rustix::io::fcntl_setfd(fd.as_fd(), FdFlags::empty())?;
-                }
-                rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-                // Main died before the prctl: do not outlive it.
-                if rustix::process::getppid().map_or(0, |p| p.as_raw_pid() as u32) != main_pid {
-                    return Err(Errno::SRCH.into());
-                }
-                Ok(())
-            });
         }
         match spawn_on_launcher(cmd) {
             Ok(mut child) => {
@@ -527,7 +495,12 @@ pub(super) fn launch(
                 if let Some(err) = child.stderr.take() {
                     relays.push(relay(rank, err, true, dispatch.clone()));
                 }
+                let sent = boot::send(&boot_main, &bytes, &send_fds);
                 children[rank] = Some(child);
+                if let Err(e) = sent {
+                    failure = Some(e);
+                    break;
+                }
             }
             Err(e) => {
                 failure = Some(e);
@@ -584,7 +557,7 @@ fn descriptor_budget(
 ) -> Result<Option<u64>> {
     let workers = nprocs.saturating_sub(1);
     // Both ends of a socketpair per pair of ranks, and per worker being
-    // spawned its launch memfd and two pipes (both ends), plus a margin.
+    // spawned its boot socketpair and two pipes (both ends), plus a margin.
     let sockets = nprocs * workers;
     let needed = open + sockets + 5 * workers + 32;
     if soft.is_none_or(|s| needed <= s) {

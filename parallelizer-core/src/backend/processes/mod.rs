@@ -4,7 +4,8 @@
 //! The outermost `enter` re-executes `std::env::current_exe()` `nprocs - 1`
 //! times with the same arguments (for a `#[parallelizer::test]`, with
 //! `--exact NAME`), giving each child a socket to every other rank and a
-//! private launch memfd. A child joins in one of two ways:
+//! private boot socket on its standard input (`boot`). A child joins in one
+//! of two ways:
 //!
 //! - **guard** (`#[parallelizer::main]` / `#[parallelizer::test]`, the
 //!   default): `worker_entry()` sees the launch and serves registered tasks
@@ -19,9 +20,11 @@
 //! # The protocol
 //!
 //! **Sockets.** Before spawning, main creates one `AF_UNIX` stream
-//! socketpair per pair of ranks, close-on-exec; each child clears the flag
-//! on its own ends only, so every rank holds a private socket to every other
-//! and there is no listening socket anyone could connect to. Main raises
+//! socketpair per pair of ranks, close-on-exec, and sends each child its own
+//! ends over its boot socket (`SCM_RIGHTS`), so every rank holds a private
+//! socket to every other and there is no listening socket anyone could
+//! connect to; nothing runs in a child before `exec`, so it is spawned with
+//! `posix_spawn`. Main raises
 //! its descriptor limit if it must (or says how many descriptors are
 //! needed). Every socket is non-blocking, and a rank that waits polls all
 //! of its sockets: it drains whatever any peer sends (no write-write
@@ -85,8 +88,9 @@
 //! **Death.** A worker that dies is EOF (or a reset) on its sockets; main
 //! reaps it through its `std::process::Child` within a second and reports
 //! `WorkerDied` with its exit status (and, if its stream was cut inside a
-//! frame, where). Workers get `PR_SET_PDEATHSIG(SIGKILL)` in the child
-//! before exec and leave their loop on EOF from main, so none outlives it.
+//! frame, where). Workers arm `PR_SET_PDEATHSIG(SIGKILL)` as they start
+//! (and exit if main is already gone) and leave their loop on EOF from
+//! main, so none outlives it.
 //! After a region in which a worker died, did not finish by the deadline
 //! (it is killed) or can no longer read a peer (it says so with `Broken`),
 //! the next `run` (or `enter`) starts fresh workers.
@@ -106,6 +110,7 @@
 //! false inherits), `rings` (frames through shared-memory rings, default
 //! true; false: sockets only).
 
+mod boot;
 mod endpoint;
 #[cfg(test)]
 mod endpoint_tests;
