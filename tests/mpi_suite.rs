@@ -1374,6 +1374,15 @@ fn data_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
     );
 
     suite.check(
+        "data: a broadcast of 40 MiB arrives whole; a wrong length is an error",
+        || {
+            let n = (40 << 20) / 8 + 3;
+            let got = run("run", par.run(large_broadcast, n))?;
+            eq("outcomes", got, on.then(|| large_broadcast_expected(n, p)))
+        },
+    );
+
+    suite.check(
         "data: calls above max_message_bytes travel in pieces",
         || {
             let small = Config::new("mpi").option("max_message_bytes", "1000");

@@ -4,6 +4,7 @@
 
 pub mod data;
 pub mod measure;
+pub mod memory;
 pub mod ours;
 pub mod plan;
 pub mod rawsock;

@@ -648,6 +648,34 @@ fn markdown(store: &Store, plot_note: &str) -> String {
         w,
         "\nMPI start-up is `mpirun`'s, outside the library; it is not measured here."
     );
+
+    // Memory.
+    let gib = |c: &Cell| match c {
+        Ok(v) => format!("{:.2} GiB", v / f64::from(1u32 << 30)),
+        Err(e) => short(e),
+    };
+    let bytes = store.get("memory", "bcast:bytes");
+    let _ = writeln!(
+        w,
+        "\n## Memory: a large `broadcast_into` on processes:4\n\n\
+         Main broadcasts {} of f64 from its buffer into each worker's; every rank's peak \
+         resident set (`VmHWM`) afterwards, in a process of its own. The buffer itself \
+         is the floor: target main < 1.3×, workers < 1.2× the payload.\n",
+        gib(&bytes)
+    );
+    let _ = writeln!(
+        w,
+        "| payload | main's peak | largest worker's peak | broadcast time |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|");
+    let _ = writeln!(
+        w,
+        "| {} | {} | {} | {} |",
+        gib(&bytes),
+        gib(&store.get("memory", "bcast:main")),
+        gib(&store.get("memory", "bcast:worker")),
+        fmt_cell(&store.get("memory", "bcast:secs"))
+    );
     s
 }
 

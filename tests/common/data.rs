@@ -343,6 +343,55 @@ pub fn reductions(par: &dyn Parallelizer, (): ()) -> Option<Reductions> {
     })
 }
 
+/// A broadcast of `n` f64 (more than 32 MiB: in pieces where it is not
+/// lent), by `broadcast_into` and by the generic call, then again with rank
+/// 1's buffer one element longer: its length error, and everyone still in
+/// step. Every rank's view: `"<into ok> <generic ok> <second> <ranks>"`.
+#[parallelizer::task]
+pub fn large_broadcast(par: &dyn Parallelizer, n: usize) -> Option<Vec<String>> {
+    let on = par.on_main();
+    let fill = |buf: &mut [f64]| {
+        for (i, x) in buf.iter_mut().enumerate() {
+            *x = i as f64 * 0.5;
+        }
+    };
+    let good = |buf: &[f64]| buf.iter().enumerate().all(|(i, &x)| x == i as f64 * 0.5);
+    let mut buf = vec![0f64; n];
+    if on {
+        fill(&mut buf);
+    }
+    par.broadcast_into(&mut buf).unwrap();
+    let into_ok = good(&buf);
+    let generic = par.broadcast(on.then(|| buf.clone())).unwrap();
+    let generic_ok = generic.len() == n && good(&generic);
+    drop(generic);
+    let mut wrong = vec![0f64; if par.id() == 1 { n + 1 } else { n }];
+    if on {
+        fill(&mut wrong);
+    }
+    let second = match par.broadcast_into(&mut wrong) {
+        Ok(()) if good(&wrong) => "ok".to_string(),
+        Ok(()) => "wrong values".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let ranks = par.allreduce(1usize, Reduce::Sum).unwrap();
+    par.gather(format!("{into_ok} {generic_ok} {second} {ranks}"))
+        .unwrap()
+}
+
+/// What [`large_broadcast`] must show on `p` ranks for `n` elements.
+pub fn large_broadcast_expected(n: usize, p: usize) -> Vec<String> {
+    (0..p)
+        .map(|r| match r {
+            1 => format!(
+                "true true broadcast: the buffer of rank 1 holds {} elements but the call needs {n} {p}",
+                n + 1
+            ),
+            _ => format!("true true ok {p}"),
+        })
+        .collect()
+}
+
 /// Buffers of the wrong length: the rank whose buffer is wrong gets
 /// `Error::Length` naming both lengths, the others go on, and nothing
 /// hangs. Main's view of every rank's outcomes.
@@ -574,6 +623,17 @@ macro_rules! data_suite {
                 $(let _hold = $hold;)?
                 each(|par, p| {
                     assert_eq!(par.run(reductions, ()).unwrap(), Some(reductions_expected(p)), "p={p}");
+                });
+            }
+
+            #[parallelizer::test]
+            fn broadcasts_larger_than_a_piece_arrive_whole() {
+                $(let _hold = $hold;)?
+                // 40 MiB and 3 elements: one whole piece of 32 MiB and a
+                // short one on transports that send pieces.
+                let n = (40 << 20) / 8 + 3;
+                each(|par, p| {
+                    assert_eq!(par.run(large_broadcast, n).unwrap(), Some(large_broadcast_expected(n, p)), "p={p}");
                 });
             }
 

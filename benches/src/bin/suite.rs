@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parallelizer::{Error, Parallelizer};
-use parallelizer_bench::ours;
 use parallelizer_bench::plan::{self, Figures, Plan, arg_value};
 use parallelizer_bench::rawsock::{self, CHILD_FLAG, EXIT_FLAG};
 use parallelizer_bench::report::{self, Store};
+use parallelizer_bench::{memory, ours};
 
 const USAGE: &str = "\
 usage: suite [--quick] [--python PYTHON] [--out BENCHMARKS.md] [--mcutils MCUTILS.json]
@@ -44,6 +44,10 @@ fn main() {
                 std::process::exit(1);
             }
             return;
+        }
+        Some(memory::MEMORY_FLAG) => {
+            let bytes = args.get(2).and_then(|b| b.parse().ok()).expect("bytes");
+            return memory::probe(bytes);
         }
         Some("--mpi-par") => return mpi_par(&args, false),
         Some("--mpi-par-verify") => return mpi_par(&args, true),
@@ -113,6 +117,19 @@ fn main() {
         if built {
             store.sources.insert(backend.into(), figs);
         }
+    }
+
+    // Peak memory of a large broadcast, in a process of its own.
+    if store.sources.contains_key("processes") {
+        let bytes: usize = if quick { 64 << 20 } else { 1 << 30 };
+        log(&format!(
+            "processes x{}: peak memory of a {} MiB broadcast_into",
+            memory::RANKS,
+            bytes >> 20
+        ));
+        let mut figs = Figures::new();
+        memory::measure(bytes, &mut figs);
+        store.sources.insert("memory".into(), figs);
     }
 
     // In-process baselines.

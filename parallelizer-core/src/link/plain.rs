@@ -9,8 +9,17 @@
 //! straight from a message, as processes does, sends them as they are).
 //! Lending, acknowledging and waiting are ordinary data packets of the
 //! call, so tags, aborts and deadlock detection cover them.
+//!
+//! A broadcast of more than [`PIECE`] bytes that is not lent goes in
+//! pieces: a note with its length, then pieces of at most `PIECE` bytes,
+//! each copied into one reused buffer on main and into the caller's buffer
+//! on each receiver. So neither side ever holds a second copy of the whole
+//! payload: a 1 GiB `broadcast_into` on processes keeps every rank near
+//! 1 GiB of resident memory, not 2.
 
 use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
@@ -28,6 +37,27 @@ use super::rank::LinkRank;
 /// memory (below it, a copy into a message costs less than the wait for
 /// the receiver's acknowledgement).
 pub(crate) const LEND_FROM: usize = 64 << 10;
+
+/// Broadcasts of more bytes than this that are not lent go in pieces of
+/// this size (see the module documentation).
+pub(crate) const PIECE: usize = 32 << 20;
+
+/// The note that opens a broadcast sent in pieces: its length in bytes.
+#[derive(Serialize, Deserialize)]
+struct Pieces {
+    bytes: u64,
+}
+
+impl Pieces {
+    /// The note a message carries, if it is one; the message back if not.
+    fn from_msg(msg: Msg) -> std::result::Result<usize, Msg> {
+        if msg.type_name() != Some(std::any::type_name::<Pieces>()) {
+            return Err(msg);
+        }
+        let bytes = msg.into_value::<Pieces>().map(|p| p.bytes).unwrap_or(0);
+        Ok(usize::try_from(bytes).unwrap_or(usize::MAX))
+    }
+}
 
 /// A rank that receives passed no buffer, or main no data.
 fn missing(op: Op, what: &str) -> Error {
@@ -55,8 +85,50 @@ impl<T: Transport> LinkRank<T> {
                 let acked = self.ack(from, tag);
                 copied.and(acked)
             }
-            Err(msg) => msg.copy_into(ty, buf),
+            Err(msg) => match Pieces::from_msg(msg) {
+                Ok(total) => self.take_pieces(from, tag, ty, buf, total),
+                Err(msg) => msg.copy_into(ty, buf),
+            },
         }
+    }
+
+    /// Takes the pieces of a broadcast of `total` bytes into `buf`. A
+    /// buffer of the wrong length, or pieces of another type, is an error
+    /// after every piece was taken (none is left for a later call).
+    fn take_pieces(
+        &self,
+        from: usize,
+        tag: Tag,
+        ty: PodType,
+        buf: &mut dyn PlainBuf,
+        total: usize,
+    ) -> Result<()> {
+        let mut dst = buf.fit(ty.elements(total));
+        let mut at = 0;
+        while at < total {
+            let msg = self.recv_raw(from, tag)?;
+            let Some(bytes) = msg.pod_bytes() else {
+                return Err(Error::Protocol(format!(
+                    "{}: a piece of a broadcast from rank {from} is not plain data",
+                    tag.op()
+                )));
+            };
+            let len = bytes.len();
+            if len == 0 || at + len > total {
+                return Err(Error::Protocol(format!(
+                    "{}: a piece of {len} bytes at byte {at} of a broadcast of {total}",
+                    tag.op()
+                )));
+            }
+            if let Ok(out) = &mut dst {
+                match msg.plain_bytes(ty) {
+                    Ok(bytes) => out[at..at + len].copy_from_slice(bytes),
+                    Err(e) => dst = Err(e),
+                }
+            }
+            at += len;
+        }
+        dst.map(drop)
     }
 
     /// Waits for the acknowledgement of every rank of `ranks`.
@@ -93,9 +165,28 @@ impl<T: Transport> NativePod for LinkRank<T> {
                 self.await_acks(workers, tag)
             });
         }
-        // One copy, shared by every receiver (one memfd on processes).
-        let shared = Msg::from_shared(Encoding::Pod, Arc::new(bytes.to_vec())).sent_as(ty.vec_name);
-        self.broadcast_msg(Some(shared), tag).map(drop)
+        if bytes.len() <= PIECE {
+            // One copy, shared by every receiver (one memfd on processes).
+            let shared =
+                Msg::from_shared(Encoding::Pod, Arc::new(bytes.to_vec())).sent_as(ty.vec_name);
+            return self.broadcast_msg(Some(shared), tag).map(drop);
+        }
+        let note = Msg::new(Pieces {
+            bytes: bytes.len() as u64,
+        });
+        self.broadcast_msg(Some(note), tag)?;
+        let mut spare = Vec::with_capacity(PIECE);
+        for piece in bytes.chunks(PIECE) {
+            spare.clear();
+            spare.extend_from_slice(piece);
+            let shared = Arc::new(spare);
+            let msg = Msg::from_shared(Encoding::Pod, shared.clone()).sent_as(ty.vec_name);
+            self.broadcast_msg(Some(msg), tag)?;
+            // The transport is done with it unless it still holds the
+            // message (say, queued in memory): then a fresh buffer.
+            spare = Arc::try_unwrap(shared).unwrap_or_else(|_| Vec::with_capacity(PIECE));
+        }
+        Ok(())
     }
 
     fn scatter_pod(
