@@ -371,7 +371,11 @@ fn markdown(store: &Store, plot_note: &str) -> String {
                 "scatter",
                 "main's vector split into one contiguous chunk per rank",
             ),
-            Op::Gather => ("gather", "every rank's chunk concatenated on main"),
+            Op::Gather => (
+                "gather",
+                "every rank's chunk on main (ours: as the call returns it, `gather` one `Vec` \
+                 per rank, `gather_pod` one vector; the baselines concatenate)",
+            ),
             Op::ScatterGather => (
                 "scatter + gather",
                 "scatter, then gather of the chunk (McUtils' \"scatter+gather(chunk)\")",
