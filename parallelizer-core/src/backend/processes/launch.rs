@@ -42,6 +42,12 @@ use super::frame::Frame;
 use super::ring::{self, Rings};
 use super::trace;
 
+/// The send buffer asked for on every socket between ranks. A large frame
+/// crosses in fewer turns of writer and reader (Linux's default, 208 KiB,
+/// is one turn per 208 KiB): a 1 MiB ping-pong between two processes went
+/// from about 2.5 to about 4 GB/s, 16 MiB from about 2.2 to 2.8 GB/s.
+const SOCKET_BUFFER: usize = 4 << 20;
+
 /// The environment variable that makes a process a launched worker:
 /// `MAIN_PID:FD`, the descriptor of its boot channel (always 0, its
 /// standard input).
@@ -420,6 +426,10 @@ pub(super) fn launch(
         .collect();
     for (i, j) in (0..nprocs).flat_map(|i| (i + 1..nprocs).map(move |j| (i, j))) {
         let (a, b) = UnixStream::pair()?;
+        for end in [&a, &b] {
+            // Advice: the kernel caps it at `net.core.wmem_max`.
+            let _ = rustix::net::sockopt::set_socket_send_buffer_size(end, SOCKET_BUFFER);
+        }
         ends[i][j] = Some(a);
         ends[j][i] = Some(b);
     }
