@@ -550,9 +550,19 @@ impl Mpi {
                 if !sleep_until(&cur, deadline) {
                     return;
                 }
-                let late = cur.calls.load(Ordering::SeqCst) == 0
-                    && !cur.finished.load(Ordering::SeqCst)
-                    && !cur.waited_past.load(Ordering::SeqCst);
+                let late = || {
+                    cur.calls.load(Ordering::SeqCst) == 0
+                        && !cur.finished.load(Ordering::SeqCst)
+                        && !cur.waited_past.load(Ordering::SeqCst)
+                };
+                // A rank that left its last call just at the deadline (say,
+                // a gather a peer joined when its own receive gave up at
+                // its deadline, a moment earlier) is returning, not late:
+                // it gets a moment to finish before it is called late.
+                if late() && !sleep_until(&cur, deadline + LATE_SLACK) {
+                    return;
+                }
+                let late = late();
                 if ulfm {
                     if late {
                         cur.conclude(LATE, None);
@@ -586,6 +596,10 @@ impl Mpi {
         }
     }
 }
+
+/// How long after the deadline a rank that is between MPI calls may still
+/// return from its task before its watchdog calls it late.
+const LATE_SLACK: Duration = Duration::from_millis(50);
 
 /// `exit` inside a region (ULFM): revokes the region's communicator and its
 /// groups', so the ranks blocked with this one are released and agree that
