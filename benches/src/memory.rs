@@ -2,15 +2,16 @@
 //! worker's `VmHWM` (the largest resident set the process ever had), in a
 //! process of its own so that nothing measured before counts.
 //!
-//! The suite runs `suite --memory BYTES`, which starts `processes:4`,
-//! broadcasts BYTES of f64 from main's buffer into every worker's, and
-//! prints one line: `memory MAIN_HWM LARGEST_WORKER_HWM SECONDS`.
+//! The suite runs `suite --memory BYTES --out FILE` (bounded in time, as
+//! its other child runs), which starts `processes:4`, broadcasts BYTES of
+//! f64 from main's buffer into every worker's, and writes the figures.
 
+use std::path::Path;
 use std::time::Instant;
 
 use parallelizer::prelude::*;
 
-use crate::plan::Figures;
+use crate::plan::{Figures, save_figures};
 
 /// The flag that makes the suite binary run the probe.
 pub const MEMORY_FLAG: &str = "--memory";
@@ -48,56 +49,30 @@ fn broadcast_peak(par: &dyn Parallelizer, n: usize) -> Option<(Vec<u64>, f64)> {
     par.gather(peak).ok()?.map(|peaks| (peaks, secs))
 }
 
-/// The probe itself (`suite --memory BYTES`): prints its line, or why not.
-pub fn probe(bytes: usize) {
+/// The probe itself (`suite --memory BYTES --out FILE`): writes
+/// `bcast:main`, `bcast:worker` (bytes), `bcast:secs` and `bcast:bytes`
+/// to FILE ([`save_figures`]), or why there are none.
+pub fn probe(bytes: usize, out: &Path) -> std::io::Result<()> {
     let result = from_config(format!("processes:{RANKS}").as_str())
         .and_then(|par| par.run(broadcast_peak, bytes / 8));
+    let mut figs = Figures::new();
     match result {
         Ok(Some((peaks, secs))) if !peaks.contains(&0) => {
             let worker = peaks[1..].iter().copied().max().unwrap_or(0);
-            println!("memory {} {worker} {secs}", peaks[0]);
-        }
-        Ok(_) => println!("memory-failed a rank did not receive the whole buffer"),
-        Err(e) => println!("memory-failed {e}"),
-    }
-}
-
-/// Runs the probe in a fresh copy of this executable and records
-/// `bcast:main`, `bcast:worker` (bytes), `bcast:secs` and `bcast:bytes`.
-pub fn measure(bytes: usize, figs: &mut Figures) {
-    let run = std::env::current_exe().and_then(|exe| {
-        std::process::Command::new(exe)
-            .args([MEMORY_FLAG, &bytes.to_string()])
-            .stderr(std::process::Stdio::inherit())
-            .output()
-    });
-    let text = match run {
-        Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
-        Err(e) => format!("memory-failed {e}"),
-    };
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("memory"))
-        .unwrap_or("memory-failed no output");
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    match fields[..] {
-        ["memory", main, worker, secs] => {
-            for (key, v) in [
-                ("bcast:main", main),
-                ("bcast:worker", worker),
-                ("bcast:secs", secs),
-            ] {
-                if let Ok(v) = v.parse::<f64>() {
-                    figs.insert(key.into(), v.into());
-                }
-            }
+            figs.insert("bcast:main".into(), (peaks[0] as f64).into());
+            figs.insert("bcast:worker".into(), (worker as f64).into());
+            figs.insert("bcast:secs".into(), secs.into());
             figs.insert("bcast:bytes".into(), (bytes as f64).into());
         }
-        _ => {
-            let why = line.trim_start_matches("memory-failed").trim().to_string();
+        other => {
+            let why = match other {
+                Err(e) => format!("failed: {e}"),
+                _ => "failed: a rank did not receive the whole buffer".into(),
+            };
             for key in ["bcast:main", "bcast:worker", "bcast:secs"] {
                 figs.insert(key.into(), why.clone().into());
             }
         }
     }
+    save_figures(out, &figs)
 }

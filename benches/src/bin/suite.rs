@@ -47,7 +47,8 @@ fn main() {
         }
         Some(memory::MEMORY_FLAG) => {
             let bytes = args.get(2).and_then(|b| b.parse().ok()).expect("bytes");
-            return memory::probe(bytes);
+            let out = arg_value(&args, "--out").expect("--out FILE");
+            return memory::probe(bytes, Path::new(&out)).expect("write the figures");
         }
         Some("--mpi-par") => return mpi_par(&args, false),
         Some("--mpi-par-verify") => return mpi_par(&args, true),
@@ -127,9 +128,24 @@ fn main() {
             memory::RANKS,
             bytes >> 20
         ));
-        let mut figs = Figures::new();
-        memory::measure(bytes, &mut figs);
-        store.sources.insert("memory".into(), figs);
+        let out = results.join("memory.json");
+        let _ = std::fs::remove_file(&out);
+        let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+        cmd.args([memory::MEMORY_FLAG, &bytes.to_string(), "--out"])
+            .arg(&out);
+        let limit = Duration::from_secs(if quick { 120 } else { 300 });
+        let figs = run_bounded(&mut cmd, limit)
+            .and_then(|()| plan::load_figures(&out).map_err(|e| format!("no figures: {e}")));
+        match figs {
+            Ok(figs) => {
+                store.sources.insert("memory".into(), figs);
+            }
+            Err(e) => {
+                store
+                    .missing
+                    .insert("memory".into(), format!("failed: {e}"));
+            }
+        }
     }
 
     // In-process baselines.
