@@ -21,7 +21,7 @@
 //! Wire: `info_len: u32 LE`, `fd_count: u32 LE`, the info bytes, then one
 //! byte per chunk of descriptors, each byte carrying its chunk.
 
-use std::io::{IoSliceMut, Read, Write};
+use std::io::{ErrorKind, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -117,12 +117,11 @@ pub(super) fn connect(main_pid: u32) -> Option<Result<UnixStream>> {
 
 /// Worker: receives the launch information and the descriptors main sent.
 pub(super) fn recv(sock: &UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
-    let cut = |what: &str| Error::Launch(format!("main closed the boot channel before {what}"));
     let mut head = [0u8; 8];
     let mut input = sock;
     input
         .read_exact(&mut head)
-        .map_err(|_| cut("the launch information"))?;
+        .map_err(|e| lost(e, "the launch information"))?;
     let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
     let count = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
     if len > MAX_INFO || count > MAX_FDS {
@@ -134,7 +133,7 @@ pub(super) fn recv(sock: &UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
     let mut info = vec![0; len as usize];
     input
         .read_exact(&mut info)
-        .map_err(|_| cut("the launch information"))?;
+        .map_err(|e| lost(e, "the launch information"))?;
     let mut fds = Vec::with_capacity(count as usize);
     while fds.len() < count as usize {
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(CHUNK))];
@@ -145,11 +144,11 @@ pub(super) fn recv(sock: &UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
             match rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
                 Ok(msg) => break msg,
                 Err(Errno::INTR) => continue,
-                Err(e) => return Err(std::io::Error::from(e).into()),
+                Err(e) => return Err(lost(e.into(), "all the descriptors")),
             }
         };
         if msg.bytes == 0 {
-            return Err(cut("all the descriptors"));
+            return Err(lost(ErrorKind::UnexpectedEof.into(), "all the descriptors"));
         }
         let before = fds.len();
         for m in control.drain() {
@@ -166,6 +165,21 @@ pub(super) fn recv(sock: &UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
         }
     }
     Ok((info, fds))
+}
+
+/// Why the boot channel did not deliver `what`: main closed it, sent
+/// nothing for [`PATIENCE`], or the read failed.
+fn lost(e: std::io::Error, what: &str) -> Error {
+    match e.kind() {
+        ErrorKind::UnexpectedEof => {
+            Error::Launch(format!("main closed the boot channel before {what}"))
+        }
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => Error::Launch(format!(
+            "main sent nothing on the boot channel for {} s (waiting for {what})",
+            PATIENCE.as_secs()
+        )),
+        _ => e.into(),
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +222,15 @@ mod tests {
         (&a).write_all(&[0, 0, 0, 0, 0, 0, 0, 0x40]).unwrap();
         let e = recv(&b).unwrap_err();
         assert!(e.to_string().contains("over the limits"), "{e}");
+
+        // A silent main: the read times out (the worker waits PATIENCE).
+        let (_a, b) = UnixStream::pair().unwrap();
+        b.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+        let e = recv(&b).unwrap_err();
+        assert!(
+            e.to_string().contains("sent nothing on the boot channel"),
+            "{e}"
+        );
 
         let (a, b) = UnixStream::pair().unwrap();
         (&a).write_all(&[0, 0, 0, 0, 2, 0, 0, 0, 2]).unwrap();
