@@ -1,6 +1,6 @@
 //! The launch parsers of a processes worker on arbitrary bytes: up to the
 //! first newline the launch variable's text (`MAIN_PID:FD`), after it the
-//! launch information its memfd holds.
+//! launch information main sends on the boot channel.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

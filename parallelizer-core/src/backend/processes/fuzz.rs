@@ -228,21 +228,20 @@ pub fn seed_frames() -> Vec<Vec<u8>> {
     seeds
 }
 
-/// A valid launch: the variable's text and the memfd's bytes, newline
-/// apart (the fuzz target splits its input at the first newline). The
-/// fields of `LaunchInfo`, in order: postcard encodes a struct as the tuple
-/// of its fields.
+/// A valid launch: the variable's text and the launch information's bytes
+/// (as main sends them on the boot channel), newline apart (the fuzz target
+/// splits its input at the first newline). The fields of `LaunchInfo`, in
+/// order: postcard encodes a struct as the tuple of its fields.
 pub fn seed_launch() -> Vec<u8> {
     let info = (
         2u32,
         4u32,
-        77u32,
         [9u8; 16],
         vec![5i32, 6, -1, 7],
         Vec::<i32>::new(),
         Config::new("processes").nprocs(4).option("max_frame", 4096),
     );
-    let mut bytes = b"77:5\n".to_vec();
+    let mut bytes = b"77:0\n".to_vec();
     encode_serde(&info, &mut bytes).expect("encodes");
     bytes
 }

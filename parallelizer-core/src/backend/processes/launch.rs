@@ -58,7 +58,6 @@ pub(super) const LAUNCH_ENV: &str = "PARALLELIZER_PROCESSES_LAUNCH";
 pub(super) struct LaunchInfo {
     rank: u32,
     nprocs: u32,
-    main_pid: u32,
     token: [u8; 16],
     /// For each rank, the index of the socket to it among the descriptors
     /// sent with the launch; -1 for this rank.
@@ -464,7 +463,6 @@ pub(super) fn launch(
         let info = LaunchInfo {
             rank: rank as u32,
             nprocs: nprocs as u32,
-            main_pid,
             token,
             fds,
             rings: ring_fds,
@@ -607,7 +605,6 @@ mod tests {
         let info = LaunchInfo {
             rank: 2,
             nprocs: 4,
-            main_pid: 77,
             token: [9; 16],
             fds: vec![5, 6, -1, 7],
             rings: vec![8, 9, 10, 11, 12],
