@@ -35,6 +35,8 @@ mod entry;
 mod guards;
 mod initializer;
 mod lending;
+#[cfg(target_os = "linux")]
+mod lending_processes;
 mod local_modes;
 mod loopback;
 mod macros_ui;

@@ -1047,7 +1047,7 @@ fn issue11_10_unknown_options_and_huge_values_are_short_config_errors() {
     println!("a misspelled option: {err}");
     assert!(
         matches!(&err, Error::Config(m) if m.contains("unknown option `shm_treshold`")
-            && m.contains("grace, max_frame, prefix_output, rings, shm_threshold, start_timeout")),
+            && m.contains("grace, lend, max_frame, prefix_output, rings, shm_threshold, start_timeout")),
         "{err}"
     );
     let config = Config::new("processes").option("grace", "x".repeat(1 << 20));

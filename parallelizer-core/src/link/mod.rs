@@ -35,6 +35,7 @@ mod mailbox;
 mod packet;
 mod plain;
 mod rank;
+mod remote;
 mod spawn;
 mod watch;
 
@@ -48,6 +49,9 @@ pub use channels::Channels;
 pub use packet::{Kind, Packet};
 pub use rank::{Finish, LinkRank};
 pub use spawn::run_on_threads;
+
+#[cfg(target_os = "linux")]
+pub(crate) use remote::refuse_on_this_thread;
 
 /// One rank's connection to the other ranks of a region: what a backend
 /// built on the region protocol implements.
@@ -88,6 +92,27 @@ pub trait Transport: Send + Sync + 'static {
     fn shares_memory(&self) -> bool {
         false
     }
+
+    /// Whether every rank of this transport is a process of this machine
+    /// that may read another's memory by process id and address (Linux
+    /// cross-memory attach, `process_vm_readv`): then the plain-data calls
+    /// lend large buffers across processes, and the receivers copy straight
+    /// out of the sender's memory. The default is `false`.
+    fn reads_peer_memory(&self) -> bool {
+        false
+    }
+
+    /// This rank's next waits are for replies expected within `within` (the
+    /// borrowers' copies of a lent buffer): a transport that sleeps while
+    /// it waits may rather spin until then. The default does nothing.
+    fn expect_replies(&self, within: Duration) {
+        let _ = within;
+    }
+
+    /// A receiver was not allowed to read this rank's memory (the system
+    /// forbids it): [`reads_peer_memory`](Self::reads_peer_memory) should
+    /// say `false` from now on. The default does nothing.
+    fn peer_memory_refused(&self) {}
 
     /// The memory that every rank this transport reaches can address, for
     /// shared arrays; `None` (the default) when there is none, and then

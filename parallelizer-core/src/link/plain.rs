@@ -18,6 +18,7 @@
 //! 1 GiB of resident memory, not 2.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,11 +33,16 @@ use crate::split::chunk_sizes;
 use super::Transport;
 use super::lend::{Lent, lend};
 use super::rank::LinkRank;
+use super::remote::{CopyError, Refused, Remote, Ticket};
 
 /// Buffers of at least this many bytes are lent on transports that share
 /// memory (below it, a copy into a message costs less than the wait for
 /// the receiver's acknowledgement).
 pub(crate) const LEND_FROM: usize = 64 << 10;
+
+/// A slow rate of cross-process copies, bytes per second: how long a
+/// lender expects its borrowers to take.
+const COPY_RATE: f64 = 2e9;
 
 /// Broadcasts of more bytes than this that are not lent go in pieces of
 /// this size (see the module documentation).
@@ -64,20 +70,83 @@ fn missing(op: Op, what: &str) -> Error {
     Error::ContractViolation(format!("{op}: this rank passed no {what}"))
 }
 
+/// What a packet of a plain-data call holds.
+enum Part {
+    /// A loan from a rank of this process.
+    Lent(Lent),
+    /// A loan from a rank in another process.
+    Remote(Remote),
+    /// The bytes themselves, or the note that opens a broadcast in pieces.
+    Msg(Msg),
+}
+
+impl Part {
+    fn of(msg: Msg) -> Result<Part> {
+        match Lent::from_msg(msg) {
+            Ok(lent) => Ok(Part::Lent(lent)),
+            Err(msg) => match Remote::from_msg(msg) {
+                Ok(note) => note.map(Part::Remote),
+                Err(msg) => Ok(Part::Msg(msg)),
+            },
+        }
+    }
+
+    /// Whether its sender waits for an acknowledgement.
+    fn is_loan(&self) -> bool {
+        !matches!(self, Part::Msg(_))
+    }
+}
+
+/// Makes the note that lends `len` bytes at an offset of a loan.
+type Notes<'a> = &'a dyn Fn(usize, usize) -> Msg;
+
 impl<T: Transport> LinkRank<T> {
-    /// Whether a buffer of `bytes` is lent rather than copied.
-    fn lends(&self, bytes: usize) -> bool {
-        bytes >= LEND_FROM && self.transport().shares_memory()
+    /// Lends `bytes` for `f`, which sends notes made by its argument and
+    /// waits for the borrowers, when buffers of `len` bytes are lent on
+    /// this transport (within the process, or across processes that may
+    /// read each other's memory); `None` when they are not.
+    fn with_loan<R>(
+        &self,
+        bytes: &[u8],
+        ty: PodType,
+        len: usize,
+        f: impl FnOnce(Notes<'_>) -> R,
+    ) -> Option<R> {
+        if len < LEND_FROM {
+            return None;
+        }
+        let t = self.transport();
+        if t.shares_memory() {
+            return Some(lend(bytes, |loan| {
+                f(&|offset, len| {
+                    Lent {
+                        loan: loan.clone(),
+                        offset,
+                        len,
+                        ty,
+                    }
+                    .into_msg()
+                })
+            }));
+        }
+        if !t.reads_peer_memory() {
+            return None;
+        }
+        let ticket = Ticket::open(bytes)?;
+        // Each borrower copies `len` bytes: spin rather than sleep until
+        // then (about 2 GB/s of `process_vm_readv` on slow machines).
+        t.expect_replies(Duration::from_secs_f64(len as f64 / COPY_RATE));
+        Some(f(&|offset, len| ticket.note(offset, len, ty)))
     }
 
     /// Takes the next packet of the call `tag` from `from` into `buf`:
     /// copies lent bytes out of the lender's buffer and acknowledges them
     /// (also when they do not fit, so the lender is never left waiting),
-    /// or copies a message's bytes.
+    /// or copies a message's bytes. A copy across processes that the
+    /// system forbids is refused, and the bytes then come as a message.
     fn take_plain(&self, from: usize, tag: Tag, ty: PodType, buf: &mut dyn PlainBuf) -> Result<()> {
-        let msg = self.recv_raw(from, tag)?;
-        match Lent::from_msg(msg) {
-            Ok(lent) => {
+        match Part::of(self.recv_raw(from, tag)?)? {
+            Part::Lent(lent) => {
                 let copied = lent.check(ty).and_then(|()| {
                     let dst = buf.fit(lent.elements())?;
                     lent.loan.copy_to(lent.offset, dst)
@@ -85,7 +154,22 @@ impl<T: Transport> LinkRank<T> {
                 let acked = self.ack(from, tag);
                 copied.and(acked)
             }
-            Err(msg) => match Pieces::from_msg(msg) {
+            Part::Remote(note) => {
+                let dst = note
+                    .check(ty)
+                    .and_then(|()| buf.fit(ty.elements(note.len())));
+                match dst.map(|dst| note.copy_to(dst)) {
+                    Ok(Err(CopyError::Refused(refused))) => {
+                        self.send_msg(refused.into_msg(), from, tag)?;
+                        self.take_plain(from, tag, ty, buf)
+                    }
+                    copied => {
+                        let acked = self.ack(from, tag);
+                        copied.and_then(|c| c.map_err(Error::from)).and(acked)
+                    }
+                }
+            }
+            Part::Msg(msg) => match Pieces::from_msg(msg) {
                 Ok(total) => self.take_pieces(from, tag, ty, buf, total),
                 Err(msg) => msg.copy_into(ty, buf),
             },
@@ -131,10 +215,34 @@ impl<T: Transport> LinkRank<T> {
         dst.map(drop)
     }
 
-    /// Waits for the acknowledgement of every rank of `ranks`.
-    fn await_acks(&self, ranks: impl IntoIterator<Item = usize>, tag: Tag) -> Result<()> {
+    /// Waits for the acknowledgement of every rank of `ranks`; returns the
+    /// ranks that refused to copy across processes (then this transport
+    /// lends no more, and the caller sends them the bytes).
+    fn await_acks(&self, ranks: impl IntoIterator<Item = usize>, tag: Tag) -> Result<Vec<usize>> {
+        let mut refused = Vec::new();
         for r in ranks {
-            self.recv_raw(r, tag)?;
+            if Refused::from_msg(&self.recv_raw(r, tag)?) {
+                refused.push(r);
+            }
+        }
+        if !refused.is_empty() {
+            self.transport().peer_memory_refused();
+        }
+        Ok(refused)
+    }
+
+    /// Sends `bytes` to `to` as messages (a rank that refused a loan): one
+    /// message, or a broadcast's pieces when there are more than `PIECE`.
+    fn push(&self, to: usize, ty: PodType, bytes: &[u8], tag: Tag) -> Result<()> {
+        if bytes.len() <= PIECE {
+            return self.send_msg(Msg::plain_copy(ty, bytes), to, tag);
+        }
+        let note = Msg::new(Pieces {
+            bytes: bytes.len() as u64,
+        });
+        self.send_msg(note, to, tag)?;
+        for piece in bytes.chunks(PIECE) {
+            self.send_msg(Msg::plain_copy(ty, piece), to, tag)?;
         }
         Ok(())
     }
@@ -150,20 +258,18 @@ impl<T: Transport> NativePod for LinkRank<T> {
             return self.take_plain(0, tag, ty, buf);
         }
         let bytes: &[u8] = buf.bytes();
-        if self.lends(bytes.len()) {
-            let workers = 1..self.nprocs();
-            return lend(bytes, |loan| {
-                for r in workers.clone() {
-                    let note = Lent {
-                        loan: loan.clone(),
-                        offset: 0,
-                        len: bytes.len(),
-                        ty,
-                    };
-                    self.send_msg(note.into_msg(), r, tag)?;
-                }
-                self.await_acks(workers, tag)
-            });
+        let workers = 1..self.nprocs();
+        let lent = self.with_loan(bytes, ty, bytes.len(), |note| {
+            for r in workers.clone() {
+                self.send_msg(note(0, bytes.len()), r, tag)?;
+            }
+            self.await_acks(workers.clone(), tag)
+        });
+        if let Some(refused) = lent {
+            for r in refused? {
+                self.push(r, ty, bytes, tag)?;
+            }
+            return Ok(());
         }
         if bytes.len() <= PIECE {
             // One copy, shared by every receiver (one memfd on processes).
@@ -208,7 +314,8 @@ impl<T: Transport> NativePod for LinkRank<T> {
             ranges.push(at..at + ty.bytes(c));
             at += ty.bytes(c);
         }
-        let own = |recv: Option<&mut dyn PlainBuf>| match recv {
+        let mut recv = recv;
+        let mut own = || match recv.take() {
             Some(recv) => {
                 recv.fit(counts[0])?
                     .copy_from_slice(&send[ranges[0].clone()]);
@@ -217,27 +324,26 @@ impl<T: Transport> NativePod for LinkRank<T> {
             None => Ok(()),
         };
         let workers = 1..self.nprocs();
-        if self.lends(ranges.get(1).map_or(0, |r| r.len())) {
-            return lend(send, |loan| {
-                for r in workers.clone() {
-                    let note = Lent {
-                        loan: loan.clone(),
-                        offset: ranges[r].start,
-                        len: ranges[r].len(),
-                        ty,
-                    };
-                    self.send_msg(note.into_msg(), r, tag)?;
-                }
-                // Main copies its chunk while the workers copy theirs.
-                let mine = own(recv);
-                let acked = self.await_acks(workers, tag);
-                mine.and(acked)
-            });
+        let chunk = ranges.get(1).map_or(0, |r| r.len());
+        let lent = self.with_loan(send, ty, chunk, |note| {
+            for r in workers.clone() {
+                self.send_msg(note(ranges[r].start, ranges[r].len()), r, tag)?;
+            }
+            // Main copies its chunk while the workers copy theirs.
+            let mine = own();
+            let acked = self.await_acks(workers.clone(), tag);
+            mine.and(acked)
+        });
+        if let Some(refused) = lent {
+            for r in refused? {
+                self.push(r, ty, &send[ranges[r].clone()], tag)?;
+            }
+            return own();
         }
         for r in workers {
             self.send_msg(Msg::plain_copy(ty, &send[ranges[r].clone()]), r, tag)?;
         }
-        own(recv)
+        own()
     }
 
     fn gather_pod(
@@ -249,51 +355,63 @@ impl<T: Transport> NativePod for LinkRank<T> {
         tag: Tag,
     ) -> Result<Vec<usize>> {
         if !self.on_main() {
-            if self.lends(send.len()) {
-                return lend(send, |loan| {
-                    let note = Lent {
-                        loan: loan.clone(),
-                        offset: 0,
-                        len: send.len(),
-                        ty,
-                    };
-                    self.send_msg(note.into_msg(), 0, tag)?;
-                    self.await_acks([0], tag).map(|()| Vec::new())
-                });
+            let lent = self.with_loan(send, ty, send.len(), |note| {
+                self.send_msg(note(0, send.len()), 0, tag)?;
+                self.await_acks([0], tag)
+            });
+            if let Some(refused) = lent {
+                if !refused?.is_empty() {
+                    self.send_msg(Msg::plain_copy(ty, send), 0, tag)?;
+                }
+                return Ok(Vec::new());
             }
             self.send_msg(Msg::plain_copy(ty, send), 0, tag)?;
             return Ok(Vec::new());
         }
         let mut parts = Vec::with_capacity(self.nprocs());
         for r in 1..self.nprocs() {
-            match self.recv_raw(r, tag) {
-                Ok(msg) => parts.push(Lent::from_msg(msg)),
+            match self.recv_raw(r, tag).and_then(Part::of) {
+                Ok(part) => parts.push(part),
                 Err(e) => {
-                    let _ = self.ack_lent(&parts, tag);
+                    let _ = self.ack_lent(&parts, &[], tag);
                     return Err(e);
                 }
             }
         }
-        let copied = copy_parts(ty, send, &parts, recv, own);
-        let acked = self.ack_lent(&parts, tag);
+        let mut recv = recv;
+        let mut refused = Vec::new();
+        let copied = copy_parts(ty, send, &parts, recv.as_deref_mut(), own, &mut refused);
+        let acked = self.ack_lent(&parts, &refused, tag);
+        // Ranks whose loans could not be read send their bytes instead.
+        let mut fetched = Ok(());
+        for (i, at, why) in refused {
+            let r = i + 1;
+            let msg = self
+                .send_msg(why.into_msg(), r, tag)
+                .and_then(|()| self.recv_raw(r, tag));
+            let placed = msg.and_then(|msg| {
+                let bytes = msg.plain_bytes(ty)?;
+                if let (Ok(_), Some(out)) = (&copied, recv.as_deref_mut()) {
+                    out.bytes()[at..at + bytes.len()].copy_from_slice(bytes);
+                }
+                Ok(())
+            });
+            fetched = fetched.and(placed);
+        }
         let counts = copied?;
-        acked.map(|()| counts)
+        acked.and(fetched).map(|()| counts)
     }
 
     fn send_pod(&self, ty: PodType, buf: &[u8], to: usize, tag: Tag) -> Result<()> {
-        if self.lends(buf.len()) {
-            return lend(buf, |loan| {
-                let note = Lent {
-                    loan: loan.clone(),
-                    offset: 0,
-                    len: buf.len(),
-                    ty,
-                };
-                self.send_msg(note.into_msg(), to, tag)?;
-                self.await_acks([to], tag)
-            });
+        let lent = self.with_loan(buf, ty, buf.len(), |note| {
+            self.send_msg(note(0, buf.len()), to, tag)?;
+            self.await_acks([to], tag)
+        });
+        match lent.transpose()? {
+            Some(refused) if refused.is_empty() => Ok(()),
+            Some(_) => self.push(to, ty, buf, tag),
+            None => self.send_msg(Msg::plain_copy(ty, buf), to, tag),
         }
-        self.send_msg(Msg::plain_copy(ty, buf), to, tag)
     }
 
     fn recv_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, from: usize, tag: Tag) -> Result<()> {
@@ -302,12 +420,18 @@ impl<T: Transport> NativePod for LinkRank<T> {
 }
 
 impl<T: Transport> LinkRank<T> {
-    /// Acknowledges every lent part of a gather (rank `i + 1` lent part
-    /// `i`); the first failure is returned, after trying them all.
-    fn ack_lent(&self, parts: &[std::result::Result<Lent, Msg>], tag: Tag) -> Result<()> {
+    /// Acknowledges every loan among the parts of a gather (rank `i + 1`
+    /// sent part `i`) but those `refused`; the first failure is returned,
+    /// after trying them all.
+    fn ack_lent(
+        &self,
+        parts: &[Part],
+        refused: &[(usize, usize, Refused)],
+        tag: Tag,
+    ) -> Result<()> {
         let mut first = Ok(());
         for (i, part) in parts.iter().enumerate() {
-            if part.is_ok() {
+            if part.is_loan() && !refused.iter().any(|(j, _, _)| *j == i) {
                 let acked = self.ack(i + 1, tag);
                 if first.is_ok() {
                     first = acked;
@@ -320,22 +444,29 @@ impl<T: Transport> LinkRank<T> {
 
 /// Main's end of a gather: every part's count, and (into `recv`, fitted to
 /// the total) the parts back to back, main's own unless `own` is false.
-fn copy_parts(
+/// A loan across processes the system forbids to read is left out, with
+/// its part's index and its place, in `refused`.
+fn copy_parts<'b>(
     ty: PodType,
     send: &[u8],
-    parts: &[std::result::Result<Lent, Msg>],
-    recv: Option<&mut dyn PlainBuf>,
+    parts: &[Part],
+    recv: Option<&mut (dyn PlainBuf + 'b)>,
     own: bool,
+    refused: &mut Vec<(usize, usize, Refused)>,
 ) -> Result<Vec<usize>> {
     let recv = recv.ok_or_else(|| missing(Op::Gather, "buffer"))?;
     let mut counts = vec![ty.elements(send.len())];
     for part in parts {
         counts.push(match part {
-            Ok(lent) => {
+            Part::Lent(lent) => {
                 lent.check(ty)?;
                 lent.elements()
             }
-            Err(msg) => ty.elements(msg.plain_bytes(ty)?.len()),
+            Part::Remote(note) => {
+                note.check(ty)?;
+                ty.elements(note.len())
+            }
+            Part::Msg(msg) => ty.elements(msg.plain_bytes(ty)?.len()),
         });
     }
     let skip = usize::from(!own);
@@ -345,14 +476,22 @@ fn copy_parts(
         out[..send.len()].copy_from_slice(send);
         at = send.len();
     }
-    for part in parts {
+    for (i, part) in parts.iter().enumerate() {
         match part {
-            Ok(lent) => {
+            Part::Lent(lent) => {
                 lent.loan
                     .copy_to(lent.offset, &mut out[at..at + lent.len])?;
                 at += lent.len;
             }
-            Err(msg) => {
+            Part::Remote(note) => {
+                match note.copy_to(&mut out[at..at + note.len()]) {
+                    Ok(()) => {}
+                    Err(CopyError::Refused(why)) => refused.push((i, at, why)),
+                    Err(CopyError::Failed(e)) => return Err(e),
+                }
+                at += note.len();
+            }
+            Part::Msg(msg) => {
                 let bytes = msg.plain_bytes(ty)?;
                 out[at..at + bytes.len()].copy_from_slice(bytes);
                 at += bytes.len();

@@ -13,6 +13,7 @@ use crate::segment::SharedMemory;
 use super::lend::Lent;
 use super::mailbox::{Mailboxes, counterpart};
 use super::packet::{AbortNote, BlockedNote, DoneNote, Kind, Packet};
+use super::remote::{CopyError, Remote};
 use super::watch::{Verdict, Watch};
 use super::{Event, Limits, Transport};
 
@@ -522,14 +523,29 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
 
     fn recv_msg_in(&self, group: u64, from: usize, tag: Tag) -> Result<Msg> {
         let msg = self.recv_raw_in(group, from, tag)?;
-        match Lent::from_msg(msg) {
-            Err(msg) => Ok(msg),
+        let msg = match Lent::from_msg(msg) {
+            Err(msg) => msg,
             // Plain data lent by a `*_into` call: copied out, acknowledged.
             Ok(lent) => {
                 let owned = lent.to_msg();
                 let acked = self.send_msg_in(group, Msg::new(()), from, tag);
-                owned.and_then(|m| acked.map(|()| m))
+                return owned.and_then(|m| acked.map(|()| m));
             }
+        };
+        match Remote::from_msg(msg) {
+            Err(msg) => Ok(msg),
+            // Lent by another process: copied out of it, acknowledged; if
+            // the system forbids the copy, the sender sends the bytes.
+            Ok(note) => match note?.to_msg() {
+                Err(CopyError::Refused(refused)) => {
+                    self.send_msg_in(group, refused.into_msg(), from, tag)?;
+                    self.recv_msg_in(group, from, tag)
+                }
+                owned => {
+                    let acked = self.send_msg_in(group, Msg::new(()), from, tag);
+                    owned.map_err(Error::from).and_then(|m| acked.map(|()| m))
+                }
+            },
         }
     }
 

@@ -104,6 +104,8 @@ pub(super) fn connect(main_pid: u32) -> Option<Result<UnixStream>> {
                 "main (pid {main_pid}) exited before this worker started"
             )));
         }
+        // Main and the other workers may read this worker's lent buffers.
+        allow_reads_by(main_pid);
         let sock =
             rustix::io::fcntl_dupfd_cloexec(stdin.as_fd(), 3).map_err(std::io::Error::from)?;
         let null = std::fs::File::open("/dev/null")?;
@@ -179,6 +181,16 @@ fn lost(e: std::io::Error, what: &str) -> Error {
             PATIENCE.as_secs()
         )),
         _ => e.into(),
+    }
+}
+
+/// Lets process `pid` and its descendants (main and every worker) read this
+/// process's memory with `process_vm_readv` where Yama's `ptrace_scope` is
+/// 1 (the default on several distributions). A system without Yama, or one
+/// that forbids it anyway, makes receivers refuse loans instead.
+pub(super) fn allow_reads_by(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::set_ptracer(rustix::process::PTracer::ProcessID(pid));
     }
 }
 

@@ -103,6 +103,8 @@ pub(super) struct Endpoint {
     closed: usize,
     /// The shared-memory rings to the peers, if the pool has them.
     rings: Option<Arc<Rings>>,
+    /// Waits until then spin before they sleep (a reply is expected).
+    spin_until: Option<Instant>,
 }
 
 impl Endpoint {
@@ -130,6 +132,7 @@ impl Endpoint {
             events: VecDeque::new(),
             closed: 0,
             rings: None,
+            spin_until: None,
         }
     }
 
@@ -142,6 +145,13 @@ impl Endpoint {
 
     pub(super) fn rank(&self) -> usize {
         self.rank
+    }
+
+    /// Waits until `within` from now spin on the rings rather than sleep:
+    /// a reply is expected by then (a borrower copying a lent buffer), and
+    /// waking a sleeping rank costs tens of microseconds on busy machines.
+    pub(super) fn spin_for(&mut self, within: Duration) {
+        self.spin_until = Some(Instant::now() + within);
     }
 
     pub(super) fn nprocs(&self) -> usize {
@@ -323,7 +333,7 @@ impl Endpoint {
             .flatten()
             .any(|p| p.closed.is_none() && p.reader.cut().is_some());
         if !on_socket && !matches!(want, Some(Want::Socket(_))) {
-            let spin_until = Instant::now() + SPIN;
+            let spin_until = (Instant::now() + SPIN).max(self.spin_until.unwrap_or(Instant::now()));
             for i in 0u32.. {
                 if self.take_rings(&rings) || moved(want) {
                     return Ok(false);

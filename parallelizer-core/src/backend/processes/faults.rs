@@ -63,3 +63,11 @@ pub fn __inject_sparse_memfd(to: usize, len: u64) -> Result<()> {
     let (net, region) = current("inject_sparse_memfd")?;
     net.send_sparse(to, region, Tag::new(Op::Gather, 0), len)
 }
+
+/// Makes the calling thread refuse loans from other processes, as a system
+/// that forbids `process_vm_readv` between them would (`on`), or stops:
+/// its receives then get the bytes as messages (the fallback's tests).
+#[doc(hidden)]
+pub fn __refuse_peer_reads(on: bool) {
+    crate::link::refuse_on_this_thread(on);
+}

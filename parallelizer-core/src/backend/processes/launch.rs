@@ -433,6 +433,9 @@ pub(super) fn launch(
         ends[j][i] = Some(b);
     }
     let main_pid = std::process::id();
+    // Workers may read main's memory (lent buffers), also where Yama's
+    // ptrace_scope is 1; without Yama this fails harmlessly.
+    super::boot::allow_reads_by(main_pid);
     let args = worker_args();
     // Workers forward their `tracing` events to the subscriber that is the
     // default here, if it wants any (through the stderr relay).

@@ -62,11 +62,29 @@
 //! the socket after the ring to that peer is empty, counted in the ring's
 //! control block, so each peer's frames arrive in the order they were sent.
 //!
-//! **Handshake.** The launch information (rank, nprocs, main's pid, the
-//! socket descriptors, a random 16-byte token, the configuration) is in a
-//! memfd the child inherits; the environment variable only says where
-//! (`launch`), and only a process whose parent is main honours it. A
-//! joining worker reads and closes the memfd, adopts its sockets, runs the
+//! **Large plain data.** A plain buffer of 64 KiB or more (`send_slice`,
+//! the `_into` collectives, and the generic calls on vectors of numbers)
+//! is not copied into a message at all: the sender lends it for the call
+//! (`crate::link`'s `remote` loans) — a small note with its process id and
+//! the buffer's address goes through the ring, each receiver copies the
+//! bytes straight out of the sender's memory into its own buffer with one
+//! `process_vm_readv` (Linux cross-memory attach, as Open MPI's
+//! shared-memory transport does) and acknowledges, and the sender returns
+//! when every receiver has. One copy, made by the receivers in parallel,
+//! with no shared buffer in between and no fresh pages to fault in. Such a
+//! send waits for its receive, as on threads (a cycle of such sends is
+//! `Error::Deadlock`). Every rank allows main and main's descendants to
+//! read it (`PR_SET_PTRACER`, for systems whose Yama `ptrace_scope` is 1);
+//! where the system forbids the read anyway, the receiver refuses the
+//! loan, gets the bytes as a message instead, and the pool lends no more.
+//!
+//! **Handshake.** Workers start with `posix_spawn` (no fork of a large
+//! parent). The launch information (rank, nprocs, the socket descriptors, a
+//! random 16-byte token, the configuration) comes over a boot socket on
+//! the child's standard input, descriptors as `SCM_RIGHTS` (`boot`); the
+//! environment variable only names main's pid, and a worker honours it only
+//! if the boot socket's peer is that process and it is its parent. A
+//! joining worker reads the launch information, adopts its sockets, runs the
 //! `Config::initializer` if any, and sends main a `Hello`: rank, pid, the
 //! token, whether it runs SPMD, and the initializer's error. Main waits up
 //! to `start_timeout` for every Hello; a wrong token or rank, an initializer
@@ -108,7 +126,8 @@
 //! giving up on them, default 2), `prefix_output` (relay worker
 //! stdout/stderr line by line with a `[rank N] ` prefix, default true;
 //! false inherits), `rings` (frames through shared-memory rings, default
-//! true; false: sockets only).
+//! true; false: sockets only), `lend` (large plain buffers lent across
+//! processes, default true; false: they travel as messages).
 
 mod boot;
 mod endpoint;
@@ -154,7 +173,7 @@ use session::{Session, lock};
 use spmd::Spmd;
 
 #[doc(hidden)]
-pub use faults::{__frame_header, __inject_raw, __inject_sparse_memfd};
+pub use faults::{__frame_header, __inject_raw, __inject_sparse_memfd, __refuse_peer_reads};
 
 /// Ranks as OS processes: copies of the current executable over private
 /// Unix sockets. See the [module docs](self).

@@ -8,7 +8,7 @@ use crate::error::Result;
 use super::frame::DEFAULT_MAX_FRAME;
 
 /// `shm_threshold`, `max_frame`, `start_timeout`, `grace`, `prefix_output`,
-/// `rings`: see the [module docs](super).
+/// `rings`, `lend`: see the [module docs](super).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Opts {
     shm_threshold: usize,
@@ -17,6 +17,7 @@ pub(super) struct Opts {
     grace: Duration,
     prefix_output: bool,
     rings: bool,
+    lend: bool,
 }
 
 impl Opts {
@@ -29,14 +30,17 @@ impl Opts {
             grace: o.secs("grace", Duration::from_secs(2))?,
             prefix_output: o.get("prefix_output", true)?,
             rings: o.get("rings", true)?,
+            lend: o.get("lend", true)?,
         };
         o.finish()?;
         Ok(opts)
     }
 
-    /// Broadcasts of at least this many bytes go through a memfd.
-    pub(super) fn shm_threshold(&self) -> usize {
-        self.shm_threshold
+    /// How a rank's [`Net`](super::port::Net) moves large payloads:
+    /// broadcasts of at least this many bytes through a memfd, and whether
+    /// large plain buffers are lent to the ranks that read them.
+    pub(super) fn transfer(&self) -> (usize, bool) {
+        (self.shm_threshold, self.lend)
     }
 
     /// The largest in-band frame accepted.

@@ -22,6 +22,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,9 @@ pub(super) struct Net {
     nprocs: usize,
     inner: Mutex<Inner>,
     shm_threshold: usize,
+    /// Whether large plain buffers are lent to the other ranks, which read
+    /// them with `process_vm_readv` (cleared when one was refused).
+    lends: AtomicBool,
     obituary: Option<Arc<dyn Obituary>>,
 }
 
@@ -79,9 +83,10 @@ pub(super) enum Control {
 
 impl Net {
     /// Rank `ep.rank()`'s sockets; main passes the `obituary` of its workers.
+    /// `lends`: whether large plain buffers are lent across processes.
     pub(super) fn new(
         ep: Endpoint,
-        shm_threshold: usize,
+        (shm_threshold, lends): (usize, bool),
         obituary: Option<Arc<dyn Obituary>>,
     ) -> Arc<Net> {
         let (rank, nprocs) = (ep.rank(), ep.nprocs());
@@ -96,6 +101,7 @@ impl Net {
                 broken: vec![false; nprocs],
             }),
             shm_threshold,
+            lends: AtomicBool::new(lends && cfg!(target_os = "linux")),
             obituary,
         })
     }
@@ -475,6 +481,20 @@ impl Transport for Port {
             self.put(&mut inner, r, (header, name), &[&bytes], &fds)?;
         }
         Ok(())
+    }
+
+    /// The ranks are processes of this machine, which may read each
+    /// other's memory unless the option `lend` is off or a read was refused.
+    fn reads_peer_memory(&self) -> bool {
+        self.net.lends.load(Ordering::Relaxed)
+    }
+
+    fn expect_replies(&self, within: Duration) {
+        self.net.lock().ep.spin_for(within);
+    }
+
+    fn peer_memory_refused(&self) {
+        self.net.lends.store(false, Ordering::Relaxed);
     }
 
     /// The ranks are processes of this machine: memfds they all map.

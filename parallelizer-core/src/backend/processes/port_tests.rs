@@ -11,7 +11,7 @@ fn pair(shm_threshold: usize) -> (Port, Port) {
     a.set_nonblocking(true).unwrap();
     b.set_nonblocking(true).unwrap();
     let max = super::super::frame::DEFAULT_MAX_FRAME;
-    let net = |rank, socks| Net::new(Endpoint::new(rank, socks, max), shm_threshold, None);
+    let net = |rank, socks| Net::new(Endpoint::new(rank, socks, max), (shm_threshold, true), None);
     let (na, nb) = (net(0, vec![None, Some(a)]), net(1, vec![Some(b), None]));
     (na.port(1, None, None), nb.port(1, None, None))
 }

@@ -77,7 +77,7 @@ pub(super) fn join(info: &LaunchInfo, spmd: bool, opts: &Opts) -> Result<Arc<Net
     }
     let ep = Endpoint::new(info.rank(), info.adopt_sockets()?, opts.max_frame())
         .with_rings(info.adopt_rings()?);
-    let net = Net::new(ep, opts.shm_threshold(), None);
+    let net = Net::new(ep, opts.transfer(), None);
     let init = run_initializer(info.config(), info.rank(), info.nprocs());
     let mut hello = Vec::new();
     crate::msg::encode_serde(&info.hello(spmd, init.as_ref()), &mut hello)?;

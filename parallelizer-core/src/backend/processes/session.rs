@@ -116,7 +116,7 @@ impl Session {
         if nprocs == 1 {
             let ep = Endpoint::new(0, vec![None], opts.max_frame());
             return Ok(Session {
-                net: Net::new(ep, opts.shm_threshold(), None),
+                net: Net::new(ep, opts.transfer(), None),
                 workers: Arc::new(Workers::new(vec![None])),
                 spmd: false,
                 relays: Vec::new(),
@@ -130,7 +130,7 @@ impl Session {
         let ep = Endpoint::new(0, launched.socks, opts.max_frame()).with_rings(launched.rings);
         let obituary: Arc<dyn Obituary> = workers.clone();
         let mut session = Session {
-            net: Net::new(ep, opts.shm_threshold(), Some(obituary)),
+            net: Net::new(ep, opts.transfer(), Some(obituary)),
             workers,
             spmd: false,
             relays: launched.relays,

@@ -1,0 +1,158 @@
+//! The processes backend lends plain buffers of 64 KiB and more across
+//! processes: receivers copy them straight out of the sender's memory
+//! (`process_vm_readv`) and acknowledge. Results equal the message path's
+//! with lending on, off (option `lend`), and refused by the system (the
+//! receivers then get the bytes as messages, also a broadcast larger than
+//! a piece); a borrower that fails or never receives releases the lender
+//! with an error, and nothing hangs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::data::*;
+use crate::common::procs::spawns;
+use parallelizer::backend::processes::__refuse_peer_reads;
+use parallelizer::prelude::*;
+use parallelizer::{Op, Wait};
+
+fn pool(p: usize, lend: bool) -> Arc<dyn Parallelizer> {
+    let config = Config::new("processes")
+        .nprocs(p)
+        .timeout(Duration::from_secs(60))
+        .option("lend", lend);
+    from_config(&config).unwrap()
+}
+
+/// `into_calls` on a rank that refuses every loan it is offered.
+#[parallelizer::task]
+fn refusing_into_calls(par: &dyn Parallelizer, n: usize) -> Option<IntoReport> {
+    __refuse_peer_reads(true);
+    let got = into_calls(par, n);
+    __refuse_peer_reads(false);
+    got
+}
+
+/// `p2p_forms` on ranks that refuse every loan they are offered.
+#[parallelizer::task]
+fn refusing_p2p_forms(par: &dyn Parallelizer, n: usize) -> Option<Vec<f64>> {
+    __refuse_peer_reads(true);
+    let got = p2p_forms(par, n);
+    __refuse_peer_reads(false);
+    got
+}
+
+/// A scatter first (main still lends), refused, then a gather of the sums.
+#[parallelizer::task]
+fn refusing_scatter(par: &dyn Parallelizer, n: usize) -> Option<Vec<f64>> {
+    __refuse_peer_reads(true);
+    let data = values(n);
+    let mut mine = Vec::new();
+    par.scatter_into(par.on_main().then_some(&data[..]), &mut mine)
+        .unwrap();
+    __refuse_peer_reads(false);
+    par.gather(mine.iter().sum::<f64>()).unwrap()
+}
+
+#[parallelizer::test]
+fn lending_on_and_off_give_the_same_results() {
+    let _hold = spawns();
+    for p in [2, 3] {
+        for lend in [true, false] {
+            let par = pool(p, lend);
+            let _entered = par.enter().unwrap();
+            for n in [100_000, 1 << 20] {
+                let got = par.run(into_calls, n).unwrap();
+                assert_eq!(got, Some(into_expected(n, p)), "p={p} n={n} lend={lend}");
+            }
+            let got = par.run(p2p_forms, 100_000).unwrap();
+            assert_eq!(got, Some(vec![0.0; 6]), "p={p} lend={lend}");
+        }
+    }
+}
+
+#[parallelizer::test]
+fn refused_loans_arrive_as_messages() {
+    let _hold = spawns();
+    for p in [2, 3] {
+        // A fresh pool for each: after a refusal the pool lends no more.
+        // 5e6 f64 (40 MB) is a broadcast larger than a piece.
+        for n in [100_000, 5_000_000] {
+            let par = pool(p, true);
+            let got = par.run(refusing_into_calls, n).unwrap();
+            assert_eq!(got, Some(into_expected(n, p)), "p={p} n={n}");
+        }
+        let par = pool(p, true);
+        let got = par.run(refusing_p2p_forms, 100_000).unwrap();
+        assert_eq!(got, Some(vec![0.0; 6]), "p={p}");
+        let n = 300_000;
+        let par = pool(p, true);
+        let sums = par.run(refusing_scatter, n).unwrap().unwrap();
+        let total: f64 = sums.iter().sum();
+        assert_eq!(total, values(n).iter().sum::<f64>(), "p={p}");
+    }
+}
+
+/// Rank 1 lends a buffer to rank 2, which panics instead of receiving.
+#[parallelizer::task]
+fn lend_to_a_panicking_rank(p: &dyn Parallelizer, (): ()) {
+    match p.id() {
+        1 => {
+            let data = vec![1.5f64; 100_000];
+            let sent = p.send_slice(&data, 2);
+            // The loan ended with the call: the buffer is ours again.
+            drop(data);
+            assert!(
+                matches!(sent, Err(Error::Aborted { by_rank: 2 })),
+                "{sent:?}"
+            );
+        }
+        2 => {
+            std::thread::sleep(Duration::from_millis(30));
+            panic!("receiver gave up");
+        }
+        _ => {}
+    }
+}
+
+/// Main lends rank 1 a buffer it never receives.
+#[parallelizer::task]
+fn lend_to_nobody(p: &dyn Parallelizer, (): ()) -> Result<()> {
+    if p.on_main() {
+        return p.send_slice(&vec![7u8; 1 << 20], 1);
+    }
+    Ok(())
+}
+
+#[parallelizer::test]
+fn a_borrower_that_panics_releases_the_lender() {
+    let _hold = spawns();
+    let par = pool(3, true);
+    let start = Instant::now();
+    let err = par.run(lend_to_a_panicking_rank, ()).unwrap_err();
+    assert!(
+        matches!(err, Error::WorkerPanicked { rank: 2, .. }),
+        "{err:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[parallelizer::test]
+fn a_lent_buffer_nobody_receives_is_a_deadlock_not_a_hang() {
+    let _hold = spawns();
+    let par = pool(2, true);
+    let start = Instant::now();
+    let err = par.run(lend_to_nobody, ()).unwrap_err();
+    match err {
+        Error::Deadlock { waits } => assert_eq!(
+            waits,
+            [Wait {
+                rank: 0,
+                on: 1,
+                op: Op::Send,
+                finished: true
+            }]
+        ),
+        other => panic!("expected a deadlock, got {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
