@@ -54,6 +54,9 @@ pub fn measure_pingpong(
         record(figs, plan::k_pp(bytes), || {
             main_result(par.run(tasks::pingpong, PingArgs { bytes, iters }))
         });
+        record(figs, plan::k_pp_into(bytes), || {
+            main_result(par.run(tasks::pingpong_into, PingArgs { bytes, iters }))
+        });
     }
 }
 

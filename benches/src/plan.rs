@@ -123,6 +123,10 @@ pub fn k_dispatch(p: usize) -> String {
 pub fn k_pp(bytes: usize) -> String {
     format!("pp:{bytes}")
 }
+/// Key of a ping-pong figure through `send_slice`/`receive_into`.
+pub fn k_pp_into(bytes: usize) -> String {
+    format!("pp_into:{bytes}")
+}
 /// Key of a collective figure.
 pub fn k_coll(op: &str, kind: &str, n: usize, p: usize) -> String {
     format!("{op}:{kind}:{n}:{p}")

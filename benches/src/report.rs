@@ -309,7 +309,9 @@ fn markdown(store: &Store, plot_note: &str) -> String {
     let _ = writeln!(
         w,
         "One-way time = round trip / 2 (OSU latency); bandwidth = size / one-way time. Ours: \
-         `send_pod`/`receive_pod` of a `Vec<u8>` (raw bytes, no codec, as the baselines). Baselines: a \
+         `send_pod`/`receive_pod` of a `Vec<u8>` (raw bytes, no codec, as the baselines; each \
+         receive returns a new vector), and \"ours `_into`\": `send_slice`/`receive_into` on one \
+         buffer allocated once (as mpi4py's `Send`/`Recv` into a numpy array). Baselines: a \
          hand-written ping-pong of the `Vec<u8>` over two `std::sync::mpsc` channels between two \
          threads (threads; the vector is moved, as ours is), raw socket ping-pong between two \
          processes (processes), raw rsmpi `send`/`receive_into` (mpi). The memcpy column is one \
@@ -319,9 +321,9 @@ fn markdown(store: &Store, plot_note: &str) -> String {
     );
     let _ = writeln!(
         w,
-        "| size | backend | ours | ours bandwidth | baseline | baseline bandwidth | ratio | memcpy | Python (same run) | McUtils (measured separately) |"
+        "| size | backend | ours | ours bandwidth | ours `_into` (bandwidth) | baseline | baseline bandwidth | ratio | memcpy | Python (same run) | McUtils (measured separately) |"
     );
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|");
     for &bytes in &plan.pp_bytes {
         let key = plan::k_pp(bytes);
         let mc_metric = match bytes {
@@ -337,6 +339,7 @@ fn markdown(store: &Store, plot_note: &str) -> String {
             ("mpi", "rawmpi", "raw rsmpi"),
         ] {
             let ours = store.get(backend, &key);
+            let into = store.get(backend, &plan::k_pp_into(bytes));
             let b = store.get(base, &key);
             let py = if backend == "threads" {
                 "–".into()
@@ -350,10 +353,12 @@ fn markdown(store: &Store, plot_note: &str) -> String {
             let mc = mc_metric.map_or("–".into(), |m| mc_cell(store, backend, 2, m, 0.5));
             let _ = writeln!(
                 w,
-                "| {} | {backend} | {} | {} | {} | {} | {} | {} | {py} | {mc} |",
+                "| {} | {backend} | {} | {} | {} ({}) | {} | {} | {} | {} | {py} | {mc} |",
                 size_name(bytes),
                 fmt_cell(&ours),
                 fmt_bw(bytes, &ours),
+                fmt_cell(&into),
+                fmt_bw(bytes, &into),
                 labelled(base_name, &b),
                 fmt_bw(bytes, &b),
                 fmt_ratio(&ours, &b),

@@ -54,6 +54,36 @@ pub fn pingpong(p: &dyn Parallelizer, a: PingArgs) -> Option<f64> {
     p.on_main().then(|| median(samples))
 }
 
+/// The same ping-pong through the buffer calls, `send_slice` and
+/// `receive_into` on one buffer allocated once (mpi4py's `Send`/`Recv`
+/// into a numpy array); main returns the median one-way time.
+#[parallelizer::task]
+pub fn pingpong_into(p: &dyn Parallelizer, a: PingArgs) -> Option<f64> {
+    let mut buf: Vec<u8> = parallelizer::plain_buffer(a.bytes);
+    buf.fill(1);
+    let mut samples = Vec::new();
+    for i in 0..a.iters.total() {
+        match p.id() {
+            0 => {
+                let t0 = std::time::Instant::now();
+                p.send_slice(&buf, 1).expect("send 0->1");
+                p.receive_into(&mut buf, 1).expect("receive 1->0");
+                let dt = t0.elapsed().as_secs_f64() / 2.0;
+                if i >= a.iters.warmup {
+                    samples.push(dt);
+                }
+            }
+            1 => {
+                p.receive_into(&mut buf, 0).expect("receive 0->1");
+                p.send_slice(&buf, 0).expect("send 1->0");
+            }
+            _ => {}
+        }
+    }
+    assert!(buf.iter().all(|&b| b == 1));
+    p.on_main().then(|| median(samples))
+}
+
 /// Which collective [`collective`] times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
