@@ -156,3 +156,43 @@ fn a_lent_buffer_nobody_receives_is_a_deadlock_not_a_hang() {
     }
     assert!(start.elapsed() < Duration::from_secs(10));
 }
+
+/// A large `broadcast_into` in which rank 1, which passes main's data on
+/// to rank 3 (the tree of 4 ranks: 0 -> 1, 2; 1 -> 3), has a buffer one
+/// element too long: each rank's outcome and the sum it got.
+#[parallelizer::task]
+fn relay_with_a_wrong_buffer(par: &dyn Parallelizer, n: usize) -> Option<Vec<(String, f64)>> {
+    let id = par.id();
+    let mut buf = if par.on_main() {
+        values(n)
+    } else {
+        vec![0.0; if id == 1 { n + 1 } else { n }]
+    };
+    let got = match par.broadcast_into(&mut buf) {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let sum = if id == 1 { 0.0 } else { buf.iter().sum() };
+    par.gather((got, sum)).unwrap()
+}
+
+#[parallelizer::test]
+fn a_relaying_rank_with_a_wrong_buffer_fails_alone() {
+    let _hold = spawns();
+    let n = 100_000;
+    let total: f64 = values(n).iter().sum();
+    for par in [pool(4, true), from_config("threads:4").unwrap()] {
+        let got = par.run(relay_with_a_wrong_buffer, n).unwrap().unwrap();
+        let wrong = format!(
+            "broadcast: the buffer of rank 1 holds {} elements but the call needs {n}",
+            n + 1
+        );
+        let want = vec![
+            ("ok".to_string(), total),
+            (wrong, 0.0),
+            ("ok".to_string(), total),
+            ("ok".to_string(), total),
+        ];
+        assert_eq!(got, want, "{}", par.mode());
+    }
+}

@@ -35,6 +35,7 @@ mod mailbox;
 mod packet;
 mod plain;
 mod rank;
+mod relay;
 mod remote;
 mod spawn;
 mod watch;

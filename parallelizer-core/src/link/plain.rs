@@ -1,21 +1,25 @@
 //! Plain data on the region protocol: [`LinkRank`] as a [`NativePod`].
 //!
-//! On a transport whose ranks share memory (threads), a buffer of 64 KiB or
-//! more is lent ([`lend`]): the receivers copy straight out of the
-//! sender's buffer and acknowledge, while the sender waits — one copy, and
-//! on a broadcast or scatter the workers copy in parallel. Smaller buffers,
-//! and every buffer on other transports, travel as messages of their bytes
-//! (copied once into the message; a transport that writes plain data
-//! straight from a message, as processes does, sends them as they are).
-//! Lending, acknowledging and waiting are ordinary data packets of the
-//! call, so tags, aborts and deadlock detection cover them.
+//! A buffer of 64 KiB or more is lent where the receivers can read the
+//! sender's memory: on a transport whose ranks share it (threads: [`lend`])
+//! and on one whose ranks are processes that may read each other's
+//! (processes: [`remote`](super::remote) loans, `process_vm_readv`). The
+//! receivers copy straight out of the sender's buffer into their own and
+//! acknowledge, while the sender waits — one copy, and on a broadcast or
+//! scatter the workers copy in parallel. A receiver the system forbids to
+//! read another process refuses the loan, and gets the bytes as messages.
+//! Smaller buffers, and every buffer on other transports, travel as
+//! messages of their bytes (copied once into the message; a transport that
+//! writes plain data straight from a message, as processes does, sends them
+//! as they are). Lending, acknowledging and waiting are ordinary data
+//! packets of the call, so tags, aborts and deadlock detection cover them.
 //!
 //! A broadcast of more than [`PIECE`] bytes that is not lent goes in
 //! pieces: a note with its length, then pieces of at most `PIECE` bytes,
 //! each copied into one reused buffer on main and into the caller's buffer
 //! on each receiver. So neither side ever holds a second copy of the whole
-//! payload: a 1 GiB `broadcast_into` on processes keeps every rank near
-//! 1 GiB of resident memory, not 2.
+//! payload: a 1 GiB `broadcast_into` keeps every rank near 1 GiB of
+//! resident memory, not 2, also where loans are refused.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +101,12 @@ impl Part {
     }
 }
 
+/// Whether a message is a loan's note (of this process or another).
+pub(super) fn is_loan(msg: &Msg) -> bool {
+    let name = msg.type_name();
+    name == Some(std::any::type_name::<Lent>()) || name == Some(std::any::type_name::<Remote>())
+}
+
 /// Makes the note that lends `len` bytes at an offset of a loan.
 type Notes<'a> = &'a dyn Fn(usize, usize) -> Msg;
 
@@ -105,7 +115,7 @@ impl<T: Transport> LinkRank<T> {
     /// waits for the borrowers, when buffers of `len` bytes are lent on
     /// this transport (within the process, or across processes that may
     /// read each other's memory); `None` when they are not.
-    fn with_loan<R>(
+    pub(super) fn with_loan<R>(
         &self,
         bytes: &[u8],
         ty: PodType,
@@ -145,7 +155,20 @@ impl<T: Transport> LinkRank<T> {
     /// or copies a message's bytes. A copy across processes that the
     /// system forbids is refused, and the bytes then come as a message.
     fn take_plain(&self, from: usize, tag: Tag, ty: PodType, buf: &mut dyn PlainBuf) -> Result<()> {
-        match Part::of(self.recv_raw(from, tag)?)? {
+        let msg = self.recv_raw(from, tag)?;
+        self.take_msg(msg, from, tag, ty, buf)
+    }
+
+    /// [`take_plain`](Self::take_plain) of a packet already received.
+    pub(super) fn take_msg(
+        &self,
+        msg: Msg,
+        from: usize,
+        tag: Tag,
+        ty: PodType,
+        buf: &mut dyn PlainBuf,
+    ) -> Result<()> {
+        match Part::of(msg)? {
             Part::Lent(lent) => {
                 let copied = lent.check(ty).and_then(|()| {
                     let dst = buf.fit(lent.elements())?;
@@ -218,7 +241,11 @@ impl<T: Transport> LinkRank<T> {
     /// Waits for the acknowledgement of every rank of `ranks`; returns the
     /// ranks that refused to copy across processes (then this transport
     /// lends no more, and the caller sends them the bytes).
-    fn await_acks(&self, ranks: impl IntoIterator<Item = usize>, tag: Tag) -> Result<Vec<usize>> {
+    pub(super) fn await_acks(
+        &self,
+        ranks: impl IntoIterator<Item = usize>,
+        tag: Tag,
+    ) -> Result<Vec<usize>> {
         let mut refused = Vec::new();
         for r in ranks {
             if Refused::from_msg(&self.recv_raw(r, tag)?) {
@@ -233,7 +260,7 @@ impl<T: Transport> LinkRank<T> {
 
     /// Sends `bytes` to `to` as messages (a rank that refused a loan): one
     /// message, or a broadcast's pieces when there are more than `PIECE`.
-    fn push(&self, to: usize, ty: PodType, bytes: &[u8], tag: Tag) -> Result<()> {
+    pub(super) fn push(&self, to: usize, ty: PodType, bytes: &[u8], tag: Tag) -> Result<()> {
         if bytes.len() <= PIECE {
             return self.send_msg(Msg::plain_copy(ty, bytes), to, tag);
         }
@@ -255,21 +282,11 @@ impl<T: Transport> NativePod for LinkRank<T> {
 
     fn broadcast_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, tag: Tag) -> Result<()> {
         if !self.on_main() {
-            return self.take_plain(0, tag, ty, buf);
+            return self.take_broadcast(ty, buf, tag);
         }
         let bytes: &[u8] = buf.bytes();
-        let workers = 1..self.nprocs();
-        let lent = self.with_loan(bytes, ty, bytes.len(), |note| {
-            for r in workers.clone() {
-                self.send_msg(note(0, bytes.len()), r, tag)?;
-            }
-            self.await_acks(workers.clone(), tag)
-        });
-        if let Some(refused) = lent {
-            for r in refused? {
-                self.push(r, ty, bytes, tag)?;
-            }
-            return Ok(());
+        if let Some(lent) = self.broadcast_lent(ty, bytes, tag) {
+            return lent;
         }
         if bytes.len() <= PIECE {
             // One copy, shared by every receiver (one memfd on processes).

@@ -1,0 +1,222 @@
+//! Broadcasts of lent buffers along a binomial tree.
+//!
+//! When main lends its buffer (`plain`), it lends it only to its children
+//! in a binomial tree rooted at rank 0 (ranks 1, 2, 4, …) and tells every
+//! other rank, in a [`Relay`] note, which rank will lend it the data
+//! instead: its parent, a worker that lends its own buffer to its children
+//! once it has copied main's. Main returns once its children have copied
+//! (as an MPI root returns once its sends are done), and each buffer is
+//! read by at most log2(nprocs) ranks at once, not by every worker: on a
+//! machine with fewer cores than ranks, main waits for fewer copies.
+//!
+//! A worker that cannot pass the data on (its copy failed) tells its
+//! children so, and they fail too, naming it; a worker whose own buffer
+//! has the wrong length still copies into a scratch buffer, passes that on
+//! and returns its `Length` error, so only it fails.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::msg::Msg;
+use crate::op::Tag;
+use crate::parallelizer::Parallelizer;
+use crate::plain::{PlainBuf, PodType};
+
+use super::Transport;
+use super::plain::is_loan;
+use super::rank::LinkRank;
+
+/// The parent of rank `r > 0`: `r` without its highest bit.
+fn parent(r: usize) -> usize {
+    debug_assert!(r > 0);
+    r - (1 << (usize::BITS - 1 - r.leading_zeros()))
+}
+
+/// The children of rank `r` among `n`: `r + 2^k` for every `2^k > r`.
+fn children(r: usize, n: usize) -> Vec<usize> {
+    let mut kids = Vec::new();
+    let mut bit = if r == 0 {
+        1
+    } else {
+        1 << (usize::BITS - r.leading_zeros())
+    };
+    while r + bit < n {
+        kids.push(r + bit);
+        bit <<= 1;
+    }
+    kids
+}
+
+/// What main tells a rank that is not its child, and what a parent that
+/// cannot pass the data on tells its children.
+#[derive(Debug, Serialize, Deserialize)]
+enum Relay {
+    /// Take the data from this rank.
+    From(u64),
+    /// The parent could not pass the data on, for this reason.
+    Broken(String),
+}
+
+impl Relay {
+    /// The note a message carries, if it is one; the message back if not.
+    fn from_msg(msg: Msg) -> std::result::Result<Result<Relay>, Msg> {
+        if msg.type_name() != Some(std::any::type_name::<Relay>()) {
+            return Err(msg);
+        }
+        Ok(msg.into_value::<Relay>())
+    }
+}
+
+/// A caller's buffer that takes what arrives into a scratch buffer when it
+/// does not fit (a buffer of fixed length), keeping that error: a relaying
+/// rank must pass the data on even when its own buffer is wrong.
+struct OrScratch<'a> {
+    buf: &'a mut dyn PlainBuf,
+    size: usize,
+    scratch: Vec<u8>,
+    unfit: Option<Error>,
+}
+
+impl PlainBuf for OrScratch<'_> {
+    fn bytes(&mut self) -> &mut [u8] {
+        match self.unfit {
+            Some(_) => &mut self.scratch,
+            None => self.buf.bytes(),
+        }
+    }
+
+    fn fit(&mut self, elements: usize) -> Result<&mut [u8]> {
+        if let Err(e) = self.buf.fit(elements) {
+            self.unfit = Some(e);
+            self.scratch = vec![0; elements * self.size];
+            return Ok(&mut self.scratch);
+        }
+        self.unfit = None;
+        self.buf.fit(elements)
+    }
+}
+
+impl<T: Transport> LinkRank<T> {
+    /// Main's broadcast of `bytes` when this transport lends them: to its
+    /// children, with relay notes to the other ranks; `None` when it does
+    /// not lend them.
+    pub(super) fn broadcast_lent(&self, ty: PodType, bytes: &[u8], tag: Tag) -> Option<Result<()>> {
+        let n = self.nprocs();
+        let kids = children(0, n);
+        let lent = self.with_loan(bytes, ty, bytes.len(), |note| {
+            for &r in &kids {
+                self.send_msg(note(0, bytes.len()), r, tag)?;
+            }
+            for r in (1..n).filter(|&r| parent(r) != 0) {
+                self.send_msg(Msg::new(Relay::From(parent(r) as u64)), r, tag)?;
+            }
+            self.await_acks(kids.iter().copied(), tag)
+        })?;
+        Some(lent.and_then(|refused| {
+            refused
+                .into_iter()
+                .try_for_each(|r| self.push(r, ty, bytes, tag))
+        }))
+    }
+
+    /// A worker's end of a broadcast: takes the data from main or, as a
+    /// relay note says, from its parent, and if main lent it, passes it on
+    /// to its own children.
+    pub(super) fn take_broadcast(
+        &self,
+        ty: PodType,
+        buf: &mut dyn PlainBuf,
+        tag: Tag,
+    ) -> Result<()> {
+        let first = self.recv_raw(0, tag)?;
+        let (msg, from) = match Relay::from_msg(first) {
+            Err(msg) => (msg, 0),
+            Ok(Ok(Relay::From(p))) if (p as usize) < self.id() && p > 0 => {
+                (self.recv_raw(p as usize, tag)?, p as usize)
+            }
+            Ok(note) => {
+                return Err(Error::Protocol(format!(
+                    "{}: a relay note from main that names no earlier worker: {note:?}",
+                    tag.op()
+                )));
+            }
+        };
+        let kids = children(self.id(), self.nprocs());
+        if kids.is_empty() || (from == 0 && !is_loan(&msg)) {
+            // Main sent the data itself to every rank, or nobody waits on
+            // this one.
+            return self.take_msg(msg, from, tag, ty, buf);
+        }
+        let mut held = OrScratch {
+            buf,
+            size: ty.size,
+            scratch: Vec::new(),
+            unfit: None,
+        };
+        let took = match Relay::from_msg(msg) {
+            Err(msg) => self.take_msg(msg, from, tag, ty, &mut held),
+            Ok(Ok(Relay::Broken(why))) => Err(Error::Protocol(why)),
+            Ok(other) => Err(Error::Protocol(format!(
+                "{}: an unexpected relay note from rank {from}: {other:?}",
+                tag.op()
+            ))),
+        };
+        let passed = match &took {
+            Ok(()) => self.lend_on(&kids, ty, held.bytes(), tag),
+            Err(e) => {
+                let why = format!(
+                    "{}: rank {} could not pass main's data on: {e}",
+                    tag.op(),
+                    self.id()
+                );
+                kids.iter()
+                    .try_for_each(|&k| self.send_msg(Msg::new(Relay::Broken(why.clone())), k, tag))
+            }
+        };
+        let unfit = held.unfit.take().map_or(Ok(()), Err);
+        took.and(unfit).and(passed)
+    }
+
+    /// Lends `bytes` to `kids` (or, where this rank lends no more, sends
+    /// them as messages).
+    fn lend_on(&self, kids: &[usize], ty: PodType, bytes: &[u8], tag: Tag) -> Result<()> {
+        let lent = self.with_loan(bytes, ty, bytes.len(), |note| {
+            for &k in kids {
+                self.send_msg(note(0, bytes.len()), k, tag)?;
+            }
+            self.await_acks(kids.iter().copied(), tag)
+        });
+        let pushed = match lent {
+            Some(refused) => refused?,
+            None => kids.to_vec(),
+        };
+        pushed
+            .into_iter()
+            .try_for_each(|k| self.push(k, ty, bytes, tag))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rank_has_one_parent_whose_children_list_it() {
+        for n in 1..40 {
+            let mut reached = vec![false; n];
+            reached[0] = true;
+            for r in 0..n {
+                for k in children(r, n) {
+                    assert_eq!(parent(k), r, "n={n} k={k}");
+                    assert!(k > r && !reached[k], "n={n} k={k}");
+                    reached[k] = true;
+                }
+            }
+            assert!(reached.iter().all(|&x| x), "n={n}");
+        }
+        assert_eq!(children(0, 4), [1, 2]);
+        assert_eq!(children(1, 4), [3]);
+        assert_eq!(children(0, 8), [1, 2, 4]);
+        assert_eq!(children(2, 8), [6]);
+    }
+}
