@@ -9,7 +9,7 @@
 //! cargo run --release --example processes                 # all cores, n = 12, r = 9
 //! cargo run --release --example processes -- 4 8 5        # 4 ranks, n = 8, r = 5
 //! cargo run --release --example processes -- 2 12 9 --compare   # also run serial
-//! cargo run --release --example processes -- 4 --bcast 100       # 100 MB broadcast: memfd vs sockets
+//! cargo run --release --example processes -- 4 --bcast 100       # 100 MB broadcast: lent vs memfd vs sockets
 //! ```
 //!
 //! Main scatters the combinations, each rank maps its chunk
@@ -73,9 +73,15 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--bcast") {
         // cargo run --release --example processes -- 4 --bcast 100
         let mb: usize = args.get(i + 1).and_then(|a| a.parse().ok()).unwrap_or(100);
-        for (label, threshold) in [("memfd", 1usize << 20), ("sockets", usize::MAX)] {
+        let ways = [
+            ("a loan (process_vm_readv)", true, 1usize << 20),
+            ("memfd", false, 1 << 20),
+            ("sockets", false, usize::MAX),
+        ];
+        for (label, lend, threshold) in ways {
             let config = Config::new("processes")
                 .nprocs(nprocs)
+                .option("lend", lend)
                 .option("shm_threshold", threshold);
             let par = parallelizer::from_config(config).unwrap();
             let secs = par.run(bcast_bench, (mb, 5)).unwrap();
