@@ -13,6 +13,10 @@ use crate::msg::Msg;
 /// `lower` holds the values of lower ranks than `higher`.
 pub type Combine<'a> = dyn Fn(Msg, Msg) -> Result<Msg> + Sync + 'a;
 
+/// How two ranks swap values in one step: sends `mine` to the partner,
+/// returns the partner's.
+pub type Exchange<'a> = dyn Fn(&Msg, usize) -> Result<Msg> + 'a;
+
 /// One rank's view of the others for the algorithms here: its place, and
 /// messages of the current call to and from any rank.
 pub(crate) struct Peers<'a> {
@@ -20,6 +24,11 @@ pub(crate) struct Peers<'a> {
     pub nprocs: usize,
     pub send: &'a dyn Fn(Msg, usize) -> Result<()>,
     pub recv: &'a dyn Fn(usize) -> Result<Msg>,
+    /// Sends `mine` to a partner that sends its own in the same step, and
+    /// returns the partner's (recursive doubling): a transport that can
+    /// lend `mine` for the exchange saves its copy. `None`: a copy sent
+    /// with `send`, the partner's taken with `recv`.
+    pub exchange: Option<&'a Exchange<'a>>,
 }
 
 /// The values of every rank combined on rank 0 (binomial tree); `None`
@@ -71,8 +80,13 @@ pub(crate) fn allreduce(p: &Peers<'_>, mine: Msg, combine: &Combine<'_>) -> Resu
     let mut mask = 1;
     while mask < pow {
         let partner = real(virt ^ mask);
-        (p.send)(acc.duplicate()?, partner)?;
-        let theirs = (p.recv)(partner)?;
+        let theirs = match p.exchange {
+            Some(exchange) => exchange(&acc, partner)?,
+            None => {
+                (p.send)(acc.duplicate()?, partner)?;
+                (p.recv)(partner)?
+            }
+        };
         acc = if partner < p.id {
             combine(theirs, acc)?
         } else {
@@ -135,6 +149,7 @@ mod tests {
                             nprocs: n,
                             send: &send,
                             recv: &recv,
+                            exchange: None,
                         };
                         let concat = |a: Msg, b: Msg| {
                             let (a, b) = (a.into_value::<String>()?, b.into_value::<String>()?);

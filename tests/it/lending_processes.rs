@@ -13,7 +13,7 @@ use crate::common::data::*;
 use crate::common::procs::spawns;
 use parallelizer::backend::processes::__refuse_peer_reads;
 use parallelizer::prelude::*;
-use parallelizer::{Op, Wait};
+use parallelizer::{Op, Reduce, Wait};
 
 fn pool(p: usize, lend: bool) -> Arc<dyn Parallelizer> {
     let config = Config::new("processes")
@@ -194,5 +194,37 @@ fn a_relaying_rank_with_a_wrong_buffer_fails_alone() {
             ("ok".to_string(), total),
         ];
         assert_eq!(got, want, "{}", par.mode());
+    }
+}
+
+/// An allreduce (sum) of 100,000 f64 per rank, every rank's own values;
+/// the ranks in `refusing` refuse every loan they are offered.
+#[parallelizer::task]
+fn allreduce_large(par: &dyn Parallelizer, refusing: Vec<usize>) -> Option<Vec<f64>> {
+    let id = par.id();
+    __refuse_peer_reads(refusing.contains(&id));
+    let mine: Vec<f64> = (0..100_000).map(|i| (i * (id + 1)) as f64).collect();
+    let sum = par.allreduce(mine, Reduce::Sum);
+    __refuse_peer_reads(false);
+    let sum = sum.unwrap();
+    // Every rank holds the same sum.
+    let all = par.gather(sum.clone()).unwrap();
+    all.map(|all| {
+        assert!(all.iter().all(|s| *s == sum));
+        sum
+    })
+}
+
+#[parallelizer::test]
+fn large_allreduces_lend_and_fall_back() {
+    let _hold = spawns();
+    for p in [2, 3, 4] {
+        let factor: usize = (1..=p).sum();
+        let want: Vec<f64> = (0..100_000).map(|i| (i * factor) as f64).collect();
+        for refusing in [vec![], vec![1], (0..p).collect()] {
+            let par = pool(p, true);
+            let got = par.run(allreduce_large, refusing.clone()).unwrap();
+            assert_eq!(got.as_ref(), Some(&want), "p={p} refusing={refusing:?}");
+        }
     }
 }

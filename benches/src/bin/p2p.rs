@@ -76,5 +76,12 @@ fn main() {
                 }
             }
         }
+        for n in data::ALLREDUCE_NS {
+            let t = figs.get(&data::k_allreduce(n, ranks));
+            match t.and_then(serde_json::Value::as_f64) {
+                Some(t) => println!("| allreduce | {n} | {:.1} us |", t * 1e6),
+                None => println!("| allreduce | {n} | {t:?} |"),
+            }
+        }
     }
 }

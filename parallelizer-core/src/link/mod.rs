@@ -30,6 +30,7 @@
 //! [`Parallelizer::recv_msg_in`]: crate::Parallelizer::recv_msg_in
 
 mod channels;
+mod exchange;
 mod lend;
 mod mailbox;
 mod packet;

@@ -7,8 +7,10 @@ use crate::error::{Error, Result};
 use crate::msg::Msg;
 use crate::op::{Op, Tag};
 use crate::outcome::{Outcome, settle};
+use crate::parallelizer::collective::allreduce_exchanging;
 use crate::parallelizer::{AnySource, Core, NativePod, Parallelizer, Region, check_rank};
 use crate::segment::SharedMemory;
+use crate::tree::Combine;
 
 use super::lend::Lent;
 use super::mailbox::{Mailboxes, counterpart};
@@ -502,6 +504,13 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
         let packet = Packet::data(self.region, tag, msg).in_group(group);
         let sent = self.transport.send(to, packet);
         self.after_send(sent)
+    }
+
+    /// Recursive doubling whose pairs lend large plain values across
+    /// processes rather than send copies (`exchange`).
+    fn allreduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
+        let exchange = |m: &Msg, to: usize| self.exchange_msg(m, to, tag);
+        allreduce_exchanging(self, msg, combine, tag, &exchange)
     }
 
     fn broadcast_msg(&self, msg: Option<Msg>, tag: Tag) -> Result<Msg> {

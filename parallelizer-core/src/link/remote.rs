@@ -78,13 +78,23 @@ impl<'a> Ticket<'a> {
     /// of `ty`.
     pub(crate) fn note(&self, offset: usize, len: usize, ty: PodType) -> Msg {
         debug_assert!(offset + len <= self.bytes.len());
+        self.note_as(offset, len, ty.vec_name)
+    }
+
+    /// The note that lends the whole buffer, a `Vec` of plain data whose
+    /// type name is `vec_name`.
+    pub(crate) fn note_of(&self, vec_name: &str) -> Msg {
+        self.note_as(0, self.bytes.len(), vec_name)
+    }
+
+    fn note_as(&self, offset: usize, len: usize, vec_name: &str) -> Msg {
         Msg::new(Remote {
             pid: std::process::id(),
             addr: self.bytes.as_ptr() as u64 + offset as u64,
             len: len as u64,
             slot: &SLOT[self.slot] as *const AtomicU64 as u64,
             id: self.id,
-            ty: ty.vec_name.to_string(),
+            ty: vec_name.to_string(),
         })
     }
 }
@@ -185,7 +195,8 @@ impl Remote {
     /// carries), in 8-byte words.
     pub(crate) fn to_msg(&self) -> std::result::Result<Msg, CopyError> {
         let len = self.len();
-        let mut words = vec![0u64; len.div_ceil(8)];
+        // Fresh memory, on huge pages when large (the copy faults it in).
+        let mut words: Vec<u64> = crate::plain::plain_buffer(len.div_ceil(8));
         self.copy_to(&mut bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..len])?;
         Ok(Msg::from_words(words, len).sent_as(&self.ty))
     }

@@ -66,6 +66,7 @@ pub fn barrier<P: Parallelizer + ?Sized>(par: &P, tag: Tag) -> Result<()> {
 fn with_peers<P: Parallelizer + ?Sized, R>(
     par: &P,
     tag: Tag,
+    exchange: Option<&crate::tree::Exchange<'_>>,
     f: impl FnOnce(&crate::tree::Peers<'_>) -> R,
 ) -> R {
     let send = |m: Msg, to: usize| par.send_msg(m, to, tag);
@@ -75,6 +76,7 @@ fn with_peers<P: Parallelizer + ?Sized, R>(
         nprocs: par.nprocs(),
         send: &send,
         recv: &recv,
+        exchange,
     })
 }
 
@@ -85,7 +87,7 @@ pub fn reduce<P: Parallelizer + ?Sized>(
     combine: &Combine<'_>,
     tag: Tag,
 ) -> Result<Option<Msg>> {
-    with_peers(par, tag, |p| crate::tree::reduce(p, msg, combine))
+    with_peers(par, tag, None, |p| crate::tree::reduce(p, msg, combine))
 }
 
 /// Recursive-doubling all-reduce.
@@ -95,7 +97,22 @@ pub fn allreduce<P: Parallelizer + ?Sized>(
     combine: &Combine<'_>,
     tag: Tag,
 ) -> Result<Msg> {
-    with_peers(par, tag, |p| crate::tree::allreduce(p, msg, combine))
+    with_peers(par, tag, None, |p| crate::tree::allreduce(p, msg, combine))
+}
+
+/// [`allreduce`] whose pairs of ranks swap their values with `exchange`
+/// (sends `mine` to the partner, returns the partner's), for a backend
+/// that can lend the values rather than copy them.
+pub(crate) fn allreduce_exchanging<P: Parallelizer + ?Sized>(
+    par: &P,
+    msg: Msg,
+    combine: &Combine<'_>,
+    tag: Tag,
+    exchange: &crate::tree::Exchange<'_>,
+) -> Result<Msg> {
+    with_peers(par, tag, Some(exchange), |p| {
+        crate::tree::allreduce(p, msg, combine)
+    })
 }
 
 /// Hillis–Steele inclusive prefix.
@@ -105,7 +122,7 @@ pub fn scan<P: Parallelizer + ?Sized>(
     combine: &Combine<'_>,
     tag: Tag,
 ) -> Result<Msg> {
-    with_peers(par, tag, |p| crate::tree::scan(p, msg, combine))
+    with_peers(par, tag, None, |p| crate::tree::scan(p, msg, combine))
 }
 
 fn missing(op: Op) -> Error {
