@@ -14,6 +14,7 @@ pub mod maps;
 #[macro_use]
 pub mod groups;
 pub mod faults;
+pub mod lending;
 #[cfg(target_os = "linux")]
 pub mod procs;
 pub mod workload;

@@ -4,78 +4,20 @@
 //! the lender with an error, nothing hangs, and the buffer is never read
 //! after its call returned.
 
-use std::time::{Duration, Instant};
-
+use crate::common::lending;
 use parallelizer::prelude::*;
-use parallelizer::{Op, Wait};
 
 /// Values above the lending threshold (64 KiB).
 const LARGE: usize = 100_000;
 
 #[test]
 fn a_receiver_that_panics_releases_the_lender() {
-    let par = from_config("threads:3").unwrap();
-    let start = Instant::now();
-    let err = par
-        .run(
-            |p: &dyn Parallelizer, ()| {
-                match p.id() {
-                    1 => {
-                        let data = vec![1.5f64; LARGE];
-                        let sent = p.send_slice(&data, 2);
-                        // The loan ended with the call: the buffer is ours again.
-                        drop(data);
-                        assert!(
-                            matches!(sent, Err(Error::Aborted { by_rank: 2 })),
-                            "{sent:?}"
-                        );
-                    }
-                    2 => {
-                        std::thread::sleep(Duration::from_millis(30));
-                        panic!("receiver gave up");
-                    }
-                    _ => {}
-                }
-            },
-            (),
-        )
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::WorkerPanicked { rank: 2, .. }),
-        "{err:?}"
-    );
-    assert!(start.elapsed() < Duration::from_secs(5));
+    lending::a_borrower_that_panics_releases_the_lender(&*from_config("threads:3").unwrap());
 }
 
 #[test]
 fn a_lent_buffer_nobody_receives_is_a_deadlock_not_a_hang() {
-    let par = from_config("threads:2").unwrap();
-    let start = Instant::now();
-    let err = par
-        .run(
-            |p: &dyn Parallelizer, ()| {
-                // Rank 1 never receives what main lends it.
-                if p.on_main() {
-                    return p.send_slice(&vec![7u8; 1 << 20], 1);
-                }
-                Ok(())
-            },
-            (),
-        )
-        .unwrap_err();
-    match err {
-        Error::Deadlock { waits } => assert_eq!(
-            waits,
-            [Wait {
-                rank: 0,
-                on: 1,
-                op: Op::Send,
-                finished: true
-            }]
-        ),
-        other => panic!("expected a deadlock, got {other:?}"),
-    }
-    assert!(start.elapsed() < Duration::from_secs(5));
+    lending::a_loan_nobody_takes_is_a_deadlock(&*from_config("threads:2").unwrap());
 }
 
 #[test]

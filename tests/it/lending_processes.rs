@@ -7,13 +7,14 @@
 //! with an error, and nothing hangs.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::data::*;
+use crate::common::lending;
 use crate::common::procs::spawns;
+use parallelizer::Reduce;
 use parallelizer::backend::processes::__refuse_peer_reads;
 use parallelizer::prelude::*;
-use parallelizer::{Op, Reduce, Wait};
 
 fn pool(p: usize, lend: bool) -> Arc<dyn Parallelizer> {
     let config = Config::new("processes")
@@ -23,33 +24,32 @@ fn pool(p: usize, lend: bool) -> Arc<dyn Parallelizer> {
     from_config(&config).unwrap()
 }
 
+/// `f` on a thread that refuses every loan it is offered.
+fn refusing<T>(f: impl FnOnce() -> T) -> T {
+    __refuse_peer_reads(true);
+    let got = f();
+    __refuse_peer_reads(false);
+    got
+}
+
 /// `into_calls` on a rank that refuses every loan it is offered.
 #[parallelizer::task]
 fn refusing_into_calls(par: &dyn Parallelizer, n: usize) -> Option<IntoReport> {
-    __refuse_peer_reads(true);
-    let got = into_calls(par, n);
-    __refuse_peer_reads(false);
-    got
+    refusing(|| into_calls(par, n))
 }
 
 /// `p2p_forms` on ranks that refuse every loan they are offered.
 #[parallelizer::task]
 fn refusing_p2p_forms(par: &dyn Parallelizer, n: usize) -> Option<Vec<f64>> {
-    __refuse_peer_reads(true);
-    let got = p2p_forms(par, n);
-    __refuse_peer_reads(false);
-    got
+    refusing(|| p2p_forms(par, n))
 }
 
 /// A scatter first (main still lends), refused, then a gather of the sums.
 #[parallelizer::task]
 fn refusing_scatter(par: &dyn Parallelizer, n: usize) -> Option<Vec<f64>> {
-    __refuse_peer_reads(true);
     let data = values(n);
     let mut mine = Vec::new();
-    par.scatter_into(par.on_main().then_some(&data[..]), &mut mine)
-        .unwrap();
-    __refuse_peer_reads(false);
+    refusing(|| par.scatter_into(par.on_main().then_some(&data[..]), &mut mine)).unwrap();
     par.gather(mine.iter().sum::<f64>()).unwrap()
 }
 
@@ -92,69 +92,16 @@ fn refused_loans_arrive_as_messages() {
     }
 }
 
-/// Rank 1 lends a buffer to rank 2, which panics instead of receiving.
-#[parallelizer::task]
-fn lend_to_a_panicking_rank(p: &dyn Parallelizer, (): ()) {
-    match p.id() {
-        1 => {
-            let data = vec![1.5f64; 100_000];
-            let sent = p.send_slice(&data, 2);
-            // The loan ended with the call: the buffer is ours again.
-            drop(data);
-            assert!(
-                matches!(sent, Err(Error::Aborted { by_rank: 2 })),
-                "{sent:?}"
-            );
-        }
-        2 => {
-            std::thread::sleep(Duration::from_millis(30));
-            panic!("receiver gave up");
-        }
-        _ => {}
-    }
-}
-
-/// Main lends rank 1 a buffer it never receives.
-#[parallelizer::task]
-fn lend_to_nobody(p: &dyn Parallelizer, (): ()) -> Result<()> {
-    if p.on_main() {
-        return p.send_slice(&vec![7u8; 1 << 20], 1);
-    }
-    Ok(())
-}
-
 #[parallelizer::test]
 fn a_borrower_that_panics_releases_the_lender() {
     let _hold = spawns();
-    let par = pool(3, true);
-    let start = Instant::now();
-    let err = par.run(lend_to_a_panicking_rank, ()).unwrap_err();
-    assert!(
-        matches!(err, Error::WorkerPanicked { rank: 2, .. }),
-        "{err:?}"
-    );
-    assert!(start.elapsed() < Duration::from_secs(10));
+    lending::a_borrower_that_panics_releases_the_lender(&*pool(3, true));
 }
 
 #[parallelizer::test]
 fn a_lent_buffer_nobody_receives_is_a_deadlock_not_a_hang() {
     let _hold = spawns();
-    let par = pool(2, true);
-    let start = Instant::now();
-    let err = par.run(lend_to_nobody, ()).unwrap_err();
-    match err {
-        Error::Deadlock { waits } => assert_eq!(
-            waits,
-            [Wait {
-                rank: 0,
-                on: 1,
-                op: Op::Send,
-                finished: true
-            }]
-        ),
-        other => panic!("expected a deadlock, got {other:?}"),
-    }
-    assert!(start.elapsed() < Duration::from_secs(10));
+    lending::a_loan_nobody_takes_is_a_deadlock(&*pool(2, true));
 }
 
 /// A large `broadcast_into` in which rank 1, which passes main's data on
@@ -200,12 +147,14 @@ fn a_relaying_rank_with_a_wrong_buffer_fails_alone() {
 /// An allreduce (sum) of 100,000 f64 per rank, every rank's own values;
 /// the ranks in `refusing` refuse every loan they are offered.
 #[parallelizer::task]
-fn allreduce_large(par: &dyn Parallelizer, refusing: Vec<usize>) -> Option<Vec<f64>> {
+fn allreduce_large(par: &dyn Parallelizer, refusing_ranks: Vec<usize>) -> Option<Vec<f64>> {
     let id = par.id();
-    __refuse_peer_reads(refusing.contains(&id));
     let mine: Vec<f64> = (0..100_000).map(|i| (i * (id + 1)) as f64).collect();
-    let sum = par.allreduce(mine, Reduce::Sum);
-    __refuse_peer_reads(false);
+    let sum = if refusing_ranks.contains(&id) {
+        refusing(|| par.allreduce(mine, Reduce::Sum))
+    } else {
+        par.allreduce(mine, Reduce::Sum)
+    };
     let sum = sum.unwrap();
     // Every rank holds the same sum.
     let all = par.gather(sum.clone()).unwrap();

@@ -1,0 +1,72 @@
+//! Loans of large buffers that go wrong, the same on every backend that
+//! lends (threads within a process, processes across processes): a
+//! borrower that fails releases the lender, and a loan nobody takes is a
+//! deadlock, not a hang.
+
+use std::time::{Duration, Instant};
+
+use parallelizer::prelude::*;
+use parallelizer::{Op, Wait};
+
+/// Rank 1 lends a buffer above the lending threshold to rank 2, which
+/// panics instead of receiving.
+#[parallelizer::task]
+pub fn lend_to_a_panicking_rank(p: &dyn Parallelizer, (): ()) {
+    match p.id() {
+        1 => {
+            let data = vec![1.5f64; 100_000];
+            let sent = p.send_slice(&data, 2);
+            // The loan ended with the call: the buffer is ours again.
+            drop(data);
+            assert!(
+                matches!(sent, Err(Error::Aborted { by_rank: 2 })),
+                "{sent:?}"
+            );
+        }
+        2 => {
+            std::thread::sleep(Duration::from_millis(30));
+            panic!("receiver gave up");
+        }
+        _ => {}
+    }
+}
+
+/// Main lends rank 1 a buffer it never receives.
+#[parallelizer::task]
+pub fn lend_to_nobody(p: &dyn Parallelizer, (): ()) -> Result<()> {
+    if p.on_main() {
+        return p.send_slice(&vec![7u8; 1 << 20], 1);
+    }
+    Ok(())
+}
+
+/// On `par` (3 ranks or more): the panicking borrower's run fails with its
+/// panic, the lender was released, and it took less than 10 s.
+pub fn a_borrower_that_panics_releases_the_lender(par: &dyn Parallelizer) {
+    let start = Instant::now();
+    let err = par.run(lend_to_a_panicking_rank, ()).unwrap_err();
+    assert!(
+        matches!(err, Error::WorkerPanicked { rank: 2, .. }),
+        "{err:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+/// On `par` (2 ranks or more): the loan nobody takes is main's wait on a
+/// finished rank 1, reported as a deadlock in less than 10 s.
+pub fn a_loan_nobody_takes_is_a_deadlock(par: &dyn Parallelizer) {
+    let start = Instant::now();
+    match par.run(lend_to_nobody, ()).unwrap_err() {
+        Error::Deadlock { waits } => assert_eq!(
+            waits,
+            [Wait {
+                rank: 0,
+                on: 1,
+                op: Op::Send,
+                finished: true
+            }]
+        ),
+        other => panic!("expected a deadlock, got {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
