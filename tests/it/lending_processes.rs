@@ -81,9 +81,13 @@ fn refused_loans_arrive_as_messages() {
             let got = par.run(refusing_into_calls, n).unwrap();
             assert_eq!(got, Some(into_expected(n, p)), "p={p} n={n}");
         }
-        let par = pool(p, true);
-        let got = par.run(refusing_p2p_forms, 100_000).unwrap();
-        assert_eq!(got, Some(vec![0.0; 6]), "p={p}");
+        // Above a piece too: a refused send is one message, which every
+        // receive form takes (a generic receive takes only one).
+        for n in [100_000, 5_000_000] {
+            let par = pool(p, true);
+            let got = par.run(refusing_p2p_forms, n).unwrap();
+            assert_eq!(got, Some(vec![0.0; 6]), "p={p} n={n}");
+        }
         let n = 300_000;
         let par = pool(p, true);
         let sums = par.run(refusing_scatter, n).unwrap().unwrap();

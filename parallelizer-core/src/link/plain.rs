@@ -258,8 +258,9 @@ impl<T: Transport> LinkRank<T> {
         Ok(refused)
     }
 
-    /// Sends `bytes` to `to` as messages (a rank that refused a loan): one
-    /// message, or a broadcast's pieces when there are more than `PIECE`.
+    /// Sends `bytes` to `to` as messages (a rank that refused the loan of a
+    /// broadcast or a scatter, which takes them with `take_plain`): one
+    /// message, or pieces when there are more than `PIECE`.
     pub(super) fn push(&self, to: usize, ty: PodType, bytes: &[u8], tag: Tag) -> Result<()> {
         if bytes.len() <= PIECE {
             return self.send_msg(Msg::plain_copy(ty, bytes), to, tag);
@@ -426,7 +427,9 @@ impl<T: Transport> NativePod for LinkRank<T> {
         });
         match lent.transpose()? {
             Some(refused) if refused.is_empty() => Ok(()),
-            Some(_) => self.push(to, ty, buf, tag),
+            // One message: the receive may be a generic one, which takes
+            // a single message (pieces are for broadcasts' receivers).
+            Some(_) => self.send_msg(Msg::plain_copy(ty, buf), to, tag),
             None => self.send_msg(Msg::plain_copy(ty, buf), to, tag),
         }
     }
