@@ -141,11 +141,20 @@ impl<T: Transport> LinkRank<T> {
                 )));
             }
         };
+        // What the parent sent, or why it could not pass the data on.
+        let msg = match Relay::from_msg(msg) {
+            Err(msg) => Ok(msg),
+            Ok(Ok(Relay::Broken(why))) => Err(Error::Protocol(why)),
+            Ok(other) => Err(Error::Protocol(format!(
+                "{}: an unexpected relay note from rank {from}: {other:?}",
+                tag.op()
+            ))),
+        };
         let kids = children(self.id(), self.nprocs());
-        if kids.is_empty() || (from == 0 && !is_loan(&msg)) {
-            // Main sent the data itself to every rank, or nobody waits on
-            // this one.
-            return self.take_msg(msg, from, tag, ty, buf);
+        // Main lent (to this rank, or to its parent): pass it on.
+        let relays = !kids.is_empty() && (from != 0 || msg.as_ref().is_ok_and(is_loan));
+        if !relays {
+            return self.take_msg(msg?, from, tag, ty, buf);
         }
         let mut held = OrScratch {
             buf,
@@ -153,14 +162,7 @@ impl<T: Transport> LinkRank<T> {
             scratch: Vec::new(),
             unfit: None,
         };
-        let took = match Relay::from_msg(msg) {
-            Err(msg) => self.take_msg(msg, from, tag, ty, &mut held),
-            Ok(Ok(Relay::Broken(why))) => Err(Error::Protocol(why)),
-            Ok(other) => Err(Error::Protocol(format!(
-                "{}: an unexpected relay note from rank {from}: {other:?}",
-                tag.op()
-            ))),
-        };
+        let took = msg.and_then(|msg| self.take_msg(msg, from, tag, ty, &mut held));
         let passed = match &took {
             Ok(()) => self.lend_on(&kids, ty, held.bytes(), tag),
             Err(e) => {
