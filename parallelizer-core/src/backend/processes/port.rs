@@ -23,7 +23,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::attach::Attachment;
@@ -38,6 +38,9 @@ use super::frame::{Frame, Header, Kind, MAX_NAME};
 use super::shared::{self, MEMFD};
 use super::shm;
 use crate::segment::SharedMemory;
+
+/// The longest a lender spins while its borrowers copy (`expect_replies`).
+const LONGEST_SPIN: Duration = Duration::from_millis(2);
 
 /// Main's record of how its worker processes ended.
 pub(super) trait Obituary: Send + Sync {
@@ -489,8 +492,17 @@ impl Transport for Port {
         self.net.lends.load(Ordering::Relaxed)
     }
 
+    /// Spins for at most [`LONGEST_SPIN`], and only while every rank can
+    /// have a core: on a longer copy a wake-up's tens of microseconds no
+    /// longer matter, and on a crowded machine a spinning lender takes the
+    /// core a borrower needs.
     fn expect_replies(&self, within: Duration) {
-        self.net.lock().ep.spin_for(within);
+        static CORES: OnceLock<usize> = OnceLock::new();
+        let cores =
+            *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if self.net.nprocs <= cores {
+            self.net.lock().ep.spin_for(within.min(LONGEST_SPIN));
+        }
     }
 
     fn peer_memory_refused(&self) {
