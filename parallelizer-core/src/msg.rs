@@ -435,10 +435,7 @@ impl Msg {
     pub(crate) fn plain_bytes(&self, ty: PodType) -> Result<&[u8]> {
         if let Some(sent) = self.type_name() {
             if sent != ty.vec_name {
-                return Err(Error::Codec(format!(
-                    "type mismatch: expected plain data {} but the sender sent {sent}",
-                    ty.vec_name
-                )));
+                return Err(ty.mismatch(sent));
             }
         }
         let bytes = self.pod_bytes().ok_or_else(|| {

@@ -53,6 +53,15 @@ impl PodType {
         }
     }
 
+    /// The error for plain data of this type that arrived as `sent` (the
+    /// type name of a `Vec` of other elements).
+    pub(crate) fn mismatch(&self, sent: &str) -> Error {
+        Error::Codec(format!(
+            "type mismatch: expected plain data {} but the sender sent {sent}",
+            self.vec_name
+        ))
+    }
+
     /// `elements` of this type, in bytes.
     pub fn bytes(&self, elements: usize) -> usize {
         elements * self.size

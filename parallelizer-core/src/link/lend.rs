@@ -122,10 +122,7 @@ impl Lent {
         if self.ty.id == ty.id {
             return Ok(());
         }
-        Err(Error::Codec(format!(
-            "type mismatch: expected plain data {} but the sender sent {}",
-            ty.vec_name, self.ty.vec_name
-        )))
+        Err(ty.mismatch(self.ty.vec_name))
     }
 
     /// A copy of the lent bytes as an owned message of plain data (what a

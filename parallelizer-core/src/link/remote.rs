@@ -164,10 +164,7 @@ impl Remote {
         if self.ty == ty.vec_name {
             return Ok(());
         }
-        Err(Error::Codec(format!(
-            "type mismatch: expected plain data {} but the sender sent {}",
-            ty.vec_name, self.ty
-        )))
+        Err(ty.mismatch(&self.ty))
     }
 
     /// Copies the lent bytes into `dst` (of exactly their length).
