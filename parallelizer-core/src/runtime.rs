@@ -67,6 +67,12 @@ pub(crate) fn output_relayed() -> bool {
     OUTPUT_RELAYED.load(Ordering::Relaxed)
 }
 
+/// The cores this process may run on (1 if unknown): the default rank
+/// count of the local backends.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// A new process-unique parallelizer id.
 pub(crate) fn next_uid() -> u64 {
     static NEXT_UID: AtomicU64 = AtomicU64::new(1);

@@ -106,8 +106,7 @@ impl PoolThread {
 impl Threads {
     /// A threads parallelizer of `nprocs` ranks (`None`: one per core).
     pub fn new(config: Config) -> Result<Threads> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let nprocs = config.nprocs_or(cores)?;
+        let nprocs = config.nprocs_or(crate::runtime::cores())?;
         config.options().finish()?;
         Ok(Threads {
             core: Core::new(config),

@@ -226,8 +226,7 @@ impl Processes {
     /// a process launched as a worker by a `processes` main (SPMD, no
     /// guard), this joins as that worker rank instead.
     pub fn new(config: Config) -> Result<Processes> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let nprocs = config.nprocs_or(cores)?;
+        let nprocs = config.nprocs_or(crate::runtime::cores())?;
         let opts = Opts::from_config(&config)?;
         let role = match LaunchInfo::from_this_process() {
             None => Role::Main,

@@ -23,7 +23,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::attach::Attachment;
@@ -59,6 +59,9 @@ pub(super) struct Net {
     /// Whether large plain buffers are lent to the other ranks, which read
     /// them with `process_vm_readv` (cleared when one was refused).
     lends: AtomicBool,
+    /// Whether every rank can have a core, so that a lender may spin while
+    /// its borrowers copy (`expect_replies`).
+    uncrowded: bool,
     obituary: Option<Arc<dyn Obituary>>,
 }
 
@@ -105,6 +108,7 @@ impl Net {
             }),
             shm_threshold,
             lends: AtomicBool::new(lends && cfg!(target_os = "linux")),
+            uncrowded: nprocs <= crate::runtime::cores(),
             obituary,
         })
     }
@@ -497,10 +501,7 @@ impl Transport for Port {
     /// longer matter, and on a crowded machine a spinning lender takes the
     /// core a borrower needs.
     fn expect_replies(&self, within: Duration) {
-        static CORES: OnceLock<usize> = OnceLock::new();
-        let cores =
-            *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        if self.net.nprocs <= cores {
+        if self.net.uncrowded {
             self.net.lock().ep.spin_for(within.min(LONGEST_SPIN));
         }
     }
