@@ -373,18 +373,8 @@ impl<T: Transport> NativePod for LinkRank<T> {
         tag: Tag,
     ) -> Result<Vec<usize>> {
         if !self.on_main() {
-            let lent = self.with_loan(send, ty, send.len(), |note| {
-                self.send_msg(note(0, send.len()), 0, tag)?;
-                self.await_acks([0], tag)
-            });
-            if let Some(refused) = lent {
-                if !refused?.is_empty() {
-                    self.send_msg(Msg::plain_copy(ty, send), 0, tag)?;
-                }
-                return Ok(Vec::new());
-            }
-            self.send_msg(Msg::plain_copy(ty, send), 0, tag)?;
-            return Ok(Vec::new());
+            // A worker's part is a send to main, lent where buffers are.
+            return self.send_pod(ty, send, 0, tag).map(|()| Vec::new());
         }
         let mut parts = Vec::with_capacity(self.nprocs());
         for r in 1..self.nprocs() {
@@ -425,13 +415,12 @@ impl<T: Transport> NativePod for LinkRank<T> {
             self.send_msg(note(0, buf.len()), to, tag)?;
             self.await_acks([to], tag)
         });
-        match lent.transpose()? {
-            Some(refused) if refused.is_empty() => Ok(()),
-            // One message: the receive may be a generic one, which takes
-            // a single message (pieces are for broadcasts' receivers).
-            Some(_) => self.send_msg(Msg::plain_copy(ty, buf), to, tag),
-            None => self.send_msg(Msg::plain_copy(ty, buf), to, tag),
+        if lent.transpose()?.is_some_and(|refused| refused.is_empty()) {
+            return Ok(());
         }
+        // Not lent, or refused: one message (the receive may be a generic
+        // one, which takes a single message; pieces are for broadcasts).
+        self.send_msg(Msg::plain_copy(ty, buf), to, tag)
     }
 
     fn recv_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, from: usize, tag: Tag) -> Result<()> {
