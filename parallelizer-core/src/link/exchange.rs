@@ -39,19 +39,17 @@ impl<T: Transport> LinkRank<T> {
         self.send_msg(ticket.note_of(name), partner, tag)?;
         // The partner's value: its message, or its loan copied out here.
         let theirs = self.recv_raw(partner, tag)?;
-        let (theirs, refused_theirs) = match Remote::from_msg(theirs) {
-            Err(msg) => (Ok(msg), false),
+        // `Err(None)`: refused here, so its bytes come as a message.
+        let theirs = match Remote::from_msg(theirs) {
+            Err(msg) => Ok(msg),
             Ok(note) => match note.map(|n| n.to_msg()) {
                 Ok(Err(CopyError::Refused(why))) => {
                     self.send_msg(why.into_msg(), partner, tag)?;
-                    (Err(None), true)
+                    Err(None)
                 }
                 copied => {
                     self.ack(partner, tag)?;
-                    (
-                        copied.and_then(|c| c.map_err(Error::from)).map_err(Some),
-                        false,
-                    )
+                    copied.and_then(|c| c.map_err(Error::from)).map_err(Some)
                 }
             },
         };
@@ -64,10 +62,7 @@ impl<T: Transport> LinkRank<T> {
         match theirs {
             Ok(msg) => Ok(msg),
             Err(Some(e)) => Err(e),
-            Err(None) => {
-                debug_assert!(refused_theirs);
-                self.recv_msg(partner, tag)
-            }
+            Err(None) => self.recv_msg(partner, tag),
         }
     }
 }
