@@ -333,7 +333,8 @@ impl Endpoint {
             .flatten()
             .any(|p| p.closed.is_none() && p.reader.cut().is_some());
         if !on_socket && !matches!(want, Some(Want::Socket(_))) {
-            let spin_until = (Instant::now() + SPIN).max(self.spin_until.unwrap_or(Instant::now()));
+            let now = Instant::now();
+            let spin_until = (now + SPIN).max(self.spin_until.unwrap_or(now));
             for i in 0u32.. {
                 if self.take_rings(&rings) || moved(want) {
                     return Ok(false);
