@@ -27,11 +27,22 @@
 //!   nprocs × nprocs × (2 LINE + cap) ring from i to j at index i * nprocs + j:
 //!       +0      u64 head: bytes published by i (only i writes it)
 //!       +8      u64 frames i sent j on the socket since the start
+//!       +16     u64 resume: where the stream went on after i's last rewind
 //!       +LINE   u64 tail: bytes consumed by j (only j writes it)
 //!       +2 LINE cap bytes of data; byte n of the stream is at n % cap
 //! ```
 //!
-//! Indices only grow (u64 byte counts never wrap in practice). A reader
+//! Indices only grow (u64 byte counts never wrap in practice). A writer
+//! that finds its ring empty past the first quarter *rewinds*: it goes on
+//! at the next multiple of the capacity (the ring's first byte), and says so
+//! in `resume` before it publishes; its reader, whose tail is then where the
+//! writer left off, skips to `resume`. Messages that are read as fast as
+//! they are sent (ping-pongs, collectives) so keep reusing the same few
+//! pages, which stay in cache, instead of walking through the whole ring:
+//! the first touch of a page of shared memory costs about 2 µs here, and an
+//! 8 KiB broadcast took 4.6 µs for as long as its ring had fresh pages
+//! ahead (the first 1 MiB), 0.9 µs after. A reader
+
 //! trusts no index: a head more than `cap` ahead of its tail, or behind it,
 //! is a corrupt stream ([`Rings::read`]). The memfd is sealed against
 //! growing and shrinking, so no peer can make a mapping fault (`SIGBUS`).
@@ -192,6 +203,10 @@ impl Rings {
         self.u64_at(self.ring(from, to) + 8)
     }
 
+    fn resume(&self, from: usize, to: usize) -> &AtomicU64 {
+        self.u64_at(self.ring(from, to) + 16)
+    }
+
     fn tail(&self, from: usize, to: usize) -> &AtomicU64 {
         self.u64_at(self.ring(from, to) + LINE)
     }
@@ -265,8 +280,20 @@ impl Rings {
     /// first `skip`) as fit, publishes them and wakes `to` if it sleeps;
     /// returns how many.
     pub(super) fn write(&self, to: usize, parts: &[&[u8]], skip: usize) -> usize {
-        let head = self.head(self.rank, to).load(Ordering::Relaxed);
-        let room = self.room(to);
+        let mut head = self.head(self.rank, to).load(Ordering::Relaxed);
+        let consumed = self.consumed(to);
+        let cap = self.cap as u64;
+        if head == consumed && head % cap >= self.largest_frame() as u64 {
+            // Empty: rewind to the ring's first byte (module docs). The
+            // reader learns it from `resume`, published with the head below;
+            // the skipped bytes count as used until it has (room is then
+            // what lay behind the head, at least a largest frame).
+            head = head.next_multiple_of(cap);
+            self.resume(self.rank, to).store(head, Ordering::Relaxed);
+        }
+        let room = self
+            .cap
+            .saturating_sub(head.wrapping_sub(consumed) as usize);
         let data = self.ring(self.rank, to) + CTRL;
         let (mut at, mut skip, mut written) = (head, skip, 0usize);
         for part in parts {
@@ -343,10 +370,21 @@ impl Rings {
         head: u64,
         dst: &mut [MaybeUninit<u8>],
     ) -> Result<usize, &'static str> {
-        let tail = self.tail(from, self.rank).load(Ordering::Relaxed);
+        const OUT_OF_RANGE: &str = "a shared-memory ring's indices are out of range";
+        let mut tail = self.tail(from, self.rank).load(Ordering::Relaxed);
+        // Published before `head` (whose Acquire load came first); a rewind
+        // not yet published lies beyond `head`, an old one behind the tail.
+        let resume = self.resume(from, self.rank).load(Ordering::Relaxed);
+        let rewound = resume > tail && resume <= head;
+        if rewound {
+            if resume - tail >= self.cap as u64 || resume % self.cap as u64 != 0 {
+                return Err(OUT_OF_RANGE);
+            }
+            tail = resume;
+        }
         let ready = head.wrapping_sub(tail);
         if ready > self.cap as u64 {
-            return Err("a shared-memory ring's indices are out of range");
+            return Err(OUT_OF_RANGE);
         }
         let n = dst.len().min(ready as usize);
         let data = self.ring(from, self.rank) + CTRL;
@@ -367,7 +405,7 @@ impl Rings {
             };
             done += k;
         }
-        if n > 0 {
+        if n > 0 || rewound {
             self.tail(from, self.rank)
                 .store(tail + n as u64, Ordering::Release);
             self.wake(from);
@@ -423,15 +461,17 @@ mod tests {
     fn bytes_wrap_around_the_end_in_order() {
         let (a, b) = pair(2);
         let cap = a.cap();
-        // Fill most of the ring, drain it, then write across the end.
+        // Fill most of the ring, read all but a little (a ring that is not
+        // empty does not rewind), then write across the end.
         let first: Vec<u8> = (0..cap - 100).map(|i| i as u8).collect();
         assert_eq!(a.write(1, &[&first], 0), first.len());
         assert!(!a.drained(1) && b.pending(0));
-        assert_eq!(read_all(&b, 0, first.len()), first);
-        assert!(a.drained(1));
+        assert_eq!(read_all(&b, 0, first.len() - 1), first[..first.len() - 1]);
         let second: Vec<u8> = (0..1000).map(|i| (i * 7) as u8).collect();
         assert_eq!(a.write(1, &[&second[..10], &second[10..]], 0), 1000);
-        assert_eq!(read_all(&b, 0, 1000), second);
+        assert_eq!(a.head(0, 1).load(Ordering::Relaxed), cap as u64 + 900);
+        assert_eq!(read_all(&b, 0, 1001)[1..], second);
+        assert!(a.drained(1));
         // A full ring takes nothing more; what is read makes room.
         let big = vec![9u8; cap + 5];
         assert_eq!(a.write(1, &[&big], 0), cap);
@@ -440,6 +480,40 @@ mod tests {
         assert_eq!(a.write(1, &[&big], cap), 5);
         assert_eq!(read_all(&b, 0, cap), vec![9; cap]);
         assert!(!b.pending(0));
+    }
+
+    #[test]
+    fn an_empty_ring_rewinds_to_its_first_byte() {
+        let (a, b) = pair(2);
+        let (cap, quarter) = (a.cap() as u64, a.largest_frame());
+        // Short of a quarter: no rewind.
+        let small = vec![1u8; quarter - 1];
+        assert_eq!(a.write(1, &[&small], 0), small.len());
+        assert_eq!(read_all(&b, 0, small.len()), small);
+        assert_eq!(a.write(1, &[b"ab"], 0), 2);
+        assert_eq!(read_all(&b, 0, 2), b"ab");
+        // Past a quarter and empty: the next bytes go at the ring's start,
+        // in order, and the reader skips the gap.
+        let frame: Vec<u8> = (0..quarter).map(|i| (i * 3) as u8).collect();
+        assert_eq!(a.write(1, &[&frame], 0), frame.len());
+        assert_eq!(a.head(0, 1).load(Ordering::Relaxed), cap + quarter as u64);
+        assert_eq!(read_all(&b, 0, frame.len()), frame);
+        assert!(a.drained(1) && !b.pending(0));
+        // Empty at a quarter: "x" rewinds again; "y" finds it unread and
+        // follows it.
+        assert_eq!(a.write(1, &[b"x"], 0), 1);
+        assert_eq!(a.write(1, &[b"y"], 0), 1);
+        assert_eq!(a.head(0, 1).load(Ordering::Relaxed), 2 * cap + 2);
+        assert_eq!(read_all(&b, 0, 2), b"xy");
+        // A resume that is not a ring's start, or a whole ring or more
+        // ahead of the tail, is a corrupt stream.
+        let mut buf = [0u8; 8];
+        for resume in [2 * cap + 100, 4 * cap] {
+            a.resume(0, 1).store(resume, Ordering::Relaxed);
+            a.head(0, 1).store(resume + 1, Ordering::Release);
+            let (head, _) = b.published(0);
+            assert!(b.read(0, head, as_uninit(&mut buf)).is_err(), "{resume}");
+        }
     }
 
     #[test]
