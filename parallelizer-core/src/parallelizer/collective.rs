@@ -54,10 +54,22 @@ pub fn gather<P: Parallelizer + ?Sized>(par: &P, msg: Msg, tag: Tag) -> Result<O
     Ok(Some(all))
 }
 
-/// Gather of a token, then broadcast of a token.
+/// Dissemination barrier (Hensgen, Finkel and Manber): in round `k` every
+/// rank sends a token to the rank `2^k` after it and waits for the one from
+/// the rank `2^k` before it. After `⌈log2 P⌉` rounds each rank has heard,
+/// directly or not, from every other, and all leave together: a gather then
+/// a broadcast takes two hops and lets main leave a hop before the workers,
+/// which then start the next call late. Each ordered pair of ranks is used
+/// in one round only, so a fast rank's next barrier cannot be mistaken for
+/// this one.
 pub fn barrier<P: Parallelizer + ?Sized>(par: &P, tag: Tag) -> Result<()> {
-    gather(par, Msg::new(()), tag)?;
-    broadcast(par, par.on_main().then(|| Msg::new(())), tag)?;
+    let (id, nprocs) = (par.id(), par.nprocs());
+    let mut distance = 1;
+    while distance < nprocs {
+        par.send_msg(Msg::new(()), (id + distance) % nprocs, tag)?;
+        par.recv_msg((id + nprocs - distance) % nprocs, tag)?;
+        distance *= 2;
+    }
     Ok(())
 }
 
