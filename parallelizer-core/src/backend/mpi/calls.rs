@@ -220,7 +220,10 @@ pub(crate) fn barrier(comm: Comm) -> Result<()> {
 /// Polls `ready` until it says yes (`Ok(true)`) or `deadline` passes
 /// (`Ok(false)`), yielding at first and then sleeping briefly, so that idle
 /// ranks leave the cores to working ones.
-fn poll_until(deadline: Option<Instant>, mut ready: impl FnMut() -> Result<bool>) -> Result<bool> {
+pub(super) fn poll_until(
+    deadline: Option<Instant>,
+    mut ready: impl FnMut() -> Result<bool>,
+) -> Result<bool> {
     let mut spins = 0u32;
     loop {
         if ready()? {
@@ -298,12 +301,6 @@ pub(crate) fn ibcast_u64(comm: Comm, buf: &mut [u64], root: usize) -> Result<()>
     .expect("no deadline: polled to completion");
     buf.copy_from_slice(&words);
     Ok(())
-}
-
-/// The smallest `mine` over all ranks (non-blocking all-reduce), or `None`
-/// if `deadline` passed before every rank took part.
-pub(crate) fn agree_min(comm: Comm, mine: u64, deadline: Option<Instant>) -> Result<Option<u64>> {
-    Ok(min_words(comm, &[mine], deadline)?.map(|w| w[0]))
 }
 
 /// The element-wise minimum of every rank's `mine` (the same length on
@@ -670,7 +667,10 @@ mod tests {
         let mut words = [5u64, 6];
         ibcast_u64(world.ctrl(), &mut words, 0).unwrap();
         assert_eq!(words, [5, 6]);
-        assert_eq!(agree_min(world.ctrl(), 7, None).unwrap(), Some(7));
+        assert_eq!(
+            super::super::agree::agree_min(world.ctrl(), 7, None).unwrap(),
+            Some(7)
+        );
         assert_eq!(allgather_u64(comm, &[1, 2]).unwrap(), [1, 2]);
         let mut got = [0u8; 5];
         scatterv(comm, byte_type(), Some(&[1, 2, 3, 4, 5]), &[5], &mut got, 2).unwrap();

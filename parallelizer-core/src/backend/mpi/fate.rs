@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use super::handles::{self, Comm};
 use super::world::{self, Comms, World};
-use super::{Header, Mpi, Role, bcast_framed, calls, ulfm};
+use super::{Header, Mpi, Role, agree, bcast_framed, calls, ulfm};
 use crate::error::{Error, Result};
 use crate::msg::{Msg, decode_serde, encode_serde};
 use crate::op::Op;
@@ -504,7 +504,7 @@ impl Mpi {
             Some(_) => (rank as u64, Some(Instant::now() + self.grace)),
             None => (u64::MAX, None),
         };
-        let failed = match calls::agree_min(world.ctrl(), mine, deadline) {
+        let failed = match agree::agree_min(world.ctrl(), mine, deadline) {
             Ok(Some(u64::MAX)) => return outcome.into_result(rank),
             Ok(Some(r)) => r as usize,
             Ok(None) => {

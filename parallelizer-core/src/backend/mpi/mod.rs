@@ -118,6 +118,7 @@
 //!   code, but for `world`'s exit handling);
 //! - `plan`: how calls larger than one MPI message are split.
 
+mod agree;
 mod calls;
 mod datatype;
 mod fate;
@@ -191,6 +192,9 @@ pub struct Mpi {
     pool: Option<Arc<rayon::ThreadPool>>,
     /// Option `verify`: collectives exchange their calls first (`verify.rs`).
     verify: bool,
+    /// The configuration as a served main sends it to the workers, encoded
+    /// once (`serve.rs`).
+    wire_config: std::sync::OnceLock<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +289,7 @@ impl Mpi {
             threads,
             pool,
             verify,
+            wire_config: std::sync::OnceLock::new(),
         })
     }
 

@@ -377,7 +377,7 @@ impl Rings {
         let resume = self.resume(from, self.rank).load(Ordering::Relaxed);
         let rewound = resume > tail && resume <= head;
         if rewound {
-            if resume - tail >= self.cap as u64 || resume % self.cap as u64 != 0 {
+            if resume - tail >= self.cap as u64 || !resume.is_multiple_of(self.cap as u64) {
                 return Err(OUT_OF_RANGE);
             }
             tail = resume;
