@@ -286,17 +286,17 @@ fn nonblocking(
     Ok(Some(words.into_vec()))
 }
 
-/// Non-blocking broadcast of a few u64 from `root`, waited for by polling
-/// (dispatch headers: idle workers sleep instead of spinning in MPI).
-pub(crate) fn ibcast_u64(comm: Comm, buf: &mut [u64], root: usize) -> Result<()> {
-    let count = int(buf.len(), "MPI_Ibcast", "count")?;
-    let root = int(root, "MPI_Ibcast", "root")?;
+/// Receives `buf.len()` u64 from `from` (tag `tag`) with a polled
+/// `MPI_Irecv`, so that a rank waiting long sleeps instead of spinning.
+pub(crate) fn irecv_u64(comm: Comm, buf: &mut [u64], from: usize, tag: c_int) -> Result<()> {
+    let count = int(buf.len(), "MPI_Irecv", "count")?;
+    let from = int(from, "MPI_Irecv", "rank")?;
     let ty = u64_type().raw();
-    let words = nonblocking(buf.to_vec(), None, "MPI_Ibcast", |words, request| {
+    let words = nonblocking(vec![0; buf.len()], None, "MPI_Irecv", |words, request| {
         // SAFETY: `words` is a heap buffer of `count` u64 that `nonblocking`
         // keeps alive until the request completes; `request` is a valid
         // out-parameter.
-        unsafe { ffi::MPI_Ibcast(words.cast(), count, ty, root, comm.raw(), request) }
+        unsafe { ffi::MPI_Irecv(words.cast(), count, ty, from, tag, comm.raw(), request) }
     })?
     .expect("no deadline: polled to completion");
     buf.copy_from_slice(&words);
@@ -665,7 +665,9 @@ mod tests {
         bcast(comm, byte_type(), &mut buf, 0, 3).unwrap();
         assert_eq!(buf, (0..10).collect::<Vec<u8>>());
         let mut words = [5u64, 6];
-        ibcast_u64(world.ctrl(), &mut words, 0).unwrap();
+        send(comm, u64_type(), bytemuck::cast_slice(&words), 0, 9, 2).unwrap();
+        words = [0, 0];
+        irecv_u64(comm, &mut words, 0, 9).unwrap();
         assert_eq!(words, [5, 6]);
         assert_eq!(
             super::super::agree::agree_min(world.ctrl(), 7, None).unwrap(),

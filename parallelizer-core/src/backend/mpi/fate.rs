@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use super::handles::{self, Comm};
 use super::world::{self, Comms, World};
-use super::{Header, Mpi, Role, agree, bcast_framed, calls, ulfm};
+use super::{Mpi, Role, agree, bcast_framed, calls, ulfm};
 use crate::error::{Error, Result};
 use crate::msg::{Msg, decode_serde, encode_serde};
 use crate::op::Op;
@@ -199,7 +199,7 @@ impl Current {
                 encode_serde(&self.reported(e, rank), &mut bytes)?;
             }
             let body = (rank == comm.rank()).then_some(bytes);
-            let got = bcast_framed(fresh, root, &mut [0], body, CTRL_LIMIT, Header::Blocking)?;
+            let got = bcast_framed(fresh, root, &mut [0], body, CTRL_LIMIT)?;
             (rank, decode_serde::<Error>(&got)?)
         } else if let Some((_, rank)) = first(LATE) {
             let error = Error::Timeout {
@@ -533,7 +533,7 @@ impl Mpi {
             _ => None,
         };
         let ctrl = world.ctrl();
-        let bytes = bcast_framed(ctrl, failed, &mut [0], report, CTRL_LIMIT, Header::Blocking)?;
+        let bytes = bcast_framed(ctrl, failed, &mut [0], report, CTRL_LIMIT)?;
         let reported: Error = decode_serde(&bytes)?;
         if failed == rank {
             return self.own_failure(outcome, rank);

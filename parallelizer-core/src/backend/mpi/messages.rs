@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::handles::{Comm, byte_type, u64_type};
 use super::{
-    Header, Mpi, TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, arrived, bcast_framed,
-    bcast_words, calls, contract_error, describe, fate, lengths, missing, protocol_error,
-    receive_timeout, verify, wire,
+    Mpi, TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, arrived, bcast_framed, bcast_words,
+    calls, contract_error, describe, fate, lengths, missing, protocol_error, receive_timeout,
+    verify, wire,
 };
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
@@ -148,7 +148,7 @@ impl Mpi {
             _ => return Err(missing(Op::Broadcast)),
         };
         let limit = self.limit(1);
-        let bytes = bcast_framed(comm, 0, &mut header, body, limit, Header::Blocking)?;
+        let bytes = bcast_framed(comm, 0, &mut header, body, limit)?;
         match msg {
             Some(m) => Ok(m),
             None => Ok(arrived(&header, bytes)),

@@ -119,6 +119,7 @@
 //! - `plan`: how calls larger than one MPI message are split.
 
 mod agree;
+mod announce;
 mod calls;
 mod datatype;
 mod fate;
@@ -155,7 +156,7 @@ use crate::tree::Combine;
 use handles::Comm;
 use std::sync::Arc;
 use wire::{
-    Header, TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, arrived, bcast_framed, bcast_words,
+    TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, arrived, bcast_framed, bcast_words,
     describe, lengths, wire,
 };
 use world::World;

@@ -21,8 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::fate::CTRL_LIMIT;
+use super::handles::byte_type;
 use super::world::{self, World};
-use super::{Header, Mpi, Role, bcast_framed, protocol_error};
+use super::{Mpi, Role, announce, calls, protocol_error};
 use crate::config::Config;
 use crate::entry::WorkerHook;
 use crate::error::{Error, Result};
@@ -79,15 +80,12 @@ impl Mpi {
         }
         let config_len = payload.len() as u64;
         args.encode_into(&mut payload)?;
-        let mut header = [REGION, u64::from(task_id), config_len, 0];
-        bcast_framed(
-            self.world.ctrl(),
-            0,
-            &mut header,
-            Some(payload),
-            CTRL_LIMIT,
-            Header::Polled,
-        )?;
+        let ctrl = self.world.ctrl();
+        let header = [REGION, u64::from(task_id), config_len, payload.len() as u64];
+        announce::announce(ctrl, &header)?;
+        if !payload.is_empty() {
+            calls::bcast(ctrl, byte_type(), &mut payload, 0, CTRL_LIMIT)?;
+        }
         self.run_settled(|| task.run_here(self, args))
     }
 }
@@ -98,16 +96,7 @@ fn shutdown_workers(world: &World) {
     if SHUT_DOWN.swap(true, Ordering::SeqCst) {
         return;
     }
-    let mut header = [SHUTDOWN, 0, 0, 0];
-    let sent = bcast_framed(
-        world.ctrl(),
-        0,
-        &mut header,
-        Some(Vec::new()),
-        CTRL_LIMIT,
-        Header::Polled,
-    );
-    if let Err(e) = sent {
+    if let Err(e) = announce::announce(world.ctrl(), &[SHUTDOWN, 0, 0, 0]) {
         eprintln!("parallelizer: rank 0 could not shut the MPI workers down: {e}");
     }
 }
@@ -206,6 +195,18 @@ inventory::submit! {
     WorkerHook { serve: serve_hook }
 }
 
+/// A worker: the body of `len` bytes after a dispatch header (broadcast
+/// only when there is one).
+fn body(world: &World, len: u64) -> Result<Vec<u8>> {
+    let len = usize::try_from(len)
+        .map_err(|_| protocol_error(format!("a dispatch body of {len} bytes")))?;
+    let mut payload = vec![0u8; len];
+    if len > 0 {
+        calls::bcast(world.ctrl(), byte_type(), &mut payload, 0, CTRL_LIMIT)?;
+    }
+    Ok(payload)
+}
+
 /// The loop of a serving worker: run what rank 0 dispatches until it shuts
 /// the job down.
 fn serve(world: &'static World) -> i32 {
@@ -215,16 +216,12 @@ fn serve(world: &'static World) -> i32 {
     let mut handles: Vec<(Vec<u8>, Arc<Mpi>)> = Vec::new();
     let mut last: Option<Arc<Mpi>> = None;
     loop {
-        let mut header = [0u64; 4];
-        let mut payload = bcast_framed(
-            world.ctrl(),
-            0,
-            &mut header,
-            None,
-            CTRL_LIMIT,
-            Header::Polled,
-        )
-        .unwrap_or_else(|e| fatal(e));
+        let header = announce::await_header(world.ctrl()).unwrap_or_else(|e| fatal(e));
+        let mut payload = match header[0] {
+            // No body follows a shutdown.
+            SHUTDOWN => Vec::new(),
+            _ => body(world, header[3]).unwrap_or_else(|e| fatal(e)),
+        };
         match header[0] {
             SHUTDOWN => return 0,
             REGION => {}

@@ -63,15 +63,6 @@ pub(super) fn bcast_words(comm: Comm, words: &mut [u64], root: usize) -> Result<
     calls::bcast(comm, u64_type(), bytemuck::cast_slice_mut(words), root, n)
 }
 
-/// How the header of a [`bcast_framed`] travels.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Header {
-    /// `MPI_Bcast`.
-    Blocking,
-    /// A polled `MPI_Ibcast` from rank 0, for ranks that may wait long.
-    Polled,
-}
-
 /// Broadcast from `root` of a header of u64 words whose last word is the
 /// length of a body of bytes, then of the body, in pieces of at most
 /// `limit` bytes. The root passes `Some(body)` (it sets the length word);
@@ -82,16 +73,12 @@ pub(super) fn bcast_framed(
     header: &mut [u64],
     body: Option<Vec<u8>>,
     limit: usize,
-    how: Header,
 ) -> Result<Vec<u8>> {
     let last = header.len() - 1;
     if let Some(body) = &body {
         header[last] = body.len() as u64;
     }
-    match how {
-        Header::Blocking => bcast_words(comm, header, root)?,
-        Header::Polled => calls::ibcast_u64(comm, header, root)?,
-    }
+    bcast_words(comm, header, root)?;
     let mut body = body.unwrap_or_else(|| vec![0; header[last] as usize]);
     calls::bcast(comm, byte_type(), &mut body, root, limit)?;
     Ok(body)
