@@ -10,10 +10,11 @@
 //!   `OMPI_COMM_WORLD_SIZE`, `PMI_SIZE`, `PMIX_RANK`, `MV2_COMM_WORLD_SIZE`
 //!   is set) and COMM_WORLD has more than one rank, every rank initializes
 //!   MPI there; ranks other than 0 never run the body: they serve the
-//!   registered tasks that rank 0 dispatches (a broadcast of the task id,
-//!   the configuration and the arguments; then every rank runs the task),
+//!   registered tasks that rank 0 dispatches (the task id in a header sent
+//!   down a tree of point-to-point messages, then a broadcast of the
+//!   configuration and arguments if there are any; every rank runs the task),
 //!   the mpi4py.futures / schwimmbad model. When rank 0 exits, its exit
-//!   handler broadcasts a shutdown and every rank finalizes MPI. Set
+//!   handler sends a shutdown header and every rank finalizes MPI. Set
 //!   `PARALLELIZER_MPI_SERVE=0` to run such a program SPMD instead.
 //! - **SPMD**: without the guard (or with one rank), every rank runs `main`;
 //!   `from_config("mpi")` on every rank joins the same parallelizer,
