@@ -33,6 +33,11 @@ pub(crate) struct World {
     /// The backend's communicators; replaced when a failure revokes them
     /// (ULFM), never freed.
     comms: RwLock<Comms>,
+    /// This rank and the number of ranks in `comms.data`, kept beside it:
+    /// `id()` and `nprocs()` are asked on every call, and a lock costs more
+    /// than the rest of a small call's bookkeeping.
+    rank: AtomicUsize,
+    size: AtomicUsize,
     /// The threading level MPI provides.
     pub threading: Threading,
     /// How failures are handled (ULFM or abort), found at initialization.
@@ -87,17 +92,20 @@ impl World {
     /// This process's rank (in the current communicators: a rank above one
     /// that died moves down when the job shrinks).
     pub(crate) fn rank(&self) -> usize {
-        self.data().rank()
+        self.rank.load(Ordering::Relaxed)
     }
 
     /// The number of ranks (fewer than COMM_WORLD's once ranks died).
     pub(crate) fn size(&self) -> usize {
-        self.data().size()
+        self.size.load(Ordering::Relaxed)
     }
 
     /// Installs the communicators that replace revoked ones (ULFM).
     pub(crate) fn replace(&self, comms: Comms) {
-        *self.comms.write().unwrap_or_else(|e| e.into_inner()) = comms;
+        let mut held = self.comms.write().unwrap_or_else(|e| e.into_inner());
+        *held = comms;
+        self.rank.store(comms.data.rank(), Ordering::Relaxed);
+        self.size.store(comms.data.size(), Ordering::Relaxed);
     }
 }
 
@@ -170,6 +178,8 @@ fn init() -> Result<World> {
     }
     Ok(World {
         comms: RwLock::new(Comms { data, ctrl, plain }),
+        rank: AtomicUsize::new(data.rank()),
+        size: AtomicUsize::new(data.size()),
         threading,
         faults,
         library,
