@@ -4,7 +4,8 @@
 //! Hillis–Steele prefix. Each takes `⌈log2 nprocs⌉` rounds of messages
 //! instead of gathering every value on main, and combines values in rank
 //! order (`combine(lower ranks, higher ranks)`), so an associative op need
-//! not be commutative.
+//! not be commutative. Also the binomial tree that broadcasts are relayed
+//! along (`link/relay.rs`, the MPI dispatch header).
 
 use crate::error::Result;
 use crate::msg::Msg;
@@ -29,6 +30,29 @@ pub(crate) struct Peers<'a> {
     /// lend `mine` for the exchange saves its copy. `None`: a copy sent
     /// with `send`, the partner's taken with `recv`.
     pub exchange: Option<&'a Exchange<'a>>,
+}
+
+/// The parent of rank `r > 0` in the binomial tree rooted at 0: `r`
+/// without its highest set bit.
+pub(crate) fn binomial_parent(r: usize) -> usize {
+    debug_assert!(r > 0);
+    r - (1 << (usize::BITS - 1 - r.leading_zeros()))
+}
+
+/// The children of rank `r` among `n` in that tree, the largest subtree
+/// first: `r + 2^k` for every `2^k > r`.
+pub(crate) fn binomial_children(r: usize, n: usize) -> Vec<usize> {
+    let mut kids = Vec::new();
+    let mut bit = if r == 0 {
+        1
+    } else {
+        1 << (usize::BITS - r.leading_zeros())
+    };
+    while r + bit < n {
+        kids.push(r + bit);
+        bit <<= 1;
+    }
+    kids
 }
 
 /// The values of every rank combined on rank 0 (binomial tree); `None`
@@ -167,6 +191,26 @@ mod tests {
 
     fn all(n: usize) -> String {
         (0..n).map(|i| i.to_string()).collect()
+    }
+
+    #[test]
+    fn every_rank_has_one_parent_whose_children_list_it() {
+        for n in 1..40 {
+            let mut reached = vec![false; n];
+            reached[0] = true;
+            for r in 0..n {
+                for k in binomial_children(r, n) {
+                    assert_eq!(binomial_parent(k), r, "n={n} k={k}");
+                    assert!(k > r && !reached[k], "n={n} k={k}");
+                    reached[k] = true;
+                }
+            }
+            assert!(reached.iter().all(|&x| x), "n={n}");
+        }
+        assert_eq!(binomial_children(0, 4), [1, 2]);
+        assert_eq!(binomial_children(1, 4), [3]);
+        assert_eq!(binomial_children(0, 8), [1, 2, 4]);
+        assert_eq!(binomial_children(2, 8), [6]);
     }
 
     #[test]

@@ -21,31 +21,11 @@ use crate::msg::Msg;
 use crate::op::Tag;
 use crate::parallelizer::Parallelizer;
 use crate::plain::{PlainBuf, PodType};
+use crate::tree::{binomial_children as children, binomial_parent as parent};
 
 use super::Transport;
 use super::plain::is_loan;
 use super::rank::LinkRank;
-
-/// The parent of rank `r > 0`: `r` without its highest bit.
-fn parent(r: usize) -> usize {
-    debug_assert!(r > 0);
-    r - (1 << (usize::BITS - 1 - r.leading_zeros()))
-}
-
-/// The children of rank `r` among `n`: `r + 2^k` for every `2^k > r`.
-fn children(r: usize, n: usize) -> Vec<usize> {
-    let mut kids = Vec::new();
-    let mut bit = if r == 0 {
-        1
-    } else {
-        1 << (usize::BITS - r.leading_zeros())
-    };
-    while r + bit < n {
-        kids.push(r + bit);
-        bit <<= 1;
-    }
-    kids
-}
 
 /// What main tells a rank that is not its child, and what a parent that
 /// cannot pass the data on tells its children.
@@ -195,30 +175,5 @@ impl<T: Transport> LinkRank<T> {
         pushed
             .into_iter()
             .try_for_each(|k| self.push(k, ty, bytes, tag))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_rank_has_one_parent_whose_children_list_it() {
-        for n in 1..40 {
-            let mut reached = vec![false; n];
-            reached[0] = true;
-            for r in 0..n {
-                for k in children(r, n) {
-                    assert_eq!(parent(k), r, "n={n} k={k}");
-                    assert!(k > r && !reached[k], "n={n} k={k}");
-                    reached[k] = true;
-                }
-            }
-            assert!(reached.iter().all(|&x| x), "n={n}");
-        }
-        assert_eq!(children(0, 4), [1, 2]);
-        assert_eq!(children(1, 4), [3]);
-        assert_eq!(children(0, 8), [1, 2, 4]);
-        assert_eq!(children(2, 8), [6]);
     }
 }
