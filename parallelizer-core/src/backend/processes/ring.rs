@@ -268,8 +268,14 @@ impl Rings {
     /// Free bytes in the ring to `to`.
     pub(super) fn room(&self, to: usize) -> usize {
         let head = self.head(self.rank, to).load(Ordering::Relaxed);
+        self.free(head, self.consumed(to))
+    }
+
+    /// Free bytes in a ring whose writer is at `head` and reader at
+    /// `consumed` (a corrupt pair of indices leaves none).
+    fn free(&self, head: u64, consumed: u64) -> usize {
         self.cap
-            .saturating_sub(head.wrapping_sub(self.consumed(to)) as usize)
+            .saturating_sub(head.wrapping_sub(consumed) as usize)
     }
 
     /// Whether `to` has read everything this rank put in its ring.
@@ -292,9 +298,7 @@ impl Rings {
             head = head.next_multiple_of(cap);
             self.resume(self.rank, to).store(head, Ordering::Relaxed);
         }
-        let room = self
-            .cap
-            .saturating_sub(head.wrapping_sub(consumed) as usize);
+        let room = self.free(head, consumed);
         let data = self.ring(self.rank, to) + CTRL;
         let (mut at, mut skip, mut written) = (head, skip, 0usize);
         for part in parts {
