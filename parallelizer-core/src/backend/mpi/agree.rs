@@ -9,17 +9,16 @@
 //! ranks where these messages take 0.31 µs, and every region ends with one.
 
 use std::ffi::c_int;
-use std::mem::MaybeUninit;
 use std::time::Instant;
 
 use mpi::ffi;
 
-use super::calls::poll_until;
+use super::calls::nonblocking;
 use super::handles::{Comm, call, int, u64_type};
 use crate::error::Result;
 
-/// The tag of the agreement's messages on the control communicator, which
-/// carries no other point-to-point message.
+/// The tag of the agreement's messages on the control communicator (whose
+/// only other point-to-point messages are dispatch headers, `announce.rs`).
 const TAG_AGREE: c_int = 7;
 
 /// The smallest `mine` over all ranks of `comm`, or `None` if `deadline`
@@ -54,66 +53,44 @@ fn swap(
         int(to, "MPI_Isend", "rank")?,
         int(from, "MPI_Irecv", "rank")?,
     );
-    // [sent, received], on the heap: MPI owns both until the requests end.
-    let words: *mut [u64; 2] = Box::into_raw(Box::new([word, 0]));
-    let mut requests = [MaybeUninit::<ffi::MPI_Request>::uninit(); 2];
-    let [send_req, recv_req] = &mut requests;
-    call("MPI_Irecv", || {
-        // SAFETY: `words` is a live heap allocation of two u64 that stays
-        // alive until both requests complete (leaked otherwise); the
-        // receive writes only the second; `recv_req` is an out-parameter.
-        unsafe {
-            ffi::MPI_Irecv(
-                (&raw mut (*words)[1]).cast(),
-                1,
-                u64_type().raw(),
-                from,
-                TAG_AGREE,
-                comm.raw(),
-                recv_req.as_mut_ptr(),
-            )
-        }
-    })?;
-    let sent = call("MPI_Isend", || {
-        // SAFETY: as above; the send reads only the first word.
-        unsafe {
-            ffi::MPI_Isend(
-                (&raw const (*words)[0]).cast(),
-                1,
-                u64_type().raw(),
-                to,
-                TAG_AGREE,
-                comm.raw(),
-                send_req.as_mut_ptr(),
-            )
-        }
-    });
-    // On error the receive may still write into `words`: left to MPI.
-    sent?;
-    // SAFETY: both calls succeeded, so both wrote their request handles.
-    let mut requests = requests.map(|r| unsafe { r.assume_init() });
-    let done = poll_until(deadline, || {
-        let mut done: c_int = 0;
-        call("MPI_Testall", || {
-            // SAFETY: two active requests (MPI_Testall sets both to
-            // MPI_REQUEST_NULL once it says done, and polling stops then);
-            // MPI_STATUSES_IGNORE is a predefined constant of rsmpi's shim.
-            unsafe {
-                ffi::MPI_Testall(
-                    2,
-                    requests.as_mut_ptr(),
-                    &mut done,
-                    ffi::RSMPI_STATUSES_IGNORE,
-                )
-            }
-        })?;
-        Ok(done != 0)
-    })?;
-    if !done {
-        return Ok(None);
-    }
-    // SAFETY: both requests completed: MPI no longer uses `words`, which
-    // `Box::into_raw` above made.
-    let words = unsafe { Box::from_raw(words) };
-    Ok(Some(words[1]))
+    let ty = u64_type().raw();
+    // [sent, received].
+    let words = nonblocking(
+        vec![word, 0],
+        deadline,
+        "MPI_Testall",
+        |words, [recv, send]| {
+            call("MPI_Irecv", || {
+                // SAFETY: `words` is a heap buffer of two u64 that `nonblocking`
+                // keeps alive until both requests complete; the receive writes
+                // only the second; `recv` is a valid out-parameter.
+                unsafe {
+                    ffi::MPI_Irecv(
+                        words.add(1).cast(),
+                        1,
+                        ty,
+                        from,
+                        TAG_AGREE,
+                        comm.raw(),
+                        recv,
+                    )
+                }
+            })?;
+            call("MPI_Isend", || {
+                // SAFETY: as above; the send reads only the first word.
+                unsafe {
+                    ffi::MPI_Isend(
+                        words.cast_const().cast(),
+                        1,
+                        ty,
+                        to,
+                        TAG_AGREE,
+                        comm.raw(),
+                        send,
+                    )
+                }
+            })
+        },
+    )?;
+    Ok(words.map(|w| w[1]))
 }

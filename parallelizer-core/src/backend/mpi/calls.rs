@@ -241,46 +241,57 @@ pub(super) fn poll_until(
     }
 }
 
-/// Starts a non-blocking collective on `words`, moved to the heap, with
-/// `start(buffer, request)` (which returns MPI's code), then polls it to
-/// completion or `deadline`. Returns the words once it completed; `None`
-/// if the deadline passed first. While the operation may be pending (the
-/// deadline passed, or polling failed), the buffer is leaked, as MPI may
-/// still write into it; the callers then end the job.
-fn nonblocking(
+/// Starts `N` non-blocking operations on `words`, moved to the heap:
+/// `start(buffer, requests)` makes the calls, each writing one request
+/// (the others stay `MPI_REQUEST_NULL`). Then polls them all to completion
+/// or `deadline` (`MPI_Testall`; a failure is named `name`). Returns the
+/// words once every operation completed; `None` if the deadline passed
+/// first. While one may be pending (a later call failed, the deadline
+/// passed, or polling failed), the buffer is leaked, as MPI may still use
+/// it; the callers then end the job.
+pub(super) fn nonblocking<const N: usize>(
     words: Vec<u64>,
     deadline: Option<Instant>,
     name: &str,
-    start: impl FnOnce(*mut u64, *mut ffi::MPI_Request) -> c_int,
+    start: impl FnOnce(*mut u64, &mut [ffi::MPI_Request; N]) -> Result<()>,
 ) -> Result<Option<Vec<u64>>> {
     let len = words.len();
     // From here on only MPI and the raw pointer touch the buffer.
     let buf: *mut [u64] = Box::into_raw(words.into_boxed_slice());
-    let mut request = MaybeUninit::<ffi::MPI_Request>::uninit();
-    let started = call(name, || start(buf.cast(), request.as_mut_ptr()));
-    if let Err(e) = started {
-        // SAFETY: nothing is pending on the buffer: take it back.
-        drop(unsafe { Box::from_raw(buf) });
+    // SAFETY: reads a constant of rsmpi's C shim.
+    let null = unsafe { ffi::RSMPI_REQUEST_NULL };
+    let mut requests = [null; N];
+    if let Err(e) = start(buf.cast(), &mut requests) {
+        if requests.iter().all(|r| *r == null) {
+            // SAFETY: nothing is pending on the buffer: take it back.
+            drop(unsafe { Box::from_raw(buf) });
+        }
         return Err(e);
     }
-    // SAFETY: the call succeeded, so it wrote the request handle.
-    let mut request = unsafe { request.assume_init() };
+    let count = int(N, "MPI_Testall", "count")?;
     let done = poll_until(deadline, || {
         let mut done: c_int = 0;
         call(name, || {
-            // SAFETY: `request` is the active request just started (MPI_Test
-            // sets it to MPI_REQUEST_NULL once complete, and we stop
-            // polling then); MPI_STATUS_IGNORE is a predefined constant of
-            // rsmpi's C shim.
-            unsafe { ffi::MPI_Test(&mut request, &mut done, ffi::RSMPI_STATUS_IGNORE) }
+            // SAFETY: `requests` are the `count` requests just started
+            // (MPI_Testall sets them to MPI_REQUEST_NULL once it says done,
+            // and we stop polling then); MPI_STATUSES_IGNORE is a predefined
+            // constant of rsmpi's C shim.
+            unsafe {
+                ffi::MPI_Testall(
+                    count,
+                    requests.as_mut_ptr(),
+                    &mut done,
+                    ffi::RSMPI_STATUSES_IGNORE,
+                )
+            }
         })?;
         Ok(done != 0)
     })?;
     if !done {
         return Ok(None);
     }
-    // SAFETY: the operation completed: MPI no longer uses the buffer, which
-    // `Box::into_raw` above made, with `len` words.
+    // SAFETY: every operation completed: MPI no longer uses the buffer,
+    // which `Box::into_raw` above made, with `len` words.
     let words = unsafe { Box::from_raw(buf) };
     debug_assert_eq!(words.len(), len);
     Ok(Some(words.into_vec()))
@@ -292,11 +303,13 @@ pub(crate) fn irecv_u64(comm: Comm, buf: &mut [u64], from: usize, tag: c_int) ->
     let count = int(buf.len(), "MPI_Irecv", "count")?;
     let from = int(from, "MPI_Irecv", "rank")?;
     let ty = u64_type().raw();
-    let words = nonblocking(vec![0; buf.len()], None, "MPI_Irecv", |words, request| {
-        // SAFETY: `words` is a heap buffer of `count` u64 that `nonblocking`
-        // keeps alive until the request completes; `request` is a valid
-        // out-parameter.
-        unsafe { ffi::MPI_Irecv(words.cast(), count, ty, from, tag, comm.raw(), request) }
+    let words = nonblocking(vec![0; buf.len()], None, "MPI_Irecv", |words, [request]| {
+        call("MPI_Irecv", || {
+            // SAFETY: `words` is a heap buffer of `count` u64 that
+            // `nonblocking` keeps alive until the request completes;
+            // `request` is a valid out-parameter.
+            unsafe { ffi::MPI_Irecv(words.cast(), count, ty, from, tag, comm.raw(), request) }
+        })
     })?
     .expect("no deadline: polled to completion");
     buf.copy_from_slice(&words);
@@ -316,22 +329,24 @@ pub(crate) fn min_words(
     let (ty, min) = (u64_type().raw(), SystemOperation::min().as_raw());
     let mut words = mine.to_vec();
     words.resize(2 * n, 0);
-    let words = nonblocking(words, deadline, "MPI_Iallreduce", |words, request| {
-        // SAFETY: `words` is a heap buffer of 2n u64 that `nonblocking`
-        // keeps alive until the request completes (so `add(n)` stays in
-        // it): the first n are sent, the last n receive (distinct, so no
-        // aliasing); `request` is a valid out-parameter.
-        unsafe {
-            ffi::MPI_Iallreduce(
-                words.cast_const().cast(),
-                words.add(n).cast(),
-                count,
-                ty,
-                min,
-                comm.raw(),
-                request,
-            )
-        }
+    let words = nonblocking(words, deadline, "MPI_Iallreduce", |words, [request]| {
+        call("MPI_Iallreduce", || {
+            // SAFETY: `words` is a heap buffer of 2n u64 that `nonblocking`
+            // keeps alive until the request completes (so `add(n)` stays in
+            // it): the first n are sent, the last n receive (distinct, so no
+            // aliasing); `request` is a valid out-parameter.
+            unsafe {
+                ffi::MPI_Iallreduce(
+                    words.cast_const().cast(),
+                    words.add(n).cast(),
+                    count,
+                    ty,
+                    min,
+                    comm.raw(),
+                    request,
+                )
+            }
+        })
     })?;
     Ok(words.map(|w| w[n..].to_vec()))
 }
