@@ -194,9 +194,6 @@ pub struct Mpi {
     pool: Option<Arc<rayon::ThreadPool>>,
     /// Option `verify`: collectives exchange their calls first (`verify.rs`).
     verify: bool,
-    /// The configuration as a served main sends it to the workers, encoded
-    /// once (`serve.rs`).
-    wire_config: std::sync::OnceLock<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,7 +288,6 @@ impl Mpi {
             threads,
             pool,
             verify,
-            wire_config: std::sync::OnceLock::new(),
         })
     }
 

@@ -56,27 +56,20 @@ impl Mpi {
         let _one = DISPATCH.lock().unwrap_or_else(|e| e.into_inner());
         let task_id = region.task().require_id()?;
         let (task, args) = region.into_parts();
-        let config = match self.wire_config.get() {
-            Some(bytes) => bytes,
-            None => {
-                let mut bytes = Vec::new();
-                encode_serde(self.core.config(), &mut bytes)?;
-                self.wire_config.get_or_init(|| bytes)
-            }
-        };
+        let mut payload = Vec::new();
+        encode_serde(self.core.config(), &mut payload)?;
         // The workers keep the configuration of the last region: it is sent
         // again only when it changed (a header word of 0 says "the same").
         let same = {
             let mut last = LAST_CONFIG.lock().unwrap_or_else(|e| e.into_inner());
-            let same = last.as_deref() == Some(&config[..]);
+            let same = last.as_deref() == Some(&payload[..]);
             if !same {
-                *last = Some(config.clone());
+                *last = Some(payload.clone());
             }
             same
         };
-        let mut payload = Vec::new();
-        if !same {
-            payload.extend_from_slice(config);
+        if same {
+            payload.clear();
         }
         let config_len = payload.len() as u64;
         args.encode_into(&mut payload)?;
@@ -217,16 +210,13 @@ fn serve(world: &'static World) -> i32 {
     let mut last: Option<Arc<Mpi>> = None;
     loop {
         let header = announce::await_header(world.ctrl()).unwrap_or_else(|e| fatal(e));
-        let mut payload = match header[0] {
-            // No body follows a shutdown.
-            SHUTDOWN => Vec::new(),
-            _ => body(world, header[3]).unwrap_or_else(|e| fatal(e)),
-        };
         match header[0] {
+            // No body follows a shutdown.
             SHUTDOWN => return 0,
             REGION => {}
             other => fatal(protocol_error(format!("unknown dispatch kind {other}"))),
         }
+        let mut payload = body(world, header[3]).unwrap_or_else(|e| fatal(e));
         let config_len = usize::try_from(header[2])
             .ok()
             .filter(|&n| n <= payload.len())
