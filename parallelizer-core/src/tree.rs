@@ -4,8 +4,8 @@
 //! Hillis–Steele prefix. Each takes `⌈log2 nprocs⌉` rounds of messages
 //! instead of gathering every value on main, and combines values in rank
 //! order (`combine(lower ranks, higher ranks)`), so an associative op need
-//! not be commutative. Also the binomial tree that broadcasts are relayed
-//! along (`link/relay.rs`, the MPI dispatch header).
+//! not be commutative. Also the binomial tree of the MPI dispatch header,
+//! and the tree that lent broadcasts are relayed along (`link/relay.rs`).
 
 use crate::error::Result;
 use crate::msg::Msg;
@@ -53,6 +53,41 @@ pub(crate) fn binomial_children(r: usize, n: usize) -> Vec<usize> {
         bit <<= 1;
     }
     kids
+}
+
+/// Whether main lends a broadcast to rank 1 alone, which heads a binomial
+/// tree over ranks 1..n: when `n` is a power of two (4 or more), this tree
+/// is no deeper than the binomial one over all `n` ranks, and main, which
+/// then waits for one copy instead of `log2 n` at once, returns sooner.
+/// Measured on processes:4, 80 MB: main returned after 11.6 ms instead of
+/// 16.3 ms, every rank had the data after 26.9 ms instead of 27.8 ms.
+fn headed(n: usize) -> bool {
+    n >= 4 && n.is_power_of_two()
+}
+
+/// The rank `r > 0` takes a lent broadcast from, among `n` (see
+/// [`lend_children`]).
+pub(crate) fn lend_parent(r: usize, n: usize) -> usize {
+    match (headed(n), r) {
+        (false, _) => binomial_parent(r),
+        (true, 1) => 0,
+        (true, _) => 1 + binomial_parent(r - 1),
+    }
+}
+
+/// The ranks that `r` lends a broadcast to, among `n`: the binomial tree
+/// rooted at main, or, when `n` is a power of two, rank 1 alone for main
+/// and a binomial tree over ranks 1..n below it. A parent's rank is always
+/// below its children's.
+pub(crate) fn lend_children(r: usize, n: usize) -> Vec<usize> {
+    match (headed(n), r) {
+        (false, _) => binomial_children(r, n),
+        (true, 0) => vec![1],
+        (true, _) => binomial_children(r - 1, n - 1)
+            .into_iter()
+            .map(|k| k + 1)
+            .collect(),
+    }
 }
 
 /// The values of every rank combined on rank 0 (binomial tree); `None`
@@ -193,24 +228,60 @@ mod tests {
         (0..n).map(|i| i.to_string()).collect()
     }
 
+    /// The height of a tree given by its children: its number of stages.
+    fn height(n: usize, children: impl Fn(usize, usize) -> Vec<usize>) -> usize {
+        (0..n)
+            .map(|r| {
+                let (mut at, mut depth) = (r, 0);
+                while at != 0 {
+                    at = (0..at).find(|&p| children(p, n).contains(&at)).unwrap();
+                    depth += 1;
+                }
+                depth
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     #[test]
     fn every_rank_has_one_parent_whose_children_list_it() {
-        for n in 1..40 {
-            let mut reached = vec![false; n];
-            reached[0] = true;
-            for r in 0..n {
-                for k in binomial_children(r, n) {
-                    assert_eq!(binomial_parent(k), r, "n={n} k={k}");
-                    assert!(k > r && !reached[k], "n={n} k={k}");
-                    reached[k] = true;
+        type Tree = (fn(usize, usize) -> usize, fn(usize, usize) -> Vec<usize>);
+        let trees: [Tree; 2] = [
+            (|r, _| binomial_parent(r), binomial_children),
+            (lend_parent, lend_children),
+        ];
+        for (parent, children) in trees {
+            for n in 1..40 {
+                let mut reached = vec![false; n];
+                reached[0] = true;
+                for r in 0..n {
+                    for k in children(r, n) {
+                        assert_eq!(parent(k, n), r, "n={n} k={k}");
+                        assert!(k > r && !reached[k], "n={n} k={k}");
+                        reached[k] = true;
+                    }
                 }
+                assert!(reached.iter().all(|&x| x), "n={n}");
             }
-            assert!(reached.iter().all(|&x| x), "n={n}");
         }
         assert_eq!(binomial_children(0, 4), [1, 2]);
         assert_eq!(binomial_children(1, 4), [3]);
         assert_eq!(binomial_children(0, 8), [1, 2, 4]);
         assert_eq!(binomial_children(2, 8), [6]);
+    }
+
+    #[test]
+    fn main_lends_to_one_rank_only_where_that_adds_no_stage() {
+        for n in 2..40 {
+            let lent = height(n, lend_children);
+            assert_eq!(lent, height(n, binomial_children), "n={n}");
+            let one = lend_children(0, n).len() == 1;
+            assert_eq!(one, n == 2 || (n >= 4 && n.is_power_of_two()), "n={n}");
+        }
+        assert_eq!(lend_children(0, 4), [1]);
+        assert_eq!(lend_children(1, 4), [2, 3]);
+        assert_eq!(lend_children(1, 8), [2, 3, 5]);
+        assert_eq!(lend_parent(7, 8), 3);
     }
 
     #[test]

@@ -1,13 +1,16 @@
-//! Broadcasts of lent buffers along a binomial tree.
+//! Broadcasts of lent buffers along a tree.
 //!
 //! When main lends its buffer (`plain`), it lends it only to its children
-//! in a binomial tree rooted at rank 0 (ranks 1, 2, 4, …) and tells every
-//! other rank, in a [`Relay`] note, which rank will lend it the data
-//! instead: its parent, a worker that lends its own buffer to its children
-//! once it has copied main's. Main returns once its children have copied
-//! (as an MPI root returns once its sends are done), and each buffer is
-//! read by at most log2(nprocs) ranks at once, not by every worker: on a
-//! machine with fewer cores than ranks, main waits for fewer copies.
+//! in a binomial tree rooted at rank 0 (ranks 1, 2, 4, …; when the rank
+//! count is a power of two, rank 1 alone, which heads a binomial tree over
+//! the others: as deep, and main waits for one copy, see
+//! [`lend_children`](crate::tree::lend_children)) and tells every other
+//! rank, in a [`Relay`] note, which rank will lend it the data instead: its
+//! parent, a worker that lends its own buffer to its children once it has
+//! copied main's. Main returns once its children have copied (as an MPI
+//! root returns once its sends are done), and each buffer is read by at
+//! most log2(nprocs) ranks at once, not by every worker: on a machine with
+//! fewer cores than ranks, main waits for fewer copies.
 //!
 //! A worker that cannot pass the data on (its copy failed) tells its
 //! children so, and they fail too, naming it; a worker whose own buffer
@@ -21,7 +24,7 @@ use crate::msg::Msg;
 use crate::op::Tag;
 use crate::parallelizer::Parallelizer;
 use crate::plain::{PlainBuf, PodType};
-use crate::tree::{binomial_children as children, binomial_parent as parent};
+use crate::tree::{lend_children as children, lend_parent as parent};
 
 use super::Transport;
 use super::plain::is_loan;
@@ -87,8 +90,8 @@ impl<T: Transport> LinkRank<T> {
             for &r in &kids {
                 self.send_msg(note(0, bytes.len()), r, tag)?;
             }
-            for r in (1..n).filter(|&r| parent(r) != 0) {
-                self.send_msg(Msg::new(Relay::From(parent(r) as u64)), r, tag)?;
+            for r in (1..n).filter(|&r| parent(r, n) != 0) {
+                self.send_msg(Msg::new(Relay::From(parent(r, n) as u64)), r, tag)?;
             }
             self.await_acks(kids.iter().copied(), tag)
         })?;
