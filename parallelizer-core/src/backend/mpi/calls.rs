@@ -7,7 +7,7 @@
 
 use std::ffi::{c_int, c_void};
 use std::mem::MaybeUninit;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mpi::collective::SystemOperation;
 use mpi::ffi;
@@ -16,6 +16,7 @@ use mpi::traits::AsRaw;
 use super::contract_error;
 use super::handles::{Comm, Datatype, byte_type, c_ints, call, int, mpi_error, u64_type};
 use super::plan::{pieces, rounds, starts};
+use super::wait::poll_until;
 use crate::error::Result;
 
 // ---------------------------------------------------------------------------
@@ -216,30 +217,6 @@ pub(crate) fn barrier(comm: Comm) -> Result<()> {
 
 // ---------------------------------------------------------------------------
 // Non-blocking collectives, waited for by polling
-
-/// Polls `ready` until it says yes (`Ok(true)`) or `deadline` passes
-/// (`Ok(false)`), yielding at first and then sleeping briefly, so that idle
-/// ranks leave the cores to working ones.
-pub(super) fn poll_until(
-    deadline: Option<Instant>,
-    mut ready: impl FnMut() -> Result<bool>,
-) -> Result<bool> {
-    let mut spins = 0u32;
-    loop {
-        if ready()? {
-            return Ok(true);
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(false);
-        }
-        spins += 1;
-        if spins < 2000 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-}
 
 /// Starts `N` non-blocking operations on `words`, moved to the heap:
 /// `start(buffer, requests)` makes the calls, each writing one request
@@ -605,6 +582,7 @@ mod tests {
     use super::*;
     use crate::backend::mpi::world::world;
     use crate::error::Error;
+    use std::time::Duration;
 
     /// Initializes MPI in the test process (a singleton without `mpirun`).
     #[test]

@@ -7,6 +7,7 @@ use std::ffi::c_int;
 use std::time::{Duration, Instant};
 
 use super::handles::{Comm, byte_type, u64_type};
+use super::wait::Backoff;
 use super::{
     Mpi, TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, arrived, bcast_framed, bcast_words,
     calls, contract_error, describe, fate, lengths, missing, protocol_error, receive_timeout,
@@ -55,9 +56,9 @@ impl Mpi {
 
     /// The first message from any rank of `from`, or `None` at `until`.
     /// Polls each rank's probe in turn (a probe of one source never returns
-    /// a message of another, which could not be left for later), yielding
-    /// and then sleeping briefly between rounds so that the rank's own work
-    /// keeps its core.
+    /// a message of another, which could not be left for later), spinning,
+    /// yielding and then sleeping briefly between rounds (`wait.rs`) so that
+    /// the rank's own work keeps its core.
     pub(super) fn recv_any_on(
         &self,
         comm: Comm,
@@ -65,7 +66,7 @@ impl Mpi {
         until: Option<Instant>,
     ) -> Result<Option<(usize, Msg)>> {
         let deadline = self.recv_deadline();
-        let mut rounds = 0u32;
+        let mut backoff = Backoff::new(64, Duration::from_micros(50));
         loop {
             for &r in from {
                 if let Some((tag, count)) = calls::probe_any(comm, r, Some(Instant::now()))? {
@@ -79,12 +80,7 @@ impl Mpi {
             if deadline.is_some_and(|d| now >= d) {
                 return Err(self.gave_up(from[0]));
             }
-            rounds += 1;
-            if rounds < 64 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(Duration::from_micros(50));
-            }
+            backoff.pause();
         }
     }
 

@@ -132,6 +132,7 @@ mod reduce;
 mod serve;
 mod ulfm;
 mod verify;
+mod wait;
 mod wire;
 mod world;
 
