@@ -171,8 +171,18 @@ pub fn task_by_path(path: &str) -> Result<&'static TaskEntry> {
 
 /// The registration of the fn item type `F`, if it has one.
 pub fn task_of<F>() -> Option<&'static TaskEntry> {
+    // Sorted by type name once: every `run` looks its task up here.
+    static BY_TYPE: OnceLock<Vec<(&'static str, &'static TaskEntry)>> = OnceLock::new();
+    let by_type = BY_TYPE.get_or_init(|| {
+        let mut all: Vec<_> = tasks().iter().map(|&t| ((t.type_name)(), t)).collect();
+        all.sort_by_key(|&(name, _)| name);
+        all
+    });
     let name = std::any::type_name::<F>();
-    tasks().iter().copied().find(|t| (t.type_name)() == name)
+    by_type
+        .binary_search_by_key(&name, |&(n, _)| n)
+        .ok()
+        .map(|i| by_type[i].1)
 }
 
 /// What a worker rank reports for a registered task that returned `r`:

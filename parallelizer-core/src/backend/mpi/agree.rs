@@ -59,25 +59,12 @@ fn swap(
         vec![word, 0],
         deadline,
         "MPI_Testall",
-        |words, [recv, send]| {
-            call("MPI_Irecv", || {
-                // SAFETY: `words` is a heap buffer of two u64 that `nonblocking`
-                // keeps alive until both requests complete; the receive writes
-                // only the second; `recv` is a valid out-parameter.
-                unsafe {
-                    ffi::MPI_Irecv(
-                        words.add(1).cast(),
-                        1,
-                        ty,
-                        from,
-                        TAG_AGREE,
-                        comm.raw(),
-                        recv,
-                    )
-                }
-            })?;
+        |words, [send, recv]| {
+            // The send first: the partner may be waiting for it already.
             call("MPI_Isend", || {
-                // SAFETY: as above; the send reads only the first word.
+                // SAFETY: `words` is a heap buffer of two u64 that `nonblocking`
+                // keeps alive until both requests complete; the send reads
+                // only the first; `send` is a valid out-parameter.
                 unsafe {
                     ffi::MPI_Isend(
                         words.cast_const().cast(),
@@ -87,6 +74,20 @@ fn swap(
                         TAG_AGREE,
                         comm.raw(),
                         send,
+                    )
+                }
+            })?;
+            call("MPI_Irecv", || {
+                // SAFETY: as above; the receive writes only the second word.
+                unsafe {
+                    ffi::MPI_Irecv(
+                        words.add(1).cast(),
+                        1,
+                        ty,
+                        from,
+                        TAG_AGREE,
+                        comm.raw(),
+                        recv,
                     )
                 }
             })

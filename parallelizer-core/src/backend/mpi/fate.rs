@@ -115,7 +115,7 @@ pub(super) struct Current {
     /// `verify`: the finished rank whose failure released this one.
     pub released_by: OnceLock<usize>,
     /// `verify`: the ranks whose end-of-task note a receive already took.
-    notes: Mutex<Vec<bool>>,
+    notes: Mutex<Vec<usize>>,
     /// The communicators of the groups made in the region on this rank
     /// (`group.rs`), revoked with the region's on a failure.
     groups: Mutex<Groups>,
@@ -261,20 +261,16 @@ impl Current {
 
     /// `verify`: records that the note of `rank` was taken by a receive.
     pub(super) fn take_note(&self, rank: usize) {
-        if let Some(taken) = self
-            .notes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_mut(rank)
-        {
-            *taken = true;
+        let mut taken = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        if !taken.contains(&rank) {
+            taken.push(rank);
         }
     }
 
     /// `verify`: whether a receive took the note of `rank`.
     pub(super) fn note_taken(&self, rank: usize) -> bool {
-        let notes = self.notes.lock().unwrap_or_else(|e| e.into_inner());
-        notes.get(rank).copied().unwrap_or(false)
+        let taken = self.notes.lock().unwrap_or_else(|e| e.into_inner());
+        taken.contains(&rank)
     }
 
     /// Revokes the region's communicator and those of the groups made in
@@ -382,7 +378,11 @@ impl Drop for Ending {
         self.0.close_groups();
         *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
         *self.0.over.lock().unwrap_or_else(|e| e.into_inner()) = true;
-        self.0.wake.notify_all();
+        // Only a watchdog (a region with a deadline) waits for this, and a
+        // wake-up is a system call even when nobody waits.
+        if self.0.timeout.is_some() {
+            self.0.wake.notify_all();
+        }
     }
 }
 
@@ -399,12 +399,13 @@ impl Mpi {
         }
         handles::take_released();
         let timeout = self.core.config().timeout;
+        let comms = self.world.comms();
         let cur = Arc::new(Current {
             world: self.world,
             timeout,
             deadline: timeout.map(|t| Instant::now() + t),
-            comm: self.world.data(),
-            plain: self.world.plain(),
+            comm: comms.data,
+            plain: comms.plain,
             calls: AtomicUsize::new(0),
             finished: AtomicBool::new(false),
             waited_past: AtomicBool::new(false),
@@ -413,7 +414,7 @@ impl Mpi {
             verified: AtomicU64::new(0),
             verify_failure: OnceLock::new(),
             released_by: OnceLock::new(),
-            notes: Mutex::new(vec![false; self.world.size()]),
+            notes: Mutex::new(Vec::new()),
             groups: Mutex::new(Groups::default()),
             over: Mutex::new(false),
             wake: Condvar::new(),

@@ -80,6 +80,7 @@ impl Mpi {
             // `verify` checks the region's own collectives (one sequence
             // of calls per region), not a group's.
             verify: false,
+            wire_config: std::sync::OnceLock::new(),
         });
         handle.core().bind_handle(Arc::downgrade(&handle));
         Ok(handle)

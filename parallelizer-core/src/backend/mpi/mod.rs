@@ -195,6 +195,9 @@ pub struct Mpi {
     pool: Option<Arc<rayon::ThreadPool>>,
     /// Option `verify`: collectives exchange their calls first (`verify.rs`).
     verify: bool,
+    /// The configuration as a served main sends it to the workers, encoded
+    /// on its first dispatch (`serve.rs`: 80 ns a region otherwise).
+    wire_config: std::sync::OnceLock<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +292,7 @@ impl Mpi {
             threads,
             pool,
             verify,
+            wire_config: std::sync::OnceLock::new(),
         })
     }
 

@@ -56,20 +56,27 @@ impl Mpi {
         let _one = DISPATCH.lock().unwrap_or_else(|e| e.into_inner());
         let task_id = region.task().require_id()?;
         let (task, args) = region.into_parts();
-        let mut payload = Vec::new();
-        encode_serde(self.core.config(), &mut payload)?;
+        let config = match self.wire_config.get() {
+            Some(bytes) => bytes,
+            None => {
+                let mut bytes = Vec::new();
+                encode_serde(self.core.config(), &mut bytes)?;
+                self.wire_config.get_or_init(|| bytes)
+            }
+        };
         // The workers keep the configuration of the last region: it is sent
         // again only when it changed (a header word of 0 says "the same").
         let same = {
             let mut last = LAST_CONFIG.lock().unwrap_or_else(|e| e.into_inner());
-            let same = last.as_deref() == Some(&payload[..]);
+            let same = last.as_deref() == Some(&config[..]);
             if !same {
-                *last = Some(payload.clone());
+                *last = Some(config.clone());
             }
             same
         };
-        if same {
-            payload.clear();
+        let mut payload = Vec::new();
+        if !same {
+            payload.extend_from_slice(config);
         }
         let config_len = payload.len() as u64;
         args.encode_into(&mut payload)?;
