@@ -41,18 +41,15 @@ pub(crate) fn binomial_parent(r: usize) -> usize {
 
 /// The children of rank `r` among `n` in that tree, the largest subtree
 /// first: `r + 2^k` for every `2^k > r`.
-pub(crate) fn binomial_children(r: usize, n: usize) -> Vec<usize> {
-    let mut kids = Vec::new();
-    let mut bit = if r == 0 {
+pub(crate) fn binomial_children(r: usize, n: usize) -> impl Iterator<Item = usize> {
+    let first = if r == 0 {
         1
     } else {
         1 << (usize::BITS - r.leading_zeros())
     };
-    while r + bit < n {
-        kids.push(r + bit);
-        bit <<= 1;
-    }
-    kids
+    std::iter::successors(Some(first), |bit: &usize| bit.checked_mul(2))
+        .map(move |bit| r.saturating_add(bit))
+        .take_while(move |&k| k < n)
 }
 
 /// Whether main lends a broadcast to rank 1 alone, which heads a binomial
@@ -81,12 +78,9 @@ pub(crate) fn lend_parent(r: usize, n: usize) -> usize {
 /// below its children's.
 pub(crate) fn lend_children(r: usize, n: usize) -> Vec<usize> {
     match (headed(n), r) {
-        (false, _) => binomial_children(r, n),
+        (false, _) => binomial_children(r, n).collect(),
         (true, 0) => vec![1],
-        (true, _) => binomial_children(r - 1, n - 1)
-            .into_iter()
-            .map(|k| k + 1)
-            .collect(),
+        (true, _) => binomial_children(r - 1, n - 1).map(|k| k + 1).collect(),
     }
 }
 
@@ -247,7 +241,10 @@ mod tests {
     fn every_rank_has_one_parent_whose_children_list_it() {
         type Tree = (fn(usize, usize) -> usize, fn(usize, usize) -> Vec<usize>);
         let trees: [Tree; 2] = [
-            (|r, _| binomial_parent(r), binomial_children),
+            (
+                |r, _| binomial_parent(r),
+                |r, n| binomial_children(r, n).collect(),
+            ),
             (lend_parent, lend_children),
         ];
         for (parent, children) in trees {
@@ -264,17 +261,18 @@ mod tests {
                 assert!(reached.iter().all(|&x| x), "n={n}");
             }
         }
-        assert_eq!(binomial_children(0, 4), [1, 2]);
-        assert_eq!(binomial_children(1, 4), [3]);
-        assert_eq!(binomial_children(0, 8), [1, 2, 4]);
-        assert_eq!(binomial_children(2, 8), [6]);
+        assert_eq!(binomial_children(0, 4).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(binomial_children(1, 4).collect::<Vec<_>>(), [3]);
+        assert_eq!(binomial_children(0, 8).collect::<Vec<_>>(), [1, 2, 4]);
+        assert_eq!(binomial_children(2, 8).collect::<Vec<_>>(), [6]);
     }
 
     #[test]
     fn main_lends_to_one_rank_only_where_that_adds_no_stage() {
         for n in 2..40 {
             let lent = height(n, lend_children);
-            assert_eq!(lent, height(n, binomial_children), "n={n}");
+            let binomial = height(n, |r, n| binomial_children(r, n).collect());
+            assert_eq!(lent, binomial, "n={n}");
             let one = lend_children(0, n).len() == 1;
             assert_eq!(one, n == 2 || (n >= 4 && n.is_power_of_two()), "n={n}");
         }
