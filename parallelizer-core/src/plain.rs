@@ -133,6 +133,29 @@ impl<T: bytemuck::Pod> PlainBuf for Vec<T> {
     }
 }
 
+/// The end of a vector as a receive buffer: what arrives goes after the
+/// elements it holds (a map's results behind main's own), on fresh memory
+/// advised onto huge pages as [`plain_buffer`]'s.
+struct Tail<'a, T> {
+    vec: &'a mut Vec<T>,
+    base: usize,
+}
+
+impl<T: bytemuck::Pod> PlainBuf for Tail<'_, T> {
+    fn bytes(&mut self) -> &mut [u8] {
+        bytemuck::cast_slice_mut(&mut self.vec[self.base..])
+    }
+
+    fn fit(&mut self, elements: usize) -> Result<&mut [u8]> {
+        self.vec.truncate(self.base);
+        self.vec.reserve_exact(elements);
+        let spare = self.vec.spare_capacity_mut();
+        advise_huge(spare.as_ptr() as usize, std::mem::size_of_val(spare));
+        self.vec.resize(self.base + elements, T::zeroed());
+        Ok(bytemuck::cast_slice_mut(&mut self.vec[self.base..]))
+    }
+}
+
 /// Fresh allocations of at least this many bytes are advised onto
 /// transparent huge pages.
 const HUGE_FROM: usize = 4 << 20;
@@ -153,36 +176,34 @@ const HUGE_FROM: usize = 4 << 20;
 /// ```
 pub fn plain_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
     let v: Vec<T> = bytemuck::zeroed_vec(len);
-    advise_huge(bytemuck::cast_slice(&v));
+    let bytes: &[u8] = bytemuck::cast_slice(&v);
+    advise_huge(bytes.as_ptr() as usize, bytes.len());
     v
 }
 
-/// Advises the whole 2 MiB pages inside `bytes` onto transparent huge
-/// pages, if it is large enough to matter. Advice only: failures are
-/// ignored (the kernel may not offer huge pages at all).
-fn advise_huge(bytes: &[u8]) {
+/// Advises the whole 2 MiB pages inside the `len` bytes at `start` (memory
+/// of one allocation of this process) onto transparent huge pages, if they
+/// are enough to matter. Advice only: failures are ignored (the kernel may
+/// not offer huge pages at all).
+fn advise_huge(start: usize, len: usize) {
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
-        if bytes.len() < HUGE_FROM {
+        if len < HUGE_FROM {
             return;
         }
-        let start = bytes.as_ptr() as usize;
-        let (lo, hi) = (
-            start.next_multiple_of(HUGE),
-            (start + bytes.len()) / HUGE * HUGE,
-        );
+        let (lo, hi) = (start.next_multiple_of(HUGE), (start + len) / HUGE * HUGE);
         if hi > lo {
-            // SAFETY: [lo, hi) lies inside `bytes`, memory this process
-            // owns; MADV_HUGEPAGE only changes how future faults in the
-            // range are served, never the contents or the mapping.
+            // SAFETY: [lo, hi) lies inside the allocation, memory this
+            // process owns; MADV_HUGEPAGE only changes how future faults in
+            // the range are served, never the contents or the mapping.
             unsafe {
                 libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
             }
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (bytes, HUGE_FROM);
+    let _ = (start, len, HUGE_FROM);
 }
 
 // ---------------------------------------------------------------------------
@@ -204,6 +225,9 @@ pub(crate) trait PlainOps: Send + Sync {
     fn bytes<'a>(&self, vec: &'a dyn Any) -> &'a [u8];
     /// A `Vec<T>` as a resizable receive buffer.
     fn buf<'a>(&self, vec: &'a mut dyn Any) -> &'a mut dyn PlainBuf;
+    /// The end of a `Vec<T>` as a receive buffer: what arrives is appended
+    /// to the elements it holds.
+    fn tail<'a>(&self, vec: &'a mut dyn Any) -> Box<dyn PlainBuf + 'a>;
     /// A copy of a `Vec<T>`.
     fn clone_vec(&self, vec: &dyn Any) -> Box<dyn Any + Send>;
     /// An empty `Vec<T>`.
@@ -251,6 +275,11 @@ impl<T: bytemuck::Pod + Send> PlainOps for Ops<T> {
     }
     fn buf<'a>(&self, vec: &'a mut dyn Any) -> &'a mut dyn PlainBuf {
         vec_of_mut::<T>(vec)
+    }
+    fn tail<'a>(&self, vec: &'a mut dyn Any) -> Box<dyn PlainBuf + 'a> {
+        let vec = vec_of_mut::<T>(vec);
+        let base = vec.len();
+        Box::new(Tail { vec, base })
     }
     fn clone_vec(&self, vec: &dyn Any) -> Box<dyn Any + Send> {
         Box::new(vec_of::<T>(vec).clone())

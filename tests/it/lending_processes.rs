@@ -12,9 +12,9 @@ use std::time::Duration;
 use crate::common::data::*;
 use crate::common::lending;
 use crate::common::procs::spawns;
-use parallelizer::Reduce;
 use parallelizer::backend::processes::__refuse_peer_reads;
 use parallelizer::prelude::*;
+use parallelizer::{Reduce, Schedule};
 
 fn pool(p: usize, lend: bool) -> Arc<dyn Parallelizer> {
     let config = Config::new("processes")
@@ -179,5 +179,51 @@ fn large_allreduces_lend_and_fall_back() {
             let got = par.run(allreduce_large, refusing.clone()).unwrap();
             assert_eq!(got.as_ref(), Some(&want), "p={p} refusing={refusing:?}");
         }
+    }
+}
+
+/// Every item of [`expand`] gives this many `u32`s.
+const SPREAD: u32 = 1 << 20;
+
+/// Item `x` as `x * SPREAD + j` for every `j < SPREAD` (4 MiB each).
+#[parallelizer::task]
+fn expand(xs: Vec<u32>) -> Vec<u32> {
+    xs.into_iter()
+        .flat_map(|x| (0..SPREAD).map(move |j| x * SPREAD + j))
+        .collect()
+}
+
+/// A static map whose workers' plain results are large (20 MiB a rank,
+/// lent to main, which takes them straight into its own vector) gives
+/// every result once, in order, flat and per rank; with lending off, and
+/// with main refusing the loans (they then come as messages).
+#[parallelizer::test]
+fn large_plain_results_of_a_static_map_join_in_mains_vector() {
+    let _hold = spawns();
+    let items = || Some((0..15u32).collect::<Vec<_>>());
+    let want: Vec<u32> = (0..15 * SPREAD).collect();
+    let per_rank = (5 * SPREAD) as usize;
+    for lend in [true, false] {
+        let par = pool(3, lend);
+        let _entered = par.enter().unwrap();
+        let stat = || par.mapper().schedule(Schedule::Static);
+        let got = stat().map_chunks(expand, items()).unwrap().unwrap();
+        assert!(got == want, "lend {lend}: {} results", got.len());
+        let lists = stat()
+            .per_rank()
+            .map_chunks(expand, items())
+            .unwrap()
+            .unwrap();
+        assert_eq!(lists.len(), 3, "lend {lend}");
+        for (r, list) in lists.iter().enumerate() {
+            assert!(
+                list[..] == want[r * per_rank..(r + 1) * per_rank],
+                "lend {lend}, rank {r}"
+            );
+        }
+        let got = refusing(|| stat().map_chunks(expand, items()))
+            .unwrap()
+            .unwrap();
+        assert!(got == want, "lend {lend}, refused: {} results", got.len());
     }
 }

@@ -21,6 +21,8 @@ pub(crate) struct Options {
     pub(crate) schedule: Schedule,
     /// Who watches the map's progress.
     pub(crate) watch: Watch,
+    /// The results are wanted per rank ([`PerRank`](super::PerRank)).
+    pub(crate) per_rank: bool,
 }
 
 /// `f` applied to a chunk, with the extra argument.

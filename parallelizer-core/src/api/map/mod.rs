@@ -8,10 +8,12 @@
 //! (pool-style). Modules: `plan` (who does what, the static split), `call`
 //! (one call's pieces, applying `f` to a chunk), `dynamic` (chunks handed
 //! out as ranks finish them), `progress` (the bar and the callback),
-//! `wire` (how chunks travel).
+//! `wire` (how chunks travel), `joined` (plain results gathered into
+//! main's vector).
 
 mod call;
 mod dynamic;
+mod joined;
 mod plan;
 mod progress;
 mod wire;
@@ -256,9 +258,11 @@ impl<'a, L: Layout> Mapper<'a, L> {
     /// Results as one list per rank (McUtils' `aggregate=False`); see
     /// [`PerRank`].
     pub fn per_rank(self) -> Mapper<'a, PerRank> {
+        let mut opts = self.opts;
+        opts.per_rank = true;
         Mapper {
             par: self.par,
-            opts: self.opts,
+            opts,
             layout: PhantomData,
         }
     }

@@ -19,6 +19,7 @@ use super::super::{Contract, main_data};
 use super::Schedule;
 use super::call::{MapCall, Options, Parts, apply, main_panicked};
 use super::dynamic::{self, Rule};
+use super::joined;
 use super::progress::Tracker;
 use super::wire;
 
@@ -161,13 +162,21 @@ where
     let Some(mine) = mine else {
         return match plan {
             Plan::Dynamic => dynamic::worker(par, call, &extra).map(|()| None),
-            _ => static_part(par, call, None, &extra, None, pool).map(|_| None),
+            _ => static_part(par, call, None, &extra, None, pool, false).map(|_| None),
         };
     };
     let (data, _, rule) = mine?;
     let tracker = Tracker::start(par, call.op, data.len(), &opts.watch);
     let parts = match rule {
-        None => static_part(par, call, Some(data), &extra, Some(&tracker), pool),
+        None => static_part(
+            par,
+            call,
+            Some(data),
+            &extra,
+            Some(&tracker),
+            pool,
+            opts.per_rank,
+        ),
         Some(rule) => dynamic::main(par, call, data, &extra, rule, &tracker, pool).map(Some),
     };
     tracker.finish(parts.is_ok());
@@ -216,6 +225,7 @@ fn static_part<T, E, R>(
     extra: &E,
     tracker: Option<&Tracker>,
     pool: bool,
+    per_rank: bool,
 ) -> Result<Option<Parts<R>>>
 where
     T: Data,
@@ -236,15 +246,21 @@ where
     } else {
         (apply(par, call, chunk, extra)?, None)
     };
-    let all = if native_split(par) {
-        par.gather_as(out, Contract::Skip)?
-    } else {
-        wire::gather(par, out)?
+    let parts = match joined::plane::<R>(par) {
+        Some(plane) => joined::gather(par, plane, out, per_rank)?,
+        None => {
+            let all = if native_split(par) {
+                par.gather_as(out, Contract::Skip)?
+            } else {
+                wire::gather(par, out)?
+            };
+            all.map(|all| all.into_iter().enumerate().collect())
+        }
     };
     if let Some(panic) = panicked {
         return Err(main_panicked(par, panic, pool));
     }
-    let Some(all) = all else {
+    let Some(parts) = parts else {
         return Ok(None);
     };
     if let (Some(tracker), Some(sizes)) = (tracker, sizes) {
@@ -252,7 +268,7 @@ where
             tracker.add(rank, items);
         }
     }
-    Ok(Some(all.into_iter().enumerate().collect()))
+    Ok(Some(parts))
 }
 
 /// Whether the static split goes through the backend's own collectives
