@@ -57,6 +57,15 @@ pub trait NativePod: Send + Sync {
         tag: Tag,
     ) -> Result<Vec<usize>>;
 
+    /// Whether main's end of [`gather_pod`](Self::gather_pod) also takes a
+    /// worker's part that the worker sent as a message of its plain bytes
+    /// (`send_msg` of a `Msg::pod`, the call's tag) instead of calling
+    /// `gather_pod`. A static map's workers then send parts too small to be
+    /// worth lending that way. The default says no.
+    fn takes_parts_as_messages(&self) -> bool {
+        false
+    }
+
     /// Sends `buf` to rank `to` (a point-to-point message that `recv_pod`,
     /// or a typed `receive` of a `Vec` of the same type, receives).
     fn send_pod(&self, ty: PodType, buf: &[u8], to: usize, tag: Tag) -> Result<()>;

@@ -410,6 +410,12 @@ impl<T: Transport> NativePod for LinkRank<T> {
         acked.and(fetched).map(|()| counts)
     }
 
+    /// Main reads every part of a gather as a packet of the call: a loan's
+    /// note or the bytes themselves.
+    fn takes_parts_as_messages(&self) -> bool {
+        true
+    }
+
     fn send_pod(&self, ty: PodType, buf: &[u8], to: usize, tag: Tag) -> Result<()> {
         let lent = self.with_loan(buf, ty, buf.len(), |note| {
             self.send_msg(note(0, buf.len()), to, tag)?;
