@@ -71,7 +71,10 @@ pub fn into_collective(p: &dyn Parallelizer, a: IntoArgs) -> Option<f64> {
     let lo: usize = counts[..id].iter().sum();
     let mut chunk: Vec<f64> = plain_buffer(counts[id]);
     chunk.copy_from_slice(&full[lo..lo + counts[id]]);
-    let mut buf = if on { full.clone() } else { plain_buffer(a.n) };
+    let mut buf: Vec<f64> = plain_buffer(a.n);
+    if on {
+        buf.copy_from_slice(&full);
+    }
     let mut mine: Vec<f64> = plain_buffer(counts[id]);
     let mut all: Vec<f64> = plain_buffer(if on { a.n } else { 0 });
     let data = on.then_some(&full[..]);
@@ -310,7 +313,8 @@ pub fn section(store: &Store, plan: &Plan, w: &mut String) {
         "`broadcast_into`, `scatter_into` and `gather_into` of `f64` on buffers allocated once \
          with `parallelizer::plain_buffer` (huge pages from 4 MiB) and reused, timed on main \
          after an untimed barrier. Baselines in the same run: raw rsmpi `broadcast_into`, \
-         `scatter_varcount_into`, `gather_varcount_into` on preallocated `Vec`s (mpi), mpi4py's \
+         `scatter_varcount_into`, `gather_varcount_into` on buffers allocated once with \
+         `plain_buffer` too (mpi), mpi4py's \
          buffer API (`Bcast`/`Scatterv`/`Gatherv` into preallocated numpy arrays, which numpy \
          puts on huge pages), and for threads the copies of the collectives table. \"generic\" is \
          the same collective through `broadcast`/`scatter`/`gather` of a `Vec<f64>` (which must \

@@ -393,7 +393,7 @@ fn markdown(store: &Store, plot_note: &str) -> String {
              call and through the `*_pod` call (raw bytes), `Vec<String>` through serde. Baselines: \
              copies with `clone`/`to_vec`/`extend` (threads; broadcast = P-1 clones), raw socket \
              writes/reads of the f64 bytes (processes), raw rsmpi `broadcast_into`, \
-             `scatter_varcount`, `gather_varcount` (mpi). No raw baseline moves strings, so \
+             `scatter_varcount`, `gather_varcount` on buffers from `plain_buffer` (mpi). No raw baseline moves strings, so \
              `Vec<String>` rows compare with the in-memory copy. Python: mpi4py pickle \
              (`bcast`/`scatter`/`gather` of a list, or of numpy chunks for f64) and buffer \
              (`Bcast`/`Scatterv`/`Gatherv`).\n"
