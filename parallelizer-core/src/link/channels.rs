@@ -1,7 +1,8 @@
 //! `Channels`: a transport between threads of one process, over crossbeam
 //! channels; messages move as values, never serialized.
 
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
@@ -12,6 +13,10 @@ use crate::segment::{HEAP, SharedMemory};
 
 /// How many times a receive yields before it parks (see `recv`).
 const SPINS: usize = 64;
+
+/// The longest a lender yields rather than parks while its borrowers copy
+/// (`expect_replies`).
+const LONGEST_SPIN: Duration = Duration::from_millis(2);
 
 /// One rank's end of a mesh of channels: a sender to every rank's inbox and
 /// its own inbox. Packets move as they are (a `Vec` is moved, not copied).
@@ -31,12 +36,18 @@ pub struct Channels {
     id: usize,
     to: Vec<Sender<(usize, Packet)>>,
     inbox: Receiver<(usize, Packet)>,
+    /// Whether every rank can have a core, so that a lender may yield
+    /// rather than park while its borrowers copy.
+    uncrowded: bool,
+    /// Until then waits yield rather than park: a reply is expected.
+    spin_until: Mutex<Option<Instant>>,
 }
 
 impl Channels {
     /// The ends of a mesh of `nprocs` ranks, in rank order.
     pub fn mesh(nprocs: usize) -> Vec<Channels> {
         let (senders, inboxes): (Vec<_>, Vec<_>) = (0..nprocs).map(|_| unbounded()).unzip();
+        let uncrowded = nprocs <= crate::runtime::cores();
         inboxes
             .into_iter()
             .enumerate()
@@ -44,6 +55,8 @@ impl Channels {
                 id,
                 to: senders.clone(),
                 inbox,
+                uncrowded,
+                spin_until: Mutex::new(None),
             })
             .collect()
     }
@@ -66,18 +79,37 @@ impl Transport for Channels {
         true
     }
 
+    /// Waits until `within` from now (at most [`LONGEST_SPIN`]) yield rather
+    /// than park, while every rank can have a core: waking a parked thread
+    /// costs tens of microseconds on these VMs (a 1 MiB `send_slice` /
+    /// `receive_into` ping-pong took 35 or, when the lender had parked, 190
+    /// µs one way; with this, 68–70 µs, now and then 35).
+    fn expect_replies(&self, within: Duration) {
+        if self.uncrowded {
+            let until = Instant::now() + within.min(LONGEST_SPIN);
+            *self.spin_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+        }
+    }
+
     fn recv(&self, until: Option<Instant>) -> Result<Option<Event>> {
         // A short wait that yields the core before parking the thread:
         // ranks that answer each other back to back (a collective after a
         // barrier) then hand over in about a microsecond instead of a
         // futex wake-up each, and on an oversubscribed machine the yield
         // lets the sender run.
-        for _ in 0..SPINS {
+        let spin_until = *self.spin_until.lock().unwrap_or_else(|e| e.into_inner());
+        let mut spins = 0;
+        loop {
             if let Ok((from, packet)) = self.inbox.try_recv() {
                 return Ok(Some(Event::Packet { from, packet }));
             }
-            if until.is_some_and(|t| Instant::now() >= t) {
+            let now = Instant::now();
+            if until.is_some_and(|t| now >= t) {
                 return Ok(None);
+            }
+            spins += 1;
+            if spins >= SPINS && spin_until.is_none_or(|t| now >= t) {
+                break;
             }
             std::thread::yield_now();
         }

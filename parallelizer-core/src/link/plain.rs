@@ -126,7 +126,11 @@ impl<T: Transport> LinkRank<T> {
             return None;
         }
         let t = self.transport();
+        // Each borrower copies `len` bytes: spin rather than sleep until
+        // then (about 2 GB/s of `process_vm_readv` on slow machines).
+        let copying = Duration::from_secs_f64(len as f64 / COPY_RATE);
         if t.shares_memory() {
+            t.expect_replies(copying);
             return Some(lend(bytes, |loan| {
                 f(&|offset, len| {
                     Lent {
@@ -143,9 +147,7 @@ impl<T: Transport> LinkRank<T> {
             return None;
         }
         let ticket = Ticket::open(bytes)?;
-        // Each borrower copies `len` bytes: spin rather than sleep until
-        // then (about 2 GB/s of `process_vm_readv` on slow machines).
-        t.expect_replies(Duration::from_secs_f64(len as f64 / COPY_RATE));
+        t.expect_replies(copying);
         Some(f(&|offset, len| ticket.note(offset, len, ty)))
     }
 
