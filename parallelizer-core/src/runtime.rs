@@ -68,9 +68,12 @@ pub(crate) fn output_relayed() -> bool {
 }
 
 /// The cores this process may run on (1 if unknown): the default rank
-/// count of the local backends.
+/// count of the local backends. Asked once: `available_parallelism` reads
+/// the cgroup files each time (about 10 µs), and the threads backend asks
+/// on every region.
 pub(crate) fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// A new process-unique parallelizer id.
