@@ -79,7 +79,7 @@ impl Transport for Channels {
         true
     }
 
-    /// Waits until `within` from now (at most [`LONGEST_SPIN`]) yield rather
+    /// Waits until `within` from now (at most 2 ms) yield rather
     /// than park, while every rank can have a core: waking a parked thread
     /// costs tens of microseconds on these VMs (a 1 MiB `send_slice` /
     /// `receive_into` ping-pong took 35 or, when the lender had parked, 190
