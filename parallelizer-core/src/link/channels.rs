@@ -14,10 +14,6 @@ use crate::segment::{HEAP, SharedMemory};
 /// How many times a receive yields before it parks (see `recv`).
 const SPINS: usize = 64;
 
-/// The longest a lender yields rather than parks while its borrowers copy
-/// (`expect_replies`).
-const LONGEST_SPIN: Duration = Duration::from_millis(2);
-
 /// One rank's end of a mesh of channels: a sender to every rank's inbox and
 /// its own inbox. Packets move as they are (a `Vec` is moved, not copied).
 ///
@@ -79,14 +75,14 @@ impl Transport for Channels {
         true
     }
 
-    /// Waits until `within` from now (at most 2 ms) yield rather
-    /// than park, while every rank can have a core: waking a parked thread
-    /// costs tens of microseconds on these VMs (a 1 MiB `send_slice` /
-    /// `receive_into` ping-pong took 35 or, when the lender had parked, 190
-    /// µs one way; with this, 68–70 µs, now and then 35).
+    /// Waits until `within` from now yield rather than park, while every
+    /// rank can have a core: waking a parked thread costs tens of
+    /// microseconds on these VMs (a 1 MiB `send_slice` / `receive_into`
+    /// ping-pong took 35 or, when the lender had parked, 190 µs one way;
+    /// with this, 68–70 µs, now and then 35).
     fn expect_replies(&self, within: Duration) {
         if self.uncrowded {
-            let until = Instant::now() + within.min(LONGEST_SPIN);
+            let until = Instant::now() + within;
             *self.spin_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
         }
     }

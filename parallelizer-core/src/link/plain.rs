@@ -48,6 +48,11 @@ pub(crate) const LEND_FROM: usize = 64 << 10;
 /// lender expects its borrowers to take.
 const COPY_RATE: f64 = 2e9;
 
+/// The longest a lender expects its borrowers to take
+/// (`Transport::expect_replies`): on a longer copy a wake-up's tens of
+/// microseconds no longer matter.
+const LONGEST_SPIN: Duration = Duration::from_millis(2);
+
 /// Broadcasts of more bytes than this that are not lent go in pieces of
 /// this size (see the module documentation).
 pub(crate) const PIECE: usize = 32 << 20;
@@ -128,7 +133,7 @@ impl<T: Transport> LinkRank<T> {
         let t = self.transport();
         // Each borrower copies `len` bytes: spin rather than sleep until
         // then (about 2 GB/s of `process_vm_readv` on slow machines).
-        let copying = Duration::from_secs_f64(len as f64 / COPY_RATE);
+        let copying = Duration::from_secs_f64(len as f64 / COPY_RATE).min(LONGEST_SPIN);
         if t.shares_memory() {
             t.expect_replies(copying);
             return Some(lend(bytes, |loan| {

@@ -39,9 +39,6 @@ use super::shared::{self, MEMFD};
 use super::shm;
 use crate::segment::SharedMemory;
 
-/// The longest a lender spins while its borrowers copy (`expect_replies`).
-const LONGEST_SPIN: Duration = Duration::from_millis(2);
-
 /// Main's record of how its worker processes ended.
 pub(super) trait Obituary: Send + Sync {
     /// How worker `rank` ended, waiting up to `within` for it to end;
@@ -496,13 +493,11 @@ impl Transport for Port {
         self.net.lends.load(Ordering::Relaxed)
     }
 
-    /// Spins for at most [`LONGEST_SPIN`], and only while every rank can
-    /// have a core: on a longer copy a wake-up's tens of microseconds no
-    /// longer matter, and on a crowded machine a spinning lender takes the
-    /// core a borrower needs.
+    /// Spins only while every rank can have a core: on a crowded machine a
+    /// spinning lender takes the core a borrower needs.
     fn expect_replies(&self, within: Duration) {
         if self.net.uncrowded {
-            self.net.lock().ep.spin_for(within.min(LONGEST_SPIN));
+            self.net.lock().ep.spin_for(within);
         }
     }
 
