@@ -39,6 +39,8 @@ mod rank;
 mod relay;
 mod remote;
 mod spawn;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use std::time::{Duration, Instant};

@@ -166,7 +166,8 @@ impl<T: Transport> LinkRank<T> {
                 let (Some(w), Ok(note)) = (st.watch.as_mut(), packet.note::<DoneNote>()) else {
                     return;
                 };
-                w.done(from, note.sent);
+                let released = note.error.as_ref().is_some_and(Error::is_secondary);
+                w.done(from, note.sent, released);
                 if let Some(error) = note.error.filter(|e| !e.is_secondary()) {
                     // The worker released the others itself; main is released here.
                     w.fail(from, error.clone());
@@ -426,7 +427,7 @@ impl<T: Transport> LinkRank<T> {
             }
             let sent = st.sent.clone();
             if let Some(w) = st.watch.as_mut() {
-                w.done(0, sent);
+                w.done(0, sent, false);
             }
         }
         loop {
@@ -583,11 +584,13 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
                     return Err(e);
                 }
                 // Main: a rank that finished its task without sending (its
-                // packets come before its report) will never send.
+                // packets come before its report) will never send; one that
+                // another rank's failure released is waited out until that
+                // failure's report comes.
                 let finished = st
                     .watch
                     .as_ref()
-                    .and_then(|w| from.iter().copied().find(|&r| w.is_over(r)));
+                    .and_then(|w| from.iter().copied().find(|&r| w.ended_for_good(r)));
                 if let Some(on) = finished {
                     let waits = vec![crate::error::Wait {
                         rank: self.id,

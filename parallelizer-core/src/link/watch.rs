@@ -32,8 +32,10 @@ enum Stand {
         sent: Vec<u64>,
         epoch: u64,
     },
-    /// Finished its task, having sent `sent` data packets to each rank.
-    Done { sent: Vec<u64> },
+    /// Finished its task, having sent `sent` data packets to each rank;
+    /// `released`: because another rank's failure released it (its report
+    /// says `Aborted`), a failure whose own report may still be on its way.
+    Done { sent: Vec<u64>, released: bool },
     /// Can no longer be heard (died, or its stream broke).
     Gone,
 }
@@ -118,9 +120,11 @@ impl Watch {
         }
     }
 
-    pub(crate) fn done(&mut self, rank: usize, sent: Vec<u64>) {
+    /// Rank `rank` finished its task; `released` if another rank's failure
+    /// ended it.
+    pub(crate) fn done(&mut self, rank: usize, sent: Vec<u64>, released: bool) {
         if !matches!(self.stands[rank], Stand::Gone) {
-            self.stands[rank] = Stand::Done { sent };
+            self.stands[rank] = Stand::Done { sent, released };
         }
     }
 
@@ -130,6 +134,20 @@ impl Watch {
 
     pub(crate) fn is_over(&self, rank: usize) -> bool {
         matches!(self.stands[rank], Stand::Done { .. } | Stand::Gone)
+    }
+
+    /// Whether a wait on `rank` can be judged hopeless from its end: it
+    /// finished on its own, or is gone. A rank released by another's failure
+    /// is not: the failure that released it is the region's error, and its
+    /// report, on another stream, may reach main after this rank's.
+    pub(crate) fn ended_for_good(&self, rank: usize) -> bool {
+        matches!(
+            self.stands[rank],
+            Stand::Done {
+                released: false,
+                ..
+            } | Stand::Gone
+        )
     }
 
     /// The ranks that have not finished nor gone.
@@ -170,9 +188,9 @@ impl Watch {
         };
         let sent_to_rank = |sent: &Vec<u64>| sent.get(rank).copied().unwrap_or(0);
         Some(match &self.stands[*on] {
-            Stand::Running => false,
+            Stand::Running | Stand::Done { released: true, .. } => false,
             Stand::Gone => true,
-            Stand::Done { sent } | Stand::Blocked { sent, .. } => sent_to_rank(sent) <= *got,
+            Stand::Done { sent, .. } | Stand::Blocked { sent, .. } => sent_to_rank(sent) <= *got,
         })
     }
 
@@ -194,7 +212,8 @@ impl Watch {
                     continue;
                 };
                 let target_ok = match &self.stands[*on] {
-                    Stand::Done { .. } | Stand::Gone => true,
+                    Stand::Done { released, .. } => !released,
+                    Stand::Gone => true,
                     Stand::Blocked { .. } => dead[*on],
                     Stand::Running => false,
                 };
@@ -286,7 +305,7 @@ mod tests {
     #[test]
     fn a_wait_on_a_finished_rank_is_a_deadlock_unless_a_packet_is_on_its_way() {
         let mut w = Watch::new(3, None);
-        w.done(2, vec![0, 1, 0]);
+        w.done(2, vec![0, 1, 0], false);
         blocked(&mut w, 1, 2, 0, vec![0, 0, 0], 1);
         // Rank 2 sent rank 1 a packet that has not arrived yet.
         assert!(matches!(w.deadlock(Instant::now()), Verdict::Clear));
@@ -331,9 +350,29 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_on_a_rank_released_by_another_failure_is_not_a_deadlock() {
+        // Rank 2 failed and released rank 1, whose report came first; rank
+        // 3 waits on rank 1 and main on rank 3: the failure, not a
+        // deadlock, is what ends the region.
+        let mut w = Watch::new(4, None);
+        w.done(1, vec![0; 4], true);
+        blocked(&mut w, 3, 1, 0, vec![0; 4], 1);
+        assert!(!w.ended_for_good(1) && w.is_over(1));
+        assert!(matches!(w.deadlock(Instant::now()), Verdict::Clear));
+        assert!(matches!(
+            w.deadlock(Instant::now() + CONFIRM),
+            Verdict::Clear
+        ));
+        // Once rank 1 is gone, the wait is hopeless after all.
+        w.gone(1);
+        assert!(w.ended_for_good(1));
+        assert!(matches!(confirm(&mut w), Verdict::Deadlock(_)));
+    }
+
+    #[test]
     fn the_late_rank_is_the_one_still_running() {
         let mut w = Watch::new(4, Some(Duration::ZERO));
-        w.done(1, vec![0; 4]);
+        w.done(1, vec![0; 4], false);
         blocked(&mut w, 2, 0, 0, vec![0; 4], 1);
         let err = w.overdue(Op::Run, Instant::now()).unwrap();
         assert!(

@@ -1,0 +1,94 @@
+//! The region protocol against a scripted transport: reports that arrive
+//! in an order no real run can force.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::op::{Op, Tag};
+use crate::outcome::Outcome;
+use crate::parallelizer::{Core, Parallelizer};
+
+use super::packet::{DoneNote, Kind, Packet};
+use super::{Event, Limits, LinkRank, Transport};
+
+/// Hands main the events queued in it; sends go nowhere.
+#[derive(Default)]
+struct Script(Mutex<VecDeque<Event>>);
+
+impl Transport for Script {
+    fn send(&self, _to: usize, _packet: Packet) -> Result<()> {
+        Ok(())
+    }
+
+    fn recv(&self, until: Option<Instant>) -> Result<Option<Event>> {
+        if let Some(event) = self.0.lock().unwrap().pop_front() {
+            return Ok(Some(event));
+        }
+        if let Some(until) = until {
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+        }
+        Ok(None)
+    }
+}
+
+fn main_of(nprocs: usize) -> LinkRank<Script> {
+    let limits = Limits {
+        timeout: None,
+        grace: Duration::from_millis(100),
+        patience: Duration::from_millis(100),
+    };
+    let core = Core::new(Config::new("processes"));
+    LinkRank::new(&core, 0, nprocs, 1, limits, Script::default())
+}
+
+fn done(from: usize, error: Option<Error>) -> Event {
+    let note = DoneNote {
+        error,
+        sent: vec![0; 3],
+    };
+    Event::Packet {
+        from,
+        packet: Packet::control(Kind::Done, 1, note),
+    }
+}
+
+/// Rank 2 failed and released rank 1, which main waits on; rank 1's report
+/// (released) reaches main before rank 2's (the failure): main waits for
+/// the failure instead of declaring a deadlock on a finished rank.
+#[test]
+fn a_release_reported_before_its_cause_is_not_a_deadlock() {
+    let main = main_of(3);
+    let tag = Tag::new(Op::Map, 1);
+    main.deliver(done(1, Some(Error::Aborted { by_rank: 2 })));
+    let soon = Instant::now() + Duration::from_millis(20);
+    assert!(matches!(main.recv_any_msg(&[1], tag, Some(soon)), Ok(None)));
+    let panicked = Error::WorkerPanicked {
+        rank: 2,
+        message: "item 13 is cursed".into(),
+    };
+    main.transport()
+        .0
+        .lock()
+        .unwrap()
+        .push_back(done(2, Some(panicked.clone())));
+    let got = main.recv_any_msg(&[1], tag, None);
+    assert!(matches!(got, Err(Error::Aborted { by_rank: 2 })), "{got:?}");
+    let finish = main.finish_main(Outcome::Failed(Error::Aborted { by_rank: 2 }));
+    assert_eq!(finish.result.unwrap_err(), panicked);
+}
+
+/// A rank that finished on its own without sending what main waits for
+/// will never send it: a deadlock, at once.
+#[test]
+fn a_wait_on_a_rank_that_finished_on_its_own_is_a_deadlock() {
+    let main = main_of(3);
+    let tag = Tag::new(Op::Map, 1);
+    main.deliver(done(1, None));
+    match main.recv_any_msg(&[1], tag, None) {
+        Err(Error::Deadlock { waits }) => assert!(waits[0].finished && waits[0].on == 1),
+        other => panic!("{other:?}"),
+    }
+}
