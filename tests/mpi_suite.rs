@@ -356,6 +356,54 @@ fn large(par: &dyn Parallelizer, n: usize) -> Option<(f64, usize, Vec<f64>, usiz
     Some((sums?.iter().sum(), lens?.iter().sum(), back?, big.len()))
 }
 
+/// `receive_into` on main of messages from rank 1 that do not fit its
+/// buffers (of 4 `i32`, and of one, shorter than the header of a long
+/// message): shorter, longer, a serde value, and a message of 300 (in
+/// pieces after a header under a small `max_message_bytes`, whose length
+/// is then known). The receive is posted on the
+/// buffer itself, so a longer message is cut by MPI (how long it was is
+/// unknown); every misfit is an error and is taken, so the messages after
+/// it arrive in step.
+#[parallelizer::task]
+fn misfit_receives(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
+    let show = |r: parallelizer::Result<()>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    match par.id() {
+        0 => {
+            let (mut four, mut one) = ([0i32; 4], [0i32; 1]);
+            let mut seen = vec![
+                show(par.receive_into(&mut four, 1)),
+                show(par.receive_into(&mut four, 1)),
+                show(par.receive_into(&mut four, 1)),
+                show(par.receive_into(&mut one, 1)),
+                show(par.receive_into(&mut one, 1)),
+                show(par.receive_into(&mut four, 1)),
+                show(par.receive_into(&mut one, 1)),
+            ];
+            par.receive_into(&mut four, 1).unwrap();
+            par.receive_into(&mut one, 1).unwrap();
+            seen.push(format!("{four:?} {one:?}"));
+            Some(seen)
+        }
+        1 => {
+            par.send_slice(&[1i32, 2], 0).unwrap();
+            par.send_slice(&[1i32; 9], 0).unwrap();
+            par.send(String::from("not plain"), 0).unwrap();
+            par.send_slice(&[1i32; 3], 0).unwrap();
+            par.send_slice(&[1i32; 5], 0).unwrap();
+            // Above a `max_message_bytes` of 1000: a header, then the body.
+            par.send_slice(&[1i32; 300], 0).unwrap();
+            par.send_slice(&[1i32; 300], 0).unwrap();
+            par.send_slice(&[5i32, 6, 7, 8], 0).unwrap();
+            par.send_slice(&[9i32], 0).unwrap();
+            None
+        }
+        _ => None,
+    }
+}
+
 /// Rank 1 waits for a message that rank 0 never sends: with a timeout it
 /// gets `Error::Timeout` instead of hanging.
 #[parallelizer::task]
@@ -1372,6 +1420,41 @@ fn data_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
             eq("outcomes", got, on.then(|| wrong_lengths_expected(p)))
         },
     );
+
+    if p > 1 {
+        suite.check(
+            "data: receive_into of a message that does not fit is an error, and it is taken",
+            || {
+                let longer = |n: usize| {
+                    format!("receive: rank 1 sent more than the {n} elements the buffer of rank 0 holds")
+                };
+                let shorter = |n: usize, needs: usize| {
+                    format!("receive: the buffer of rank 0 holds {n} elements but the call needs {needs}")
+                };
+                let want = |split: bool| {
+                    let misfit = |n| if split { shorter(n, 300) } else { longer(n) };
+                    vec![
+                        shorter(4, 2),
+                        longer(4),
+                        "codec error: expected plain data alloc::vec::Vec<i32> but rank 1 sent a \
+                         serde value"
+                            .into(),
+                        shorter(1, 3),
+                        longer(1),
+                        misfit(4),
+                        misfit(1),
+                        "[5, 6, 7, 8] [9]".into(),
+                    ]
+                };
+                let got = run("run", par.run(misfit_receives, ()))?;
+                eq("outcomes", got, on.then(|| want(false)))?;
+                let small = Config::new("mpi").option("max_message_bytes", "1000");
+                let small = run("from_config", parallelizer::from_config(small))?;
+                let got = run("run", small.run(misfit_receives, ()))?;
+                eq("outcomes (in pieces)", got, on.then(|| want(true)))
+            },
+        );
+    }
 
     suite.check(
         "data: a broadcast of 40 MiB arrives whole; a wrong length is an error",

@@ -190,6 +190,24 @@ pub enum Error {
         /// The buffer's length.
         actual: usize,
     },
+
+    /// A message longer than the buffer of fixed length given to receive
+    /// it. MPI cuts such a message to the buffer and drops the rest, so how
+    /// long it was is unknown (`receive_into` on MPI; where the length is
+    /// known, the error is [`Error::Length`]).
+    #[error(
+        "{op}: rank {from} sent more than the {actual} elements the buffer of rank {rank} holds"
+    )]
+    Overflow {
+        /// The call.
+        op: Op,
+        /// The receiving rank.
+        rank: usize,
+        /// The sending rank.
+        from: usize,
+        /// The buffer's length.
+        actual: usize,
+    },
 }
 
 /// The message of [`Error::InvalidRank`].

@@ -86,6 +86,13 @@ pub trait PlainBuf {
     /// [`Error::Length`]; the backend then still takes its part in the call
     /// (into a scratch buffer) before it returns that error.
     fn fit(&mut self, elements: usize) -> Result<&mut [u8]>;
+
+    /// The bytes of a buffer whose length is fixed (the caller's slice),
+    /// into which a backend may receive before it knows what arrives;
+    /// `None` (the default) for a buffer that is fitted to what arrives.
+    fn fixed(&mut self) -> Option<&mut [u8]> {
+        None
+    }
 }
 
 /// The caller's slice as a [`PlainBuf`] of fixed length, for call `op` on
@@ -113,6 +120,10 @@ impl PlainBuf for Fixed<'_> {
             });
         }
         Ok(self.bytes)
+    }
+
+    fn fixed(&mut self) -> Option<&mut [u8]> {
+        Some(self.bytes)
     }
 }
 

@@ -16,7 +16,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::msg::Encoding;
 use crate::op::{Op, Tag};
-use crate::parallelizer::{NativePod, PlainBuf, PodType, check_rank};
+use crate::parallelizer::{NativePod, Parallelizer, PlainBuf, PodType, check_rank};
 use crate::split::chunk_sizes;
 
 /// The MPI datatype of a plain element type: built in for the primitive
@@ -189,8 +189,29 @@ impl NativePod for Mpi {
 
     fn recv_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, from: usize, _tag: Tag) -> Result<()> {
         check_rank(self, from)?;
-        self.data_call(|comm| {
-            let Some((tag, count)) = calls::probe_any(comm, from, self.recv_deadline())? else {
+        self.receive_call(|comm, deadline| {
+            if deadline.is_none() {
+                if let Some(bytes) = buf.fixed() {
+                    return match self.recv_posted(comm, bytes, from)? {
+                        Posted::Whole => Ok(()),
+                        Posted::Longer => Err(Error::Overflow {
+                            op: Op::Receive,
+                            rank: self.id(),
+                            from,
+                            actual: ty.elements(bytes.len()),
+                        }),
+                        Posted::Other { len, serde } => Err(not_plain(ty, from, len, serde)
+                            .unwrap_or_else(|| match buf.fit(ty.elements(len)) {
+                                Err(e) => e,
+                                Ok(_) => protocol_error(format!(
+                                    "a message of {len} bytes from rank {from} fits a buffer \
+                                     it did not fill"
+                                )),
+                            })),
+                    };
+                }
+            }
+            let Some((tag, count)) = calls::probe_any(comm, from, deadline)? else {
                 return Err(self.gave_up(from));
             };
             let (len, body_tag, serde) = match tag {
@@ -209,19 +230,9 @@ impl NativePod for Mpi {
             };
             let limit = self.limit(1);
             let mut scratch: Vec<u8>;
-            let whole = ty.size == 0 || len % ty.size == 0;
-            let fitted = if serde || !whole {
-                Err(Error::Codec(format!(
-                    "expected plain data {} but rank {from} sent {}",
-                    ty.vec_name,
-                    if serde {
-                        "a serde value".to_string()
-                    } else {
-                        format!("{len} bytes")
-                    }
-                )))
-            } else {
-                buf.fit(ty.elements(len))
+            let fitted = match not_plain(ty, from, len, serde) {
+                Some(e) => Err(e),
+                None => buf.fit(ty.elements(len)),
             };
             let (out, err) = match fitted {
                 Ok(bytes) => (bytes, None),
@@ -239,6 +250,93 @@ impl NativePod for Mpi {
             }
             err.map_or(Ok(()), Err)
         })
+    }
+}
+
+/// The error of a message of `len` bytes from `from` that is not plain
+/// data of `ty`: a serde value, or not a whole number of elements.
+fn not_plain(ty: PodType, from: usize, len: usize, serde: bool) -> Option<Error> {
+    let whole = ty.size == 0 || len.is_multiple_of(ty.size);
+    (serde || !whole).then(|| {
+        Error::Codec(format!(
+            "expected plain data {} but rank {from} sent {}",
+            ty.vec_name,
+            if serde {
+                "a serde value".to_string()
+            } else {
+                format!("{len} bytes")
+            }
+        ))
+    })
+}
+
+/// What a receive posted on a buffer of fixed length took.
+enum Posted {
+    /// A message of plain data that filled the buffer exactly.
+    Whole,
+    /// A message of plain data longer than the buffer (cut by MPI).
+    Longer,
+    /// Another message, taken whole elsewhere: `len` bytes, a serde value
+    /// or plain data.
+    Other { len: usize, serde: bool },
+}
+
+impl Mpi {
+    /// A receive of plain data from `from` into `buf`, whose length is
+    /// fixed, posted straight on it: no probe, so a message that arrives
+    /// after the receive is posted (the common case: the receiver waits) is
+    /// copied once, as by a raw `MPI_Recv`. Messages of another length or
+    /// kind are taken all the same (the next receive does not find them).
+    fn recv_posted(&self, comm: Comm, buf: &mut [u8], from: usize) -> Result<Posted> {
+        // A header (two words) fits whatever the buffer's length.
+        let mut small = [0u8; 16];
+        let short = buf.len() < small.len();
+        let took = if short {
+            calls::recv_any_tag(comm, &mut small, from)?
+        } else {
+            calls::recv_any_tag(comm, buf, from)?
+        };
+        let len = match (took.tag, took.len) {
+            (TAG_POD | TAG_POD8, Some(len)) => len,
+            (TAG_POD | TAG_POD8, None) => return Ok(Posted::Longer),
+            (TAG_SERDE, len) => {
+                return Ok(Posted::Other {
+                    len: len.unwrap_or(buf.len()),
+                    serde: true,
+                });
+            }
+            (TAG_HEADER, Some(16)) => {
+                let got = if short { &small[..] } else { &buf[..16] };
+                let header: [u64; 2] = bytemuck::pod_read_unaligned(got);
+                let (pod, len) = (header[0] == 1, header[1] as usize);
+                if pod && len == buf.len() {
+                    calls::recv(comm, byte_type(), buf, from, TAG_BODY, self.limit(1))?;
+                    return Ok(Posted::Whole);
+                }
+                let mut scratch = vec![0u8; len];
+                calls::recv(
+                    comm,
+                    byte_type(),
+                    &mut scratch,
+                    from,
+                    TAG_BODY,
+                    self.limit(1),
+                )?;
+                return Ok(Posted::Other { len, serde: !pod });
+            }
+            (other, _) => {
+                return Err(protocol_error(format!(
+                    "unexpected point-to-point message (tag {other}) from rank {from}"
+                )));
+            }
+        };
+        if len != buf.len() {
+            return Ok(Posted::Other { len, serde: false });
+        }
+        if short {
+            buf.copy_from_slice(&small[..len]);
+        }
+        Ok(Posted::Whole)
     }
 }
 

@@ -391,6 +391,24 @@ pub(crate) fn call(name: &str, f: impl FnOnce() -> c_int) -> Result<()> {
     check(f(), name)
 }
 
+/// [`call`] for a receive whose message may be longer than its buffer:
+/// `Ok(true)` when MPI cut it to the buffer (`MPI_ERR_TRUNCATE`; the rest
+/// is dropped), any other failure an error.
+pub(crate) fn call_or_truncated(name: &str, f: impl FnOnce() -> c_int) -> Result<bool> {
+    let _gate = gate(name, true)?;
+    let code = f();
+    if code != ffi::MPI_SUCCESS as c_int {
+        let mut class: c_int = code;
+        // SAFETY: MPI_Error_class may be called with any code; `class` is a
+        // valid out-parameter.
+        unsafe { ffi::MPI_Error_class(code, &mut class) };
+        if class == ffi::MPI_ERR_TRUNCATE as c_int {
+            return Ok(true);
+        }
+    }
+    check(code, name).map(|()| false)
+}
+
 // ---------------------------------------------------------------------------
 // Communicators and the job
 

@@ -39,16 +39,21 @@ impl Mpi {
     /// timeout bounds each receive. Inside one the region's deadline bounds
     /// the wait: under ULFM the watchdog releases it (`fate.rs`); without,
     /// it is polled until the deadline.
-    pub(super) fn recv_deadline(&self) -> Option<Instant> {
-        match fate::current() {
+    pub(super) fn recv_deadline(&self, cur: Option<&fate::Current>) -> Option<Instant> {
+        match cur {
             None => self.core.config().timeout.map(|t| Instant::now() + t),
             Some(_) if self.world.faults.is_ulfm() => None,
             Some(cur) => cur.deadline,
         }
     }
 
-    pub(super) fn recv_bytes(&self, comm: Comm, from: usize) -> Result<Msg> {
-        let Some((tag, count)) = calls::probe_any(comm, from, self.recv_deadline())? else {
+    pub(super) fn recv_bytes(
+        &self,
+        comm: Comm,
+        from: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Msg> {
+        let Some((tag, count)) = calls::probe_any(comm, from, deadline)? else {
             return Err(self.gave_up(from));
         };
         self.recv_probed(comm, from, tag, count)
@@ -64,8 +69,8 @@ impl Mpi {
         comm: Comm,
         from: &[usize],
         until: Option<Instant>,
+        deadline: Option<Instant>,
     ) -> Result<Option<(usize, Msg)>> {
-        let deadline = self.recv_deadline();
         let mut backoff = Backoff::new(64, Duration::from_micros(50));
         loop {
             for &r in from {

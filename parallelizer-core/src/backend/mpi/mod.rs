@@ -326,6 +326,15 @@ impl Mpi {
         self.checked_call(comm, cur, f)
     }
 
+    /// [`data_call`](Mpi::data_call) for a receive: `f` also gets when the
+    /// receive gives up ([`recv_deadline`](Mpi::recv_deadline)), from the
+    /// same look at the region.
+    fn receive_call<R>(&self, f: impl FnOnce(Comm, Option<Instant>) -> Result<R>) -> Result<R> {
+        let (comm, _, cur) = self.call_comms();
+        let deadline = self.recv_deadline(cur.as_deref());
+        self.checked_call(comm, cur, |comm| f(comm, deadline))
+    }
+
     /// [`data_call`](Mpi::data_call) on the communicator of plain-data
     /// parts (the region's, a group's, or outside a region the world's).
     fn plain_call<R>(&self, f: impl FnOnce(Comm) -> Result<R>) -> Result<R> {
@@ -452,7 +461,7 @@ impl Parallelizer for Mpi {
 
     fn recv_msg(&self, from: usize, _tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
-        self.data_call(|comm| self.recv_bytes(comm, from))
+        self.receive_call(|comm, deadline| self.recv_bytes(comm, from, deadline))
     }
 
     /// Polls each rank of `from` in turn (`messages.rs`): main's wait for
@@ -466,7 +475,7 @@ impl Parallelizer for Mpi {
         for &r in from {
             check_rank(self, r)?;
         }
-        self.data_call(|comm| self.recv_any_on(comm, from, until))
+        self.receive_call(|comm, deadline| self.recv_any_on(comm, from, until, deadline))
     }
 
     /// A send waits for its receiver once a message is past MPI's eager

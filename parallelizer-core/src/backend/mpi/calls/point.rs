@@ -1,0 +1,308 @@
+//! Point-to-point MPI calls: blocking sends and receives of bytes (one
+//! message, or pieces of at most `limit` elements), a receive of any tag
+//! posted on the caller's buffer, and probes. Conventions as in
+//! `calls.rs`.
+
+use std::ffi::c_int;
+use std::mem::MaybeUninit;
+use std::time::Instant;
+
+use mpi::ffi;
+
+use super::super::handles::{Comm, Datatype, byte_type, call, call_or_truncated, int, mpi_error};
+use super::super::plan::pieces;
+use super::super::wait::poll_until;
+use crate::error::Result;
+
+/// Sends `count` elements of `ty` at the start of `bytes` (which holds
+/// exactly that many) to `to`.
+fn send_piece(comm: Comm, ty: Datatype<'_>, bytes: &[u8], to: c_int, tag: c_int) -> Result<()> {
+    let count = int(bytes.len() / ty.size().max(1), "MPI_Send", "count")?;
+    call("MPI_Send", || {
+        // SAFETY: `bytes` holds `count` elements of `ty` (callers pass whole
+        // elements), only read.
+        unsafe { ffi::MPI_Send(bytes.as_ptr().cast(), count, ty.raw(), to, tag, comm.raw()) }
+    })
+}
+
+/// Starts sending `buf`, which lives as long as the program, to `to` as one
+/// message and lets it complete on its own (`MPI_Isend`, then
+/// `MPI_Request_free`): the sender does not wait for the receiver.
+pub(crate) fn isend_static(comm: Comm, buf: &'static [u8], to: usize, tag: c_int) -> Result<()> {
+    let (count, to) = (
+        int(buf.len(), "MPI_Isend", "count")?,
+        int(to, "MPI_Isend", "rank")?,
+    );
+    let mut request = MaybeUninit::<ffi::MPI_Request>::uninit();
+    call("MPI_Isend", || {
+        // SAFETY: `buf` holds `count` bytes and is never freed, so it
+        // outlives the send; `request` is a valid out-parameter.
+        unsafe {
+            ffi::MPI_Isend(
+                buf.as_ptr().cast(),
+                count,
+                byte_type().raw(),
+                to,
+                tag,
+                comm.raw(),
+                request.as_mut_ptr(),
+            )
+        }
+    })?;
+    // SAFETY: MPI_Isend succeeded, so it wrote the request handle.
+    let mut request = unsafe { request.assume_init() };
+    call("MPI_Request_free", || {
+        // SAFETY: `request` is the active request just started; freeing it
+        // lets the send complete without a wait (its buffer is static).
+        unsafe { ffi::MPI_Request_free(&mut request) }
+    })
+}
+
+/// Sends `buf` to `to` as exactly one MPI message of bytes (also when empty).
+pub(crate) fn send_one(comm: Comm, buf: &[u8], to: usize, tag: c_int) -> Result<()> {
+    send_piece(comm, byte_type(), buf, int(to, "MPI_Send", "rank")?, tag)
+}
+
+/// Receives exactly one MPI message of `buf.len()` bytes from `from` into
+/// `buf` (also when empty: a zero-length message is taken too).
+pub(crate) fn recv_one(comm: Comm, buf: &mut [u8], from: usize, tag: c_int) -> Result<()> {
+    let count = int(buf.len(), "MPI_Recv", "count")?;
+    let from = int(from, "MPI_Recv", "rank")?;
+    call("MPI_Recv", || {
+        // SAFETY: `buf` holds exactly `count` bytes; MPI_STATUS_IGNORE is a
+        // predefined constant of rsmpi's C shim.
+        unsafe {
+            ffi::MPI_Recv(
+                buf.as_mut_ptr().cast(),
+                count,
+                byte_type().raw(),
+                from,
+                tag,
+                comm.raw(),
+                ffi::RSMPI_STATUS_IGNORE,
+            )
+        }
+    })
+}
+
+/// What [`recv_any_tag`] took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Took {
+    /// The message's tag.
+    pub tag: c_int,
+    /// Its length in bytes; `None` if it was longer than the buffer (MPI
+    /// kept what fit and dropped the rest).
+    pub len: Option<usize>,
+}
+
+/// Receives the next point-to-point message from `from`, whatever its tag,
+/// straight into `buf`: one `MPI_Recv` with `MPI_ANY_TAG`. Unlike a probe
+/// followed by a receive, a receive posted before the message arrives
+/// takes it without the copy MPI makes of an unexpected message, and
+/// matches once.
+pub(crate) fn recv_any_tag(comm: Comm, buf: &mut [u8], from: usize) -> Result<Took> {
+    let count = int(buf.len(), "MPI_Recv", "count")?;
+    let from = int(from, "MPI_Recv", "rank")?;
+    let mut status = empty_status();
+    let cut = call_or_truncated("MPI_Recv", || {
+        // SAFETY: `buf` holds exactly `count` bytes, which bound what MPI
+        // writes (a longer message is truncated, not written past it);
+        // `status` is a valid out-parameter; MPI_ANY_TAG is a predefined
+        // constant of rsmpi's C shim.
+        unsafe {
+            ffi::MPI_Recv(
+                buf.as_mut_ptr().cast(),
+                count,
+                byte_type().raw(),
+                from,
+                ffi::RSMPI_ANY_TAG,
+                comm.raw(),
+                &mut status,
+            )
+        }
+    })?;
+    let len = if cut {
+        None
+    } else {
+        Some(byte_count(&status, "MPI_Recv")?)
+    };
+    Ok(Took {
+        tag: status.MPI_TAG,
+        len,
+    })
+}
+
+/// Blocking send of `buf` (elements of `ty`) to `to`, in messages of at
+/// most `limit` elements.
+pub(crate) fn send(
+    comm: Comm,
+    ty: Datatype<'_>,
+    buf: &[u8],
+    to: usize,
+    tag: c_int,
+    limit: usize,
+) -> Result<()> {
+    let size = ty.size();
+    let to = int(to, "MPI_Send", "rank")?;
+    for piece in pieces(buf.len() / size.max(1), limit) {
+        send_piece(
+            comm,
+            ty,
+            &buf[piece.start * size..piece.end * size],
+            to,
+            tag,
+        )?;
+    }
+    Ok(())
+}
+
+/// Blocking receive of exactly `buf.len()` bytes (elements of `ty`) from
+/// `from`, in messages of at most `limit` elements.
+pub(crate) fn recv(
+    comm: Comm,
+    ty: Datatype<'_>,
+    buf: &mut [u8],
+    from: usize,
+    tag: c_int,
+    limit: usize,
+) -> Result<()> {
+    let size = ty.size();
+    let from = int(from, "MPI_Recv", "rank")?;
+    for piece in pieces(buf.len() / size.max(1), limit) {
+        let bytes = &mut buf[piece.start * size..piece.end * size];
+        let count = int(piece.len(), "MPI_Recv", "count")?;
+        call("MPI_Recv", || {
+            // SAFETY: `bytes` holds exactly `count` elements of `ty`;
+            // MPI_STATUS_IGNORE is a predefined constant of rsmpi's C shim.
+            unsafe {
+                ffi::MPI_Recv(
+                    bytes.as_mut_ptr().cast(),
+                    count,
+                    ty.raw(),
+                    from,
+                    tag,
+                    comm.raw(),
+                    ffi::RSMPI_STATUS_IGNORE,
+                )
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// An all-zero status, the starting value of an out-parameter.
+fn empty_status() -> ffi::MPI_Status {
+    // SAFETY: MPI_Status is a C struct of integer fields, for which all
+    // zeros is a valid value.
+    unsafe { std::mem::zeroed() }
+}
+
+/// The number of bytes a received or probed message holds.
+fn byte_count(status: &ffi::MPI_Status, name: &str) -> Result<usize> {
+    let mut count: c_int = 0;
+    call("MPI_Get_count", || {
+        // SAFETY: `status` was filled in by a successful receive or probe.
+        unsafe { ffi::MPI_Get_count(status, byte_type().raw(), &mut count) }
+    })?;
+    // MPI_UNDEFINED (negative) cannot happen for bytes, but is no length.
+    usize::try_from(count).map_err(|_| mpi_error(name, format_args!("message size {count}")))
+}
+
+/// Receives the one-message body of `count` bytes that [`probe_any`] found
+/// into a fresh `Vec<W>` (bytes, or 8-byte words for plain data the
+/// receiver's `Vec<f64>` can take over) that is written once, not zeroed
+/// first. `count` must be a whole number of `W`s.
+pub(crate) fn recv_exact<W: bytemuck::Pod>(
+    comm: Comm,
+    from: usize,
+    tag: c_int,
+    count: usize,
+) -> Result<Vec<W>> {
+    let width = std::mem::size_of::<W>();
+    if !count.is_multiple_of(width) {
+        return Err(mpi_error(
+            "MPI_Recv",
+            format_args!("{count} bytes are not whole {width}-byte words"),
+        ));
+    }
+    let n = count / width;
+    let mut body: Vec<W> = Vec::with_capacity(n);
+    let (bytes, from) = (
+        int(count, "MPI_Recv", "count")?,
+        int(from, "MPI_Recv", "rank")?,
+    );
+    let mut status = empty_status();
+    call("MPI_Recv", || {
+        // SAFETY: `body` has capacity for `n * width == count` bytes, the
+        // receive count, which bounds what MPI writes.
+        unsafe {
+            ffi::MPI_Recv(
+                body.as_mut_ptr().cast(),
+                bytes,
+                byte_type().raw(),
+                from,
+                tag,
+                comm.raw(),
+                &mut status,
+            )
+        }
+    })?;
+    // Another thread receiving from the same rank may have taken the probed
+    // message: only what arrived is initialized.
+    let got = byte_count(&status, "MPI_Recv")?;
+    if got != count {
+        return Err(mpi_error(
+            "MPI_Recv",
+            format_args!(
+                "expected the probed {count} bytes from rank {from}, got {got} (another thread \
+                 receiving from that rank?)"
+            ),
+        ));
+    }
+    // SAFETY: MPI_Recv wrote exactly `count` bytes (checked just above),
+    // which are `n` whole elements of a type valid for any bit pattern.
+    unsafe { body.set_len(n) };
+    Ok(body)
+}
+
+/// Waits for the next point-to-point message from `from`, whatever its tag:
+/// `Some((tag, bytes))`, or `None` if `deadline` passed first. Without a
+/// deadline it blocks inside MPI.
+pub(crate) fn probe_any(
+    comm: Comm,
+    from: usize,
+    deadline: Option<Instant>,
+) -> Result<Option<(c_int, usize)>> {
+    let from = int(from, "MPI_Probe", "rank")?;
+    let mut status = empty_status();
+    match deadline {
+        None => call("MPI_Probe", || {
+            // SAFETY: `status` is a valid out-parameter; MPI_ANY_TAG is a
+            // predefined constant of rsmpi's C shim.
+            unsafe { ffi::MPI_Probe(from, ffi::RSMPI_ANY_TAG, comm.raw(), &mut status) }
+        })?,
+        Some(deadline) => {
+            let arrived = poll_until(Some(deadline), || {
+                let mut flag: c_int = 0;
+                call("MPI_Iprobe", || {
+                    // SAFETY: `flag` and `status` are valid out-parameters;
+                    // MPI_ANY_TAG is a predefined constant of rsmpi's C shim.
+                    unsafe {
+                        ffi::MPI_Iprobe(
+                            from,
+                            ffi::RSMPI_ANY_TAG,
+                            comm.raw(),
+                            &mut flag,
+                            &mut status,
+                        )
+                    }
+                })?;
+                Ok(flag != 0)
+            })?;
+            if !arrived {
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some((status.MPI_TAG, byte_count(&status, "MPI_Probe")?)))
+}
