@@ -314,16 +314,19 @@ fn markdown(store: &Store, plot_note: &str) -> String {
          buffer allocated once (as mpi4py's `Send`/`Recv` into a numpy array). Baselines: a \
          hand-written ping-pong of the `Vec<u8>` over two `std::sync::mpsc` channels between two \
          threads (threads; the vector is moved, as ours is), raw socket ping-pong between two \
-         processes (processes), raw rsmpi `send`/`receive_into` (mpi). The memcpy column is one \
-         copy of the message into a preallocated buffer, the floor for any transport that copies. Python: mpi4py \
+         processes (processes), raw rsmpi `send`/`receive_into` (mpi). \"ratio\" is ours over the \
+         baseline, \"ratio `_into`\" ours `_into` over it: the like-for-like one where the \
+         baseline receives into a buffer it already has (raw socket, raw rsmpi). The memcpy \
+         column is one copy of the message into a preallocated buffer, the floor for any \
+         transport that copies. Python: mpi4py \
          `send`/`recv` (pickle) and `Send`/`Recv` (buffer). McUtils figures are its round trips \
          halved.\n"
     );
     let _ = writeln!(
         w,
-        "| size | backend | ours | ours bandwidth | ours `_into` (bandwidth) | baseline | baseline bandwidth | ratio | memcpy | Python (same run) | McUtils (measured separately) |"
+        "| size | backend | ours | ours bandwidth | ours `_into` (bandwidth) | baseline | baseline bandwidth | ratio | ratio `_into` | memcpy | Python (same run) | McUtils (measured separately) |"
     );
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &bytes in &plan.pp_bytes {
         let key = plan::k_pp(bytes);
         let mc_metric = match bytes {
@@ -353,7 +356,7 @@ fn markdown(store: &Store, plot_note: &str) -> String {
             let mc = mc_metric.map_or("–".into(), |m| mc_cell(store, backend, 2, m, 0.5));
             let _ = writeln!(
                 w,
-                "| {} | {backend} | {} | {} | {} ({}) | {} | {} | {} | {} | {py} | {mc} |",
+                "| {} | {backend} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {py} | {mc} |",
                 size_name(bytes),
                 fmt_cell(&ours),
                 fmt_bw(bytes, &ours),
@@ -362,6 +365,7 @@ fn markdown(store: &Store, plot_note: &str) -> String {
                 labelled(base_name, &b),
                 fmt_bw(bytes, &b),
                 fmt_ratio(&ours, &b),
+                fmt_ratio(&into, &b),
                 fmt_cell(&memcpy),
             );
         }
