@@ -151,48 +151,14 @@ impl Rings {
     fn map(rank: usize, nprocs: usize, memfd: OwnedFd, bells: Vec<OwnedFd>) -> io::Result<Rings> {
         let file = File::from(memfd.try_clone()?);
         let map = MmapOptions::new().len(size(nprocs)).map_raw(&file)?;
-        let rings = Rings {
+        Ok(Rings {
             map,
             rank,
             nprocs,
             cap: capacity(nprocs),
             memfd,
             bells,
-        };
-        rings.populate();
-        Ok(rings)
-    }
-
-    /// Backs, in this process, the part of every ring this rank writes or
-    /// reads that messages keep reusing (the first half: a frame starts in
-    /// the first quarter, and is at most a quarter long; module docs), so
-    /// that the first messages of a pool do not fault fresh shared pages in
-    /// one by one — about 2 µs a page here, which made the first 30–70
-    /// small collectives of a pool 3–6× slower than the rest. Advice only
-    /// (`MADV_POPULATE_WRITE`, Linux 5.14): an older kernel leaves the
-    /// pages to be faulted in on first touch, as before.
-    fn populate(&self) {
-        const PAGE: usize = 4096;
-        let base = self.map.as_mut_ptr() as usize;
-        let peers = (0..self.nprocs).filter(|&p| p != self.rank);
-        for (from, to) in peers.flat_map(|p| [(self.rank, p), (p, self.rank)]) {
-            let at = self.ring(from, to);
-            let lo = (base + at) / PAGE * PAGE;
-            let hi = (base + at + CTRL + self.cap / 2)
-                .next_multiple_of(PAGE)
-                .min(base + self.map.len());
-            // SAFETY: [lo, hi) lies inside this mapping (`lo` rounds down to
-            // a page of it, which starts page-aligned; `hi` is clipped to its
-            // end), which lives as long as `self`; populating only backs
-            // pages, it never changes what they hold.
-            let _ = unsafe {
-                rustix::mm::madvise(
-                    lo as *mut _,
-                    hi - lo,
-                    rustix::mm::Advice::LinuxPopulateWrite,
-                )
-            };
-        }
+        })
     }
 
     /// The descriptors a worker inherits: the memfd, then every doorbell.
