@@ -488,6 +488,19 @@ fn fails_on_last(par: &dyn Parallelizer, (): ()) -> Result<usize, String> {
     Ok(par.id())
 }
 
+/// A chain of waits: each rank but the last receives from the next one,
+/// and the last fails at once. Every other rank is released by that
+/// failure (rank `r` when `r + 1` is), none finishes on its own, so the
+/// failure, not a deadlock, must be the region's error.
+#[parallelizer::task]
+fn fails_at_the_end_of_a_chain(par: &dyn Parallelizer, (): ()) -> Result<u64, String> {
+    let (id, last) = (par.id(), par.nprocs() - 1);
+    if id == last {
+        return Err(format!("bad input on rank {id}"));
+    }
+    par.receive::<u64>(id + 1).map_err(|e| e.to_string())
+}
+
 /// Panics on the last rank, also without blocking the others.
 #[parallelizer::task]
 fn panics_on_last(par: &dyn Parallelizer, (): ()) -> Option<usize> {
@@ -1008,6 +1021,38 @@ fn main() {
             other => Err(format!("unexpected {other}")),
         }
     });
+
+    if p > 2 {
+        suite.check(
+            "an Err at the end of a chain of waits reaches main (ULFM; verify without)",
+            || {
+                // Without ULFM and without `verify` the blocked ranks end
+                // the job (README, "When something fails").
+                let fault_tolerant = parallelizer::backend::Mpi::new(Config::new("mpi"))
+                    .map_err(|e| e.to_string())?
+                    .fault_tolerant();
+                let modes: &[bool] = if fault_tolerant {
+                    &[false, true]
+                } else {
+                    &[true]
+                };
+                for &verify in modes {
+                    let config = Config::new("mpi").option("verify", verify);
+                    let checked = parallelizer::from_config(config).map_err(|e| e.to_string())?;
+                    let err = checked
+                        .try_run(fails_at_the_end_of_a_chain, ())
+                        .err()
+                        .ok_or("no error")?;
+                    match err {
+                        Error::TaskFailed { rank, message }
+                            if rank == p - 1 && message.contains("bad input") => {}
+                        other => return Err(format!("verify {verify}: unexpected {other}")),
+                    }
+                }
+                Ok(())
+            },
+        );
+    }
 
     if p > 1 {
         suite.check(

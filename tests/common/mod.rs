@@ -120,6 +120,19 @@ pub fn starmap_in_region(par: &dyn Parallelizer, n: i64) -> Option<Vec<(i64, i64
     par.starmap(|a: i64, b: i64| (a, b, -1), data).unwrap()
 }
 
+/// A chain of waits: each rank but the last receives from the next one,
+/// and the last fails at once. Every other rank is released by that
+/// failure, none finishes on its own, so the failure, not a deadlock, is
+/// the region's error (the released ranks' reports may reach main first).
+#[parallelizer::task]
+pub fn fails_at_the_end_of_a_chain(par: &dyn Parallelizer, (): ()) -> Result<u64, String> {
+    let (id, last) = (par.id(), par.nprocs() - 1);
+    if id == last {
+        return Err(format!("bad input on rank {id}"));
+    }
+    par.receive::<u64>(id + 1).map_err(|e| e.to_string())
+}
+
 /// Point-to-point between two workers: rank 1 sends to the last rank, which
 /// reports to main. With fewer than 3 ranks main and rank 1 talk instead.
 #[parallelizer::task]
@@ -398,6 +411,18 @@ macro_rules! spmd_suite {
                     ($ranks)(n).run(worker_to_worker, ()).unwrap().unwrap(),
                     expect
                 );
+            }
+        }
+
+        #[parallelizer::test]
+        fn an_err_at_the_end_of_a_chain_of_waits_is_the_error() {
+            $(let _hold = $hold;)?
+            for n in [3, 4] {
+                match ($ranks)(n).try_run(fails_at_the_end_of_a_chain, ()) {
+                    Err(parallelizer::Error::TaskFailed { rank, message })
+                        if rank == n - 1 && message.contains("bad input") => {}
+                    other => panic!("{n} ranks: {other:?}"),
+                }
             }
         }
 

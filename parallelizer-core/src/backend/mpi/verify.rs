@@ -157,8 +157,17 @@ impl Mpi {
             // The revoke releases everyone (`fate.rs`).
             return outcome;
         }
+        // A rank that another rank's failure released tells its peers so
+        // (the note of a failure): a peer waiting for it would otherwise
+        // take it for a rank that finished on its own and report a deadlock
+        // where the region's error is that failure (a chain of waits ending
+        // at a failed rank). Its state stays `FINISHED`: the failure is the
+        // releasing rank's.
+        let released = cur.released_by.get().is_some();
         let (note, state) = if own_failure {
             (&NOTE_FAILED, FAILED)
+        } else if released {
+            (&NOTE_FAILED, FINISHED)
         } else {
             (&NOTE_FINISHED, FINISHED)
         };
