@@ -3,7 +3,7 @@
 //! posted on the caller's buffer, and probes. Conventions as in
 //! `calls.rs`.
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 use std::mem::MaybeUninit;
 use std::time::Instant;
 
@@ -66,23 +66,53 @@ pub(crate) fn send_one(comm: Comm, buf: &[u8], to: usize, tag: c_int) -> Result<
 /// Receives exactly one MPI message of `buf.len()` bytes from `from` into
 /// `buf` (also when empty: a zero-length message is taken too).
 pub(crate) fn recv_one(comm: Comm, buf: &mut [u8], from: usize, tag: c_int) -> Result<()> {
-    let count = int(buf.len(), "MPI_Recv", "count")?;
+    // SAFETY: `buf` holds `buf.len()` bytes.
+    unsafe { recv_bytes(comm, buf.as_mut_ptr().cast(), buf.len(), from, tag) }.map(drop)
+}
+
+/// One `MPI_Recv` of at most `len` bytes from `from` with `tag` into `buf`;
+/// its status.
+///
+/// # Safety
+///
+/// `buf` must be valid for writes of `len` bytes.
+unsafe fn recv_bytes(
+    comm: Comm,
+    buf: *mut c_void,
+    len: usize,
+    from: usize,
+    tag: c_int,
+) -> Result<ffi::MPI_Status> {
+    let count = int(len, "MPI_Recv", "count")?;
     let from = int(from, "MPI_Recv", "rank")?;
+    let mut status = empty_status();
     call("MPI_Recv", || {
-        // SAFETY: `buf` holds exactly `count` bytes; MPI_STATUS_IGNORE is a
-        // predefined constant of rsmpi's C shim.
-        unsafe {
-            ffi::MPI_Recv(
-                buf.as_mut_ptr().cast(),
-                count,
-                byte_type().raw(),
-                from,
-                tag,
-                comm.raw(),
-                ffi::RSMPI_STATUS_IGNORE,
-            )
-        }
-    })
+        // SAFETY: the caller's contract: `buf` takes `count` bytes.
+        unsafe { raw_recv(comm, byte_type(), buf, count, from, tag, &mut status) }
+    })?;
+    Ok(status)
+}
+
+/// `MPI_Recv` of `count` elements of `ty` from `from` with `tag` (or
+/// `MPI_ANY_TAG`) into `buf`, filling `status`; MPI's return code.
+///
+/// # Safety
+///
+/// `buf` must be valid for writes of `count` elements of `ty`; MPI writes
+/// no more (a longer message is an `MPI_ERR_TRUNCATE`, not a write past
+/// them).
+unsafe fn raw_recv(
+    comm: Comm,
+    ty: Datatype<'_>,
+    buf: *mut c_void,
+    count: c_int,
+    from: c_int,
+    tag: c_int,
+    status: &mut ffi::MPI_Status,
+) -> c_int {
+    // SAFETY: the caller's contract covers `buf`; `status` is a valid
+    // out-parameter; `comm` and `ty` are valid handles (`handles.rs`).
+    unsafe { ffi::MPI_Recv(buf, count, ty.raw(), from, tag, comm.raw(), status) }
 }
 
 /// What [`recv_any_tag`] took.
@@ -105,18 +135,16 @@ pub(crate) fn recv_any_tag(comm: Comm, buf: &mut [u8], from: usize) -> Result<To
     let from = int(from, "MPI_Recv", "rank")?;
     let mut status = empty_status();
     let cut = call_or_truncated("MPI_Recv", || {
-        // SAFETY: `buf` holds exactly `count` bytes, which bound what MPI
-        // writes (a longer message is truncated, not written past it);
-        // `status` is a valid out-parameter; MPI_ANY_TAG is a predefined
-        // constant of rsmpi's C shim.
+        // SAFETY: `buf` holds exactly `count` bytes; MPI_ANY_TAG is a
+        // predefined constant of rsmpi's C shim.
         unsafe {
-            ffi::MPI_Recv(
+            raw_recv(
+                comm,
+                byte_type(),
                 buf.as_mut_ptr().cast(),
                 count,
-                byte_type().raw(),
                 from,
                 ffi::RSMPI_ANY_TAG,
-                comm.raw(),
                 &mut status,
             )
         }
@@ -171,18 +199,18 @@ pub(crate) fn recv(
     for piece in pieces(buf.len() / size.max(1), limit) {
         let bytes = &mut buf[piece.start * size..piece.end * size];
         let count = int(piece.len(), "MPI_Recv", "count")?;
+        let mut status = empty_status();
         call("MPI_Recv", || {
-            // SAFETY: `bytes` holds exactly `count` elements of `ty`;
-            // MPI_STATUS_IGNORE is a predefined constant of rsmpi's C shim.
+            // SAFETY: `bytes` holds exactly `count` elements of `ty`.
             unsafe {
-                ffi::MPI_Recv(
+                raw_recv(
+                    comm,
+                    ty,
                     bytes.as_mut_ptr().cast(),
                     count,
-                    ty.raw(),
                     from,
                     tag,
-                    comm.raw(),
-                    ffi::RSMPI_STATUS_IGNORE,
+                    &mut status,
                 )
             }
         })?;
@@ -227,26 +255,8 @@ pub(crate) fn recv_exact<W: bytemuck::Pod>(
     }
     let n = count / width;
     let mut body: Vec<W> = Vec::with_capacity(n);
-    let (bytes, from) = (
-        int(count, "MPI_Recv", "count")?,
-        int(from, "MPI_Recv", "rank")?,
-    );
-    let mut status = empty_status();
-    call("MPI_Recv", || {
-        // SAFETY: `body` has capacity for `n * width == count` bytes, the
-        // receive count, which bounds what MPI writes.
-        unsafe {
-            ffi::MPI_Recv(
-                body.as_mut_ptr().cast(),
-                bytes,
-                byte_type().raw(),
-                from,
-                tag,
-                comm.raw(),
-                &mut status,
-            )
-        }
-    })?;
+    // SAFETY: `body` has capacity for `n * width == count` bytes.
+    let status = unsafe { recv_bytes(comm, body.as_mut_ptr().cast(), count, from, tag)? };
     // Another thread receiving from the same rank may have taken the probed
     // message: only what arrived is initialized.
     let got = byte_count(&status, "MPI_Recv")?;
