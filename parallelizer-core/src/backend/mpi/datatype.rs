@@ -11,7 +11,7 @@ use super::calls;
 use super::handles::{Comm, Contiguous, Datatype, byte_type, u64_type};
 use super::{
     Mpi, TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, bcast_words, contract_error, describe,
-    missing, protocol_error,
+    described, missing, protocol_error,
 };
 use crate::error::{Error, Result};
 use crate::msg::Encoding;
@@ -220,13 +220,10 @@ impl NativePod for Mpi {
                     let mut header = [0u64; 2];
                     let words = bytemuck::cast_slice_mut(&mut header);
                     calls::recv(comm, u64_type(), words, from, TAG_HEADER, 2)?;
-                    (header[1] as usize, TAG_BODY, header[0] != 1)
+                    let (pod, len) = described(&header);
+                    (len, TAG_BODY, !pod)
                 }
-                other => {
-                    return Err(protocol_error(format!(
-                        "unexpected point-to-point message (tag {other}) from rank {from}"
-                    )));
-                }
+                other => return Err(unexpected(other, from)),
             };
             let limit = self.limit(1);
             let mut scratch: Vec<u8>;
@@ -270,6 +267,14 @@ fn not_plain(ty: PodType, from: usize, len: usize, serde: bool) -> Option<Error>
     })
 }
 
+/// The error of a point-to-point message with a tag no plain-data receive
+/// takes.
+fn unexpected(tag: c_int, from: usize) -> Error {
+    protocol_error(format!(
+        "unexpected point-to-point message (tag {tag}) from rank {from}"
+    ))
+}
+
 /// What a receive posted on a buffer of fixed length took.
 enum Posted {
     /// A message of plain data that filled the buffer exactly.
@@ -308,27 +313,25 @@ impl Mpi {
             (TAG_HEADER, Some(16)) => {
                 let got = if short { &small[..] } else { &buf[..16] };
                 let header: [u64; 2] = bytemuck::pod_read_unaligned(got);
-                let (pod, len) = (header[0] == 1, header[1] as usize);
-                if pod && len == buf.len() {
-                    calls::recv(comm, byte_type(), buf, from, TAG_BODY, self.limit(1))?;
-                    return Ok(Posted::Whole);
-                }
-                let mut scratch = vec![0u8; len];
-                calls::recv(
-                    comm,
-                    byte_type(),
-                    &mut scratch,
-                    from,
-                    TAG_BODY,
-                    self.limit(1),
-                )?;
-                return Ok(Posted::Other { len, serde: !pod });
+                let (pod, len) = described(&header);
+                // The body into the buffer if it fits, else into scratch
+                // (taken all the same).
+                let whole = pod && len == buf.len();
+                let mut scratch = Vec::new();
+                let into = if whole {
+                    buf
+                } else {
+                    scratch.resize(len, 0u8);
+                    &mut scratch[..]
+                };
+                calls::recv(comm, byte_type(), into, from, TAG_BODY, self.limit(1))?;
+                return Ok(if whole {
+                    Posted::Whole
+                } else {
+                    Posted::Other { len, serde: !pod }
+                });
             }
-            (other, _) => {
-                return Err(protocol_error(format!(
-                    "unexpected point-to-point message (tag {other}) from rank {from}"
-                )));
-            }
+            (other, _) => return Err(unexpected(other, from)),
         };
         if len != buf.len() {
             return Ok(Posted::Other { len, serde: false });

@@ -304,14 +304,19 @@ pub(crate) fn is_release(code: c_int) -> bool {
     if !ULFM.load(Ordering::SeqCst) {
         return false;
     }
+    matches!(
+        error_class(code),
+        ERR_PROC_FAILED | ERR_PROC_FAILED_PENDING | ERR_REVOKED
+    )
+}
+
+/// The error class of `code`, a failed call's return code.
+fn error_class(code: c_int) -> c_int {
     let mut class: c_int = code;
     // SAFETY: MPI_Error_class may be called with any code; `class` is a
     // valid out-parameter.
     unsafe { ffi::MPI_Error_class(code, &mut class) };
-    matches!(
-        class,
-        ERR_PROC_FAILED | ERR_PROC_FAILED_PENDING | ERR_REVOKED
-    )
+    class
 }
 
 /// Whether a call failed because a peer failed or a communicator was
@@ -397,14 +402,8 @@ pub(crate) fn call(name: &str, f: impl FnOnce() -> c_int) -> Result<()> {
 pub(crate) fn call_or_truncated(name: &str, f: impl FnOnce() -> c_int) -> Result<bool> {
     let _gate = gate(name, true)?;
     let code = f();
-    if code != ffi::MPI_SUCCESS as c_int {
-        let mut class: c_int = code;
-        // SAFETY: MPI_Error_class may be called with any code; `class` is a
-        // valid out-parameter.
-        unsafe { ffi::MPI_Error_class(code, &mut class) };
-        if class == ffi::MPI_ERR_TRUNCATE as c_int {
-            return Ok(true);
-        }
+    if code != ffi::MPI_SUCCESS as c_int && error_class(code) == ffi::MPI_ERR_TRUNCATE as c_int {
+        return Ok(true);
     }
     check(code, name).map(|()| false)
 }

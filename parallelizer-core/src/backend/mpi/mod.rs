@@ -159,7 +159,7 @@ use handles::Comm;
 use std::sync::Arc;
 use wire::{
     TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, arrived, bcast_framed, bcast_words,
-    describe, lengths, wire,
+    describe, described, lengths, wire,
 };
 use world::World;
 

@@ -33,10 +33,16 @@ pub(super) fn describe(encoding: Encoding, len: usize) -> [u64; 2] {
     [encoding, len as u64]
 }
 
+/// What the header words `desc` (as [`describe`] made them) say: whether
+/// the message is plain data, and its length in wire bytes.
+pub(super) fn described(desc: &[u64]) -> (bool, usize) {
+    (desc[0] == 1, desc[1] as usize)
+}
+
 /// The message that arrived as `bytes` with the header words `desc` (as
 /// [`describe`] made them).
 pub(super) fn arrived(desc: &[u64], bytes: Vec<u8>) -> Msg {
-    let encoding = if desc[0] == 1 {
+    let encoding = if described(desc).0 {
         Encoding::Pod
     } else {
         Encoding::Serde
@@ -46,7 +52,7 @@ pub(super) fn arrived(desc: &[u64], bytes: Vec<u8>) -> Msg {
 
 /// The lengths in a header of [`describe`] pairs, one pair per rank.
 pub(super) fn lengths(header: &[u64]) -> Vec<usize> {
-    header.chunks(2).map(|desc| desc[1] as usize).collect()
+    header.chunks(2).map(|desc| described(desc).1).collect()
 }
 
 /// The wire bytes of `msg`, borrowed for plain data.
