@@ -1,7 +1,7 @@
 //! `Channels`: a transport between threads of one process, over crossbeam
 //! channels; messages move as values, never serialized.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
@@ -35,8 +35,12 @@ pub struct Channels {
     /// Whether every rank can have a core, so that a lender may yield
     /// rather than park while its borrowers copy.
     uncrowded: bool,
-    /// Until then waits yield rather than park: a reply is expected.
-    spin_until: Mutex<Option<Instant>>,
+    /// When the mesh was made: the origin of `spin_until`.
+    epoch: Instant,
+    /// Until then (nanoseconds after `epoch`; 0: none) waits yield rather
+    /// than park: a reply is expected. An atomic, so that every receive
+    /// reads it without a lock.
+    spin_until: AtomicU64,
 }
 
 impl Channels {
@@ -44,6 +48,7 @@ impl Channels {
     pub fn mesh(nprocs: usize) -> Vec<Channels> {
         let (senders, inboxes): (Vec<_>, Vec<_>) = (0..nprocs).map(|_| unbounded()).unzip();
         let uncrowded = nprocs <= crate::runtime::cores();
+        let epoch = Instant::now();
         inboxes
             .into_iter()
             .enumerate()
@@ -52,7 +57,8 @@ impl Channels {
                 to: senders.clone(),
                 inbox,
                 uncrowded,
-                spin_until: Mutex::new(None),
+                epoch,
+                spin_until: AtomicU64::new(0),
             })
             .collect()
     }
@@ -82,8 +88,9 @@ impl Transport for Channels {
     /// with this, 68–70 µs, now and then 35).
     fn expect_replies(&self, within: Duration) {
         if self.uncrowded {
-            let until = Instant::now() + within;
-            *self.spin_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+            let until = (Instant::now() + within).duration_since(self.epoch);
+            let nanos = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
+            self.spin_until.store(nanos, Ordering::Relaxed);
         }
     }
 
@@ -93,7 +100,10 @@ impl Transport for Channels {
         // barrier) then hand over in about a microsecond instead of a
         // futex wake-up each, and on an oversubscribed machine the yield
         // lets the sender run.
-        let spin_until = *self.spin_until.lock().unwrap_or_else(|e| e.into_inner());
+        let spin_until = match self.spin_until.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(self.epoch + Duration::from_nanos(nanos)),
+        };
         let mut spins = 0;
         loop {
             if let Ok((from, packet)) = self.inbox.try_recv() {
