@@ -15,7 +15,7 @@ use crate::ours::record;
 use crate::plan::{Figures, Plan};
 use crate::report::{Store, fmt_time};
 use crate::tasks::Op;
-use crate::workloads::{f64_data, fine_work};
+use crate::workloads::{f64_data, fine_work, plain_copy};
 
 /// Key of an `_into` collective figure.
 pub fn k_into(op: Op, n: usize, p: usize) -> String {
@@ -69,12 +69,12 @@ pub fn into_collective(p: &dyn Parallelizer, a: IntoArgs) -> Option<f64> {
     let full = filled(a.n);
     let counts = parallelizer::chunk_sizes(a.n, p.nprocs());
     let lo: usize = counts[..id].iter().sum();
-    let mut chunk: Vec<f64> = plain_buffer(counts[id]);
-    chunk.copy_from_slice(&full[lo..lo + counts[id]]);
-    let mut buf: Vec<f64> = plain_buffer(a.n);
-    if on {
-        buf.copy_from_slice(&full);
-    }
+    let chunk = plain_copy(&full[lo..lo + counts[id]]);
+    let mut buf = if on {
+        plain_copy(&full)
+    } else {
+        plain_buffer(a.n)
+    };
     let mut mine: Vec<f64> = plain_buffer(counts[id]);
     let mut all: Vec<f64> = plain_buffer(if on { a.n } else { 0 });
     let data = on.then_some(&full[..]);

@@ -27,6 +27,14 @@ pub fn f64_data(n: usize) -> Vec<f64> {
     (0..n).map(|i| i as f64).collect()
 }
 
+/// A copy of `data` in a buffer from `parallelizer::plain_buffer` (huge
+/// pages from 4 MiB), as the `_into` rows and their raw baselines use.
+pub fn plain_copy(data: &[f64]) -> Vec<f64> {
+    let mut v = parallelizer::plain_buffer(data.len());
+    v.copy_from_slice(data);
+    v
+}
+
 /// `n` short strings (`"item-<i>"`), the serde-heavy collective payload.
 pub fn string_data(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("item-{i}")).collect()

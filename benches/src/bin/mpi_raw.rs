@@ -10,14 +10,7 @@ use mpi::traits::*;
 use parallelizer::plain_buffer;
 use parallelizer_bench::measure::median;
 use parallelizer_bench::plan::{self, Figures, Plan};
-use parallelizer_bench::workloads::f64_data;
-
-/// A copy of `data` in a buffer from `plain_buffer`.
-fn huge(data: &[f64]) -> Vec<f64> {
-    let mut v = plain_buffer(data.len());
-    v.copy_from_slice(data);
-    v
-}
+use parallelizer_bench::workloads::{f64_data, plain_copy};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -75,7 +68,7 @@ fn main() {
         // The buffers ours use (`plain_buffer`: huge pages from 4 MiB, as
         // numpy's): a root buffer on 4 KiB pages makes an 80 MB MPI_Bcast
         // 16 ms instead of 11.5 ms here, which is not the library's doing.
-        let full = huge(&f64_data(n));
+        let full = plain_copy(&f64_data(n));
         let counts: Vec<Count> = parallelizer::chunk_sizes(n, size)
             .into_iter()
             .map(|c| c as Count)
@@ -103,7 +96,7 @@ fn main() {
             median(samples)
         };
         let mut buf = if rank == 0 {
-            huge(&full)
+            plain_copy(&full)
         } else {
             plain_buffer(n)
         };
@@ -121,7 +114,7 @@ fn main() {
         });
         put(plan::k_coll("scatter", "f64", n, size), t);
 
-        let chunk = huge(&full[lo..lo + mine_len]);
+        let chunk = plain_copy(&full[lo..lo + mine_len]);
         let mut all: Vec<f64> = plain_buffer(if rank == 0 { n } else { 0 });
         let t = timed(&mut || {
             if rank == 0 {
