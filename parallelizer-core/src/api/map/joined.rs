@@ -21,9 +21,10 @@ use super::wire;
 /// A worker's results of at least this many bytes are lent to main (which
 /// copies them straight into its vector); smaller ones go as a message of
 /// their bytes, written from the vector as it is, where main takes parts
-/// as messages (processes; MPI's go through its `gather_pod`). Measured, not understood: lending the fine map's 4 MB a
-/// rank made the map 12 % slower (4.2 against 3.75 ms on processes:2), the
-/// time going to the next map's scatter.
+/// as messages (processes; MPI's go through its `gather_pod`). Measured,
+/// not understood: lending the fine map's 4 MB a rank made the map 12 %
+/// slower (4.2 against 3.75 ms on processes:2), the time going to the next
+/// map's scatter.
 const LEND_FROM: usize = 16 << 20;
 
 /// The plain-data plane and the ops of `R` when a static map's results of
