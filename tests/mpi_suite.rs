@@ -1417,7 +1417,9 @@ fn data_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
     suite.check(
         "data: every send form pairs with every receive form",
         || {
-            for n in [5, 100_000] {
+            // 512 f64 are the longest message sent whole (4 KiB), 513 the
+            // shortest after a header.
+            for n in [5, 512, 513, 100_000] {
                 let got = run("run", par.run(p2p_forms, n))?;
                 let want = (on || p == 1).then(|| vec![0.0; 6]);
                 eq(&format!("n={n}"), got, want)?;

@@ -398,7 +398,7 @@ mod tests {
             let err = gatherv(comm, byte_type(), &[0; 4], &counts, Some(&mut [0; 3]), 8);
             assert!(matches!(err, Err(Error::ContractViolation(_))), "{err:?}");
         }
-        let err = recv_exact::<u64>(comm, world.rank(), 99, 12);
+        let err = recv_exact::<u64>(comm, world.rank(), 99, 12, 12);
         assert!(matches!(err, Err(Error::Mpi(_))), "{err:?}");
     }
 
@@ -435,7 +435,21 @@ mod tests {
         send_one(comm, bytemuck::cast_slice(&sent), 0, 77).unwrap();
         let (tag, count) = probe_any(comm, 0, None).unwrap().unwrap();
         assert_eq!((tag, count), (77, 24));
-        assert_eq!(recv_exact::<u64>(comm, 0, tag, count).unwrap(), sent);
+        assert_eq!(recv_exact::<u64>(comm, 0, tag, count, count).unwrap(), sent);
+        // A body in pieces (16 + 8 bytes) into one fresh vector.
+        send(comm, byte_type(), bytemuck::cast_slice(&sent), 0, 78, 16).unwrap();
+        assert_eq!(recv_exact::<u64>(comm, 0, 78, 24, 16).unwrap(), sent);
+        // Any tag, into a buffer: one that fits, then one that is cut.
+        send_one(comm, &[1, 2, 3], 0, 79).unwrap();
+        let mut into = [0u8; 4];
+        let took = recv_any_tag(comm, &mut into, 0).unwrap();
+        assert_eq!(
+            (took.tag, took.len, &into[..3]),
+            (79, Some(3), &[1, 2, 3][..])
+        );
+        send_one(comm, &[9; 6], 0, 80).unwrap();
+        let took = recv_any_tag(comm, &mut into, 0).unwrap();
+        assert_eq!((took.tag, took.len, into), (80, None, [9; 4]));
         let deadline = Some(Instant::now() + Duration::from_millis(20));
         assert_eq!(probe_any(comm, 0, deadline).unwrap(), None);
     }

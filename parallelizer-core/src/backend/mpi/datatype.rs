@@ -9,12 +9,13 @@ use std::ffi::c_int;
 
 use super::calls;
 use super::handles::{Comm, Contiguous, Datatype, byte_type, u64_type};
+use super::messages::{uncut, unexpected};
+use super::wire::with_inbox;
 use super::{
-    Mpi, TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, bcast_words, contract_error, describe,
-    described, missing, protocol_error,
+    Mpi, TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, bcast_words, contract_error,
+    described, missing, protocol_error, verify,
 };
 use crate::error::{Error, Result};
-use crate::msg::Encoding;
 use crate::op::{Op, Tag};
 use crate::parallelizer::{NativePod, Parallelizer, PlainBuf, PodType, check_rank};
 use crate::split::chunk_sizes;
@@ -165,88 +166,132 @@ impl NativePod for Mpi {
 
     fn send_pod(&self, ty: PodType, buf: &[u8], to: usize, _tag: Tag) -> Result<()> {
         check_rank(self, to)?;
-        self.data_call(|comm| {
-            if buf.len() <= self.limit(1) {
-                let tag = if ty.size.is_multiple_of(8) && ty.size > 0 {
-                    TAG_POD8
-                } else {
-                    TAG_POD
-                };
-                return calls::send_one(comm, buf, to, tag);
-            }
-            let header = describe(Encoding::Pod, buf.len());
-            calls::send(
-                comm,
-                u64_type(),
-                bytemuck::cast_slice(&header),
-                to,
-                TAG_HEADER,
-                2,
-            )?;
-            calls::send(comm, byte_type(), buf, to, TAG_BODY, self.limit(1))
-        })
+        let tag = if ty.size.is_multiple_of(8) && ty.size > 0 {
+            TAG_POD8
+        } else {
+            TAG_POD
+        };
+        self.data_call(|comm| self.send_tagged(comm, tag, buf, to))
     }
 
     fn recv_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, from: usize, _tag: Tag) -> Result<()> {
         check_rank(self, from)?;
         self.receive_call(|comm, deadline| {
-            if deadline.is_none() {
-                if let Some(bytes) = buf.fixed() {
-                    return match self.recv_posted(comm, bytes, from)? {
-                        Posted::Whole => Ok(()),
-                        Posted::Longer => Err(Error::Overflow {
-                            op: Op::Receive,
-                            rank: self.id(),
-                            from,
-                            actual: ty.elements(bytes.len()),
-                        }),
-                        Posted::Other { len, serde } => Err(not_plain(ty, from, len, serde)
-                            .unwrap_or_else(|| match buf.fit(ty.elements(len)) {
-                                Err(e) => e,
-                                Ok(_) => protocol_error(format!(
-                                    "a message of {len} bytes from rank {from} fits a buffer \
-                                     it did not fill"
-                                )),
-                            })),
-                    };
-                }
+            if deadline.is_some() {
+                return self.recv_pod_probed(comm, ty, buf, from, deadline);
             }
-            let Some((tag, count)) = calls::probe_any(comm, from, deadline)? else {
-                return Err(self.gave_up(from));
-            };
-            let (len, body_tag, serde) = match tag {
-                TAG_POD | TAG_POD8 | TAG_SERDE => (count, tag, tag == TAG_SERDE),
-                TAG_HEADER => {
-                    let mut header = [0u64; 2];
-                    let words = bytemuck::cast_slice_mut(&mut header);
-                    calls::recv(comm, u64_type(), words, from, TAG_HEADER, 2)?;
-                    let (pod, len) = described(&header);
-                    (len, TAG_BODY, !pod)
-                }
-                other => return Err(unexpected(other, from)),
-            };
-            let limit = self.limit(1);
-            let mut scratch: Vec<u8>;
-            let fitted = match not_plain(ty, from, len, serde) {
-                Some(e) => Err(e),
-                None => buf.fit(ty.elements(len)),
-            };
-            let (out, err) = match fitted {
-                Ok(bytes) => (bytes, None),
-                Err(e) => {
-                    // The message is taken all the same, so the next receive
-                    // does not find it.
-                    scratch = vec![0u8; len];
-                    (&mut scratch[..], Some(e))
-                }
-            };
-            if body_tag == TAG_BODY {
-                calls::recv(comm, byte_type(), out, from, body_tag, limit)?;
-            } else {
-                calls::recv_one(comm, out, from, body_tag)?;
+            if let Some(bytes) = buf.fixed() {
+                return match self.recv_posted(comm, bytes, from)? {
+                    Posted::Whole => Ok(()),
+                    Posted::Longer => Err(Error::Overflow {
+                        op: Op::Receive,
+                        rank: self.id(),
+                        from,
+                        actual: ty.elements(bytes.len()),
+                    }),
+                    Posted::Other { len, serde } => Err(not_plain(ty, from, len, serde)
+                        .unwrap_or_else(|| match buf.fit(ty.elements(len)) {
+                            Err(e) => e,
+                            Ok(_) => protocol_error(format!(
+                                "a message of {len} bytes from rank {from} fits a buffer it did \
+                                 not fill"
+                            )),
+                        })),
+                };
             }
-            err.map_or(Ok(()), Err)
+            // A buffer that grows to the message: posted on the inbox.
+            with_inbox(|inbox| {
+                let took = calls::recv_any_tag(comm, inbox, from)?;
+                let len = took.len.ok_or_else(|| uncut(from))?;
+                match took.tag {
+                    TAG_POD | TAG_POD8 | TAG_SERDE => {
+                        let serde = took.tag == TAG_SERDE;
+                        let fitted = match not_plain(ty, from, len, serde) {
+                            Some(e) => Err(e),
+                            None => buf.fit(ty.elements(len)),
+                        };
+                        fitted?.copy_from_slice(&inbox[..len]);
+                        Ok(())
+                    }
+                    TAG_HEADER if len == 16 => {
+                        let header: [u64; 2] = bytemuck::pod_read_unaligned(&inbox[..16]);
+                        let (pod, len) = described(&header);
+                        self.recv_pod_body(comm, ty, buf, from, len, !pod, TAG_BODY)
+                    }
+                    verify::TAG_FINISHED => {
+                        Err(self.note_instead(comm, from, inbox.first().copied()))
+                    }
+                    other => Err(unexpected(other, from)),
+                }
+            })
         })
+    }
+}
+
+impl Mpi {
+    /// [`recv_pod`](NativePod::recv_pod) with a deadline: the message is
+    /// probed for (polled) first.
+    fn recv_pod_probed(
+        &self,
+        comm: Comm,
+        ty: PodType,
+        buf: &mut dyn PlainBuf,
+        from: usize,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<()> {
+        let Some((tag, count)) = calls::probe_any(comm, from, deadline)? else {
+            return Err(self.gave_up(from));
+        };
+        match tag {
+            TAG_POD | TAG_POD8 | TAG_SERDE => {
+                self.recv_pod_body(comm, ty, buf, from, count, tag == TAG_SERDE, tag)
+            }
+            TAG_HEADER => {
+                let mut header = [0u64; 2];
+                let words = bytemuck::cast_slice_mut(&mut header);
+                calls::recv(comm, u64_type(), words, from, TAG_HEADER, 2)?;
+                let (pod, len) = described(&header);
+                self.recv_pod_body(comm, ty, buf, from, len, !pod, TAG_BODY)
+            }
+            verify::TAG_FINISHED => Err(self.note_instead(comm, from, None)),
+            other => Err(unexpected(other, from)),
+        }
+    }
+
+    /// Receives a message of `len` bytes from `from` (a whole one of tag
+    /// `tag`, or the body after a header, `TAG_BODY`) into `buf`, fitted to
+    /// it. A message that is not plain data of `ty`, or does not fit, is
+    /// taken all the same (into scratch space, so that the next receive
+    /// does not find it), then the error is returned.
+    #[allow(clippy::too_many_arguments)]
+    fn recv_pod_body(
+        &self,
+        comm: Comm,
+        ty: PodType,
+        buf: &mut dyn PlainBuf,
+        from: usize,
+        len: usize,
+        serde: bool,
+        tag: c_int,
+    ) -> Result<()> {
+        let fitted = match not_plain(ty, from, len, serde) {
+            Some(e) => Err(e),
+            None => buf.fit(ty.elements(len)),
+        };
+        let mut scratch: Vec<u8>;
+        let (out, err) = match fitted {
+            Ok(bytes) => (bytes, None),
+            Err(e) => {
+                scratch = vec![0u8; len];
+                (&mut scratch[..], Some(e))
+            }
+        };
+        if tag == TAG_BODY {
+            calls::recv(comm, byte_type(), out, from, tag, self.limit(1))?;
+        } else {
+            calls::recv_one(comm, out, from, tag)?;
+        }
+        err.map_or(Ok(()), Err)
     }
 }
 
@@ -265,14 +310,6 @@ fn not_plain(ty: PodType, from: usize, len: usize, serde: bool) -> Option<Error>
             }
         ))
     })
-}
-
-/// The error of a point-to-point message with a tag no plain-data receive
-/// takes.
-fn unexpected(tag: c_int, from: usize) -> Error {
-    protocol_error(format!(
-        "unexpected point-to-point message (tag {tag}) from rank {from}"
-    ))
 }
 
 /// What a receive posted on a buffer of fixed length took.

@@ -8,31 +8,51 @@ use std::time::{Duration, Instant};
 
 use super::handles::{Comm, byte_type, u64_type};
 use super::wait::Backoff;
+use super::wire::{INLINE, headed, in_words, with_inbox};
 use super::{
     Mpi, TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, arrived, bcast_framed, bcast_words,
-    calls, contract_error, describe, fate, lengths, missing, protocol_error, receive_timeout,
-    verify, wire,
+    calls, contract_error, describe, described, fate, lengths, missing, protocol_error,
+    receive_timeout, verify, wire,
 };
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::op::Op;
 
 impl Mpi {
+    /// Sends `msg`, whose wire bytes are `bytes`, to `to`.
     pub(super) fn send_bytes(&self, comm: Comm, msg: &Msg, bytes: &[u8], to: usize) -> Result<()> {
-        if bytes.len() <= self.limit(1) {
-            // One MPI message; the receiver learns its size from the probe.
-            let tag = match msg.encoding() {
-                Encoding::Pod if msg.pod_align() == 8 && bytes.len().is_multiple_of(8) => TAG_POD8,
-                Encoding::Pod => TAG_POD,
-                _ => TAG_SERDE,
-            };
+        let tag = match msg.encoding() {
+            Encoding::Pod if msg.pod_align() == 8 && bytes.len().is_multiple_of(8) => TAG_POD8,
+            Encoding::Pod => TAG_POD,
+            _ => TAG_SERDE,
+        };
+        self.send_tagged(comm, tag, bytes, to)
+    }
+
+    /// Sends `bytes` to `to` as a message of `tag` ([`TAG_POD`],
+    /// [`TAG_POD8`] or [`TAG_SERDE`]): whole up to [`INLINE`] bytes, else a
+    /// header and then the body, in pieces of at most `max_message_bytes`.
+    pub(super) fn send_tagged(
+        &self,
+        comm: Comm,
+        tag: c_int,
+        bytes: &[u8],
+        to: usize,
+    ) -> Result<()> {
+        let limit = self.limit(1);
+        if bytes.len() <= INLINE.min(limit) {
             return calls::send_one(comm, bytes, to, tag);
         }
-        // Too large for one MPI message: a header, then the pieces.
-        let header = describe(msg.encoding(), bytes.len());
-        let header = bytemuck::cast_slice(&header);
-        calls::send(comm, u64_type(), header, to, TAG_HEADER, 2)?;
-        calls::send(comm, byte_type(), bytes, to, TAG_BODY, self.limit(1))
+        let header = headed(tag, bytes.len());
+        calls::send(
+            comm,
+            u64_type(),
+            bytemuck::cast_slice(&header),
+            to,
+            TAG_HEADER,
+            2,
+        )?;
+        calls::send(comm, byte_type(), bytes, to, TAG_BODY, limit)
     }
 
     /// When a receive on this rank gives up: outside a region (SPMD) the
@@ -47,16 +67,41 @@ impl Mpi {
         }
     }
 
+    /// The next message from `from`. Without a deadline, one `MPI_Recv` of
+    /// any tag posted on this thread's inbox ([`with_inbox`]) takes a whole
+    /// message or the header of a longer one; with one, a polled probe
+    /// finds it first.
     pub(super) fn recv_bytes(
         &self,
         comm: Comm,
         from: usize,
         deadline: Option<Instant>,
     ) -> Result<Msg> {
-        let Some((tag, count)) = calls::probe_any(comm, from, deadline)? else {
-            return Err(self.gave_up(from));
-        };
-        self.recv_probed(comm, from, tag, count)
+        if deadline.is_some() {
+            let Some((tag, count)) = calls::probe_any(comm, from, deadline)? else {
+                return Err(self.gave_up(from));
+            };
+            return self.recv_probed(comm, from, tag, count);
+        }
+        with_inbox(|inbox| {
+            let took = calls::recv_any_tag(comm, inbox, from)?;
+            let len = took.len.ok_or_else(|| uncut(from))?;
+            let got = &inbox[..len];
+            match took.tag {
+                TAG_POD => Ok(Msg::from_bytes(Encoding::Pod, got.to_vec())),
+                TAG_POD8 if len.is_multiple_of(8) => {
+                    let mut words = vec![0u64; len / 8];
+                    bytemuck::cast_slice_mut(&mut words).copy_from_slice(got);
+                    Ok(Msg::from_words(words, len))
+                }
+                TAG_SERDE => Ok(Msg::from_bytes(Encoding::Serde, got.to_vec())),
+                TAG_HEADER if len == 16 => {
+                    self.recv_body(comm, from, &bytemuck::pod_read_unaligned::<[u64; 2]>(got))
+                }
+                verify::TAG_FINISHED => Err(self.note_instead(comm, from, got.first().copied())),
+                other => Err(unexpected(other, from)),
+            }
+        })
     }
 
     /// The first message from any rank of `from`, or `None` at `until`.
@@ -102,37 +147,52 @@ impl Mpi {
     /// The message whose probe found MPI tag `tag` and `count` bytes from
     /// rank `from` on `comm`.
     fn recv_probed(&self, comm: Comm, from: usize, tag: c_int, count: usize) -> Result<Msg> {
+        let whole = usize::MAX;
         match tag {
             TAG_POD => Ok(Msg::from_bytes(
                 Encoding::Pod,
-                calls::recv_exact::<u8>(comm, from, tag, count)?,
+                calls::recv_exact::<u8>(comm, from, tag, count, whole)?,
             )),
             TAG_POD8 if count.is_multiple_of(8) => {
-                let words = calls::recv_exact::<u64>(comm, from, tag, count)?;
+                let words = calls::recv_exact::<u64>(comm, from, tag, count, whole)?;
                 Ok(Msg::from_words(words, count))
             }
             TAG_SERDE => Ok(Msg::from_bytes(
                 Encoding::Serde,
-                calls::recv_exact::<u8>(comm, from, tag, count)?,
+                calls::recv_exact::<u8>(comm, from, tag, count, whole)?,
             )),
             TAG_HEADER => {
                 let mut header = [0u64; 2];
                 let words = bytemuck::cast_slice_mut(&mut header);
                 calls::recv(comm, u64_type(), words, from, TAG_HEADER, 2)?;
-                let mut body = vec![0u8; header[1] as usize];
-                calls::recv(comm, byte_type(), &mut body, from, TAG_BODY, self.limit(1))?;
-                Ok(arrived(&header, body))
+                self.recv_body(comm, from, &header)
             }
-            verify::TAG_FINISHED => match fate::current() {
-                Some(cur) => Err(self.finished_peer(&cur, comm, from)),
-                None => Err(protocol_error(format!(
-                    "a note of the end of a region from rank {from} outside a region"
-                ))),
-            },
-            other => Err(protocol_error(format!(
-                "unexpected point-to-point message (tag {other}) from rank {from}: \
-                 is another library using the parallelizer's communicator?"
-            ))),
+            verify::TAG_FINISHED => Err(self.note_instead(comm, from, None)),
+            other => Err(unexpected(other, from)),
+        }
+    }
+
+    /// The body that follows the header `desc` from `from`, into a vector
+    /// of its own (of 8-byte words for plain data of such elements).
+    fn recv_body(&self, comm: Comm, from: usize, desc: &[u64]) -> Result<Msg> {
+        let (len, limit) = (described(desc).1, self.limit(1));
+        if in_words(desc) {
+            let words = calls::recv_exact::<u64>(comm, from, TAG_BODY, len, limit)?;
+            return Ok(Msg::from_words(words, len));
+        }
+        let bytes = calls::recv_exact::<u8>(comm, from, TAG_BODY, len, limit)?;
+        Ok(arrived(desc, bytes))
+    }
+
+    /// The error of a receive from `from` that found the note of a finished
+    /// rank (option `verify`) instead of a message: `note` if it was taken,
+    /// else it is received here.
+    pub(super) fn note_instead(&self, comm: Comm, from: usize, note: Option<u8>) -> Error {
+        match fate::current() {
+            Some(cur) => self.finished_peer(&cur, comm, from, note),
+            None => protocol_error(format!(
+                "a note of the end of a region from rank {from} outside a region"
+            )),
         }
     }
 
@@ -226,4 +286,21 @@ impl Mpi {
         }
         Ok(Some(out))
     }
+}
+
+/// The error of a point-to-point message with a tag no receive takes.
+pub(super) fn unexpected(tag: c_int, from: usize) -> Error {
+    protocol_error(format!(
+        "unexpected point-to-point message (tag {tag}) from rank {from}: is another library \
+         using the parallelizer's communicator?"
+    ))
+}
+
+/// The error of a message longer than [`INLINE`] bytes that came whole
+/// (such messages come after a header): the sender does not speak this
+/// protocol.
+pub(super) fn uncut(from: usize) -> Error {
+    protocol_error(format!(
+        "rank {from} sent a message of more than {INLINE} bytes without its header"
+    ))
 }

@@ -115,13 +115,23 @@ impl Mpi {
         Err(error)
     }
 
-    /// The note of rank `from` that `receive` found instead of a message:
-    /// the error of a wait for a finished rank.
-    pub(super) fn finished_peer(&self, cur: &Current, comm: Comm, from: usize) -> Error {
-        let note = calls::recv_exact::<u8>(comm, from, TAG_FINISHED, 1);
+    /// The note of rank `from` that `receive` found instead of a message
+    /// (`note`, or if it was only probed, received here): the error of a
+    /// wait for a finished rank.
+    pub(super) fn finished_peer(
+        &self,
+        cur: &Current,
+        comm: Comm,
+        from: usize,
+        note: Option<u8>,
+    ) -> Error {
+        let note = match note {
+            Some(n) => Ok(n),
+            None => calls::recv_exact::<u8>(comm, from, TAG_FINISHED, 1, 1).map(|n| n[0]),
+        };
         cur.take_note(from);
         match note {
-            Ok(n) if n.first() == Some(&NOTE_FAILED) => {
+            Ok(n) if n == NOTE_FAILED => {
                 cur.released_by.get_or_init(|| from);
                 Error::Aborted { by_rank: from }
             }
@@ -189,7 +199,7 @@ impl Mpi {
         }
         if whole {
             for from in (0..comm.size()).filter(|&r| r != me && !cur.note_taken(r)) {
-                if calls::recv_exact::<u8>(comm, from, TAG_FINISHED, 1).is_err() {
+                if calls::recv_exact::<u8>(comm, from, TAG_FINISHED, 1, 1).is_err() {
                     break;
                 }
             }

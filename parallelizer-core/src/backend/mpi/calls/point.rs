@@ -236,15 +236,17 @@ fn byte_count(status: &ffi::MPI_Status, name: &str) -> Result<usize> {
     usize::try_from(count).map_err(|_| mpi_error(name, format_args!("message size {count}")))
 }
 
-/// Receives the one-message body of `count` bytes that [`probe_any`] found
-/// into a fresh `Vec<W>` (bytes, or 8-byte words for plain data the
-/// receiver's `Vec<f64>` can take over) that is written once, not zeroed
-/// first. `count` must be a whole number of `W`s.
+/// Receives `count` bytes from `from` with `tag`, sent as messages of at
+/// most `limit` bytes (one message when `count` is within it, also when
+/// empty), into a fresh `Vec<W>` (bytes, or 8-byte words for plain data
+/// the receiver's `Vec<f64>` can take over) that is written once, not
+/// zeroed first. `count` must be a whole number of `W`s.
 pub(crate) fn recv_exact<W: bytemuck::Pod>(
     comm: Comm,
     from: usize,
     tag: c_int,
     count: usize,
+    limit: usize,
 ) -> Result<Vec<W>> {
     let width = std::mem::size_of::<W>();
     if !count.is_multiple_of(width) {
@@ -255,22 +257,30 @@ pub(crate) fn recv_exact<W: bytemuck::Pod>(
     }
     let n = count / width;
     let mut body: Vec<W> = Vec::with_capacity(n);
-    // SAFETY: `body` has capacity for `n * width == count` bytes.
-    let status = unsafe { recv_bytes(comm, body.as_mut_ptr().cast(), count, from, tag)? };
-    // Another thread receiving from the same rank may have taken the probed
-    // message: only what arrived is initialized.
-    let got = byte_count(&status, "MPI_Recv")?;
-    if got != count {
-        return Err(mpi_error(
-            "MPI_Recv",
-            format_args!(
-                "expected the probed {count} bytes from rank {from}, got {got} (another thread \
-                 receiving from that rank?)"
-            ),
-        ));
+    let start: *mut u8 = body.as_mut_ptr().cast();
+    let one = std::iter::once(0..0).filter(|_| count == 0);
+    for piece in pieces(count, limit).chain(one) {
+        // SAFETY: `piece` lies within the `count` bytes `body` has capacity
+        // for.
+        let status =
+            unsafe { recv_bytes(comm, start.add(piece.start).cast(), piece.len(), from, tag)? };
+        // Another thread receiving from the same rank may have taken the
+        // expected message: only what arrived is initialized.
+        let got = byte_count(&status, "MPI_Recv")?;
+        if got != piece.len() {
+            return Err(mpi_error(
+                "MPI_Recv",
+                format_args!(
+                    "expected {} bytes from rank {from}, got {got} (another thread receiving \
+                     from that rank?)",
+                    piece.len()
+                ),
+            ));
+        }
     }
-    // SAFETY: MPI_Recv wrote exactly `count` bytes (checked just above),
-    // which are `n` whole elements of a type valid for any bit pattern.
+    // SAFETY: the receives wrote every one of the `count` bytes (each piece
+    // checked just above), which are `n` whole elements of a type valid for
+    // any bit pattern.
     unsafe { body.set_len(n) };
     Ok(body)
 }
