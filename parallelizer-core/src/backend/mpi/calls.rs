@@ -8,9 +8,7 @@
 use std::ffi::{c_int, c_void};
 use std::time::Instant;
 
-use mpi::collective::SystemOperation;
 use mpi::ffi;
-use mpi::traits::AsRaw;
 
 use super::contract_error;
 use super::handles::{Comm, Datatype, c_ints, call, int, u64_type};
@@ -292,41 +290,6 @@ pub(crate) fn irecv_u64(comm: Comm, buf: &mut [u64], from: usize, tag: c_int) ->
     Ok(())
 }
 
-/// The element-wise minimum of every rank's `mine` (the same length on
-/// every rank; a non-blocking all-reduce, polled), or `None` if `deadline`
-/// passed before every rank took part.
-pub(crate) fn min_words(
-    comm: Comm,
-    mine: &[u64],
-    deadline: Option<Instant>,
-) -> Result<Option<Vec<u64>>> {
-    let n = mine.len();
-    let count = int(n, "MPI_Iallreduce", "count")?;
-    let (ty, min) = (u64_type().raw(), SystemOperation::min().as_raw());
-    let mut words = mine.to_vec();
-    words.resize(2 * n, 0);
-    let words = nonblocking(words, deadline, "MPI_Iallreduce", |words, [request]| {
-        call("MPI_Iallreduce", || {
-            // SAFETY: `words` is a heap buffer of 2n u64 that `nonblocking`
-            // keeps alive until the request completes (so `add(n)` stays in
-            // it): the first n are sent, the last n receive (distinct, so no
-            // aliasing); `request` is a valid out-parameter.
-            unsafe {
-                ffi::MPI_Iallreduce(
-                    words.cast_const().cast(),
-                    words.add(n).cast(),
-                    count,
-                    ty,
-                    min,
-                    comm.raw(),
-                    request,
-                )
-            }
-        })
-    })?;
-    Ok(words.map(|w| w[n..].to_vec()))
-}
-
 mod point;
 
 pub(crate) use point::{
@@ -420,8 +383,8 @@ mod tests {
         irecv_u64(comm, &mut words, 0, 9).unwrap();
         assert_eq!(words, [5, 6]);
         assert_eq!(
-            super::super::agree::agree_min(world.ctrl(), 7, None).unwrap(),
-            Some(7)
+            super::super::agree::agree_min(world.ctrl(), [7, 3], None).unwrap(),
+            Some([7, 3])
         );
         assert_eq!(allgather_u64(comm, &[1, 2]).unwrap(), [1, 2]);
         let mut got = [0u8; 5];

@@ -505,9 +505,9 @@ impl Mpi {
             Some(_) => (rank as u64, Some(Instant::now() + self.grace)),
             None => (u64::MAX, None),
         };
-        let failed = match agree::agree_min(world.ctrl(), mine, deadline) {
-            Ok(Some(u64::MAX)) => return outcome.into_result(rank),
-            Ok(Some(r)) => r as usize,
+        let failed = match agree::agree_min(world.ctrl(), [mine], deadline) {
+            Ok(Some([u64::MAX])) => return outcome.into_result(rank),
+            Ok(Some([r])) => r as usize,
             Ok(None) => {
                 let failure = failure.expect("only failed ranks have a deadline");
                 world::report_and_abort(

@@ -110,7 +110,7 @@ pub(super) fn enter_spmd(world: &World) -> Result<()> {
     }
     // [0 = here, MAX = not leaving]; the minimum over the ranks says
     // whether anyone is here and which rank left first.
-    let got = super::calls::min_words(world.ctrl(), &[0, u64::MAX], None)?
+    let got = super::agree::agree_min(world.ctrl(), [0, u64::MAX], None)?
         .expect("no deadline: polled to completion");
     match got[1] {
         u64::MAX => Ok(()),
@@ -131,7 +131,7 @@ pub(super) fn leave(world: &World) {
     }
     let rank = world.rank() as u64;
     loop {
-        match super::calls::min_words(world.ctrl(), &[1, rank], None) {
+        match super::agree::agree_min(world.ctrl(), [1, rank], None) {
             // Everyone is leaving.
             Ok(Some(got)) if got[0] == 1 => return,
             Ok(_) => continue,
