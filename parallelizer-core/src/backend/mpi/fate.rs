@@ -593,7 +593,9 @@ impl Mpi {
                 }
             });
         if let Err(e) = spawned {
-            eprintln!("parallelizer: no deadline watchdog for this MPI region: {e}");
+            world::say(format_args!(
+                "parallelizer: no deadline watchdog for this MPI region: {e}"
+            ));
         }
     }
 }

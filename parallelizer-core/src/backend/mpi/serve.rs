@@ -97,7 +97,9 @@ fn shutdown_workers(world: &World) {
         return;
     }
     if let Err(e) = announce::announce(world.ctrl(), &[SHUTDOWN, 0, 0, 0]) {
-        eprintln!("parallelizer: rank 0 could not shut the MPI workers down: {e}");
+        world::say(format_args!(
+            "parallelizer: rank 0 could not shut the MPI workers down: {e}"
+        ));
     }
 }
 
@@ -142,7 +144,9 @@ pub(super) fn leave(world: &World) {
                     // skipped (see `world::at_exit`).
                     world.lost.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
-                eprintln!("parallelizer: MPI rank {rank} could not leave the job cleanly: {e}");
+                world::say(format_args!(
+                    "parallelizer: MPI rank {rank} could not leave the job cleanly: {e}"
+                ));
                 return;
             }
         }
@@ -175,7 +179,7 @@ fn serve_hook() -> Option<i32> {
     let world = match world::world() {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("parallelizer: cannot join the MPI job: {e}");
+            world::say(format_args!("parallelizer: cannot join the MPI job: {e}"));
             return Some(1);
         }
     };

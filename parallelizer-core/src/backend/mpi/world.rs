@@ -171,10 +171,10 @@ fn init() -> Result<World> {
     let library = ulfm::library_version();
     install_panic_hook();
     if world.rank() == 0 && world.size() > 1 && log_mode() {
-        eprintln!(
+        say(format_args!(
             "parallelizer: MPI backend on {library}, {} ranks; failures: {faults}",
             world.size()
-        );
+        ));
     }
     Ok(World {
         comms: RwLock::new(Comms { data, ctrl, plain }),
@@ -186,6 +186,17 @@ fn init() -> Result<World> {
         resync: AtomicBool::new(false),
         lost: AtomicBool::new(false),
     })
+}
+
+/// Prints `line` and a newline on stderr in one write: the ranks of a job
+/// share the launcher's stderr, and `eprintln!` writes each piece of its
+/// format apart, so two ranks' lines could interleave mid-line (a rank's
+/// start-up line cut a failing rank's message in two in CI). A pipe takes
+/// a write of up to 4 KiB whole.
+pub(crate) fn say(line: std::fmt::Arguments<'_>) {
+    let mut text = line.to_string();
+    text.push('\n');
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
 }
 
 /// Whether to print the failure mode at start-up: at the `normal` log
@@ -292,10 +303,10 @@ fn finalize_watchdog() {
         .name("parallelizer-mpi-finalize".into())
         .spawn(|| {
             std::thread::sleep(FINALIZE_LIMIT);
-            eprintln!(
+            say(format_args!(
                 "parallelizer: MPI_Finalize did not return within {FINALIZE_LIMIT:?} (a rank of \
                  the job failed earlier); leaving without it"
-            );
+            ));
             // SAFETY: `_exit` ends the process at once, without running
             // the exit handlers (this one is running).
             unsafe { libc::_exit(1) }
@@ -334,10 +345,10 @@ fn install_panic_hook() {
 pub(crate) fn report_and_abort(world: &World, what: &str, code: c_int) -> ! {
     let (rank, size) = (world.rank(), world.size());
     if world.faults.is_ulfm() {
-        eprintln!(
+        say(format_args!(
             "parallelizer: MPI rank {rank} of {size} {what}; ending this rank (the others are \
              told it failed)"
-        );
+        ));
         let comms = world.comms();
         let _ = ulfm::revoke(comms.data);
         let _ = ulfm::revoke(comms.plain);
@@ -356,7 +367,9 @@ pub(crate) fn report_and_abort(world: &World, what: &str, code: c_int) -> ! {
             libc::_exit(code)
         }
     }
-    eprintln!("parallelizer: MPI rank {rank} of {size} {what}; aborting the MPI job (MPI_Abort)");
+    say(format_args!(
+        "parallelizer: MPI rank {rank} of {size} {what}; aborting the MPI job (MPI_Abort)"
+    ));
     handles::abort_job(code);
     std::process::abort()
 }
