@@ -154,6 +154,22 @@ run_pass() {
         done
     done
 
+    if [[ $ulfm == 0 ]]; then
+        say "$pass: the suite at MPI_THREAD_SERIALIZED (PARALLELIZER_MPI_THREAD_LEVEL), 2 ranks"
+        for serve in 1 0; do
+            status=0
+            out=$(PARALLELIZER_MPI_THREAD_LEVEL=serialized PARALLELIZER_MPI_SERVE=$serve timeout 300 \
+                "${mpirun[@]}" -n 2 "$suite" 2>"$tmp/mpi_suite.err") || status=$?
+            if ((status != 0)); then
+                echo "$out"
+                cat "$tmp/mpi_suite.err" >&2
+                fail "$pass: mpi_suite serialized (serve=$serve) exited with $status"
+            fi
+            echo "$out" | grep -E '^(FAIL|[0-9]+ passed)'
+            echo "$out" | grep -qE '^[0-9]+ passed, 0 failed$' || fail "$pass: mpi_suite serialized"
+        done
+    fi
+
     say "$pass: host program that owns MPI (rsmpi initialize/finalize)"
     for n in "${ranks[@]}"; do
         timeout 120 "${mpirun[@]}" -n "$n" "$target/debug/examples/mpi_host" | grep -q 'host-initialized MPI: ok' \

@@ -859,6 +859,26 @@ fn main() {
         },
     );
 
+    suite.check(
+        "the thread level is the one PARALLELIZER_MPI_THREAD_LEVEL asks for",
+        || {
+            use parallelizer::backend::mpi::rsmpi::environment::Threading;
+            let mpi =
+                parallelizer::backend::Mpi::new(Config::new("mpi")).map_err(|e| e.to_string())?;
+            let asked = std::env::var("PARALLELIZER_MPI_THREAD_LEVEL").unwrap_or_default();
+            let (want, ulfm_possible) = match asked.as_str() {
+                "serialized" => (Threading::Serialized, false),
+                _ => (Threading::Multiple, true),
+            };
+            eq("threading", mpi.threading(), want)?;
+            // Below MPI_THREAD_MULTIPLE a failure ends the job, with ULFM or not.
+            if !ulfm_possible && mpi.fault_tolerant() {
+                return Err("fault tolerant below MPI_THREAD_MULTIPLE".into());
+            }
+            Ok(())
+        },
+    );
+
     suite.check("receive honours the timeout", || {
         let timed = parallelizer::from_config(
             Config::new("mpi").timeout(std::time::Duration::from_millis(200)),

@@ -149,7 +149,8 @@ fn init() -> Result<World> {
             "MPI was already finalized in this process",
         ));
     }
-    let threading = match mpi::initialize_with_threading(Threading::Multiple) {
+    let asked = thread_level(std::env::var(THREAD_LEVEL_VAR).ok().as_deref())?;
+    let threading = match mpi::initialize_with_threading(asked) {
         Some((universe, threading)) => {
             *UNIVERSE.lock().unwrap_or_else(|e| e.into_inner()) = Some(universe);
             register_atexit();
@@ -167,7 +168,16 @@ fn init() -> Result<World> {
     // (Open MPI 5 crashes in MPI_Comm_dup then): all are made before any
     // region starts.
     calls::barrier(ctrl)?;
-    let faults = ulfm::detect();
+    let faults = if threading == Threading::Multiple {
+        ulfm::detect()
+    } else {
+        // ULFM releases blocked ranks by revoking communicators from a
+        // watchdog thread while the rank's own thread is inside MPI.
+        FaultMode::Abort(format!(
+            "MPI provides {} (a failure ends the job: ULFM needs MPI_THREAD_MULTIPLE)",
+            level_name(threading)
+        ))
+    };
     let library = ulfm::library_version();
     install_panic_hook();
     if world.rank() == 0 && world.size() > 1 && log_mode() {
@@ -186,6 +196,37 @@ fn init() -> Result<World> {
         resync: AtomicBool::new(false),
         lost: AtomicBool::new(false),
     })
+}
+
+/// The environment variable that picks the thread level the backend asks
+/// MPI for (mpi4py's `mpi4py.rc.thread_level`).
+pub(crate) const THREAD_LEVEL_VAR: &str = "PARALLELIZER_MPI_THREAD_LEVEL";
+
+/// The thread level [`THREAD_LEVEL_VAR`] asks for: `multiple` by default
+/// (any thread may call MPI at any time, which the ULFM watchdog needs),
+/// or `serialized`, `funneled`, `single`, under which Open MPI takes no
+/// lock inside its calls. The backend keeps to the level (`handles::gate`).
+fn thread_level(value: Option<&str>) -> Result<Threading> {
+    match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("" | "multiple") => Ok(Threading::Multiple),
+        Some("serialized") => Ok(Threading::Serialized),
+        Some("funneled") => Ok(Threading::Funneled),
+        Some("single") => Ok(Threading::Single),
+        Some(other) => Err(Error::Config(format!(
+            "{THREAD_LEVEL_VAR}={other:?}: expected multiple (the default), serialized, funneled \
+             or single"
+        ))),
+    }
+}
+
+/// MPI's name of a thread level.
+fn level_name(level: Threading) -> &'static str {
+    match level {
+        Threading::Multiple => "MPI_THREAD_MULTIPLE",
+        Threading::Serialized => "MPI_THREAD_SERIALIZED",
+        Threading::Funneled => "MPI_THREAD_FUNNELED",
+        Threading::Single => "MPI_THREAD_SINGLE",
+    }
 }
 
 /// Prints `line` and a newline on stderr in one write: the ranks of a job
@@ -372,4 +413,27 @@ pub(crate) fn report_and_abort(world: &World, what: &str, code: c_int) -> ! {
     ));
     handles::abort_job(code);
     std::process::abort()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_thread_level_is_multiple_unless_asked_and_a_bad_one_is_named() {
+        assert_eq!(thread_level(None).unwrap(), Threading::Multiple);
+        assert_eq!(thread_level(Some("")).unwrap(), Threading::Multiple);
+        assert_eq!(
+            thread_level(Some(" Serialized ")).unwrap(),
+            Threading::Serialized
+        );
+        assert_eq!(thread_level(Some("funneled")).unwrap(), Threading::Funneled);
+        assert_eq!(thread_level(Some("single")).unwrap(), Threading::Single);
+        let err = thread_level(Some("many")).unwrap_err().to_string();
+        assert!(
+            err.contains("PARALLELIZER_MPI_THREAD_LEVEL=\"many\"") && err.contains("serialized"),
+            "{err}"
+        );
+        assert_eq!(level_name(Threading::Serialized), "MPI_THREAD_SERIALIZED");
+    }
 }
