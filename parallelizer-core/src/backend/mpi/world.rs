@@ -174,7 +174,7 @@ fn init() -> Result<World> {
         // ULFM releases blocked ranks by revoking communicators from a
         // watchdog thread while the rank's own thread is inside MPI.
         FaultMode::Abort(format!(
-            "MPI provides {} (a failure ends the job: ULFM needs MPI_THREAD_MULTIPLE)",
+            "MPI provides {} and ULFM needs MPI_THREAD_MULTIPLE",
             level_name(threading)
         ))
     };
