@@ -7,6 +7,7 @@ use std::sync::Arc;
 use parallelizer::{Parallelizer, Schedule};
 use rayon::prelude::*;
 
+use crate::data;
 use crate::measure::{Iters, time, time_batched, time_with};
 use crate::plan::{self, Figures, Plan};
 use crate::rawsock::{self, SockWorld};
@@ -77,15 +78,7 @@ pub fn measure_backend(
         }
     };
     log(&format!("{} x{p}: dispatch", par.mode()));
-    record(figs, plan::k_dispatch(p), || {
-        let mut err = None;
-        let t = time(plan.dispatch, || {
-            if let Err(e) = par.run(tasks::empty, ()) {
-                err.get_or_insert(e.to_string());
-            }
-        });
-        err.map_or(Ok(t), Err)
-    });
+    measure_dispatch(par, plan, figs);
     if p == 2 {
         measure_pingpong(par, plan, figs, log);
     }
@@ -209,15 +202,7 @@ fn timed_map<S, R>(
 pub fn measure_verify_cost(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures) {
     let p = par.nprocs();
     let Ok(_entered) = par.enter() else { return };
-    record(figs, plan::k_dispatch(p), || {
-        let mut err = None;
-        let t = time(plan.dispatch, || {
-            if let Err(e) = par.run(tasks::empty, ()) {
-                err.get_or_insert(e.to_string());
-            }
-        });
-        err.map_or(Ok(t), Err)
-    });
+    measure_dispatch(par, plan, figs);
     if p == 1 {
         return;
     }
@@ -230,6 +215,41 @@ pub fn measure_verify_cost(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut 
             });
         }
     }
+}
+
+/// The MPI backend at the thread level `PARALLELIZER_MPI_THREAD_LEVEL`
+/// asks for (the suite sets it on this job's ranks): the calls where MPI's
+/// own locking at `MPI_THREAD_MULTIPLE` weighs most, under the same keys
+/// as [`measure_backend`]: the dispatch of an empty region, the 8 B and
+/// 1 KiB ping-pongs (2 ranks), an allreduce of one f64.
+pub fn measure_thread_level_cost(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures) {
+    let p = par.nprocs();
+    let Ok(_entered) = par.enter() else { return };
+    measure_dispatch(par, plan, figs);
+    if p == 2 {
+        let mut small = plan.clone();
+        small.pp_bytes.retain(|&b| b <= 1 << 10);
+        measure_pingpong(par, &small, figs, &|_| {});
+    }
+    if p > 1 {
+        let iters = plan.iters_for(8);
+        record(figs, data::k_allreduce(1, p), || {
+            main_result(par.run(data::allreduce_task, data::ReduceArgs { n: 1, iters }))
+        });
+    }
+}
+
+/// The dispatch of an empty region on `par` (entered).
+fn measure_dispatch(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures) {
+    record(figs, plan::k_dispatch(par.nprocs()), || {
+        let mut err = None;
+        let t = time(plan.dispatch, || {
+            if let Err(e) = par.run(tasks::empty, ()) {
+                err.get_or_insert(e.to_string());
+            }
+        });
+        err.map_or(Ok(t), Err)
+    });
 }
 
 /// The collective sizes for `kind`.

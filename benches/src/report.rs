@@ -304,6 +304,8 @@ fn markdown(store: &Store, plot_note: &str) -> String {
     }
     let _ = writeln!(w);
 
+    thread_level_section(store, &plan, w);
+
     // Point to point.
     let _ = writeln!(w, "## Point-to-point: ping-pong between ranks 0 and 1\n");
     let _ = writeln!(
@@ -788,4 +790,65 @@ fn plot(store: &Store, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+/// The MPI backend at `MPI_THREAD_SERIALIZED` against its default
+/// `MPI_THREAD_MULTIPLE` and raw rsmpi (`MPI_Init`).
+fn thread_level_section(store: &Store, plan: &Plan, w: &mut String) {
+    let _ = writeln!(w, "## MPI: `PARALLELIZER_MPI_THREAD_LEVEL=serialized`\n");
+    let _ = writeln!(
+        w,
+        "The backend asks MPI for `MPI_THREAD_MULTIPLE` (any thread may call MPI at any time; \
+         ULFM's watchdog revokes communicators from its own thread), under which Open MPI locks \
+         inside every call; raw rsmpi's `MPI_Init` gets `MPI_THREAD_SINGLE`. With \
+         `PARALLELIZER_MPI_THREAD_LEVEL=serialized` (set on the ranks of a job of its own in \
+         this run) the backend's calls take turns under a lock of its own and a failure ends the \
+         job even under ULFM. The calls where the lock weighs most: ping-pong one way (ours \
+         `send_pod`/`receive_pod` and `_into`), an empty region's dispatch, an allreduce of one \
+         f64. Ratio = serialized / default, and serialized / raw rsmpi.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| workload | ranks | mpi | mpi serialized | ratio | raw rsmpi | ratio to raw |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|");
+    let mut rows: Vec<(String, usize, String, String)> = Vec::new();
+    for &p in plan.ranks.iter().filter(|&&p| p > 1) {
+        let d = plan::k_dispatch(p);
+        rows.push(("run (empty region)".into(), p, d.clone(), d));
+    }
+    for &b in plan.pp_bytes.iter().filter(|&&b| b <= 1 << 10) {
+        let raw = plan::k_pp(b);
+        rows.push((
+            format!("ping-pong {}", size_name(b)),
+            2,
+            raw.clone(),
+            raw.clone(),
+        ));
+        rows.push((
+            format!("ping-pong {} `_into`", size_name(b)),
+            2,
+            plan::k_pp_into(b),
+            raw,
+        ));
+    }
+    for &p in plan.ranks.iter().filter(|&&p| p > 1) {
+        let k = crate::data::k_allreduce(1, p);
+        rows.push(("allreduce of one f64".into(), p, k.clone(), k));
+    }
+    for (name, p, key, raw_key) in rows {
+        let plain = store.get("mpi", &key);
+        let serial = store.get("mpi_serialized", &key);
+        let raw = store.get("rawmpi", &raw_key);
+        let _ = writeln!(
+            w,
+            "| {name} | {p} | {} | {} | {} | {} | {} |",
+            fmt_cell(&plain),
+            fmt_cell(&serial),
+            fmt_ratio(&serial, &plain),
+            fmt_cell(&raw),
+            fmt_ratio(&serial, &raw)
+        );
+    }
+    let _ = writeln!(w);
 }

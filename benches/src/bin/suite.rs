@@ -50,8 +50,9 @@ fn main() {
             let out = arg_value(&args, "--out").expect("--out FILE");
             return memory::probe(bytes, Path::new(&out)).expect("write the figures");
         }
-        Some("--mpi-par") => return mpi_par(&args, false),
-        Some("--mpi-par-verify") => return mpi_par(&args, true),
+        Some("--mpi-par") => return mpi_par(&args, MpiVariant::Plain),
+        Some("--mpi-par-verify") => return mpi_par(&args, MpiVariant::Verify),
+        Some("--mpi-par-serialized") => return mpi_par(&args, MpiVariant::Serialized),
         Some("--help" | "-h") => return println!("{USAGE}"),
         _ => {}
     }
@@ -396,6 +397,7 @@ fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log
         ("rawmpi", raw_exe, None),
         ("mpi", exe.clone(), Some("--mpi-par")),
         ("mpi_verify", exe.clone(), Some("--mpi-par-verify")),
+        ("mpi_serialized", exe.clone(), Some("--mpi-par-serialized")),
     ] {
         let mut all = Figures::new();
         for &p in &plan.ranks {
@@ -403,6 +405,9 @@ fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log
             let out = results.join(format!("{source}-{p}.json"));
             let _ = std::fs::remove_file(&out);
             let mut cmd = mpirun(p);
+            if source == "mpi_serialized" {
+                cmd.env("PARALLELIZER_MPI_THREAD_LEVEL", "serialized");
+            }
             cmd.arg(&program);
             if let Some(flag) = extra {
                 cmd.arg(flag);
@@ -430,11 +435,22 @@ fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log
     }
 }
 
+/// Which figures an `mpirun -n P suite --mpi-par...` job measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MpiVariant {
+    /// `--mpi-par`: every workload on the `mpi` backend.
+    Plain,
+    /// `--mpi-par-verify`: the cost of the backend's `verify` option.
+    Verify,
+    /// `--mpi-par-serialized`: the backend at `MPI_THREAD_SERIALIZED`
+    /// (the suite sets `PARALLELIZER_MPI_THREAD_LEVEL` on the job).
+    Serialized,
+}
+
 /// `--mpi-par`: this process is one rank of `mpirun -n P suite --mpi-par`;
 /// main (rank 0) measures the `mpi` backend and writes the figures. (Worker
 /// ranks never get here once the MPI backend's worker guard serves them.)
-/// `--mpi-par-verify` (`verify`): the cost of the backend's `verify` option.
-fn mpi_par(args: &[String], verify: bool) {
+fn mpi_par(args: &[String], variant: MpiVariant) {
     let plan = Plan::load(arg_value(args, "--plan").expect("--plan").as_ref()).expect("plan");
     let out = arg_value(args, "--out").expect("--out");
     let rank0 = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]
@@ -442,7 +458,7 @@ fn mpi_par(args: &[String], verify: bool) {
         .find_map(|v| std::env::var(v).ok())
         .is_none_or(|r| r == "0");
     let mut figs = Figures::new();
-    let config = parallelizer::Config::new("mpi").option("verify", verify);
+    let config = parallelizer::Config::new("mpi").option("verify", variant == MpiVariant::Verify);
     match parallelizer::from_config(&config) {
         Ok(par) => {
             let par: Arc<dyn Parallelizer> = par;
@@ -451,10 +467,10 @@ fn mpi_par(args: &[String], verify: bool) {
                     eprintln!("        {m}");
                 }
             };
-            if verify {
-                ours::measure_verify_cost(&par, &plan, &mut figs);
-            } else {
-                ours::measure_backend(&par, &plan, &mut figs, &log);
+            match variant {
+                MpiVariant::Plain => ours::measure_backend(&par, &plan, &mut figs, &log),
+                MpiVariant::Verify => ours::measure_verify_cost(&par, &plan, &mut figs),
+                MpiVariant::Serialized => ours::measure_thread_level_cost(&par, &plan, &mut figs),
             }
         }
         Err(e) => {
