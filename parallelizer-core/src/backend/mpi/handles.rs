@@ -46,6 +46,7 @@
 //! calls the C API; rsmpi's safe accessors are used for the built-in
 //! handles (`MPI_COMM_WORLD`, the datatypes, `MPI_MIN`).
 
+use std::cell::Cell;
 use std::ffi::c_int;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
@@ -371,22 +372,38 @@ fn gate(call: &str, wait: bool) -> Result<Gate> {
             )),
         },
         _ => {
-            let mut main: c_int = 0;
-            // SAFETY: MPI_Is_thread_main may be called from any thread at any
-            // thread level; `main` is a valid out-parameter.
-            let code = unsafe { ffi::MPI_Is_thread_main(&mut main) };
-            check(code, "MPI_Is_thread_main")?;
-            if main != 0 {
+            if is_mpi_main()? {
                 Ok(Gate { _serial: None })
             } else {
                 Err(mpi_error(
                     call,
-                    "MPI provides MPI_THREAD_FUNNELED at most: call it from the thread that \
-                     initialized MPI",
+                    "MPI runs at MPI_THREAD_FUNNELED or SINGLE (PARALLELIZER_MPI_THREAD_LEVEL, \
+                     or the host program's choice): call it from the thread that initialized MPI",
                 ))
             }
         }
     }
+}
+
+thread_local! {
+    /// Whether this thread is MPI's main thread, once asked.
+    static MPI_MAIN: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Whether this thread is the one that initialized MPI (asked of MPI once
+/// per thread: it never changes, and the gate asks before every call under
+/// `FUNNELED` and `SINGLE`).
+fn is_mpi_main() -> Result<bool> {
+    if let Some(main) = MPI_MAIN.get() {
+        return Ok(main);
+    }
+    let mut main: c_int = 0;
+    // SAFETY: MPI_Is_thread_main may be called from any thread at any
+    // thread level; `main` is a valid out-parameter.
+    let code = unsafe { ffi::MPI_Is_thread_main(&mut main) };
+    check(code, "MPI_Is_thread_main")?;
+    MPI_MAIN.set(Some(main != 0));
+    Ok(main != 0)
 }
 
 /// Makes one MPI call (`f` returns its code) under its gate and checks the
