@@ -155,18 +155,21 @@ run_pass() {
     done
 
     if [[ $ulfm == 0 ]]; then
-        say "$pass: the suite at MPI_THREAD_SERIALIZED (PARALLELIZER_MPI_THREAD_LEVEL), 2 ranks"
-        for serve in 1 0; do
-            status=0
-            out=$(PARALLELIZER_MPI_THREAD_LEVEL=serialized PARALLELIZER_MPI_SERVE=$serve timeout 300 \
-                "${mpirun[@]}" -n 2 "$suite" 2>"$tmp/mpi_suite.err") || status=$?
-            if ((status != 0)); then
-                echo "$out"
-                cat "$tmp/mpi_suite.err" >&2
-                fail "$pass: mpi_suite serialized (serve=$serve) exited with $status"
-            fi
-            echo "$out" | grep -E '^(FAIL|[0-9]+ passed)'
-            echo "$out" | grep -qE '^[0-9]+ passed, 0 failed$' || fail "$pass: mpi_suite serialized"
+        say "$pass: the suite at lower thread levels (PARALLELIZER_MPI_THREAD_LEVEL), 2 ranks"
+        for level in serialized single; do
+            for serve in 1 0; do
+                echo "-- $level, serve=$serve"
+                status=0
+                out=$(PARALLELIZER_MPI_THREAD_LEVEL=$level PARALLELIZER_MPI_SERVE=$serve timeout 300 \
+                    "${mpirun[@]}" -n 2 "$suite" 2>"$tmp/mpi_suite.err") || status=$?
+                if ((status != 0)); then
+                    echo "$out"
+                    cat "$tmp/mpi_suite.err" >&2
+                    fail "$pass: mpi_suite $level (serve=$serve) exited with $status"
+                fi
+                echo "$out" | grep -E '^(FAIL|[0-9]+ passed)'
+                echo "$out" | grep -qE '^[0-9]+ passed, 0 failed$' || fail "$pass: mpi_suite $level"
+            done
         done
     fi
 

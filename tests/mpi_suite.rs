@@ -868,6 +868,8 @@ fn main() {
             let asked = std::env::var("PARALLELIZER_MPI_THREAD_LEVEL").unwrap_or_default();
             let (want, ulfm_possible) = match asked.as_str() {
                 "serialized" => (Threading::Serialized, false),
+                "funneled" => (Threading::Funneled, false),
+                "single" => (Threading::Single, false),
                 _ => (Threading::Multiple, true),
             };
             eq("threading", mpi.threading(), want)?;
