@@ -52,7 +52,7 @@ fn main() {
         }
         Some("--mpi-par") => return mpi_par(&args, MpiVariant::Plain),
         Some("--mpi-par-verify") => return mpi_par(&args, MpiVariant::Verify),
-        Some("--mpi-par-serialized") => return mpi_par(&args, MpiVariant::Serialized),
+        Some("--mpi-par-single") => return mpi_par(&args, MpiVariant::Single),
         Some("--help" | "-h") => return println!("{USAGE}"),
         _ => {}
     }
@@ -397,7 +397,7 @@ fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log
         ("rawmpi", raw_exe, None),
         ("mpi", exe.clone(), Some("--mpi-par")),
         ("mpi_verify", exe.clone(), Some("--mpi-par-verify")),
-        ("mpi_serialized", exe.clone(), Some("--mpi-par-serialized")),
+        ("mpi_single", exe.clone(), Some("--mpi-par-single")),
     ] {
         let mut all = Figures::new();
         for &p in &plan.ranks {
@@ -405,8 +405,8 @@ fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log
             let out = results.join(format!("{source}-{p}.json"));
             let _ = std::fs::remove_file(&out);
             let mut cmd = mpirun(p);
-            if source == "mpi_serialized" {
-                cmd.env("PARALLELIZER_MPI_THREAD_LEVEL", "serialized");
+            if source == "mpi_single" {
+                cmd.env("PARALLELIZER_MPI_THREAD_LEVEL", "single");
             }
             cmd.arg(&program);
             if let Some(flag) = extra {
@@ -442,9 +442,9 @@ enum MpiVariant {
     Plain,
     /// `--mpi-par-verify`: the cost of the backend's `verify` option.
     Verify,
-    /// `--mpi-par-serialized`: the backend at `MPI_THREAD_SERIALIZED`
-    /// (the suite sets `PARALLELIZER_MPI_THREAD_LEVEL` on the job).
-    Serialized,
+    /// `--mpi-par-single`: the backend at `MPI_THREAD_SINGLE` (the suite
+    /// sets `PARALLELIZER_MPI_THREAD_LEVEL` on the job).
+    Single,
 }
 
 /// `--mpi-par`: this process is one rank of `mpirun -n P suite --mpi-par`;
@@ -470,7 +470,7 @@ fn mpi_par(args: &[String], variant: MpiVariant) {
             match variant {
                 MpiVariant::Plain => ours::measure_backend(&par, &plan, &mut figs, &log),
                 MpiVariant::Verify => ours::measure_verify_cost(&par, &plan, &mut figs),
-                MpiVariant::Serialized => ours::measure_thread_level_cost(&par, &plan, &mut figs),
+                MpiVariant::Single => ours::measure_thread_level_cost(&par, &plan, &mut figs),
             }
         }
         Err(e) => {
