@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::measure::Iters;
 
 /// The sizes and iteration counts of one run.
+/// How many `mpirun` jobs each MPI thread level's figures are the median
+/// of (their small calls swing from one job to the next).
+pub const LEVEL_REPS: usize = 3;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     /// Smoke-test sizes (`--quick`).

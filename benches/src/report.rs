@@ -795,6 +795,7 @@ fn plot(store: &Store, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
 /// The MPI backend at `MPI_THREAD_SINGLE` against its default
 /// `MPI_THREAD_MULTIPLE` and raw rsmpi (`MPI_Init`, single).
 fn thread_level_section(store: &Store, plan: &Plan, w: &mut String) {
+    use crate::plan::LEVEL_REPS;
     let _ = writeln!(w, "## MPI: `PARALLELIZER_MPI_THREAD_LEVEL=single`\n");
     let _ = writeln!(
         w,
@@ -802,15 +803,17 @@ fn thread_level_section(store: &Store, plan: &Plan, w: &mut String) {
          ULFM's watchdog revokes communicators from its own thread); raw rsmpi's `MPI_Init` gets \
          `MPI_THREAD_SINGLE`. Open MPI 4.1 is as slow at `FUNNELED` and `SERIALIZED` as at \
          `MULTIPLE` (measured with raw rsmpi: only `SINGLE` is faster), so the suite measures \
-         `PARALLELIZER_MPI_THREAD_LEVEL=single`, set on the ranks of a job of its own in this \
-         run: the backend then calls MPI from its main thread only, and a failure ends the job \
-         even under ULFM. The calls where the level weighs most: ping-pong one way (ours \
-         `send_pod`/`receive_pod` and `_into`), an empty region's dispatch, an allreduce of one \
-         f64. Ratio = single / default, and single / raw rsmpi.\n"
+         `PARALLELIZER_MPI_THREAD_LEVEL=single` (the backend then calls MPI from its main thread \
+         only, and a failure ends the job even under ULFM) against the default, on the calls \
+         where the level weighs most: ping-pong one way (ours `send_pod`/`receive_pod` and \
+         `_into`), an empty region's dispatch, an allreduce of one f64. Such figures swing by \
+         tens of percent from one job to the next on these machines, so each level runs in \
+         {LEVEL_REPS} jobs of its own, alternated, and each figure is the median of the jobs' \
+         medians. Ratio = single / multiple, and single / raw rsmpi.\n"
     );
     let _ = writeln!(
         w,
-        "| workload | ranks | mpi | mpi single | ratio | raw rsmpi | ratio to raw |"
+        "| workload | ranks | mpi (multiple) | mpi single | ratio | raw rsmpi | ratio to raw |"
     );
     let _ = writeln!(w, "|---|---|---|---|---|---|---|");
     let mut rows: Vec<(String, usize, String, String)> = Vec::new();
@@ -838,7 +841,7 @@ fn thread_level_section(store: &Store, plan: &Plan, w: &mut String) {
         rows.push(("allreduce of one f64".into(), p, k.clone(), k));
     }
     for (name, p, key, raw_key) in rows {
-        let plain = store.get("mpi", &key);
+        let plain = store.get("mpi_multiple", &key);
         let single = store.get("mpi_single", &key);
         let raw = store.get("rawmpi", &raw_key);
         let _ = writeln!(

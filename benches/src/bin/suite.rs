@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parallelizer::{Error, Parallelizer};
-use parallelizer_bench::plan::{self, Figures, Plan, arg_value};
+use parallelizer_bench::plan::{self, Figures, LEVEL_REPS, Plan, arg_value};
 use parallelizer_bench::rawsock::{self, CHILD_FLAG, EXIT_FLAG};
 use parallelizer_bench::report::{self, Store};
 use parallelizer_bench::{memory, ours};
@@ -52,7 +52,7 @@ fn main() {
         }
         Some("--mpi-par") => return mpi_par(&args, MpiVariant::Plain),
         Some("--mpi-par-verify") => return mpi_par(&args, MpiVariant::Verify),
-        Some("--mpi-par-single") => return mpi_par(&args, MpiVariant::Single),
+        Some("--mpi-par-level") => return mpi_par(&args, MpiVariant::Level),
         Some("--help" | "-h") => return println!("{USAGE}"),
         _ => {}
     }
@@ -397,35 +397,12 @@ fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log
         ("rawmpi", raw_exe, None),
         ("mpi", exe.clone(), Some("--mpi-par")),
         ("mpi_verify", exe.clone(), Some("--mpi-par-verify")),
-        ("mpi_single", exe.clone(), Some("--mpi-par-single")),
     ] {
         let mut all = Figures::new();
         for &p in &plan.ranks {
             log(&format!("{source} x{p} (mpirun)"));
             let out = results.join(format!("{source}-{p}.json"));
-            let _ = std::fs::remove_file(&out);
-            let mut cmd = mpirun(p);
-            if source == "mpi_single" {
-                cmd.env("PARALLELIZER_MPI_THREAD_LEVEL", "single");
-            }
-            cmd.arg(&program);
-            if let Some(flag) = extra {
-                cmd.arg(flag);
-            }
-            cmd.arg("--plan").arg(plan_path).arg("--out").arg(&out);
-            if let Err(e) = run_bounded(&mut cmd, mpi_limit(plan)) {
-                all.insert(plan::k_dispatch(p), format!("failed: mpirun: {e}").into());
-                continue;
-            }
-            match plan::load_figures(&out) {
-                Ok(f) => all.extend(f),
-                Err(e) => {
-                    all.insert(
-                        plan::k_dispatch(p),
-                        format!("failed: no figures: {e}").into(),
-                    );
-                }
-            }
+            all.extend(mpi_job(&program, extra, None, p, &out, plan, plan_path));
         }
         if let Some(serde_json::Value::String(why)) = all.get("_unavailable") {
             store.missing.insert(source.into(), why.clone());
@@ -433,6 +410,89 @@ fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log
             store.sources.insert(source.into(), all);
         }
     }
+    // Thread levels: small calls whose figures swing by tens of percent
+    // from one job to the next on these VMs, so each level's job runs
+    // LEVEL_REPS times, alternated, and each figure is the median of the
+    // jobs' medians.
+    for &p in &plan.ranks {
+        let mut runs: [(&str, &str, Vec<Figures>); 2] = [
+            ("mpi_multiple", "multiple", Vec::new()),
+            ("mpi_single", "single", Vec::new()),
+        ];
+        for rep in 0..LEVEL_REPS {
+            for (source, level, figs) in &mut runs {
+                log(&format!("{source} x{p} (mpirun, {}/{LEVEL_REPS})", rep + 1));
+                let out = results.join(format!("{source}-{p}-{rep}.json"));
+                let flag = Some("--mpi-par-level");
+                figs.push(mpi_job(&exe, flag, Some(level), p, &out, plan, plan_path));
+            }
+        }
+        for (source, _, figs) in runs {
+            let merged = median_figures(&figs);
+            store
+                .sources
+                .entry(source.into())
+                .or_default()
+                .extend(merged);
+        }
+    }
+}
+
+/// One `mpirun -n p program [extra] --plan .. --out out` job (with
+/// `PARALLELIZER_MPI_THREAD_LEVEL=level` if given): its figures, or the
+/// failure under the dispatch key.
+fn mpi_job(
+    program: &Path,
+    extra: Option<&str>,
+    level: Option<&str>,
+    p: usize,
+    out: &Path,
+    plan: &Plan,
+    plan_path: &Path,
+) -> Figures {
+    let _ = std::fs::remove_file(out);
+    let mut cmd = mpirun(p);
+    if let Some(level) = level {
+        cmd.env("PARALLELIZER_MPI_THREAD_LEVEL", level);
+    }
+    cmd.arg(program);
+    if let Some(flag) = extra {
+        cmd.arg(flag);
+    }
+    cmd.arg("--plan").arg(plan_path).arg("--out").arg(out);
+    let mut figs = Figures::new();
+    if let Err(e) = run_bounded(&mut cmd, mpi_limit(plan)) {
+        figs.insert(plan::k_dispatch(p), format!("failed: mpirun: {e}").into());
+        return figs;
+    }
+    match plan::load_figures(out) {
+        Ok(f) => figs.extend(f),
+        Err(e) => {
+            figs.insert(
+                plan::k_dispatch(p),
+                format!("failed: no figures: {e}").into(),
+            );
+        }
+    }
+    figs
+}
+
+/// Per key, the median of the numeric figures of `runs` (a key any run
+/// failed keeps that run's message).
+fn median_figures(runs: &[Figures]) -> Figures {
+    let mut out = Figures::new();
+    let keys: std::collections::BTreeSet<&String> = runs.iter().flat_map(|f| f.keys()).collect();
+    for key in keys {
+        let values: Vec<&serde_json::Value> = runs.iter().filter_map(|f| f.get(key)).collect();
+        let numbers: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
+        let value = match values.iter().find(|v| v.is_string()) {
+            Some(failed) => (*failed).clone(),
+            None if numbers.is_empty() => continue,
+            None => parallelizer_bench::measure::median(numbers).into(),
+        };
+        out.insert(key.clone(), value);
+    }
+    out
 }
 
 /// Which figures an `mpirun -n P suite --mpi-par...` job measures.
@@ -442,9 +502,9 @@ enum MpiVariant {
     Plain,
     /// `--mpi-par-verify`: the cost of the backend's `verify` option.
     Verify,
-    /// `--mpi-par-single`: the backend at `MPI_THREAD_SINGLE` (the suite
-    /// sets `PARALLELIZER_MPI_THREAD_LEVEL` on the job).
-    Single,
+    /// `--mpi-par-level`: the small calls the thread level weighs on (the
+    /// suite sets `PARALLELIZER_MPI_THREAD_LEVEL` on the job).
+    Level,
 }
 
 /// `--mpi-par`: this process is one rank of `mpirun -n P suite --mpi-par`;
@@ -470,7 +530,7 @@ fn mpi_par(args: &[String], variant: MpiVariant) {
             match variant {
                 MpiVariant::Plain => ours::measure_backend(&par, &plan, &mut figs, &log),
                 MpiVariant::Verify => ours::measure_verify_cost(&par, &plan, &mut figs),
-                MpiVariant::Single => ours::measure_thread_level_cost(&par, &plan, &mut figs),
+                MpiVariant::Level => ours::measure_thread_level_cost(&par, &plan, &mut figs),
             }
         }
         Err(e) => {
