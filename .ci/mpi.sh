@@ -114,8 +114,25 @@ steps=(p2p broadcast scatter gather map wait subgroup)
 # One pass over an MPI. Uses: $pass (A or B), $mpirun (array: the launcher
 # and its flags), $ulfm (1 or 0), $library (what MPI_Get_library_version
 # must start with), $ranks (rank counts of the suite).
+# The MPI suite under `mpirun -n $1`, served ($2 = 1) or SPMD (0), at the
+# thread level $3 (empty: the default); fails the pass on any failed check.
+suite_run() {
+    local n=$1 serve=$2 level=$3 model out status=0
+    model=$([[ $serve == 1 ]] && echo served || echo spmd)${level:+, $level}
+    echo "-- mpirun -n $n ($model)"
+    out=$(PARALLELIZER_MPI_THREAD_LEVEL=$level PARALLELIZER_MPI_SERVE=$serve timeout 300 \
+        "${mpirun[@]}" -n "$n" "$suite" 2>"$tmp/mpi_suite.err") || status=$?
+    if ((status != 0)); then
+        echo "$out"
+        cat "$tmp/mpi_suite.err" >&2
+        fail "$pass: mpi_suite -n $n $model exited with $status"
+    fi
+    echo "$out" | grep -E '^(FAIL|[0-9]+ passed)'
+    echo "$out" | grep -qE '^[0-9]+ passed, 0 failed$' || fail "$pass: mpi_suite -n $n $model"
+}
+
 run_pass() {
-    local t0 target exe suite matrix out err n serve model status ms
+    local t0 target exe suite matrix out err n serve model status ms level
     t0=$(now_ms)
     target=${CARGO_TARGET_DIR:-target}
     say "$pass: build (--features mpi) in $target"
@@ -139,18 +156,7 @@ run_pass() {
     say "$pass: SPMD suite"
     for n in "${ranks[@]}"; do
         for serve in 1 0; do
-            model=$([[ $serve == 1 ]] && echo served || echo spmd)
-            echo "-- mpirun -n $n ($model)"
-            status=0
-            out=$(PARALLELIZER_MPI_SERVE=$serve timeout 300 "${mpirun[@]}" -n "$n" "$suite" 2>"$tmp/mpi_suite.err") \
-                || status=$?
-            if ((status != 0)); then
-                echo "$out"
-                cat "$tmp/mpi_suite.err" >&2
-                fail "$pass: mpi_suite -n $n $model exited with $status"
-            fi
-            echo "$out" | grep -E '^(FAIL|[0-9]+ passed)'
-            echo "$out" | grep -qE '^[0-9]+ passed, 0 failed$' || fail "$pass: mpi_suite -n $n $model"
+            suite_run "$n" "$serve" ""
         done
     done
 
@@ -158,17 +164,7 @@ run_pass() {
         say "$pass: the suite at lower thread levels (PARALLELIZER_MPI_THREAD_LEVEL), 2 ranks"
         for level in serialized single; do
             for serve in 1 0; do
-                echo "-- $level, serve=$serve"
-                status=0
-                out=$(PARALLELIZER_MPI_THREAD_LEVEL=$level PARALLELIZER_MPI_SERVE=$serve timeout 300 \
-                    "${mpirun[@]}" -n 2 "$suite" 2>"$tmp/mpi_suite.err") || status=$?
-                if ((status != 0)); then
-                    echo "$out"
-                    cat "$tmp/mpi_suite.err" >&2
-                    fail "$pass: mpi_suite $level (serve=$serve) exited with $status"
-                fi
-                echo "$out" | grep -E '^(FAIL|[0-9]+ passed)'
-                echo "$out" | grep -qE '^[0-9]+ passed, 0 failed$' || fail "$pass: mpi_suite $level"
+                suite_run 2 "$serve" "$level"
             done
         done
     fi
