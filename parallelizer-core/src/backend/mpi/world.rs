@@ -204,8 +204,9 @@ pub(crate) const THREAD_LEVEL_VAR: &str = "PARALLELIZER_MPI_THREAD_LEVEL";
 
 /// The thread level [`THREAD_LEVEL_VAR`] asks for: `multiple` by default
 /// (any thread may call MPI at any time, which the ULFM watchdog needs),
-/// or `serialized`, `funneled`, `single`, under which Open MPI takes no
-/// lock inside its calls. The backend keeps to the level (`handles::gate`).
+/// or `serialized`, `funneled`, `single` (Open MPI 4.1 takes no lock
+/// inside its calls only at `single`). The backend keeps to the level
+/// (`handles::gate`).
 fn thread_level(value: Option<&str>) -> Result<Threading> {
     match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
         None | Some("" | "multiple") => Ok(Threading::Multiple),
