@@ -32,8 +32,8 @@
 //! variable `PARALLELIZER_MPI_THREAD_LEVEL` (`serialized`, `funneled`,
 //! `single`; mpi4py's `rc.thread_level`) asks for less, as does a host
 //! program that initialized MPI itself. Open MPI 4.1 takes no lock inside
-//! its calls only at `SINGLE` (a raw 8 B ping-pong took 0.26–0.29 µs one
-//! way there against 0.36–0.39 µs at the other three levels, on a 2-core
+//! its calls only at `SINGLE` (a raw 8 B ping-pong took 0.25–0.29 µs one
+//! way there against 0.32–0.39 µs at the other three levels, on a 2-core
 //! AMD EPYC VM). The backend keeps to the level: under `SERIALIZED` its calls take turns (one
 //! thread blocked in a receive holds up the others' calls), under
 //! `FUNNELED` and `SINGLE` a call from another thread than MPI's main
