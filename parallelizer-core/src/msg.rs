@@ -433,11 +433,7 @@ impl Msg {
     /// sender's type (when the message carries it), the encoding, and a
     /// whole number of elements.
     pub(crate) fn plain_bytes(&self, ty: PodType) -> Result<&[u8]> {
-        if let Some(sent) = self.type_name() {
-            if sent != ty.vec_name {
-                return Err(ty.mismatch(sent));
-            }
-        }
+        self.check_plain_type(ty)?;
         let bytes = self.pod_bytes().ok_or_else(|| {
             Error::Codec(format!(
                 "expected plain data {} but the sender sent a serde value",
@@ -452,6 +448,26 @@ impl Msg {
             )));
         }
         Ok(bytes)
+    }
+
+    /// Whether this message's bytes are `shared`'s (a landed message:
+    /// `link::Landing`).
+    pub(crate) fn shares<T: ?Sized>(&self, shared: &Arc<T>) -> bool {
+        match &self.repr {
+            Repr::Bytes(_, Bytes::Shared(s)) => {
+                std::ptr::addr_eq(Arc::as_ptr(s), Arc::as_ptr(shared))
+            }
+            _ => false,
+        }
+    }
+
+    /// Checks that a message whose bytes are already in the caller's buffer
+    /// (a landed one) is plain data of type `ty`.
+    pub(crate) fn check_plain_type(&self, ty: PodType) -> Result<()> {
+        match self.type_name() {
+            Some(sent) if sent != ty.vec_name => Err(ty.mismatch(sent)),
+            _ => Ok(()),
+        }
     }
 
     /// Copies a message of plain data of type `ty` into `buf`, fitted to

@@ -392,6 +392,62 @@ pub fn large_broadcast_expected(n: usize, p: usize) -> Vec<String> {
         .collect()
 }
 
+/// Large `receive_into`s (which processes posts on the caller's buffer):
+/// messages of one sender arrive in order also when they are all in before
+/// the receives (rank 0 waits first), a message of another length or type
+/// is an error and is taken, and the next one arrives whole. Main's view:
+/// per receive, the sum of what arrived minus what was sent, or "error".
+#[parallelizer::task]
+pub fn large_receives_into(par: &dyn Parallelizer, n: usize) -> Option<Vec<String>> {
+    if par.nprocs() < 2 {
+        return Some(large_receives_into_expected());
+    }
+    let v = |k: usize| -> Vec<f64> { (0..n).map(|i| (i * k) as f64).collect() };
+    match par.id() {
+        1 => {
+            for k in 1..=3 {
+                par.send_slice(&v(k), 0).unwrap();
+            }
+            par.send_slice(&v(4), 0).unwrap(); // received into n + 1
+            let words: Vec<u64> = (0..n as u64).collect();
+            par.send_slice(&words, 0).unwrap(); // received as f64
+            par.send_slice(&v(5), 0).unwrap();
+            None
+        }
+        0 => {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut buf = vec![0.0f64; n];
+            let mut got = Vec::new();
+            let mut show = |r: parallelizer::Result<()>, buf: &[f64], k: usize| {
+                got.push(match r {
+                    Ok(()) => format!("{}", buf.iter().sum::<f64>() - v(k).iter().sum::<f64>()),
+                    Err(_) => "error".to_string(),
+                });
+            };
+            for k in 1..=3 {
+                let r = par.receive_into(&mut buf, 1);
+                show(r, &buf, k);
+            }
+            let mut longer = vec![0.0f64; n + 1];
+            let r = par.receive_into(&mut longer, 1);
+            show(r, &longer, 4);
+            let r = par.receive_into(&mut buf, 1);
+            show(r, &buf, 0);
+            let r = par.receive_into(&mut buf, 1);
+            show(r, &buf, 5);
+            Some(got)
+        }
+        _ => None,
+    }
+}
+
+/// What [`large_receives_into`] must show.
+pub fn large_receives_into_expected() -> Vec<String> {
+    ["0", "0", "0", "error", "error", "0"]
+        .map(String::from)
+        .to_vec()
+}
+
 /// Buffers of the wrong length: the rank whose buffer is wrong gets
 /// `Error::Length` naming both lengths, the others go on, and nothing
 /// hangs. Main's view of every rank's outcomes.
@@ -634,6 +690,17 @@ macro_rules! data_suite {
                 let n = (40 << 20) / 8 + 3;
                 each(|par, p| {
                     assert_eq!(par.run(large_broadcast, n).unwrap(), Some(large_broadcast_expected(n, p)), "p={p}");
+                });
+            }
+
+            #[parallelizer::test]
+            fn large_receives_into_keep_order_and_misfits_are_taken() {
+                $(let _hold = $hold;)?
+                each(|par, p| {
+                    for n in [1000, 100_000] {
+                        let got = par.run(large_receives_into, n).unwrap();
+                        assert_eq!(got, Some(large_receives_into_expected()), "p={p} n={n}");
+                    }
                 });
             }
 

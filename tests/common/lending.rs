@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 use parallelizer::prelude::*;
 use parallelizer::{Op, Wait};
 
-/// Rank 1 lends a buffer above the lending threshold to rank 2, which
-/// panics instead of receiving.
+/// Main lends a buffer above the lending threshold to every worker in a
+/// broadcast (a loan on threads and on processes alike); rank 2 panics
+/// instead of taking part.
 #[parallelizer::task]
 pub fn lend_to_a_panicking_rank(p: &dyn Parallelizer, (): ()) {
     match p.id() {
-        1 => {
-            let data = vec![1.5f64; 100_000];
-            let sent = p.send_slice(&data, 2);
+        0 => {
+            let mut data = vec![1.5f64; 100_000];
+            let sent = p.broadcast_into(&mut data);
             // The loan ended with the call: the buffer is ours again.
             drop(data);
             assert!(
@@ -27,15 +28,18 @@ pub fn lend_to_a_panicking_rank(p: &dyn Parallelizer, (): ()) {
             std::thread::sleep(Duration::from_millis(30));
             panic!("receiver gave up");
         }
-        _ => {}
+        _ => {
+            // Released by rank 2's failure, or done before it.
+            let _ = p.broadcast_into(&mut vec![0.0f64; 100_000]);
+        }
     }
 }
 
-/// Main lends rank 1 a buffer it never receives.
+/// Main lends its workers a buffer in a broadcast they never join.
 #[parallelizer::task]
 pub fn lend_to_nobody(p: &dyn Parallelizer, (): ()) -> Result<()> {
     if p.on_main() {
-        return p.send_slice(&vec![7u8; 1 << 20], 1);
+        return p.broadcast_into(&mut vec![7u8; 1 << 20]);
     }
     Ok(())
 }
@@ -62,7 +66,7 @@ pub fn a_loan_nobody_takes_is_a_deadlock(par: &dyn Parallelizer) {
             [Wait {
                 rank: 0,
                 on: 1,
-                op: Op::Send,
+                op: Op::Broadcast,
                 finished: true
             }]
         ),

@@ -1,5 +1,6 @@
 //! The processes backend lends plain buffers of 64 KiB and more across
-//! processes: receivers copy them straight out of the sender's memory
+//! processes in collectives (point-to-point sends stream through the rings
+//! instead): receivers copy them straight out of the sender's memory
 //! (`process_vm_readv`) and acknowledge. Results equal the message path's
 //! with lending on, off (option `lend`), and refused by the system (the
 //! receivers then get the bytes as messages, also a broadcast larger than

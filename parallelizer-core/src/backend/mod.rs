@@ -13,7 +13,7 @@ pub use crate::attach::{Attachment, attach, attached};
 pub use crate::config::Options;
 pub use crate::entry::{WorkerHook, current_test};
 pub use crate::link::{
-    Channels, Event, Finish, Kind, Limits, LinkRank, Packet, Transport, run_on_threads,
+    Channels, Event, Finish, Kind, Landing, Limits, LinkRank, Packet, Transport, run_on_threads,
 };
 pub use crate::msg::{Encoding, Msg};
 pub use crate::op::Tag;

@@ -31,6 +31,7 @@
 
 mod channels;
 mod exchange;
+mod landing;
 mod lend;
 mod mailbox;
 mod packet;
@@ -43,13 +44,18 @@ mod spawn;
 mod tests;
 mod watch;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::msg::Msg;
+use crate::op::Tag;
+use crate::plain::PodType;
 use crate::segment::SharedMemory;
 
 pub use channels::Channels;
+pub use landing::Landing;
 pub use packet::{Kind, Packet};
 pub use rank::{Finish, LinkRank};
 pub use spawn::run_on_threads;
@@ -118,6 +124,39 @@ pub trait Transport: Send + Sync + 'static {
     /// forbids it): [`reads_peer_memory`](Self::reads_peer_memory) should
     /// say `false` from now on. The default does nothing.
     fn peer_memory_refused(&self) {}
+
+    /// Hands rank `to` a data packet of `tag` in group `group` of region
+    /// `region` whose body is the plain data `bytes` of type `ty`. The
+    /// default copies them into a message ([`send`](Self::send)); a
+    /// transport that has written them out when `send` returns (processes)
+    /// sends them from `bytes` as they are.
+    fn send_plain(
+        &self,
+        to: usize,
+        (region, group, tag): (u64, u64, Tag),
+        ty: PodType,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let packet = Packet::data(region, tag, Msg::plain_copy(ty, bytes)).in_group(group);
+        self.send(to, packet)
+    }
+
+    /// Posts `landing`: the next data packet from `landing.from()` that
+    /// [fits](Landing::fits) it, plain data of exactly its length, is to be
+    /// written straight into its buffer ([`Landing::write_at`], then
+    /// [`Landing::landed`]) and delivered as [`Msg::from_shared`] of the
+    /// landing. Whether it was posted; the default posts nothing.
+    /// The buffer is the caller's until [`unpost`](Self::unpost) returns.
+    fn post(&self, landing: &Arc<Landing>) -> bool {
+        let _ = landing;
+        false
+    }
+
+    /// Withdraws a posted `landing`: from then on nothing is written into
+    /// its buffer (a packet half landed goes on into a buffer of its own).
+    fn unpost(&self, landing: &Arc<Landing>) {
+        let _ = landing;
+    }
 
     /// The memory that every rank this transport reaches can address, for
     /// shared arrays; `None` (the default) when there is none, and then

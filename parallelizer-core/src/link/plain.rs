@@ -2,8 +2,10 @@
 //!
 //! A buffer of 64 KiB or more is lent where the receivers can read the
 //! sender's memory: on a transport whose ranks share it (threads: [`lend`])
-//! and on one whose ranks are processes that may read each other's
-//! (processes: [`remote`](super::remote) loans, `process_vm_readv`). The
+//! and, in collectives, on one whose ranks are processes that may read
+//! each other's (processes: [`remote`](super::remote) loans,
+//! `process_vm_readv`; a point-to-point send there is one message that the
+//! transport streams into the receiver's posted buffer: [`Landing`]). The
 //! receivers copy straight out of the sender's buffer into their own and
 //! acknowledge, while the sender waits — one copy, and on a broadcast or
 //! scatter the workers copy in parallel. A receiver the system forbids to
@@ -35,6 +37,7 @@ use crate::plain::{PlainBuf, PodType};
 use crate::split::chunk_sizes;
 
 use super::Transport;
+use super::landing::Landing;
 use super::lend::{Lent, lend};
 use super::rank::LinkRank;
 use super::remote::{CopyError, Refused, Remote, Ticket};
@@ -43,6 +46,10 @@ use super::remote::{CopyError, Refused, Remote, Ticket};
 /// memory (below it, a copy into a message costs less than the wait for
 /// the receiver's acknowledgement).
 pub(crate) const LEND_FROM: usize = 64 << 10;
+
+/// Receives into a caller's buffer of at least this many bytes are posted
+/// on it ([`Landing`]); below it, the copy out of a message costs less.
+const LAND_FROM: usize = 4 << 10;
 
 /// A slow rate of cross-process copies, bytes per second: how long a
 /// lender expects its borrowers to take.
@@ -423,21 +430,74 @@ impl<T: Transport> NativePod for LinkRank<T> {
         true
     }
 
+    /// Lent to a rank of this process; across processes, one message
+    /// written from `buf` as it is: the transport streams it to the
+    /// receiver, which copies it straight into its own buffer (a landing)
+    /// as it arrives, where a cross-process loan waits for the receiver's
+    /// one `process_vm_readv` — measured slower than two copies made at
+    /// once (1 MiB: 122-139 µs against 78-87 µs on 2 cores).
     fn send_pod(&self, ty: PodType, buf: &[u8], to: usize, tag: Tag) -> Result<()> {
-        let lent = self.with_loan(buf, ty, buf.len(), |note| {
-            self.send_msg(note(0, buf.len()), to, tag)?;
-            self.await_acks([to], tag)
-        });
-        if lent.transpose()?.is_some_and(|refused| refused.is_empty()) {
-            return Ok(());
+        if self.transport().shares_memory() {
+            let lent = self.with_loan(buf, ty, buf.len(), |note| {
+                self.send_msg(note(0, buf.len()), to, tag)?;
+                self.await_acks([to], tag)
+            });
+            if lent.transpose()?.is_some() {
+                return Ok(());
+            }
         }
-        // Not lent, or refused: one message (the receive may be a generic
-        // one, which takes a single message; pieces are for broadcasts).
-        self.send_msg(Msg::plain_copy(ty, buf), to, tag)
+        // One message (the receive may be a generic one, which takes a
+        // single message; pieces are for broadcasts).
+        self.send_plain(ty, buf, to, tag)
     }
 
     fn recv_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, from: usize, tag: Tag) -> Result<()> {
+        if let Some(dst) = buf.fixed().filter(|d| d.len() >= LAND_FROM) {
+            return match self.recv_landing(from, tag, dst)? {
+                Ok(landed) => landed.check_plain_type(ty),
+                Err(msg) => self.take_msg(msg, from, tag, ty, buf),
+            };
+        }
         self.take_plain(from, tag, ty, buf)
+    }
+}
+
+impl<T: Transport> LinkRank<T> {
+    /// Sends the plain data `bytes` of type `ty` to `to` as one data packet
+    /// of the call `tag` ([`Transport::send_plain`]).
+    pub(super) fn send_plain(&self, ty: PodType, bytes: &[u8], to: usize, tag: Tag) -> Result<()> {
+        crate::parallelizer::check_rank(self, to)?;
+        self.before_send(&[to])?;
+        let sent = self
+            .transport()
+            .send_plain(to, (self.region(), 0, tag), ty, bytes);
+        self.after_send(sent)
+    }
+
+    /// Receives the next packet of `tag` from `from` with `dst` posted for
+    /// it ([`Landing`]): `Ok` the message if it landed in `dst`, `Err` the
+    /// message if it did not (another kind of packet, or another length).
+    /// The landing is withdrawn before this returns, also on an error or a
+    /// panic, so `dst` is the caller's again.
+    fn recv_landing(&self, from: usize, tag: Tag, dst: &mut [u8]) -> Result<Result<Msg, Msg>> {
+        /// Withdraws the landing when the receive is over, however it ends.
+        struct Posted<'a, T: Transport>(&'a T, &'a Arc<Landing>);
+        impl<T: Transport> Drop for Posted<'_, T> {
+            fn drop(&mut self) {
+                self.0.unpost(self.1);
+                self.1.withdraw();
+            }
+        }
+        let t = self.transport();
+        let landing = Landing::new(from, 0, tag, dst);
+        if !t.post(&landing) {
+            return self.recv_raw(from, tag).map(Err);
+        }
+        let posted = Posted(t, &landing);
+        let msg = self.recv_raw(from, tag)?;
+        let landed = landing.claim(&msg);
+        drop(posted);
+        Ok(if landed { Ok(msg) } else { Err(msg) })
     }
 }
 

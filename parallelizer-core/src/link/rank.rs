@@ -110,6 +110,11 @@ impl<T: Transport> LinkRank<T> {
         &self.transport
     }
 
+    /// The region's number.
+    pub(super) fn region(&self) -> u64 {
+        self.region
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -328,7 +333,7 @@ impl<T: Transport> LinkRank<T> {
 
     /// Before a data packet goes to each rank of `to`: the error if the
     /// region is aborted or one of them is gone, else counts the packets.
-    fn before_send(&self, to: &[usize]) -> Result<()> {
+    pub(super) fn before_send(&self, to: &[usize]) -> Result<()> {
         let mut st = self.lock();
         if let Some(abort) = &st.abort {
             return Err(Error::Aborted {
@@ -348,7 +353,7 @@ impl<T: Transport> LinkRank<T> {
     /// After a send: if it failed, takes in every event the transport
     /// already has (a peer's loss that the failed write revealed), so that
     /// the cause, not the send's error, is the region's failure.
-    fn after_send(&self, sent: Result<()>) -> Result<()> {
+    pub(super) fn after_send(&self, sent: Result<()>) -> Result<()> {
         if sent.is_err() {
             let now = Instant::now();
             while let Ok(Some(event)) = self.transport.recv(Some(now)) {

@@ -9,8 +9,8 @@
 //! region protocol to take with [`Endpoint::next_event`]; the endpoint
 //! itself knows nothing of regions, aborts or errors of the framework.
 //!
-//! With shared-memory rings (`ring`), frames without a descriptor and up
-//! to a quarter of a ring go through the ring to their peer instead, and a
+//! With shared-memory rings (`ring`), frames without a descriptor go
+//! through the ring to their peer instead (a large one in pieces), and a
 //! waiting rank first spins on its rings (yielding its core) for [`SPIN`],
 //! then polls its sockets and its doorbell; the sockets still carry the
 //! rest, and EOF on one is still how a dead peer is seen.
@@ -33,7 +33,9 @@ use rustix::io::Errno;
 use crate::error::{Error, Result};
 
 use super::frame::{Frame, Header};
-pub(super) use super::reader::Closed;
+pub(super) use crate::link::Landing;
+
+use super::reader::Closed;
 use super::reader::{Lost, Reader, Source};
 use super::ring::Rings;
 use super::sock::{ReadError, send_some};
@@ -105,6 +107,9 @@ pub(super) struct Endpoint {
     rings: Option<Arc<Rings>>,
     /// Waits until then spin before they sleep (a reply is expected).
     spin_until: Option<Instant>,
+    /// A receive posted on a caller's buffer, with its region, until a
+    /// frame lands in it ([`Endpoint::post`]).
+    post: Option<(u64, Arc<Landing>)>,
 }
 
 impl Endpoint {
@@ -133,6 +138,7 @@ impl Endpoint {
             closed: 0,
             rings: None,
             spin_until: None,
+            post: None,
         }
     }
 
@@ -221,7 +227,14 @@ impl Endpoint {
                 return;
             }
             let src = Source::Socket(&peer.sock);
-            let why = match peer.reader.read_some(&src, &mut peer.fds, max_frame) {
+            // The posted receive, if it is for a frame from `r` (put back
+            // if the frame read is not the one).
+            let mut post = self.post.take_if(|(_, l)| l.from() == r);
+            let read = peer
+                .reader
+                .read_some(&src, &mut peer.fds, max_frame, &mut post);
+            self.post = self.post.take().or(post);
+            let why = match read {
                 Ok(Some(frame)) => {
                     peer.socket_frames += 1;
                     self.events.push_back(Event::Frame(r, frame));
@@ -259,7 +272,12 @@ impl Endpoint {
                 from: r,
                 head,
             };
-            match peer.ring.read_some(&src, &mut peer.fds, max_frame) {
+            let mut post = self.post.take_if(|(_, l)| l.from() == r);
+            let read = peer
+                .ring
+                .read_some(&src, &mut peer.fds, max_frame, &mut post);
+            self.post = self.post.take().or(post);
+            match read {
                 Ok(Some(frame)) => self.events.push_back(Event::Frame(r, frame)),
                 Ok(None) => {}
                 Err(ReadError::Corrupt(b)) => {
@@ -270,6 +288,57 @@ impl Endpoint {
                 Err(_) => return progress,
             }
             progress = true;
+        }
+    }
+
+    /// Posts `landing` for the next data packet of region `region` that
+    /// fits it ([`Landing`]); whether it did. Not while another landing is
+    /// posted, its peer is gone, or the frame it would take may already be
+    /// on its way in (one being read, or read and queued): then the receive
+    /// takes a message as usual.
+    pub(super) fn post(&mut self, region: u64, landing: &Arc<Landing>) -> bool {
+        let from = landing.from();
+        let idle = match self.peers.get(from) {
+            Some(Some(p)) => {
+                p.closed.is_none() && p.reader.cut().is_none() && p.ring.cut().is_none()
+            }
+            _ => false,
+        };
+        let queued = self.events.iter().any(
+            |e| matches!(e, Event::Frame(r, f) if *r == from && f.header().lands(region, landing)),
+        );
+        if self.post.is_some() || !idle || queued {
+            return false;
+        }
+        self.post = Some((region, landing.clone()));
+        true
+    }
+
+    /// Payload bytes of the frame being read from `r`'s ring (tests).
+    #[cfg(test)]
+    pub(super) fn payload_got(&self, r: usize) -> usize {
+        match self.peers[r].as_ref().and_then(|p| p.ring.cut()) {
+            Some(super::reader::Cut::Payload { got, .. }) => got,
+            _ => 0,
+        }
+    }
+
+    /// Withdraws `landing`: a frame half landed in its buffer goes on into
+    /// a buffer of its own, and nothing is written into it any more.
+    pub(super) fn unpost(&mut self, landing: &Arc<Landing>) {
+        if self
+            .post
+            .as_ref()
+            .is_some_and(|(_, l)| Arc::ptr_eq(l, landing))
+        {
+            self.post = None;
+        }
+        if let Some(Some(p)) = self.peers.get_mut(landing.from()) {
+            for reader in [&mut p.reader, &mut p.ring] {
+                if reader.lands_in(landing) {
+                    reader.unland();
+                }
+            }
         }
     }
 
@@ -487,10 +556,10 @@ impl Endpoint {
         all.extend(parts.iter().copied().filter(|p| !p.is_empty()));
         let total: usize = all.iter().map(|p| p.len()).sum();
         if let Some(rings) = self.rings.clone() {
-            if fds.is_empty() && total <= rings.largest_frame() {
+            if fds.is_empty() {
                 return self.write_ring(&rings, to, &all, total, deadline);
             }
-            // A descriptor or a large frame goes on the socket, once the peer
+            // A frame with descriptors goes on the socket, once the peer
             // has read what went before it through the ring (it reads the
             // socket first).
             while !rings.drained(to) {

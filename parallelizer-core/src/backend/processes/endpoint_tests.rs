@@ -139,12 +139,13 @@ mod sockets {
 mod rings {
     use std::os::fd::AsFd;
     use std::os::unix::net::UnixStream;
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use super::super::endpoint::{Endpoint, Event, WriteError};
     use super::super::frame::{DEFAULT_MAX_FRAME, Frame, Header};
     use super::super::ring;
-    use crate::link::Packet;
+    use crate::link::{Landing, Packet};
     use crate::msg::{Encoding, Msg};
     use crate::op::{Op, Tag};
 
@@ -209,8 +210,8 @@ mod rings {
 
     #[test]
     fn frames_larger_than_the_ring_arrive_whole_and_in_order() {
-        // Frames up to a quarter of the ring go through it (several fill it and
-        // wait for room), larger ones on the socket, in between.
+        // Frames of every size go through the ring: several small ones fill
+        // it and wait for room, larger ones stream through in pieces.
         let (mut a, mut b) = pair();
         let sizes = [200 << 10, 5 * (1 << 20) + 3, 8, 250 << 10, 1 << 20, 3];
         let body = |len: usize| -> Vec<u8> { (0..len).map(|i| (i % 253) as u8).collect() };
@@ -309,5 +310,75 @@ mod rings {
         }
         eprintln!("one way: {:?}", t.elapsed() / (2 * n as u32));
         echo.join().unwrap();
+    }
+
+    /// A receive of `len` bytes from rank 1 posted on `buf` (`post`).
+    fn landing(buf: &mut [u8]) -> Arc<Landing> {
+        Landing::new(1, 0, Tag::new(Op::Receive, 0), buf)
+    }
+
+    fn body(len: usize, salt: usize) -> Vec<u8> {
+        (0..len).map(|i| ((i + salt) % 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_posted_receive_lands_only_the_frame_that_fits_it() {
+        let (mut a, mut b) = pair();
+        let len = 300 << 10;
+        let mut buf = vec![0u8; len];
+        let l = landing(&mut buf);
+        assert!(a.post(1, &l));
+        // One at a time: a second landing waits for the first.
+        assert!(!a.post(1, &l));
+        let writer = std::thread::spawn(move || {
+            send(&mut b, 0, 0, &body(len - 1, 1)); // another length
+            send(&mut b, 0, 1, &body(len, 2)); // the one
+            send(&mut b, 0, 2, &body(len, 3)); // the landing is taken
+            b
+        });
+        assert_eq!(next_frame(&mut a).bytes(), body(len - 1, 1));
+        let landed = next_frame(&mut a).into_packet().unwrap().into_body();
+        assert!(l.claim(&landed));
+        assert_eq!(next_frame(&mut a).bytes(), body(len, 3));
+        a.unpost(&l);
+        l.withdraw();
+        assert_eq!(buf, body(len, 2));
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_landing_withdrawn_mid_frame_or_unclaimed_loses_nothing() {
+        // A frame five times the ring's size is half landed when the
+        // landing is withdrawn: the rest goes on into a buffer of its own.
+        let (mut a, mut b) = pair();
+        let len = 5 << 20;
+        let mut buf = vec![0u8; len];
+        let l = landing(&mut buf);
+        assert!(a.post(1, &l));
+        let writer = std::thread::spawn(move || {
+            send(&mut b, 0, 0, &body(len, 7));
+            b
+        });
+        let until = Some(Instant::now() + Duration::from_secs(10));
+        while a.payload_got(1) == 0 {
+            assert!(!a.pump(until, None).unwrap(), "timed out");
+        }
+        assert!(a.next_event().is_none());
+        a.unpost(&l);
+        l.withdraw();
+        let f = next_frame(&mut a);
+        assert_eq!(f.bytes(), body(len, 7));
+        let mut b = writer.join().unwrap();
+        // Landed but not claimed (the receive failed first): the message
+        // gets a copy of the bytes when the landing is withdrawn.
+        let mut buf = vec![0u8; 1000];
+        let l = landing(&mut buf);
+        assert!(a.post(1, &l));
+        send(&mut b, 0, 1, &body(1000, 9));
+        let landed = next_frame(&mut a).into_packet().unwrap().into_body();
+        a.unpost(&l);
+        l.withdraw();
+        buf.fill(0);
+        assert_eq!(landed.pod_bytes().unwrap(), body(1000, 9));
     }
 }

@@ -46,7 +46,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use crate::link::{Kind as PacketKind, Packet};
+use crate::link::{Kind as PacketKind, Landing, Packet};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
 
@@ -207,6 +207,18 @@ impl Header {
         self
     }
 
+    /// Whether this is the header of the data packet of region `region`
+    /// that `landing` takes: plain data of exactly its length, on the
+    /// stream, with nothing attached.
+    pub(super) fn lands(&self, region: u64, landing: &Landing) -> bool {
+        let data = matches!(self.packet, Some((PacketKind::Data, tag)) if landing.fits(self.group, tag, self.len));
+        data && self.kind == Kind::Packet
+            && self.region == region
+            && self.enc == Encoding::Pod
+            && !self.shm
+            && self.attached == 0
+    }
+
     pub(super) fn attached(&self) -> usize {
         usize::from(self.attached)
     }
@@ -340,6 +352,8 @@ enum Body {
     Words(Vec<u64>, usize),
     /// A checked, read-only mapping of the memfd that came with the header.
     Shared(Arc<memmap2::Mmap>),
+    /// Plain data written straight into the buffer of a posted receive.
+    Landed(Arc<Landing>),
 }
 
 impl Frame {
@@ -359,6 +373,7 @@ impl Frame {
             Body::Bytes(b) => b,
             Body::Words(w, len) => bytemuck::cast_slice(&w)[..len].to_vec(),
             Body::Shared(m) => m.to_vec(),
+            Body::Landed(l) => (*l).as_ref().to_vec(),
         }
     }
 
@@ -370,6 +385,7 @@ impl Frame {
             Body::Bytes(b) => Msg::from_wire(enc, b, self.attached),
             Body::Words(w, len) => Msg::from_words(w, len),
             Body::Shared(m) => Msg::from_shared(enc, m).with_attachments(self.attached),
+            Body::Landed(l) => Msg::from_shared(enc, l),
         };
         if self.name.is_empty() {
             msg
@@ -454,6 +470,11 @@ enum Data {
     /// words received so far (`words.len()`, all written) move with the
     /// vector when it grows, which it does only when it is full.
     Words { words: Vec<u64>, filled: usize },
+    /// Into the caller's buffer of a posted receive, `filled` bytes so far.
+    Landing {
+        landing: Arc<Landing>,
+        filled: usize,
+    },
 }
 
 impl RecvBuf {
@@ -481,6 +502,35 @@ impl RecvBuf {
         })
     }
 
+    /// The buffer for the frame of `header` whose payload goes into the
+    /// buffer of `landing` (which it [`lands`](Header::lands) in).
+    pub(super) fn landing(header: Header, landing: Arc<Landing>) -> RecvBuf {
+        debug_assert_eq!(header.len, landing.len() as u64);
+        RecvBuf {
+            header,
+            name: vec![0; header.name_len()],
+            name_got: 0,
+            data: Data::Landing { landing, filled: 0 },
+            fd: None,
+        }
+    }
+
+    /// Whether the payload goes into `landing`'s buffer.
+    pub(super) fn lands_in(&self, landing: &Arc<Landing>) -> bool {
+        matches!(&self.data, Data::Landing { landing: l, .. } if Arc::ptr_eq(l, landing))
+    }
+
+    /// The landing was withdrawn: what arrived is copied out of its buffer,
+    /// and the rest of the payload comes after it into bytes of its own.
+    pub(super) fn unland(&mut self) {
+        if let Data::Landing { landing, filled } = &self.data {
+            // SAFETY: the landing is still posted (the endpoint withdraws
+            // it after this), and its first `filled` bytes were written.
+            let got = unsafe { std::slice::from_raw_parts(landing.write_at(0), *filled) };
+            self.data = Data::Bytes(got.to_vec());
+        }
+    }
+
     pub(super) fn header(&self) -> &Header {
         &self.header
     }
@@ -489,7 +539,7 @@ impl RecvBuf {
     pub(super) fn filled(&self) -> usize {
         match &self.data {
             Data::Bytes(b) => b.len(),
-            Data::Words { filled, .. } => *filled,
+            Data::Words { filled, .. } | Data::Landing { filled, .. } => *filled,
         }
     }
 
@@ -543,6 +593,21 @@ impl RecvBuf {
                 let take = (bytes.len() - at).min(want);
                 Spare::Payload(&mut bytes[at..at + take])
             }
+            Data::Landing { landing, filled } => {
+                // SAFETY: the landing is posted while its frame is read (the
+                // endpoint unlands a frame before it withdraws the landing),
+                // the `len - filled` bytes from `filled` lie in its buffer,
+                // and this reader is their one writer; they stay borrowed
+                // through `self` for the slice's life.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        landing.write_at(*filled).cast::<MaybeUninit<u8>>(),
+                        landing.len() - *filled,
+                    )
+                };
+                let take = bytes.len().min(want);
+                Spare::Payload(&mut bytes[..take])
+            }
         }
     }
 
@@ -563,6 +628,10 @@ impl RecvBuf {
                 }
                 Data::Words { words, filled } => {
                     assert!(*filled + n <= words.capacity() * 8);
+                    *filled += n;
+                }
+                Data::Landing { landing, filled } => {
+                    assert!(*filled + n <= landing.len());
                     *filled += n;
                 }
             }
@@ -586,6 +655,11 @@ impl RecvBuf {
                 // checked with the header) were written, inside the capacity.
                 unsafe { words.set_len(filled / 8) };
                 Body::Words(words, filled)
+            }
+            (None, Data::Landing { landing, filled }) => {
+                assert_eq!(filled, landing.len());
+                landing.landed();
+                Body::Landed(landing)
             }
         };
         Ok(Frame {

@@ -28,10 +28,11 @@ use std::time::{Duration, Instant};
 
 use crate::attach::Attachment;
 use crate::error::{Error, Result};
-use crate::link::{Event, Packet, Transport};
+use crate::link::{Event, Landing, Packet, Transport};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
 use crate::outcome::Outcome;
+use crate::plain::PodType;
 
 use super::endpoint::{Endpoint, Event as Read, WriteError};
 use super::frame::{Frame, Header, Kind, MAX_NAME};
@@ -461,6 +462,39 @@ impl Transport for Port {
         let header = header.aligned(in_words(&packet));
         let mut inner = self.net.lock();
         self.put(&mut inner, to, (header, name), &[&bytes], &fds)
+    }
+
+    /// Straight from `bytes`: the frame is written out (into the ring or the
+    /// socket) before this returns.
+    fn send_plain(
+        &self,
+        to: usize,
+        (region, group, tag): (u64, u64, Tag),
+        ty: PodType,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let name = checked_name(ty.vec_name);
+        let packet = Packet::data(region, tag, Msg::new(())).in_group(group);
+        let header = Header::packet(&packet, name.len(), Encoding::Pod, bytes.len() as u64)
+            .aligned(ty.size > 0 && ty.size.is_multiple_of(8));
+        let mut inner = self.net.lock();
+        self.put(&mut inner, to, (header, name), &[bytes], &[])
+    }
+
+    /// Lands in the caller's buffer the frame it fits, if it is not
+    /// already on its way in (`Endpoint::post`).
+    fn post(&self, landing: &Arc<Landing>) -> bool {
+        let mut inner = self.net.lock();
+        let early = inner.early.iter().any(|(from, p)| {
+            *from == landing.from()
+                && p.region() == self.region
+                && landing.takes(p.group(), p.tag())
+        });
+        !early && inner.ep.post(self.region, landing)
+    }
+
+    fn unpost(&self, landing: &Arc<Landing>) {
+        self.net.lock().ep.unpost(landing);
     }
 
     /// The same packet to every rank of `to`, encoded once; at least

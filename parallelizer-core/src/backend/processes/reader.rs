@@ -7,8 +7,11 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 
 use rustix::net::RecvFlags;
+
+use crate::link::Landing;
 
 use super::frame::{BadFrame, Frame, HEADER_LEN, Header, RecvBuf, Spare};
 use super::ring::{Rings, as_uninit};
@@ -157,13 +160,29 @@ impl Reader {
         }
     }
 
+    /// Whether the frame being read goes into `landing`'s buffer.
+    pub(super) fn lands_in(&self, landing: &Arc<Landing>) -> bool {
+        self.payload.as_ref().is_some_and(|b| b.lands_in(landing))
+    }
+
+    /// The landing of the frame being read is withdrawn: the rest of it
+    /// goes into a buffer of its own ([`RecvBuf::unland`]).
+    pub(super) fn unland(&mut self) {
+        if let Some(buf) = &mut self.payload {
+            buf.unland();
+        }
+    }
+
     /// One read from `src` into where the parser needs bytes; returns a
-    /// frame when one completes (a memfd is taken from `fds`).
+    /// frame when one completes (a memfd is taken from `fds`). A header
+    /// that `post` (a landing, with its region) takes makes its payload go
+    /// into the landing's buffer, and the landing is taken.
     pub(super) fn read_some(
         &mut self,
         src: &Source<'_>,
         fds: &mut VecDeque<OwnedFd>,
         max_frame: u64,
+        post: &mut Option<(u64, Arc<Landing>)>,
     ) -> Result<Option<Frame>, ReadError> {
         if let Some(buf) = &mut self.payload {
             let n = match buf.spare() {
@@ -200,7 +219,10 @@ impl Reader {
             return Err(ReadError::Corrupt(BadFrame::NoDescriptor));
         }
         self.attached = fds.drain(..header.attached()).collect();
-        let buf = RecvBuf::for_header(header, fd).map_err(ReadError::Corrupt)?;
+        let buf = match post.take_if(|(region, landing)| header.lands(*region, landing)) {
+            Some((_, landing)) => RecvBuf::landing(header, landing),
+            None => RecvBuf::for_header(header, fd).map_err(ReadError::Corrupt)?,
+        };
         if buf.missing() == 0 {
             let fds = std::mem::take(&mut self.attached);
             return buf
