@@ -108,11 +108,27 @@ pub trait ReduceOp<T>: Send + Sync {
     fn builtin(&self) -> Option<Reduce> {
         None
     }
+
+    /// `first` combined with each item of `rest` in turn (a rank folding
+    /// its items): a built-in op on numbers picks its operation once, not
+    /// once per item.
+    #[doc(hidden)]
+    fn fold_items(&self, first: T, rest: impl Iterator<Item = T>) -> Result<T>
+    where
+        Self: Sized,
+    {
+        let mut rest = rest;
+        rest.try_fold(first, |a, b| self.combine(a, b))
+    }
 }
 
 impl<T: Reducible> ReduceOp<T> for Reduce {
     fn combine(&self, a: T, b: T) -> Result<T> {
         T::apply(*self, a, b)
+    }
+
+    fn fold_items(&self, first: T, rest: impl Iterator<Item = T>) -> Result<T> {
+        T::fold_all(*self, first, rest)
     }
 
     fn builtin(&self) -> Option<Reduce> {
@@ -141,6 +157,29 @@ pub trait Reducible: Data + Clone + sealed::Sealed {
     /// fold over a rank's items calls per item.
     #[doc(hidden)]
     fn apply(op: Reduce, a: Self, b: Self) -> Result<Self>;
+
+    /// `first` combined with each of `rest` in turn
+    /// ([`ReduceOp::fold_items`]).
+    #[doc(hidden)]
+    fn fold_all(op: Reduce, first: Self, rest: impl Iterator<Item = Self>) -> Result<Self> {
+        let mut rest = rest;
+        rest.try_fold(first, |a, b| Self::apply(op, a, b))
+    }
+}
+
+/// The items of `rest` folded into `first` with the loop for `op` chosen
+/// once: the ops every number type has; the others item by item.
+macro_rules! fold_numbers {
+    ($t:ty, $op:expr, $first:expr, $rest:expr, $sum:expr, $product:expr) => {{
+        let mut rest = $rest;
+        match $op {
+            Reduce::Sum => Ok(rest.fold($first, $sum)),
+            Reduce::Product => Ok(rest.fold($first, $product)),
+            Reduce::Min => Ok(rest.fold($first, |a: $t, b: $t| a.min(b))),
+            Reduce::Max => Ok(rest.fold($first, |a: $t, b: $t| a.max(b))),
+            op => rest.try_fold($first, |a, b| <$t as Reducible>::apply(op, a, b)),
+        }
+    }};
 }
 
 /// A number (or `bool`) that the built-in ops know.
@@ -183,6 +222,9 @@ macro_rules! int_num {
             fn apply(op: Reduce, a: $t, b: $t) -> Result<$t> {
                 <$t as Num>::op(op, a, b).ok_or_else(|| undefined(op, type_name::<$t>()))
             }
+            fn fold_all(op: Reduce, first: $t, rest: impl Iterator<Item = $t>) -> Result<$t> {
+                fold_numbers!($t, op, first, rest, <$t>::wrapping_add, <$t>::wrapping_mul)
+            }
         }
         impl sealed::Sealed for Vec<$t> {}
         impl Reducible for Vec<$t> {
@@ -222,6 +264,9 @@ macro_rules! float_num {
             #[inline]
             fn apply(op: Reduce, a: $t, b: $t) -> Result<$t> {
                 <$t as Num>::op(op, a, b).ok_or_else(|| undefined(op, type_name::<$t>()))
+            }
+            fn fold_all(op: Reduce, first: $t, rest: impl Iterator<Item = $t>) -> Result<$t> {
+                fold_numbers!($t, op, first, rest, |a: $t, b: $t| a + b, |a: $t, b: $t| a * b)
             }
         }
         impl sealed::Sealed for Vec<$t> {}
@@ -418,6 +463,32 @@ mod tests {
             apply(Reduce::Or, vec![true, false], vec![false, false]).unwrap(),
             [true, false]
         );
+    }
+
+    #[test]
+    fn a_fold_equals_the_op_applied_item_by_item() {
+        use Reduce::*;
+        let ops = [Sum, Product, Min, Max, And, Or, BitAnd, BitOr, BitXor];
+        fn check<T: Reducible + PartialEq + std::fmt::Debug>(op: Reduce, items: &[T]) {
+            let (first, rest) = (items[0].clone(), items[1..].iter().cloned());
+            let folded = T::fold_all(op, first.clone(), rest.clone());
+            let by_item = rest.clone().try_fold(first, |a, b| T::apply(op, a, b));
+            match (folded, by_item) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{op:?}"),
+                (a, b) => assert!(a.is_err() && b.is_err(), "{op:?}: {a:?} {b:?}"),
+            }
+        }
+        for op in ops {
+            check(op, &[3i32, -7, 12, 0, 5]);
+            check(op, &[200u8, 100, 7, 255]);
+            check(op, &[1.5f64, -2.0, 8.25, 0.5]);
+            check(op, &[vec![1u64, 9], vec![5, 2]]);
+            // One item: nothing to combine, whatever the op (also one the
+            // type does not have).
+            check(op, &[2.5f32]);
+        }
+        assert!(f64::fold_all(BitAnd, 1.0, [2.0].into_iter()).is_err());
+        assert_eq!(f64::fold_all(BitAnd, 1.0, std::iter::empty()).unwrap(), 1.0);
     }
 
     #[test]

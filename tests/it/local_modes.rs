@@ -39,6 +39,24 @@ fn pool_style_map_reduce_equals_rayon_style_fold() {
             words.unwrap(),
             (0..30).map(|x| format!("{x};")).collect::<String>()
         );
+        // Chunks finish out of order (some items are slow): the values
+        // are still combined in input order.
+        let slow_words = par
+            .map_reduce(
+                |x: u32| {
+                    if x % 97 == 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    format!("{x};")
+                },
+                Some((0..2000).collect()),
+                |a: String, b: String| a + &b,
+            )
+            .unwrap();
+        assert_eq!(
+            slow_words.unwrap(),
+            (0..2000).map(|x| format!("{x};")).collect::<String>()
+        );
         let none = par
             .map_reduce(|x: f64| x, Some(Vec::new()), parallelizer::Reduce::Max)
             .unwrap();

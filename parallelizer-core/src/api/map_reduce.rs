@@ -2,9 +2,12 @@
 //! combined where they are made (rayon's `par_iter().map(f).reduce(..)`):
 //! each rank folds its chunk, then the ranks reduce along a tree (MPI's
 //! `MPI_Reduce` for built-in ops on numbers). No result travels to main
-//! but the one value.
+//! but the one value. Pool-style on ranks of one process (threads), the
+//! ranks fold chunks of main's vector as they come free instead, and main
+//! combines their values.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::msg::{Data, Msg};
@@ -17,6 +20,10 @@ use crate::split::{chunk_sizes, split};
 
 use super::{Contract, main_data};
 
+/// Chunks per rank of a pool-style `map_reduce` whose ranks share this
+/// process (each takes the next chunk when it finishes one).
+const CHUNKS_PER_RANK: usize = 16;
+
 impl dyn Parallelizer {
     /// `f` over main's data, spread over the ranks, the results combined
     /// with `op`: main returns the value (`None` for no data), workers
@@ -28,8 +35,11 @@ impl dyn Parallelizer {
     ///
     /// `op` is a built-in [`Reduce`](crate::Reduce) op or an associative `Fn(R, R) -> R`;
     /// values are combined in input order. Inside a region every rank
-    /// calls it. On main outside a region it opens one: on serial and
-    /// threads each rank folds its own items; on processes and MPI, whose
+    /// calls it. On main outside a region it opens one: on threads the
+    /// ranks fold chunks of main's items (16 per rank), each taking the
+    /// next when it finishes one, as rayon's work stealing keeps every
+    /// thread busy, and main combines the chunks' values in order; on
+    /// processes and MPI, whose
     /// ranks cannot take a closure, `f` must be a `#[parallelizer::task]`
     /// fn `fn(item: T) -> R`, mapped pool-style (as `map`),
     /// and main folds the results (so they all travel to main: inside
@@ -67,24 +77,32 @@ impl dyn Parallelizer {
             )));
         }
         // Pool-style: the ranks run the closure in this process, so each
-        // moves the items of its own chunk out of main's vector (no
-        // scatter, no copy), folds them, and the ranks reduce.
+        // moves the items of a chunk out of main's vector (no scatter, no
+        // copy) and folds it, then takes the next chunk nobody has taken
+        // (a rank that is slow, or descheduled, holds up one chunk, not a
+        // whole share); main then combines the chunks' values in order.
         let data = main_data(data, Op::MapReduce)?;
-        let (empty, counts) = (data.is_empty(), chunk_sizes(data.len(), self.nprocs()));
+        let chunks = data.len().min(CHUNKS_PER_RANK * self.nprocs()).max(1);
+        let counts = chunk_sizes(data.len(), chunks);
         let parts = Arc::new(Parts::new(data, &counts));
+        let folded: Arc<Mutex<Vec<Option<R>>>> =
+            Arc::new(Mutex::new((0..chunks).map(|_| None).collect()));
+        let next = Arc::new(AtomicUsize::new(0));
         let (f, op) = (Arc::new(f), Arc::new(op));
-        let (ranks_parts, ranks_f, ranks_op) = (parts.clone(), f.clone(), op.clone());
-        let local: LocalTask = Arc::new(move |p: &dyn Parallelizer, _args: Msg| {
-            let (parts, f, op) = (&ranks_parts, &*ranks_f, &*ranks_op);
-            let part = parts.take(p.id()).ok_or_else(|| {
-                Error::ContractViolation(format!(
-                    "pool-style `map_reduce`: rank {} ran its part twice",
-                    p.id()
-                ))
-            })?;
-            let mine = fold(part.map(f), op)?;
-            Ok(Msg::local(reduce_folded(p, mine, op, empty)?))
-        });
+        let local: LocalTask = {
+            let (parts, folded, f, op) = (parts.clone(), folded.clone(), f.clone(), op.clone());
+            Arc::new(move |_: &dyn Parallelizer, _args: Msg| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(part) = parts.take(i) else {
+                        break;
+                    };
+                    let value = fold(part.map(&*f), &*op)?;
+                    folded.lock().unwrap_or_else(PoisonError::into_inner)[i] = value;
+                }
+                Ok(Msg::local(()))
+            })
+        };
         let task = RegionTask::new(std::any::type_name::<F>(), local);
         let _entered = self.enter()?;
         match self.run_region(Region::new(task, Msg::new(()))) {
@@ -101,7 +119,13 @@ impl dyn Parallelizer {
                 let all = self.map(f, Some(data))?.unwrap_or_default();
                 fold(all.into_iter(), &*op)
             }
-            ran => ran?.into_local::<Option<R>>(),
+            ran => {
+                ran?;
+                let mut folded = folded.lock().unwrap_or_else(PoisonError::into_inner);
+                std::mem::take(&mut *folded)
+                    .into_iter()
+                    .try_fold(None, |acc, v| Lifted(&*op).combine(acc, v))
+            }
         }
     }
 }
@@ -118,7 +142,7 @@ where
     T: Data,
     R: Data,
     F: Fn(T) -> R + Send + Sync,
-    O: ReduceOp<R> + ?Sized,
+    O: ReduceOp<R>,
 {
     let empty = data.as_ref().is_some_and(Vec::is_empty);
     let chunk = par.scatter_as(data, Contract::Skip)?;
@@ -151,17 +175,11 @@ where
 }
 
 /// `items` folded with `op`, in order; `None` for no items.
-fn fold<R, O: ReduceOp<R> + ?Sized>(
-    mut items: impl Iterator<Item = R>,
-    op: &O,
-) -> Result<Option<R>> {
-    let Some(mut acc) = items.next() else {
+fn fold<R, O: ReduceOp<R>>(mut items: impl Iterator<Item = R>, op: &O) -> Result<Option<R>> {
+    let Some(first) = items.next() else {
         return Ok(None);
     };
-    for x in items {
-        acc = op.combine(acc, x)?;
-    }
-    Ok(Some(acc))
+    op.fold_items(first, items).map(Some)
 }
 
 /// `f` over this rank's chunk, folded with `op` in order (over the rank's
@@ -171,7 +189,7 @@ where
     T: Send,
     R: Send,
     F: Fn(T) -> R + Sync,
-    O: ReduceOp<R> + ?Sized,
+    O: ReduceOp<R>,
 {
     let threads = par.threads_per_rank().min(chunk.len());
     if threads <= 1 {
