@@ -44,7 +44,7 @@ fn pool_style_map_reduce_equals_rayon_style_fold() {
         let slow_words = par
             .map_reduce(
                 |x: u32| {
-                    if x % 97 == 0 {
+                    if x.is_multiple_of(97) {
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }
                     format!("{x};")
