@@ -64,6 +64,10 @@ pub(super) enum WriteError {
 /// within it costs no system call.
 const SPIN: Duration = Duration::from_micros(50);
 
+/// How long a rank waiting on its rings polls them without yielding its
+/// core, where every rank has one ([`Endpoint::set_uncrowded`]).
+const BUSY: Duration = Duration::from_micros(5);
+
 /// The longest a rank with rings sleeps before it looks at them again.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
 
@@ -107,6 +111,8 @@ pub(super) struct Endpoint {
     rings: Option<Arc<Rings>>,
     /// Waits until then spin before they sleep (a reply is expected).
     spin_until: Option<Instant>,
+    /// Whether every rank has a core ([`Endpoint::set_uncrowded`]).
+    uncrowded: bool,
     /// A receive posted on a caller's buffer, with its region, until a
     /// frame lands in it ([`Endpoint::post`]).
     post: Option<(u64, Arc<Landing>)>,
@@ -138,6 +144,7 @@ impl Endpoint {
             closed: 0,
             rings: None,
             spin_until: None,
+            uncrowded: false,
             post: None,
         }
     }
@@ -156,6 +163,12 @@ impl Endpoint {
     /// Waits until `within` from now spin on the rings rather than sleep:
     /// a reply is expected by then (a borrower copying a lent buffer), and
     /// waking a sleeping rank costs tens of microseconds on busy machines.
+    /// Every rank has a core of its own: a wait may poll its rings without
+    /// yielding for [`BUSY`] first.
+    pub(super) fn set_uncrowded(&mut self, uncrowded: bool) {
+        self.uncrowded = uncrowded;
+    }
+
     pub(super) fn spin_for(&mut self, within: Duration) {
         self.spin_until = Some(Instant::now() + within);
     }
@@ -420,8 +433,14 @@ impl Endpoint {
                 // Not a busy spin: a peer (or anybody) waiting for this
                 // core runs first. On 2 busy cores a busy spin made the
                 // reply wait for the spinner's time slice (8 B: ~20 µs one
-                // way against ~1.5 µs yielding).
-                std::thread::yield_now();
+                // way against ~1.5 µs yielding). Where every rank has a
+                // core, the first BUSY of a wait polls without yielding: a
+                // yield is a system call, which a reply may wait out.
+                if self.uncrowded && now.elapsed() < BUSY {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
             }
         }
         rings.sleep();

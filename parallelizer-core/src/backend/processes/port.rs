@@ -94,6 +94,9 @@ impl Net {
         obituary: Option<Arc<dyn Obituary>>,
     ) -> Arc<Net> {
         let (rank, nprocs) = (ep.rank(), ep.nprocs());
+        let uncrowded = nprocs <= crate::runtime::cores();
+        let mut ep = ep;
+        ep.set_uncrowded(uncrowded);
         Arc::new(Net {
             rank,
             nprocs,
@@ -106,7 +109,7 @@ impl Net {
             }),
             shm_threshold,
             lends: AtomicBool::new(lends && cfg!(target_os = "linux")),
-            uncrowded: nprocs <= crate::runtime::cores(),
+            uncrowded,
             obituary,
         })
     }
