@@ -31,11 +31,10 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
 
 use crate::error::{Error, Result};
+use crate::link::Landing;
 
 use super::frame::{Frame, Header};
-pub(super) use crate::link::Landing;
-
-use super::reader::Closed;
+pub(super) use super::reader::Closed;
 use super::reader::{Lost, Reader, Source};
 use super::ring::Rings;
 use super::sock::{ReadError, send_some};
@@ -160,15 +159,15 @@ impl Endpoint {
         self.rank
     }
 
-    /// Waits until `within` from now spin on the rings rather than sleep:
-    /// a reply is expected by then (a borrower copying a lent buffer), and
-    /// waking a sleeping rank costs tens of microseconds on busy machines.
     /// Every rank has a core of its own: a wait may poll its rings without
     /// yielding for [`BUSY`] first.
     pub(super) fn set_uncrowded(&mut self, uncrowded: bool) {
         self.uncrowded = uncrowded;
     }
 
+    /// Waits until `within` from now spin on the rings rather than sleep:
+    /// a reply is expected by then (a borrower copying a lent buffer), and
+    /// waking a sleeping rank costs tens of microseconds on busy machines.
     pub(super) fn spin_for(&mut self, within: Duration) {
         self.spin_until = Some(Instant::now() + within);
     }
