@@ -122,9 +122,7 @@ impl dyn Parallelizer {
             ran => {
                 ran?;
                 let mut folded = folded.lock().unwrap_or_else(PoisonError::into_inner);
-                std::mem::take(&mut *folded)
-                    .into_iter()
-                    .try_fold(None, |acc, v| Lifted(&*op).combine(acc, v))
+                combine_in_order(std::mem::take(&mut *folded).into_iter().map(Ok), &*op)
             }
         }
     }
@@ -204,14 +202,24 @@ where
         })
         .collect();
     par.run_jobs(jobs);
-    let mut acc: Option<R> = None;
-    for slot in slots {
-        let part = slot.ok_or_else(|| {
-            Error::ContractViolation("run_jobs returned before running every job".into())
-        })??;
-        acc = Lifted(op).combine(acc, part)?;
-    }
-    Ok(acc)
+    combine_in_order(
+        slots.into_iter().map(|slot| {
+            slot.ok_or_else(|| {
+                Error::ContractViolation("run_jobs returned before running every job".into())
+            })?
+        }),
+        op,
+    )
+}
+
+/// The folded values of consecutive chunks (`None`: an empty chunk),
+/// combined with `op` in order; the first error, if a chunk failed.
+fn combine_in_order<R, O: ReduceOp<R>>(
+    values: impl Iterator<Item = Result<Option<R>>>,
+    op: &O,
+) -> Result<Option<R>> {
+    let mut values = values;
+    values.try_fold(None, |acc, v| Lifted(op).combine(acc, v?))
 }
 
 /// `op` on optional values: `None` (an empty chunk) leaves the other
