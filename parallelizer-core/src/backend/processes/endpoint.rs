@@ -416,6 +416,7 @@ impl Endpoint {
         if !on_socket && !matches!(want, Some(Want::Socket(_))) {
             let now = Instant::now();
             let spin_until = (now + SPIN).max(self.spin_until.unwrap_or(now));
+            let (busy_until, mut busy) = (now + BUSY, self.uncrowded);
             for i in 0u32.. {
                 if self.take_rings(&rings) || moved(want) {
                     return Ok(false);
@@ -428,6 +429,7 @@ impl Endpoint {
                     if now >= spin_until {
                         break;
                     }
+                    busy &= now < busy_until;
                 }
                 // Not a busy spin: a peer (or anybody) waiting for this
                 // core runs first. On 2 busy cores a busy spin made the
@@ -435,7 +437,7 @@ impl Endpoint {
                 // way against ~1.5 µs yielding). Where every rank has a
                 // core, the first BUSY of a wait polls without yielding: a
                 // yield is a system call, which a reply may wait out.
-                if self.uncrowded && now.elapsed() < BUSY {
+                if busy {
                     std::hint::spin_loop();
                 } else {
                     std::thread::yield_now();
