@@ -33,6 +33,7 @@ use rustix::io::Errno;
 use crate::error::{Error, Result};
 use crate::link::Landing;
 
+use super::cpu::Placement;
 use super::frame::{Frame, Header};
 pub(super) use super::reader::Closed;
 use super::reader::{Lost, Reader, Source};
@@ -64,7 +65,8 @@ pub(super) enum WriteError {
 const SPIN: Duration = Duration::from_micros(50);
 
 /// How long a rank waiting on its rings polls them without yielding its
-/// core, where every rank has one ([`Endpoint::set_uncrowded`]).
+/// core, where every rank has one and no peer waits on the same CPU
+/// (`cpu.rs`).
 const BUSY: Duration = Duration::from_micros(5);
 
 /// The longest a rank with rings sleeps before it looks at them again.
@@ -110,8 +112,8 @@ pub(super) struct Endpoint {
     rings: Option<Arc<Rings>>,
     /// Waits until then spin before they sleep (a reply is expected).
     spin_until: Option<Instant>,
-    /// Whether every rank has a core ([`Endpoint::set_uncrowded`]).
-    uncrowded: bool,
+    /// Whether a wait may start with a busy spin.
+    placement: Placement,
     /// A receive posted on a caller's buffer, with its region, until a
     /// frame lands in it ([`Endpoint::post`]).
     post: Option<(u64, Arc<Landing>)>,
@@ -143,7 +145,7 @@ impl Endpoint {
             closed: 0,
             rings: None,
             spin_until: None,
-            uncrowded: false,
+            placement: Placement::default(),
             post: None,
         }
     }
@@ -162,7 +164,7 @@ impl Endpoint {
     /// Every rank has a core of its own: a wait may poll its rings without
     /// yielding for [`BUSY`] first.
     pub(super) fn set_uncrowded(&mut self, uncrowded: bool) {
-        self.uncrowded = uncrowded;
+        self.placement.set_uncrowded(uncrowded);
     }
 
     /// Waits until `within` from now spin on the rings rather than sleep:
@@ -416,7 +418,7 @@ impl Endpoint {
         if !on_socket && !matches!(want, Some(Want::Socket(_))) {
             let now = Instant::now();
             let spin_until = (now + SPIN).max(self.spin_until.unwrap_or(now));
-            let (busy_until, mut busy) = (now + BUSY, self.uncrowded);
+            let (busy_until, mut busy) = (now + BUSY, self.placement.may_spin(&rings, self.rank));
             for i in 0u32.. {
                 if self.take_rings(&rings) || moved(want) {
                     return Ok(false);
@@ -435,8 +437,10 @@ impl Endpoint {
                 // core runs first. On 2 busy cores a busy spin made the
                 // reply wait for the spinner's time slice (8 B: ~20 µs one
                 // way against ~1.5 µs yielding). Where every rank has a
-                // core, the first BUSY of a wait polls without yielding: a
-                // yield is a system call, which a reply may wait out.
+                // core and no peer last waited on this rank's CPU
+                // (`cpu.rs`), the first BUSY of a wait polls
+                // without yielding: a yield is a system call, which a reply
+                // may wait out.
                 if busy {
                     std::hint::spin_loop();
                 } else {

@@ -139,6 +139,7 @@
 //! processes, default true; false: they travel as messages).
 
 mod boot;
+mod cpu;
 mod endpoint;
 #[cfg(test)]
 mod endpoint_tests;

@@ -29,7 +29,8 @@
 //!
 //! ```text
 //! memfd layout (LINE = 128 bytes, cap = ring capacity, a power of two)
-//!   nprocs × LINE                   per rank: u32 "asleep" flag (its doorbell)
+//!   nprocs × LINE                   per rank: +0 u32 "asleep" flag (its doorbell),
+//!                                   +64 u32 the CPU it last waited on, plus 1
 //!   nprocs × nprocs × (2 LINE + cap) ring from i to j at index i * nprocs + j:
 //!       +0      u64 head: bytes published by i (only i writes it)
 //!       +8      u64 frames i sent j on the socket since the start
@@ -224,6 +225,20 @@ impl Rings {
 
     fn asleep(&self, rank: usize) -> &AtomicU32 {
         self.u32_at(rank * LINE)
+    }
+
+    fn waits_on(&self, rank: usize) -> &AtomicU32 {
+        self.u32_at(rank * LINE + 64)
+    }
+
+    /// Records that this rank waits on `cpu`, and returns the lowest other
+    /// rank last seen waiting on it (`cpu`).
+    pub(super) fn sharing(&self, cpu: usize) -> Option<usize> {
+        let seen = u32::try_from(cpu + 1).unwrap_or(u32::MAX);
+        self.waits_on(self.rank).store(seen, Ordering::Relaxed);
+        (0..self.nprocs)
+            .filter(|&r| r != self.rank)
+            .find(|&r| self.waits_on(r).load(Ordering::Relaxed) == seen)
     }
 
     /// Wakes `rank` if it said it sleeps (one eventfd write per sleep).
