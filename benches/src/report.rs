@@ -7,7 +7,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{self, Figures, Plan};
+use crate::plan::{self, Figures, LEVEL_REPS, Plan};
 use crate::tasks::{Kind, Op};
 
 /// Everything one run measured: figures by source (`threads`, `rayon`,
@@ -223,8 +223,9 @@ fn markdown(store: &Store, plot_note: &str) -> String {
         w,
         "Baselines: rayon `ThreadPool::broadcast` of an empty closure (threads), a raw Unix-socket \
          round trip to every worker process, 16 bytes out and 8 back (processes), a raw rsmpi \
-         barrier (mpi). Python: `Pool.map(noop, range(P))` on a `Pool(P)`, and mpi4py \
-         `comm.barrier()`.\n"
+         barrier (mpi). The mpi row and its baseline are medians of {LEVEL_REPS} jobs each (see \
+         the thread-level section). Python: `Pool.map(noop, range(P))` on a `Pool(P)`, and \
+         mpi4py `comm.barrier()`.\n"
     );
     let _ = writeln!(
         w,
@@ -320,7 +321,8 @@ fn markdown(store: &Store, plot_note: &str) -> String {
          baseline, \"ratio `_into`\" ours `_into` over it: the like-for-like one where the \
          baseline receives into a buffer it already has (raw socket, raw rsmpi). The memcpy \
          column is one copy of the message into a preallocated buffer, the floor for any \
-         transport that copies. Python: mpi4py \
+         transport that copies. The mpi rows of 8 B and 1 KiB and their baseline are medians of \
+         {LEVEL_REPS} jobs each (see the thread-level section). Python: mpi4py \
          `send`/`recv` (pickle) and `Send`/`Recv` (buffer). McUtils figures are its round trips \
          halved.\n"
     );
@@ -795,7 +797,6 @@ fn plot(store: &Store, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
 /// The MPI backend at `MPI_THREAD_SINGLE` against its default
 /// `MPI_THREAD_MULTIPLE` and raw rsmpi (`MPI_Init`, single).
 fn thread_level_section(store: &Store, plan: &Plan, w: &mut String) {
-    use crate::plan::LEVEL_REPS;
     let _ = writeln!(w, "## MPI: `PARALLELIZER_MPI_THREAD_LEVEL=single`\n");
     let _ = writeln!(
         w,
@@ -807,9 +808,12 @@ fn thread_level_section(store: &Store, plan: &Plan, w: &mut String) {
          only, and a failure ends the job even under ULFM) against the default, on the calls \
          where the level weighs most: ping-pong one way (ours `send_pod`/`receive_pod` and \
          `_into`), an empty region's dispatch, an allreduce of one f64. Such figures swing by \
-         tens of percent from one job to the next on these machines, so each level runs in \
-         {LEVEL_REPS} jobs of its own, alternated, and each figure is the median of the jobs' \
-         medians. Ratio = single / multiple, and single / raw rsmpi.\n"
+         tens of percent, up to 2.5×, from one job to the next on these machines (raw rsmpi's 8 \
+         B ping-pong took 278–776 ns in four jobs in a row), so raw rsmpi and each level run in \
+         {LEVEL_REPS} jobs of their own, alternated, and each figure is the median of the jobs' \
+         medians; the MPI rows of these calls in the other tables (dispatch, ping-pong up to 1 \
+         KiB, allreduce of one f64) are the same medians (ours: `multiple`, the default). Ratio \
+         = single / multiple, and single / raw rsmpi.\n"
     );
     let _ = writeln!(
         w,

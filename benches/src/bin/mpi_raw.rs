@@ -1,5 +1,8 @@
 //! The MPI baselines: raw rsmpi, no parallelizer. Run by the suite as
 //! `mpirun -n P mpi_raw --plan PLAN --out FIGURES`; rank 0 writes the figures.
+//! With `--small`, only the small calls whose figures swing from one job to
+//! the next (the barrier, the ping-pongs up to 1 KiB, the allreduce of one
+//! f64), which the suite measures in several jobs and takes the median of.
 
 use std::time::Instant;
 
@@ -14,8 +17,13 @@ use parallelizer_bench::workloads::{f64_data, plain_copy};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let plan = Plan::load(plan::arg_value(&args, "--plan").expect("--plan").as_ref())
+    let mut plan = Plan::load(plan::arg_value(&args, "--plan").expect("--plan").as_ref())
         .expect("read the plan");
+    let small = args.iter().any(|a| a == "--small");
+    if small {
+        plan.pp_bytes.retain(|&b| b <= 1 << 10);
+        plan.f64_ns.clear();
+    }
     let out = plan::arg_value(&args, "--out").expect("--out");
 
     let universe = mpi::initialize().expect("MPI initializes once");
@@ -142,6 +150,9 @@ fn main() {
 
     // MPI_Allreduce (sum) of 1 and 1e6 f64 per rank, preallocated buffers.
     for n in parallelizer_bench::data::ALLREDUCE_NS {
+        if small && n > 1 {
+            continue;
+        }
         let iters = plan.iters_for(n * 8);
         let send = f64_data(n);
         let mut recv = vec![0.0f64; n];
