@@ -321,7 +321,7 @@ fn markdown(store: &Store, plot_note: &str) -> String {
          baseline, \"ratio `_into`\" ours `_into` over it: the like-for-like one where the \
          baseline receives into a buffer it already has (raw socket, raw rsmpi). The memcpy \
          column is one copy of the message into a preallocated buffer, the floor for any \
-         transport that copies. The mpi rows of 8 B and 1 KiB and their baseline are medians of \
+         transport that copies. The mpi rows and their baseline are medians of \
          {LEVEL_REPS} jobs each (see the thread-level section). Python: mpi4py \
          `send`/`recv` (pickle) and `Send`/`Recv` (buffer). McUtils figures are its round trips \
          halved.\n"
@@ -811,8 +811,8 @@ fn thread_level_section(store: &Store, plan: &Plan, w: &mut String) {
          tens of percent, up to 2.5×, from one job to the next on these machines (raw rsmpi's 8 \
          B ping-pong took 278–776 ns in four jobs in a row), so raw rsmpi and each level run in \
          {LEVEL_REPS} jobs of their own, alternated, and each figure is the median of the jobs' \
-         medians; the MPI rows of these calls in the other tables (dispatch, ping-pong up to 1 \
-         KiB, allreduce of one f64) are the same medians (ours: `multiple`, the default). Ratio \
+         medians; the MPI rows of these calls in the other tables (dispatch, every ping-pong, \
+         allreduce of one f64) are the same medians (ours: `multiple`, the default). Ratio \
          = single / multiple, and single / raw rsmpi.\n"
     );
     let _ = writeln!(

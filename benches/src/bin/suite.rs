@@ -410,7 +410,7 @@ fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log
             store.sources.insert(source.into(), all);
         }
     }
-    // Small calls (the dispatch of an empty region, ping-pongs up to 1 KiB,
+    // Small calls (the dispatch of an empty region, the ping-pongs,
     // an allreduce of one f64): their figures swing by tens of percent, up
     // to 2.5x, from one job to the next on these VMs (where the job's ranks
     // and memory land), for raw rsmpi as for ours. So each runs in
