@@ -418,7 +418,8 @@ impl Endpoint {
         if !on_socket && !matches!(want, Some(Want::Socket(_))) {
             let now = Instant::now();
             let spin_until = (now + SPIN).max(self.spin_until.unwrap_or(now));
-            let (busy_until, mut busy) = (now + BUSY, self.placement.may_spin(&rings, self.rank));
+            // Busy or not is decided at the first miss: not for a frame already there.
+            let (busy_until, mut busy) = (now + BUSY, None);
             for i in 0u32.. {
                 if self.take_rings(&rings) || moved(want) {
                     return Ok(false);
@@ -431,17 +432,18 @@ impl Endpoint {
                     if now >= spin_until {
                         break;
                     }
-                    busy &= now < busy_until;
+                    if now >= busy_until {
+                        busy = Some(false);
+                    }
                 }
                 // Not a busy spin: a peer (or anybody) waiting for this
                 // core runs first. On 2 busy cores a busy spin made the
                 // reply wait for the spinner's time slice (8 B: ~20 µs one
                 // way against ~1.5 µs yielding). Where every rank has a
-                // core and no peer last waited on this rank's CPU
-                // (`cpu.rs`), the first BUSY of a wait polls
-                // without yielding: a yield is a system call, which a reply
-                // may wait out.
-                if busy {
+                // core and no peer last waited on this rank's CPU (`cpu.rs`),
+                // the first BUSY of a wait polls without yielding: a yield is
+                // a system call, which a reply may wait out.
+                if *busy.get_or_insert_with(|| self.placement.may_spin(&rings, self.rank)) {
                     std::hint::spin_loop();
                 } else {
                     std::thread::yield_now();
