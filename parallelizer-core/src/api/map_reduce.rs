@@ -215,10 +215,9 @@ where
 /// The folded values of consecutive chunks (`None`: an empty chunk),
 /// combined with `op` in order; the first error, if a chunk failed.
 fn combine_in_order<R, O: ReduceOp<R>>(
-    values: impl Iterator<Item = Result<Option<R>>>,
+    mut values: impl Iterator<Item = Result<Option<R>>>,
     op: &O,
 ) -> Result<Option<R>> {
-    let mut values = values;
     values.try_fold(None, |acc, v| Lifted(op).combine(acc, v?))
 }
 
