@@ -11,7 +11,7 @@
 //!
 //! With shared-memory rings (`ring`), frames without a descriptor go
 //! through the ring to their peer instead (a large one in pieces), and a
-//! waiting rank first spins on its rings (yielding its core) for [`SPIN`],
+//! waiting rank first spins on its rings (yielding its core; `spin`),
 //! then polls its sockets and its doorbell; the sockets still carry the
 //! rest, and EOF on one is still how a dead peer is seen.
 //!
@@ -39,6 +39,7 @@ pub(super) use super::reader::Closed;
 use super::reader::{Lost, Reader, Source};
 use super::ring::Rings;
 use super::sock::{ReadError, send_some};
+use super::spin::Spin;
 
 /// Something that happened on the sockets, in the order it happened.
 #[derive(Debug)]
@@ -59,10 +60,6 @@ pub(super) enum WriteError {
     /// Waiting for the socket failed.
     Poll(io::Error),
 }
-
-/// How long a rank waiting on its rings spins before it sleeps: a reply
-/// within it costs no system call.
-const SPIN: Duration = Duration::from_micros(50);
 
 /// How long a rank waiting on its rings polls them without yielding its
 /// core, where every rank has one and no peer waits on the same CPU
@@ -114,6 +111,8 @@ pub(super) struct Endpoint {
     spin_until: Option<Instant>,
     /// Whether a wait may start with a busy spin.
     placement: Placement,
+    /// How long a wait spins before it sleeps.
+    spin: Spin,
     /// A receive posted on a caller's buffer, with its region, until a
     /// frame lands in it ([`Endpoint::post`]).
     post: Option<(u64, Arc<Landing>)>,
@@ -146,6 +145,7 @@ impl Endpoint {
             rings: None,
             spin_until: None,
             placement: Placement::default(),
+            spin: Spin::default(),
             post: None,
         }
     }
@@ -396,7 +396,7 @@ impl Endpoint {
     }
 
     /// [`pump`](Endpoint::pump), also for room in a ring. With rings, it
-    /// spins on them for [`SPIN`] first, then sleeps on the sockets and
+    /// spins on them first (`spin`), then sleeps on the sockets and
     /// this rank's doorbell.
     fn wait(&mut self, deadline: Option<Instant>, want: Option<Want>) -> io::Result<bool> {
         let Some(rings) = self.rings.clone() else {
@@ -417,11 +417,12 @@ impl Endpoint {
             .any(|p| p.closed.is_none() && p.reader.cut().is_some());
         if !on_socket && !matches!(want, Some(Want::Socket(_))) {
             let now = Instant::now();
-            let spin_until = (now + SPIN).max(self.spin_until.unwrap_or(now));
+            let spin_until = (now + self.spin.budget()).max(self.spin_until.unwrap_or(now));
             // Busy or not is decided at the first miss: not for a frame already there.
             let (busy_until, mut busy) = (now + BUSY, None);
             for i in 0u32.. {
                 if self.take_rings(&rings) || moved(want) {
+                    self.spin.hit();
                     return Ok(false);
                 }
                 if i % 4 == 3 {
@@ -436,13 +437,9 @@ impl Endpoint {
                         busy = Some(false);
                     }
                 }
-                // Not a busy spin: a peer (or anybody) waiting for this
-                // core runs first. On 2 busy cores a busy spin made the
-                // reply wait for the spinner's time slice (8 B: ~20 µs one
-                // way against ~1.5 µs yielding). Where every rank has a
-                // core and no peer last waited on this rank's CPU (`cpu.rs`),
-                // the first BUSY of a wait polls without yielding: a yield is
-                // a system call, which a reply may wait out.
+                // Yield (on 2 busy cores a busy spin made a reply wait ~20 µs
+                // for the spinner's slice) unless every rank has a core and
+                // no peer waits on this CPU (`cpu.rs`): then the first BUSY.
                 if *busy.get_or_insert_with(|| self.placement.may_spin(&rings, self.rank)) {
                     std::hint::spin_loop();
                 } else {
@@ -455,7 +452,11 @@ impl Endpoint {
             rings.awake();
             return Ok(false);
         }
+        let asleep = Instant::now();
         let slept = self.poll(deadline, want, Some(rings.bell()));
+        if slept.as_ref().is_ok_and(|&timed_out| !timed_out) {
+            self.spin.slept(asleep.elapsed());
+        }
         rings.awake();
         self.take_rings(&rings);
         slept

@@ -157,6 +157,7 @@ mod session;
 mod shared;
 mod shm;
 mod sock;
+mod spin;
 mod spmd;
 mod trace;
 
