@@ -2,6 +2,7 @@
 //! same run as the baseline a user would pick instead. The entry point is
 //! the `suite` binary (`bash benches/run.sh`); see `docs/bench-readme-section.md`.
 
+pub mod cores;
 pub mod data;
 pub mod measure;
 pub mod memory;

@@ -58,6 +58,11 @@ pub fn measure_pingpong(
         record(figs, plan::k_pp_into(bytes), || {
             main_result(par.run(tasks::pingpong_into, PingArgs { bytes, iters }))
         });
+        // Where the host put the CPUs just then (`cores`); it changes
+        // within seconds on a VM.
+        if let Some(rtt) = crate::cores::line_round_trip() {
+            figs.insert(plan::k_line_rtt(bytes), rtt.into());
+        }
     }
 }
 

@@ -131,6 +131,11 @@ pub fn k_pp(bytes: usize) -> String {
 pub fn k_pp_into(bytes: usize) -> String {
     format!("pp_into:{bytes}")
 }
+/// Key of the cache-line round trip between the first two CPUs, probed
+/// right after the ping-pong rows of `bytes` (`cores`).
+pub fn k_line_rtt(bytes: usize) -> String {
+    format!("line_rtt:{bytes}")
+}
 /// Key of a collective figure.
 pub fn k_coll(op: &str, kind: &str, n: usize, p: usize) -> String {
     format!("{op}:{kind}:{n}:{p}")

@@ -380,6 +380,26 @@ fn markdown(store: &Store, plot_note: &str) -> String {
             );
         }
     }
+    let rtt: Vec<String> = ["threads", "processes", "mpi"]
+        .iter()
+        .map(|b| {
+            let after = |bytes| fmt_cell(&store.get(b, &plan::k_line_rtt(bytes)));
+            format!(
+                "{b}: {} after 1 MiB, {} after 16 MiB",
+                after(1 << 20),
+                after(16 << 20)
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        w,
+        "\nWhere the host put the two CPUs: the round trip of one cache line between two spinning \
+         threads, probed right after each size's rows ({}). On this VM it is about 60–170 ns \
+         when the host keeps the two vCPUs near each other and about 400–650 ns when it puts \
+         them far apart, and it changes within seconds; the one-core memcpy column does not \
+         depend on it, a transport between two ranks does (`benches/src/cores.rs`).",
+        rtt.join("; ")
+    );
     let _ = writeln!(w, "\n{plot_note}");
 
     // Collectives.

@@ -44,22 +44,24 @@ fn main() {
     let mut figs = Figures::new();
     ours::measure_pingpong(&par, &plan, &mut figs, &log);
     println!(
-        "| bytes | one way | memcpy | GB/s | % of memcpy | `_into` one way | `_into` % of memcpy |"
+        "| bytes | one way | memcpy | GB/s | % of memcpy | `_into` one way | `_into` % of memcpy | CPUs' line round trip after |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let secs = |v: Option<&serde_json::Value>| v.and_then(serde_json::Value::as_f64);
     for &bytes in &plan.pp_bytes {
         let copy = secs(memcpy.get(&plan::k_pp(bytes))).unwrap_or(f64::NAN);
         let ours = secs(figs.get(&plan::k_pp(bytes))).unwrap_or(f64::NAN);
         let into = secs(figs.get(&plan::k_pp_into(bytes))).unwrap_or(f64::NAN);
+        let rtt = secs(figs.get(&plan::k_line_rtt(bytes))).unwrap_or(f64::NAN);
         println!(
-            "| {bytes} | {:.2} us | {:.2} us | {:.2} | {:.0} % | {:.2} us | {:.0} % |",
+            "| {bytes} | {:.2} us | {:.2} us | {:.2} | {:.0} % | {:.2} us | {:.0} % | {:.0} ns |",
             ours * 1e6,
             copy * 1e6,
             bytes as f64 / ours / 1e9,
             100.0 * copy / ours,
             into * 1e6,
-            100.0 * copy / into
+            100.0 * copy / into,
+            rtt * 1e9
         );
     }
     if flag("--into") {
