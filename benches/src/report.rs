@@ -380,7 +380,8 @@ fn markdown(store: &Store, plot_note: &str) -> String {
             );
         }
     }
-    let rtt: Vec<String> = ["threads", "processes", "mpi"]
+    // (MPI binds each rank to one core: no probe there.)
+    let rtt: Vec<String> = ["threads", "processes"]
         .iter()
         .map(|b| {
             let after = |bytes| fmt_cell(&store.get(b, &plan::k_line_rtt(bytes)));
