@@ -196,7 +196,7 @@ pub fn plain_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
 /// of one allocation of this process) onto transparent huge pages, if they
 /// are enough to matter. Advice only: failures are ignored (the kernel may
 /// not offer huge pages at all).
-fn advise_huge(start: usize, len: usize) {
+pub(crate) fn advise_huge(start: usize, len: usize) {
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;

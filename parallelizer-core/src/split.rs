@@ -39,6 +39,10 @@ pub(crate) fn concat<T>(parts: Vec<Vec<T>>) -> Vec<T> {
     let mut parts = parts.into_iter();
     let mut out = parts.next().unwrap_or_default();
     out.reserve(total - out.len());
+    // The rest is written into fresh memory: 2 MiB faults rather than 4 KiB
+    // ones (8 MB of results: 2.2-2.9 ms to concatenate before).
+    let spare = out.spare_capacity_mut();
+    crate::plain::advise_huge(spare.as_ptr() as usize, std::mem::size_of_val(spare));
     for part in parts {
         out.extend(part);
     }
