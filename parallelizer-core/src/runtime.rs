@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use crate::error::Result;
@@ -65,6 +65,37 @@ pub(crate) fn set_output_relayed() {
 /// Whether main relays this process's output with a prefix.
 pub(crate) fn output_relayed() -> bool {
     OUTPUT_RELAYED.load(Ordering::Relaxed)
+}
+
+/// Threads of this process computing a rank's share while the rank's own
+/// thread waits on messages (main of a dynamically scheduled map). While
+/// there are any, the backends' waits sleep at once rather than spin: a
+/// spinning scheduler took a core from them (fine map on processes:2,
+/// alternated: 9.1-10.6 ms with main's waits sleeping, 11.5-11.9 ms
+/// spinning).
+static ALONGSIDE: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts this thread among those computing alongside a waiting one until
+/// it is dropped ([`computing_alongside`]).
+pub(crate) struct Alongside(());
+
+impl Alongside {
+    pub(crate) fn begin() -> Alongside {
+        ALONGSIDE.fetch_add(1, Ordering::Relaxed);
+        Alongside(())
+    }
+}
+
+impl Drop for Alongside {
+    fn drop(&mut self) {
+        ALONGSIDE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether a thread of this process computes alongside one that waits on
+/// messages: then waits should leave the core rather than spin.
+pub(crate) fn computing_alongside() -> bool {
+    ALONGSIDE.load(Ordering::Relaxed) > 0
 }
 
 /// The cores this process may run on (1 if unknown): the default rank
@@ -240,4 +271,19 @@ pub(crate) fn set_current_test(path: &str) {
 /// The path of the `#[parallelizer::test]` this thread runs.
 pub(crate) fn current_test_path() -> Option<String> {
     CURRENT_TEST.with(|t| t.borrow().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_computes_alongside_while_any_of_its_guards_lives() {
+        let outer = Alongside::begin();
+        assert!(computing_alongside());
+        drop(Alongside::begin());
+        // (Other tests' maps may hold guards too: only presence is checked.)
+        assert!(computing_alongside(), "the outer guard still counts");
+        drop(outer);
+    }
 }

@@ -39,7 +39,10 @@ impl Backoff {
 
     /// Waits a little before the next poll.
     pub(super) fn pause(&mut self) {
-        if self.start.elapsed() < SPIN {
+        if crate::runtime::computing_alongside() {
+            // Another thread of this rank computes: leave it the core.
+            std::thread::sleep(self.nap);
+        } else if self.start.elapsed() < SPIN {
             std::hint::spin_loop();
         } else if self.yields < self.max_yields {
             self.yields += 1;

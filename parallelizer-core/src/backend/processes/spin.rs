@@ -9,6 +9,8 @@
 //! of 1.2–2 µs). So a rank whose sleep a peer ended after a short while
 //! spins about twice that long from then on (up to [`LONGEST`]), and the
 //! budget shrinks back towards [`SPIN`] while waits end in the spin.
+//! While another thread of the process computes alongside the waiting one
+//! (a dynamically scheduled map's main), a wait does not spin at all.
 
 use std::time::Duration;
 
@@ -32,8 +34,19 @@ impl Default for Spin {
 }
 
 impl Spin {
-    /// How long the next wait spins before it sleeps.
+    /// How long the next wait spins before it sleeps: not at all while
+    /// another thread of this process computes alongside the waiting one
+    /// (`runtime::computing_alongside`), which needs the core.
     pub(super) fn budget(&self) -> Duration {
+        if crate::runtime::computing_alongside() {
+            return Duration::ZERO;
+        }
+        self.learned()
+    }
+
+    /// The spin this rank learned (what [`budget`](Self::budget) is when no
+    /// thread computes alongside).
+    fn learned(&self) -> Duration {
         self.budget
     }
 
@@ -62,23 +75,23 @@ mod tests {
     #[test]
     fn a_short_sleep_lengthens_the_spin_and_quick_replies_shorten_it_again() {
         let mut spin = Spin::default();
-        assert_eq!(spin.budget(), SPIN);
+        assert_eq!(spin.learned(), SPIN);
         spin.slept(Duration::from_micros(10));
-        assert_eq!(spin.budget(), SPIN, "never below SPIN");
+        assert_eq!(spin.learned(), SPIN, "never below SPIN");
         spin.slept(Duration::from_micros(211));
-        assert_eq!(spin.budget(), Duration::from_micros(422));
+        assert_eq!(spin.learned(), Duration::from_micros(422));
         spin.slept(Duration::from_micros(100));
         assert_eq!(
-            spin.budget(),
+            spin.learned(),
             Duration::from_micros(422),
             "a shorter sleep keeps it"
         );
         spin.slept(Duration::from_micros(700));
-        assert_eq!(spin.budget(), LONGEST, "capped");
+        assert_eq!(spin.learned(), LONGEST, "capped");
         spin.slept(Duration::from_millis(50));
-        assert_eq!(spin.budget(), LONGEST, "a long sleep teaches nothing");
+        assert_eq!(spin.learned(), LONGEST, "a long sleep teaches nothing");
         let mut hits = 0;
-        while spin.budget() > SPIN {
+        while spin.learned() > SPIN {
             spin.hit();
             hits += 1;
         }
@@ -86,6 +99,6 @@ mod tests {
             (20..80).contains(&hits),
             "{hits} quick replies to shrink back"
         );
-        assert_eq!(spin.budget(), SPIN);
+        assert_eq!(spin.learned(), SPIN);
     }
 }
