@@ -75,27 +75,33 @@ pub(crate) fn output_relayed() -> bool {
 /// spinning).
 static ALONGSIDE: AtomicUsize = AtomicUsize::new(0);
 
-/// Counts this thread among those computing alongside a waiting one until
-/// it is dropped ([`computing_alongside`]).
-pub(crate) struct Alongside(());
+/// One more of something live in this process (a count in a static) for
+/// as long as it lives.
+pub(crate) struct Counted(&'static AtomicUsize);
 
-impl Alongside {
-    pub(crate) fn begin() -> Alongside {
-        ALONGSIDE.fetch_add(1, Ordering::Relaxed);
-        Alongside(())
+impl Counted {
+    pub(crate) fn new(count: &'static AtomicUsize) -> Counted {
+        count.fetch_add(1, Ordering::SeqCst);
+        Counted(count)
     }
 }
 
-impl Drop for Alongside {
+impl Drop for Counted {
     fn drop(&mut self) {
-        ALONGSIDE.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// Counts this thread among those computing alongside a waiting one until
+/// the guard is dropped ([`computing_alongside`]).
+pub(crate) fn alongside() -> Counted {
+    Counted::new(&ALONGSIDE)
 }
 
 /// Whether a thread of this process computes alongside one that waits on
 /// messages: then waits should leave the core rather than spin.
 pub(crate) fn computing_alongside() -> bool {
-    ALONGSIDE.load(Ordering::Relaxed) > 0
+    ALONGSIDE.load(Ordering::SeqCst) > 0
 }
 
 /// The cores this process may run on (1 if unknown): the default rank
@@ -279,9 +285,9 @@ mod tests {
 
     #[test]
     fn a_thread_computes_alongside_while_any_of_its_guards_lives() {
-        let outer = Alongside::begin();
+        let outer = alongside();
         assert!(computing_alongside());
-        drop(Alongside::begin());
+        drop(alongside());
         // (Other tests' maps may hold guards too: only presence is checked.)
         assert!(computing_alongside(), "the outer guard still counts");
         drop(outer);

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::msg::Data;
 use crate::op::{Op, Tag};
 use crate::parallelizer::{AnySource, Parallelizer};
-use crate::runtime::{Alongside, current_rank, set_current};
+use crate::runtime::{alongside, current_rank, set_current};
 
 use super::super::{Contract, Pairing};
 use super::call::{MapCall, Parts, apply, main_panicked};
@@ -225,7 +225,7 @@ where
             let source = &source;
             s.spawn(move || {
                 let _current = current.map(set_current);
-                let _alongside = Alongside::begin();
+                let _alongside = alongside();
                 own_part(par, call, source, &extra, tracker)
             })
         });

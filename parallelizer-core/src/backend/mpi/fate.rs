@@ -427,7 +427,7 @@ impl Mpi {
         }
         let outcome = {
             // Counted (so a panic is left to the region) and current.
-            let _region = world::InRegion::enter();
+            let _region = world::in_region();
             let _current = self.core.this().map(crate::runtime::set_current);
             Outcome::catch(f)
         };

@@ -265,20 +265,9 @@ pub(crate) fn regions() -> usize {
     REGIONS.load(Ordering::SeqCst)
 }
 
-/// Counts a region as running on this rank while it lives.
-pub(crate) struct InRegion(());
-
-impl InRegion {
-    pub(crate) fn enter() -> InRegion {
-        REGIONS.fetch_add(1, Ordering::SeqCst);
-        InRegion(())
-    }
-}
-
-impl Drop for InRegion {
-    fn drop(&mut self) {
-        REGIONS.fetch_sub(1, Ordering::SeqCst);
-    }
+/// Counts a region as running on this rank while the guard lives.
+pub(crate) fn in_region() -> crate::runtime::Counted {
+    crate::runtime::Counted::new(&REGIONS)
 }
 
 fn register_atexit() {
