@@ -70,9 +70,9 @@ pub(crate) fn output_relayed() -> bool {
 /// Threads of this process computing a rank's share while the rank's own
 /// thread waits on messages (main of a dynamically scheduled map). While
 /// there are any, the backends' waits sleep at once rather than spin: a
-/// spinning scheduler took a core from them (fine map on processes:2,
-/// alternated: 9.1-10.6 ms with main's waits sleeping, 11.5-11.9 ms
-/// spinning).
+/// spinning scheduler took a core from them (pool-style fine map on
+/// processes:2, alternated: 11.1-12.1 ms with these waits sleeping,
+/// 11.9-14.7 ms spinning).
 static ALONGSIDE: AtomicUsize = AtomicUsize::new(0);
 
 /// One more of something live in this process (a count in a static) for

@@ -40,7 +40,7 @@ pub(crate) fn concat<T>(parts: Vec<Vec<T>>) -> Vec<T> {
     let mut out = parts.next().unwrap_or_default();
     out.reserve(total - out.len());
     // The rest is written into fresh memory: 2 MiB faults rather than 4 KiB
-    // ones (8 MB of results: 2.2-2.9 ms to concatenate before).
+    // ones (a map's 8 MB of results: 1.4-2.1 ms against 1.7-2.9 ms).
     let spare = out.spare_capacity_mut();
     crate::plain::advise_huge(spare.as_ptr() as usize, std::mem::size_of_val(spare));
     for part in parts {
