@@ -99,7 +99,9 @@ pub(crate) fn alongside() -> Counted {
 }
 
 /// Whether a thread of this process computes alongside one that waits on
-/// messages: then waits should leave the core rather than spin.
+/// messages: then waits should leave the core rather than spin (the waits
+/// that spin are the processes backend's and MPI's).
+#[cfg(any(target_os = "linux", feature = "mpi"))]
 pub(crate) fn computing_alongside() -> bool {
     ALONGSIDE.load(Ordering::SeqCst) > 0
 }
@@ -279,7 +281,7 @@ pub(crate) fn current_test_path() -> Option<String> {
     CURRENT_TEST.with(|t| t.borrow().clone())
 }
 
-#[cfg(test)]
+#[cfg(all(test, any(target_os = "linux", feature = "mpi")))]
 mod tests {
     use super::*;
 
