@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 /// The shortest spin, and the budget a rank starts with.
-pub(super) const SPIN: Duration = Duration::from_micros(50);
+const SPIN: Duration = Duration::from_micros(50);
 
 /// The longest spin: a sleep that a peer ended after longer than this says
 /// the peer was busy, not slow to wake, and teaches nothing.
@@ -60,8 +60,17 @@ impl Spin {
     }
 
     /// A sleep ended by a peer (not by a deadline) after `slept`: if that
-    /// was soon, spinning about twice as long would have caught it.
+    /// was soon, spinning about twice as long would have caught it. A sleep
+    /// the rank chose without spinning (while a thread computes alongside)
+    /// teaches nothing: it would raise the budget after every dynamic map.
     pub(super) fn slept(&mut self, slept: Duration) {
+        if !crate::runtime::computing_alongside() {
+            self.learn(slept);
+        }
+    }
+
+    /// What a sleep of `slept` ended by a peer teaches.
+    fn learn(&mut self, slept: Duration) {
         if slept < LONGEST {
             self.budget = self.budget.max((slept * 2).clamp(SPIN, LONGEST));
         }
@@ -76,19 +85,19 @@ mod tests {
     fn a_short_sleep_lengthens_the_spin_and_quick_replies_shorten_it_again() {
         let mut spin = Spin::default();
         assert_eq!(spin.learned(), SPIN);
-        spin.slept(Duration::from_micros(10));
+        spin.learn(Duration::from_micros(10));
         assert_eq!(spin.learned(), SPIN, "never below SPIN");
-        spin.slept(Duration::from_micros(211));
+        spin.learn(Duration::from_micros(211));
         assert_eq!(spin.learned(), Duration::from_micros(422));
-        spin.slept(Duration::from_micros(100));
+        spin.learn(Duration::from_micros(100));
         assert_eq!(
             spin.learned(),
             Duration::from_micros(422),
             "a shorter sleep keeps it"
         );
-        spin.slept(Duration::from_micros(700));
+        spin.learn(Duration::from_micros(700));
         assert_eq!(spin.learned(), LONGEST, "capped");
-        spin.slept(Duration::from_millis(50));
+        spin.learn(Duration::from_millis(50));
         assert_eq!(spin.learned(), LONGEST, "a long sleep teaches nothing");
         let mut hits = 0;
         while spin.learned() > SPIN {
