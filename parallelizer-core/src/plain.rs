@@ -160,8 +160,7 @@ impl<T: bytemuck::Pod> PlainBuf for Tail<'_, T> {
     fn fit(&mut self, elements: usize) -> Result<&mut [u8]> {
         self.vec.truncate(self.base);
         self.vec.reserve_exact(elements);
-        let spare = self.vec.spare_capacity_mut();
-        advise_huge(spare.as_ptr() as usize, std::mem::size_of_val(spare));
+        advise_spare(self.vec);
         self.vec.resize(self.base + elements, T::zeroed());
         Ok(bytemuck::cast_slice_mut(&mut self.vec[self.base..]))
     }
@@ -190,6 +189,13 @@ pub fn plain_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
     let bytes: &[u8] = bytemuck::cast_slice(&v);
     advise_huge(bytes.as_ptr() as usize, bytes.len());
     v
+}
+
+/// Advises the spare capacity of `vec` (fresh memory about to be written)
+/// onto transparent huge pages, as [`advise_huge`].
+pub(crate) fn advise_spare<T>(vec: &mut Vec<T>) {
+    let spare = vec.spare_capacity_mut();
+    advise_huge(spare.as_ptr() as usize, std::mem::size_of_val(spare));
 }
 
 /// Advises the whole 2 MiB pages inside the `len` bytes at `start` (memory
