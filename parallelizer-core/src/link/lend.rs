@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 use crate::msg::Msg;
 use crate::plain::PodType;
 
+use super::spread::Spread;
+
 /// The lent bytes: where they start and how many.
 #[derive(Clone, Copy)]
 struct Span {
@@ -39,10 +41,11 @@ pub(crate) struct Loan {
 }
 
 impl Loan {
-    /// Copies `dst.len()` bytes from `offset` of the lent bytes into `dst`.
-    /// An error if the loan was revoked (the lender gave up: its call
-    /// failed) or the range is outside the lent bytes.
-    pub(crate) fn copy_to(&self, offset: usize, dst: &mut [u8]) -> Result<()> {
+    /// Copies `dst.len()` bytes from `offset` of the lent bytes into `dst`,
+    /// on as many threads as `spread` allows. An error if the loan was
+    /// revoked (the lender gave up: its call failed) or the range is
+    /// outside the lent bytes.
+    pub(crate) fn copy_to(&self, offset: usize, dst: &mut [u8], spread: Spread) -> Result<()> {
         let slot = self.slot.read().unwrap_or_else(|e| e.into_inner());
         let span = (*slot).ok_or_else(|| {
             Error::Protocol("a lent buffer was read after its owner's call ended".into())
@@ -55,15 +58,18 @@ impl Loan {
                 span.len
             )));
         }
-        // SAFETY: the read lock is held and the loan is not revoked, so the
-        // lender's shared borrow of `span` is alive (it revokes under the
+        // SAFETY: the read lock is held (until this returns, after every
+        // helper thread of `spread` ended) and the loan is not revoked, so
+        // the lender's shared borrow of `span` is alive (it revokes under the
         // write lock before the borrow ends) and nobody writes the bytes;
         // `offset..offset + dst.len()` lies inside the span (checked above).
         // `dst` is this rank's own `&mut`, so it cannot overlap the lender's
         // shared borrow.
         let src = unsafe { std::slice::from_raw_parts(span.ptr.add(offset), dst.len()) };
-        dst.copy_from_slice(src);
-        Ok(())
+        spread.copy(dst, |at, piece| {
+            piece.copy_from_slice(&src[at..at + piece.len()]);
+            Ok(())
+        })
     }
 }
 
@@ -128,11 +134,12 @@ impl Lent {
     /// A copy of the lent bytes as an owned message of plain data (what a
     /// typed `receive` of a `Vec` takes over), in 8-byte words when the
     /// elements are 8-byte aligned.
-    pub(crate) fn to_msg(&self) -> Result<Msg> {
+    pub(crate) fn to_msg(&self, spread: Spread) -> Result<Msg> {
         let mut words = vec![0u64; self.len.div_ceil(8)];
         self.loan.copy_to(
             self.offset,
             &mut bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..self.len],
+            spread,
         )?;
         Ok(Msg::from_words(words, self.len).sent_as(self.ty.vec_name))
     }
@@ -147,13 +154,21 @@ mod tests {
         let data: Vec<u8> = (0..16).collect();
         let kept = lend(&data, |loan| {
             let mut out = [0u8; 4];
-            loan.copy_to(4, &mut out).unwrap();
+            loan.copy_to(4, &mut out, Spread::ONE).unwrap();
             assert_eq!(out, [4, 5, 6, 7]);
-            assert!(loan.copy_to(14, &mut out).is_err());
+            assert!(loan.copy_to(14, &mut out, Spread::ONE).is_err());
             loan.clone()
         });
         let mut out = [0u8; 1];
-        assert!(kept.copy_to(0, &mut out).is_err());
+        assert!(kept.copy_to(0, &mut out, Spread::ONE).is_err());
+    }
+
+    #[test]
+    fn a_large_copy_on_several_threads_reads_the_right_bytes() {
+        let data: Vec<u8> = (0..(24usize << 20)).map(|i| (i % 251) as u8).collect();
+        let mut out = vec![0u8; data.len() - 3];
+        lend(&data, |loan| loan.copy_to(3, &mut out, Spread::among(1))).unwrap();
+        assert!(out[..] == data[3..]);
     }
 
     #[test]
@@ -168,7 +183,10 @@ mod tests {
             };
             let back = Lent::from_msg(note.into_msg()).ok().unwrap();
             assert!(back.check(PodType::of::<u32>()).is_err());
-            back.to_msg().unwrap().into_value::<Vec<f64>>().unwrap()
+            back.to_msg(Spread::ONE)
+                .unwrap()
+                .into_value::<Vec<f64>>()
+                .unwrap()
         });
         assert_eq!(got, [2.5]);
         assert!(Lent::from_msg(Msg::new(3u8)).is_err());

@@ -40,6 +40,7 @@ mod rank;
 mod relay;
 mod remote;
 mod spawn;
+mod spread;
 #[cfg(test)]
 mod tests;
 mod watch;

@@ -8,7 +8,8 @@
 //! transport streams into the receiver's posted buffer: [`Landing`]). The
 //! receivers copy straight out of the sender's buffer into their own and
 //! acknowledge, while the sender waits — one copy, and on a broadcast or
-//! scatter the workers copy in parallel. A receiver the system forbids to
+//! scatter the workers copy in parallel (a copy of 16 MiB or more also on
+//! the cores the call leaves free: [`spread`](super::spread)). A receiver the system forbids to
 //! read another process refuses the loan, and gets the bytes as messages.
 //! Smaller buffers, and every buffer on other transports, travel as
 //! messages of their bytes (copied once into the message; a transport that
@@ -41,6 +42,7 @@ use super::landing::Landing;
 use super::lend::{Lent, lend};
 use super::rank::LinkRank;
 use super::remote::{CopyError, Refused, Remote, Ticket};
+use super::spread::Spread;
 
 /// Buffers of at least this many bytes are lent on transports that share
 /// memory (below it, a copy into a message costs less than the wait for
@@ -132,6 +134,7 @@ impl<T: Transport> LinkRank<T> {
         bytes: &[u8],
         ty: PodType,
         len: usize,
+        tag: Tag,
         f: impl FnOnce(Notes<'_>) -> R,
     ) -> Option<R> {
         if len < LEND_FROM {
@@ -142,7 +145,11 @@ impl<T: Transport> LinkRank<T> {
         // then (about 2 GB/s of `process_vm_readv` on slow machines).
         let copying = Duration::from_secs_f64(len as f64 / COPY_RATE).min(LONGEST_SPIN);
         if t.shares_memory() {
-            t.expect_replies(copying);
+            // Unless the borrowers spread their copies over the free cores
+            // (`spread`), which a spinning lender would hold up.
+            if !self.spread(tag.op()).spreads(len) {
+                t.expect_replies(copying);
+            }
             return Some(lend(bytes, |loan| {
                 f(&|offset, len| {
                     Lent {
@@ -161,6 +168,18 @@ impl<T: Transport> LinkRank<T> {
         let ticket = Ticket::open(bytes)?;
         t.expect_replies(copying);
         Some(f(&|offset, len| ticket.note(offset, len, ty)))
+    }
+
+    /// How many threads a borrower's copy in call `op` may use: the ranks
+    /// of a broadcast copy at once while main waits; main's end of a gather
+    /// copies the parts alone while the workers wait; in the other calls
+    /// every rank may be copying.
+    pub(super) fn spread(&self, op: Op) -> Spread {
+        Spread::among(match op {
+            Op::Broadcast => self.nprocs() - 1,
+            Op::Gather => 1,
+            _ => self.nprocs(),
+        })
     }
 
     /// Takes the next packet of the call `tag` from `from` into `buf`:
@@ -186,16 +205,21 @@ impl<T: Transport> LinkRank<T> {
             Part::Lent(lent) => {
                 let copied = lent.check(ty).and_then(|()| {
                     let dst = buf.fit(lent.elements())?;
-                    lent.loan.copy_to(lent.offset, dst)
+                    lent.loan.copy_to(lent.offset, dst, self.spread(tag.op()))
                 });
                 let acked = self.ack(from, tag);
                 copied.and(acked)
             }
             Part::Remote(note) => {
+                // Spread only into the caller's buffer (`Remote::copy_spread`).
+                let spread = match buf.fixed() {
+                    Some(_) => self.spread(tag.op()),
+                    None => Spread::ONE,
+                };
                 let dst = note
                     .check(ty)
                     .and_then(|()| buf.fit(ty.elements(note.len())));
-                match dst.map(|dst| note.copy_to(dst)) {
+                match dst.map(|dst| note.copy_spread(dst, spread)) {
                     Ok(Err(CopyError::Refused(refused))) => {
                         self.send_msg(refused.into_msg(), from, tag)?;
                         self.take_plain(from, tag, ty, buf)
@@ -357,7 +381,7 @@ impl<T: Transport> NativePod for LinkRank<T> {
         };
         let workers = 1..self.nprocs();
         let chunk = ranges.get(1).map_or(0, |r| r.len());
-        let lent = self.with_loan(send, ty, chunk, |note| {
+        let lent = self.with_loan(send, ty, chunk, tag, |note| {
             for r in workers.clone() {
                 self.send_msg(note(ranges[r].start, ranges[r].len()), r, tag)?;
             }
@@ -472,7 +496,7 @@ impl<T: Transport> LinkRank<T> {
     /// sends it as one message (the receive may be a generic one, which
     /// takes a single message; pieces are for broadcasts).
     fn send_lent(&self, ty: PodType, buf: &[u8], to: usize, tag: Tag) -> Result<()> {
-        let lent = self.with_loan(buf, ty, buf.len(), |note| {
+        let lent = self.with_loan(buf, ty, buf.len(), tag, |note| {
             self.send_msg(note(0, buf.len()), to, tag)?;
             self.await_acks([to], tag)
         });
@@ -561,6 +585,8 @@ fn copy_parts<'b>(
     }
     let skip = usize::from(!own);
     let out = recv.fit(counts[skip..].iter().sum())?;
+    // Main copies the parts one after another while the workers wait.
+    let alone = Spread::among(1);
     let mut at = 0;
     if own {
         out[..send.len()].copy_from_slice(send);
@@ -570,7 +596,7 @@ fn copy_parts<'b>(
         match part {
             Part::Lent(lent) => {
                 lent.loan
-                    .copy_to(lent.offset, &mut out[at..at + lent.len])?;
+                    .copy_to(lent.offset, &mut out[at..at + lent.len], alone)?;
                 at += lent.len;
             }
             Part::Remote(note) => {

@@ -86,7 +86,7 @@ impl<T: Transport> LinkRank<T> {
     pub(super) fn broadcast_lent(&self, ty: PodType, bytes: &[u8], tag: Tag) -> Option<Result<()>> {
         let n = self.nprocs();
         let kids = children(0, n);
-        let lent = self.with_loan(bytes, ty, bytes.len(), |note| {
+        let lent = self.with_loan(bytes, ty, bytes.len(), tag, |note| {
             for &r in &kids {
                 self.send_msg(note(0, bytes.len()), r, tag)?;
             }
@@ -165,7 +165,7 @@ impl<T: Transport> LinkRank<T> {
     /// Lends `bytes` to `kids` (or, where this rank lends no more, sends
     /// them as messages).
     fn lend_on(&self, kids: &[usize], ty: PodType, bytes: &[u8], tag: Tag) -> Result<()> {
-        let lent = self.with_loan(bytes, ty, bytes.len(), |note| {
+        let lent = self.with_loan(bytes, ty, bytes.len(), tag, |note| {
             for &k in kids {
                 self.send_msg(note(0, bytes.len()), k, tag)?;
             }
