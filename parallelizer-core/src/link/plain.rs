@@ -128,13 +128,14 @@ impl<T: Transport> LinkRank<T> {
     /// Lends `bytes` for `f`, which sends notes made by its argument and
     /// waits for the borrowers, when buffers of `len` bytes are lent on
     /// this transport (within the process, or across processes that may
-    /// read each other's memory); `None` when they are not.
+    /// read each other's memory); `None` when they are not. `spreads`: the
+    /// borrowers spread their copies ([`spread`](Self::spread)).
     pub(super) fn with_loan<R>(
         &self,
         bytes: &[u8],
         ty: PodType,
         len: usize,
-        tag: Tag,
+        spreads: bool,
         f: impl FnOnce(Notes<'_>) -> R,
     ) -> Option<R> {
         if len < LEND_FROM {
@@ -147,7 +148,7 @@ impl<T: Transport> LinkRank<T> {
         if t.shares_memory() {
             // Unless the borrowers spread their copies over the free cores
             // (`spread`), which a spinning lender would hold up.
-            if !self.spread(tag.op()).spreads(len) {
+            if !spreads {
                 t.expect_replies(copying);
             }
             return Some(lend(bytes, |loan| {
@@ -170,14 +171,17 @@ impl<T: Transport> LinkRank<T> {
         Some(f(&|offset, len| ticket.note(offset, len, ty)))
     }
 
-    /// How many threads a borrower's copy in call `op` may use: the ranks
-    /// of a broadcast copy at once while main waits; main's end of a gather
-    /// copies the parts alone while the workers wait; in the other calls
-    /// every rank may be copying.
-    pub(super) fn spread(&self, op: Op) -> Spread {
+    /// How many threads a borrower's copy into `buf` in call `op` may use:
+    /// one unless `buf` is the caller's own buffer (memory that is already
+    /// there: copies into fresh memory are not spread, see `spread.rs`);
+    /// then the cores left free by the ranks of a broadcast, which copy at
+    /// once while main waits, or in other calls by every rank.
+    pub(super) fn spread(&self, op: Op, buf: &mut dyn PlainBuf) -> Spread {
+        if buf.fixed().is_none() {
+            return Spread::ONE;
+        }
         Spread::among(match op {
             Op::Broadcast => self.nprocs() - 1,
-            Op::Gather => 1,
             _ => self.nprocs(),
         })
     }
@@ -201,21 +205,17 @@ impl<T: Transport> LinkRank<T> {
         ty: PodType,
         buf: &mut dyn PlainBuf,
     ) -> Result<()> {
+        let spread = self.spread(tag.op(), buf);
         match Part::of(msg)? {
             Part::Lent(lent) => {
                 let copied = lent.check(ty).and_then(|()| {
                     let dst = buf.fit(lent.elements())?;
-                    lent.loan.copy_to(lent.offset, dst, self.spread(tag.op()))
+                    lent.loan.copy_to(lent.offset, dst, spread)
                 });
                 let acked = self.ack(from, tag);
                 copied.and(acked)
             }
             Part::Remote(note) => {
-                // Spread only into the caller's buffer (`Remote::copy_spread`).
-                let spread = match buf.fixed() {
-                    Some(_) => self.spread(tag.op()),
-                    None => Spread::ONE,
-                };
                 let dst = note
                     .check(ty)
                     .and_then(|()| buf.fit(ty.elements(note.len())));
@@ -323,8 +323,9 @@ impl<T: Transport> NativePod for LinkRank<T> {
         if !self.on_main() {
             return self.take_broadcast(ty, buf, tag);
         }
+        let spreads = self.spread(tag.op(), buf).spreads(buf.bytes().len());
         let bytes: &[u8] = buf.bytes();
-        if let Some(lent) = self.broadcast_lent(ty, bytes, tag) {
+        if let Some(lent) = self.broadcast_lent(ty, bytes, spreads, tag) {
             return lent;
         }
         if bytes.len() <= PIECE {
@@ -381,7 +382,7 @@ impl<T: Transport> NativePod for LinkRank<T> {
         };
         let workers = 1..self.nprocs();
         let chunk = ranges.get(1).map_or(0, |r| r.len());
-        let lent = self.with_loan(send, ty, chunk, tag, |note| {
+        let lent = self.with_loan(send, ty, chunk, false, |note| {
             for r in workers.clone() {
                 self.send_msg(note(ranges[r].start, ranges[r].len()), r, tag)?;
             }
@@ -496,7 +497,7 @@ impl<T: Transport> LinkRank<T> {
     /// sends it as one message (the receive may be a generic one, which
     /// takes a single message; pieces are for broadcasts).
     fn send_lent(&self, ty: PodType, buf: &[u8], to: usize, tag: Tag) -> Result<()> {
-        let lent = self.with_loan(buf, ty, buf.len(), tag, |note| {
+        let lent = self.with_loan(buf, ty, buf.len(), false, |note| {
             self.send_msg(note(0, buf.len()), to, tag)?;
             self.await_acks([to], tag)
         });
@@ -585,8 +586,6 @@ fn copy_parts<'b>(
     }
     let skip = usize::from(!own);
     let out = recv.fit(counts[skip..].iter().sum())?;
-    // Main copies the parts one after another while the workers wait.
-    let alone = Spread::among(1);
     let mut at = 0;
     if own {
         out[..send.len()].copy_from_slice(send);
@@ -596,7 +595,7 @@ fn copy_parts<'b>(
         match part {
             Part::Lent(lent) => {
                 lent.loan
-                    .copy_to(lent.offset, &mut out[at..at + lent.len], alone)?;
+                    .copy_to(lent.offset, &mut out[at..at + lent.len], Spread::ONE)?;
                 at += lent.len;
             }
             Part::Remote(note) => {

@@ -83,10 +83,16 @@ impl<T: Transport> LinkRank<T> {
     /// Main's broadcast of `bytes` when this transport lends them: to its
     /// children, with relay notes to the other ranks; `None` when it does
     /// not lend them.
-    pub(super) fn broadcast_lent(&self, ty: PodType, bytes: &[u8], tag: Tag) -> Option<Result<()>> {
+    pub(super) fn broadcast_lent(
+        &self,
+        ty: PodType,
+        bytes: &[u8],
+        spreads: bool,
+        tag: Tag,
+    ) -> Option<Result<()>> {
         let n = self.nprocs();
         let kids = children(0, n);
-        let lent = self.with_loan(bytes, ty, bytes.len(), tag, |note| {
+        let lent = self.with_loan(bytes, ty, bytes.len(), spreads, |note| {
             for &r in &kids {
                 self.send_msg(note(0, bytes.len()), r, tag)?;
             }
@@ -165,7 +171,7 @@ impl<T: Transport> LinkRank<T> {
     /// Lends `bytes` to `kids` (or, where this rank lends no more, sends
     /// them as messages).
     fn lend_on(&self, kids: &[usize], ty: PodType, bytes: &[u8], tag: Tag) -> Result<()> {
-        let lent = self.with_loan(bytes, ty, bytes.len(), tag, |note| {
+        let lent = self.with_loan(bytes, ty, bytes.len(), false, |note| {
             for &k in kids {
                 self.send_msg(note(0, bytes.len()), k, tag)?;
             }

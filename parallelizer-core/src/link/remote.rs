@@ -174,11 +174,7 @@ impl Remote {
         self.copy_spread(dst, Spread::ONE)
     }
 
-    /// [`copy_to`](Self::copy_to) on as many threads as `spread` allows:
-    /// only into memory that is already there (a caller's buffer). Into
-    /// fresh memory, two threads of one process reading another's pages
-    /// fell, on the test VM, into states of seconds where the copy took
-    /// 2-4 times as long as on one thread (four in ten samples).
+    /// [`copy_to`](Self::copy_to) on as many threads as `spread` allows.
     pub(crate) fn copy_spread(
         &self,
         dst: &mut [u8],

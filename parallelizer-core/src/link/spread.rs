@@ -2,28 +2,31 @@
 //! idle through it.
 //!
 //! A lender waits while its borrowers copy: a broadcast on 2 ranks of a
-//! 2-core machine copies 80 MB on one core while the other sleeps, and so
-//! does main's end of a gather. Where the machine has more cores than ranks
+//! 2-core machine copies 80 MB on one core while the other sleeps. Where the machine has more cores than ranks
 //! copying at once, a copy of twice [`SPREAD_FROM`] bytes or more is cut
 //! into parts (one per free core, each of at least `SPREAD_FROM`), and
 //! scoped threads copy all but the first while the borrower copies that.
 //! Parts are cut on 2 MiB boundaries of the destination, so two threads
 //! never fault in the same huge page.
 //!
-//! Measured on 1e7 f64 (80 MB), 2 ranks, medians of 12: a generic
-//! broadcast on `threads:2` took 15-20 ms against 20-24 ms on one thread,
-//! and `broadcast_into` 12-14 ms against 14-17 ms. Across processes
-//! (`process_vm_readv`) a borrower spreads only into memory that is already
-//! there, a caller's buffer (`Remote::copy_spread`): into fresh memory,
-//! two threads of one process reading another's pages fell, on the test VM
-//! (whose host backs freshly touched guest memory on demand), into states
-//! lasting seconds where the copy took 2-4 times as long as on one thread,
-//! in about four samples out of ten.
+//! Only copies into memory that is already there, a buffer the caller
+//! passed (`broadcast_into`), are spread. Fresh memory (a generic call's
+//! result) is not: on the test VMs, whose host backs guest memory on
+//! demand and takes back what the guest frees (virtio-balloon free page
+//! reporting, in 2 MiB blocks), two threads faulting in fresh pages at once
+//! fell into states lasting seconds where the copy took 2-4 times as long
+//! as on one thread (a generic 1e7 broadcast on `threads:2`: 80-100 ms
+//! against 20-25 ms; on `processes:2` in four samples out of ten).
+//!
+//! Measured on 1e7 f64 (80 MB) on 2 ranks, medians of 12, alternating
+//! builds: `broadcast_into` on `threads:2` 11.8-14.2 ms against 14.3-17.0
+//! ms on one thread, on `processes:2` 11.4-13.8 ms against 14.5-18.4 ms.
 
 use crate::runtime::cores;
 
 /// Copies smaller than this stay on one thread: a thread's start (tens of
-/// microseconds) must be small beside the copy (about 1 ms per 2 MB here).
+/// microseconds, more when its core must first be woken) must be small
+/// beside the copy (about 1 ms per 8 MB here).
 const SPREAD_FROM: usize = 8 << 20;
 
 /// The most threads one copy uses.
