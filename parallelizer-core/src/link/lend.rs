@@ -133,13 +133,14 @@ impl Lent {
 
     /// A copy of the lent bytes as an owned message of plain data (what a
     /// typed `receive` of a `Vec` takes over), in 8-byte words when the
-    /// elements are 8-byte aligned.
-    pub(crate) fn to_msg(&self, spread: Spread) -> Result<Msg> {
+    /// elements are 8-byte aligned. The copy goes into fresh memory, so it
+    /// stays on this thread (`spread.rs`).
+    pub(crate) fn to_msg(&self) -> Result<Msg> {
         let mut words = vec![0u64; self.len.div_ceil(8)];
         self.loan.copy_to(
             self.offset,
             &mut bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..self.len],
-            spread,
+            Spread::ONE,
         )?;
         Ok(Msg::from_words(words, self.len).sent_as(self.ty.vec_name))
     }
@@ -183,10 +184,7 @@ mod tests {
             };
             let back = Lent::from_msg(note.into_msg()).ok().unwrap();
             assert!(back.check(PodType::of::<u32>()).is_err());
-            back.to_msg(Spread::ONE)
-                .unwrap()
-                .into_value::<Vec<f64>>()
-                .unwrap()
+            back.to_msg().unwrap().into_value::<Vec<f64>>().unwrap()
         });
         assert_eq!(got, [2.5]);
         assert!(Lent::from_msg(Msg::new(3u8)).is_err());

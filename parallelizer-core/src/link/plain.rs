@@ -8,9 +8,10 @@
 //! transport streams into the receiver's posted buffer: [`Landing`]). The
 //! receivers copy straight out of the sender's buffer into their own and
 //! acknowledge, while the sender waits — one copy, and on a broadcast or
-//! scatter the workers copy in parallel (a copy of 16 MiB or more also on
-//! the cores the call leaves free: [`spread`](super::spread)). A receiver the system forbids to
-//! read another process refuses the loan, and gets the bytes as messages.
+//! scatter the workers copy in parallel (a copy of 16 MiB or more into the
+//! caller's buffer also on the cores the call leaves free:
+//! [`spread`](super::spread)). A receiver the system forbids to read
+//! another process refuses the loan, and gets the bytes as messages.
 //! Smaller buffers, and every buffer on other transports, travel as
 //! messages of their bytes (copied once into the message; a transport that
 //! writes plain data straight from a message, as processes does, sends them

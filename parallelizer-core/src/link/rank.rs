@@ -16,7 +16,6 @@ use super::lend::Lent;
 use super::mailbox::{Mailboxes, counterpart};
 use super::packet::{AbortNote, BlockedNote, DoneNote, Kind, Packet};
 use super::remote::{CopyError, Remote};
-use super::spread::Spread;
 use super::watch::{Verdict, Watch};
 use super::{Event, Limits, Transport};
 
@@ -543,7 +542,7 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
             Err(msg) => msg,
             // Plain data lent by a `*_into` call: copied out, acknowledged.
             Ok(lent) => {
-                let owned = lent.to_msg(Spread::among(self.nprocs));
+                let owned = lent.to_msg();
                 let acked = self.send_msg_in(group, Msg::new(()), from, tag);
                 return owned.and_then(|m| acked.map(|()| m));
             }
