@@ -22,6 +22,8 @@
 //! builds: `broadcast_into` on `threads:2` 11.8-14.2 ms against 14.3-17.0
 //! ms on one thread, on `processes:2` 11.4-13.8 ms against 14.5-18.4 ms.
 
+use std::sync::{Mutex, PoisonError};
+
 use crate::runtime::cores;
 
 /// Copies smaller than this stay on one thread: a thread's start (tens of
@@ -77,33 +79,54 @@ impl Spread {
         if cuts.len() <= 2 {
             return part(0, dst);
         }
-        let mut pieces = Vec::with_capacity(cuts.len() - 1);
+        // Each piece in a slot of its own, taken by whichever thread copies
+        // it: the helper, or this thread if the helper could not start.
+        let mut slots = Vec::with_capacity(cuts.len() - 1);
         let mut rest = dst;
         for w in cuts.windows(2) {
             let (piece, tail) = rest.split_at_mut(w[1] - w[0]);
-            pieces.push((w[0], piece));
+            slots.push((w[0], Mutex::new(Some(piece))));
             rest = tail;
         }
         let part = &part;
         std::thread::scope(|s| {
-            let mut pieces = pieces.into_iter();
-            let (at, first) = pieces.next().expect("at least two pieces");
-            let helpers: Vec<_> = pieces
-                .map(|(at, piece)| s.spawn(move || part(at, piece)))
-                .collect();
-            let mine = part(at, first);
-            helpers.into_iter().fold(mine, |first_err, h| {
+            let ((at, first), others) = slots.split_first().expect("at least two pieces");
+            let mut helpers = Vec::new();
+            let mut here = Vec::new();
+            for (at, slot) in others {
+                let started =
+                    std::thread::Builder::new().spawn_scoped(s, move || part(*at, take(slot)));
+                match started {
+                    Ok(h) => helpers.push(h),
+                    // The system is out of threads: copied here instead.
+                    Err(_) => here.push((*at, slot)),
+                }
+            }
+            let mut result = part(*at, take(first));
+            for (at, slot) in here {
+                result = result.and(part(at, take(slot)));
+            }
+            helpers.into_iter().fold(result, |result, h| {
                 // A helper that panicked: its panic is the borrower's.
                 let theirs = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                first_err.and(theirs)
+                result.and(theirs)
             })
         })
     }
 }
 
+/// The piece in `slot`, which only one thread takes.
+fn take<'a>(slot: &Mutex<Option<&'a mut [u8]>>) -> &'a mut [u8] {
+    slot.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .expect("each piece is taken once")
+}
+
 /// The offsets that cut `len` bytes at address `addr` into at most
-/// `threads` parts of at least [`SPREAD_FROM`] bytes each, on [`ALIGN`]
-/// boundaries of the address: `[0, .., len]`.
+/// `threads` parts of about [`SPREAD_FROM`] bytes or more each (the last
+/// may be up to [`ALIGN`] shorter), on `ALIGN` boundaries of the address:
+/// `[0, .., len]`.
 fn cuts(addr: usize, len: usize, threads: usize) -> Vec<usize> {
     let parts = threads.min(len / SPREAD_FROM).max(1);
     let mut cuts = vec![0];
