@@ -18,9 +18,10 @@
 //! as on one thread (a generic 1e7 broadcast on `threads:2`: 80-100 ms
 //! against 20-25 ms; on `processes:2` in four samples out of ten).
 //!
-//! Measured on 1e7 f64 (80 MB) on 2 ranks, medians of 12, alternating
-//! builds: `broadcast_into` on `threads:2` 11.8-14.2 ms against 14.3-17.0
-//! ms on one thread, on `processes:2` 11.4-13.8 ms against 14.5-18.4 ms.
+//! Measured on 1e7 f64 (80 MB) on 2 ranks, medians of 12, builds with and
+//! without alternated: `broadcast_into` on `threads:2` 10.8-16.7 ms against
+//! 14.2-18.4 ms on one thread, on `processes:2` 11.3-13.3 ms against
+//! 13.3-17.2 ms (one noisier batch: 14.7-16.9 against 14.7-20.2 ms).
 
 use std::sync::{Mutex, PoisonError};
 
