@@ -64,7 +64,7 @@ impl Spread {
 
     /// Whether a copy of `len` bytes runs on more than one thread.
     pub(crate) fn spreads(self, len: usize) -> bool {
-        self.threads > 1 && len / SPREAD_FROM >= 2
+        parts(len, self.threads) > 1
     }
 
     /// Copies into `dst` by calling `part(offset, piece)` for disjoint
@@ -124,12 +124,18 @@ fn take<'a>(slot: &Mutex<Option<&'a mut [u8]>>) -> &'a mut [u8] {
         .expect("each piece is taken once")
 }
 
+/// Into how many parts a copy of `len` bytes on at most `threads` threads
+/// is cut: none under [`SPREAD_FROM`] bytes.
+fn parts(len: usize, threads: usize) -> usize {
+    threads.min(len / SPREAD_FROM).max(1)
+}
+
 /// The offsets that cut `len` bytes at address `addr` into at most
 /// `threads` parts of about [`SPREAD_FROM`] bytes or more each (the last
 /// may be up to [`ALIGN`] shorter), on `ALIGN` boundaries of the address:
 /// `[0, .., len]`.
 fn cuts(addr: usize, len: usize, threads: usize) -> Vec<usize> {
-    let parts = threads.min(len / SPREAD_FROM).max(1);
+    let parts = parts(len, threads);
     let mut cuts = vec![0];
     for i in 1..parts {
         let even = addr + len / parts * i;
