@@ -220,7 +220,7 @@ impl<T: Transport> LinkRank<T> {
                 let dst = note
                     .check(ty)
                     .and_then(|()| buf.fit(ty.elements(note.len())));
-                match dst.map(|dst| note.copy_spread(dst, spread)) {
+                match dst.map(|dst| note.copy_to(dst, spread)) {
                     Ok(Err(CopyError::Refused(refused))) => {
                         self.send_msg(refused.into_msg(), from, tag)?;
                         self.take_plain(from, tag, ty, buf)
@@ -600,7 +600,7 @@ fn copy_parts<'b>(
                 at += lent.len;
             }
             Part::Remote(note) => {
-                match note.copy_to(&mut out[at..at + note.len()]) {
+                match note.copy_to(&mut out[at..at + note.len()], Spread::ONE) {
                     Ok(()) => {}
                     Err(CopyError::Refused(why)) => refused.push((i, at, why)),
                     Err(CopyError::Failed(e)) => return Err(e),

@@ -169,13 +169,9 @@ impl Remote {
         Err(ty.mismatch(&self.ty))
     }
 
-    /// Copies the lent bytes into `dst` (of exactly their length).
-    pub(crate) fn copy_to(&self, dst: &mut [u8]) -> std::result::Result<(), CopyError> {
-        self.copy_spread(dst, Spread::ONE)
-    }
-
-    /// [`copy_to`](Self::copy_to) on as many threads as `spread` allows.
-    pub(crate) fn copy_spread(
+    /// Copies the lent bytes into `dst` (of exactly their length), on as
+    /// many threads as `spread` allows.
+    pub(crate) fn copy_to(
         &self,
         dst: &mut [u8],
         spread: Spread,
@@ -207,7 +203,11 @@ impl Remote {
         let len = self.len();
         // Fresh memory, on huge pages when large (the copy faults it in).
         let mut words: Vec<u64> = crate::plain::plain_buffer(len.div_ceil(8));
-        self.copy_to(&mut bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..len])?;
+        // Fresh memory: the copy stays on this thread (`spread.rs`).
+        self.copy_to(
+            &mut bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..len],
+            Spread::ONE,
+        )?;
         Ok(Msg::from_words(words, len).sent_as(&self.ty))
     }
 }
@@ -292,11 +292,11 @@ mod tests {
             let ticket = Ticket::open(&data).unwrap();
             let note = note(ticket.note(8, 16, ty));
             let mut out = [0u8; 16];
-            note.copy_to(&mut out).unwrap();
+            note.copy_to(&mut out, Spread::ONE).unwrap();
             assert_eq!(out[..], data[8..24]);
             assert!(note.check(PodType::of::<u32>()).is_err());
             assert!(matches!(
-                note.copy_to(&mut [0u8; 3]),
+                note.copy_to(&mut [0u8; 3], Spread::ONE),
                 Err(CopyError::Failed(_))
             ));
             note
@@ -304,7 +304,10 @@ mod tests {
         // The ticket is gone (the lender's call ended): a copy now is an
         // error, never data, although the bytes are still there.
         let mut out = [0u8; 16];
-        assert!(matches!(kept.copy_to(&mut out), Err(CopyError::Failed(_))));
+        assert!(matches!(
+            kept.copy_to(&mut out, Spread::ONE),
+            Err(CopyError::Failed(_))
+        ));
         assert!(matches!(kept.to_msg(), Err(CopyError::Failed(_))));
     }
 
