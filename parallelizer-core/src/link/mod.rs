@@ -36,6 +36,7 @@ mod lend;
 mod mailbox;
 mod packet;
 mod plain;
+mod push;
 mod rank;
 mod relay;
 mod remote;

@@ -41,6 +41,7 @@ use crate::split::chunk_sizes;
 use super::Transport;
 use super::landing::Landing;
 use super::lend::{Lent, lend};
+use super::push;
 use super::rank::LinkRank;
 use super::remote::{CopyError, Refused, Remote, Ticket};
 use super::spread::Spread;
@@ -130,13 +131,16 @@ impl<T: Transport> LinkRank<T> {
     /// waits for the borrowers, when buffers of `len` bytes are lent on
     /// this transport (within the process, or across processes that may
     /// read each other's memory); `None` when they are not. `spreads`: the
-    /// borrowers spread their copies ([`spread`](Self::spread)).
+    /// borrowers spread their copies ([`spread`](Self::spread)); `pushes`:
+    /// `f` waits for one borrower with [`await_acks`](Self::await_acks) and
+    /// nothing else to do, so the notes offer to write part of its copy
+    /// (`push.rs`).
     pub(super) fn with_loan<R>(
         &self,
         bytes: &[u8],
         ty: PodType,
         len: usize,
-        spreads: bool,
+        (spreads, pushes): (bool, bool),
         f: impl FnOnce(Notes<'_>) -> R,
     ) -> Option<R> {
         if len < LEND_FROM {
@@ -169,7 +173,7 @@ impl<T: Transport> LinkRank<T> {
         }
         let ticket = Ticket::open(bytes)?;
         t.expect_replies(copying);
-        Some(f(&|offset, len| ticket.note(offset, len, ty)))
+        Some(f(&|offset, len| ticket.note(offset, len, ty, pushes)))
     }
 
     /// How many threads a borrower's copy into `buf` in call `op` may use:
@@ -217,10 +221,22 @@ impl<T: Transport> LinkRank<T> {
                 copied.and(acked)
             }
             Part::Remote(note) => {
+                let asks = push::asks(&note, buf, spread);
                 let dst = note
                     .check(ty)
                     .and_then(|()| buf.fit(ty.elements(note.len())));
-                match dst.map(|dst| note.copy_to(dst, spread)) {
+                let copied = match dst {
+                    Ok(dst) if asks => match self.copy_pushed(&note, dst, from, tag) {
+                        Ok(copied) => Ok(copied),
+                        Err(e) => {
+                            // The lender may still be writing into it.
+                            buf.leak();
+                            return Err(e);
+                        }
+                    },
+                    dst => dst.map(|dst| note.copy_to(dst, spread)),
+                };
+                match copied {
                     Ok(Err(CopyError::Refused(refused))) => {
                         self.send_msg(refused.into_msg(), from, tag)?;
                         self.take_plain(from, tag, ty, buf)
@@ -280,14 +296,18 @@ impl<T: Transport> LinkRank<T> {
     /// Waits for the acknowledgement of every rank of `ranks`; returns the
     /// ranks that refused to copy across processes (then this transport
     /// lends no more, and the caller sends them the bytes).
+    /// Borrowers that asked the lender to write part of their copy of
+    /// `lent` into their memory get it first (`push.rs`).
     pub(super) fn await_acks(
         &self,
         ranks: impl IntoIterator<Item = usize>,
+        lent: &[u8],
         tag: Tag,
     ) -> Result<Vec<usize>> {
         let mut refused = Vec::new();
         for r in ranks {
-            if Refused::from_msg(&self.recv_raw(r, tag)?) {
+            let msg = self.recv_raw(r, tag)?;
+            if Refused::from_msg(&self.serve_push(msg, lent, r, tag)?) {
                 refused.push(r);
             }
         }
@@ -383,13 +403,14 @@ impl<T: Transport> NativePod for LinkRank<T> {
         };
         let workers = 1..self.nprocs();
         let chunk = ranges.get(1).map_or(0, |r| r.len());
-        let lent = self.with_loan(send, ty, chunk, false, |note| {
+        // Main copies its own chunk before it could push: no offer.
+        let lent = self.with_loan(send, ty, chunk, (false, false), |note| {
             for r in workers.clone() {
                 self.send_msg(note(ranges[r].start, ranges[r].len()), r, tag)?;
             }
             // Main copies its chunk while the workers copy theirs.
             let mine = own();
-            let acked = self.await_acks(workers.clone(), tag);
+            let acked = self.await_acks(workers.clone(), send, tag);
             mine.and(acked)
         });
         if let Some(refused) = lent {
@@ -498,9 +519,9 @@ impl<T: Transport> LinkRank<T> {
     /// sends it as one message (the receive may be a generic one, which
     /// takes a single message; pieces are for broadcasts).
     fn send_lent(&self, ty: PodType, buf: &[u8], to: usize, tag: Tag) -> Result<()> {
-        let lent = self.with_loan(buf, ty, buf.len(), false, |note| {
+        let lent = self.with_loan(buf, ty, buf.len(), (false, true), |note| {
             self.send_msg(note(0, buf.len()), to, tag)?;
-            self.await_acks([to], tag)
+            self.await_acks([to], buf, tag)
         });
         if lent.transpose()?.is_some_and(|refused| refused.is_empty()) {
             return Ok(());

@@ -77,6 +77,17 @@ impl PlainBuf for OrScratch<'_> {
         self.unfit = None;
         self.buf.fit(elements)
     }
+
+    fn can_leak(&self) -> bool {
+        self.buf.can_leak()
+    }
+
+    fn leak(&mut self) {
+        match self.unfit {
+            Some(_) => std::mem::forget(std::mem::take(&mut self.scratch)),
+            None => self.buf.leak(),
+        }
+    }
 }
 
 impl<T: Transport> LinkRank<T> {
@@ -92,14 +103,15 @@ impl<T: Transport> LinkRank<T> {
     ) -> Option<Result<()>> {
         let n = self.nprocs();
         let kids = children(0, n);
-        let lent = self.with_loan(bytes, ty, bytes.len(), spreads, |note| {
+        let pushes = kids.len() == 1;
+        let lent = self.with_loan(bytes, ty, bytes.len(), (spreads, pushes), |note| {
             for &r in &kids {
                 self.send_msg(note(0, bytes.len()), r, tag)?;
             }
             for r in (1..n).filter(|&r| parent(r, n) != 0) {
                 self.send_msg(Msg::new(Relay::From(parent(r, n) as u64)), r, tag)?;
             }
-            self.await_acks(kids.iter().copied(), tag)
+            self.await_acks(kids.iter().copied(), bytes, tag)
         })?;
         Some(lent.and_then(|refused| {
             refused
@@ -171,11 +183,12 @@ impl<T: Transport> LinkRank<T> {
     /// Lends `bytes` to `kids` (or, where this rank lends no more, sends
     /// them as messages).
     fn lend_on(&self, kids: &[usize], ty: PodType, bytes: &[u8], tag: Tag) -> Result<()> {
-        let lent = self.with_loan(bytes, ty, bytes.len(), false, |note| {
+        let pushes = kids.len() == 1;
+        let lent = self.with_loan(bytes, ty, bytes.len(), (false, pushes), |note| {
             for &k in kids {
                 self.send_msg(note(0, bytes.len()), k, tag)?;
             }
-            self.await_acks(kids.iter().copied(), tag)
+            self.await_acks(kids.iter().copied(), bytes, tag)
         });
         let pushed = match lent {
             Some(refused) => refused?,

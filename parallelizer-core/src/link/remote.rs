@@ -77,19 +77,20 @@ impl<'a> Ticket<'a> {
     }
 
     /// The note that lends `len` bytes at `offset` of the buffer, elements
-    /// of `ty`.
-    pub(crate) fn note(&self, offset: usize, len: usize, ty: PodType) -> Msg {
+    /// of `ty`; `pushes`: the lender writes part of a large copy into the
+    /// borrower's memory when asked (`push.rs`).
+    pub(crate) fn note(&self, offset: usize, len: usize, ty: PodType, pushes: bool) -> Msg {
         debug_assert!(offset + len <= self.bytes.len());
-        self.note_as(offset, len, ty.vec_name)
+        self.note_as(offset, len, ty.vec_name, pushes)
     }
 
     /// The note that lends the whole buffer, a `Vec` of plain data whose
     /// type name is `vec_name`.
     pub(crate) fn note_of(&self, vec_name: &str) -> Msg {
-        self.note_as(0, self.bytes.len(), vec_name)
+        self.note_as(0, self.bytes.len(), vec_name, false)
     }
 
-    fn note_as(&self, offset: usize, len: usize, vec_name: &str) -> Msg {
+    fn note_as(&self, offset: usize, len: usize, vec_name: &str, pushes: bool) -> Msg {
         Msg::new(Remote {
             pid: std::process::id(),
             addr: self.bytes.as_ptr() as u64 + offset as u64,
@@ -97,6 +98,7 @@ impl<'a> Ticket<'a> {
             slot: &SLOT[self.slot] as *const AtomicU64 as u64,
             id: self.id,
             ty: vec_name.to_string(),
+            pushes,
         })
     }
 }
@@ -119,6 +121,8 @@ pub(crate) struct Remote {
     id: u64,
     /// The type name of a `Vec` of the elements.
     ty: String,
+    /// The lender writes part of the copy if the borrower asks (`push.rs`).
+    pushes: bool,
 }
 
 /// A borrower's answer when it may not read the lender's memory.
@@ -169,6 +173,16 @@ impl Remote {
         Err(ty.mismatch(&self.ty))
     }
 
+    /// Whether the lender writes part of the copy if asked (`push.rs`).
+    pub(crate) fn pushes(&self) -> bool {
+        self.pushes
+    }
+
+    /// The lender's address of the lent byte `at`.
+    pub(crate) fn addr_of(&self, at: usize) -> u64 {
+        self.addr + at as u64
+    }
+
     /// Copies the lent bytes into `dst` (of exactly their length), on as
     /// many threads as `spread` allows.
     pub(crate) fn copy_to(
@@ -183,9 +197,27 @@ impl Remote {
                 self.len
             ))));
         }
-        spread.copy(dst, |at, piece| {
-            read(self.pid, self.addr + at as u64, piece)
-        })?;
+        self.copy_part(0, dst, spread)?;
+        self.check_live()
+    }
+
+    /// Copies the lent bytes from byte `at` on into `dst`, without
+    /// [`check_live`](Self::check_live).
+    pub(crate) fn copy_part(
+        &self,
+        at: usize,
+        dst: &mut [u8],
+        spread: Spread,
+    ) -> std::result::Result<(), CopyError> {
+        debug_assert!(at as u64 + dst.len() as u64 <= self.len);
+        spread.copy(dst, |off, piece| {
+            read(self.pid, self.addr + (at + off) as u64, piece)
+        })
+    }
+
+    /// An error unless the loan is still open: after a copy, the proof
+    /// that it read the lender's data and not what came after its call.
+    pub(crate) fn check_live(&self) -> std::result::Result<(), CopyError> {
         let mut id = [0u8; 8];
         read(self.pid, self.slot, &mut id)?;
         if u64::from_ne_bytes(id) != self.id {
@@ -225,40 +257,77 @@ impl Refused {
 }
 
 /// Copies `dst.len()` bytes at `addr` in process `pid` into `dst`.
-#[cfg(target_os = "linux")]
 fn read(pid: u32, addr: u64, dst: &mut [u8]) -> std::result::Result<(), CopyError> {
+    cross(pid, addr, Local::Into(dst))
+}
+
+/// Copies `src` to `addr` in process `pid` (a lender's part of a copy its
+/// borrower asked for: `push.rs`).
+pub(crate) fn write(pid: u32, addr: u64, src: &[u8]) -> std::result::Result<(), CopyError> {
+    cross(pid, addr, Local::From(src))
+}
+
+/// This process's side of a copy across processes.
+enum Local<'a> {
+    /// Read the other process's bytes into this buffer.
+    Into(&'a mut [u8]),
+    /// Write these bytes into the other process.
+    From(&'a [u8]),
+}
+
+/// One copy between this process's `local` buffer and the same number of
+/// bytes at `addr` in process `pid`, looping over partial transfers.
+#[cfg(target_os = "linux")]
+fn cross(pid: u32, addr: u64, local: Local<'_>) -> std::result::Result<(), CopyError> {
     if REFUSING.with(Cell::get) {
         return Err(CopyError::Refused(Refused {
-            why: format!("reads of process {pid} refused on this thread (test)"),
+            why: format!("copies with process {pid} refused on this thread (test)"),
         }));
     }
+    let (base, len, writes) = match local {
+        Local::Into(dst) => (dst.as_mut_ptr(), dst.len(), false),
+        Local::From(src) => (src.as_ptr().cast_mut(), src.len(), true),
+    };
+    let name = if writes {
+        "process_vm_writev"
+    } else {
+        "process_vm_readv"
+    };
     let mut done = 0usize;
-    while done < dst.len() {
+    while done < len {
         let local = libc::iovec {
-            iov_base: dst[done..].as_mut_ptr().cast(),
-            iov_len: dst.len() - done,
+            // SAFETY: `done < len`, so this stays inside the buffer.
+            iov_base: unsafe { base.add(done) }.cast(),
+            iov_len: len - done,
         };
         let remote = libc::iovec {
             iov_base: (addr as usize + done) as *mut libc::c_void,
-            iov_len: dst.len() - done,
+            iov_len: len - done,
         };
-        // SAFETY: `local` is this process's own writable memory, the rest
-        // of `dst`; the kernel checks `remote` against the other process's
-        // mappings (a bad address is EFAULT, not undefined behaviour here),
-        // and reads from another process never touch this one's memory
-        // outside `local`.
-        let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+        // SAFETY: `local` is the rest of this process's own buffer, borrowed
+        // mutably for a read (the kernel writes only there) and shared for a
+        // write (the kernel only reads it); the kernel checks `remote`
+        // against the other process's mappings (a bad address is EFAULT,
+        // not undefined behaviour here), and a copy with another process
+        // never touches this one's memory outside `local`.
+        let n = unsafe {
+            if writes {
+                libc::process_vm_writev(pid as libc::pid_t, &local, 1, &remote, 1, 0)
+            } else {
+                libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0)
+            }
+        };
         if n <= 0 {
             let e = std::io::Error::last_os_error();
             return Err(match e.raw_os_error() {
                 Some(libc::EPERM | libc::EACCES | libc::ENOSYS) => CopyError::Refused(Refused {
-                    why: format!("process_vm_readv of process {pid}: {e}"),
+                    why: format!("{name} of process {pid}: {e}"),
                 }),
                 _ if n == 0 => CopyError::Failed(Error::Protocol(format!(
-                    "process_vm_readv of process {pid} read nothing at byte {done}"
+                    "{name} of process {pid} moved nothing at byte {done}"
                 ))),
                 _ => CopyError::Failed(Error::Protocol(format!(
-                    "a lent buffer of process {pid} could not be read: {e}"
+                    "{name}: a lent buffer of process {pid} could not be copied: {e}"
                 ))),
             });
         }
@@ -270,9 +339,9 @@ fn read(pid: u32, addr: u64, dst: &mut [u8]) -> std::result::Result<(), CopyErro
 /// Off Linux no process reads another's memory: every loan is refused
 /// (and transports there never lend across processes).
 #[cfg(not(target_os = "linux"))]
-fn read(pid: u32, _addr: u64, _dst: &mut [u8]) -> std::result::Result<(), CopyError> {
+fn cross(pid: u32, _addr: u64, _local: Local<'_>) -> std::result::Result<(), CopyError> {
     Err(CopyError::Refused(Refused {
-        why: format!("cannot read process {pid}'s memory on this system"),
+        why: format!("cannot copy with process {pid}'s memory on this system"),
     }))
 }
 
@@ -290,7 +359,7 @@ mod tests {
         let ty = PodType::of::<u8>();
         let kept = {
             let ticket = Ticket::open(&data).unwrap();
-            let note = note(ticket.note(8, 16, ty));
+            let note = note(ticket.note(8, 16, ty, false));
             let mut out = [0u8; 16];
             note.copy_to(&mut out, Spread::ONE).unwrap();
             assert_eq!(out[..], data[8..24]);
@@ -316,7 +385,7 @@ mod tests {
         let data = vec![1.5f64, 2.5, 3.5];
         let ticket = Ticket::open(bytemuck::cast_slice(&data)).unwrap();
         let ty = PodType::of::<f64>();
-        let note = note(ticket.note(8, 16, ty));
+        let note = note(ticket.note(8, 16, ty, false));
         let got: Vec<f64> = note.to_msg().unwrap().into_value().unwrap();
         assert_eq!(got, [2.5, 3.5]);
         let msg = note.to_msg().unwrap();
