@@ -149,6 +149,52 @@ fn a_relaying_rank_with_a_wrong_buffer_fails_alone() {
     }
 }
 
+/// Generic calls whose results are fresh vectors of 16 MiB or more, which a
+/// lone borrower copies half of while its lender writes the other half
+/// (main's broadcast, the scatter of 2 ranks, a worker's part of their
+/// gather): whether each rank got exactly main's data.
+#[parallelizer::task]
+fn large_generic_calls(par: &dyn Parallelizer, n: usize) -> Option<Vec<bool>> {
+    let on = par.on_main();
+    let data = values(n);
+    let all = par.broadcast(on.then(|| data.clone())).unwrap();
+    let mine = par.scatter(on.then(|| data.clone())).unwrap();
+    let back = par.gather(mine).unwrap();
+    let whole = back.map(|parts| parts.concat() == data);
+    let mut flat = Vec::new();
+    let mine = par.scatter(on.then(|| data.clone())).unwrap();
+    par.gather_into(&mine, on.then_some(&mut flat)).unwrap();
+    let oks = par.gather(all == data).unwrap();
+    oks.map(|mut oks| {
+        oks.push(whole == Some(true));
+        oks.push(flat == data);
+        oks
+    })
+}
+
+/// [`large_generic_calls`] on ranks that refuse every loan, and every
+/// request to write into another rank.
+#[parallelizer::task]
+fn refusing_large_generic_calls(par: &dyn Parallelizer, n: usize) -> Option<Vec<bool>> {
+    refusing(|| large_generic_calls(par, n))
+}
+
+#[parallelizer::test]
+fn large_generic_results_arrive_whole_with_the_lenders_help() {
+    let _hold = spawns();
+    let n = 5_000_000;
+    for p in [2, 4] {
+        let want = Some(vec![true; p + 2]);
+        let par = pool(p, true);
+        assert_eq!(par.run(large_generic_calls, n).unwrap(), want, "p={p}");
+        assert_eq!(
+            par.run(refusing_large_generic_calls, n).unwrap(),
+            want,
+            "p={p}"
+        );
+    }
+}
+
 /// An allreduce (sum) of 100,000 f64 per rank, every rank's own values;
 /// the ranks in `refusing` refuse every loan they are offered.
 #[parallelizer::task]

@@ -221,7 +221,7 @@ impl<T: Transport> LinkRank<T> {
                 copied.and(acked)
             }
             Part::Remote(note) => {
-                let asks = push::asks(&note, buf, spread);
+                let asks = push::asks(&note, buf.can_leak(), spread);
                 let dst = note
                     .check(ty)
                     .and_then(|()| buf.fit(ty.elements(note.len())));
@@ -392,6 +392,9 @@ impl<T: Transport> NativePod for LinkRank<T> {
             ranges.push(at..at + ty.bytes(c));
             at += ty.bytes(c);
         }
+        // Main with a chunk of its own to copy first does not offer to push
+        // (`push.rs`); nor to several workers, which it would serve in turn.
+        let pushes = recv.is_none() && self.nprocs() == 2;
         let mut recv = recv;
         let mut own = || match recv.take() {
             Some(recv) => {
@@ -403,8 +406,7 @@ impl<T: Transport> NativePod for LinkRank<T> {
         };
         let workers = 1..self.nprocs();
         let chunk = ranges.get(1).map_or(0, |r| r.len());
-        // Main copies its own chunk before it could push: no offer.
-        let lent = self.with_loan(send, ty, chunk, (false, false), |note| {
+        let lent = self.with_loan(send, ty, chunk, (false, pushes), |note| {
             for r in workers.clone() {
                 self.send_msg(note(ranges[r].start, ranges[r].len()), r, tag)?;
             }
@@ -449,7 +451,15 @@ impl<T: Transport> NativePod for LinkRank<T> {
         }
         let mut recv = recv;
         let mut refused = Vec::new();
-        let copied = copy_parts(ty, send, &parts, recv.as_deref_mut(), own, &mut refused);
+        let copied = self.copy_parts(
+            ty,
+            send,
+            &parts,
+            recv.as_deref_mut(),
+            own,
+            &mut refused,
+            tag,
+        );
         let acked = self.ack_lent(&parts, &refused, tag);
         // Ranks whose loans could not be read send their bytes instead.
         let mut fetched = Ok(());
@@ -577,63 +587,108 @@ impl<T: Transport> LinkRank<T> {
         }
         first
     }
-}
 
-/// Main's end of a gather: every part's count, and (into `recv`, fitted to
-/// the total) the parts back to back, main's own unless `own` is false.
-/// A loan across processes the system forbids to read is left out, with
-/// its part's index and its place, in `refused`.
-fn copy_parts<'b>(
-    ty: PodType,
-    send: &[u8],
-    parts: &[Part],
-    recv: Option<&mut (dyn PlainBuf + 'b)>,
-    own: bool,
-    refused: &mut Vec<(usize, usize, Refused)>,
-) -> Result<Vec<usize>> {
-    let recv = recv.ok_or_else(|| missing(Op::Gather, "buffer"))?;
-    let mut counts = vec![ty.elements(send.len())];
-    for part in parts {
-        counts.push(match part {
-            Part::Lent(lent) => {
-                lent.check(ty)?;
-                lent.elements()
-            }
-            Part::Remote(note) => {
-                note.check(ty)?;
-                ty.elements(note.len())
-            }
-            Part::Msg(msg) => ty.elements(msg.plain_bytes(ty)?.len()),
-        });
-    }
-    let skip = usize::from(!own);
-    let out = recv.fit(counts[skip..].iter().sum())?;
-    let mut at = 0;
-    if own {
-        out[..send.len()].copy_from_slice(send);
-        at = send.len();
-    }
-    for (i, part) in parts.iter().enumerate() {
-        match part {
-            Part::Lent(lent) => {
-                lent.loan
-                    .copy_to(lent.offset, &mut out[at..at + lent.len], Spread::ONE)?;
-                at += lent.len;
-            }
-            Part::Remote(note) => {
-                match note.copy_to(&mut out[at..at + note.len()], Spread::ONE) {
-                    Ok(()) => {}
-                    Err(CopyError::Refused(why)) => refused.push((i, at, why)),
-                    Err(CopyError::Failed(e)) => return Err(e),
+    /// Main's end of a gather: every part's count, and (into `recv`, fitted
+    /// to the total) the parts back to back, main's own unless `own` is
+    /// false. A loan across processes the system forbids to read is left
+    /// out, with its part's index and its place, in `refused`. Lenders that
+    /// offer it write their large parts themselves while main copies its
+    /// own (`push.rs`); if one never answers, `recv` is leaked.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_parts<'b>(
+        &self,
+        ty: PodType,
+        send: &[u8],
+        parts: &[Part],
+        recv: Option<&mut (dyn PlainBuf + 'b)>,
+        own: bool,
+        refused: &mut Vec<(usize, usize, Refused)>,
+        tag: Tag,
+    ) -> Result<Vec<usize>> {
+        let recv = recv.ok_or_else(|| missing(Op::Gather, "buffer"))?;
+        let mut counts = vec![ty.elements(send.len())];
+        for part in parts {
+            counts.push(match part {
+                Part::Lent(lent) => {
+                    lent.check(ty)?;
+                    lent.elements()
                 }
-                at += note.len();
-            }
-            Part::Msg(msg) => {
-                let bytes = msg.plain_bytes(ty)?;
-                out[at..at + bytes.len()].copy_from_slice(bytes);
-                at += bytes.len();
-            }
+                Part::Remote(note) => {
+                    note.check(ty)?;
+                    ty.elements(note.len())
+                }
+                Part::Msg(msg) => ty.elements(msg.plain_bytes(ty)?.len()),
+            });
         }
+        let skip = usize::from(!own);
+        let can_leak = recv.can_leak();
+        let out = recv.fit(counts[skip..].iter().sum())?;
+        let mut places = Vec::with_capacity(parts.len());
+        let mut at = if own { send.len() } else { 0 };
+        for part in parts {
+            places.push(at);
+            at += match part {
+                Part::Lent(lent) => lent.len,
+                Part::Remote(note) => note.len(),
+                Part::Msg(msg) => msg.plain_bytes(ty)?.len(),
+            };
+        }
+        // A lender asked writes its whole part while main copies its own,
+        // else the second half while main copies the first.
+        let copies_own = own && !send.is_empty();
+        let asked: Vec<Option<usize>> = (parts.iter().zip(&places).enumerate())
+            .map(|(i, (part, &at))| match part {
+                Part::Remote(note) if push::asks(note, can_leak, Spread::ONE) => {
+                    let dst = &out[at..at + note.len()];
+                    let from = match copies_own {
+                        true => Some(0),
+                        false => push::split(dst.as_ptr() as usize, dst.len()),
+                    };
+                    from.filter(|&f| self.ask_push(note, f, &dst[f..], i + 1, tag).is_ok())
+                }
+                _ => None,
+            })
+            .collect();
+        if own {
+            out[..send.len()].copy_from_slice(send);
+        }
+        // Every part is seen to, and every lender asked has answered, before
+        // an error returns: only then is nobody writing into `out`.
+        let (mut first, mut lost) = (Ok(()), None);
+        for (i, part) in parts.iter().enumerate() {
+            let at = places[i];
+            let copied = match part {
+                Part::Lent(lent) => {
+                    (lent.loan).copy_to(lent.offset, &mut out[at..at + lent.len], Spread::ONE)
+                }
+                Part::Remote(note) => {
+                    let dst = &mut out[at..at + note.len()];
+                    let copied = match asked[i] {
+                        Some(from) => self.finish_pushed(note, from, dst, i + 1, tag),
+                        None => Ok(note.copy_to(dst, Spread::ONE)),
+                    };
+                    match copied {
+                        Err(e) => {
+                            lost = Some(e);
+                            Ok(())
+                        }
+                        Ok(Err(CopyError::Refused(why))) => {
+                            refused.push((i, at, why));
+                            Ok(())
+                        }
+                        Ok(copied) => copied.map_err(Error::from),
+                    }
+                }
+                Part::Msg(msg) => msg.plain_bytes(ty).map(|bytes| {
+                    out[at..at + bytes.len()].copy_from_slice(bytes);
+                }),
+            };
+            first = first.and(copied);
+        }
+        if let Some(e) = lost {
+            recv.leak();
+            return Err(e);
+        }
+        first.map(|()| counts)
     }
-    Ok(counts)
 }

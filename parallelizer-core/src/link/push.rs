@@ -1,16 +1,19 @@
-//! A lender's hand in a large copy into fresh memory across processes.
+//! A lender's hand in a large copy across processes.
 //!
 //! A borrower copies a loan out of the lender's memory while the lender
 //! waits; into a buffer that is already there, the borrower spreads the
 //! copy over the free cores (`spread.rs`), but not into fresh memory (a
 //! generic call's result), whose page faults two of its threads made slow
 //! at times. Here the waiting lender's core takes a part instead: a
-//! borrower with a large copy into a buffer it owns sends its lender a
-//! [`PushHere`] with the address of the second half, copies the first half
-//! itself while the lender writes the second with `process_vm_writev`, and
-//! waits for the lender's [`Pushed`] before it checks the loan and
-//! acknowledges. The lender offers this only where it waits for a single
-//! borrower (`Remote::pushes`).
+//! borrower with a copy of [`PUSH_FROM`] bytes or more into a buffer it
+//! could give up sends its lender a [`PushHere`] with the address of the
+//! second half, copies the first half itself while the lender writes the
+//! second with `process_vm_writev`, and waits for the lender's [`Pushed`]
+//! before it checks the loan and acknowledges. Main's end of a gather asks
+//! each lender for its whole part while it copies its own (for the second
+//! half when it has none to copy). A lender offers this (`Remote::pushes`)
+//! where it waits for one borrower and has nothing else to do: a broadcast
+//! or scatter to one rank, a worker's part of a gather.
 //!
 //! The lender writes into the borrower's memory, so the borrower must not
 //! free that memory while the lender may still write: a borrower that
@@ -19,11 +22,15 @@
 //! error is then the cost of the memory of one copy, never a write into
 //! memory in other use.
 //!
-//! Measured by a C probe on the 2-core test VM (80 MB from a `malloc`ed
-//! buffer into fresh huge-page memory of another process): 22-32 ms with
-//! the lender pushing half against 42-50 ms with the borrower pulling all,
-//! and none of the slow states that two threads of one process faulting
-//! in fresh memory fell into.
+//! Measured on `processes:2`, 1e7 f64 (80 MB), medians of 9 per run, three
+//! runs with and without alternated: generic `scatter` 6.4-7.5 ms against
+//! 11.7-12.6, generic `gather` 7.9-8.5 against 11.7-19.3, `gather_into`
+//! 6.5-6.7 against 9.1-10.4. The generic broadcast, one sample at a time in
+//! 36: 13-20 ms in 30 against 24-31 ms, and 40-52 ms in the other 6 (two
+//! processes faulting in fresh memory at once on the test VM, see
+//! `spread.rs`; the borrower alone took 63 and 115 ms twice in its 36).
+//!
+//! [`PlainBuf::leak`]: crate::plain::PlainBuf::leak
 
 use serde::{Deserialize, Serialize};
 
@@ -31,16 +38,17 @@ use crate::error::{Error, Result};
 use crate::msg::Msg;
 use crate::op::Tag;
 use crate::parallelizer::Parallelizer;
-use crate::plain::PlainBuf;
 
 use super::Transport;
 use super::rank::LinkRank;
 use super::remote::{CopyError, Remote, write};
 use super::spread::Spread;
 
-/// Copies of fewer bytes are not split with the lender: two messages and a
-/// second core must be small beside the copy (about 1 ms per 8 MB here).
-const PUSH_FROM: usize = 16 << 20;
+/// Copies of fewer bytes are not split with the lender: two messages must
+/// be small beside the copy (about 250 µs per 2 MiB here). Measured on
+/// `processes:2`, 1e6 f64, against 16 MiB: generic broadcast 1.6-2.3 ms
+/// against 2.3-3.2, `gather_into` 0.7-1.0 against 1.6-1.8.
+const PUSH_FROM: usize = 2 << 20;
 
 /// The halves meet on a multiple of this in the destination (a huge page),
 /// so the two processes never fault in the same one.
@@ -66,24 +74,26 @@ struct Pushed {
 /// Where a copy of `len` bytes to `dst` is split between borrower and
 /// lender: the first huge-page boundary at or after its middle, if both
 /// sides then have bytes to copy.
-fn split(dst: usize, len: usize) -> Option<usize> {
+pub(super) fn split(dst: usize, len: usize) -> Option<usize> {
     let middle = dst.checked_add(len / 2)?;
     let at = middle.checked_next_multiple_of(ALIGN)? - dst;
     (at > 0 && at < len).then_some(at)
 }
 
 /// Whether a borrower asks for the lender's help with the copy of `note`
-/// into `buf`: a large copy on one thread, offered by the lender, into
-/// memory the borrower could give up.
-pub(super) fn asks(note: &Remote, buf: &dyn PlainBuf, spread: Spread) -> bool {
-    note.pushes() && spread == Spread::ONE && note.len() >= PUSH_FROM && buf.can_leak()
+/// on `spread`'s threads into a buffer that can (`can_leak`) or cannot be
+/// given up: a large copy on one thread, offered by the lender, into memory
+/// the borrower could give up.
+pub(super) fn asks(note: &Remote, can_leak: bool, spread: Spread) -> bool {
+    note.pushes() && spread == Spread::ONE && note.len() >= PUSH_FROM && can_leak
 }
 
 impl<T: Transport> LinkRank<T> {
     /// The borrower's copy of `note` into `dst` (of its length) with the
-    /// lender `from`'s help. `Err`: the lender's answer never came, and it
-    /// may still be writing into `dst` (the caller leaks it); `Ok` holds the
-    /// copy's own outcome, after which the lender writes no more.
+    /// lender `from`'s help: the first half here, the second by the lender.
+    /// `Err`: the lender's answer never came, and it may still be writing
+    /// into `dst` (the caller leaks it); `Ok` holds the copy's own outcome,
+    /// after which the lender writes no more.
     pub(super) fn copy_pushed(
         &self,
         note: &Remote,
@@ -95,18 +105,61 @@ impl<T: Transport> LinkRank<T> {
         let Some(at) = at else {
             return Ok(note.copy_to(dst, Spread::ONE));
         };
-        let ask = PushHere {
-            pid: std::process::id(),
-            src: note.addr_of(at),
-            dst: dst[at..].as_ptr() as u64,
-            len: (dst.len() - at) as u64,
-        };
-        if let Err(e) = self.send_msg(Msg::new(ask), from, tag) {
+        if let Err(e) = self.ask_push(note, at, &dst[at..], from, tag) {
             // Nothing was asked: nobody writes into `dst`.
             return Ok(Err(CopyError::Failed(e)));
         }
+        self.finish_pushed(note, at, dst, from, tag)
+    }
+
+    /// Asks the lender `from` of `note` to write the lent bytes from byte
+    /// `at` on into `dst` (of their length).
+    pub(super) fn ask_push(
+        &self,
+        note: &Remote,
+        at: usize,
+        dst: &[u8],
+        from: usize,
+        tag: Tag,
+    ) -> Result<()> {
+        let ask = PushHere {
+            pid: std::process::id(),
+            src: note.addr_of(at),
+            dst: dst.as_ptr() as u64,
+            len: dst.len() as u64,
+        };
+        self.send_msg(Msg::new(ask), from, tag)
+    }
+
+    /// After [`ask_push`](Self::ask_push)`(note, at, &dst[at..])`: copies
+    /// `dst[..at]` here, then takes the lender's answer and copies the rest
+    /// too if it did not write it. Errors as [`copy_pushed`](Self::copy_pushed).
+    pub(super) fn finish_pushed(
+        &self,
+        note: &Remote,
+        at: usize,
+        dst: &mut [u8],
+        from: usize,
+        tag: Tag,
+    ) -> Result<std::result::Result<(), CopyError>> {
         let (mine, theirs) = dst.split_at_mut(at);
         let copied = note.copy_part(0, mine, Spread::ONE);
+        let pushed = self.await_push(from, tag)?;
+        if pushed && at == 0 {
+            // Nothing was read here: nothing to check.
+            return Ok(Ok(()));
+        }
+        let copied = match pushed {
+            true => copied,
+            false => copied.and_then(|()| note.copy_part(at, theirs, Spread::ONE)),
+        };
+        Ok(copied.and_then(|()| note.check_live()))
+    }
+
+    /// The answer of the lender `from` to [`ask_push`](Self::ask_push):
+    /// whether it wrote (if not, the borrower copies that part itself).
+    /// After `Ok` it writes no more; after `Err` it may still be writing.
+    pub(super) fn await_push(&self, from: usize, tag: Tag) -> Result<bool> {
         let answer = self.recv_raw(from, tag)?;
         if answer.type_name() != Some(std::any::type_name::<Pushed>()) {
             return Err(Error::Protocol(format!(
@@ -115,14 +168,10 @@ impl<T: Transport> LinkRank<T> {
                 answer.type_name().unwrap_or("an untyped message")
             )));
         }
-        // The lender wrote no more after its answer, whatever it says.
-        let copied = match answer.into_value::<Pushed>() {
-            Ok(Pushed { failed: None }) => copied,
-            Ok(Pushed { failed: Some(_) }) | Err(_) => {
-                copied.and_then(|()| note.copy_part(at, theirs, Spread::ONE))
-            }
-        };
-        Ok(copied.and_then(|()| note.check_live()))
+        Ok(matches!(
+            answer.into_value::<Pushed>(),
+            Ok(Pushed { failed: None })
+        ))
     }
 
     /// The lender's end: if `msg` from borrower `to` asks it to push part
@@ -212,7 +261,8 @@ mod tests {
         let core = Core::new(Config::new("processes"));
         let rank = LinkRank::new(&core, 1, 2, 1, limits, Lender::default());
         rank.transport().events.lock().unwrap().push_back(answer);
-        let data: Vec<f64> = (0..(PUSH_FROM / 8 + 5)).map(|i| i as f64).collect();
+        // Large enough that a huge-page boundary lies past the middle.
+        let data: Vec<f64> = (0..(3 * PUSH_FROM / 8 + 5)).map(|i| i as f64).collect();
         let ty = PodType::of::<f64>();
         let ticket = Ticket::open(bytemuck::cast_slice(&data)).unwrap();
         let note = ticket.note(0, data.len() * 8, ty, true);
@@ -238,7 +288,7 @@ mod tests {
         };
         let (buf, took, sent) = borrow(answer);
         took.unwrap();
-        assert_eq!(buf.len(), PUSH_FROM / 8 + 5);
+        assert_eq!(buf.len(), 3 * PUSH_FROM / 8 + 5);
         // The request for the half on a huge-page boundary, then the ack.
         assert_eq!(sent.len(), 2);
         let ask: PushHere = sent[0].body().duplicate().unwrap().into_value().unwrap();
