@@ -94,28 +94,28 @@ pub trait PlainBuf {
         None
     }
 
-    /// Whether [`leak`](PlainBuf::leak) can give this buffer's memory up.
+    /// Whether [`abandon`](PlainBuf::abandon) can give this buffer's memory up.
     /// A receive into a buffer that can asks the sending process to write
     /// part of a large copy into it itself; `false` (the default) keeps
     /// every other process's hands off the buffer.
-    fn can_leak(&self) -> bool {
+    fn can_abandon(&self) -> bool {
         false
     }
 
     /// Gives this buffer's memory up for good (it is never freed, and the
     /// buffer is left empty): what a receive does when it ends early (an
     /// error elsewhere, a deadline) while the sending process may still be
-    /// writing into it. Called only where [`can_leak`](PlainBuf::can_leak)
+    /// writing into it. Called only where [`can_abandon`](PlainBuf::can_abandon)
     /// says so.
     ///
     /// ```
     /// use parallelizer_core::backend::PlainBuf;
     /// let mut buf = vec![1.0f64; 4];
-    /// assert!(buf.can_leak());
-    /// buf.leak();
+    /// assert!(buf.can_abandon());
+    /// buf.abandon();
     /// assert!(buf.is_empty());
     /// ```
-    fn leak(&mut self) {}
+    fn abandon(&mut self) {}
 }
 
 /// The caller's slice as a [`PlainBuf`] of fixed length, for call `op` on
@@ -166,11 +166,11 @@ impl<T: bytemuck::Pod> PlainBuf for Vec<T> {
         Ok(bytemuck::cast_slice_mut(self))
     }
 
-    fn can_leak(&self) -> bool {
+    fn can_abandon(&self) -> bool {
         true
     }
 
-    fn leak(&mut self) {
+    fn abandon(&mut self) {
         std::mem::forget(std::mem::take(self));
     }
 }

@@ -221,7 +221,7 @@ impl<T: Transport> LinkRank<T> {
                 copied.and(acked)
             }
             Part::Remote(note) => {
-                let asks = push::asks(&note, buf.can_leak(), spread);
+                let asks = push::asks(&note, buf.can_abandon(), spread);
                 let dst = note
                     .check(ty)
                     .and_then(|()| buf.fit(ty.elements(note.len())));
@@ -230,7 +230,7 @@ impl<T: Transport> LinkRank<T> {
                         Ok(copied) => Ok(copied),
                         Err(e) => {
                             // The lender may still be writing into it.
-                            buf.leak();
+                            buf.abandon();
                             return Err(e);
                         }
                     },
@@ -621,7 +621,7 @@ impl<T: Transport> LinkRank<T> {
             });
         }
         let skip = usize::from(!own);
-        let can_leak = recv.can_leak();
+        let can_abandon = recv.can_abandon();
         let out = recv.fit(counts[skip..].iter().sum())?;
         let mut places = Vec::with_capacity(parts.len());
         let mut at = if own { send.len() } else { 0 };
@@ -638,7 +638,7 @@ impl<T: Transport> LinkRank<T> {
         let copies_own = own && !send.is_empty();
         let asked: Vec<Option<usize>> = (parts.iter().zip(&places).enumerate())
             .map(|(i, (part, &at))| match part {
-                Part::Remote(note) if push::asks(note, can_leak, Spread::ONE) => {
+                Part::Remote(note) if push::asks(note, can_abandon, Spread::ONE) => {
                     let dst = &out[at..at + note.len()];
                     let from = match copies_own {
                         true => Some(0),
@@ -686,7 +686,7 @@ impl<T: Transport> LinkRank<T> {
             first = first.and(copied);
         }
         if let Some(e) = lost {
-            recv.leak();
+            recv.abandon();
             return Err(e);
         }
         first.map(|()| counts)

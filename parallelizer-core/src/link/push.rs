@@ -18,7 +18,7 @@
 //! The lender writes into the borrower's memory, so the borrower must not
 //! free that memory while the lender may still write: a borrower that
 //! leaves before the lender's answer (released by a failure elsewhere, a
-//! deadline) leaks its buffer ([`PlainBuf::leak`]) rather than free it. An
+//! deadline) leaks its buffer ([`PlainBuf::abandon`]) rather than free it. An
 //! error is then the cost of the memory of one copy, never a write into
 //! memory in other use.
 //!
@@ -30,7 +30,7 @@
 //! processes faulting in fresh memory at once on the test VM, see
 //! `spread.rs`; the borrower alone took 63 and 115 ms twice in its 36).
 //!
-//! [`PlainBuf::leak`]: crate::plain::PlainBuf::leak
+//! [`PlainBuf::abandon`]: crate::plain::PlainBuf::abandon
 
 use serde::{Deserialize, Serialize};
 
@@ -81,11 +81,11 @@ pub(super) fn split(dst: usize, len: usize) -> Option<usize> {
 }
 
 /// Whether a borrower asks for the lender's help with the copy of `note`
-/// on `spread`'s threads into a buffer that can (`can_leak`) or cannot be
+/// on `spread`'s threads into a buffer that can (`can_abandon`) or cannot be
 /// given up: a large copy on one thread, offered by the lender, into memory
 /// the borrower could give up.
-pub(super) fn asks(note: &Remote, can_leak: bool, spread: Spread) -> bool {
-    note.pushes() && spread == Spread::ONE && note.len() >= PUSH_FROM && can_leak
+pub(super) fn asks(note: &Remote, can_abandon: bool, spread: Spread) -> bool {
+    note.pushes() && spread == Spread::ONE && note.len() >= PUSH_FROM && can_abandon
 }
 
 impl<T: Transport> LinkRank<T> {

@@ -78,14 +78,14 @@ impl PlainBuf for OrScratch<'_> {
         self.buf.fit(elements)
     }
 
-    fn can_leak(&self) -> bool {
-        self.buf.can_leak()
+    fn can_abandon(&self) -> bool {
+        self.buf.can_abandon()
     }
 
-    fn leak(&mut self) {
+    fn abandon(&mut self) {
         match self.unfit {
             Some(_) => std::mem::forget(std::mem::take(&mut self.scratch)),
-            None => self.buf.leak(),
+            None => self.buf.abandon(),
         }
     }
 }
