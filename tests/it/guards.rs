@@ -252,7 +252,7 @@ fn threads_4_every_rank() {
     }
 }
 
-fn abandon(s: String) -> &'static str {
+fn leak(s: String) -> &'static str {
     match s.as_str() {
         "main" => "main",
         "worker" => "worker",
