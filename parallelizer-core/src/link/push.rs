@@ -1,34 +1,32 @@
-//! A lender's hand in a large copy across processes.
+//! A worker's hand in main's copy of its part of a gather.
 //!
-//! A borrower copies a loan out of the lender's memory while the lender
-//! waits; into a buffer that is already there, the borrower spreads the
-//! copy over the free cores (`spread.rs`), but not into fresh memory (a
-//! generic call's result), whose page faults two of its threads made slow
-//! at times. Here the waiting lender's core takes a part instead: a
-//! borrower with a copy of [`PUSH_FROM`] bytes or more into a buffer it
-//! could give up sends its lender a [`PushHere`] with the address of the
-//! second half, copies the first half itself while the lender writes the
-//! second with `process_vm_writev`, and waits for the lender's [`Pushed`]
-//! before it checks the loan and acknowledges. Main's end of a gather asks
-//! each lender for its whole part while it copies its own (for the second
-//! half when it has none to copy). A lender offers this (`Remote::pushes`)
-//! where it waits for one borrower and has nothing else to do: a broadcast
-//! or scatter to one rank, a worker's part of a gather.
+//! Main's end of a gather copies every worker's lent part out of the
+//! worker's memory, one after the other, while the workers wait. Here a
+//! waiting worker writes its part into main's buffer itself: main sends it
+//! a [`PushHere`] with the address of its part in the result, copies its
+//! own part meanwhile (or, with none to copy, the first half of the
+//! worker's part, the worker then writing the second), and takes the
+//! worker's [`Pushed`] before it acknowledges. A worker's note offers this
+//! (`Remote::pushes`) for a part of [`PUSH_FROM`] bytes or more; main asks
+//! when its buffer can be given up.
 //!
-//! The lender writes into the borrower's memory, so the borrower must not
-//! free that memory while the lender may still write: a borrower that
-//! leaves before the lender's answer (released by a failure elsewhere, a
-//! deadline) leaks its buffer ([`PlainBuf::abandon`]) rather than free it. An
-//! error is then the cost of the memory of one copy, never a write into
-//! memory in other use.
+//! The worker writes into main's memory, so main must not free that memory
+//! while the worker may still write: if a worker's answer never comes (it
+//! died, or main was released by a failure elsewhere), main abandons the
+//! buffer ([`PlainBuf::abandon`]) rather than free it. An error is then
+//! the cost of the memory of one result, never a write into memory in
+//! other use.
 //!
-//! Measured on `processes:2`, 1e7 f64 (80 MB), medians of 9 per run, three
-//! runs with and without alternated: generic `scatter` 6.4-7.5 ms against
-//! 11.7-12.6, generic `gather` 7.9-8.5 against 11.7-19.3, `gather_into`
-//! 6.5-6.7 against 9.1-10.4. The generic broadcast, one sample at a time in
-//! 36: 13-20 ms in 30 against 24-31 ms, and 40-52 ms in the other 6 (two
-//! processes faulting in fresh memory at once on the test VM, see
-//! `spread.rs`; the borrower alone took 63 and 115 ms twice in its 36).
+//! Measured on `processes:2`, 1e7 f64, medians of 9, three passes of a
+//! fresh pool each: generic `gather` 6.6-7.4 ms against 11.8-12.7,
+//! `gather_into` 6.5-7.0 against 9.1-10.4 (1e6: 0.7-1.1 against
+//! 1.4-1.8 ms). Broadcasts and scatters the other way round (main writing
+//! part of a worker's copy into the worker's fresh memory) are not made:
+//! on the test VM, whose host takes back the memory the guest frees (see
+//! `spread.rs`), they took 13 ms against 23 for a generic 1e7 broadcast in
+//! about 70 % of the rows measured, and 45-52 ms in the rest (main's
+//! `process_vm_writev` then moved 0.8 GB/s instead of 5), no gain on
+//! average; writes into main's memory by a worker showed no such state.
 //!
 //! [`PlainBuf::abandon`]: crate::plain::PlainBuf::abandon
 
@@ -44,14 +42,15 @@ use super::rank::LinkRank;
 use super::remote::{CopyError, Remote, write};
 use super::spread::Spread;
 
-/// Copies of fewer bytes are not split with the lender: two messages must
-/// be small beside the copy (about 250 µs per 2 MiB here). Measured on
-/// `processes:2`, 1e6 f64, against 16 MiB: generic broadcast 1.6-2.3 ms
-/// against 2.3-3.2, `gather_into` 0.7-1.0 against 1.6-1.8.
+/// Parts of fewer bytes are copied by main alone: two messages must be
+/// small beside the copy (about 250 µs per 2 MiB here). Measured on
+/// `processes:2`, 1e6 f64 (parts of 4 MB): `gather_into` 0.7-1.1 ms
+/// against 1.5-1.8 with 16 MiB.
 const PUSH_FROM: usize = 2 << 20;
 
-/// The halves meet on a multiple of this in the destination (a huge page),
-/// so the two processes never fault in the same one.
+/// A part split between main and its worker is split on a multiple of
+/// this in the destination (a huge page), so that the two processes never
+/// fault in the same one.
 const ALIGN: usize = 2 << 20;
 
 /// A borrower's request: write `len` bytes of the loan, from the lender's
@@ -80,38 +79,13 @@ pub(super) fn split(dst: usize, len: usize) -> Option<usize> {
     (at > 0 && at < len).then_some(at)
 }
 
-/// Whether a borrower asks for the lender's help with the copy of `note`
-/// on `spread`'s threads into a buffer that can (`can_abandon`) or cannot be
-/// given up: a large copy on one thread, offered by the lender, into memory
-/// the borrower could give up.
-pub(super) fn asks(note: &Remote, can_abandon: bool, spread: Spread) -> bool {
-    note.pushes() && spread == Spread::ONE && note.len() >= PUSH_FROM && can_abandon
+/// Whether main asks the worker that lent `note` to write its part, into
+/// a buffer that can (`can_abandon`) or cannot be given up.
+pub(super) fn asks(note: &Remote, can_abandon: bool) -> bool {
+    note.pushes() && note.len() >= PUSH_FROM && can_abandon
 }
 
 impl<T: Transport> LinkRank<T> {
-    /// The borrower's copy of `note` into `dst` (of its length) with the
-    /// lender `from`'s help: the first half here, the second by the lender.
-    /// `Err`: the lender's answer never came, and it may still be writing
-    /// into `dst` (the caller leaks it); `Ok` holds the copy's own outcome,
-    /// after which the lender writes no more.
-    pub(super) fn copy_pushed(
-        &self,
-        note: &Remote,
-        dst: &mut [u8],
-        from: usize,
-        tag: Tag,
-    ) -> Result<std::result::Result<(), CopyError>> {
-        let at = split(dst.as_ptr() as usize, dst.len()).filter(|_| dst.len() == note.len());
-        let Some(at) = at else {
-            return Ok(note.copy_to(dst, Spread::ONE));
-        };
-        if let Err(e) = self.ask_push(note, at, &dst[at..], from, tag) {
-            // Nothing was asked: nobody writes into `dst`.
-            return Ok(Err(CopyError::Failed(e)));
-        }
-        self.finish_pushed(note, at, dst, from, tag)
-    }
-
     /// Asks the lender `from` of `note` to write the lent bytes from byte
     /// `at` on into `dst` (of their length).
     pub(super) fn ask_push(
@@ -133,7 +107,9 @@ impl<T: Transport> LinkRank<T> {
 
     /// After [`ask_push`](Self::ask_push)`(note, at, &dst[at..])`: copies
     /// `dst[..at]` here, then takes the lender's answer and copies the rest
-    /// too if it did not write it. Errors as [`copy_pushed`](Self::copy_pushed).
+    /// too if it did not write it. `Err`: the answer never came, and the
+    /// lender may still be writing into `dst` (the caller abandons it);
+    /// `Ok` holds the copy's own outcome, after which it writes no more.
     pub(super) fn finish_pushed(
         &self,
         note: &Remote,
@@ -217,19 +193,20 @@ mod tests {
     use crate::config::Config;
     use crate::link::remote::Ticket;
     use crate::link::{Event, Limits, Packet};
+    use crate::native::NativePod;
     use crate::op::Op;
     use crate::parallelizer::Core;
     use crate::plain::PodType;
 
-    /// A borrower's view of a lender in this same process: hands it the
-    /// events queued here, keeps what it sends.
+    /// Main's view of a worker that lends from this same process: hands
+    /// main the events queued here, keeps what main sends.
     #[derive(Default)]
-    struct Lender {
+    struct Worker {
         events: Mutex<VecDeque<Event>>,
         sent: Mutex<Vec<Packet>>,
     }
 
-    impl Transport for Lender {
+    impl Transport for Worker {
         fn send(&self, _to: usize, packet: Packet) -> Result<()> {
             self.sent.lock().unwrap().push(packet);
             Ok(())
@@ -250,68 +227,92 @@ mod tests {
         }
     }
 
-    /// Rank 1 of 2, taking a broadcast from a lender that answers with
-    /// `answer`; returns what it took, the result, and what it sent.
-    fn borrow(answer: Event) -> (Vec<f64>, Result<()>, Vec<Packet>) {
+    /// Main of 2 ranks gathering with its own part (`own`, empty or not)
+    /// a worker's lent part, the worker answering main's request with
+    /// `answer`; returns what main gathered, the result, and what it sent.
+    fn gather(own: &[f64], answer: Event) -> (Vec<f64>, Vec<f64>, Result<()>, Vec<Packet>) {
         let limits = Limits {
             timeout: None,
             grace: Duration::from_millis(100),
             patience: Duration::from_secs(10),
         };
         let core = Core::new(Config::new("processes"));
-        let rank = LinkRank::new(&core, 1, 2, 1, limits, Lender::default());
-        rank.transport().events.lock().unwrap().push_back(answer);
-        // Large enough that a huge-page boundary lies past the middle.
-        let data: Vec<f64> = (0..(3 * PUSH_FROM / 8 + 5)).map(|i| i as f64).collect();
+        let main = LinkRank::new(&core, 0, 2, 1, limits, Worker::default());
+        // Large enough that a huge-page boundary lies past its middle.
+        let part: Vec<f64> = (0..(3 * PUSH_FROM / 8 + 5)).map(|i| i as f64).collect();
         let ty = PodType::of::<f64>();
-        let ticket = Ticket::open(bytemuck::cast_slice(&data)).unwrap();
-        let note = ticket.note(0, data.len() * 8, ty, true);
-        let tag = Tag::new(Op::Broadcast, 1);
-        let mut buf: Vec<f64> = Vec::new();
-        let took = rank.take_msg(note, 0, tag, ty, &mut buf);
-        if took.is_ok() {
-            assert_eq!(buf, data);
+        let ticket = Ticket::open(bytemuck::cast_slice(&part)).unwrap();
+        let tag = Tag::new(Op::Gather, 1);
+        let note = ticket.note(0, part.len() * 8, ty, true);
+        let events = [Packet::data(1, tag, note)].map(|packet| Event::Packet { from: 1, packet });
+        main.transport().events.lock().unwrap().extend(events);
+        main.transport().events.lock().unwrap().push_back(answer);
+        let mut all: Vec<f64> = Vec::new();
+        let send = bytemuck::cast_slice(own);
+        let took = main
+            .gather_pod(ty, send, Some(&mut all), true, tag)
+            .map(drop);
+        let sent = std::mem::take(&mut *main.transport().sent.lock().unwrap());
+        drop(ticket);
+        (part, all, took, sent)
+    }
+
+    fn refusal() -> Event {
+        let tag = Tag::new(Op::Gather, 1);
+        let msg = Msg::new(Pushed {
+            failed: Some("not today".into()),
+        });
+        Event::Packet {
+            from: 1,
+            packet: Packet::data(1, tag, msg),
         }
-        let sent = std::mem::take(&mut *rank.transport().sent.lock().unwrap());
-        (buf, took, sent)
+    }
+
+    fn asked(packet: &Packet) -> PushHere {
+        packet.body().duplicate().unwrap().into_value().unwrap()
     }
 
     #[test]
-    fn a_borrower_asks_for_the_second_half_and_copies_it_when_refused() {
-        let tag = Tag::new(Op::Broadcast, 1);
-        let refusal = Msg::new(Pushed {
-            failed: Some("not today".into()),
-        });
-        let answer = Event::Packet {
-            from: 0,
-            packet: Packet::data(1, tag, refusal),
-        };
-        let (buf, took, sent) = borrow(answer);
+    fn main_asks_for_the_whole_part_while_it_copies_its_own() {
+        let own = [1.5, 2.5];
+        let (part, all, took, sent) = gather(&own, refusal());
         took.unwrap();
-        assert_eq!(buf.len(), 3 * PUSH_FROM / 8 + 5);
-        // The request for the half on a huge-page boundary, then the ack.
+        // Refused: main copied the part itself, after its own.
+        assert_eq!(all[..2], own);
+        assert_eq!(all[2..], part);
+        // The request for the whole part at its place, then the ack.
         assert_eq!(sent.len(), 2);
-        let ask: PushHere = sent[0].body().duplicate().unwrap().into_value().unwrap();
-        let at = split(buf.as_ptr() as usize, buf.len() * 8).unwrap();
-        assert_eq!(ask.dst, buf.as_ptr() as u64 + at as u64);
-        assert_eq!(ask.len as usize, buf.len() * 8 - at);
+        let ask = asked(&sent[0]);
+        assert_eq!(ask.dst, all[2..].as_ptr() as u64);
+        assert_eq!(ask.len as usize, part.len() * 8);
         assert_eq!(ask.pid, std::process::id());
     }
 
     #[test]
-    fn a_borrower_left_without_an_answer_gives_its_buffer_up() {
+    fn main_with_no_part_of_its_own_asks_for_the_second_half() {
+        let (part, all, took, sent) = gather(&[], refusal());
+        took.unwrap();
+        assert_eq!(all, part);
+        let ask = asked(&sent[0]);
+        let at = split(all.as_ptr() as usize, all.len() * 8).unwrap();
+        assert_eq!(ask.dst, all.as_ptr() as u64 + at as u64);
+        assert_eq!(ask.len as usize, part.len() * 8 - at);
+    }
+
+    #[test]
+    fn main_left_without_an_answer_gives_its_buffer_up() {
         let gone = Event::Gone {
-            rank: 0,
+            rank: 1,
             error: Error::WorkerDied {
-                rank: 0,
+                rank: 1,
                 status: "killed (test)".into(),
             },
         };
-        let (buf, took, sent) = borrow(gone);
+        let (_, all, took, sent) = gather(&[1.5], gone);
         assert!(took.is_err());
-        // Leaked, not freed: the lender might still have been writing.
-        assert!(buf.is_empty() && buf.capacity() == 0);
-        assert_eq!(sent.len(), 1, "only the request; no ack");
+        // Abandoned, not freed: the worker might still have been writing.
+        assert!(all.is_empty() && all.capacity() == 0);
+        assert!(matches!(asked(&sent[0]), PushHere { .. }));
     }
 
     #[test]

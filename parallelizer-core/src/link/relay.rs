@@ -77,17 +77,6 @@ impl PlainBuf for OrScratch<'_> {
         self.unfit = None;
         self.buf.fit(elements)
     }
-
-    fn can_abandon(&self) -> bool {
-        self.buf.can_abandon()
-    }
-
-    fn abandon(&mut self) {
-        match self.unfit {
-            Some(_) => std::mem::forget(std::mem::take(&mut self.scratch)),
-            None => self.buf.abandon(),
-        }
-    }
 }
 
 impl<T: Transport> LinkRank<T> {
@@ -103,8 +92,7 @@ impl<T: Transport> LinkRank<T> {
     ) -> Option<Result<()>> {
         let n = self.nprocs();
         let kids = children(0, n);
-        let pushes = kids.len() == 1;
-        let lent = self.with_loan(bytes, ty, bytes.len(), (spreads, pushes), |note| {
+        let lent = self.with_loan(bytes, ty, bytes.len(), (spreads, false), |note| {
             for &r in &kids {
                 self.send_msg(note(0, bytes.len()), r, tag)?;
             }
@@ -183,8 +171,7 @@ impl<T: Transport> LinkRank<T> {
     /// Lends `bytes` to `kids` (or, where this rank lends no more, sends
     /// them as messages).
     fn lend_on(&self, kids: &[usize], ty: PodType, bytes: &[u8], tag: Tag) -> Result<()> {
-        let pushes = kids.len() == 1;
-        let lent = self.with_loan(bytes, ty, bytes.len(), (false, pushes), |note| {
+        let lent = self.with_loan(bytes, ty, bytes.len(), (false, false), |note| {
             for &k in kids {
                 self.send_msg(note(0, bytes.len()), k, tag)?;
             }
