@@ -254,6 +254,35 @@ pub(crate) fn advise_huge(start: usize, len: usize) {
     let _ = (start, len, HUGE_FROM);
 }
 
+/// Faults in the whole pages inside `bytes` (memory of this process)
+/// before another process writes them with `process_vm_writev`
+/// (`link/push.rs`): writes into pages that are not there yet made that
+/// process fault them in itself, which on the test VM fell into states where
+/// it moved 0.8 GB/s instead of 5 (`MADV_POPULATE_WRITE`; where the kernel
+/// lacks it, before Linux 5.14, the writer faults them in as before).
+pub(crate) fn populate(bytes: &[u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = bytes.as_ptr() as usize;
+        let (lo, hi) = (
+            start.next_multiple_of(PAGE),
+            (start + bytes.len()) / PAGE * PAGE,
+        );
+        if hi > lo {
+            // SAFETY: [lo, hi) lies inside `bytes`, memory this process
+            // owns; MADV_POPULATE_WRITE only faults its pages in (writable,
+            // as a write would), never changes the contents of a page that
+            // is there or the mapping.
+            unsafe {
+                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_POPULATE_WRITE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = bytes;
+}
+
 // ---------------------------------------------------------------------------
 // The registry of plain element types
 

@@ -17,16 +17,19 @@
 //! the cost of the memory of one result, never a write into memory in
 //! other use.
 //!
-//! Measured on `processes:2`, 1e7 f64, medians of 9, three passes of a
-//! fresh pool each: generic `gather` 6.6-7.4 ms against 11.8-12.7,
-//! `gather_into` 6.5-7.0 against 9.1-10.4 (1e6: 0.7-1.1 against
-//! 1.4-1.8 ms). Broadcasts and scatters the other way round (main writing
-//! part of a worker's copy into the worker's fresh memory) are not made:
+//! Main faults in the pages it asks for before it asks (`plain::populate`):
 //! on the test VM, whose host takes back the memory the guest frees (see
-//! `spread.rs`), they took 13 ms against 23 for a generic 1e7 broadcast in
-//! about 70 % of the rows measured, and 45-52 ms in the rest (main's
-//! `process_vm_writev` then moved 0.8 GB/s instead of 5), no gain on
-//! average; writes into main's memory by a worker showed no such state.
+//! `spread.rs`), a `process_vm_writev` that faulted in fresh pages of the
+//! other process itself fell, in about a third of the rows measured, into
+//! states where it moved 0.8 GB/s instead of 5: a generic 1e7 gather on
+//! `processes:2` took 23 ms, a `gather_pod` 55 ms, against 12 and 22 ms
+//! with main copying alone, and 7 and 13 ms otherwise. Populated first, in
+//! four passes of a fresh pool (medians of 9): 8.9-9.7 and 14.8-15.7 ms,
+//! with no such state. Broadcasts and scatters the other way round (main
+//! writing part of a worker's copy into the worker's fresh memory) were
+//! built without populating and bimodal in the same way (13 against 23 ms
+//! for a generic 1e7 broadcast, 45-52 ms in the bad state); they are not
+//! made.
 //!
 //! [`PlainBuf::abandon`]: crate::plain::PlainBuf::abandon
 
@@ -87,7 +90,8 @@ pub(super) fn asks(note: &Remote, can_abandon: bool) -> bool {
 
 impl<T: Transport> LinkRank<T> {
     /// Asks the lender `from` of `note` to write the lent bytes from byte
-    /// `at` on into `dst` (of their length).
+    /// `at` on into `dst` (of their length), whose pages are faulted in
+    /// here first (`plain::populate`).
     pub(super) fn ask_push(
         &self,
         note: &Remote,
@@ -96,6 +100,7 @@ impl<T: Transport> LinkRank<T> {
         from: usize,
         tag: Tag,
     ) -> Result<()> {
+        crate::plain::populate(dst);
         let ask = PushHere {
             pid: std::process::id(),
             src: note.addr_of(at),
