@@ -149,10 +149,10 @@ fn a_relaying_rank_with_a_wrong_buffer_fails_alone() {
     }
 }
 
-/// Generic calls whose results are fresh vectors of 16 MiB or more, and
-/// gathers whose workers write their parts into main's result themselves
-/// (parts of 2 MiB or more; on 2 ranks main copies half of the worker's
-/// part of the generic gather): whether each rank got exactly main's data.
+/// Generic calls whose results are fresh vectors of 16 MiB or more, which
+/// the lender helps to copy (main's broadcast to rank 1 alone, the scatter
+/// of 2 ranks, a worker's part of a gather), and `gather_into`: whether
+/// each rank got exactly main's data.
 #[parallelizer::task]
 fn large_generic_calls(par: &dyn Parallelizer, n: usize) -> Option<Vec<bool>> {
     let on = par.on_main();
@@ -180,7 +180,7 @@ fn refusing_large_generic_calls(par: &dyn Parallelizer, n: usize) -> Option<Vec<
 }
 
 #[parallelizer::test]
-fn large_generic_results_and_pushed_gathers_arrive_whole() {
+fn large_results_arrive_whole_with_the_lenders_help() {
     let _hold = spawns();
     let n = 5_000_000;
     for p in [2, 4] {

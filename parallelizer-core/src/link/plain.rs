@@ -133,8 +133,8 @@ impl<T: Transport> LinkRank<T> {
     /// read each other's memory); `None` when they are not. `spreads`: the
     /// borrowers spread their copies ([`spread`](Self::spread)); `pushes`:
     /// `f` waits for one borrower with [`await_acks`](Self::await_acks) and
-    /// nothing else to do (a worker's part of a gather), so the notes offer
-    /// to write the bytes into the borrower's buffer (`push.rs`).
+    /// nothing else to do, so the notes offer to write (part of) the bytes
+    /// into the borrower's buffer (`push.rs`).
     pub(super) fn with_loan<R>(
         &self,
         bytes: &[u8],
@@ -221,10 +221,24 @@ impl<T: Transport> LinkRank<T> {
                 copied.and(acked)
             }
             Part::Remote(note) => {
+                // A caller's buffer of fixed length cannot be given up: it
+                // is never pushed into (and spreads instead).
+                let asks = push::asks(&note, buf.can_abandon());
                 let dst = note
                     .check(ty)
                     .and_then(|()| buf.fit(ty.elements(note.len())));
-                match dst.map(|dst| note.copy_to(dst, spread)) {
+                let copied = match dst {
+                    Ok(dst) if asks => match self.copy_pushed(&note, dst, from, tag) {
+                        Ok(copied) => Ok(copied),
+                        Err(e) => {
+                            // The lender may still be writing into it.
+                            buf.abandon();
+                            return Err(e);
+                        }
+                    },
+                    dst => dst.map(|dst| note.copy_to(dst, spread)),
+                };
+                match copied {
                     Ok(Err(CopyError::Refused(refused))) => {
                         self.send_msg(refused.into_msg(), from, tag)?;
                         self.take_plain(from, tag, ty, buf)
@@ -380,6 +394,9 @@ impl<T: Transport> NativePod for LinkRank<T> {
             ranges.push(at..at + ty.bytes(c));
             at += ty.bytes(c);
         }
+        // Main with a chunk of its own to copy first does not offer to push
+        // (`push.rs`); nor to several workers, which it would serve in turn.
+        let pushes = recv.is_none() && self.nprocs() == 2;
         let mut recv = recv;
         let mut own = || match recv.take() {
             Some(recv) => {
@@ -391,7 +408,7 @@ impl<T: Transport> NativePod for LinkRank<T> {
         };
         let workers = 1..self.nprocs();
         let chunk = ranges.get(1).map_or(0, |r| r.len());
-        let lent = self.with_loan(send, ty, chunk, (false, false), |note| {
+        let lent = self.with_loan(send, ty, chunk, (false, pushes), |note| {
             for r in workers.clone() {
                 self.send_msg(note(ranges[r].start, ranges[r].len()), r, tag)?;
             }

@@ -1,35 +1,34 @@
-//! A worker's hand in main's copy of its part of a gather.
+//! A waiting lender's hand in its borrower's copy across processes.
 //!
-//! Main's end of a gather copies every worker's lent part out of the
-//! worker's memory, one after the other, while the workers wait. Here a
-//! waiting worker writes its part into main's buffer itself: main sends it
-//! a [`PushHere`] with the address of its part in the result, copies its
-//! own part meanwhile (or, with none to copy, the first half of the
-//! worker's part, the worker then writing the second), and takes the
-//! worker's [`Pushed`] before it acknowledges. A worker's note offers this
-//! (`Remote::pushes`) for a part of [`PUSH_FROM`] bytes or more; main asks
-//! when its buffer can be given up.
+//! A borrower copies a loan out of the lender's memory while the lender
+//! waits. Here the lender's core takes a part: the borrower sends it a
+//! [`PushHere`] with an address in its own buffer, copies the rest itself
+//! while the lender writes there with `process_vm_writev`, and takes the
+//! lender's [`Pushed`] before it checks the loan and acknowledges. A lender
+//! offers this (`Remote::pushes`) where it waits for one borrower with
+//! nothing else to do: main's broadcast or scatter to a single worker (the
+//! worker asks for the second half of its copy), a worker's part of a
+//! gather (main asks for the whole part while it copies its own, or for
+//! the second half when it has none). Copies of [`PUSH_FROM`] bytes or
+//! more, into buffers the borrower could give up (not the caller's slice
+//! of a `broadcast_into`, which spreads over the free cores instead:
+//! `spread.rs`).
 //!
-//! The worker writes into main's memory, so main must not free that memory
-//! while the worker may still write: if a worker's answer never comes (it
-//! died, or main was released by a failure elsewhere), main abandons the
-//! buffer ([`PlainBuf::abandon`]) rather than free it. An error is then
-//! the cost of the memory of one result, never a write into memory in
-//! other use.
+//! The borrower faults in the pages it asks for before it asks
+//! (`plain::populate`): on the test VM, whose host takes back the memory
+//! the guest frees (see `spread.rs`), a `process_vm_writev` that faulted
+//! in fresh pages of the other process itself fell, in about a third of
+//! the rows measured, into states where it moved 0.8 GB/s instead of 5 (a
+//! generic 1e7 broadcast on `processes:2`: 45-52 ms against 23 pulling all,
+//! 13 otherwise; a generic gather 23 ms against 12, a `gather_pod` 55
+//! against 22). Populated first, no such state was seen.
 //!
-//! Main faults in the pages it asks for before it asks (`plain::populate`):
-//! on the test VM, whose host takes back the memory the guest frees (see
-//! `spread.rs`), a `process_vm_writev` that faulted in fresh pages of the
-//! other process itself fell, in about a third of the rows measured, into
-//! states where it moved 0.8 GB/s instead of 5: a generic 1e7 gather on
-//! `processes:2` took 23 ms, a `gather_pod` 55 ms, against 12 and 22 ms
-//! with main copying alone, and 7 and 13 ms otherwise. Populated first, in
-//! four passes of a fresh pool (medians of 9): 8.9-9.7 and 14.8-15.7 ms,
-//! with no such state. Broadcasts and scatters the other way round (main
-//! writing part of a worker's copy into the worker's fresh memory) were
-//! built without populating and bimodal in the same way (13 against 23 ms
-//! for a generic 1e7 broadcast, 45-52 ms in the bad state); they are not
-//! made.
+//! The lender writes into the borrower's memory, so the borrower must not
+//! free that memory while the lender may still write: a borrower whose
+//! answer never comes (the lender died, or a failure elsewhere released
+//! the borrower) abandons its buffer ([`PlainBuf::abandon`]) rather than
+//! free it. An error is then the cost of the memory of one copy, never a
+//! write into memory in other use.
 //!
 //! [`PlainBuf::abandon`]: crate::plain::PlainBuf::abandon
 
@@ -82,13 +81,34 @@ pub(super) fn split(dst: usize, len: usize) -> Option<usize> {
     (at > 0 && at < len).then_some(at)
 }
 
-/// Whether main asks the worker that lent `note` to write its part, into
-/// a buffer that can (`can_abandon`) or cannot be given up.
+/// Whether a borrower asks the rank that lent `note` to write (part of)
+/// it, into a buffer that can (`can_abandon`) or cannot be given up.
 pub(super) fn asks(note: &Remote, can_abandon: bool) -> bool {
     note.pushes() && note.len() >= PUSH_FROM && can_abandon
 }
 
 impl<T: Transport> LinkRank<T> {
+    /// A borrower's copy of `note` into `dst` (of its length) with the
+    /// lender `from`'s help: the first half here, the second by the lender.
+    /// Errors as [`finish_pushed`](Self::finish_pushed).
+    pub(super) fn copy_pushed(
+        &self,
+        note: &Remote,
+        dst: &mut [u8],
+        from: usize,
+        tag: Tag,
+    ) -> Result<std::result::Result<(), CopyError>> {
+        let at = split(dst.as_ptr() as usize, dst.len()).filter(|_| dst.len() == note.len());
+        let Some(at) = at else {
+            return Ok(note.copy_to(dst, Spread::ONE));
+        };
+        if let Err(e) = self.ask_push(note, at, &dst[at..], from, tag) {
+            // Nothing was asked: nobody writes into `dst`.
+            return Ok(Err(CopyError::Failed(e)));
+        }
+        self.finish_pushed(note, at, dst, from, tag)
+    }
+
     /// Asks the lender `from` of `note` to write the lent bytes from byte
     /// `at` on into `dst` (of their length), whose pages are faulted in
     /// here first (`plain::populate`).
@@ -203,15 +223,15 @@ mod tests {
     use crate::parallelizer::Core;
     use crate::plain::PodType;
 
-    /// Main's view of a worker that lends from this same process: hands
-    /// main the events queued here, keeps what main sends.
+    /// The other rank of a pair, lending from this same process: hands the
+    /// rank under test the events queued here, keeps what it sends.
     #[derive(Default)]
-    struct Worker {
+    struct Peer {
         events: Mutex<VecDeque<Event>>,
         sent: Mutex<Vec<Packet>>,
     }
 
-    impl Transport for Worker {
+    impl Transport for Peer {
         fn send(&self, _to: usize, packet: Packet) -> Result<()> {
             self.sent.lock().unwrap().push(packet);
             Ok(())
@@ -242,7 +262,7 @@ mod tests {
             patience: Duration::from_secs(10),
         };
         let core = Core::new(Config::new("processes"));
-        let main = LinkRank::new(&core, 0, 2, 1, limits, Worker::default());
+        let main = LinkRank::new(&core, 0, 2, 1, limits, Peer::default());
         // Large enough that a huge-page boundary lies past its middle.
         let part: Vec<f64> = (0..(3 * PUSH_FROM / 8 + 5)).map(|i| i as f64).collect();
         let ty = PodType::of::<f64>();
@@ -262,14 +282,75 @@ mod tests {
         (part, all, took, sent)
     }
 
-    fn refusal() -> Event {
-        let tag = Tag::new(Op::Gather, 1);
+    /// Rank 1 of 2, taking a broadcast that main lent, main answering its
+    /// request with `answer`; returns what it took, the result, and what it
+    /// sent.
+    fn borrow(answer: Event) -> (Vec<f64>, Result<()>, Vec<Packet>) {
+        let limits = Limits {
+            timeout: None,
+            grace: Duration::from_millis(100),
+            patience: Duration::from_secs(10),
+        };
+        let core = Core::new(Config::new("processes"));
+        let rank = LinkRank::new(&core, 1, 2, 1, limits, Peer::default());
+        rank.transport().events.lock().unwrap().push_back(answer);
+        let data: Vec<f64> = (0..(3 * PUSH_FROM / 8 + 5)).map(|i| i as f64).collect();
+        let ty = PodType::of::<f64>();
+        let ticket = Ticket::open(bytemuck::cast_slice(&data)).unwrap();
+        let note = ticket.note(0, data.len() * 8, ty, true);
+        let tag = Tag::new(Op::Broadcast, 1);
+        let mut buf: Vec<f64> = Vec::new();
+        let took = rank.take_msg(note, 0, tag, ty, &mut buf);
+        if took.is_ok() {
+            assert_eq!(buf, data);
+        }
+        let sent = std::mem::take(&mut *rank.transport().sent.lock().unwrap());
+        drop(ticket);
+        (buf, took, sent)
+    }
+
+    #[test]
+    fn a_borrower_asks_for_the_second_half_and_copies_it_when_refused() {
+        let (buf, took, sent) = borrow(refusal(0, Op::Broadcast));
+        took.unwrap();
+        // The request for the half from a huge-page boundary, then the ack.
+        assert_eq!(sent.len(), 2);
+        let ask = asked(&sent[0]);
+        let at = split(buf.as_ptr() as usize, buf.len() * 8).unwrap();
+        assert_eq!(ask.dst, buf.as_ptr() as u64 + at as u64);
+        assert_eq!(ask.len as usize, buf.len() * 8 - at);
+        assert_eq!(ask.pid, std::process::id());
+    }
+
+    #[test]
+    fn a_borrower_left_without_an_answer_gives_its_buffer_up() {
+        let (buf, took, sent) = borrow(gone(0));
+        assert!(took.is_err());
+        // Abandoned, not freed: main might still have been writing.
+        assert!(buf.is_empty() && buf.capacity() == 0);
+        assert_eq!(sent.len(), 1, "only the request; no ack");
+    }
+
+    /// `from`'s refusal to write what it was asked in call `op`.
+    fn refusal(from: usize, op: Op) -> Event {
+        let tag = Tag::new(op, 1);
         let msg = Msg::new(Pushed {
             failed: Some("not today".into()),
         });
         Event::Packet {
-            from: 1,
+            from,
             packet: Packet::data(1, tag, msg),
+        }
+    }
+
+    /// Rank `rank` is gone.
+    fn gone(rank: usize) -> Event {
+        Event::Gone {
+            rank,
+            error: Error::WorkerDied {
+                rank,
+                status: "killed (test)".into(),
+            },
         }
     }
 
@@ -280,7 +361,7 @@ mod tests {
     #[test]
     fn main_asks_for_the_whole_part_while_it_copies_its_own() {
         let own = [1.5, 2.5];
-        let (part, all, took, sent) = gather(&own, refusal());
+        let (part, all, took, sent) = gather(&own, refusal(1, Op::Gather));
         took.unwrap();
         // Refused: main copied the part itself, after its own.
         assert_eq!(all[..2], own);
@@ -295,7 +376,7 @@ mod tests {
 
     #[test]
     fn main_with_no_part_of_its_own_asks_for_the_second_half() {
-        let (part, all, took, sent) = gather(&[], refusal());
+        let (part, all, took, sent) = gather(&[], refusal(1, Op::Gather));
         took.unwrap();
         assert_eq!(all, part);
         let ask = asked(&sent[0]);
@@ -306,14 +387,7 @@ mod tests {
 
     #[test]
     fn main_left_without_an_answer_gives_its_buffer_up() {
-        let gone = Event::Gone {
-            rank: 1,
-            error: Error::WorkerDied {
-                rank: 1,
-                status: "killed (test)".into(),
-            },
-        };
-        let (_, all, took, sent) = gather(&[1.5], gone);
+        let (_, all, took, sent) = gather(&[1.5], gone(1));
         assert!(took.is_err());
         // Abandoned, not freed: the worker might still have been writing.
         assert!(all.is_empty() && all.capacity() == 0);

@@ -77,6 +77,17 @@ impl PlainBuf for OrScratch<'_> {
         self.unfit = None;
         self.buf.fit(elements)
     }
+
+    fn can_abandon(&self) -> bool {
+        self.buf.can_abandon()
+    }
+
+    fn abandon(&mut self) {
+        match self.unfit {
+            Some(_) => std::mem::forget(std::mem::take(&mut self.scratch)),
+            None => self.buf.abandon(),
+        }
+    }
 }
 
 impl<T: Transport> LinkRank<T> {
@@ -92,7 +103,8 @@ impl<T: Transport> LinkRank<T> {
     ) -> Option<Result<()>> {
         let n = self.nprocs();
         let kids = children(0, n);
-        let lent = self.with_loan(bytes, ty, bytes.len(), (spreads, false), |note| {
+        let pushes = kids.len() == 1;
+        let lent = self.with_loan(bytes, ty, bytes.len(), (spreads, pushes), |note| {
             for &r in &kids {
                 self.send_msg(note(0, bytes.len()), r, tag)?;
             }
@@ -171,7 +183,8 @@ impl<T: Transport> LinkRank<T> {
     /// Lends `bytes` to `kids` (or, where this rank lends no more, sends
     /// them as messages).
     fn lend_on(&self, kids: &[usize], ty: PodType, bytes: &[u8], tag: Tag) -> Result<()> {
-        let lent = self.with_loan(bytes, ty, bytes.len(), (false, false), |note| {
+        let pushes = kids.len() == 1;
+        let lent = self.with_loan(bytes, ty, bytes.len(), (false, pushes), |note| {
             for &k in kids {
                 self.send_msg(note(0, bytes.len()), k, tag)?;
             }

@@ -82,9 +82,11 @@
 //! shared-memory transport does) and acknowledges, and the sender returns
 //! when every receiver has. One copy, made by the receivers in parallel,
 //! with no shared buffer in between and no fresh pages to fault in. Such a
-//! call waits for its receivers, as on threads. In a gather, a worker whose
-//! part has 2 MiB or more writes it into main's result itself, with
-//! `process_vm_writev`, while main copies its own (`link/push.rs`). Every rank allows main and main's descendants to
+//! call waits for its receivers, as on threads. A sender that waits for a
+//! single receiver with nothing else to do (a broadcast or scatter to one
+//! worker, a worker's part of a gather) writes part of a copy of 2 MiB or
+//! more into the receiver's buffer itself, with `process_vm_writev`, while
+//! the receiver copies the rest (`link/push.rs`). Every rank allows main and main's descendants to
 //! read it (`PR_SET_PTRACER`, for systems whose Yama `ptrace_scope` is 1);
 //! where the system forbids the read anyway, the receiver refuses the
 //! loan, gets the bytes as a message instead, and the pool lends no more.
