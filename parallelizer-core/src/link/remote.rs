@@ -339,9 +339,13 @@ fn cross(pid: u32, addr: u64, local: Local<'_>) -> std::result::Result<(), CopyE
 /// Off Linux no process reads another's memory: every loan is refused
 /// (and transports there never lend across processes).
 #[cfg(not(target_os = "linux"))]
-fn cross(pid: u32, _addr: u64, _local: Local<'_>) -> std::result::Result<(), CopyError> {
+fn cross(pid: u32, _addr: u64, local: Local<'_>) -> std::result::Result<(), CopyError> {
+    let len = match local {
+        Local::Into(dst) => dst.len(),
+        Local::From(src) => src.len(),
+    };
     Err(CopyError::Refused(Refused {
-        why: format!("cannot copy with process {pid}'s memory on this system"),
+        why: format!("cannot copy {len} bytes with process {pid}'s memory on this system"),
     }))
 }
 
