@@ -213,3 +213,21 @@ impl Limits {
         }
     }
 }
+
+/// Rank `id` of `nprocs` in region 1 on `transport`, with no deadline, a
+/// grace of 100 ms and `patience`: the unit tests' ranks.
+#[cfg(test)]
+pub(crate) fn test_rank<T: Transport>(
+    id: usize,
+    nprocs: usize,
+    patience: Duration,
+    transport: T,
+) -> LinkRank<T> {
+    let limits = Limits {
+        timeout: None,
+        grace: Duration::from_millis(100),
+        patience,
+    };
+    let core = crate::parallelizer::Core::new(Config::new("processes"));
+    LinkRank::new(&core, id, nprocs, 1, limits, transport)
+}

@@ -215,12 +215,10 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::config::Config;
     use crate::link::remote::Ticket;
-    use crate::link::{Event, Limits, Packet};
+    use crate::link::{Event, Packet, test_rank};
     use crate::native::NativePod;
     use crate::op::Op;
-    use crate::parallelizer::Core;
     use crate::plain::PodType;
 
     /// The other rank of a pair, lending from this same process: hands the
@@ -252,19 +250,24 @@ mod tests {
         }
     }
 
+    /// Rank `id` of 2 in region 1, its peer played by a [`Peer`].
+    fn rank_of_two(id: usize) -> LinkRank<Peer> {
+        // Patient: a wait report to main would be one more packet sent.
+        test_rank(id, 2, Duration::from_secs(10), Peer::default())
+    }
+
+    /// Values to lend, large enough that a huge-page boundary lies past
+    /// their middle.
+    fn lent_values() -> Vec<f64> {
+        (0..(3 * PUSH_FROM / 8 + 5)).map(|i| i as f64).collect()
+    }
+
     /// Main of 2 ranks gathering with its own part (`own`, empty or not)
     /// a worker's lent part, the worker answering main's request with
     /// `answer`; returns what main gathered, the result, and what it sent.
     fn gather(own: &[f64], answer: Event) -> (Vec<f64>, Vec<f64>, Result<()>, Vec<Packet>) {
-        let limits = Limits {
-            timeout: None,
-            grace: Duration::from_millis(100),
-            patience: Duration::from_secs(10),
-        };
-        let core = Core::new(Config::new("processes"));
-        let main = LinkRank::new(&core, 0, 2, 1, limits, Peer::default());
-        // Large enough that a huge-page boundary lies past its middle.
-        let part: Vec<f64> = (0..(3 * PUSH_FROM / 8 + 5)).map(|i| i as f64).collect();
+        let main = rank_of_two(0);
+        let part = lent_values();
         let ty = PodType::of::<f64>();
         let ticket = Ticket::open(bytemuck::cast_slice(&part)).unwrap();
         let tag = Tag::new(Op::Gather, 1);
@@ -286,15 +289,9 @@ mod tests {
     /// request with `answer`; returns what it took, the result, and what it
     /// sent.
     fn borrow(answer: Event) -> (Vec<f64>, Result<()>, Vec<Packet>) {
-        let limits = Limits {
-            timeout: None,
-            grace: Duration::from_millis(100),
-            patience: Duration::from_secs(10),
-        };
-        let core = Core::new(Config::new("processes"));
-        let rank = LinkRank::new(&core, 1, 2, 1, limits, Peer::default());
+        let rank = rank_of_two(1);
         rank.transport().events.lock().unwrap().push_back(answer);
-        let data: Vec<f64> = (0..(3 * PUSH_FROM / 8 + 5)).map(|i| i as f64).collect();
+        let data = lent_values();
         let ty = PodType::of::<f64>();
         let ticket = Ticket::open(bytemuck::cast_slice(&data)).unwrap();
         let note = ticket.note(0, data.len() * 8, ty, true);

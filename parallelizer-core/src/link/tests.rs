@@ -5,14 +5,13 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::op::{Op, Tag};
 use crate::outcome::Outcome;
-use crate::parallelizer::{Core, Parallelizer};
+use crate::parallelizer::Parallelizer;
 
 use super::packet::{DoneNote, Kind, Packet};
-use super::{Event, Limits, LinkRank, Transport};
+use super::{Event, LinkRank, Transport, test_rank};
 
 /// Hands main the events queued in it; sends go nowhere.
 #[derive(Default)]
@@ -35,13 +34,7 @@ impl Transport for Script {
 }
 
 fn main_of(nprocs: usize) -> LinkRank<Script> {
-    let limits = Limits {
-        timeout: None,
-        grace: Duration::from_millis(100),
-        patience: Duration::from_millis(100),
-    };
-    let core = Core::new(Config::new("processes"));
-    LinkRank::new(&core, 0, nprocs, 1, limits, Script::default())
+    test_rank(0, nprocs, Duration::from_millis(100), Script::default())
 }
 
 fn done(from: usize, error: Option<Error>) -> Event {
