@@ -21,7 +21,11 @@
 //! the rows measured, into states where it moved 0.8 GB/s instead of 5 (a
 //! generic 1e7 broadcast on `processes:2`: 45-52 ms against 23 pulling all,
 //! 13 otherwise; a generic gather 23 ms against 12, a `gather_pod` 55
-//! against 22). Populated first, no such state was seen.
+//! against 22). Populated first, no such state was seen: on
+//! `processes:2`, 1e7 f64, medians of 9, runs alternated with a build that
+//! pulls all, a generic broadcast took 17.4-23.7 ms against 24.9-27.7, a
+//! generic scatter 8.9-12.8 against 12.7-14.5; a generic gather 8.9-9.7
+//! against 11.4-12.7 (a build from before this module).
 //!
 //! The lender writes into the borrower's memory, so the borrower must not
 //! free that memory while the lender may still write: a borrower whose
@@ -44,13 +48,13 @@ use super::rank::LinkRank;
 use super::remote::{CopyError, Remote, write};
 use super::spread::Spread;
 
-/// Parts of fewer bytes are copied by main alone: two messages must be
-/// small beside the copy (about 250 µs per 2 MiB here). Measured on
-/// `processes:2`, 1e6 f64 (parts of 4 MB): `gather_into` 0.7-1.1 ms
-/// against 1.5-1.8 with 16 MiB.
+/// Copies of fewer bytes are made by the borrower alone: two messages must
+/// be small beside the copy (about 250 µs per 2 MiB here). Measured on
+/// `processes:2`, 1e6 f64 (8 MB; gathers' parts of 4 MB), against a
+/// threshold of 16 MiB: `gather_into` 0.7-1.1 ms against 1.5-1.8.
 const PUSH_FROM: usize = 2 << 20;
 
-/// A part split between main and its worker is split on a multiple of
+/// A copy split between borrower and lender is split on a multiple of
 /// this in the destination (a huge page), so that the two processes never
 /// fault in the same one.
 const ALIGN: usize = 2 << 20;
