@@ -327,7 +327,7 @@ fn cross(pid: u32, addr: u64, local: Local<'_>) -> std::result::Result<(), CopyE
                     "{name} of process {pid} moved nothing at byte {done}"
                 ))),
                 _ => CopyError::Failed(Error::Protocol(format!(
-                    "{name}: a lent buffer of process {pid} could not be copied: {e}"
+                    "{name} of process {pid} failed at byte {done}: {e}"
                 ))),
             });
         }
