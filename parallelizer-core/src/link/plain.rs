@@ -636,7 +636,7 @@ impl<T: Transport> LinkRank<T> {
             };
         }
         // A lender asked writes its whole part while main copies its own,
-        // else the second half while main copies the first.
+        // else all but the first part (`push::split`) while main copies that.
         let copies_own = own && !send.is_empty();
         let asked: Vec<Option<usize>> = (parts.iter().zip(&places).enumerate())
             .map(|(i, (part, &at))| match part {
