@@ -229,26 +229,18 @@ pub(crate) fn advise_spare<T>(vec: &mut Vec<T>) {
     advise_huge(spare.as_ptr() as usize, std::mem::size_of_val(spare));
 }
 
+/// The size of a transparent huge page (x86-64, and aarch64 with 4 KiB
+/// pages).
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
+
 /// Advises the whole 2 MiB pages inside the `len` bytes at `start` (memory
 /// of one allocation of this process) onto transparent huge pages, if they
 /// are enough to matter. Advice only: failures are ignored (the kernel may
 /// not offer huge pages at all).
 pub(crate) fn advise_huge(start: usize, len: usize) {
     #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        if len < HUGE_FROM {
-            return;
-        }
-        let (lo, hi) = (start.next_multiple_of(HUGE), (start + len) / HUGE * HUGE);
-        if hi > lo {
-            // SAFETY: [lo, hi) lies inside the allocation, memory this
-            // process owns; MADV_HUGEPAGE only changes how future faults in
-            // the range are served, never the contents or the mapping.
-            unsafe {
-                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
-            }
-        }
+    if len >= HUGE_FROM {
+        advise_pages(start, len, HUGE_PAGE, Advice::HugePages);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (start, len, HUGE_FROM);
@@ -262,25 +254,41 @@ pub(crate) fn advise_huge(start: usize, len: usize) {
 /// lacks it, before Linux 5.14, the writer faults them in as before).
 pub(crate) fn populate(bytes: &[u8]) {
     #[cfg(target_os = "linux")]
-    {
-        const PAGE: usize = 4096;
-        let start = bytes.as_ptr() as usize;
-        let (lo, hi) = (
-            start.next_multiple_of(PAGE),
-            (start + bytes.len()) / PAGE * PAGE,
-        );
-        if hi > lo {
-            // SAFETY: [lo, hi) lies inside `bytes`, memory this process
-            // owns; MADV_POPULATE_WRITE only faults its pages in (writable,
-            // as a write would), never changes the contents of a page that
-            // is there or the mapping.
-            unsafe {
-                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_POPULATE_WRITE);
-            }
-        }
-    }
+    advise_pages(bytes.as_ptr() as usize, bytes.len(), 4096, Advice::Populate);
     #[cfg(not(target_os = "linux"))]
     let _ = bytes;
+}
+
+/// What [`advise_pages`] asks of the kernel: only advice that never changes
+/// the contents of a page or the mapping.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Advice {
+    /// `MADV_HUGEPAGE`: serve future faults with huge pages.
+    HugePages,
+    /// `MADV_POPULATE_WRITE`: fault the pages in now, writable.
+    Populate,
+}
+
+/// `madvise` with `advice` on the whole `align`-sized pages inside the
+/// `len` bytes at `start` (memory of one allocation of this process).
+/// Advice only: failures are ignored.
+#[cfg(target_os = "linux")]
+pub(crate) fn advise_pages(start: usize, len: usize, align: usize, advice: Advice) {
+    let (lo, hi) = (start.next_multiple_of(align), (start + len) / align * align);
+    if hi <= lo {
+        return;
+    }
+    let advice = match advice {
+        Advice::HugePages => libc::MADV_HUGEPAGE,
+        Advice::Populate => libc::MADV_POPULATE_WRITE,
+    };
+    // SAFETY: [lo, hi) lies inside the allocation, memory this process
+    // owns; both advices only change how its pages are backed or fault them
+    // in (as a write would), never the contents of a page or the mapping.
+    unsafe {
+        libc::madvise(lo as *mut libc::c_void, hi - lo, advice);
+    }
 }
 
 // ---------------------------------------------------------------------------

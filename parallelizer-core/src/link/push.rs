@@ -57,7 +57,7 @@ const PUSH_FROM: usize = 2 << 20;
 /// A copy split between borrower and lender is split on a multiple of
 /// this in the destination (a huge page), so that the two processes never
 /// fault in the same one.
-const ALIGN: usize = 2 << 20;
+const ALIGN: usize = crate::plain::HUGE_PAGE;
 
 /// A borrower's request: write `len` bytes of the loan, from the lender's
 /// address `src`, to `dst` in process `pid`.

@@ -49,6 +49,7 @@ use std::sync::Arc;
 use crate::link::{Kind as PacketKind, Landing, Packet};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
+use crate::plain::{Advice, HUGE_PAGE, advise_pages};
 
 use super::shared::{self, MAX_ATTACHED};
 use super::shm;
@@ -420,19 +421,6 @@ impl Frame {
     }
 }
 
-/// Asks for transparent huge pages on a large buffer about to be filled:
-/// faulting fresh memory in 4 KiB at a time costs more than copying into it.
-fn advise_huge_pages(ptr: *mut u8, len: usize) {
-    const HUGE: usize = 2 << 20;
-    let start = (ptr as usize).next_multiple_of(HUGE);
-    let end = (ptr as usize + len) / HUGE * HUGE;
-    if end > start {
-        // SAFETY: the range lies inside an allocation of this process;
-        // MADV_HUGEPAGE only changes how it is backed (and may be refused).
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-    }
-}
-
 /// The type name and payload of the frame being read, growing as bytes
 /// arrive (the memfd of a shared-memory frame is held beside it).
 pub(super) struct RecvBuf {
@@ -576,7 +564,10 @@ impl RecvBuf {
                     unsafe { words.set_len(*filled / 8) };
                     let grow = want.min(words.capacity() * 8).max(want.min(RESERVE_AHEAD));
                     words.reserve_exact(grow.div_ceil(8));
-                    advise_huge_pages(words.as_mut_ptr().cast(), words.capacity() * 8);
+                    // Faulting fresh memory in 4 KiB at a time costs more
+                    // than copying into it.
+                    let (start, len) = (words.as_ptr() as usize, words.capacity() * 8);
+                    advise_pages(start, len, HUGE_PAGE, Advice::HugePages);
                 }
                 let written = words.len() * 8;
                 let spare = words.spare_capacity_mut();
