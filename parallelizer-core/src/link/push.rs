@@ -220,50 +220,20 @@ fn push(ask: &PushHere, lent: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
-    use std::sync::Mutex;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use super::*;
     use crate::link::remote::Ticket;
+    use crate::link::tests::Script;
     use crate::link::{Event, Packet, test_rank};
     use crate::native::NativePod;
     use crate::op::Op;
     use crate::plain::PodType;
 
-    /// The other rank of a pair, lending from this same process: hands the
-    /// rank under test the events queued here, keeps what it sends.
-    #[derive(Default)]
-    struct Peer {
-        events: Mutex<VecDeque<Event>>,
-        sent: Mutex<Vec<Packet>>,
-    }
-
-    impl Transport for Peer {
-        fn send(&self, _to: usize, packet: Packet) -> Result<()> {
-            self.sent.lock().unwrap().push(packet);
-            Ok(())
-        }
-
-        fn recv(&self, until: Option<Instant>) -> Result<Option<Event>> {
-            if let Some(event) = self.events.lock().unwrap().pop_front() {
-                return Ok(Some(event));
-            }
-            if let Some(until) = until {
-                std::thread::sleep(until.saturating_duration_since(Instant::now()));
-            }
-            Ok(None)
-        }
-
-        fn reads_peer_memory(&self) -> bool {
-            true
-        }
-    }
-
-    /// Rank `id` of 2 in region 1, its peer played by a [`Peer`].
-    fn rank_of_two(id: usize) -> LinkRank<Peer> {
+    /// Rank `id` of 2 in region 1, its peer played by a [`Script`].
+    fn rank_of_two(id: usize) -> LinkRank<Script> {
         // Patient: a wait report to main would be one more packet sent.
-        test_rank(id, 2, Duration::from_secs(10), Peer::default())
+        test_rank(id, 2, Duration::from_secs(10), Script::default())
     }
 
     /// Values to lend, large enough that a huge-page boundary lies past a

@@ -13,23 +13,33 @@ use crate::parallelizer::Parallelizer;
 use super::packet::{DoneNote, Kind, Packet};
 use super::{Event, LinkRank, Transport, test_rank};
 
-/// Hands main the events queued in it; sends go nowhere.
+/// The other ranks of a region, scripted: hands the rank under test the
+/// events queued in `events`, keeps what it sends in `sent`, and lets it
+/// read memory across processes (they all live in this one).
 #[derive(Default)]
-struct Script(Mutex<VecDeque<Event>>);
+pub(super) struct Script {
+    pub events: Mutex<VecDeque<Event>>,
+    pub sent: Mutex<Vec<Packet>>,
+}
 
 impl Transport for Script {
-    fn send(&self, _to: usize, _packet: Packet) -> Result<()> {
+    fn send(&self, _to: usize, packet: Packet) -> Result<()> {
+        self.sent.lock().unwrap().push(packet);
         Ok(())
     }
 
     fn recv(&self, until: Option<Instant>) -> Result<Option<Event>> {
-        if let Some(event) = self.0.lock().unwrap().pop_front() {
+        if let Some(event) = self.events.lock().unwrap().pop_front() {
             return Ok(Some(event));
         }
         if let Some(until) = until {
             std::thread::sleep(until.saturating_duration_since(Instant::now()));
         }
         Ok(None)
+    }
+
+    fn reads_peer_memory(&self) -> bool {
+        true
     }
 }
 
@@ -63,7 +73,7 @@ fn a_release_reported_before_its_cause_is_not_a_deadlock() {
         message: "item 13 is cursed".into(),
     };
     main.transport()
-        .0
+        .events
         .lock()
         .unwrap()
         .push_back(done(2, Some(panicked.clone())));
