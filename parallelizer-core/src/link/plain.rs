@@ -609,32 +609,31 @@ impl<T: Transport> LinkRank<T> {
     ) -> Result<Vec<usize>> {
         let recv = recv.ok_or_else(|| missing(Op::Gather, "buffer"))?;
         let mut counts = vec![ty.elements(send.len())];
+        // Where each part goes in `out`: its bytes follow the part before.
+        let mut places = Vec::with_capacity(parts.len());
+        let mut at = if own { send.len() } else { 0 };
         for part in parts {
-            counts.push(match part {
+            let (count, len) = match part {
                 Part::Lent(lent) => {
                     lent.check(ty)?;
-                    lent.elements()
+                    (lent.elements(), lent.len)
                 }
                 Part::Remote(note) => {
                     note.check(ty)?;
-                    ty.elements(note.len())
+                    (ty.elements(note.len()), note.len())
                 }
-                Part::Msg(msg) => ty.elements(msg.plain_bytes(ty)?.len()),
-            });
+                Part::Msg(msg) => {
+                    let len = msg.plain_bytes(ty)?.len();
+                    (ty.elements(len), len)
+                }
+            };
+            counts.push(count);
+            places.push(at);
+            at += len;
         }
         let skip = usize::from(!own);
         let can_abandon = recv.can_abandon();
         let out = recv.fit(counts[skip..].iter().sum())?;
-        let mut places = Vec::with_capacity(parts.len());
-        let mut at = if own { send.len() } else { 0 };
-        for part in parts {
-            places.push(at);
-            at += match part {
-                Part::Lent(lent) => lent.len,
-                Part::Remote(note) => note.len(),
-                Part::Msg(msg) => msg.plain_bytes(ty)?.len(),
-            };
-        }
         // A lender asked writes its whole part while main copies its own,
         // else all but the first part (`push::split`) while main copies that.
         let copies_own = own && !send.is_empty();
