@@ -57,6 +57,39 @@ pub trait NativePod: Send + Sync {
         tag: Tag,
     ) -> Result<Vec<usize>>;
 
+    /// Gather to main into one buffer per worker: rank `r`'s `send` into
+    /// main's `parts[r - 1]`, fitted to its length (workers pass `None`;
+    /// main's own `send` stays where it is). Returns every rank's count on
+    /// main, nothing on workers. A generic `gather` of vectors needs one
+    /// vector per rank: receiving each part into its own spares the copy
+    /// out of one buffer into fresh memory. The default gathers into one
+    /// buffer with [`gather_pod`](Self::gather_pod) and copies each part
+    /// out of it.
+    fn gather_pod_parts(
+        &self,
+        ty: PodType,
+        send: &[u8],
+        parts: Option<&mut [&mut dyn PlainBuf]>,
+        tag: Tag,
+    ) -> Result<Vec<usize>> {
+        let Some(parts) = parts else {
+            return self.gather_pod(ty, send, None, false, tag);
+        };
+        let mut all = Scratch {
+            bytes: Vec::new(),
+            ty,
+        };
+        let counts = self.gather_pod(ty, send, Some(&mut all), false, tag)?;
+        let all = all.bytes;
+        let mut at = 0;
+        for (part, &count) in parts.iter_mut().zip(&counts[1..]) {
+            let len = ty.bytes(count);
+            part.fit(count)?.copy_from_slice(&all[at..at + len]);
+            at += len;
+        }
+        Ok(counts)
+    }
+
     /// Whether main's end of [`gather_pod`](Self::gather_pod) also takes a
     /// worker's part that the worker sent as a message of its plain bytes
     /// (`send_msg` of a `Msg::pod`, the call's tag) instead of calling
@@ -73,6 +106,24 @@ pub trait NativePod: Send + Sync {
     /// Receives the next point-to-point message from `from` into `buf`,
     /// fitted to the message's length.
     fn recv_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, from: usize, tag: Tag) -> Result<()>;
+}
+
+/// The raw bytes of any number of elements of `ty`: the scratch buffer of
+/// [`NativePod::gather_pod_parts`]' default.
+struct Scratch {
+    bytes: Vec<u8>,
+    ty: PodType,
+}
+
+impl PlainBuf for Scratch {
+    fn bytes(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    fn fit(&mut self, elements: usize) -> Result<&mut [u8]> {
+        self.bytes.resize(self.ty.bytes(elements), 0);
+        Ok(&mut self.bytes)
+    }
 }
 
 /// Where a native reduction leaves its result.
@@ -112,4 +163,70 @@ pub trait NativeReduce: Send + Sync {
         all: &mut dyn PlainBuf,
         tag: Tag,
     ) -> Result<Vec<usize>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Main's end of a gather whose workers sent `parts` (f64 values).
+    struct Gathered(Vec<Vec<f64>>);
+
+    impl NativePod for Gathered {
+        fn broadcast_pod(&self, _: PodType, _: &mut dyn PlainBuf, _: Tag) -> Result<()> {
+            unreachable!("only gathers")
+        }
+        fn scatter_pod(
+            &self,
+            _: PodType,
+            _: Option<&[u8]>,
+            _: Option<&mut dyn PlainBuf>,
+            _: Tag,
+        ) -> Result<()> {
+            unreachable!("only gathers")
+        }
+        fn gather_pod(
+            &self,
+            ty: PodType,
+            send: &[u8],
+            recv: Option<&mut dyn PlainBuf>,
+            own: bool,
+            _: Tag,
+        ) -> Result<Vec<usize>> {
+            assert!(!own, "the default leaves main's own out");
+            let all: Vec<f64> = self.0.concat();
+            recv.expect("main's buffer")
+                .fit(all.len())?
+                .copy_from_slice(bytemuck::cast_slice(&all));
+            let mut counts = vec![ty.elements(send.len())];
+            counts.extend(self.0.iter().map(Vec::len));
+            Ok(counts)
+        }
+        fn send_pod(&self, _: PodType, _: &[u8], _: usize, _: Tag) -> Result<()> {
+            unreachable!("only gathers")
+        }
+        fn recv_pod(&self, _: PodType, _: &mut dyn PlainBuf, _: usize, _: Tag) -> Result<()> {
+            unreachable!("only gathers")
+        }
+    }
+
+    #[test]
+    fn the_default_gather_into_parts_copies_each_part_into_its_buffer() {
+        let sent = vec![vec![1.0, 2.0], vec![], vec![3.0, 4.0, 5.0]];
+        let native = Gathered(sent.clone());
+        let mut bufs: Vec<Vec<f64>> = vec![vec![7.0; 9]; 3];
+        let mut refs: Vec<&mut dyn PlainBuf> =
+            bufs.iter_mut().map(|b| b as &mut dyn PlainBuf).collect();
+        let mine = [0.5f64];
+        let counts = native
+            .gather_pod_parts(
+                PodType::of::<f64>(),
+                bytemuck::cast_slice(&mine),
+                Some(&mut refs),
+                Tag::new(crate::op::Op::Gather, 0),
+            )
+            .unwrap();
+        assert_eq!(counts, [1, 2, 0, 3]);
+        assert_eq!(bufs, sent);
+    }
 }

@@ -3,11 +3,13 @@
 //! buffers). Vectors of plain data ([`is_plain`](crate::is_plain)) take the
 //! plain-data path of the `*_pod` calls by themselves.
 
+use std::any::Any;
+
 use crate::error::Result;
 use crate::msg::{Data, Msg};
 use crate::op::Op;
 use crate::parallelizer::{NativePod, Parallelizer, PodType};
-use crate::plain::{PlainOps, vec_ops};
+use crate::plain::{PlainBuf, PlainOps, vec_ops};
 use crate::split::{chunk_sizes, concat, split};
 
 use super::{Contract, Pairing, all_bytes, main_data, msg_bytes};
@@ -316,9 +318,9 @@ impl dyn Parallelizer {
         }
     }
 
-    /// Gather of vectors of plain data through the native plane into one
-    /// buffer on main, split into one vector per rank (main's own is not
-    /// moved).
+    /// Gather of vectors of plain data through the native plane, each
+    /// worker's into a vector of its own on main (main's own is not
+    /// copied).
     fn plain_gather<T: 'static>(
         &self,
         native: &dyn NativePod,
@@ -328,20 +330,19 @@ impl dyn Parallelizer {
     ) -> Result<Option<Vec<T>>> {
         let ty = ops.pod_type();
         if !self.on_main() {
-            native.gather_pod(ty, ops.bytes(&value), None, false, tag)?;
+            native.gather_pod_parts(ty, ops.bytes(&value), None, tag)?;
             return Ok(None);
         }
-        let mut others = ops.empty();
-        let counts = native.gather_pod(
-            ty,
-            ops.bytes(&value),
-            Some(ops.buf(&mut *others)),
-            false,
-            tag,
-        )?;
-        let mut all = Vec::with_capacity(counts.len());
+        // Each worker's part straight into a vector of its own; main's own
+        // value is the first, as it is.
+        let mut others: Vec<Box<dyn Any + Send>> =
+            (1..self.nprocs()).map(|_| ops.empty()).collect();
+        let mut bufs: Vec<&mut dyn PlainBuf> =
+            others.iter_mut().map(|v| ops.buf(&mut **v)).collect();
+        native.gather_pod_parts(ty, ops.bytes(&value), Some(&mut bufs), tag)?;
+        let mut all = Vec::with_capacity(self.nprocs());
         all.push(value);
-        for part in ops.split(others, &counts[1..]) {
+        for part in others {
             all.push(*part.downcast::<T>().expect("the ops of T's elements"));
         }
         Ok(Some(all))

@@ -31,6 +31,7 @@
 
 mod channels;
 mod exchange;
+mod gather;
 mod landing;
 mod lend;
 mod mailbox;

@@ -39,6 +39,7 @@ use crate::plain::{PlainBuf, PodType};
 use crate::split::chunk_sizes;
 
 use super::Transport;
+use super::gather::Dest;
 use super::landing::Landing;
 use super::lend::{Lent, lend};
 use super::push;
@@ -86,12 +87,12 @@ impl Pieces {
 }
 
 /// A rank that receives passed no buffer, or main no data.
-fn missing(op: Op, what: &str) -> Error {
+pub(super) fn missing(op: Op, what: &str) -> Error {
     Error::ContractViolation(format!("{op}: this rank passed no {what}"))
 }
 
 /// What a packet of a plain-data call holds.
-enum Part {
+pub(super) enum Part {
     /// A loan from a rank of this process.
     Lent(Lent),
     /// A loan from a rank in another process.
@@ -101,7 +102,7 @@ enum Part {
 }
 
 impl Part {
-    fn of(msg: Msg) -> Result<Part> {
+    pub(super) fn of(msg: Msg) -> Result<Part> {
         match Lent::from_msg(msg) {
             Ok(lent) => Ok(Part::Lent(lent)),
             Err(msg) => match Remote::from_msg(msg) {
@@ -112,7 +113,7 @@ impl Part {
     }
 
     /// Whether its sender waits for an acknowledgement.
-    fn is_loan(&self) -> bool {
+    pub(super) fn is_loan(&self) -> bool {
         !matches!(self, Part::Msg(_))
     }
 }
@@ -437,50 +438,18 @@ impl<T: Transport> NativePod for LinkRank<T> {
         own: bool,
         tag: Tag,
     ) -> Result<Vec<usize>> {
-        if !self.on_main() {
-            // A worker's part is a send to main, lent where buffers are.
-            return self.send_lent(ty, send, 0, tag).map(|()| Vec::new());
-        }
-        let mut parts = Vec::with_capacity(self.nprocs());
-        for r in 1..self.nprocs() {
-            match self.recv_raw(r, tag).and_then(Part::of) {
-                Ok(part) => parts.push(part),
-                Err(e) => {
-                    let _ = self.ack_lent(&parts, &[], tag);
-                    return Err(e);
-                }
-            }
-        }
-        let mut recv = recv;
-        let mut refused = Vec::new();
-        let copied = self.copy_parts(
-            ty,
-            send,
-            &parts,
-            recv.as_deref_mut(),
-            own,
-            &mut refused,
-            tag,
-        );
-        let acked = self.ack_lent(&parts, &refused, tag);
-        // Ranks whose loans could not be read send their bytes instead.
-        let mut fetched = Ok(());
-        for (i, at, why) in refused {
-            let r = i + 1;
-            let msg = self
-                .send_msg(why.into_msg(), r, tag)
-                .and_then(|()| self.recv_raw(r, tag));
-            let placed = msg.and_then(|msg| {
-                let bytes = msg.plain_bytes(ty)?;
-                if let (Ok(_), Some(out)) = (&copied, recv.as_deref_mut()) {
-                    out.bytes()[at..at + bytes.len()].copy_from_slice(bytes);
-                }
-                Ok(())
-            });
-            fetched = fetched.and(placed);
-        }
-        let counts = copied?;
-        acked.and(fetched).map(|()| counts)
+        let dest = recv.map(|recv| Dest::One { recv, own });
+        self.gather_to(ty, send, dest, tag)
+    }
+
+    fn gather_pod_parts(
+        &self,
+        ty: PodType,
+        send: &[u8],
+        parts: Option<&mut [&mut dyn PlainBuf]>,
+        tag: Tag,
+    ) -> Result<Vec<usize>> {
+        self.gather_to(ty, send, parts.map(Dest::Each), tag)
     }
 
     /// Main reads every part of a gather as a packet of the call: a loan's
@@ -530,7 +499,7 @@ impl<T: Transport> LinkRank<T> {
     /// gather, which main copies while the other workers' wait), else
     /// sends it as one message (the receive may be a generic one, which
     /// takes a single message; pieces are for broadcasts).
-    fn send_lent(&self, ty: PodType, buf: &[u8], to: usize, tag: Tag) -> Result<()> {
+    pub(super) fn send_lent(&self, ty: PodType, buf: &[u8], to: usize, tag: Tag) -> Result<()> {
         let lent = self.with_loan(buf, ty, buf.len(), (false, true), |note| {
             self.send_msg(note(0, buf.len()), to, tag)?;
             self.await_acks([to], buf, tag)
@@ -565,131 +534,5 @@ impl<T: Transport> LinkRank<T> {
         let landed = landing.claim(&msg);
         drop(posted);
         Ok(if landed { Ok(msg) } else { Err(msg) })
-    }
-}
-
-impl<T: Transport> LinkRank<T> {
-    /// Acknowledges every loan among the parts of a gather (rank `i + 1`
-    /// sent part `i`) but those `refused`; the first failure is returned,
-    /// after trying them all.
-    fn ack_lent(
-        &self,
-        parts: &[Part],
-        refused: &[(usize, usize, Refused)],
-        tag: Tag,
-    ) -> Result<()> {
-        let mut first = Ok(());
-        for (i, part) in parts.iter().enumerate() {
-            if part.is_loan() && !refused.iter().any(|(j, _, _)| *j == i) {
-                let acked = self.ack(i + 1, tag);
-                if first.is_ok() {
-                    first = acked;
-                }
-            }
-        }
-        first
-    }
-
-    /// Main's end of a gather: every part's count, and (into `recv`, fitted
-    /// to the total) the parts back to back, main's own unless `own` is
-    /// false. A loan across processes the system forbids to read is left
-    /// out, with its part's index and its place, in `refused`. Lenders that
-    /// offer it write their large parts themselves while main copies its
-    /// own (`push.rs`); if one never answers, `recv` is abandoned.
-    #[allow(clippy::too_many_arguments)]
-    fn copy_parts<'b>(
-        &self,
-        ty: PodType,
-        send: &[u8],
-        parts: &[Part],
-        recv: Option<&mut (dyn PlainBuf + 'b)>,
-        own: bool,
-        refused: &mut Vec<(usize, usize, Refused)>,
-        tag: Tag,
-    ) -> Result<Vec<usize>> {
-        let recv = recv.ok_or_else(|| missing(Op::Gather, "buffer"))?;
-        let mut counts = vec![ty.elements(send.len())];
-        // Where each part goes in `out`: its bytes follow the part before.
-        let mut places = Vec::with_capacity(parts.len());
-        let mut at = if own { send.len() } else { 0 };
-        for part in parts {
-            let (count, len) = match part {
-                Part::Lent(lent) => {
-                    lent.check(ty)?;
-                    (lent.elements(), lent.len)
-                }
-                Part::Remote(note) => {
-                    note.check(ty)?;
-                    (ty.elements(note.len()), note.len())
-                }
-                Part::Msg(msg) => {
-                    let len = msg.plain_bytes(ty)?.len();
-                    (ty.elements(len), len)
-                }
-            };
-            counts.push(count);
-            places.push(at);
-            at += len;
-        }
-        let skip = usize::from(!own);
-        let can_abandon = recv.can_abandon();
-        let out = recv.fit(counts[skip..].iter().sum())?;
-        // A lender asked writes its whole part while main copies its own,
-        // else all but the first part (`push::split`) while main copies that.
-        let copies_own = own && !send.is_empty();
-        let asked: Vec<Option<usize>> = (parts.iter().zip(&places).enumerate())
-            .map(|(i, (part, &at))| match part {
-                Part::Remote(note) if push::asks(note, can_abandon) => {
-                    let dst = &out[at..at + note.len()];
-                    let from = match copies_own {
-                        true => Some(0),
-                        false => push::split(dst.as_ptr() as usize, dst.len()),
-                    };
-                    from.filter(|&f| self.ask_push(note, f, &dst[f..], i + 1, tag).is_ok())
-                }
-                _ => None,
-            })
-            .collect();
-        if own {
-            out[..send.len()].copy_from_slice(send);
-        }
-        // Every part is seen to, and every lender asked has answered, before
-        // an error returns: only then is nobody writing into `out`.
-        let (mut first, mut lost) = (Ok(()), None);
-        for (i, part) in parts.iter().enumerate() {
-            let at = places[i];
-            let copied = match part {
-                Part::Lent(lent) => {
-                    (lent.loan).copy_to(lent.offset, &mut out[at..at + lent.len], Spread::ONE)
-                }
-                Part::Remote(note) => {
-                    let dst = &mut out[at..at + note.len()];
-                    let copied = match asked[i] {
-                        Some(from) => self.finish_pushed(note, from, dst, i + 1, tag),
-                        None => Ok(note.copy_to(dst, Spread::ONE)),
-                    };
-                    match copied {
-                        Err(e) => {
-                            lost = Some(e);
-                            Ok(())
-                        }
-                        Ok(Err(CopyError::Refused(why))) => {
-                            refused.push((i, at, why));
-                            Ok(())
-                        }
-                        Ok(copied) => copied.map_err(Error::from),
-                    }
-                }
-                Part::Msg(msg) => msg.plain_bytes(ty).map(|bytes| {
-                    out[at..at + bytes.len()].copy_from_slice(bytes);
-                }),
-            };
-            first = first.and(copied);
-        }
-        if let Some(e) = lost {
-            recv.abandon();
-            return Err(e);
-        }
-        first.map(|()| counts)
     }
 }

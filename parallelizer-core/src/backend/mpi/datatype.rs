@@ -99,7 +99,7 @@ impl NativePod for Mpi {
             if comm.rank() != 0 {
                 let recv = recv
                     .ok_or_else(|| contract_error("scatter: a worker passed no buffer".into()))?;
-                return self.recv_part(comm, ty, recv, 0);
+                return self.recv_part(comm, ty, recv, 0).map(drop);
             }
             // Main sends each worker its chunk (as MPI's linear scatter-v
             // does); each learns its length from the message itself.
@@ -161,6 +161,47 @@ impl NativePod for Mpi {
                 at += part.len;
             }
             err.map_or(Ok(counts), Err)
+        })
+    }
+
+    fn gather_pod_parts(
+        &self,
+        ty: PodType,
+        send: &[u8],
+        parts: Option<&mut [&mut dyn PlainBuf]>,
+        _tag: Tag,
+    ) -> Result<Vec<usize>> {
+        self.plain_call(|comm| {
+            if comm.rank() != 0 {
+                self.send_part(comm, send, 0)?;
+                return Ok(Vec::new());
+            }
+            let parts = parts.unwrap_or_default();
+            let workers = comm.size() - 1;
+            // Every part is received (a missing buffer's into scratch
+            // space), so that no worker waits, before an error returns.
+            let mut first = match parts.len() == workers {
+                true => Ok(()),
+                false => Err(contract_error(format!(
+                    "gather: main passed {} buffers for {workers} workers",
+                    parts.len()
+                ))),
+            };
+            let mut counts = vec![ty.elements(send.len())];
+            for from in 1..comm.size() {
+                let got = match parts.get_mut(from - 1) {
+                    Some(buf) => self.recv_part(comm, ty, &mut **buf, from),
+                    None => self.recv_part(comm, PodType::of::<u8>(), &mut Vec::<u8>::new(), from),
+                };
+                match got {
+                    Ok(count) => counts.push(count),
+                    Err(e @ (Error::Length { .. } | Error::ContractViolation(_))) => {
+                        first = first.and(Err(e));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            first.map(|()| counts)
         })
     }
 
@@ -458,14 +499,14 @@ impl Mpi {
 
     /// Receives the next part from `from` into `buf`, fitted to it (a
     /// buffer that does not fit takes it into scratch space, then the
-    /// error is returned).
+    /// error is returned); its count.
     fn recv_part(
         &self,
         comm: Comm,
         ty: PodType,
         buf: &mut dyn PlainBuf,
         from: usize,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         let part = self.probe_part(comm, from)?;
         let fitted = if ty.size == 0 || part.len % ty.size == 0 {
             buf.fit(ty.elements(part.len))
@@ -484,7 +525,7 @@ impl Mpi {
             }
         };
         self.recv_part_probed(comm, &part, from, out)?;
-        err.map_or(Ok(()), Err)
+        err.map_or(Ok(ty.elements(part.len)), Err)
     }
 }
 
