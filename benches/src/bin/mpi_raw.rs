@@ -2,7 +2,9 @@
 //! `mpirun -n P mpi_raw --plan PLAN --out FIGURES`; rank 0 writes the figures.
 //! With `--small`, only the calls whose figures swing most from one job to
 //! the next (the barrier, the ping-pongs, the allreduce of one f64), which
-//! the suite measures in several jobs and takes the median of.
+//! the suite measures in several jobs and takes the median of, at
+//! `MPI_THREAD_SINGLE` and (`PARALLELIZER_MPI_THREAD_LEVEL=multiple`) at
+//! `MPI_THREAD_MULTIPLE`.
 
 use std::time::Instant;
 
@@ -25,7 +27,23 @@ fn main() {
     }
     let out = plan::arg_value(&args, "--out").expect("--out");
 
-    let universe = mpi::initialize().expect("MPI initializes once");
+    // `MPI_Init` (what rsmpi's `initialize` calls: `MPI_THREAD_SINGLE` on
+    // Open MPI), or `MPI_THREAD_MULTIPLE` when the suite asks for the level
+    // the parallelizer's backend runs at by default, with the variable the
+    // backend reads.
+    let multiple = std::env::var("PARALLELIZER_MPI_THREAD_LEVEL").as_deref() == Ok("multiple");
+    let universe = if multiple {
+        let (universe, level) =
+            mpi::initialize_with_threading(mpi::Threading::Multiple).expect("MPI initializes once");
+        assert_eq!(
+            level,
+            mpi::Threading::Multiple,
+            "MPI_THREAD_MULTIPLE provided"
+        );
+        universe
+    } else {
+        mpi::initialize().expect("MPI initializes once")
+    };
     let world = universe.world();
     let (rank, size) = (world.rank() as usize, world.size() as usize);
     let root = world.process_at_rank(0);

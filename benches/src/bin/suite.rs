@@ -414,39 +414,34 @@ fn run_mpi(store: &mut Store, plan: &Plan, plan_path: &Path, results: &Path, log
     // an allreduce of one f64): their figures swing by tens of percent, up
     // to 2.5x, from one job to the next on these VMs (where the job's ranks
     // and memory land), for raw rsmpi as for ours. So each runs in
-    // LEVEL_REPS jobs of its own, raw rsmpi and both thread levels
-    // alternated, and each figure is the median of the jobs' medians; these
+    // LEVEL_REPS jobs of its own, raw rsmpi and ours each at both thread
+    // levels, alternated, and each figure is the median of the jobs' medians; these
     // replace the one-job figures of `rawmpi` and `mpi` (the default level,
     // `multiple`) under the same keys.
     for &p in &plan.ranks {
-        let mut runs: [(&str, Option<&str>, Vec<Figures>); 3] = [
-            ("rawmpi", None, Vec::new()),
-            ("mpi_multiple", Some("multiple"), Vec::new()),
-            ("mpi_single", Some("single"), Vec::new()),
+        // (source, raw rsmpi?, thread level, figures)
+        let mut runs: [(&str, bool, Option<&str>, Vec<Figures>); 4] = [
+            ("rawmpi", true, None, Vec::new()),
+            ("rawmpi_multiple", true, Some("multiple"), Vec::new()),
+            ("mpi_multiple", false, Some("multiple"), Vec::new()),
+            ("mpi_single", false, Some("single"), Vec::new()),
         ];
         for rep in 0..LEVEL_REPS {
-            for (source, level, figs) in &mut runs {
+            for (source, raw, level, figs) in &mut runs {
                 log(&format!(
                     "{source} small calls x{p} (mpirun, {}/{LEVEL_REPS})",
                     rep + 1
                 ));
                 let out = results.join(format!("{source}-small-{p}-{rep}.json"));
-                let job = match level {
-                    Some(level) => mpi_job(
-                        &exe,
-                        Some("--mpi-par-level"),
-                        Some(level),
-                        p,
-                        &out,
-                        plan,
-                        plan_path,
-                    ),
-                    None => mpi_job(&raw_exe, Some("--small"), None, p, &out, plan, plan_path),
+                let (program, flag) = match raw {
+                    true => (&raw_exe, "--small"),
+                    false => (&exe, "--mpi-par-level"),
                 };
+                let job = mpi_job(program, Some(flag), *level, p, &out, plan, plan_path);
                 figs.push(job);
             }
         }
-        for (source, _, figs) in runs {
+        for (source, _, _, figs) in runs {
             let merged = median_figures(&figs);
             if source == "mpi_multiple" {
                 // The default level: the `mpi` backend's own figures.
