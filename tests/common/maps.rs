@@ -211,6 +211,20 @@ pub fn results_per_rank(par: &dyn Parallelizer) -> Result<(), String> {
             data().into_iter().map(|x| x * x + 1).collect(),
         )?;
     }
+    // As many chunks as ranks: each rank computes one, main included (its
+    // share is not handed to a worker that is topped up first).
+    let got = ok(
+        "a chunk per rank",
+        par.mapper()
+            .chunksize(10usize.div_ceil(p))
+            .per_rank()
+            .map(jitter, mine(par, data)),
+    )?;
+    if let Some(lists) = got
+        && lists.iter().any(Vec::is_empty)
+    {
+        return Err(format!("a rank computed no chunk of {p}: {lists:?}"));
+    }
     for schedule in schedules(0) {
         let got = ok(
             "empty",

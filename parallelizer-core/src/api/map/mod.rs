@@ -109,8 +109,9 @@ pub enum Schedule {
         chunksize: usize,
     },
     /// Chunks that shrink as the items run out: each holds the items left
-    /// divided by twice the number of ranks (at least one item per thread
-    /// of a rank), handed to the next rank that is free. Large first chunks
+    /// divided by three times the number of ranks (at least one item per
+    /// thread of a rank, and at least the items over 256 times the ranks),
+    /// handed to the next rank that is free. Large first chunks
     /// keep the messages few; small last ones let every rank finish at
     /// about the same time when items cost different amounts (OpenMP's
     /// `schedule(guided)`).
