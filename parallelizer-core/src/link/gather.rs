@@ -20,7 +20,7 @@ use super::remote::{CopyError, Refused};
 use super::spread::Spread;
 
 /// Where main's end of a gather puts the parts.
-pub(super) enum Dest<'a, 'b> {
+enum Dest<'a, 'b> {
     /// One buffer: main's own part first when `own`, then every worker's,
     /// back to back.
     One {
@@ -106,10 +106,35 @@ impl Dest<'_, '_> {
 }
 
 impl<T: Transport> LinkRank<T> {
+    /// [`NativePod::gather_pod`](crate::native::NativePod::gather_pod):
+    /// the parts back to back in main's `recv`, main's own first if `own`.
+    pub(super) fn gather_one(
+        &self,
+        ty: PodType,
+        send: &[u8],
+        recv: Option<&mut dyn PlainBuf>,
+        own: bool,
+        tag: Tag,
+    ) -> Result<Vec<usize>> {
+        self.gather_to(ty, send, recv.map(|recv| Dest::One { recv, own }), tag)
+    }
+
+    /// [`NativePod::gather_pod_parts`](crate::native::NativePod::gather_pod_parts):
+    /// each worker's part in a buffer of its own.
+    pub(super) fn gather_each(
+        &self,
+        ty: PodType,
+        send: &[u8],
+        parts: Option<&mut [&mut dyn PlainBuf]>,
+        tag: Tag,
+    ) -> Result<Vec<usize>> {
+        self.gather_to(ty, send, parts.map(Dest::Each), tag)
+    }
+
     /// A gather of plain data: a worker sends its part to main (lent where
     /// buffers are); main puts every part where `dest` says (a worker
     /// passes `None`) and returns every rank's count.
-    pub(super) fn gather_to(
+    fn gather_to(
         &self,
         ty: PodType,
         send: &[u8],

@@ -39,7 +39,6 @@ use crate::plain::{PlainBuf, PodType};
 use crate::split::chunk_sizes;
 
 use super::Transport;
-use super::gather::Dest;
 use super::landing::Landing;
 use super::lend::{Lent, lend};
 use super::push;
@@ -438,8 +437,7 @@ impl<T: Transport> NativePod for LinkRank<T> {
         own: bool,
         tag: Tag,
     ) -> Result<Vec<usize>> {
-        let dest = recv.map(|recv| Dest::One { recv, own });
-        self.gather_to(ty, send, dest, tag)
+        self.gather_one(ty, send, recv, own, tag)
     }
 
     fn gather_pod_parts(
@@ -449,7 +447,7 @@ impl<T: Transport> NativePod for LinkRank<T> {
         parts: Option<&mut [&mut dyn PlainBuf]>,
         tag: Tag,
     ) -> Result<Vec<usize>> {
-        self.gather_to(ty, send, parts.map(Dest::Each), tag)
+        self.gather_each(ty, send, parts, tag)
     }
 
     /// Main reads every part of a gather as a packet of the call: a loan's
