@@ -80,6 +80,13 @@ pub trait NativePod: Send + Sync {
             ty,
         };
         let counts = self.gather_pod(ty, send, Some(&mut all), false, tag)?;
+        if parts.len() + 1 != counts.len() {
+            return Err(crate::error::Error::ContractViolation(format!(
+                "gather: main passed {} buffers for {} workers",
+                parts.len(),
+                counts.len() - 1
+            )));
+        }
         let all = all.bytes;
         let mut at = 0;
         for (part, &count) in parts.iter_mut().zip(&counts[1..]) {

@@ -13,14 +13,14 @@ use crate::parallelizer::Parallelizer;
 use crate::plain::{PlainBuf, PodType};
 
 use super::Transport;
-use super::plain::{Part, missing};
+use super::part::Part;
 use super::push;
 use super::rank::LinkRank;
 use super::remote::{CopyError, Refused};
 use super::spread::Spread;
 
 /// Where main's end of a gather puts the parts.
-enum Dest<'a, 'b> {
+pub(super) enum Dest<'a, 'b> {
     /// One buffer: main's own part first when `own`, then every worker's,
     /// back to back.
     One {
@@ -106,35 +106,10 @@ impl Dest<'_, '_> {
 }
 
 impl<T: Transport> LinkRank<T> {
-    /// [`NativePod::gather_pod`](crate::native::NativePod::gather_pod):
-    /// the parts back to back in main's `recv`, main's own first if `own`.
-    pub(super) fn gather_one(
-        &self,
-        ty: PodType,
-        send: &[u8],
-        recv: Option<&mut dyn PlainBuf>,
-        own: bool,
-        tag: Tag,
-    ) -> Result<Vec<usize>> {
-        self.gather_to(ty, send, recv.map(|recv| Dest::One { recv, own }), tag)
-    }
-
-    /// [`NativePod::gather_pod_parts`](crate::native::NativePod::gather_pod_parts):
-    /// each worker's part in a buffer of its own.
-    pub(super) fn gather_each(
-        &self,
-        ty: PodType,
-        send: &[u8],
-        parts: Option<&mut [&mut dyn PlainBuf]>,
-        tag: Tag,
-    ) -> Result<Vec<usize>> {
-        self.gather_to(ty, send, parts.map(Dest::Each), tag)
-    }
-
     /// A gather of plain data: a worker sends its part to main (lent where
     /// buffers are); main puts every part where `dest` says (a worker
     /// passes `None`) and returns every rank's count.
-    fn gather_to(
+    pub(super) fn gather_to(
         &self,
         ty: PodType,
         send: &[u8],
@@ -142,6 +117,7 @@ impl<T: Transport> LinkRank<T> {
         tag: Tag,
     ) -> Result<Vec<usize>> {
         if !self.on_main() {
+            // A worker's part is a send to main, lent where buffers are.
             return self.send_lent(ty, send, 0, tag).map(|()| Vec::new());
         }
         let mut parts = Vec::with_capacity(self.nprocs());
@@ -158,7 +134,10 @@ impl<T: Transport> LinkRank<T> {
         let mut refused = Vec::new();
         let copied = match dest.as_mut() {
             Some(dest) => self.copy_parts(ty, send, &parts, dest, &mut refused, tag),
-            None => Err(missing(Op::Gather, "buffer")),
+            None => Err(Error::ContractViolation(format!(
+                "{}: main passed no buffer",
+                Op::Gather
+            ))),
         };
         let acked = self.ack_lent(&parts, &refused, tag);
         // Ranks whose loans could not be read send their bytes instead.

@@ -36,6 +36,7 @@ mod landing;
 mod lend;
 mod mailbox;
 mod packet;
+mod part;
 mod plain;
 mod push;
 mod rank;

@@ -39,8 +39,10 @@ use crate::plain::{PlainBuf, PodType};
 use crate::split::chunk_sizes;
 
 use super::Transport;
+use super::gather::Dest;
 use super::landing::Landing;
 use super::lend::{Lent, lend};
+use super::part::Part;
 use super::push;
 use super::rank::LinkRank;
 use super::remote::{CopyError, Refused, Remote, Ticket};
@@ -86,35 +88,8 @@ impl Pieces {
 }
 
 /// A rank that receives passed no buffer, or main no data.
-pub(super) fn missing(op: Op, what: &str) -> Error {
+fn missing(op: Op, what: &str) -> Error {
     Error::ContractViolation(format!("{op}: this rank passed no {what}"))
-}
-
-/// What a packet of a plain-data call holds.
-pub(super) enum Part {
-    /// A loan from a rank of this process.
-    Lent(Lent),
-    /// A loan from a rank in another process.
-    Remote(Remote),
-    /// The bytes themselves, or the note that opens a broadcast in pieces.
-    Msg(Msg),
-}
-
-impl Part {
-    pub(super) fn of(msg: Msg) -> Result<Part> {
-        match Lent::from_msg(msg) {
-            Ok(lent) => Ok(Part::Lent(lent)),
-            Err(msg) => match Remote::from_msg(msg) {
-                Ok(note) => note.map(Part::Remote),
-                Err(msg) => Ok(Part::Msg(msg)),
-            },
-        }
-    }
-
-    /// Whether its sender waits for an acknowledgement.
-    pub(super) fn is_loan(&self) -> bool {
-        !matches!(self, Part::Msg(_))
-    }
 }
 
 /// Whether a message is a loan's note (of this process or another).
@@ -437,7 +412,7 @@ impl<T: Transport> NativePod for LinkRank<T> {
         own: bool,
         tag: Tag,
     ) -> Result<Vec<usize>> {
-        self.gather_one(ty, send, recv, own, tag)
+        self.gather_to(ty, send, recv.map(|recv| Dest::One { recv, own }), tag)
     }
 
     fn gather_pod_parts(
@@ -447,7 +422,7 @@ impl<T: Transport> NativePod for LinkRank<T> {
         parts: Option<&mut [&mut dyn PlainBuf]>,
         tag: Tag,
     ) -> Result<Vec<usize>> {
-        self.gather_each(ty, send, parts, tag)
+        self.gather_to(ty, send, parts.map(Dest::Each), tag)
     }
 
     /// Main reads every part of a gather as a packet of the call: a loan's

@@ -169,14 +169,13 @@ impl NativePod for Mpi {
         ty: PodType,
         send: &[u8],
         parts: Option<&mut [&mut dyn PlainBuf]>,
-        _tag: Tag,
+        tag: Tag,
     ) -> Result<Vec<usize>> {
+        // A worker's end (and main's without buffers) is `gather_pod`'s.
+        let Some(parts) = parts.filter(|_| self.on_main()) else {
+            return self.gather_pod(ty, send, None, false, tag);
+        };
         self.plain_call(|comm| {
-            if comm.rank() != 0 {
-                self.send_part(comm, send, 0)?;
-                return Ok(Vec::new());
-            }
-            let parts = parts.unwrap_or_default();
             let workers = comm.size() - 1;
             // Every part is received (a missing buffer's into scratch
             // space), so that no worker waits, before an error returns.
