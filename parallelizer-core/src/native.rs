@@ -80,13 +80,7 @@ pub trait NativePod: Send + Sync {
             ty,
         };
         let counts = self.gather_pod(ty, send, Some(&mut all), false, tag)?;
-        if parts.len() + 1 != counts.len() {
-            return Err(crate::error::Error::ContractViolation(format!(
-                "gather: main passed {} buffers for {} workers",
-                parts.len(),
-                counts.len() - 1
-            )));
-        }
+        check_parts(parts.len(), counts.len() - 1)?;
         let all = all.bytes;
         let mut at = 0;
         for (part, &count) in parts.iter_mut().zip(&counts[1..]) {
@@ -113,6 +107,16 @@ pub trait NativePod: Send + Sync {
     /// Receives the next point-to-point message from `from` into `buf`,
     /// fitted to the message's length.
     fn recv_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, from: usize, tag: Tag) -> Result<()>;
+}
+
+/// That main passed [`NativePod::gather_pod_parts`] one buffer per worker.
+pub(crate) fn check_parts(parts: usize, workers: usize) -> Result<()> {
+    if parts == workers {
+        return Ok(());
+    }
+    Err(crate::error::Error::ContractViolation(format!(
+        "gather: main passed {parts} buffers for {workers} workers"
+    )))
 }
 
 /// The raw bytes of any number of elements of `ty`: the scratch buffer of

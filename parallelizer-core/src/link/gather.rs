@@ -8,16 +8,17 @@
 //! [`NativePod::gather_pod_parts`]: crate::native::NativePod::gather_pod_parts
 
 use crate::error::{Error, Result};
+use crate::native::check_parts;
 use crate::op::{Op, Tag};
 use crate::parallelizer::Parallelizer;
 use crate::plain::{PlainBuf, PodType};
 
-use super::Transport;
 use super::part::Part;
 use super::push;
 use super::rank::LinkRank;
 use super::remote::{CopyError, Refused};
 use super::spread::Spread;
+use super::{Transport, missing};
 
 /// Where main's end of a gather puts the parts.
 pub(super) enum Dest<'a, 'b> {
@@ -75,14 +76,7 @@ impl Dest<'_, '_> {
                 Ok((mine, parts))
             }
             Dest::Each(bufs) => {
-                if bufs.len() + 1 != counts.len() {
-                    return Err(Error::ContractViolation(format!(
-                        "{}: main passed {} buffers for {} workers",
-                        Op::Gather,
-                        bufs.len(),
-                        counts.len() - 1
-                    )));
-                }
+                check_parts(bufs.len(), counts.len() - 1)?;
                 let parts = bufs.iter_mut().zip(&counts[1..]);
                 let parts = parts
                     .map(|(b, &count)| b.fit(count))
@@ -134,10 +128,7 @@ impl<T: Transport> LinkRank<T> {
         let mut refused = Vec::new();
         let copied = match dest.as_mut() {
             Some(dest) => self.copy_parts(ty, send, &parts, dest, &mut refused, tag),
-            None => Err(Error::ContractViolation(format!(
-                "{}: main passed no buffer",
-                Op::Gather
-            ))),
+            None => Err(missing(Op::Gather, "buffer")),
         };
         let acked = self.ack_lent(&parts, &refused, tag);
         // Ranks whose loans could not be read send their bytes instead.

@@ -216,6 +216,12 @@ impl Limits {
     }
 }
 
+/// A rank that receives passed no buffer, or main no data (a plain-data
+/// call's contract: `plain.rs`, `gather.rs`).
+fn missing(op: crate::op::Op, what: &str) -> Error {
+    Error::ContractViolation(format!("{op}: this rank passed no {what}"))
+}
+
 /// Rank `id` of `nprocs` in region 1 on `transport`, with no deadline, a
 /// grace of 100 ms and `patience`: the unit tests' ranks.
 #[cfg(test)]

@@ -38,7 +38,6 @@ use crate::parallelizer::Parallelizer;
 use crate::plain::{PlainBuf, PodType};
 use crate::split::chunk_sizes;
 
-use super::Transport;
 use super::gather::Dest;
 use super::landing::Landing;
 use super::lend::{Lent, lend};
@@ -47,6 +46,7 @@ use super::push;
 use super::rank::LinkRank;
 use super::remote::{CopyError, Refused, Remote, Ticket};
 use super::spread::Spread;
+use super::{Transport, missing};
 
 /// Buffers of at least this many bytes are lent on transports that share
 /// memory (below it, a copy into a message costs less than the wait for
@@ -85,11 +85,6 @@ impl Pieces {
         let bytes = msg.into_value::<Pieces>().map(|p| p.bytes).unwrap_or(0);
         Ok(usize::try_from(bytes).unwrap_or(usize::MAX))
     }
-}
-
-/// A rank that receives passed no buffer, or main no data.
-fn missing(op: Op, what: &str) -> Error {
-    Error::ContractViolation(format!("{op}: this rank passed no {what}"))
 }
 
 /// Whether a message is a loan's note (of this process or another).

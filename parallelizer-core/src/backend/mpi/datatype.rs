@@ -16,6 +16,7 @@ use super::{
     described, missing, protocol_error, verify,
 };
 use crate::error::{Error, Result};
+use crate::native::check_parts;
 use crate::op::{Op, Tag};
 use crate::parallelizer::{NativePod, Parallelizer, PlainBuf, PodType, check_rank};
 use crate::split::chunk_sizes;
@@ -179,13 +180,7 @@ impl NativePod for Mpi {
             let workers = comm.size() - 1;
             // Every part is received (a missing buffer's into scratch
             // space), so that no worker waits, before an error returns.
-            let mut first = match parts.len() == workers {
-                true => Ok(()),
-                false => Err(contract_error(format!(
-                    "gather: main passed {} buffers for {workers} workers",
-                    parts.len()
-                ))),
-            };
+            let mut first = check_parts(parts.len(), workers);
             let mut counts = vec![ty.elements(send.len())];
             for from in 1..comm.size() {
                 let got = match parts.get_mut(from - 1) {
@@ -194,7 +189,7 @@ impl NativePod for Mpi {
                 };
                 match got {
                     Ok(count) => counts.push(count),
-                    Err(e @ (Error::Length { .. } | Error::ContractViolation(_))) => {
+                    Err(e @ Error::Length { .. }) => {
                         first = first.and(Err(e));
                     }
                     Err(e) => return Err(e),
