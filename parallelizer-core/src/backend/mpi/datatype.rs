@@ -135,33 +135,9 @@ impl NativePod for Mpi {
             }
             // Main learns every part's length from its message (no exchange of
             // counts first), then receives each in place.
-            let mut parts = Vec::with_capacity(comm.size());
-            for r in 1..comm.size() {
-                parts.push(self.probe_part(comm, r)?);
-            }
-            let mut counts = vec![ty.elements(send.len())];
-            counts.extend(parts.iter().map(|part| ty.elements(part.len)));
-            let total = counts[usize::from(!own)..].iter().sum();
             let recv =
                 recv.ok_or_else(|| contract_error("gather: main passed no buffer".into()))?;
-            let mut scratch: Vec<u8>;
-            let (out, err) = match recv.fit(total) {
-                Ok(bytes) => (bytes, None),
-                Err(e) => {
-                    scratch = vec![0u8; ty.bytes(total)];
-                    (&mut scratch[..], Some(e))
-                }
-            };
-            let mut at = 0;
-            if own {
-                out[..send.len()].copy_from_slice(send);
-                at = send.len();
-            }
-            for (i, part) in parts.iter().enumerate() {
-                self.recv_part_probed(comm, part, i + 1, &mut out[at..at + part.len])?;
-                at += part.len;
-            }
-            err.map_or(Ok(counts), Err)
+            self.gather_parts(comm, ty, send, recv, own)
         })
     }
 
@@ -412,114 +388,6 @@ impl Mpi {
             buf.copy_from_slice(&small[..len]);
         }
         Ok(Posted::Whole)
-    }
-}
-
-/// Tags of the point-to-point messages of plain-data scatters and gathers
-/// on their own communicator (`plain_call`), where nothing else sends
-/// point-to-point:
-/// a part in one message, or above `max_message_bytes` a header with its
-/// length and the pieces.
-const TAG_PART: c_int = 21;
-const TAG_PART_HEAD: c_int = 22;
-const TAG_PART_BODY: c_int = 23;
-
-/// A part of a scatter or gather that was probed: its length in bytes and
-/// whether its pieces follow a header (already received).
-#[derive(Debug, Clone, Copy)]
-struct Part {
-    len: usize,
-    split: bool,
-}
-
-impl Mpi {
-    /// Sends `bytes` to `to` as one part.
-    fn send_part(&self, comm: Comm, bytes: &[u8], to: usize) -> Result<()> {
-        let limit = self.limit(1);
-        if bytes.len() <= limit {
-            return calls::send_one(comm, bytes, to, TAG_PART);
-        }
-        let len = [bytes.len() as u64];
-        calls::send(
-            comm,
-            u64_type(),
-            bytemuck::cast_slice(&len),
-            to,
-            TAG_PART_HEAD,
-            1,
-        )?;
-        calls::send(comm, byte_type(), bytes, to, TAG_PART_BODY, limit)
-    }
-
-    /// The next part from `from`: its length (a header is taken here).
-    fn probe_part(&self, comm: Comm, from: usize) -> Result<Part> {
-        let (tag, count) = calls::probe_any(comm, from, None)?
-            .ok_or_else(|| protocol_error("a probe without a deadline returned nothing".into()))?;
-        match tag {
-            TAG_PART => Ok(Part {
-                len: count,
-                split: false,
-            }),
-            TAG_PART_HEAD => {
-                let mut len = [0u64];
-                calls::recv(
-                    comm,
-                    u64_type(),
-                    bytemuck::cast_slice_mut(&mut len),
-                    from,
-                    tag,
-                    1,
-                )?;
-                Ok(Part {
-                    len: len[0] as usize,
-                    split: true,
-                })
-            }
-            other => Err(protocol_error(format!(
-                "unexpected message (tag {other}) from rank {from} on the control communicator"
-            ))),
-        }
-    }
-
-    /// Receives the part `part`, probed from `from`, into `out` (exactly
-    /// its length).
-    fn recv_part_probed(&self, comm: Comm, part: &Part, from: usize, out: &mut [u8]) -> Result<()> {
-        if part.split {
-            calls::recv(comm, byte_type(), out, from, TAG_PART_BODY, self.limit(1))
-        } else {
-            calls::recv_one(comm, out, from, TAG_PART)
-        }
-    }
-
-    /// Receives the next part from `from` into `buf`, fitted to it (a
-    /// buffer that does not fit takes it into scratch space, then the
-    /// error is returned); its count.
-    fn recv_part(
-        &self,
-        comm: Comm,
-        ty: PodType,
-        buf: &mut dyn PlainBuf,
-        from: usize,
-    ) -> Result<usize> {
-        let part = self.probe_part(comm, from)?;
-        let fitted = if ty.size == 0 || part.len % ty.size == 0 {
-            buf.fit(ty.elements(part.len))
-        } else {
-            Err(protocol_error(format!(
-                "a part of {} bytes from rank {from} is not whole {}",
-                part.len, ty.name
-            )))
-        };
-        let mut scratch: Vec<u8>;
-        let (out, err) = match fitted {
-            Ok(bytes) => (bytes, None),
-            Err(e) => {
-                scratch = vec![0u8; part.len];
-                (&mut scratch[..], Some(e))
-            }
-        };
-        self.recv_part_probed(comm, &part, from, out)?;
-        err.map_or(Ok(ty.elements(part.len)), Err)
     }
 }
 

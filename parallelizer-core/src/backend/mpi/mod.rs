@@ -135,6 +135,7 @@ mod fate;
 mod group;
 mod handles;
 mod messages;
+mod part;
 mod plan;
 mod reduce;
 mod serve;

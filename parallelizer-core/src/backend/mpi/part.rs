@@ -1,0 +1,183 @@
+//! The parts of plain-data scatters and gathers: each rank's chunk sent
+//! point-to-point on the plain-data communicator (`plain_call`), where
+//! nothing else sends point-to-point.
+//!
+//! A part of up to [`INLINE`] bytes travels whole, and its receiver posts
+//! on its inbox before it comes, as `recv_pod` does: one match and one
+//! copy out, where a probe first makes MPI take the part as an unexpected
+//! message (copied once more) and match it twice. A longer part travels as
+//! a header with its length, then its body in pieces of
+//! `max_message_bytes`, received straight into place.
+
+use std::ffi::c_int;
+
+use super::calls;
+use super::handles::{Comm, byte_type};
+use super::messages::uncut;
+use super::wire::{INLINE, with_inbox};
+use super::{Mpi, protocol_error};
+use crate::error::Result;
+use crate::parallelizer::{PlainBuf, PodType};
+
+/// A part in one message.
+const TAG_PART: c_int = 21;
+/// The length (one `u64`) of a part whose body follows.
+const TAG_PART_HEAD: c_int = 22;
+/// The pieces of such a part's body.
+const TAG_PART_BODY: c_int = 23;
+
+thread_local! {
+    /// This thread's slots of [`INLINE`] bytes, one per worker, where main's
+    /// end of a gather takes the whole parts (grown once, then reused).
+    static SLOTS: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A part as its first message brought it: whole (its bytes on the inbox)
+/// or announced by a header (its body still to come); its length in bytes.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Whole(usize),
+    Split(usize),
+}
+
+impl Part {
+    fn len(self) -> usize {
+        match self {
+            Part::Whole(len) | Part::Split(len) => len,
+        }
+    }
+}
+
+impl Mpi {
+    /// Sends `bytes` to `to` as one part.
+    pub(super) fn send_part(&self, comm: Comm, bytes: &[u8], to: usize) -> Result<()> {
+        let limit = self.limit(1);
+        if bytes.len() <= INLINE.min(limit) {
+            return calls::send_one(comm, bytes, to, TAG_PART);
+        }
+        let len = (bytes.len() as u64).to_ne_bytes();
+        calls::send_one(comm, &len, to, TAG_PART_HEAD)?;
+        calls::send(comm, byte_type(), bytes, to, TAG_PART_BODY, limit)
+    }
+
+    /// Takes the next part's first message from `from` on `inbox`: a whole
+    /// part's bytes, or the header of a split one.
+    fn take_part(&self, comm: Comm, from: usize, inbox: &mut [u8]) -> Result<Part> {
+        let took = calls::recv_any_tag(comm, inbox, from)?;
+        let len = took.len.ok_or_else(|| uncut(from))?;
+        match took.tag {
+            TAG_PART => Ok(Part::Whole(len)),
+            TAG_PART_HEAD if len == 8 => {
+                let words: [u8; 8] = bytemuck::pod_read_unaligned(&inbox[..8]);
+                Ok(Part::Split(u64::from_ne_bytes(words) as usize))
+            }
+            other => Err(protocol_error(format!(
+                "unexpected message (tag {other}, {len} bytes) from rank {from} on the plain-data \
+                 communicator"
+            ))),
+        }
+    }
+
+    /// Receives the body of a split part of `len` bytes from `from` into
+    /// `out`, or, if it has no place (`out` is the error), into scratch
+    /// space, so that the next receive does not find it; then returns the
+    /// error.
+    fn recv_part_body(
+        &self,
+        comm: Comm,
+        from: usize,
+        len: usize,
+        out: Result<&mut [u8]>,
+    ) -> Result<()> {
+        let mut scratch: Vec<u8>;
+        let (out, err) = match out {
+            Ok(bytes) => (bytes, None),
+            Err(e) => {
+                scratch = vec![0u8; len];
+                (&mut scratch[..], Some(e))
+            }
+        };
+        calls::recv(comm, byte_type(), out, from, TAG_PART_BODY, self.limit(1))?;
+        err.map_or(Ok(()), Err)
+    }
+
+    /// Receives the next part from `from` into `buf`, fitted to it; its
+    /// count. A part that is not whole elements of `ty`, or that does not
+    /// fit `buf`, is taken all the same, then the error is returned.
+    pub(super) fn recv_part(
+        &self,
+        comm: Comm,
+        ty: PodType,
+        buf: &mut dyn PlainBuf,
+        from: usize,
+    ) -> Result<usize> {
+        with_inbox(|inbox| {
+            let part = self.take_part(comm, from, inbox)?;
+            let len = part.len();
+            let fitted = if ty.size == 0 || len.is_multiple_of(ty.size) {
+                buf.fit(ty.elements(len))
+            } else {
+                Err(protocol_error(format!(
+                    "a part of {len} bytes from rank {from} is not whole {}",
+                    ty.name
+                )))
+            };
+            match part {
+                Part::Whole(_) => fitted?.copy_from_slice(&inbox[..len]),
+                Part::Split(_) => self.recv_part_body(comm, from, len, fitted)?,
+            }
+            Ok(ty.elements(len))
+        })
+    }
+
+    /// Main's end of a gather into one buffer: main's own `send` (if
+    /// `own`), then the part of every other rank in rank order, back to
+    /// back in `recv` fitted to the total (or, if it does not fit, into
+    /// scratch space, then the error). Every rank's count, main's first.
+    pub(super) fn gather_parts(
+        &self,
+        comm: Comm,
+        ty: PodType,
+        send: &[u8],
+        recv: &mut dyn PlainBuf,
+        own: bool,
+    ) -> Result<Vec<usize>> {
+        // Each part's length comes with its first message, so the total is
+        // known once every rank's first message is in: whole parts wait in
+        // this thread's slots till then (received there, one more copy of
+        // at most INLINE bytes each into place); split ones are received
+        // straight into place.
+        let mut slots = SLOTS.with(|cell| cell.take());
+        slots.resize(slots.len().max((comm.size() - 1) * INLINE), 0);
+        let mut parts = Vec::with_capacity(comm.size() - 1);
+        for (slot, from) in slots.chunks_exact_mut(INLINE).zip(1..comm.size()) {
+            parts.push(self.take_part(comm, from, slot)?);
+        }
+        let mut counts = vec![ty.elements(send.len())];
+        counts.extend(parts.iter().map(|part| ty.elements(part.len())));
+        let total = counts[usize::from(!own)..].iter().sum();
+        let mut scratch: Vec<u8>;
+        let (out, err) = match recv.fit(total) {
+            Ok(bytes) => (bytes, None),
+            Err(e) => {
+                scratch = vec![0u8; ty.bytes(total)];
+                (&mut scratch[..], Some(e))
+            }
+        };
+        let mut at = 0;
+        if own {
+            out[..send.len()].copy_from_slice(send);
+            at = send.len();
+        }
+        for ((part, from), slot) in parts.iter().zip(1..).zip(slots.chunks_exact(INLINE)) {
+            let place = &mut out[at..at + part.len()];
+            match *part {
+                Part::Whole(len) => place.copy_from_slice(&slot[..len]),
+                Part::Split(len) => self.recv_part_body(comm, from, len, Ok(place))?,
+            }
+            at += part.len();
+        }
+        SLOTS.with(|cell| cell.replace(slots));
+        err.map_or(Ok(counts), Err)
+    }
+}
