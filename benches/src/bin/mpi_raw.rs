@@ -13,6 +13,7 @@ use mpi::collective::SystemOperation;
 use mpi::datatype::{Partition, PartitionMut};
 use mpi::traits::*;
 use parallelizer::plain_buffer;
+use parallelizer_bench::data::FRESH;
 use parallelizer_bench::measure::median;
 use parallelizer_bench::plan::{self, Figures, Plan};
 use parallelizer_bench::workloads::{f64_data, plain_copy};
@@ -163,6 +164,61 @@ fn main() {
             }
         });
         put(plan::k_coll("sg", "f64", n, size), t);
+
+        // The same calls on the memory the generic calls of the suite get
+        // (`tasks.rs`): main's vector a fresh clone (4 KiB pages, touched),
+        // each result a fresh `plain_buffer`, dropped after the clock stops.
+        // What a raw MPI program pays for results it must allocate.
+        let fresh = |op: &str| -> f64 {
+            let mut samples = Vec::new();
+            for i in 0..iters.total() {
+                let mut data = (rank == 0).then(|| full.to_vec());
+                let chunk = full[lo..lo + mine_len].to_vec();
+                world.barrier();
+                let t0 = Instant::now();
+                let mut kept: Vec<Vec<f64>> = Vec::new();
+                if op == "bcast" {
+                    match data.as_mut() {
+                        Some(data) => root.broadcast_into(&mut data[..]),
+                        None => {
+                            let mut got: Vec<f64> = plain_buffer(n);
+                            root.broadcast_into(&mut got[..]);
+                            kept.push(got);
+                        }
+                    }
+                }
+                let mut mine = chunk;
+                if op == "scatter" || op == "sg" {
+                    mine = plain_buffer(mine_len);
+                    match data.as_ref() {
+                        Some(data) => {
+                            let part = Partition::new(&data[..], &counts[..], &displs[..]);
+                            root.scatter_varcount_into_root(&part, &mut mine[..]);
+                        }
+                        None => root.scatter_varcount_into(&mut mine[..]),
+                    }
+                }
+                if op == "gather" || op == "sg" {
+                    if rank == 0 {
+                        let mut all: Vec<f64> = plain_buffer(n);
+                        let mut part = PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+                        root.gather_varcount_into_root(&mine[..], &mut part);
+                        kept.push(all);
+                    } else {
+                        root.gather_varcount_into(&mine[..]);
+                    }
+                }
+                let dt = t0.elapsed().as_secs_f64();
+                drop(std::hint::black_box((kept, mine, data)));
+                if i >= iters.warmup {
+                    samples.push(dt);
+                }
+            }
+            median(samples)
+        };
+        for op in ["bcast", "scatter", "gather", "sg"] {
+            put(plan::k_coll(op, FRESH, n, size), fresh(op));
+        }
     }
 
     // MPI_Allreduce (sum) of 1 and 1e6 f64 per rank, preallocated buffers.
