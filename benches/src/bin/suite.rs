@@ -294,9 +294,10 @@ fn machine(args: &[String]) -> Vec<(String, String)> {
                 &[
                     "-C",
                     env!("CARGO_MANIFEST_DIR"),
-                    "rev-parse",
-                    "--short",
-                    "HEAD",
+                    "describe",
+                    "--always",
+                    "--dirty",
+                    "--abbrev=7",
                 ],
             )
             .unwrap_or_default(),
