@@ -1428,7 +1428,9 @@ fn data_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
     suite.check(
         "data: _into calls on even, uneven, empty and large buffers",
         || {
-            for n in [0, 1, 3, 10, 100_000] {
+            // 512 * p and 513 * p: every part 4096 bytes, the largest sent
+            // whole (`backend/mpi/part.rs`), or 4104, the smallest split.
+            for n in [0, 1, 3, 10, 512 * p, 513 * p, 100_000] {
                 let got = run("run", par.run(into_calls, n))?;
                 eq(&format!("n={n}"), got, on.then(|| into_expected(n, p)))?;
             }
@@ -1452,7 +1454,9 @@ fn data_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
 
     suite.check("data: generic calls on plain vectors equal serial", || {
         let serial = parallelizer::from_config("serial").expect("serial");
-        for n in [0, 7, 20_000] {
+        // Parts on either side of the largest sent whole, 4 KiB: the cells
+        // gathered (16 bytes each: 256 and 257) and the bytes scattered.
+        for n in [0, 7, 256, 257, 4096 * p, 4097 * p, 20_000] {
             let got = run("run", par.run(generic_plain, n))?;
             if !on {
                 eq("worker", got, None)?;

@@ -639,7 +639,7 @@ macro_rules! data_suite {
                 $(let _hold = $hold;)?
                 each(|par, p| {
                     let _entered = par.enter().unwrap();
-                    for n in [0, 1, 3, 10, 100_000] {
+                    for n in [0, 1, 3, 10, 512 * p, 513 * p, 100_000] {
                         let got = par.run(into_calls, n).unwrap();
                         assert_eq!(got, Some(into_expected(n, p)), "p={p} n={n}");
                     }
@@ -662,7 +662,7 @@ macro_rules! data_suite {
                 $(let _hold = $hold;)?
                 let serial = from_config("serial").unwrap();
                 each(|par, p| {
-                    for n in [0, 7, 20_000] {
+                    for n in [0, 7, 256, 257, 4096 * p, 4097 * p, 20_000] {
                         let got = par.run(generic_plain, n).unwrap().unwrap();
                         let want = serial.run(generic_plain, n).unwrap().unwrap();
                         assert_eq!(got.0, vec![want.0[0].clone(); p], "p={p} n={n}");
