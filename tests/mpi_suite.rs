@@ -404,6 +404,36 @@ fn misfit_receives(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
     }
 }
 
+/// Main gathers `f64` while the workers gather 3 bytes each (a program
+/// error the backend cannot see before the parts arrive): main's calls
+/// fail naming the part, no rank panics or waits, and a gather of the
+/// same type right after finds every rank in step. `n` bytes per worker:
+/// 3 (whole parts) or 5003 (header and body).
+#[parallelizer::task]
+fn misfit_gathers(par: &dyn Parallelizer, n: usize) -> Option<Vec<String>> {
+    let show = |r: parallelizer::Result<()>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let seen = if par.on_main() {
+        let mut all: Vec<f64> = Vec::new();
+        let into = show(par.gather_into(&[1.0f64; 2], Some(&mut all)));
+        let generic = show(par.gather(vec![1.0f64; 2]).map(drop));
+        vec![into, generic]
+    } else {
+        let bytes = vec![7u8; n];
+        par.gather_into(&bytes, None).unwrap();
+        par.gather(bytes).unwrap();
+        Vec::new()
+    };
+    let ids = par.gather_pod(vec![par.id() as u32]).unwrap();
+    ids.map(|ids| {
+        let mut seen = seen;
+        seen.push(format!("{ids:?}"));
+        seen
+    })
+}
+
 /// Rank 1 waits for a message that rank 0 never sends: with a timeout it
 /// gets `Error::Timeout` instead of hanging.
 #[parallelizer::task]
@@ -1525,6 +1555,28 @@ fn data_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
                 let small = run("from_config", parallelizer::from_config(small))?;
                 let got = run("run", small.run(misfit_receives, ()))?;
                 eq("outcomes (in pieces)", got, on.then(|| want(true)))
+            },
+        );
+    }
+
+    if p > 1 {
+        suite.check(
+            "data: a gather whose parts are not whole elements is an error on main, no panic",
+            || {
+                for n in [3, 5003] {
+                    let misfit = format!(
+                        "protocol error: a part of {n} bytes from rank 1 is not whole f64 (every \
+                         rank must pass the same element type)"
+                    );
+                    let want = vec![
+                        misfit.clone(),
+                        misfit,
+                        format!("{:?}", (0..p as u32).collect::<Vec<_>>()),
+                    ];
+                    let got = run("run", par.run(misfit_gathers, n))?;
+                    eq(&format!("n={n}"), got, on.then_some(want))?;
+                }
+                Ok(())
             },
         );
     }

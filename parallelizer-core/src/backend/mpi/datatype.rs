@@ -10,7 +10,7 @@ use std::ffi::c_int;
 use super::calls;
 use super::handles::{Comm, Contiguous, Datatype, byte_type, u64_type};
 use super::messages::{uncut, unexpected};
-use super::wire::with_inbox;
+use super::wire::{or_scratch, with_inbox};
 use super::{
     Mpi, TAG_BODY, TAG_HEADER, TAG_POD, TAG_POD8, TAG_SERDE, bcast_words, contract_error,
     described, missing, protocol_error, verify,
@@ -78,14 +78,10 @@ impl NativePod for Mpi {
             if ty.size == 0 {
                 return fitted.map(drop);
             }
-            match fitted {
-                Ok(bytes) => calls::bcast(comm, dt.datatype(), bytes, 0, limit),
-                Err(e) => {
-                    let mut scratch = vec![0u8; ty.bytes(n)];
-                    calls::bcast(comm, dt.datatype(), &mut scratch, 0, limit)?;
-                    Err(e)
-                }
-            }
+            let mut scratch = Vec::new();
+            let (bytes, err) = or_scratch(fitted, ty.bytes(n), &mut scratch);
+            calls::bcast(comm, dt.datatype(), bytes, 0, limit)?;
+            err.map_or(Ok(()), Err)
         })
     }
 
@@ -100,7 +96,7 @@ impl NativePod for Mpi {
             if comm.rank() != 0 {
                 let recv = recv
                     .ok_or_else(|| contract_error("scatter: a worker passed no buffer".into()))?;
-                return self.recv_part(comm, ty, recv, 0).map(drop);
+                return self.recv_part(comm, ty, recv, 0)?.map(drop);
             }
             // Main sends each worker its chunk (as MPI's linear scatter-v
             // does); each learns its length from the message itself.
@@ -163,12 +159,9 @@ impl NativePod for Mpi {
                     Some(buf) => self.recv_part(comm, ty, &mut **buf, from),
                     None => self.recv_part(comm, PodType::of::<u8>(), &mut Vec::<u8>::new(), from),
                 };
-                match got {
+                match got? {
                     Ok(count) => counts.push(count),
-                    Err(e @ Error::Length { .. }) => {
-                        first = first.and(Err(e));
-                    }
-                    Err(e) => return Err(e),
+                    Err(misfit) => first = first.and(Err(misfit)),
                 }
             }
             first.map(|()| counts)
@@ -289,14 +282,8 @@ impl Mpi {
             Some(e) => Err(e),
             None => buf.fit(ty.elements(len)),
         };
-        let mut scratch: Vec<u8>;
-        let (out, err) = match fitted {
-            Ok(bytes) => (bytes, None),
-            Err(e) => {
-                scratch = vec![0u8; len];
-                (&mut scratch[..], Some(e))
-            }
-        };
+        let mut scratch = Vec::new();
+        let (out, err) = or_scratch(fitted, len, &mut scratch);
         if tag == TAG_BODY {
             calls::recv(comm, byte_type(), out, from, tag, self.limit(1))?;
         } else {

@@ -14,9 +14,9 @@ use std::ffi::c_int;
 use super::calls;
 use super::handles::{Comm, byte_type};
 use super::messages::uncut;
-use super::wire::{INLINE, with_inbox};
+use super::wire::{INLINE, or_scratch, with_inbox};
 use super::{Mpi, protocol_error};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::parallelizer::{PlainBuf, PodType};
 
 /// A part in one message.
@@ -78,55 +78,46 @@ impl Mpi {
         }
     }
 
-    /// Receives the body of a split part of `len` bytes from `from` into
-    /// `out`, or, if it has no place (`out` is the error), into scratch
-    /// space, so that the next receive does not find it; then returns the
-    /// error.
-    fn recv_part_body(
-        &self,
-        comm: Comm,
-        from: usize,
-        len: usize,
-        out: Result<&mut [u8]>,
-    ) -> Result<()> {
-        let mut scratch: Vec<u8>;
-        let (out, err) = match out {
-            Ok(bytes) => (bytes, None),
-            Err(e) => {
-                scratch = vec![0u8; len];
-                (&mut scratch[..], Some(e))
-            }
-        };
-        calls::recv(comm, byte_type(), out, from, TAG_PART_BODY, self.limit(1))?;
-        err.map_or(Ok(()), Err)
+    /// Receives the body of a split part from `from` into `out` (exactly
+    /// its length).
+    fn recv_body_into(&self, comm: Comm, from: usize, out: &mut [u8]) -> Result<()> {
+        calls::recv(comm, byte_type(), out, from, TAG_PART_BODY, self.limit(1))
     }
 
-    /// Receives the next part from `from` into `buf`, fitted to it; its
-    /// count. A part that is not whole elements of `ty`, or that does not
-    /// fit `buf`, is taken all the same, then the error is returned.
+    /// Receives the next part from `from` into `buf`, fitted to it: its
+    /// count, or (the inner error) why it had no place in `buf`, a part
+    /// that is not whole elements of `ty` or does not fit; such a part is
+    /// taken all the same, so the ranks stay in step. The outer error is
+    /// the call's failure.
     pub(super) fn recv_part(
         &self,
         comm: Comm,
         ty: PodType,
         buf: &mut dyn PlainBuf,
         from: usize,
-    ) -> Result<usize> {
+    ) -> Result<Result<usize>> {
         with_inbox(|inbox| {
             let part = self.take_part(comm, from, inbox)?;
             let len = part.len();
-            let fitted = if ty.size == 0 || len.is_multiple_of(ty.size) {
+            let fitted = if whole(ty, len) {
                 buf.fit(ty.elements(len))
             } else {
-                Err(protocol_error(format!(
-                    "a part of {len} bytes from rank {from} is not whole {}",
-                    ty.name
-                )))
+                Err(not_whole(ty, len, from))
             };
-            match part {
-                Part::Whole(_) => fitted?.copy_from_slice(&inbox[..len]),
-                Part::Split(_) => self.recv_part_body(comm, from, len, fitted)?,
-            }
-            Ok(ty.elements(len))
+            let placed = match (part, fitted) {
+                (Part::Whole(_), Ok(out)) => {
+                    out.copy_from_slice(&inbox[..len]);
+                    Ok(())
+                }
+                (Part::Whole(_), Err(misfit)) => Err(misfit),
+                (Part::Split(_), fitted) => {
+                    let mut scratch = Vec::new();
+                    let (out, misfit) = or_scratch(fitted, len, &mut scratch);
+                    self.recv_body_into(comm, from, out)?;
+                    misfit.map_or(Ok(()), Err)
+                }
+            };
+            Ok(placed.map(|()| ty.elements(len)))
         })
     }
 
@@ -156,14 +147,20 @@ impl Mpi {
         let mut counts = vec![ty.elements(send.len())];
         counts.extend(parts.iter().map(|part| ty.elements(part.len())));
         let total = counts[usize::from(!own)..].iter().sum();
-        let mut scratch: Vec<u8>;
-        let (out, err) = match recv.fit(total) {
-            Ok(bytes) => (bytes, None),
-            Err(e) => {
-                scratch = vec![0u8; ty.bytes(total)];
-                (&mut scratch[..], Some(e))
-            }
+        // A part that is not whole elements (a rank that gathered another
+        // type) has no place in `recv`; all of them go to scratch space.
+        let bytes =
+            parts.iter().map(|part| part.len()).sum::<usize>() + if own { send.len() } else { 0 };
+        let fitted = match parts
+            .iter()
+            .zip(1..)
+            .find(|(part, _)| !whole(ty, part.len()))
+        {
+            None => recv.fit(total),
+            Some((part, from)) => Err(not_whole(ty, part.len(), from)),
         };
+        let mut scratch = Vec::new();
+        let (out, err) = or_scratch(fitted, bytes, &mut scratch);
         let mut at = 0;
         if own {
             out[..send.len()].copy_from_slice(send);
@@ -173,11 +170,26 @@ impl Mpi {
             let place = &mut out[at..at + part.len()];
             match *part {
                 Part::Whole(len) => place.copy_from_slice(&slot[..len]),
-                Part::Split(len) => self.recv_part_body(comm, from, len, Ok(place))?,
+                Part::Split(_) => self.recv_body_into(comm, from, place)?,
             }
             at += part.len();
         }
         SLOTS.with(|cell| cell.replace(slots));
         err.map_or(Ok(counts), Err)
     }
+}
+
+/// Whether `len` bytes are whole elements of `ty`.
+fn whole(ty: PodType, len: usize) -> bool {
+    ty.size == 0 || len.is_multiple_of(ty.size)
+}
+
+/// The error of a part of `len` bytes from `from` that is not whole
+/// elements of `ty`.
+fn not_whole(ty: PodType, len: usize, from: usize) -> Error {
+    protocol_error(format!(
+        "a part of {len} bytes from rank {from} is not whole {} (every rank must pass the \
+         same element type)",
+        ty.name
+    ))
 }

@@ -18,6 +18,7 @@ use super::calls::allgather_u64;
 use super::datatype::builtin;
 use super::handles::{Comm, Datatype, c_ints, call, int};
 use super::plan::{pieces, rounds, starts};
+use super::wire::or_scratch;
 use crate::error::{Error, Result};
 use crate::msg::Msg;
 use crate::native::{NativeReduce, Reach};
@@ -238,15 +239,10 @@ impl NativeReduce for Mpi {
                 all.fit(total)?;
                 return Ok(counts);
             }
-            match all.fit(total) {
-                Ok(dst) => allgatherv(comm, dt.datatype(), mine, &counts, dst, limit)?,
-                Err(e) => {
-                    let mut scratch = vec![0u8; ty.bytes(total)];
-                    allgatherv(comm, dt.datatype(), mine, &counts, &mut scratch, limit)?;
-                    return Err(e);
-                }
-            }
-            Ok(counts)
+            let mut scratch = Vec::new();
+            let (dst, err) = or_scratch(all.fit(total), ty.bytes(total), &mut scratch);
+            allgatherv(comm, dt.datatype(), mine, &counts, dst, limit)?;
+            err.map_or(Ok(counts), Err)
         })
     }
 }

@@ -7,7 +7,7 @@ use std::ffi::c_int;
 
 use super::calls;
 use super::handles::{Comm, byte_type, u64_type};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 
 /// Tag of the header (encoding, length) of a point-to-point message longer
@@ -83,6 +83,24 @@ pub(super) fn with_inbox<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
         // this itself): a buffer of its own.
         Err(_) => f(&mut vec![0; INLINE]),
     })
+}
+
+/// Where a message of `len` bytes lands: the receive buffer `fitted`
+/// when it has a place for it, else `scratch` (zeroed to `len` bytes) with
+/// the error, returned once the message is taken, so that the next receive
+/// does not find it.
+pub(super) fn or_scratch<'a>(
+    fitted: Result<&'a mut [u8]>,
+    len: usize,
+    scratch: &'a mut Vec<u8>,
+) -> (&'a mut [u8], Option<Error>) {
+    match fitted {
+        Ok(bytes) => (bytes, None),
+        Err(e) => {
+            *scratch = vec![0u8; len];
+            (&mut scratch[..], Some(e))
+        }
+    }
 }
 
 /// The message that arrived as `bytes` with the header words `desc` (as
