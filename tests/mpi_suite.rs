@@ -434,6 +434,29 @@ fn misfit_gathers(par: &dyn Parallelizer, n: usize) -> Option<Vec<String>> {
     })
 }
 
+/// Main broadcasts `n` `f64` while the workers broadcast into bytes and
+/// `u32`s (a program error): each worker's call fails naming both element
+/// sizes, main's succeeds, nobody waits, and a gather right after finds
+/// every rank in step.
+#[parallelizer::task]
+fn misfit_broadcasts(par: &dyn Parallelizer, n: usize) -> Option<Vec<String>> {
+    let show = |r: parallelizer::Result<()>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let seen = if par.on_main() {
+        let mut mine = vec![1.0f64; n];
+        let into = show(par.broadcast_into(&mut mine));
+        let generic = show(par.broadcast(Some(mine)).map(drop));
+        format!("{into} / {generic}")
+    } else {
+        let into = show(par.broadcast_into(&mut vec![0u8; n]));
+        let generic = show(par.broadcast::<Vec<u32>>(None).map(drop));
+        format!("{into} / {generic}")
+    };
+    par.gather(seen).unwrap()
+}
+
 /// Rank 1 waits for a message that rank 0 never sends: with a timeout it
 /// gets `Error::Timeout` instead of hanging.
 #[parallelizer::task]
@@ -1575,6 +1598,41 @@ fn data_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
                     ];
                     let got = run("run", par.run(misfit_gathers, n))?;
                     eq(&format!("n={n}"), got, on.then_some(want))?;
+                }
+                Ok(())
+            },
+        );
+    }
+
+    if p > 1 {
+        suite.check(
+            "data: a broadcast into elements of another size is an error on the workers",
+            || {
+                let mismatch = |vec: &str, size: usize| {
+                    format!(
+                        "codec error: type mismatch: expected plain data alloc::vec::Vec<{vec}> \
+                         ({size}-byte elements) but rank 0 broadcast 8-byte elements"
+                    )
+                };
+                let worker = format!("{} / {}", mismatch("u8", 1), mismatch("u32", 4));
+                let want: Vec<String> = (0..p)
+                    .map(|r| {
+                        if r == 0 {
+                            "ok / ok".to_string()
+                        } else {
+                            worker.clone()
+                        }
+                    })
+                    .collect();
+                // In pieces too (a `max_message_bytes` of 1000): the
+                // workers take main's bytes in main's pieces.
+                let small = Config::new("mpi").option("max_message_bytes", "1000");
+                let small = run("from_config", parallelizer::from_config(small))?;
+                for n in [0, 3, 5003] {
+                    let got = run("run", par.run(misfit_broadcasts, n))?;
+                    eq(&format!("n={n}"), got, on.then(|| want.clone()))?;
+                    let got = run("run", small.run(misfit_broadcasts, n))?;
+                    eq(&format!("n={n}, in pieces"), got, on.then(|| want.clone()))?;
                 }
                 Ok(())
             },

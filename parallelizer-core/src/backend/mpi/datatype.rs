@@ -64,14 +64,18 @@ impl NativePod for Mpi {
             let on_main = comm.rank() == 0;
             // Main's length, which a worker fits its buffer to (or, if its
             // buffer is fixed and another length, a scratch buffer: it takes
-            // its part all the same, then returns the error).
-            let mut len = [if on_main {
-                ty.elements(buf.bytes().len()) as u64
-            } else {
-                0
-            }];
-            bcast_words(comm, &mut len, 0)?;
-            let n = len[0] as usize;
+            // its part all the same, then returns the error), and its
+            // element size: a worker whose elements are of another size
+            // (another type) takes main's bytes into scratch space too.
+            let mut words = [0u64; 2];
+            if on_main {
+                words = [ty.elements(buf.bytes().len()) as u64, ty.size as u64];
+            }
+            bcast_words(comm, &mut words, 0)?;
+            let (n, size) = (words[0] as usize, words[1] as usize);
+            if size != ty.size {
+                return Err(self.other_elements(comm, ty, n, size));
+            }
             let dt = PodDatatype::new(ty)?;
             let limit = self.limit(ty.size);
             let fitted = if on_main { Ok(buf.bytes()) } else { buf.fit(n) };
@@ -233,6 +237,24 @@ impl NativePod for Mpi {
 }
 
 impl Mpi {
+    /// A worker's end of a broadcast of `n` elements of `size` bytes whose
+    /// own elements (`ty`) are of another size: main's bytes are taken
+    /// into scratch space, in the pieces main sends them in, so that the
+    /// ranks stay in step; the error names both.
+    fn other_elements(&self, comm: Comm, ty: PodType, n: usize, size: usize) -> Error {
+        let taken = Contiguous::bytes(size.max(1)).and_then(|dt| {
+            let mut scratch = vec![0u8; n * size];
+            calls::bcast(comm, dt.datatype(), &mut scratch, 0, self.limit(size))
+        });
+        taken.err().unwrap_or_else(|| {
+            Error::Codec(format!(
+                "type mismatch: expected plain data {} ({}-byte elements) but rank 0 broadcast \
+                 {size}-byte elements",
+                ty.vec_name, ty.size
+            ))
+        })
+    }
+
     /// [`recv_pod`](NativePod::recv_pod) with a deadline: the message is
     /// probed for (polled) first.
     fn recv_pod_probed(
