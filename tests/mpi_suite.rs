@@ -356,6 +356,14 @@ fn large(par: &dyn Parallelizer, n: usize) -> Option<(f64, usize, Vec<f64>, usiz
     Some((sums?.iter().sum(), lens?.iter().sum(), back?, big.len()))
 }
 
+/// A call's outcome as the misfit checks compare it: "ok" or the error.
+fn show(r: parallelizer::Result<()>) -> String {
+    match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// `receive_into` on main of messages from rank 1 that do not fit its
 /// buffers (of 4 `i32`, and of one, shorter than the header of a long
 /// message): shorter, longer, a serde value, and a message of 300 (in
@@ -366,10 +374,6 @@ fn large(par: &dyn Parallelizer, n: usize) -> Option<(f64, usize, Vec<f64>, usiz
 /// it arrive in step.
 #[parallelizer::task]
 fn misfit_receives(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
-    let show = |r: parallelizer::Result<()>| match r {
-        Ok(()) => "ok".to_string(),
-        Err(e) => e.to_string(),
-    };
     match par.id() {
         0 => {
             let (mut four, mut one) = ([0i32; 4], [0i32; 1]);
@@ -411,10 +415,6 @@ fn misfit_receives(par: &dyn Parallelizer, (): ()) -> Option<Vec<String>> {
 /// 3 (whole parts) or 5003 (header and body).
 #[parallelizer::task]
 fn misfit_gathers(par: &dyn Parallelizer, n: usize) -> Option<Vec<String>> {
-    let show = |r: parallelizer::Result<()>| match r {
-        Ok(()) => "ok".to_string(),
-        Err(e) => e.to_string(),
-    };
     let seen = if par.on_main() {
         let mut all: Vec<f64> = Vec::new();
         let into = show(par.gather_into(&[1.0f64; 2], Some(&mut all)));
@@ -440,10 +440,6 @@ fn misfit_gathers(par: &dyn Parallelizer, n: usize) -> Option<Vec<String>> {
 /// every rank in step.
 #[parallelizer::task]
 fn misfit_broadcasts(par: &dyn Parallelizer, n: usize) -> Option<Vec<String>> {
-    let show = |r: parallelizer::Result<()>| match r {
-        Ok(()) => "ok".to_string(),
-        Err(e) => e.to_string(),
-    };
     let seen = if par.on_main() {
         let mut mine = vec![1.0f64; n];
         let into = show(par.broadcast_into(&mut mine));
