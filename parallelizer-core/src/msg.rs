@@ -440,7 +440,7 @@ impl Msg {
                 ty.vec_name
             ))
         })?;
-        if bytes.len() % ty.size.max(1) != 0 {
+        if !ty.whole(bytes.len()) {
             return Err(Error::Codec(format!(
                 "{} bytes is not a whole number of {}",
                 bytes.len(),

@@ -71,6 +71,19 @@ impl PodType {
     pub fn elements(&self, bytes: usize) -> usize {
         bytes / self.size.max(1)
     }
+
+    /// Whether `bytes` bytes are a whole number of elements (for a
+    /// zero-sized type: none at all), as a receiver checks what arrived.
+    ///
+    /// ```
+    /// # use parallelizer_core::backend::PodType;
+    /// assert!(PodType::of::<f64>().whole(16));
+    /// assert!(!PodType::of::<f64>().whole(12));
+    /// assert!(!PodType::of::<()>().whole(1));
+    /// ```
+    pub fn whole(&self, bytes: usize) -> bool {
+        self.bytes(self.elements(bytes)) == bytes
+    }
 }
 
 /// A rank's buffer in a plain-data call, as the backend sees it: the raw

@@ -189,7 +189,7 @@ impl<T: Transport> LinkRank<T> {
                 Part::Remote(note) => note.check(ty).map(|()| note.len()),
                 Part::Msg(msg) => msg.plain_bytes(ty).map(<[u8]>::len),
             }?;
-            if ty.bytes(ty.elements(len)) != len {
+            if !ty.whole(len) {
                 return Err(Error::Protocol(format!(
                     "{}: rank {} sent {len} bytes, not a whole number of {}",
                     Op::Gather,

@@ -318,8 +318,7 @@ impl Mpi {
 /// The error of a message of `len` bytes from `from` that is not plain
 /// data of `ty`: a serde value, or not a whole number of elements.
 fn not_plain(ty: PodType, from: usize, len: usize, serde: bool) -> Option<Error> {
-    let whole = ty.size == 0 || len.is_multiple_of(ty.size);
-    (serde || !whole).then(|| {
+    (serde || !ty.whole(len)).then(|| {
         Error::Codec(format!(
             "expected plain data {} but rank {from} sent {}",
             ty.vec_name,

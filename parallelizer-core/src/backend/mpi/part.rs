@@ -99,7 +99,7 @@ impl Mpi {
         with_inbox(|inbox| {
             let part = self.take_part(comm, from, inbox)?;
             let len = part.len();
-            let fitted = if whole(ty, len) {
+            let fitted = if ty.whole(len) {
                 buf.fit(ty.elements(len))
             } else {
                 Err(not_whole(ty, len, from))
@@ -154,7 +154,7 @@ impl Mpi {
         let fitted = match parts
             .iter()
             .zip(1..)
-            .find(|(part, _)| !whole(ty, part.len()))
+            .find(|(part, _)| !ty.whole(part.len()))
         {
             None => recv.fit(total),
             Some((part, from)) => Err(not_whole(ty, part.len(), from)),
@@ -177,11 +177,6 @@ impl Mpi {
         SLOTS.with(|cell| cell.replace(slots));
         err.map_or(Ok(counts), Err)
     }
-}
-
-/// Whether `len` bytes are whole elements of `ty`.
-fn whole(ty: PodType, len: usize) -> bool {
-    ty.size == 0 || len.is_multiple_of(ty.size)
 }
 
 /// The error of a part of `len` bytes from `from` that is not whole
