@@ -6,15 +6,13 @@
 //! `MPI_THREAD_SINGLE` and (`PARALLELIZER_MPI_THREAD_LEVEL=multiple`) at
 //! `MPI_THREAD_MULTIPLE`.
 
-use std::time::Instant;
-
 use mpi::Count;
 use mpi::collective::SystemOperation;
 use mpi::datatype::{Partition, PartitionMut};
 use mpi::traits::*;
 use parallelizer::plain_buffer;
 use parallelizer_bench::data::FRESH;
-use parallelizer_bench::measure::median;
+use parallelizer_bench::measure::{time, time_with};
 use parallelizer_bench::plan::{self, Figures, Plan};
 use parallelizer_bench::workloads::{f64_data, plain_copy};
 
@@ -54,37 +52,30 @@ fn main() {
     };
 
     // Dispatch baseline: a barrier.
-    let mut samples = Vec::new();
-    for i in 0..plan.dispatch.total() {
-        let t0 = Instant::now();
-        world.barrier();
-        if i >= plan.dispatch.warmup {
-            samples.push(t0.elapsed().as_secs_f64());
-        }
-    }
-    put(plan::k_dispatch(size), median(samples));
+    put(
+        plan::k_dispatch(size),
+        time(plan.dispatch, || world.barrier()),
+    );
 
     // Ping-pong 0 <-> 1 (only with exactly 2 ranks, like the other rows).
     if size == 2 {
         for &bytes in &plan.pp_bytes {
             let iters = plan.iters_for(bytes);
             let mut buf = vec![1u8; bytes];
-            let mut samples = Vec::new();
-            for i in 0..iters.total() {
-                world.barrier();
-                let t0 = Instant::now();
-                if rank == 0 {
-                    world.process_at_rank(1).send(&buf[..]);
-                    world.process_at_rank(1).receive_into(&mut buf[..]);
-                } else {
-                    world.process_at_rank(0).receive_into(&mut buf[..]);
-                    world.process_at_rank(0).send(&buf[..]);
-                }
-                if i >= iters.warmup {
-                    samples.push(t0.elapsed().as_secs_f64() / 2.0);
-                }
-            }
-            put(plan::k_pp(bytes), median(samples));
+            let round_trip = time_with(
+                iters,
+                || world.barrier(),
+                |()| {
+                    if rank == 0 {
+                        world.process_at_rank(1).send(&buf[..]);
+                        world.process_at_rank(1).receive_into(&mut buf[..]);
+                    } else {
+                        world.process_at_rank(0).receive_into(&mut buf[..]);
+                        world.process_at_rank(0).send(&buf[..]);
+                    }
+                },
+            );
+            put(plan::k_pp(bytes), round_trip / 2.0);
         }
     }
 
@@ -109,18 +100,7 @@ fn main() {
             .collect();
         let lo = displs[rank] as usize;
         let mine_len = counts[rank] as usize;
-        let timed = |f: &mut dyn FnMut()| -> f64 {
-            let mut samples = Vec::new();
-            for i in 0..iters.total() {
-                world.barrier();
-                let t0 = Instant::now();
-                f();
-                if i >= iters.warmup {
-                    samples.push(t0.elapsed().as_secs_f64());
-                }
-            }
-            median(samples)
-        };
+        let timed = |f: &mut dyn FnMut()| time_with(iters, || world.barrier(), |()| f());
         let mut buf = if rank == 0 {
             plain_copy(&full)
         } else {
@@ -169,13 +149,14 @@ fn main() {
         // (`tasks.rs`): main's vector a fresh clone (4 KiB pages, touched),
         // each result a fresh `plain_buffer`, dropped after the clock stops.
         // What a raw MPI program pays for results it must allocate.
-        let fresh = |op: &str| -> f64 {
-            let mut samples = Vec::new();
-            for i in 0..iters.total() {
-                let mut data = (rank == 0).then(|| full.to_vec());
+        let fresh = |op: &str| {
+            let inputs = || {
+                let data = (rank == 0).then(|| full.to_vec());
                 let chunk = full[lo..lo + mine_len].to_vec();
                 world.barrier();
-                let t0 = Instant::now();
+                (data, chunk)
+            };
+            time_with(iters, inputs, |(mut data, chunk)| {
                 let mut kept: Vec<Vec<f64>> = Vec::new();
                 if op == "bcast" {
                     match data.as_mut() {
@@ -208,13 +189,8 @@ fn main() {
                         root.gather_varcount_into(&mine[..]);
                     }
                 }
-                let dt = t0.elapsed().as_secs_f64();
-                drop(std::hint::black_box((kept, mine, data)));
-                if i >= iters.warmup {
-                    samples.push(dt);
-                }
-            }
-            median(samples)
+                (kept, mine, data)
+            })
         };
         for op in ["bcast", "scatter", "gather", "sg"] {
             put(plan::k_coll(op, FRESH, n, size), fresh(op));
@@ -229,19 +205,14 @@ fn main() {
         let iters = plan.iters_for(n * 8);
         let send = f64_data(n);
         let mut recv = vec![0.0f64; n];
-        let mut samples = Vec::new();
-        for i in 0..iters.total() {
-            world.barrier();
-            let t0 = Instant::now();
-            world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
-            if i >= iters.warmup {
-                samples.push(t0.elapsed().as_secs_f64());
-            }
-        }
-        put(
-            parallelizer_bench::data::k_allreduce(n, size),
-            median(samples),
+        let t = time_with(
+            iters,
+            || world.barrier(),
+            |()| {
+                world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
+            },
         );
+        put(parallelizer_bench::data::k_allreduce(n, size), t);
     }
 
     if rank == 0 {
