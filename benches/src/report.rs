@@ -815,8 +815,9 @@ fn plot(store: &Store, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The MPI backend at `MPI_THREAD_SINGLE` against its default
-/// `MPI_THREAD_MULTIPLE` and raw rsmpi (`MPI_Init`, single).
+/// The MPI backend against raw rsmpi level for level: both at
+/// `MPI_THREAD_MULTIPLE` (the backend's default) and both at
+/// `MPI_THREAD_SINGLE` (`MPI_Init`'s).
 fn thread_level_section(store: &Store, plan: &Plan, w: &mut String) {
     let _ = writeln!(w, "## MPI: thread levels\n");
     let _ = writeln!(
