@@ -232,9 +232,13 @@ where
             let extra = extra.clone();
             let current = current_rank();
             let source = &source;
+            // Counted from before the thread starts, which takes a while
+            // when every core is busy: the scheduler's waits meanwhile
+            // leave it the core rather than spin.
+            let computing = alongside();
             s.spawn(move || {
                 let _current = current.map(set_current);
-                let _alongside = alongside();
+                let _computing = computing;
                 own_part(par, call, source, first, &extra, tracker)
             })
         });

@@ -415,9 +415,14 @@ impl Endpoint {
             .iter()
             .flatten()
             .any(|p| p.closed.is_none() && p.reader.cut().is_some());
-        if !on_socket && !matches!(want, Some(Want::Socket(_))) {
+        // Nor while another thread of this rank computes (a budget of zero):
+        // even the few yields before the first look at the clock pushed
+        // this thread back behind that one (EEVDF), and a dynamic map's
+        // scheduler took milliseconds to answer a worker.
+        let budget = self.spin.budget();
+        if !budget.is_zero() && !on_socket && !matches!(want, Some(Want::Socket(_))) {
             let now = Instant::now();
-            let spin_until = (now + self.spin.budget()).max(self.spin_until.unwrap_or(now));
+            let spin_until = (now + budget).max(self.spin_until.unwrap_or(now));
             // Busy or not is decided at the first miss: not for a frame already there.
             let (busy_until, mut busy) = (now + BUSY, None);
             for i in 0u32.. {

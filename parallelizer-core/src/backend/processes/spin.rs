@@ -34,8 +34,9 @@ impl Default for Spin {
 }
 
 impl Spin {
-    /// How long the next wait spins before it sleeps: not at all while
-    /// another thread of this process computes alongside the waiting one
+    /// How long the next wait spins before it sleeps: zero, not even a
+    /// look at the rings before the sleep's, while another thread of this
+    /// process computes alongside the waiting one
     /// (`runtime::computing_alongside`), which needs the core.
     pub(super) fn budget(&self) -> Duration {
         if crate::runtime::computing_alongside() {
