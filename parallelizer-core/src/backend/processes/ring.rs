@@ -40,7 +40,8 @@
 //! ```
 //!
 //! Indices only grow (u64 byte counts never wrap in practice). A writer
-//! that finds its ring empty past the first quarter *rewinds*: it goes on
+//! that finds its ring empty past the first quarter, with what it has left
+//! to write no longer than the bytes behind its head, *rewinds*: it goes on
 //! at the next multiple of the capacity (the ring's first byte), and says so
 //! in `resume` before it publishes; its reader, whose tail is then where the
 //! writer left off, skips to `resume`. Messages that are read as fast as
@@ -311,11 +312,19 @@ impl Rings {
         let mut head = self.head(self.rank, to).load(Ordering::Relaxed);
         let consumed = self.consumed(to);
         let cap = self.cap as u64;
-        if head == consumed && head % cap >= self.quarter() as u64 {
+        let left = parts
+            .iter()
+            .map(|p| p.len())
+            .sum::<usize>()
+            .saturating_sub(skip);
+        if head == consumed && head % cap >= self.quarter() as u64 && left as u64 <= head % cap {
             // Empty: rewind to the ring's first byte (module docs). The
             // reader learns it from `resume`, published with the head below;
             // the skipped bytes count as used until it has (room is then
-            // what lay behind the head, at least a quarter of the ring).
+            // what lay behind the head, at least a quarter of the ring):
+            // only when what is left to write fits there, or a reader that
+            // is busy elsewhere (a worker computing its chunk while main
+            // queues its next) would hold the writer up until it reads.
             head = head.next_multiple_of(cap);
             self.resume(self.rank, to).store(head, Ordering::Relaxed);
         }
@@ -550,6 +559,24 @@ mod tests {
             let (head, _) = b.published(0);
             assert!(b.read(0, head, as_uninit(&mut buf)).is_err(), "{resume}");
         }
+    }
+
+    #[test]
+    fn an_empty_ring_does_not_rewind_for_more_than_lies_behind_its_head() {
+        let (a, b) = pair(2);
+        let (cap, quarter) = (a.cap() as u64, a.quarter());
+        let frame = vec![3u8; quarter + 1];
+        assert_eq!(a.write(1, &[&frame], 0), frame.len());
+        assert_eq!(read_all(&b, 0, frame.len()), frame);
+        // Empty past a quarter; a rewind would leave `quarter + 1` bytes of
+        // room until the reader reads again. Not rewound, the whole ring is.
+        let long: Vec<u8> = (0..cap as usize).map(|i| (i * 7) as u8).collect();
+        assert_eq!(a.write(1, &[&long], 0), long.len());
+        assert_eq!(
+            a.head(0, 1).load(Ordering::Relaxed),
+            quarter as u64 + 1 + cap
+        );
+        assert_eq!(read_all(&b, 0, long.len()), long);
     }
 
     #[test]
