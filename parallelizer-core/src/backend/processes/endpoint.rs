@@ -61,9 +61,8 @@ pub(super) enum WriteError {
     Poll(io::Error),
 }
 
-/// How long a rank waiting on its rings polls them without yielding its
-/// core, where every rank has one and no peer waits on the same CPU
-/// (`cpu.rs`).
+/// How long a rank waiting on its rings polls them without yielding, where
+/// every rank has a core and no peer waits on the same CPU (`cpu.rs`).
 const BUSY: Duration = Duration::from_micros(5);
 
 /// The longest a rank with rings sleeps before it looks at them again.
@@ -409,20 +408,16 @@ impl Endpoint {
         };
         // Spinning on the rings is for what they carry: not while this rank
         // waits to write to a socket or is in the middle of reading a
-        // (large) frame from one, which only the poll sees arrive.
+        // (large) frame from one, which only the poll sees arrive; nor
+        // while another of its threads computes (a budget of zero, `spin`).
         let on_socket = self
             .peers
             .iter()
             .flatten()
             .any(|p| p.closed.is_none() && p.reader.cut().is_some());
-        // Nor while another thread of this rank computes (a budget of zero):
-        // even the few yields before the first look at the clock pushed
-        // this thread back behind that one (EEVDF), and a dynamic map's
-        // scheduler took milliseconds to answer a worker.
-        let budget = self.spin.budget();
-        if !budget.is_zero() && !on_socket && !matches!(want, Some(Want::Socket(_))) {
+        if !self.spin.budget().is_zero() && !on_socket && !matches!(want, Some(Want::Socket(_))) {
             let now = Instant::now();
-            let spin_until = (now + budget).max(self.spin_until.unwrap_or(now));
+            let spin_until = (now + self.spin.budget()).max(self.spin_until.unwrap_or(now));
             // Busy or not is decided at the first miss: not for a frame already there.
             let (busy_until, mut busy) = (now + BUSY, None);
             for i in 0u32.. {

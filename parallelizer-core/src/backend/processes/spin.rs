@@ -10,7 +10,11 @@
 //! spins about twice that long from then on (up to [`LONGEST`]), and the
 //! budget shrinks back towards [`SPIN`] while waits end in the spin.
 //! While another thread of the process computes alongside the waiting one
-//! (a dynamically scheduled map's main), a wait does not spin at all.
+//! (a dynamically scheduled map's main), a wait does not spin at all, not
+//! even the few yields before a spin's first look at the clock: under
+//! EEVDF each yield pushed the waiting thread further behind the computing
+//! one, and a dynamic map's scheduler took milliseconds to take a worker's
+//! result.
 
 use std::time::Duration;
 
@@ -34,9 +38,9 @@ impl Default for Spin {
 }
 
 impl Spin {
-    /// How long the next wait spins before it sleeps: zero, not even a
-    /// look at the rings before the sleep's, while another thread of this
-    /// process computes alongside the waiting one
+    /// How long the next wait spins before it sleeps: zero (it sleeps
+    /// after one look at the rings) while another thread of this process
+    /// computes alongside the waiting one
     /// (`runtime::computing_alongside`), which needs the core.
     pub(super) fn budget(&self) -> Duration {
         if crate::runtime::computing_alongside() {
