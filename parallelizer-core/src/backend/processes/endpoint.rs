@@ -406,18 +406,18 @@ impl Endpoint {
             Some(Want::Ring { to, empty: false }) => rings.room(to) > 0,
             _ => false,
         };
-        // Spinning on the rings is for what they carry: not while this rank
-        // waits to write to a socket or is in the middle of reading a
-        // (large) frame from one, which only the poll sees arrive; nor
-        // while another of its threads computes (a budget of zero, `spin`).
+        // Spinning on the rings is for what they carry: not while this rank waits to
+        // write to a socket or reads a (large) frame from one, which only the poll sees
+        // arrive; nor while another of its threads computes (a budget of zero, `spin`).
+        let budget = self.spin.budget();
         let on_socket = self
             .peers
             .iter()
             .flatten()
             .any(|p| p.closed.is_none() && p.reader.cut().is_some());
-        if !self.spin.budget().is_zero() && !on_socket && !matches!(want, Some(Want::Socket(_))) {
+        if !budget.is_zero() && !on_socket && !matches!(want, Some(Want::Socket(_))) {
             let now = Instant::now();
-            let spin_until = (now + self.spin.budget()).max(self.spin_until.unwrap_or(now));
+            let spin_until = (now + budget).max(self.spin_until.unwrap_or(now));
             // Busy or not is decided at the first miss: not for a frame already there.
             let (busy_until, mut busy) = (now + BUSY, None);
             for i in 0u32.. {
