@@ -1576,9 +1576,6 @@ fn data_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
                 eq("outcomes (in pieces)", got, on.then(|| want(true)))
             },
         );
-    }
-
-    if p > 1 {
         suite.check(
             "data: a gather whose parts are not whole elements is an error on main, no panic",
             || {
@@ -1598,9 +1595,6 @@ fn data_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
                 Ok(())
             },
         );
-    }
-
-    if p > 1 {
         suite.check(
             "data: a broadcast into elements of another size is an error on the workers",
             || {
