@@ -1,7 +1,7 @@
 //! What a backend offers maps that hand out chunks as ranks finish them:
 //! whether it can receive from whichever rank sends first, and whether its
-//! sends may wait for the receiver (which decides how many chunks main may
-//! have in flight per rank).
+//! sends may wait for the receiver, or can be posted without waiting
+//! (which decides how many chunks main may have in flight per rank).
 
 /// What a backend offers maps that hand out chunks as ranks finish them
 /// ([`Parallelizer::any_source`](crate::Parallelizer::any_source)).
@@ -20,4 +20,10 @@ pub enum AnySource {
     /// sends never wait for the receiver (the region protocol's transports): main may queue a rank's
     /// next chunk before it finishes the current one.
     Buffered,
+    /// [`recv_any_msg`](crate::Parallelizer::recv_any_msg) works, and a
+    /// send may wait until the receiver takes the message, but
+    /// [`post_msg`](crate::Parallelizer::post_msg) does not (MPI's
+    /// `MPI_Isend`): a map posts its chunks and results, and main may queue
+    /// a rank's next chunk before it finishes the current one.
+    Posted,
 }

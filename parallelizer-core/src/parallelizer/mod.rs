@@ -129,6 +129,23 @@ pub trait Parallelizer: Send + Sync + 'static {
         AnySource::Unsupported
     }
 
+    /// [`send_msg`](Parallelizer::send_msg) that returns before the
+    /// receiver takes `msg`, which stays on its way until
+    /// [`flush_posted`](Parallelizer::flush_posted): how a map queues a
+    /// rank's next chunk where a send waits for its receiver
+    /// ([`AnySource::Posted`]). The default is `send_msg`.
+    fn post_msg(&self, msg: Msg, to: usize, tag: Tag) -> Result<()> {
+        self.send_msg(msg, to, tag)
+    }
+
+    /// Waits until every message this handle posted
+    /// ([`post_msg`](Parallelizer::post_msg)) was taken by its receiver; a
+    /// send that failed meanwhile is the error. The default has nothing to
+    /// wait for.
+    fn flush_posted(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// `send_msg` in the message namespace of group `group`, whose
     /// messages only calls of the same group take (see
     /// [`group_handle`](Parallelizer::group_handle)). The default handles

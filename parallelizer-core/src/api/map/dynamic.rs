@@ -4,13 +4,17 @@
 //!
 //! Main's calling thread runs the scheduler: it sends every worker its
 //! first chunk, starts main's own share, tops every worker up (to two
-//! chunks when the transport buffers sends and much is left, so that a
-//! worker never waits for main between chunks), then waits for a
+//! chunks when the transport buffers or posts sends and much is left, so
+//! that a worker never waits for main between chunks), then waits for a
 //! result from any worker ([`Parallelizer::recv_any_msg`]) and answers it
 //! with the worker's next chunk, or with the empty chunk that ends the
 //! worker's part. Main's own share is computed meanwhile on a second
-//! thread, which takes chunks from the same source. Every message carries
-//! the map's tag (its operation and call number), like any collective's.
+//! thread, which takes chunks from the same source. Chunks and results
+//! are posted ([`Parallelizer::post_msg`]): on MPI, whose sends of large
+//! messages wait for their receiver, main does not wait for a computing
+//! worker to take its next chunk, nor a worker for main's scheduler to take
+//! its result. Every message carries the map's tag (its operation and call
+//! number), like any collective's.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -170,10 +174,12 @@ where
     loop {
         let chunk: Vec<T> = from_msg(par.recv_msg(0, tag)?)?;
         if chunk.is_empty() {
-            return Ok(());
+            return par.flush_posted();
         }
         let out = apply(par, call, chunk, extra)?;
-        par.send_msg(to_msg(out), 0, tag)?;
+        // Main may have queued the next chunk: the rank starts on it while
+        // main takes this result.
+        par.post_msg(to_msg(out), 0, tag)?;
     }
 }
 
@@ -206,7 +212,7 @@ where
         tag,
         source: &source,
         total: lock(&source).total,
-        ahead: par.any_source() == AnySource::Buffered,
+        ahead: matches!(par.any_source(), AnySource::Buffered | AnySource::Posted),
         queued: (0..par.nprocs()).map(|_| VecDeque::new()).collect(),
         stopped: vec![false; par.nprocs()],
         parts: Vec::new(),
@@ -244,7 +250,8 @@ where
         });
         let scheduled = started
             .and_then(|()| (1..par.nprocs()).try_for_each(|w| sched.refill(w)))
-            .and_then(|()| sched.run(tracker));
+            .and_then(|()| sched.run(tracker))
+            .and_then(|()| par.flush_posted());
         if scheduled.is_err() {
             lock(&source).close();
         }
@@ -363,7 +370,7 @@ impl<T: Data, R: Data> Scheduler<'_, T, R> {
                 break;
             };
             let items = chunk.len();
-            self.par.send_msg(to_msg(chunk), w, self.tag)?;
+            self.par.post_msg(to_msg(chunk), w, self.tag)?;
             self.queued[w].push_back((index, items));
         }
         if lock(self.source).left() == 0 {

@@ -281,5 +281,5 @@ where
 /// messages on processes. MPI is the backend whose sends wait for their
 /// receiver, hence the test.
 fn native_split(par: &dyn Parallelizer) -> bool {
-    par.any_source() == AnySource::Unbuffered
+    matches!(par.any_source(), AnySource::Unbuffered | AnySource::Posted)
 }

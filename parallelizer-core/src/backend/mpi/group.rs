@@ -81,6 +81,7 @@ impl Mpi {
             // of calls per region), not a group's.
             verify: false,
             wire_config: std::sync::OnceLock::new(),
+            posted: Default::default(),
         });
         handle.core().bind_handle(Arc::downgrade(&handle));
         Ok(handle)

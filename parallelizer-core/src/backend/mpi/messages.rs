@@ -21,12 +21,7 @@ use crate::op::Op;
 impl Mpi {
     /// Sends `msg`, whose wire bytes are `bytes`, to `to`.
     pub(super) fn send_bytes(&self, comm: Comm, msg: &Msg, bytes: &[u8], to: usize) -> Result<()> {
-        let tag = match msg.encoding() {
-            Encoding::Pod if msg.pod_align() == 8 && bytes.len().is_multiple_of(8) => TAG_POD8,
-            Encoding::Pod => TAG_POD,
-            _ => TAG_SERDE,
-        };
-        self.send_tagged(comm, tag, bytes, to)
+        self.send_tagged(comm, wire_tag(msg, bytes.len()), bytes, to)
     }
 
     /// Sends `bytes` to `to` as a message of `tag` ([`TAG_POD`],
@@ -43,16 +38,26 @@ impl Mpi {
         if bytes.len() <= INLINE.min(limit) {
             return calls::send_one(comm, bytes, to, tag);
         }
-        let header = headed(tag, bytes.len());
-        calls::send(
-            comm,
-            u64_type(),
-            bytemuck::cast_slice(&header),
-            to,
-            TAG_HEADER,
-            2,
-        )?;
+        send_header(comm, tag, bytes.len(), to)?;
         calls::send(comm, byte_type(), bytes, to, TAG_BODY, limit)
+    }
+
+    /// Posts `msg` to `to` (`posted.rs`): a message sent whole goes as
+    /// [`send_bytes`](Mpi::send_bytes) sends it (MPI buffers it), a longer
+    /// one as its header, then its body in one `MPI_Isend` that completes
+    /// while this rank goes on.
+    pub(super) fn post_on(&self, comm: Comm, msg: Msg, to: usize) -> Result<()> {
+        let encoded = match msg.pod_bytes() {
+            Some(_) => None,
+            None => Some(msg.to_bytes()?),
+        };
+        let bytes = encoded.as_deref().or(msg.pod_bytes()).unwrap_or_default();
+        let (len, limit) = (bytes.len(), self.limit(1));
+        if len <= INLINE.min(limit) || len > limit {
+            return self.send_bytes(comm, &msg, bytes, to);
+        }
+        send_header(comm, wire_tag(&msg, len), len, to)?;
+        self.posted.post(comm, msg, encoded, to, TAG_BODY)
     }
 
     /// When a receive on this rank gives up: outside a region (SPMD) the
@@ -303,4 +308,29 @@ pub(super) fn uncut(from: usize) -> Error {
     protocol_error(format!(
         "rank {from} sent a message of more than {INLINE} bytes without its header"
     ))
+}
+
+/// The MPI tag of `msg` on the wire, `len` bytes: [`TAG_POD8`] for plain
+/// data of 8-byte-aligned elements (received into words a `Vec<f64>` can
+/// take over), [`TAG_POD`] for other plain data, else [`TAG_SERDE`].
+fn wire_tag(msg: &Msg, len: usize) -> c_int {
+    match msg.encoding() {
+        Encoding::Pod if msg.pod_align() == 8 && len.is_multiple_of(8) => TAG_POD8,
+        Encoding::Pod => TAG_POD,
+        _ => TAG_SERDE,
+    }
+}
+
+/// Sends the header of a message of `tag` whose body of `len` bytes follows
+/// ([`TAG_BODY`]).
+fn send_header(comm: Comm, tag: c_int, len: usize, to: usize) -> Result<()> {
+    let header = headed(tag, len);
+    calls::send(
+        comm,
+        u64_type(),
+        bytemuck::cast_slice(&header),
+        to,
+        TAG_HEADER,
+        2,
+    )
 }

@@ -137,6 +137,7 @@ mod handles;
 mod messages;
 mod part;
 mod plan;
+mod posted;
 mod reduce;
 mod serve;
 mod ulfm;
@@ -207,6 +208,8 @@ pub struct Mpi {
     /// The configuration as a served main sends it to the workers, encoded
     /// on its first dispatch (`serve.rs`: 80 ns a region otherwise).
     wire_config: std::sync::OnceLock<Vec<u8>>,
+    /// Messages posted and maybe still on their way (`posted.rs`).
+    posted: posted::Posted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,6 +305,7 @@ impl Mpi {
             pool,
             verify,
             wire_config: std::sync::OnceLock::new(),
+            posted: Default::default(),
         })
     }
 
@@ -488,9 +492,21 @@ impl Parallelizer for Mpi {
     }
 
     /// A send waits for its receiver once a message is past MPI's eager
-    /// limit: a map keeps one chunk in flight per rank.
+    /// limit, a posted one does not (`posted.rs`): a map queues ahead.
     fn any_source(&self) -> AnySource {
-        AnySource::Unbuffered
+        AnySource::Posted
+    }
+
+    fn post_msg(&self, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
+        check_rank(self, to)?;
+        self.data_call(|comm| self.post_on(comm, msg, to))
+    }
+
+    fn flush_posted(&self) -> Result<()> {
+        self.receive_call(|_, deadline| match self.posted.flush(deadline)? {
+            None => Ok(()),
+            Some(to) => Err(self.gave_up(to)),
+        })
     }
 
     fn run_region(&self, region: Region) -> Result<Msg> {

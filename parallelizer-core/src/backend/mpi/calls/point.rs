@@ -29,28 +29,8 @@ fn send_piece(comm: Comm, ty: Datatype<'_>, bytes: &[u8], to: c_int, tag: c_int)
 /// message and lets it complete on its own (`MPI_Isend`, then
 /// `MPI_Request_free`): the sender does not wait for the receiver.
 pub(crate) fn isend_static(comm: Comm, buf: &'static [u8], to: usize, tag: c_int) -> Result<()> {
-    let (count, to) = (
-        int(buf.len(), "MPI_Isend", "count")?,
-        int(to, "MPI_Isend", "rank")?,
-    );
-    let mut request = MaybeUninit::<ffi::MPI_Request>::uninit();
-    call("MPI_Isend", || {
-        // SAFETY: `buf` holds `count` bytes and is never freed, so it
-        // outlives the send; `request` is a valid out-parameter.
-        unsafe {
-            ffi::MPI_Isend(
-                buf.as_ptr().cast(),
-                count,
-                byte_type().raw(),
-                to,
-                tag,
-                comm.raw(),
-                request.as_mut_ptr(),
-            )
-        }
-    })?;
-    // SAFETY: MPI_Isend succeeded, so it wrote the request handle.
-    let mut request = unsafe { request.assume_init() };
+    // SAFETY: `buf` is never freed, so it outlives the send.
+    let mut request = unsafe { isend_raw(comm, buf.as_ptr(), buf.len(), to, tag)? };
     call("MPI_Request_free", || {
         // SAFETY: `request` is the active request just started; freeing it
         // lets the send complete without a wait (its buffer is static).
@@ -182,6 +162,54 @@ pub(crate) fn send(
         )?;
     }
     Ok(())
+}
+
+/// Starts sending the `len` bytes at `ptr` to `to` as one message
+/// (`MPI_Isend`); its request, for [`test`].
+///
+/// # Safety
+///
+/// The bytes must stay valid and unchanged until the request completes.
+pub(crate) unsafe fn isend_raw(
+    comm: Comm,
+    ptr: *const u8,
+    len: usize,
+    to: usize,
+    tag: c_int,
+) -> Result<ffi::MPI_Request> {
+    let count = int(len, "MPI_Isend", "count")?;
+    let to = int(to, "MPI_Isend", "rank")?;
+    let mut request = MaybeUninit::<ffi::MPI_Request>::uninit();
+    call("MPI_Isend", || {
+        // SAFETY: the caller's contract: `ptr` holds `count` bytes that
+        // outlive the send, only read; `request` is a valid out-parameter.
+        unsafe {
+            ffi::MPI_Isend(
+                ptr.cast(),
+                count,
+                byte_type().raw(),
+                to,
+                tag,
+                comm.raw(),
+                request.as_mut_ptr(),
+            )
+        }
+    })?;
+    // SAFETY: MPI_Isend succeeded, so it wrote the request handle.
+    Ok(unsafe { request.assume_init() })
+}
+
+/// Whether the operation of `request` completed (`MPI_Test`, which then
+/// sets it to `MPI_REQUEST_NULL`; a null request is complete).
+pub(crate) fn test(request: &mut ffi::MPI_Request) -> Result<bool> {
+    let mut done: c_int = 0;
+    call("MPI_Test", || {
+        // SAFETY: `request` is a request this rank started, or
+        // MPI_REQUEST_NULL; MPI_STATUS_IGNORE is a predefined constant of
+        // rsmpi's C shim.
+        unsafe { ffi::MPI_Test(request, &mut done, ffi::RSMPI_STATUS_IGNORE) }
+    })?;
+    Ok(done != 0)
 }
 
 /// Blocking receive of exactly `buf.len()` bytes (elements of `ty`) from

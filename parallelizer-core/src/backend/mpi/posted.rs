@@ -1,0 +1,179 @@
+//! Posted messages: sends that return before their receiver takes them
+//! ([`Parallelizer::post_msg`](crate::Parallelizer::post_msg)), so that a
+//! map's main can queue a rank's next chunk while the rank computes, and a
+//! rank can start on that chunk while main takes its last result.
+//!
+//! A message past MPI's eager limit waits for its receiver: a blocking
+//! send of a map's chunk would hold main's scheduler until the rank had
+//! finished its current chunk, and a rank's blocking send of its result
+//! would hold it until main's scheduler got a core. A posted message keeps
+//! its body here, owned, with the request of its `MPI_Isend`; the body is
+//! freed only once MPI says the send completed. A body whose send never
+//! completes (a failure, MPI finalized first) is leaked rather than freed
+//! under MPI's feet.
+
+use std::mem::ManuallyDrop;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use mpi::ffi;
+
+use super::calls;
+use super::handles::Comm;
+use super::wait::poll_until;
+use crate::error::Result;
+use crate::msg::Msg;
+
+/// One send on its way: its request and what it reads.
+struct Pending {
+    request: ffi::MPI_Request,
+    /// The receiver.
+    to: usize,
+    /// The message whose bytes the send reads (plain data in place), and
+    /// the encoded bytes when it was not plain data. Both keep their bytes
+    /// on the heap, where moving them here leaves the bytes in place.
+    body: ManuallyDrop<(Msg, Option<Vec<u8>>)>,
+}
+
+// SAFETY: an MPI request is a handle that any thread may test at the
+// thread levels at which more than one thread makes MPI calls (`gate` in
+// `handles.rs` enforces the others); the body is only kept alive.
+unsafe impl Send for Pending {}
+
+impl Pending {
+    /// Whether the send completed (then the body is freed); an error is a
+    /// send that failed, which no longer reads its body.
+    fn test(&mut self) -> Result<bool> {
+        let done = calls::test(&mut self.request)?;
+        if done {
+            // SAFETY: the send completed: MPI no longer reads the body,
+            // which is dropped once, here, as `done` ends its life.
+            unsafe { ManuallyDrop::drop(&mut self.body) };
+        }
+        Ok(done)
+    }
+}
+
+/// The posted messages of one handle that may still be on their way.
+#[derive(Default)]
+pub(super) struct Posted {
+    pending: Mutex<Vec<Pending>>,
+}
+
+impl Posted {
+    fn lock(&self) -> MutexGuard<'_, Vec<Pending>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts sending `bytes` (those of `msg`, or `encoded`'s) to `to` on
+    /// `comm` with `tag`, in one `MPI_Isend`, and keeps both until it
+    /// completes. Frees the bodies of the sends that completed meanwhile.
+    pub(super) fn post(
+        &self,
+        comm: Comm,
+        msg: Msg,
+        encoded: Option<Vec<u8>>,
+        to: usize,
+        tag: std::ffi::c_int,
+    ) -> Result<()> {
+        let mut pending = self.lock();
+        reap(&mut pending)?;
+        let body = ManuallyDrop::new((msg, encoded));
+        let bytes: &[u8] = match &body.1 {
+            Some(v) => v,
+            None => body.0.pod_bytes().unwrap_or_default(),
+        };
+        let (ptr, len) = (bytes.as_ptr(), bytes.len());
+        // SAFETY: `ptr` and `len` are the bytes of `body`, on the heap
+        // (moving `body` into `pending` below leaves them in place), which
+        // stays alive until the request completes (`Pending::test`) or
+        // forever (`Drop`).
+        let request = unsafe { calls::isend_raw(comm, ptr, len, to, tag) };
+        match request {
+            Ok(request) => {
+                pending.push(Pending { request, to, body });
+                Ok(())
+            }
+            // Nothing was started: the body may go.
+            Err(e) => {
+                drop(ManuallyDrop::into_inner(body));
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits until every posted send completed: `None`, or the receiver
+    /// of one still on its way when `deadline` passed (the sends left are
+    /// kept, and leaked if they never complete).
+    pub(super) fn flush(&self, deadline: Option<Instant>) -> Result<Option<usize>> {
+        let mut pending = self.lock();
+        let done = poll_until(deadline, || {
+            reap(&mut pending)?;
+            Ok(pending.is_empty())
+        })?;
+        Ok(pending.first().filter(|_| !done).map(|p| p.to))
+    }
+}
+
+/// Tests every pending send, freeing the bodies of those that completed;
+/// the first failure is the error. A send whose test failed leaves the
+/// list with its body leaked, as MPI may still read it.
+fn reap(pending: &mut Vec<Pending>) -> Result<()> {
+    let mut failed = None;
+    pending.retain_mut(|p| match p.test() {
+        Ok(done) => !done,
+        Err(e) => {
+            failed.get_or_insert(e);
+            false
+        }
+    });
+    failed.map_or(Ok(()), Err)
+}
+
+impl Drop for Posted {
+    fn drop(&mut self) {
+        let pending = self
+            .pending
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        // A send still on its way keeps its body (leaked with `Pending`'s
+        // `ManuallyDrop`); one that completed frees it.
+        let _ = reap(pending);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::mpi::world::world;
+    use crate::msg::Encoding;
+
+    /// A posted message to self: kept until received, its bytes intact;
+    /// one MPI refuses is an error that leaves nothing behind.
+    #[test]
+    fn a_posted_message_is_kept_until_its_receiver_takes_it() {
+        let world = world().expect("MPI singleton");
+        if world.size() != 1 {
+            return;
+        }
+        let comm = world.data();
+        let posted = Posted::default();
+        let sent: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let msg = Msg::from_bytes(Encoding::Pod, sent.clone());
+        posted.post(comm, msg, None, 0, 91).unwrap();
+        let serde = Msg::from_bytes(Encoding::Serde, vec![]);
+        posted
+            .post(comm, serde, Some(vec![7; 5000]), 0, 92)
+            .unwrap();
+        let got = calls::recv_exact::<u8>(comm, 0, 91, sent.len(), usize::MAX).unwrap();
+        assert_eq!(got, sent);
+        let got = calls::recv_exact::<u8>(comm, 0, 92, 5000, usize::MAX).unwrap();
+        assert_eq!(got, vec![7; 5000]);
+        assert_eq!(posted.flush(None).unwrap(), None);
+        assert!(posted.lock().is_empty());
+        // Rank 3 of a single rank: MPI refuses the send.
+        let msg = Msg::from_bytes(Encoding::Pod, vec![1; 10]);
+        assert!(posted.post(comm, msg, None, 3, 93).is_err());
+        assert!(posted.lock().is_empty());
+    }
+}
