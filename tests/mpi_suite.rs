@@ -904,7 +904,14 @@ fn main() {
             if rank == 0 {
                 eq("ranks", m.map(|v| v.len()), Some(p))?;
             }
-            Ok(())
+            // Maps under `verify` without ULFM send rather than post
+            // (`AnySource::Unbuffered`): one chunk in flight per rank.
+            let posts = checked.any_source() == parallelizer::backend::AnySource::Posted;
+            let ulfm = parallelizer::backend::Mpi::new(Config::new("mpi"))
+                .map_err(|e| e.to_string())?
+                .fault_tolerant();
+            eq("posts under verify", posts, ulfm)?;
+            common::maps::large_chunks_keep_input_order(&*checked)
         },
     );
 
@@ -1427,6 +1434,9 @@ fn shared_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
     // main, every rank calling under SPMD.
     suite.check("maps: every form and schedule keep input order", || {
         common::maps::every_form_keeps_input_order(&**par)
+    });
+    suite.check("maps: chunks past the eager limit keep input order", || {
+        common::maps::large_chunks_keep_input_order(&**par)
     });
     suite.check("maps: a dynamic schedule inside a region", || {
         let got = run("run", par.run(common::maps::dynamic_in_region, 23))?;

@@ -153,6 +153,51 @@ pub fn every_form_keeps_input_order(par: &dyn Parallelizer) -> Result<(), String
     Ok(())
 }
 
+/// `map` of a cheap item whose cost varies, so that chunks come back out
+/// of order.
+#[parallelizer::task]
+pub fn uneven(x: u64) -> u64 {
+    let mut acc = x;
+    for _ in 0..(x % 7) * 50 {
+        acc = std::hint::black_box(acc.wrapping_mul(31).wrapping_add(1));
+    }
+    acc
+}
+
+/// `starmap` to strings of a few dozen bytes.
+#[parallelizer::task]
+pub fn labelled(x: u64, label: String) -> String {
+    format!("{label}/{}", uneven(x))
+}
+
+/// Maps whose chunks and results are past MPI's eager limit (4 KiB), which
+/// MPI posts and main queues ahead (`AnySource::Posted`): plain numbers
+/// (40 KB chunks) and strings (serde), several chunks per rank, under
+/// dynamic and guided schedules, equal the serial results in input order.
+pub fn large_chunks_keep_input_order(par: &dyn Parallelizer) -> Result<(), String> {
+    let n = 60_000u64;
+    let want: Vec<u64> = (0..n).map(uneven).collect();
+    let pairs = || {
+        (0..n / 10)
+            .map(|i| (i, format!("item number {i}")))
+            .collect::<Vec<_>>()
+    };
+    let want_pairs: Vec<String> = pairs().into_iter().map(|(x, l)| labelled(x, l)).collect();
+    for schedule in [
+        Schedule::Auto,
+        Schedule::Dynamic { chunksize: 5000 },
+        Schedule::Dynamic { chunksize: 700 },
+    ] {
+        let m = par.mapper().schedule(schedule);
+        let at = |form: &str| format!("{form} of large chunks, {schedule:?}");
+        let got = ok(&at("map"), m.map(uneven, mine(par, || (0..n).collect())))?;
+        eq(&at("map"), got, mine(par, || want.clone()))?;
+        let got = ok(&at("starmap"), m.starmap(labelled, mine(par, pairs)))?;
+        eq(&at("starmap"), got, mine(par, || want_pairs.clone()))?;
+    }
+    Ok(())
+}
+
 /// McUtils' `aggregate=False`: one list per rank. With the static split
 /// rank `i` gets chunk `i`'s results (McUtils' own answer on 3 ranks:
 /// `[[0,2,4,6],[8,10,12],[14,16,18]]`); with chunks handed out

@@ -376,6 +376,7 @@ macro_rules! spmd_suite {
             for par in modes() {
                 let _entered = par.enter().unwrap();
                 maps::every_form_keeps_input_order(&*par).unwrap();
+                maps::large_chunks_keep_input_order(&*par).unwrap();
                 let want: Vec<u64> = (0..23).map(|x| x * x + 2).collect();
                 assert_eq!(par.run(maps::dynamic_in_region, 23).unwrap(), Some(want));
             }

@@ -394,6 +394,12 @@ impl Mpi {
         self.world.threading
     }
 
+    /// Whether [`post_msg`](Parallelizer::post_msg) posts (see
+    /// [`any_source`](Parallelizer::any_source)).
+    fn posts(&self) -> bool {
+        !self.verify || self.world.faults.is_ulfm()
+    }
+
     fn limit(&self, size: usize) -> usize {
         (self.limit_bytes / size.max(1)).max(1)
     }
@@ -492,12 +498,22 @@ impl Parallelizer for Mpi {
     }
 
     /// A send waits for its receiver once a message is past MPI's eager
-    /// limit, a posted one does not (`posted.rs`): a map queues ahead.
+    /// limit, a posted one does not (`posted.rs`): a map queues ahead. Not
+    /// under option `verify` without ULFM, where a region may fail and the
+    /// job go on on the same communicator: a chunk queued for a rank that
+    /// failed would wait there for the next region's receive.
     fn any_source(&self) -> AnySource {
-        AnySource::Posted
+        if self.posts() {
+            AnySource::Posted
+        } else {
+            AnySource::Unbuffered
+        }
     }
 
-    fn post_msg(&self, msg: Msg, to: usize, _tag: Tag) -> Result<()> {
+    fn post_msg(&self, msg: Msg, to: usize, tag: Tag) -> Result<()> {
+        if !self.posts() {
+            return self.send_msg(msg, to, tag);
+        }
         check_rank(self, to)?;
         self.data_call(|comm| self.post_on(comm, msg, to))
     }
