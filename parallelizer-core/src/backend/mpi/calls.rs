@@ -293,8 +293,8 @@ pub(crate) fn irecv_u64(comm: Comm, buf: &mut [u64], from: usize, tag: c_int) ->
 mod point;
 
 pub(crate) use point::{
-    isend_raw, isend_static, probe_any, recv, recv_any_tag, recv_exact, recv_one, send, send_one,
-    test,
+    isend_raw, isend_static, probe_any, recv, recv_any_tag, recv_exact, recv_one, send, send_all,
+    send_one, test,
 };
 
 #[cfg(test)]

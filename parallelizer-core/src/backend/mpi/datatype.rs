@@ -102,16 +102,17 @@ impl NativePod for Mpi {
                     .ok_or_else(|| contract_error("scatter: a worker passed no buffer".into()))?;
                 return self.recv_part(comm, ty, recv, 0)?.map(drop);
             }
-            // Main sends each worker its chunk (as MPI's linear scatter-v
-            // does); each learns its length from the message itself.
+            // Main sends each worker its chunk, all at once (`part.rs`);
+            // each learns its length from the message itself.
             let send = send.ok_or_else(|| missing(Op::Scatter))?;
             let counts = chunk_sizes(ty.elements(send.len()), comm.size());
             let mut at = ty.bytes(counts[0]);
+            let mut parts = Vec::with_capacity(counts.len() - 1);
             for (r, &count) in counts.iter().enumerate().skip(1) {
-                let chunk = &send[at..at + ty.bytes(count)];
-                self.send_part(comm, chunk, r)?;
-                at += chunk.len();
+                parts.push((r, &send[at..at + ty.bytes(count)]));
+                at += ty.bytes(count);
             }
+            self.send_parts(comm, &parts)?;
             if let Some(recv) = recv {
                 recv.fit(counts[0])?
                     .copy_from_slice(&send[..ty.bytes(counts[0])]);

@@ -60,6 +60,28 @@ impl Mpi {
         calls::send(comm, byte_type(), bytes, to, TAG_PART_BODY, limit)
     }
 
+    /// Sends each receiver of `parts` its part, as [`send_part`] would one
+    /// after the other, but with the bodies of split parts sent at once
+    /// ([`calls::send_all`]): the receivers copy them out of main's memory
+    /// side by side, where one blocking send after another (MPI's linear
+    /// scatter-v) has each wait for the one before.
+    ///
+    /// [`send_part`]: Mpi::send_part
+    pub(super) fn send_parts(&self, comm: Comm, parts: &[(usize, &[u8])]) -> Result<()> {
+        let limit = self.limit(1);
+        let mut bodies = Vec::with_capacity(parts.len());
+        for &(to, bytes) in parts {
+            if bytes.len() <= INLINE.min(limit) || bytes.len() > limit {
+                self.send_part(comm, bytes, to)?;
+            } else {
+                let len = (bytes.len() as u64).to_ne_bytes();
+                calls::send_one(comm, &len, to, TAG_PART_HEAD)?;
+                bodies.push((to, bytes));
+            }
+        }
+        calls::send_all(comm, &bodies, TAG_PART_BODY)
+    }
+
     /// Takes the next part's first message from `from` on `inbox`: a whole
     /// part's bytes, or the header of a split one.
     fn take_part(&self, comm: Comm, from: usize, inbox: &mut [u8]) -> Result<Part> {

@@ -199,6 +199,60 @@ pub(crate) unsafe fn isend_raw(
     Ok(unsafe { request.assume_init() })
 }
 
+/// Sends each of `parts` (a receiver and its bytes) as one message of
+/// `tag`, all started (`MPI_Isend`) before any is waited for, then polled
+/// to completion (`wait.rs`): receivers that copy a large message out of
+/// the sender's memory themselves (Open MPI's shared-memory transport) then
+/// copy at once rather than one after the other.
+pub(crate) fn send_all(comm: Comm, parts: &[(usize, &[u8])], tag: c_int) -> Result<()> {
+    let count = int(parts.len(), "MPI_Testall", "count")?;
+    // SAFETY: reads a constant of rsmpi's C shim.
+    let null = unsafe { ffi::RSMPI_REQUEST_NULL };
+    let mut requests = vec![null; parts.len()];
+    let mut started = Ok(());
+    for (request, &(to, bytes)) in requests.iter_mut().zip(parts) {
+        // SAFETY: `bytes` outlives the send: every request started here is
+        // complete before this function returns (waited for below on every
+        // path).
+        match unsafe { isend_raw(comm, bytes.as_ptr(), bytes.len(), to, tag) } {
+            Ok(started) => *request = started,
+            Err(e) => {
+                started = Err(e);
+                break;
+            }
+        }
+    }
+    let sent = started.and_then(|()| {
+        poll_until(None, || {
+            let mut done: c_int = 0;
+            call("MPI_Testall", || {
+                // SAFETY: `requests` holds `count` requests started above or
+                // MPI_REQUEST_NULL (MPI_Testall sets the completed ones to
+                // it); MPI_STATUSES_IGNORE is a predefined constant of
+                // rsmpi's C shim.
+                unsafe {
+                    ffi::MPI_Testall(
+                        count,
+                        requests.as_mut_ptr(),
+                        &mut done,
+                        ffi::RSMPI_STATUSES_IGNORE,
+                    )
+                }
+            })?;
+            Ok(done != 0)
+        })
+    });
+    if sent.is_err() && requests.iter().any(|r| *r != null) {
+        // MPI may read the parts until their sends complete, which a failed
+        // peer's do (with an error, ignored: `sent` says it).
+        let _ = call("MPI_Waitall", || {
+            // SAFETY: as for MPI_Testall above.
+            unsafe { ffi::MPI_Waitall(count, requests.as_mut_ptr(), ffi::RSMPI_STATUSES_IGNORE) }
+        });
+    }
+    sent.map(drop)
+}
+
 /// Whether the operation of `request` completed (`MPI_Test`, which then
 /// sets it to `MPI_REQUEST_NULL`; a null request is complete).
 pub(crate) fn test(request: &mut ffi::MPI_Request) -> Result<bool> {
