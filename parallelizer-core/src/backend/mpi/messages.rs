@@ -42,10 +42,14 @@ impl Mpi {
         calls::send(comm, byte_type(), bytes, to, TAG_BODY, limit)
     }
 
-    /// Posts `msg` to `to` (`posted.rs`): a message sent whole goes as
-    /// [`send_bytes`](Mpi::send_bytes) sends it (MPI buffers it), a longer
-    /// one as its header, then its body in one `MPI_Isend` that completes
-    /// while this rank goes on.
+    /// Posts `msg` to `to` (`posted.rs`) in the messages
+    /// [`send_bytes`](Mpi::send_bytes) would send: whole up to [`INLINE`]
+    /// bytes, else a header and then the body in pieces of at most
+    /// `max_message_bytes`, all but the 16-byte header as `MPI_Isend`s that
+    /// complete while this rank goes on. No message that may exceed MPI's
+    /// eager limit (which counts MPI's own header too) is a blocking send:
+    /// main queueing a chunk for a worker that sends it a result would wait
+    /// for each other.
     pub(super) fn post_on(&self, comm: Comm, msg: Msg, to: usize) -> Result<()> {
         let encoded = match msg.pod_bytes() {
             Some(_) => None,
@@ -53,11 +57,12 @@ impl Mpi {
         };
         let bytes = encoded.as_deref().or(msg.pod_bytes()).unwrap_or_default();
         let (len, limit) = (bytes.len(), self.limit(1));
-        if len <= INLINE.min(limit) || len > limit {
-            return self.send_bytes(comm, &msg, bytes, to);
+        let tag = wire_tag(&msg, len);
+        if len <= INLINE.min(limit) {
+            return self.posted.post(comm, (msg, encoded), to, tag, limit);
         }
-        send_header(comm, wire_tag(&msg, len), len, to)?;
-        self.posted.post(comm, msg, encoded, to, TAG_BODY)
+        send_header(comm, tag, len, to)?;
+        self.posted.post(comm, (msg, encoded), to, TAG_BODY, limit)
     }
 
     /// When a receive on this rank gives up: outside a region (SPMD) the

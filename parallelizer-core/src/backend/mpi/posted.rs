@@ -23,13 +23,15 @@ use mpi::ffi;
 
 use super::calls;
 use super::handles::Comm;
+use super::plan::pieces;
 use super::wait::poll_until;
 use crate::error::Result;
 use crate::msg::Msg;
 
-/// One send on its way: its request and what it reads.
+/// One message on its way: the requests of its pieces and what they read.
 struct Pending {
-    request: ffi::MPI_Request,
+    /// One per piece; `MPI_REQUEST_NULL` once complete.
+    requests: Vec<ffi::MPI_Request>,
     /// The receiver.
     to: usize,
     /// The message whose bytes the send reads (plain data in place), and
@@ -52,16 +54,20 @@ impl Pending {
     /// later map of this handle must not fail with an earlier region's
     /// revoked send.
     fn over(&mut self) -> bool {
-        match calls::test(&mut self.request) {
-            Ok(true) => {
-                // SAFETY: the send completed: MPI no longer reads the body,
-                // which is dropped once, here, as `Pending` is dropped next.
-                unsafe { ManuallyDrop::drop(&mut self.body) };
-                true
+        let mut done = true;
+        for request in &mut self.requests {
+            match calls::test(request) {
+                Ok(complete) => done &= complete,
+                Err(_) => return true,
             }
-            Ok(false) => false,
-            Err(_) => true,
         }
+        if done {
+            // SAFETY: every piece's send completed: MPI no longer reads the
+            // body, which is dropped once, here, as `Pending` is dropped
+            // next.
+            unsafe { ManuallyDrop::drop(&mut self.body) };
+        }
+        done
     }
 }
 
@@ -77,16 +83,18 @@ impl Posted {
     }
 
     /// Starts sending the bytes of `msg` (`encoded`, if it is not plain
-    /// data) to `to` on `comm` with `tag`, in one `MPI_Isend`, and keeps
-    /// both until it completes. Frees the bodies of the sends that
-    /// completed meanwhile.
+    /// data) to `to` on `comm` with `tag`, in messages of at most `limit`
+    /// bytes (one `MPI_Isend` each, as [`calls::send`] splits a blocking
+    /// send; one message when empty), and keeps both until every piece's
+    /// send completes. Frees the bodies of the sends that completed
+    /// meanwhile.
     pub(super) fn post(
         &self,
         comm: Comm,
-        msg: Msg,
-        encoded: Option<Vec<u8>>,
+        (msg, encoded): (Msg, Option<Vec<u8>>),
         to: usize,
         tag: std::ffi::c_int,
+        limit: usize,
     ) -> Result<()> {
         let mut pending = self.lock();
         pending.retain_mut(|p| !p.over());
@@ -96,34 +104,51 @@ impl Posted {
             None => body.0.pod_bytes().unwrap_or_default(),
         };
         let (ptr, len) = (bytes.as_ptr(), bytes.len());
-        // SAFETY: `ptr` and `len` are the bytes of `body`, on the heap
-        // (moving `body` into `pending` below leaves them in place), which
-        // stays alive until the request completes (`Pending::test`) or
-        // forever (`Drop`).
-        let request = unsafe { calls::isend_raw(comm, ptr, len, to, tag) };
-        match request {
-            Ok(request) => {
-                pending.push(Pending { request, to, body });
-                Ok(())
-            }
-            // Nothing was started: the body may go.
-            Err(e) => {
-                drop(ManuallyDrop::into_inner(body));
-                Err(e)
+        let mut requests = Vec::new();
+        let mut started = Ok(());
+        // An empty message is one message too.
+        let empty = std::iter::once(0..0).filter(|_| len == 0);
+        for piece in pieces(len, limit).chain(empty) {
+            // SAFETY: the piece lies within the `len` bytes of `body` at
+            // `ptr`, on the heap (moving `body` into `pending` below leaves
+            // them in place), which stays alive until every request
+            // completes (`Pending::over`), or forever.
+            let request =
+                unsafe { calls::isend_raw(comm, ptr.add(piece.start), piece.len(), to, tag) };
+            match request {
+                Ok(request) => requests.push(request),
+                Err(e) => {
+                    started = Err(e);
+                    break;
+                }
             }
         }
+        if requests.is_empty() {
+            // Nothing was started: the body may go.
+            drop(ManuallyDrop::into_inner(body));
+        } else {
+            pending.push(Pending { requests, to, body });
+        }
+        started
     }
 
     /// Waits until every posted send is over (`Pending::over`): `None`, or
     /// the receiver of one still on its way when `deadline` passed (the
     /// sends left are kept, and leaked if they never complete).
+    ///
+    /// The list is locked for each look only, not while the wait sleeps:
+    /// another thread's map on this handle posts meanwhile.
     pub(super) fn flush(&self, deadline: Option<Instant>) -> Result<Option<usize>> {
-        let mut pending = self.lock();
         let done = poll_until(deadline, || {
+            let mut pending = self.lock();
             pending.retain_mut(|p| !p.over());
             Ok(pending.is_empty())
         })?;
-        Ok(pending.first().filter(|_| !done).map(|p| p.to))
+        Ok(if done {
+            None
+        } else {
+            self.lock().first().map(|p| p.to)
+        })
     }
 }
 
@@ -142,6 +167,7 @@ impl Drop for Posted {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::mpi::handles;
     use crate::backend::mpi::world::world;
     use crate::msg::Encoding;
 
@@ -153,24 +179,33 @@ mod tests {
         if world.size() != 1 {
             return;
         }
-        let comm = world.data();
+        // A communicator of its own: other tests probe the world's for any
+        // tag, in parallel.
+        let comm = handles::dup_returning_errors(world.data()).unwrap();
         let posted = Posted::default();
         let sent: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         let msg = Msg::from_bytes(Encoding::Pod, sent.clone());
-        posted.post(comm, msg, None, 0, 91).unwrap();
+        // In pieces of at most 30 000 bytes, received as such.
+        posted.post(comm, (msg, None), 0, 91, 30_000).unwrap();
+        assert_eq!(posted.lock()[0].requests.len(), 4);
         let serde = Msg::from_bytes(Encoding::Serde, vec![]);
         posted
-            .post(comm, serde, Some(vec![7; 5000]), 0, 92)
+            .post(comm, (serde, Some(vec![7; 5000])), 0, 92, usize::MAX)
             .unwrap();
-        let got = calls::recv_exact::<u8>(comm, 0, 91, sent.len(), usize::MAX).unwrap();
+        let got = calls::recv_exact::<u8>(comm, 0, 91, sent.len(), 30_000).unwrap();
         assert_eq!(got, sent);
         let got = calls::recv_exact::<u8>(comm, 0, 92, 5000, usize::MAX).unwrap();
         assert_eq!(got, vec![7; 5000]);
+        // An empty message is sent too.
+        let empty = Msg::from_bytes(Encoding::Pod, vec![]);
+        posted.post(comm, (empty, None), 0, 94, 8).unwrap();
+        assert_eq!(calls::recv_exact::<u8>(comm, 0, 94, 0, 8).unwrap(), vec![]);
         assert_eq!(posted.flush(None).unwrap(), None);
         assert!(posted.lock().is_empty());
         // Rank 3 of a single rank: MPI refuses the send.
         let msg = Msg::from_bytes(Encoding::Pod, vec![1; 10]);
-        assert!(posted.post(comm, msg, None, 3, 93).is_err());
+        assert!(posted.post(comm, (msg, None), 3, 93, usize::MAX).is_err());
         assert!(posted.lock().is_empty());
+        handles::free(comm);
     }
 }
