@@ -158,14 +158,7 @@ fn raw_into(op: Op, b: RawBufs<'_>) -> f64 {
     let root = world.process_at_rank(0);
     let on = world.rank() == 0;
     let counts: Vec<Count> = b.counts.iter().map(|&c| c as Count).collect();
-    let displs: Vec<Count> = counts
-        .iter()
-        .scan(0, |at, &c| {
-            let d = *at;
-            *at += c;
-            Some(d)
-        })
-        .collect();
+    let displs = crate::workloads::starts(&counts);
     let scatter = |mine: &mut [f64]| {
         if on {
             root.scatter_varcount_into_root(
@@ -327,14 +320,7 @@ pub fn rayon_baselines(plan: &Plan, p: usize, figs: &mut Figures) {
     });
     let full = f64_data(SMALL_GATHER);
     let counts = parallelizer::chunk_sizes(SMALL_GATHER, p);
-    let starts: Vec<usize> = counts
-        .iter()
-        .scan(0, |a, &c| {
-            let s = *a;
-            *a += c;
-            Some(s)
-        })
-        .collect();
+    let starts = crate::workloads::starts(&counts);
     record(figs, k_gather_collect(SMALL_GATHER, p), || {
         Ok(time(plan.small, || {
             pool.broadcast(|ctx| {

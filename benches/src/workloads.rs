@@ -83,3 +83,16 @@ pub fn wait_item(micros: u64) -> u64 {
     std::thread::sleep(std::time::Duration::from_micros(micros));
     micros
 }
+
+/// Where each chunk of `counts` starts in the whole: the running sums
+/// before each (MPI's displacements).
+pub fn starts<T: Copy + Default + std::ops::Add<Output = T>>(counts: &[T]) -> Vec<T> {
+    counts
+        .iter()
+        .scan(T::default(), |at, &c| {
+            let start = *at;
+            *at = *at + c;
+            Some(start)
+        })
+        .collect()
+}

@@ -14,7 +14,7 @@ use parallelizer::plain_buffer;
 use parallelizer_bench::data::FRESH;
 use parallelizer_bench::measure::{time, time_with};
 use parallelizer_bench::plan::{self, Figures, Plan};
-use parallelizer_bench::workloads::{f64_data, plain_copy};
+use parallelizer_bench::workloads::{f64_data, plain_copy, starts};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -90,14 +90,7 @@ fn main() {
             .into_iter()
             .map(|c| c as Count)
             .collect();
-        let displs: Vec<Count> = counts
-            .iter()
-            .scan(0, |acc, &c| {
-                let d = *acc;
-                *acc += c;
-                Some(d)
-            })
-            .collect();
+        let displs = starts(&counts);
         let lo = displs[rank] as usize;
         let mine_len = counts[rank] as usize;
         let timed = |f: &mut dyn FnMut()| time_with(iters, || world.barrier(), |()| f());

@@ -242,25 +242,7 @@ pub(super) fn nonblocking<const N: usize>(
         }
         return Err(e);
     }
-    let count = int(N, "MPI_Testall", "count")?;
-    let done = poll_until(deadline, || {
-        let mut done: c_int = 0;
-        call(name, || {
-            // SAFETY: `requests` are the `count` requests just started
-            // (MPI_Testall sets them to MPI_REQUEST_NULL once it says done,
-            // and we stop polling then); MPI_STATUSES_IGNORE is a predefined
-            // constant of rsmpi's C shim.
-            unsafe {
-                ffi::MPI_Testall(
-                    count,
-                    requests.as_mut_ptr(),
-                    &mut done,
-                    ffi::RSMPI_STATUSES_IGNORE,
-                )
-            }
-        })?;
-        Ok(done != 0)
-    })?;
+    let done = poll_until(deadline, || test_all(&mut requests, name))?;
     if !done {
         return Ok(None);
     }
@@ -294,7 +276,7 @@ mod point;
 
 pub(crate) use point::{
     isend_raw, isend_static, probe_any, recv, recv_any_tag, recv_exact, recv_one, send, send_all,
-    send_one, test,
+    send_one, test_all,
 };
 
 #[cfg(test)]

@@ -54,13 +54,9 @@ impl Pending {
     /// later map of this handle must not fail with an earlier region's
     /// revoked send.
     fn over(&mut self) -> bool {
-        let mut done = true;
-        for request in &mut self.requests {
-            match calls::test(request) {
-                Ok(complete) => done &= complete,
-                Err(_) => return true,
-            }
-        }
+        let Ok(done) = calls::test_all(&mut self.requests, "MPI_Testall") else {
+            return true;
+        };
         if done {
             // SAFETY: every piece's send completed: MPI no longer reads the
             // body, which is dropped once, here, as `Pending` is dropped

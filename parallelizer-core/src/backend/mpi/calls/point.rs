@@ -165,7 +165,7 @@ pub(crate) fn send(
 }
 
 /// Starts sending the `len` bytes at `ptr` to `to` as one message
-/// (`MPI_Isend`); its request, for [`test`].
+/// (`MPI_Isend`); its request, for [`test_all`].
 ///
 /// # Safety
 ///
@@ -222,26 +222,7 @@ pub(crate) fn send_all(comm: Comm, parts: &[(usize, &[u8])], tag: c_int) -> Resu
             }
         }
     }
-    let sent = started.and_then(|()| {
-        poll_until(None, || {
-            let mut done: c_int = 0;
-            call("MPI_Testall", || {
-                // SAFETY: `requests` holds `count` requests started above or
-                // MPI_REQUEST_NULL (MPI_Testall sets the completed ones to
-                // it); MPI_STATUSES_IGNORE is a predefined constant of
-                // rsmpi's C shim.
-                unsafe {
-                    ffi::MPI_Testall(
-                        count,
-                        requests.as_mut_ptr(),
-                        &mut done,
-                        ffi::RSMPI_STATUSES_IGNORE,
-                    )
-                }
-            })?;
-            Ok(done != 0)
-        })
-    });
+    let sent = started.and_then(|()| poll_until(None, || test_all(&mut requests, "MPI_Testall")));
     if sent.is_err() && requests.iter().any(|r| *r != null) {
         // MPI may read the parts until their sends complete, which a failed
         // peer's do (with an error, ignored: `sent` says it).
@@ -253,15 +234,24 @@ pub(crate) fn send_all(comm: Comm, parts: &[(usize, &[u8])], tag: c_int) -> Resu
     sent.map(drop)
 }
 
-/// Whether the operation of `request` completed (`MPI_Test`, which then
-/// sets it to `MPI_REQUEST_NULL`; a null request is complete).
-pub(crate) fn test(request: &mut ffi::MPI_Request) -> Result<bool> {
+/// Whether the operations of all `requests` completed (`MPI_Testall`,
+/// which then sets them to `MPI_REQUEST_NULL`; null requests are complete);
+/// a failure is named `name`.
+pub(crate) fn test_all(requests: &mut [ffi::MPI_Request], name: &str) -> Result<bool> {
+    let count = int(requests.len(), name, "count")?;
     let mut done: c_int = 0;
-    call("MPI_Test", || {
-        // SAFETY: `request` is a request this rank started, or
-        // MPI_REQUEST_NULL; MPI_STATUS_IGNORE is a predefined constant of
+    call(name, || {
+        // SAFETY: `requests` holds `count` requests this rank started, or
+        // MPI_REQUEST_NULL; MPI_STATUSES_IGNORE is a predefined constant of
         // rsmpi's C shim.
-        unsafe { ffi::MPI_Test(request, &mut done, ffi::RSMPI_STATUS_IGNORE) }
+        unsafe {
+            ffi::MPI_Testall(
+                count,
+                requests.as_mut_ptr(),
+                &mut done,
+                ffi::RSMPI_STATUSES_IGNORE,
+            )
+        }
     })?;
     Ok(done != 0)
 }
