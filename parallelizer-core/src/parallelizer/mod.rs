@@ -139,9 +139,10 @@ pub trait Parallelizer: Send + Sync + 'static {
     }
 
     /// Waits until every message this handle posted
-    /// ([`post_msg`](Parallelizer::post_msg)) was taken by its receiver; a
-    /// send that failed meanwhile is the error. The default has nothing to
-    /// wait for.
+    /// ([`post_msg`](Parallelizer::post_msg)) was taken by its receiver, or
+    /// failed with it (a dead receiver, a revoked communicator: the region
+    /// reports that failure, not this call); an error if the wait gives up
+    /// at the region's deadline. The default has nothing to wait for.
     fn flush_posted(&self) -> Result<()> {
         Ok(())
     }

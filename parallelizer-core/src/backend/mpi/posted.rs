@@ -48,7 +48,7 @@ unsafe impl Send for Pending {}
 impl Pending {
     /// Whether the send is over: completed (then its body is freed), or
     /// failed. A failed send's body is leaked, as MPI may still read it
-    /// (`MPI_Test` also fails once MPI is finalized); its failure is its
+    /// (the test also fails once MPI is finalized); its failure is its
     /// receiver's death or its communicator's revocation, which the
     /// region's end reports (`fate.rs`), so it is not reported here: a
     /// later map of this handle must not fail with an earlier region's
