@@ -7,6 +7,7 @@ use std::ffi::c_int;
 use std::time::{Duration, Instant};
 
 use super::handles::{Comm, byte_type, u64_type};
+use super::posted::Body;
 use super::wait::Backoff;
 use super::wire::{INLINE, headed, in_words, with_inbox};
 use super::{
@@ -51,18 +52,14 @@ impl Mpi {
     /// main queueing a chunk for a worker that sends it a result would wait
     /// for each other.
     pub(super) fn post_on(&self, comm: Comm, msg: Msg, to: usize) -> Result<()> {
-        let encoded = match msg.pod_bytes() {
-            Some(_) => None,
-            None => Some(msg.to_bytes()?),
-        };
-        let bytes = encoded.as_deref().or(msg.pod_bytes()).unwrap_or_default();
-        let (len, limit) = (bytes.len(), self.limit(1));
-        let tag = wire_tag(&msg, len);
-        if len <= INLINE.min(limit) {
-            return self.posted.post(comm, (msg, encoded), to, tag, limit);
+        let body = Body::new(msg)?;
+        let (len, limit) = (body.bytes().len(), self.limit(1));
+        let mut tag = wire_tag(body.msg(), len);
+        if len > INLINE.min(limit) {
+            send_header(comm, tag, len, to)?;
+            tag = TAG_BODY;
         }
-        send_header(comm, tag, len, to)?;
-        self.posted.post(comm, (msg, encoded), to, TAG_BODY, limit)
+        self.posted.post(comm, body, to, tag, limit)
     }
 
     /// When a receive on this rank gives up: outside a region (SPMD) the

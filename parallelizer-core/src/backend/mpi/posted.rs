@@ -15,6 +15,7 @@
 //! the communicator), or without option `verify` (a failure inside a map
 //! then ends the job).
 
+use std::borrow::Cow;
 use std::mem::ManuallyDrop;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -25,8 +26,41 @@ use super::calls;
 use super::handles::Comm;
 use super::plan::pieces;
 use super::wait::poll_until;
+use super::wire::wire;
 use crate::error::Result;
 use crate::msg::Msg;
+
+/// A message with its wire bytes ([`wire`]): plain data in place, or its
+/// encoding, owned beside it. Both keep their bytes on the heap, where
+/// moving the body leaves the bytes in place.
+pub(super) struct Body {
+    msg: Msg,
+    encoded: Option<Vec<u8>>,
+}
+
+impl Body {
+    /// `msg` with its wire bytes (encoded here if it is not plain data).
+    pub(super) fn new(msg: Msg) -> Result<Body> {
+        let encoded = match wire(&msg)? {
+            Cow::Owned(bytes) => Some(bytes),
+            Cow::Borrowed(_) => None,
+        };
+        Ok(Body { msg, encoded })
+    }
+
+    /// The message.
+    pub(super) fn msg(&self) -> &Msg {
+        &self.msg
+    }
+
+    /// Its wire bytes.
+    pub(super) fn bytes(&self) -> &[u8] {
+        match &self.encoded {
+            Some(bytes) => bytes,
+            None => self.msg.pod_bytes().unwrap_or_default(),
+        }
+    }
+}
 
 /// One message on its way: the requests of its pieces and what they read.
 struct Pending {
@@ -34,10 +68,8 @@ struct Pending {
     requests: Vec<ffi::MPI_Request>,
     /// The receiver.
     to: usize,
-    /// The message whose bytes the send reads (plain data in place), and
-    /// the encoded bytes when it was not plain data. Both keep their bytes
-    /// on the heap, where moving them here leaves the bytes in place.
-    body: ManuallyDrop<(Msg, Option<Vec<u8>>)>,
+    /// What the sends read.
+    body: ManuallyDrop<Body>,
 }
 
 // SAFETY: an MPI request is a handle that any thread may test at the
@@ -78,28 +110,23 @@ impl Posted {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts sending the bytes of `msg` (`encoded`, if it is not plain
-    /// data) to `to` on `comm` with `tag`, in messages of at most `limit`
-    /// bytes (one `MPI_Isend` each, as [`calls::send`] splits a blocking
-    /// send; one message when empty), and keeps both until every piece's
-    /// send completes. Frees the bodies of the sends that completed
-    /// meanwhile.
+    /// Starts sending the wire bytes of `body` to `to` on `comm` with
+    /// `tag`, in messages of at most `limit` bytes (one `MPI_Isend` each, as
+    /// [`calls::send`] splits a blocking send; one message when empty), and
+    /// keeps `body` until every piece's send completes. Frees the bodies of
+    /// the sends that completed meanwhile.
     pub(super) fn post(
         &self,
         comm: Comm,
-        (msg, encoded): (Msg, Option<Vec<u8>>),
+        body: Body,
         to: usize,
         tag: std::ffi::c_int,
         limit: usize,
     ) -> Result<()> {
         let mut pending = self.lock();
         pending.retain_mut(|p| !p.over());
-        let body = ManuallyDrop::new((msg, encoded));
-        let bytes: &[u8] = match &body.1 {
-            Some(v) => v,
-            None => body.0.pod_bytes().unwrap_or_default(),
-        };
-        let (ptr, len) = (bytes.as_ptr(), bytes.len());
+        let body = ManuallyDrop::new(body);
+        let (ptr, len) = (body.bytes().as_ptr(), body.bytes().len());
         let mut requests = Vec::new();
         let mut started = Ok(());
         // An empty message is one message too.
@@ -182,25 +209,33 @@ mod tests {
         let sent: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         let msg = Msg::from_bytes(Encoding::Pod, sent.clone());
         // In pieces of at most 30 000 bytes, received as such.
-        posted.post(comm, (msg, None), 0, 91, 30_000).unwrap();
-        assert_eq!(posted.lock()[0].requests.len(), 4);
-        let serde = Msg::from_bytes(Encoding::Serde, vec![]);
         posted
-            .post(comm, (serde, Some(vec![7; 5000])), 0, 92, usize::MAX)
+            .post(comm, Body::new(msg).unwrap(), 0, 91, 30_000)
             .unwrap();
+        assert_eq!(posted.lock()[0].requests.len(), 4);
+        // Not plain data: its encoding is kept beside it.
+        let serde = Body::new(Msg::from_bytes(Encoding::Serde, vec![7; 5000])).unwrap();
+        assert!(serde.encoded.is_some());
+        posted.post(comm, serde, 0, 92, usize::MAX).unwrap();
         let got = calls::recv_exact::<u8>(comm, 0, 91, sent.len(), 30_000).unwrap();
         assert_eq!(got, sent);
         let got = calls::recv_exact::<u8>(comm, 0, 92, 5000, usize::MAX).unwrap();
         assert_eq!(got, vec![7; 5000]);
         // An empty message is sent too.
         let empty = Msg::from_bytes(Encoding::Pod, vec![]);
-        posted.post(comm, (empty, None), 0, 94, 8).unwrap();
+        posted
+            .post(comm, Body::new(empty).unwrap(), 0, 94, 8)
+            .unwrap();
         assert_eq!(calls::recv_exact::<u8>(comm, 0, 94, 0, 8).unwrap(), vec![]);
         assert_eq!(posted.flush(None).unwrap(), None);
         assert!(posted.lock().is_empty());
         // Rank 3 of a single rank: MPI refuses the send.
         let msg = Msg::from_bytes(Encoding::Pod, vec![1; 10]);
-        assert!(posted.post(comm, (msg, None), 3, 93, usize::MAX).is_err());
+        assert!(
+            posted
+                .post(comm, Body::new(msg).unwrap(), 3, 93, usize::MAX)
+                .is_err()
+        );
         assert!(posted.lock().is_empty());
         handles::free(comm);
     }
