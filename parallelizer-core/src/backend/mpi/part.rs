@@ -14,6 +14,7 @@ use std::ffi::c_int;
 use super::calls;
 use super::handles::{Comm, byte_type};
 use super::messages::uncut;
+use super::plan::pieces;
 use super::wire::{INLINE, or_scratch, with_inbox};
 use super::{Mpi, protocol_error};
 use crate::error::{Error, Result};
@@ -55,28 +56,27 @@ impl Mpi {
         if bytes.len() <= INLINE.min(limit) {
             return calls::send_one(comm, bytes, to, TAG_PART);
         }
-        let len = (bytes.len() as u64).to_ne_bytes();
-        calls::send_one(comm, &len, to, TAG_PART_HEAD)?;
+        send_part_head(comm, bytes.len(), to)?;
         calls::send(comm, byte_type(), bytes, to, TAG_PART_BODY, limit)
     }
 
     /// Sends each receiver of `parts` its part, as [`send_part`] would one
-    /// after the other, but with the bodies of split parts sent at once
-    /// ([`calls::send_all`]): the receivers copy them out of main's memory
-    /// side by side, where one blocking send after another (MPI's linear
-    /// scatter-v) has each wait for the one before.
+    /// after the other, but with the bodies of split parts (each in its
+    /// pieces of `max_message_bytes`) sent at once ([`calls::send_all`]):
+    /// the receivers copy them out of main's memory side by side, where one
+    /// blocking send after another (MPI's linear scatter-v) has each wait
+    /// for the one before.
     ///
     /// [`send_part`]: Mpi::send_part
     pub(super) fn send_parts(&self, comm: Comm, parts: &[(usize, &[u8])]) -> Result<()> {
         let limit = self.limit(1);
         let mut bodies = Vec::with_capacity(parts.len());
         for &(to, bytes) in parts {
-            if bytes.len() <= INLINE.min(limit) || bytes.len() > limit {
-                self.send_part(comm, bytes, to)?;
+            if bytes.len() <= INLINE.min(limit) {
+                calls::send_one(comm, bytes, to, TAG_PART)?;
             } else {
-                let len = (bytes.len() as u64).to_ne_bytes();
-                calls::send_one(comm, &len, to, TAG_PART_HEAD)?;
-                bodies.push((to, bytes));
+                send_part_head(comm, bytes.len(), to)?;
+                bodies.extend(pieces(bytes.len(), limit).map(|piece| (to, &bytes[piece])));
             }
         }
         calls::send_all(comm, &bodies, TAG_PART_BODY)
@@ -199,6 +199,11 @@ impl Mpi {
         SLOTS.with(|cell| cell.replace(slots));
         err.map_or(Ok(counts), Err)
     }
+}
+
+/// Sends the header of a part of `len` bytes whose body follows.
+fn send_part_head(comm: Comm, len: usize, to: usize) -> Result<()> {
+    calls::send_one(comm, &(len as u64).to_ne_bytes(), to, TAG_PART_HEAD)
 }
 
 /// The error of a part of `len` bytes from `from` that is not whole
