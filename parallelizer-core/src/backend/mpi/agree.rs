@@ -42,7 +42,7 @@ pub(crate) fn agree_min<const N: usize>(
     while distance < size {
         let to = (rank + distance) % size;
         let from = (rank + size - distance) % size;
-        match swap(comm, &min, to, from, deadline)? {
+        match swap(comm, min, to, from, deadline)? {
             Some(theirs) => {
                 for (m, t) in min.iter_mut().zip(theirs) {
                     *m = (*m).min(t);
@@ -56,30 +56,30 @@ pub(crate) fn agree_min<const N: usize>(
 }
 
 /// Sends `words` to `to` and receives as many from `from`, both
-/// non-blocking and polled until done or `deadline` (`None`).
-fn swap(
+/// non-blocking and polled until done or `deadline` (`None`). One
+/// allocation: both halves of one buffer.
+fn swap<const N: usize>(
     comm: Comm,
-    words: &[u64],
+    words: [u64; N],
     to: usize,
     from: usize,
     deadline: Option<Instant>,
-) -> Result<Option<Vec<u64>>> {
-    let n = words.len();
+) -> Result<Option<[u64; N]>> {
     let (count, to, from) = (
-        int(n, "MPI_Isend", "count")?,
+        int(N, "MPI_Isend", "count")?,
         int(to, "MPI_Isend", "rank")?,
         int(from, "MPI_Irecv", "rank")?,
     );
     let ty = u64_type().raw();
-    // The n words sent, then the n received.
-    let mut both = words.to_vec();
-    both.resize(2 * n, 0);
+    // The N words sent, then the N received.
+    let mut both = vec![0; 2 * N].into_boxed_slice();
+    both[..N].copy_from_slice(&words);
     let both = nonblocking(both, deadline, "MPI_Testall", |both, [send, recv]| {
         // The send first: the partner may be waiting for it already.
         call("MPI_Isend", || {
-            // SAFETY: `both` is a heap buffer of 2n u64 that `nonblocking`
+            // SAFETY: `both` is a heap buffer of 2N u64 that `nonblocking`
             // keeps alive until both requests complete; the send reads only
-            // the first n; `send` is a valid out-parameter.
+            // the first N; `send` is a valid out-parameter.
             unsafe {
                 ffi::MPI_Isend(
                     both.cast_const().cast(),
@@ -93,11 +93,11 @@ fn swap(
             }
         })?;
         call("MPI_Irecv", || {
-            // SAFETY: as above; the receive writes only the last n words
-            // (`add(n)` stays inside the buffer).
+            // SAFETY: as above; the receive writes only the last N words
+            // (`add(N)` stays inside the buffer).
             unsafe {
                 ffi::MPI_Irecv(
-                    both.add(n).cast(),
+                    both.add(N).cast(),
                     count,
                     ty,
                     from,
@@ -108,5 +108,9 @@ fn swap(
             }
         })
     })?;
-    Ok(both.map(|w| w[n..].to_vec()))
+    Ok(both.map(|w| {
+        let mut theirs = [0; N];
+        theirs.copy_from_slice(&w[N..]);
+        theirs
+    }))
 }

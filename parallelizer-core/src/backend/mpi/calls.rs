@@ -215,23 +215,26 @@ pub(crate) fn barrier(comm: Comm) -> Result<()> {
 // ---------------------------------------------------------------------------
 // Non-blocking collectives, waited for by polling
 
-/// Starts `N` non-blocking operations on `words`, moved to the heap:
-/// `start(buffer, requests)` makes the calls, each writing one request
-/// (the others stay `MPI_REQUEST_NULL`). Then polls them all to completion
-/// or `deadline` (`MPI_Testall`; a failure is named `name`). Returns the
-/// words once every operation completed; `None` if the deadline passed
-/// first. While one may be pending (a later call failed, the deadline
-/// passed, or polling failed), the buffer is leaked, as MPI may still use
-/// it; the callers then end the job.
+/// Starts `N` non-blocking operations on `words` (on the heap, where MPI
+/// may use them while this rank polls): `start(buffer, requests)` makes
+/// the calls, each writing one request (the others stay
+/// `MPI_REQUEST_NULL`). Then polls them all to completion or `deadline`
+/// (`MPI_Testall`; a failure is named `name`). Returns the words once
+/// every operation completed; `None` if the deadline passed first. While
+/// one may be pending (a later call failed, the deadline passed, or
+/// polling failed), the buffer is leaked, as MPI may still use it; the
+/// callers then end the job. A boxed slice, not a `Vec`: the words move in
+/// and out without a reallocation (the agreement at the end of every
+/// region goes through here).
 pub(super) fn nonblocking<const N: usize>(
-    words: Vec<u64>,
+    words: Box<[u64]>,
     deadline: Option<Instant>,
     name: &str,
     start: impl FnOnce(*mut u64, &mut [ffi::MPI_Request; N]) -> Result<()>,
-) -> Result<Option<Vec<u64>>> {
+) -> Result<Option<Box<[u64]>>> {
     let len = words.len();
     // From here on only MPI and the raw pointer touch the buffer.
-    let buf: *mut [u64] = Box::into_raw(words.into_boxed_slice());
+    let buf: *mut [u64] = Box::into_raw(words);
     // SAFETY: reads a constant of rsmpi's C shim.
     let null = unsafe { ffi::RSMPI_REQUEST_NULL };
     let mut requests = [null; N];
@@ -250,7 +253,7 @@ pub(super) fn nonblocking<const N: usize>(
     // which `Box::into_raw` above made, with `len` words.
     let words = unsafe { Box::from_raw(buf) };
     debug_assert_eq!(words.len(), len);
-    Ok(Some(words.into_vec()))
+    Ok(Some(words))
 }
 
 /// Receives `buf.len()` u64 from `from` (tag `tag`) with a polled
@@ -259,7 +262,8 @@ pub(crate) fn irecv_u64(comm: Comm, buf: &mut [u64], from: usize, tag: c_int) ->
     let count = int(buf.len(), "MPI_Irecv", "count")?;
     let from = int(from, "MPI_Irecv", "rank")?;
     let ty = u64_type().raw();
-    let words = nonblocking(vec![0; buf.len()], None, "MPI_Irecv", |words, [request]| {
+    let words = vec![0; buf.len()].into_boxed_slice();
+    let words = nonblocking(words, None, "MPI_Irecv", |words, [request]| {
         call("MPI_Irecv", || {
             // SAFETY: `words` is a heap buffer of `count` u64 that
             // `nonblocking` keeps alive until the request completes;
