@@ -377,10 +377,10 @@ impl Drop for Ending {
     fn drop(&mut self) {
         self.0.close_groups();
         *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        *self.0.over.lock().unwrap_or_else(|e| e.into_inner()) = true;
         // Only a watchdog (a region with a deadline) waits for this, and a
         // wake-up is a system call even when nobody waits.
         if self.0.timeout.is_some() {
+            *self.0.over.lock().unwrap_or_else(|e| e.into_inner()) = true;
             self.0.wake.notify_all();
         }
     }
