@@ -171,18 +171,40 @@ pub fn task_by_path(path: &str) -> Result<&'static TaskEntry> {
 
 /// The registration of the fn item type `F`, if it has one.
 pub fn task_of<F>() -> Option<&'static TaskEntry> {
-    // Sorted by type name once: every `run` looks its task up here.
-    static BY_TYPE: OnceLock<Vec<(&'static str, &'static TaskEntry)>> = OnceLock::new();
+    registration_of::<F>().map(|r| r.entry)
+}
+
+/// A registration as `run` needs it, made once per task: its dense id and
+/// its closure (every `run` of a registered task looks both up here).
+struct Registration {
+    type_name: &'static str,
+    entry: &'static TaskEntry,
+    id: u32,
+    local: LocalTask,
+}
+
+fn registration_of<F>() -> Option<&'static Registration> {
+    // Sorted by type name once.
+    static BY_TYPE: OnceLock<Vec<Registration>> = OnceLock::new();
     let by_type = BY_TYPE.get_or_init(|| {
-        let mut all: Vec<_> = tasks().iter().map(|&t| ((t.type_name)(), t)).collect();
-        all.sort_by_key(|&(name, _)| name);
+        let mut all: Vec<_> = tasks()
+            .iter()
+            .enumerate()
+            .map(|(id, &entry)| Registration {
+                type_name: (entry.type_name)(),
+                entry,
+                id: id as u32,
+                local: entry.as_local(),
+            })
+            .collect();
+        all.sort_by_key(|r| r.type_name);
         all
     });
     let name = std::any::type_name::<F>();
     by_type
-        .binary_search_by_key(&name, |&(n, _)| n)
+        .binary_search_by_key(&name, |r| r.type_name)
         .ok()
-        .map(|i| by_type[i].1)
+        .map(|i| &by_type[i])
 }
 
 /// What a worker rank reports for a registered task that returned `r`:
@@ -207,8 +229,8 @@ pub fn task_outcome<T, E: std::fmt::Display>(
 /// it by id) when `F` is a `#[parallelizer::task]` of a kind `fits`.
 pub fn region_task<F>(main: LocalTask, fits: impl Fn(&TaskKind) -> bool) -> RegionTask {
     let name = std::any::type_name::<F>();
-    match task_of::<F>().filter(|t| fits(&t.kind)) {
-        Some(entry) => RegionTask::registered(name, entry.id(), main, entry.as_local()),
+    match registration_of::<F>().filter(|r| fits(&r.entry.kind)) {
+        Some(r) => RegionTask::registered(name, r.id, main, r.local.clone()),
         None => RegionTask::new(name, main),
     }
 }
