@@ -151,6 +151,16 @@ pub(crate) fn push_entered(par: Arc<dyn Parallelizer>) -> u64 {
     token
 }
 
+/// Whether `par` is the innermost entered parallelizer (the default
+/// outside a region).
+pub(crate) fn is_innermost_entered(par: &dyn Parallelizer) -> bool {
+    let par = std::ptr::from_ref(par).cast::<()>();
+    shared()
+        .entered
+        .last()
+        .is_some_and(|(_, top)| Arc::as_ptr(top).cast::<()>() == par)
+}
+
 /// Removes the entry `token` (guards may drop out of order).
 pub(crate) fn pop_entered(token: u64) {
     shared().entered.retain(|(t, _)| *t != token);

@@ -59,6 +59,19 @@ impl dyn Parallelizer {
     /// assert_eq!(get_default().mode(), "serial");
     /// ```
     pub fn enter(&self) -> Result<EnterGuard<'_>> {
+        self.enter_as(true)
+    }
+
+    /// `enter` for the length of one `run`: where this parallelizer is
+    /// already the innermost entered one (`run` after `enter`, the usual
+    /// case), only its depth counts (so it stays initialized); it is the
+    /// default already, and each `run` saves pushing and removing it again.
+    pub(crate) fn enter_for_run(&self) -> Result<EnterGuard<'_>> {
+        self.enter_as(!runtime::is_innermost_entered(self))
+    }
+
+    /// Enters; `push` says whether to make this the innermost entered one.
+    fn enter_as(&self, push: bool) -> Result<EnterGuard<'_>> {
         let core = self.core();
         if core.enter_depth() == 0 {
             if let Err(e) = self.initialize() {
@@ -66,7 +79,11 @@ impl dyn Parallelizer {
                 return Err(e);
             }
         }
-        let token = core.this().map(runtime::push_entered);
+        let token = if push {
+            core.this().map(runtime::push_entered)
+        } else {
+            None
+        };
         Ok(EnterGuard {
             par: self,
             token,

@@ -104,7 +104,7 @@ impl dyn Parallelizer {
             })
         };
         let task = RegionTask::new(std::any::type_name::<F>(), local);
-        let _entered = self.enter()?;
+        let _entered = self.enter_for_run()?;
         match self.run_region(Region::new(task, Msg::new(()))) {
             // The ranks live in other processes and could not take the
             // closure, so no rank ran: `f` goes by name, as a pool-style

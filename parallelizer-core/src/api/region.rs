@@ -93,7 +93,7 @@ impl dyn Parallelizer {
         R: Send + 'static,
         F: Fn(&dyn Parallelizer, (A, Option<M>)) -> R + Send + Sync + 'static,
     {
-        let _entered = self.enter()?;
+        let _entered = self.enter_for_run()?;
         self.apply_with(task, args, main_args)
     }
 
@@ -156,7 +156,7 @@ impl dyn Parallelizer {
     }
 
     fn run_local<F, R: Send + 'static>(&self, local: LocalTask, args: Msg) -> Result<R> {
-        let _entered = self.enter()?;
+        let _entered = self.enter_for_run()?;
         self.apply_local::<F, R>(local, args)
     }
 

@@ -92,7 +92,7 @@ impl dyn Parallelizer {
             Ok(Msg::local(rank_part(p, &call, data, extra, &opts, true)?))
         });
         let task = region_task::<F>(local, |kind| kind.serves(form));
-        let _entered = self.enter()?;
+        let _entered = self.enter_for_run()?;
         self.run_region(Region::new(task, Msg::new(form)))?
             .into_local::<Option<Parts<R>>>()
     }
