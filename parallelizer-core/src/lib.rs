@@ -51,6 +51,7 @@ mod registry;
 mod runtime;
 mod segment;
 mod shared;
+mod slots;
 mod split;
 mod task;
 mod trace;

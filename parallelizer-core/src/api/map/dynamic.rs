@@ -41,6 +41,35 @@ pub(crate) enum Rule {
     Guided { ranks: usize, min: usize },
 }
 
+impl Rule {
+    /// The size of the next chunk of a map of `total` items with `left`
+    /// (at least 1) not handed out yet.
+    fn size(self, total: usize, left: usize) -> usize {
+        let size = match self {
+            Rule::Fixed(n) => n,
+            Rule::Guided { ranks, min } => {
+                let ranks = ranks.max(1);
+                let floor = total.div_ceil(FLOOR * ranks);
+                left.div_ceil(DIVISOR * ranks).max(min).max(floor)
+            }
+        };
+        size.clamp(1, left)
+    }
+
+    /// The sizes of every chunk of a map of `total` items, in order (the
+    /// same chunks as handed out one by one).
+    pub(super) fn sizes(self, total: usize) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        let mut left = total;
+        while left > 0 {
+            let size = self.size(total, left);
+            sizes.push(size);
+            left -= size;
+        }
+        sizes
+    }
+}
+
 /// Guided chunks hold the items left divided by this many times the ranks:
 /// small enough that a chunk holding the few most expensive items cannot
 /// leave the others idle for long, large enough to keep the messages few.
@@ -86,15 +115,8 @@ impl<T> Chunker<T> {
         if left == 0 {
             return None;
         }
-        let size = match self.rule {
-            Rule::Fixed(n) => n,
-            Rule::Guided { ranks, min } => {
-                let ranks = ranks.max(1);
-                let floor = self.total.div_ceil(FLOOR * ranks);
-                left.div_ceil(DIVISOR * ranks).max(min).max(floor)
-            }
-        };
-        let chunk: Vec<T> = self.items.by_ref().take(size.clamp(1, left)).collect();
+        let size = self.rule.size(self.total, left);
+        let chunk: Vec<T> = self.items.by_ref().take(size).collect();
         self.next += 1;
         Some((self.next - 1, chunk))
     }

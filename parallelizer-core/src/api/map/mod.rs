@@ -16,6 +16,7 @@ mod dynamic;
 mod joined;
 mod plan;
 mod progress;
+mod shared;
 mod wire;
 
 use std::marker::PhantomData;

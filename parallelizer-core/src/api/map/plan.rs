@@ -21,6 +21,7 @@ use super::call::{MapCall, Options, Parts, apply, main_panicked};
 use super::dynamic::{self, Rule};
 use super::joined;
 use super::progress::Tracker;
+use super::shared::{self, Tried};
 use super::wire;
 
 /// How main has the items handed out, as it tells the workers.
@@ -72,12 +73,25 @@ impl dyn Parallelizer {
             )));
         }
         check(opts.schedule)?;
-        // Pool-style: main's data rides into the region in the closure; the
-        // workers run the same closure (threads) or the registration of `F`
-        // for this call (processes, MPI), with no data.
-        let form = call.form;
         let op = call.op;
-        let inputs = Arc::new(Mutex::new(Some((main_data(data, op)?, extra))));
+        let mut data = main_data(data, op)?;
+        let mut extra = extra;
+        // Chunks handed out: on ranks in this process, each rank takes them
+        // from main's vector itself.
+        let threads = self.threads_per_rank();
+        if let Some(rule) = rule(opts.schedule, true, self.nprocs(), threads)
+            && let Some(e) = extra.take()
+        {
+            match shared::map::<F, T, E, R>(self, &call, data, e, rule, opts)? {
+                Tried::Ran(parts) => return Ok(Some(parts)),
+                Tried::Elsewhere(d, e) => (data, extra) = (d, Some(e)),
+            }
+        }
+        // Pool-style: main's data rides into the region in the closure; the
+        // workers run the registration of `F` for this call (processes,
+        // MPI), or the same closure (threads, static schedule), with no data.
+        let form = call.form;
+        let inputs = Arc::new(Mutex::new(Some((data, extra))));
         let opts = opts.clone();
         let local: LocalTask = Arc::new(move |p: &dyn Parallelizer, _form: Msg| {
             let (data, extra) = if p.on_main() {
@@ -197,20 +211,25 @@ fn check(schedule: Schedule) -> Result<()> {
 /// The chunk rule main's schedule asks for (`None`: the static split).
 fn resolve(par: &dyn Parallelizer, schedule: Schedule, pool: bool) -> Result<Option<Rule>> {
     check(schedule)?;
-    let rule = match schedule {
-        Schedule::Static => None,
-        Schedule::Auto if !pool => None,
-        Schedule::Dynamic { chunksize } => Some(Rule::Fixed(chunksize)),
-        Schedule::Auto | Schedule::Guided => Some(Rule::Guided {
-            ranks: par.nprocs(),
-            min: par.threads_per_rank().max(1),
-        }),
-    };
     if par.nprocs() > 1 && par.any_source() == AnySource::Unsupported {
         // Nothing to hand chunks out with: every rank gets its share at once.
         return Ok(None);
     }
-    Ok(rule)
+    Ok(rule(schedule, pool, par.nprocs(), par.threads_per_rank()))
+}
+
+/// The chunk rule of `schedule` on `nprocs` ranks of `threads` threads
+/// each (`None`: the static split); `pool`: a pool-style map.
+fn rule(schedule: Schedule, pool: bool, nprocs: usize, threads: usize) -> Option<Rule> {
+    match schedule {
+        Schedule::Static => None,
+        Schedule::Auto if !pool => None,
+        Schedule::Dynamic { chunksize } => Some(Rule::Fixed(chunksize)),
+        Schedule::Auto | Schedule::Guided => Some(Rule::Guided {
+            ranks: nprocs,
+            min: threads.max(1),
+        }),
+    }
 }
 
 /// The static plan: scatter, apply, gather; on main, the results of each
