@@ -1,6 +1,7 @@
 //! Dynamic scheduling: main cuts its data into chunks and hands each to
 //! the next rank that is free; results come back with their chunk's index
-//! and are put in input order.
+//! and are put in input order. (A pool-style map whose ranks share main's
+//! memory takes the same chunks without a scheduler: `shared.rs`.)
 //!
 //! Main's calling thread runs the scheduler: it sends every worker its
 //! first chunk, starts main's own share, tops every worker up (to two
