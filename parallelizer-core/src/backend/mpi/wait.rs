@@ -65,7 +65,7 @@ impl Backoff {
     fn spinning(&mut self) -> bool {
         if !self.spun {
             self.spins = self.spins.wrapping_add(1);
-            self.spun = self.spins % 16 == 0 && self.start.elapsed() >= SPIN;
+            self.spun = self.spins.is_multiple_of(16) && self.start.elapsed() >= SPIN;
         }
         !self.spun
     }
