@@ -5,7 +5,13 @@
 //! 1.4–2.1 ms alone concatenating 8 MB of results into fresh memory.
 
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+/// A part's state: nobody wrote it, a thread is moving its items in, they
+/// are in place.
+const EMPTY: u8 = 0;
+const WRITING: u8 = 1;
+const FILLED: u8 = 2;
 
 /// A vector of consecutive parts of fixed lengths, each filled once, by
 /// any thread ([`Slots::fill`]); taken whole once every part is
@@ -16,7 +22,9 @@ pub(crate) struct Slots<T> {
     cap: usize,
     /// Where each part starts, and the end: `parts + 1` entries.
     bounds: Vec<usize>,
-    filled: Vec<AtomicBool>,
+    /// Each part's state ([`EMPTY`], [`WRITING`], [`FILLED`]): a part is
+    /// claimed before its items are copied and counts as filled only after.
+    state: Vec<AtomicU8>,
     /// Whether the vector was taken (its items and buffer are its own).
     taken: AtomicBool,
 }
@@ -25,8 +33,9 @@ pub(crate) struct Slots<T> {
 // another thread is sound when `T: Send`.
 unsafe impl<T: Send> Send for Slots<T> {}
 // SAFETY: through `&Slots` a thread can only write a part that no other
-// thread has filled (an atomic swap decides), moving its items in by
-// value; nothing reads the items before the `Slots` is owned again.
+// thread has claimed (an atomic compare-exchange decides), moving its items
+// in by value; they are read only once every part's state says `FILLED`
+// (stored with `Release` after the copy, loaded with `Acquire`).
 unsafe impl<T: Send> Sync for Slots<T> {}
 
 impl<T> Slots<T> {
@@ -46,7 +55,7 @@ impl<T> Slots<T> {
             ptr: buf.as_mut_ptr(),
             cap: buf.capacity(),
             bounds,
-            filled: counts.iter().map(|_| AtomicBool::new(false)).collect(),
+            state: counts.iter().map(|_| AtomicU8::new(EMPTY)).collect(),
             taken: AtomicBool::new(false),
         }
     }
@@ -54,25 +63,30 @@ impl<T> Slots<T> {
     /// Moves `items` into part `i`. They come back if there is no such
     /// part, it has another length, or it is filled already.
     pub(crate) fn fill(&self, i: usize, mut items: Vec<T>) -> Result<(), Vec<T>> {
-        let (Some(flag), Some(&start), Some(&end)) = (
-            self.filled.get(i),
+        let (Some(state), Some(&start), Some(&end)) = (
+            self.state.get(i),
             self.bounds.get(i),
             self.bounds.get(i + 1),
         ) else {
             return Err(items);
         };
-        if items.len() != end - start || flag.swap(true, Ordering::AcqRel) {
+        if items.len() != end - start
+            || state
+                .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+        {
             return Err(items);
         }
         // SAFETY: part `i` is `start..end` of the buffer (inside it:
-        // `new` made room for every part), which only this call writes (the
-        // swap above was the first); `items` holds exactly `end - start`
+        // `new` made room for every part), which only this call writes (it
+        // claimed the part above); `items` holds exactly `end - start`
         // initialized items, moved (bitwise) into place and then forgotten
         // by setting its length to 0, so each is owned once.
         unsafe {
             std::ptr::copy_nonoverlapping(items.as_ptr(), self.ptr.add(start), items.len());
             items.set_len(0);
         }
+        state.store(FILLED, Ordering::Release);
         Ok(())
     }
 
@@ -81,13 +95,17 @@ impl<T> Slots<T> {
     /// Through `&self`, so that a thread that filled the last part may
     /// still hold a reference.
     pub(crate) fn take_vec(&self) -> Option<Vec<T>> {
-        if !self.filled.iter().all(|f| f.load(Ordering::Acquire))
+        if !self
+            .state
+            .iter()
+            .all(|s| s.load(Ordering::Acquire) == FILLED)
             || self.taken.swap(true, Ordering::AcqRel)
         {
             return None;
         }
         let len = *self.bounds.last().expect("one bound at least");
-        // SAFETY: every part was filled (no `fill` writes any more), and
+        // SAFETY: every part was filled (its copy is done and visible: the
+        // `Release` store after it, the `Acquire` load above), and
         // the parts lie back to back from 0, so items `0..len` are
         // initialized; ownership of them and of the buffer (`ptr` and `cap`
         // from the `Vec<T>` that `new` made) passes to this vector once
@@ -101,8 +119,8 @@ impl<T> Drop for Slots<T> {
         if *self.taken.get_mut() {
             return;
         }
-        for (i, flag) in self.filled.iter().enumerate() {
-            if flag.load(Ordering::Acquire) {
+        for (i, state) in self.state.iter_mut().enumerate() {
+            if *state.get_mut() == FILLED {
                 let (start, end) = (self.bounds[i], self.bounds[i + 1]);
                 // SAFETY: a filled part's items are initialized, owned by
                 // the `Slots` and dropped once, here (the last reference).
@@ -143,6 +161,35 @@ mod tests {
         assert_eq!(all, (0..9).map(|x| x.to_string()).collect::<Vec<_>>());
         assert!(slots.take_vec().is_none(), "taken once");
         drop(slots);
+    }
+
+    #[test]
+    fn a_vector_taken_while_parts_are_filled_holds_every_item() {
+        // `take_vec` polled while threads fill: it may only succeed once
+        // every part's items are in place, not once every part is claimed.
+        for _ in 0..100 {
+            let counts = [5000, 5000, 5000, 5000];
+            let slots = Arc::new(Slots::<u64>::new(&counts));
+            let threads: Vec<_> = (0..counts.len())
+                .map(|i| {
+                    let slots = slots.clone();
+                    std::thread::spawn(move || {
+                        let at = (i * 5000) as u64;
+                        slots.fill(i, (at..at + 5000).collect()).is_ok()
+                    })
+                })
+                .collect();
+            let all = loop {
+                if let Some(all) = slots.take_vec() {
+                    break all;
+                }
+                std::hint::spin_loop();
+            };
+            assert_eq!(all, (0..20_000).collect::<Vec<u64>>());
+            for t in threads {
+                assert!(t.join().unwrap());
+            }
+        }
     }
 
     #[test]
