@@ -87,6 +87,38 @@ fn run_enters_for_its_duration_and_current_is_the_rank() {
     assert_eq!(current().mode(), "serial");
 }
 
+/// `run` on the innermost entered parallelizer only counts its depth (it is
+/// the default already); on one entered further out it makes that one the
+/// default for the run, and the innermost is the default again after. The
+/// default is asked from a thread of main's task that is no rank (a rank
+/// sees its region's handle, whatever was entered).
+#[test]
+fn run_makes_its_parallelizer_the_default_whether_or_not_it_is_innermost() {
+    let _lock = serialized();
+    let outer = from_config("threads:2").unwrap();
+    let inner = from_config("threads:3").unwrap();
+    let _go = outer.enter().unwrap();
+    let gi = inner.enter().unwrap();
+    let default_during_run = |par: &dyn Parallelizer| {
+        par.run(
+            |p: &dyn Parallelizer, ()| {
+                p.on_main()
+                    .then(|| std::thread::spawn(default_desc).join().unwrap())
+            },
+            (),
+        )
+        .unwrap()
+    };
+    assert_eq!(default_during_run(&*outer).as_deref(), Some("threads:2"));
+    assert_eq!(default_desc(), "threads:3");
+    assert_eq!(default_during_run(&*inner).as_deref(), Some("threads:3"));
+    assert_eq!(default_desc(), "threads:3");
+    drop(gi);
+    assert_eq!(default_desc(), "threads:2");
+    assert_eq!(default_during_run(&*outer).as_deref(), Some("threads:2"));
+    assert_eq!(default_desc(), "threads:2");
+}
+
 /// `current()` in a region of a group made on `serial` (where every group
 /// is made inside a region) is the group, even while another thread has
 /// entered a parallelizer: it is this thread's, not the entered stack's.
