@@ -112,12 +112,16 @@ impl NativePod for Mpi {
                 parts.push((r, &send[at..at + ty.bytes(count)]));
                 at += ty.bytes(count);
             }
-            self.send_parts(comm, &parts)?;
-            if let Some(recv) = recv {
-                recv.fit(counts[0])?
-                    .copy_from_slice(&send[..ty.bytes(counts[0])]);
-            }
-            Ok(())
+            // Main copies its own chunk while the workers copy theirs out of
+            // main's memory (Open MPI's shared-memory transport has the
+            // receiver copy), not after.
+            self.send_parts(comm, &parts, || {
+                if let Some(recv) = recv {
+                    recv.fit(counts[0])?
+                        .copy_from_slice(&send[..ty.bytes(counts[0])]);
+                }
+                Ok(())
+            })
         })
     }
 

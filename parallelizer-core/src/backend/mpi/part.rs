@@ -65,10 +65,16 @@ impl Mpi {
     /// pieces of `max_message_bytes`) sent at once ([`calls::send_all`]):
     /// the receivers copy them out of main's memory side by side, where one
     /// blocking send after another (MPI's linear scatter-v) has each wait
-    /// for the one before.
+    /// for the one before. `meanwhile` (main's copy of its own part) runs
+    /// while they copy ([`calls::send_all`]).
     ///
     /// [`send_part`]: Mpi::send_part
-    pub(super) fn send_parts(&self, comm: Comm, parts: &[(usize, &[u8])]) -> Result<()> {
+    pub(super) fn send_parts(
+        &self,
+        comm: Comm,
+        parts: &[(usize, &[u8])],
+        meanwhile: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
         let limit = self.limit(1);
         let mut bodies = Vec::with_capacity(parts.len());
         for &(to, bytes) in parts {
@@ -79,7 +85,7 @@ impl Mpi {
                 bodies.extend(pieces(bytes.len(), limit).map(|piece| (to, &bytes[piece])));
             }
         }
-        calls::send_all(comm, &bodies, TAG_PART_BODY)
+        calls::send_all(comm, &bodies, TAG_PART_BODY, meanwhile)
     }
 
     /// Takes the next part's first message from `from` on `inbox`: a whole

@@ -203,8 +203,17 @@ pub(crate) unsafe fn isend_raw(
 /// `tag`, all started (`MPI_Isend`) before any is waited for, then polled
 /// to completion (`wait.rs`): receivers that copy a large message out of
 /// the sender's memory themselves (Open MPI's shared-memory transport) then
-/// copy at once rather than one after the other.
-pub(crate) fn send_all(comm: Comm, parts: &[(usize, &[u8])], tag: c_int) -> Result<()> {
+/// copy at once rather than one after the other. `meanwhile` runs once the
+/// sends are started and before they are waited for (the sender's own
+/// work, which then overlaps the receivers' copies); its error is returned
+/// after the sends completed, unless starting or completing them failed
+/// first.
+pub(crate) fn send_all(
+    comm: Comm,
+    parts: &[(usize, &[u8])],
+    tag: c_int,
+    meanwhile: impl FnOnce() -> Result<()>,
+) -> Result<()> {
     let count = int(parts.len(), "MPI_Testall", "count")?;
     // SAFETY: reads a constant of rsmpi's C shim.
     let null = unsafe { ffi::RSMPI_REQUEST_NULL };
@@ -222,6 +231,11 @@ pub(crate) fn send_all(comm: Comm, parts: &[(usize, &[u8])], tag: c_int) -> Resu
             }
         }
     }
+    // A panic of `meanwhile` waits for the sends too: they read `parts`,
+    // which its unwinding may free.
+    let own = started
+        .is_ok()
+        .then(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(meanwhile)));
     let sent = started.and_then(|()| poll_until(None, || test_all(&mut requests, "MPI_Testall")));
     if sent.is_err() && requests.iter().any(|r| *r != null) {
         // MPI may read the parts until their sends complete, which a failed
@@ -231,7 +245,11 @@ pub(crate) fn send_all(comm: Comm, parts: &[(usize, &[u8])], tag: c_int) -> Resu
             unsafe { ffi::MPI_Waitall(count, requests.as_mut_ptr(), ffi::RSMPI_STATUSES_IGNORE) }
         });
     }
-    sent.map(drop)
+    match own {
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        Some(Ok(own)) => sent.and(own),
+        None => sent.map(drop),
+    }
 }
 
 /// Whether the operations of all `requests` completed (`MPI_Testall`,
