@@ -1462,6 +1462,10 @@ fn shared_suite(par: &std::sync::Arc<dyn Parallelizer>, suite: &mut Suite) {
     suite.check("maps: a progress report per chunk, from every rank", || {
         common::maps::progress_reports_every_chunk(&**par, Some(10))
     });
+    suite.check(
+        "maps: items that turn expensive in main's chunk keep order and progress",
+        || common::maps::slow_items_keep_order_and_progress(&**par, false),
+    );
     // A group's ranks receive from whichever member answers first on the
     // group's own communicator: main and the last rank.
     suite.check(

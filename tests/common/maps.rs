@@ -349,6 +349,78 @@ pub fn progress_reports_every_chunk(
     Ok(())
 }
 
+/// Every fourth item (from 1) takes 3 ms, the others nothing; item 13
+/// panics when `cursed`.
+fn slow_or_cursed(x: u64, cursed: bool) -> u64 {
+    if x % 4 == 1 {
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    if cursed && x == 13 {
+        panic!("item 13 is cursed");
+    }
+    x * 3
+}
+
+/// An item of [`slow_or_cursed`].
+#[parallelizer::task]
+pub fn slow_item(x: u64) -> u64 {
+    slow_or_cursed(x, false)
+}
+
+/// An item of [`slow_or_cursed`], item 13 cursed.
+#[parallelizer::task]
+pub fn slow_cursed_item(x: u64) -> u64 {
+    slow_or_cursed(x, true)
+}
+
+/// Items that turn out expensive halfway through a chunk main computes (its
+/// share then goes on on a thread of its own, where a scheduler answers
+/// the workers between cheap items): the results stay in input order, each
+/// chunk is reported once with all its items, and (`cursed`: not on MPI,
+/// where a rank that panics in a collective ends the job) a panic after
+/// the move is the map's error all the same.
+pub fn slow_items_keep_order_and_progress(
+    par: &dyn Parallelizer,
+    cursed: bool,
+) -> Result<(), String> {
+    let want: Vec<u64> = (0..40).map(|x| x * 3).collect();
+    for schedule in [Schedule::Auto, Schedule::Dynamic { chunksize: 8 }] {
+        let seen: Arc<Mutex<Vec<Progress>>> = Arc::default();
+        let log = seen.clone();
+        let got = par
+            .mapper()
+            .schedule(schedule)
+            .progress(false)
+            .on_progress(move |p| log.lock().unwrap().push(p))
+            .map(slow_item, mine(par, || (0..40).collect()));
+        let at = format!("{schedule:?}");
+        eq(&at, ok(&at, got)?, mine(par, || want.clone()))?;
+        if !par.on_main() {
+            continue;
+        }
+        let seen = seen.lock().unwrap();
+        eq(
+            "items reported",
+            seen.iter().map(|p| p.items).sum::<usize>(),
+            40,
+        )?;
+        if schedule != Schedule::Auto && par.any_source() != AnySource::Unsupported {
+            eq("reports", seen.len(), 5)?;
+        }
+        if cursed {
+            let got = par
+                .mapper()
+                .schedule(schedule)
+                .map(slow_cursed_item, Some((0..40).collect()));
+            match got {
+                Err(Error::WorkerPanicked { message, .. }) if message.contains("cursed") => {}
+                other => return Err(format!("{schedule:?}, cursed: {other:?}")),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Inside a region: every rank calls the map, main's schedule applies
 /// (the workers ask for another, which is not used), input order is kept.
 #[parallelizer::task]

@@ -397,6 +397,7 @@ macro_rules! spmd_suite {
                 };
                 maps::progress_reports_every_chunk(&*par, Some(chunks)).unwrap();
                 maps::a_panicking_item_is_an_error(&*par).unwrap();
+                maps::slow_items_keep_order_and_progress(&*par, true).unwrap();
             }
         }
 

@@ -573,6 +573,8 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
         for &r in from {
             check_rank(self, r)?;
         }
+        // A time already past (a look that does not wait) reads once.
+        let mut looked = false;
         loop {
             let wait_until = {
                 let mut st = self.lock();
@@ -607,7 +609,7 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
                     continue;
                 }
                 let now = Instant::now();
-                if until.is_some_and(|u| now >= u) {
+                if until.is_some_and(|u| now >= u) && std::mem::replace(&mut looked, true) {
                     return Ok(None);
                 }
                 // Main watches the deadline and the other ranks' waits

@@ -101,8 +101,9 @@ pub trait Parallelizer: Send + Sync + 'static {
 
     /// Blocks for the next message of the call `tag` from whichever rank of
     /// `from` sends one first, until `until` (`Ok(None)` when it passes
-    /// first): how main hands the next chunk of a dynamically scheduled map
-    /// to the rank that finished one. A rank of `from` that finished or
+    /// first; a time already past looks once, without waiting): how main
+    /// hands the next chunk of a dynamically scheduled map to the rank that
+    /// finished one. A rank of `from` that finished or
     /// went away without sending is an error, as in `recv_msg`.
     ///
     /// Implemented by backends whose [`any_source`](Parallelizer::any_source)

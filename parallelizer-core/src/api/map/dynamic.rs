@@ -4,13 +4,23 @@
 //! memory takes the same chunks without a scheduler: `shared.rs`.)
 //!
 //! Main's calling thread runs the scheduler: it sends every worker its
-//! first chunk, starts main's own share, tops every worker up (to two
-//! chunks when the transport buffers or posts sends and much is left, so
-//! that a worker never waits for main between chunks), then waits for a
-//! result from any worker ([`Parallelizer::recv_any_msg`]) and answers it
-//! with the worker's next chunk, or with the empty chunk that ends the
-//! worker's part. Main's own share is computed meanwhile on a second
-//! thread, which takes chunks from the same source. Chunks and results
+//! first chunk, takes its own, tops every worker up (to two chunks when
+//! the transport buffers or posts sends and much is left, so that a worker
+//! never waits for main between chunks), and answers each result from a
+//! worker ([`Parallelizer::recv_any_msg`]) with the worker's next chunk,
+//! or with the empty chunk that ends the worker's part.
+//!
+//! Main computes its own share on the same thread while the items are
+//! cheap (an item-wise map): in pieces of about [`PIECE`], looking for the
+//! workers' results between two pieces without waiting. Once an item
+//! takes longer than [`SLOW_ITEM`] (a map of expensive items, where an
+//! answer must not wait for main's item), and for a chunk-wise `f`, main's
+//! share goes on on a second thread, which takes chunks from the same
+//! source, while the calling thread waits for results. A thread of its own
+//! from the start cost the fine map (1e6 × ~10 ns) on `processes:2` its
+//! speed-up: the thread took 0.2–4 ms to start, and three threads on two
+//! cores (main's two and the worker) left the one that answers the worker
+//! waiting for a core for up to 2.6 ms at a time. Chunks and results
 //! are posted ([`Parallelizer::post_msg`]): on MPI, whose sends of large
 //! messages wait for their receiver, main does not wait for a computing
 //! worker to take its next chunk, nor a worker for main's scheduler to take
@@ -20,6 +30,7 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::msg::Data;
@@ -84,6 +95,16 @@ const FLOOR: usize = 256;
 /// for main between chunks; towards the end, one chunk at a time, so that
 /// no chunk waits behind another while a rank is free.
 const AHEAD_WHILE: usize = 10;
+
+/// Main computes its share in pieces of about this long between two looks
+/// at the workers' results (while the items are cheap): a worker's result
+/// waits at most about this long for its answer.
+const PIECE: Duration = Duration::from_micros(100);
+/// An item that takes longer than this moves main's share to a thread of
+/// its own: the workers' results must not wait for main's items.
+const SLOW_ITEM: Duration = Duration::from_millis(2);
+/// The most items of a piece (a piece of cheap items grows to [`PIECE`]).
+const MAX_PIECE: usize = 1 << 16;
 
 /// Main's data, cut into chunks on demand.
 struct Chunker<T> {
@@ -213,6 +234,25 @@ enum Local<R> {
     Panicked(Box<dyn std::any::Any + Send>),
 }
 
+/// A chunk of main's share: its index, the results of the items computed
+/// so far, and the items left.
+struct Begun<T, R> {
+    index: usize,
+    out: Vec<R>,
+    left: Vec<T>,
+}
+
+impl<T, R> Begun<T, R> {
+    /// A chunk taken from the source, none of it computed.
+    fn new((index, left): (usize, Vec<T>)) -> Begun<T, R> {
+        Begun {
+            index,
+            out: Vec::new(),
+            left,
+        }
+    }
+}
+
 /// Main's part: schedule the chunks and compute its own share.
 pub(super) fn main<T, E, R>(
     par: &dyn Parallelizer,
@@ -241,23 +281,41 @@ where
         parts: Vec::new(),
     };
     // One chunk per worker goes out before main starts on its own share;
-    // a second one (`refill`) only once main computes: a large chunk's send
-    // lasts until the worker takes it, after computing its first, and main
-    // sat idle that long (fine map, processes:2: 11.4-12.5 ms against
-    // 12.5-14.0 ms, four runs each; processes:4 9.7-10.5 against
-    // 12.3-13.3 ms). Main's first chunk is taken before the refill: its
-    // thread takes 0.2-4 ms to start here, and the refill handed the workers
-    // what main was to compute (a map of two chunks ran both on the worker,
-    // one after the other, while main's thread found nothing left:
-    // processes:2 15.6-16.1 ms against 9.1-9.3 ms now, threads:2 9.0-9.3
-    // against 5.0-5.2).
+    // a second one (`refill`) only once main has taken its first: a large
+    // chunk's send lasts until the worker takes it, after computing its
+    // first, and main sat idle that long (fine map, processes:2: 11.4-12.5
+    // ms against 12.5-14.0 ms, four runs each; processes:4 9.7-10.5
+    // against 12.3-13.3 ms); and the refill, made first, handed the
+    // workers what main was to compute (a map of two chunks ran both on
+    // the worker, one after the other: processes:2 15.6-16.1 ms against
+    // 9.1-9.3 ms).
     let started = (1..par.nprocs()).try_for_each(|w| sched.fill(w, 1));
     let first = match started {
         Ok(()) => lock(&source).take(),
         Err(_) => None,
     };
+    let mut scheduled = started.and_then(|()| (1..par.nprocs()).try_for_each(|w| sched.refill(w)));
+    // Main's share on this thread while its items are cheap; what is
+    // left of it (a chunk begun, then the source) on a thread of its own.
+    let mut share = Share {
+        done: Vec::new(),
+        begun: first.map(Begun::new),
+        ended: None,
+    };
+    if scheduled.is_ok() && call.elementwise {
+        if let Err(e) = share.inline(par, call, &source, extra, &mut sched, tracker) {
+            lock(&source).close();
+            scheduled = Err(e);
+        }
+    }
+    let Share {
+        done: own,
+        begun,
+        ended: local,
+    } = share;
+    let threaded = local.is_none() && scheduled.is_ok() && (begun.is_some() || !call.elementwise);
     let (scheduled, local) = std::thread::scope(|s| {
-        let own = started.is_ok().then(|| {
+        let handle = threaded.then(|| {
             let extra = extra.clone();
             let current = current_rank();
             let source = &source;
@@ -268,28 +326,27 @@ where
             s.spawn(move || {
                 let _current = current.map(set_current);
                 let _computing = computing;
-                own_part(par, call, source, first, &extra, tracker)
+                own_part(par, call, source, begun, &extra, tracker)
             })
         });
-        let scheduled = started
-            .and_then(|()| (1..par.nprocs()).try_for_each(|w| sched.refill(w)))
+        let scheduled = scheduled
             .and_then(|()| sched.run(tracker))
             .and_then(|()| par.flush_posted());
         if scheduled.is_err() {
             lock(&source).close();
         }
-        let local = match own.map(|h| h.join()) {
+        let local = match handle.map(|h| h.join()) {
             Some(Ok(local)) => local,
             Some(Err(panic)) => Local::Panicked(panic),
-            None => Local::Done(Vec::new()),
+            None => local.unwrap_or(Local::Done(Vec::new())),
         };
         (scheduled, local)
     });
     scheduled?;
     let mut parts = sched.parts;
     match local {
-        Local::Done(own) => {
-            for (index, out) in own {
+        Local::Done(threaded) => {
+            for (index, out) in own.into_iter().chain(threaded) {
                 put(&mut parts, index, 0, out);
             }
         }
@@ -307,13 +364,139 @@ where
         .collect()
 }
 
-/// Main's share, on its own thread: `first`, then chunks from the same
-/// source as the workers', until none is left.
+/// Main's share as computed on the scheduling thread.
+struct Share<T, R> {
+    /// The chunks done: index and results.
+    done: Vec<(usize, Vec<R>)>,
+    /// The chunk to go on with (on a thread of its own, once an item
+    /// turned out slow).
+    begun: Option<Begun<T, R>>,
+    /// `f` failed or panicked.
+    ended: Option<Local<R>>,
+}
+
+impl<T: Data, R: Data> Share<T, R> {
+    /// Computes chunk after chunk (item-wise), the one begun first, on the
+    /// scheduling thread, until none is left, an item is slow, or `f`
+    /// fails (the source then hands out nothing more); the error is the
+    /// scheduler's.
+    fn inline<E: Data + Clone>(
+        &mut self,
+        par: &dyn Parallelizer,
+        call: &MapCall<T, E, R>,
+        source: &Mutex<Chunker<T>>,
+        extra: &E,
+        sched: &mut Scheduler<'_, T, R>,
+        tracker: &Tracker,
+    ) -> Result<()> {
+        let mut pace = Pace::default();
+        while let Some(chunk) = self
+            .begun
+            .take()
+            .or_else(|| lock(source).take().map(Begun::new))
+        {
+            match inline_chunk(par, call, chunk, extra, sched, &mut pace, tracker)? {
+                Inline::Done(index, out) => self.done.push((index, out)),
+                Inline::Slow(rest) => {
+                    self.begun = Some(rest);
+                    return Ok(());
+                }
+                Inline::Ended(end) => {
+                    lock(source).close();
+                    self.ended = Some(end);
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many items main computes in its next piece: doubled while a piece
+/// takes under half of [`PIECE`], halved while it takes over twice.
+struct Pace {
+    items: usize,
+}
+
+impl Default for Pace {
+    fn default() -> Pace {
+        Pace { items: 1 }
+    }
+}
+
+impl Pace {
+    fn took(&mut self, took: Duration) {
+        if took < PIECE / 2 {
+            self.items = (self.items * 2).min(MAX_PIECE);
+        } else if took > PIECE * 2 {
+            self.items = (self.items / 2).max(1);
+        }
+    }
+}
+
+/// How a chunk main computed on the scheduling thread ended.
+enum Inline<T, R> {
+    /// Every item: the chunk's index and results.
+    Done(usize, Vec<R>),
+    /// An item took longer than [`SLOW_ITEM`]: the chunk as far as it got.
+    Slow(Begun<T, R>),
+    /// `f` failed or panicked.
+    Ended(Local<R>),
+}
+
+/// A chunk of main's share (item-wise) on the scheduling thread, in
+/// pieces, the workers' results answered between two pieces; the outer
+/// error is the scheduler's.
+fn inline_chunk<T, E, R>(
+    par: &dyn Parallelizer,
+    call: &MapCall<T, E, R>,
+    Begun {
+        index,
+        mut out,
+        left,
+    }: Begun<T, R>,
+    extra: &E,
+    sched: &mut Scheduler<'_, T, R>,
+    pace: &mut Pace,
+    tracker: &Tracker,
+) -> Result<Inline<T, R>>
+where
+    T: Data,
+    E: Data + Clone,
+    R: Data,
+{
+    let mut items = left.into_iter();
+    while items.len() > 0 {
+        let piece: Vec<T> = items.by_ref().take(pace.items).collect();
+        let n = piece.len();
+        let start = Instant::now();
+        let results = match catch_unwind(AssertUnwindSafe(|| apply(par, call, piece, extra))) {
+            Ok(Ok(results)) => results,
+            Ok(Err(e)) => return Ok(Inline::Ended(Local::Failed(e))),
+            Err(panic) => return Ok(Inline::Ended(Local::Panicked(panic))),
+        };
+        let took = start.elapsed();
+        out.extend(results);
+        sched.serve(tracker)?;
+        if n == 1 && took > SLOW_ITEM {
+            let left = items.collect();
+            return Ok(Inline::Slow(Begun { index, out, left }));
+        }
+        pace.took(took);
+    }
+    // Item-wise: as many results as items.
+    tracker.add(0, out.len());
+    Ok(Inline::Done(index, out))
+}
+
+/// Main's share on a thread of its own: the chunk it had `begun` (if
+/// any), then chunks from the same source as the workers', until none is
+/// left.
 fn own_part<T, E, R>(
     par: &dyn Parallelizer,
     call: &MapCall<T, E, R>,
     source: &Mutex<Chunker<T>>,
-    first: Option<(usize, Vec<T>)>,
+    begun: Option<Begun<T, R>>,
     extra: &E,
     tracker: &Tracker,
 ) -> Local<R>
@@ -323,16 +506,27 @@ where
     R: Data,
 {
     let mut done = Vec::new();
-    let mut next = first;
+    let mut next = begun;
     loop {
-        let Some((index, chunk)) = next.take().or_else(|| lock(source).take()) else {
+        let Some(Begun {
+            index,
+            mut out,
+            left,
+        }) = next.take().or_else(|| lock(source).take().map(Begun::new))
+        else {
             return Local::Done(done);
         };
-        let items = chunk.len();
-        match catch_unwind(AssertUnwindSafe(|| apply(par, call, chunk, extra))) {
-            Ok(Ok(out)) => {
-                done.push((index, out));
+        // A begun chunk is item-wise: as many results so far as items.
+        let items = out.len() + left.len();
+        match catch_unwind(AssertUnwindSafe(|| apply(par, call, left, extra))) {
+            Ok(Ok(rest)) => {
+                if out.is_empty() {
+                    out = rest;
+                } else {
+                    out.extend(rest);
+                }
                 tracker.add(0, items);
+                done.push((index, out));
             }
             // Nothing more is handed out; the workers finish what they have.
             Ok(Err(e)) => {
@@ -353,6 +547,17 @@ fn put<R>(parts: &mut Vec<Option<(usize, Vec<R>)>>, index: usize, rank: usize, o
         parts.resize_with(index + 1, || None);
     }
     parts[index] = Some((rank, out));
+}
+
+/// What [`Scheduler::answer`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answered {
+    /// A worker's result, with its next chunk or the end.
+    One,
+    /// No result came in time.
+    NotYet,
+    /// No worker has a chunk to answer.
+    Nobody,
 }
 
 /// Main's scheduler: what each worker has been sent and not answered yet.
@@ -405,26 +610,34 @@ impl<T: Data, R: Data> Scheduler<'_, T, R> {
 
     /// Answers results until every worker has answered every chunk.
     fn run(&mut self, tracker: &Tracker) -> Result<()> {
-        loop {
-            let waiting: Vec<usize> = (1..self.queued.len())
-                .filter(|&w| !self.queued[w].is_empty())
-                .collect();
-            if waiting.is_empty() {
-                return Ok(());
-            }
-            let Some((from, msg)) =
-                self.par
-                    .recv_any_msg(&waiting, self.tag, tracker.next_look())?
-            else {
-                tracker.look();
-                continue;
-            };
-            let (index, items) = self.queued[from].pop_front().ok_or_else(|| {
-                Error::Protocol(format!("rank {from} sent a result it was not asked for"))
-            })?;
-            put(&mut self.parts, index, from, from_msg::<R>(msg)?);
-            tracker.add(from, items);
-            self.refill(from)?;
+        while self.answer(tracker, tracker.next_look())? != Answered::Nobody {}
+        Ok(())
+    }
+
+    /// Answers the results that have come, without waiting for more.
+    fn serve(&mut self, tracker: &Tracker) -> Result<()> {
+        while self.answer(tracker, Some(Instant::now()))? == Answered::One {}
+        Ok(())
+    }
+
+    /// Answers the next result, waiting for it until `until`.
+    fn answer(&mut self, tracker: &Tracker, until: Option<Instant>) -> Result<Answered> {
+        let waiting: Vec<usize> = (1..self.queued.len())
+            .filter(|&w| !self.queued[w].is_empty())
+            .collect();
+        if waiting.is_empty() {
+            return Ok(Answered::Nobody);
         }
+        let Some((from, msg)) = self.par.recv_any_msg(&waiting, self.tag, until)? else {
+            tracker.look();
+            return Ok(Answered::NotYet);
+        };
+        let (index, items) = self.queued[from].pop_front().ok_or_else(|| {
+            Error::Protocol(format!("rank {from} sent a result it was not asked for"))
+        })?;
+        put(&mut self.parts, index, from, from_msg::<R>(msg)?);
+        tracker.add(from, items);
+        self.refill(from)?;
+        Ok(Answered::One)
     }
 }
