@@ -12,10 +12,10 @@
 //!
 //! Main computes its own share on the same thread while the items are
 //! cheap (an item-wise map): in pieces of about [`PIECE`], looking for the
-//! workers' results between two pieces without waiting. Once an item
-//! takes longer than [`SLOW_ITEM`] (a map of expensive items, where an
-//! answer must not wait for main's item), and for a chunk-wise `f`, main's
-//! share goes on on a second thread, which takes chunks from the same
+//! workers' results between two pieces without waiting. Once a piece
+//! takes longer than [`SLOW_PIECE`] (expensive items, or items that
+//! became so: an answer must not wait for main's items), and for a
+//! chunk-wise `f`, main's share goes on on a second thread, which takes chunks from the same
 //! source, while the calling thread waits for results. A thread of its own
 //! from the start cost the fine map (1e6 × ~10 ns) on `processes:2` its
 //! speed-up: the thread took 0.2–4 ms to start, and three threads on two
@@ -100,11 +100,14 @@ const AHEAD_WHILE: usize = 10;
 /// at the workers' results (while the items are cheap): a worker's result
 /// waits at most about this long for its answer.
 const PIECE: Duration = Duration::from_micros(100);
-/// An item that takes longer than this moves main's share to a thread of
-/// its own: the workers' results must not wait for main's items.
-const SLOW_ITEM: Duration = Duration::from_millis(2);
-/// The most items of a piece (a piece of cheap items grows to [`PIECE`]).
-const MAX_PIECE: usize = 1 << 16;
+/// A piece that takes longer than this (20 times [`PIECE`]: one item
+/// alone, or items that turned expensive) moves main's share to a thread
+/// of its own: the workers' results must not wait for main's items.
+const SLOW_PIECE: Duration = Duration::from_millis(2);
+/// The most items of a piece (a piece of cheap items grows towards
+/// [`PIECE`]), which bounds the wait of items that turn expensive in the
+/// middle of a chunk to one piece of them.
+const MAX_PIECE: usize = 1 << 12;
 
 /// Main's data, cut into chunks on demand.
 struct Chunker<T> {
@@ -281,7 +284,8 @@ where
         parts: Vec::new(),
     };
     // One chunk per worker goes out before main starts on its own share;
-    // a second one (`refill`) only once main has taken its first: a large
+    // a second one (`refill`) only once main has taken its first (and
+    // started the thread that computes a chunk-wise fn's): a large
     // chunk's send lasts until the worker takes it, after computing its
     // first, and main sat idle that long (fine map, processes:2: 11.4-12.5
     // ms against 12.5-14.0 ms, four runs each; processes:4 9.7-10.5
@@ -294,15 +298,19 @@ where
         Ok(()) => lock(&source).take(),
         Err(_) => None,
     };
-    let mut scheduled = started.and_then(|()| (1..par.nprocs()).try_for_each(|w| sched.refill(w)));
     // Main's share on this thread while its items are cheap; what is
     // left of it (a chunk begun, then the source) on a thread of its own.
+    let inline = call.elementwise;
+    let mut scheduled = match started {
+        Ok(()) if inline => (1..par.nprocs()).try_for_each(|w| sched.refill(w)),
+        other => other,
+    };
     let mut share = Share {
         done: Vec::new(),
         begun: first.map(Begun::new),
         ended: None,
     };
-    if scheduled.is_ok() && call.elementwise {
+    if scheduled.is_ok() && inline {
         if let Err(e) = share.inline(par, call, &source, extra, &mut sched, tracker) {
             lock(&source).close();
             scheduled = Err(e);
@@ -313,7 +321,7 @@ where
         begun,
         ended: local,
     } = share;
-    let threaded = local.is_none() && scheduled.is_ok() && (begun.is_some() || !call.elementwise);
+    let threaded = local.is_none() && scheduled.is_ok() && (begun.is_some() || !inline);
     let (scheduled, local) = std::thread::scope(|s| {
         let handle = threaded.then(|| {
             let extra = extra.clone();
@@ -330,6 +338,13 @@ where
             })
         });
         let scheduled = scheduled
+            .and_then(|()| {
+                // The refill that waited for main's thread to start.
+                if inline {
+                    return Ok(());
+                }
+                (1..par.nprocs()).try_for_each(|w| sched.refill(w))
+            })
             .and_then(|()| sched.run(tracker))
             .and_then(|()| par.flush_posted());
         if scheduled.is_err() {
@@ -438,7 +453,7 @@ impl Pace {
 enum Inline<T, R> {
     /// Every item: the chunk's index and results.
     Done(usize, Vec<R>),
-    /// An item took longer than [`SLOW_ITEM`]: the chunk as far as it got.
+    /// A piece took longer than [`SLOW_PIECE`]: the chunk as far as it got.
     Slow(Begun<T, R>),
     /// `f` failed or panicked.
     Ended(Local<R>),
@@ -468,7 +483,6 @@ where
     let mut items = left.into_iter();
     while items.len() > 0 {
         let piece: Vec<T> = items.by_ref().take(pace.items).collect();
-        let n = piece.len();
         let start = Instant::now();
         let results = match catch_unwind(AssertUnwindSafe(|| apply(par, call, piece, extra))) {
             Ok(Ok(results)) => results,
@@ -478,7 +492,7 @@ where
         let took = start.elapsed();
         out.extend(results);
         sched.serve(tracker)?;
-        if n == 1 && took > SLOW_ITEM {
+        if took > SLOW_PIECE {
             let left = items.collect();
             return Ok(Inline::Slow(Begun { index, out, left }));
         }
