@@ -103,8 +103,8 @@ pub trait Parallelizer: Send + Sync + 'static {
     /// `from` sends one first, until `until` (`Ok(None)` when it passes
     /// first; a time already past looks once, without waiting): how main
     /// hands the next chunk of a dynamically scheduled map to the rank that
-    /// finished one. A rank of `from` that finished or
-    /// went away without sending is an error, as in `recv_msg`.
+    /// finished one. A rank of `from` that finished or went away without
+    /// sending is an error, as in `recv_msg`.
     ///
     /// Implemented by backends whose [`any_source`](Parallelizer::any_source)
     /// is not [`AnySource::Unsupported`]; the default is that error (maps

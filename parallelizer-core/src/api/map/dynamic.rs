@@ -15,8 +15,9 @@
 //! workers' results between two pieces without waiting. Once a piece
 //! takes longer than [`SLOW_PIECE`] (expensive items, or items that
 //! became so: an answer must not wait for main's items), and for a
-//! chunk-wise `f`, main's share goes on on a second thread, which takes chunks from the same
-//! source, while the calling thread waits for results. A thread of its own
+//! chunk-wise `f`, main's share goes on on a second thread, which takes
+//! chunks from the same source, while the calling thread waits for
+//! results. A thread of its own
 //! from the start cost the fine map (1e6 × ~10 ns) on `processes:2` its
 //! speed-up: the thread took 0.2–4 ms to start, and three threads on two
 //! cores (main's two and the worker) left the one that answers the worker
@@ -383,7 +384,7 @@ where
 struct Share<T, R> {
     /// The chunks done: index and results.
     done: Vec<(usize, Vec<R>)>,
-    /// The chunk to go on with (on a thread of its own, once an item
+    /// The chunk to go on with (on a thread of its own, once a piece
     /// turned out slow).
     begun: Option<Begun<T, R>>,
     /// `f` failed or panicked.
@@ -392,7 +393,7 @@ struct Share<T, R> {
 
 impl<T: Data, R: Data> Share<T, R> {
     /// Computes chunk after chunk (item-wise), the one begun first, on the
-    /// scheduling thread, until none is left, an item is slow, or `f`
+    /// scheduling thread, until none is left, a piece is slow, or `f`
     /// fails (the source then hands out nothing more); the error is the
     /// scheduler's.
     fn inline<E: Data + Clone>(
