@@ -303,7 +303,7 @@ where
     // left of it (a chunk begun, then the source) on a thread of its own.
     let inline = call.elementwise;
     let mut scheduled = match started {
-        Ok(()) if inline => (1..par.nprocs()).try_for_each(|w| sched.refill(w)),
+        Ok(()) if inline => sched.refill_all(),
         other => other,
     };
     let mut share = Share {
@@ -344,7 +344,7 @@ where
                 if inline {
                     return Ok(());
                 }
-                (1..par.nprocs()).try_for_each(|w| sched.refill(w))
+                sched.refill_all()
             })
             .and_then(|()| sched.run(tracker))
             .and_then(|()| par.flush_posted());
@@ -591,6 +591,11 @@ struct Scheduler<'a, T, R> {
 }
 
 impl<T: Data, R: Data> Scheduler<'_, T, R> {
+    /// Tops every worker up ([`refill`](Self::refill)).
+    fn refill_all(&mut self) -> Result<()> {
+        (1..self.queued.len()).try_for_each(|w| self.refill(w))
+    }
+
     /// Tops worker `w` up with chunks; once none is left, sends it the end.
     fn refill(&mut self, w: usize) -> Result<()> {
         let left = lock(self.source).left();
