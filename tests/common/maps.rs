@@ -349,6 +349,17 @@ pub fn progress_reports_every_chunk(
     Ok(())
 }
 
+/// `got` is the error of a map whose item 13 panicked with "cursed".
+fn cursed_panic<T: std::fmt::Debug>(
+    what: &str,
+    got: parallelizer::Result<Option<T>>,
+) -> Result<(), String> {
+    match got {
+        Err(Error::WorkerPanicked { message, .. }) if message.contains("cursed") => Ok(()),
+        other => Err(format!("{what}: {other:?}")),
+    }
+}
+
 /// Every fourth item (from 1) takes 3 ms, the others nothing; item 13
 /// panics when `cursed`.
 fn slow_or_cursed(x: u64, cursed: bool) -> u64 {
@@ -412,10 +423,7 @@ pub fn slow_items_keep_order_and_progress(
                 .mapper()
                 .schedule(schedule)
                 .map(slow_cursed_item, Some((0..40).collect()));
-            match got {
-                Err(Error::WorkerPanicked { message, .. }) if message.contains("cursed") => {}
-                other => return Err(format!("{schedule:?}, cursed: {other:?}")),
-            }
+            cursed_panic(&format!("{schedule:?}, cursed"), got)?;
         }
     }
     Ok(())
@@ -464,10 +472,7 @@ pub fn a_panicking_item_is_an_error(par: &dyn Parallelizer) -> Result<(), String
             .mapper()
             .schedule(schedule)
             .map(cursed, Some((0..40).collect()));
-        match got {
-            Err(Error::WorkerPanicked { message, .. }) if message.contains("cursed") => {}
-            other => return Err(format!("{schedule:?}: {other:?}")),
-        }
+        cursed_panic(&format!("{schedule:?}"), got)?;
         let got = ok("after", par.map(cursed, Some(vec![1, 2])))?;
         eq("after", got, Some(vec![1, 2]))?;
     }
