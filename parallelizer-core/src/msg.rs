@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::attach::{Attachment, INCOMING, reason, with_slot};
 use crate::error::{Error, Result};
 use crate::plain::{PlainBuf, PlainOps, PodType, vec_ops};
+mod slice;
 mod wire;
 
 /// What a payload must be to travel between ranks: serializable for the

@@ -7,16 +7,20 @@
 //! workers `None`); on main outside a region a map opens a region itself
 //! (pool-style). Modules: `plan` (who does what, the static split), `call`
 //! (one call's pieces, applying `f` to a chunk), `dynamic` (chunks handed
-//! out as ranks finish them), `progress` (the bar and the callback),
+//! out as ranks finish them), `source` (main's items cut into those
+//! chunks), `assembly` (their results put in order as they come back),
+//! `progress` (the bar and the callback),
 //! `wire` (how chunks travel), `joined` (plain results gathered into
 //! main's vector).
 
+mod assembly;
 mod call;
 mod dynamic;
 mod joined;
 mod plan;
 mod progress;
 mod shared;
+mod source;
 mod wire;
 
 use std::marker::PhantomData;

@@ -18,10 +18,11 @@ use crate::task::region_task;
 use super::super::{Contract, main_data};
 use super::Schedule;
 use super::call::{MapCall, Options, Parts, apply, main_panicked};
-use super::dynamic::{self, Rule};
+use super::dynamic;
 use super::joined;
 use super::progress::Tracker;
 use super::shared::{self, Tried};
+use super::source::Rule;
 use super::wire;
 
 /// How main has the items handed out, as it tells the workers.
@@ -191,7 +192,14 @@ where
             pool,
             opts.per_rank,
         ),
-        Some(rule) => dynamic::main(par, call, data, &extra, rule, &tracker, pool).map(Some),
+        Some(rule) => {
+            let setup = dynamic::Setup {
+                rule,
+                pool,
+                per_rank: opts.per_rank,
+            };
+            dynamic::main(par, call, data, &extra, setup, &tracker).map(Some)
+        }
     };
     tracker.finish(parts.is_ok());
     parts

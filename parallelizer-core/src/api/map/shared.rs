@@ -27,8 +27,8 @@ use crate::parts::Parts;
 use crate::slots::Slots;
 
 use super::call::{MapCall, Options, Parts as Results, apply, main_panicked};
-use super::dynamic::Rule;
 use super::progress::Tracker;
+use super::source::Rule;
 
 /// What trying the map on ranks of this process gave.
 pub(super) enum Tried<T, E, R> {

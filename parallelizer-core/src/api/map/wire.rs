@@ -5,11 +5,14 @@
 //! The element type decides, by `TypeId`, the same way on every rank.
 
 use std::any::{Any, TypeId};
+use std::ops::Range;
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::msg::{Data, Msg};
 use crate::op::Op;
 use crate::parallelizer::Parallelizer;
+use crate::plain::{PlainOps, cast, vec_ops};
 use crate::split::split;
 
 use super::super::{Contract, Pairing, main_data, named};
@@ -53,6 +56,50 @@ pub(super) fn from_msg<T: Data>(msg: Msg) -> Result<Vec<T>> {
     }
     numbers!(from_pod);
     msg.into_value()
+}
+
+/// Main's items of primitive numbers, as bytes that the messages of the
+/// chunks cut from them share: a worker's chunk goes onto the wire from
+/// main's vector, without a copy into a vector of its own first.
+#[derive(Clone)]
+pub(super) struct SharedItems {
+    bytes: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    ops: &'static dyn PlainOps,
+}
+
+/// Numbers, viewed as bytes.
+struct Numbers<P>(Vec<P>);
+
+impl<P: bytemuck::Pod> AsRef<[u8]> for Numbers<P> {
+    fn as_ref(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.0)
+    }
+}
+
+impl SharedItems {
+    /// `items` shared, if they are primitive numbers; if not, `items`.
+    pub(super) fn new<T: Data>(items: Vec<T>) -> std::result::Result<SharedItems, Vec<T>> {
+        macro_rules! as_pod {
+            ($($p:ty)*) => {$(
+                if TypeId::of::<T>() == TypeId::of::<$p>() {
+                    let (Ok(v), Some(ops)) = (cast::<Vec<T>, Vec<$p>>(items), vec_ops::<Vec<$p>>())
+                    else {
+                        unreachable!("the TypeIds are equal, and every number is plain")
+                    };
+                    return Ok(SharedItems { bytes: Arc::new(Numbers(v)), ops });
+                }
+            )*};
+        }
+        numbers!(as_pod);
+        Err(items)
+    }
+
+    /// Items `range` as a message of [`to_msg`]'s form, sharing the bytes.
+    pub(super) fn msg(&self, range: Range<usize>) -> Msg {
+        let ty = self.ops.pod_type();
+        let bytes = ty.bytes(range.start)..ty.bytes(range.end);
+        Msg::plain_slice(self.bytes.clone(), bytes, self.ops)
+    }
 }
 
 /// `scatter` of main's items for a map: chunk `i` of the split to rank `i`,
@@ -99,5 +146,19 @@ mod tests {
             from_msg::<String>(to_msg(vec!["x".to_string()])).unwrap(),
             ["x"]
         );
+    }
+
+    #[test]
+    fn shared_numbers_travel_as_to_msg_would_send_them() {
+        let shared = SharedItems::new((0..10u32).collect()).unwrap_or_else(|_| panic!("u32"));
+        let m = shared.msg(3..6);
+        assert_eq!(m.encoding(), Encoding::Pod);
+        assert_eq!(m.type_name(), to_msg(vec![0u32]).type_name());
+        let wire =
+            Msg::from_bytes(Encoding::Pod, m.to_bytes().unwrap()).sent_as("alloc::vec::Vec<u32>");
+        assert_eq!(from_msg::<u32>(wire).unwrap(), [3, 4, 5]);
+        assert_eq!(from_msg::<u32>(shared.msg(8..10)).unwrap(), [8, 9]);
+        assert!(from_msg::<u64>(shared.msg(0..2)).is_err());
+        assert!(SharedItems::new(vec![(1u8, 2u8)]).is_err());
     }
 }

@@ -1,0 +1,148 @@
+//! A dynamic map's results on main as they come back, chunk by chunk, put
+//! in input order. For a flat result each chunk is appended as soon as
+//! every chunk before it is in, while the map still runs: the copy is
+//! spread over the map, where the other ranks take more of the items
+//! meanwhile, rather than made by main alone after the last result; and
+//! each chunk's message memory is freed early, for the next message to
+//! reuse rather than fault in fresh pages.
+
+use crate::error::{Error, Result};
+use crate::op::Op;
+
+use super::call::Parts;
+
+/// Every chunk's results, put in input order as they come.
+pub(super) struct Assembly<R> {
+    op: Op,
+    /// Every chunk is kept with its rank (results per rank).
+    per_rank: bool,
+    /// The map's items: the flat result's capacity (an item-wise map has
+    /// one result per item; for a chunk-wise one, a first guess).
+    items: usize,
+    /// Flat: the results of chunks `0..next`, back to back.
+    flat: Vec<R>,
+    /// Flat: the chunks in `flat`.
+    next: usize,
+    /// Rank and results by chunk index: per rank every chunk, flat the
+    /// chunks that came before their turn.
+    early: Vec<Option<(usize, Vec<R>)>>,
+}
+
+impl<R> Assembly<R> {
+    /// The results of a map of `items` items named `op`.
+    pub(super) fn new(op: Op, items: usize, per_rank: bool) -> Assembly<R> {
+        Assembly {
+            op,
+            per_rank,
+            items,
+            flat: Vec::new(),
+            next: 0,
+            early: Vec::new(),
+        }
+    }
+
+    /// Chunk `index`'s results, computed by `rank`. A chunk that came
+    /// back before is a protocol error.
+    pub(super) fn put(&mut self, index: usize, rank: usize, out: Vec<R>) -> Result<()> {
+        let again = self.early.get(index).is_some_and(Option::is_some);
+        if again || (!self.per_rank && index < self.next) {
+            return Err(Error::Protocol(format!(
+                "chunk {index} of `{}` came back twice",
+                self.op
+            )));
+        }
+        if self.per_rank || index != self.next {
+            if self.early.len() <= index {
+                self.early.resize_with(index + 1, || None);
+            }
+            self.early[index] = Some((rank, out));
+            return Ok(());
+        }
+        self.append(out);
+        while let Some((_, out)) = self.early.get_mut(self.next).and_then(Option::take) {
+            self.append(out);
+        }
+        Ok(())
+    }
+
+    /// Appends the next chunk's results to the flat result.
+    fn append(&mut self, out: Vec<R>) {
+        if self.next == 0 {
+            // The first chunk's vector becomes the result; the rest is
+            // written into fresh memory, advised onto huge pages.
+            self.flat = out;
+            self.flat
+                .reserve(self.items.saturating_sub(self.flat.len()));
+            crate::plain::advise_spare(&mut self.flat);
+        } else {
+            self.flat.extend(out);
+        }
+        self.next += 1;
+    }
+
+    /// Every chunk's results once the map's `chunks` chunks are in: per
+    /// rank, each chunk with its rank; flat, one part of them all.
+    pub(super) fn finish(self, chunks: usize) -> Result<Parts<R>> {
+        let missing = |i: usize| {
+            Error::Protocol(format!("chunk {i} of `{}` came back from no rank", self.op))
+        };
+        if !self.per_rank {
+            return match self.next {
+                next if next < chunks => Err(missing(next)),
+                _ => Ok(vec![(0, self.flat)]),
+            };
+        }
+        let mut early = self.early;
+        early.resize_with(chunks.max(early.len()), || None);
+        early
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| p.ok_or_else(|| missing(i)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_land_in_input_order_whatever_order_they_come_in() {
+        let mut flat = Assembly::new(Op::Map, 6, false);
+        flat.put(2, 1, vec![4, 5]).unwrap();
+        flat.put(0, 0, vec![0, 1]).unwrap();
+        assert_eq!(flat.next, 1);
+        flat.put(1, 1, vec![2, 3]).unwrap();
+        assert_eq!(flat.next, 3);
+        assert_eq!(flat.finish(3).unwrap(), [(0, vec![0, 1, 2, 3, 4, 5])]);
+
+        let mut per_rank = Assembly::new(Op::Map, 4, true);
+        per_rank.put(1, 2, vec![2, 3]).unwrap();
+        per_rank.put(0, 1, vec![0, 1]).unwrap();
+        assert_eq!(
+            per_rank.finish(2).unwrap(),
+            [(1, vec![0, 1]), (2, vec![2, 3])]
+        );
+    }
+
+    #[test]
+    fn a_chunk_twice_or_never_is_a_protocol_error() {
+        for per_rank in [false, true] {
+            let mut a = Assembly::new(Op::Map, 4, per_rank);
+            a.put(0, 1, vec![0]).unwrap();
+            let twice = a.put(0, 1, vec![0]).unwrap_err().to_string();
+            assert!(
+                twice.contains("chunk 0 of `map` came back twice"),
+                "{twice}"
+            );
+            a.put(2, 1, vec![2]).unwrap();
+            let never = a.finish(3).unwrap_err().to_string();
+            assert!(
+                never.contains("chunk 1 of `map` came back from no rank"),
+                "{never}"
+            );
+        }
+        let empty = Assembly::<u8>::new(Op::Map, 0, false);
+        assert_eq!(empty.finish(0).unwrap(), [(0, vec![])]);
+    }
+}
