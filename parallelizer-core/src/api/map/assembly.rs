@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::op::Op;
 
 use super::call::Parts;
+use crate::split::concat;
 
 /// Every chunk's results, put in input order as they come.
 pub(super) struct Assembly<R> {
@@ -23,9 +24,9 @@ pub(super) struct Assembly<R> {
     flat: Vec<R>,
     /// Flat: the chunks in `flat`.
     next: usize,
-    /// Rank and results by chunk index: per rank every chunk, flat the
-    /// chunks that came before their turn.
-    early: Vec<Option<(usize, Vec<R>)>>,
+    /// Rank and results (in pieces) by chunk index: per rank every
+    /// chunk, flat the chunks that came before their turn.
+    early: Vec<Option<(usize, Vec<Vec<R>>)>>,
 }
 
 impl<R> Assembly<R> {
@@ -41,9 +42,9 @@ impl<R> Assembly<R> {
         }
     }
 
-    /// Chunk `index`'s results, computed by `rank`. A chunk that came
-    /// back before is a protocol error.
-    pub(super) fn put(&mut self, index: usize, rank: usize, out: Vec<R>) -> Result<()> {
+    /// Chunk `index`'s results, in pieces, computed by `rank`. A chunk
+    /// that came back before is a protocol error.
+    pub(super) fn put(&mut self, index: usize, rank: usize, out: Vec<Vec<R>>) -> Result<()> {
         let again = self.early.get(index).is_some_and(Option::is_some);
         if again || (!self.per_rank && index < self.next) {
             return Err(Error::Protocol(format!(
@@ -66,16 +67,18 @@ impl<R> Assembly<R> {
     }
 
     /// Appends the next chunk's results to the flat result.
-    fn append(&mut self, out: Vec<R>) {
-        if self.next == 0 {
-            // The first chunk's vector becomes the result; the rest is
-            // written into fresh memory, advised onto huge pages.
-            self.flat = out;
-            self.flat
-                .reserve(self.items.saturating_sub(self.flat.len()));
-            crate::plain::advise_spare(&mut self.flat);
-        } else {
-            self.flat.extend(out);
+    fn append(&mut self, out: Vec<Vec<R>>) {
+        for piece in out {
+            if self.flat.capacity() == 0 {
+                // The first piece's vector becomes the result; the rest is
+                // written into fresh memory, advised onto huge pages.
+                self.flat = piece;
+                self.flat
+                    .reserve(self.items.saturating_sub(self.flat.len()));
+                crate::plain::advise_spare(&mut self.flat);
+            } else {
+                self.flat.extend(piece);
+            }
         }
         self.next += 1;
     }
@@ -97,7 +100,10 @@ impl<R> Assembly<R> {
         early
             .into_iter()
             .enumerate()
-            .map(|(i, p)| p.ok_or_else(|| missing(i)))
+            .map(|(i, p)| {
+                p.map(|(rank, out)| (rank, concat(out)))
+                    .ok_or_else(|| missing(i))
+            })
             .collect()
     }
 }
@@ -109,16 +115,16 @@ mod tests {
     #[test]
     fn chunks_land_in_input_order_whatever_order_they_come_in() {
         let mut flat = Assembly::new(Op::Map, 6, false);
-        flat.put(2, 1, vec![4, 5]).unwrap();
-        flat.put(0, 0, vec![0, 1]).unwrap();
+        flat.put(2, 1, vec![vec![4], vec![5]]).unwrap();
+        flat.put(0, 0, vec![vec![], vec![0, 1]]).unwrap();
         assert_eq!(flat.next, 1);
-        flat.put(1, 1, vec![2, 3]).unwrap();
+        flat.put(1, 1, vec![vec![2, 3]]).unwrap();
         assert_eq!(flat.next, 3);
         assert_eq!(flat.finish(3).unwrap(), [(0, vec![0, 1, 2, 3, 4, 5])]);
 
         let mut per_rank = Assembly::new(Op::Map, 4, true);
-        per_rank.put(1, 2, vec![2, 3]).unwrap();
-        per_rank.put(0, 1, vec![0, 1]).unwrap();
+        per_rank.put(1, 2, vec![vec![2], vec![3]]).unwrap();
+        per_rank.put(0, 1, vec![vec![0, 1]]).unwrap();
         assert_eq!(
             per_rank.finish(2).unwrap(),
             [(1, vec![0, 1]), (2, vec![2, 3])]
@@ -129,13 +135,13 @@ mod tests {
     fn a_chunk_twice_or_never_is_a_protocol_error() {
         for per_rank in [false, true] {
             let mut a = Assembly::new(Op::Map, 4, per_rank);
-            a.put(0, 1, vec![0]).unwrap();
-            let twice = a.put(0, 1, vec![0]).unwrap_err().to_string();
+            a.put(0, 1, vec![vec![0]]).unwrap();
+            let twice = a.put(0, 1, vec![vec![0]]).unwrap_err().to_string();
             assert!(
                 twice.contains("chunk 0 of `map` came back twice"),
                 "{twice}"
             );
-            a.put(2, 1, vec![2]).unwrap();
+            a.put(2, 1, vec![vec![2]]).unwrap();
             let never = a.finish(3).unwrap_err().to_string();
             assert!(
                 never.contains("chunk 1 of `map` came back from no rank"),

@@ -145,16 +145,19 @@ where
 
 /// How main's own part ended.
 enum Local<R> {
-    Done(Vec<(usize, Vec<R>)>),
+    /// Each chunk's index and results, in pieces.
+    Done(Vec<(usize, Vec<Vec<R>>)>),
     Failed(Error),
     Panicked(Box<dyn std::any::Any + Send>),
 }
 
 /// A chunk of main's share: its index, the results of the items computed
-/// so far, and the items left.
+/// so far, and the items left. The results stay in the pieces they were
+/// computed in until the chunk's turn comes to be put in place: copied once,
+/// into the map's result, rather than into a vector of the chunk first.
 struct Begun<T, R> {
     index: usize,
-    out: Vec<R>,
+    out: Vec<Vec<R>>,
     left: Chunk<T>,
 }
 
@@ -371,8 +374,8 @@ impl Pace {
 
 /// How a chunk main computed on the scheduling thread ended.
 enum Inline<T, R> {
-    /// Every item: the chunk's index and results.
-    Done(usize, Vec<R>),
+    /// Every item: the chunk's index and results, in pieces.
+    Done(usize, Vec<Vec<R>>),
     /// A piece took longer than [`SLOW_PIECE`]: the chunk as far as it got.
     Slow(Begun<T, R>),
     /// `f` failed or panicked.
@@ -400,8 +403,6 @@ where
     E: Data + Clone,
     R: Data,
 {
-    // Item-wise: the chunk's results fill this, without reallocating.
-    out.reserve_exact(left.len());
     while left.len() > 0 {
         let piece = left.take_front(pace.items)?;
         let start = Instant::now();
@@ -411,7 +412,7 @@ where
             Err(panic) => return Ok(Inline::Ended(Local::Panicked(panic))),
         };
         let took = start.elapsed();
-        out.extend(results);
+        out.push(results);
         sched.serve(tracker)?;
         if took > SLOW_PIECE {
             return Ok(Inline::Slow(Begun { index, out, left }));
@@ -419,7 +420,7 @@ where
         pace.took(took);
     }
     // Item-wise: as many results as items.
-    tracker.add(0, out.len());
+    tracker.add(0, out.iter().map(Vec::len).sum());
     Ok(Inline::Done(index, out))
 }
 
@@ -451,7 +452,7 @@ where
             return Local::Done(done);
         };
         // A begun chunk is item-wise: as many results so far as items.
-        let items = out.len() + left.len();
+        let items = out.iter().map(Vec::len).sum::<usize>() + left.len();
         let left = match left.into_vec() {
             Ok(left) => left,
             Err(e) => {
@@ -461,11 +462,7 @@ where
         };
         match catch_unwind(AssertUnwindSafe(|| apply(par, call, left, extra))) {
             Ok(Ok(rest)) => {
-                if out.is_empty() {
-                    out = rest;
-                } else {
-                    out.extend(rest);
-                }
+                out.push(rest);
                 tracker.add(0, items);
                 done.push((index, out));
             }
@@ -574,7 +571,7 @@ impl<T: Data, R: Data> Scheduler<'_, T, R> {
         let (index, items) = self.queued[from].pop_front().ok_or_else(|| {
             Error::Protocol(format!("rank {from} sent a result it was not asked for"))
         })?;
-        self.parts.put(index, from, from_msg::<R>(msg)?)?;
+        self.parts.put(index, from, vec![from_msg::<R>(msg)?])?;
         tracker.add(from, items);
         self.refill(from)?;
         Ok(Answered::One)
