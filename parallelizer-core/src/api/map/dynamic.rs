@@ -65,7 +65,7 @@ const SLOW_PIECE: Duration = Duration::from_millis(2);
 /// middle of a chunk to one piece of them.
 const MAX_PIECE: usize = 1 << 12;
 
-pub(super) fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
+fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
