@@ -229,7 +229,8 @@ run_pass() {
         for job in "${jobs[@]}"; do
             # shellcheck disable=SC2086 # the cells are words
             FAULT_MATRIX_MPI=1 timeout 300 "${mpirun[@]}" -n 4 "$matrix" $job >"$tmp/fm.out" 2>"$tmp/fm.err" \
-                || { cat "$tmp/fm.out" "$tmp/fm.err" >&2; fail "$pass: fault matrix job '$job' exited with $?"; }
+                || { st=$?; cat "$tmp/fm.out" "$tmp/fm.err" >&2; ((st != 124)) || st="124 (timed out: it hung)"
+                     fail "$pass: fault matrix job '$job' exited with $st"; }
             grep '^cell ' "$tmp/fm.out" | sed 's/^cell //'
             grep '^cell ' "$tmp/fm.out" | awk '{print $2, $3, $4, $5}' >>"$tmp/cells"
         done
@@ -299,7 +300,7 @@ if timeout 10 unshare --uts true 2>/dev/null; then
     out=$(PARALLELIZER_MPI_SERVE=1 timeout 120 mpirun --hostfile "$tmp/two-nodes.hosts" -n 4 \
         --mca plm_rsh_agent "$PWD/.ci/fake-node-agent.sh" --mca btl tcp,self \
         "$suite" two-nodes 2>"$tmp/two-nodes.err") \
-        || { echo "$out"; cat "$tmp/two-nodes.err" >&2; fail "mpi_suite two-nodes exited with $?"; }
+        || { st=$?; echo "$out"; cat "$tmp/two-nodes.err" >&2; fail "mpi_suite two-nodes exited with $st"; }
     echo "$out"
     grep -qE '^[0-9]+ passed, 0 failed$' <<<"$out" || fail "mpi_suite two-nodes"
 else
