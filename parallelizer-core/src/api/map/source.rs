@@ -58,6 +58,7 @@ const DIVISOR: usize = 3;
 /// ranks: a map of a million cheap items does not end in thousands of
 /// messages of a few items each.
 const FLOOR: usize = 256;
+
 /// Main's data, cut into chunks on demand.
 pub(super) struct Chunker<T> {
     items: Items<T>,
@@ -72,13 +73,16 @@ pub(super) struct Chunker<T> {
 
 /// Where the items are.
 enum Items<T> {
+    /// Moved out chunk by chunk.
     Owned(IntoIter<T>),
+    /// Primitive numbers, shared by the chunks.
     Shared(SharedItems),
 }
 
 impl<T: Data> Chunker<T> {
     /// Chunks of `data` by `rule`; `share`: primitive numbers stay in
-    /// `data`, shared by the chunks (where chunks travel as messages).
+    /// `data`, shared by the chunks (where the transport copies a message
+    /// as it is sent).
     pub(super) fn new(data: Vec<T>, rule: Rule, share: bool) -> Chunker<T> {
         let total = data.len();
         let shared = if share {
@@ -144,6 +148,7 @@ impl<T: Data> Chunker<T> {
 
 /// One chunk's items, or what is left of them.
 pub(super) enum Chunk<T> {
+    /// Items of their own.
     Owned(IntoIter<T>),
     /// Items `from..to` of main's shared numbers.
     Shared {
