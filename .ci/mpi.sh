@@ -139,6 +139,14 @@ run_pass() {
     cargo build --features mpi --examples
     if [[ $pass == A ]]; then
         cargo test -p parallelizer-core --features mpi --lib backend::mpi
+    else
+        # The backend's unit tests as one rank of a ULFM job: receives are
+        # polled there and a revoke must release them (calls.rs).
+        exe=$(cargo test -p parallelizer-core --features mpi --lib --no-run --message-format=json \
+            | grep '"reason":"compiler-artifact"' | grep '"kind":\["lib"\]' | grep '"test":true' \
+            | sed -E 's/.*"executable":"([^"]+)".*/\1/' | tail -n 1) || fail "$pass: building the core's unit tests"
+        [[ -n $exe && -x $exe ]] || fail "$pass: no unit-test binary of parallelizer-core (got '$exe')"
+        timeout 120 "${mpirun[@]}" -n 1 "$exe" backend::mpi || fail "$pass: the MPI backend's unit tests under ULFM"
     fi
     suite=$(test_binary mpi_suite)
     matrix=$(test_binary fault_matrix)

@@ -286,7 +286,7 @@ pub(crate) use point::{
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::mpi::handles::byte_type;
+    use crate::backend::mpi::handles::{self, byte_type};
     use crate::backend::mpi::world::world;
     use crate::error::Error;
     use std::time::Duration;
@@ -350,6 +350,43 @@ mod tests {
         }
         let err = recv_exact::<u64>(comm, world.rank(), 99, 12, 12);
         assert!(matches!(err, Err(Error::Mpi(_))), "{err:?}");
+    }
+
+    /// Under ULFM (`mpirun --with-ft ulfm -n 1`, pass B of `.ci/mpi.sh`):
+    /// a receive waiting for a message that never comes returns, as a
+    /// release, when another thread of the rank revokes its communicator,
+    /// as a region's deadline watchdog does (`fate.rs`); later receives and
+    /// probes on it fail at once. Without ULFM there is nothing to revoke.
+    #[test]
+    fn a_receive_returns_when_another_thread_revokes_its_communicator() {
+        let world = world().expect("MPI singleton");
+        if !super::super::ulfm::is_active() {
+            eprintln!("skipped: ULFM is not active in this process");
+            return;
+        }
+        let comm = handles::dup_returning_errors(world.data()).unwrap();
+        let revoker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            super::super::ulfm::revoke(comm).unwrap();
+        });
+        let mut into = [0u8; 8];
+        let took = recv_any_tag(comm, &mut into, 0);
+        revoker.join().unwrap();
+        match took {
+            Err(Error::Mpi(text)) => assert!(text.contains("REVOKED"), "{text}"),
+            other => panic!("expected the release of a revoked communicator, got {other:?}"),
+        }
+        assert!(
+            handles::take_released(),
+            "a release is recorded for the region"
+        );
+        let mut words = [0u8; 16];
+        let err = recv(comm, byte_type(), &mut words, 0, 5, 16).unwrap_err();
+        assert!(err.to_string().contains("REVOKED"), "{err}");
+        let err = probe_any(comm, 0, None).unwrap_err();
+        assert!(err.to_string().contains("REVOKED"), "{err}");
+        handles::take_released();
+        handles::free(comm);
     }
 
     /// Every kind of call once on the singleton: collectives over one rank,

@@ -254,6 +254,14 @@ fn check(code: c_int, call: &str) -> Result<()> {
     })
 }
 
+/// The error of `call`, which found its communicator revoked (ULFM) while
+/// it polled: what MPI returns to a call the revoke released, recorded as
+/// such a release (see [`take_released`]).
+pub(crate) fn revoked(call: &str) -> Error {
+    RELEASED.store(true, Ordering::SeqCst);
+    mpi_error(call, "MPI_ERR_REVOKED: the communicator was revoked")
+}
+
 /// `n` as an MPI count, or the error of `call` naming `what`.
 pub(crate) fn int(n: usize, call: &str, what: &str) -> Result<c_int> {
     c_int::try_from(n).map_err(|_| mpi_error(call, format_args!("{what} {n} exceeds an MPI count")))

@@ -64,8 +64,9 @@ impl Mpi {
 
     /// When a receive on this rank gives up: outside a region (SPMD) the
     /// timeout bounds each receive. Inside one the region's deadline bounds
-    /// the wait: under ULFM the watchdog releases it (`fate.rs`); without,
-    /// it is polled until the deadline.
+    /// the wait: under ULFM the watchdog's revoke releases it (`fate.rs`;
+    /// receives there are polled, and see the revoke: `calls/point.rs`);
+    /// without, it is polled until the deadline.
     pub(super) fn recv_deadline(&self, cur: Option<&fate::Current>) -> Option<Instant> {
         match cur {
             None => self.core.config().timeout.map(|t| Instant::now() + t),

@@ -9,8 +9,11 @@ use std::time::Instant;
 
 use mpi::ffi;
 
-use super::super::handles::{Comm, Datatype, byte_type, call, call_or_truncated, int, mpi_error};
+use super::super::handles::{
+    self, Comm, Datatype, byte_type, call, call_or_truncated, int, mpi_error,
+};
 use super::super::plan::pieces;
+use super::super::ulfm;
 use super::super::wait::poll_until;
 use crate::error::Result;
 
@@ -50,8 +53,8 @@ pub(crate) fn recv_one(comm: Comm, buf: &mut [u8], from: usize, tag: c_int) -> R
     unsafe { recv_bytes(comm, buf.as_mut_ptr().cast(), buf.len(), from, tag) }.map(drop)
 }
 
-/// One `MPI_Recv` of at most `len` bytes from `from` with `tag` into `buf`;
-/// its status.
+/// One receive of at most `len` bytes from `from` with `tag` into `buf`
+/// ([`receive`]); its status.
 ///
 /// # Safety
 ///
@@ -65,34 +68,124 @@ unsafe fn recv_bytes(
 ) -> Result<ffi::MPI_Status> {
     let count = int(len, "MPI_Recv", "count")?;
     let from = int(from, "MPI_Recv", "rank")?;
-    let mut status = empty_status();
-    call("MPI_Recv", || {
-        // SAFETY: the caller's contract: `buf` takes `count` bytes.
-        unsafe { raw_recv(comm, byte_type(), buf, count, from, tag, &mut status) }
-    })?;
+    // SAFETY: the caller's contract: `buf` takes `count` bytes.
+    let (_, status) = unsafe { receive(comm, byte_type(), buf, count, from, tag, false)? };
     Ok(status)
 }
 
-/// `MPI_Recv` of `count` elements of `ty` from `from` with `tag` (or
-/// `MPI_ANY_TAG`) into `buf`, filling `status`; MPI's return code.
+/// Receives `count` elements of `ty` from `from` with `tag` (or
+/// `MPI_ANY_TAG`) into `buf`: whether the message was longer than `buf`
+/// (allowed if `cut_ok`: MPI kept what fit and dropped the rest; else that
+/// is an error too), and its status.
+///
+/// One `MPI_Recv`, except under ULFM: there an `MPI_Irecv` is polled
+/// until it completes or `comm` is revoked. Open MPI 5.0.11 does not
+/// always complete a receive blocked inside MPI when another thread of the
+/// same rank revokes its communicator: in about 1 run in 24 of the
+/// fault-matrix cell of a late rank, main stayed in its `MPI_Recv` after
+/// its own deadline watchdog's revoke (`fate.rs`) while the others waited
+/// for it in their agreement. Polled, the receive sees the revoke itself,
+/// cancels, and fails as the released call would (a release: see
+/// `handles::revoked`).
 ///
 /// # Safety
 ///
 /// `buf` must be valid for writes of `count` elements of `ty`; MPI writes
 /// no more (a longer message is an `MPI_ERR_TRUNCATE`, not a write past
-/// them).
-unsafe fn raw_recv(
+/// them), and none after this returns.
+unsafe fn receive(
     comm: Comm,
     ty: Datatype<'_>,
     buf: *mut c_void,
     count: c_int,
     from: c_int,
     tag: c_int,
+    cut_ok: bool,
+) -> Result<(bool, ffi::MPI_Status)> {
+    let mut status = empty_status();
+    if !ulfm::is_active() {
+        let cut = finish(cut_ok, "MPI_Recv", || {
+            // SAFETY: the caller's contract covers `buf`; `status` is a
+            // valid out-parameter; `comm` and `ty` are valid handles
+            // (`handles.rs`).
+            unsafe { ffi::MPI_Recv(buf, count, ty.raw(), from, tag, comm.raw(), &mut status) }
+        })?;
+        return Ok((cut, status));
+    }
+    // SAFETY: reads a constant of rsmpi's C shim.
+    let mut request = unsafe { ffi::RSMPI_REQUEST_NULL };
+    let null = request;
+    call("MPI_Irecv", || {
+        // SAFETY: as for MPI_Recv above; `buf` stays valid until the
+        // request completes or is cancelled and waited for, below, before
+        // this returns; `request` is a valid out-parameter.
+        unsafe { ffi::MPI_Irecv(buf, count, ty.raw(), from, tag, comm.raw(), &mut request) }
+    })?;
+    let mut cut = false;
+    let polled = poll_until(None, || {
+        let mut done: c_int = 0;
+        cut = finish(cut_ok, "MPI_Recv", || {
+            // SAFETY: `request` is the receive started above (or null once
+            // complete); `done` and `status` are valid out-parameters.
+            unsafe { ffi::MPI_Test(&mut request, &mut done, &mut status) }
+        })?;
+        Ok(done != 0 || cut || ulfm::is_revoked(comm))
+    });
+    if request == null {
+        // Completed: received, cut, or failed (a release among failures).
+        return polled.map(|_| (cut, status));
+    }
+    // Revoked while pending, or the test itself failed: MPI must be done
+    // with `buf` before it is given back.
+    // SAFETY: `request` is the pending receive started above.
+    let received = unsafe { cancel(&mut request, &mut status, cut_ok) };
+    match (polled, received) {
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        (Ok(_), Ok(Some(cut))) => Ok((cut, status)),
+        (Ok(_), Ok(None)) => Err(handles::revoked("MPI_Recv")),
+    }
+}
+
+/// [`call`], or [`call_or_truncated`] if `cut_ok` (`Ok(true)`: cut).
+fn finish(cut_ok: bool, name: &str, f: impl FnOnce() -> c_int) -> Result<bool> {
+    if cut_ok {
+        call_or_truncated(name, f)
+    } else {
+        call(name, f).map(|()| false)
+    }
+}
+
+/// Cancels the pending receive `request` and waits for it (a wait for a
+/// cancelled operation returns whatever the other ranks do): `None` if it
+/// was cancelled, else its message came first and was received (`Some`:
+/// whether it was cut, see [`receive`]).
+///
+/// # Safety
+///
+/// `request` must be a pending receive this thread started.
+unsafe fn cancel(
+    request: &mut ffi::MPI_Request,
     status: &mut ffi::MPI_Status,
-) -> c_int {
-    // SAFETY: the caller's contract covers `buf`; `status` is a valid
-    // out-parameter; `comm` and `ty` are valid handles (`handles.rs`).
-    unsafe { ffi::MPI_Recv(buf, count, ty.raw(), from, tag, comm.raw(), status) }
+    cut_ok: bool,
+) -> Result<Option<bool>> {
+    // A failed cancel leaves the receive to complete: the wait still ends
+    // it (and reports how).
+    let _ = call("MPI_Cancel", || {
+        // SAFETY: the caller's contract.
+        unsafe { ffi::MPI_Cancel(request) }
+    });
+    let cut = finish(cut_ok, "MPI_Wait", || {
+        // SAFETY: `request` is the receive just cancelled; `status` is a
+        // valid out-parameter.
+        unsafe { ffi::MPI_Wait(request, status) }
+    })?;
+    let mut cancelled: c_int = 0;
+    call("MPI_Test_cancelled", || {
+        // SAFETY: `status` was filled in by the wait; `cancelled` is a
+        // valid out-parameter.
+        unsafe { ffi::MPI_Test_cancelled(status, &mut cancelled) }
+    })?;
+    Ok((cancelled == 0).then_some(cut))
 }
 
 /// What [`recv_any_tag`] took.
@@ -106,29 +199,26 @@ pub(crate) struct Took {
 }
 
 /// Receives the next point-to-point message from `from`, whatever its tag,
-/// straight into `buf`: one `MPI_Recv` with `MPI_ANY_TAG`. Unlike a probe
+/// straight into `buf`: one receive with `MPI_ANY_TAG` ([`receive`]). Unlike a probe
 /// followed by a receive, a receive posted before the message arrives
 /// takes it without the copy MPI makes of an unexpected message, and
 /// matches once.
 pub(crate) fn recv_any_tag(comm: Comm, buf: &mut [u8], from: usize) -> Result<Took> {
     let count = int(buf.len(), "MPI_Recv", "count")?;
     let from = int(from, "MPI_Recv", "rank")?;
-    let mut status = empty_status();
-    let cut = call_or_truncated("MPI_Recv", || {
-        // SAFETY: `buf` holds exactly `count` bytes; MPI_ANY_TAG is a
-        // predefined constant of rsmpi's C shim.
-        unsafe {
-            raw_recv(
-                comm,
-                byte_type(),
-                buf.as_mut_ptr().cast(),
-                count,
-                from,
-                ffi::RSMPI_ANY_TAG,
-                &mut status,
-            )
-        }
-    })?;
+    // SAFETY: `buf` holds exactly `count` bytes; MPI_ANY_TAG is a
+    // predefined constant of rsmpi's C shim.
+    let (cut, status) = unsafe {
+        receive(
+            comm,
+            byte_type(),
+            buf.as_mut_ptr().cast(),
+            count,
+            from,
+            ffi::RSMPI_ANY_TAG,
+            true,
+        )?
+    };
     let len = if cut {
         None
     } else {
@@ -289,21 +379,8 @@ pub(crate) fn recv(
     for piece in pieces(buf.len() / size.max(1), limit) {
         let bytes = &mut buf[piece.start * size..piece.end * size];
         let count = int(piece.len(), "MPI_Recv", "count")?;
-        let mut status = empty_status();
-        call("MPI_Recv", || {
-            // SAFETY: `bytes` holds exactly `count` elements of `ty`.
-            unsafe {
-                raw_recv(
-                    comm,
-                    ty,
-                    bytes.as_mut_ptr().cast(),
-                    count,
-                    from,
-                    tag,
-                    &mut status,
-                )
-            }
-        })?;
+        // SAFETY: `bytes` holds exactly `count` elements of `ty`.
+        unsafe { receive(comm, ty, bytes.as_mut_ptr().cast(), count, from, tag, false)? };
     }
     Ok(())
 }
@@ -377,7 +454,8 @@ pub(crate) fn recv_exact<W: bytemuck::Pod>(
 
 /// Waits for the next point-to-point message from `from`, whatever its tag:
 /// `Some((tag, bytes))`, or `None` if `deadline` passed first. Without a
-/// deadline it blocks inside MPI.
+/// deadline it blocks inside MPI, except under ULFM, where it polls until
+/// the message comes or `comm` is revoked (see [`receive`]).
 pub(crate) fn probe_any(
     comm: Comm,
     from: usize,
@@ -385,34 +463,28 @@ pub(crate) fn probe_any(
 ) -> Result<Option<(c_int, usize)>> {
     let from = int(from, "MPI_Probe", "rank")?;
     let mut status = empty_status();
-    match deadline {
-        None => call("MPI_Probe", || {
+    if deadline.is_none() && !ulfm::is_active() {
+        call("MPI_Probe", || {
             // SAFETY: `status` is a valid out-parameter; MPI_ANY_TAG is a
             // predefined constant of rsmpi's C shim.
             unsafe { ffi::MPI_Probe(from, ffi::RSMPI_ANY_TAG, comm.raw(), &mut status) }
-        })?,
-        Some(deadline) => {
-            let arrived = poll_until(Some(deadline), || {
-                let mut flag: c_int = 0;
-                call("MPI_Iprobe", || {
-                    // SAFETY: `flag` and `status` are valid out-parameters;
-                    // MPI_ANY_TAG is a predefined constant of rsmpi's C shim.
-                    unsafe {
-                        ffi::MPI_Iprobe(
-                            from,
-                            ffi::RSMPI_ANY_TAG,
-                            comm.raw(),
-                            &mut flag,
-                            &mut status,
-                        )
-                    }
-                })?;
-                Ok(flag != 0)
-            })?;
-            if !arrived {
-                return Ok(None);
-            }
-        }
+        })?;
+        return Ok(Some((status.MPI_TAG, byte_count(&status, "MPI_Probe")?)));
     }
-    Ok(Some((status.MPI_TAG, byte_count(&status, "MPI_Probe")?)))
+    let mut found = false;
+    let stop = poll_until(deadline, || {
+        let mut flag: c_int = 0;
+        call("MPI_Iprobe", || {
+            // SAFETY: `flag` and `status` are valid out-parameters;
+            // MPI_ANY_TAG is a predefined constant of rsmpi's C shim.
+            unsafe { ffi::MPI_Iprobe(from, ffi::RSMPI_ANY_TAG, comm.raw(), &mut flag, &mut status) }
+        })?;
+        found = flag != 0;
+        Ok(found || ulfm::is_revoked(comm))
+    })?;
+    match (stop, found) {
+        (_, true) => Ok(Some((status.MPI_TAG, byte_count(&status, "MPI_Probe")?))),
+        (true, false) => Err(handles::revoked("MPI_Probe")),
+        (false, false) => Ok(None),
+    }
 }
