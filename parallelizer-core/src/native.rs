@@ -5,6 +5,7 @@
 //! protocol of `link`: lent or copied bytes) and messages otherwise.
 
 use crate::error::Result;
+use crate::msg::Msg;
 use crate::op::Tag;
 use crate::plain::{PlainBuf, PodType};
 use crate::reduce::Reduce;
@@ -107,6 +108,38 @@ pub trait NativePod: Send + Sync {
     /// Receives the next point-to-point message from `from` into `buf`,
     /// fitted to the message's length.
     fn recv_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, from: usize, tag: Tag) -> Result<()>;
+
+    /// Lends `buf` to rank `to` as one message of the call `tag`, where
+    /// `to` can read this rank's memory and `buf` is large: `to` copies
+    /// the bytes straight out of it ([`take_lent`](Self::take_lent)), and
+    /// this returns once it has (its acknowledgement, and anything else the
+    /// loan takes, travel under `ack`, apart from the call's other
+    /// messages). `Ok(false)`, with nothing sent, where it does not lend.
+    /// A dynamic map's workers lend their results so on processes, which
+    /// would otherwise stream through the rings and be copied twice more
+    /// on main. The default never lends.
+    fn lend_pod(&self, ty: PodType, buf: &[u8], to: usize, (tag, ack): (Tag, Tag)) -> Result<bool> {
+        let _ = (ty, buf, to, tag, ack);
+        Ok(false)
+    }
+
+    /// Main's end of a message from `from` that
+    /// [`recv_any_msg`](crate::Parallelizer::recv_any_msg) returned: if it
+    /// is a loan of [`lend_pod`](Self::lend_pod), copies the bytes into
+    /// `buf` (fitted to them) and acknowledges under `ack` (`Ok(None)`);
+    /// any other message comes back as it is. The default gives every
+    /// message back.
+    fn take_lent(
+        &self,
+        msg: Msg,
+        ty: PodType,
+        buf: &mut dyn PlainBuf,
+        from: usize,
+        ack: Tag,
+    ) -> Result<Option<Msg>> {
+        let _ = (ty, buf, from, ack);
+        Ok(Some(msg))
+    }
 }
 
 /// That main passed [`NativePod::gather_pod_parts`] one buffer per worker.

@@ -274,3 +274,49 @@ fn large_plain_results_of_a_static_map_join_in_mains_vector() {
         assert!(got == want, "lend {lend}, refused: {} results", got.len());
     }
 }
+
+/// Each item as `WIDE` results (4 MiB of `u32`): a chunk's results are
+/// large enough that a worker lends them to main.
+#[parallelizer::task]
+fn widen(chunk: Vec<u32>) -> Vec<u32> {
+    chunk
+        .into_iter()
+        .flat_map(|x| (0..WIDE).map(move |j| x.wrapping_mul(WIDE).wrapping_add(j)))
+        .collect()
+}
+
+const WIDE: u32 = 1 << 20;
+
+/// `widen` of `items` on main's thread.
+fn widened(items: &[u32]) -> Vec<u32> {
+    widen(items.to_vec())
+}
+
+/// A dynamic map's results of 4 MiB and more are lent to main (each
+/// chunk's copied behind the results before it, or kept until its turn):
+/// the same results in input order with lending on, off, and refused by
+/// the system (main then takes the bytes as a message).
+#[parallelizer::test]
+fn a_dynamic_maps_large_results_arrive_in_order_lent_or_not() {
+    let _hold = spawns();
+    let items: Vec<u32> = (0..12).collect();
+    let want = widened(&items);
+    for p in [2, 3] {
+        for (lend, refuse) in [(true, false), (false, false), (true, true)] {
+            let par = pool(p, lend);
+            let _entered = par.enter().unwrap();
+            for chunksize in [1, 2] {
+                let m = par.mapper().schedule(Schedule::Dynamic { chunksize });
+                let got = if refuse {
+                    refusing(|| m.map_chunks(widen, Some(items.clone())))
+                } else {
+                    m.map_chunks(widen, Some(items.clone()))
+                };
+                let got = got.unwrap().unwrap();
+                let at = format!("p={p} lend={lend} refused={refuse} chunksize={chunksize}");
+                assert_eq!(got.len(), want.len(), "{at}");
+                assert!(got == want, "{at}: results out of order or wrong");
+            }
+        }
+    }
+}

@@ -180,8 +180,20 @@ impl<T: Transport> LinkRank<T> {
         ty: PodType,
         buf: &mut dyn PlainBuf,
     ) -> Result<()> {
+        self.take_part(Part::of(msg)?, from, tag, ty, buf)
+    }
+
+    /// [`take_msg`](Self::take_msg) of a packet's part.
+    fn take_part(
+        &self,
+        part: Part,
+        from: usize,
+        tag: Tag,
+        ty: PodType,
+        buf: &mut dyn PlainBuf,
+    ) -> Result<()> {
         let spread = self.spread(tag.op(), buf);
-        match Part::of(msg)? {
+        match part {
             Part::Lent(lent) => {
                 let copied = lent.check(ty).and_then(|()| {
                     let dst = buf.fit(lent.elements())?;
@@ -448,6 +460,30 @@ impl<T: Transport> NativePod for LinkRank<T> {
         }
         self.take_plain(from, tag, ty, buf)
     }
+
+    /// Lends across processes only: ranks of one process move their
+    /// results as they are.
+    fn lend_pod(&self, ty: PodType, buf: &[u8], to: usize, tags: (Tag, Tag)) -> Result<bool> {
+        let t = self.transport();
+        if t.shares_memory() || !t.reads_peer_memory() || buf.len() < LEND_FROM {
+            return Ok(false);
+        }
+        self.send_lent_acked(ty, buf, to, tags).map(|()| true)
+    }
+
+    fn take_lent(
+        &self,
+        msg: Msg,
+        ty: PodType,
+        buf: &mut dyn PlainBuf,
+        from: usize,
+        ack: Tag,
+    ) -> Result<Option<Msg>> {
+        match Part::of(msg)? {
+            Part::Msg(msg) => Ok(Some(msg)),
+            loan => self.take_part(loan, from, ack, ty, buf).map(|()| None),
+        }
+    }
 }
 
 impl<T: Transport> LinkRank<T> {
@@ -468,14 +504,27 @@ impl<T: Transport> LinkRank<T> {
     /// sends it as one message (the receive may be a generic one, which
     /// takes a single message; pieces are for broadcasts).
     pub(super) fn send_lent(&self, ty: PodType, buf: &[u8], to: usize, tag: Tag) -> Result<()> {
+        self.send_lent_acked(ty, buf, to, (tag, tag))
+    }
+
+    /// [`send_lent`](Self::send_lent) whose note goes under `tag` and the
+    /// rest of the loan (the acknowledgement, a push, the bytes of a
+    /// refused loan) under `ack`.
+    fn send_lent_acked(
+        &self,
+        ty: PodType,
+        buf: &[u8],
+        to: usize,
+        (tag, ack): (Tag, Tag),
+    ) -> Result<()> {
         let lent = self.with_loan(buf, ty, buf.len(), (false, true), |note| {
             self.send_msg(note(0, buf.len()), to, tag)?;
-            self.await_acks([to], buf, tag)
+            self.await_acks([to], buf, ack)
         });
         if lent.transpose()?.is_some_and(|refused| refused.is_empty()) {
             return Ok(());
         }
-        self.send_plain(ty, buf, to, tag)
+        self.send_plain(ty, buf, to, ack)
     }
 
     /// Receives the next packet of `tag` from `from` with `dst` posted for

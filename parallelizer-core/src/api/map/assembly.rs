@@ -60,10 +60,29 @@ impl<R> Assembly<R> {
             return Ok(());
         }
         self.append(out);
+        self.catch_up();
+        Ok(())
+    }
+
+    /// The flat result, if chunk `index`'s results are to go right behind
+    /// it (its turn has come): a transport that copies them in itself puts
+    /// them there, then says so ([`appended`](Self::appended)).
+    pub(super) fn tail(&mut self, index: usize) -> Option<&mut Vec<R>> {
+        (!self.per_rank && index == self.next).then_some(&mut self.flat)
+    }
+
+    /// Chunk `index`'s results are behind the flat result ([`tail`](Self::tail)).
+    pub(super) fn appended(&mut self, index: usize) {
+        debug_assert_eq!(index, self.next, "only the next chunk goes behind");
+        self.next += 1;
+        self.catch_up();
+    }
+
+    /// Appends the chunks that came early and whose turn has come.
+    fn catch_up(&mut self) {
         while let Some((_, out)) = self.early.get_mut(self.next).and_then(Option::take) {
             self.append(out);
         }
-        Ok(())
     }
 
     /// Appends the next chunk's results to the flat result.

@@ -26,7 +26,13 @@
 //! messages wait for their receiver, main does not wait for a computing
 //! worker to take its next chunk, nor a worker for main's scheduler to take
 //! its result. Every message carries the map's tag (its operation and call
-//! number), like any collective's.
+//! number), like any collective's. On processes a worker lends main its
+//! results of plain data from 4 MiB on (`wire::send_results`): main copies
+//! them out of the worker's memory, straight behind the results before
+//! them when their turn has come, instead of reading them out of a ring
+//! into a message and copying that again (the pool-style coarse map,
+//! 160 MB of results per worker: 758-931 ms against 788-892 ms in five
+//! alternated pairs, medians 795 against 832 ms).
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -44,7 +50,7 @@ use super::assembly::Assembly;
 use super::call::{MapCall, Parts, apply, main_panicked};
 use super::progress::Tracker;
 use super::source::{Chunk, Chunker, Rule};
-use super::wire::{from_msg, to_msg};
+use super::wire::{from_msg, send_results, take_results, to_msg};
 
 /// Main queues a worker's next chunk before the current one is done while
 /// more than this share (1/N) of the items is left, so that no worker waits
@@ -138,8 +144,8 @@ where
         }
         let out = apply(par, call, chunk, extra)?;
         // Main may have queued the next chunk: the rank starts on it while
-        // main takes this result.
-        par.post_msg(to_msg(out), 0, tag)?;
+        // main takes this result (a lent one: once main has copied it).
+        send_results(par, out, tag)?;
     }
 }
 
@@ -571,7 +577,11 @@ impl<T: Data, R: Data> Scheduler<'_, T, R> {
         let (index, items) = self.queued[from].pop_front().ok_or_else(|| {
             Error::Protocol(format!("rank {from} sent a result it was not asked for"))
         })?;
-        self.parts.put(index, from, vec![from_msg::<R>(msg)?])?;
+        // Lent results whose turn has come go straight behind the others.
+        match take_results::<R>(self.par, msg, from, self.parts.tail(index))? {
+            Some(results) => self.parts.put(index, from, vec![results])?,
+            None => self.parts.appended(index),
+        }
         tracker.add(from, items);
         self.refill(from)?;
         Ok(Answered::One)
