@@ -360,7 +360,7 @@ mod tests {
     #[test]
     fn a_receive_returns_when_another_thread_revokes_its_communicator() {
         let world = world().expect("MPI singleton");
-        if !super::super::ulfm::is_active() {
+        if !super::super::handles::ulfm_active() {
             eprintln!("skipped: ULFM is not active in this process");
             return;
         }

@@ -306,11 +306,17 @@ pub(crate) fn set_ulfm_active() {
     ULFM.store(true, Ordering::SeqCst);
 }
 
+/// Whether the ULFM extension is active in this process (found, and fault
+/// tolerance on in this run).
+pub(crate) fn ulfm_active() -> bool {
+    ULFM.load(Ordering::SeqCst)
+}
+
 /// Whether `code`, a failed call's return code, says that a peer failed or
 /// that the communicator was revoked (ULFM only; the classes are Open MPI
 /// 5's, and ULFM counts as active only on an Open MPI that has them).
 pub(crate) fn is_release(code: c_int) -> bool {
-    if !ULFM.load(Ordering::SeqCst) {
+    if !ulfm_active() {
         return false;
     }
     matches!(

@@ -133,12 +133,6 @@ pub(crate) fn detect() -> FaultMode {
     FaultMode::Ulfm
 }
 
-/// Whether the ULFM extension is active in this process (found, and
-/// fault tolerance on in this run).
-pub(crate) fn is_active() -> bool {
-    functions().is_some()
-}
-
 fn functions() -> Option<Functions> {
     FUNCTIONS.get().copied().flatten()
 }
