@@ -101,17 +101,14 @@ pub(super) fn take_results<T: Data>(
     };
     let (ty, ack) = (ops.pod_type(), Tag::p2p(Op::Receive));
     let mut own = Vec::<T>::new();
-    let (mut tail_buf, lent_into_tail) = match tail {
-        Some(vec) => (Some(ops.tail(vec)), true),
-        None => (None, false),
-    };
+    let mut tail_buf = tail.map(|vec| ops.tail(vec));
     let buf: &mut dyn PlainBuf = match tail_buf.as_deref_mut() {
         Some(buf) => buf,
         None => ops.buf(&mut own),
     };
     match native.take_lent(msg, ty, buf, from, ack)? {
         Some(msg) => from_msg(msg).map(Some),
-        None if lent_into_tail => Ok(None),
+        None if tail_buf.is_some() => Ok(None),
         None => Ok(Some(own)),
     }
 }
