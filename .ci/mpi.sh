@@ -70,14 +70,17 @@ mkdir -p "$tmp/shm"
 export OMPI_MCA_btl_vader_backing_directory=$tmp/shm OMPI_MCA_btl_sm_backing_directory=$tmp/shm
 unset RUST_BACKTRACE
 
-# The executable of test target $1 in the current CARGO_TARGET_DIR, as cargo
-# reports it (.../debug/deps/NAME-HASH).
+# The executable of test target $1 (an integration test's name, or
+# parallelizer_core for the core's unit tests) that `cargo test --features mpi
+# ARGS --no-run` builds with the remaining arguments as ARGS, as cargo reports
+# it (.../debug/deps/NAME-HASH).
 test_binary() {
-    local exe
-    exe=$(cargo test --features mpi --test "$1" --no-run --message-format=json \
-        | grep '"reason":"compiler-artifact"' | grep "\"name\":\"$1\"" | grep '"kind":\["test"\]' \
-        | sed -E 's/.*"executable":"([^"]+)".*/\1/' | tail -n 1) || fail "building the $1 test"
-    [[ -n $exe && -x $exe ]] || fail "no $1 test binary in cargo's output (got '$exe')"
+    local name=$1 exe
+    shift
+    exe=$(cargo test --features mpi "$@" --no-run --message-format=json \
+        | grep '"reason":"compiler-artifact"' | grep "\"name\":\"$name\"" | grep -v '"executable":null' \
+        | sed -E 's/.*"executable":"([^"]+)".*/\1/' | tail -n 1) || fail "building the $name test"
+    [[ -n $exe && -x $exe ]] || fail "no $name test binary in cargo's output (got '$exe')"
     echo "$exe"
 }
 
@@ -142,14 +145,11 @@ run_pass() {
     else
         # The backend's unit tests as one rank of a ULFM job: receives are
         # polled there and a revoke must release them (calls.rs).
-        exe=$(cargo test -p parallelizer-core --features mpi --lib --no-run --message-format=json \
-            | grep '"reason":"compiler-artifact"' | grep '"kind":\["lib"\]' | grep '"test":true' \
-            | sed -E 's/.*"executable":"([^"]+)".*/\1/' | tail -n 1) || fail "$pass: building the core's unit tests"
-        [[ -n $exe && -x $exe ]] || fail "$pass: no unit-test binary of parallelizer-core (got '$exe')"
+        exe=$(test_binary parallelizer_core -p parallelizer-core --lib)
         timeout 120 "${mpirun[@]}" -n 1 "$exe" backend::mpi || fail "$pass: the MPI backend's unit tests under ULFM"
     fi
-    suite=$(test_binary mpi_suite)
-    matrix=$(test_binary fault_matrix)
+    suite=$(test_binary mpi_suite --test mpi_suite)
+    matrix=$(test_binary fault_matrix --test fault_matrix)
     echo "suite: $suite"
     echo "fault matrix: $matrix"
 
@@ -303,7 +303,7 @@ say "A: shared arrays on a simulated two-node job (hostfile with a second host n
 # shared array's handle is mapped on main's node and refused by name on the
 # other (README "Shared memory"). Needs `unshare` (util-linux) and root.
 if timeout 10 unshare --uts true 2>/dev/null; then
-    suite=$(test_binary mpi_suite)
+    suite=$(test_binary mpi_suite --test mpi_suite)
     printf 'localhost slots=2\nfakenode slots=2\n' >"$tmp/two-nodes.hosts"
     out=$(PARALLELIZER_MPI_SERVE=1 timeout 120 mpirun --hostfile "$tmp/two-nodes.hosts" -n 4 \
         --mca plm_rsh_agent "$PWD/.ci/fake-node-agent.sh" --mca btl tcp,self \
