@@ -462,6 +462,10 @@ pub fn wrong_lengths(par: &dyn Parallelizer, (): ()) -> Option<Vec<Vec<String>>>
     // broadcast_into: rank 1's buffer is one longer than main's.
     let mut buf = vec![1.5f64; if id == 1 { 4 } else { 3 }];
     seen.push(show(par.broadcast_into(&mut buf)));
+    // The same at a length that `processes:2` streams into the buffer (and
+    // more ranks lend); rank 1's is one shorter: the message is not landed.
+    let mut buf = vec![2.5f64; if id == 1 { 9_999 } else { 10_000 }];
+    seen.push(show(par.broadcast_into(&mut buf)));
     // receive_into: rank 1 sends 3 values, main's buffer holds 5.
     if p > 1 {
         if id == 1 {
@@ -488,11 +492,19 @@ pub fn wrong_lengths(par: &dyn Parallelizer, (): ()) -> Option<Vec<Vec<String>>>
 pub fn wrong_lengths_expected(p: usize) -> Vec<Vec<String>> {
     (0..p)
         .map(|r| {
-            let mut seen = vec![if r == 1 {
-                "broadcast: the buffer of rank 1 holds 4 elements but the call needs 3".to_string()
-            } else {
-                "ok".to_string()
-            }];
+            let mut seen = vec![
+                if r == 1 {
+                    "broadcast: the buffer of rank 1 holds 4 elements but the call needs 3".into()
+                } else {
+                    "ok".to_string()
+                },
+                if r == 1 {
+                    "broadcast: the buffer of rank 1 holds 9999 elements but the call needs 10000"
+                        .into()
+                } else {
+                    "ok".to_string()
+                },
+            ];
             if p > 1 {
                 seen.push(if r == 0 {
                     "receive: the buffer of rank 0 holds 5 elements but the call needs 3".into()

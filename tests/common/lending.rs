@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 use parallelizer::prelude::*;
 use parallelizer::{Op, Wait};
 
-/// Main lends a buffer above the lending threshold to every worker in a
-/// broadcast (a loan on threads and on processes alike); rank 2 panics
+/// Main lends a buffer above the lending thresholds to every worker in a
+/// broadcast (a loan on threads from 64 KiB, and on processes from 1 MiB,
+/// below which a broadcast to a single worker streams); rank 2 panics
 /// instead of taking part.
 #[parallelizer::task]
 pub fn lend_to_a_panicking_rank(p: &dyn Parallelizer, (): ()) {
     match p.id() {
         0 => {
-            let mut data = vec![1.5f64; 100_000];
+            let mut data = vec![1.5f64; 200_000];
             let sent = p.broadcast_into(&mut data);
             // The loan ended with the call: the buffer is ours again.
             drop(data);
@@ -30,7 +31,7 @@ pub fn lend_to_a_panicking_rank(p: &dyn Parallelizer, (): ()) {
         }
         _ => {
             // Released by rank 2's failure, or done before it.
-            let _ = p.broadcast_into(&mut vec![0.0f64; 100_000]);
+            let _ = p.broadcast_into(&mut vec![0.0f64; 200_000]);
         }
     }
 }

@@ -129,7 +129,10 @@ impl<T: Transport> LinkRank<T> {
         buf: &mut dyn PlainBuf,
         tag: Tag,
     ) -> Result<()> {
-        let first = self.recv_raw(0, tag)?;
+        // Main's data streamed to this rank lands in `buf` (`recv_or_land`).
+        let Some(first) = self.recv_or_land(0, tag, ty, buf)? else {
+            return Ok(());
+        };
         let (msg, from) = match Relay::from_msg(first) {
             Err(msg) => (msg, 0),
             Ok(Ok(Relay::From(p))) if (p as usize) < self.id() && p > 0 => {
