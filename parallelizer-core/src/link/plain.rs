@@ -58,18 +58,24 @@ pub(crate) const LEND_FROM: usize = 64 << 10;
 /// on it ([`Landing`]); below it, the copy out of a message costs less.
 const LAND_FROM: usize = 4 << 10;
 
-/// Across processes, a broadcast to a single worker of [`LEND_FROM`] bytes
-/// or more but fewer than this is one message that the transport streams
-/// into the worker's buffer (both ranks copy at once, through memory that
-/// stays mapped) rather than a loan. On 2 cores, alternated builds, 800 KB
-/// on `processes:2`: `broadcast_into` 34-42 µs streamed against 79-84 µs
-/// lent, the generic `broadcast` 25-63 against 90-96 µs. Not from 8 MB:
-/// `broadcast_into` was no faster there (1.07-1.82 against 0.98-1.56 ms)
-/// and the generic call, whose message and result are both fresh memory,
-/// 3.5 times slower (5.3-5.5 against 1.4-2.0 ms). Nor to several workers,
-/// which main would serve in turn where a loan lets them copy at once:
-/// 800 KB on `processes:4` took 178-456 µs streamed against 89-109 µs
-/// lent.
+/// Across processes, a broadcast to a single worker, or its chunk of a
+/// scatter, of [`LEND_FROM`] bytes or more but fewer than this is one
+/// message that the transport streams into the worker's buffer (both ranks
+/// copy at once, through memory that stays mapped) rather than a loan. On
+/// 2 cores, alternated builds, 800 KB on `processes:2`: `broadcast_into`
+/// 34-42 µs streamed against 79-84 µs lent, the generic `broadcast` 25-63
+/// against 90-96 µs; a `scatter_into` of 1.6 MB (800 KB to the worker)
+/// 45-70 against 78-96 µs in 11 runs of 14, but 330-445 µs in the other 3,
+/// most of them with the two vCPUs far apart (a cache line's round trip
+/// about 450 ns instead of 100), where the ring's lines cross between the
+/// cores twice, and the loan, which reads main's unchanged data once,
+/// stayed at 85-89 µs (it had outliers of its own: 154 and 1725 µs). Not
+/// from 8 MB: `broadcast_into` was no faster there (1.07-1.82 against
+/// 0.98-1.56 ms) and the generic call, whose message and result are both
+/// fresh memory, 3.5 times slower (5.3-5.5 against 1.4-2.0 ms). Nor to
+/// several workers, which main would serve in turn where a loan lets them
+/// copy at once: 800 KB on `processes:4` took 178-456 µs streamed against
+/// 89-109 µs lent.
 const STREAM_BELOW: usize = 1 << 20;
 
 /// A slow rate of cross-process copies, bytes per second: how long a
@@ -161,11 +167,11 @@ impl<T: Transport> LinkRank<T> {
         Some(f(&|offset, len| ticket.note(offset, len, ty, pushes)))
     }
 
-    /// Whether main's broadcast of `len` bytes goes to its one worker as a
-    /// message written straight from main's buffer, which the transport
-    /// streams into the worker's buffer (processes: through the
+    /// Whether main's broadcast or scatter of `len` bytes to its one worker
+    /// goes as a message written straight from main's buffer, which the
+    /// transport streams into the worker's buffer (processes: through the
     /// shared-memory rings; see [`STREAM_BELOW`]).
-    fn streams_broadcast(&self, len: usize) -> bool {
+    fn streams_to_one(&self, len: usize) -> bool {
         self.nprocs() == 2
             && !self.transport().shares_memory()
             && (LEND_FROM..STREAM_BELOW).contains(&len)
@@ -355,7 +361,7 @@ impl<T: Transport> NativePod for LinkRank<T> {
         }
         let spreads = self.spread(tag.op(), buf).spreads(buf.bytes().len());
         let bytes: &[u8] = buf.bytes();
-        if self.streams_broadcast(bytes.len()) {
+        if self.streams_to_one(bytes.len()) {
             return self.send_plain(ty, bytes, 1, tag);
         }
         if let Some(lent) = self.broadcast_lent(ty, bytes, spreads, tag) {
@@ -394,7 +400,7 @@ impl<T: Transport> NativePod for LinkRank<T> {
     ) -> Result<()> {
         if !self.on_main() {
             let recv = recv.ok_or_else(|| missing(tag.op(), "buffer"))?;
-            return self.take_plain(0, tag, ty, recv);
+            return self.take_or_land(0, tag, ty, recv);
         }
         let send = send.ok_or_else(|| missing(tag.op(), "data"))?;
         let counts = chunk_sizes(ty.elements(send.len()), self.nprocs());
@@ -418,6 +424,10 @@ impl<T: Transport> NativePod for LinkRank<T> {
         };
         let workers = 1..self.nprocs();
         let chunk = ranges.get(1).map_or(0, |r| r.len());
+        if self.streams_to_one(chunk) {
+            self.send_plain(ty, &send[ranges[1].clone()], 1, tag)?;
+            return own();
+        }
         let lent = self.with_loan(send, ty, chunk, (false, pushes), |note| {
             for r in workers.clone() {
                 self.send_msg(note(ranges[r].start, ranges[r].len()), r, tag)?;
@@ -480,10 +490,7 @@ impl<T: Transport> NativePod for LinkRank<T> {
     }
 
     fn recv_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, from: usize, tag: Tag) -> Result<()> {
-        match self.recv_or_land(from, tag, ty, buf)? {
-            None => Ok(()),
-            Some(msg) => self.take_msg(msg, from, tag, ty, buf),
-        }
+        self.take_or_land(from, tag, ty, buf)
     }
 
     /// Lends across processes only: ranks of one process move their
@@ -570,6 +577,22 @@ impl<T: Transport> LinkRank<T> {
             };
         }
         self.recv_raw(from, tag).map(Some)
+    }
+
+    /// Takes the next packet of `tag` from `from` into `buf` (see
+    /// [`take_msg`](Self::take_msg)), landing it there where it can
+    /// ([`recv_or_land`](Self::recv_or_land)).
+    fn take_or_land(
+        &self,
+        from: usize,
+        tag: Tag,
+        ty: PodType,
+        buf: &mut dyn PlainBuf,
+    ) -> Result<()> {
+        match self.recv_or_land(from, tag, ty, buf)? {
+            None => Ok(()),
+            Some(msg) => self.take_msg(msg, from, tag, ty, buf),
+        }
     }
 
     /// Receives the next packet of `tag` from `from` with `dst` posted for
