@@ -369,6 +369,25 @@ fn stall_in_broadcast(par: &dyn Parallelizer, mb: usize) -> Result<usize, Error>
     Ok(v.len())
 }
 
+/// A broadcast that `processes:2` streams into the worker's buffer (800 KB),
+/// with rank `who` failing instead of taking part: the worker dies, or main
+/// gives up while the worker waits with its buffer posted.
+#[parallelizer::task]
+fn streamed_broadcast_failing(
+    par: &dyn Parallelizer,
+    who: usize,
+) -> Result<Option<Vec<usize>>, String> {
+    if par.id() == who {
+        if who == 1 {
+            std::process::exit(3);
+        }
+        return Err("main gave up before its broadcast".into());
+    }
+    let mut buf = vec![par.id() as f64; 100_000];
+    par.broadcast_into(&mut buf).map_err(|e| e.to_string())?;
+    par.gather(par.id()).map_err(|e| e.to_string())
+}
+
 #[parallelizer::task]
 fn sleepy(par: &dyn Parallelizer, secs: u64) -> Result<Option<Vec<usize>>, Error> {
     if par.id() == 1 {
@@ -466,6 +485,30 @@ fn fault_exit_in_a_worker() {
             "{err}"
         );
         assert!(t.elapsed() < Duration::from_secs(3));
+        then_recovers(&par);
+    }
+    assert_no_children();
+}
+
+#[parallelizer::test]
+fn fault_in_a_broadcast_streamed_to_one_worker() {
+    let _one = one_at_a_time();
+    let par = parallelizer::from_config(Config::new("processes").nprocs(2)).unwrap();
+    {
+        let _in = par.enter().unwrap();
+        let t = Instant::now();
+        let err = par.try_run(streamed_broadcast_failing, 1).unwrap_err();
+        assert!(
+            matches!(err, Error::WorkerDied { rank: 1, ref status } if status.contains("exited with status 3")),
+            "{err}"
+        );
+        then_recovers(&par);
+        let err = par.try_run(streamed_broadcast_failing, 0).unwrap_err();
+        assert!(
+            matches!(&err, Error::TaskFailed { rank: 0, message } if message.contains("main gave up")),
+            "{err}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         then_recovers(&par);
     }
     assert_no_children();
