@@ -1,7 +1,8 @@
 //! The processes backend lends plain buffers of 64 KiB and more across
-//! processes in collectives (point-to-point sends stream through the rings
-//! instead): receivers copy them straight out of the sender's memory
-//! (`process_vm_readv`) and acknowledge. Results equal the message path's
+//! processes in collectives (point-to-point sends, and a broadcast or a
+//! scatter's chunk of less than 1 MiB to a single worker, stream through
+//! the rings instead): receivers copy them straight out of the sender's
+//! memory (`process_vm_readv`) and acknowledge. Results equal the message path's
 //! with lending on, off (option `lend`), and refused by the system (the
 //! receivers then get the bytes as messages, also a broadcast larger than
 //! a piece); a borrower that fails or never receives releases the lender

@@ -4,9 +4,10 @@
 //! sender's memory: on a transport whose ranks share it (threads: [`lend`])
 //! and, in collectives, on one whose ranks are processes that may read
 //! each other's (processes: [`remote`](super::remote) loans,
-//! `process_vm_readv`; a point-to-point send there, and a broadcast of less
-//! than 1 MiB to a single worker, is a message that the transport streams
-//! into the receiver's posted buffer: [`Landing`], [`STREAM_BELOW`]). The
+//! `process_vm_readv`; a point-to-point send there, and a broadcast or a
+//! scatter's chunk of less than 1 MiB to a single worker, is a message that
+//! the transport streams into the receiver's buffer: [`Landing`],
+//! [`STREAM_BELOW`]). The
 //! receivers copy straight out of the sender's buffer into their own and
 //! acknowledge, while the sender waits — one copy, and on a broadcast or
 //! scatter the workers copy in parallel (a copy of 16 MiB or more into the
