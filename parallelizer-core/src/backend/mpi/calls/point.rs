@@ -85,9 +85,9 @@ unsafe fn recv_bytes(
 /// runs of the fault-matrix cell of a late rank, main stayed in its
 /// `MPI_Recv` after its own deadline watchdog's revoke (`fate.rs`) while
 /// the others waited for it in their agreement (and once in 30 runs of the
-/// whole fault-matrix job; the polled build 0 in 30). Polled, the receive sees the revoke itself,
-/// cancels, and fails as the released call would (a release: see
-/// `handles::revoked`).
+/// whole fault-matrix job; the polled build 0 in 30). Polled, the receive
+/// sees the revoke itself, cancels, and fails as the released call would (a
+/// release: see `handles::revoked`).
 ///
 /// # Safety
 ///
