@@ -118,8 +118,9 @@ pub trait Transport: Send + Sync + 'static {
 
     /// This rank's next waits are for replies expected within `within` (the
     /// borrowers' copies of a lent buffer, at most 2 ms): a transport that
-    /// sleeps while it waits may rather spin until then. The default does
-    /// nothing.
+    /// sleeps while it waits may rather spin until then, or, where its
+    /// ranks share cores, sleep at once rather than take turns on the core
+    /// a borrower copies on. The default does nothing.
     fn expect_replies(&self, within: Duration) {
         let _ = within;
     }

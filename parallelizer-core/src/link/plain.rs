@@ -139,8 +139,9 @@ impl<T: Transport> LinkRank<T> {
             return None;
         }
         let t = self.transport();
-        // Each borrower copies `len` bytes: spin rather than sleep until
-        // then (about 2 GB/s of `process_vm_readv` on slow machines).
+        // Each borrower copies `len` bytes, by about then at 2 GB/s of
+        // `process_vm_readv` on slow machines: the transport spins rather
+        // than sleeps until then (or, on shared cores, sleeps at once).
         let copying = Duration::from_secs_f64(len as f64 / COPY_RATE).min(LONGEST_SPIN);
         if t.shares_memory() {
             // Unless the borrowers spread their copies over the free cores

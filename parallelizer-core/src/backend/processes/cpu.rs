@@ -35,6 +35,11 @@ pub(super) struct Placement {
 }
 
 impl Placement {
+    /// Whether every rank of the pool has a core of its own.
+    pub(super) fn is_uncrowded(&self) -> bool {
+        self.uncrowded
+    }
+
     /// Every rank of the pool has a core of its own (`port`).
     pub(super) fn set_uncrowded(&mut self, uncrowded: bool) {
         self.uncrowded = uncrowded;

@@ -106,8 +106,6 @@ pub(super) struct Endpoint {
     closed: usize,
     /// The shared-memory rings to the peers, if the pool has them.
     rings: Option<Arc<Rings>>,
-    /// Waits until then spin before they sleep (a reply is expected).
-    spin_until: Option<Instant>,
     /// Whether a wait may start with a busy spin.
     placement: Placement,
     /// How long a wait spins before it sleeps.
@@ -142,7 +140,6 @@ impl Endpoint {
             events: VecDeque::new(),
             closed: 0,
             rings: None,
-            spin_until: None,
             placement: Placement::default(),
             spin: Spin::default(),
             post: None,
@@ -166,11 +163,11 @@ impl Endpoint {
         self.placement.set_uncrowded(uncrowded);
     }
 
-    /// Waits until `within` from now spin on the rings rather than sleep:
-    /// a reply is expected by then (a borrower copying a lent buffer), and
-    /// waking a sleeping rank costs tens of microseconds on busy machines.
-    pub(super) fn spin_for(&mut self, within: Duration) {
-        self.spin_until = Some(Instant::now() + within);
+    /// Replies are expected within `within` (borrowers copying a loan):
+    /// waits until then spin or sleep at once ([`Spin::expect_replies`]).
+    pub(super) fn expect_replies(&mut self, within: Duration) {
+        let uncrowded = self.placement.is_uncrowded();
+        self.spin.expect_replies(within, uncrowded);
     }
 
     pub(super) fn nprocs(&self) -> usize {
@@ -408,16 +405,19 @@ impl Endpoint {
         };
         // Spinning on the rings is for what they carry: not while this rank waits to
         // write to a socket or reads a (large) frame from one, which only the poll sees
-        // arrive; nor while another of its threads computes (a budget of zero, `spin`).
-        let budget = self.spin.budget();
+        // arrive; nor while another of its threads computes (a budget of zero, `spin`),
+        // nor on shared cores while replies are expected later (`expect_replies`).
+        let now = Instant::now();
+        let plan = self.spin.plan(now);
         let on_socket = self
             .peers
             .iter()
             .flatten()
             .any(|p| p.closed.is_none() && p.reader.cut().is_some());
-        if !budget.is_zero() && !on_socket && !matches!(want, Some(Want::Socket(_))) {
-            let now = Instant::now();
-            let spin_until = (now + budget).max(self.spin_until.unwrap_or(now));
+        if let Some(spin_until) = plan.spin_until()
+            && !on_socket
+            && !matches!(want, Some(Want::Socket(_)))
+        {
             // Busy or not is decided at the first miss: not for a frame already there.
             let (busy_until, mut busy) = (now + BUSY, None);
             for i in 0u32.. {
@@ -455,7 +455,7 @@ impl Endpoint {
         let asleep = Instant::now();
         let slept = self.poll(deadline, want, Some(rings.bell()));
         if slept.as_ref().is_ok_and(|&timed_out| !timed_out) {
-            self.spin.slept(asleep.elapsed());
+            self.spin.slept(plan, asleep.elapsed());
         }
         rings.awake();
         self.take_rings(&rings);

@@ -57,9 +57,6 @@ pub(super) struct Net {
     /// Whether large plain buffers are lent to the other ranks, which read
     /// them with `process_vm_readv` (cleared when one was refused).
     lends: AtomicBool,
-    /// Whether every rank can have a core, so that a lender may spin while
-    /// its borrowers copy (`expect_replies`).
-    uncrowded: bool,
     obituary: Option<Arc<dyn Obituary>>,
 }
 
@@ -94,9 +91,8 @@ impl Net {
         obituary: Option<Arc<dyn Obituary>>,
     ) -> Arc<Net> {
         let (rank, nprocs) = (ep.rank(), ep.nprocs());
-        let uncrowded = nprocs <= crate::runtime::cores();
         let mut ep = ep;
-        ep.set_uncrowded(uncrowded);
+        ep.set_uncrowded(nprocs <= crate::runtime::cores());
         Arc::new(Net {
             rank,
             nprocs,
@@ -109,7 +105,6 @@ impl Net {
             }),
             shm_threshold,
             lends: AtomicBool::new(lends && cfg!(target_os = "linux")),
-            uncrowded,
             obituary,
         })
     }
@@ -530,12 +525,11 @@ impl Transport for Port {
         self.net.lends.load(Ordering::Relaxed)
     }
 
-    /// Spins only while every rank can have a core: on a crowded machine a
-    /// spinning lender takes the core a borrower needs.
+    /// Spins until then where every rank can have a core; sleeps at once
+    /// where they share cores, so as not to take turns on the core a
+    /// borrower copies on (`Endpoint::expect_replies`).
     fn expect_replies(&self, within: Duration) {
-        if self.net.uncrowded {
-            self.net.lock().ep.spin_for(within);
-        }
+        self.net.lock().ep.expect_replies(within);
     }
 
     fn peer_memory_refused(&self) {
