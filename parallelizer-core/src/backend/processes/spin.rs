@@ -36,8 +36,8 @@ const LONGEST: Duration = Duration::from_millis(1);
 /// small beside it. `processes:4` on 2 cores, alternated runs, medians of
 /// 200 calls: a `broadcast_into` of 8 MB took 1.16-1.88 ms sleeping (20
 /// runs, median 1.43) against 1.28-2.78 ms spinning (16 runs, median 1.62,
-/// 5 of them over 2.1 ms); one of 800 KB (replies due within 0.4 ms) 157 µs sleeping against
-/// 92-172 µs spinning, so it still spins.
+/// 5 of them over 2.1 ms); one of 800 KB (replies due within 0.4 ms)
+/// 157 µs sleeping against 92-172 µs spinning, so it still spins.
 const REST_FROM: Duration = Duration::from_millis(1);
 
 /// The spin budget of one rank's waits, and the replies it expects.
@@ -59,7 +59,7 @@ impl Default for Spin {
 }
 
 /// What one wait does before it sleeps ([`Spin::plan`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Plan {
     spin_until: Option<Instant>,
     rests: bool,
