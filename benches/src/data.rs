@@ -61,7 +61,7 @@ pub struct IntoArgs {
 }
 
 /// `n` f64 in a buffer as the library advises for large ones
-/// (`plain_buffer`: fresh pages, transparent huge pages from 4 MiB), filled.
+/// (`plain_buffer`: fresh pages, transparent huge pages from 2 MiB), filled.
 fn filled(n: usize) -> Vec<f64> {
     let mut v: Vec<f64> = plain_buffer(n);
     for (i, x) in v.iter_mut().enumerate() {
@@ -396,7 +396,7 @@ pub fn section(store: &Store, plan: &Plan, w: &mut String) {
     let _ = writeln!(
         w,
         "`broadcast_into`, `scatter_into` and `gather_into` of `f64` on buffers allocated once \
-         with `parallelizer::plain_buffer` (huge pages from 4 MiB) and reused, timed on main \
+         with `parallelizer::plain_buffer` (huge pages from 2 MiB) and reused, timed on main \
          after an untimed barrier. Baselines in the same run: raw rsmpi `broadcast_into`, \
          `scatter_varcount_into`, `gather_varcount_into` on buffers allocated once with \
          `plain_buffer` too (mpi), mpi4py's \

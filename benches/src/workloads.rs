@@ -28,7 +28,7 @@ pub fn f64_data(n: usize) -> Vec<f64> {
 }
 
 /// A copy of `data` in a buffer from `parallelizer::plain_buffer` (huge
-/// pages from 4 MiB), as the `_into` rows and their raw baselines use.
+/// pages from 2 MiB), as the `_into` rows and their raw baselines use.
 pub fn plain_copy(data: &[f64]) -> Vec<f64> {
     let mut v = parallelizer::plain_buffer(data.len());
     v.copy_from_slice(data);

@@ -82,8 +82,8 @@ fn main() {
     // Collectives of Vec<f64>: native datatypes, varcount scatter/gather.
     for &n in &plan.f64_ns {
         let iters = plan.iters_for(n * 8);
-        // The buffers ours use (`plain_buffer`: huge pages from 4 MiB, as
-        // numpy's): a root buffer on 4 KiB pages makes an 80 MB MPI_Bcast
+        // The buffers ours use (`plain_buffer`: huge pages from 2 MiB;
+        // numpy's from 4 MiB): a root buffer on 4 KiB pages makes an 80 MB MPI_Bcast
         // 16 ms instead of 11.5 ms here, which is not the library's doing.
         let full = plain_copy(&f64_data(n));
         let counts: Vec<Count> = parallelizer::chunk_sizes(n, size)
