@@ -42,7 +42,11 @@ pub struct Plan {
     pub large: Iters,
     /// Start-up iterations.
     pub startup: Iters,
-    /// Fine map iterations.
+    /// Fine map iterations: 20 untimed calls (about 0.1 s), as a map that
+    /// follows an idle stretch (the imbalanced maps mostly sleep) ran its
+    /// first 2-5 calls at 1.5-3.5 times its later speed on threads, and
+    /// rayon its first 2 (`threads:2`, both in one program), so two warm-up
+    /// calls timed the waking VM.
     pub fine: Iters,
     /// Coarse map iterations.
     pub coarse_iters: Iters,
@@ -88,7 +92,7 @@ impl Plan {
                 small: Iters::new(3, 20),
                 large: Iters::new(10, 15),
                 startup: Iters::new(2, 10),
-                fine: Iters::new(2, 9),
+                fine: Iters::new(20, 15),
                 coarse_iters: Iters::new(1, 3),
                 imbalanced: imbalanced_iters(),
             }
