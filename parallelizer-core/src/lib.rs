@@ -32,6 +32,7 @@ mod attach;
 pub mod backend;
 mod config;
 mod contract;
+mod cpu;
 mod entry;
 mod error;
 mod gated;

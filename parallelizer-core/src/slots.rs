@@ -90,6 +90,52 @@ impl<T> Slots<T> {
         Ok(())
     }
 
+    /// Fills part `i` with the items `write` pushes into the [`Filler`] it
+    /// gets, straight into place (a map's results, with no vector of their
+    /// own). `Err` with the number pushed if there is no such part, it is
+    /// filled already, or `write` pushed fewer items than the part holds
+    /// (pushes past its end are dropped); the items pushed are dropped
+    /// then, and if `write` panics.
+    pub(crate) fn fill_with(
+        &self,
+        i: usize,
+        write: impl FnOnce(&mut Filler<'_, T>),
+    ) -> Result<(), usize> {
+        let (Some(state), Some(&start), Some(&end)) = (
+            self.state.get(i),
+            self.bounds.get(i),
+            self.bounds.get(i + 1),
+        ) else {
+            return Err(0);
+        };
+        if state
+            .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(0);
+        }
+        // SAFETY: `start` is inside the buffer (`new` made room for every
+        // part, and `start <= end <= cap`).
+        let at = unsafe { self.ptr.add(start) };
+        let mut filler = Filler {
+            at,
+            len: end - start,
+            written: 0,
+            _slots: std::marker::PhantomData,
+        };
+        write(&mut filler);
+        // The filler must still be this part's (`write` could have swapped
+        // it with another part's) and full.
+        if filler.at != at || filler.written != filler.len {
+            // A part left claimed and unfilled: `take_vec` never returns,
+            // and `Drop` leaves it alone; the filler drops what it holds.
+            return Err(filler.written);
+        }
+        std::mem::forget(filler);
+        state.store(FILLED, Ordering::Release);
+        Ok(())
+    }
+
     /// The vector, once every part is filled: the items and the buffer
     /// are its own from then on. `None` before, and after it was taken.
     /// Through `&self`, so that a thread that filled the last part may
@@ -111,6 +157,44 @@ impl<T> Slots<T> {
         // from the `Vec<T>` that `new` made) passes to this vector once
         // (the swap above), and `Drop` leaves both alone after it.
         Some(unsafe { Vec::from_raw_parts(self.ptr, len, self.cap) })
+    }
+}
+
+/// One part of a [`Slots`] being filled in place, item by item
+/// ([`Slots::fill_with`]).
+pub(crate) struct Filler<'a, T> {
+    /// The part's first item.
+    at: *mut T,
+    len: usize,
+    /// Items `0..written` of the part are initialized.
+    written: usize,
+    _slots: std::marker::PhantomData<&'a Slots<T>>,
+}
+
+impl<T> Filler<'_, T> {
+    /// Puts `item` in the part's next place; past the part's end, drops it.
+    #[inline]
+    pub(crate) fn push(&mut self, item: T) {
+        if self.written < self.len {
+            // SAFETY: place `written` lies inside the part (below `len`),
+            // which only this filler writes (`fill_with` claimed it), and
+            // holds no item yet (`written` only grows).
+            unsafe { self.at.add(self.written).write(item) };
+            self.written += 1;
+        }
+    }
+}
+
+impl<T> Drop for Filler<'_, T> {
+    /// A part not filled to its end (or a `write` that panicked): the
+    /// items pushed are dropped, as the part never counts as filled.
+    fn drop(&mut self) {
+        // SAFETY: items `0..written` of the part are initialized and owned
+        // by this filler alone (the part is claimed and never marked
+        // filled), dropped once here.
+        unsafe {
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.at, self.written))
+        };
     }
 }
 
@@ -190,6 +274,54 @@ mod tests {
                 assert!(t.join().unwrap());
             }
         }
+    }
+
+    #[test]
+    fn parts_filled_in_place_make_the_vector_and_short_or_panicking_fills_leak_nothing() {
+        let probe = Arc::new(0u8);
+        let slots = Arc::new(Slots::new(&[2, 3, 1]));
+        assert!(
+            slots
+                .fill_with(1, |f| (0..4).for_each(|_| f.push(probe.clone())))
+                .is_ok()
+        );
+        assert_eq!(Arc::strong_count(&probe), 4, "the fourth push was dropped");
+        assert_eq!(slots.fill_with(1, |_| ()), Err(0), "filled already");
+        assert_eq!(slots.fill_with(7, |_| ()), Err(0), "no such part");
+        assert_eq!(slots.fill_with(0, |f| f.push(probe.clone())), Err(1));
+        assert_eq!(
+            Arc::strong_count(&probe),
+            4,
+            "the short part's item dropped"
+        );
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            slots.fill_with(2, |f| {
+                f.push(probe.clone());
+                panic!("f panicked");
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(
+            Arc::strong_count(&probe),
+            4,
+            "the panicked part's item dropped"
+        );
+        assert!(slots.take_vec().is_none(), "parts 0 and 2 never filled");
+        drop(slots);
+        assert_eq!(
+            Arc::strong_count(&probe),
+            1,
+            "part 1's items dropped with the slots"
+        );
+
+        let slots = Slots::new(&[3, 2]);
+        assert!(
+            slots
+                .fill_with(1, |f| [3, 4].into_iter().for_each(|x| f.push(x)))
+                .is_ok()
+        );
+        assert!(slots.fill(0, vec![0, 1, 2]).is_ok());
+        assert_eq!(slots.take_vec(), Some(vec![0, 1, 2, 3, 4]));
     }
 
     #[test]

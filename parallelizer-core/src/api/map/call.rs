@@ -9,6 +9,8 @@ use crate::msg::Data;
 use crate::op::Op;
 use crate::outcome::{panic_message, resume_unwinding};
 use crate::parallelizer::{Job, Parallelizer};
+use crate::parts::Part;
+use crate::slots::Filler;
 use crate::split::split;
 use crate::task::MapForm;
 
@@ -28,17 +30,31 @@ pub(crate) struct Options {
 /// `f` applied to a chunk, with the extra argument.
 pub(crate) type Body<T, E, R> = Arc<dyn Fn(Vec<T>, &E) -> Vec<R> + Send + Sync>;
 
+/// An item-wise `f` applied to a chunk taken from main's vector, each
+/// result pushed straight into its place in the map's result (a
+/// pool-style map on threads, `shared.rs`): no vector of the chunk's items
+/// or results.
+pub(crate) type Each<T, E, R> = Arc<dyn Fn(Part<T>, &E, &mut Filler<'_, R>) + Send + Sync>;
+
 /// One map call: everything but the data.
 pub(crate) struct MapCall<T, E, R> {
     /// Which call (and so which registered worker form).
     pub(crate) form: MapForm,
     /// The operation messages and errors name.
     pub(crate) op: Op,
-    /// Whether a rank may split a chunk over its threads (item-wise maps; a
-    /// chunk-wise `f` gets the whole chunk).
-    pub(crate) elementwise: bool,
     /// `f` applied to a chunk.
     pub(crate) body: Body<T, E, R>,
+    /// `f` applied item by item, for an item-wise map (`None`: a chunk-wise
+    /// `f` gets the whole chunk).
+    pub(crate) each: Option<Each<T, E, R>>,
+}
+
+impl<T, E, R> MapCall<T, E, R> {
+    /// Whether `f` is item-wise: a rank may split a chunk over its threads,
+    /// and each chunk has as many results as items.
+    pub(crate) fn elementwise(&self) -> bool {
+        self.each.is_some()
+    }
 }
 
 impl<T, E, R> Clone for MapCall<T, E, R> {
@@ -46,8 +62,8 @@ impl<T, E, R> Clone for MapCall<T, E, R> {
         MapCall {
             form: self.form,
             op: self.op,
-            elementwise: self.elementwise,
             body: self.body.clone(),
+            each: self.each.clone(),
         }
     }
 }
@@ -70,7 +86,7 @@ where
     R: Data,
 {
     let threads = par.threads_per_rank().min(chunk.len());
-    if !call.elementwise || threads <= 1 {
+    if !call.elementwise() || threads <= 1 {
         return Ok((call.body)(chunk, extra));
     }
     let body = &*call.body;

@@ -239,7 +239,7 @@ where
     };
     // Main's share on this thread while its items are cheap; what is
     // left of it (a chunk begun, then the source) on a thread of its own.
-    let inline = call.elementwise;
+    let inline = call.elementwise();
     let mut scheduled = match started {
         Ok(()) if inline => sched.refill_all(),
         other => other,

@@ -34,7 +34,9 @@ use crate::op::Op;
 use crate::parallelizer::Parallelizer;
 use crate::task::MapForm;
 
-use call::{MapCall, Options};
+use crate::parts::Part;
+use crate::slots::Filler;
+use call::{Each, MapCall, Options};
 
 pub use progress::Progress;
 
@@ -280,8 +282,13 @@ impl<'a, L: Layout> Mapper<'a, L> {
         R: Data,
         F: Fn(T) -> R + Send + Sync + 'static,
     {
-        let body = move |chunk: Vec<T>, (): &()| chunk.into_iter().map(&f).collect();
-        self.call::<F, T, (), R>(MapForm::Map, Op::Map, true, body, data, Some(()))
+        let (f, g) = shared_fn(f);
+        let body = move |chunk: Vec<T>, (): &()| chunk.into_iter().map(&*f).collect();
+        let each: Each<T, (), R> =
+            Arc::new(move |items: Part<T>, (): &(), out: &mut Filler<'_, R>| {
+                items.for_each(|x| out.push(g(x)));
+            });
+        self.call::<F, T, (), R>(MapForm::Map, Op::Map, body, Some(each), data, Some(()))
     }
 
     /// `f(item, &extra)`, `extra` broadcast from main (McUtils `extra_args`).
@@ -297,8 +304,13 @@ impl<'a, L: Layout> Mapper<'a, L> {
         R: Data,
         F: Fn(T, &E) -> R + Send + Sync + 'static,
     {
+        let (f, g) = shared_fn(f);
         let body = move |chunk: Vec<T>, e: &E| chunk.into_iter().map(|x| f(x, e)).collect();
-        self.call::<F, T, E, R>(MapForm::MapWith, Op::MapWith, true, body, data, extra)
+        let each: Each<T, E, R> =
+            Arc::new(move |items: Part<T>, e: &E, out: &mut Filler<'_, R>| {
+                items.for_each(|x| out.push(g(x, e)));
+            });
+        self.call::<F, T, E, R>(MapForm::MapWith, Op::MapWith, body, Some(each), data, extra)
     }
 
     /// `f` on whole chunks (McUtils `vectorized=True`).
@@ -312,8 +324,8 @@ impl<'a, L: Layout> Mapper<'a, L> {
         self.call::<F, T, (), R>(
             MapForm::MapChunks,
             Op::MapChunks,
-            false,
             body,
+            None,
             data,
             Some(()),
         )
@@ -335,7 +347,7 @@ impl<'a, L: Layout> Mapper<'a, L> {
     {
         let body = move |chunk: Vec<T>, e: &E| f(chunk, e);
         let form = MapForm::MapChunksWith;
-        self.call::<F, T, E, R>(form, Op::MapChunks, false, body, data, extra)
+        self.call::<F, T, E, R>(form, Op::MapChunks, body, None, data, extra)
     }
 
     /// `f(a, b, ..)` over tuples `(a, b, ..)`.
@@ -345,8 +357,14 @@ impl<'a, L: Layout> Mapper<'a, L> {
         R: Data,
         F: Apply<Args, Output = R> + 'static,
     {
+        let (f, g) = shared_fn(f);
         let body = move |chunk: Vec<Args>, (): &()| chunk.into_iter().map(|a| f.apply(a)).collect();
-        self.call::<F, Args, (), R>(MapForm::Starmap, Op::Starmap, true, body, data, Some(()))
+        let each: Each<Args, (), R> =
+            Arc::new(move |items: Part<Args>, (): &(), out: &mut Filler<'_, R>| {
+                items.for_each(|a| out.push(g.apply(a)));
+            });
+        let form = MapForm::Starmap;
+        self.call::<F, Args, (), R>(form, Op::Starmap, body, Some(each), data, Some(()))
     }
 
     /// `f(a, b, .., &extra)` over tuples `(a, b, ..)`, `extra` broadcast
@@ -363,18 +381,23 @@ impl<'a, L: Layout> Mapper<'a, L> {
         R: Data,
         F: ApplyWith<Args, E, Output = R> + 'static,
     {
+        let (f, g) = shared_fn(f);
         let body =
             move |chunk: Vec<Args>, e: &E| chunk.into_iter().map(|a| f.apply_with(a, e)).collect();
+        let each: Each<Args, E, R> =
+            Arc::new(move |items: Part<Args>, e: &E, out: &mut Filler<'_, R>| {
+                items.for_each(|a| out.push(g.apply_with(a, e)));
+            });
         let form = MapForm::StarmapWith;
-        self.call::<F, Args, E, R>(form, Op::Starmap, true, body, data, extra)
+        self.call::<F, Args, E, R>(form, Op::Starmap, body, Some(each), data, extra)
     }
 
     fn call<F, T, E, R>(
         &self,
         form: MapForm,
         op: Op,
-        elementwise: bool,
         body: impl Fn(Vec<T>, &E) -> Vec<R> + Send + Sync + 'static,
+        each: Option<Each<T, E, R>>,
         data: Option<Vec<T>>,
         extra: Option<E>,
     ) -> Result<Option<L::Out<R>>>
@@ -386,8 +409,8 @@ impl<'a, L: Layout> Mapper<'a, L> {
         let call = MapCall {
             form,
             op,
-            elementwise,
             body: Arc::new(body),
+            each,
         };
         let nprocs = self.par.nprocs();
         let parts = self
@@ -395,6 +418,12 @@ impl<'a, L: Layout> Mapper<'a, L> {
             .map_call::<F, T, E, R>(call, data, extra, &self.opts)?;
         Ok(parts.map(|p| L::arrange(p, nprocs)))
     }
+}
+
+/// `f` twice: once for the chunk-wise body, once for the item-wise one.
+fn shared_fn<F>(f: F) -> (Arc<F>, Arc<F>) {
+    let f = Arc::new(f);
+    (f.clone(), f)
 }
 
 impl dyn Parallelizer {
