@@ -9,8 +9,8 @@
 //! `f` to each item as it moves out of main's vector and pushes each result
 //! straight into its place in the map's result (`crate::slots`): no vector
 //! of a chunk's items or results, nobody concatenates them afterwards (a
-//! fine map on `threads:2`, a million items of about 8 ns, took 3.7-4.8 ms
-//! as rayon's `par_iter().map().collect()`, against 4.4-5.6 ms, 1.08-1.16x
+//! fine map on `threads:2`, a million items of about 8 ns, took 3.7-5.2 ms
+//! as rayon's `par_iter().map().collect()`, against 4.4-5.6 ms, 1.08-1.17x
 //! rayon, with both vectors). A worker that computes on main's CPU moves off
 //! it ([`MOVE_AFTER`]).
 //!
