@@ -13,42 +13,6 @@
 //! CPU (`api/map/shared.rs`), or two ranks of the processes backend waiting
 //! on one CPU (`backend/processes/cpu.rs`).
 
-use std::time::{Duration, Instant};
-
-/// A rank moves off a shared CPU at most once in this long: a machine
-/// busier than the pool should not make its ranks chase each other. (A
-/// worker woken by a region's start lands on main's CPU again, so a region
-/// that exchanges messages wants one move; 20 ms let short regions, a
-/// millisecond apart, run their ping-pongs at 3.5-5.5 µs one way on one CPU
-/// where a move gave 1.2-1.8 µs.)
-pub(crate) const MOVE_EVERY: Duration = Duration::from_millis(1);
-
-/// When a rank's thread last moved off a shared CPU: its moves at most one
-/// per [`MOVE_EVERY`].
-#[derive(Debug, Default)]
-pub(crate) struct Moves {
-    moved_at: Option<Instant>,
-}
-
-impl Moves {
-    /// Moves the calling thread (which runs on `cpu`) to another CPU of its
-    /// affinity mask, at most once per [`MOVE_EVERY`]; whether it moved.
-    pub(crate) fn move_off(&mut self, cpu: usize) -> bool {
-        let now = Instant::now();
-        if !self.may_move(now) {
-            return false;
-        }
-        self.moved_at = Some(now);
-        move_off(cpu)
-    }
-
-    /// Whether [`MOVE_EVERY`] has passed at `now` since the last move.
-    fn may_move(&self, now: Instant) -> bool {
-        self.moved_at
-            .is_none_or(|at| now.saturating_duration_since(at) >= MOVE_EVERY)
-    }
-}
-
 /// Moves the calling thread off `cpu` to another CPU of its affinity mask
 /// if it runs there; whether it moved.
 pub(crate) fn leave(cpu: usize) -> bool {
@@ -69,10 +33,10 @@ pub(crate) fn current() -> Option<usize> {
     None
 }
 
-/// Moves the calling thread off `cpu` to another CPU of its affinity mask
-/// and gives it its mask back; whether it moved.
+/// Moves the calling thread (which runs on `cpu`) to another CPU of its
+/// affinity mask and gives it its mask back; whether it moved.
 #[cfg(target_os = "linux")]
-fn move_off(cpu: usize) -> bool {
+pub(crate) fn move_off(cpu: usize) -> bool {
     use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
     let Ok(mask) = sched_getaffinity(None) else {
         return false;
@@ -90,7 +54,7 @@ fn move_off(cpu: usize) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn move_off(_cpu: usize) -> bool {
+pub(crate) fn move_off(_cpu: usize) -> bool {
     false
 }
 
@@ -100,41 +64,15 @@ mod tests {
     use rustix::thread::sched_getaffinity;
 
     #[test]
-    fn a_thread_leaves_the_cpu_it_runs_on_keeps_its_mask_and_waits_to_move_again() {
-        let mask = sched_getaffinity(None).unwrap();
-        let here = current().expect("Linux knows the CPU");
-        if mask.count() < 2 {
-            assert!(!Moves::default().move_off(here), "nowhere to move to");
-            return;
-        }
-        // The scheduler may move the thread between two reads of its CPU
-        // (or back after the move); a try counts only if it saw the move.
-        for _ in 0..5 {
-            let mut moves = Moves::default();
-            let cpu = current().unwrap();
-            if !moves.move_off(cpu) || current() == Some(cpu) {
-                continue;
-            }
-            assert_eq!(sched_getaffinity(None).unwrap(), mask, "its mask is back");
-            let at = moves.moved_at.expect("the move was recorded");
-            assert!(
-                !moves.may_move(at + MOVE_EVERY / 2),
-                "no second move so soon"
-            );
-            assert!(moves.may_move(at + MOVE_EVERY));
-            return;
-        }
-        panic!("the thread never moved off its CPU");
-    }
-
-    #[test]
     fn a_thread_leaves_only_the_cpu_it_runs_on() {
         let mask = sched_getaffinity(None).unwrap();
         if mask.count() < 2 {
             return;
         }
-        // As above, a try counts only if the scheduler left the thread
-        // where it was: then leaving another CPU does nothing.
+        // The scheduler may move the thread between two reads of its CPU
+        // (or back after the move): a try counts only if it saw the thread
+        // stay, then leaving another CPU did nothing and leaving its own
+        // moved it.
         for _ in 0..5 {
             let cpu = current().unwrap();
             let other = (0..1024).find(|&c| mask.is_set(c) && c != cpu).unwrap();

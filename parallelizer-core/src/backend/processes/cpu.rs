@@ -12,16 +12,26 @@
 //! higher moves to another CPU of its affinity mask, then gets its mask
 //! back, so the user's threads keep every CPU they had (`crate::cpu`).
 
-use crate::cpu::{Moves, current};
+use std::time::{Duration, Instant};
+
+use crate::cpu::current;
 
 use super::ring::Rings;
+
+/// A rank moves off a shared CPU at most once in this long: a machine
+/// busier than the pool should not make its ranks chase each other. (A
+/// worker woken by a region's start lands on main's CPU again, so a region
+/// that exchanges messages wants one move; 20 ms let short regions, a
+/// millisecond apart, run their ping-pongs at 3.5-5.5 µs one way on one CPU
+/// where a move gave 1.2-1.8 µs.)
+const MOVE_EVERY: Duration = Duration::from_millis(1);
 
 /// Whether this rank's waits may spin without yielding, and when it last
 /// moved off a shared CPU.
 #[derive(Debug, Default)]
 pub(super) struct Placement {
     uncrowded: bool,
-    moves: Moves,
+    moved_at: Option<Instant>,
 }
 
 impl Placement {
@@ -47,9 +57,26 @@ impl Placement {
         };
         match rings.sharing(cpu) {
             None => true,
-            Some(peer) if peer < rank => self.moves.move_off(cpu),
+            Some(peer) if peer < rank => self.move_off(cpu),
             Some(_) => false,
         }
+    }
+
+    /// Moves the calling thread to another CPU of its affinity mask, at
+    /// most once per [`MOVE_EVERY`]; whether it moved.
+    fn move_off(&mut self, cpu: usize) -> bool {
+        let now = Instant::now();
+        if !self.may_move(now) {
+            return false;
+        }
+        self.moved_at = Some(now);
+        crate::cpu::move_off(cpu)
+    }
+
+    /// Whether [`MOVE_EVERY`] has passed at `now` since the last move.
+    fn may_move(&self, now: Instant) -> bool {
+        self.moved_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= MOVE_EVERY)
     }
 }
 
@@ -105,6 +132,12 @@ mod tests {
                 continue;
             }
             assert_eq!(sched_getaffinity(None).unwrap(), mask, "its mask is back");
+            let at = higher.moved_at.expect("the move was recorded");
+            assert!(
+                !higher.may_move(at + MOVE_EVERY / 2),
+                "no second move so soon"
+            );
+            assert!(higher.may_move(at + MOVE_EVERY));
             return;
         }
         panic!("rank 1 never moved off the CPU it shared with rank 0");
