@@ -71,3 +71,31 @@ fn large_and_small_buffers_give_the_same_results_under_load() {
         assert_eq!(got, Some(vec![true; 4]), "n={n}");
     }
 }
+
+#[test]
+fn a_large_gather_into_a_held_buffer_is_copied_whole_and_in_order() {
+    // Parts of 24 MB: main copies its own and the lent ones over the cores
+    // the waiting lenders leave free (into the buffer of the round before),
+    // and every byte lands in its place, round after round.
+    const PART: usize = 3 << 20;
+    let par = from_config("threads:2").unwrap();
+    let got = par
+        .run(
+            |p: &dyn Parallelizer, ()| {
+                let mut all: Vec<u64> = Vec::new();
+                let mut ok = true;
+                for round in 0..3u64 {
+                    let at = (p.id() * PART) as u64;
+                    let mine: Vec<u64> = (at..at + PART as u64).map(|x| x ^ round).collect();
+                    p.gather_into(&mine, p.on_main().then_some(&mut all))
+                        .unwrap();
+                    ok &=
+                        !p.on_main() || all.iter().enumerate().all(|(i, &x)| x == i as u64 ^ round);
+                }
+                p.gather(ok).unwrap()
+            },
+            (),
+        )
+        .unwrap();
+    assert_eq!(got, Some(vec![true; 2]));
+}

@@ -86,6 +86,16 @@ impl Dest<'_, '_> {
         }
     }
 
+    /// Whether the caller's buffer already holds room for `bytes` (memory
+    /// that is there, which a copy may spread over several threads; a
+    /// buffer that must grow gets fresh memory, see `spread.rs`).
+    fn holds(&mut self, bytes: usize) -> bool {
+        match self {
+            Dest::One { recv, .. } => recv.bytes().len() >= bytes,
+            Dest::Each(_) => false,
+        }
+    }
+
     /// Worker `i + 1`'s place, once fitted.
     fn part(&mut self, ty: PodType, counts: &[usize], i: usize) -> &mut [u8] {
         match self {
@@ -199,6 +209,16 @@ impl<T: Transport> LinkRank<T> {
             }
             counts.push(ty.elements(len));
         }
+        // Where every part is a loan in this process (threads), the lenders
+        // wait while main copies: its copies spread over the cores they
+        // leave free, into a buffer that holds them already (1e7 f64 on
+        // `threads:2`: 4.1-5.5 ms against 5.6-6.4 ms on one thread).
+        let spread = match parts.iter().all(|p| matches!(p, Part::Lent(_)))
+            && dest.holds(ty.bytes(counts.iter().sum()))
+        {
+            true => Spread::among(1),
+            false => Spread::ONE,
+        };
         let can_abandon = dest.can_abandon();
         let (mine, mut dsts) = dest.fit(ty, &counts)?;
         // A lender asked writes its whole part while main copies its own,
@@ -217,14 +237,17 @@ impl<T: Transport> LinkRank<T> {
             })
             .collect();
         if let Some(mine) = mine {
-            mine.copy_from_slice(send);
+            let _ = spread.copy(mine, |at, piece| {
+                piece.copy_from_slice(&send[at..at + piece.len()]);
+                Ok::<(), std::convert::Infallible>(())
+            });
         }
         // Every part is seen to, and every lender asked has answered, before
         // an error returns: only then is nobody writing into `dest`.
         let (mut first, mut lost) = (Ok(()), None);
         for (i, (part, dst)) in parts.iter().zip(dsts.iter_mut()).enumerate() {
             let copied = match part {
-                Part::Lent(lent) => (lent.loan).copy_to(lent.offset, dst, Spread::ONE),
+                Part::Lent(lent) => (lent.loan).copy_to(lent.offset, dst, spread),
                 Part::Remote(note) => {
                     let copied = match asked[i] {
                         Some(from) => self.finish_pushed(note, from, dst, i + 1, tag),

@@ -10,7 +10,8 @@
 //! never fault in the same huge page.
 //!
 //! Only copies into memory that is already there, a buffer the caller
-//! passed (`broadcast_into`), are spread. Fresh memory (a generic call's
+//! passed (`broadcast_into`, or the vector of a `gather_into` on threads
+//! that holds the parts already: `gather.rs`), are spread. Fresh memory (a generic call's
 //! result) is not: on the test VMs, whose host backs guest memory on
 //! demand and takes back what the guest frees (virtio-balloon free page
 //! reporting, in 2 MiB blocks), two threads faulting in fresh pages at once
