@@ -10,8 +10,57 @@
 //! Waking a thread on an idle CPU of a VM costs tens of microseconds more
 //! than on the waker's, so a rank moves only once the work shows it
 //! worthwhile: a pool-style map's worker that computed a chunk on main's
-//! CPU (`api/map/shared.rs`), or two ranks of the processes backend waiting
-//! on one CPU (`backend/processes/cpu.rs`).
+//! CPU ([`OffMain`]: `api/map/shared.rs`, `api/map_reduce.rs`), or two
+//! ranks of the processes backend waiting on one CPU
+//! (`backend/processes/cpu.rs`).
+
+use std::time::{Duration, Instant};
+
+use crate::runtime::cores;
+
+/// A worker that has computed this long on main's CPU moves off it: after
+/// an idle stretch the scheduler woke the worker there for several maps in
+/// a row (a fine map on `threads:2` then took 8-9 ms instead of 4-5), while
+/// a move costs about the wake-up of an idle CPU, tens of microseconds, too
+/// much for a map that short.
+const MOVE_AFTER: Duration = Duration::from_micros(200);
+
+/// The CPU main computes a pool-style map on, for its workers to watch
+/// ([`OffMain`]); `None` where ranks share cores anyway (`nprocs` above
+/// the cores) or the CPU is not known.
+pub(crate) fn main_cpu(nprocs: usize) -> Option<usize> {
+    (nprocs <= cores()).then(current).flatten()
+}
+
+/// A worker of a pool-style map on threads, computing chunk after chunk:
+/// if it still runs on main's CPU once it has computed [`MOVE_AFTER`], it
+/// moves off it (once).
+#[derive(Debug)]
+pub(crate) struct OffMain {
+    main_cpu: Option<usize>,
+    since: Instant,
+}
+
+impl OffMain {
+    /// Watches the calling thread, a worker (`on_main` false) of a map whose
+    /// main computes on `main_cpu` ([`main_cpu`]); main itself never moves.
+    pub(crate) fn new(main_cpu: Option<usize>, on_main: bool) -> OffMain {
+        OffMain {
+            main_cpu: main_cpu.filter(|_| !on_main),
+            since: Instant::now(),
+        }
+    }
+
+    /// Between two chunks: moves off main's CPU if it is time.
+    pub(crate) fn check(&mut self) {
+        if let Some(cpu) = self.main_cpu {
+            if self.since.elapsed() >= MOVE_AFTER {
+                self.main_cpu = None;
+                leave(cpu);
+            }
+        }
+    }
+}
 
 /// Moves the calling thread off `cpu` to another CPU of its affinity mask
 /// if it runs there; whether it moved.
@@ -85,5 +134,34 @@ mod tests {
             }
         }
         panic!("the thread never left its CPU");
+    }
+
+    #[test]
+    fn a_worker_leaves_main_s_cpu_once_it_has_computed_there_and_main_never_does() {
+        let mask = sched_getaffinity(None).unwrap();
+        let cpu = current().unwrap();
+        // Main, and a worker that has not computed long yet: no move.
+        let mut main = OffMain::new(Some(cpu), true);
+        main.since -= MOVE_AFTER;
+        main.check();
+        assert!(main.main_cpu.is_none(), "main never watches");
+        let mut fresh = OffMain::new(Some(cpu), false);
+        fresh.check();
+        assert!(fresh.main_cpu.is_some(), "still watching");
+        if mask.count() < 2 {
+            return;
+        }
+        for _ in 0..5 {
+            let cpu = current().unwrap();
+            let mut worker = OffMain::new(Some(cpu), false);
+            worker.since -= MOVE_AFTER;
+            worker.check();
+            assert!(worker.main_cpu.is_none(), "one move at most");
+            if current() != Some(cpu) {
+                assert_eq!(sched_getaffinity(None).unwrap(), mask, "its mask is back");
+                return;
+            }
+        }
+        panic!("the worker never left main's CPU");
     }
 }

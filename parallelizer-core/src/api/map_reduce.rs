@@ -9,6 +9,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::cpu::OffMain;
 use crate::error::{Error, Result};
 use crate::msg::{Data, Msg};
 use crate::op::Op;
@@ -89,10 +90,13 @@ impl dyn Parallelizer {
             Arc::new(Mutex::new((0..chunks).map(|_| None).collect()));
         let next = Arc::new(AtomicUsize::new(0));
         let (f, op) = (Arc::new(f), Arc::new(op));
+        let main_cpu = crate::cpu::main_cpu(self.nprocs());
         let local: LocalTask = {
             let (parts, folded, f, op) = (parts.clone(), folded.clone(), f.clone(), op.clone());
-            Arc::new(move |_: &dyn Parallelizer, _args: Msg| {
+            Arc::new(move |p: &dyn Parallelizer, _args: Msg| {
+                let mut off_main = OffMain::new(main_cpu, p.on_main());
                 loop {
+                    off_main.check();
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(part) = parts.take(i) else {
                         break;

@@ -12,7 +12,7 @@
 //! fine map on `threads:2`, a million items of about 8 ns, took 3.7-5.2 ms
 //! as rayon's `par_iter().map().collect()`, against 4.4-5.6 ms, 1.08-1.17x
 //! rayon, with both vectors). A worker that computes on main's CPU moves off
-//! it ([`MOVE_AFTER`]).
+//! it ([`OffMain`]).
 //!
 //! Whether the ranks can take a closure is asked of the backend by running
 //! the region with an unregistered task: on processes and MPI that fails
@@ -22,14 +22,13 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
+use crate::cpu::OffMain;
 use crate::error::{Error, Result};
 use crate::msg::{Data, Msg};
 use crate::outcome::resume_unwinding;
 use crate::parallelizer::{LocalTask, Parallelizer, Region, RegionTask};
 use crate::parts::Parts;
-use crate::runtime::cores;
 use crate::slots::Slots;
 
 use super::call::{MapCall, Options, Parts as Results, apply, main_panicked};
@@ -59,13 +58,6 @@ struct Shared<T, E, R> {
     /// The CPU main computes its chunks on, where every rank has a core.
     main_cpu: Option<usize>,
 }
-
-/// A worker that has computed this long on main's CPU moves off it
-/// (`crate::cpu`): after an idle stretch the scheduler woke the worker
-/// there for several maps in a row (a fine map on `threads:2` then took
-/// 8-9 ms instead of 4-5), while a move costs about the wake-up of an idle
-/// CPU, tens of microseconds, too much for a map that short.
-const MOVE_AFTER: Duration = Duration::from_micros(200);
 
 /// A chunk's results and the rank that computed them.
 type Computed<R> = (usize, Vec<R>);
@@ -112,9 +104,7 @@ where
         stop: AtomicBool::new(false),
         extra: Mutex::new(extra),
         tracker,
-        main_cpu: (par.nprocs() <= cores())
-            .then(crate::cpu::current)
-            .flatten(),
+        main_cpu: crate::cpu::main_cpu(par.nprocs()),
     });
     let local: LocalTask = {
         let (shared, call) = (shared.clone(), call.clone());
@@ -189,15 +179,9 @@ where
     // sends every worker its first before main starts: a rank whose thread
     // starts late still gets one. The others go to whoever is free.
     let mut own = Some(p.id());
-    let mut on_main_cpu = shared.main_cpu.filter(|_| !p.on_main());
-    let started = Instant::now();
+    let mut off_main = OffMain::new(shared.main_cpu, p.on_main());
     while !shared.stop.load(Ordering::Relaxed) {
-        if let Some(cpu) = on_main_cpu {
-            if started.elapsed() >= MOVE_AFTER {
-                on_main_cpu = None;
-                crate::cpu::leave(cpu);
-            }
-        }
+        off_main.check();
         let i = own
             .take()
             .unwrap_or_else(|| p.nprocs() + shared.next.fetch_add(1, Ordering::Relaxed));
