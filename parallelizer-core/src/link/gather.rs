@@ -212,7 +212,7 @@ impl<T: Transport> LinkRank<T> {
         // Where every part is a loan in this process (threads), the lenders
         // wait while main copies: its copies spread over the cores they
         // leave free, into a buffer that holds them already (1e7 f64 on
-        // `threads:2`: 4.1-5.5 ms against 5.6-6.4 ms on one thread).
+        // `threads:2`: 4.3-5.8 ms against 5.6-8.5 ms on one thread).
         let spread = match parts.iter().all(|p| matches!(p, Part::Lent(_)))
             && dest.holds(ty.bytes(counts.iter().sum()))
         {
