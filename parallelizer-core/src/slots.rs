@@ -60,28 +60,36 @@ impl<T> Slots<T> {
         }
     }
 
+    /// Claims part `i` for one writer if there is such a part, nobody
+    /// claimed it yet, and `fits` its length: its state, start and length.
+    fn claim(
+        &self,
+        i: usize,
+        fits: impl FnOnce(usize) -> bool,
+    ) -> Option<(&AtomicU8, usize, usize)> {
+        let (state, &start, &end) = (
+            self.state.get(i)?,
+            self.bounds.get(i)?,
+            self.bounds.get(i + 1)?,
+        );
+        let claimed = fits(end - start)
+            && state
+                .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok();
+        claimed.then_some((state, start, end - start))
+    }
+
     /// Moves `items` into part `i`. They come back if there is no such
     /// part, it has another length, or it is filled already.
     pub(crate) fn fill(&self, i: usize, mut items: Vec<T>) -> Result<(), Vec<T>> {
-        let (Some(state), Some(&start), Some(&end)) = (
-            self.state.get(i),
-            self.bounds.get(i),
-            self.bounds.get(i + 1),
-        ) else {
+        let Some((state, start, _)) = self.claim(i, |len| items.len() == len) else {
             return Err(items);
         };
-        if items.len() != end - start
-            || state
-                .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-        {
-            return Err(items);
-        }
-        // SAFETY: part `i` is `start..end` of the buffer (inside it:
-        // `new` made room for every part), which only this call writes (it
-        // claimed the part above); `items` holds exactly `end - start`
-        // initialized items, moved (bitwise) into place and then forgotten
-        // by setting its length to 0, so each is owned once.
+        // SAFETY: part `i` starts at `start` of the buffer and is as long as
+        // `items` (`claim` checked it; `new` made room for every part); only
+        // this call writes it (it claimed the part); the items are moved
+        // (bitwise) into place and then forgotten by setting the vector's
+        // length to 0, so each is owned once.
         unsafe {
             std::ptr::copy_nonoverlapping(items.as_ptr(), self.ptr.add(start), items.len());
             items.set_len(0);
@@ -101,25 +109,15 @@ impl<T> Slots<T> {
         i: usize,
         write: impl FnOnce(&mut Filler<'_, T>),
     ) -> Result<(), usize> {
-        let (Some(state), Some(&start), Some(&end)) = (
-            self.state.get(i),
-            self.bounds.get(i),
-            self.bounds.get(i + 1),
-        ) else {
+        let Some((state, start, len)) = self.claim(i, |_| true) else {
             return Err(0);
         };
-        if state
-            .compare_exchange(EMPTY, WRITING, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return Err(0);
-        }
         // SAFETY: `start` is inside the buffer (`new` made room for every
-        // part, and `start <= end <= cap`).
+        // part, and `start + len <= cap`).
         let at = unsafe { self.ptr.add(start) };
         let mut filler = Filler {
             at,
-            len: end - start,
+            len,
             written: 0,
             _slots: std::marker::PhantomData,
         };

@@ -198,13 +198,7 @@ where
                 }));
                 match filled {
                     Ok(Ok(())) => shared.tracker.add(p.id(), items),
-                    Ok(Err(got)) => {
-                        shared.stop.store(true, Ordering::Relaxed);
-                        return Err(Error::Protocol(format!(
-                            "`{}` made {got} results of a chunk of {items} items",
-                            call.op
-                        )));
-                    }
+                    Ok(Err(got)) => return Err(miscounted(call, shared, got, items)),
                     Err(panic) => return Err(panicked(p, shared, panic)),
                 }
                 continue;
@@ -217,12 +211,7 @@ where
                     Done::Chunks(done) => lock(done)[i] = Some((p.id(), out)),
                     Done::Filled(slots) => {
                         if let Err(out) = slots.fill(i, out) {
-                            shared.stop.store(true, Ordering::Relaxed);
-                            return Err(Error::Protocol(format!(
-                                "`{}` made {} results of a chunk of {items} items",
-                                call.op,
-                                out.len()
-                            )));
+                            return Err(miscounted(call, shared, out.len(), items));
                         }
                     }
                 }
@@ -236,6 +225,21 @@ where
         }
     }
     Ok(())
+}
+
+/// An item-wise `f` that made `got` results of a chunk of `items`: nobody
+/// takes another chunk, and the map fails.
+fn miscounted<T, E, R>(
+    call: &MapCall<T, E, R>,
+    shared: &Shared<T, E, R>,
+    got: usize,
+    items: usize,
+) -> Error {
+    shared.stop.store(true, Ordering::Relaxed);
+    Error::Protocol(format!(
+        "`{}` made {got} results of a chunk of {items} items",
+        call.op
+    ))
 }
 
 /// A panic of `f` on rank `p`: nobody takes another chunk, and on main it
