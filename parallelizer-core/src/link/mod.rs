@@ -78,14 +78,22 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, to: usize, packet: Packet) -> Result<()>;
 
     /// Hands the same `packet` to every rank of `to` (main's broadcast).
-    /// The default sends each rank a copy ([`Msg::duplicate`]); a transport
-    /// that can share one copy among the receivers overrides it (processes:
-    /// one memfd for every worker).
+    /// The default makes every rank's copy ([`Msg::duplicate`]), then sends
+    /// them: a rank of this process that drops its copy at once frees it
+    /// into the sender's heap, and while the sender still allocated the next
+    /// copies the two took turns at that heap's lock (a `Vec<String>` of 1e5
+    /// on `threads:4`: 29-34 ms a broadcast, against 9.8-14 ms copies first,
+    /// as long as the copies alone). A transport that can share one copy
+    /// among the receivers overrides it (processes: one memfd for every
+    /// worker).
     ///
     /// [`Msg::duplicate`]: crate::backend::Msg::duplicate
     fn send_all(&self, to: &[usize], packet: &Packet) -> Result<()> {
-        for &rank in to {
-            let body = packet.body().duplicate()?;
+        let bodies = to
+            .iter()
+            .map(|_| packet.body().duplicate())
+            .collect::<Result<Vec<_>>>()?;
+        for (&rank, body) in to.iter().zip(bodies) {
             self.send(
                 rank,
                 Packet::from_parts(packet.kind(), packet.tag(), packet.region(), body)

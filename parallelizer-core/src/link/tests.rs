@@ -95,3 +95,41 @@ fn a_wait_on_a_rank_that_finished_on_its_own_is_a_deadlock() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Clones of [`Counted`], and sends of [`Recorder`], in order.
+static EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// A transport that records its sends in [`EVENTS`].
+struct Recorder;
+
+impl Transport for Recorder {
+    fn send(&self, to: usize, _: Packet) -> Result<()> {
+        EVENTS.lock().unwrap().push(format!("send {to}"));
+        Ok(())
+    }
+    fn recv(&self, _: Option<Instant>) -> Result<Option<Event>> {
+        Ok(None)
+    }
+}
+
+/// A value whose clones are recorded in [`EVENTS`].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Counted;
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        EVENTS.lock().unwrap().push("clone".into());
+        Counted
+    }
+}
+
+#[test]
+fn a_broadcast_makes_every_copy_before_it_sends_any() {
+    let body = crate::msg::Msg::cloneable(Counted);
+    let packet = Packet::data(1, Tag::new(Op::Broadcast, 1), body);
+    Recorder.send_all(&[1, 2, 3], &packet).unwrap();
+    assert_eq!(
+        *EVENTS.lock().unwrap(),
+        ["clone", "clone", "clone", "send 1", "send 2", "send 3"]
+    );
+}
