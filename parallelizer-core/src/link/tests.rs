@@ -1,5 +1,6 @@
 //! The region protocol against a scripted transport: reports that arrive
-//! in an order no real run can force.
+//! in an order no real run can force; and the order in which a transport's
+//! default `send_all` copies and sends.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
