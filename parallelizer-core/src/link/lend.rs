@@ -66,10 +66,8 @@ impl Loan {
         // `dst` is this rank's own `&mut`, so it cannot overlap the lender's
         // shared borrow.
         let src = unsafe { std::slice::from_raw_parts(span.ptr.add(offset), dst.len()) };
-        spread.copy(dst, |at, piece| {
-            piece.copy_from_slice(&src[at..at + piece.len()]);
-            Ok(())
-        })
+        spread.copy_from(dst, src);
+        Ok(())
     }
 }
 

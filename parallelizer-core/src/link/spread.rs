@@ -11,11 +11,11 @@
 //!
 //! Only copies into memory that is already there, a buffer the caller
 //! passed (`broadcast_into`, or the vector of a `gather_into` on threads
-//! that holds the parts already: `gather.rs`), are spread. Fresh memory (a generic call's
-//! result) is not: on the test VMs, whose host backs guest memory on
-//! demand and takes back what the guest frees (virtio-balloon free page
-//! reporting, in 2 MiB blocks), two threads faulting in fresh pages at once
-//! fell into states lasting seconds where the copy took 2-4 times as long
+//! that holds the parts already: `gather.rs`), are spread. Fresh memory (a
+//! generic call's result) is not: on the test VMs, whose host backs guest
+//! memory on demand and takes back what the guest frees (virtio-balloon free
+//! page reporting, in 2 MiB blocks), two threads faulting in fresh pages at
+//! once fell into states lasting seconds where the copy took 2-4 times as long
 //! as on one thread (a generic 1e7 broadcast on `threads:2`: 80-100 ms
 //! against 20-25 ms; on `processes:2` in four samples out of ten).
 //!
@@ -66,6 +66,20 @@ impl Spread {
     /// Whether a copy of `len` bytes runs on more than one thread.
     pub(crate) fn spreads(self, len: usize) -> bool {
         parts(len, self.threads) > 1
+    }
+
+    /// Copies `src` into `dst`, which is as long, as [`copy`](Self::copy)
+    /// spreads it.
+    pub(crate) fn copy_from(self, dst: &mut [u8], src: &[u8]) {
+        assert_eq!(dst.len(), src.len(), "a copy between slices of one length");
+        let copied = self.copy(dst, |at, piece| {
+            piece.copy_from_slice(&src[at..at + piece.len()]);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        match copied {
+            Ok(()) => {}
+            Err(never) => match never {},
+        }
     }
 
     /// Copies into `dst` by calling `part(offset, piece)` for disjoint
