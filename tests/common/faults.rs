@@ -27,6 +27,8 @@ pub const SLEEP: Duration = Duration::from_secs(3);
 /// How soon after the fault main must have its error (after the deadline,
 /// for the sleep cell).
 pub const WITHIN: Duration = Duration::from_secs(1);
+/// The bytes of each message of the large send.
+pub const LARGE: usize = 16 << 20;
 
 /// What rank 2 does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +142,9 @@ fn kill_self() -> ! {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Step {
     SendReceive,
+    /// Main and rank 1 each send rank 2 [`LARGE`] bytes, more than any
+    /// transport sends without its receiver (a ring, an MPI eager limit).
+    Large,
     Broadcast,
     Scatter,
     Gather,
@@ -151,8 +156,9 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 7] = [
+    pub const ALL: [Step; 8] = [
         Step::SendReceive,
+        Step::Large,
         Step::Broadcast,
         Step::Scatter,
         Step::Gather,
@@ -164,6 +170,7 @@ impl Step {
     pub fn name(self) -> &'static str {
         match self {
             Step::SendReceive => "send/receive",
+            Step::Large => "large send",
             Step::Broadcast => "broadcast",
             Step::Scatter => "scatter",
             Step::Gather => "gather",
@@ -176,6 +183,7 @@ impl Step {
     pub fn key(self) -> &'static str {
         match self {
             Step::SendReceive => "p2p",
+            Step::Large => "large",
             Step::Broadcast => "broadcast",
             Step::Scatter => "scatter",
             Step::Gather => "gather",
@@ -211,6 +219,15 @@ pub fn fault_cell(par: &dyn Parallelizer, (fault, step): (Fault, Step)) -> Resul
             } else if faulty {
                 let x = par.receive::<u64>(0).map_err(e)?;
                 par.send(x + 1, 0).map_err(e)?;
+            }
+        }
+        Step::Large => {
+            if me == 0 || me == 1 {
+                par.send_slice(&vec![7u8; LARGE], FAULTY).map_err(e)?;
+            } else if faulty {
+                let mut buf = vec![0u8; LARGE];
+                par.receive_into(&mut buf, 0).map_err(e)?;
+                par.receive_into(&mut buf, 1).map_err(e)?;
             }
         }
         Step::Broadcast => {

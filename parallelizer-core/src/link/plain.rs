@@ -529,7 +529,7 @@ impl<T: Transport> LinkRank<T> {
         let sent = self
             .transport()
             .send_plain(to, (self.region(), 0, tag), ty, bytes);
-        self.after_send(sent)
+        self.after_send(&[to], sent)
     }
 
     /// Lends `buf` to `to` where it can read it (a rank of this process, or

@@ -350,16 +350,30 @@ impl<T: Transport> LinkRank<T> {
         Ok(())
     }
 
-    /// After a send: if it failed, takes in every event the transport
-    /// already has (a peer's loss that the failed write revealed), so that
-    /// the cause, not the send's error, is the region's failure.
-    pub(super) fn after_send(&self, sent: Result<()>) -> Result<()> {
-        if sent.is_err() {
-            let now = Instant::now();
-            while let Ok(Some(event)) = self.transport.recv(Some(now)) {
-                let mut st = self.lock();
-                self.dispatch(&mut st, event);
+    /// After a send to `to`: if it failed, takes in every event the
+    /// transport already has (a peer's loss that the failed write
+    /// revealed), so that the cause, not the send's error, is the region's
+    /// failure. On main, a send that ran into the deadline is that cause:
+    /// its receiver was late (a transport that gave up mid-message has lost
+    /// the stream to it too, which must not read as a death). A receiver
+    /// found gone makes a failure of this rank's task secondary, as in a
+    /// receive.
+    pub(super) fn after_send(&self, to: &[usize], sent: Result<()>) -> Result<()> {
+        let Err(error) = &sent else { return sent };
+        if let Error::Timeout { rank, .. } = error {
+            let mut st = self.lock();
+            if st.watch.is_some() {
+                self.fail(&mut st, *rank, error.clone());
             }
+        }
+        let now = Instant::now();
+        while let Ok(Some(event)) = self.transport.recv(Some(now)) {
+            let mut st = self.lock();
+            self.dispatch(&mut st, event);
+        }
+        let mut st = self.lock();
+        if let Some(&r) = to.iter().find(|&&r| st.gone[r].is_some()) {
+            st.hit_gone.get_or_insert(r);
         }
         sent
     }
@@ -509,7 +523,7 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
         self.before_send(&[to])?;
         let packet = Packet::data(self.region, tag, msg).in_group(group);
         let sent = self.transport.send(to, packet);
-        self.after_send(sent)
+        self.after_send(&[to], sent)
     }
 
     /// Recursive doubling whose pairs lend large plain values across
@@ -532,7 +546,7 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
         let to: Vec<usize> = (1..self.nprocs).collect();
         self.before_send(&to)?;
         let packet = Packet::data(self.region, tag, msg);
-        self.after_send(self.transport.send_all(&to, &packet))?;
+        self.after_send(&to, self.transport.send_all(&to, &packet))?;
         Ok(packet.into_body())
     }
 

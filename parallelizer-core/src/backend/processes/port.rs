@@ -236,23 +236,24 @@ impl Net {
     }
 
     /// The error for "peer `r` can no longer be read", as this rank reports
-    /// it (main waits up to a second for the worker's exit status).
+    /// it (main waits up to a second for the worker's exit status, unless
+    /// main cut the stream itself: a late worker is still running).
     pub(super) fn peer_error(&self, r: usize) -> Error {
         let inner = self.lock();
         self.peer_error_locked(&inner, r)
     }
 
     fn peer_error_locked(&self, inner: &Inner, r: usize) -> Error {
-        let (reason, mid_frame) = match inner.ep.closed(r) {
+        let (reason, mid_frame, cut_here) = match inner.ep.closed(r) {
             Some(closed) => {
                 if let Some(bad) = closed.corrupt() {
                     return Error::Codec(format!("from rank {r}: {bad}"));
                 }
-                (closed.to_string(), closed.mid_frame())
+                (closed.to_string(), closed.mid_frame(), closed.cut_here())
             }
-            None => ("connection closed".to_string(), false),
+            None => ("connection closed".to_string(), false, false),
         };
-        if self.rank == 0 {
+        if self.rank == 0 && !cut_here {
             // Its exit status, waited for up to a second, says more than EOF.
             let cut = mid_frame.then_some(reason.as_str());
             let ended = self

@@ -54,6 +54,19 @@ impl Closed {
         }
     }
 
+    /// Whether this rank cut the stream itself: a send to the peer ran
+    /// into its deadline mid-frame (the peer was late, not necessarily
+    /// gone).
+    pub(super) fn cut_here(&self) -> bool {
+        matches!(
+            self,
+            Closed::Lost {
+                why: Lost::SendTimedOut,
+                ..
+            }
+        )
+    }
+
     /// Whether the stream was cut inside a frame (which says more than an
     /// exit status does).
     pub(super) fn mid_frame(&self) -> bool {
