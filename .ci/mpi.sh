@@ -91,8 +91,8 @@ table() {
         END {
             nf = split("panic err exit kill sleep", f, " ")
             split("panic Err exit(3) SIGKILL sleep", fname, " ")
-            ns = split("p2p large broadcast scatter gather map wait subgroup", s, " ")
-            split("send/receive,large send,broadcast,scatter,gather,map,wait,subgroup", sname, ",")
+            ns = split("p2p large peer broadcast scatter gather map wait subgroup", s, " ")
+            split("send/receive,large send,large send 1 to 2,broadcast,scatter,gather,map,wait,subgroup", sname, ",")
             print title
             line = "| fault \\ operation |"
             for (j = 1; j <= ns; j++) line = line " " sname[j] " |"
@@ -112,7 +112,7 @@ table() {
 }
 
 faults=(panic err exit kill sleep)
-steps=(p2p large broadcast scatter gather map wait subgroup)
+steps=(p2p large peer broadcast scatter gather map wait subgroup)
 
 # One pass over an MPI. Uses: $pass (A or B), $mpirun (array: the launcher
 # and its flags), $ulfm (1 or 0), $library (what MPI_Get_library_version

@@ -1,6 +1,6 @@
 //! The fault matrix (issue 11): faults {panic, `Err`, `exit(3)`, SIGKILL,
 //! sleep past the deadline} on rank 2 of 4, during {send/receive with rank
-//! 2, a send of 16 MiB to rank 2 from main and from rank 1, broadcast,
+//! 2, a send of 16 MiB to rank 2 from main, the same from rank 1, broadcast,
 //! scatter, gather, map, wait, a gather and broadcast in a subgroup of
 //! ranks 1-3}, on threads, processes and
 //! (under `mpirun`) MPI. The cells are `tests/common/faults.rs`.
@@ -204,7 +204,7 @@ fn mpi_cells(args: &[String]) -> i32 {
         let (f, s) = arg.split_once(':').unwrap();
         let (Some(fault), Some(step)) = (Fault::from_key(f), Step::from_key(s)) else {
             println!(
-                "cell {arg}: unknown (faults: panic err exit kill sleep; steps: p2p large broadcast scatter gather map wait subgroup)"
+                "cell {arg}: unknown (faults: panic err exit kill sleep; steps: p2p large peer broadcast scatter gather map wait subgroup)"
             );
             failed += 1;
             continue;

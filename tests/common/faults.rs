@@ -142,9 +142,11 @@ fn kill_self() -> ! {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Step {
     SendReceive,
-    /// Main and rank 1 each send rank 2 [`LARGE`] bytes, more than any
-    /// transport sends without its receiver (a ring, an MPI eager limit).
+    /// Main sends rank 2 [`LARGE`] bytes, more than any transport sends
+    /// without its receiver (a ring, an MPI eager limit).
     Large,
+    /// Rank 1 sends rank 2 [`LARGE`] bytes; main waits in the gather.
+    LargePeer,
     Broadcast,
     Scatter,
     Gather,
@@ -156,9 +158,10 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 8] = [
+    pub const ALL: [Step; 9] = [
         Step::SendReceive,
         Step::Large,
+        Step::LargePeer,
         Step::Broadcast,
         Step::Scatter,
         Step::Gather,
@@ -171,6 +174,7 @@ impl Step {
         match self {
             Step::SendReceive => "send/receive",
             Step::Large => "large send",
+            Step::LargePeer => "large send 1 to 2",
             Step::Broadcast => "broadcast",
             Step::Scatter => "scatter",
             Step::Gather => "gather",
@@ -184,6 +188,7 @@ impl Step {
         match self {
             Step::SendReceive => "p2p",
             Step::Large => "large",
+            Step::LargePeer => "peer",
             Step::Broadcast => "broadcast",
             Step::Scatter => "scatter",
             Step::Gather => "gather",
@@ -222,13 +227,10 @@ pub fn fault_cell(par: &dyn Parallelizer, (fault, step): (Fault, Step)) -> Resul
             }
         }
         Step::Large => {
-            if me == 0 || me == 1 {
-                par.send_slice(&vec![7u8; LARGE], FAULTY).map_err(e)?;
-            } else if faulty {
-                let mut buf = vec![0u8; LARGE];
-                par.receive_into(&mut buf, 0).map_err(e)?;
-                par.receive_into(&mut buf, 1).map_err(e)?;
-            }
+            large_send(par, 0, me).map_err(e)?;
+        }
+        Step::LargePeer => {
+            large_send(par, 1, me).map_err(e)?;
         }
         Step::Broadcast => {
             par.broadcast(par.on_main().then_some(5u64)).map_err(e)?;
@@ -344,6 +346,17 @@ pub fn check(par: &dyn Parallelizer, fault: Fault, step: Step) -> Cell {
         got,
         typed_in_time,
         next,
+    }
+}
+
+/// [`LARGE`] bytes from rank `from` to rank 2, as rank `me`.
+fn large_send(par: &dyn Parallelizer, from: usize, me: usize) -> Result<(), Error> {
+    if me == from {
+        par.send_slice(&vec![7u8; LARGE], FAULTY)
+    } else if me == FAULTY {
+        par.receive_into(&mut vec![0u8; LARGE], from)
+    } else {
+        Ok(())
     }
 }
 

@@ -211,16 +211,22 @@ pub struct Limits {
     /// How long a rank waits before it reports its wait to main (deadlock
     /// detection costs nothing before that).
     pub patience: Duration,
+    /// How long after the deadline main names the late rank: a rank whose
+    /// transport blocks in a send (it cannot report that wait) gives up at
+    /// the deadline and reports then, so that the rank it waited for, not
+    /// it, is named.
+    pub settle: Duration,
 }
 
 impl Limits {
-    /// The limits `config` asks for: its timeout, a grace of 2 s and a
-    /// patience of 100 ms.
+    /// The limits `config` asks for: its timeout, a grace of 2 s, a
+    /// patience of 100 ms and no settling time.
     pub fn from_config(config: &Config) -> Limits {
         Limits {
             timeout: config.timeout,
             grace: Duration::from_secs(2),
             patience: Duration::from_millis(100),
+            settle: Duration::ZERO,
         }
     }
 }
@@ -244,6 +250,7 @@ pub(crate) fn test_rank<T: Transport>(
         timeout: None,
         grace: Duration::from_millis(100),
         patience,
+        settle: Duration::ZERO,
     };
     let core = crate::parallelizer::Core::new(Config::new("processes"));
     LinkRank::new(&core, id, nprocs, 1, limits, transport)

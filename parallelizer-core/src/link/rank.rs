@@ -100,7 +100,7 @@ impl<T: Transport> LinkRank<T> {
                 hit_gone: None,
                 waits: 0,
                 reported: false,
-                watch: (id == 0).then(|| Watch::new(nprocs, limits.timeout)),
+                watch: (id == 0).then(|| Watch::new(nprocs, limits.timeout, limits.settle)),
             }),
         }
     }

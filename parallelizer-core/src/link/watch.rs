@@ -54,6 +54,8 @@ pub(crate) struct Watch {
     first: FirstFailure,
     /// When the first failure was recorded.
     failed_at: Option<Instant>,
+    /// When the late rank is named (the region's deadline plus the
+    /// settling time), and the timeout.
     deadline: Option<(Instant, Duration)>,
     suspect: Option<Suspect>,
 }
@@ -62,12 +64,15 @@ pub(crate) struct Watch {
 const CONFIRM: Duration = Duration::from_millis(50);
 
 impl Watch {
-    pub(crate) fn new(nprocs: usize, timeout: Option<Duration>) -> Watch {
+    /// The view of `nprocs` ranks in a region that starts now, with the
+    /// deadline `timeout` from now, judged `settle` after it
+    /// ([`Limits::settle`](super::Limits)).
+    pub(crate) fn new(nprocs: usize, timeout: Option<Duration>, settle: Duration) -> Watch {
         Watch {
             stands: vec![Stand::Running; nprocs],
             first: FirstFailure::default(),
             failed_at: None,
-            deadline: timeout.map(|t| (Instant::now() + t, t)),
+            deadline: timeout.map(|t| (Instant::now() + t + settle, t)),
             suspect: None,
         }
     }
@@ -157,14 +162,14 @@ impl Watch {
             .collect()
     }
 
-    /// The deadline, if there is one.
+    /// When the deadline is judged, if there is one.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.deadline.map(|(d, _)| d)
     }
 
-    /// The timeout error if the deadline has passed: it names the late
-    /// rank, the first that is neither finished nor waiting (main if every
-    /// other rank is).
+    /// The timeout error if the deadline (and the settling time after it)
+    /// has passed: it names the late rank, the first that is neither
+    /// finished nor waiting (main if every other rank is).
     pub(crate) fn overdue(&self, op: crate::op::Op, now: Instant) -> Option<Error> {
         let (deadline, after) = self.deadline?;
         if now < deadline {
@@ -304,7 +309,7 @@ mod tests {
 
     #[test]
     fn a_wait_on_a_finished_rank_is_a_deadlock_unless_a_packet_is_on_its_way() {
-        let mut w = Watch::new(3, None);
+        let mut w = Watch::new(3, None, Duration::ZERO);
         w.done(2, vec![0, 1, 0], false);
         blocked(&mut w, 1, 2, 0, vec![0, 0, 0], 1);
         // Rank 2 sent rank 1 a packet that has not arrived yet.
@@ -328,17 +333,17 @@ mod tests {
 
     #[test]
     fn cycles_are_deadlocks_and_running_ranks_break_them() {
-        let mut w = Watch::new(3, None);
+        let mut w = Watch::new(3, None, Duration::ZERO);
         blocked(&mut w, 0, 1, 0, vec![0, 0, 0], 1);
         blocked(&mut w, 1, 0, 0, vec![0, 0, 0], 1);
         assert!(matches!(confirm(&mut w), Verdict::Deadlock(_)));
         // A chain ending at a running rank is not hopeless.
-        let mut w = Watch::new(3, None);
+        let mut w = Watch::new(3, None, Duration::ZERO);
         blocked(&mut w, 0, 1, 0, vec![0, 0, 0], 1);
         blocked(&mut w, 1, 2, 0, vec![0, 0, 0], 1);
         assert!(matches!(w.deadlock(Instant::now()), Verdict::Clear));
         // A resumed rank clears the suspicion.
-        let mut w = Watch::new(2, None);
+        let mut w = Watch::new(2, None, Duration::ZERO);
         blocked(&mut w, 0, 1, 0, vec![0, 0], 1);
         blocked(&mut w, 1, 0, 0, vec![0, 0], 4);
         assert!(matches!(w.deadlock(Instant::now()), Verdict::Recheck(_)));
@@ -354,7 +359,7 @@ mod tests {
         // Rank 2 failed and released rank 1, whose report came first; rank
         // 3 waits on rank 1 and main on rank 3: the failure, not a
         // deadlock, is what ends the region.
-        let mut w = Watch::new(4, None);
+        let mut w = Watch::new(4, None, Duration::ZERO);
         w.done(1, vec![0; 4], true);
         blocked(&mut w, 3, 1, 0, vec![0; 4], 1);
         assert!(!w.ended_for_good(1) && w.is_over(1));
@@ -370,8 +375,20 @@ mod tests {
     }
 
     #[test]
+    fn the_late_rank_is_named_once_the_settling_time_has_passed() {
+        let w = Watch::new(2, Some(Duration::ZERO), Duration::from_secs(60));
+        let now = Instant::now();
+        assert!(w.overdue(Op::Run, now).is_none());
+        let err = w.overdue(Op::Run, now + Duration::from_secs(61)).unwrap();
+        assert!(
+            matches!(err, Error::Timeout { rank: 1, after, .. } if after == Duration::ZERO),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn the_late_rank_is_the_one_still_running() {
-        let mut w = Watch::new(4, Some(Duration::ZERO));
+        let mut w = Watch::new(4, Some(Duration::ZERO), Duration::ZERO);
         w.done(1, vec![0; 4], false);
         blocked(&mut w, 2, 0, 0, vec![0; 4], 1);
         let err = w.overdue(Op::Run, Instant::now()).unwrap();

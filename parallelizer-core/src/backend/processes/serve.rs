@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::entry::WorkerHook;
@@ -143,13 +144,21 @@ pub(super) fn run_initializer(config: &Config, id: usize, nprocs: usize) -> Opti
     run_as(&handle, |p| entry.invoke(p, args)).failure(id)
 }
 
-/// The region protocol's limits on this rank.
+/// The region protocol's limits on this rank. A worker blocked writing a
+/// frame too large for its ring to a late peer gives up at its deadline,
+/// and main hears of it within [`SETTLE`].
 pub(super) fn limits(config: &Config, opts: &Opts) -> Limits {
     Limits {
         grace: opts.grace(),
+        settle: SETTLE,
         ..Limits::from_config(config)
     }
 }
+
+/// How long after the deadline main names the late rank
+/// ([`Limits::settle`]); as long as the MPI backend gives a rank between
+/// two calls.
+const SETTLE: Duration = Duration::from_millis(50);
 
 /// Serves regions until main says Shutdown or goes away; the exit code.
 fn serve(info: LaunchInfo) -> i32 {
@@ -191,7 +200,10 @@ fn serve(info: LaunchInfo) -> i32 {
 /// Runs one region on this worker and reports its end to main.
 fn run_one(net: &Arc<Net>, core: &Core, limits: Limits, frame: Frame) {
     let region = frame.header().region();
-    let port = net.port(region, None, limits.timeout);
+    // Its own sends give up at its deadline too, so that a send blocked on
+    // a late peer is reported (`Limits::settle`).
+    let deadline = limits.timeout.map(|t| Instant::now() + t);
+    let port = net.port(region, deadline, limits.timeout);
     let rank = Arc::new(LinkRank::new(
         core,
         net.rank(),

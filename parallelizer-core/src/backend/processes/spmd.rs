@@ -121,10 +121,8 @@ impl Spmd {
     pub(super) fn run(&self, core: &Core, region: Region) -> Result<Msg> {
         let id = self.regions.fetch_add(1, Ordering::SeqCst) + 1;
         let (me, nprocs) = (self.net.rank(), self.net.nprocs());
-        let deadline = match me {
-            0 => self.limits.timeout.map(|t| Instant::now() + t),
-            _ => None,
-        };
+        // Every rank's sends give up at its deadline (`Limits::settle`).
+        let deadline = self.limits.timeout.map(|t| Instant::now() + t);
         let port = self.net.port(id, deadline, self.limits.timeout);
         let rank = Arc::new(LinkRank::new(core, me, nprocs, id, self.limits, port));
         let handle: Arc<dyn Parallelizer> = rank.clone();
