@@ -201,7 +201,8 @@ fn serve(info: LaunchInfo) -> i32 {
 fn run_one(net: &Arc<Net>, core: &Core, limits: Limits, frame: Frame) {
     let region = frame.header().region();
     // Its own sends give up at its deadline too, so that a send blocked on
-    // a late peer is reported (`Limits::settle`).
+    // a late peer is reported (`Limits::settle`); the region began here
+    // after it began on main, so that deadline is never the earlier.
     let deadline = limits.timeout.map(|t| Instant::now() + t);
     let port = net.port(region, deadline, limits.timeout);
     let rank = Arc::new(LinkRank::new(

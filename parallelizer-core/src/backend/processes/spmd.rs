@@ -121,8 +121,15 @@ impl Spmd {
     pub(super) fn run(&self, core: &Core, region: Region) -> Result<Msg> {
         let id = self.regions.fetch_add(1, Ordering::SeqCst) + 1;
         let (me, nprocs) = (self.net.rank(), self.net.nprocs());
-        // Every rank's sends give up at its deadline (`Limits::settle`).
-        let deadline = self.limits.timeout.map(|t| Instant::now() + t);
+        // Only main's sends give up at the deadline: each rank begins the
+        // region on its own, and a worker that began long before main (still
+        // at work before its `run`) would give up on a region main has just
+        // begun. (A worker blocked in a send at the deadline is then named
+        // late itself, unlike a served one: `Limits::settle`.)
+        let deadline = match me {
+            0 => self.limits.timeout.map(|t| Instant::now() + t),
+            _ => None,
+        };
         let port = self.net.port(id, deadline, self.limits.timeout);
         let rank = Arc::new(LinkRank::new(core, me, nprocs, id, self.limits, port));
         let handle: Arc<dyn Parallelizer> = rank.clone();
