@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// How to build a parallelizer: the mode (a backend name), the number of
-/// ranks, the timeout of blocking receives, the worker initializer and
-/// backend options.
+/// ranks, the deadline of each `run`, the worker initializer and backend
+/// options.
 ///
 /// Deserializable, so a job file can hold it (`timeout` is in seconds):
 ///
@@ -31,8 +31,10 @@ pub struct Config {
     /// Number of ranks, main included; `None` lets the backend choose.
     #[serde(default)]
     pub nprocs: Option<usize>,
-    /// Longest wait of any blocking receive; `None` waits forever (but a
-    /// failed or dead rank still releases every waiter).
+    /// The deadline of each `run` (and pool-style call), from its start:
+    /// past it, `run` returns `Error::Timeout` naming the late rank. `None`
+    /// waits forever (but a failed or dead rank still releases every
+    /// waiter).
     #[serde(default, with = "secs")]
     pub timeout: Option<Duration>,
     /// Path (`module::name`) of a `#[parallelizer::task]` run once on every
@@ -89,7 +91,7 @@ impl Config {
         self
     }
 
-    /// Sets the timeout of every blocking receive.
+    /// Sets the deadline of each `run` ([`Config::timeout`](Config#structfield.timeout)).
     pub fn timeout(mut self, timeout: Duration) -> Config {
         self.timeout = Some(timeout);
         self
