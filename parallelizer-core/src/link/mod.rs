@@ -229,6 +229,11 @@ impl Limits {
             settle: Duration::ZERO,
         }
     }
+
+    /// The deadline of a region that begins now, if it has one.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.timeout.map(|t| Instant::now() + t)
+    }
 }
 
 /// A rank that receives passed no buffer, or main no data (a plain-data

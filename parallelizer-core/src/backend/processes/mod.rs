@@ -167,7 +167,7 @@ mod trace;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -316,7 +316,7 @@ impl Processes {
         };
         let fds = shared::descriptors(&attached)?;
         let limits = serve::limits(self.core.config(), &self.opts);
-        let deadline = limits.timeout.map(|t| Instant::now() + t);
+        let deadline = limits.deadline();
         let port = net.port(id, deadline, limits.timeout);
         let main = Arc::new(LinkRank::new(&self.core, 0, self.nprocs, id, limits, port));
         let task_id = task_id.to_le_bytes();

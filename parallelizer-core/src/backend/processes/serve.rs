@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::entry::WorkerHook;
@@ -203,8 +203,7 @@ fn run_one(net: &Arc<Net>, core: &Core, limits: Limits, frame: Frame) {
     // Its own sends give up at its deadline too, so that a send blocked on
     // a late peer is reported (`Limits::settle`); the region began here
     // after it began on main, so that deadline is never the earlier.
-    let deadline = limits.timeout.map(|t| Instant::now() + t);
-    let port = net.port(region, deadline, limits.timeout);
+    let port = net.port(region, limits.deadline(), limits.timeout);
     let rank = Arc::new(LinkRank::new(
         core,
         net.rank(),

@@ -32,7 +32,6 @@
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -127,7 +126,7 @@ impl Spmd {
         // begun. (A worker blocked in a send at the deadline is then named
         // late itself, unlike a served one: `Limits::settle`.)
         let deadline = match me {
-            0 => self.limits.timeout.map(|t| Instant::now() + t),
+            0 => self.limits.deadline(),
             _ => None,
         };
         let port = self.net.port(id, deadline, self.limits.timeout);
