@@ -44,6 +44,7 @@ mod names;
 mod native;
 mod op;
 mod outcome;
+mod pages;
 mod parallelizer;
 mod parts;
 mod plain;

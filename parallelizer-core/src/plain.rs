@@ -172,7 +172,7 @@ impl<T: bytemuck::Pod> PlainBuf for Vec<T> {
         if self.capacity() < elements {
             // Old contents are not kept: a fresh (zeroed, untouched)
             // allocation instead of a reallocation that copies them.
-            *self = plain_buffer(elements);
+            *self = fresh_buffer(elements);
         } else {
             self.resize(elements, T::zeroed());
         }
@@ -190,7 +190,7 @@ impl<T: bytemuck::Pod> PlainBuf for Vec<T> {
 
 /// The end of a vector as a receive buffer: what arrives goes after the
 /// elements it holds (a map's results behind main's own), on fresh memory
-/// advised onto huge pages as [`plain_buffer`]'s.
+/// advised onto huge pages as [`fresh_buffer`]'s.
 struct Tail<'a, T> {
     vec: &'a mut Vec<T>,
     base: usize,
@@ -223,7 +223,11 @@ const HUGE_FROM: usize = HUGE_PAGE;
 /// for its arrays): filling 80 MB then faults 40 huge pages instead of
 /// 20,000 small ones, which at about 2 µs each cost more than moving the
 /// data. Use it for the large buffers you pass to `broadcast_into`,
-/// `scatter_into`, `gather_into` and `receive_into`.
+/// `scatter_into`, `gather_into` and `receive_into`, made once and reused.
+/// (On a VM whose kernel hands free memory back to the hypervisor, a huge
+/// page of memory freed a while ago faults in slower than small pages:
+/// the buffer's first fill may then cost more; the calls' own results
+/// avoid it, see the README's "Fresh memory and huge pages".)
 ///
 /// ```
 /// let buf: Vec<f64> = parallelizer_core::plain_buffer(1 << 20);
@@ -237,11 +241,27 @@ pub fn plain_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
     v
 }
 
-/// Advises the spare capacity of `vec` (fresh memory about to be written)
-/// onto transparent huge pages, as [`advise_huge`].
+/// [`plain_buffer`] for a call's result, fresh memory of one call rather
+/// than a buffer made once: advised onto huge pages where that pays
+/// ([`crate::pages`]).
+pub(crate) fn fresh_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
+    let v: Vec<T> = bytemuck::zeroed_vec(len);
+    let bytes: &[u8] = bytemuck::cast_slice(&v);
+    if bytes.len() >= HUGE_FROM && crate::pages::fresh_on_huge_pages() {
+        advise_huge(bytes.as_ptr() as usize, bytes.len());
+    }
+    v
+}
+
+/// Advises the spare capacity of `vec` (fresh memory about to be written
+/// for a call's result) onto transparent huge pages, as [`advise_huge`],
+/// where that pays ([`crate::pages`]).
 pub(crate) fn advise_spare<T>(vec: &mut Vec<T>) {
     let spare = vec.spare_capacity_mut();
-    advise_huge(spare.as_ptr() as usize, std::mem::size_of_val(spare));
+    let bytes = std::mem::size_of_val(spare);
+    if bytes >= HUGE_FROM && crate::pages::fresh_on_huge_pages() {
+        advise_huge(spare.as_ptr() as usize, bytes);
+    }
 }
 
 /// The size of a transparent huge page (x86-64, and aarch64 with 4 KiB
@@ -403,7 +423,7 @@ impl<T: bytemuck::Pod + Send> PlainOps for Ops<T> {
         parts
     }
     fn vec_from_bytes(&self, bytes: &[u8]) -> Box<dyn Any + Send> {
-        let mut v: Vec<T> = plain_buffer(bytes.len() / std::mem::size_of::<T>().max(1));
+        let mut v: Vec<T> = fresh_buffer(bytes.len() / std::mem::size_of::<T>().max(1));
         let n = std::mem::size_of_val(v.as_slice());
         bytemuck::cast_slice_mut::<T, u8>(&mut v).copy_from_slice(&bytes[..n]);
         Box::new(v)

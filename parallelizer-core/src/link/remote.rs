@@ -233,8 +233,9 @@ impl Remote {
     /// carries), in 8-byte words.
     pub(crate) fn to_msg(&self) -> std::result::Result<Msg, CopyError> {
         let len = self.len();
-        // Fresh memory, on huge pages when large (the copy faults it in).
-        let mut words: Vec<u64> = crate::plain::plain_buffer(len.div_ceil(8));
+        // Fresh memory, on huge pages when large and that pays (the copy
+        // faults it in).
+        let mut words: Vec<u64> = crate::plain::fresh_buffer(len.div_ceil(8));
         // Fresh memory: the copy stays on this thread (`spread.rs`).
         self.copy_to(
             &mut bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..len],
