@@ -23,7 +23,8 @@
 //! - **Waits**: a rank blocked for longer than [`Limits::patience`] tells
 //!   main what it waits for; main declares `Deadlock` when a wait can never
 //!   end (a cycle of waits, or a wait for a finished rank) and `Timeout` when
-//!   the region's deadline passes, and releases every rank.
+//!   the region's deadline passes (after telling the ranks, where sends can
+//!   block: [`Limits::settle`]), and releases every rank.
 //!
 //! [`Tag`]: crate::backend::Tag
 //! [`Parallelizer::send_msg_in`]: crate::Parallelizer::send_msg_in
@@ -211,10 +212,11 @@ pub struct Limits {
     /// How long a rank waits before it reports its wait to main (deadlock
     /// detection costs nothing before that).
     pub patience: Duration,
-    /// How long after the deadline main names the late rank: a rank whose
-    /// transport blocks in a send (it cannot report that wait) gives up at
-    /// the deadline and reports then, so that the rank it waited for, not
-    /// it, is named.
+    /// How long after the deadline main names the late rank. At the
+    /// deadline main tells every rank still running ([`Kind::Expired`]): a
+    /// rank whose transport blocks in a send (it cannot report that wait)
+    /// gives up then and reports, so that the rank it waited for, not it,
+    /// is named. Zero: named at the deadline, nobody told.
     pub settle: Duration,
 }
 

@@ -23,6 +23,11 @@ pub enum Kind {
     Blocked = 4,
     /// A rank that reported [`Kind::Blocked`] got going again (to main).
     Resumed = 5,
+    /// Main to every rank still running: the region's deadline has passed.
+    /// A send blocked on a peer that does not read gives up with `Timeout`
+    /// naming that peer (a transport whose sends can block watches for
+    /// it); main names the late rank a settling time later.
+    Expired = 6,
 }
 
 impl Kind {
@@ -34,6 +39,7 @@ impl Kind {
             3 => Kind::Done,
             4 => Kind::Blocked,
             5 => Kind::Resumed,
+            6 => Kind::Expired,
             _ => return None,
         })
     }

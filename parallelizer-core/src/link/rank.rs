@@ -184,6 +184,9 @@ impl<T: Transport> LinkRank<T> {
                     w.resumed(from, epoch);
                 }
             }
+            // For a send blocked in the transport, which watches for it;
+            // nothing to do once it comes this far.
+            Kind::Expired => {}
         }
     }
 
@@ -304,6 +307,10 @@ impl<T: Transport> LinkRank<T> {
     /// look again.
     fn watch_while_waiting(&self, st: &mut State, now: Instant) -> Option<Instant> {
         let w = st.watch.as_mut()?;
+        if w.expiring(now) {
+            self.tell_expired(st);
+        }
+        let w = st.watch.as_mut()?;
         if let Some(late) = w.overdue(Op::Run, now) {
             let rank = match late {
                 Error::Timeout { rank, .. } => rank,
@@ -319,6 +326,25 @@ impl<T: Transport> LinkRank<T> {
             Verdict::Deadlock(e) => {
                 self.fail(st, 0, e);
                 None
+            }
+        }
+    }
+
+    /// Main, at the deadline: tells every rank still running that it has
+    /// passed ([`Kind::Expired`]), so that a rank blocked sending to a late
+    /// peer gives up and says so before main names the late rank. A note
+    /// that cannot go out at once (main's sends give up at the deadline)
+    /// found a rank that does not read what main sent it: that rank is
+    /// late.
+    fn tell_expired(&self, st: &mut State) {
+        for r in 1..self.nprocs {
+            let over = st.watch.as_ref().is_none_or(|w| w.is_over(r));
+            if over || st.gone[r].is_some() {
+                continue;
+            }
+            let note = Packet::control(Kind::Expired, self.region, ());
+            if let Err(late @ Error::Timeout { .. }) = self.transport.send(r, note) {
+                self.fail(st, r, late);
             }
         }
     }
@@ -367,7 +393,12 @@ impl<T: Transport> LinkRank<T> {
         if let Some(&r) = to.iter().find(|&&r| st.gone[r].is_some()) {
             st.hit_gone.get_or_insert(r);
         }
-        sent
+        // A send the region's abort released (a transport's blocked send
+        // watches for it): the abort's own error, as a receive's.
+        match (&sent, &st.abort) {
+            (Err(Error::Aborted { .. }), Some(abort)) => Err(self.released(&st, abort.by_rank)),
+            _ => sent,
+        }
     }
 }
 

@@ -54,9 +54,14 @@ pub(crate) struct Watch {
     first: FirstFailure,
     /// When the first failure was recorded.
     failed_at: Option<Instant>,
-    /// When the late rank is named (the region's deadline plus the
-    /// settling time), and the timeout.
+    /// The region's deadline, and the timeout.
     deadline: Option<(Instant, Duration)>,
+    /// How long after the ranks were told the deadline passed the late
+    /// rank is named ([`Limits::settle`](super::Limits); zero: at the
+    /// deadline, nobody told).
+    settle: Duration,
+    /// When the ranks were told the deadline passed ([`Watch::expiring`]).
+    told: Option<Instant>,
     suspect: Option<Suspect>,
 }
 
@@ -65,14 +70,16 @@ const CONFIRM: Duration = Duration::from_millis(50);
 
 impl Watch {
     /// The view of `nprocs` ranks in a region that starts now, with the
-    /// deadline `timeout` from now, judged `settle` after it
-    /// ([`Limits::settle`](super::Limits)).
+    /// deadline `timeout` from now, judged `settle` after the ranks were
+    /// told it passed ([`Limits::settle`](super::Limits)).
     pub(crate) fn new(nprocs: usize, timeout: Option<Duration>, settle: Duration) -> Watch {
         Watch {
             stands: vec![Stand::Running; nprocs],
             first: FirstFailure::default(),
             failed_at: None,
-            deadline: timeout.map(|t| (Instant::now() + t + settle, t)),
+            deadline: timeout.map(|t| (Instant::now() + t, t)),
+            settle,
+            told: None,
             suspect: None,
         }
     }
@@ -162,17 +169,43 @@ impl Watch {
             .collect()
     }
 
-    /// When the deadline is judged, if there is one.
+    /// When main looks at the deadline next, if there is one: at the
+    /// deadline, then (with a settling time) that long after the ranks
+    /// were told it passed.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.deadline.map(|(d, _)| d)
+        let (deadline, _) = self.deadline?;
+        Some(match self.told {
+            Some(told) => told + self.settle,
+            None => deadline,
+        })
     }
 
-    /// The timeout error if the deadline (and the settling time after it)
-    /// has passed: it names the late rank, the first that is neither
-    /// finished nor waiting (main if every other rank is).
+    /// Whether the ranks are to be told now that the deadline passed (once,
+    /// and only with a settling time): a rank blocked sending to a late
+    /// peer then gives up and reports, so that the late peer is the one
+    /// still running when the rank is named.
+    pub(crate) fn expiring(&mut self, now: Instant) -> bool {
+        let due = self.told.is_none()
+            && !self.settle.is_zero()
+            && self.deadline.is_some_and(|(d, _)| now >= d);
+        if due {
+            self.told = Some(now);
+        }
+        due
+    }
+
+    /// The timeout error if the deadline has passed (with a settling time:
+    /// that long after the ranks were told so): it names the late rank, the
+    /// first that is neither finished nor waiting (main if every other rank
+    /// is).
     pub(crate) fn overdue(&self, op: crate::op::Op, now: Instant) -> Option<Error> {
         let (deadline, after) = self.deadline?;
-        if now < deadline {
+        let judged = match (self.settle.is_zero(), self.told) {
+            (true, _) => deadline,
+            (false, Some(told)) => told + self.settle,
+            (false, None) => return None,
+        };
+        if now < judged {
             return None;
         }
         let late = (1..self.stands.len())
@@ -375,15 +408,38 @@ mod tests {
     }
 
     #[test]
-    fn the_late_rank_is_named_once_the_settling_time_has_passed() {
-        let w = Watch::new(2, Some(Duration::ZERO), Duration::from_secs(60));
+    fn the_late_rank_is_named_once_the_settling_time_has_passed_since_the_ranks_were_told() {
+        let settle = Duration::from_secs(60);
+        let mut w = Watch::new(2, Some(Duration::ZERO), settle);
         let now = Instant::now();
-        assert!(w.overdue(Op::Run, now).is_none());
-        let err = w.overdue(Op::Run, now + Duration::from_secs(61)).unwrap();
+        let later = now + Duration::from_secs(600);
+        assert!(w.overdue(Op::Run, later).is_none(), "nobody was told yet");
+        assert_eq!(
+            w.deadline(),
+            w.deadline.map(|(d, _)| d),
+            "look at the deadline"
+        );
+        assert!(w.expiring(now), "the deadline passed: tell the ranks");
+        assert!(!w.expiring(later), "once");
+        assert_eq!(
+            w.deadline(),
+            Some(now + settle),
+            "then after the settling time"
+        );
+        assert!(w.overdue(Op::Run, now + settle / 2).is_none());
+        let err = w.overdue(Op::Run, now + settle).unwrap();
         assert!(
             matches!(err, Error::Timeout { rank: 1, after, .. } if after == Duration::ZERO),
             "{err}"
         );
+    }
+
+    #[test]
+    fn without_a_settling_time_the_late_rank_is_named_at_the_deadline_and_nobody_is_told() {
+        let mut w = Watch::new(2, Some(Duration::ZERO), Duration::ZERO);
+        let now = Instant::now();
+        assert!(!w.expiring(now));
+        assert!(w.overdue(Op::Run, now).is_some());
     }
 
     #[test]

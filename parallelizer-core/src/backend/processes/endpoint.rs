@@ -34,12 +34,16 @@ use crate::error::{Error, Result};
 use crate::link::Landing;
 
 use super::cpu::Placement;
-use super::frame::{Frame, Header};
+use super::frame::Frame;
 pub(super) use super::reader::Closed;
 use super::reader::{Lost, Reader, Source};
 use super::ring::Rings;
 use super::sock::{ReadError, send_some};
 use super::spin::Spin;
+
+mod write;
+
+pub(super) use write::{Until, WriteError};
 
 /// Something that happened on the sockets, in the order it happened.
 #[derive(Debug)]
@@ -48,17 +52,6 @@ pub(super) enum Event {
     Frame(usize, Frame),
     /// Nothing more can be read from a peer ([`Endpoint::closed`] says why).
     Closed(usize),
-}
-
-/// Why a frame could not be written.
-#[derive(Debug)]
-pub(super) enum WriteError {
-    /// The peer cannot be written to ([`Endpoint::closed`] says why).
-    Gone,
-    /// The peer did not read before the deadline.
-    TimedOut,
-    /// Waiting for the socket failed.
-    Poll(io::Error),
 }
 
 /// How long a rank waiting on its rings polls them without yielding, where
@@ -556,127 +549,6 @@ impl Endpoint {
         }
         if let Some(rings) = self.rings.clone() {
             self.take_rings(&rings);
-        }
-    }
-
-    /// Writes one whole frame to `to` — its header, the type name `name`
-    /// and the payload `parts`, with `fds` attached to its first bytes —
-    /// reading from every socket while the peer's buffer is full. A peer
-    /// that does not read by `deadline` is [`WriteError::TimedOut`].
-    pub(super) fn write_frame(
-        &mut self,
-        to: usize,
-        header: Header,
-        name: &[u8],
-        parts: &[&[u8]],
-        fds: &[BorrowedFd<'_>],
-        deadline: Option<Instant>,
-    ) -> Result<(), WriteError> {
-        if !self.is_writable(to) {
-            return Err(WriteError::Gone);
-        }
-        debug_assert_eq!(name.len(), header.name_len());
-        let head = header.encode();
-        let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 2);
-        all.push(&head);
-        all.push(name);
-        all.extend(parts.iter().copied().filter(|p| !p.is_empty()));
-        let total: usize = all.iter().map(|p| p.len()).sum();
-        if let Some(rings) = self.rings.clone() {
-            if fds.is_empty() {
-                return self.write_ring(&rings, to, &all, total, deadline);
-            }
-            // A frame with descriptors goes on the socket, once the peer
-            // has read what went before it through the ring (it reads the
-            // socket first).
-            while !rings.drained(to) {
-                if !self.is_writable(to) {
-                    return Err(WriteError::Gone);
-                }
-                let want = Some(Want::Ring { to, empty: true });
-                if self.wait(deadline, want).map_err(WriteError::Poll)? {
-                    return Err(WriteError::TimedOut);
-                }
-            }
-        }
-        let counted = self.rings.is_some();
-        let mut sent = 0usize;
-        let mut fds = fds;
-        while sent < total {
-            let result = match &self.peers[to] {
-                Some(p) if p.writable => send_some(&p.sock, &all, sent, fds),
-                _ => return Err(WriteError::Gone),
-            };
-            match result {
-                Ok(n) => {
-                    sent += n;
-                    fds = &[];
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if self.pump(deadline, Some(to)).map_err(WriteError::Poll)? {
-                        if sent > 0 {
-                            // Half a frame is on the wire: the stream is lost.
-                            let lost = Closed::Lost {
-                                why: Lost::SendTimedOut,
-                                cut: None,
-                            };
-                            self.mark_closed(to, lost);
-                        }
-                        return Err(WriteError::TimedOut);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // What the peer sent before it left (its Done report with
-                    // the real cause, say) comes first.
-                    self.read_peer(to);
-                    self.drain_ring(to);
-                    let lost = Closed::Lost {
-                        why: Lost::Failed(e),
-                        cut: None,
-                    };
-                    self.mark_closed(to, lost);
-                    return Err(WriteError::Gone);
-                }
-            }
-        }
-        if let (true, Some(rings)) = (counted, &self.rings) {
-            rings.sent_on_socket(to);
-        }
-        Ok(())
-    }
-
-    /// Writes the bytes of a frame (`all`, `total` of them) into the ring
-    /// to `to`, reading from every socket and ring while it is full.
-    fn write_ring(
-        &mut self,
-        rings: &Rings,
-        to: usize,
-        all: &[&[u8]],
-        total: usize,
-        deadline: Option<Instant>,
-    ) -> Result<(), WriteError> {
-        let mut sent = 0;
-        loop {
-            if !self.is_writable(to) {
-                return Err(WriteError::Gone);
-            }
-            sent += rings.write(to, all, sent);
-            if sent == total {
-                return Ok(());
-            }
-            let want = Some(Want::Ring { to, empty: false });
-            if self.wait(deadline, want).map_err(WriteError::Poll)? {
-                if sent > 0 {
-                    // Half a frame is in the ring: the stream is lost.
-                    let lost = Closed::Lost {
-                        why: Lost::SendTimedOut,
-                        cut: None,
-                    };
-                    self.mark_closed(to, lost);
-                }
-                return Err(WriteError::TimedOut);
-            }
         }
     }
 

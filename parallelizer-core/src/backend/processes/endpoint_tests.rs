@@ -8,7 +8,7 @@ mod sockets {
     use std::os::unix::net::UnixStream;
     use std::time::{Duration, Instant};
 
-    use super::super::endpoint::{Endpoint, Event, WriteError};
+    use super::super::endpoint::{Endpoint, Event, Until, WriteError};
     use super::super::frame::{BadFrame, Frame, Header};
     use crate::link::Packet;
     use crate::msg::{Encoding, Msg};
@@ -48,11 +48,18 @@ mod sockets {
         let (mut a, mut b) = pair();
         let fd = super::super::shm::create(&[5; 64]).unwrap();
         let h = data("Vec<u8>", Encoding::Pod, 64).shared();
-        b.write_frame(0, h, b"Vec<u8>", &[], &[fd.as_fd()], None)
+        b.write_frame(0, h, b"Vec<u8>", &[], &[fd.as_fd()], Until::default())
             .unwrap();
         let h = data("Vec<f64>", Encoding::Pod, 16).aligned(true);
-        b.write_frame(0, h, b"Vec<f64>", &[&[1; 10], &[2; 6]], &[], None)
-            .unwrap();
+        b.write_frame(
+            0,
+            h,
+            b"Vec<f64>",
+            &[&[1; 10], &[2; 6]],
+            &[],
+            Until::default(),
+        )
+        .unwrap();
         let f = next_frame(&mut a);
         assert!(f.header().is_shared());
         let p = f.into_packet().unwrap();
@@ -70,7 +77,17 @@ mod sockets {
         let h = data("", Encoding::Pod, big.len() as u64);
         let deadline = Some(Instant::now() + Duration::from_millis(100));
         let err = b
-            .write_frame(0, h, b"", &[&big], &[], deadline)
+            .write_frame(
+                0,
+                h,
+                b"",
+                &[&big],
+                &[],
+                Until {
+                    deadline,
+                    halt: None,
+                },
+            )
             .unwrap_err();
         assert!(matches!(err, WriteError::TimedOut));
         assert!(matches!(b.next_event(), Some(Event::Closed(0))));
@@ -100,7 +117,8 @@ mod sockets {
         let (mut a, mut b) = pair();
         let fd = super::super::shm::sparse(512 << 30).unwrap();
         let h = data("", Encoding::Pod, 512 << 30).shared();
-        b.write_frame(0, h, b"", &[], &[fd.as_fd()], None).unwrap();
+        b.write_frame(0, h, b"", &[], &[fd.as_fd()], Until::default())
+            .unwrap();
         while !a.is_closed(1) {
             assert!(
                 !a.pump(Some(Instant::now() + Duration::from_secs(5)), None)
@@ -127,7 +145,7 @@ mod sockets {
         );
         let h = data("", Encoding::Serde, 0);
         assert!(matches!(
-            a.write_frame(1, h, b"", &[], &[], None),
+            a.write_frame(1, h, b"", &[], &[], Until::default()),
             Err(WriteError::Gone)
         ));
     }
@@ -142,8 +160,8 @@ mod rings {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use super::super::endpoint::{Endpoint, Event, WriteError};
-    use super::super::frame::{DEFAULT_MAX_FRAME, Frame, Header};
+    use super::super::endpoint::{Endpoint, Event, Until, WriteError};
+    use super::super::frame::{DEFAULT_MAX_FRAME, Frame, Halt, Header};
     use super::super::ring;
     use crate::link::{Landing, Packet};
     use crate::msg::{Encoding, Msg};
@@ -170,8 +188,18 @@ mod rings {
 
     fn send(ep: &mut Endpoint, to: usize, seq: u64, body: &[u8]) {
         let until = Some(Instant::now() + Duration::from_secs(10));
-        ep.write_frame(to, data(seq, body.len()), b"", &[body], &[], until)
-            .unwrap();
+        ep.write_frame(
+            to,
+            data(seq, body.len()),
+            b"",
+            &[body],
+            &[],
+            Until {
+                deadline: until,
+                halt: None,
+            },
+        )
+        .unwrap();
     }
 
     fn next_frame(ep: &mut Endpoint) -> Frame {
@@ -239,7 +267,18 @@ mod rings {
             send(&mut b, 0, 1, b"before");
             let h = data(2, 64).shared();
             let until = Some(Instant::now() + Duration::from_secs(10));
-            b.write_frame(0, h, b"", &[], &[fd.as_fd()], until).unwrap();
+            b.write_frame(
+                0,
+                h,
+                b"",
+                &[],
+                &[fd.as_fd()],
+                Until {
+                    deadline: until,
+                    halt: None,
+                },
+            )
+            .unwrap();
             send(&mut b, 0, 3, b"after");
             b
         });
@@ -283,7 +322,17 @@ mod rings {
         let until = Some(Instant::now() + Duration::from_secs(10));
         let t = Instant::now();
         let err = loop {
-            if let Err(e) = b.write_frame(0, data(1, frame.len()), b"", &[&frame], &[], until) {
+            if let Err(e) = b.write_frame(
+                0,
+                data(1, frame.len()),
+                b"",
+                &[&frame],
+                &[],
+                Until {
+                    deadline: until,
+                    halt: None,
+                },
+            ) {
                 break e;
             }
         };
@@ -380,5 +429,66 @@ mod rings {
         l.withdraw();
         buf.fill(0);
         assert_eq!(landed.pod_bytes().unwrap(), body(1000, 9));
+    }
+
+    /// Main's word that region 1's deadline passed (`link::Kind::Expired`),
+    /// as a frame: what halts a blocked send.
+    fn expired() -> Header {
+        let p = Packet::control(crate::link::Kind::Expired, 1, ());
+        Header::packet(&p, 0, Encoding::Serde, 0)
+    }
+
+    #[test]
+    fn a_send_nobody_reads_halts_when_main_says_the_deadline_passed() {
+        let (mut a, mut b) = pair();
+        a.write_frame(1, expired(), b"", &[], &[], Until::default())
+            .unwrap();
+        let big = vec![0u8; 64 << 20];
+        let t = Instant::now();
+        let until = Until {
+            deadline: Some(t + Duration::from_secs(10)),
+            halt: Some(1),
+        };
+        let err = b
+            .write_frame(0, data(0, big.len()), b"", &[&big], &[], until)
+            .unwrap_err();
+        assert!(
+            matches!(err, WriteError::Halted(0, Halt::Expired)),
+            "{err:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(!b.is_writable(0), "half a frame is out: the stream is lost");
+        // The frame that halted it is still there for the region protocol.
+        assert!(
+            matches!(b.next_event(), Some(Event::Frame(0, f)) if f.header().halts(1).is_some())
+        );
+        // Another region's sends are not halted by it: ranks 0 and 1 anew.
+        let (mut a, mut b) = pair();
+        a.write_frame(1, expired(), b"", &[], &[], Until::default())
+            .unwrap();
+        let until = Until {
+            deadline: Some(Instant::now() + Duration::from_millis(300)),
+            halt: Some(2),
+        };
+        let err = b
+            .write_frame(0, data(0, big.len()), b"", &[&big], &[], until)
+            .unwrap_err();
+        assert!(matches!(err, WriteError::TimedOut), "{err:?}");
+    }
+
+    #[test]
+    fn a_send_whose_peer_reads_goes_on_after_main_says_the_deadline_passed() {
+        let (mut a, mut b) = pair();
+        a.write_frame(1, expired(), b"", &[], &[], Until::default())
+            .unwrap();
+        let len = 64 << 20;
+        let reader = std::thread::spawn(move || next_frame(&mut a).bytes().len());
+        let until = Until {
+            deadline: Some(Instant::now() + Duration::from_secs(10)),
+            halt: Some(1),
+        };
+        b.write_frame(0, data(0, len), b"", &[&body(len, 3)], &[], until)
+            .unwrap();
+        assert_eq!(reader.join().unwrap(), len);
     }
 }

@@ -133,6 +133,15 @@ pub(super) enum BadFrame {
     Memfd(String),
 }
 
+/// Why a send blocked on its peer gave up ([`Header::halts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Halt {
+    /// Main said the region's deadline passed.
+    Expired,
+    /// The region was aborted.
+    Aborted,
+}
+
 /// A frame header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Header {
@@ -222,6 +231,20 @@ impl Header {
 
     pub(super) fn attached(&self) -> usize {
         usize::from(self.attached)
+    }
+
+    /// Whether this is the header of a packet of region `region` that ends
+    /// a send blocked on its peer, and why: main's word that the deadline
+    /// passed, or an abort.
+    pub(super) fn halts(&self, region: u64) -> Option<Halt> {
+        if self.kind != Kind::Packet || self.region != region {
+            return None;
+        }
+        match self.packet {
+            Some((PacketKind::Expired, _)) => Some(Halt::Expired),
+            Some((PacketKind::Abort, _)) => Some(Halt::Aborted),
+            _ => None,
+        }
     }
 
     pub(super) fn kind(&self) -> Kind {

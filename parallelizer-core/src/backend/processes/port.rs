@@ -34,8 +34,8 @@ use crate::op::{Op, Tag};
 use crate::outcome::Outcome;
 use crate::plain::PodType;
 
-use super::endpoint::{Endpoint, Event as Read, WriteError};
-use super::frame::{Frame, Header, Kind, MAX_NAME};
+use super::endpoint::{Endpoint, Event as Read, Until, WriteError};
+use super::frame::{Frame, Halt, Header, Kind, MAX_NAME};
 use super::shared::{self, MEMFD};
 use super::shm;
 use crate::segment::SharedMemory;
@@ -287,20 +287,25 @@ impl Net {
         name: &str,
         parts: &[&[u8]],
         fds: &[BorrowedFd<'_>],
-        deadline: Option<Instant>,
+        until: Until,
         timeout: Option<Duration>,
     ) -> Result<()> {
+        let late = || Error::Timeout {
+            op: Op::Run,
+            rank: to,
+            after: timeout.unwrap_or_default(),
+        };
         match inner
             .ep
-            .write_frame(to, header, name.as_bytes(), parts, fds, deadline)
+            .write_frame(to, header, name.as_bytes(), parts, fds, until)
         {
             Ok(()) => Ok(()),
             Err(WriteError::Gone) => Err(self.peer_error_locked(inner, to)),
-            Err(WriteError::TimedOut) => Err(Error::Timeout {
-                op: Op::Run,
-                rank: to,
-                after: timeout.unwrap_or_default(),
-            }),
+            // Main said the deadline passed while `to` did not read: as
+            // a send past its own deadline.
+            Err(WriteError::TimedOut | WriteError::Halted(_, Halt::Expired)) => Err(late()),
+            // The region's abort says who failed (`LinkRank::after_send`).
+            Err(WriteError::Halted(from, Halt::Aborted)) => Err(Error::Aborted { by_rank: from }),
             Err(WriteError::Poll(e)) => Err(e.into()),
         }
     }
@@ -319,8 +324,12 @@ impl Net {
         let name = checked_name(name);
         let len = parts.iter().map(|p| p.len() as u64).sum();
         let header = Header::control(kind, region, name.len(), len).with_attached(fds.len());
+        let until = Until {
+            deadline,
+            halt: None,
+        };
         let mut inner = self.lock();
-        self.write(&mut inner, to, header, name, parts, fds, deadline, None)
+        self.write(&mut inner, to, header, name, parts, fds, until, None)
     }
 
     /// Closes every connection (the peers see EOF).
@@ -408,7 +417,9 @@ impl Port {
         Some(Ok(Event::Gone { rank: r, error }))
     }
 
-    /// Writes one frame of this port's region (within its deadline) to `to`.
+    /// Writes one frame of this port's region to `to`: within its
+    /// deadline, and until main says the deadline passed or the region is
+    /// aborted, if `to` does not read.
     fn put(
         &self,
         inner: &mut Inner,
@@ -417,9 +428,12 @@ impl Port {
         parts: &[&[u8]],
         fds: &[BorrowedFd<'_>],
     ) -> Result<()> {
-        let (deadline, timeout) = (self.deadline, self.timeout);
+        let until = Until {
+            deadline: self.deadline,
+            halt: Some(self.region),
+        };
         self.net
-            .write(inner, to, header, name, parts, fds, deadline, timeout)
+            .write(inner, to, header, name, parts, fds, until, self.timeout)
     }
 }
 
@@ -599,7 +613,17 @@ impl Net {
         let p = Packet::data(region, tag, Msg::new(()));
         let header = Header::packet(&p, name.len(), Encoding::Pod, len).shared();
         let mut inner = self.lock();
-        self.write(&mut inner, to, header, name, &[], &[fd.as_fd()], None, None)
+        let until = Until::default();
+        self.write(
+            &mut inner,
+            to,
+            header,
+            name,
+            &[],
+            &[fd.as_fd()],
+            until,
+            None,
+        )
     }
 }
 

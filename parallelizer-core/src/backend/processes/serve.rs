@@ -145,8 +145,8 @@ pub(super) fn run_initializer(config: &Config, id: usize, nprocs: usize) -> Opti
 }
 
 /// The region protocol's limits on this rank. A worker blocked writing a
-/// frame too large for its ring to a late peer gives up at its deadline,
-/// and main hears of it within [`SETTLE`].
+/// frame too large for its ring to a late peer gives up at its deadline or
+/// when main says it passed, and main hears of it within [`SETTLE`].
 pub(super) fn limits(config: &Config, opts: &Opts) -> Limits {
     Limits {
         grace: opts.grace(),
@@ -155,9 +155,9 @@ pub(super) fn limits(config: &Config, opts: &Opts) -> Limits {
     }
 }
 
-/// How long after the deadline main names the late rank
-/// ([`Limits::settle`]); as long as the MPI backend gives a rank between
-/// two calls.
+/// How long after telling the ranks the deadline passed main names the
+/// late rank ([`Limits::settle`]); as long as the MPI backend gives a rank
+/// between two calls.
 const SETTLE: Duration = Duration::from_millis(50);
 
 /// Serves regions until main says Shutdown or goes away; the exit code.

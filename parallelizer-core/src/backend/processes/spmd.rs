@@ -123,8 +123,8 @@ impl Spmd {
         // Only main's sends give up at the deadline: each rank begins the
         // region on its own, and a worker that began long before main (still
         // at work before its `run`) would give up on a region main has just
-        // begun. (A worker blocked in a send at the deadline is then named
-        // late itself, unlike a served one: `Limits::settle`.)
+        // begun. A worker's send blocked on a late peer gives up when main
+        // says the deadline passed (`Limits::settle`).
         let deadline = match me {
             0 => self.limits.deadline(),
             _ => None,
