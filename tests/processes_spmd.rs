@@ -123,6 +123,34 @@ fn main() {
         failed += usize::from(!ok);
     }
 
+    // A worker blocked sending a late rank more than its ring holds at the
+    // deadline: main names the late rank, not the sender, and the sender is
+    // released at the deadline, not when the late rank reads at last.
+    let t = Instant::now();
+    let out = std::process::Command::new(&exe)
+        .env("SPMD_RANKS", "3")
+        .env("SPMD_LATE_SEND", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let released = stderr.lines().find_map(|l| {
+        let rest = l.strip_prefix("[rank 1] sender released after ")?;
+        rest.split(' ').next()?.parse::<f64>().ok()
+    });
+    let ok = out.status.success()
+        && stdout.contains("late rank named: 2")
+        && released.is_some_and(|s| s < LATE_SLEEP.as_secs_f64() / 2.0);
+    println!(
+        "test spmd late receiver named, its sender released ... {} ({:.2?}, released after {released:?} s)",
+        if ok { "ok" } else { "FAILED" },
+        t.elapsed()
+    );
+    if !ok {
+        println!("{stdout}\n{stderr}");
+    }
+    failed += usize::from(!ok);
+
     // No orphans: SIGKILL main while its workers are alive; the parent-death
     // signal takes them down with it.
     let t = Instant::now();
@@ -159,7 +187,7 @@ fn main() {
     );
     failed += usize::from(!ok);
 
-    println!("{} passed, {failed} failed", 8 - failed);
+    println!("{} passed, {failed} failed", 9 - failed);
     if failed > 0 {
         std::process::exit(1);
     }
@@ -170,6 +198,11 @@ fn main() {}
 
 #[cfg(target_os = "linux")]
 mod common;
+
+/// How long the late rank of the late-send case sleeps (past the 1 s
+/// deadline).
+#[cfg(target_os = "linux")]
+const LATE_SLEEP: std::time::Duration = std::time::Duration::from_secs(4);
 #[cfg(target_os = "linux")]
 use common::procs::children;
 
@@ -179,12 +212,10 @@ fn spmd_program(n: usize) {
     use parallelizer::prelude::*;
     use std::time::Duration;
 
-    let par = parallelizer::from_config(
-        Config::new("processes")
-            .nprocs(n)
-            .timeout(Duration::from_secs(60)),
-    )
-    .unwrap();
+    let late_send = std::env::var_os("SPMD_LATE_SEND").is_some();
+    let timeout = Duration::from_secs(if late_send { 1 } else { 60 });
+    let par =
+        parallelizer::from_config(Config::new("processes").nprocs(n).timeout(timeout)).unwrap();
     let serial = parallelizer::from_config("serial").unwrap();
 
     // A panic on a worker inside a region is that worker's error on main,
@@ -209,6 +240,44 @@ fn spmd_program(n: usize) {
                 }
                 other => panic!("expected WorkerPanicked from rank {bad}, got {other:?}"),
             }
+        }
+        return;
+    }
+
+    if late_send {
+        // Rank 1 sends rank 2 16 MiB (more than a ring holds) while rank 2
+        // sleeps past the deadline; main waits in the gather.
+        let t = std::time::Instant::now();
+        let r = par.run(
+            |p: &dyn Parallelizer, ()| -> Result<(), String> {
+                let big = 16 << 20;
+                match p.id() {
+                    1 => p
+                        .send_slice(&vec![7u8; big], 2)
+                        .map_err(|e| e.to_string())?,
+                    2 => {
+                        std::thread::sleep(LATE_SLEEP);
+                        p.receive_into(&mut vec![0u8; big], 1)
+                            .map_err(|e| e.to_string())?;
+                    }
+                    _ => {}
+                }
+                p.gather(p.id()).map(drop).map_err(|e| e.to_string())
+            },
+            (),
+        );
+        match (par.id(), r) {
+            (0, Err(Error::Timeout { rank, .. })) => {
+                println!("late rank named: {rank} ({:.2?})", t.elapsed());
+                // Time for rank 1's line before main's exit ends the job.
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            (0, other) => panic!("expected a Timeout naming rank 2, got {other:?}"),
+            (1, r) => eprintln!(
+                "sender released after {:.3} s: {r:?}",
+                t.elapsed().as_secs_f64()
+            ),
+            _ => {}
         }
         return;
     }
