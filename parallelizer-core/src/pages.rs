@@ -7,19 +7,20 @@
 //! to the hypervisor (a virtio balloon with free page reporting, as
 //! Firecracker's and many cloud VMs'), it reports free blocks of huge-page
 //! size, and a huge page then comes from memory the host has let go of.
-//! Measured on such a VM (320 MB written into fresh memory, five times each):
-//! right after the same amount was freed, huge pages took 96-111 ms and
-//! small ones 195-241 ms; once the freed memory had lain 3 s or more
-//! (reported), huge pages took 378-985 ms while small ones still took
-//! 206-246 ms (after 1 s, four tries of six were slow). A generic `broadcast` of 1e7 `f64` on `threads:2` took
-//! 24-32 ms in a tight loop on huge pages (49-64 ms on small ones), but up
-//! to 243 ms (median 176 ms) with 1.5 s between two calls (small: 54-74 ms).
+//! Measured on such a VM (320 MB written into fresh memory, five or six
+//! times each): right after the same amount was freed, huge pages took
+//! 96-111 ms and small ones 195-241 ms; once the freed memory had lain 3 s
+//! or more (reported), huge pages took 378-985 ms while small ones still
+//! took 206-246 ms (after 1 s, four tries of six were slow). A generic
+//! `broadcast` of 1e7 `f64` on `threads:2` took 24-32 ms in a tight loop on
+//! huge pages (49-64 ms on small ones), but up to 243 ms (median 176 ms)
+//! with 1.5 s between two calls (small: 45-74 ms).
 //!
 //! So on such a machine a call advises its fresh memory onto huge pages only
 //! when this process took fresh memory for a result less than [`RECENT`]
-//! before: calls that follow each other closely, whose caller frees one
-//! result before the next arrives, recycle memory the host still backs.
-//! A call after a pause (work between two calls, the usual program) stays on
+//! (1 s) before: calls that follow each other closely, whose caller frees
+//! one result before the next arrives, recycle memory the host still
+//! backs. A call after a longer pause (work between two calls) stays on
 //! small pages. Buffers made with [`plain_buffer`](crate::plain_buffer),
 //! allocated once and reused, are always advised.
 
@@ -27,11 +28,17 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// Fresh memory taken less than this long after the last (see the module
-/// docs) goes on huge pages where free memory is reported: freed memory
-/// was still backed 0.2 s after its release in every try, 0.5 s after it
-/// in five of six, 1 s after it in two of six.
-const RECENT: u64 = 250_000;
+/// Fresh memory taken less than this long (in microseconds) after the last
+/// (see the module docs) goes on huge pages where free memory is reported.
+/// Memory freed 0.2 s before was still backed in every try, 0.5 s before
+/// in five of six, 1 s before in two of six, 3 s before in none; a caller
+/// frees a result at most as long before the next call as the calls are
+/// apart, often just before it. A generic `broadcast` of 1e7 `f64` every
+/// 0.7 s on `threads:2` took 20-29 ms (once 145 ms); every 1.5 s, on small
+/// pages, 45-55 ms. With a quarter of a second, the pool-style coarse map
+/// on `processes:2` (0.8 s a call, each result dropped before the next)
+/// took 814-898 ms against 782-787 ms always advising.
+const RECENT: u64 = 1_000_000;
 
 /// Whether fresh memory of a call's result, about to be allocated now, is
 /// to be advised onto transparent huge pages.
