@@ -18,8 +18,8 @@
 //!
 //! So on such a machine a call advises its fresh memory onto huge pages only
 //! when this process took fresh memory for a result less than [`RECENT`]
-//! (1 s) before: calls that follow each other closely, whose caller frees
-//! one result before the next arrives, recycle memory the host still
+//! (250 ms) before: calls that follow each other closely, whose caller
+//! frees one result before the next arrives, recycle memory the host still
 //! backs. A call after a longer pause (work between two calls) stays on
 //! small pages. Buffers made with [`plain_buffer`](crate::plain_buffer),
 //! allocated once and reused, are always advised.
@@ -29,16 +29,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Fresh memory taken less than this long (in microseconds) after the last
-/// (see the module docs) goes on huge pages where free memory is reported.
-/// Memory freed 0.2 s before was still backed in every try, 0.5 s before
-/// in five of six, 1 s before in two of six, 3 s before in none; a caller
-/// frees a result at most as long before the next call as the calls are
-/// apart, often just before it. A generic `broadcast` of 1e7 `f64` every
-/// 0.7 s on `threads:2` took 20-29 ms (once 145 ms); every 1.5 s, on small
-/// pages, 45-55 ms. With a quarter of a second, the pool-style coarse map
-/// on `processes:2` (0.8 s a call, each result dropped before the next)
-/// took 814-898 ms against 782-787 ms always advising.
-const RECENT: u64 = 1_000_000;
+/// (see the module docs) goes on huge pages where free memory is reported:
+/// memory freed 0.2 s before was still backed in every try, 0.5 s before
+/// in five of six, 1 s before in two of six, 3 s before in none. A window
+/// of 1 s kept the pool-style coarse map on `processes:2` (0.8 s a call,
+/// each result dropped before the next) on huge pages, 782-787 ms against
+/// 814-898 ms on small ones (three alternated pairs), but a suite run with
+/// it put the same map on `threads:4` at 955 ms against 750 ms in the run
+/// before (huge pages' slow faults, the split of the report at dc21be7:
+/// 1.23 s on `threads:2` there): a loop of calls this far apart is on
+/// small pages, slower by a few percent and never by half.
+const RECENT: u64 = 250_000;
 
 /// Whether fresh memory of a call's result, about to be allocated now, is
 /// to be advised onto transparent huge pages.
