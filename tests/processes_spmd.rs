@@ -63,15 +63,13 @@ fn main() {
         .lines()
         .any(|l| l.starts_with("[rank 2] ") && l.contains("spmd boom on 2"));
     let ok = out.status.success() && stdout.contains("spmd panic on rank 2 reported") && relayed;
-    println!(
-        "test spmd worker panic reported ... {} ({:.2?})",
-        if ok { "ok" } else { "FAILED" },
-        t.elapsed()
+    let detail = format!("{:.2?}", t.elapsed());
+    failed += verdict(
+        "spmd worker panic reported",
+        ok,
+        &detail,
+        &[&stdout, &stderr],
     );
-    if !ok {
-        println!("{stdout}\n{stderr}");
-    }
-    failed += usize::from(!ok);
 
     // Issue 11: a worker's panic or exit outside any region reaches main —
     // the next call that involves it fails with its error; if main makes
@@ -111,16 +109,9 @@ fn main() {
             && stdout.contains(want_out)
             && stderr.contains(want_err)
             && (fault == "exit" || relayed);
-        println!(
-            "test spmd worker {fault} outside a region reaches main ... {} ({:.2?}, {})",
-            if ok { "ok" } else { "FAILED" },
-            t.elapsed(),
-            out.status
-        );
-        if !ok {
-            println!("{stdout}\n{stderr}");
-        }
-        failed += usize::from(!ok);
+        let name = format!("spmd worker {fault} outside a region reaches main");
+        let detail = format!("{:.2?}, {}", t.elapsed(), out.status);
+        failed += verdict(&name, ok, &detail, &[&stdout, &stderr]);
     }
 
     // A worker blocked sending a late rank more than its ring holds at the
@@ -141,15 +132,9 @@ fn main() {
     let ok = out.status.success()
         && stdout.contains("late rank named: 2")
         && released.is_some_and(|s| s < LATE_SLEEP.as_secs_f64() / 2.0);
-    println!(
-        "test spmd late receiver named, its sender released ... {} ({:.2?}, released after {released:?} s)",
-        if ok { "ok" } else { "FAILED" },
-        t.elapsed()
-    );
-    if !ok {
-        println!("{stdout}\n{stderr}");
-    }
-    failed += usize::from(!ok);
+    let name = "spmd late receiver named, its sender released";
+    let detail = format!("{:.2?}, released after {released:?} s", t.elapsed());
+    failed += verdict(name, ok, &detail, &[&stdout, &stderr]);
 
     // No orphans: SIGKILL main while its workers are alive; the parent-death
     // signal takes them down with it.
@@ -191,6 +176,18 @@ fn main() {
     if failed > 0 {
         std::process::exit(1);
     }
+}
+
+/// Prints a case's line as libtest does (and, if it failed, `dump`: the
+/// program's outputs); 1 if it failed.
+#[cfg(target_os = "linux")]
+fn verdict(name: &str, ok: bool, detail: &str, dump: &[&str]) -> usize {
+    let result = if ok { "ok" } else { "FAILED" };
+    println!("test {name} ... {result} ({detail})");
+    if !ok {
+        println!("{}", dump.join("\n"));
+    }
+    usize::from(!ok)
 }
 
 #[cfg(not(target_os = "linux"))]
