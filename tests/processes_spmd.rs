@@ -51,18 +51,12 @@ fn main() {
     }
     // A worker panics inside a region: main reports it and exits cleanly.
     let t = Instant::now();
-    let out = std::process::Command::new(&exe)
-        .env("SPMD_RANKS", "3")
-        .env("SPMD_PANIC_RANK", "2")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (status, stdout, stderr) = on_3_ranks(&exe, ("SPMD_PANIC_RANK", "2"));
     // The worker's panic message reached main's stderr, prefixed with its rank.
     let relayed = stderr
         .lines()
         .any(|l| l.starts_with("[rank 2] ") && l.contains("spmd boom on 2"));
-    let ok = out.status.success() && stdout.contains("spmd panic on rank 2 reported") && relayed;
+    let ok = status.success() && stdout.contains("spmd panic on rank 2 reported") && relayed;
     let detail = format!("{:.2?}", t.elapsed());
     failed += verdict(
         "spmd worker panic reported",
@@ -95,22 +89,16 @@ fn main() {
         ),
     ] {
         let t = Instant::now();
-        let out = std::process::Command::new(&exe)
-            .env("SPMD_RANKS", "3")
-            .env("SPMD_FAULT", fault)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (status, stdout, stderr) = on_3_ranks(&exe, ("SPMD_FAULT", fault));
         let relayed = stderr
             .lines()
             .any(|l| l.starts_with("[rank 2] ") && l.contains("spmd worker 2 gives up"));
-        let ok = out.status.code() == want_code
+        let ok = status.code() == want_code
             && stdout.contains(want_out)
             && stderr.contains(want_err)
             && (fault == "exit" || relayed);
         let name = format!("spmd worker {fault} outside a region reaches main");
-        let detail = format!("{:.2?}, {}", t.elapsed(), out.status);
+        let detail = format!("{:.2?}, {}", t.elapsed(), status);
         failed += verdict(&name, ok, &detail, &[&stdout, &stderr]);
     }
 
@@ -118,18 +106,12 @@ fn main() {
     // deadline: main names the late rank, not the sender, and the sender is
     // released at the deadline, not when the late rank reads at last.
     let t = Instant::now();
-    let out = std::process::Command::new(&exe)
-        .env("SPMD_RANKS", "3")
-        .env("SPMD_LATE_SEND", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (status, stdout, stderr) = on_3_ranks(&exe, ("SPMD_LATE_SEND", "1"));
     let released = stderr.lines().find_map(|l| {
         let rest = l.strip_prefix("[rank 1] sender released after ")?;
         rest.split(' ').next()?.parse::<f64>().ok()
     });
-    let ok = out.status.success()
+    let ok = status.success()
         && stdout.contains("late rank named: 2")
         && released.is_some_and(|s| s < LATE_SLEEP.as_secs_f64() / 2.0);
     let name = "spmd late receiver named, its sender released";
@@ -176,6 +158,22 @@ fn main() {
     if failed > 0 {
         std::process::exit(1);
     }
+}
+
+/// This program on 3 ranks with `var` set: its exit status, stdout and
+/// stderr.
+#[cfg(target_os = "linux")]
+fn on_3_ranks(
+    exe: &std::path::Path,
+    (var, value): (&str, &str),
+) -> (std::process::ExitStatus, String, String) {
+    let out = std::process::Command::new(exe)
+        .env("SPMD_RANKS", "3")
+        .env(var, value)
+        .output()
+        .unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status, text(&out.stdout), text(&out.stderr))
 }
 
 /// Prints a case's line as libtest does (and, if it failed, `dump`: the
