@@ -9,7 +9,7 @@ mod sockets {
     use std::time::{Duration, Instant};
 
     use super::super::endpoint::{Endpoint, Event, Until, WriteError};
-    use super::super::frame::{BadFrame, Frame, Header};
+    use super::super::frame::{BadFrame, Frame, Halt, Header};
     use crate::link::Packet;
     use crate::msg::{Encoding, Msg};
     use crate::op::{Op, Tag};
@@ -68,6 +68,43 @@ mod sockets {
         let f = next_frame(&mut a);
         assert_eq!(f.bytes(), [[1u8; 10].as_slice(), &[2; 6]].concat());
         assert!(a.next_event().is_none());
+    }
+
+    #[test]
+    fn a_send_halts_on_a_word_read_before_it_began() {
+        let (mut a, mut b) = pair();
+        let p = Packet::control(crate::link::Kind::Expired, 1, ());
+        let expired = Header::packet(&p, 0, Encoding::Serde, 0);
+        a.write_frame(1, expired, b"", &[], &[], Until::default())
+            .unwrap();
+        // Read (into b's events, for the region protocol) before the send:
+        // nothing new comes to end the send's waits, only this word can.
+        let until = Some(Instant::now() + Duration::from_secs(5));
+        while b.halted_for_test(1).is_none() {
+            assert!(!b.pump(until, None).unwrap(), "timed out");
+        }
+        let big = vec![0u8; 64 << 20];
+        let t = Instant::now();
+        let until = Until {
+            deadline: Some(t + Duration::from_secs(10)),
+            halt: Some(1),
+        };
+        let err = b
+            .write_frame(
+                0,
+                data("", Encoding::Pod, big.len() as u64),
+                b"",
+                &[&big],
+                &[],
+                until,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, WriteError::Halted(0, Halt::Expired)),
+            "{err:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        drop(a);
     }
 
     #[test]

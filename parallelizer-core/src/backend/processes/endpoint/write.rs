@@ -65,8 +65,14 @@ impl Stall {
         self.since = None;
     }
 
-    /// Until when the next wait for the peer lasts.
-    fn wait_until(&self) -> Option<Instant> {
+    /// Until when the next wait for the peer lasts: a halting frame that
+    /// came before the wait (read by an earlier one, say) starts the grace
+    /// too, as the wait may see nothing new.
+    fn wait_until(&mut self, ep: &Endpoint) -> Option<Instant> {
+        let queued = |region| ep.halted(region).is_some();
+        if self.since.is_none() && self.until.halt.is_some_and(queued) {
+            self.since = Some(Instant::now());
+        }
         let grace = self.since.map(|s| s + HALT_GRACE);
         match (self.until.deadline, grace) {
             (Some(d), Some(g)) => Some(d.min(g)),
@@ -129,7 +135,7 @@ impl Endpoint {
                     return Err(WriteError::Gone);
                 }
                 let want = Some(Want::Ring { to, empty: true });
-                self.wait(stall.wait_until(), want)
+                self.wait(stall.wait_until(self), want)
                     .map_err(WriteError::Poll)?;
                 if let Some(ended) = stall.ended(self, rings.drained(to)) {
                     return Err(ended);
@@ -151,7 +157,7 @@ impl Endpoint {
                     stall.progressed();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.pump(stall.wait_until(), Some(to))
+                    self.pump(stall.wait_until(self), Some(to))
                         .map_err(WriteError::Poll)?;
                     if let Some(ended) = stall.ended(self, false) {
                         self.cut(to, sent);
@@ -203,7 +209,7 @@ impl Endpoint {
                 stall.progressed();
             }
             let want = Some(Want::Ring { to, empty: false });
-            self.wait(stall.wait_until(), want)
+            self.wait(stall.wait_until(self), want)
                 .map_err(WriteError::Poll)?;
             if let Some(ended) = stall.ended(self, rings.room(to) > 0) {
                 self.cut(to, sent);
@@ -222,6 +228,15 @@ impl Endpoint {
                 .map(|why| WriteError::Halted(*from, why)),
             Event::Closed(_) => None,
         })
+    }
+
+    /// Whether a frame that halts the sends of region `region` has come.
+    #[cfg(test)]
+    pub(in crate::backend::processes) fn halted_for_test(&self, region: u64) -> Option<Halt> {
+        match self.halted(region)? {
+            WriteError::Halted(_, why) => Some(why),
+            _ => None,
+        }
     }
 
     /// A write to `to` gave up with `sent` bytes of its frame out: half a
