@@ -1,6 +1,32 @@
 //! The endpoint's tests, in this process: endpoints joined by sockets
 //! only, then by sockets and shared-memory rings.
 
+/// Main's word that region 1's deadline passed (`link::Kind::Expired`),
+/// as a frame: what halts a blocked send.
+fn expired() -> super::frame::Header {
+    let p = crate::link::Packet::control(crate::link::Kind::Expired, 1, ());
+    super::frame::Header::packet(&p, 0, crate::msg::Encoding::Serde, 0)
+}
+
+/// Writes 64 MiB (`header`'s frame) from `b` to rank 0, which never reads,
+/// halting on region 1's `Expired` (deadline 10 s): it halts, well before.
+fn assert_halts(b: &mut super::endpoint::Endpoint, header: super::frame::Header) {
+    use super::endpoint::{Until, WriteError};
+    use std::time::{Duration, Instant};
+    let big = vec![0u8; 64 << 20];
+    let t = Instant::now();
+    let until = Until {
+        deadline: Some(t + Duration::from_secs(10)),
+        halt: Some(1),
+    };
+    let err = b
+        .write_frame(0, header, b"", &[&big], &[], until)
+        .unwrap_err();
+    let expired = matches!(err, WriteError::Halted(0, super::frame::Halt::Expired));
+    assert!(expired, "{err:?}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
 /// Sockets only: frames with and without descriptors, timeouts, hostile
 /// and truncated streams.
 mod sockets {
@@ -9,7 +35,7 @@ mod sockets {
     use std::time::{Duration, Instant};
 
     use super::super::endpoint::{Endpoint, Event, Until, WriteError};
-    use super::super::frame::{BadFrame, Frame, Halt, Header};
+    use super::super::frame::{BadFrame, Frame, Header};
     use crate::link::Packet;
     use crate::msg::{Encoding, Msg};
     use crate::op::{Op, Tag};
@@ -73,9 +99,7 @@ mod sockets {
     #[test]
     fn a_send_halts_on_a_word_read_before_it_began() {
         let (mut a, mut b) = pair();
-        let p = Packet::control(crate::link::Kind::Expired, 1, ());
-        let expired = Header::packet(&p, 0, Encoding::Serde, 0);
-        a.write_frame(1, expired, b"", &[], &[], Until::default())
+        a.write_frame(1, super::expired(), b"", &[], &[], Until::default())
             .unwrap();
         // Read (into b's events, for the region protocol) before the send:
         // nothing new comes to end the send's waits, only this word can.
@@ -83,27 +107,7 @@ mod sockets {
         while b.halted_for_test(1).is_none() {
             assert!(!b.pump(until, None).unwrap(), "timed out");
         }
-        let big = vec![0u8; 64 << 20];
-        let t = Instant::now();
-        let until = Until {
-            deadline: Some(t + Duration::from_secs(10)),
-            halt: Some(1),
-        };
-        let err = b
-            .write_frame(
-                0,
-                data("", Encoding::Pod, big.len() as u64),
-                b"",
-                &[&big],
-                &[],
-                until,
-            )
-            .unwrap_err();
-        assert!(
-            matches!(err, WriteError::Halted(0, Halt::Expired)),
-            "{err:?}"
-        );
-        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        super::assert_halts(&mut b, data("", Encoding::Pod, 64 << 20));
         drop(a);
     }
 
@@ -198,7 +202,7 @@ mod rings {
     use std::time::{Duration, Instant};
 
     use super::super::endpoint::{Endpoint, Event, Until, WriteError};
-    use super::super::frame::{DEFAULT_MAX_FRAME, Frame, Halt, Header};
+    use super::super::frame::{DEFAULT_MAX_FRAME, Frame, Header};
     use super::super::ring;
     use crate::link::{Landing, Packet};
     use crate::msg::{Encoding, Msg};
@@ -468,32 +472,12 @@ mod rings {
         assert_eq!(landed.pod_bytes().unwrap(), body(1000, 9));
     }
 
-    /// Main's word that region 1's deadline passed (`link::Kind::Expired`),
-    /// as a frame: what halts a blocked send.
-    fn expired() -> Header {
-        let p = Packet::control(crate::link::Kind::Expired, 1, ());
-        Header::packet(&p, 0, Encoding::Serde, 0)
-    }
-
     #[test]
     fn a_send_nobody_reads_halts_when_main_says_the_deadline_passed() {
         let (mut a, mut b) = pair();
-        a.write_frame(1, expired(), b"", &[], &[], Until::default())
+        a.write_frame(1, super::expired(), b"", &[], &[], Until::default())
             .unwrap();
-        let big = vec![0u8; 64 << 20];
-        let t = Instant::now();
-        let until = Until {
-            deadline: Some(t + Duration::from_secs(10)),
-            halt: Some(1),
-        };
-        let err = b
-            .write_frame(0, data(0, big.len()), b"", &[&big], &[], until)
-            .unwrap_err();
-        assert!(
-            matches!(err, WriteError::Halted(0, Halt::Expired)),
-            "{err:?}"
-        );
-        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        super::assert_halts(&mut b, data(0, 64 << 20));
         assert!(!b.is_writable(0), "half a frame is out: the stream is lost");
         // The frame that halted it is still there for the region protocol.
         assert!(
@@ -501,12 +485,13 @@ mod rings {
         );
         // Another region's sends are not halted by it: ranks 0 and 1 anew.
         let (mut a, mut b) = pair();
-        a.write_frame(1, expired(), b"", &[], &[], Until::default())
+        a.write_frame(1, super::expired(), b"", &[], &[], Until::default())
             .unwrap();
         let until = Until {
             deadline: Some(Instant::now() + Duration::from_millis(300)),
             halt: Some(2),
         };
+        let big = vec![0u8; 64 << 20];
         let err = b
             .write_frame(0, data(0, big.len()), b"", &[&big], &[], until)
             .unwrap_err();
@@ -516,7 +501,7 @@ mod rings {
     #[test]
     fn a_send_whose_peer_reads_goes_on_after_main_says_the_deadline_passed() {
         let (mut a, mut b) = pair();
-        a.write_frame(1, expired(), b"", &[], &[], Until::default())
+        a.write_frame(1, super::expired(), b"", &[], &[], Until::default())
             .unwrap();
         let len = 64 << 20;
         let reader = std::thread::spawn(move || next_frame(&mut a).bytes().len());
