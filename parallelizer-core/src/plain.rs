@@ -247,9 +247,7 @@ pub fn plain_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
 pub(crate) fn fresh_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
     let v: Vec<T> = bytemuck::zeroed_vec(len);
     let bytes: &[u8] = bytemuck::cast_slice(&v);
-    if bytes.len() >= HUGE_FROM && crate::pages::fresh_on_huge_pages() {
-        advise_huge(bytes.as_ptr() as usize, bytes.len());
-    }
+    advise_fresh(bytes.as_ptr() as usize, bytes.len());
     v
 }
 
@@ -258,9 +256,15 @@ pub(crate) fn fresh_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
 /// where that pays ([`crate::pages`]).
 pub(crate) fn advise_spare<T>(vec: &mut Vec<T>) {
     let spare = vec.spare_capacity_mut();
-    let bytes = std::mem::size_of_val(spare);
-    if bytes >= HUGE_FROM && crate::pages::fresh_on_huge_pages() {
-        advise_huge(spare.as_ptr() as usize, bytes);
+    advise_fresh(spare.as_ptr() as usize, std::mem::size_of_val(spare));
+}
+
+/// [`advise_huge`] for the `len` bytes at `start`, fresh memory of a call's
+/// result, where that pays: only allocations large enough to be advised
+/// count as fresh memory taken ([`crate::pages`]).
+fn advise_fresh(start: usize, len: usize) {
+    if len >= HUGE_FROM && crate::pages::fresh_on_huge_pages() {
+        advise_huge(start, len);
     }
 }
 

@@ -220,13 +220,20 @@ impl<T: Transport> LinkRank<T> {
             by_rank,
             cause: Some(cause),
         };
-        let over = |r: usize| st.watch.as_ref().is_some_and(|w| w.is_over(r));
-        for r in 1..self.nprocs {
-            if r != by_rank && !over(r) && st.gone[r].is_none() {
+        for r in self.still_in(st) {
+            if r != by_rank {
                 self.post(r, Kind::Abort, note.clone());
             }
         }
         st.abort.get_or_insert(note);
+    }
+
+    /// Main: the workers still in the region (neither over nor gone).
+    fn still_in(&self, st: &State) -> Vec<usize> {
+        let over = |r: usize| st.watch.as_ref().is_some_and(|w| w.is_over(r));
+        (1..self.nprocs)
+            .filter(|&r| !over(r) && st.gone[r].is_none())
+            .collect()
     }
 
     /// Main: records `error` of `rank` as a failure and, if it is the
@@ -306,8 +313,7 @@ impl<T: Transport> LinkRank<T> {
     /// Main, while it waits: the deadline and deadlocks. Returns when to
     /// look again.
     fn watch_while_waiting(&self, st: &mut State, now: Instant) -> Option<Instant> {
-        let w = st.watch.as_mut()?;
-        if w.expiring(now) {
+        if st.watch.as_mut()?.expiring(now) {
             self.tell_expired(st);
         }
         let w = st.watch.as_mut()?;
@@ -337,11 +343,7 @@ impl<T: Transport> LinkRank<T> {
     /// found a rank that does not read what main sent it: that rank is
     /// late.
     fn tell_expired(&self, st: &mut State) {
-        for r in 1..self.nprocs {
-            let over = st.watch.as_ref().is_none_or(|w| w.is_over(r));
-            if over || st.gone[r].is_some() {
-                continue;
-            }
+        for r in self.still_in(st) {
             let note = Packet::control(Kind::Expired, self.region, ());
             if let Err(late @ Error::Timeout { .. }) = self.transport.send(r, note) {
                 self.fail(st, r, late);

@@ -173,11 +173,17 @@ impl Watch {
     /// deadline, then (with a settling time) that long after the ranks
     /// were told it passed.
     pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.judged().or(self.deadline.map(|(d, _)| d))
+    }
+
+    /// When the late rank is named: at the deadline without a settling
+    /// time, else that long after the ranks were told (`None` before).
+    fn judged(&self) -> Option<Instant> {
         let (deadline, _) = self.deadline?;
-        Some(match self.told {
-            Some(told) => told + self.settle,
-            None => deadline,
-        })
+        match self.settle.is_zero() {
+            true => Some(deadline),
+            false => self.told.map(|told| told + self.settle),
+        }
     }
 
     /// Whether the ranks are to be told now that the deadline passed (once,
@@ -199,13 +205,8 @@ impl Watch {
     /// first that is neither finished nor waiting (main if every other rank
     /// is).
     pub(crate) fn overdue(&self, op: crate::op::Op, now: Instant) -> Option<Error> {
-        let (deadline, after) = self.deadline?;
-        let judged = match (self.settle.is_zero(), self.told) {
-            (true, _) => deadline,
-            (false, Some(told)) => told + self.settle,
-            (false, None) => return None,
-        };
-        if now < judged {
+        let (_, after) = self.deadline?;
+        if self.judged().is_none_or(|judged| now < judged) {
             return None;
         }
         let late = (1..self.stands.len())
