@@ -20,11 +20,11 @@
 //! frames over a quarter of a ring; a ring that published only when full
 //! made its two ranks take turns and was slower still). That is what two
 //! pipelined copies cost here, not this code's overhead: a C program making
-//! the same copies with nothing else took as long (34-35 µs against 34-37
-//! µs on one machine). Padding a frame so that its payload lies in the ring
-//! at its offset within a cache line in the sender's memory gained at most
-//! 2 % and now and then fell into a state ten times slower, so frames are not
-//! padded.
+//! the same copies with nothing else took about as long (33-36 µs against
+//! 34-39 µs on one machine). Padding a frame so that its payload lies in
+//! the ring at its offset within a cache line in the sender's memory gained
+//! at most 2 % and now and then fell into a state ten times slower, so
+//! frames are not padded.
 //!
 //! The socket keeps what a ring cannot carry: descriptors (the memfd of a
 //! large broadcast: `shm`) and death detection. A frame sent on the
