@@ -49,7 +49,7 @@ use std::sync::Arc;
 use crate::link::{Kind as PacketKind, Landing, Packet};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
-use crate::plain::{Advice, HUGE_PAGE, advise_pages};
+use crate::plain::advise_huge;
 
 use super::shared::{self, MAX_ATTACHED};
 use super::shm;
@@ -589,8 +589,7 @@ impl RecvBuf {
                     words.reserve_exact(grow.div_ceil(8));
                     // Faulting fresh memory in 4 KiB at a time costs more
                     // than copying into it.
-                    let (start, len) = (words.as_ptr() as usize, words.capacity() * 8);
-                    advise_pages(start, len, HUGE_PAGE, Advice::HugePages);
+                    advise_huge(words.as_ptr() as usize, words.capacity() * 8);
                 }
                 let written = words.len() * 8;
                 let spare = words.spare_capacity_mut();
