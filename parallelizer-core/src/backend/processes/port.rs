@@ -585,7 +585,7 @@ impl Transport for Port {
                 if std::mem::replace(&mut looked, true) {
                     return Ok(None);
                 }
-                inner.ep.refresh();
+                inner.ep.look();
                 continue;
             }
             if inner.ep.pump(until, None)? {
