@@ -140,6 +140,43 @@ pub trait NativePod: Send + Sync {
         let _ = (ty, buf, from, ack);
         Ok(Some(msg))
     }
+
+    /// Posts the `len` bytes at `dst` for the next message from `from`
+    /// under `tag` (a collective's tag, as `post_msg` sends under it) if
+    /// it is plain data of exactly `len` bytes (MPI's `MPI_Irecv`): a
+    /// transport that reads messages itself writes its payload straight
+    /// there. The message still arrives, through
+    /// [`recv_any_msg`](crate::Parallelizer::recv_any_msg), and
+    /// [`Posted::claim`] says whether it is the one that landed. A
+    /// dynamic map's main posts the slot of each worker's next results in
+    /// the map's result so, which spares copying them out of a message
+    /// buffer. `None` (the default) where nothing is posted.
+    ///
+    /// # Safety
+    ///
+    /// `dst` must be valid for writes of `len` bytes, and nobody may read
+    /// or write them, until the returned [`Posted`] is dropped (and its
+    /// claimed message's bytes are there from the claim on).
+    unsafe fn post_pod(
+        &self,
+        dst: *mut u8,
+        len: usize,
+        from: usize,
+        tag: Tag,
+    ) -> Option<Box<dyn Posted + '_>> {
+        let _ = (dst, len, from, tag);
+        None
+    }
+}
+
+/// A receive posted on the caller's memory by [`NativePod::post_pod`],
+/// withdrawn when dropped: from then on nothing is written there (a
+/// message that landed and was not claimed keeps a copy of its bytes).
+pub trait Posted {
+    /// Whether `msg`, received from the posted rank, is the message that
+    /// landed: its bytes are in the posted memory, and the message is
+    /// taken (its own bytes are empty).
+    fn claim(&self, msg: &Msg) -> bool;
 }
 
 /// That main passed [`NativePod::gather_pod_parts`] one buffer per worker.

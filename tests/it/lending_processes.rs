@@ -321,3 +321,53 @@ fn a_dynamic_maps_large_results_arrive_in_order_lent_or_not() {
         }
     }
 }
+
+/// An item's result, mixed so that a result in the wrong place shows.
+#[parallelizer::task]
+fn mixed(x: u64) -> u64 {
+    if x.is_multiple_of(4099) {
+        // Now and then a slow item, so that chunks come back out of order.
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    x.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (x >> 7)
+}
+
+/// The same item as a 4-byte number: slots of another element size.
+#[parallelizer::task]
+fn mixed_f32(x: u64) -> f32 {
+    (mixed(x) >> 40) as f32
+}
+
+/// An item-wise map's results of plain numbers are written in place on
+/// main (each worker's next slot posted for them, the rest copied in as
+/// they come): the same results in input order for small chunks, chunks
+/// of guided sizes, and chunks whose results (from 4 MiB) are lent, with
+/// lending on, off and refused.
+#[parallelizer::test]
+fn an_item_wise_maps_plain_results_are_written_in_place() {
+    let _hold = spawns();
+    for p in [2, 3] {
+        for (lend, refuse) in [(true, false), (false, false), (true, true)] {
+            let par = pool(p, lend);
+            let _entered = par.enter().unwrap();
+            for (n, schedule) in [
+                (10_000, Schedule::Dynamic { chunksize: 7 }),
+                (200_000, Schedule::Auto),
+                (1_500_000, Schedule::Dynamic { chunksize: 600_000 }),
+            ] {
+                let items: Vec<u64> = (0..n).collect();
+                let at = format!("p={p} lend={lend} refused={refuse} {schedule:?}");
+                let m = par.mapper().schedule(schedule);
+                let run = || {
+                    let wide = m.map(mixed, Some(items.clone()));
+                    (wide, m.map(mixed_f32, Some(items.clone())))
+                };
+                let (wide, narrow) = if refuse { refusing(run) } else { run() };
+                let want: Vec<u64> = items.iter().map(|&x| mixed(x)).collect();
+                assert!(wide.unwrap().unwrap() == want, "{at}: u64 results wrong");
+                let want: Vec<f32> = items.iter().map(|&x| mixed_f32(x)).collect();
+                assert!(narrow.unwrap().unwrap() == want, "{at}: f32 results wrong");
+            }
+        }
+    }
+}

@@ -21,8 +21,8 @@ pub use crate::outcome::{
     FirstFailure, Outcome, Panic, halt_unwinding, panic_message, resume_unwinding, settle,
 };
 pub use crate::parallelizer::{
-    AnySource, Core, Job, LocalTask, NativePod, NativeReduce, PlainBuf, PodType, Reach, Region,
-    RegionTask, check_rank, collective,
+    AnySource, Core, Job, LocalTask, NativePod, NativeReduce, PlainBuf, PodType, Posted, Reach,
+    Region, RegionTask, check_rank, collective,
 };
 pub use crate::registry::{FromConfig, new};
 pub use crate::runtime::{CurrentGuard, run_as, set_current};

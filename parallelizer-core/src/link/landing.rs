@@ -3,6 +3,12 @@
 //! straight into it instead of into a message buffer that is then copied.
 //! MPI's posted `MPI_Recv` is the model.
 //!
+//! A dynamic map's main posts one landing per worker at once, each on the
+//! slot of that worker's next results in the map's result
+//! ([`NativePod::post_pod`](crate::backend::NativePod::post_pod)), and
+//! withdraws it as soon as a message from the worker comes that it does
+//! not claim.
+//!
 //! [`LinkRank::recv_landing`](super::LinkRank) wraps one receive: it makes a
 //! [`Landing`] of the buffer, posts it ([`Transport::post`]), receives, and
 //! withdraws it ([`Transport::unpost`]) before the buffer's borrow ends,
@@ -69,12 +75,31 @@ impl Landing {
     /// rank `from`. The caller keeps `buf` borrowed, and untouched, until it
     /// has withdrawn the landing ([`LinkRank::recv_landing`](super::LinkRank)).
     pub(crate) fn new(from: usize, group: u64, tag: Tag, buf: &mut [u8]) -> Arc<Landing> {
+        // SAFETY: `buf` is valid for writes of its length, and the caller
+        // keeps it borrowed until the landing is withdrawn.
+        unsafe { Landing::raw(from, group, tag, buf.as_mut_ptr(), buf.len()) }
+    }
+
+    /// [`new`](Self::new) of the `len` bytes at `ptr`, which may be
+    /// uninitialized (the spare capacity of a vector being filled).
+    ///
+    /// # Safety
+    ///
+    /// The `len` bytes at `ptr` must be valid for writes, and nobody else
+    /// may read or write them, until the landing is withdrawn.
+    pub(crate) unsafe fn raw(
+        from: usize,
+        group: u64,
+        tag: Tag,
+        ptr: *mut u8,
+        len: usize,
+    ) -> Arc<Landing> {
         Arc::new(Landing {
             from,
             group,
             tag,
-            ptr: buf.as_mut_ptr(),
-            len: buf.len(),
+            ptr,
+            len,
             state: AtomicU8::new(OPEN),
             copy: OnceLock::new(),
         })

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
-use crate::native::NativePod;
+use crate::native::{NativePod, Posted};
 use crate::op::{Op, Tag};
 use crate::parallelizer::Parallelizer;
 use crate::plain::{PlainBuf, PodType};
@@ -517,6 +517,46 @@ impl<T: Transport> NativePod for LinkRank<T> {
             Part::Msg(msg) => Ok(Some(msg)),
             loan => self.take_part(loan, from, ack, ty, buf).map(|()| None),
         }
+    }
+
+    unsafe fn post_pod(
+        &self,
+        dst: *mut u8,
+        len: usize,
+        from: usize,
+        tag: Tag,
+    ) -> Option<Box<dyn Posted + '_>> {
+        if len == 0 || crate::parallelizer::check_rank(self, from).is_err() {
+            return None;
+        }
+        // SAFETY: the caller keeps the `len` bytes at `dst` valid and
+        // untouched until the `Posted` is dropped, which withdraws the
+        // landing first (`post_pod`'s contract is the landing's).
+        let landing = unsafe { Landing::raw(from, 0, tag, dst, len) };
+        let t = self.transport();
+        t.post(&landing).then(|| {
+            let posted: Box<dyn Posted + '_> = Box::new(PostedOn { t, landing });
+            posted
+        })
+    }
+}
+
+/// A landing that [`NativePod::post_pod`] posted on transport `t`.
+struct PostedOn<'a, T: Transport> {
+    t: &'a T,
+    landing: Arc<Landing>,
+}
+
+impl<T: Transport> Posted for PostedOn<'_, T> {
+    fn claim(&self, msg: &Msg) -> bool {
+        self.landing.claim(msg)
+    }
+}
+
+impl<T: Transport> Drop for PostedOn<'_, T> {
+    fn drop(&mut self) {
+        self.t.unpost(&self.landing);
+        self.landing.withdraw();
     }
 }
 

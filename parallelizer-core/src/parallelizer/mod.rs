@@ -13,7 +13,7 @@ use crate::msg::Msg;
 use crate::op::{Op, Tag};
 use crate::tree::Combine;
 
-pub use crate::native::{NativePod, NativeReduce, Reach};
+pub use crate::native::{NativePod, NativeReduce, Posted, Reach};
 pub use crate::plain::{PlainBuf, PodType};
 use crate::trace;
 

@@ -10,6 +10,11 @@
 //! worker ([`Parallelizer::recv_any_msg`]) with the worker's next chunk,
 //! or with the empty chunk that ends the worker's part.
 //!
+//! Results come back in any order: an item-wise map's plain numbers go
+//! straight into their place in main's result, each worker's next slot
+//! posted for them (`in_place`); anything else is put in order as it
+//! comes (`assembly`).
+//!
 //! Main computes its own share on the same thread while the items are
 //! cheap (an item-wise map): in pieces of about [`PIECE`], looking for the
 //! workers' results between two pieces without waiting. Once a piece
@@ -48,6 +53,7 @@ use crate::runtime::{alongside, current_rank, set_current};
 use super::super::{Contract, Pairing};
 use super::assembly::Assembly;
 use super::call::{MapCall, Parts, apply, main_panicked};
+use super::in_place::InPlace;
 use super::progress::Tracker;
 use super::source::{Chunk, Chunker, Rule};
 use super::wire::{from_msg, send_results, take_results, to_msg};
@@ -221,6 +227,10 @@ where
         queued: (0..par.nprocs()).map(|_| VecDeque::new()).collect(),
         stopped: vec![false; par.nprocs()],
         parts: Assembly::new(call.op, items, setup.per_rank),
+        // Item-wise results of plain numbers, between processes: in place.
+        place: (!setup.per_rank && call.elementwise() && share)
+            .then(|| InPlace::new(par, call.op, tag, items))
+            .flatten(),
     };
     // One chunk per worker goes out before main starts on its own share;
     // a second one (`refill`) only once main has taken its first (and
@@ -295,18 +305,17 @@ where
         (scheduled, local)
     });
     scheduled?;
-    let mut parts = sched.parts;
     match local {
         Local::Done(threaded) => {
             for (index, out) in threaded {
-                parts.put(index, 0, out)?;
+                sched.put(index, 0, out)?;
             }
         }
         Local::Failed(e) => return Err(e),
         Local::Panicked(p) => return Err(main_panicked(par, p, setup.pool)),
     }
     let chunks = lock(&source).chunks();
-    parts.finish(chunks)
+    sched.finish(chunks)
 }
 
 /// Main's share as computed on the scheduling thread (each chunk done
@@ -340,7 +349,7 @@ impl<T: Data, R: Data> Share<T, R> {
             .or_else(|| lock(source).take().map(Begun::new))
         {
             match inline_chunk(par, call, chunk, extra, sched, &mut pace, tracker)? {
-                Inline::Done(index, out) => sched.parts.put(index, 0, out)?,
+                Inline::Done(index, out) => sched.put(index, 0, out)?,
                 Inline::Slow(rest) => {
                     self.begun = Some(rest);
                     return Ok(());
@@ -510,9 +519,37 @@ struct Scheduler<'a, T, R> {
     stopped: Vec<bool>,
     /// The results so far, in input order.
     parts: Assembly<R>,
+    /// Or, where they are written in place, the map's result.
+    place: Option<InPlace<'a, R>>,
 }
 
 impl<T: Data, R: Data> Scheduler<'_, T, R> {
+    /// Chunk `index`'s results, in pieces, computed by `rank`.
+    fn put(&mut self, index: usize, rank: usize, out: Vec<Vec<R>>) -> Result<()> {
+        if self.place.is_none() {
+            return self.parts.put(index, rank, out);
+        }
+        let bounds = self.bounds(index)?;
+        self.place
+            .as_mut()
+            .map_or(Ok(()), |p| p.put(index, bounds, out))
+    }
+
+    /// Where chunk `index` starts, and its items.
+    fn bounds(&self, index: usize) -> Result<(usize, usize)> {
+        lock(self.source).bounds(index).ok_or_else(|| {
+            Error::Protocol(format!("chunk {index} came back but was never handed out"))
+        })
+    }
+
+    /// Every chunk's results once the map's `chunks` chunks are in.
+    fn finish(self, chunks: usize) -> Result<Parts<R>> {
+        match self.place {
+            Some(place) => place.finish(chunks),
+            None => self.parts.finish(chunks),
+        }
+    }
+
     /// Tops every worker up ([`refill`](Self::refill)).
     fn refill_all(&mut self) -> Result<()> {
         (1..self.queued.len()).try_for_each(|w| self.refill(w))
@@ -542,6 +579,11 @@ impl<T: Data, R: Data> Scheduler<'_, T, R> {
             let items = chunk.len();
             self.par.post_msg(chunk.into_msg(), w, self.tag)?;
             self.queued[w].push_back((index, items));
+        }
+        if let (Some(place), Some(&(index, _))) = (&mut self.place, self.queued[w].front()) {
+            if let Some(bounds) = lock(self.source).bounds(index) {
+                place.post(w, index, bounds);
+            }
         }
         if lock(self.source).left() == 0 {
             self.par.send_msg(to_msg(Vec::<T>::new()), w, self.tag)?;
@@ -577,10 +619,17 @@ impl<T: Data, R: Data> Scheduler<'_, T, R> {
         let (index, items) = self.queued[from].pop_front().ok_or_else(|| {
             Error::Protocol(format!("rank {from} sent a result it was not asked for"))
         })?;
-        // Lent results whose turn has come go straight behind the others.
-        match take_results::<R>(self.par, msg, from, self.parts.tail(index))? {
-            Some(results) => self.parts.put(index, from, vec![results])?,
-            None => self.parts.appended(index),
+        if self.place.is_some() {
+            let bounds = self.bounds(index)?;
+            if let Some(place) = &mut self.place {
+                place.result(from, index, bounds, msg)?;
+            }
+        } else {
+            // Lent results whose turn has come go straight behind the others.
+            match take_results::<R>(self.par, msg, from, self.parts.tail(index))? {
+                Some(results) => self.parts.put(index, from, vec![results])?,
+                None => self.parts.appended(index),
+            }
         }
         tracker.add(from, items);
         self.refill(from)?;

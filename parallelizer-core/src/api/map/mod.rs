@@ -9,6 +9,8 @@
 //! (one call's pieces, applying `f` to a chunk), `dynamic` (chunks handed
 //! out as ranks finish them), `source` (main's items cut into those
 //! chunks), `assembly` (their results put in order as they come back),
+//! `in_place` (or, item-wise results of plain numbers across processes,
+//! written straight into main's result),
 //! `progress` (the bar and the callback),
 //! `wire` (how chunks travel), `joined` (plain results gathered into
 //! main's vector).
@@ -16,6 +18,7 @@
 mod assembly;
 mod call;
 mod dynamic;
+mod in_place;
 mod joined;
 mod plan;
 mod progress;

@@ -65,8 +65,8 @@ pub(super) struct Chunker<T> {
     total: usize,
     /// Items handed out.
     taken: usize,
-    /// Chunks handed out.
-    chunks: usize,
+    /// Where each chunk handed out starts: one per chunk.
+    starts: Vec<usize>,
     rule: Rule,
     closed: bool,
 }
@@ -98,7 +98,7 @@ impl<T: Data> Chunker<T> {
             items,
             total,
             taken: 0,
-            chunks: 0,
+            starts: Vec::new(),
             rule,
             closed: false,
         }
@@ -106,7 +106,15 @@ impl<T: Data> Chunker<T> {
 
     /// The chunks handed out so far.
     pub(super) fn chunks(&self) -> usize {
-        self.chunks
+        self.starts.len()
+    }
+
+    /// Where chunk `index` starts in the data and how many items it has
+    /// (`None`: not handed out).
+    pub(super) fn bounds(&self, index: usize) -> Option<(usize, usize)> {
+        let at = *self.starts.get(index)?;
+        let end = self.starts.get(index + 1).copied().unwrap_or(self.taken);
+        Some((at, end - at))
     }
 
     /// The items not handed out yet (none once closed).
@@ -135,9 +143,9 @@ impl<T: Data> Chunker<T> {
                 to: self.taken + size,
             },
         };
+        self.starts.push(self.taken);
         self.taken += size;
-        self.chunks += 1;
-        Some((self.chunks - 1, chunk))
+        Some((self.starts.len() - 1, chunk))
     }
 
     /// Hands out nothing more (main's own part failed).

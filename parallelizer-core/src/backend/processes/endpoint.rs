@@ -103,15 +103,16 @@ pub(super) struct Endpoint {
     placement: Placement,
     /// How long a wait spins before it sleeps.
     spin: Spin,
-    /// A receive posted on a caller's buffer, with its region, until a
-    /// frame lands in it ([`Endpoint::post`]).
-    post: Option<(u64, Arc<Landing>)>,
+    /// Per peer, a receive posted on a caller's buffer, with its region,
+    /// until a frame lands in it ([`Endpoint::post`]).
+    posts: Vec<Option<(u64, Arc<Landing>)>>,
 }
 
 impl Endpoint {
     /// Rank `rank`'s endpoint over `socks[r]`, its socket to rank `r`
     /// (`None` for itself). The sockets must be non-blocking.
     pub(super) fn new(rank: usize, socks: Vec<Option<UnixStream>>, max_frame: u64) -> Endpoint {
+        let posts = socks.iter().map(|_| None).collect();
         let peers = socks
             .into_iter()
             .map(|sock| {
@@ -135,7 +136,7 @@ impl Endpoint {
             rings: None,
             placement: Placement::default(),
             spin: Spin::default(),
-            post: None,
+            posts,
         }
     }
 
@@ -230,13 +231,10 @@ impl Endpoint {
                 return;
             }
             let src = Source::Socket(&peer.sock);
-            // The posted receive, if it is for a frame from `r` (put back
-            // if the frame read is not the one).
-            let mut post = self.post.take_if(|(_, l)| l.from() == r);
-            let read = peer
-                .reader
-                .read_some(&src, &mut peer.fds, max_frame, &mut post);
-            self.post = self.post.take().or(post);
+            // The receive posted for a frame from `r` (put back if the
+            // frame read is not the one).
+            let post = &mut self.posts[r];
+            let read = peer.reader.read_some(&src, &mut peer.fds, max_frame, post);
             let why = match read {
                 Ok(Some(frame)) => {
                     peer.socket_frames += 1;
@@ -275,11 +273,8 @@ impl Endpoint {
                 from: r,
                 head,
             };
-            let mut post = self.post.take_if(|(_, l)| l.from() == r);
-            let read = peer
-                .ring
-                .read_some(&src, &mut peer.fds, max_frame, &mut post);
-            self.post = self.post.take().or(post);
+            let post = &mut self.posts[r];
+            let read = peer.ring.read_some(&src, &mut peer.fds, max_frame, post);
             match read {
                 Ok(Some(frame)) => self.events.push_back(Event::Frame(r, frame)),
                 Ok(None) => {}
@@ -296,7 +291,7 @@ impl Endpoint {
 
     /// Posts `landing` for the next data packet of region `region` that
     /// fits it ([`Landing`]); whether it did. Not while another landing is
-    /// posted, its peer is gone, or the frame it would take may already be
+    /// posted for the same peer, the peer is gone, or the frame it would take may already be
     /// on its way in (one being read, or read and queued): then the receive
     /// takes a message as usual.
     pub(super) fn post(&mut self, region: u64, landing: &Arc<Landing>) -> bool {
@@ -310,10 +305,10 @@ impl Endpoint {
         let queued = self.events.iter().any(
             |e| matches!(e, Event::Frame(r, f) if *r == from && f.header().lands(region, landing)),
         );
-        if self.post.is_some() || !idle || queued {
+        if !idle || queued || self.posts[from].is_some() {
             return false;
         }
-        self.post = Some((region, landing.clone()));
+        self.posts[from] = Some((region, landing.clone()));
         true
     }
 
@@ -329,12 +324,8 @@ impl Endpoint {
     /// Withdraws `landing`: a frame half landed in its buffer goes on into
     /// a buffer of its own, and nothing is written into it any more.
     pub(super) fn unpost(&mut self, landing: &Arc<Landing>) {
-        if self
-            .post
-            .as_ref()
-            .is_some_and(|(_, l)| Arc::ptr_eq(l, landing))
-        {
-            self.post = None;
+        if let Some(post) = self.posts.get_mut(landing.from()) {
+            post.take_if(|(_, l)| Arc::ptr_eq(l, landing));
         }
         if let Some(Some(p)) = self.peers.get_mut(landing.from()) {
             for reader in [&mut p.reader, &mut p.ring] {

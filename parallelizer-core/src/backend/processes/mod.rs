@@ -70,7 +70,9 @@
 //! MPI's posted receive): the frame that fits it is read straight into it,
 //! so a message is copied twice, both copies at once, with no message
 //! buffer in between (1 MiB: 73-82 µs one way, against 122-139 µs for one
-//! `process_vm_readv`, which is slow on virtual machines).
+//! `process_vm_readv`, which is slow on virtual machines). Each peer can
+//! have a receive posted at once: a dynamic map's main posts every
+//! worker's next slot in the map's result so.
 //!
 //! **Large plain data in collectives.** A plain buffer of 64 KiB or more
 //! (the `_into` collectives, and the generic ones on vectors of numbers)
