@@ -11,9 +11,9 @@ use std::sync::Arc;
 use crate::error::Result;
 use crate::msg::{Data, Msg};
 use crate::op::{Op, Tag};
-use crate::parallelizer::Parallelizer;
+use crate::parallelizer::{AnySource, Parallelizer};
 use crate::plain::{PlainBuf, PlainOps, cast, vec_ops};
-use crate::split::split;
+use crate::split::{chunk_sizes, split};
 
 use super::super::{Contract, Pairing, main_data, named};
 
@@ -118,7 +118,7 @@ pub(super) fn take_results<T: Data>(
 /// main's vector, without a copy into a vector of its own first.
 #[derive(Clone)]
 pub(super) struct SharedItems {
-    bytes: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    bytes: Arc<dyn Items>,
     ops: &'static dyn PlainOps,
 }
 
@@ -128,6 +128,17 @@ struct Numbers<P>(Vec<P>);
 impl<P: bytemuck::Pod> AsRef<[u8]> for Numbers<P> {
     fn as_ref(&self) -> &[u8] {
         bytemuck::cast_slice(&self.0)
+    }
+}
+
+/// [`Numbers`] of any type: bytes to send, a vector to take back.
+trait Items: AsRef<[u8]> + Send + Sync {
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<P: bytemuck::Pod + Send + Sync> Items for Numbers<P> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
     }
 }
 
@@ -155,6 +166,19 @@ impl SharedItems {
         let bytes = ty.bytes(range.start)..ty.bytes(range.end);
         Msg::plain_slice(self.bytes.clone(), bytes, self.ops)
     }
+
+    /// The first `len` items: the vector itself, cut there, once no
+    /// message shares it any more; else a copy of them.
+    pub(super) fn into_front<T: Data>(mut self, len: usize) -> Result<Vec<T>> {
+        let own = Arc::get_mut(&mut self.bytes)
+            .and_then(|items| items.as_any_mut().downcast_mut::<Numbers<T>>());
+        if let Some(Numbers(items)) = own {
+            let mut items = std::mem::take(items);
+            items.truncate(len);
+            return Ok(items);
+        }
+        from_msg(self.msg(0..len))
+    }
 }
 
 /// `scatter` of main's items for a map: chunk `i` of the split to rank `i`,
@@ -164,8 +188,37 @@ pub(super) fn scatter<T: Data>(par: &dyn Parallelizer, data: Option<Vec<T>>) -> 
         return main_data(data, Op::Scatter);
     };
     let nprocs = par.nprocs();
-    let chunks = data.map(|d| split(d, nprocs).into_iter().map(to_msg).collect());
-    from_msg(named(Op::Scatter, par.scatter_msg(chunks, tag))?)
+    let Some(data) = data else {
+        return from_msg(named(Op::Scatter, par.scatter_msg(None, tag))?);
+    };
+    let counts = chunk_sizes(data.len(), nprocs);
+    let across = par.native_pod().is_some_and(|n| !n.in_process());
+    let shared = match across && par.any_source() == AnySource::Buffered {
+        true => SharedItems::new(data),
+        false => Err(data),
+    };
+    let shared = match shared {
+        Ok(shared) => shared,
+        Err(data) => {
+            let chunks = split(data, nprocs).into_iter().map(to_msg).collect();
+            return from_msg(named(Op::Scatter, par.scatter_msg(Some(chunks), tag))?);
+        }
+    };
+    // Primitive numbers across processes, where a message is copied into
+    // the transport's buffer as it is sent (the rings; in one process the
+    // chunks move): the workers' chunks go onto the wire from main's
+    // vector, and main keeps its own chunk, the first, in it. `split`
+    // copied every chunk but main's into a vector of its own first.
+    let mut at = 0;
+    let chunks = counts
+        .iter()
+        .map(|&len| {
+            at += len;
+            shared.msg(at - len..at)
+        })
+        .collect();
+    drop(named(Op::Scatter, par.scatter_msg(Some(chunks), tag))?);
+    shared.into_front(counts[0])
 }
 
 /// `gather` of every rank's results for a map: on main, each rank's, in
@@ -215,5 +268,20 @@ mod tests {
         assert_eq!(from_msg::<u32>(shared.msg(8..10)).unwrap(), [8, 9]);
         assert!(from_msg::<u64>(shared.msg(0..2)).is_err());
         assert!(SharedItems::new(vec![(1u8, 2u8)]).is_err());
+    }
+
+    #[test]
+    fn the_front_of_shared_numbers_is_taken_back_or_copied_while_shared() {
+        let items: Vec<u32> = (0..10).collect();
+        let at = items.as_ptr();
+        let shared = SharedItems::new(items).unwrap_or_else(|_| panic!("u32"));
+        let held = shared.msg(5..10);
+        let copy = shared.clone().into_front::<u32>(3).unwrap();
+        assert_eq!(copy, [0, 1, 2]);
+        assert_ne!(copy.as_ptr(), at, "a message still shares the items");
+        drop(held);
+        let front = shared.into_front::<u32>(3).unwrap();
+        assert_eq!(front, [0, 1, 2]);
+        assert_eq!(front.as_ptr(), at, "the vector itself, cut");
     }
 }
