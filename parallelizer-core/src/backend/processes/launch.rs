@@ -414,7 +414,7 @@ pub(super) fn launch(
     // its copies.
     ensure_descriptors(nprocs, if rings { 2 * (nprocs as u64 + 1) } else { 0 })?;
     let rings = match rings {
-        true => Some(Rings::create(nprocs)?),
+        true => Some(Rings::create(nprocs, nprocs > crate::runtime::cores())?),
         false => None,
     };
     let exe = std::env::current_exe()?;
