@@ -341,8 +341,8 @@ fn mixed_f32(x: u64) -> f32 {
 /// An item-wise map's results of plain numbers are written in place on
 /// main (each worker's next slot posted for them, the rest copied in as
 /// they come): the same results in input order for small chunks, chunks
-/// of guided sizes, and chunks whose results (from 4 MiB) are lent, with
-/// lending on, off and refused.
+/// of guided sizes, chunks whose results (from 4 MiB) are lent, and the
+/// static split's parts, with lending on, off and refused.
 #[parallelizer::test]
 fn an_item_wise_maps_plain_results_are_written_in_place() {
     let _hold = spawns();
@@ -354,6 +354,9 @@ fn an_item_wise_maps_plain_results_are_written_in_place() {
                 (10_000, Schedule::Dynamic { chunksize: 7 }),
                 (200_000, Schedule::Auto),
                 (1_500_000, Schedule::Dynamic { chunksize: 600_000 }),
+                // The static split: each worker's part posted on its place.
+                (50_001, Schedule::Static),
+                (1_500_000, Schedule::Static),
             ] {
                 let items: Vec<u64> = (0..n).collect();
                 let at = format!("p={p} lend={lend} refused={refuse} {schedule:?}");

@@ -274,7 +274,11 @@ where
         (apply(par, call, chunk, extra)?, None)
     };
     let parts = match joined::plane::<R>(par) {
-        Some(plane) => joined::gather(par, plane, out, per_rank)?,
+        Some(plane) => {
+            // An item-wise map: one result per item of each rank's chunk.
+            let counts = sizes.as_deref().filter(|_| call.elementwise());
+            joined::gather(par, plane, out, per_rank, counts)?
+        }
         None => {
             let all = if native_split(par) {
                 par.gather_as(out, Contract::Skip)?
