@@ -541,7 +541,8 @@ impl<T: Transport> NativePod for LinkRank<T> {
     }
 }
 
-/// A landing that [`NativePod::post_pod`] posted on transport `t`.
+/// A landing posted on transport `t` ([`NativePod::post_pod`], a
+/// `receive_into`), withdrawn when dropped.
 struct PostedOn<'a, T: Transport> {
     t: &'a T,
     landing: Arc<Landing>,
@@ -643,22 +644,15 @@ impl<T: Transport> LinkRank<T> {
     /// The landing is withdrawn before this returns, also on an error or a
     /// panic, so `dst` is the caller's again.
     fn recv_landing(&self, from: usize, tag: Tag, dst: &mut [u8]) -> Result<Result<Msg, Msg>> {
-        /// Withdraws the landing when the receive is over, however it ends.
-        struct Posted<'a, T: Transport>(&'a T, &'a Arc<Landing>);
-        impl<T: Transport> Drop for Posted<'_, T> {
-            fn drop(&mut self) {
-                self.0.unpost(self.1);
-                self.1.withdraw();
-            }
-        }
         let t = self.transport();
         let landing = Landing::new(from, 0, tag, dst);
         if !t.post(&landing) {
             return self.recv_raw(from, tag).map(Err);
         }
-        let posted = Posted(t, &landing);
+        // Withdrawn when the receive is over, however it ends.
+        let posted = PostedOn { t, landing };
         let msg = self.recv_raw(from, tag)?;
-        let landed = landing.claim(&msg);
+        let landed = posted.claim(&msg);
         drop(posted);
         Ok(if landed { Ok(msg) } else { Err(msg) })
     }
