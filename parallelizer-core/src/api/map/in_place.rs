@@ -5,19 +5,20 @@
 //! ([`NativePod::post_pod`]): a transport that reads messages itself
 //! (processes) copies them out of its ring once, into place, instead of
 //! into a message buffer that main then copies behind the results before
-//! them. Results that did not land (lent, or a message already on its way
-//! in) and main's own are copied into their slot as they come: no chunk
-//! waits for its turn.
+//! them. Lent results (4 MiB and more) are copied out of the worker's
+//! memory straight into their slot; a message that did not land (one
+//! already on its way in) and main's own results are copied there as they
+//! come: no chunk waits for its turn.
 
 use crate::error::{Error, Result};
 use crate::msg::Msg;
 use crate::native::{NativePod, Posted};
 use crate::op::{Op, Tag};
 use crate::parallelizer::Parallelizer;
-use crate::plain::vec_ops;
+use crate::plain::{Fixed, PlainOps, vec_ops};
 
 use super::call::Parts;
-use super::wire::take_results;
+use super::wire::{LEND_RESULTS_FROM, take_lent, take_results};
 
 /// The map's result, filled in place (module docs).
 pub(super) struct InPlace<'a, R> {
@@ -27,6 +28,7 @@ pub(super) struct InPlace<'a, R> {
     posted: Vec<Option<(usize, Box<dyn Posted + 'a>)>>,
     par: &'a dyn Parallelizer,
     native: &'a dyn NativePod,
+    ops: &'static dyn PlainOps,
     op: Op,
     tag: Tag,
     /// Empty, with room for every result: slots are written in its spare
@@ -50,8 +52,8 @@ impl<'a, R: crate::msg::Data> InPlace<'a, R> {
         items: usize,
     ) -> Option<InPlace<'a, R>> {
         let native = par.native_pod()?;
-        let plain =
-            vec_ops::<Vec<R>>().is_some_and(|ops| ops.pod_type().size == std::mem::size_of::<R>());
+        let ops = vec_ops::<Vec<R>>()?;
+        let plain = ops.pod_type().size == std::mem::size_of::<R>();
         if !plain || native.in_process() || items == 0 {
             return None;
         }
@@ -61,6 +63,7 @@ impl<'a, R: crate::msg::Data> InPlace<'a, R> {
             posted: (0..par.nprocs()).map(|_| None).collect(),
             par,
             native,
+            ops,
             op,
             tag,
             out,
@@ -108,6 +111,10 @@ impl<'a, R: crate::msg::Data> InPlace<'a, R> {
         if landed {
             return self.mark(index, items);
         }
+        let msg = match self.lent_into_slot(w, (at, items), msg)? {
+            None => return self.mark(index, items),
+            Some(msg) => msg,
+        };
         let Some(results) = take_results::<R>(self.par, msg, w, None)? else {
             return Err(Error::Protocol(format!(
                 "rank {w}'s results of `{}` were taken nowhere",
@@ -115,6 +122,40 @@ impl<'a, R: crate::msg::Data> InPlace<'a, R> {
             )));
         };
         self.put(index, (at, items), vec![results])
+    }
+
+    /// Results large enough that the worker lends them
+    /// ([`LEND_RESULTS_FROM`]), from rank `w` for the slot of `items` items
+    /// from `at` on: copied straight into the slot, zeroed first (the copy
+    /// writes into initialized bytes), and `None`; any other message comes
+    /// back.
+    fn lent_into_slot(
+        &mut self,
+        w: usize,
+        (at, items): (usize, usize),
+        msg: Msg,
+    ) -> Result<Option<Msg>> {
+        let ty = self.ops.pod_type();
+        let len = ty.bytes(items);
+        if len < LEND_RESULTS_FROM || at + items > self.items {
+            return Ok(Some(msg));
+        }
+        // SAFETY: `at + items` is within the capacity (checked), the slot
+        // of `w`'s chunk, which no posting covers (`result` withdrew `w`'s,
+        // the only one that could); zeroed, its bytes are initialized, and
+        // the slice is dropped before anything else touches `out`.
+        let slot = unsafe {
+            let dst = self.out.as_mut_ptr().add(at).cast::<u8>();
+            std::ptr::write_bytes(dst, 0, len);
+            std::slice::from_raw_parts_mut(dst, len)
+        };
+        let mut buf = Fixed {
+            bytes: slot,
+            size: ty.size,
+            op: self.op,
+            rank: w,
+        };
+        take_lent(self.native, self.ops, msg, w, &mut buf)
     }
 
     /// The results of chunk `index` (its `items` items from `at` on), in

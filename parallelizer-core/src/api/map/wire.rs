@@ -84,7 +84,7 @@ pub(super) fn send_results<T: Data>(par: &dyn Parallelizer, items: Vec<T>, tag: 
 /// for main to copy: lending from 64 KiB on made the fine map (chunks of
 /// up to 1.3 MB of results) slower on `processes:2`, 7.70-8.07 ms against
 /// 7.36-7.89 ms in three alternated pairs.
-const LEND_RESULTS_FROM: usize = 4 << 20;
+pub(super) const LEND_RESULTS_FROM: usize = 4 << 20;
 
 /// A worker's results as [`send_results`] sent them, in `msg` from rank
 /// `from`: if they were lent, copied out of the worker's memory (and
@@ -100,18 +100,29 @@ pub(super) fn take_results<T: Data>(
     let (Some(native), Some(ops)) = (par.native_pod(), vec_ops::<Vec<T>>()) else {
         return from_msg(msg).map(Some);
     };
-    let (ty, ack) = (ops.pod_type(), Tag::p2p(Op::Receive));
     let mut own = Vec::<T>::new();
     let mut tail_buf = tail.map(|vec| ops.tail(vec));
     let buf: &mut dyn PlainBuf = match tail_buf.as_deref_mut() {
         Some(buf) => buf,
         None => ops.buf(&mut own),
     };
-    match native.take_lent(msg, ty, buf, from, ack)? {
+    match take_lent(native, ops, msg, from, buf)? {
         Some(msg) => from_msg(msg).map(Some),
         None if tail_buf.is_some() => Ok(None),
         None => Ok(Some(own)),
     }
+}
+
+/// A worker's results `msg` from rank `from`, if [`send_results`] lent
+/// them: copied into `buf` and acknowledged (`None`); else the message.
+pub(super) fn take_lent(
+    native: &dyn crate::native::NativePod,
+    ops: &'static dyn PlainOps,
+    msg: Msg,
+    from: usize,
+    buf: &mut dyn PlainBuf,
+) -> Result<Option<Msg>> {
+    native.take_lent(msg, ops.pod_type(), buf, from, Tag::p2p(Op::Receive))
 }
 
 /// Main's items of primitive numbers, as bytes that the messages of the
