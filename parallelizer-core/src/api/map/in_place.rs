@@ -81,12 +81,12 @@ impl<'a, R: crate::msg::Data> InPlace<'a, R> {
             return;
         }
         let size = std::mem::size_of::<R>();
-        // SAFETY: `at + items` is within the capacity (`self.items`), so the slot is inside
-        // `out`'s allocation, which neither moves nor is freed while the
-        // posting lives (`out` is never grown, and the posting is dropped
-        // first); nothing else writes the slot until then: chunk `index`
-        // went to `w` alone, and `result` withdraws the posting before it
-        // copies into the slot itself.
+        // SAFETY: `at + items` is within the capacity (`self.items`), so
+        // the slot is inside `out`'s allocation, which neither moves nor is
+        // freed while the posting lives (`out` is never grown, and the
+        // posting is dropped first); nothing else writes the slot until
+        // then: chunk `index` went to `w` alone, and `result` withdraws the
+        // posting before it copies into the slot itself.
         let posting = unsafe {
             let dst = self.out.as_mut_ptr().add(at).cast::<u8>();
             self.native.post_pod(dst, items * size, w, self.tag)

@@ -291,9 +291,9 @@ impl Endpoint {
 
     /// Posts `landing` for the next data packet of region `region` that
     /// fits it ([`Landing`]); whether it did. Not while another landing is
-    /// posted for the same peer, the peer is gone, or the frame it would take may already be
-    /// on its way in (one being read, or read and queued): then the receive
-    /// takes a message as usual.
+    /// posted for the same peer, the peer is gone, or the frame it would
+    /// take may already be on its way in (one being read, or read and
+    /// queued): then the receive takes a message as usual.
     pub(super) fn post(&mut self, region: u64, landing: &Arc<Landing>) -> bool {
         let from = landing.from();
         let idle = match self.peers.get(from) {
