@@ -505,6 +505,13 @@ enum Answered {
     Nobody,
 }
 
+/// Where chunk `index` of `source` starts, and its items.
+fn bounds<T: Data>(source: &Mutex<Chunker<T>>, index: usize) -> Result<(usize, usize)> {
+    lock(source)
+        .bounds(index)
+        .ok_or_else(|| Error::Protocol(format!("chunk {index} came back but was never handed out")))
+}
+
 /// Main's scheduler: what each worker has been sent and not answered yet.
 struct Scheduler<'a, T, R> {
     par: &'a dyn Parallelizer,
@@ -526,20 +533,10 @@ struct Scheduler<'a, T, R> {
 impl<T: Data, R: Data> Scheduler<'_, T, R> {
     /// Chunk `index`'s results, in pieces, computed by `rank`.
     fn put(&mut self, index: usize, rank: usize, out: Vec<Vec<R>>) -> Result<()> {
-        if self.place.is_none() {
-            return self.parts.put(index, rank, out);
+        match &mut self.place {
+            Some(place) => place.put(index, bounds(self.source, index)?, out),
+            None => self.parts.put(index, rank, out),
         }
-        let bounds = self.bounds(index)?;
-        self.place
-            .as_mut()
-            .map_or(Ok(()), |p| p.put(index, bounds, out))
-    }
-
-    /// Where chunk `index` starts, and its items.
-    fn bounds(&self, index: usize) -> Result<(usize, usize)> {
-        lock(self.source).bounds(index).ok_or_else(|| {
-            Error::Protocol(format!("chunk {index} came back but was never handed out"))
-        })
     }
 
     /// Every chunk's results once the map's `chunks` chunks are in.
@@ -619,11 +616,8 @@ impl<T: Data, R: Data> Scheduler<'_, T, R> {
         let (index, items) = self.queued[from].pop_front().ok_or_else(|| {
             Error::Protocol(format!("rank {from} sent a result it was not asked for"))
         })?;
-        if self.place.is_some() {
-            let bounds = self.bounds(index)?;
-            if let Some(place) = &mut self.place {
-                place.result(from, index, bounds, msg)?;
-            }
+        if let Some(place) = &mut self.place {
+            place.result(from, index, bounds(self.source, index)?, msg)?;
         } else {
             // Lent results whose turn has come go straight behind the others.
             match take_results::<R>(self.par, msg, from, self.parts.tail(index))? {
