@@ -42,6 +42,8 @@ mod loopback;
 mod macros_ui;
 mod parity;
 #[cfg(target_os = "linux")]
+mod posts_processes;
+#[cfg(target_os = "linux")]
 mod processes;
 #[cfg(target_os = "linux")]
 mod processes_suite;

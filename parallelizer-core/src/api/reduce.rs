@@ -99,6 +99,9 @@ impl dyn Parallelizer {
                 {
                     return done.map(|()| value);
                 }
+                if let Some(done) = self.small_allreduce(&value, op, tag) {
+                    return done;
+                }
                 self.check_lengths(&value, op.builtin(), tag)?;
                 let combine = combiner(op, Msg::cloneable::<T>);
                 self.allreduce_msg(Msg::cloneable(value), &combine, tag)?
@@ -219,6 +222,37 @@ impl dyn Parallelizer {
             }
             native.reduce_pod(ty, op, bytes, reach, tag)
         })())
+    }
+
+    /// An all-reduce of one number through the backend's small exchange
+    /// ([`Parallelizer::exchange_small`]): every rank folds every rank's
+    /// value with `op` in rank order, so all get the same result. `None`
+    /// for anything but a number, or a backend without one.
+    fn small_allreduce<T: Data + Clone, O: ReduceOp<T> + ?Sized>(
+        &self,
+        value: &T,
+        op: &O,
+        tag: Tag,
+    ) -> Option<Result<T>> {
+        let (ty, Shape::Scalar) = numeric::<T>()? else {
+            return None;
+        };
+        let mut mine = value.clone();
+        let bytes = numeric_bytes(&mut mine)?;
+        let mut acc: Option<T> = None;
+        let mut fold = |_: usize, bytes: &[u8]| -> Result<()> {
+            let mut v = value.clone();
+            numeric_bytes(&mut v)
+                .expect("a number (checked above)")
+                .copy_from_slice(bytes);
+            acc = Some(match acc.take() {
+                None => v,
+                Some(a) => op.combine(a, v)?,
+            });
+            Ok(())
+        };
+        let done = self.exchange_small(ty, bytes, tag, &mut fold)?;
+        Some(done.map(|()| acc.expect("every rank's value, this rank's too")))
     }
 
     /// Before a built-in element-wise reduction through messages: the same

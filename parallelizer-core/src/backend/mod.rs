@@ -13,7 +13,8 @@ pub use crate::attach::{Attachment, attach, attached};
 pub use crate::config::Options;
 pub use crate::entry::{WorkerHook, current_test};
 pub use crate::link::{
-    Channels, Event, Finish, Kind, Landing, Limits, LinkRank, Packet, Transport, run_on_threads,
+    Board, Channels, Event, Finish, Kind, Landing, Limits, LinkRank, POST_BYTES, Packet, Post,
+    Transport, run_on_threads, type_code,
 };
 pub use crate::msg::{Encoding, Msg};
 pub use crate::op::Tag;

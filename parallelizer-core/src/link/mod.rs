@@ -30,6 +30,7 @@
 //! [`Parallelizer::send_msg_in`]: crate::Parallelizer::send_msg_in
 //! [`Parallelizer::recv_msg_in`]: crate::Parallelizer::recv_msg_in
 
+mod board;
 mod channels;
 mod exchange;
 mod gather;
@@ -59,6 +60,8 @@ use crate::op::Tag;
 use crate::plain::PodType;
 use crate::segment::SharedMemory;
 
+pub(crate) use board::stamp_of;
+pub use board::{Board, POST_BYTES, Post, type_code};
 pub use channels::Channels;
 pub use landing::Landing;
 pub use packet::{Kind, Packet};
@@ -170,6 +173,24 @@ pub trait Transport: Send + Sync + 'static {
     /// its buffer (a packet half landed goes on into a buffer of its own).
     fn unpost(&self, landing: &Arc<Landing>) {
         let _ = landing;
+    }
+
+    /// Memory where each rank posts a few bytes that every other rank
+    /// reads ([`Board`]): the small all-to-all collectives (a barrier, an
+    /// all-reduce of a number) then read one post from each peer instead of
+    /// exchanging messages. `None` (the default): they exchange messages.
+    /// A transport with a board also overrides
+    /// [`recv_or_posted`](Self::recv_or_posted).
+    fn board(&self) -> Option<&dyn Board> {
+        None
+    }
+
+    /// [`recv`](Self::recv), returning `Ok(None)` also as soon as every
+    /// other rank's post stamped `stamp` is on the [`board`](Self::board)
+    /// (a post wakes a rank that sleeps in here). The default is `recv`.
+    fn recv_or_posted(&self, until: Option<Instant>, stamp: u64) -> Result<Option<Event>> {
+        let _ = stamp;
+        self.recv(until)
     }
 
     /// The memory that every rank this transport reaches can address, for

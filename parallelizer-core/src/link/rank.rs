@@ -19,6 +19,7 @@ use super::watch::{Verdict, Watch};
 use super::{Event, Limits, Transport};
 
 mod finish;
+mod posts;
 
 pub use finish::Finish;
 
@@ -62,6 +63,8 @@ struct State {
     reported: bool,
     /// Main only: what main knows of every rank.
     watch: Option<Watch>,
+    /// Posts made on the transport's board in this region (`posts`).
+    posts: u64,
 }
 
 impl<T: Transport> LinkRank<T> {
@@ -93,6 +96,7 @@ impl<T: Transport> LinkRank<T> {
                 waits: 0,
                 reported: false,
                 watch: (id == 0).then(|| Watch::new(nprocs, limits.timeout, limits.settle)),
+                posts: 0,
             }),
         }
     }
@@ -132,6 +136,16 @@ impl<T: Transport> LinkRank<T> {
     /// Waits for the next event until `until` and takes it in.
     fn pump(&self, until: Option<Instant>) -> Result<()> {
         if let Some(event) = self.transport.recv(until)? {
+            let mut st = self.lock();
+            self.dispatch(&mut st, event);
+        }
+        Ok(())
+    }
+
+    /// [`pump`](Self::pump), returning also once every other rank posted
+    /// `stamp` ([`Transport::recv_or_posted`]).
+    fn pump_posted(&self, until: Option<Instant>, stamp: u64) -> Result<()> {
+        if let Some(event) = self.transport.recv_or_posted(until, stamp)? {
             let mut st = self.lock();
             self.dispatch(&mut st, event);
         }
@@ -445,6 +459,26 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
 
     /// Recursive doubling whose pairs lend large plain values across
     /// processes rather than send copies (`exchange`).
+    /// Every rank posts once on the transport's board and reads the
+    /// others' posts (`posts`); the dissemination barrier without one.
+    fn barrier(&self, tag: Tag) -> Result<()> {
+        let unit = crate::plain::PodType::of::<()>();
+        match self.exchange_posts(unit, &[], tag, &mut |_, _| Ok(())) {
+            Some(done) => done,
+            None => crate::parallelizer::collective::barrier(self, tag),
+        }
+    }
+
+    fn exchange_small(
+        &self,
+        ty: crate::plain::PodType,
+        bytes: &[u8],
+        tag: Tag,
+        each: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Option<Result<()>> {
+        self.exchange_posts(ty, bytes, tag, each)
+    }
+
     fn allreduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
         let exchange = |m: &Msg, to: usize| self.exchange_msg(m, to, tag);
         allreduce_exchanging(self, msg, combine, tag, &exchange)
@@ -594,6 +628,24 @@ impl<T: Transport> LinkRank<T> {
     /// [`recv_raw`](Self::recv_raw) in the namespace of group `group`.
     fn recv_raw_in(&self, group: u64, from: usize, tag: Tag) -> Result<Msg> {
         check_rank(self, from)?;
+        let take = |st: &mut State| {
+            let packet = st.boxes.pop(group, from, tag)?;
+            Some(self.take(packet, from, tag))
+        };
+        self.wait_on(from, tag, None, take)
+    }
+
+    /// Waits until `ready` finds what this rank waits for from `from` in
+    /// `tag` (or, with `posted`, until every other rank posted that stamp
+    /// and `ready` finds it): released if the region is aborted, failed if
+    /// `from` is gone, reported when it lasts.
+    fn wait_on<R>(
+        &self,
+        from: usize,
+        tag: Tag,
+        posted: Option<u64>,
+        mut ready: impl FnMut(&mut State) -> Option<Result<R>>,
+    ) -> Result<R> {
         let start = Instant::now();
         self.lock().waits += 1;
         loop {
@@ -604,9 +656,9 @@ impl<T: Transport> LinkRank<T> {
                     self.end_wait(&mut st);
                     return Err(self.released(&st, by_rank));
                 }
-                if let Some(packet) = st.boxes.pop(group, from, tag) {
+                if let Some(got) = ready(&mut st) {
                     self.end_wait(&mut st);
-                    return self.take(packet, from, tag);
+                    return got;
                 }
                 if let Some(e) = st.gone[from].clone() {
                     self.end_wait(&mut st);
@@ -633,7 +685,10 @@ impl<T: Transport> LinkRank<T> {
                     Some(start + self.limits.patience)
                 }
             };
-            self.pump(until)?;
+            match posted {
+                Some(stamp) => self.pump_posted(until, stamp)?,
+                None => self.pump(until)?,
+            }
         }
     }
 }

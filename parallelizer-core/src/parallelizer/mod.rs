@@ -243,6 +243,24 @@ pub trait Parallelizer: Send + Sync + 'static {
         None
     }
 
+    /// Every rank's `bytes` (a number of type `ty`), to `each` in rank
+    /// order, on every rank: the exchange behind an all-reduce of one
+    /// number, through memory every rank reads where the backend has it
+    /// (the processes backend's board, [`Board`](crate::backend::Board)).
+    /// `None` (the default) when it has none or `bytes` do not fit a post:
+    /// the caller then exchanges messages. The length must depend on the
+    /// type only, so that every rank decides alike.
+    fn exchange_small(
+        &self,
+        ty: PodType,
+        bytes: &[u8],
+        tag: Tag,
+        each: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+    ) -> Option<Result<()>> {
+        let _ = (ty, bytes, tag, each);
+        None
+    }
+
     /// Native reductions with built-in ops (MPI's); `None` (the default)
     /// reduces through [`reduce_msg`](Parallelizer::reduce_msg) and its
     /// siblings.

@@ -70,6 +70,8 @@ enum Want {
     /// looked at, never a change of it, so that a reader that emptied the
     /// ring before the wait began cannot be missed.
     Ring { to: usize, empty: bool },
+    /// Every other rank's post with this stamp (`posts`).
+    Posted(u64),
 }
 
 /// One connected peer.
@@ -149,6 +151,11 @@ impl Endpoint {
 
     pub(super) fn rank(&self) -> usize {
         self.rank
+    }
+
+    /// The pool's rings, if it has them.
+    pub(super) fn rings(&self) -> Option<&Arc<Rings>> {
+        self.rings.as_ref()
     }
 
     /// Every rank has a core of its own: a wait may poll its rings without
@@ -375,6 +382,16 @@ impl Endpoint {
         self.wait(deadline, want_write.map(Want::Socket))
     }
 
+    /// [`pump`](Endpoint::pump) that also returns once every other rank
+    /// has posted `stamp` (`posts`).
+    pub(super) fn pump_posted(
+        &mut self,
+        deadline: Option<Instant>,
+        stamp: u64,
+    ) -> io::Result<bool> {
+        self.wait(deadline, Some(Want::Posted(stamp)))
+    }
+
     /// [`pump`](Endpoint::pump), also for room in a ring. With rings, it
     /// spins on them first (`spin`), then sleeps on the sockets and
     /// this rank's doorbell.
@@ -385,6 +402,7 @@ impl Endpoint {
         let moved = |w: Option<Want>| match w {
             Some(Want::Ring { to, empty: true }) => rings.drained(to),
             Some(Want::Ring { to, empty: false }) => rings.room(to) > 0,
+            Some(Want::Posted(stamp)) => super::posts::all_posted(&rings, stamp),
             _ => false,
         };
         // Spinning on the rings is for what they carry: not while this rank waits to

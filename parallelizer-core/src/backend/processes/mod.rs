@@ -156,6 +156,7 @@ pub mod fuzz;
 mod launch;
 mod opts;
 mod port;
+mod posts;
 mod reader;
 mod ring;
 mod serve;

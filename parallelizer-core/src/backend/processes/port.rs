@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::attach::Attachment;
 use crate::error::{Error, Result};
-use crate::link::{Event, Landing, Packet, Transport};
+use crate::link::{Board, Event, Landing, Packet, Transport};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
 use crate::outcome::Outcome;
@@ -36,6 +36,7 @@ use crate::plain::PodType;
 
 use super::endpoint::{Endpoint, Event as Read, Until, WriteError};
 use super::frame::{Frame, Halt, Header, Kind, MAX_NAME};
+use super::posts::{self, Posts};
 use super::shared::{self, MEMFD};
 use super::shm;
 use crate::segment::SharedMemory;
@@ -58,6 +59,8 @@ pub(super) struct Net {
     /// them with `process_vm_readv` (cleared when one was refused).
     lends: AtomicBool,
     obituary: Option<Arc<dyn Obituary>>,
+    /// This rank's posts on the rings, if the pool has rings.
+    posts: Option<Posts>,
 }
 
 struct Inner {
@@ -93,6 +96,7 @@ impl Net {
         let (rank, nprocs) = (ep.rank(), ep.nprocs());
         let mut ep = ep;
         ep.set_uncrowded(nprocs <= crate::runtime::cores());
+        let posts = ep.rings().map(|r| Posts::new(r.clone()));
         Arc::new(Net {
             rank,
             nprocs,
@@ -106,6 +110,7 @@ impl Net {
             shm_threshold,
             lends: AtomicBool::new(lends && cfg!(target_os = "linux")),
             obituary,
+            posts,
         })
     }
 
@@ -557,6 +562,22 @@ impl Transport for Port {
     }
 
     fn recv(&self, until: Option<Instant>) -> Result<Option<Event>> {
+        self.receive(until, None)
+    }
+
+    fn board(&self) -> Option<&dyn Board> {
+        self.net.posts.as_ref().map(|p| p as &dyn Board)
+    }
+
+    fn recv_or_posted(&self, until: Option<Instant>, stamp: u64) -> Result<Option<Event>> {
+        self.receive(until, Some(stamp))
+    }
+}
+
+impl Port {
+    /// [`Transport::recv`], returning `Ok(None)` also once every other
+    /// rank has posted `posted` ([`Transport::recv_or_posted`]).
+    fn receive(&self, until: Option<Instant>, posted: Option<u64>) -> Result<Option<Event>> {
         let mut inner = self.net.lock();
         let mut looked = false;
         loop {
@@ -578,6 +599,11 @@ impl Transport for Port {
             if let Some(loss) = self.next_loss(&inner) {
                 return loss.map(Some);
             }
+            if let (Some(stamp), Some(rings)) = (posted, inner.ep.rings())
+                && posts::all_posted(rings, stamp)
+            {
+                return Ok(None);
+            }
             if until.is_some_and(|u| Instant::now() >= u) {
                 // A look that does not wait (a map's main between pieces of
                 // its share) reads what has come, once: no spin, whose
@@ -588,7 +614,11 @@ impl Transport for Port {
                 inner.ep.look();
                 continue;
             }
-            if inner.ep.pump(until, None)? {
+            let passed = match posted {
+                Some(stamp) => inner.ep.pump_posted(until, stamp)?,
+                None => inner.ep.pump(until, None)?,
+            };
+            if passed {
                 return Ok(None);
             }
         }
