@@ -398,6 +398,22 @@ pub(crate) fn numeric_bytes(value: &mut dyn Any) -> Option<&mut [u8]> {
     None
 }
 
+/// The number of type `T` (one that [`numeric`] calls a scalar) whose
+/// bytes are `bytes`; `None` for another type or length.
+pub(crate) fn numeric_from_bytes<T: 'static>(bytes: &[u8]) -> Option<T> {
+    let id = std::any::TypeId::of::<T>();
+    macro_rules! try_types {
+        ($($t:ty),*) => {$(
+            if id == std::any::TypeId::of::<$t>() {
+                let mut n = Some(bytemuck::try_pod_read_unaligned::<$t>(bytes).ok()?);
+                return (&mut n as &mut dyn Any).downcast_mut::<Option<T>>()?.take();
+            }
+        )*};
+    }
+    try_types!(f64, f32, i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+    None
+}
+
 /// An error unless the built-in `op` is defined on `T` (a number, `bool`,
 /// or a `Vec` of them, that has the op): checked on every rank before any
 /// message moves, so that every rank refuses the call alike.

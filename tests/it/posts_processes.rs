@@ -1,5 +1,6 @@
 //! The processes backend's small all-to-all collectives through posts in
-//! shared memory (a barrier, an all-reduce of one number): results equal
+//! shared memory (a barrier; an all-reduce, reduce, scan or all-gather of
+//! one number): results equal
 //! across ranks and to the sums they should be, over many regions and after
 //! failed ones; and the protocol's guarantees kept without messages: a
 //! rank that skips the call is a deadlock, another call a contract
@@ -42,6 +43,27 @@ fn reductions(par: &dyn Parallelizer, rounds: u32) -> Option<Vec<Vec<Round>>> {
     par.gather(out).unwrap()
 }
 
+/// One round of the other small calls on one rank: its reduce (main's
+/// `Some`), its prefix and the all-gather.
+type Others = (Option<i64>, u64, Vec<f32>);
+
+/// Every rank's results of `rounds` reduces of i64, scans of u64 and
+/// all-gathers of f32.
+#[parallelizer::task]
+fn others(par: &dyn Parallelizer, rounds: u32) -> Option<Vec<Vec<Others>>> {
+    let id = par.id();
+    let mut out = Vec::new();
+    for i in 0..rounds {
+        let reduced = par
+            .reduce(id as i64 * 10 + i64::from(i), Reduce::Sum)
+            .unwrap();
+        let prefix = par.scan(id as u64 + 1, Reduce::Sum).unwrap();
+        let all = par.allgather(id as f32 / 2.0).unwrap();
+        out.push((reduced, prefix, all));
+    }
+    par.gather(out).unwrap()
+}
+
 /// Ranks 0 and 1 post an all-reduce that rank 2 never joins (it fails).
 #[parallelizer::task]
 fn fail_on_2_before_allreduce(par: &dyn Parallelizer, (): ()) -> Result<f64, String> {
@@ -73,6 +95,18 @@ fn small_allreduces_and_barriers_agree_over_regions_and_after_failures() {
                 for (rank, results) in all.iter().enumerate() {
                     assert_eq!(results[i], want, "processes:{n}, round {i}, rank {rank}");
                 }
+            }
+        }
+        let all = par.run(others, 3).unwrap().unwrap();
+        for (rank, results) in all.iter().enumerate() {
+            for (i, got) in results.iter().enumerate() {
+                let sum = (0..n as i64).map(|r| r * 10 + i as i64).sum::<i64>();
+                let want: Others = (
+                    (rank == 0).then_some(sum),
+                    (1..=rank as u64 + 1).sum(),
+                    (0..n).map(|r| r as f32 / 2.0).collect(),
+                );
+                assert_eq!(got, &want, "processes:{n}, round {i}, rank {rank}");
             }
         }
         if n >= 3 {

@@ -9,7 +9,7 @@ use crate::native::{NativeReduce, Reach};
 use crate::op::{Op, Tag};
 use crate::parallelizer::{Parallelizer, PodType};
 use crate::plain::vec_ops;
-use crate::reduce::{Reduce, ReduceOp, Shape, numeric, numeric_bytes, vec_len};
+use crate::reduce::{Reduce, ReduceOp, Shape, numeric, numeric_bytes, numeric_from_bytes, vec_len};
 
 use super::{Contract, Pairing};
 
@@ -18,9 +18,10 @@ impl dyn Parallelizer {
     /// workers): mpi4py's `reduce`. `op` is a built-in [`Reduce`] op
     /// (numbers, and element-wise on `Vec`s of numbers of the same length
     /// on every rank) or any associative `Fn(T, T) -> T`, applied in rank
-    /// order. Built-in ops on numbers are `MPI_Reduce` on MPI; elsewhere
-    /// values meet along a binomial tree (`log2 nprocs` rounds), not all
-    /// at main.
+    /// order. Built-in ops on numbers are `MPI_Reduce` on MPI; one number
+    /// on processes is a post in shared memory per rank, which main reads;
+    /// elsewhere values meet along a binomial tree (`log2 nprocs` rounds),
+    /// not all at main.
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer, Reduce};
@@ -54,6 +55,10 @@ impl dyn Parallelizer {
                     done?;
                     return Ok(self.on_main().then_some(value));
                 }
+                if let Some(all) = self.small_values(&mut value, tag) {
+                    let all = all?;
+                    return self.on_main().then(|| fold(op, all)).transpose();
+                }
                 self.check_lengths(&value, op.builtin(), tag)?;
                 let combine = combiner(op, Msg::new::<T>);
                 self.reduce_msg(Msg::new(value), &combine, tag)?
@@ -65,7 +70,9 @@ impl dyn Parallelizer {
 
     /// Every rank's `value` combined with `op`, on every rank (mpi4py's
     /// `allreduce`; `reduce` says which ops). Built-in ops
-    /// on numbers are `MPI_Allreduce` on MPI; elsewhere recursive doubling.
+    /// on numbers are `MPI_Allreduce` on MPI; one number on processes is a
+    /// post in shared memory per rank (no message); elsewhere recursive
+    /// doubling.
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer, Reduce};
@@ -99,8 +106,8 @@ impl dyn Parallelizer {
                 {
                     return done.map(|()| value);
                 }
-                if let Some(done) = self.small_allreduce(&value, op, tag) {
-                    return done;
+                if let Some(all) = self.small_values(&mut value, tag) {
+                    return fold(op, all?);
                 }
                 self.check_lengths(&value, op.builtin(), tag)?;
                 let combine = combiner(op, Msg::cloneable::<T>);
@@ -112,7 +119,8 @@ impl dyn Parallelizer {
 
     /// Each rank's inclusive prefix: the values of ranks `0..=id` combined
     /// with `op` (mpi4py's `scan`). `MPI_Scan` for built-in ops on numbers
-    /// on MPI; elsewhere `log2 nprocs` rounds of messages.
+    /// on MPI; one number on processes is a post in shared memory per rank;
+    /// elsewhere `log2 nprocs` rounds of messages.
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer, Reduce};
@@ -137,6 +145,11 @@ impl dyn Parallelizer {
                 {
                     return done.map(|()| value);
                 }
+                if let Some(all) = self.small_values(&mut value, tag) {
+                    let mut all = all?;
+                    all.truncate(self.id() + 1);
+                    return fold(&op, all);
+                }
                 self.check_lengths(&value, op.builtin(), tag)?;
                 let combine = combiner(&op, Msg::cloneable::<T>);
                 self.scan_msg(Msg::cloneable(value), &combine, tag)?
@@ -147,7 +160,8 @@ impl dyn Parallelizer {
 
     /// Every rank's `value`, in rank order, on every rank (mpi4py's
     /// `allgather`). Plain numbers and vectors of plain data are
-    /// `MPI_Allgather(v)` on MPI; elsewhere recursive doubling.
+    /// `MPI_Allgather(v)` on MPI; one number on processes is a post in
+    /// shared memory per rank; elsewhere recursive doubling.
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer};
@@ -166,7 +180,10 @@ impl dyn Parallelizer {
     }
 
     /// `allgather` after its prologue.
-    fn allgather_here<T: Data + Clone>(&self, value: T, tag: Tag) -> Result<Vec<T>> {
+    fn allgather_here<T: Data + Clone>(&self, mut value: T, tag: Tag) -> Result<Vec<T>> {
+        if let Some(all) = self.small_values(&mut value, tag) {
+            return all;
+        }
         if let Some(native) = self.native_reduce() {
             if let Some(ops) = vec_ops::<Vec<T>>() {
                 // A number (or plain element): one element per rank.
@@ -224,35 +241,22 @@ impl dyn Parallelizer {
         })())
     }
 
-    /// An all-reduce of one number through the backend's small exchange
-    /// ([`Parallelizer::exchange_small`]): every rank folds every rank's
-    /// value with `op` in rank order, so all get the same result. `None`
-    /// for anything but a number, or a backend without one.
-    fn small_allreduce<T: Data + Clone, O: ReduceOp<T> + ?Sized>(
-        &self,
-        value: &T,
-        op: &O,
-        tag: Tag,
-    ) -> Option<Result<T>> {
+    /// Every rank's `value`, in rank order, through the backend's small
+    /// exchange ([`Parallelizer::exchange_small`]: on processes, posts in
+    /// shared memory instead of messages), for the reductions and the
+    /// all-gather of one number. `None` for anything but a number, or on a
+    /// backend without one.
+    fn small_values<T: 'static>(&self, value: &mut T, tag: Tag) -> Option<Result<Vec<T>>> {
         let (ty, Shape::Scalar) = numeric::<T>()? else {
             return None;
         };
-        let mut mine = value.clone();
-        let bytes = numeric_bytes(&mut mine)?;
-        let mut acc: Option<T> = None;
-        let mut fold = |_: usize, bytes: &[u8]| -> Result<()> {
-            let mut v = value.clone();
-            numeric_bytes(&mut v)
-                .expect("a number (checked above)")
-                .copy_from_slice(bytes);
-            acc = Some(match acc.take() {
-                None => v,
-                Some(a) => op.combine(a, v)?,
-            });
+        let mut all = Vec::with_capacity(self.nprocs());
+        let mut push = |_: usize, bytes: &[u8]| -> Result<()> {
+            all.push(numeric_from_bytes::<T>(bytes).expect("a number of T's size (checked)"));
             Ok(())
         };
-        let done = self.exchange_small(ty, bytes, tag, &mut fold)?;
-        Some(done.map(|()| acc.expect("every rank's value, this rank's too")))
+        let done = self.exchange_small(ty, numeric_bytes(value)?, tag, &mut push)?;
+        Some(done.map(|()| all))
     }
 
     /// Before a built-in element-wise reduction through messages: the same
@@ -300,6 +304,14 @@ impl dyn Parallelizer {
              length ({main})"
         )))
     }
+}
+
+/// `values` (one per rank, in rank order; at least one) combined with `op`
+/// in that order.
+fn fold<T, O: ReduceOp<T> + ?Sized>(op: &O, values: Vec<T>) -> Result<T> {
+    let mut values = values.into_iter();
+    let first = values.next().expect("a value per rank, this rank's too");
+    values.try_fold(first, |a, b| op.combine(a, b))
 }
 
 /// An error unless a built-in op (if `op` is one) is defined on `T`.

@@ -1,6 +1,6 @@
 //! Posts: a few bytes per rank in memory every rank of a transport reads,
-//! for the small all-to-all collectives (a barrier, an all-reduce of a
-//! number). Each rank writes its post once and reads every other rank's
+//! for the small all-to-all collectives (a barrier; a reduction or an
+//! all-gather of a number). Each rank writes its post once and reads every other rank's
 //! straight from memory: one cache line from each peer instead of a
 //! message per round through the message layer (`LinkRank::exchange_posts`).
 //!

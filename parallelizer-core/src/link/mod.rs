@@ -176,8 +176,8 @@ pub trait Transport: Send + Sync + 'static {
     }
 
     /// Memory where each rank posts a few bytes that every other rank
-    /// reads ([`Board`]): the small all-to-all collectives (a barrier, an
-    /// all-reduce of a number) then read one post from each peer instead of
+    /// reads ([`Board`]): the small all-to-all collectives (a barrier; a
+    /// reduction or an all-gather of a number) then read one post from each peer instead of
     /// exchanging messages. `None` (the default): they exchange messages.
     /// A transport with a board also overrides
     /// [`recv_or_posted`](Self::recv_or_posted).

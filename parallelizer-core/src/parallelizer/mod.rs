@@ -244,8 +244,8 @@ pub trait Parallelizer: Send + Sync + 'static {
     }
 
     /// Every rank's `bytes` (a number of type `ty`), to `each` in rank
-    /// order, on every rank: the exchange behind an all-reduce of one
-    /// number, through memory every rank reads where the backend has it
+    /// order, on every rank: the exchange behind the reductions and the
+    /// all-gather of one number, through memory every rank reads where the backend has it
     /// (the processes backend's board, [`Board`](crate::backend::Board)).
     /// `None` (the default) when it has none or `bytes` do not fit a post:
     /// the caller then exchanges messages. The length must depend on the

@@ -1,7 +1,7 @@
 //! The small all-to-all collectives on the transport's board
-//! (`crate::link::board`): a barrier, and the exchange behind an all-reduce
-//! of a number, post this rank's bytes once and read every other rank's
-//! post, where messages took `log2 nprocs` rounds through the message
+//! (`crate::link::board`): a barrier, and the exchange behind the
+//! reductions and the all-gather of a number, post this rank's bytes once
+//! and read every other rank's post, where messages took `log2 nprocs` rounds through the message
 //! layer (an all-reduce of one `f64` on `processes:2`: 1.6-1.7 µs by
 //! message, against MPI's 0.3 µs).
 //!
