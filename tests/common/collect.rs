@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tracing::field::{Field, Visit};
-use tracing::{Event, Level, Metadata, Subscriber, span};
+use tracing::subscriber::NoSubscriber;
+use tracing::{Dispatch, Event, Level, Metadata, Subscriber, span};
 
 /// One event: its level, target, message and fields (as text).
 #[derive(Debug, Clone)]
@@ -26,10 +27,30 @@ impl Seen {
 }
 
 /// Keeps every event it is given; clones share the record.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Collector {
     seen: Arc<Mutex<Vec<Seen>>>,
     next_span: Arc<AtomicU64>,
+}
+
+/// A second scoped dispatcher that lives as long as the test binary.
+/// With a single one registered, tracing-core (0.1.36) rebuilds a
+/// callsite's interest, and the global maximum level, from the default
+/// dispatcher *of the thread that registers the callsite*: a test running
+/// alongside, with no subscriber, that reached a callsite first turned
+/// every event off for a `Collector` installed with `with_default` (the
+/// threads tracing test failed whenever a threads fault test ran beside
+/// it). With two registered, the rebuild asks every live dispatcher.
+static SECOND: OnceLock<Dispatch> = OnceLock::new();
+
+impl Default for Collector {
+    fn default() -> Collector {
+        SECOND.get_or_init(|| Dispatch::new(NoSubscriber::default()));
+        Collector {
+            seen: Arc::default(),
+            next_span: Arc::default(),
+        }
+    }
 }
 
 impl Collector {
