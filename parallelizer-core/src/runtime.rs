@@ -100,8 +100,8 @@ pub(crate) fn alongside() -> Counted {
 
 /// Whether a thread of this process computes alongside one that waits on
 /// messages: then waits should leave the core rather than spin (the waits
-/// that spin are the processes backend's and MPI's).
-#[cfg(any(target_os = "linux", feature = "mpi"))]
+/// that spin are the processes backend's, MPI's and a wait for posts on
+/// threads).
 pub(crate) fn computing_alongside() -> bool {
     ALONGSIDE.load(Ordering::SeqCst) > 0
 }

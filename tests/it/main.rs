@@ -41,8 +41,7 @@ mod local_modes;
 mod loopback;
 mod macros_ui;
 mod parity;
-#[cfg(target_os = "linux")]
-mod posts_processes;
+mod posts;
 #[cfg(target_os = "linux")]
 mod processes;
 #[cfg(target_os = "linux")]

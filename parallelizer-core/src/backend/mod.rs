@@ -14,7 +14,7 @@ pub use crate::config::Options;
 pub use crate::entry::{WorkerHook, current_test};
 pub use crate::link::{
     Board, Channels, Event, Finish, Kind, Landing, Limits, LinkRank, POST_BYTES, Packet, Post,
-    Transport, run_on_threads, type_code,
+    PostCell, Transport, run_on_threads, type_code,
 };
 pub use crate::msg::{Encoding, Msg};
 pub use crate::op::Tag;

@@ -9,6 +9,8 @@
 //! [`Tag`] (a rank in another collective is a `ContractViolation`, as with
 //! messages), its element type and up to [`POST_BYTES`] bytes.
 
+use std::sync::atomic::{AtomicU64, Ordering, fence};
+
 use crate::op::{Op, Tag};
 
 /// Most bytes one post carries.
@@ -96,6 +98,56 @@ impl Post {
             len,
             bytes,
         })
+    }
+}
+
+/// The memory one post lives in: eight words that one rank writes and
+/// any rank reads, under a sequence lock. The stamp, the first word, is
+/// cleared before the others are written and set after them, and a reader
+/// loads it again after the others, so a post being overwritten is never
+/// read as whole. Shared memory can hold it (it is eight `AtomicU64`s).
+///
+/// ```
+/// use parallelizer_core::{Op, backend::{Post, PostCell, Tag}};
+/// let cell = PostCell::default();
+/// let post = Post::new(7, Tag::new(Op::Wait, 0), 0, &[]).unwrap();
+/// assert_eq!(cell.load(7), None);
+/// cell.store(&post);
+/// assert_eq!(cell.load(7), Some(post));
+/// assert_eq!(cell.load(8), None);
+/// ```
+#[derive(Debug, Default)]
+#[repr(transparent)]
+pub struct PostCell([AtomicU64; 8]);
+
+impl PostCell {
+    /// Writes `post` over what the cell held.
+    pub fn store(&self, post: &Post) {
+        let w = &self.0;
+        let new = post.to_words();
+        w[0].store(0, Ordering::Relaxed);
+        fence(Ordering::Release);
+        for (word, &v) in w.iter().zip(&new).skip(1) {
+            word.store(v, Ordering::Relaxed);
+        }
+        w[0].store(new[0], Ordering::Release);
+    }
+
+    /// The post stamped `stamp`, if the cell holds it whole.
+    pub fn load(&self, stamp: u64) -> Option<Post> {
+        let w = &self.0;
+        if w[0].load(Ordering::Acquire) != stamp {
+            return None;
+        }
+        let mut got = [0; 8];
+        got[0] = stamp;
+        for (g, word) in got.iter_mut().zip(w).skip(1) {
+            *g = word.load(Ordering::Relaxed);
+        }
+        fence(Ordering::Acquire);
+        (w[0].load(Ordering::Relaxed) == stamp)
+            .then(|| Post::from_words(&got))
+            .flatten()
     }
 }
 

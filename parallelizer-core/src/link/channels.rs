@@ -1,5 +1,6 @@
 //! `Channels`: a transport between threads of one process, over crossbeam
-//! channels; messages move as values, never serialized.
+//! channels; messages move as values, never serialized. Its board
+//! (`heap_board`) holds the posts of a barrier or a reduction of a number.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -8,11 +9,18 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
 use crate::error::Result;
 
-use super::{Event, Packet, Transport};
+use super::heap_board::{HeapBoard, Woken};
+use super::{Board, Event, Packet, Transport};
 use crate::segment::{HEAP, SharedMemory};
 
 /// How many times a receive yields before it parks (see `recv`).
 const SPINS: usize = 64;
+
+/// How long a wait for posts polls the board before it sleeps, where every
+/// rank has a core: the ranks of a barrier or a reduction of a number
+/// arrive within microseconds of each other when their work is even, and
+/// a wake-up costs tens of them on these VMs.
+const POST_SPIN: Duration = Duration::from_micros(50);
 
 /// One rank's end of a mesh of channels: a sender to every rank's inbox and
 /// its own inbox. Packets move as they are (a `Vec` is moved, not copied).
@@ -32,6 +40,8 @@ pub struct Channels {
     id: usize,
     to: Vec<Sender<(usize, Packet)>>,
     inbox: Receiver<(usize, Packet)>,
+    /// The mesh's posts, in this process's memory.
+    board: HeapBoard,
     /// Whether every rank can have a core, so that a lender may yield
     /// rather than park while its borrowers copy.
     uncrowded: bool,
@@ -51,11 +61,13 @@ impl Channels {
         let epoch = Instant::now();
         inboxes
             .into_iter()
+            .zip(HeapBoard::mesh(nprocs))
             .enumerate()
-            .map(|(id, inbox)| Channels {
+            .map(|(id, (inbox, board))| Channels {
                 id,
                 to: senders.clone(),
                 inbox,
+                board,
                 uncrowded,
                 epoch,
                 spin_until: AtomicU64::new(0),
@@ -131,6 +143,43 @@ impl Transport for Channels {
             // This end holds a sender to its own inbox, so it never
             // disconnects; only the deadline ends a wait without a packet.
             Err(_) => None,
+        })
+    }
+
+    /// Posts in this process's memory, one cache line each.
+    fn board(&self) -> Option<&dyn Board> {
+        Some(&self.board)
+    }
+
+    fn recv_or_posted(&self, until: Option<Instant>, stamp: u64) -> Result<Option<Event>> {
+        // Polls while every rank has a core (and no thread computes
+        // alongside this one, needing it); yields where they share.
+        let poll_until = (self.uncrowded && !crate::runtime::computing_alongside())
+            .then(|| Instant::now() + POST_SPIN);
+        let mut spins = 0;
+        loop {
+            if let Ok((from, packet)) = self.inbox.try_recv() {
+                return Ok(Some(Event::Packet { from, packet }));
+            }
+            if self.board.all_posted(stamp) {
+                return Ok(None);
+            }
+            let now = Instant::now();
+            if until.is_some_and(|t| now >= t) {
+                return Ok(None);
+            }
+            if poll_until.is_some_and(|t| now < t) {
+                std::hint::spin_loop();
+            } else if spins < SPINS {
+                spins += 1;
+                std::thread::yield_now();
+            } else {
+                break;
+            }
+        }
+        Ok(match self.board.wait(&self.inbox, stamp, until) {
+            Woken::Message((from, packet)) => Some(Event::Packet { from, packet }),
+            Woken::Rung | Woken::Deadline => None,
         })
     }
 }

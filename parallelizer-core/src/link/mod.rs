@@ -34,6 +34,7 @@ mod board;
 mod channels;
 mod exchange;
 mod gather;
+mod heap_board;
 mod landing;
 mod lend;
 mod mailbox;
@@ -61,7 +62,7 @@ use crate::plain::PodType;
 use crate::segment::SharedMemory;
 
 pub(crate) use board::stamp_of;
-pub use board::{Board, POST_BYTES, Post, type_code};
+pub use board::{Board, POST_BYTES, Post, PostCell, type_code};
 pub use channels::Channels;
 pub use landing::Landing;
 pub use packet::{Kind, Packet};

@@ -4,17 +4,15 @@
 //! all read the one before it: the call that posted it waited for their
 //! posts of it, made after they read the one before).
 //!
-//! A post is eight words; the stamp, written last, says it is complete. The
-//! writer clears the stamp first and the reader loads it again after the
-//! other words (a sequence lock), so a post being overwritten is never read
-//! as whole. A reader looks at both of a peer's posts for the stamp it
-//! wants: ranks that left a region at different points (a release) post in
-//! turn from different places.
+//! A post is a [`PostCell`] (eight words under a sequence lock). A reader
+//! looks at both of a peer's posts for the stamp it wants: ranks that left
+//! a region at different points (a release) post in turn from different
+//! places.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::link::{Board, Post};
+use crate::link::{Board, Post, PostCell};
 
 use super::ring::{POST, Rings};
 
@@ -35,33 +33,20 @@ impl Posts {
     }
 }
 
-/// The eight words of post `index` of `rank`.
-fn words(rings: &Rings, rank: usize, index: usize) -> &[AtomicU64; 8] {
-    const _: () = assert!(POST == 8 * 8);
+/// Post `index` of `rank`.
+fn cell(rings: &Rings, rank: usize, index: usize) -> &PostCell {
+    const _: () = assert!(POST == std::mem::size_of::<PostCell>());
     let at = rings.post_at(rank, index);
     // SAFETY: `post_at` gives POST = 64 bytes inside the mapping, 8-aligned
     // (a multiple of 64 from the page-aligned start), alive as long as
-    // `rings`; every process accesses these words atomically only.
-    unsafe { &*at.cast::<[AtomicU64; 8]>() }
+    // `rings`; a `PostCell` is eight `AtomicU64`s (`repr(transparent)`),
+    // and every process accesses these words atomically only.
+    unsafe { &*at.cast::<PostCell>() }
 }
 
 /// Rank `rank`'s post stamped `stamp`, if it is there and whole.
 pub(super) fn read(rings: &Rings, rank: usize, stamp: u64) -> Option<Post> {
-    (0..2).find_map(|index| {
-        let w = words(rings, rank, index);
-        if w[0].load(Ordering::Acquire) != stamp {
-            return None;
-        }
-        let mut got = [0; 8];
-        got[0] = stamp;
-        for (g, word) in got.iter_mut().zip(w).skip(1) {
-            *g = word.load(Ordering::Relaxed);
-        }
-        fence(Ordering::Acquire);
-        (w[0].load(Ordering::Relaxed) == stamp)
-            .then(|| Post::from_words(&got))
-            .flatten()
-    })
+    (0..2).find_map(|index| cell(rings, rank, index).load(stamp))
 }
 
 /// Whether every rank but this one has posted `stamp`.
@@ -74,14 +59,7 @@ pub(super) fn all_posted(rings: &Rings, stamp: u64) -> bool {
 impl Board for Posts {
     fn post(&self, post: &Post) {
         let index = self.made.fetch_add(1, Ordering::Relaxed) % 2;
-        let w = words(&self.rings, self.rings.rank(), index);
-        let new = post.to_words();
-        w[0].store(0, Ordering::Relaxed);
-        fence(Ordering::Release);
-        for (word, &v) in w.iter().zip(&new).skip(1) {
-            word.store(v, Ordering::Relaxed);
-        }
-        w[0].store(new[0], Ordering::Release);
+        cell(&self.rings, self.rings.rank(), index).store(post);
         self.rings.wake_sleepers();
     }
 
