@@ -470,7 +470,8 @@ pub fn section(store: &Store, plan: &Plan, w: &mut String) {
         w,
         "**allreduce** (`Reduce::Sum`) of one `f64` and of a `Vec<f64>` of 1e6 per rank (made \
          untimed and moved in: the call reduces in place). MPI: `MPI_Allreduce` with `MPI_SUM`; \
-         threads and processes: recursive doubling (on processes the pairs read each other's \
+         threads and processes: one `f64` posted on the transport's board, every rank reading \
+         every post; the vector by recursive doubling (on processes the pairs read each other's \
          vector with `process_vm_readv`). Baselines: raw rsmpi \
          `all_reduce_into` on preallocated buffers and mpi4py `Allreduce`. The mpi figure of one \
          `f64` and its raw baseline are medians of {} jobs each (see the thread-level section). \
