@@ -34,7 +34,7 @@ struct Desk {
 
 /// What ended a [`HeapBoard::wait`].
 pub(crate) enum Woken<T> {
-    /// The other channel had a message.
+    /// The inbox had a message.
     Message(T),
     /// A post, or a spurious ring: look at the board again.
     Rung,
