@@ -19,8 +19,8 @@ impl dyn Parallelizer {
     /// (numbers, and element-wise on `Vec`s of numbers of the same length
     /// on every rank) or any associative `Fn(T, T) -> T`, applied in rank
     /// order. Built-in ops on numbers are `MPI_Reduce` on MPI; one number
-    /// on processes is a post in shared memory per rank, which main reads;
-    /// elsewhere values meet along a binomial tree (`log2 nprocs` rounds),
+    /// on threads and processes is a post per rank in memory they share,
+    /// which main reads; elsewhere values meet along a binomial tree (`log2 nprocs` rounds),
     /// not all at main.
     ///
     /// ```
@@ -70,9 +70,9 @@ impl dyn Parallelizer {
 
     /// Every rank's `value` combined with `op`, on every rank (mpi4py's
     /// `allreduce`; `reduce` says which ops). Built-in ops
-    /// on numbers are `MPI_Allreduce` on MPI; one number on processes is a
-    /// post in shared memory per rank (no message); elsewhere recursive
-    /// doubling.
+    /// on numbers are `MPI_Allreduce` on MPI; one number on threads and
+    /// processes is a post per rank in memory they share (no message);
+    /// elsewhere recursive doubling.
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer, Reduce};
@@ -119,8 +119,8 @@ impl dyn Parallelizer {
 
     /// Each rank's inclusive prefix: the values of ranks `0..=id` combined
     /// with `op` (mpi4py's `scan`). `MPI_Scan` for built-in ops on numbers
-    /// on MPI; one number on processes is a post in shared memory per rank;
-    /// elsewhere `log2 nprocs` rounds of messages.
+    /// on MPI; one number on threads and processes is a post per rank in
+    /// memory they share; elsewhere `log2 nprocs` rounds of messages.
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer, Reduce};
@@ -160,8 +160,8 @@ impl dyn Parallelizer {
 
     /// Every rank's `value`, in rank order, on every rank (mpi4py's
     /// `allgather`). Plain numbers and vectors of plain data are
-    /// `MPI_Allgather(v)` on MPI; one number on processes is a post in
-    /// shared memory per rank; elsewhere recursive doubling.
+    /// `MPI_Allgather(v)` on MPI; one number on threads and processes is a
+    /// post per rank in memory they share; elsewhere recursive doubling.
     ///
     /// ```
     /// use parallelizer_core::{from_config, Parallelizer};
@@ -242,8 +242,8 @@ impl dyn Parallelizer {
     }
 
     /// Every rank's `value`, in rank order, through the backend's small
-    /// exchange ([`Parallelizer::exchange_small`]: on processes, posts in
-    /// shared memory instead of messages), for the reductions and the
+    /// exchange ([`Parallelizer::exchange_small`]: on threads and
+    /// processes, posts in memory they share instead of messages), for the reductions and the
     /// all-gather of one number. `None` for anything but a number, or on a
     /// backend without one.
     fn small_values<T: 'static>(&self, value: &mut T, tag: Tag) -> Option<Result<Vec<T>>> {

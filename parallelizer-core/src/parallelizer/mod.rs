@@ -245,8 +245,9 @@ pub trait Parallelizer: Send + Sync + 'static {
 
     /// Every rank's `bytes` (a number of type `ty`), to `each` in rank
     /// order, on every rank: the exchange behind the reductions and the
-    /// all-gather of one number, through memory every rank reads where the backend has it
-    /// (the processes backend's board, [`Board`](crate::backend::Board)).
+    /// all-gather of one number, through memory every rank reads where the
+    /// backend has it (the threads' and processes' board,
+    /// [`Board`](crate::backend::Board)).
     /// `None` (the default) when it has none or `bytes` do not fit a post:
     /// the caller then exchanges messages. The length must depend on the
     /// type only, so that every rank decides alike.
