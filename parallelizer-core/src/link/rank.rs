@@ -457,8 +457,6 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
         self.after_send(&[to], sent)
     }
 
-    /// Recursive doubling whose pairs lend large plain values across
-    /// processes rather than send copies (`exchange`).
     /// Every rank posts once on the transport's board and reads the
     /// others' posts (`posts`); the dissemination barrier without one.
     fn barrier(&self, tag: Tag) -> Result<()> {
@@ -479,6 +477,8 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
         self.exchange_posts(ty, bytes, tag, each)
     }
 
+    /// Recursive doubling whose pairs lend large plain values across
+    /// processes rather than send copies (`exchange`).
     fn allreduce_msg(&self, msg: Msg, combine: &Combine<'_>, tag: Tag) -> Result<Msg> {
         let exchange = |m: &Msg, to: usize| self.exchange_msg(m, to, tag);
         allreduce_exchanging(self, msg, combine, tag, &exchange)
