@@ -405,8 +405,8 @@ pub(crate) fn numeric_from_bytes<T: 'static>(bytes: &[u8]) -> Option<T> {
     macro_rules! try_types {
         ($($t:ty),*) => {$(
             if id == std::any::TypeId::of::<$t>() {
-                let mut n = Some(bytemuck::try_pod_read_unaligned::<$t>(bytes).ok()?);
-                return (&mut n as &mut dyn Any).downcast_mut::<Option<T>>()?.take();
+                let n = bytemuck::try_pod_read_unaligned::<$t>(bytes).ok()?;
+                return crate::plain::cast::<$t, T>(n).ok();
             }
         )*};
     }
