@@ -566,7 +566,7 @@ impl<T: Transport> LinkRank<T> {
     /// of the call `tag` ([`Transport::send_plain`]).
     pub(super) fn send_plain(&self, ty: PodType, bytes: &[u8], to: usize, tag: Tag) -> Result<()> {
         crate::parallelizer::check_rank(self, to)?;
-        self.before_send(&[to])?;
+        self.before_send([to].into_iter())?;
         let sent = self
             .transport()
             .send_plain(to, (self.region(), 0, tag), ty, bytes);

@@ -367,18 +367,18 @@ impl<T: Transport> LinkRank<T> {
 
     /// Before a data packet goes to each rank of `to`: the error if the
     /// region is aborted or one of them is gone, else counts the packets.
-    pub(super) fn before_send(&self, to: &[usize]) -> Result<()> {
+    pub(super) fn before_send(&self, to: impl Iterator<Item = usize> + Clone) -> Result<()> {
         let mut st = self.lock();
         if let Some(abort) = &st.abort {
             return Err(Error::Aborted {
                 by_rank: abort.by_rank,
             });
         }
-        if let Some((r, e)) = to.iter().find_map(|&r| Some((r, st.gone[r].clone()?))) {
+        if let Some((r, e)) = to.clone().find_map(|r| Some((r, st.gone[r].clone()?))) {
             st.hit_gone.get_or_insert(r);
             return Err(e);
         }
-        for &r in to {
+        for r in to {
             st.sent[r] += 1;
         }
         Ok(())
@@ -451,7 +451,7 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
 
     fn send_msg_in(&self, group: u64, msg: Msg, to: usize, tag: Tag) -> Result<()> {
         check_rank(self, to)?;
-        self.before_send(&[to])?;
+        self.before_send([to].into_iter())?;
         let packet = Packet::data(self.region, tag, msg).in_group(group);
         let sent = self.transport.send(to, packet);
         self.after_send(&[to], sent)
@@ -495,7 +495,7 @@ impl<T: Transport> Parallelizer for LinkRank<T> {
             ))
         })?;
         let to: Vec<usize> = (1..self.nprocs).collect();
-        self.before_send(&to)?;
+        self.before_send(to.iter().copied())?;
         let packet = Packet::data(self.region, tag, msg);
         self.after_send(&to, self.transport.send_all(&to, &packet))?;
         Ok(packet.into_body())

@@ -54,8 +54,8 @@ impl<T: Transport> LinkRank<T> {
         ty: PodType,
         each: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
     ) -> Result<()> {
-        let others: Vec<usize> = (0..self.nprocs).filter(|&r| r != self.id).collect();
-        self.before_send(&others)?;
+        let me = self.id;
+        self.before_send((0..self.nprocs).filter(move |&r| r != me))?;
         board.post(mine);
         for r in 0..self.nprocs {
             if r == self.id {
