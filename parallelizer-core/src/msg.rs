@@ -16,6 +16,7 @@ use crate::attach::{Attachment, INCOMING, reason, with_slot};
 use crate::error::{Error, Result};
 use crate::plain::{PlainBuf, PlainOps, PodType, vec_ops};
 mod slice;
+pub(crate) use slice::Parts;
 mod wire;
 
 /// What a payload must be to travel between ranks: serializable for the

@@ -338,11 +338,19 @@ fn mixed_f32(x: u64) -> f32 {
     (mixed(x) >> 40) as f32
 }
 
+/// The same item as another 8-byte number: written over the items too.
+#[parallelizer::task]
+fn mixed_f64(x: u64) -> f64 {
+    mixed(x) as f64
+}
+
 /// An item-wise map's results of plain numbers are written in place on
 /// main (each worker's next slot posted for them, the rest copied in as
 /// they come): the same results in input order for small chunks, chunks
 /// of guided sizes, chunks whose results (from 4 MiB) are lent, and the
-/// static split's parts, with lending on, off and refused.
+/// static split's parts, with lending on, off and refused; results of the
+/// items' size (u64, f64) over the items, others (f32) in a vector of
+/// their own.
 #[parallelizer::test]
 fn an_item_wise_maps_plain_results_are_written_in_place() {
     let _hold = spawns();
@@ -362,12 +370,22 @@ fn an_item_wise_maps_plain_results_are_written_in_place() {
                 let at = format!("p={p} lend={lend} refused={refuse} {schedule:?}");
                 let m = par.mapper().schedule(schedule);
                 let run = || {
-                    let wide = m.map(mixed, Some(items.clone()));
-                    (wide, m.map(mixed_f32, Some(items.clone())))
+                    let mine = items.clone();
+                    let mine_at = mine.as_ptr() as usize;
+                    let wide = m.map(mixed, Some(mine));
+                    let other = m.map(mixed_f64, Some(items.clone()));
+                    (wide, mine_at, other, m.map(mixed_f32, Some(items.clone())))
                 };
-                let (wide, narrow) = if refuse { refusing(run) } else { run() };
+                let (wide, mine_at, other, narrow) = if refuse { refusing(run) } else { run() };
                 let want: Vec<u64> = items.iter().map(|&x| mixed(x)).collect();
-                assert!(wide.unwrap().unwrap() == want, "{at}: u64 results wrong");
+                let wide = wide.unwrap().unwrap();
+                assert!(wide == want, "{at}: u64 results wrong");
+                if !matches!(schedule, Schedule::Static) {
+                    // Over the items: main's vector itself, no fresh memory.
+                    assert_eq!(wide.as_ptr() as usize, mine_at, "{at}: not over the items");
+                }
+                let want: Vec<f64> = items.iter().map(|&x| mixed_f64(x)).collect();
+                assert!(other.unwrap().unwrap() == want, "{at}: f64 results wrong");
                 let want: Vec<f32> = items.iter().map(|&x| mixed_f32(x)).collect();
                 assert!(narrow.unwrap().unwrap() == want, "{at}: f32 results wrong");
             }

@@ -1,6 +1,10 @@
 //! Messages that share one vector of plain data, each a part of it (a
 //! pool-style map's chunks of main's items): a part goes onto the wire
 //! straight from the shared vector, with no vector of its own first.
+//!
+//! A message reads only its own part ([`Parts::part`]), never the whole
+//! vector: the map writes its results over the parts whose items have
+//! left (`api/map/items.rs`) while other parts are still being read.
 
 use std::any::Any;
 use std::ops::Range;
@@ -10,16 +14,24 @@ use super::{Encoding, Msg, Payload, Repr};
 use crate::error::Result;
 use crate::plain::PlainOps;
 
+/// Bytes that messages share, read a part at a time.
+pub(crate) trait Parts: Send + Sync {
+    /// How many bytes there are.
+    fn len(&self) -> usize;
+    /// Bytes `range` (within [`len`](Parts::len)).
+    fn part(&self, range: Range<usize>) -> &[u8];
+}
+
 /// Bytes `bytes` of `all`, plain data of the element type of `ops`.
 struct PlainSlice {
-    all: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    all: Arc<dyn Parts>,
     bytes: Range<usize>,
     ops: &'static dyn PlainOps,
 }
 
 impl PlainSlice {
     fn slice(&self) -> &[u8] {
-        &(*self.all).as_ref()[self.bytes.clone()]
+        self.all.part(self.bytes.clone())
     }
 }
 
@@ -57,11 +69,11 @@ impl Msg {
     /// Bytes `bytes` of `all` (whole elements of the type of `ops`) as a
     /// message of a `Vec` of them, sharing `all`.
     pub(crate) fn plain_slice(
-        all: Arc<dyn AsRef<[u8]> + Send + Sync>,
+        all: Arc<dyn Parts>,
         bytes: Range<usize>,
         ops: &'static dyn PlainOps,
     ) -> Msg {
-        debug_assert!(bytes.end <= (*all).as_ref().len());
+        debug_assert!(bytes.end <= all.len());
         debug_assert!(ops.pod_type().whole(bytes.len()));
         Msg::of(Repr::Value(Box::new(PlainSlice { all, bytes, ops })))
     }

@@ -227,9 +227,10 @@ where
         queued: (0..par.nprocs()).map(|_| VecDeque::new()).collect(),
         stopped: vec![false; par.nprocs()],
         parts: Assembly::new(call.op, items, setup.per_rank),
-        // Item-wise results of plain numbers, between processes: in place.
+        // Item-wise results of plain numbers, between processes: in place
+        // (over the items where they fit).
         place: (!setup.per_rank && call.elementwise() && share)
-            .then(|| InPlace::new(par, call.op, tag, items))
+            .then(|| InPlace::new(par, call.op, tag, items, lock(&source).shared()))
             .flatten(),
     };
     // One chunk per worker goes out before main starts on its own share;
@@ -314,7 +315,11 @@ where
         Local::Failed(e) => return Err(e),
         Local::Panicked(p) => return Err(main_panicked(par, p, setup.pool)),
     }
-    let chunks = lock(&source).chunks();
+    let chunks = {
+        let mut source = lock(&source);
+        source.release();
+        source.chunks()
+    };
     sched.finish(chunks)
 }
 

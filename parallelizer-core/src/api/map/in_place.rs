@@ -9,6 +9,10 @@
 //! memory straight into their slot; a message that did not land (one
 //! already on its way in) and main's own results are copied there as they
 //! come: no chunk waits for its turn.
+//!
+//! Where the items are numbers of the results' size and alignment, shared
+//! by the chunks' messages (`items.rs`), the results are written over the
+//! items, and the result is main's vector itself: no fresh memory.
 
 use crate::error::{Error, Result};
 use crate::msg::Msg;
@@ -18,7 +22,17 @@ use crate::parallelizer::Parallelizer;
 use crate::plain::{Fixed, PlainOps, vec_ops};
 
 use super::call::Parts;
+use super::items::SharedItems;
 use super::wire::{LEND_RESULTS_FROM, take_lent, take_results};
+
+/// Where the results are written.
+enum Out<R> {
+    /// Empty, with room for every result: slots are written in its spare
+    /// capacity, and it takes them over once every chunk is in place.
+    Fresh(Vec<R>),
+    /// Over main's items, at `base` ([`SharedItems::results_fit`]).
+    Over { items: SharedItems, base: *mut R },
+}
 
 /// The map's result, filled in place (module docs).
 pub(super) struct InPlace<'a, R> {
@@ -31,9 +45,8 @@ pub(super) struct InPlace<'a, R> {
     ops: &'static dyn PlainOps,
     op: Op,
     tag: Tag,
-    /// Empty, with room for every result: slots are written in its spare
-    /// capacity, and it takes them over once every chunk is in place.
-    out: Vec<R>,
+    /// Where the results go: room for every one.
+    out: Out<R>,
     /// The map's items, as many as its results.
     items: usize,
     /// Which chunks are in place, by index.
@@ -44,12 +57,14 @@ pub(super) struct InPlace<'a, R> {
 
 impl<'a, R: crate::msg::Data> InPlace<'a, R> {
     /// The result of a map `op` of `items` items under `tag`, if its
-    /// results are plain numbers and `par` posts receives across processes.
+    /// results are plain numbers and `par` posts receives across processes;
+    /// written over the items `over` where they fit.
     pub(super) fn new(
         par: &'a dyn Parallelizer,
         op: Op,
         tag: Tag,
         items: usize,
+        over: Option<SharedItems>,
     ) -> Option<InPlace<'a, R>> {
         let native = par.native_pod()?;
         let ops = vec_ops::<Vec<R>>()?;
@@ -57,8 +72,15 @@ impl<'a, R: crate::msg::Data> InPlace<'a, R> {
         if !plain || native.in_process() || items == 0 {
             return None;
         }
-        let mut out = Vec::with_capacity(items);
-        crate::plain::advise_spare(&mut out);
+        let fit = over.and_then(|over| Some((over.results_fit::<R>()?, over)));
+        let out = match fit {
+            Some((base, items)) => Out::Over { items, base },
+            None => {
+                let mut fresh = Vec::with_capacity(items);
+                crate::plain::advise_spare(&mut fresh);
+                Out::Fresh(fresh)
+            }
+        };
         Some(InPlace {
             posted: (0..par.nprocs()).map(|_| None).collect(),
             par,
@@ -81,14 +103,16 @@ impl<'a, R: crate::msg::Data> InPlace<'a, R> {
             return;
         }
         let size = std::mem::size_of::<R>();
-        // SAFETY: `at + items` is within the capacity (`self.items`), so
-        // the slot is inside `out`'s allocation, which neither moves nor is
+        // SAFETY: `at + items` is within the room (`self.items`), so the
+        // slot is inside `out`'s allocation, which neither moves nor is
         // freed while the posting lives (`out` is never grown, and the
         // posting is dropped first); nothing else writes the slot until
         // then: chunk `index` went to `w` alone, and `result` withdraws the
-        // posting before it copies into the slot itself.
+        // posting before it copies into the slot itself; nothing reads it
+        // (over the items: chunk `index` was sent, and its results come
+        // only after `w` received all of it).
         let posting = unsafe {
-            let dst = self.out.as_mut_ptr().add(at).cast::<u8>();
+            let dst = self.base().add(at).cast::<u8>();
             self.native.post_pod(dst, items * size, w, self.tag)
         };
         self.posted[w] = posting.map(|p| (index, p));
@@ -140,12 +164,13 @@ impl<'a, R: crate::msg::Data> InPlace<'a, R> {
         if len < LEND_RESULTS_FROM || at + items > self.items {
             return Ok(Some(msg));
         }
-        // SAFETY: `at + items` is within the capacity (checked), the slot
-        // of `w`'s chunk, which no posting covers (`result` withdrew `w`'s,
-        // the only one that could); zeroed, its bytes are initialized, and
-        // the slice is dropped before anything else touches `out`.
+        // SAFETY: `at + items` is within the room (checked), the slot of
+        // `w`'s chunk, which no posting covers (`result` withdrew `w`'s, the
+        // only one that could) and nothing reads (its items left before
+        // `w` computed these results); zeroed, its bytes are initialized,
+        // and the slice is dropped before anything else touches the slot.
         let slot = unsafe {
-            let dst = self.out.as_mut_ptr().add(at).cast::<u8>();
+            let dst = self.base().add(at).cast::<u8>();
             std::ptr::write_bytes(dst, 0, len);
             std::slice::from_raw_parts_mut(dst, len)
         };
@@ -176,13 +201,14 @@ impl<'a, R: crate::msg::Data> InPlace<'a, R> {
         let mut to = at;
         for piece in pieces {
             // SAFETY: `to..to + piece.len()` lies within `at..at + count`,
-            // inside the capacity (`self.items`, checked above), the slot of chunk
-            // `index`: no posting covers it (only a worker's next chunk is
-            // posted, and its posting is withdrawn before its results come
-            // here), and the source and destination are distinct
-            // allocations.
+            // inside the room (`self.items`, checked above), the slot of
+            // chunk `index`: no posting covers it (only a worker's next
+            // chunk is posted, and its posting is withdrawn before its
+            // results come here), nothing reads it (the chunk's items were
+            // sent, or copied out before main computed them), and the
+            // source and destination are distinct allocations.
             unsafe {
-                let dst = self.out.as_mut_ptr().add(to);
+                let dst = self.base().add(to);
                 std::ptr::copy_nonoverlapping(piece.as_ptr(), dst, piece.len());
             }
             to += piece.len();
@@ -214,13 +240,32 @@ impl<'a, R: crate::msg::Data> InPlace<'a, R> {
         if self.placed != self.items {
             return Err(self.wrong(chunks, self.placed));
         }
-        let mut out = std::mem::take(&mut self.out);
-        // SAFETY: every chunk is in place, each in its own slot (the
-        // chunks' item ranges, which do not overlap), and together they
-        // hold `items` results: every element up to `items` (within the
-        // capacity) is written, with a number (any bytes are a valid one).
-        unsafe { out.set_len(self.placed) };
+        let placed = self.placed;
+        let out = std::mem::replace(&mut self.out, Out::Fresh(Vec::new()));
+        // Every chunk is in place, each in its own slot (the chunks' item
+        // ranges, which do not overlap), and together they hold `items`
+        // results: every element up to `items` (within the room) is
+        // written, with a number (any bytes are a valid one).
+        let out = match out {
+            Out::Fresh(mut out) => {
+                // SAFETY: the first `placed` elements are written (above),
+                // within the capacity.
+                unsafe { out.set_len(placed) };
+                out
+            }
+            // SAFETY: `results_fit` said `R` fits over the items (`new`),
+            // and the first `placed` are written (above).
+            Out::Over { items, .. } => unsafe { items.into_results(placed)? },
+        };
         Ok(vec![(0, out)])
+    }
+
+    /// The start of the room for the results.
+    fn base(&mut self) -> *mut R {
+        match &mut self.out {
+            Out::Fresh(out) => out.as_mut_ptr(),
+            Out::Over { base, .. } => *base,
+        }
     }
 
     fn wrong(&self, index: usize, count: usize) -> Error {

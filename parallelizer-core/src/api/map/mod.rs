@@ -19,6 +19,7 @@ mod assembly;
 mod call;
 mod dynamic;
 mod in_place;
+mod items;
 mod joined;
 mod plan;
 mod progress;

@@ -9,7 +9,8 @@ use std::vec::IntoIter;
 use crate::error::Result;
 use crate::msg::{Data, Msg};
 
-use super::wire::{SharedItems, from_msg, to_msg};
+use super::items::SharedItems;
+use super::wire::{from_msg, to_msg};
 
 /// How main cuts its data into chunks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +152,21 @@ impl<T: Data> Chunker<T> {
     /// Hands out nothing more (main's own part failed).
     pub(super) fn close(&mut self) {
         self.closed = true;
+    }
+
+    /// The items, where primitive numbers stay in main's vector.
+    pub(super) fn shared(&self) -> Option<SharedItems> {
+        match &self.items {
+            Items::Shared(shared) => Some(shared.clone()),
+            Items::Owned(_) => None,
+        }
+    }
+
+    /// Hands out nothing more and lets go of main's vector, so that a map
+    /// whose results were written over it takes it over.
+    pub(super) fn release(&mut self) {
+        self.close();
+        self.items = Items::Owned(Vec::new().into_iter());
     }
 }
 

@@ -5,24 +5,16 @@
 //! The element type decides, by `TypeId`, the same way on every rank.
 
 use std::any::{Any, TypeId};
-use std::ops::Range;
-use std::sync::Arc;
 
 use crate::error::Result;
 use crate::msg::{Data, Msg};
 use crate::op::{Op, Tag};
 use crate::parallelizer::{AnySource, Parallelizer};
-use crate::plain::{PlainBuf, PlainOps, cast, vec_ops};
+use crate::plain::{PlainBuf, PlainOps, vec_ops};
 use crate::split::{chunk_sizes, split};
 
 use super::super::{Contract, Pairing, main_data, named};
-
-/// Calls `$m!` with the primitive number types that travel as raw bytes.
-macro_rules! numbers {
-    ($m:ident) => {
-        $m!(f64 f32 u64 i64 u32 i32 u16 i16 u8 i8 u128 i128 usize isize)
-    };
-}
+use super::items::{SharedItems, numbers};
 
 /// `items` as a message.
 pub(super) fn to_msg<T: Data>(items: Vec<T>) -> Msg {
@@ -125,74 +117,6 @@ pub(super) fn take_lent(
     native.take_lent(msg, ops.pod_type(), buf, from, Tag::p2p(Op::Receive))
 }
 
-/// Main's items of primitive numbers, as bytes that the messages of the
-/// chunks cut from them share: a worker's chunk goes onto the wire from
-/// main's vector, without a copy into a vector of its own first.
-#[derive(Clone)]
-pub(super) struct SharedItems {
-    bytes: Arc<dyn Items>,
-    ops: &'static dyn PlainOps,
-}
-
-/// Numbers, viewed as bytes.
-struct Numbers<P>(Vec<P>);
-
-impl<P: bytemuck::Pod> AsRef<[u8]> for Numbers<P> {
-    fn as_ref(&self) -> &[u8] {
-        bytemuck::cast_slice(&self.0)
-    }
-}
-
-/// [`Numbers`] of any type: bytes to send, a vector to take back.
-trait Items: AsRef<[u8]> + Send + Sync {
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-}
-
-impl<P: bytemuck::Pod + Send + Sync> Items for Numbers<P> {
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-}
-
-impl SharedItems {
-    /// `items` shared, if they are primitive numbers; if not, `items`.
-    pub(super) fn new<T: Data>(items: Vec<T>) -> std::result::Result<SharedItems, Vec<T>> {
-        macro_rules! as_pod {
-            ($($p:ty)*) => {$(
-                if TypeId::of::<T>() == TypeId::of::<$p>() {
-                    let (Ok(v), Some(ops)) = (cast::<Vec<T>, Vec<$p>>(items), vec_ops::<Vec<$p>>())
-                    else {
-                        unreachable!("the TypeIds are equal, and every number is plain")
-                    };
-                    return Ok(SharedItems { bytes: Arc::new(Numbers(v)), ops });
-                }
-            )*};
-        }
-        numbers!(as_pod);
-        Err(items)
-    }
-
-    /// Items `range` as a message of [`to_msg`]'s form, sharing the bytes.
-    pub(super) fn msg(&self, range: Range<usize>) -> Msg {
-        let ty = self.ops.pod_type();
-        let bytes = ty.bytes(range.start)..ty.bytes(range.end);
-        Msg::plain_slice(self.bytes.clone(), bytes, self.ops)
-    }
-
-    /// The first `len` items: the vector itself, cut there, once no
-    /// message shares it any more; else a copy of them.
-    pub(super) fn into_front<T: Data>(mut self, len: usize) -> Result<Vec<T>> {
-        let own = Arc::get_mut(&mut self.bytes)
-            .and_then(|items| items.as_any_mut().downcast_mut::<Numbers<T>>());
-        if let Some(Numbers(items)) = own {
-            let mut items = std::mem::take(items);
-            items.truncate(len);
-            return Ok(items);
-        }
-        from_msg(self.msg(0..len))
-    }
-}
-
 /// `scatter` of main's items for a map: chunk `i` of the split to rank `i`,
 /// each chunk a message of [`to_msg`]; this rank's chunk.
 pub(super) fn scatter<T: Data>(par: &dyn Parallelizer, data: Option<Vec<T>>) -> Result<Vec<T>> {
@@ -266,34 +190,5 @@ mod tests {
             from_msg::<String>(to_msg(vec!["x".to_string()])).unwrap(),
             ["x"]
         );
-    }
-
-    #[test]
-    fn shared_numbers_travel_as_to_msg_would_send_them() {
-        let shared = SharedItems::new((0..10u32).collect()).unwrap_or_else(|_| panic!("u32"));
-        let m = shared.msg(3..6);
-        assert_eq!(m.encoding(), Encoding::Pod);
-        assert_eq!(m.type_name(), to_msg(vec![0u32]).type_name());
-        let wire =
-            Msg::from_bytes(Encoding::Pod, m.to_bytes().unwrap()).sent_as("alloc::vec::Vec<u32>");
-        assert_eq!(from_msg::<u32>(wire).unwrap(), [3, 4, 5]);
-        assert_eq!(from_msg::<u32>(shared.msg(8..10)).unwrap(), [8, 9]);
-        assert!(from_msg::<u64>(shared.msg(0..2)).is_err());
-        assert!(SharedItems::new(vec![(1u8, 2u8)]).is_err());
-    }
-
-    #[test]
-    fn the_front_of_shared_numbers_is_taken_back_or_copied_while_shared() {
-        let items: Vec<u32> = (0..10).collect();
-        let at = items.as_ptr();
-        let shared = SharedItems::new(items).unwrap_or_else(|_| panic!("u32"));
-        let held = shared.msg(5..10);
-        let copy = shared.clone().into_front::<u32>(3).unwrap();
-        assert_eq!(copy, [0, 1, 2]);
-        assert_ne!(copy.as_ptr(), at, "a message still shares the items");
-        drop(held);
-        let front = shared.into_front::<u32>(3).unwrap();
-        assert_eq!(front, [0, 1, 2]);
-        assert_eq!(front.as_ptr(), at, "the vector itself, cut");
     }
 }
