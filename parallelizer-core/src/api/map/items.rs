@@ -191,19 +191,19 @@ impl SharedItems {
     /// written with results (or are items: any bytes are a valid number).
     pub(super) unsafe fn into_results<R: Data>(mut self, len: usize) -> Result<Vec<R>> {
         let size = std::mem::size_of::<R>();
+        if len * size > self.bytes.len() {
+            return Err(Error::Protocol(format!(
+                "{len} results over {} items",
+                self.bytes.len() / size.max(1)
+            )));
+        }
         if let Some(items) = Arc::get_mut(&mut self.bytes) {
-            let (ptr, bytes, cap) = items.take_allocation();
-            if len * size > bytes {
-                return Err(Error::Protocol(format!(
-                    "{len} results over {} items",
-                    bytes / size.max(1)
-                )));
-            }
-            // SAFETY: the allocation of a `Vec<P>` of `bytes` initialized
-            // bytes and room for `cap`; `R` has `P`'s size and alignment
-            // (the caller's contract), so its layout is that of a `Vec<R>`
-            // of `cap / size` elements, and the first `len` (within
-            // `bytes`) are valid `R`s, plain numbers.
+            let (ptr, _, cap) = items.take_allocation();
+            // SAFETY: the allocation of a `Vec<P>` with room for `cap`
+            // bytes, whose first `len * size` are initialized (checked
+            // above); `R` has `P`'s size and alignment (the caller's
+            // contract), so its layout is that of a `Vec<R>` of `cap / size`
+            // elements, and the first `len` are valid `R`s, plain numbers.
             return Ok(unsafe { Vec::from_raw_parts(ptr.cast::<R>(), len, cap / size) });
         }
         self.copy_as(0..len * size)
@@ -266,6 +266,9 @@ mod tests {
         let copy = unsafe { shared.clone().into_results::<u64>(4) }.unwrap();
         assert_eq!(copy, [0, 10, 20, 30]);
         drop(held);
+        // SAFETY: `u64` fits; more results than items is refused before
+        // anything is read or taken.
+        assert!(unsafe { shared.clone().into_results::<u64>(9) }.is_err());
         // SAFETY: as above.
         let results = unsafe { shared.into_results::<u64>(4) }.unwrap();
         assert_eq!(results, [0, 10, 20, 30]);
