@@ -17,6 +17,7 @@ pub mod faults;
 pub mod lending;
 #[cfg(target_os = "linux")]
 pub mod procs;
+pub mod within;
 pub mod workload;
 
 #[allow(unused_imports)]

@@ -2,6 +2,7 @@
 //! must leave no worker behind.
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 /// The pids whose parent is this process.
 pub fn children() -> Vec<i32> {
@@ -17,6 +18,16 @@ pub fn workers() -> Vec<i32> {
         .unwrap()
         .to_string();
     children_where(|child| child == me)
+}
+
+/// Fails the test if a worker of this process is still there 3 s from now
+/// (time for workers that are exiting to be reaped).
+pub fn assert_no_workers_left() {
+    let until = Instant::now() + Duration::from_secs(3);
+    while !workers().is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(workers(), Vec::<i32>::new(), "worker processes left behind");
 }
 
 /// The tests of one binary run on parallel threads, and [`workers`] sees

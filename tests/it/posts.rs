@@ -8,10 +8,11 @@
 //! the pool working afterwards.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[cfg(target_os = "linux")]
-use crate::common::procs::{counts_workers, workers};
+use crate::common::procs::{assert_no_workers_left, counts_workers};
+use crate::common::within::within;
 use parallelizer::prelude::*;
 use parallelizer::{Op, Reduce, Wait};
 
@@ -29,13 +30,7 @@ fn pool(mode: &str, n: usize) -> Arc<dyn Parallelizer> {
 /// No worker process is left behind (a no-op off Linux).
 fn none_left() {
     #[cfg(target_os = "linux")]
-    {
-        let until = Instant::now() + Duration::from_secs(3);
-        while !workers().is_empty() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(workers(), Vec::<i32>::new(), "worker processes left behind");
-    }
+    assert_no_workers_left();
 }
 
 /// One round's results: a sum, a maximum, an or and a product.
@@ -167,15 +162,7 @@ fn i64_on_1_while_others_f64(par: &dyn Parallelizer, (): ()) -> Result<(), Error
 /// The error `fails` returns, on another thread, printed under `what`;
 /// it must come within a second.
 fn error_within_a_second(what: &str, fails: impl FnOnce() -> Error + Send + 'static) -> Error {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let start = Instant::now();
-    std::thread::spawn(move || {
-        let _ = tx.send(fails());
-    });
-    let err = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("returned in time");
-    let took = start.elapsed();
+    let (err, took) = within(Duration::from_secs(20), fails);
     println!("{what}: {err} ({took:.2?})");
     assert!(took < Duration::from_secs(1), "{what}: {took:?}");
     err

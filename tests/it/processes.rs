@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use crate::common::procs::{counts_workers, workers};
+use crate::common::procs::{assert_no_workers_left, counts_workers, workers};
+use crate::common::within::within;
 use parallelizer::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -20,14 +21,6 @@ use serde::{Deserialize, Serialize};
 /// workers: they check this process's worker children.
 fn one_at_a_time() -> RwLockWriteGuard<'static, ()> {
     counts_workers()
-}
-
-fn assert_no_children() {
-    let until = Instant::now() + Duration::from_secs(3);
-    while !workers().is_empty() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(workers(), Vec::<i32>::new(), "worker processes left behind");
 }
 
 fn processes(n: usize) -> Arc<dyn Parallelizer> {
@@ -206,7 +199,7 @@ fn gather_order_and_broadcast_struct() {
         let s = serial().run(broadcast_struct, ()).unwrap().unwrap();
         assert_eq!(s, vec![params()]);
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -216,7 +209,7 @@ fn maps_equal_serial() {
     for p in [2, 3, 4] {
         assert_eq!(processes(p).run(all_maps, 23).unwrap(), want, "{p} ranks");
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -232,7 +225,7 @@ fn send_receive_between_any_ranks_and_wait() {
         assert_eq!(got, want);
         assert_eq!(par.run(waits, 5).unwrap(), Some(vec![5; p]));
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -247,7 +240,7 @@ fn pool_style_map_and_workers_persist_across_regions() {
         Some(want.clone())
     );
     assert!(!par.in_region());
-    assert_no_children();
+    assert_no_workers_left();
     {
         let _in = par.enter().unwrap();
         let first = par.run(pids, ()).unwrap().unwrap();
@@ -260,7 +253,7 @@ fn pool_style_map_and_workers_persist_across_regions() {
         assert_eq!(first.len(), 3);
         assert_eq!(workers().len(), 2);
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -273,7 +266,7 @@ fn plain_data_through_shared_memory() {
     // Below the threshold the same calls go in-band.
     let small = processes(2).run(big_pod, 1000).unwrap().unwrap();
     assert_eq!(small, vec![499_500.0; 2]);
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -298,7 +291,7 @@ fn closures_and_unregistered_fns_are_refused() {
         one.run(|p: &dyn Parallelizer, ()| p.id(), ()),
         Err(Error::TaskNotRegistered { .. })
     ));
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -325,7 +318,7 @@ fn initializer_runs_once_per_rank_and_its_failure_fails_enter() {
         parallelizer::from_config(config.initializer("it::processes::nope")).map(|_| ()),
         Err(Error::Config(_))
     ));
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 // ------------------------------------------------------------ fault tests
@@ -451,7 +444,7 @@ fn fault_panic_on_a_worker_during_gather() {
         assert!(t.elapsed() < Duration::from_secs(5));
         then_recovers(&par);
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -469,7 +462,7 @@ fn fault_err_on_rank_3_of_4() {
         assert!(t.elapsed() < Duration::from_secs(5));
         then_recovers(&par);
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -487,7 +480,7 @@ fn fault_exit_in_a_worker() {
         assert!(t.elapsed() < Duration::from_secs(3));
         then_recovers(&par);
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -511,7 +504,7 @@ fn fault_in_a_broadcast_streamed_to_one_worker() {
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         then_recovers(&par);
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -546,7 +539,7 @@ fn fault_sigkill_while_main_is_in_broadcast() {
         );
         then_recovers(&par);
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -575,7 +568,7 @@ fn fault_main_side_timeout_on_a_sleeping_worker() {
         }
         then_recovers(&par);
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -605,7 +598,7 @@ fn fault_oversized_and_truncated_frames() {
         );
         then_recovers(&par);
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -624,7 +617,7 @@ fn output_inherited_when_not_prefixed() {
             .option("prefix_output", "maybe"),
     );
     assert!(matches!(bad, Err(Error::Config(_))));
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::task]
@@ -650,34 +643,10 @@ fn fault_main_panics_while_workers_wait() {
         assert!(t.elapsed() < Duration::from_secs(5));
         then_recovers(&par);
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 // ------------------------------------- issue 11: nothing hangs, no timeout
-
-/// Runs `f` on a thread of its own and fails the test if it has not
-/// returned after `limit` (a hang, before the fix); its value and how long
-/// it took. Enter the parallelizer on the test's thread first: workers are
-/// started for the test that thread runs.
-fn within<T: Send + 'static>(
-    limit: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> (T, Duration) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let start = Instant::now();
-    let handle = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(v) => (v, start.elapsed()),
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            std::panic::resume_unwind(handle.join().unwrap_err())
-        }
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            panic!("no answer after {limit:?}: it hangs")
-        }
-    }
-}
 
 /// `processes:n` with no timeout: nothing may hang anyway.
 fn untimed(n: usize) -> Arc<dyn Parallelizer> {
@@ -766,7 +735,7 @@ fn issue11_1_a_wait_on_a_finished_rank_is_a_deadlock_without_a_timeout() {
         assert!(took < Duration::from_secs(1), "{took:?}");
         then_recovers(&par);
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::task]
@@ -799,7 +768,7 @@ fn issue11_2_run_on_the_parallelizer_inside_its_own_region() {
         assert_eq!(got.unwrap(), Some(vec![0, 2, 4]));
         then_recovers(&par);
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::task]
@@ -839,7 +808,7 @@ fn issue11_3_mismatched_collectives_fail_within_a_second_without_a_timeout() {
             then_recovers(&par);
         }
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::task]
@@ -930,7 +899,7 @@ fn issue11_4_5_the_timeout_is_the_deadline_of_the_whole_run() {
         println!("rank 1 busy for 2.5 s, no timeout: {got:?} ({took:.2?})");
         assert_eq!(got.unwrap(), Some(vec![0, 1, 2]));
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::task]
@@ -983,7 +952,7 @@ fn issue11_6_a_wrong_type_receive_is_a_codec_error_naming_both_types() {
         errors[1]
     );
     drop(_in);
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::task]
@@ -1015,7 +984,7 @@ fn issue11_7_a_sparse_memfd_announcing_512_gib_is_refused_unmapped() {
         assert!(took < Duration::from_secs(1), "{took:?}");
         then_recovers(&par);
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[parallelizer::test]
@@ -1044,7 +1013,7 @@ fn issue11_10_many_workers_under_a_low_descriptor_limit() {
         got.as_ref().map(|v| v.as_ref().map(Vec::len))
     );
     assert_eq!(got.unwrap().map(|v| v.len()), Some(12));
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 /// What a program started by a task sees of the launch: the launch variable
@@ -1080,7 +1049,7 @@ fn issue11_10_programs_started_by_a_task_do_not_inherit_the_launch_token() {
         // a task runs, that is `/dev/null` again.
         assert!(view.contains(" 0 -> /dev/null"), "{view}");
     }
-    assert_no_children();
+    assert_no_workers_left();
 }
 
 #[test]
