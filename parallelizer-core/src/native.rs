@@ -127,8 +127,9 @@ pub trait NativePod: Send + Sync {
     /// [`recv_any_msg`](crate::Parallelizer::recv_any_msg) returned: if it
     /// is a loan of [`lend_pod`](Self::lend_pod), copies the bytes into
     /// `buf` (fitted to them) and acknowledges under `ack` (`Ok(None)`);
-    /// any other message comes back as it is. The default gives every
-    /// message back.
+    /// likewise for plain data whose bytes the receive left with their
+    /// sender (MPI: the map receives them straight into `buf`); any other
+    /// message comes back as it is. The default gives every message back.
     fn take_lent(
         &self,
         msg: Msg,

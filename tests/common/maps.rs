@@ -170,13 +170,26 @@ pub fn labelled(x: u64, label: String) -> String {
     format!("{label}/{}", uneven(x))
 }
 
+/// `map_chunks` to twice as many results as items, of another size: each
+/// item's `uneven` value as its two 32-bit halves.
+#[parallelizer::task]
+pub fn halves(xs: Vec<u64>) -> Vec<u32> {
+    xs.into_iter()
+        .map(uneven)
+        .flat_map(|v| [(v >> 32) as u32, v as u32])
+        .collect()
+}
+
 /// Maps whose chunks and results are past MPI's eager limit (4 KiB), which
-/// MPI posts and main queues ahead (`AnySource::Posted`): plain numbers
-/// (40 KB chunks) and strings (serde), several chunks per rank, under
-/// dynamic and guided schedules, equal the serial results in input order.
+/// MPI posts and main queues ahead (`AnySource::Posted`), and whose plain
+/// results main receives straight into its result (MPI's held bodies):
+/// plain numbers (40 KB chunks; chunk-wise to twice as many `u32`s) and
+/// strings (serde), several chunks per rank, under dynamic and guided
+/// schedules, equal the serial results in input order.
 pub fn large_chunks_keep_input_order(par: &dyn Parallelizer) -> Result<(), String> {
     let n = 60_000u64;
     let want: Vec<u64> = (0..n).map(uneven).collect();
+    let want_halves = halves((0..n).collect());
     let pairs = || {
         (0..n / 10)
             .map(|i| (i, format!("item number {i}")))
@@ -192,6 +205,11 @@ pub fn large_chunks_keep_input_order(par: &dyn Parallelizer) -> Result<(), Strin
         let at = |form: &str| format!("{form} of large chunks, {schedule:?}");
         let got = ok(&at("map"), m.map(uneven, mine(par, || (0..n).collect())))?;
         eq(&at("map"), got, mine(par, || want.clone()))?;
+        let got = ok(
+            &at("map_chunks"),
+            m.map_chunks(halves, mine(par, || (0..n).collect())),
+        )?;
+        eq(&at("map_chunks"), got, mine(par, || want_halves.clone()))?;
         let got = ok(&at("starmap"), m.starmap(labelled, mine(par, pairs)))?;
         eq(&at("starmap"), got, mine(par, || want_pairs.clone()))?;
     }

@@ -9,6 +9,7 @@ use std::ffi::c_int;
 
 use super::calls;
 use super::handles::{Comm, Contiguous, Datatype, byte_type, u64_type};
+use super::held::Held;
 use super::messages::{uncut, unexpected};
 use super::wire::{or_scratch, with_inbox};
 use super::{
@@ -16,6 +17,7 @@ use super::{
     described, missing, protocol_error, verify,
 };
 use crate::error::{Error, Result};
+use crate::msg::Msg;
 use crate::native::check_parts;
 use crate::op::{Op, Tag};
 use crate::parallelizer::{NativePod, Parallelizer, PlainBuf, PodType, check_rank};
@@ -185,6 +187,29 @@ impl NativePod for Mpi {
             TAG_POD
         };
         self.data_call(|comm| self.send_tagged(comm, tag, buf, to))
+    }
+
+    /// A map's result whose body main left with its sender (`held.rs`):
+    /// received straight into `buf`.
+    fn take_lent(
+        &self,
+        msg: Msg,
+        ty: PodType,
+        buf: &mut dyn PlainBuf,
+        from: usize,
+        _ack: Tag,
+    ) -> Result<Option<Msg>> {
+        let held = match Held::from_msg(msg) {
+            Ok(held) => held,
+            Err(msg) => return Ok(Some(msg)),
+        };
+        if held.from() != from {
+            return Err(protocol_error(format!(
+                "a message from rank {} was taken as rank {from}'s",
+                held.from()
+            )));
+        }
+        self.data_call(|_| held.land(ty, buf)).map(|()| None)
     }
 
     fn recv_pod(&self, ty: PodType, buf: &mut dyn PlainBuf, from: usize, _tag: Tag) -> Result<()> {

@@ -7,6 +7,7 @@ use std::ffi::c_int;
 use std::time::{Duration, Instant};
 
 use super::handles::{Comm, byte_type, u64_type};
+use super::held::Held;
 use super::posted::Body;
 use super::wait::Backoff;
 use super::wire::{INLINE, headed, in_words, with_inbox};
@@ -89,7 +90,7 @@ impl Mpi {
             let Some((tag, count)) = calls::probe_any(comm, from, deadline)? else {
                 return Err(self.gave_up(from));
             };
-            return self.recv_probed(comm, from, tag, count);
+            return self.recv_probed(comm, from, tag, count, false);
         }
         with_inbox(|inbox| {
             let took = calls::recv_any_tag(comm, inbox, from)?;
@@ -116,7 +117,8 @@ impl Mpi {
     /// Polls each rank's probe in turn (a probe of one source never returns
     /// a message of another, which could not be left for later), spinning,
     /// yielding and then sleeping briefly between rounds (`wait.rs`) so that
-    /// the rank's own work keeps its core.
+    /// the rank's own work keeps its core. (Only a map's main waits so, for
+    /// results: a plain one's body is held for the map to land.)
     pub(super) fn recv_any_on(
         &self,
         comm: Comm,
@@ -128,7 +130,12 @@ impl Mpi {
         loop {
             for &r in from {
                 if let Some((tag, count)) = calls::probe_any(comm, r, Some(Instant::now()))? {
-                    return self.recv_probed(comm, r, tag, count).map(|m| Some((r, m)));
+                    // A map's plain result lands in place (`held.rs`) where
+                    // plain data has the native calls (not under `verify`).
+                    let hold = !self.verify;
+                    return self
+                        .recv_probed(comm, r, tag, count, hold)
+                        .map(|m| Some((r, m)));
                 }
             }
             let now = Instant::now();
@@ -153,8 +160,16 @@ impl Mpi {
     }
 
     /// The message whose probe found MPI tag `tag` and `count` bytes from
-    /// rank `from` on `comm`.
-    fn recv_probed(&self, comm: Comm, from: usize, tag: c_int, count: usize) -> Result<Msg> {
+    /// rank `from` on `comm`; if `hold`, the body of plain data after a
+    /// header stays with the sender ([`Held`]).
+    fn recv_probed(
+        &self,
+        comm: Comm,
+        from: usize,
+        tag: c_int,
+        count: usize,
+        hold: bool,
+    ) -> Result<Msg> {
         let whole = usize::MAX;
         match tag {
             TAG_POD => Ok(Msg::from_bytes(
@@ -173,7 +188,10 @@ impl Mpi {
                 let mut header = [0u64; 2];
                 let words = bytemuck::cast_slice_mut(&mut header);
                 calls::recv(comm, u64_type(), words, from, TAG_HEADER, 2)?;
-                self.recv_body(comm, from, &header)
+                match described(&header) {
+                    (true, len) if hold => Ok(Held::msg(comm, from, len, self.limit(1))),
+                    _ => self.recv_body(comm, from, &header),
+                }
             }
             verify::TAG_FINISHED => Err(self.note_instead(comm, from, None)),
             other => Err(unexpected(other, from)),

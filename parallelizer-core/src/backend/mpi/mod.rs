@@ -134,6 +134,7 @@ mod datatype;
 mod fate;
 mod group;
 mod handles;
+mod held;
 mod messages;
 mod part;
 mod plan;
