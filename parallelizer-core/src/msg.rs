@@ -608,6 +608,18 @@ impl Msg {
         }
     }
 
+    /// The in-process value of type `T` this message holds, or the message
+    /// itself (a value of another type, or bytes): how a transport tells its
+    /// own notes (a loan, a held body) from the messages it passes on.
+    pub(crate) fn into_local_of<T: Send + 'static>(self) -> std::result::Result<T, Msg> {
+        match &self.repr {
+            Repr::Value(v) if v.type_name() == type_name::<T>() => Ok(self
+                .into_local::<T>()
+                .expect("a local value of this type name is of this type")),
+            _ => Err(self),
+        }
+    }
+
     /// Takes an in-process value of any type out (values that never cross a
     /// process, such as a task's result on main).
     pub fn into_local<T: Send + 'static>(self) -> Result<T> {

@@ -108,12 +108,7 @@ impl Lent {
 
     /// The note a message carries, if it is one; the message back if not.
     pub(crate) fn from_msg(msg: Msg) -> std::result::Result<Lent, Msg> {
-        if msg.type_name() != Some(std::any::type_name::<Lent>()) {
-            return Err(msg);
-        }
-        Ok(msg
-            .into_local::<Lent>()
-            .expect("a local value of this type name is a Lent"))
+        msg.into_local_of::<Lent>()
     }
 
     /// The number of elements lent.

@@ -60,3 +60,17 @@ fn duplicate_serializes_only_when_needed() {
     let c = Msg::cloneable(5i32);
     assert!(c.duplicate().unwrap().is_value());
 }
+
+#[test]
+fn a_local_value_of_a_type_comes_out_and_anything_else_comes_back() {
+    struct Note(u32);
+    let note = Msg::local(Note(7)).into_local_of::<Note>();
+    assert!(matches!(note, Ok(Note(7))));
+    let other = Msg::local(Note(7)).into_local_of::<u32>().unwrap_err();
+    assert!(other.into_local_of::<Note>().is_ok(), "given back whole");
+    let bytes = Msg::from_bytes(Encoding::Serde, vec![7]).sent_as(std::any::type_name::<u8>());
+    assert!(
+        bytes.into_local_of::<u8>().is_err(),
+        "bytes are not a local value"
+    );
+}

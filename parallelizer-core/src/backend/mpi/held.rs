@@ -54,12 +54,7 @@ impl Held {
 
     /// The held body `msg` is, or the message itself.
     pub(super) fn from_msg(msg: Msg) -> std::result::Result<Held, Msg> {
-        if msg.type_name() != Some(std::any::type_name::<Held>()) {
-            return Err(msg);
-        }
-        Ok(msg
-            .into_local::<Held>()
-            .expect("a local value of this type name is a Held"))
+        msg.into_local_of::<Held>()
     }
 
     /// The sender.
