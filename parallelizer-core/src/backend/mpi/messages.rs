@@ -19,6 +19,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::msg::{Encoding, Msg};
 use crate::op::Op;
+use crate::parallelizer::Parallelizer;
 
 impl Mpi {
     /// Sends `msg`, whose wire bytes are `bytes`, to `to`.
@@ -131,8 +132,9 @@ impl Mpi {
             for &r in from {
                 if let Some((tag, count)) = calls::probe_any(comm, r, Some(Instant::now()))? {
                     // A map's plain result lands in place (`held.rs`) where
-                    // plain data has the native calls (not under `verify`).
-                    let hold = !self.verify;
+                    // the map takes it with the native calls' `take_lent`
+                    // (which option `verify` turns off).
+                    let hold = self.native_pod().is_some();
                     return self
                         .recv_probed(comm, r, tag, count, hold)
                         .map(|m| Some((r, m)));
