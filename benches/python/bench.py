@@ -4,6 +4,7 @@ Run by the suite (`bash benches/run.sh`), in the venv that run.sh creates:
 
     python bench.py --mode pool --plan PLAN.json --out OUT.json
     mpirun -n P python bench.py --mode mpi --plan PLAN.json --out OUT.json
+    mpirun -n P python bench.py --mode mpi-buffer --plan PLAN.json --out OUT.json
 
 The plan is the suite's (sizes, ranks, iterations). Output: a JSON object
 {source: {key: seconds}} with the suite's keys (dispatch:P, pp:BYTES,
@@ -112,7 +113,9 @@ def start_stop(p):
 
 # ---- mpi4py ----
 
-def mpi_mode(plan):
+def mpi_mode(plan, buffer_only=False):
+    """The mpi4py rows; with `buffer_only`, only the buffer collectives of
+    f64 (the suite measures those in alternated rounds with ours)."""
     from mpi4py import MPI
     import numpy as np
 
@@ -134,15 +137,18 @@ def mpi_mode(plan):
     def iters_for(nbytes):
         return plan["small"] if nbytes <= 1 << 20 else plan["large"]
 
+    # The barriers run with `buffer_only` too, untimed, so that the
+    # collectives follow the same start as in a whole job.
     samples = []
     for i in range(plan["dispatch"]["warmup"] + plan["dispatch"]["timed"]):
         t0 = time.perf_counter()
         comm.barrier()
         if i >= plan["dispatch"]["warmup"]:
             samples.append(time.perf_counter() - t0)
-    pickle[f"dispatch:{size}"] = statistics.median(samples)
+    if not buffer_only:
+        pickle[f"dispatch:{size}"] = statistics.median(samples)
 
-    if size == 2:
+    if size == 2 and not buffer_only:
         for nbytes in plan["pp_bytes"]:
             it = iters_for(nbytes)
             obj = bytes(nbytes)
@@ -190,14 +196,21 @@ def mpi_mode(plan):
             return recv
 
         key = lambda op: f"{op}:f64:{n}:{size}"
-        pickle[key("bcast")] = timed(it, lambda: comm.bcast(full if rank == 0 else None, root=0))
+        if not buffer_only:
+            pickle[key("bcast")] = timed(it, lambda: comm.bcast(full if rank == 0 else None, root=0))
         buffer[key("bcast")] = timed(it, lambda: comm.Bcast(buf, root=0))
-        pickle[key("scatter")] = timed(it, lambda: comm.scatter(chunks, root=0))
+        if not buffer_only:
+            pickle[key("scatter")] = timed(it, lambda: comm.scatter(chunks, root=0))
         buffer[key("scatter")] = timed(it, s_buffer)
-        pickle[key("gather")] = timed(it, lambda: g_pickle(mine))
+        if not buffer_only:
+            pickle[key("gather")] = timed(it, lambda: g_pickle(mine))
         buffer[key("gather")] = timed(it, lambda: g_buffer(mine))
-        pickle[key("sg")] = timed(it, lambda: g_pickle(comm.scatter(chunks, root=0)))
+        if not buffer_only:
+            pickle[key("sg")] = timed(it, lambda: g_pickle(comm.scatter(chunks, root=0)))
         buffer[key("sg")] = timed(it, lambda: g_buffer(s_buffer()))
+
+    if buffer_only:
+        return rank, {"py:mpi4py_buffer": buffer}
 
     for n in (1, 1_000_000):
         it = iters_for(n * 8)
@@ -227,7 +240,7 @@ def mpi_mode(plan):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=["pool", "mpi"], required=True)
+    ap.add_argument("--mode", choices=["pool", "mpi", "mpi-buffer"], required=True)
     ap.add_argument("--plan", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -236,7 +249,7 @@ def main():
     if args.mode == "pool":
         rank, figs = 0, pool_mode(plan)
     else:
-        rank, figs = mpi_mode(plan)
+        rank, figs = mpi_mode(plan, buffer_only=args.mode == "mpi-buffer")
     if rank == 0:
         with open(args.out, "w") as f:
             json.dump(figs, f, indent=1)

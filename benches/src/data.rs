@@ -256,25 +256,33 @@ fn main_result<T>(r: parallelizer::Result<Option<T>>) -> Result<T, String> {
     }
 }
 
+/// The `_into` collectives of `par` (entered, more than one rank), and
+/// on mpi raw rsmpi's same calls in the same job: the rows the suite also
+/// measures in alternated rounds with their baselines (`--mpi-par-into`).
+pub fn measure_into(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures) {
+    let p = par.nprocs();
+    for op in Op::ALL {
+        for &n in &plan.f64_ns {
+            let iters = plan.iters_for(n * 8);
+            let mut raw = None;
+            record(figs, k_into(op, n, p), || {
+                let (ours, same_job) =
+                    main_result(par.run(into_collective, IntoArgs { op, n, iters }))?;
+                raw = same_job;
+                Ok(ours)
+            });
+            if let Some(raw) = raw {
+                figs.insert(k_into_raw(op, n, p), raw.into());
+            }
+        }
+    }
+}
+
 /// The data-plane figures of `par` (entered, with its rank count).
 pub fn measure(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures) {
     let p = par.nprocs();
     if p > 1 {
-        for op in Op::ALL {
-            for &n in &plan.f64_ns {
-                let iters = plan.iters_for(n * 8);
-                let mut raw = None;
-                record(figs, k_into(op, n, p), || {
-                    let (ours, same_job) =
-                        main_result(par.run(into_collective, IntoArgs { op, n, iters }))?;
-                    raw = same_job;
-                    Ok(ours)
-                });
-                if let Some(raw) = raw {
-                    figs.insert(k_into_raw(op, n, p), raw.into());
-                }
-            }
-        }
+        measure_into(par, plan, figs);
         for n in ALLREDUCE_NS {
             let iters = plan.iters_for(n * 8);
             record(figs, k_allreduce(n, p), || {
@@ -410,9 +418,14 @@ pub fn section(store: &Store, plan: &Plan, w: &mut String) {
          rsmpi's same `_into` call on COMM_WORLD and the same buffers, made right after ours in \
          every iteration of the same `mpirun` job (so at the thread level ours asks for, \
          `MPI_THREAD_MULTIPLE`): each job places its ranks anew, and the raw \
-         baseline of a separate job moved up to 3× between two runs of the same code. Targets \
+         baseline of a separate job moved up to 3× between two runs of the same code. So the \
+         `_into` figures of mpi and processes, raw rsmpi's and mpi4py's are each the median of \
+         {} rounds run after the rest of the suite, each round one `mpirun` job of ours, one of \
+         raw rsmpi, one of mpi4py and a fresh `processes` pool, in an order that turns from \
+         round to round. Targets \
          (issue 10): mpi `_into` ≤ 1.0× mpi4py and ≤ 1.1× raw rsmpi; generic ≤ 1.5× `_into`; \
-         bold marks a miss.\n"
+         bold marks a miss.\n",
+        crate::plan::COLL_REPS
     );
     let _ = writeln!(
         w,

@@ -13,6 +13,10 @@ use crate::measure::Iters;
 /// How many `mpirun` jobs each MPI thread level's figures are the median
 /// of (their small calls swing from one job to the next).
 pub const LEVEL_REPS: usize = 3;
+/// How many alternated rounds the `_into` collectives of mpi and processes
+/// and their raw rsmpi and mpi4py baselines are the median of (a job's
+/// small collectives were 3x faster or slower with where its ranks ran).
+pub const COLL_REPS: usize = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {

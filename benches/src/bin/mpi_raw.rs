@@ -4,7 +4,9 @@
 //! the next (the barrier, the ping-pongs, the allreduce of one f64), which
 //! the suite measures in several jobs and takes the median of, at
 //! `MPI_THREAD_SINGLE` and (`PARALLELIZER_MPI_THREAD_LEVEL=multiple`) at
-//! `MPI_THREAD_MULTIPLE`.
+//! `MPI_THREAD_MULTIPLE`. With `--coll`, only the collectives of `f64` on
+//! reused buffers, which the suite measures in alternated rounds with ours
+//! and mpi4py's.
 
 use mpi::Count;
 use mpi::collective::SystemOperation;
@@ -21,6 +23,7 @@ fn main() {
     let mut plan = Plan::load(plan::arg_value(&args, "--plan").expect("--plan").as_ref())
         .expect("read the plan");
     let small = args.iter().any(|a| a == "--small");
+    let coll = args.iter().any(|a| a == "--coll");
     if small {
         plan.f64_ns.clear();
     }
@@ -51,14 +54,15 @@ fn main() {
         figs.insert(k, v.into());
     };
 
-    // Dispatch baseline: a barrier.
-    put(
-        plan::k_dispatch(size),
-        time(plan.dispatch, || world.barrier()),
-    );
+    // Dispatch baseline: a barrier (made with `--coll` too, untimed, so
+    // that its collectives follow the same start as in a whole job).
+    let barrier = time(plan.dispatch, || world.barrier());
+    if !coll {
+        put(plan::k_dispatch(size), barrier);
+    }
 
     // Ping-pong 0 <-> 1 (only with exactly 2 ranks, like the other rows).
-    if size == 2 {
+    if size == 2 && !coll {
         for &bytes in &plan.pp_bytes {
             let iters = plan.iters_for(bytes);
             let mut buf = vec![1u8; bytes];
@@ -185,14 +189,16 @@ fn main() {
                 (kept, mine, data)
             })
         };
-        for op in ["bcast", "scatter", "gather", "sg"] {
-            put(plan::k_coll(op, FRESH, n, size), fresh(op));
+        if !coll {
+            for op in ["bcast", "scatter", "gather", "sg"] {
+                put(plan::k_coll(op, FRESH, n, size), fresh(op));
+            }
         }
     }
 
     // MPI_Allreduce (sum) of 1 and 1e6 f64 per rank, preallocated buffers.
     for n in parallelizer_bench::data::ALLREDUCE_NS {
-        if small && n > 1 {
+        if (small && n > 1) || coll {
             continue;
         }
         let iters = plan.iters_for(n * 8);

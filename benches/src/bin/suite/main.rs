@@ -17,6 +17,8 @@ use parallelizer_bench::rawsock::{self, CHILD_FLAG, EXIT_FLAG};
 use parallelizer_bench::report::{self, Store};
 use parallelizer_bench::{memory, ours};
 
+mod rounds;
+
 const USAGE: &str = "\
 usage: suite [--quick] [--python PYTHON] [--out BENCHMARKS.md] [--mcutils MCUTILS.json]
        suite --report-only FIGURES.json [--out BENCHMARKS.md]
@@ -53,6 +55,7 @@ fn main() {
         Some("--mpi-par") => return mpi_par(&args, MpiVariant::Plain),
         Some("--mpi-par-verify") => return mpi_par(&args, MpiVariant::Verify),
         Some("--mpi-par-level") => return mpi_par(&args, MpiVariant::Level),
+        Some(rounds::INTO_FLAG) => return mpi_par(&args, MpiVariant::Into),
         Some("--help" | "-h") => return println!("{USAGE}"),
         _ => {}
     }
@@ -179,6 +182,17 @@ fn main() {
 
     // Python anchors.
     run_python(&mut store, &args, &plan, &plan_path, &results, &root, &log);
+
+    // The `_into` collectives and their baselines again, in alternated rounds.
+    let python = arg_value(&args, "--python").map(PathBuf::from);
+    let script = root.join("benches/python/bench.py");
+    let paths = rounds::Paths {
+        plan: &plan_path,
+        results: &results,
+        python: python.as_deref(),
+        script: &script,
+    };
+    rounds::run(&mut store, &plan, &paths, &log);
 
     store.wall = start.elapsed().as_secs_f64();
     let json = results.join("figures.json");
@@ -529,6 +543,9 @@ enum MpiVariant {
     /// `--mpi-par-level`: the small calls the thread level weighs on (the
     /// suite sets `PARALLELIZER_MPI_THREAD_LEVEL` on the job).
     Level,
+    /// `--mpi-par-into`: the `_into` collectives (with raw rsmpi's same
+    /// calls in the job), for the alternated rounds (`rounds.rs`).
+    Into,
 }
 
 /// `--mpi-par`: this process is one rank of `mpirun -n P suite --mpi-par`;
@@ -555,6 +572,12 @@ fn mpi_par(args: &[String], variant: MpiVariant) {
                 MpiVariant::Plain => ours::measure_backend(&par, &plan, &mut figs, &log),
                 MpiVariant::Verify => ours::measure_verify_cost(&par, &plan, &mut figs),
                 MpiVariant::Level => ours::measure_thread_level_cost(&par, &plan, &mut figs),
+                MpiVariant::Into => match par.enter() {
+                    Ok(_entered) => parallelizer_bench::data::measure_into(&par, &plan, &mut figs),
+                    Err(e) => {
+                        figs.insert("_unavailable".into(), format!("failed: enter: {e}").into());
+                    }
+                },
             }
         }
         Err(e) => {
