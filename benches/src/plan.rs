@@ -16,7 +16,7 @@ pub const LEVEL_REPS: usize = 3;
 /// How many alternated rounds the `_into` collectives of mpi and processes
 /// and their raw rsmpi and mpi4py baselines are the median of (a job's
 /// small collectives were 3x faster or slower with where its ranks ran).
-pub const COLL_REPS: usize = 3;
+pub const COLL_REPS: usize = 5;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
