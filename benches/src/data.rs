@@ -70,38 +70,101 @@ fn filled(n: usize) -> Vec<f64> {
     v
 }
 
+/// The buffers of [`into_collective`] for one size on one rank, kept
+/// across the four calls of that size, as raw rsmpi's and mpi4py's
+/// baselines keep theirs: made afresh for each call, the 80 MB of the 1e7
+/// calls came back from glibc's heap once its mmap threshold had risen
+/// (on 4 KiB pages, which Open MPI reads one by one), and the 1e7
+/// `gather_into` on `mpi:4` took 9.6-10.2 ms against 7.7-7.8 ms with
+/// `MALLOC_MMAP_THRESHOLD_` fixed, raw rsmpi's same call in the job too.
+struct IntoBufs {
+    /// `(n, ranks, rank)` they were made for.
+    made_for: (usize, usize, usize),
+    full: Vec<f64>,
+    chunk: Vec<f64>,
+    buf: Vec<f64>,
+    mine: Vec<f64>,
+    all: Vec<f64>,
+}
+
+thread_local! {
+    /// This rank's [`IntoBufs`] (the threads backend's ranks are threads).
+    static INTO_BUFS: std::cell::RefCell<Option<IntoBufs>> = const { std::cell::RefCell::new(None) };
+}
+
+impl IntoBufs {
+    /// This rank's buffers for `n` items: the kept ones if they were made
+    /// for `n` on this rank of as many ranks, else new ones (the kept ones
+    /// dropped first).
+    fn take(p: &dyn Parallelizer, n: usize) -> IntoBufs {
+        let (on, id) = (p.on_main(), p.id());
+        let made_for = (n, p.nprocs(), id);
+        if let Some(kept) = INTO_BUFS.with(|b| b.borrow_mut().take())
+            && kept.made_for == made_for
+        {
+            return kept;
+        }
+        let full = filled(n);
+        let counts = parallelizer::chunk_sizes(n, p.nprocs());
+        let lo: usize = counts[..id].iter().sum();
+        IntoBufs {
+            made_for,
+            chunk: plain_copy(&full[lo..lo + counts[id]]),
+            buf: if on {
+                plain_copy(&full)
+            } else {
+                plain_buffer(n)
+            },
+            mine: plain_buffer(counts[id]),
+            all: plain_buffer(if on { n } else { 0 }),
+            full,
+        }
+    }
+
+    /// Keeps them for the next call.
+    fn keep(self) {
+        INTO_BUFS.with(|b| *b.borrow_mut() = Some(self));
+    }
+}
+
+/// Drops every rank's kept [`IntoBufs`].
+#[parallelizer::task]
+pub fn into_release(_p: &dyn Parallelizer, _: ()) {
+    INTO_BUFS.with(|b| b.borrow_mut().take());
+}
+
 /// Times one `_into` collective on buffers allocated once and reused
-/// across iterations (what the calls are for); main returns the median,
+/// across iterations and across the calls of one size (what the calls are
+/// for; [`IntoBufs`]); main returns the median,
 /// and on mpi also the median of raw rsmpi's same call on the same buffers,
 /// made right after ours in every iteration (`raw_into`).
 #[parallelizer::task]
 pub fn into_collective(p: &dyn Parallelizer, a: IntoArgs) -> Option<(f64, Option<f64>)> {
-    let (on, id) = (p.on_main(), p.id());
-    let full = filled(a.n);
+    let on = p.on_main();
     let counts = parallelizer::chunk_sizes(a.n, p.nprocs());
-    let lo: usize = counts[..id].iter().sum();
-    let chunk = plain_copy(&full[lo..lo + counts[id]]);
-    let mut buf = if on {
-        plain_copy(&full)
-    } else {
-        plain_buffer(a.n)
-    };
-    let mut mine: Vec<f64> = plain_buffer(counts[id]);
-    let mut all: Vec<f64> = plain_buffer(if on { a.n } else { 0 });
+    let mut bufs = IntoBufs::take(p, a.n);
+    let IntoBufs {
+        full,
+        chunk,
+        buf,
+        mine,
+        all,
+        ..
+    } = &mut bufs;
     let data = on.then_some(&full[..]);
     let (mut samples, mut raw_samples) = (Vec::new(), Vec::new());
     for i in 0..a.iters.total() {
         p.wait().expect("barrier");
         let t0 = std::time::Instant::now();
         match a.op {
-            Op::Bcast => p.broadcast_into(&mut buf).expect("broadcast_into"),
-            Op::Scatter => p.scatter_into(data, &mut mine).expect("scatter_into"),
+            Op::Bcast => p.broadcast_into(buf).expect("broadcast_into"),
+            Op::Scatter => p.scatter_into(data, mine).expect("scatter_into"),
             Op::Gather => p
-                .gather_into(&chunk, on.then_some(&mut all))
+                .gather_into(chunk, on.then_some(&mut *all))
                 .expect("gather_into"),
             Op::ScatterGather => {
-                p.scatter_into(data, &mut mine).expect("scatter_into");
-                p.gather_into(&mine, on.then_some(&mut all))
+                p.scatter_into(data, mine).expect("scatter_into");
+                p.gather_into(mine, on.then_some(&mut *all))
                     .expect("gather_into");
             }
         }
@@ -110,11 +173,11 @@ pub fn into_collective(p: &dyn Parallelizer, a: IntoArgs) -> Option<(f64, Option
         let raw_dt = (p.mode() == "mpi").then(|| {
             p.wait().expect("barrier");
             let bufs = RawBufs {
-                full: &full,
-                chunk: &chunk,
-                buf: &mut buf,
-                mine: &mut mine,
-                all: &mut all,
+                full,
+                chunk,
+                buf,
+                mine,
+                all,
                 counts: &counts,
             };
             raw_into(a.op, bufs)
@@ -129,6 +192,7 @@ pub fn into_collective(p: &dyn Parallelizer, a: IntoArgs) -> Option<(f64, Option
     if on && matches!(a.op, Op::Gather | Op::ScatterGather) {
         assert_eq!(all.len(), a.n);
     }
+    bufs.keep();
     let raw = (!raw_samples.is_empty()).then(|| median(raw_samples));
     on.then(|| (median(samples), raw))
 }
@@ -261,8 +325,9 @@ fn main_result<T>(r: parallelizer::Result<Option<T>>) -> Result<T, String> {
 /// measures in alternated rounds with their baselines (`--mpi-par-into`).
 pub fn measure_into(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures) {
     let p = par.nprocs();
-    for op in Op::ALL {
-        for &n in &plan.f64_ns {
+    // Size by size, each size's buffers kept across its four calls.
+    for &n in &plan.f64_ns {
+        for op in Op::ALL {
             let iters = plan.iters_for(n * 8);
             let mut raw = None;
             record(figs, k_into(op, n, p), || {
@@ -275,6 +340,9 @@ pub fn measure_into(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures
                 figs.insert(k_into_raw(op, n, p), raw.into());
             }
         }
+    }
+    if let Err(e) = par.run(into_release, ()) {
+        figs.insert(format!("into_release:{p}"), format!("failed: {e}").into());
     }
 }
 
