@@ -154,6 +154,13 @@ pub fn measure_pool_maps(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Fi
             });
         }
     }
+    measure_pool_fine_coarse(par, plan, figs);
+}
+
+/// The pool-style fine and coarse maps of `p > 1` ranks (also measured in
+/// the suite's alternated rounds).
+pub fn measure_pool_fine_coarse(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures) {
+    let p = par.nprocs();
     record(figs, plan::k_pool("fine", p), || {
         timed_map(
             plan.fine,
@@ -299,6 +306,21 @@ pub fn rayon_baselines(plan: &Plan, p: usize, figs: &mut Figures) {
     record(figs, plan::k_dispatch(p), || {
         Ok(time(plan.dispatch, || pool.broadcast(|_| ())))
     });
+    rayon_map_baselines(&pool, plan, figs);
+    record(figs, plan::k_startup(p), || {
+        Ok(time(plan.startup, || {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(p)
+                .build()
+                .expect("rayon pool")
+        }))
+    });
+}
+
+/// Rayon's fine and coarse maps on `pool` (also measured in the suite's
+/// alternated rounds).
+pub fn rayon_map_baselines(pool: &rayon::ThreadPool, plan: &Plan, figs: &mut Figures) {
+    let p = pool.current_num_threads();
     record(figs, plan::k_fine(p), || {
         Ok(time_with(
             plan.fine,
@@ -325,14 +347,6 @@ pub fn rayon_baselines(plan: &Plan, p: usize, figs: &mut Figures) {
                 out
             },
         ))
-    });
-    record(figs, plan::k_startup(p), || {
-        Ok(time(plan.startup, || {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(p)
-                .build()
-                .expect("rayon pool")
-        }))
     });
 }
 

@@ -17,6 +17,9 @@ pub const LEVEL_REPS: usize = 3;
 /// and their raw rsmpi and mpi4py baselines are the median of (a job's
 /// small collectives were 3x faster or slower with where its ranks ran).
 pub const COLL_REPS: usize = 5;
+/// How many alternated rounds the pool-style fine and coarse maps and
+/// rayon's are the median of (fewer: a round of them takes seconds).
+pub const MAP_REPS: usize = 3;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {

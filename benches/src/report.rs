@@ -7,7 +7,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{self, Figures, LEVEL_REPS, Plan};
+use crate::plan::{self, Figures, LEVEL_REPS, MAP_REPS, Plan};
 use crate::tasks::{Kind, Op};
 
 /// Everything one run measured: figures by source (`threads`, `rayon`,
@@ -595,7 +595,12 @@ fn markdown(store: &Store, plot_note: &str) -> String {
          time over P (measured in the same run), can be reached. `static` is the same map with \
          `Schedule::Static`: one contiguous chunk per rank, the split McUtils' `map` makes. \
          Fine and coarse: the workloads of the table above, pool-style (registered fns, \
-         `map` and `map_chunks`), against the same rayon rows.\n"
+         `map` and `map_chunks`), against the same rayon rows. These pool-style rows and \
+         rayon's are each the median of {MAP_REPS} rounds run after the rest of the suite, each \
+         round a fresh pool of threads, of processes and of rayon threads and an `mpirun` job, in \
+         an order that turns from round to round (the same code's fine map on `threads:4` took \
+         1.16× rayon in one report and 1.62× in the next); the rayon figures of the table above \
+         are these too.\n"
     );
     let _ = writeln!(
         w,

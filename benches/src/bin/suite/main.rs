@@ -56,6 +56,7 @@ fn main() {
         Some("--mpi-par-verify") => return mpi_par(&args, MpiVariant::Verify),
         Some("--mpi-par-level") => return mpi_par(&args, MpiVariant::Level),
         Some(rounds::INTO_FLAG) => return mpi_par(&args, MpiVariant::Into),
+        Some(rounds::MAPS_FLAG) => return mpi_par(&args, MpiVariant::Maps),
         Some("--help" | "-h") => return println!("{USAGE}"),
         _ => {}
     }
@@ -183,7 +184,8 @@ fn main() {
     // Python anchors.
     run_python(&mut store, &args, &plan, &plan_path, &results, &root, &log);
 
-    // The `_into` collectives and their baselines again, in alternated rounds.
+    // The `_into` collectives, the pool-style maps and their baselines
+    // again, in alternated rounds.
     let python = arg_value(&args, "--python").map(PathBuf::from);
     let script = root.join("benches/python/bench.py");
     let paths = rounds::Paths {
@@ -546,6 +548,9 @@ enum MpiVariant {
     /// `--mpi-par-into`: the `_into` collectives (with raw rsmpi's same
     /// calls in the job), for the alternated rounds (`rounds.rs`).
     Into,
+    /// `--mpi-par-maps`: the pool-style fine and coarse maps, for the
+    /// alternated rounds.
+    Maps,
 }
 
 /// `--mpi-par`: this process is one rank of `mpirun -n P suite --mpi-par`;
@@ -572,8 +577,11 @@ fn mpi_par(args: &[String], variant: MpiVariant) {
                 MpiVariant::Plain => ours::measure_backend(&par, &plan, &mut figs, &log),
                 MpiVariant::Verify => ours::measure_verify_cost(&par, &plan, &mut figs),
                 MpiVariant::Level => ours::measure_thread_level_cost(&par, &plan, &mut figs),
-                MpiVariant::Into => match par.enter() {
-                    Ok(_entered) => parallelizer_bench::data::measure_into(&par, &plan, &mut figs),
+                MpiVariant::Into | MpiVariant::Maps => match par.enter() {
+                    Ok(_entered) if variant == MpiVariant::Into => {
+                        parallelizer_bench::data::measure_into(&par, &plan, &mut figs)
+                    }
+                    Ok(_entered) => ours::measure_pool_fine_coarse(&par, &plan, &mut figs),
                     Err(e) => {
                         figs.insert("_unavailable".into(), format!("failed: enter: {e}").into());
                     }

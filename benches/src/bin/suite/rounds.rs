@@ -1,26 +1,35 @@
-//! The `_into` collectives of mpi and processes beside raw rsmpi's and
-//! mpi4py's buffer calls, measured again in alternated rounds: each round
-//! one `mpirun` job of ours, one of raw rsmpi, one of mpi4py and a fresh
-//! `processes` pool, in an order that turns from round to round; each
-//! figure is the median of the rounds' ([`COLL_REPS`]), and replaces the
-//! one-job figure under the same key.
+//! Rows measured again after the rest of the suite, in alternated rounds:
+//! each round measures every source of the rows once (one `mpirun` job for
+//! an MPI source, a fresh pool for ours in this process), in an order that
+//! turns from round to round, and each figure is the median of the rounds'
+//! and replaces the one-pass figure under the same key.
 //!
-//! One job per source compared placements, not calls: the same code's
-//! `scatter_into` of 1e3 `f64` on `mpi:2` took 0.77 µs in one job and
-//! 2.2 µs in the next (and raw rsmpi's same call 0.66 against 2.1 µs),
-//! with where `mpirun` and the VM put the job's ranks.
+//! - the `_into` collectives of mpi and processes beside raw rsmpi's and
+//!   mpi4py's buffer calls ([`COLL_REPS`] rounds): one job per source
+//!   compared placements, not calls; the same code's `scatter_into` of 1e3
+//!   `f64` on `mpi:2` took 0.77 µs in one job and 2.2 µs in the next (raw
+//!   rsmpi's same call 0.66 against 2.1 µs), with where `mpirun` and the VM
+//!   put the job's ranks;
+//! - the pool-style fine and McUtils maps on threads, processes and mpi
+//!   beside rayon's ([`MAP_REPS`] rounds): the pool-style fine map on
+//!   `threads:4` took 1.16× rayon in one report and 1.62× in the next with
+//!   the same code.
 
 use std::path::Path;
 
+use parallelizer::Parallelizer;
 use parallelizer_bench::data;
 use parallelizer_bench::measure::Iters;
-use parallelizer_bench::plan::{COLL_REPS, Figures, Plan};
+use parallelizer_bench::ours;
+use parallelizer_bench::plan::{COLL_REPS, Figures, MAP_REPS, Plan};
 use parallelizer_bench::report::Store;
 
 use super::{median_figures, mpi_job, mpi_limit, mpirun, run_bounded};
 
-/// The suite's flag for a job of ours in a round.
+/// The suite's flag for a job of ours in an `_into` round.
 pub(super) const INTO_FLAG: &str = "--mpi-par-into";
+/// The suite's flag for a job of ours in a maps round.
+pub(super) const MAPS_FLAG: &str = "--mpi-par-maps";
 
 /// Where a round's helpers are.
 pub(super) struct Paths<'a> {
@@ -34,45 +43,81 @@ pub(super) struct Paths<'a> {
     pub script: &'a Path,
 }
 
-/// The sources of a round, in the order of the first.
-const SOURCES: [&str; 4] = ["mpi", "rawmpi", "py:mpi4py_buffer", "processes"];
+/// What a set of rounds measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// The `_into` collectives and their baselines.
+    Into,
+    /// The pool-style fine and coarse maps and rayon's.
+    Maps,
+}
 
-/// Runs [`COLL_REPS`] rounds for each rank count of the plan and puts the
-/// medians into `store`, for the sources the one-job pass measured (a
-/// source it had no figures of is left out).
-pub(super) fn run(store: &mut Store, plan: &Plan, paths: &Paths<'_>, log: &dyn Fn(&str)) {
-    let here: Vec<&str> = SOURCES
-        .into_iter()
-        .filter(|s| store.sources.contains_key(*s))
-        .filter(|s| *s != "py:mpi4py_buffer" || paths.python.is_some())
-        .collect();
-    if plan.ranks.iter().all(|&p| p < 2) || here.is_empty() {
-        return;
-    }
-    for &p in plan.ranks.iter().filter(|&&p| p > 1) {
-        let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); here.len()];
-        for round in 0..COLL_REPS {
-            for k in 0..here.len() {
-                let at = (k + round) % here.len();
-                let source = here[at];
-                log(&format!(
-                    "{source} _into collectives x{p} (round {}/{COLL_REPS})",
-                    round + 1
-                ));
-                runs[at].push(measure(source, p, round, plan, paths));
-            }
+impl Rows {
+    /// The sources, in the order of the first round.
+    fn sources(self) -> &'static [&'static str] {
+        match self {
+            Rows::Into => &["mpi", "rawmpi", "py:mpi4py_buffer", "processes"],
+            Rows::Maps => &["mpi", "rayon", "processes", "threads"],
         }
-        for (source, figs) in here.iter().zip(runs) {
-            let Some(kept) = store.sources.get_mut(*source) else {
-                continue;
-            };
-            for (key, value) in median_figures(&figs) {
-                match value.as_f64() {
-                    Some(_) => {
-                        kept.insert(key, value);
+    }
+
+    fn rounds(self) -> usize {
+        match self {
+            Rows::Into => COLL_REPS,
+            Rows::Maps => MAP_REPS,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Rows::Into => "_into collectives",
+            Rows::Maps => "pool-style fine and coarse maps",
+        }
+    }
+}
+
+/// Runs the rounds of both kinds of rows for each rank count of the plan
+/// and puts the medians into `store`, for the sources the suite's pass
+/// measured (a source it has no figures of is left out).
+pub(super) fn run(store: &mut Store, plan: &Plan, paths: &Paths<'_>, log: &dyn Fn(&str)) {
+    for rows in [Rows::Into, Rows::Maps] {
+        let here: Vec<&str> = rows
+            .sources()
+            .iter()
+            .copied()
+            .filter(|s| store.sources.contains_key(*s))
+            .filter(|s| *s != "py:mpi4py_buffer" || paths.python.is_some())
+            .collect();
+        if here.is_empty() {
+            continue;
+        }
+        for &p in plan.ranks.iter().filter(|&&p| p > 1) {
+            let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); here.len()];
+            for round in 0..rows.rounds() {
+                for k in 0..here.len() {
+                    let at = (k + round) % here.len();
+                    let source = here[at];
+                    log(&format!(
+                        "{source} {} x{p} (round {}/{})",
+                        rows.name(),
+                        round + 1,
+                        rows.rounds()
+                    ));
+                    runs[at].push(measure(rows, source, p, round, plan, paths));
+                }
+            }
+            for (source, figs) in here.iter().zip(runs) {
+                let Some(kept) = store.sources.get_mut(*source) else {
+                    continue;
+                };
+                for (key, value) in median_figures(&figs) {
+                    match value.as_f64() {
+                        Some(_) => {
+                            kept.insert(key, value);
+                        }
+                        // A round that failed leaves the suite's figure.
+                        None => log(&format!("{source} {key}: a round failed: {value}")),
                     }
-                    // A round that failed leaves the one-job figure.
-                    None => log(&format!("{source} {key}: a round failed: {value}")),
                 }
             }
         }
@@ -80,15 +125,24 @@ pub(super) fn run(store: &mut Store, plan: &Plan, paths: &Paths<'_>, log: &dyn F
 }
 
 /// One round's figures of `source` on `p` ranks.
-fn measure(source: &str, p: usize, round: usize, plan: &Plan, paths: &Paths<'_>) -> Figures {
+fn measure(
+    rows: Rows,
+    source: &str,
+    p: usize,
+    round: usize,
+    plan: &Plan,
+    paths: &Paths<'_>,
+) -> Figures {
     let out = paths.results.join(format!(
-        "{}-into-{p}-{round}.json",
-        source.replace(':', "-")
+        "{}-{}-{p}-{round}.json",
+        source.replace(':', "-"),
+        if rows == Rows::Into { "into" } else { "maps" }
     ));
     let exe = std::env::current_exe().expect("current exe");
-    match source {
-        "mpi" => mpi_job(&exe, Some(INTO_FLAG), None, p, &out, plan, paths.plan),
-        "rawmpi" => mpi_job(
+    match (rows, source) {
+        (Rows::Into, "mpi") => mpi_job(&exe, Some(INTO_FLAG), None, p, &out, plan, paths.plan),
+        (Rows::Maps, "mpi") => mpi_job(&exe, Some(MAPS_FLAG), None, p, &out, plan, paths.plan),
+        (_, "rawmpi") => mpi_job(
             &exe.with_file_name("mpi_raw"),
             Some("--coll"),
             None,
@@ -97,8 +151,18 @@ fn measure(source: &str, p: usize, round: usize, plan: &Plan, paths: &Paths<'_>)
             plan,
             paths.plan,
         ),
-        "py:mpi4py_buffer" => mpi4py(p, &out, plan, paths),
-        _ => processes(p, plan),
+        (_, "py:mpi4py_buffer") => mpi4py(p, &out, plan, paths),
+        (_, "rayon") => {
+            let mut figs = Figures::new();
+            match rayon::ThreadPoolBuilder::new().num_threads(p).build() {
+                Ok(pool) => ours::rayon_map_baselines(&pool, plan, &mut figs),
+                Err(e) => {
+                    figs.insert("_round".into(), format!("failed: {e}").into());
+                }
+            }
+            figs
+        }
+        (rows, backend) => fresh_pool(rows, backend, p, plan),
     }
 }
 
@@ -133,28 +197,37 @@ fn mpi4py(p: usize, out: &Path, plan: &Plan, paths: &Paths<'_>) -> Figures {
     }
 }
 
-/// Ours on a fresh `processes` pool, in this process, after 100 untimed
-/// calls of each collective at the smallest size: a fresh pool's rings
-/// fault their pages in on first use, page by page, and its first 1e3
-/// calls took 4-8 times as long as later ones (a gather still 3-4 times
-/// after 23 calls, the suite's iterations of one row), where the suite's
-/// own pass has them follow the pool's other rows.
-fn processes(p: usize, plan: &Plan) -> Figures {
+/// Ours on a fresh pool of `backend` in this process.
+///
+/// The `_into` rows come after 100 untimed calls of each collective at
+/// the smallest size: a fresh pool's rings fault their pages in on first
+/// use, page by page, and its first 1e3 calls took 4-8 times as long as
+/// later ones (a gather still 3-4 times after 23 calls, the suite's
+/// iterations of one row), where the suite's own pass has them follow the
+/// pool's other rows. The maps make their own untimed calls first (20 of
+/// the fine map: about 0.1 s).
+fn fresh_pool(rows: Rows, backend: &str, p: usize, plan: &Plan) -> Figures {
     let mut figs = Figures::new();
-    let mut warm = plan.clone();
-    warm.f64_ns.sort_unstable();
-    warm.f64_ns.truncate(1);
-    warm.small = Iters::new(99, 1);
-    let entered = parallelizer::from_config(format!("processes:{p}").as_str())
+    let measured = parallelizer::from_config(format!("{backend}:{p}").as_str())
         .map_err(|e| e.to_string())
         .and_then(|par| {
+            let par: std::sync::Arc<dyn Parallelizer> = par;
             let guard = par.enter().map_err(|e| e.to_string())?;
-            data::measure_into(&par, &warm, &mut Figures::new());
-            data::measure_into(&par, plan, &mut figs);
+            match rows {
+                Rows::Into => {
+                    let mut warm = plan.clone();
+                    warm.f64_ns.sort_unstable();
+                    warm.f64_ns.truncate(1);
+                    warm.small = Iters::new(99, 1);
+                    data::measure_into(&par, &warm, &mut Figures::new());
+                    data::measure_into(&par, plan, &mut figs);
+                }
+                Rows::Maps => ours::measure_pool_fine_coarse(&par, plan, &mut figs),
+            }
             drop(guard);
             Ok(())
         });
-    if let Err(e) = entered {
+    if let Err(e) = measured {
         figs.insert("_round".into(), format!("failed: {e}").into());
     }
     figs
