@@ -57,6 +57,7 @@ fn main() {
         Some("--mpi-par-level") => return mpi_par(&args, MpiVariant::Level),
         Some(rounds::INTO_FLAG) => return mpi_par(&args, MpiVariant::Into),
         Some(rounds::MAPS_FLAG) => return mpi_par(&args, MpiVariant::Maps),
+        Some(rounds::ROUND_FLAG) => return rounds::child(&args),
         Some("--help" | "-h") => return println!("{USAGE}"),
         _ => {}
     }

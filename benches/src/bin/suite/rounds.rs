@@ -1,8 +1,13 @@
 //! Rows measured again after the rest of the suite, in alternated rounds:
-//! each round measures every source of the rows once (one `mpirun` job for
-//! an MPI source, a fresh pool for ours in this process), in an order that
-//! turns from round to round, and each figure is the median of the rounds'
-//! and replaces the one-pass figure under the same key.
+//! each round measures every source of the rows once, each in a process of
+//! its own (one `mpirun` job for an MPI source, a fresh pool in a child
+//! process of this one for the others), in an order that turns from round
+//! to round, and each figure is the median of the rounds' and replaces the
+//! one-pass figure under the same key. A process of its own, as an MPI job
+//! or mpi4py's has: in the suite's own process, after its other rows, the
+//! `broadcast_into` of 1e6 on `processes:2` took 930 µs where a fresh
+//! process took 401-546 µs (the cause is not pinned down: raising glibc's
+//! mmap threshold first did not slow the fresh one).
 //!
 //! - the `_into` collectives of mpi and processes beside raw rsmpi's and
 //!   mpi4py's buffer calls ([`COLL_REPS`] rounds): one job per source
@@ -21,7 +26,7 @@ use parallelizer::Parallelizer;
 use parallelizer_bench::data;
 use parallelizer_bench::measure::Iters;
 use parallelizer_bench::ours;
-use parallelizer_bench::plan::{COLL_REPS, Figures, MAP_REPS, Plan};
+use parallelizer_bench::plan::{self, COLL_REPS, Figures, MAP_REPS, Plan, arg_value};
 use parallelizer_bench::report::Store;
 
 use super::{median_figures, mpi_job, mpi_limit, mpirun, run_bounded};
@@ -30,6 +35,9 @@ use super::{median_figures, mpi_job, mpi_limit, mpirun, run_bounded};
 pub(super) const INTO_FLAG: &str = "--mpi-par-into";
 /// The suite's flag for a job of ours in a maps round.
 pub(super) const MAPS_FLAG: &str = "--mpi-par-maps";
+/// The suite's flag for a child process measuring one source of a round
+/// on a fresh pool: `--round into|maps BACKEND P --plan PLAN --out FILE`.
+pub(super) const ROUND_FLAG: &str = "--round";
 
 /// Where a round's helpers are.
 pub(super) struct Paths<'a> {
@@ -72,6 +80,14 @@ impl Rows {
         match self {
             Rows::Into => "_into collectives",
             Rows::Maps => "pool-style fine and coarse maps",
+        }
+    }
+
+    /// Its word on a child's command line.
+    fn key(self) -> &'static str {
+        match self {
+            Rows::Into => "into",
+            Rows::Maps => "maps",
         }
     }
 }
@@ -136,7 +152,7 @@ fn measure(
     let out = paths.results.join(format!(
         "{}-{}-{p}-{round}.json",
         source.replace(':', "-"),
-        if rows == Rows::Into { "into" } else { "maps" }
+        rows.key()
     ));
     let exe = std::env::current_exe().expect("current exe");
     match (rows, source) {
@@ -152,18 +168,49 @@ fn measure(
             paths.plan,
         ),
         (_, "py:mpi4py_buffer") => mpi4py(p, &out, plan, paths),
-        (_, "rayon") => {
+        (rows, source) => {
+            let _ = std::fs::remove_file(&out);
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args([ROUND_FLAG, rows.key(), source, &p.to_string(), "--plan"])
+                .arg(paths.plan)
+                .arg("--out")
+                .arg(&out);
+            let read = run_bounded(&mut cmd, mpi_limit(plan))
+                .and_then(|()| plan::load_figures(&out).map_err(|e| format!("no figures: {e}")));
+            read.unwrap_or_else(|e| {
+                Figures::from([("_round".to_string(), format!("failed: {e}").into())])
+            })
+        }
+    }
+}
+
+/// `--round into|maps SOURCE P --plan PLAN --out FILE`: this process is a
+/// child of the suite measuring one round of `SOURCE` (`rayon`, or a
+/// backend of ours) on `P` ranks; it writes the figures to `FILE`.
+pub(super) fn child(args: &[String]) {
+    let rows = match args.get(2).map(String::as_str) {
+        Some("into") => Rows::Into,
+        Some("maps") => Rows::Maps,
+        other => panic!("{ROUND_FLAG}: expected into or maps, got {other:?}"),
+    };
+    let source = args.get(3).expect("source");
+    let p: usize = args.get(4).and_then(|p| p.parse().ok()).expect("ranks");
+    let plan = Plan::load(arg_value(args, "--plan").expect("--plan").as_ref()).expect("plan");
+    let out = arg_value(args, "--out").expect("--out");
+    let figs = match source.as_str() {
+        "rayon" => {
             let mut figs = Figures::new();
             match rayon::ThreadPoolBuilder::new().num_threads(p).build() {
-                Ok(pool) => ours::rayon_map_baselines(&pool, plan, &mut figs),
+                Ok(pool) => ours::rayon_map_baselines(&pool, &plan, &mut figs),
                 Err(e) => {
                     figs.insert("_round".into(), format!("failed: {e}").into());
                 }
             }
             figs
         }
-        (rows, backend) => fresh_pool(rows, backend, p, plan),
-    }
+        backend => fresh_pool(rows, backend, p, &plan),
+    };
+    plan::save_figures(out.as_ref(), &figs).expect("write the figures");
 }
 
 /// mpi4py's buffer collectives in a job of their own.
@@ -197,7 +244,7 @@ fn mpi4py(p: usize, out: &Path, plan: &Plan, paths: &Paths<'_>) -> Figures {
     }
 }
 
-/// Ours on a fresh pool of `backend` in this process.
+/// Ours on a fresh pool of `backend`.
 ///
 /// The `_into` rows come after 100 untimed calls of each collective at
 /// the smallest size: a fresh pool's rings fault their pages in on first
