@@ -141,6 +141,7 @@ pub fn into_release(_p: &dyn Parallelizer, _: ()) {
 #[parallelizer::task]
 pub fn into_collective(p: &dyn Parallelizer, a: IntoArgs) -> Option<(f64, Option<f64>)> {
     let on = p.on_main();
+    #[cfg(feature = "mpi")]
     let counts = parallelizer::chunk_sizes(a.n, p.nprocs());
     let mut bufs = IntoBufs::take(p, a.n);
     let IntoBufs {
