@@ -72,11 +72,10 @@ fn filled(n: usize) -> Vec<f64> {
 
 /// The buffers of [`into_collective`] for one size on one rank, kept
 /// across the four calls of that size, as raw rsmpi's and mpi4py's
-/// baselines keep theirs: made afresh for each call, the 80 MB of the 1e7
-/// calls came back from glibc's heap once its mmap threshold had risen
-/// (on 4 KiB pages, which Open MPI reads one by one), and the 1e7
-/// `gather_into` on `mpi:4` took 9.6-10.2 ms against 7.7-7.8 ms with
-/// `MALLOC_MMAP_THRESHOLD_` fixed, raw rsmpi's same call in the job too.
+/// baselines keep theirs: made afresh for each call, the buffers came
+/// from glibc's heap as its history left it, and the 1e7 `gather_into` on
+/// `mpi:4` took 9.6-10.2 ms against 7.7-7.8 ms with glibc's mmap threshold
+/// fixed (`MALLOC_MMAP_THRESHOLD_`), raw rsmpi's same call in the job too.
 struct IntoBufs {
     /// `(n, ranks, rank)` they were made for.
     made_for: (usize, usize, usize),
