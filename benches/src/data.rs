@@ -126,7 +126,7 @@ impl IntoBufs {
     }
 }
 
-/// Drops every rank's kept [`IntoBufs`].
+/// Drops every rank's kept buffers of [`into_collective`].
 #[parallelizer::task]
 pub fn into_release(_p: &dyn Parallelizer, _: ()) {
     INTO_BUFS.with(|b| b.borrow_mut().take());
@@ -134,7 +134,7 @@ pub fn into_release(_p: &dyn Parallelizer, _: ()) {
 
 /// Times one `_into` collective on buffers allocated once and reused
 /// across iterations and across the calls of one size (what the calls are
-/// for; [`IntoBufs`]); main returns the median,
+/// for; see `IntoBufs`); main returns the median,
 /// and on mpi also the median of raw rsmpi's same call on the same buffers,
 /// made right after ours in every iteration (`raw_into`).
 #[parallelizer::task]
