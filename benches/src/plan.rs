@@ -67,7 +67,7 @@ fn imbalanced_iters() -> Iters {
 }
 
 impl Plan {
-    /// The full suite (under 10 minutes on 2 cores) or the smoke test.
+    /// The full suite (9-11 minutes on 2 cores) or the smoke test.
     pub fn new(quick: bool) -> Plan {
         if quick {
             Plan {
