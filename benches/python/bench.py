@@ -195,19 +195,19 @@ def mpi_mode(plan, buffer_only=False):
             comm.Scatterv([full, counts, displs, MPI.DOUBLE] if rank == 0 else None, recv, root=0)
             return recv
 
-        key = lambda op: f"{op}:f64:{n}:{size}"
-        if not buffer_only:
-            pickle[key("bcast")] = timed(it, lambda: comm.bcast(full if rank == 0 else None, root=0))
-        buffer[key("bcast")] = timed(it, lambda: comm.Bcast(buf, root=0))
-        if not buffer_only:
-            pickle[key("scatter")] = timed(it, lambda: comm.scatter(chunks, root=0))
-        buffer[key("scatter")] = timed(it, s_buffer)
-        if not buffer_only:
-            pickle[key("gather")] = timed(it, lambda: g_pickle(mine))
-        buffer[key("gather")] = timed(it, lambda: g_buffer(mine))
-        if not buffer_only:
-            pickle[key("sg")] = timed(it, lambda: g_pickle(comm.scatter(chunks, root=0)))
-        buffer[key("sg")] = timed(it, lambda: g_buffer(s_buffer()))
+        # Each op through the pickle API, then through the buffer API.
+        for op, by_pickle, by_buffer in [
+            ("bcast", lambda: comm.bcast(full if rank == 0 else None, root=0),
+             lambda: comm.Bcast(buf, root=0)),
+            ("scatter", lambda: comm.scatter(chunks, root=0), s_buffer),
+            ("gather", lambda: g_pickle(mine), lambda: g_buffer(mine)),
+            ("sg", lambda: g_pickle(comm.scatter(chunks, root=0)),
+             lambda: g_buffer(s_buffer())),
+        ]:
+            key = f"{op}:f64:{n}:{size}"
+            if not buffer_only:
+                pickle[key] = timed(it, by_pickle)
+            buffer[key] = timed(it, by_buffer)
 
     if buffer_only:
         return rank, {"py:mpi4py_buffer": buffer}

@@ -8,10 +8,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parallelizer::{Error, Parallelizer};
+use parallelizer::Error;
 use parallelizer_bench::plan::{self, Figures, LEVEL_REPS, Plan, arg_value};
 use parallelizer_bench::rawsock::{self, CHILD_FLAG, EXIT_FLAG};
 use parallelizer_bench::report::{self, Store};
@@ -568,7 +567,6 @@ fn mpi_par(args: &[String], variant: MpiVariant) {
     let config = parallelizer::Config::new("mpi").option("verify", variant == MpiVariant::Verify);
     match parallelizer::from_config(&config) {
         Ok(par) => {
-            let par: Arc<dyn Parallelizer> = par;
             let log = |m: &str| {
                 if rank0 {
                     eprintln!("        {m}");
@@ -598,6 +596,12 @@ fn mpi_par(args: &[String], variant: MpiVariant) {
     }
 }
 
+/// The figures `bench.py` wrote to `out`, by source (`py:pool`, ...).
+fn python_figures(out: &Path) -> Result<std::collections::BTreeMap<String, Figures>, String> {
+    let text = std::fs::read_to_string(out).map_err(|e| e.to_string())?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
 fn run_python(
     store: &mut Store,
     args: &[String],
@@ -623,12 +627,7 @@ fn run_python(
         return;
     };
     let script = root.join("benches/python/bench.py");
-    let merge = |store: &mut Store, out: &Path, what: &str| match std::fs::read_to_string(out)
-        .map_err(|e| e.to_string())
-        .and_then(|t| {
-            serde_json::from_str::<std::collections::BTreeMap<String, Figures>>(&t)
-                .map_err(|e| e.to_string())
-        }) {
+    let merge = |store: &mut Store, out: &Path, what: &str| match python_figures(out) {
         Ok(by_source) => {
             for (src, figs) in by_source {
                 store.missing.remove(&src);

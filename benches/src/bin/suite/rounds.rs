@@ -22,14 +22,13 @@
 
 use std::path::Path;
 
-use parallelizer::Parallelizer;
 use parallelizer_bench::data;
 use parallelizer_bench::measure::Iters;
 use parallelizer_bench::ours;
 use parallelizer_bench::plan::{self, COLL_REPS, Figures, MAP_REPS, Plan, arg_value};
 use parallelizer_bench::report::Store;
 
-use super::{median_figures, mpi_job, mpi_limit, mpirun, run_bounded};
+use super::{median_figures, mpi_job, mpi_limit, mpirun, python_figures, run_bounded};
 
 /// The suite's flag for a job of ours in an `_into` round.
 pub(super) const INTO_FLAG: &str = "--mpi-par-into";
@@ -175,11 +174,9 @@ fn measure(
                 .arg(paths.plan)
                 .arg("--out")
                 .arg(&out);
-            let read = run_bounded(&mut cmd, mpi_limit(plan))
-                .and_then(|()| plan::load_figures(&out).map_err(|e| format!("no figures: {e}")));
-            read.unwrap_or_else(|e| {
-                Figures::from([("_round".to_string(), format!("failed: {e}").into())])
-            })
+            run_bounded(&mut cmd, mpi_limit(plan))
+                .and_then(|()| plan::load_figures(&out).map_err(|e| format!("no figures: {e}")))
+                .unwrap_or_else(failed)
         }
     }
 }
@@ -198,16 +195,14 @@ pub(super) fn child(args: &[String]) {
     let plan = Plan::load(arg_value(args, "--plan").expect("--plan").as_ref()).expect("plan");
     let out = arg_value(args, "--out").expect("--out");
     let figs = match source.as_str() {
-        "rayon" => {
-            let mut figs = Figures::new();
-            match rayon::ThreadPoolBuilder::new().num_threads(p).build() {
-                Ok(pool) => ours::rayon_map_baselines(&pool, &plan, &mut figs),
-                Err(e) => {
-                    figs.insert("_round".into(), format!("failed: {e}").into());
-                }
+        "rayon" => match rayon::ThreadPoolBuilder::new().num_threads(p).build() {
+            Ok(pool) => {
+                let mut figs = Figures::new();
+                ours::rayon_map_baselines(&pool, &plan, &mut figs);
+                figs
             }
-            figs
-        }
+            Err(e) => failed(e),
+        },
         backend => fresh_pool(rows, backend, p, &plan),
     };
     plan::save_figures(out.as_ref(), &figs).expect("write the figures");
@@ -216,9 +211,8 @@ pub(super) fn child(args: &[String]) {
 /// mpi4py's buffer collectives in a job of their own.
 fn mpi4py(p: usize, out: &Path, plan: &Plan, paths: &Paths<'_>) -> Figures {
     let _ = std::fs::remove_file(out);
-    let mut failed = Figures::new();
     let Some(python) = paths.python else {
-        return failed;
+        return failed("no Python");
     };
     let mut cmd = mpirun(p);
     cmd.arg(python)
@@ -227,21 +221,21 @@ fn mpi4py(p: usize, out: &Path, plan: &Plan, paths: &Paths<'_>) -> Figures {
         .arg(paths.plan)
         .arg("--out")
         .arg(out);
-    let read = run_bounded(&mut cmd, mpi_limit(plan)).and_then(|()| {
-        let text = std::fs::read_to_string(out).map_err(|e| e.to_string())?;
-        let mut by_source: std::collections::BTreeMap<String, Figures> =
-            serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        by_source
-            .remove("py:mpi4py_buffer")
-            .ok_or_else(|| "no py:mpi4py_buffer figures".to_string())
-    });
-    match read {
-        Ok(figs) => figs,
-        Err(e) => {
-            failed.insert("_round".into(), format!("failed: mpirun: {e}").into());
-            failed
-        }
-    }
+    run_bounded(&mut cmd, mpi_limit(plan))
+        .map_err(|e| format!("mpirun: {e}"))
+        .and_then(|()| python_figures(out))
+        .and_then(|mut by_source| {
+            by_source
+                .remove("py:mpi4py_buffer")
+                .ok_or_else(|| "no py:mpi4py_buffer figures".to_string())
+        })
+        .unwrap_or_else(failed)
+}
+
+/// A round's figures when it failed: why, under a key of its own (the
+/// medians then keep the suite's figures).
+fn failed(why: impl std::fmt::Display) -> Figures {
+    Figures::from([("_round".to_string(), format!("failed: {why}").into())])
 }
 
 /// Ours on a fresh pool of `backend`.
@@ -258,7 +252,6 @@ fn fresh_pool(rows: Rows, backend: &str, p: usize, plan: &Plan) -> Figures {
     let measured = parallelizer::from_config(format!("{backend}:{p}").as_str())
         .map_err(|e| e.to_string())
         .and_then(|par| {
-            let par: std::sync::Arc<dyn Parallelizer> = par;
             let guard = par.enter().map_err(|e| e.to_string())?;
             match rows {
                 Rows::Into => {
@@ -274,8 +267,8 @@ fn fresh_pool(rows: Rows, backend: &str, p: usize, plan: &Plan) -> Figures {
             drop(guard);
             Ok(())
         });
-    if let Err(e) = measured {
-        figs.insert("_round".into(), format!("failed: {e}").into());
+    match measured {
+        Ok(()) => figs,
+        Err(e) => failed(e),
     }
-    figs
 }
