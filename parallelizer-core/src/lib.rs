@@ -69,9 +69,10 @@ pub use error::{Error, Result, Wait};
 pub use guard::{AsParallelizer, Restricted, main_restricted, worker_restricted};
 pub use msg::Data;
 pub use op::Op;
+pub use pages::plain_buffer;
 pub use parallelizer::Parallelizer;
 pub use parallelizer_macros::parallelizer;
-pub use plain::{is_plain, plain_buffer};
+pub use plain::is_plain;
 pub use reduce::{Reduce, ReduceOp, Reducible};
 pub use registry::{
     Key, Spec, current, from_config, from_env, get_default, lookup, modes, registered_names,

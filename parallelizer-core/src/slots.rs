@@ -42,7 +42,7 @@ impl<T> Slots<T> {
     /// Room for consecutive parts of `counts` items, none filled yet.
     pub(crate) fn new(counts: &[usize]) -> Slots<T> {
         let mut buf = Vec::<T>::with_capacity(counts.iter().sum());
-        crate::plain::advise_spare(&mut buf);
+        crate::pages::advise_spare(&mut buf);
         let mut buf = ManuallyDrop::new(buf);
         let mut bounds = Vec::with_capacity(counts.len() + 1);
         let mut at = 0;

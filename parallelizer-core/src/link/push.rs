@@ -15,7 +15,7 @@
 //! `spread.rs`).
 //!
 //! The borrower faults in the pages it asks for before it asks
-//! (`plain::populate`): on the test VM, whose host takes back the memory
+//! (`pages::populate`): on the test VM, whose host takes back the memory
 //! the guest frees (see `spread.rs`), a `process_vm_writev` that faulted
 //! in fresh pages of the other process itself fell, in about a third of
 //! the rows measured, into states where it moved 0.8 GB/s instead of 5 (a
@@ -57,7 +57,7 @@ const PUSH_FROM: usize = 2 << 20;
 /// A copy split between borrower and lender is split on a multiple of
 /// this in the destination (a huge page), so that the two processes never
 /// fault in the same one.
-const ALIGN: usize = crate::plain::HUGE_PAGE;
+const ALIGN: usize = crate::pages::HUGE_PAGE;
 
 /// A borrower's request: write `len` bytes of the loan, from the lender's
 /// address `src`, to `dst` in process `pid`.
@@ -121,7 +121,7 @@ impl<T: Transport> LinkRank<T> {
 
     /// Asks the lender `from` of `note` to write the lent bytes from byte
     /// `at` on into `dst` (of their length), whose pages are faulted in
-    /// here first (`plain::populate`).
+    /// here first (`pages::populate`).
     pub(super) fn ask_push(
         &self,
         note: &Remote,
@@ -130,7 +130,7 @@ impl<T: Transport> LinkRank<T> {
         from: usize,
         tag: Tag,
     ) -> Result<()> {
-        crate::plain::populate(dst);
+        crate::pages::populate(dst);
         let ask = PushHere {
             pid: std::process::id(),
             src: note.addr_of(at),

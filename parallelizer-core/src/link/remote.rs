@@ -235,7 +235,7 @@ impl Remote {
         let len = self.len();
         // Fresh memory, on huge pages when large and that pays (the copy
         // faults it in).
-        let mut words: Vec<u64> = crate::plain::fresh_buffer(len.div_ceil(8));
+        let mut words: Vec<u64> = crate::pages::fresh_buffer(len.div_ceil(8));
         // Fresh memory: the copy stays on this thread (`spread.rs`).
         self.copy_to(
             &mut bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..len],

@@ -37,7 +37,7 @@ const SPREAD_FROM: usize = 8 << 20;
 const MOST: usize = 8;
 
 /// Parts begin on multiples of this in the destination (a huge page).
-const ALIGN: usize = crate::plain::HUGE_PAGE;
+const ALIGN: usize = crate::pages::HUGE_PAGE;
 
 /// How many threads a copy may use: `1 +` the cores left free while
 /// `copiers` ranks of this machine copy at once (the caller's own thread

@@ -94,7 +94,7 @@ impl<R> Assembly<R> {
                 self.flat = piece;
                 self.flat
                     .reserve(self.items.saturating_sub(self.flat.len()));
-                crate::plain::advise_spare(&mut self.flat);
+                crate::pages::advise_spare(&mut self.flat);
             } else {
                 self.flat.extend(piece);
             }

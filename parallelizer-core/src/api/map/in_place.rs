@@ -77,7 +77,7 @@ impl<'a, R: crate::msg::Data> InPlace<'a, R> {
             Some((base, items)) => Out::Over { items, base },
             None => {
                 let mut fresh = Vec::with_capacity(items);
-                crate::plain::advise_spare(&mut fresh);
+                crate::pages::advise_spare(&mut fresh);
                 Out::Fresh(fresh)
             }
         };

@@ -49,7 +49,7 @@ use std::sync::Arc;
 use crate::link::{Kind as PacketKind, Landing, Packet};
 use crate::msg::{Encoding, Msg};
 use crate::op::{Op, Tag};
-use crate::plain::advise_huge;
+use crate::pages::advise_huge;
 
 use super::shared::{self, MAX_ATTACHED};
 use super::shm;
