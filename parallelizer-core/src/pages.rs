@@ -157,9 +157,9 @@ pub fn plain_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
 
 /// [`plain_buffer`] for a call's result, fresh memory of one call rather
 /// than a buffer made once: advised onto huge pages where that pays
-/// ([`crate::pages`]), and allocated to the element: whether whole huge
-/// pages as [`plain_buffer`]'s pay for a call's result is not settled (the
-/// suite's generic rows moved with the process's heap history either way).
+/// ([`crate::pages`]), and allocated to the element: on whole huge pages as
+/// [`plain_buffer`]'s, the generic rows of `mpirun -n 2 suite --mpi-par`
+/// gained nothing above the noise (three jobs of each build, alternated).
 pub(crate) fn fresh_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
     let v: Vec<T> = bytemuck::zeroed_vec(len);
     let bytes: &[u8] = bytemuck::cast_slice(&v);
@@ -222,10 +222,9 @@ fn on_huge_pages(start: usize, bytes: usize) {
 /// pages: up to 4 MB of an 8 MB buffer. An 8 MB `MPI_Bcast` on 2 ranks
 /// (raw rsmpi, one job, the kinds of buffer alternated) took 300-340 µs
 /// on whole huge pages against 500-840 µs on a buffer of the exact size,
-/// mpi4py's into numpy's (allocated the same way) 420-780 µs. Elsewhere (a
-/// chunk from the allocator's heap, another allocator or kernel) the extra
-/// capacity, under 2 MiB, is never touched and costs nothing but address
-/// space.
+/// mpi4py's into numpy's (allocated to the byte too) 420-780 µs. Elsewhere
+/// (a chunk from the allocator's heap, another allocator or kernel) the
+/// extra capacity, under 2 MiB, costs at most its clearing by `calloc`.
 fn huge_capacity<T>(len: usize) -> usize {
     /// What the capacity leaves for the allocator's header and rounding.
     const SLACK: usize = 64;
