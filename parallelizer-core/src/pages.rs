@@ -182,10 +182,10 @@ pub(crate) fn fresh_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
 ///   4 KiB pages. In the `p2p` binary, whose earlier rows free 16 MiB
 ///   vectors, both ranks' 16 MiB `plain_buffer`s were such chunks (at
 ///   0x1631c0 and 0x36430 in their 2 MiB pages). An 8 MB one made after
-///   freeing a 20 MiB vector had 4 huge pages of 5 (the last one, past the
-///   heap's top, stays small) where it had 3, and its `MPI_Bcast` on 2
-///   ranks took 315-434 µs against 401-613 µs (three jobs of each build,
-///   alternated).
+///   freeing a 20 MiB vector had 4 huge pages of the 5 it touches (the
+///   fifth stayed small, likely past the heap's top) where it had 3, and its
+///   `MPI_Bcast` on 2 ranks took 315-434 µs against 401-613 µs (three jobs
+///   of each build, alternated).
 fn on_huge_pages(start: usize, bytes: usize) {
     #[cfg(target_os = "linux")]
     if bytes >= HUGE_FROM {
