@@ -168,8 +168,9 @@ pub(crate) fn fresh_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
 }
 
 /// Puts the `bytes` at `start`, a fresh allocation of [`huge_capacity`]
-/// bytes, on huge pages. The advice ([`advise_huge`], on the 4 KiB pages
-/// the buffer lies on) serves the pages still to be faulted in; the pages
+/// bytes, on huge pages. The advice, on the 2 MiB pages the buffer touches
+/// (so that it splits a mapping only on 2 MiB boundaries: a huge page never
+/// spans two mappings), serves the pages still to be faulted in; the pages
 /// already there go on huge pages now (`MADV_COLLAPSE`, which keeps their
 /// contents; khugepaged would, some seconds later, if at all):
 /// - where glibc mapped the allocation on its own, on a 2 MiB boundary, the
@@ -189,22 +190,20 @@ pub(crate) fn fresh_buffer<T: bytemuck::Pod>(len: usize) -> Vec<T> {
 fn on_huge_pages(start: usize, bytes: usize) {
     #[cfg(target_os = "linux")]
     if bytes >= HUGE_FROM {
-        const PAGE: usize = 4096;
-        let head = start / HUGE_PAGE * HUGE_PAGE;
-        let (lo, hi, end) = if start - head < PAGE {
-            let hi = (start + bytes).next_multiple_of(PAGE);
-            (start / PAGE * PAGE, hi, head + HUGE_PAGE)
+        // Glibc's own mapping of the allocation is these 2 MiB pages.
+        let (head, tail) = (
+            start / HUGE_PAGE * HUGE_PAGE,
+            (start + bytes).next_multiple_of(HUGE_PAGE),
+        );
+        advise_pages(head, tail - head, HUGE_PAGE, Advice::HugePages);
+        let faulted = if start - head < PAGE {
+            head + HUGE_PAGE
         } else {
-            // The whole 2 MiB pages, so that the advice splits the heap's
-            // mapping only on 2 MiB boundaries (a huge page never spans two
-            // mappings).
-            let end = (start + bytes).next_multiple_of(HUGE_PAGE);
-            (head, end, end)
+            tail
         };
-        advise_pages(lo, hi - lo, PAGE, Advice::HugePages);
         // One 2 MiB page at a time: one outside the heap's mapping (past
         // its top) fails alone.
-        for page in (head..end).step_by(HUGE_PAGE) {
+        for page in (head..faulted).step_by(HUGE_PAGE) {
             advise_pages(page, HUGE_PAGE, HUGE_PAGE, Advice::Collapse);
         }
     }
@@ -264,6 +263,10 @@ fn advise_fresh(start: usize, len: usize) {
 /// pages).
 pub(crate) const HUGE_PAGE: usize = 2 << 20;
 
+/// The size of a small page (x86-64, and aarch64's default).
+#[cfg(target_os = "linux")]
+const PAGE: usize = 4096;
+
 /// Advises the whole 2 MiB pages inside the `len` bytes at `start` (memory
 /// of one allocation of this process) onto transparent huge pages, if they
 /// are enough to matter. Advice only: failures are ignored (the kernel may
@@ -285,7 +288,7 @@ pub(crate) fn advise_huge(start: usize, len: usize) {
 /// lacks it, before Linux 5.14, the writer faults them in as before).
 pub(crate) fn populate(bytes: &[u8]) {
     #[cfg(target_os = "linux")]
-    advise_pages(bytes.as_ptr() as usize, bytes.len(), 4096, Advice::Populate);
+    advise_pages(bytes.as_ptr() as usize, bytes.len(), PAGE, Advice::Populate);
     #[cfg(not(target_os = "linux"))]
     let _ = bytes;
 }
