@@ -60,21 +60,34 @@
 //! ```
 //!
 //! Indices only grow (u64 byte counts never wrap in practice). A writer
-//! that finds its ring empty past the first quarter, with what it has left
-//! to write no longer than the bytes behind its head, *rewinds*: it goes on
-//! at the next multiple of the capacity (the ring's first byte), and says so
+//! that finds its ring empty past its *window*, with what it has left to
+//! write no longer than the bytes behind its head, *rewinds*: it goes on at
+//! the next multiple of the capacity (the ring's first byte), and says so
 //! in `resume` before it publishes; its reader, whose tail is then where the
 //! writer left off, skips to `resume`. Messages that are read as fast as
-//! they are sent (ping-pongs, collectives) so keep reusing the first
-//! quarter, faulted in once, instead of walking through the whole ring: the
-//! first touch of a page of shared memory costs about 2 µs here, and an
-//! 8 KiB broadcast took 4.6 µs for as long as its ring had fresh pages
-//! ahead (the first 1 MiB), 0.9 µs after. (Rewinding whenever the next
-//! write fits behind the head reused fewer pages but made that broadcast
-//! slower in a steady loop, 1.2 µs against 0.5 µs.) A reader
-//! trusts no index: a head more than `cap` ahead of its tail, or behind it,
-//! is a corrupt stream ([`Rings::read`]). The memfd is sealed against
-//! growing and shrinking, so no peer can make a mapping fault (`SIGBUS`).
+//! they are sent (ping-pongs, collectives) so keep reusing the window,
+//! faulted in once, instead of walking through the whole ring: the first
+//! touch of a page of shared memory costs about 2-3 µs here (the host backs
+//! it; `MADV_POPULATE_WRITE` of a whole range saved 10-25 % a page, so
+//! nothing is populated ahead), and an 8 KiB broadcast took 4.6 µs for as
+//! long as its ring had fresh pages ahead (the first 1 MiB), 0.9 µs after.
+//! (Rewinding whenever the next write fits behind the head reused fewer
+//! pages but made that broadcast slower in a steady loop, 1.2 µs against
+//! 0.5 µs.)
+//!
+//! The window grows with the ring's traffic, from [`WARM`] (64 KiB) to a
+//! quarter of the ring once [`GROWTH`] times that has gone through it, so
+//! that the pages a ring faults in are paid for by what it carried: with a
+//! quarter from the first byte, the first 130 broadcasts of 8 KiB on
+//! `processes:4` (rings of 4 MiB) took 21-29 µs each, faulting in 1 MiB of
+//! each ring in two pages a call, and the first 200 took 3.5-4.0 ms in all;
+//! with a 64 KiB window they took 0.65-1.4 ms, but a steady loop with it
+//! stayed slower than with a quarter (medians of calls 200-400, six
+//! alternated runs each: 2.7-3.75 µs against 2.4-3.4 µs), hence the growth.
+//! A reader trusts no index: a head more than `cap` ahead of its tail, or
+//! behind it, is a corrupt stream ([`Rings::read`]). The memfd is sealed
+//! against growing and shrinking, so no peer can make a mapping fault
+//! (`SIGBUS`).
 
 use std::fs::File;
 use std::io;
@@ -111,6 +124,13 @@ const CROWDED_MAX_CAP: usize = 4 * MAX_CAP;
 /// before it frees them: a frame larger than that streams through the ring,
 /// both ranks copying at once.
 const PIECE: usize = 64 << 10;
+
+/// The window a ring's writer rewinds past (module docs) while little has
+/// gone through it.
+const WARM: usize = 64 << 10;
+/// The window grows to a quarter of the ring as this many times its size
+/// goes through it (module docs).
+const GROWTH: u64 = 16;
 
 /// No growing or shrinking (a mapping must never lose its pages), and no
 /// unsealing; writes stay allowed.
@@ -156,6 +176,9 @@ pub(super) struct Rings {
     memfd: OwnedFd,
     /// Every rank's doorbell, by rank.
     bells: Vec<OwnedFd>,
+    /// Bytes this rank has written into its ring to each peer, by peer
+    /// (its window: [`Rings::window`]); this process's own count.
+    traffic: Box<[AtomicU64]>,
 }
 
 impl std::fmt::Debug for Rings {
@@ -227,6 +250,7 @@ impl Rings {
             cap,
             memfd,
             bells,
+            traffic: (0..nprocs).map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
@@ -371,10 +395,15 @@ impl Rings {
         self.tail(self.rank, to).load(Ordering::Acquire)
     }
 
-    /// A quarter of the ring: an empty ring whose writer is past it
-    /// rewinds to its first byte (module docs).
-    fn quarter(&self) -> usize {
-        self.cap / 4
+    /// The window of the ring to `to`: an empty ring whose writer is past
+    /// it rewinds to its first byte. [`WARM`], growing with the ring's
+    /// traffic to a quarter of the ring (module docs).
+    fn window(&self, to: usize) -> usize {
+        let quarter = self.cap / 4;
+        let grown = self.traffic[to].load(Ordering::Relaxed) / GROWTH;
+        usize::try_from(grown)
+            .unwrap_or(usize::MAX)
+            .clamp(WARM.min(quarter), quarter)
     }
 
     /// Free bytes in the ring to `to`.
@@ -407,11 +436,11 @@ impl Rings {
             .map(|p| p.len())
             .sum::<usize>()
             .saturating_sub(skip);
-        if head == consumed && head % cap >= self.quarter() as u64 && left as u64 <= head % cap {
+        if head == consumed && head % cap >= self.window(to) as u64 && left as u64 <= head % cap {
             // Empty: rewind to the ring's first byte (module docs). The
             // reader learns it from `resume`, published with the head below;
             // the skipped bytes count as used until it has (room is then
-            // what lay behind the head, at least a quarter of the ring):
+            // what lay behind the head, at least the window):
             // only when what is left to write fits there, or a reader that
             // is busy elsewhere (a worker computing its chunk while main
             // queues its next) would hold the writer up until it reads.
@@ -464,6 +493,7 @@ impl Rings {
             self.head(self.rank, to).store(at, Ordering::Release);
             self.wake(to);
         }
+        self.traffic[to].fetch_add(written as u64, Ordering::Relaxed);
         written
     }
 

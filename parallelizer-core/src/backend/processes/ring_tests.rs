@@ -72,21 +72,21 @@ fn bytes_wrap_around_the_end_in_order() {
 #[test]
 fn an_empty_ring_rewinds_to_its_first_byte() {
     let (a, b) = pair(2);
-    let (cap, quarter) = (a.cap() as u64, a.quarter());
-    // Short of a quarter: no rewind.
-    let small = vec![1u8; quarter - 1];
+    let (cap, window) = (a.cap() as u64, a.window(1));
+    // Short of the window: no rewind.
+    let small = vec![1u8; window - 1];
     assert_eq!(a.write(1, &[&small], 0), small.len());
     assert_eq!(read_all(&b, 0, small.len()), small);
     assert_eq!(a.write(1, &[b"ab"], 0), 2);
     assert_eq!(read_all(&b, 0, 2), b"ab");
-    // Past a quarter and empty: the next bytes go at the ring's start,
+    // Past the window and empty: the next bytes go at the ring's start,
     // in order, and the reader skips the gap.
-    let frame: Vec<u8> = (0..quarter).map(|i| (i * 3) as u8).collect();
+    let frame: Vec<u8> = (0..window).map(|i| (i * 3) as u8).collect();
     assert_eq!(a.write(1, &[&frame], 0), frame.len());
-    assert_eq!(a.head(0, 1).load(Ordering::Relaxed), cap + quarter as u64);
+    assert_eq!(a.head(0, 1).load(Ordering::Relaxed), cap + window as u64);
     assert_eq!(read_all(&b, 0, frame.len()), frame);
     assert!(a.drained(1) && !b.pending(0));
-    // Empty at a quarter: "x" rewinds again; "y" finds it unread and
+    // Empty at the window: "x" rewinds again; "y" finds it unread and
     // follows it.
     assert_eq!(a.write(1, &[b"x"], 0), 1);
     assert_eq!(a.write(1, &[b"y"], 0), 1);
@@ -104,19 +104,43 @@ fn an_empty_ring_rewinds_to_its_first_byte() {
 }
 
 #[test]
+fn the_rewind_window_grows_with_the_traffic_to_a_quarter_of_the_ring() {
+    let (a, b) = pair(2);
+    let cap = a.cap();
+    assert!(cap / 4 > WARM, "rings of {cap} bytes");
+    assert_eq!(a.window(1), WARM);
+    assert_eq!(b.window(0), WARM, "each direction its own");
+    // Frames of 8 KiB, each read before the next: rewound at the window,
+    // which grows by a sixteenth of what went through.
+    let frame: Vec<u8> = (0..8192).map(|i| (i * 5) as u8).collect();
+    let mut furthest = 0;
+    for sent in 1..=(GROWTH as usize * cap / 4) / frame.len() {
+        assert_eq!(a.write(1, &[&frame], 0), frame.len());
+        furthest = furthest.max(a.head(0, 1).load(Ordering::Relaxed) % cap as u64);
+        assert_eq!(read_all(&b, 0, frame.len()), frame);
+        let grown = (sent * frame.len() / GROWTH as usize).clamp(WARM, cap / 4);
+        assert_eq!(a.window(1), grown, "after {sent} frames");
+    }
+    assert_eq!(a.window(1), cap / 4);
+    // The stream never went further than the window plus one frame.
+    assert!(furthest <= (cap / 4 + frame.len()) as u64, "{furthest}");
+    assert_eq!(b.window(0), WARM);
+}
+
+#[test]
 fn an_empty_ring_does_not_rewind_for_more_than_lies_behind_its_head() {
     let (a, b) = pair(2);
-    let (cap, quarter) = (a.cap() as u64, a.quarter());
-    let frame = vec![3u8; quarter + 1];
+    let (cap, window) = (a.cap() as u64, a.window(1));
+    let frame = vec![3u8; window + 1];
     assert_eq!(a.write(1, &[&frame], 0), frame.len());
     assert_eq!(read_all(&b, 0, frame.len()), frame);
-    // Empty past a quarter; a rewind would leave `quarter + 1` bytes of
+    // Empty past the window; a rewind would leave `window + 1` bytes of
     // room until the reader reads again. Not rewound, the whole ring is.
     let long: Vec<u8> = (0..cap as usize).map(|i| (i * 7) as u8).collect();
     assert_eq!(a.write(1, &[&long], 0), long.len());
     assert_eq!(
         a.head(0, 1).load(Ordering::Relaxed),
-        quarter as u64 + 1 + cap
+        window as u64 + 1 + cap
     );
     assert_eq!(read_all(&b, 0, long.len()), long);
 }
