@@ -84,9 +84,10 @@
 //! with a fixed 64 KiB window they took 0.65-1.1 ms in most runs, but a
 //! steady loop with it stayed slower than with a quarter (medians of calls
 //! 200-400, six alternated runs each: 2.7-3.75 µs against 2.4-3.4 µs), hence
-//! the growth. Growing, the first 200 took 0.67-0.78 ms, and after 4 000
-//! calls the loop is as fast as with a quarter (1.54-1.58 against 1.57-1.75
-//! µs, the VM's fast state).
+//! the growth. Growing, in the VM's fast state, the first 200 took
+//! 0.67-0.78 ms, and after 4 000 calls the loop was as fast as with a
+//! quarter (1.54-1.58 against 1.57-1.75 µs).
+//!
 //! A reader trusts no index: a head more than `cap` ahead of its tail, or
 //! behind it, is a corrupt stream ([`Rings::read`]). The memfd is sealed
 //! against growing and shrinking, so no peer can make a mapping fault
