@@ -228,8 +228,8 @@ where
         stopped: vec![false; par.nprocs()],
         parts: Assembly::new(call.op, items, setup.per_rank),
         // Item-wise results of plain numbers, between processes: in place
-        // (over the items where they fit).
-        place: (!setup.per_rank && call.elementwise() && share)
+        // (over the items where they are shared and fit).
+        place: (!setup.per_rank && call.elementwise())
             .then(|| InPlace::new(par, call.op, tag, items, lock(&source).shared()))
             .flatten(),
     };
