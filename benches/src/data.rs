@@ -26,6 +26,11 @@ pub fn k_into(op: Op, n: usize, p: usize) -> String {
 pub fn k_into_raw(op: Op, n: usize, p: usize) -> String {
     format!("into_raw:{}:{n}:{p}", op.key())
 }
+/// Key of the generic call on a `Vec<f64>` measured in the same job (or
+/// pool) as ours `_into`, right after it.
+pub fn k_into_generic(op: Op, n: usize, p: usize) -> String {
+    format!("into_generic:{}:{n}:{p}", op.key())
+}
 /// Key of an all-reduce figure (sum of `n` f64 on every rank).
 pub fn k_allreduce(n: usize, p: usize) -> String {
     format!("allreduce:{n}:{p}")
@@ -132,13 +137,28 @@ pub fn into_release(_p: &dyn Parallelizer, _: ()) {
     INTO_BUFS.with(|b| b.borrow_mut().take());
 }
 
+/// What [`into_collective`] measured (seconds, medians).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct IntoTimes {
+    /// Ours `_into`.
+    pub ours: f64,
+    /// Raw rsmpi's same call on the same buffers (mpi).
+    pub raw: Option<f64>,
+    /// The generic call on a `Vec<f64>`, in the same job or pool.
+    pub generic: f64,
+}
+
 /// Times one `_into` collective on buffers allocated once and reused
 /// across iterations and across the calls of one size (what the calls are
-/// for; see `IntoBufs`); main returns the median,
-/// and on mpi also the median of raw rsmpi's same call on the same buffers,
-/// made right after ours in every iteration (`raw_into`).
+/// for; see `IntoBufs`); on mpi also raw rsmpi's same call on the same
+/// buffers, made right after ours in every iteration (`raw_into`); then,
+/// in iterations of their own, the generic call on a `Vec<f64>` (main's a
+/// fresh clone, untimed, as the collectives table's): its ratio to the
+/// `_into` call compares calls, not jobs (in separate jobs the generic
+/// `scatter` of 1e3 on `mpi:2` took 2.76× the `_into` call; in one job
+/// 0.98-1.22×). Main returns the medians.
 #[parallelizer::task]
-pub fn into_collective(p: &dyn Parallelizer, a: IntoArgs) -> Option<(f64, Option<f64>)> {
+pub fn into_collective(p: &dyn Parallelizer, a: IntoArgs) -> Option<IntoTimes> {
     let on = p.on_main();
     #[cfg(feature = "mpi")]
     let counts = parallelizer::chunk_sizes(a.n, p.nprocs());
@@ -192,9 +212,26 @@ pub fn into_collective(p: &dyn Parallelizer, a: IntoArgs) -> Option<(f64, Option
     if on && matches!(a.op, Op::Gather | Op::ScatterGather) {
         assert_eq!(all.len(), a.n);
     }
+    let mut generic_samples = Vec::new();
+    for i in 0..a.iters.total() {
+        let main_data = on.then(|| full.to_vec());
+        let mine = chunk.to_vec();
+        p.wait().expect("barrier");
+        let t0 = std::time::Instant::now();
+        let kept = crate::tasks::generic_f64(p, a.op, main_data, mine, a.n);
+        let dt = t0.elapsed().as_secs_f64();
+        drop(std::hint::black_box(kept));
+        if i >= a.iters.warmup {
+            generic_samples.push(dt);
+        }
+    }
     bufs.keep();
     let raw = (!raw_samples.is_empty()).then(|| median(raw_samples));
-    on.then(|| (median(samples), raw))
+    on.then(|| IntoTimes {
+        ours: median(samples),
+        raw,
+        generic: median(generic_samples),
+    })
 }
 
 /// The buffers of [`into_collective`], lent to [`raw_into`].
@@ -329,15 +366,17 @@ pub fn measure_into(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures
     for &n in &plan.f64_ns {
         for op in Op::ALL {
             let iters = plan.iters_for(n * 8);
-            let mut raw = None;
+            let mut times = None;
             record(figs, k_into(op, n, p), || {
-                let (ours, same_job) =
-                    main_result(par.run(into_collective, IntoArgs { op, n, iters }))?;
-                raw = same_job;
-                Ok(ours)
+                let t = main_result(par.run(into_collective, IntoArgs { op, n, iters }))?;
+                times = Some(t);
+                Ok(t.ours)
             });
-            if let Some(raw) = raw {
-                figs.insert(k_into_raw(op, n, p), raw.into());
+            if let Some(t) = times {
+                figs.insert(k_into_generic(op, n, p), t.generic.into());
+                if let Some(raw) = t.raw {
+                    figs.insert(k_into_raw(op, n, p), raw.into());
+                }
             }
         }
     }
@@ -479,7 +518,9 @@ pub fn section(store: &Store, plan: &Plan, w: &mut String) {
          buffer API (`Bcast`/`Scatterv`/`Gatherv` into preallocated numpy arrays, which numpy \
          puts on huge pages), and for threads the copies of the collectives table. \"generic\" is \
          the same collective through `broadcast`/`scatter`/`gather` of a `Vec<f64>` (which must \
-         allocate its result), as a ratio to `_into`; beside it on mpi, raw rsmpi's same calls \
+         allocate its result; main's vector a fresh clone, untimed), timed in the same job or \
+         pool as ours `_into`, right after it (its figure in the collectives tables is of the \
+         suite's own pass), as a ratio to `_into`; beside it on mpi, raw rsmpi's same calls \
          on the memory the generic calls get (main's vector a fresh clone, on 4 KiB pages; \
          each result a fresh `plain_buffer`, main's scatter chunk too, where ours keeps it in \
          main's vector), and the generic call's ratio to that. \"raw rsmpi in our job\" is raw \
@@ -512,7 +553,7 @@ pub fn section(store: &Store, plan: &Plan, w: &mut String) {
                     let coll = crate::plan::k_coll(op.key(), "f64", n, p);
                     let raw = store.get(base, &coll);
                     let py = store.get("py:mpi4py_buffer", &coll);
-                    let generic = store.get(backend, &coll);
+                    let generic = store.get(backend, &k_into_generic(op, n, p));
                     let fresh = match backend {
                         "mpi" => with_ratio(
                             &store.get(base, &crate::plan::k_coll(op.key(), FRESH, n, p)),

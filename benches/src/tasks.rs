@@ -180,15 +180,7 @@ where
         // What the call returned is dropped after the clock stops: freeing
         // main's own 80 MB vector (a broadcast returns it, a scatter keeps
         // it as main's chunk) took 14 ms, which is no part of the call.
-        let kept: Vec<Box<dyn std::any::Any>> = match a.op {
-            Op::Bcast => vec![Box::new(T::bcast(p, data, pod))],
-            Op::Scatter => vec![Box::new(T::scatter(p, data, pod))],
-            Op::Gather => gathered(T::gather(p, chunk, pod), a.n),
-            Op::ScatterGather => {
-                let mine = T::scatter(p, data, pod);
-                gathered(T::gather(p, mine, pod), a.n)
-            }
-        };
+        let kept = call(p, a.op, data, chunk, pod, a.n);
         let dt = t0.elapsed().as_secs_f64();
         drop(std::hint::black_box(kept));
         if i >= a.iters.warmup {
@@ -196,6 +188,40 @@ where
         }
     }
     p.on_main().then(|| median(samples))
+}
+
+/// One generic (or `*_pod`) call of `op` on main's `data` and this rank's
+/// `chunk` of `n` items; what it returned, to be dropped untimed.
+fn call<T: PodOrNot + 'static>(
+    p: &dyn Parallelizer,
+    op: Op,
+    data: Option<Vec<T>>,
+    chunk: Vec<T>,
+    pod: bool,
+    n: usize,
+) -> Vec<Box<dyn std::any::Any>> {
+    match op {
+        Op::Bcast => vec![Box::new(T::bcast(p, data, pod))],
+        Op::Scatter => vec![Box::new(T::scatter(p, data, pod))],
+        Op::Gather => gathered(T::gather(p, chunk, pod), n),
+        Op::ScatterGather => {
+            let mine = T::scatter(p, data, pod);
+            gathered(T::gather(p, mine, pod), n)
+        }
+    }
+}
+
+/// The generic call of `op` on a `Vec<f64>` (main's `data`, this rank's
+/// `chunk`, `n` items in all), as the collectives table times it; what it
+/// returned, to be dropped untimed.
+pub fn generic_f64(
+    p: &dyn Parallelizer,
+    op: Op,
+    data: Option<Vec<f64>>,
+    chunk: Vec<f64>,
+    n: usize,
+) -> Vec<Box<dyn std::any::Any>> {
+    call(p, op, data, chunk, false, n)
 }
 
 /// Main's gathered result, checked to hold `n` elements.

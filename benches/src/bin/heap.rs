@@ -156,8 +156,8 @@ fn measure(spec: &str, plan: &Plan) -> Figures {
         for &n in plan.f64_ns.iter().filter(|&&n| n >= 1_000_000) {
             let iters = plan.iters_for(n * 8);
             match par.run(into_collective, IntoArgs { op, n, iters }) {
-                Ok(Some((t, _))) => {
-                    figs.insert(into_key(op, n), t.into());
+                Ok(Some(t)) => {
+                    figs.insert(into_key(op, n), t.ours.into());
                 }
                 other => eprintln!("{spec}: {} _into {n}: {other:?}", op.key()),
             }
