@@ -3,7 +3,7 @@
 # rows when an MPI toolchain is there), makes the Python venv for the
 # anchors, runs everything and writes BENCHMARKS.md + benches/bandwidth.svg.
 #
-#   bash benches/run.sh            # full suite, 9-11 minutes on 2 cores
+#   bash benches/run.sh            # full suite, 12-14 minutes on 2 cores
 #   bash benches/run.sh --quick    # smoke test, about a minute; uses the venv only if it exists
 #
 # Environment: BENCH_MPI=0 to leave MPI out, BENCH_PYTHON=0 to leave Python out.
