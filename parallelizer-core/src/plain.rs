@@ -147,21 +147,35 @@ impl PlainBuf for Fixed<'_> {
     }
 
     fn fit(&mut self, elements: usize) -> Result<&mut [u8]> {
-        let actual = self.bytes.len() / self.size.max(1);
-        if actual != elements {
-            return Err(Error::Length {
-                op: self.op,
-                rank: self.rank,
-                expected: elements,
-                actual,
-            });
-        }
+        fixed_fits(self.op, self.rank, self.size, self.bytes.len(), elements)?;
         Ok(self.bytes)
     }
 
     fn fixed(&mut self) -> Option<&mut [u8]> {
         Some(self.bytes)
     }
+}
+
+/// That a buffer of fixed length, `bytes` bytes of `size`-byte elements,
+/// holds `elements` of them; else the length error of call `op` on rank
+/// `rank`.
+pub(crate) fn fixed_fits(
+    op: Op,
+    rank: usize,
+    size: usize,
+    bytes: usize,
+    elements: usize,
+) -> Result<()> {
+    let actual = bytes / size.max(1);
+    if actual != elements {
+        return Err(Error::Length {
+            op,
+            rank,
+            expected: elements,
+            actual,
+        });
+    }
+    Ok(())
 }
 
 impl<T: bytemuck::Pod> PlainBuf for Vec<T> {

@@ -24,7 +24,7 @@ use crate::msg::Msg;
 use crate::native::{NativePod, Posted};
 use crate::op::{Op, Tag};
 use crate::parallelizer::{Parallelizer, PlainBuf};
-use crate::plain::{PlainOps, vec_ops};
+use crate::plain::{PlainOps, fixed_fits, vec_ops};
 
 use super::call::Parts;
 use super::items::SharedItems;
@@ -321,15 +321,7 @@ impl PlainBuf for Slot {
     }
 
     fn fit(&mut self, elements: usize) -> Result<&mut [u8]> {
-        let actual = self.len / self.size.max(1);
-        if actual != elements {
-            return Err(Error::Length {
-                op: self.op,
-                rank: self.rank,
-                expected: elements,
-                actual,
-            });
-        }
+        fixed_fits(self.op, self.rank, self.size, self.len, elements)?;
         Ok(self.bytes_mut())
     }
 
