@@ -35,11 +35,21 @@ pub(crate) struct Call {
 /// Starts tracing the call `op` of rank `rank`.
 #[inline]
 pub(crate) fn call(op: Op, rank: usize) -> Call {
-    let on = tracing::enabled!(target: COLLECTIVE, tracing::Level::DEBUG).then(|| {
-        let span = tracing::debug_span!(target: COLLECTIVE, "collective", op = op.name(), rank);
-        (span.entered(), Instant::now())
-    });
+    let on = if tracing::enabled!(target: COLLECTIVE, tracing::Level::DEBUG) {
+        start_call(op, rank)
+    } else {
+        None
+    };
     Call { on, op, rank }
+}
+
+/// The span and start of a traced call; out of line, so that untraced
+/// calls stay small.
+#[cold]
+#[inline(never)]
+fn start_call(op: Op, rank: usize) -> Option<(tracing::span::EnteredSpan, Instant)> {
+    let span = tracing::debug_span!(target: COLLECTIVE, "collective", op = op.name(), rank);
+    Some((span.entered(), Instant::now()))
 }
 
 impl Call {

@@ -49,6 +49,7 @@ enum Contract {
 
 impl dyn Parallelizer {
     /// The prologue of every call that pairs up with other ranks.
+    #[inline]
     fn prologue(&self, op: Op, contract: Contract) -> Result<Pairing> {
         if contract == Contract::Check {
             self.core().check_contract(self.id(), op.name())?;
@@ -62,23 +63,33 @@ impl dyn Parallelizer {
 
     /// An error unless this handle is inside a region, where the other
     /// ranks take part.
+    #[inline]
     fn require_region(&self, op: Op) -> Result<()> {
         if self.in_region() {
             return Ok(());
         }
+        Err(self.outside_region(op))
+    }
+
+    /// The error of the call `op` made outside a region (see
+    /// [`require_region`](Self::require_region)); out of line, so that the
+    /// calls stay small.
+    #[cold]
+    #[inline(never)]
+    fn outside_region(&self, op: Op) -> Error {
         if registry::rank_of(self).is_some() {
-            return Err(Error::ContractViolation(format!(
+            return Error::ContractViolation(format!(
                 "`{op}` was called on the `{}` parallelizer itself inside one of its regions; \
                  call it on the rank handle the task receives (or `current()`)",
                 self.mode()
-            )));
+            ));
         }
-        Err(Error::ContractViolation(format!(
+        Error::ContractViolation(format!(
             "`{op}` was called on main outside a region of the {}-rank `{}` parallelizer, \
              where no other rank takes part; call it inside `run`",
             self.nprocs(),
             self.mode()
-        )))
+        ))
     }
 }
 

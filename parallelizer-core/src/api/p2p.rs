@@ -64,12 +64,11 @@ impl dyn Parallelizer {
 
     /// The prologue of point-to-point calls: a peer that is another rank of
     /// this parallelizer, the contract, a region; the messages' tag.
+    #[inline]
     pub(super) fn point_to_point(&self, op: Op, peer: usize) -> Result<Tag> {
         check_rank(self, peer)?;
         if peer == self.id() {
-            return Err(Error::ContractViolation(format!(
-                "rank {peer} tried to {op} itself; point-to-point needs two ranks"
-            )));
+            return Err(to_itself(op, peer));
         }
         match self.prologue(op, Contract::Check)? {
             Pairing::Ranks(tag) => Ok(tag),
@@ -80,4 +79,14 @@ impl dyn Parallelizer {
             }),
         }
     }
+}
+
+/// The error of a rank's point-to-point call `op` to itself; out of line,
+/// so that the calls stay small.
+#[cold]
+#[inline(never)]
+fn to_itself(op: Op, peer: usize) -> Error {
+    Error::ContractViolation(format!(
+        "rank {peer} tried to {op} itself; point-to-point needs two ranks"
+    ))
 }

@@ -440,13 +440,11 @@ impl Core {
     }
 
     /// Checks `call` against the contract, if there is one.
+    #[inline]
     pub fn check_contract(&self, rank: usize, call: &str) -> Result<()> {
         match &self.contract {
             None => Ok(()),
-            Some(c) => c
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .check(rank, call),
+            Some(c) => check_with(c, rank, call),
         }
     }
 
@@ -625,7 +623,18 @@ impl std::fmt::Debug for RegionTask {
     }
 }
 
+/// [`Core::check_contract`] with a contract: out of line, so that calls
+/// without one stay small.
+#[inline(never)]
+fn check_with(contract: &Mutex<CallerContract>, rank: usize, call: &str) -> Result<()> {
+    contract
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .check(rank, call)
+}
+
 /// Checks that `rank` addresses a rank of `par`.
+#[inline]
 pub fn check_rank<P: Parallelizer + ?Sized>(par: &P, rank: usize) -> Result<()> {
     let nprocs = par.nprocs();
     if rank >= nprocs {

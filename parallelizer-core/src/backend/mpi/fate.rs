@@ -40,6 +40,7 @@
 //! rank does the same; a rank still blocked in MPI a grace period after the
 //! deadline too.
 
+use std::cell::RefCell;
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -96,7 +97,7 @@ pub(super) struct Current {
     /// The region's communicator of plain-data parts (the world's when the
     /// region started), revoked with `comm`.
     pub plain: Comm,
-    /// Data calls in progress on this rank.
+    /// Data calls in progress on this rank (counted with a deadline only).
     calls: AtomicUsize,
     /// Whether this rank's task has returned.
     finished: AtomicBool,
@@ -126,9 +127,49 @@ pub(super) struct Current {
 
 static CURRENT: Mutex<Option<Arc<Current>>> = Mutex::new(None);
 
-/// The region running on this rank, if any.
+/// How many times the region running on this rank changed (one region
+/// started or ended): a thread's copy of [`CURRENT`] taken at this count
+/// is still the region running.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's copy of [`CURRENT`] and the [`GENERATION`] it was
+    /// taken at (none yet: `u64::MAX`).
+    static CACHED: RefCell<(u64, Option<Arc<Current>>)> = const { RefCell::new((u64::MAX, None)) };
+}
+
+/// The region running on this rank, if any. Every data call asks, so a
+/// thread keeps a copy and takes the lock only when a region started or
+/// ended since (the lock and its two atomic operations cost about a tenth
+/// of an 8-byte MPI ping-pong's one way on these machines).
 pub(super) fn current() -> Option<Arc<Current>> {
-    CURRENT.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    let now = GENERATION.load(Ordering::Acquire);
+    CACHED
+        .try_with(|cached| match cached.try_borrow_mut() {
+            Ok(mut slot) => {
+                if slot.0 != now {
+                    *slot = current_at();
+                }
+                slot.1.clone()
+            }
+            // Only this function borrows it, and never twice.
+            Err(_) => current_at().1,
+        })
+        // This thread is ending (its thread-locals are gone).
+        .unwrap_or_else(|_| current_at().1)
+}
+
+/// The region running on this rank and the [`GENERATION`] it belongs to.
+fn current_at() -> (u64, Option<Arc<Current>>) {
+    let cur = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    (GENERATION.load(Ordering::Acquire), cur.clone())
+}
+
+/// Makes `cur` the region running on this rank.
+fn set_current(cur: Option<Arc<Current>>) {
+    let mut slot = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+    *slot = cur;
+    GENERATION.fetch_add(1, Ordering::Release);
 }
 
 impl Current {
@@ -333,10 +374,15 @@ impl Current {
         self.waited_past.store(true, Ordering::SeqCst);
     }
 
-    /// Counts a data call in progress while the guard lives.
+    /// Counts a data call in progress while the guard lives. Only a region
+    /// with a deadline counts: its watchdog alone reads the count, and a
+    /// call saves two atomic operations without it.
     pub(super) fn busy(&self) -> Busy<'_> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        Busy(self)
+        let counted = self.timeout.is_some();
+        if counted {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+        }
+        Busy(self, counted)
     }
 }
 
@@ -351,11 +397,13 @@ struct Groups {
 }
 
 /// A data call in progress (see [`Current::busy`]).
-pub(super) struct Busy<'a>(&'a Current);
+pub(super) struct Busy<'a>(&'a Current, bool);
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        self.0.calls.fetch_sub(1, Ordering::SeqCst);
+        if self.1 {
+            self.0.calls.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -376,7 +424,7 @@ struct Ending(Arc<Current>);
 impl Drop for Ending {
     fn drop(&mut self) {
         self.0.close_groups();
-        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        set_current(None);
         // Only a watchdog (a region with a deadline) waits for this, and a
         // wake-up is a system call even when nobody waits.
         if self.0.timeout.is_some() {
@@ -419,7 +467,7 @@ impl Mpi {
             over: Mutex::new(false),
             wake: Condvar::new(),
         });
-        *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(cur.clone());
+        set_current(Some(cur.clone()));
         world::on_exit_in_region(revoke_current);
         let ending = Ending(cur.clone());
         if let Some(timeout) = timeout {

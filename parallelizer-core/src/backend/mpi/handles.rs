@@ -231,10 +231,19 @@ pub(crate) fn mpi_error(call: &str, detail: impl std::fmt::Display) -> Error {
 
 /// `Ok` for `MPI_SUCCESS`, else the error with MPI's error string. Called
 /// while the call's [`Gate`] is held.
+#[inline]
 fn check(code: c_int, call: &str) -> Result<()> {
     if code == ffi::MPI_SUCCESS as c_int {
         return Ok(());
     }
+    failed(code, call)
+}
+
+/// The error of `call`, which returned `code` (not `MPI_SUCCESS`); out of
+/// line, so that the calls that succeed stay small.
+#[cold]
+#[inline(never)]
+fn failed(code: c_int, call: &str) -> Result<()> {
     if is_release(code) {
         // A revoked communicator or a failed peer (ULFM only): the region
         // notices on its way out (see `fate.rs`).
@@ -263,8 +272,19 @@ pub(crate) fn revoked(call: &str) -> Error {
 }
 
 /// `n` as an MPI count, or the error of `call` naming `what`.
+#[inline]
 pub(crate) fn int(n: usize, call: &str, what: &str) -> Result<c_int> {
-    c_int::try_from(n).map_err(|_| mpi_error(call, format_args!("{what} {n} exceeds an MPI count")))
+    match c_int::try_from(n) {
+        Ok(n) => Ok(n),
+        Err(_) => Err(too_large(n, call, what)),
+    }
+}
+
+/// The error of [`int`].
+#[cold]
+#[inline(never)]
+fn too_large(n: usize, call: &str, what: &str) -> Error {
+    mpi_error(call, format_args!("{what} {n} exceeds an MPI count"))
 }
 
 /// `values` as MPI counts or displacements.
@@ -364,7 +384,20 @@ struct Gate {
 
 /// The gate of `call`; `wait` says whether to wait for another thread's
 /// call under `MPI_THREAD_SERIALIZED` (else an error).
+#[inline]
 fn gate(call: &str, wait: bool) -> Result<Gate> {
+    if !FINALIZED.load(Ordering::SeqCst)
+        && matches!(LEVEL.load(Ordering::SeqCst), LEVEL_MULTIPLE | LEVEL_UNKNOWN)
+    {
+        return Ok(Gate { _serial: None });
+    }
+    gate_slow(call, wait)
+}
+
+/// [`gate`] when MPI is finalized or runs below `MPI_THREAD_MULTIPLE`.
+#[cold]
+#[inline(never)]
+fn gate_slow(call: &str, wait: bool) -> Result<Gate> {
     if FINALIZED.load(Ordering::SeqCst) {
         return Err(mpi_error(call, "MPI is already finalized"));
     }
@@ -422,6 +455,7 @@ fn is_mpi_main() -> Result<bool> {
 
 /// Makes one MPI call (`f` returns its code) under its gate and checks the
 /// code.
+#[inline]
 pub(crate) fn call(name: &str, f: impl FnOnce() -> c_int) -> Result<()> {
     let _gate = gate(name, true)?;
     check(f(), name)
@@ -430,6 +464,7 @@ pub(crate) fn call(name: &str, f: impl FnOnce() -> c_int) -> Result<()> {
 /// [`call`] for a receive whose message may be longer than its buffer:
 /// `Ok(true)` when MPI cut it to the buffer (`MPI_ERR_TRUNCATE`; the rest
 /// is dropped), any other failure an error.
+#[inline]
 pub(crate) fn call_or_truncated(name: &str, f: impl FnOnce() -> c_int) -> Result<bool> {
     let _gate = gate(name, true)?;
     let code = f();

@@ -337,7 +337,7 @@ impl Mpi {
     /// a failed peer) brings this rank into that agreement (`fate.rs`).
     fn data_call<R>(&self, f: impl FnOnce(Comm) -> Result<R>) -> Result<R> {
         let (comm, _, cur) = self.call_comms();
-        self.checked_call(comm, cur, f)
+        self.checked_call(comm, cur.as_deref(), f)
     }
 
     /// [`data_call`](Mpi::data_call) for a receive: `f` also gets when the
@@ -346,14 +346,14 @@ impl Mpi {
     fn receive_call<R>(&self, f: impl FnOnce(Comm, Option<Instant>) -> Result<R>) -> Result<R> {
         let (comm, _, cur) = self.call_comms();
         let deadline = self.recv_deadline(cur.as_deref());
-        self.checked_call(comm, cur, |comm| f(comm, deadline))
+        self.checked_call(comm, cur.as_deref(), |comm| f(comm, deadline))
     }
 
     /// [`data_call`](Mpi::data_call) on the communicator of plain-data
     /// parts (the region's, a group's, or outside a region the world's).
     fn plain_call<R>(&self, f: impl FnOnce(Comm) -> Result<R>) -> Result<R> {
         let (_, plain, cur) = self.call_comms();
-        self.checked_call(plain, cur, f)
+        self.checked_call(plain, cur.as_deref(), f)
     }
 
     /// `f` on `comm`, under the checks of the region `cur` (see
@@ -361,7 +361,7 @@ impl Mpi {
     fn checked_call<R>(
         &self,
         comm: Comm,
-        cur: Option<Arc<fate::Current>>,
+        cur: Option<&fate::Current>,
         f: impl FnOnce(Comm) -> Result<R>,
     ) -> Result<R> {
         let Some(cur) = cur else {
@@ -374,7 +374,7 @@ impl Mpi {
             let _busy = cur.busy();
             f(comm)
         };
-        result.map_err(|e| self.failed_call(&cur, comm, e))
+        result.map_err(|e| self.failed_call(cur, comm, e))
     }
 
     /// [`data_call`](Mpi::data_call) for the collective `op`, checked first

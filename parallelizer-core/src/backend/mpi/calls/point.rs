@@ -15,7 +15,7 @@ use super::super::handles::{
 use super::super::plan::pieces;
 use super::super::ulfm;
 use super::super::wait::poll_until;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Sends `count` elements of `ty` at the start of `bytes` (which holds
 /// exactly that many) to `to`.
@@ -103,16 +103,36 @@ unsafe fn receive(
     tag: c_int,
     cut_ok: bool,
 ) -> Result<(bool, ffi::MPI_Status)> {
-    let mut status = empty_status();
-    if !handles::ulfm_active() {
-        let cut = finish(cut_ok, "MPI_Recv", || {
-            // SAFETY: the caller's contract covers `buf`; `status` is a
-            // valid out-parameter; `comm` and `ty` are valid handles
-            // (`handles.rs`).
-            unsafe { ffi::MPI_Recv(buf, count, ty.raw(), from, tag, comm.raw(), &mut status) }
-        })?;
-        return Ok((cut, status));
+    if handles::ulfm_active() {
+        // SAFETY: the caller's contract.
+        return unsafe { receive_polled(comm, ty, buf, count, from, tag, cut_ok) };
     }
+    let mut status = empty_status();
+    let cut = finish(cut_ok, "MPI_Recv", || {
+        // SAFETY: the caller's contract covers `buf`; `status` is a valid
+        // out-parameter; `comm` and `ty` are valid handles (`handles.rs`).
+        unsafe { ffi::MPI_Recv(buf, count, ty.raw(), from, tag, comm.raw(), &mut status) }
+    })?;
+    Ok((cut, status))
+}
+
+/// [`receive`] under ULFM: an `MPI_Irecv` polled until it completes or
+/// `comm` is revoked. Out of line, so that the blocking receive stays small.
+///
+/// # Safety
+///
+/// As for [`receive`].
+#[inline(never)]
+unsafe fn receive_polled(
+    comm: Comm,
+    ty: Datatype<'_>,
+    buf: *mut c_void,
+    count: c_int,
+    from: c_int,
+    tag: c_int,
+    cut_ok: bool,
+) -> Result<(bool, ffi::MPI_Status)> {
+    let mut status = empty_status();
     // SAFETY: reads a constant of rsmpi's C shim.
     let mut request = unsafe { ffi::RSMPI_REQUEST_NULL };
     let null = request;
@@ -401,7 +421,17 @@ fn byte_count(status: &ffi::MPI_Status, name: &str) -> Result<usize> {
         unsafe { ffi::MPI_Get_count(status, byte_type().raw(), &mut count) }
     })?;
     // MPI_UNDEFINED (negative) cannot happen for bytes, but is no length.
-    usize::try_from(count).map_err(|_| mpi_error(name, format_args!("message size {count}")))
+    match usize::try_from(count) {
+        Ok(count) => Ok(count),
+        Err(_) => Err(no_size(name, count)),
+    }
+}
+
+/// The error of [`byte_count`]: a count that is no size.
+#[cold]
+#[inline(never)]
+fn no_size(name: &str, count: c_int) -> Error {
+    mpi_error(name, format_args!("message size {count}"))
 }
 
 /// Receives `count` bytes from `from` with `tag`, sent as messages of at
