@@ -125,6 +125,7 @@ pub(super) struct Current {
     wake: Condvar,
 }
 
+/// The region running on this rank, if any.
 static CURRENT: Mutex<Option<Arc<Current>>> = Mutex::new(None);
 
 /// How many times the region running on this rank changed (one region
@@ -173,6 +174,30 @@ fn set_current(cur: Option<Arc<Current>>) {
 }
 
 impl Current {
+    /// A region on `comms` (the world's when it starts), with a deadline
+    /// `timeout` from now if there is one.
+    fn new(world: &'static World, timeout: Option<Duration>, comms: Comms) -> Current {
+        Current {
+            world,
+            timeout,
+            deadline: timeout.map(|t| Instant::now() + t),
+            comm: comms.data,
+            plain: comms.plain,
+            calls: AtomicUsize::new(0),
+            finished: AtomicBool::new(false),
+            waited_past: AtomicBool::new(false),
+            verdict: OnceLock::new(),
+            concluding: Mutex::new(()),
+            verified: AtomicU64::new(0),
+            verify_failure: OnceLock::new(),
+            released_by: OnceLock::new(),
+            notes: Mutex::new(Vec::new()),
+            groups: Mutex::new(Groups::default()),
+            over: Mutex::new(false),
+            wake: Condvar::new(),
+        }
+    }
+
     /// The agreement of the ranks on how the region `cur` ended (ULFM): run
     /// once per region, by whichever of this rank's threads comes first
     /// (the task's at the end or in a released call, or the watchdog for a
@@ -448,25 +473,7 @@ impl Mpi {
         handles::take_released();
         let timeout = self.core.config().timeout;
         let comms = self.world.comms();
-        let cur = Arc::new(Current {
-            world: self.world,
-            timeout,
-            deadline: timeout.map(|t| Instant::now() + t),
-            comm: comms.data,
-            plain: comms.plain,
-            calls: AtomicUsize::new(0),
-            finished: AtomicBool::new(false),
-            waited_past: AtomicBool::new(false),
-            verdict: OnceLock::new(),
-            concluding: Mutex::new(()),
-            verified: AtomicU64::new(0),
-            verify_failure: OnceLock::new(),
-            released_by: OnceLock::new(),
-            notes: Mutex::new(Vec::new()),
-            groups: Mutex::new(Groups::default()),
-            over: Mutex::new(false),
-            wake: Condvar::new(),
-        });
+        let cur = Arc::new(Current::new(self.world, timeout, comms));
         set_current(Some(cur.clone()));
         world::on_exit_in_region(revoke_current);
         let ending = Ending(cur.clone());
@@ -698,3 +705,7 @@ fn exit_code(error: &Error) -> c_int {
         1
     }
 }
+
+#[cfg(test)]
+#[path = "fate_tests.rs"]
+mod tests;
