@@ -3,9 +3,7 @@
 use crate::error::{Error, Result};
 use crate::msg::{Data, Msg};
 use crate::op::{Op, Tag};
-use crate::parallelizer::{Parallelizer, check_rank};
-
-use super::{Contract, Pairing};
+use crate::parallelizer::Parallelizer;
 
 impl dyn Parallelizer {
     /// Sends `value` to rank `to`; pairs with `receive` there.
@@ -63,21 +61,24 @@ impl dyn Parallelizer {
     }
 
     /// The prologue of point-to-point calls: a peer that is another rank of
-    /// this parallelizer, the contract, a region; the messages' tag.
+    /// this parallelizer, the contract, a region; the messages' tag. The
+    /// checks of [`prologue`](Self::prologue) in the same order, each
+    /// property of the handle asked once (the smallest calls pay for every
+    /// question).
     #[inline]
     pub(super) fn point_to_point(&self, op: Op, peer: usize) -> Result<Tag> {
-        check_rank(self, peer)?;
-        if peer == self.id() {
+        let (id, nprocs) = (self.id(), self.nprocs());
+        if peer >= nprocs {
+            return Err(Error::InvalidRank { rank: peer, nprocs });
+        }
+        if peer == id {
             return Err(to_itself(op, peer));
         }
-        match self.prologue(op, Contract::Check)? {
-            Pairing::Ranks(tag) => Ok(tag),
-            // One rank has no peer: check_rank refused already.
-            Pairing::Alone => Err(Error::InvalidRank {
-                rank: peer,
-                nprocs: 1,
-            }),
-        }
+        // Two ranks at least (`peer` and this one): the call pairs up.
+        let core = self.core();
+        core.check_contract(id, op.name())?;
+        self.require_region(op)?;
+        Ok(core.next_tag(op))
     }
 }
 
