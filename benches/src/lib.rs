@@ -4,6 +4,8 @@
 
 pub mod cores;
 pub mod data;
+#[cfg(feature = "mpi")]
+pub mod in_job;
 pub mod measure;
 pub mod memory;
 pub mod ours;

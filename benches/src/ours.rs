@@ -248,6 +248,35 @@ pub fn measure_thread_level_cost(par: &Arc<dyn Parallelizer>, plan: &Plan, figs:
             main_result(par.run(data::allreduce_task, data::ReduceArgs { n: 1, iters }))
         });
     }
+    #[cfg(feature = "mpi")]
+    if par.mode() == "mpi" {
+        raw_in_job(par, plan, figs);
+    }
+}
+
+/// Raw rsmpi's same small calls right after ours, in the same job and at
+/// the same thread level (`in_job.rs`).
+#[cfg(feature = "mpi")]
+fn raw_in_job(par: &Arc<dyn Parallelizer>, plan: &Plan, figs: &mut Figures) {
+    use crate::in_job;
+    let p = par.nprocs();
+    record(figs, plan::k_in_job(&plan::k_dispatch(p)), || {
+        main_result(par.run(in_job::raw_barrier, plan.dispatch))
+    });
+    if p == 2 {
+        for &bytes in plan.pp_bytes.iter().filter(|&&b| b <= 1 << 10) {
+            let iters = plan.iters_for(bytes);
+            record(figs, plan::k_in_job(&plan::k_pp(bytes)), || {
+                main_result(par.run(in_job::raw_pingpong, PingArgs { bytes, iters }))
+            });
+        }
+    }
+    if p > 1 {
+        let iters = plan.iters_for(8);
+        record(figs, plan::k_in_job(&data::k_allreduce(1, p)), || {
+            main_result(par.run(in_job::raw_allreduce, data::ReduceArgs { n: 1, iters }))
+        });
+    }
 }
 
 /// The dispatch of an empty region on `par` (entered).

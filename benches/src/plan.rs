@@ -138,6 +138,11 @@ pub type Figures = BTreeMap<String, serde_json::Value>;
 pub fn k_dispatch(p: usize) -> String {
     format!("dispatch:{p}")
 }
+/// Key of raw rsmpi's figure of `key` (dispatch, ping-pong, allreduce of
+/// one f64) measured in the job of ours (`in_job.rs`).
+pub fn k_in_job(key: &str) -> String {
+    format!("in_job:{key}")
+}
 /// Key of a ping-pong figure (one-way seconds).
 pub fn k_pp(bytes: usize) -> String {
     format!("pp:{bytes}")

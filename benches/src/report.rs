@@ -108,6 +108,23 @@ fn fmt_ratio(ours: &Cell, base: &Cell) -> String {
     }
 }
 
+/// A baseline and ours' ratio to it, bold above `bold` (a target).
+fn fmt_base_ratio(base: &Cell, ours: &Cell, bold: f64) -> String {
+    match (ours, base) {
+        (Ok(o), Ok(b)) if *b > 0.0 => {
+            let r = o / b;
+            let r = if r > bold {
+                format!("**{r:.2}×**")
+            } else {
+                format!("{r:.2}×")
+            };
+            format!("{} ({r})", fmt_time(*b))
+        }
+        (_, Ok(b)) => fmt_time(*b),
+        (_, Err(_)) => "–".into(),
+    }
+}
+
 fn fmt_bw(bytes: usize, c: &Cell) -> String {
     match c {
         Ok(t) if *t > 0.0 => format!("{:.0} MB/s", bytes as f64 / t / 1e6),
@@ -842,14 +859,18 @@ fn thread_level_section(store: &Store, plan: &Plan, w: &mut String) {
          {LEVEL_REPS} jobs of its own, alternated, and each figure is the median of the jobs' \
          medians; the MPI rows of these calls in the other tables (dispatch, every ping-pong, \
          allreduce of one f64) are the same medians (ours at `multiple`, the default; raw rsmpi \
-         at `single`, its default).\n"
+         at `single`, its default). \"in our job\" is raw rsmpi's same call (`MPI_Barrier`, \
+         `MPI_Send`/`MPI_Recv` on one buffer, `MPI_Allreduce`) on `COMM_WORLD`, each a region \
+         of its own right after ours in each of our jobs (so at our job's thread level and \
+         placement; `benches/src/in_job.rs`), the median of those jobs: the like-for-like \
+         baseline, which the job-to-job swings do not move apart from ours.\n"
     );
     let _ = writeln!(
         w,
-        "| workload | ranks | mpi (multiple) | raw rsmpi multiple | ratio | mpi single | raw rsmpi \
-         single | ratio |"
+        "| workload | ranks | mpi (multiple) | raw rsmpi multiple | ratio | raw rsmpi in our job \
+         (ratio) | mpi single | raw rsmpi single | ratio | raw rsmpi in our job (ratio) |"
     );
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
     let mut rows: Vec<(String, usize, String, String)> = Vec::new();
     for &p in plan.ranks.iter().filter(|&&p| p > 1) {
         let d = plan::k_dispatch(p);
@@ -879,15 +900,23 @@ fn thread_level_section(store: &Store, plan: &Plan, w: &mut String) {
         let single = store.get("mpi_single", &key);
         let raw = store.get("rawmpi", &raw_key);
         let raw_multiple = store.get("rawmpi_multiple", &raw_key);
+        let in_job = plan::k_in_job(&raw_key);
+        let target = if key.starts_with("dispatch") {
+            3.0
+        } else {
+            1.2
+        };
         let _ = writeln!(
             w,
-            "| {name} | {p} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {p} | {} | {} | {} | {} | {} | {} | {} | {} |",
             fmt_cell(&plain),
             fmt_cell(&raw_multiple),
             fmt_ratio(&plain, &raw_multiple),
+            fmt_base_ratio(&store.get("mpi_multiple", &in_job), &plain, target),
             fmt_cell(&single),
             fmt_cell(&raw),
-            fmt_ratio(&single, &raw)
+            fmt_ratio(&single, &raw),
+            fmt_base_ratio(&store.get("mpi_single", &in_job), &single, target),
         );
     }
     let _ = writeln!(w);
