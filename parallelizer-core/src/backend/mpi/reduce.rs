@@ -108,65 +108,56 @@ fn reduce_in_place(
 ) -> Result<()> {
     let size = ty.size();
     let n = buf.len() / size.max(1);
-    if n <= limit {
-        // One call (every reduction of a number): no plan of pieces.
-        return reduce_piece(comm, ty, op, buf, reach);
-    }
-    for piece in pieces(n, limit) {
-        let bytes = &mut buf[piece.start * size..piece.end * size];
-        reduce_piece(comm, ty, op, bytes, reach)?;
-    }
-    Ok(())
-}
-
-/// One call of [`reduce_in_place`], on all of `bytes`.
-#[inline]
-fn reduce_piece(
-    comm: Comm,
-    ty: Datatype<'_>,
-    op: ffi::MPI_Op,
-    bytes: &mut [u8],
-    reach: Reach,
-) -> Result<()> {
     let name = match reach {
         Reach::Main => "MPI_Reduce",
         Reach::All => "MPI_Allreduce",
         Reach::Prefix => "MPI_Scan",
     };
-    let count = int(bytes.len() / ty.size().max(1), name, "count")?;
-    // Without MPI_IN_PLACE, the input is a copy of the piece.
-    let place = in_place();
-    let copy: Option<Vec<u8>> = place.is_none().then(|| bytes.to_vec());
-    let input: *const c_void = match (&copy, place) {
-        (Some(c), _) => c.as_ptr().cast(),
-        (None, Some(p)) => p,
-        (None, None) => unreachable!("a copy is made without MPI_IN_PLACE"),
-    };
-    let out: *mut c_void = bytes.as_mut_ptr().cast();
-    let root_only = reach == Reach::Main && comm.rank() != 0;
-    call(name, || {
-        // SAFETY: `bytes` holds exactly `count` elements of `ty`; `input`
-        // is MPI_IN_PLACE (the library's own value, see `in_place`) or a
-        // copy of the same `count` elements that lives through the call.
-        // On a non-root rank of MPI_Reduce, `bytes` is the input (read
-        // only) and the receive argument is ignored.
-        unsafe {
-            match reach {
-                Reach::Main if root_only => ffi::MPI_Reduce(
-                    out.cast_const(),
-                    std::ptr::null_mut(),
-                    count,
-                    ty.raw(),
-                    op,
-                    0,
-                    comm.raw(),
-                ),
-                Reach::Main => ffi::MPI_Reduce(input, out, count, ty.raw(), op, 0, comm.raw()),
-                Reach::All => ffi::MPI_Allreduce(input, out, count, ty.raw(), op, comm.raw()),
-                Reach::Prefix => ffi::MPI_Scan(input, out, count, ty.raw(), op, comm.raw()),
+    // One call, on all of `bytes`.
+    let piece = |bytes: &mut [u8]| -> Result<()> {
+        let count = int(bytes.len() / size.max(1), name, "count")?;
+        // Without MPI_IN_PLACE, the input is a copy of the piece.
+        let place = in_place();
+        let copy: Option<Vec<u8>> = place.is_none().then(|| bytes.to_vec());
+        let input: *const c_void = match (&copy, place) {
+            (Some(c), _) => c.as_ptr().cast(),
+            (None, Some(p)) => p,
+            (None, None) => unreachable!("a copy is made without MPI_IN_PLACE"),
+        };
+        let out: *mut c_void = bytes.as_mut_ptr().cast();
+        let root_only = reach == Reach::Main && comm.rank() != 0;
+        call(name, || {
+            // SAFETY: `bytes` holds exactly `count` elements of `ty`;
+            // `input` is MPI_IN_PLACE (the library's own value, see
+            // `in_place`) or a copy of the same `count` elements that lives
+            // through the call. On a non-root rank of MPI_Reduce, `bytes` is
+            // the input (read only) and the receive argument is ignored.
+            unsafe {
+                match reach {
+                    Reach::Main if root_only => ffi::MPI_Reduce(
+                        out.cast_const(),
+                        std::ptr::null_mut(),
+                        count,
+                        ty.raw(),
+                        op,
+                        0,
+                        comm.raw(),
+                    ),
+                    Reach::Main => ffi::MPI_Reduce(input, out, count, ty.raw(), op, 0, comm.raw()),
+                    Reach::All => ffi::MPI_Allreduce(input, out, count, ty.raw(), op, comm.raw()),
+                    Reach::Prefix => ffi::MPI_Scan(input, out, count, ty.raw(), op, comm.raw()),
+                }
             }
-        }
-    })
+        })
+    };
+    if n <= limit {
+        // One call (every reduction of a number): no plan of pieces.
+        return piece(buf);
+    }
+    for p in pieces(n, limit) {
+        piece(&mut buf[p.start * size..p.end * size])?;
+    }
+    Ok(())
 }
 
 /// `MPI_Allgatherv`: every rank's `mine` (`counts[rank]` elements of `ty`)

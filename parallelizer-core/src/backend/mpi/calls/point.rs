@@ -103,36 +103,16 @@ unsafe fn receive(
     tag: c_int,
     cut_ok: bool,
 ) -> Result<(bool, ffi::MPI_Status)> {
-    if handles::ulfm_active() {
-        // SAFETY: the caller's contract.
-        return unsafe { receive_polled(comm, ty, buf, count, from, tag, cut_ok) };
+    let mut status = empty_status();
+    if !handles::ulfm_active() {
+        let cut = finish(cut_ok, "MPI_Recv", || {
+            // SAFETY: the caller's contract covers `buf`; `status` is a
+            // valid out-parameter; `comm` and `ty` are valid handles
+            // (`handles.rs`).
+            unsafe { ffi::MPI_Recv(buf, count, ty.raw(), from, tag, comm.raw(), &mut status) }
+        })?;
+        return Ok((cut, status));
     }
-    let mut status = empty_status();
-    let cut = finish(cut_ok, "MPI_Recv", || {
-        // SAFETY: the caller's contract covers `buf`; `status` is a valid
-        // out-parameter; `comm` and `ty` are valid handles (`handles.rs`).
-        unsafe { ffi::MPI_Recv(buf, count, ty.raw(), from, tag, comm.raw(), &mut status) }
-    })?;
-    Ok((cut, status))
-}
-
-/// [`receive`] under ULFM: an `MPI_Irecv` polled until it completes or
-/// `comm` is revoked. Out of line, so that the blocking receive stays small.
-///
-/// # Safety
-///
-/// As for [`receive`].
-#[inline(never)]
-unsafe fn receive_polled(
-    comm: Comm,
-    ty: Datatype<'_>,
-    buf: *mut c_void,
-    count: c_int,
-    from: c_int,
-    tag: c_int,
-    cut_ok: bool,
-) -> Result<(bool, ffi::MPI_Status)> {
-    let mut status = empty_status();
     // SAFETY: reads a constant of rsmpi's C shim.
     let mut request = unsafe { ffi::RSMPI_REQUEST_NULL };
     let null = request;
