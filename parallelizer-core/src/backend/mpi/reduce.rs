@@ -107,17 +107,16 @@ fn reduce_in_place(
     limit: usize,
 ) -> Result<()> {
     let size = ty.size();
-    let n = buf.len() / size.max(1);
     let name = match reach {
         Reach::Main => "MPI_Reduce",
         Reach::All => "MPI_Allreduce",
         Reach::Prefix => "MPI_Scan",
     };
-    // One call, on all of `bytes`.
-    let piece = |bytes: &mut [u8]| -> Result<()> {
-        let count = int(bytes.len() / size.max(1), name, "count")?;
+    let place = in_place();
+    for piece in pieces(buf.len() / size.max(1), limit) {
+        let bytes = &mut buf[piece.start * size..piece.end * size];
+        let count = int(piece.len(), name, "count")?;
         // Without MPI_IN_PLACE, the input is a copy of the piece.
-        let place = in_place();
         let copy: Option<Vec<u8>> = place.is_none().then(|| bytes.to_vec());
         let input: *const c_void = match (&copy, place) {
             (Some(c), _) => c.as_ptr().cast(),
@@ -127,11 +126,11 @@ fn reduce_in_place(
         let out: *mut c_void = bytes.as_mut_ptr().cast();
         let root_only = reach == Reach::Main && comm.rank() != 0;
         call(name, || {
-            // SAFETY: `bytes` holds exactly `count` elements of `ty`;
-            // `input` is MPI_IN_PLACE (the library's own value, see
-            // `in_place`) or a copy of the same `count` elements that lives
-            // through the call. On a non-root rank of MPI_Reduce, `bytes` is
-            // the input (read only) and the receive argument is ignored.
+            // SAFETY: `bytes` holds exactly `count` elements of `ty`; `input`
+            // is MPI_IN_PLACE (the library's own value, see `in_place`) or a
+            // copy of the same `count` elements that lives through the call.
+            // On a non-root rank of MPI_Reduce, `bytes` is the input (read
+            // only) and the receive argument is ignored.
             unsafe {
                 match reach {
                     Reach::Main if root_only => ffi::MPI_Reduce(
@@ -148,14 +147,7 @@ fn reduce_in_place(
                     Reach::Prefix => ffi::MPI_Scan(input, out, count, ty.raw(), op, comm.raw()),
                 }
             }
-        })
-    };
-    if n <= limit {
-        // One call (every reduction of a number): no plan of pieces.
-        return piece(buf);
-    }
-    for p in pieces(n, limit) {
-        piece(&mut buf[p.start * size..p.end * size])?;
+        })?;
     }
     Ok(())
 }
