@@ -212,25 +212,23 @@ pub fn into_collective(p: &dyn Parallelizer, a: IntoArgs) -> Option<IntoTimes> {
     if on && matches!(a.op, Op::Gather | Op::ScatterGather) {
         assert_eq!(all.len(), a.n);
     }
-    let mut generic_samples = Vec::new();
-    for i in 0..a.iters.total() {
-        let main_data = on.then(|| full.to_vec());
-        let mine = chunk.to_vec();
-        p.wait().expect("barrier");
-        let t0 = std::time::Instant::now();
-        let kept = crate::tasks::generic_f64(p, a.op, main_data, mine, a.n);
-        let dt = t0.elapsed().as_secs_f64();
-        drop(std::hint::black_box(kept));
-        if i >= a.iters.warmup {
-            generic_samples.push(dt);
-        }
-    }
+    // What the generic call returned is dropped after the clock stops.
+    let generic = time_with(
+        a.iters,
+        || {
+            let main_data = on.then(|| full.to_vec());
+            let mine = chunk.to_vec();
+            p.wait().expect("barrier");
+            (main_data, mine)
+        },
+        |(main_data, mine)| crate::tasks::generic_f64(p, a.op, main_data, mine, a.n),
+    );
     bufs.keep();
     let raw = (!raw_samples.is_empty()).then(|| median(raw_samples));
     on.then(|| IntoTimes {
         ours: median(samples),
         raw,
-        generic: median(generic_samples),
+        generic,
     })
 }
 
@@ -481,7 +479,9 @@ fn ratio(ours: &Cell, base: &Cell, bold: f64) -> String {
     }
 }
 
-fn with_ratio(base: &Cell, ours: &Cell, bold: f64) -> String {
+/// A baseline and ours' ratio to it, bold above `bold` (a target); "–"
+/// without the baseline.
+pub(crate) fn with_ratio(base: &Cell, ours: &Cell, bold: f64) -> String {
     match base {
         Ok(_) => format!("{} ({})", cell(base), ratio(ours, base, bold)),
         Err(_) => "–".into(),

@@ -11,7 +11,7 @@ use mpi::traits::*;
 use parallelizer::Parallelizer;
 
 use crate::data::ReduceArgs;
-use crate::measure::{Iters, median, time};
+use crate::measure::{Iters, time, time_with};
 use crate::tasks::PingArgs;
 
 /// `MPI_Barrier` on `COMM_WORLD`, timed on main: the baseline of an empty
@@ -31,26 +31,19 @@ pub fn raw_pingpong(p: &dyn Parallelizer, a: PingArgs) -> Option<f64> {
     let world = mpi::topology::SimpleCommunicator::world();
     let mut buf: Vec<u8> = parallelizer::plain_buffer(a.bytes);
     buf.fill(1);
-    let mut samples = Vec::new();
-    for i in 0..a.iters.total() {
-        let t0 = std::time::Instant::now();
-        match p.id() {
-            0 => {
-                world.process_at_rank(1).send(&buf[..]);
-                world.process_at_rank(1).receive_into(&mut buf[..]);
-            }
-            1 => {
-                world.process_at_rank(0).receive_into(&mut buf[..]);
-                world.process_at_rank(0).send(&buf[..]);
-            }
-            _ => {}
+    let round_trip = time(a.iters, || match p.id() {
+        0 => {
+            world.process_at_rank(1).send(&buf[..]);
+            world.process_at_rank(1).receive_into(&mut buf[..]);
         }
-        if i >= a.iters.warmup {
-            samples.push(t0.elapsed().as_secs_f64() / 2.0);
+        1 => {
+            world.process_at_rank(0).receive_into(&mut buf[..]);
+            world.process_at_rank(0).send(&buf[..]);
         }
-    }
+        _ => {}
+    });
     assert!(buf.iter().all(|&b| b == 1));
-    p.on_main().then(|| median(samples))
+    p.on_main().then_some(round_trip / 2.0)
 }
 
 /// `MPI_Allreduce` of one `f64` with `MPI_SUM`, after an untimed barrier,
@@ -58,18 +51,16 @@ pub fn raw_pingpong(p: &dyn Parallelizer, a: PingArgs) -> Option<f64> {
 #[parallelizer::task]
 pub fn raw_allreduce(p: &dyn Parallelizer, a: ReduceArgs) -> Option<f64> {
     let world = mpi::topology::SimpleCommunicator::world();
-    let mut samples = Vec::new();
     let mut x = p.id() as f64;
-    for i in 0..a.iters.total() {
-        world.barrier();
-        let t0 = std::time::Instant::now();
-        let mut sum = 0.0f64;
-        world.all_reduce_into(&x, &mut sum, SystemOperation::sum());
-        x = sum * 0.5;
-        if i >= a.iters.warmup {
-            samples.push(t0.elapsed().as_secs_f64());
-        }
-    }
+    let t = time_with(
+        a.iters,
+        || world.barrier(),
+        |()| {
+            let mut sum = 0.0f64;
+            world.all_reduce_into(&x, &mut sum, SystemOperation::sum());
+            x = sum * 0.5;
+        },
+    );
     std::hint::black_box(x);
-    p.on_main().then(|| median(samples))
+    p.on_main().then_some(t)
 }

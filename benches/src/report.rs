@@ -108,23 +108,6 @@ fn fmt_ratio(ours: &Cell, base: &Cell) -> String {
     }
 }
 
-/// A baseline and ours' ratio to it, bold above `bold` (a target).
-fn fmt_base_ratio(base: &Cell, ours: &Cell, bold: f64) -> String {
-    match (ours, base) {
-        (Ok(o), Ok(b)) if *b > 0.0 => {
-            let r = o / b;
-            let r = if r > bold {
-                format!("**{r:.2}×**")
-            } else {
-                format!("{r:.2}×")
-            };
-            format!("{} ({r})", fmt_time(*b))
-        }
-        (_, Ok(b)) => fmt_time(*b),
-        (_, Err(_)) => "–".into(),
-    }
-}
-
 fn fmt_bw(bytes: usize, c: &Cell) -> String {
     match c {
         Ok(t) if *t > 0.0 => format!("{:.0} MB/s", bytes as f64 / t / 1e6),
@@ -912,11 +895,11 @@ fn thread_level_section(store: &Store, plan: &Plan, w: &mut String) {
             fmt_cell(&plain),
             fmt_cell(&raw_multiple),
             fmt_ratio(&plain, &raw_multiple),
-            fmt_base_ratio(&store.get("mpi_multiple", &in_job), &plain, target),
+            crate::data::with_ratio(&store.get("mpi_multiple", &in_job), &plain, target),
             fmt_cell(&single),
             fmt_cell(&raw),
             fmt_ratio(&single, &raw),
-            fmt_base_ratio(&store.get("mpi_single", &in_job), &single, target),
+            crate::data::with_ratio(&store.get("mpi_single", &in_job), &single, target),
         );
     }
     let _ = writeln!(w);
