@@ -227,8 +227,9 @@ where
         queued: (0..par.nprocs()).map(|_| VecDeque::new()).collect(),
         stopped: vec![false; par.nprocs()],
         parts: Assembly::new(call.op, items, setup.per_rank),
-        // Item-wise results of plain numbers, between processes: in place
-        // (over the items where they are shared and fit).
+        // Item-wise results of plain numbers, where the transport receives
+        // across processes (processes, MPI): in place (over the items
+        // where they are shared and fit).
         place: (!setup.per_rank && call.elementwise())
             .then(|| InPlace::new(par, call.op, tag, items, lock(&source).shared()))
             .flatten(),
